@@ -1,0 +1,1 @@
+//! polis-commands (being written).

@@ -1,0 +1,1 @@
+//! polis-raft (being written).

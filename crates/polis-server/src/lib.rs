@@ -1,0 +1,1 @@
+//! polis-server (being written).

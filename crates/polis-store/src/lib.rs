@@ -1,0 +1,1 @@
+//! polis-store (being written).

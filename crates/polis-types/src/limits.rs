@@ -1,0 +1,34 @@
+//! Every cap polis enforces, in one place. Configurable caps have their
+//! defaults here; the node's configuration may override them within the
+//! bounds asserted below.
+
+/// Default largest bulk string a client may send (`proto-max-bulk-len`).
+pub const PROTO_MAX_BULK_LEN_DEFAULT: u64 = 512 * 1024 * 1024;
+/// Smallest `proto-max-bulk-len` a user may configure, as in Redis.
+pub const PROTO_MAX_BULK_LEN_MIN: u64 = 1024 * 1024;
+/// Largest number of elements in one request array, as in Redis.
+pub const MULTIBULK_LEN_MAX: u64 = 1024 * 1024 * 1024;
+/// Largest inline command line, as in Redis (`PROTO_INLINE_MAX_SIZE`).
+pub const INLINE_LEN_MAX: usize = 64 * 1024;
+/// Default query buffer limit per client (`client-query-buffer-limit`).
+pub const QUERY_BUFFER_LEN_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// Default number of concurrent clients (`maxclients`).
+pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// Commands one connection may have decoded but not answered.
+pub const PIPELINE_DEPTH_MAX: usize = 1024;
+/// Largest string value (`SETRANGE`, `APPEND`), as in Redis.
+pub const STRING_LEN_MAX: u64 = 512 * 1024 * 1024;
+/// Proposals a node keeps in flight before new writes wait.
+pub const PROPOSALS_IN_FLIGHT_MAX: usize = 4096;
+/// Largest peer RPC message (a whole snapshot travels in one message).
+pub const PEER_MESSAGE_LEN_MAX: usize = 1024 * 1024 * 1024;
+/// Largest number of keys one active-expiry proposal deletes.
+pub const EXPIRE_BATCH_KEYS_MAX: usize = 256;
+/// Appends the log writer drains into one fsync.
+pub const GROUP_COMMIT_BATCH_MAX: usize = 4096;
+
+const _: () = assert!(PROTO_MAX_BULK_LEN_MIN <= PROTO_MAX_BULK_LEN_DEFAULT);
+const _: () = assert!(PROTO_MAX_BULK_LEN_DEFAULT <= QUERY_BUFFER_LEN_MAX_DEFAULT);
+const _: () = assert!(STRING_LEN_MAX <= PROTO_MAX_BULK_LEN_DEFAULT);
+const _: () = assert!(PIPELINE_DEPTH_MAX <= PROPOSALS_IN_FLIGHT_MAX);
+const _: () = assert!(PROTO_MAX_BULK_LEN_DEFAULT as usize <= PEER_MESSAGE_LEN_MAX);
