@@ -1,0 +1,127 @@
+//! The Raft side of a node: the log engine, the peer transport and the
+//! groups this node is a member of.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use openraft::{Config, SnapshotPolicy};
+use polis_types::{GroupId, NodeId};
+
+use crate::group::Group;
+use crate::log_store::LogEngine;
+use crate::network::{Channels, NetworkFactory, PeerService};
+use crate::state_machine::{SmStore, StateMachine};
+use crate::types::{PeerNode, Raft};
+
+/// Timing and compaction settings of the node's groups.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot, for lagging followers.
+    pub entries_kept_after_snapshot: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_every_entries: 50_000,
+            entries_kept_after_snapshot: 10_000,
+        }
+    }
+}
+
+/// The Raft side of one node.
+pub struct RaftNode<S: StateMachine> {
+    node_id: NodeId,
+    data_dir: PathBuf,
+    settings: RaftSettings,
+    engine: LogEngine,
+    channels: Channels,
+    rafts: Arc<RwLock<HashMap<GroupId, Raft<S>>>>,
+}
+
+impl<S: StateMachine> RaftNode<S> {
+    /// Opens the node's Raft storage under `data_dir`.
+    ///
+    /// # Errors
+    /// Returns an error if the directory or the log engine cannot be opened.
+    pub fn open(node_id: NodeId, data_dir: PathBuf, settings: RaftSettings) -> io::Result<Self> {
+        std::fs::create_dir_all(data_dir.join("snapshots"))?;
+        let engine = LogEngine::open(&data_dir.join("log"))?;
+        Ok(Self {
+            node_id,
+            data_dir,
+            settings,
+            engine,
+            channels: Channels::default(),
+            rafts: Arc::new(RwLock::new(HashMap::new())),
+        })
+    }
+
+    /// Serves peer RPCs on `listener` until the future is dropped.
+    ///
+    /// # Errors
+    /// Returns an error if the server fails.
+    pub async fn serve_peers(&self, listener: tokio::net::TcpListener) -> io::Result<()> {
+        let service = PeerService::new(self.rafts.clone()).into_server();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+            .map_err(io::Error::other)
+    }
+
+    /// Starts (or restarts) this node's replica of `group` with state
+    /// machine `app`. On first start, `members` becomes the initial
+    /// membership; on restart the stored membership wins.
+    ///
+    /// # Errors
+    /// Returns an error if storage cannot be read or Raft fails to start.
+    pub async fn start_group(
+        &self,
+        group: GroupId,
+        app: S,
+        members: BTreeMap<NodeId, PeerNode>,
+    ) -> io::Result<Group<S>> {
+        let config = Config {
+            cluster_name: format!("polis-group-{group}"),
+            heartbeat_interval: self.settings.heartbeat_ms,
+            election_timeout_min: self.settings.election_timeout_min_ms,
+            election_timeout_max: self.settings.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.settings.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.settings.entries_kept_after_snapshot,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(io::Error::other)?);
+        let snapshot_path = self.data_dir.join("snapshots").join(format!("group-{group}.snapshot"));
+        let store = SmStore::open(app, snapshot_path)?;
+        let state = store.handle();
+        let network = NetworkFactory::new(group, self.channels.clone());
+        let raft = Raft::new(self.node_id, config, network, self.engine.group(group), store)
+            .await
+            .map_err(io::Error::other)?;
+        self.rafts
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(group, raft.clone());
+        if !raft.is_initialized().await.map_err(io::Error::other)? {
+            // Every initial member initializes with the same membership;
+            // openraft makes this idempotent across members.
+            if let Err(error) = raft.initialize(members).await {
+                tracing::info!(%error, group, "initialize skipped");
+            }
+        }
+        Ok(Group::new(group, raft, state))
+    }
+}

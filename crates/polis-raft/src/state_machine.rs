@@ -1,0 +1,269 @@
+//! The adapter between openraft and an application state machine.
+//!
+//! The application implements [`StateMachine`]: deterministic `apply`,
+//! whole-state `snapshot` and `restore`. The adapter keeps the Raft
+//! bookkeeping (last applied log id, membership, the group's clock) next to
+//! it, persists snapshots to a file, and shares the state with readers
+//! through [`StateHandle`].
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+
+/// An application state machine replicated by a Raft group.
+pub trait StateMachine: Send + Sync + 'static {
+    /// Applies one committed proposal and returns the encoded reply.
+    ///
+    /// Must be deterministic: the same proposals in the same order give the
+    /// same state and replies on every replica. `time_ms` is the group's
+    /// clock (never decreasing), taken from the proposals.
+    fn apply(&mut self, index: u64, time_ms: u64, payload: &[u8]) -> Bytes;
+
+    /// Returns the whole state, encoded.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the whole state with a decoded snapshot.
+    ///
+    /// # Errors
+    /// Returns a message when `data` is not a valid snapshot.
+    fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+}
+
+/// The state a group's replicas agree on.
+pub struct SmState<S> {
+    pub app: S,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    /// The group's clock: the largest proposal time applied so far.
+    pub time_ms: u64,
+}
+
+/// Shared read access to a group's state machine.
+pub struct StateHandle<S> {
+    state: Arc<RwLock<SmState<S>>>,
+}
+
+impl<S> Clone for StateHandle<S> {
+    fn clone(&self) -> Self {
+        Self { state: self.state.clone() }
+    }
+}
+
+impl<S> StateHandle<S> {
+    /// Returns a read guard on the state. Hold it briefly: apply waits.
+    pub fn read(&self) -> RwLockReadGuard<'_, SmState<S>> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, SmState<S>> {
+        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What a snapshot carries besides Raft's metadata.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    time_ms: u64,
+    app: Vec<u8>,
+}
+
+/// A snapshot as stored in its file.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// The openraft state machine of one group.
+pub struct SmStore<S> {
+    handle: StateHandle<S>,
+    snapshot_path: PathBuf,
+    current: Arc<Mutex<Option<SnapshotFile>>>,
+}
+
+impl<S> Clone for SmStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            handle: self.handle.clone(),
+            snapshot_path: self.snapshot_path.clone(),
+            current: self.current.clone(),
+        }
+    }
+}
+
+fn invalid(message: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
+}
+
+impl<S: StateMachine> SmStore<S> {
+    /// Opens the state machine of a group, restoring it from its snapshot
+    /// file when there is one. Entries after the snapshot are re-applied
+    /// from the log by openraft.
+    ///
+    /// # Errors
+    /// Returns an error if the snapshot file exists but cannot be read.
+    pub fn open(app: S, snapshot_path: PathBuf) -> io::Result<Self> {
+        let mut state = SmState {
+            app,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            time_ms: 0,
+        };
+        let mut current = None;
+        match std::fs::read(&snapshot_path) {
+            Ok(bytes) => {
+                let file: SnapshotFile = postcard::from_bytes(&bytes).map_err(invalid)?;
+                restore_into(&mut state, &file.meta, &file.data)?;
+                current = Some(file);
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        Ok(Self {
+            handle: StateHandle { state: Arc::new(RwLock::new(state)) },
+            snapshot_path,
+            current: Arc::new(Mutex::new(current)),
+        })
+    }
+
+    /// Returns a handle for reading the state.
+    pub fn handle(&self) -> StateHandle<S> {
+        self.handle.clone()
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<SnapshotFile>> {
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn persist(&self, file: SnapshotFile) -> io::Result<()> {
+        let bytes = postcard::to_stdvec(&file).map_err(invalid)?;
+        let path = self.snapshot_path.clone();
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+            .await
+            .map_err(io::Error::other)??;
+        *self.current() = Some(file);
+        Ok(())
+    }
+}
+
+fn restore_into<S: StateMachine>(
+    state: &mut SmState<S>,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> io::Result<()> {
+    let body: SnapshotBody = postcard::from_bytes(data).map_err(invalid)?;
+    state.app.restore(&body.app).map_err(invalid)?;
+    state.time_ms = body.time_ms;
+    state.last_applied = meta.last_log_id.clone();
+    state.membership = meta.last_membership.clone();
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically and durably: a temporary file,
+/// fsync, rename, fsync of the directory.
+fn write_durably(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
+        let (meta, data) = {
+            let state = self.handle.read();
+            let body = SnapshotBody { time_ms: state.time_ms, app: state.app.snapshot() };
+            let meta = SnapshotMeta {
+                last_log_id: state.last_applied.clone(),
+                last_membership: state.membership.clone(),
+            };
+            (meta, postcard::to_stdvec(&body).map_err(invalid)?)
+        };
+        self.persist(SnapshotFile { meta: meta.clone(), data: data.clone() }).await?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        Ok(openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> { meta, snapshot: data })
+    }
+}
+
+impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let state = self.handle.read();
+        Ok((state.last_applied.clone(), state.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let reply = {
+                let mut state = self.handle.write();
+                state.last_applied = Some(log_id.clone());
+                match entry.payload {
+                    EntryPayload::Blank => Applied::default(),
+                    EntryPayload::Normal(proposal) => {
+                        let time_ms = proposal.time_ms.max(state.time_ms);
+                        state.time_ms = time_ms;
+                        Applied(state.app.apply(log_id.index(), time_ms, &proposal.payload))
+                    }
+                    EntryPayload::Membership(membership) => {
+                        state.membership = StoredMembership::new(Some(log_id), membership);
+                        Applied::default()
+                    }
+                }
+            };
+            if let Some(responder) = responder {
+                responder.send(reply);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+        {
+            let mut state = self.handle.write();
+            restore_into(&mut state, meta, &snapshot)?;
+        }
+        self.persist(SnapshotFile { meta: meta.clone(), data: snapshot }).await?;
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
+        Ok(self.current().as_ref().map(|file| openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
+            meta: file.meta.clone(),
+            snapshot: file.data.clone(),
+        }))
+    }
+}
