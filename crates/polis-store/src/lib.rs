@@ -1,1 +1,26 @@
-//! polis-store (being written).
+//! polis-store owns the in-memory data of one shard: the keyspace ([`Db`]),
+//! the values keys hold ([`Value`]), absolute expiry deadlines, the
+//! replicated counters INFO reports, and snapshots of all of it.
+//!
+//! ```text
+//!   polis-commands ──> Db ──> HashOrderedMap<Entry>   keys in (hash, key) order
+//!                        │        Entry { Value, expire_at_ms }
+//!                        └──> expiry index            (deadline, key), earliest first
+//! ```
+//!
+//! Everything here is deterministic: time comes in as `now_ms`, iteration
+//! follows a fixed 64-bit key hash, and nothing is random, so every replica
+//! applying the same log holds byte-identical state.
+//!
+//! Must not depend on networking, on Raft, or on RESP: the command layer
+//! turns requests into calls on [`Db`] and values into replies.
+
+pub mod db;
+pub mod ordered;
+pub mod snapshot;
+pub mod value;
+
+pub use db::{Db, DbStats, Entry};
+pub use ordered::{key_hash, HashOrderedMap, ScanPage};
+pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};
+pub use value::{string_encoding, EncodingLimits, HashValue, Value};

@@ -1,0 +1,315 @@
+//! The keyspace of one shard: keys, values, absolute expiry deadlines and
+//! the counters INFO reports.
+//!
+//! Time is always a parameter (`now_ms`): on the write path it is the
+//! leader's timestamp carried in the log entry, so every replica applies
+//! the same entry to the same state with the same result. A key whose
+//! deadline is `<= now_ms` is invisible to every read at once, even before
+//! anything deletes it; every mutating method first deletes such a key
+//! (lazy expiry) and counts it in [`DbStats::expired_keys`].
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ordered::{HashOrderedMap, ScanPage};
+use crate::value::{EncodingLimits, Value, ENTRY_OVERHEAD_BYTES};
+
+/// A key's value and its absolute expiry deadline in Unix milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub value: Value,
+    pub expire_at_ms: Option<u64>,
+}
+
+impl Entry {
+    /// Returns true when the deadline has passed at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.expire_at_ms, Some(deadline) if deadline <= now_ms)
+    }
+}
+
+/// Counters that are part of the replicated state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbStats {
+    /// Keys deleted because their deadline passed (lazily or actively).
+    pub expired_keys: u64,
+}
+
+/// The keyspace of one shard.
+#[derive(Clone, Debug, Default)]
+pub struct Db {
+    pub(crate) keys: HashOrderedMap<Entry>,
+    /// `(deadline, key)` for every key with a deadline, earliest first.
+    pub(crate) expires: BTreeSet<(u64, Bytes)>,
+    pub(crate) used_bytes: usize,
+    pub(crate) stats: DbStats,
+    /// Node configuration, not replicated state: only OBJECT ENCODING
+    /// reads it.
+    encoding_limits: EncodingLimits,
+}
+
+/// Returns the estimated bytes one keyspace entry occupies.
+fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
+    key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES
+}
+
+impl Db {
+    /// Returns an empty keyspace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ----- sizes and counters -----
+
+    /// Returns the number of keys, including expired keys not yet deleted
+    /// (as Redis's DBSIZE does).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Returns true when the keyspace holds no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Returns the number of keys that have a deadline (INFO `expires=`).
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Returns the replicated counters.
+    pub fn stats(&self) -> DbStats {
+        self.stats
+    }
+
+    /// Returns an estimate of the bytes the keyspace occupies (INFO
+    /// `used_memory` adds the process's own overhead to it).
+    pub fn used_memory(&self) -> usize {
+        self.used_bytes
+    }
+
+    /// Returns the thresholds OBJECT ENCODING reports against.
+    pub fn encoding_limits(&self) -> EncodingLimits {
+        self.encoding_limits
+    }
+
+    /// Sets the thresholds OBJECT ENCODING reports against (CONFIG SET
+    /// `hash-max-listpack-*`). Not replicated: it changes no data.
+    pub fn set_encoding_limits(&mut self, limits: EncodingLimits) {
+        self.encoding_limits = limits;
+    }
+
+    // ----- reads: honour expiry, never mutate -----
+
+    /// Returns the live entry of `key` at `now_ms`.
+    pub fn entry(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.keys.get(key).filter(|entry| !entry.is_expired(now_ms))
+    }
+
+    /// Returns the live value of `key` at `now_ms`.
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
+        self.entry(key, now_ms).map(|entry| &entry.value)
+    }
+
+    /// Returns true when `key` is live at `now_ms`.
+    pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
+        self.entry(key, now_ms).is_some()
+    }
+
+    /// Iterates the live keys in hash order. O(n).
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.keys
+            .iter()
+            .filter(move |(_, entry)| !entry.is_expired(now_ms))
+    }
+
+    /// Returns one SCAN page from `cursor` (see [`HashOrderedMap::scan`]);
+    /// expired keys are visited but left out.
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> ScanPage<'_, Entry> {
+        let mut page = self.keys.scan(cursor, count);
+        page.entries.retain(|(_, entry)| !entry.is_expired(now_ms));
+        page
+    }
+
+    /// Returns a live key chosen by `seed` (uniform when few keys are
+    /// expired), or None when no key is live.
+    ///
+    /// O(n): the ordered map cannot index by position in O(log n).
+    pub fn random_key(&self, seed: u64, now_ms: u64) -> Option<&Bytes> {
+        let len = self.keys.len();
+        if len == 0 {
+            return None;
+        }
+        let start = (seed % len as u64) as usize;
+        self.keys
+            .iter()
+            .skip(start)
+            .chain(self.keys.iter().take(start))
+            .find(|(_, entry)| !entry.is_expired(now_ms))
+            .map(|(key, _)| key)
+    }
+
+    /// Returns up to `limit` keys whose deadline is `<= now_ms`, earliest
+    /// first. The leader proposes their deletion (active expiry).
+    pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        self.expires
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now_ms)
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    // ----- writes: lazily delete an expired key first -----
+
+    /// Deletes `key` if its deadline has passed at `now_ms`, counting it
+    /// in `expired_keys`; returns true when it did.
+    pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
+        let expired = self
+            .keys
+            .get(key)
+            .is_some_and(|entry| entry.is_expired(now_ms));
+        if expired {
+            self.remove_raw(key);
+            self.stats.expired_keys += 1;
+        }
+        expired
+    }
+
+    /// Deletes those of `keys` still expired at `now_ms` (a key rewritten
+    /// since the leader listed it survives); returns how many it deleted.
+    pub fn delete_expired(&mut self, keys: &[Bytes], now_ms: u64) -> usize {
+        keys.iter()
+            .filter(|key| self.expire_if_needed(key, now_ms))
+            .count()
+    }
+
+    /// Stores `value` under `key` with deadline `expire_at_ms`, replacing
+    /// any previous value and deadline.
+    pub fn insert(&mut self, key: Bytes, value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
+        self.expire_if_needed(&key, now_ms);
+        self.remove_raw(&key);
+        let entry = Entry {
+            value,
+            expire_at_ms,
+        };
+        self.used_bytes += entry_bytes(&key, &entry);
+        if let Some(deadline) = expire_at_ms {
+            self.expires.insert((deadline, key.clone()));
+        }
+        self.keys.insert(key, entry);
+    }
+
+    /// Stores `value` under `key`, keeping the deadline of a live previous
+    /// value (SET KEEPTTL, SETRANGE on an existing key, ...).
+    pub fn insert_keep_ttl(&mut self, key: Bytes, value: Value, now_ms: u64) {
+        let deadline = self
+            .entry(&key, now_ms)
+            .and_then(|entry| entry.expire_at_ms);
+        self.insert(key, value, deadline, now_ms);
+    }
+
+    /// Removes `key` and returns its entry, or None when it was absent or
+    /// already expired.
+    pub fn remove(&mut self, key: &[u8], now_ms: u64) -> Option<Entry> {
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
+        self.remove_raw(key)
+    }
+
+    /// Runs `update` on the live value of `key` and returns its result, or
+    /// None when the key is absent. An aggregate left empty is deleted, as
+    /// Redis never keeps empty hashes.
+    pub fn update<R>(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        update: impl FnOnce(&mut Value) -> R,
+    ) -> Option<R> {
+        self.expire_if_needed(key, now_ms);
+        let (stored_key, entry) = self.keys.get_key_value(key)?;
+        let before = entry_bytes(stored_key, entry);
+        let entry = self.keys.get_mut(key)?;
+        let result = update(&mut entry.value);
+        let after = key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES;
+        let now_empty = entry.value.is_empty_aggregate();
+        self.used_bytes = self.used_bytes.saturating_sub(before) + after;
+        if now_empty {
+            self.remove_raw(key);
+        }
+        Some(result)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the deadline of a live `key`;
+    /// returns false when the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at_ms: Option<u64>, now_ms: u64) -> bool {
+        self.expire_if_needed(key, now_ms);
+        let Some((stored_key, entry)) = self.keys.get_key_value(key) else {
+            return false;
+        };
+        let stored_key = stored_key.clone();
+        let previous = entry.expire_at_ms;
+        if let Some(deadline) = previous {
+            self.expires.remove(&(deadline, stored_key.clone()));
+        }
+        if let Some(deadline) = expire_at_ms {
+            self.expires.insert((deadline, stored_key));
+        }
+        if let Some(entry) = self.keys.get_mut(key) {
+            entry.expire_at_ms = expire_at_ms;
+        }
+        true
+    }
+
+    /// Removes every key (FLUSHALL, FLUSHDB). Counters survive, as in
+    /// Redis.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+        self.used_bytes = 0;
+    }
+
+    /// Removes `key` whatever its deadline, keeping the indexes in step.
+    fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
+        let (stored_key, entry) = self.keys.remove(key)?;
+        self.used_bytes = self
+            .used_bytes
+            .saturating_sub(entry_bytes(&stored_key, &entry));
+        if let Some(deadline) = entry.expire_at_ms {
+            self.expires.remove(&(deadline, stored_key));
+        }
+        Some(entry)
+    }
+
+    /// Rebuilds the indexes of a keyspace read from a snapshot.
+    pub(crate) fn from_parts(keys: HashOrderedMap<Entry>, stats: DbStats) -> Self {
+        let mut expires = BTreeSet::new();
+        let mut used_bytes = 0;
+        for (key, entry) in keys.iter() {
+            used_bytes += entry_bytes(key, entry);
+            if let Some(deadline) = entry.expire_at_ms {
+                expires.insert((deadline, key.clone()));
+            }
+        }
+        Self {
+            keys,
+            expires,
+            used_bytes,
+            stats,
+            encoding_limits: EncodingLimits::default(),
+        }
+    }
+}
+
+// Db is shared between the apply task and readers under a lock.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Db>();
+};
+
+#[cfg(test)]
+#[path = "db_test.rs"]
+mod tests;

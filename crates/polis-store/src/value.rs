@@ -1,0 +1,314 @@
+//! The values a key can hold.
+//!
+//! [`Value`] is an enum with one variant per Redis type. Strings and hashes
+//! exist today; lists, sets, sorted sets and streams become new variants
+//! (and new snapshot tags: variants are only ever appended, never
+//! reordered, because postcard encodes the variant index).
+
+use bytes::Bytes;
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ordered::HashOrderedMap;
+
+/// Approximate bookkeeping bytes of one key in the keyspace (tree slot,
+/// `Bytes` headers, expiry), added to the key and value sizes.
+pub const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Approximate bookkeeping bytes of one field of a hash.
+pub const HASH_FIELD_OVERHEAD_BYTES: usize = 48;
+
+/// The thresholds under which Redis keeps a hash in its compact listpack
+/// encoding (`hash-max-listpack-entries`, `hash-max-listpack-value`). They
+/// only change what OBJECT ENCODING reports: polis stores every hash alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodingLimits {
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+}
+
+impl Default for EncodingLimits {
+    fn default() -> Self {
+        Self {
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+        }
+    }
+}
+
+/// A value stored under a key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// A binary-safe string.
+    String(Bytes),
+    /// A map of fields to values.
+    Hash(HashValue),
+}
+
+impl Value {
+    /// Returns the name TYPE reports: `string`, `hash`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::String(_) => "string",
+            Value::Hash(_) => "hash",
+        }
+    }
+
+    /// Returns the encoding Redis would report for this value under
+    /// `limits` (OBJECT ENCODING).
+    pub fn encoding(&self, limits: &EncodingLimits) -> &'static str {
+        match self {
+            Value::String(bytes) => string_encoding(bytes),
+            Value::Hash(hash) => hash.encoding(limits),
+        }
+    }
+
+    /// Returns an estimate of the bytes this value occupies.
+    pub fn mem_bytes(&self) -> usize {
+        match self {
+            Value::String(bytes) => bytes.len() + 16,
+            Value::Hash(hash) => hash.mem_bytes(),
+        }
+    }
+
+    /// Returns true for an aggregate with no elements, which Redis never
+    /// keeps in the keyspace.
+    pub fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::String(_) => false,
+            Value::Hash(hash) => hash.is_empty(),
+        }
+    }
+}
+
+/// Returns the encoding Redis picks for a string: `int` for a canonical
+/// 64-bit integer, `embstr` up to 44 bytes, `raw` beyond.
+///
+/// Redis also reports `raw` for short strings modified in place (APPEND,
+/// SETRANGE); polis does not track that history.
+pub fn string_encoding(bytes: &[u8]) -> &'static str {
+    if bytes.len() <= 20 && is_canonical_integer(bytes) {
+        "int"
+    } else if bytes.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+/// Returns true when `bytes` is an integer Redis would store as `int`:
+/// an optional `-`, no leading zeros, within `i64`.
+fn is_canonical_integer(bytes: &[u8]) -> bool {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if digits[0] == b'0' {
+        return bytes == b"0";
+    }
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .is_some()
+}
+
+/// The value of a hash key: fields in hash order, with the size figures
+/// that memory estimates and OBJECT ENCODING need kept up to date.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct HashValue {
+    fields: HashOrderedMap<Bytes>,
+    /// Sum of field and value lengths.
+    payload_bytes: usize,
+    /// Largest number of fields the hash ever had; like Redis's one-way
+    /// listpack-to-hashtable conversion, it never shrinks.
+    peak_len: usize,
+    /// Longest field or value ever stored.
+    peak_item_len: usize,
+}
+
+impl HashValue {
+    /// Returns an empty hash.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns the number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Returns true when the hash has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Returns the value of `field`.
+    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+        self.fields.get(field)
+    }
+
+    /// Returns true when `field` exists.
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// Sets `field` to `value`; returns true when the field is new.
+    pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
+        self.peak_item_len = self.peak_item_len.max(field.len()).max(value.len());
+        let added = field.len() + value.len();
+        let field_len = field.len();
+        let previous = self.fields.insert(field, value);
+        self.payload_bytes += added;
+        let is_new = match previous {
+            Some(old) => {
+                self.payload_bytes -= field_len + old.len();
+                false
+            }
+            None => true,
+        };
+        self.peak_len = self.peak_len.max(self.fields.len());
+        is_new
+    }
+
+    /// Removes `field`; returns true when it existed.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.fields.remove(field) {
+            Some((stored, value)) => {
+                self.payload_bytes -= stored.len() + value.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Iterates `(field, value)` pairs in hash order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, &Bytes)> + ExactSizeIterator {
+        self.fields.iter()
+    }
+
+    /// Returns the pair at `index` in iteration order (O(n)).
+    pub fn nth(&self, index: usize) -> Option<(&Bytes, &Bytes)> {
+        self.fields.nth(index)
+    }
+
+    /// Returns the fields from `cursor` on (see [`HashOrderedMap::scan`]).
+    pub fn scan(&self, cursor: u64, count: usize) -> crate::ordered::ScanPage<'_, Bytes> {
+        self.fields.scan(cursor, count)
+    }
+
+    /// Returns `listpack` or `hashtable`, as Redis would under `limits`.
+    pub fn encoding(&self, limits: &EncodingLimits) -> &'static str {
+        if self.peak_len <= limits.hash_max_listpack_entries
+            && self.peak_item_len <= limits.hash_max_listpack_value
+        {
+            "listpack"
+        } else {
+            "hashtable"
+        }
+    }
+
+    /// Returns an estimate of the bytes this hash occupies.
+    pub fn mem_bytes(&self) -> usize {
+        self.payload_bytes + self.fields.len() * HASH_FIELD_OVERHEAD_BYTES + 32
+    }
+}
+
+impl<V: Serialize> Serialize for HashOrderedMap<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for pair in self.iter() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for HashOrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor<V>(std::marker::PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for PairsVisitor<V> {
+            type Value = HashOrderedMap<V>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a sequence of (key, value) pairs")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut map = HashOrderedMap::new();
+                // Bounded by the input: each element consumes bytes.
+                while let Some((key, value)) = seq.next_element::<(Bytes, V)>()? {
+                    map.insert(key, value);
+                }
+                Ok(map)
+            }
+        }
+
+        deserializer.deserialize_seq(PairsVisitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_encodings_follow_redis_thresholds() {
+        let long44 = "x".repeat(44);
+        let long45 = "x".repeat(45);
+        let table: &[(&[u8], &str)] = &[
+            (b"1234", "int"),
+            (b"-555", "int"),
+            (b"0", "int"),
+            (b"9223372036854775807", "int"),
+            (b"9223372036854775808", "embstr"),
+            (b"01", "embstr"),
+            (b"-0", "embstr"),
+            (b"+1", "embstr"),
+            (b" 1", "embstr"),
+            (b"", "embstr"),
+            (long44.as_bytes(), "embstr"),
+            (long45.as_bytes(), "raw"),
+        ];
+        for (bytes, encoding) in table {
+            assert_eq!(
+                string_encoding(bytes),
+                *encoding,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn hash_tracks_sizes_and_encoding() {
+        let limits = EncodingLimits::default();
+        let mut hash = HashValue::new();
+        assert!(hash.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v1")));
+        assert!(!hash.insert(Bytes::from_static(b"f"), Bytes::from_static(b"value")));
+        assert_eq!(hash.payload_bytes, 6);
+        assert_eq!(hash.encoding(&limits), "listpack");
+        assert!(hash.insert(Bytes::from_static(b"g"), Bytes::from(vec![b'x'; 65])));
+        assert_eq!(hash.encoding(&limits), "hashtable");
+        assert!(hash.remove(b"g"));
+        // Conversion is one-way, as in Redis.
+        assert_eq!(hash.encoding(&limits), "hashtable");
+        assert_eq!(hash.payload_bytes, 6);
+        assert!(!hash.remove(b"g"));
+    }
+
+    #[test]
+    fn hash_round_trips_through_postcard() {
+        let mut hash = HashValue::new();
+        for index in 0..50 {
+            hash.insert(
+                Bytes::from(format!("f{index}")),
+                Bytes::from(format!("v{index}")),
+            );
+        }
+        let value = Value::Hash(hash);
+        let encoded = postcard::to_stdvec(&value).expect("encode");
+        let decoded: Value = postcard::from_bytes(&encoded).expect("decode");
+        assert_eq!(decoded, value);
+    }
+}
