@@ -27,7 +27,10 @@ pub enum Reply {
     Double(f64),
     Boolean(bool),
     /// RESP3 verbatim string (`=`), a bulk string for RESP2.
-    Verbatim { format: String, text: Bytes },
+    Verbatim {
+        format: String,
+        text: Bytes,
+    },
 }
 
 impl Reply {
@@ -122,10 +125,25 @@ mod tests {
     #[test]
     fn errors_render_as_redis_does() {
         let table = [
-            (ReplyError::WrongArity("get".into()), "ERR wrong number of arguments for 'get' command"),
-            (ReplyError::WrongType, "WRONGTYPE Operation against a key holding the wrong kind of value"),
-            (ReplyError::Moved { slot: 3999, addr: "127.0.0.1:6381".into() }, "MOVED 3999 127.0.0.1:6381"),
-            (ReplyError::CrossSlot, "CROSSSLOT Keys in request don't hash to the same slot"),
+            (
+                ReplyError::WrongArity("get".into()),
+                "ERR wrong number of arguments for 'get' command",
+            ),
+            (
+                ReplyError::WrongType,
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+            (
+                ReplyError::Moved {
+                    slot: 3999,
+                    addr: "127.0.0.1:6381".into(),
+                },
+                "MOVED 3999 127.0.0.1:6381",
+            ),
+            (
+                ReplyError::CrossSlot,
+                "CROSSSLOT Keys in request don't hash to the same slot",
+            ),
             (ReplyError::err("boom"), "ERR boom"),
         ];
         for (error, line) in table {
