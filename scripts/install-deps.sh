@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what polis's tests need, and nothing that is already there.
+#
+#   Debian: redis-tools (redis-cli, redis-benchmark), redis-server (the
+#           control for the Redis TCL suite), tcl (runs that suite),
+#           dpkg-dev (apt-get source unpacks with dpkg-source)
+#   PyPI:   redis (redis-py), pytest
+#
+# Idempotent: every package is checked first; `apt-get update` runs only when
+# a Debian package is missing. Runs as root with no stdin (CI).
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'install-deps: %s\n' "$*"; }
+
+# Debian package -> a command it provides ("-" when checking dpkg alone is enough).
+debian_packages=(
+  "redis-tools:redis-cli"
+  "redis-server:redis-server"
+  "tcl:tclsh"
+  "dpkg-dev:dpkg-source"
+)
+
+missing=()
+for entry in "${debian_packages[@]}"; do
+  package="${entry%%:*}"
+  command_name="${entry#*:}"
+  if dpkg -s "$package" >/dev/null 2>&1 && command -v "$command_name" >/dev/null 2>&1; then
+    continue
+  fi
+  missing+=("$package")
+done
+
+if ((${#missing[@]} > 0)); then
+  sudo_cmd=()
+  if [[ "$(id -u)" != 0 ]]; then
+    sudo_cmd=(sudo -n)
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q </dev/null
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+else
+  log "Debian packages present"
+fi
+
+# The Debian redis-server package starts a service on port 6379 when a service
+# manager is running. The tests never use it: they start their own servers on
+# free ports. Nothing here stops it, since this script did not start it by PID.
+
+python="${PYTHON:-python3}"
+if ! "$python" -m pip --version >/dev/null 2>&1; then
+  log "error: '$python -m pip' is not available" >&2
+  exit 1
+fi
+
+python_missing=()
+"$python" -c 'import redis' >/dev/null 2>&1 || python_missing+=(redis)
+"$python" -c 'import pytest' >/dev/null 2>&1 || python_missing+=(pytest)
+if ((${#python_missing[@]} > 0)); then
+  log "installing PyPI packages: ${python_missing[*]}"
+  "$python" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_missing[@]}" </dev/null
+else
+  log "PyPI packages present"
+fi
+
+log "redis-cli $(redis-cli --version | awk '{print $2}'), redis-server $(redis-server --version | awk '{print $3}' | sed "s/^v=//"), $("$python" -c 'import redis, pytest; print("redis-py", redis.__version__ + ",", "pytest", pytest.__version__)')"
