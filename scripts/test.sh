@@ -103,9 +103,17 @@ pytest_counts() {
        END { printf "%d %d\n", passed, failed }'
 }
 
-# Reads the "total" row of tests/redis-suite/run.sh's table: ok, err+exception.
+# Reads the unit rows of tests/redis-suite/run.sh's table
+# (unit ok err exception skip ignored result): ok tests passed; err and
+# exception failed, or 1 for a unit that failed without any (no server, ...).
 suite_counts() {
-  awk '$1 == "total" && NF >= 6 { ok = $2; failed = $3 + $4 } END { printf "%d %d\n", ok, failed }' "$1"
+  awk '$1 ~ /^unit\// && NF >= 7 && $2 ~ /^[0-9]+$/ {
+         ok += $2
+         failed_here = $3 + $4
+         if (failed_here == 0 && $7 != "pass") failed_here = 1
+         failed += failed_here
+       }
+       END { printf "%d %d\n", ok, failed }' "$1"
 }
 
 status=0

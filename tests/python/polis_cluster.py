@@ -65,10 +65,15 @@ def free_base_port(nodes: int, attempts_max: int = 200) -> int:
     raise RuntimeError("no free base port for %d nodes" % nodes)
 
 
+class Fatal(Exception):
+    """Raised by a condition that can never become true; ends wait_until."""
+
+
 def wait_until(condition, timeout_s: float, what: str):
     """Polls `condition` until it returns a truthy value; returns that value.
 
-    Raises TimeoutError naming `what` and the last exception seen, if any.
+    Exceptions from `condition` count as "not yet", except Fatal, which
+    propagates. Raises TimeoutError naming `what` and the last exception.
     """
     deadline = time.monotonic() + timeout_s
     last_error: BaseException | None = None
@@ -77,6 +82,8 @@ def wait_until(condition, timeout_s: float, what: str):
             value = condition()
             if value:
                 return value
+        except Fatal:
+            raise
         except Exception as error:  # noqa: BLE001 - reported on timeout
             last_error = error
         if time.monotonic() >= deadline:
@@ -137,7 +144,7 @@ class Cluster:
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            raise RuntimeError("polis dev exited with %s before ready:\n%s" % (self.process.returncode, self.log_text()))
+            raise Fatal("polis dev exited with %s before ready:\n%s" % (self.process.returncode, self.log_text()))
         return any(line.startswith("polis dev: ready") for line in self.log_text().splitlines())
 
     def status(self, node: Node) -> dict:
