@@ -1,0 +1,80 @@
+//! DEL/UNLINK, EXISTS/TOUCH and TYPE.
+
+use bytes::Bytes;
+use polis_resp::{Reply, ReplyError};
+use polis_store::Db;
+
+use crate::args::arg;
+use crate::command::{ReadCommand, ReadContext, WriteCommand};
+
+/// `DEL key [key ...]` and `UNLINK key [key ...]` (identical here: there
+/// is no background freeing to opt into).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Del {
+    pub keys: Vec<Bytes>,
+}
+
+impl WriteCommand for Del {
+    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
+        arg(args, 1)?;
+        Ok(Self {
+            keys: args[1..].to_vec(),
+        })
+    }
+
+    fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
+        let removed = self
+            .keys
+            .iter()
+            .filter(|key| db.remove(key, now_ms).is_some())
+            .count();
+        Reply::Integer(removed as i64)
+    }
+}
+
+/// `EXISTS key [key ...]` and `TOUCH key [key ...]`: counts live keys, a
+/// repeated key once per mention. polis keeps no access times, so TOUCH
+/// only counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exists {
+    pub keys: Vec<Bytes>,
+}
+
+impl ReadCommand for Exists {
+    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
+        arg(args, 1)?;
+        Ok(Self {
+            keys: args[1..].to_vec(),
+        })
+    }
+
+    fn execute(&self, db: &Db, ctx: &ReadContext) -> Reply {
+        let live = self
+            .keys
+            .iter()
+            .filter(|key| db.contains(key, ctx.now_ms))
+            .count();
+        Reply::Integer(live as i64)
+    }
+}
+
+/// `TYPE key`: `string`, `hash`, ... or `none`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Type {
+    pub key: Bytes,
+}
+
+impl ReadCommand for Type {
+    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
+        Ok(Self {
+            key: arg(args, 1)?.clone(),
+        })
+    }
+
+    fn execute(&self, db: &Db, ctx: &ReadContext) -> Reply {
+        let name = db
+            .get(&self.key, ctx.now_ms)
+            .map_or("none", |value| value.type_name());
+        Reply::Simple(name.to_owned())
+    }
+}
