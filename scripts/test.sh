@@ -4,7 +4,7 @@
 #   1. scripts/install-deps.sh       redis-cli, redis-server, tcl, redis-py, pytest
 #   2. scripts/fetch-redis-tests.sh  Redis 7.0.15's TCL suite into .cache/
 #   3. cargo build -j2 --workspace
-#   4. cargo test -j2 --workspace
+#   4. cargo test -j2 --workspace --no-fail-fast   (every test binary runs)
 #   5. python3 -m pytest -q tests/python     (redis-py and redis-cli against polis dev)
 #   6. tests/redis-suite/run.sh              (Redis's own tests against polis dev)
 #
@@ -133,7 +133,7 @@ built=$((status == 0))
 
 if ((built)); then
   status=0
-  run_stage cargo-test 1500 cargo test -j2 --workspace || status=$?
+  run_stage cargo-test 1500 cargo test -j2 --workspace --no-fail-fast || status=$?
   read -r passed failed < <(cargo_counts "$log_dir/cargo-test.log")
   record cargo-test "$status" "$passed" "$failed"
 else

@@ -7,6 +7,7 @@
 #   tests/redis-suite/run.sh --server redis   # control: a fresh redis-server per unit
 #   tests/redis-suite/run.sh unit/type/incr   # only the units named
 #   tests/redis-suite/run.sh --verbose        # print every unit's full output
+#   tests/redis-suite/run.sh -- --cluster-mode   # extra runtest flags after --
 #
 # Environment: POLIS_BIN (default target/debug/polis), READY_TIMEOUT_S,
 # UNIT_TIMEOUT_S, STOP_TIMEOUT_S.
@@ -43,6 +44,7 @@ polis_bin="${POLIS_BIN:-${CARGO_TARGET_DIR:-$repo_root/target}/debug/polis}"
 server_kind=polis
 verbose=0
 units=()
+extra_runtest_args=()
 
 usage() {
   sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -55,6 +57,7 @@ while (($# > 0)); do
     --polis) polis_bin="${2:-}"; shift 2 ;;
     --verbose | -v) verbose=1; shift ;;
     -h | --help) usage; exit 0 ;;
+    --) shift; extra_runtest_args=("$@"); break ;;
     -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) units+=("$1"); shift ;;
   esac
@@ -281,7 +284,7 @@ for unit in "${units[@]}"; do
   # trap at once (bash defers traps until a foreground command ends).
   (cd "$suite_dir" && TERM=dumb exec timeout --kill-after=10 "$unit_timeout_s" \
     ./runtest --host "$host" --port "$port" "${runtest_flags[@]}" \
-    "${skip_args[@]}" --single "$unit") >"$unit_dir/runtest.log" 2>&1 </dev/null &
+    "${skip_args[@]}" "${extra_runtest_args[@]}" --single "$unit") >"$unit_dir/runtest.log" 2>&1 </dev/null &
   runtest_pid=$!
   runtest_status=0
   wait "$runtest_pid" || runtest_status=$?
