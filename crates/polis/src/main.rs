@@ -1,1 +1,39 @@
-fn main() {}
+//! The polis binary: thin subcommands over the libraries.
+//!
+//! - `polis server`: one node (flags > `POLIS_*` environment > TOML file > defaults);
+//! - `polis dev`: a local cluster of `polis server` processes on loopback;
+//! - `polis status`: the cluster as one node sees it.
+
+mod dev;
+mod server;
+mod status;
+
+use clap::{Parser, Subcommand};
+
+/// polis: a distributed, Raft-replicated data store that speaks the Redis protocol.
+#[derive(Debug, Parser)]
+#[command(name = "polis", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one node.
+    Server(Box<server::ServerArgs>),
+    /// Runs a local cluster of separate node processes on loopback.
+    Dev(dev::DevArgs),
+    /// Shows the cluster as one node sees it.
+    Status(status::StatusArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) => runtime.block_on(server::run(*args)),
+        Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Status(args) => runtime.block_on(status::run(args)),
+    }
+}

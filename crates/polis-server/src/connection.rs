@@ -1,0 +1,120 @@
+//! One client connection: read requests, execute them in order, write the
+//! replies. Pipelined requests are answered in order.
+//!
+//! A protocol error is connection-fatal: the error is sent and the
+//! connection closed; nothing a client sends can stop the node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::clients::ClientHandle;
+use crate::dispatch;
+use crate::node::Node;
+use crate::stats::Stats;
+
+/// Bytes read from the socket per read call, at most.
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies buffered before they are flushed mid-pipeline.
+const WRITE_FLUSH_BYTES: usize = 64 * 1024;
+
+/// The per-connection state commands may change.
+pub struct Session {
+    pub client_id: u64,
+    pub protocol: ProtocolVersion,
+    /// After READONLY: reads may be served by this replica, possibly stale.
+    pub readonly: bool,
+    /// Set by QUIT: close after replying.
+    pub closing: bool,
+}
+
+/// Serves one client until it disconnects, is killed, or errs.
+pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
+    let local_addr = stream.local_addr().unwrap_or(addr);
+    let maxclients = node.settings.integer("maxclients").max(1) as usize;
+    let Some(mut handle) = node.clients.register(addr, local_addr, maxclients) else {
+        Stats::bump(&node.stats.connections_rejected);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut session = Session {
+        client_id: handle.id,
+        protocol: ProtocolVersion::Resp2,
+        readonly: false,
+        closing: false,
+    };
+    if let Err(error) = run(&node, &mut stream, &mut session, &mut handle).await {
+        tracing::debug!(%error, %addr, "connection closed");
+    }
+}
+
+async fn run(
+    node: &Arc<Node>,
+    stream: &mut TcpStream,
+    session: &mut Session,
+    handle: &mut ClientHandle,
+) -> std::io::Result<()> {
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        input.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            read = stream.read_buf(&mut input) => read?,
+            _ = handle.killed.changed() => return Ok(()),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        let limits = node.decode_limits();
+        loop {
+            let request = match polis_resp::decode_request(&mut input, &limits) {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(error) => {
+                    Stats::bump(&node.stats.protocol_errors);
+                    let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
+                    encode_reply(&reply, session.protocol, &mut output);
+                    stream.write_all(&output).await?;
+                    return Ok(());
+                }
+            };
+            if request.is_empty() {
+                continue;
+            }
+            let reply = execute(node, session, request.args).await;
+            encode_reply(&reply, session.protocol, &mut output);
+            if session.closing {
+                stream.write_all(&output).await?;
+                return Ok(());
+            }
+            if output.len() >= WRITE_FLUSH_BYTES {
+                stream.write_all(&output).await?;
+                output.clear();
+            }
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+    }
+}
+
+async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    Stats::bump(&node.stats.commands_processed);
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    node.clients.update(session.client_id, |info| {
+        info.last_command_at = Instant::now();
+        info.last_command.clone_from(&name);
+    });
+    let reply = dispatch::execute(node, session, args).await;
+    if let Reply::Error(error) = &reply {
+        node.stats.record_error(error);
+    }
+    reply
+}

@@ -1,0 +1,117 @@
+//! Routing of one command: spec lookup, arity, slot checks, then the
+//! node-level handler, the write path (propose to Raft) or the read path
+//! (linearizable or, after READONLY, local).
+//!
+//! Cross-cutting policy lives here once, not in every handler.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use polis_raft::ProposeError;
+use polis_commands::{Protocol, ReadContext};
+use polis_resp::{ProtocolVersion, Reply, ReplyError};
+use polis_types::{key_hash_slot, Slot};
+
+use crate::connection::Session;
+use crate::machine::{DataMachine, Op};
+use crate::node::{now_ms, Node};
+use crate::server_commands;
+use crate::stats::Stats;
+
+/// Executes one request (`args[0]` is the command name) and returns its
+/// reply.
+pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    match route(node, session, args).await {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+/// Returns the one slot all `keys` hash to, if any.
+fn single_slot(keys: &[Bytes]) -> Result<Option<Slot>, Reply> {
+    let mut slot = None;
+    for key in keys {
+        let this = key_hash_slot(key);
+        match slot {
+            None => slot = Some(this),
+            Some(other) if other != this => return Err(Reply::Error(ReplyError::CrossSlot)),
+            Some(_) => {}
+        }
+    }
+    Ok(slot)
+}
+
+async fn route(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Result<Reply, Reply> {
+    let Some(spec) = polis_commands::lookup(&args[0]) else {
+        return Err(Reply::Error(polis_commands::unknown_command(&args)));
+    };
+    polis_commands::check_arity(spec, &args).map_err(Reply::Error)?;
+    let governing = polis_commands::resolve(spec, &args);
+    if polis_commands::is_node(governing) || polis_commands::is_node(spec) {
+        return Ok(server_commands::execute(node, session, spec, &args).await);
+    }
+    let keys = polis_commands::command_keys(spec, &args);
+    let slot = single_slot(&keys)?;
+    // Syntax errors never enter the log.
+    polis_commands::parse(&args).map_err(Reply::Error)?;
+    if polis_commands::is_write(governing) {
+        write(node, slot, args).await
+    } else {
+        read(node, session, slot, &args).await
+    }
+}
+
+fn redirect(node: &Node, slot: Option<Slot>, error: ProposeError) -> Reply {
+    Stats::bump(&node.stats.redirects);
+    match error {
+        ProposeError::NotLeader { leader: Some((_, leader)) } => match slot {
+            Some(slot) => Reply::Error(ReplyError::Moved { slot, addr: leader.resp_addr }),
+            None => Reply::Error(ReplyError::Other(
+                "READONLY You can't write against a read only replica.".into(),
+            )),
+        },
+        ProposeError::NotLeader { leader: None } => Reply::Error(ReplyError::ClusterDown(
+            "The cluster is down: no leader is known (election in progress?)".into(),
+        )),
+        ProposeError::Unavailable(reason) => {
+            Reply::Error(ReplyError::ClusterDown(format!("The cluster is down: {reason}")))
+        }
+    }
+}
+
+async fn write(node: &Arc<Node>, slot: Option<Slot>, args: Vec<Bytes>) -> Result<Reply, Reply> {
+    let payload = Op::Command(args)
+        .encode()
+        .map_err(|error| Reply::Error(ReplyError::err(format!("cannot encode command: {error}"))))?;
+    Stats::bump(&node.stats.writes_proposed);
+    match node.group.propose(payload).await {
+        Ok(reply) => Ok(DataMachine::decode_reply(&reply)),
+        Err(error) => Err(redirect(node, slot, error)),
+    }
+}
+
+async fn read(
+    node: &Arc<Node>,
+    session: &Session,
+    slot: Option<Slot>,
+    args: &[Bytes],
+) -> Result<Reply, Reply> {
+    // A keyless read (DBSIZE, KEYS, SCAN, RANDOMKEY) is about this node's
+    // copy, as on a Redis Cluster replica; keyed reads are linearizable
+    // unless the connection opted into stale reads with READONLY.
+    let local_ok = (session.readonly || slot.is_none()) && !node.group.is_leader();
+    if local_ok {
+        Stats::bump(&node.stats.follower_reads);
+    } else {
+        if let Err(error) = node.group.linearizable_read().await {
+            return Err(redirect(node, slot, error));
+        }
+        Stats::bump(&node.stats.linearizable_reads);
+    }
+    let protocol = match session.protocol {
+        ProtocolVersion::Resp2 => Protocol::Resp2,
+        ProtocolVersion::Resp3 => Protocol::Resp3,
+    };
+    let context = ReadContext::new(now_ms()).with_protocol(protocol);
+    let state = node.group.state().read();
+    Ok(polis_commands::execute_read_with(&state.app.db, args, &context))
+}

@@ -1,0 +1,85 @@
+//! CONFIG, DEBUG and FUNCTION: what clients and Redis's test suite need.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use polis_resp::{Reply, ReplyError};
+
+use super::lower;
+use crate::node::Node;
+
+/// CONFIG GET/SET/RESETSTAT/REWRITE.
+pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    match lower(&args[1]).as_str() {
+        "get" => {
+            let patterns = &args[2..];
+            let pairs = node.settings.get_matching(|name| {
+                patterns.iter().any(|pattern| polis_commands::glob::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes()))
+            });
+            let mut seen = std::collections::BTreeSet::new();
+            Ok(Reply::Map(
+                pairs
+                    .into_iter()
+                    .filter(|(name, _)| seen.insert(name.clone()))
+                    .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value)))
+                    .collect(),
+            ))
+        }
+        "set" => {
+            let rest = &args[2..];
+            if rest.is_empty() || rest.len() % 2 != 0 {
+                return Err(ReplyError::WrongArity("config|set".into()));
+            }
+            let pairs: Vec<(String, String)> = rest
+                .chunks(2)
+                .map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), String::from_utf8_lossy(&pair[1]).into_owned()))
+                .collect();
+            node.settings.set_all(&pairs)?;
+            Ok(Reply::ok())
+        }
+        "resetstat" => {
+            node.stats.reset();
+            Ok(Reply::ok())
+        }
+        "rewrite" => Err(ReplyError::err("CONFIG REWRITE is not supported: polis is configured by flags, environment and its TOML file")),
+        "help" => Ok(Reply::Array(
+            ["CONFIG <subcommand>", "GET <pattern>", "SET <directive> <value>", "RESETSTAT"]
+                .iter()
+                .map(|line| Reply::Simple((*line).into()))
+                .collect(),
+        )),
+        _ => Err(ReplyError::err(format!(
+            "unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+/// DEBUG: the few subcommands clients and tests use; an error for the rest.
+pub fn debug(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    match lower(&args[1]).as_str() {
+        "sleep" => Ok(Reply::ok()),
+        "log" => Ok(Reply::ok()),
+        "set-active-expire" => Ok(Reply::ok()),
+        "snapshot" => {
+            // polis extension: build a Raft snapshot now.
+            let group = node.group.clone();
+            tokio::spawn(async move {
+                if let Err(error) = group.trigger_snapshot().await {
+                    tracing::warn!(%error, "snapshot trigger failed");
+                }
+            });
+            Ok(Reply::ok())
+        }
+        other => Err(ReplyError::err(format!("DEBUG {other} is not supported by polis"))),
+    }
+}
+
+/// FUNCTION: no functions exist; FLUSH succeeds, LIST is empty.
+pub fn function(args: &[Bytes]) -> Result<Reply, ReplyError> {
+    match lower(&args[1]).as_str() {
+        "flush" => Ok(Reply::ok()),
+        "list" => Ok(Reply::Array(Vec::new())),
+        _ => Err(ReplyError::err("Functions are not supported by polis")),
+    }
+}

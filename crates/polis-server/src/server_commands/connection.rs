@@ -1,0 +1,176 @@
+//! PING, HELLO, SELECT and CLIENT: the connection's own state.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use polis_resp::{ProtocolVersion, Reply, ReplyError};
+
+use super::lower;
+use crate::clients::ClientInfo;
+use crate::connection::Session;
+use crate::node::Node;
+
+pub fn ping(_session: &Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    match args.len() {
+        1 => Ok(Reply::Simple("PONG".into())),
+        2 => Ok(Reply::Bulk(args[1].clone())),
+        _ => Err(ReplyError::WrongArity("ping".into())),
+    }
+}
+
+pub fn select(args: &[Bytes]) -> Result<Reply, ReplyError> {
+    match polis_commands::args::parse_i64(&args[1]) {
+        Some(0) => Ok(Reply::ok()),
+        Some(_) => Err(ReplyError::err("SELECT is not allowed in cluster mode")),
+        None => Err(ReplyError::NotInteger),
+    }
+}
+
+pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    let mut index = 1;
+    if let Some(version) = args.get(1) {
+        index = 2;
+        session.protocol = match polis_commands::args::parse_i64(version) {
+            Some(2) => ProtocolVersion::Resp2,
+            Some(3) => ProtocolVersion::Resp3,
+            Some(_) => return Err(ReplyError::NoProto),
+            None => return Err(ReplyError::err("Protocol version is not an integer or out of range")),
+        };
+    }
+    let mut name = None;
+    while index < args.len() {
+        match lower(&args[index]).as_str() {
+            "auth" if index + 2 < args.len() => {
+                // No ACLs yet: only the default user, which needs no password.
+                index += 3;
+            }
+            "setname" if index + 1 < args.len() => {
+                name = Some(client_name(&args[index + 1])?);
+                index += 2;
+            }
+            _ => {
+                return Err(ReplyError::err(format!(
+                    "Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[index])
+                )))
+            }
+        }
+    }
+    let protocol = if session.protocol == ProtocolVersion::Resp3 { 3 } else { 2 };
+    node.clients.update(session.client_id, |info| {
+        info.protocol = protocol;
+        if let Some(name) = name {
+            info.name = Some(name);
+        }
+    });
+    let role = if node.group.is_leader() { "master" } else { "replica" };
+    Ok(Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(super::info::REDIS_VERSION)),
+        (Reply::bulk("proto"), Reply::Integer(i64::from(protocol))),
+        (Reply::bulk("id"), Reply::Integer(session.client_id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("cluster")),
+        (Reply::bulk("role"), Reply::bulk(role)),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ]))
+}
+
+fn client_name(name: &[u8]) -> Result<String, ReplyError> {
+    if name.iter().any(|&byte| byte <= b' ' || byte > b'~') {
+        return Err(ReplyError::err("Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(String::from_utf8_lossy(name).into_owned())
+}
+
+/// Formats one CLIENT LIST line, fields as Redis 7.0 prints them.
+fn client_line(info: &ClientInfo, session: &Session) -> String {
+    let age = info.connected_at.elapsed().as_secs();
+    let idle = info.last_command_at.elapsed().as_secs();
+    let flags = if info.readonly { "r" } else { "N" };
+    let _ = session;
+    format!(
+        "id={} addr={} laddr={} fd=8 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        info.id,
+        info.addr,
+        info.local_addr,
+        info.name.clone().unwrap_or_default(),
+        info.last_command,
+        info.protocol,
+    )
+}
+
+pub fn client(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    let sub = lower(&args[1]);
+    match sub.as_str() {
+        "id" => Ok(Reply::Integer(session.client_id as i64)),
+        "setname" if args.len() == 3 => {
+            let name = client_name(&args[2])?;
+            node.clients.update(session.client_id, |info| {
+                info.name = if name.is_empty() { None } else { Some(name) };
+            });
+            Ok(Reply::ok())
+        }
+        "getname" => {
+            let name = node.clients.info(session.client_id).and_then(|info| info.name);
+            Ok(name.map_or(Reply::Null, Reply::bulk))
+        }
+        "list" => {
+            let mut text = String::new();
+            for info in node.clients.list() {
+                text.push_str(&client_line(&info, session));
+                text.push('\n');
+            }
+            Ok(Reply::Verbatim { format: "txt".into(), text: Bytes::from(text) })
+        }
+        "info" => {
+            let info = node
+                .clients
+                .info(session.client_id)
+                .ok_or_else(|| ReplyError::err("client not registered"))?;
+            let line = format!("{}\n", client_line(&info, session));
+            Ok(Reply::Verbatim { format: "txt".into(), text: Bytes::from(line) })
+        }
+        "kill" => client_kill(node, args),
+        "setinfo" | "no-evict" | "no-touch" | "reply" => Ok(Reply::ok()),
+        "help" => Ok(Reply::Array(
+            ["CLIENT <subcommand>", "ID", "SETNAME <name>", "GETNAME", "LIST", "INFO", "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port>"]
+                .iter()
+                .map(|line| Reply::Simple((*line).into()))
+                .collect(),
+        )),
+        _ => Err(ReplyError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+fn client_kill(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    if args.len() == 3 {
+        // Old form: CLIENT KILL ip:port.
+        let addr = String::from_utf8_lossy(&args[2]).into_owned();
+        let killed = node.clients.kill(|info| info.addr.to_string() == addr);
+        return if killed == 0 { Err(ReplyError::err("No such client")) } else { Ok(Reply::ok()) };
+    }
+    if args.len() % 2 != 0 {
+        return Err(ReplyError::Syntax);
+    }
+    let mut filters: Vec<Box<dyn Fn(&ClientInfo) -> bool>> = Vec::new();
+    for pair in args[2..].chunks(2) {
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        match lower(&pair[0]).as_str() {
+            "id" => {
+                let id = polis_commands::args::parse_i64(&pair[1])
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| ReplyError::err("client-id should be greater than 0"))?;
+                filters.push(Box::new(move |info| info.id as i64 == id));
+            }
+            "addr" => filters.push(Box::new(move |info| info.addr.to_string() == value)),
+            "laddr" => filters.push(Box::new(move |info| info.local_addr.to_string() == value)),
+            "skipme" | "type" | "user" | "maxage" => {}
+            _ => return Err(ReplyError::Syntax),
+        }
+    }
+    let killed = node.clients.kill(|info| filters.iter().all(|filter| filter(info)));
+    Ok(Reply::Integer(killed as i64))
+}

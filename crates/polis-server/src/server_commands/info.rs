@@ -1,0 +1,144 @@
+//! INFO: the node in Redis's section format.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use polis_resp::Reply;
+
+use super::lower;
+use crate::node::{now_ms, Node};
+use crate::stats::Stats;
+
+/// The Redis version whose commands and replies polis follows.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace", "errorstats"];
+
+fn human_bytes(bytes: u64) -> String {
+    let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (unit, size) in units {
+        if bytes >= size {
+            return format!("{:.2}{unit}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// Returns INFO's text for the sections named in `args` (default: all).
+pub fn info(node: &Arc<Node>, args: &[Bytes]) -> Reply {
+    let requested: Vec<String> = args[1..].iter().map(|arg| lower(arg)).collect();
+    let everything = requested.iter().any(|name| name == "all" || name == "everything" || name == "default");
+    let wanted = |section: &str| requested.is_empty() || everything || requested.iter().any(|name| name == section);
+    let mut text = String::new();
+    for section in DEFAULT_SECTIONS {
+        if wanted(section) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            write_section(node, section, &mut text);
+        }
+    }
+    Reply::Verbatim { format: "txt".into(), text: Bytes::from(text) }
+}
+
+fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
+    let stats = &node.stats;
+    let (keys, expires, expired_keys, used_memory) = {
+        let state = node.group.state().read();
+        let db = &state.app.db;
+        (db.len(), db.expires_len(), db.stats().expired_keys, db.used_memory() as u64)
+    };
+    let status = node.group.status();
+    let leader = node.group.is_leader();
+    let _ = match section {
+        "server" => write!(
+            text,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\npolis_version:{}\r\nredis_mode:cluster\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:polis\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            node.run_id,
+            node.resp_port,
+            now_ms() * 1000,
+            node.started_at.elapsed().as_secs(),
+            node.started_at.elapsed().as_secs() / 86_400,
+        ),
+        "clients" => write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+            node.clients.len(),
+            node.settings.integer("maxclients"),
+        ),
+        "memory" => write!(
+            text,
+            "# Memory\r\nused_memory:{used_memory}\r\nused_memory_human:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:1.00\r\n",
+            human_bytes(used_memory),
+            node.settings.integer("maxmemory"),
+        ),
+        "persistence" => write!(
+            text,
+            "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\nraft_last_log_index:{}\r\nraft_snapshot_index:{}\r\n",
+            status.last_log_index.unwrap_or(0),
+            status.snapshot_index.unwrap_or(0),
+        ),
+        "stats" => write!(
+            text,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\n",
+            Stats::get(&stats.connections_received),
+            Stats::get(&stats.commands_processed),
+            Stats::get(&stats.connections_rejected),
+            Stats::get(&stats.error_replies),
+            Stats::get(&stats.writes_proposed),
+            Stats::get(&stats.linearizable_reads),
+            Stats::get(&stats.follower_reads),
+            Stats::get(&stats.redirects),
+            Stats::get(&stats.protocol_errors),
+        ),
+        "replication" => {
+            let _ = write!(
+                text,
+                "# Replication\r\nrole:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_committed_index:{}\r\nraft_applied_index:{}\r\n",
+                if leader { "master" } else { "slave" },
+                status.term,
+                status.leader_id.unwrap_or(0),
+                status.committed.unwrap_or(0),
+                status.applied.unwrap_or(0),
+            );
+            let others: Vec<_> = status.members.iter().filter(|member| member.node_id != status.node_id).collect();
+            if leader {
+                let _ = write!(text, "connected_slaves:{}\r\n", others.len());
+                for (index, member) in others.iter().enumerate() {
+                    let (host, port) = member.resp_addr.rsplit_once(':').unwrap_or((&member.resp_addr, "0"));
+                    let _ = write!(
+                        text,
+                        "slave{index}:ip={host},port={port},state=online,offset={},lag=0\r\n",
+                        member.matched.unwrap_or(0)
+                    );
+                }
+            } else if let Some(addr) = node.leader_resp_addr() {
+                let (host, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
+                let _ = write!(text, "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n");
+            }
+            Ok(())
+        }
+        "cpu" => write!(text, "# CPU\r\n"),
+        "cluster" => write!(text, "# Cluster\r\ncluster_enabled:1\r\n"),
+        "keyspace" => {
+            let _ = write!(text, "# Keyspace\r\n");
+            if keys > 0 {
+                let _ = write!(text, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+            Ok(())
+        }
+        "errorstats" => {
+            let _ = write!(text, "# Errorstats\r\n");
+            for (code, count) in stats.errors_by_code() {
+                let _ = write!(text, "errorstat_{code}:count={count}\r\n");
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+}

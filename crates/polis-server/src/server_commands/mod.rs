@@ -1,0 +1,58 @@
+//! Commands the node answers itself rather than the keyspace: connection
+//! state, introspection, configuration and cluster topology.
+
+mod cluster;
+mod config;
+mod connection;
+mod info;
+mod introspection;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use polis_commands::CommandSpec;
+use polis_resp::{Reply, ReplyError};
+
+use crate::connection::Session;
+use crate::node::Node;
+
+/// Executes node-level command `spec` with `args` (arity already checked).
+pub async fn execute(node: &Arc<Node>, session: &mut Session, spec: &CommandSpec, args: &[Bytes]) -> Reply {
+    let result = match spec.name {
+        "ping" => connection::ping(session, args),
+        "echo" => Ok(Reply::Bulk(args[1].clone())),
+        "hello" => connection::hello(node, session, args),
+        "quit" => {
+            session.closing = true;
+            Ok(Reply::ok())
+        }
+        "select" => connection::select(args),
+        "client" => connection::client(node, session, args),
+        "readonly" => {
+            session.readonly = true;
+            node.clients.update(session.client_id, |info| info.readonly = true);
+            Ok(Reply::ok())
+        }
+        "readwrite" => {
+            session.readonly = false;
+            node.clients.update(session.client_id, |info| info.readonly = false);
+            Ok(Reply::ok())
+        }
+        "asking" => Ok(Reply::ok()),
+        "command" => introspection::command(args),
+        "info" => Ok(info::info(node, args)),
+        "config" => config::config(node, args),
+        "debug" => config::debug(node, args),
+        "function" => config::function(args),
+        "time" => Ok(introspection::time()),
+        "cluster" => cluster::cluster(node, args),
+        "lastsave" => Ok(Reply::Integer((crate::node::now_ms() / 1000) as i64)),
+        _ => Err(ReplyError::err(format!("command '{}' is not available on this node", spec.name))),
+    };
+    result.unwrap_or_else(Reply::Error)
+}
+
+/// Returns `arg` as lowercase text, for matching subcommands and options.
+fn lower(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_lowercase()
+}

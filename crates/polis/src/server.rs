@@ -1,0 +1,254 @@
+//! `polis server`: one node. Each setting comes from the first of: flag,
+//! `POLIS_*` environment variable, the TOML file given with `--config`,
+//! the default.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use polis_server::{MemberSpec, RaftSettings, ServerConfig};
+use polis_types::limits;
+use serde::Deserialize;
+
+/// Flags of `polis server`. Every flag also reads `POLIS_<NAME>`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "POLIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// This node's id (1 or more).
+    #[arg(long, env = "POLIS_NODE_ID")]
+    node_id: Option<u64>,
+    /// Directory for the Raft log and snapshots.
+    #[arg(long, env = "POLIS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// RESP listen address.
+    #[arg(long, env = "POLIS_RESP_ADDR")]
+    resp_addr: Option<String>,
+    /// Admin HTTP listen address (/metrics, /health, /status).
+    #[arg(long, env = "POLIS_ADMIN_ADDR")]
+    admin_addr: Option<String>,
+    /// Peer RPC listen address.
+    #[arg(long, env = "POLIS_PEER_ADDR")]
+    peer_addr: Option<String>,
+    /// Initial members, `ID=PEER_ADDR/RESP_ADDR/ADMIN_ADDR`, comma separated
+    /// or repeated. Default: this node alone.
+    #[arg(long = "member", env = "POLIS_MEMBERS", value_delimiter = ',')]
+    members: Vec<String>,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "POLIS_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
+    /// Raft election timeout, lower bound.
+    #[arg(long, env = "POLIS_ELECTION_TIMEOUT_MIN_MS")]
+    election_timeout_min_ms: Option<u64>,
+    /// Raft election timeout, upper bound.
+    #[arg(long, env = "POLIS_ELECTION_TIMEOUT_MAX_MS")]
+    election_timeout_max_ms: Option<u64>,
+    /// Build a snapshot after this many log entries.
+    #[arg(long, env = "POLIS_SNAPSHOT_EVERY_ENTRIES")]
+    snapshot_every_entries: Option<u64>,
+    /// Log entries kept behind a snapshot for lagging followers.
+    #[arg(long, env = "POLIS_ENTRIES_KEPT_AFTER_SNAPSHOT")]
+    entries_kept_after_snapshot: Option<u64>,
+    /// Largest bulk string a client may send, in bytes.
+    #[arg(long, env = "POLIS_PROTO_MAX_BULK_LEN")]
+    proto_max_bulk_len: Option<u64>,
+    /// Most bytes buffered for one client's unfinished request.
+    #[arg(long, env = "POLIS_CLIENT_QUERY_BUFFER_LIMIT")]
+    client_query_buffer_limit: Option<u64>,
+    /// Most concurrent clients.
+    #[arg(long, env = "POLIS_MAXCLIENTS")]
+    maxclients: Option<usize>,
+    /// Log format: text or json.
+    #[arg(long, env = "POLIS_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `polis_raft=debug`.
+    #[arg(long, env = "POLIS_LOG")]
+    log: Option<String>,
+}
+
+/// The same settings, as the TOML file spells them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<u64>,
+    data_dir: Option<PathBuf>,
+    resp_addr: Option<String>,
+    admin_addr: Option<String>,
+    peer_addr: Option<String>,
+    members: Option<Vec<MemberSpec>>,
+    heartbeat_ms: Option<u64>,
+    election_timeout_min_ms: Option<u64>,
+    election_timeout_max_ms: Option<u64>,
+    snapshot_every_entries: Option<u64>,
+    entries_kept_after_snapshot: Option<u64>,
+    proto_max_bulk_len: Option<u64>,
+    client_query_buffer_limit: Option<u64>,
+    maxclients: Option<usize>,
+    log_format: Option<String>,
+    log: Option<String>,
+}
+
+fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
+    let (id, addrs) = text.split_once('=').context("expected ID=PEER/RESP/ADMIN")?;
+    let parts: Vec<&str> = addrs.split('/').collect();
+    let [peer, resp, admin] = parts.as_slice() else {
+        bail!("member {text:?}: expected ID=PEER_ADDR/RESP_ADDR/ADMIN_ADDR");
+    };
+    Ok(MemberSpec {
+        id: id.trim().parse().with_context(|| format!("member {text:?}: bad id"))?,
+        peer_addr: (*peer).to_owned(),
+        resp_addr: (*resp).to_owned(),
+        admin_addr: (*admin).to_owned(),
+    })
+}
+
+/// Resolves flags, environment, file and defaults into a node config.
+fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let node_id = args.node_id.or(file.node_id).unwrap_or(1);
+    let resp_addr = args.resp_addr.or(file.resp_addr).unwrap_or_else(|| "127.0.0.1:7000".into());
+    let admin_addr = args.admin_addr.or(file.admin_addr).unwrap_or_else(|| "127.0.0.1:7100".into());
+    let peer_addr = args.peer_addr.or(file.peer_addr).unwrap_or_else(|| "127.0.0.1:7200".into());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(format!("polis-data/node-{node_id}")));
+    let members = if !args.members.is_empty() {
+        args.members.iter().map(|text| parse_member(text)).collect::<anyhow::Result<Vec<_>>>()?
+    } else if let Some(members) = file.members {
+        members
+    } else {
+        vec![MemberSpec {
+            id: node_id,
+            peer_addr: peer_addr.clone(),
+            resp_addr: resp_addr.clone(),
+            admin_addr: admin_addr.clone(),
+        }]
+    };
+    let defaults = RaftSettings::default();
+    let raft = RaftSettings {
+        heartbeat_ms: args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(defaults.heartbeat_ms),
+        election_timeout_min_ms: args
+            .election_timeout_min_ms
+            .or(file.election_timeout_min_ms)
+            .unwrap_or(defaults.election_timeout_min_ms),
+        election_timeout_max_ms: args
+            .election_timeout_max_ms
+            .or(file.election_timeout_max_ms)
+            .unwrap_or(defaults.election_timeout_max_ms),
+        snapshot_every_entries: args
+            .snapshot_every_entries
+            .or(file.snapshot_every_entries)
+            .unwrap_or(defaults.snapshot_every_entries),
+        entries_kept_after_snapshot: args
+            .entries_kept_after_snapshot
+            .or(file.entries_kept_after_snapshot)
+            .unwrap_or(defaults.entries_kept_after_snapshot),
+    };
+    let config = ServerConfig {
+        node_id,
+        data_dir,
+        resp_addr,
+        admin_addr,
+        peer_addr,
+        members,
+        raft,
+        proto_max_bulk_len: args
+            .proto_max_bulk_len
+            .or(file.proto_max_bulk_len)
+            .unwrap_or(limits::PROTO_MAX_BULK_LEN_DEFAULT),
+        client_query_buffer_limit: args
+            .client_query_buffer_limit
+            .or(file.client_query_buffer_limit)
+            .unwrap_or(limits::QUERY_BUFFER_LEN_MAX_DEFAULT),
+        maxclients: args.maxclients.or(file.maxclients).unwrap_or(limits::CLIENTS_MAX_DEFAULT),
+        enable_fault_injection: false,
+    };
+    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+    let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+    Ok((config, log_format, log))
+}
+
+fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).context("bad log filter")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => bail!("unknown log format {other:?} (text or json)"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers the node runs until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
+/// Runs `polis server`.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let (config, log_format, log) = resolve(args)?;
+    init_logging(&log_format, &log)?;
+    polis_server::run(config, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("polis-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("polis.toml");
+        std::fs::write(&path, "node_id = 2\nresp_addr = \"127.0.0.1:9000\"\nheartbeat_ms = 77\n").unwrap();
+        let wrapper = Wrapper::parse_from([
+            "polis",
+            "--config",
+            path.to_str().unwrap(),
+            "--resp-addr",
+            "127.0.0.1:9999",
+        ]);
+        let (config, _, _) = resolve(wrapper.args).unwrap();
+        assert_eq!(config.resp_addr, "127.0.0.1:9999", "flag wins over file");
+        assert_eq!(config.node_id, 2, "file wins over default");
+        assert_eq!(config.raft.heartbeat_ms, 77);
+        assert_eq!(config.admin_addr, "127.0.0.1:7100", "default when nobody sets it");
+        assert_eq!(config.members.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn members_parse() {
+        let member = parse_member("3=127.0.0.1:7202/127.0.0.1:7002/127.0.0.1:7102").unwrap();
+        assert_eq!(member.id, 3);
+        assert_eq!(member.resp_addr, "127.0.0.1:7002");
+        assert!(parse_member("3=a/b").is_err());
+        assert!(parse_member("x=a/b/c").is_err());
+    }
+}
