@@ -152,6 +152,10 @@ impl From<ProtocolError> for ReplyError {
 ///
 /// Bulk strings come out as zero-copy slices of `buf`'s storage.
 ///
+/// This function remembers nothing between calls, so an unfinished request
+/// is scanned from its start on every call; a connection should use a
+/// [`RequestDecoder`], which resumes where the last call stopped.
+///
 /// # Errors
 /// Returns a [`ProtocolError`] when the request is malformed or exceeds
 /// `limits`; the connection must then be closed, since what follows in
@@ -161,39 +165,95 @@ pub fn decode_request(
     buf: &mut BytesMut,
     limits: &DecodeLimits,
 ) -> Result<Option<Request>, ProtocolError> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
-    let scan = if first == b'*' {
-        scan_multibulk(buf, limits)?
-    } else {
-        inline::scan_inline(buf, limits.inline_len_max)?
-    };
-    match scan {
-        Scan::Incomplete => {
-            let len_buffered = len_u64(buf.len());
-            if len_buffered > limits.query_buffer_len_max {
-                return Err(ProtocolError::QueryBufferOverflow {
-                    len_required: len_buffered,
-                    len_max: limits.query_buffer_len_max,
-                });
-            }
-            Ok(None)
+    RequestDecoder::new(*limits).decode(buf)
+}
+
+/// The request decoder of one connection: [`decode_request`] plus a memory
+/// of how much of the unfinished multibulk request at the front of the
+/// buffer has already been checked.
+///
+/// Without it, a request of a million small arguments arriving in a
+/// thousand reads would have its headers scanned a thousand times (work
+/// quadratic in the request size, which a client controls); with it every
+/// header is scanned once. Header lines themselves (at most
+/// [`DecodeLimits::inline_len_max`] bytes) are rescanned while incomplete,
+/// as Redis does.
+#[derive(Debug, Clone)]
+pub struct RequestDecoder {
+    limits: DecodeLimits,
+    progress: Option<Progress>,
+}
+
+impl RequestDecoder {
+    /// Returns a decoder enforcing `limits`.
+    pub fn new(limits: DecodeLimits) -> Self {
+        RequestDecoder {
+            limits,
+            progress: None,
         }
-        Scan::Empty { len } => {
-            buf.advance(len);
-            Ok(Some(Request::default()))
-        }
-        Scan::Multibulk { len, count } => decode_multibulk(buf, len, count).map(Some),
-        Scan::Inline { line_len, len } => inline::decode_inline(buf, line_len, len).map(Some),
     }
+
+    /// Returns the limits this decoder enforces.
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    /// Decodes the first request in `buf`, exactly as [`decode_request`]
+    /// does, resuming the scan of an unfinished request where the previous
+    /// call stopped.
+    ///
+    /// `buf` must be the same buffer on every call, consumed only by this
+    /// decoder and otherwise only appended to, as a connection's read buffer
+    /// is. (Breaking that cannot panic, but may decode garbage.)
+    ///
+    /// # Errors
+    /// As [`decode_request`].
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+        let progress = self.progress.take();
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        let scan = if first == b'*' {
+            scan_multibulk(buf, &self.limits, progress)?
+        } else {
+            inline::scan_inline(buf, self.limits.inline_len_max)?
+        };
+        match scan {
+            Scan::Incomplete { progress } => {
+                let len_buffered = len_u64(buf.len());
+                if len_buffered > self.limits.query_buffer_len_max {
+                    return Err(ProtocolError::QueryBufferOverflow {
+                        len_required: len_buffered,
+                        len_max: self.limits.query_buffer_len_max,
+                    });
+                }
+                self.progress = progress;
+                Ok(None)
+            }
+            Scan::Empty { len } => {
+                buf.advance(len);
+                Ok(Some(Request::default()))
+            }
+            Scan::Multibulk { len, count } => decode_multibulk(buf, len, count).map(Some),
+            Scan::Inline { line_len, len } => inline::decode_inline(buf, line_len, len).map(Some),
+        }
+    }
+}
+
+/// How far the multibulk request at the front of the buffer has been
+/// checked: its header and its first `scanned` arguments, up to `pos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    count: usize,
+    scanned: usize,
+    pos: usize,
 }
 
 /// What a scan of the front of the buffer found, without consuming it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scan {
-    /// More bytes are needed.
-    Incomplete,
+    /// More bytes are needed; a multibulk scan says how far it got.
+    Incomplete { progress: Option<Progress> },
     /// A request with no words, `len` bytes long.
     Empty { len: usize },
     /// A complete multibulk request of `count` bulk strings, `len` bytes.
@@ -320,26 +380,47 @@ fn read_header(
 /// strings, integers, `+3`-style numbers) and reports none of Redis's
 /// messages. Once this scan has found a complete, valid frame, the library
 /// decodes it ([`decode_multibulk`]).
-pub(crate) fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Scan, ProtocolError> {
-    let Some((count, mut pos)) = read_header(buf, 0, Header::Count, limits.inline_len_max)? else {
-        return Ok(Scan::Incomplete);
+pub(crate) fn scan_multibulk(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    progress: Option<Progress>,
+) -> Result<Scan, ProtocolError> {
+    let mut state = match progress {
+        Some(state) if state.pos <= buf.len() && state.scanned < state.count => state,
+        _ => {
+            let Some((count, pos)) = read_header(buf, 0, Header::Count, limits.inline_len_max)?
+            else {
+                return Ok(Scan::Incomplete { progress: None });
+            };
+            // Redis skips `*0` and any negative count, not only `*-1`.
+            if count <= 0 {
+                return Ok(Scan::Empty { len: pos });
+            }
+            let count = u64::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+            if count > limits.multibulk_len_max {
+                return Err(ProtocolError::InvalidMultibulkLength);
+            }
+            let count =
+                usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+            Progress {
+                count,
+                scanned: 0,
+                pos,
+            }
+        }
     };
-    // Redis skips `*0` and any negative count, not only `*-1`.
-    if count <= 0 {
-        return Ok(Scan::Empty { len: pos });
-    }
-    let count = u64::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
-    if count > limits.multibulk_len_max {
-        return Err(ProtocolError::InvalidMultibulkLength);
-    }
-    let count = usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
     // Every iteration moves `pos` forward or returns, so the loop is bounded
     // by the buffer, not by the declared count.
-    for _ in 0..count {
+    let incomplete = |state| {
+        Ok(Scan::Incomplete {
+            progress: Some(state),
+        })
+    };
+    while state.scanned < state.count {
         let Some((len, payload_start)) =
-            read_header(buf, pos, Header::Bulk, limits.inline_len_max)?
+            read_header(buf, state.pos, Header::Bulk, limits.inline_len_max)?
         else {
-            return Ok(Scan::Incomplete);
+            return incomplete(state);
         };
         let len = u64::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
         if len > limits.bulk_len_max {
@@ -357,12 +438,18 @@ pub(crate) fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Scan, 
             });
         }
         match buf.get(end - 2..end) {
-            None => return Ok(Scan::Incomplete),
-            Some(b"\r\n") => pos = end,
+            None => return incomplete(state),
+            Some(b"\r\n") => {
+                state.pos = end;
+                state.scanned += 1;
+            }
             Some(_) => return Err(ProtocolError::BulkNotTerminated),
         }
     }
-    Ok(Scan::Multibulk { len: pos, count })
+    Ok(Scan::Multibulk {
+        len: state.pos,
+        count: state.count,
+    })
 }
 
 /// Decodes the complete multibulk frame of `len` bytes at the front of
@@ -417,3 +504,7 @@ fn len_u64(len: usize) -> u64 {
 #[cfg(test)]
 #[path = "decode_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "decode_random_test.rs"]
+mod random_tests;

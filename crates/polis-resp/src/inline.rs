@@ -26,7 +26,7 @@ use crate::decode::{find_line_end, LineEnd, ProtocolError, Request, Scan};
 pub(crate) fn scan_inline(buf: &[u8], inline_len_max: usize) -> Result<Scan, ProtocolError> {
     let newline = match find_line_end(buf, 0, b'\n', inline_len_max) {
         LineEnd::At(index) => index,
-        LineEnd::Incomplete => return Ok(Scan::Incomplete),
+        LineEnd::Incomplete => return Ok(Scan::Incomplete { progress: None }),
         LineEnd::TooLong => return Err(ProtocolError::TooBigInlineRequest),
     };
     let line_len = match newline.checked_sub(1) {
@@ -267,8 +267,8 @@ mod tests {
     #[test]
     fn scans_line_ends() {
         let table: &[(&[u8], Scan)] = &[
-            (b"PING", Scan::Incomplete),
-            (b"PING\r", Scan::Incomplete),
+            (b"PING", Scan::Incomplete { progress: None }),
+            (b"PING\r", Scan::Incomplete { progress: None }),
             (
                 b"PING\n",
                 Scan::Inline {
@@ -304,7 +304,7 @@ mod tests {
                     len: 4,
                 },
             ),
-            (b"12345678", Scan::Incomplete),
+            (b"12345678", Scan::Incomplete { progress: None }),
             (
                 b"12345678\n",
                 Scan::Inline {

@@ -3,17 +3,19 @@
 //! for either protocol version.
 //!
 //! ```text
-//!  socket bytes --decode_request--> Request { args }   (one per call)
-//!                                      |
-//!                              command layer (not here)
-//!                                      |
-//!  socket bytes <--encode_reply---- Reply  (RESP2 or RESP3)
+//!  socket bytes --RequestDecoder::decode--> Request { args }  (one per call)
+//!                                               |
+//!                                    command layer (not here)
+//!                                               |
+//!  socket bytes <------encode_reply--------- Reply  (RESP2 or RESP3)
 //! ```
 //!
-//! - [`decode`]: [`decode_request`] frames one request at a time, checks
-//!   every declared length against [`DecodeLimits`] before buffering, and
-//!   fails with Redis 7.0's protocol error texts ([`ProtocolError`]).
-//!   Multibulk frames are pre-checked here and decoded by `redis-protocol`.
+//! - [`decode`]: [`decode_request`] (stateless) and [`RequestDecoder`] (one
+//!   per connection, resumes an unfinished request) frame one request at a
+//!   time, check every declared length against [`DecodeLimits`] before
+//!   buffering, and fail with Redis 7.0's protocol error texts
+//!   ([`ProtocolError`]). Multibulk frames are pre-checked here and decoded
+//!   by `redis-protocol`.
 //! - `inline` (private): inline commands split like Redis's
 //!   `sdssplitargs`.
 //! - [`encode`]: [`encode_reply`] writes a [`Reply`] for a
@@ -46,6 +48,6 @@ pub mod encode;
 mod inline;
 pub mod reply;
 
-pub use decode::{decode_request, DecodeLimits, ProtocolError, Request};
+pub use decode::{decode_request, DecodeLimits, ProtocolError, Request, RequestDecoder};
 pub use encode::{encode_reply, format_double, ProtocolVersion};
 pub use reply::{Reply, ReplyError};
