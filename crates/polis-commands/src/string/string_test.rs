@@ -1,1 +1,613 @@
-use super::*;
+use polis_resp::Reply;
+
+use crate::test_support::*;
+
+#[test]
+fn set_options_and_errors() {
+    let mut h = Harness::new();
+    run_table(
+        &mut h,
+        &[
+            ("set foo bar", ok()),
+            ("get foo", bulk("bar")),
+            ("set foo bar non-existing-option", err("ERR syntax error")),
+            ("set foo 1 nx", Reply::Null),
+            ("set new 1 nx", ok()),
+            ("set absent 1 xx", Reply::Null),
+            ("set foo 2 xx", ok()),
+            ("set foo 3 nx xx", err("ERR syntax error")),
+            ("set foo 3 xx nx", err("ERR syntax error")),
+            ("set foo bar2 get", bulk("2")),
+            ("set nokey bar get", Reply::Null),
+            ("set foo baz get nx", bulk("bar2")),
+            ("get foo", bulk("bar2")),
+            ("set nokey2 v get xx", Reply::Null),
+            ("exists nokey2", int(0)),
+            ("set foo v ex 10 px 100", err("ERR syntax error")),
+            ("set foo v ex 10 keepttl", err("ERR syntax error")),
+            ("set foo v keepttl ex 10", err("ERR syntax error")),
+            ("set foo v ex", err("ERR syntax error")),
+            ("set foo v ex 10 ex 20", ok()),
+            ("ttl foo", int(20)),
+            (
+                "set foo v ex abc",
+                err("ERR value is not an integer or out of range"),
+            ),
+            (
+                "set foo v ex 0",
+                err("ERR invalid expire time in 'set' command"),
+            ),
+            (
+                "set foo v px -1",
+                err("ERR invalid expire time in 'set' command"),
+            ),
+            (
+                "set foo bar EX 10000000000000000",
+                err("ERR invalid expire time in 'set' command"),
+            ),
+            (
+                "SET foo bar EX -9999999999999999",
+                err("ERR invalid expire time in 'set' command"),
+            ),
+            ("set foo v pxat 9223372036854775807", ok()),
+            (
+                "set foo v px 9223372036854775807",
+                err("ERR invalid expire time in 'set' command"),
+            ),
+            (
+                "setex z -10 foo",
+                err("ERR invalid expire time in 'setex' command"),
+            ),
+            (
+                "psetex z 0 foo",
+                err("ERR invalid expire time in 'psetex' command"),
+            ),
+            ("setnx foo x", int(0)),
+            ("setnx fresh x", int(1)),
+        ],
+    );
+}
+
+#[test]
+fn set_expiry_variants_become_absolute_deadlines() {
+    let mut h = Harness::new();
+    let now = h.now_ms;
+    let seconds = now / 1000;
+    run_table(
+        &mut h,
+        &[
+            ("set a v ex 10", ok()),
+            ("set b v px 10000", ok()),
+            (&format!("set c v exat {}", seconds + 10), ok()),
+            (&format!("set d v pxat {}", now + 10_000), ok()),
+            ("setex e 10 v", ok()),
+            ("psetex f 10000 v", ok()),
+        ],
+    );
+    for key in ["a", "b", "d", "e", "f"] {
+        assert_eq!(
+            h.run(&format!("pexpiretime {key}")),
+            int((now + 10_000) as i64),
+            "{key}"
+        );
+    }
+    assert_eq!(h.run("expiretime c"), int((seconds + 10) as i64));
+    // Plain SET clears the deadline, KEEPTTL keeps it.
+    assert_eq!(h.run("set a w keepttl"), ok());
+    assert_eq!(h.run("pttl a"), int(10_000));
+    assert_eq!(h.run("set a w"), ok());
+    assert_eq!(h.run("ttl a"), int(-1));
+    // A PXAT deadline already past makes the key invisible at once.
+    assert_eq!(h.run(&format!("set g v pxat {}", now - 1)), ok());
+    assert_eq!(h.run("get g"), Reply::Null);
+}
+
+#[test]
+fn setnx_and_set_nx_treat_expired_keys_as_absent() {
+    let mut h = Harness::new();
+    h.run("set x 10");
+    h.run("expire x 1");
+    assert_eq!(h.run("setnx x 20"), int(0));
+    h.advance(1_000);
+    assert_eq!(h.run("setnx x 20"), int(1));
+    assert_eq!(h.run("get x"), bulk("20"));
+    assert_eq!(h.db.stats().expired_keys, 1);
+}
+
+#[test]
+fn get_family() {
+    let mut h = Harness::new();
+    h.run("hset h f v");
+    run_table(
+        &mut h,
+        &[
+            ("get nokey", Reply::Null),
+            (
+                "get h",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+            ("set foo{t} BAR", ok()),
+            ("set bar{t} FOO", ok()),
+            (
+                "mget foo{t} baazz{t} bar{t} h",
+                array(vec![bulk("BAR"), Reply::Null, bulk("FOO"), Reply::Null]),
+            ),
+            ("getset foo{t} xyz", bulk("BAR")),
+            ("getset newkey xyz", Reply::Null),
+            ("get newkey", bulk("xyz")),
+            (
+                "getset h x",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+            ("getdel foo{t}", bulk("xyz")),
+            ("getdel foo{t}", Reply::Null),
+            ("strlen notakey", int(0)),
+            ("set myinteger -555", ok()),
+            ("strlen myinteger", int(4)),
+            (
+                "strlen h",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn getex_options() {
+    let mut h = Harness::new();
+    let now = h.now_ms;
+    run_table(
+        &mut h,
+        &[
+            ("set foo bar", ok()),
+            ("getex foo", bulk("bar")),
+            ("ttl foo", int(-1)),
+            ("getex foo ex 10", bulk("bar")),
+            ("ttl foo", int(10)),
+            ("getex foo px 5000", bulk("bar")),
+            ("pttl foo", int(5000)),
+            ("getex foo persist", bulk("bar")),
+            ("ttl foo", int(-1)),
+            (&format!("getex foo pxat {}", now + 3000), bulk("bar")),
+            ("pttl foo", int(3000)),
+            (&format!("getex foo exat {}", now / 1000 - 100), bulk("bar")),
+            ("exists foo", int(0)),
+            ("getex foo non-existent-option", err("ERR syntax error")),
+            ("getex foo nx", err("ERR syntax error")),
+            ("getex foo persist ex 10", err("ERR syntax error")),
+            (
+                "getex",
+                err("ERR wrong number of arguments for 'getex' command"),
+            ),
+            // The expire value is checked only for an existing string.
+            ("getex missing ex abc", Reply::Null),
+            ("set foo bar", ok()),
+            (
+                "GETEX foo EX 10000000000000000",
+                err("ERR invalid expire time in 'getex' command"),
+            ),
+            (
+                "GETEX foo EX -9999999999999999",
+                err("ERR invalid expire time in 'getex' command"),
+            ),
+            (
+                "getex foo ex abc",
+                err("ERR value is not an integer or out of range"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn mset_and_msetnx() {
+    let mut h = Harness::new();
+    run_table(
+        &mut h,
+        &[
+            (
+                "mset x{t} 10 y{t} foo\\sbar z{t}",
+                err("ERR wrong number of arguments for 'mset' command"),
+            ),
+            (
+                "msetnx x{t} 20 y{t} foo z{t}",
+                err("ERR wrong number of arguments for 'msetnx' command"),
+            ),
+            ("mset x{t} 10 y{t} foo\\sbar", ok()),
+            ("mget x{t} y{t}", bulks(&["10", "foo bar"])),
+            ("msetnx x1{t} xxx y2{t} yyy x{t} 20", int(0)),
+            ("exists x1{t} y2{t}", int(0)),
+            ("msetnx x1{t} xxx y2{t} yyy", int(1)),
+            ("mget x1{t} y2{t}", bulks(&["xxx", "yyy"])),
+            ("del x1{t}", int(1)),
+            ("msetnx x1{t} xxx x1{t} yyy", int(1)),
+            ("get x1{t}", bulk("yyy")),
+            ("msetnx x1{t} xxx x1{t} zzz", int(0)),
+            ("get x1{t}", bulk("yyy")),
+        ],
+    );
+}
+
+#[test]
+fn incr_family() {
+    let mut h = Harness::new();
+    h.run("hset h f v");
+    run_table(
+        &mut h,
+        &[
+            ("incr novar", int(1)),
+            ("incr novar", int(2)),
+            ("set novar 17179869184", ok()),
+            ("incr novar", int(17179869185)),
+            ("incrby novar 17179869184", int(34359738369)),
+            ("decr novar", int(34359738368)),
+            ("decrby novar 34359738369", int(-1)),
+            ("set novar \\s\\s\\s11", ok()),
+            (
+                "incr novar",
+                err("ERR value is not an integer or out of range"),
+            ),
+            ("set novar 11\\s", ok()),
+            (
+                "incr novar",
+                err("ERR value is not an integer or out of range"),
+            ),
+            ("set novar 01", ok()),
+            (
+                "incr novar",
+                err("ERR value is not an integer or out of range"),
+            ),
+            ("set x 0", ok()),
+            (
+                "decrby x -9223372036854775808",
+                err("ERR decrement would overflow"),
+            ),
+            ("set x 9223372036854775807", ok()),
+            ("incr x", err("ERR increment or decrement would overflow")),
+            (
+                "incrby x abc",
+                err("ERR value is not an integer or out of range"),
+            ),
+            (
+                "incr h",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn incr_keeps_the_deadline() {
+    let mut h = Harness::new();
+    h.run("set counter 5 ex 100");
+    assert_eq!(h.run("incr counter"), int(6));
+    assert_eq!(h.run("ttl counter"), int(100));
+    assert_eq!(h.run("incrbyfloat counter 0.5"), bulk("6.5"));
+    assert_eq!(h.run("ttl counter"), int(100));
+}
+
+#[test]
+fn incrbyfloat() {
+    let mut h = Harness::new();
+    h.run("hset h f v");
+    run_table(
+        &mut h,
+        &[
+            ("incrbyfloat novar 1", bulk("1")),
+            ("incrbyfloat novar 0.25", bulk("1.25")),
+            ("set novar 1.5", ok()),
+            ("incrbyfloat novar 1.5", bulk("3")),
+            ("set novar 17179869184", ok()),
+            ("incrbyfloat novar 1.5", bulk("17179869185.5")),
+            ("set novar 17179869184", ok()),
+            ("incrbyfloat novar 17179869184", bulk("34359738368")),
+            ("set novar \\s11", ok()),
+            (
+                "incrbyfloat novar 1.0",
+                err("ERR value is not a valid float"),
+            ),
+            ("set novar 11\\s", ok()),
+            (
+                "incrbyfloat novar 1.0",
+                err("ERR value is not a valid float"),
+            ),
+            ("set foo 0", ok()),
+            (
+                "incrbyfloat foo +inf",
+                err("ERR increment would produce NaN or Infinity"),
+            ),
+            ("incrbyfloat foo abc", err("ERR value is not a valid float")),
+            ("set foo 1", ok()),
+            ("incrbyfloat foo -1.1", bulk("-0.10000000000000009")),
+            (
+                "incrbyfloat h 1",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn incrbyfloat_rejects_embedded_nul() {
+    let mut h = Harness::new();
+    h.run("set foo 1");
+    h.run("setrange foo 2 2");
+    assert_eq!(h.run("get foo"), Reply::bulk(b"1\x002"));
+    assert_error(
+        &h.run("incrbyfloat foo 1"),
+        "ERR value is not a valid float",
+    );
+}
+
+#[test]
+fn no_negative_zero_after_cancelling_increments() {
+    // Redis test "No negative zero": 1/41 then -1/41 as TCL prints them.
+    let mut h = Harness::new();
+    h.run("incrbyfloat foo 0.024390243902439025");
+    h.run("incrbyfloat foo -0.024390243902439025");
+    assert_eq!(h.run("get foo"), bulk("0"));
+}
+
+#[test]
+fn append_and_setrange() {
+    let mut h = Harness::new();
+    h.run("hset h f v");
+    run_table(
+        &mut h,
+        &[
+            ("append k hello", int(5)),
+            ("append k \\sworld", int(11)),
+            ("get k", bulk("hello world")),
+            (
+                "append h x",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+            ("setrange mykey 0 foo", int(3)),
+            ("get mykey", bulk("foo")),
+            ("del mykey", int(1)),
+            ("setrange mykey 0 \"\"", int(0)),
+            ("exists mykey", int(0)),
+            ("setrange mykey 1 foo", int(4)),
+            ("set mykey foo", ok()),
+            ("setrange mykey 0 b", int(3)),
+            ("get mykey", bulk("boo")),
+            ("setrange mykey 0 \"\"", int(3)),
+            ("setrange mykey 4 bar", int(7)),
+            ("set mykey 1234", ok()),
+            ("setrange mykey 5 2", int(6)),
+            ("setrange mykey -1 world", err("ERR offset is out of range")),
+            (
+                "setrange mykey 536870908 world",
+                err("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+            ),
+            (
+                "setrange K 9223372036854775807 A",
+                err("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+            ),
+            (
+                "setrange mykey abc x",
+                err("ERR value is not an integer or out of range"),
+            ),
+            (
+                "setrange h 0 x",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+        ],
+    );
+    assert_eq!(h.run("get mykey"), Reply::bulk(b"1234\x002"));
+}
+
+#[test]
+fn getrange_table() {
+    let mut h = Harness::new();
+    h.run("set mykey Hello\\sWorld");
+    h.run("set num 1234");
+    run_table(
+        &mut h,
+        &[
+            ("getrange nokey 0 -1", bulk("")),
+            ("getrange mykey 0 3", bulk("Hell")),
+            ("getrange mykey 0 -1", bulk("Hello World")),
+            ("getrange mykey -4 -1", bulk("orld")),
+            ("getrange mykey 5 3", bulk("")),
+            ("getrange mykey 5 5000", bulk(" World")),
+            ("getrange mykey -5000 10000", bulk("Hello World")),
+            ("getrange mykey -1 -5", bulk("")),
+            ("getrange mykey 0 4294967297", bulk("Hello World")),
+            ("substr mykey 0 3", bulk("Hell")),
+            ("getrange num 3 5000", bulk("4")),
+            ("getrange num -3 -1", bulk("234")),
+            (
+                "getrange mykey a 1",
+                err("ERR value is not an integer or out of range"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn bit_commands() {
+    let mut h = Harness::new();
+    h.run("hset h f v");
+    run_table(
+        &mut h,
+        &[
+            ("setbit mykey 1 1", int(0)),
+            ("get mykey", Reply::bulk([0b0100_0000u8])),
+            ("set mykey @", ok()),
+            ("setbit mykey 2 1", int(0)),
+            ("setbit mykey 1 0", int(1)),
+            ("get mykey", Reply::bulk([0b0010_0000u8])),
+            (
+                "setbit mykey 4294967296 1",
+                err("ERR bit offset is not an integer or out of range"),
+            ),
+            (
+                "setbit mykey -1 1",
+                err("ERR bit offset is not an integer or out of range"),
+            ),
+            (
+                "setbit mykey 0 -1",
+                err("ERR bit is not an integer or out of range"),
+            ),
+            (
+                "setbit mykey 0 2",
+                err("ERR bit is not an integer or out of range"),
+            ),
+            (
+                "setbit h 0 1",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+            ("set mykey `", ok()),
+            ("getbit mykey 0", int(0)),
+            ("getbit mykey 1", int(1)),
+            ("getbit mykey 2", int(1)),
+            ("getbit mykey 3", int(0)),
+            ("getbit mykey 10000", int(0)),
+            ("getbit nokey 0", int(0)),
+            ("set bits foobar", ok()),
+            ("bitcount bits", int(26)),
+            ("bitcount bits 0 0", int(4)),
+            ("bitcount bits 1 1", int(6)),
+            ("bitcount bits 1 1 byte", int(6)),
+            ("bitcount bits 5 30 bit", int(17)),
+            ("bitcount bits -2 -1", int(7)),
+            ("bitcount bits 1", err("ERR syntax error")),
+            ("bitcount bits 0 1 nibble", err("ERR syntax error")),
+            ("bitcount nokey", int(0)),
+            ("bitpos nokey 1", int(-1)),
+            ("bitpos nokey 0", int(0)),
+            ("bitpos bits 2", err("ERR The bit argument must be 1 or 0.")),
+        ],
+    );
+    h.db = polis_store::Db::new();
+    h.run_args(&[
+        bytes::Bytes::from("set"),
+        "k".into(),
+        bytes::Bytes::from_static(&[0xff, 0xf0, 0x00]),
+    ]);
+    run_table(
+        &mut h,
+        &[
+            ("bitpos k 0", int(12)),
+            ("bitpos k 1 2", int(-1)),
+            ("bitpos k 0 2", int(16)),
+            ("bitpos k 1 1", int(8)),
+            ("bitpos k 0 0 0", int(-1)),
+            ("bitpos k 0 0 -1", int(12)),
+            ("bitpos k 1 7 15 bit", int(7)),
+            ("bitpos k 0 7 11 bit", int(-1)),
+        ],
+    );
+    h.run_args(&[
+        bytes::Bytes::from("set"),
+        "full".into(),
+        bytes::Bytes::from_static(&[0xff, 0xff]),
+    ]);
+    assert_eq!(h.run("bitpos full 0"), int(16));
+    assert_eq!(h.run("bitpos full 0 0 -1"), int(-1));
+}
+
+#[test]
+fn setbit_matches_a_model_bit_string() {
+    let mut h = Harness::new();
+    let mut model = [0u8; 32];
+    let mut random = crate::random::SplitMix64::new(99);
+    for _ in 0..500 {
+        let bit = random.below(256);
+        let on = random.below(2) == 1;
+        let mask = 0x80u8 >> (bit % 8);
+        let previous = model[bit / 8] & mask != 0;
+        if on {
+            model[bit / 8] |= mask;
+        } else {
+            model[bit / 8] &= !mask;
+        }
+        assert_eq!(
+            h.run(&format!("setbit k {bit} {}", u8::from(on))),
+            int(i64::from(previous))
+        );
+    }
+    let last = model.iter().rposition(|byte| *byte != 0).unwrap_or(0);
+    let got = h.run("get k");
+    let Reply::Bulk(bytes) = got else {
+        panic!("not a bulk: {got:?}")
+    };
+    assert_eq!(&bytes[..=last], &model[..=last]);
+}
+
+const RNA1: &str = "CACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTTCGTCCGGGTGTG";
+const RNA2: &str = "ATTAAAGGTTTATACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTT";
+
+const RNALCS: &str = "ACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTT";
+
+fn span(a: i64, b: i64) -> Reply {
+    array(vec![int(a), int(b)])
+}
+
+#[test]
+fn lcs_matches_redis_reference() {
+    let mut h = Harness::new();
+    h.run(&format!("set virus1{{t}} {RNA1}"));
+    h.run(&format!("set virus2{{t}} {RNA2}"));
+    assert_eq!(h.run("lcs virus1{t} virus2{t}"), bulk(RNALCS));
+    let len = match h.run("lcs virus1{t} virus2{t} len") {
+        Reply::Integer(len) => len,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(len, 227);
+    let matches = vec![
+        array(vec![span(238, 238), span(239, 239), int(1)]),
+        array(vec![span(236, 236), span(238, 238), int(1)]),
+        array(vec![span(229, 230), span(236, 237), int(2)]),
+        array(vec![span(224, 224), span(235, 235), int(1)]),
+        array(vec![span(1, 222), span(13, 234), int(222)]),
+    ];
+    assert_eq!(
+        h.run("lcs virus1{t} virus2{t} idx withmatchlen"),
+        Reply::Map(vec![
+            (bulk("matches"), array(matches.clone())),
+            (bulk("len"), int(227))
+        ])
+    );
+    assert_eq!(
+        h.run("lcs virus1{t} virus2{t} idx withmatchlen minmatchlen 5"),
+        Reply::Map(vec![
+            (bulk("matches"), array(vec![matches[4].clone()])),
+            (bulk("len"), int(227))
+        ])
+    );
+    let without_len: Vec<Reply> = matches
+        .iter()
+        .map(|entry| match entry {
+            Reply::Array(items) => array(items[..2].to_vec()),
+            other => other.clone(),
+        })
+        .collect();
+    assert_eq!(
+        h.run("lcs virus1{t} virus2{t} idx"),
+        Reply::Map(vec![
+            (bulk("matches"), array(without_len)),
+            (bulk("len"), int(227))
+        ])
+    );
+    h.run("hset h f v");
+    run_table(
+        &mut h,
+        &[
+            (
+                "lcs virus1{t} virus2{t} len idx",
+                err("ERR If you want both the length and indexes, please just use IDX."),
+            ),
+            ("lcs virus1{t} virus2{t} foo", err("ERR syntax error")),
+            (
+                "lcs virus1{t} h",
+                err("ERR The specified keys must contain string values"),
+            ),
+            ("lcs nokey1 nokey2", bulk("")),
+            ("set a ohmytext", ok()),
+            ("set b mynewtext", ok()),
+            ("lcs a b", bulk("mytext")),
+            ("lcs a b len", int(6)),
+        ],
+    );
+}
