@@ -21,4 +21,6 @@ pub use set::{GetSet, MSet, Set};
 pub(crate) use expiry::invalid_expire_time as expiry_error;
 
 #[cfg(test)]
+mod bits_lcs_test;
+#[cfg(test)]
 mod string_test;
