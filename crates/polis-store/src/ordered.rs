@@ -270,11 +270,15 @@ impl<V> HashOrderedMap<V> {
 mod tests {
     use super::*;
 
+    const PINNED_FOO: u64 = 1_953_807_813_287_780_345;
+    const PINNED_LONG: u64 = 9_649_990_935_837_435_475;
+
     #[test]
     fn hash_is_fixed_and_never_zero() {
         // Pinned values: changing the hash changes SCAN cursors on live
         // clusters, so a change must be deliberate.
-        assert_eq!(key_hash(b""), key_hash(b""));
+        assert_eq!(key_hash(b"foo"), PINNED_FOO);
+        assert_eq!(key_hash(b"a longer key of 26 bytes.."), PINNED_LONG);
         assert_ne!(key_hash(b"a"), key_hash(b"b"));
         assert_ne!(key_hash(b"abcdefgh"), key_hash(b"abcdefgh\0"));
         for index in 0..10_000u32 {

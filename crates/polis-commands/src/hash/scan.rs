@@ -141,26 +141,28 @@ impl ReadCommand for HRandField {
 
 /// Returns `count` distinct indexes below `len` (`count < len`), uniformly.
 fn distinct_picks(random: &mut SplitMix64, len: usize, count: usize) -> Vec<usize> {
-    if count * 3 > len {
-        // Many picks: shuffle the first `count` places of all indexes.
-        let mut indexes: Vec<usize> = (0..len).collect();
-        for place in 0..count {
-            let other = place + random.below(len - place);
-            indexes.swap(place, other);
-        }
-        indexes.truncate(count);
-        indexes
-    } else {
-        // Few picks: draw until `count` distinct ones (expected < 1.5
-        // draws per pick since count <= len / 3).
+    if count * 3 <= len {
+        // Few picks: draw until `count` distinct ones. With count <= len/3
+        // a draw repeats with probability < 1/3, so the attempt cap is
+        // practically never reached; if it is, shuffle instead.
         let mut seen = HashSet::with_capacity(count);
         let mut picks = Vec::with_capacity(count);
-        while picks.len() < count {
+        for _ in 0..count.saturating_mul(64) {
             let index = random.below(len);
             if seen.insert(index) {
                 picks.push(index);
+                if picks.len() == count {
+                    return picks;
+                }
             }
         }
-        picks
     }
+    // Many picks: shuffle the first `count` places of all indexes.
+    let mut indexes: Vec<usize> = (0..len).collect();
+    for place in 0..count {
+        let other = place + random.below(len - place);
+        indexes.swap(place, other);
+    }
+    indexes.truncate(count);
+    indexes
 }
