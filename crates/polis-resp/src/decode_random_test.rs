@@ -98,13 +98,57 @@ fn random_garbage_never_panics_and_splits_never_matter() {
     }
 }
 
+/// Replays the committed fuzz corpus (`fuzz/corpus/decode_request`, inputs
+/// cargo-fuzz found and minimized to the ones reaching distinct code) with
+/// the fuzz target's properties, so every `cargo test` covers them.
+/// Inputs that ever crashed belong in that directory too, and in
+/// [`super::tests`] as a named case.
 #[test]
-fn fuzz_regressions() {
-    // Inputs that once misbehaved, kept so they stay fixed.
-    let limits = DecodeLimits::default();
-    let cases: &[&[u8]] = &[];
-    for input in cases {
-        let _ = decode_all(input, &limits);
-        let _ = decode_bytewise(input, &limits);
+fn fuzz_corpus_replays_cleanly() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/decode_request");
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+    let small = DecodeLimits {
+        bulk_len_max: 32,
+        multibulk_len_max: 8,
+        inline_len_max: 64,
+        query_buffer_len_max: 1 << 20,
+    };
+    let mut replayed = 0;
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        let input = std::fs::read(&path).expect("a readable corpus file");
+        // The fuzz target's layout: a control byte, then the data.
+        let Some((&control, data)) = input.split_first() else {
+            continue;
+        };
+        let limits = if control & 1 == 0 {
+            DecodeLimits::default()
+        } else {
+            small
+        };
+        let whole = decode_all(data, &limits);
+        assert!(
+            !matches!(whole.1, Some(ProtocolError::Codec(_))),
+            "{}: {whole:?}",
+            path.display()
+        );
+        let cut = usize::from(control >> 1) * data.len() / 127;
+        let split = decode_split(data, &[cut], &limits);
+        assert_eq!(
+            (&whole.0, &whole.1),
+            (&split.0, &split.1),
+            "{}",
+            path.display()
+        );
+        let bytewise = decode_bytewise(data, &limits);
+        assert_eq!((whole.0, whole.1), bytewise, "{}", path.display());
+        replayed += 1;
     }
+    assert!(
+        replayed >= 10,
+        "only {replayed} corpus files in {}",
+        dir.display()
+    );
 }
