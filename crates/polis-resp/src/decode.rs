@@ -5,7 +5,7 @@
 //! - a multibulk request (`*<count>\r\n` then `count` bulk strings
 //!   `$<len>\r\n<bytes>\r\n`), what every client library sends;
 //! - an inline command, one line of space-separated words (what a human
-//!   types into `telnet`), split by [`crate::inline`].
+//!   types into `telnet`), split into words as Redis's `sdssplitargs` does.
 //!
 //! Every declared length is checked against [`DecodeLimits`] as soon as its
 //! header line is in the buffer, before a single byte of the payload is
@@ -14,10 +14,11 @@
 //! `processInlineBuffer` in `networking.c`), because clients and the Redis
 //! test suite match on them.
 //!
-//! The decoder keeps no state between calls: an incomplete frame is scanned
-//! again from its start when more bytes arrive. Scanning touches only the
-//! header lines (payloads are skipped by length), so a large bulk string
-//! arriving in many reads costs one header parse per read.
+//! [`decode_request`] keeps no state between calls: an incomplete frame is
+//! scanned again from its start when more bytes arrive. A connection uses a
+//! [`RequestDecoder`] instead, which resumes after the last argument it
+//! checked, so a request's headers are scanned once however many reads it
+//! takes. Payloads are skipped by length, never scanned.
 //!
 //! Where polis is stricter than Redis (on input no client sends):
 //! - a header line must end in `\r\n`; Redis skips whatever byte follows the
