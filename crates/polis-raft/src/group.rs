@@ -2,12 +2,13 @@
 //! inspect.
 
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::ReadPolicy;
-use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
 use polis_types::limits::PROPOSALS_IN_FLIGHT_MAX;
 use polis_types::{GroupId, NodeId};
@@ -63,6 +64,7 @@ pub struct Group<S: StateMachine> {
     pub(crate) raft: Raft<S>,
     pub(crate) state: StateHandle<S>,
     pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) request_timeout: Duration,
 }
 
 impl<S: StateMachine> Clone for Group<S> {
@@ -72,17 +74,39 @@ impl<S: StateMachine> Clone for Group<S> {
             raft: self.raft.clone(),
             state: self.state.clone(),
             in_flight: self.in_flight.clone(),
+            request_timeout: self.request_timeout,
         }
     }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl<S: StateMachine> Group<S> {
-    pub(crate) fn new(id: GroupId, raft: Raft<S>, state: StateHandle<S>) -> Self {
-        Self { id, raft, state, in_flight: Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX)) }
+    pub(crate) fn new(
+        id: GroupId,
+        raft: Raft<S>,
+        state: StateHandle<S>,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            id,
+            raft,
+            state,
+            in_flight: Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX)),
+            request_timeout,
+        }
+    }
+
+    fn timed_out(&self) -> ProposeError {
+        ProposeError::Unavailable(format!(
+            "no quorum within {:?}; outcome unknown",
+            self.request_timeout
+        ))
     }
 
     /// Returns the group id.
@@ -108,11 +132,20 @@ impl<S: StateMachine> Group<S> {
             .acquire()
             .await
             .map_err(|_| ProposeError::Unavailable("shutting down".into()))?;
-        let proposal = Proposal { time_ms: now_ms(), payload };
-        match self.raft.client_write(proposal).await {
+        let proposal = Proposal {
+            time_ms: now_ms(),
+            payload,
+        };
+        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(proposal));
+        let Ok(result) = write.await else {
+            return Err(self.timed_out());
+        };
+        match result {
             Ok(response) => Ok(response.data.0),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(ProposeError::NotLeader { leader: forward.leader_id.zip(forward.leader_node) })
+                Err(ProposeError::NotLeader {
+                    leader: forward.leader_id.zip(forward.leader_node),
+                })
             }
             Err(error) => Err(ProposeError::Unavailable(error.to_string())),
         }
@@ -125,10 +158,19 @@ impl<S: StateMachine> Group<S> {
     /// # Errors
     /// As for [`Group::propose`].
     pub async fn linearizable_read(&self) -> Result<(), ProposeError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        let read = tokio::time::timeout(
+            self.request_timeout,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        );
+        let Ok(result) = read.await else {
+            return Err(self.timed_out());
+        };
+        match result {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
-                Err(ProposeError::NotLeader { leader: forward.leader_id.zip(forward.leader_node) })
+                Err(ProposeError::NotLeader {
+                    leader: forward.leader_id.zip(forward.leader_node),
+                })
             }
             Err(error) => Err(ProposeError::Unavailable(error.to_string())),
         }
@@ -143,7 +185,11 @@ impl<S: StateMachine> Group<S> {
     pub fn leader(&self) -> Option<(NodeId, PeerNode)> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         let leader = metrics.current_leader?;
-        let node = metrics.membership_config.membership().get_node(&leader).cloned()?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
         Some((leader, node))
     }
 
@@ -160,7 +206,11 @@ impl<S: StateMachine> Group<S> {
                 peer_addr: node.peer_addr.clone(),
                 resp_addr: node.resp_addr.clone(),
                 admin_addr: node.admin_addr.clone(),
-                matched: matched.get(node_id).cloned().flatten().map(|log_id| log_id.index),
+                matched: matched
+                    .get(node_id)
+                    .cloned()
+                    .flatten()
+                    .map(|log_id| log_id.index),
                 voter: voters.contains(node_id),
             })
             .collect();

@@ -100,7 +100,10 @@ pub mod metrics {
 
     /// Returns (fsyncs, appends made durable by them) since start.
     pub fn totals() -> (u64, u64) {
-        (SYNCS.load(Ordering::Relaxed), SYNCED_APPENDS.load(Ordering::Relaxed))
+        (
+            SYNCS.load(Ordering::Relaxed),
+            SYNCED_APPENDS.load(Ordering::Relaxed),
+        )
     }
 }
 

@@ -45,15 +45,27 @@ impl LogEngine {
             .manual_journal_persist(true)
             .open()
             .map_err(io::Error::other)?;
-        let logs = db.keyspace("logs", KeyspaceCreateOptions::default).map_err(io::Error::other)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(io::Error::other)?;
+        let logs = db
+            .keyspace("logs", KeyspaceCreateOptions::default)
+            .map_err(io::Error::other)?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(io::Error::other)?;
         let group_commit = GroupCommit::start(db.clone())?;
-        Ok(Self { db, logs, meta, group_commit })
+        Ok(Self {
+            db,
+            logs,
+            meta,
+            group_commit,
+        })
     }
 
     /// Returns the log store of `group`.
     pub fn group(&self, group: GroupId) -> LogStore {
-        LogStore { engine: self.clone(), group }
+        LogStore {
+            engine: self.clone(),
+            group,
+        }
     }
 }
 
@@ -99,8 +111,11 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
 
 impl LogStore {
     fn get_meta<T: DeserializeOwned>(&self, name: &[u8]) -> io::Result<Option<T>> {
-        let value =
-            self.engine.meta.get(meta_key(self.group, name)).map_err(io::Error::other)?;
+        let value = self
+            .engine
+            .meta
+            .get(meta_key(self.group, name))
+            .map_err(io::Error::other)?;
         value.map(|bytes| decode(&bytes)).transpose()
     }
 
@@ -151,7 +166,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(Vec::new());
         }
         let mut entries = Vec::new();
-        for guard in self.engine.logs.range(log_key(self.group, start)..=log_key(self.group, end))
+        for guard in self
+            .engine
+            .logs
+            .range(log_key(self.group, start)..=log_key(self.group, end))
         {
             let (key, value) = guard.into_inner().map_err(io::Error::other)?;
             let index = index_of(&key)?;
@@ -187,7 +205,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         };
         let last_log_id = last.or_else(|| last_purged_log_id.clone());
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -218,14 +239,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(META_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.engine.db.batch();
         for entry in entries {
-            batch.insert(&self.engine.logs, log_key(self.group, entry.index()), encode(&entry)?);
+            batch.insert(
+                &self.engine.logs,
+                log_key(self.group, entry.index()),
+                encode(&entry)?,
+            );
         }
         // Written (and readable) now; durable after the next group fsync.
         batch.commit().map_err(io::Error::other)?;

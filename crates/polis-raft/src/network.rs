@@ -60,6 +60,14 @@ impl RpcKind {
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The shortest time an RPC may take before it counts as failed.
+/// openraft asks for appends to finish within one heartbeat interval; on a
+/// busy machine (a debug build, a loaded CI box) that is too tight, and
+/// each timeout makes the next append larger, so replication never
+/// catches up and followers start elections. A floor keeps a slow peer
+/// slow instead of failed.
+const RPC_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+
 /// Channels to peers, shared by every group of the node: one connection
 /// per peer address.
 #[derive(Clone, Default)]
@@ -69,7 +77,10 @@ pub struct Channels {
 
 impl Channels {
     fn get(&self, addr: &str) -> Result<Channel, String> {
-        let mut by_addr = self.by_addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut by_addr = self
+            .by_addr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(channel) = by_addr.get(addr) {
             return Ok(channel.clone());
         }
@@ -133,13 +144,18 @@ impl PeerConnection {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
+        let timeout = timeout.max(RPC_TIMEOUT_MIN);
         let client = match &mut self.client {
             Ok(client) => client,
             Err(message) => return Err(RPCError::Unreachable(Unreachable::from_string(message))),
         };
         let payload = postcard::to_stdvec(request)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
-        let message = RaftRequest { group_id: self.group, kind: kind as u32, payload: payload.into() };
+        let message = RaftRequest {
+            group_id: self.group,
+            kind: kind as u32,
+            payload: payload.into(),
+        };
         let reply = match tokio::time::timeout(timeout, client.raft(message)).await {
             Err(_) => {
                 return Err(RPCError::Network(NetworkError::from_string(format!(
@@ -164,7 +180,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, Rpc> {
-        self.call(RpcKind::Append, &request, option.hard_ttl()).await
+        self.call(RpcKind::Append, &request, option.hard_ttl())
+            .await
     }
 
     async fn vote(
@@ -180,7 +197,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         request: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, Rpc> {
-        self.call(RpcKind::PreVote, &request, option.hard_ttl()).await
+        self.call(RpcKind::PreVote, &request, option.hard_ttl())
+            .await
     }
 
     async fn full_snapshot(
@@ -225,7 +243,9 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, tonic::Status> {
 fn encode<T: Serialize>(value: &T) -> Result<tonic::Response<RaftReply>, tonic::Status> {
     let payload = postcard::to_stdvec(value)
         .map_err(|error| tonic::Status::internal(format!("unencodable reply: {error}")))?;
-    Ok(tonic::Response::new(RaftReply { payload: payload.into() }))
+    Ok(tonic::Response::new(RaftReply {
+        payload: payload.into(),
+    }))
 }
 
 #[tonic::async_trait]
@@ -236,11 +256,17 @@ impl<S: StateMachine> proto::peer_server::Peer for PeerService<S> {
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         let request = request.into_inner();
         let raft = {
-            let groups = self.groups.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let groups = self
+                .groups
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             groups.get(&request.group_id).cloned()
         };
         let Some(raft) = raft else {
-            return Err(tonic::Status::not_found(format!("no group {}", request.group_id)));
+            return Err(tonic::Status::not_found(format!(
+                "no group {}",
+                request.group_id
+            )));
         };
         let kind = RpcKind::from_u32(request.kind)
             .ok_or_else(|| tonic::Status::invalid_argument("unknown message kind"))?;
@@ -250,9 +276,14 @@ impl<S: StateMachine> proto::peer_server::Peer for PeerService<S> {
             RpcKind::PreVote => encode(&raft.pre_vote(decode(&request.payload)?).await),
             RpcKind::Snapshot => {
                 let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) = decode(&request.payload)?;
-                let snapshot = openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> { meta, snapshot: data };
-                let result: Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>> =
-                    raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::Fatal);
+                let snapshot = openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
+                    meta,
+                    snapshot: data,
+                };
+                let result: Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>> = raft
+                    .install_full_snapshot(vote, snapshot)
+                    .await
+                    .map_err(RaftError::Fatal);
                 encode(&result)
             }
         }

@@ -25,6 +25,9 @@ pub struct RaftSettings {
     pub snapshot_every_entries: u64,
     /// Entries kept in the log behind a snapshot, for lagging followers.
     pub entries_kept_after_snapshot: u64,
+    /// How long a proposal or a linearizable read may wait (for a quorum,
+    /// a leader, apply) before it fails with an unknown outcome.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for RaftSettings {
@@ -35,6 +38,7 @@ impl Default for RaftSettings {
             election_timeout_max_ms: 2000,
             snapshot_every_entries: 50_000,
             entries_kept_after_snapshot: 10_000,
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -73,7 +77,8 @@ impl<S: StateMachine> RaftNode<S> {
     /// Returns an error if the server fails.
     pub async fn serve_peers(&self, listener: tokio::net::TcpListener) -> io::Result<()> {
         let service = PeerService::new(self.rafts.clone()).into_server();
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming(incoming)
@@ -104,13 +109,22 @@ impl<S: StateMachine> RaftNode<S> {
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(io::Error::other)?);
-        let snapshot_path = self.data_dir.join("snapshots").join(format!("group-{group}.snapshot"));
+        let snapshot_path = self
+            .data_dir
+            .join("snapshots")
+            .join(format!("group-{group}.snapshot"));
         let store = SmStore::open(app, snapshot_path)?;
         let state = store.handle();
         let network = NetworkFactory::new(group, self.channels.clone());
-        let raft = Raft::new(self.node_id, config, network, self.engine.group(group), store)
-            .await
-            .map_err(io::Error::other)?;
+        let raft = Raft::new(
+            self.node_id,
+            config,
+            network,
+            self.engine.group(group),
+            store,
+        )
+        .await
+        .map_err(io::Error::other)?;
         self.rafts
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -122,6 +136,7 @@ impl<S: StateMachine> RaftNode<S> {
                 tracing::info!(%error, group, "initialize skipped");
             }
         }
-        Ok(Group::new(group, raft, state))
+        let timeout = std::time::Duration::from_millis(self.settings.request_timeout_ms);
+        Ok(Group::new(group, raft, state, timeout))
     }
 }

@@ -54,18 +54,24 @@ pub struct StateHandle<S> {
 
 impl<S> Clone for StateHandle<S> {
     fn clone(&self) -> Self {
-        Self { state: self.state.clone() }
+        Self {
+            state: self.state.clone(),
+        }
     }
 }
 
 impl<S> StateHandle<S> {
     /// Returns a read guard on the state. Hold it briefly: apply waits.
     pub fn read(&self) -> RwLockReadGuard<'_, SmState<S>> {
-        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, SmState<S>> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -129,7 +135,9 @@ impl<S: StateMachine> SmStore<S> {
             Err(error) => return Err(error),
         }
         Ok(Self {
-            handle: StateHandle { state: Arc::new(RwLock::new(state)) },
+            handle: StateHandle {
+                state: Arc::new(RwLock::new(state)),
+            },
             snapshot_path,
             current: Arc::new(Mutex::new(current)),
         })
@@ -141,7 +149,9 @@ impl<S: StateMachine> SmStore<S> {
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Option<SnapshotFile>> {
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn persist(&self, file: SnapshotFile) -> io::Result<()> {
@@ -193,16 +203,26 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
     ) -> Result<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
         let (meta, data) = {
             let state = self.handle.read();
-            let body = SnapshotBody { time_ms: state.time_ms, app: state.app.snapshot() };
+            let body = SnapshotBody {
+                time_ms: state.time_ms,
+                app: state.app.snapshot(),
+            };
             let meta = SnapshotMeta {
                 last_log_id: state.last_applied.clone(),
                 last_membership: state.membership.clone(),
             };
             (meta, postcard::to_stdvec(&body).map_err(invalid)?)
         };
-        self.persist(SnapshotFile { meta: meta.clone(), data: data.clone() }).await?;
+        self.persist(SnapshotFile {
+            meta: meta.clone(),
+            data: data.clone(),
+        })
+        .await?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
-        Ok(openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> { meta, snapshot: data })
+        Ok(openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
+            meta,
+            snapshot: data,
+        })
     }
 }
 
@@ -248,12 +268,20 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
         {
             let mut state = self.handle.write();
             restore_into(&mut state, meta, &snapshot)?;
         }
-        self.persist(SnapshotFile { meta: meta.clone(), data: snapshot }).await?;
+        self.persist(SnapshotFile {
+            meta: meta.clone(),
+            data: snapshot,
+        })
+        .await?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }
@@ -261,9 +289,12 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
-        Ok(self.current().as_ref().map(|file| openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
-            meta: file.meta.clone(),
-            snapshot: file.data.clone(),
-        }))
+        Ok(self
+            .current()
+            .as_ref()
+            .map(|file| openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
+                meta: file.meta.clone(),
+                snapshot: file.data.clone(),
+            }))
     }
 }

@@ -35,7 +35,12 @@ pub struct Proposal {
 
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "proposal(t={}, {} bytes)", self.time_ms, self.payload.len())
+        write!(
+            f,
+            "proposal(t={}, {} bytes)",
+            self.time_ms,
+            self.payload.len()
+        )
     }
 }
 

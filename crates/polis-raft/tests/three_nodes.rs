@@ -36,7 +36,10 @@ async fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -
         if let Some(value) = probe() {
             return value;
         }
-        assert!(start.elapsed() < deadline, "condition not met within {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -55,15 +58,27 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
         let addr = listener.local_addr().unwrap().to_string();
         members.insert(
             node_id,
-            PeerNode { peer_addr: addr.clone(), resp_addr: addr.clone(), admin_addr: addr },
+            PeerNode {
+                peer_addr: addr.clone(),
+                resp_addr: addr.clone(),
+                admin_addr: addr,
+            },
         );
         listeners.push((node_id, listener));
     }
-    let mut cluster = Cluster { groups: HashMap::new(), servers: HashMap::new(), _dirs: Vec::new() };
+    let mut cluster = Cluster {
+        groups: HashMap::new(),
+        servers: HashMap::new(),
+        _dirs: Vec::new(),
+    };
     for (node_id, listener) in listeners {
         let dir = tempfile::tempdir().unwrap();
-        let node = RaftNode::<Kv>::open(node_id, dir.path().to_path_buf(), settings.clone()).unwrap();
-        let group = node.start_group(1, Kv::default(), members.clone()).await.unwrap();
+        let node =
+            RaftNode::<Kv>::open(node_id, dir.path().to_path_buf(), settings.clone()).unwrap();
+        let group = node
+            .start_group(1, Kv::default(), members.clone())
+            .await
+            .unwrap();
         let server = tokio::spawn(async move {
             let _ = node.serve_peers(listener).await;
         });
@@ -74,28 +89,59 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
     cluster
 }
 
+/// Proposes on whichever node leads, following NotLeader answers, until
+/// the proposal is acknowledged or 30 s pass.
+async fn propose_anywhere(cluster: &Cluster, payload: Bytes) -> Bytes {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let target = leader_of(cluster);
+        if let Some(group) = target.and_then(|id| cluster.groups.get(&id)) {
+            match group.propose(payload.clone()).await {
+                Ok(reply) => return reply,
+                Err(ProposeError::NotLeader { .. }) => {}
+                Err(error) => panic!("proposal failed: {error}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader accepted the proposal");
+        wait_for(Duration::from_secs(10), || leader_of(cluster)).await;
+    }
+}
+
 fn leader_of(cluster: &Cluster) -> Option<u64> {
-    cluster.groups.iter().find(|(_, group)| group.is_leader()).map(|(id, _)| *id)
+    cluster
+        .groups
+        .iter()
+        .find(|(_, group)| group.is_leader())
+        .map(|(id, _)| *id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_replicate_and_survive_leader_loss() {
     let settings = RaftSettings {
-        heartbeat_ms: 50,
-        election_timeout_min_ms: 300,
-        election_timeout_max_ms: 600,
+        heartbeat_ms: 100,
+        election_timeout_min_ms: 500,
+        election_timeout_max_ms: 1000,
         ..RaftSettings::default()
     };
     let mut cluster = start_cluster(settings).await;
     let leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
 
     for i in 0..50 {
-        cluster.groups[&leader].propose(Bytes::from(format!("k{i}=v{i}"))).await.unwrap();
+        propose_anywhere(&cluster, Bytes::from(format!("k{i}=v{i}"))).await;
     }
-    // A follower refuses proposals and names the leader.
+    // A follower refuses proposals and names the leader (once it heard
+    // from one: a loaded machine may re-elect meanwhile).
+    let leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
     let follower = *cluster.groups.keys().find(|id| **id != leader).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        cluster.groups[&follower].leader().map(|_| ())
+    })
+    .await;
+    let leader = cluster.groups[&follower].leader().unwrap().0;
     match cluster.groups[&follower].propose(Bytes::from("x=y")).await {
-        Err(ProposeError::NotLeader { leader: Some((id, _)) }) => assert_eq!(id, leader),
+        Err(ProposeError::NotLeader {
+            leader: Some((id, _)),
+        }) => assert_eq!(id, leader),
         other => panic!("expected NotLeader, got {other:?}"),
     }
     // Every replica applies every acknowledged write.
@@ -114,7 +160,10 @@ async fn writes_replicate_and_survive_leader_loss() {
     assert_ne!(new_leader, leader);
     let group = &cluster.groups[&new_leader];
     group.linearizable_read().await.unwrap();
-    assert_eq!(group.state().read().app.map.get("k49").map(String::as_str), Some("v49"));
-    let previous = group.propose(Bytes::from("k0=again")).await.unwrap();
+    assert_eq!(
+        group.state().read().app.map.get("k49").map(String::as_str),
+        Some("v49")
+    );
+    let previous = propose_anywhere(&cluster, Bytes::from("k0=again")).await;
     assert_eq!(previous, Bytes::from("v0"));
 }

@@ -73,7 +73,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let app = Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
-        .route("/status", get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }))
+        .route(
+            "/status",
+            get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }),
+        )
         .route("/metrics", get(metrics))
         .with_state(node);
     if let Err(error) = axum::serve(listener, app).await {
@@ -95,20 +98,88 @@ async fn metrics(State(node): State<Arc<Node>>) -> String {
     let (syncs, synced_appends) = polis_raft::group_commit::metrics::totals();
     let mut text = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
     };
-    gauge("polis_raft_term", "Current Raft term of the data group.", "gauge", status.term);
-    gauge("polis_raft_is_leader", "1 when this node leads the data group.", "gauge", u64::from(status.state == "Leader"));
-    gauge("polis_raft_last_log_index", "Last log index.", "gauge", status.last_log_index.unwrap_or(0));
-    gauge("polis_raft_committed_index", "Committed log index.", "gauge", status.committed.unwrap_or(0));
-    gauge("polis_raft_applied_index", "Applied log index.", "gauge", status.applied.unwrap_or(0));
-    gauge("polis_keys", "Keys in the keyspace.", "gauge", status.keys as u64);
-    gauge("polis_connected_clients", "Connected clients.", "gauge", node.clients.len() as u64);
-    gauge("polis_commands_total", "Commands processed.", "counter", Stats::get(&stats.commands_processed));
-    gauge("polis_writes_proposed_total", "Writes proposed to Raft.", "counter", Stats::get(&stats.writes_proposed));
-    gauge("polis_error_replies_total", "Error replies sent.", "counter", Stats::get(&stats.error_replies));
-    gauge("polis_redirects_total", "MOVED and other redirect replies.", "counter", Stats::get(&stats.redirects));
-    gauge("polis_fsyncs_total", "Log fsyncs (group commits).", "counter", syncs);
-    gauge("polis_fsync_appends_total", "Log appends made durable by those fsyncs.", "counter", synced_appends);
+    gauge(
+        "polis_raft_term",
+        "Current Raft term of the data group.",
+        "gauge",
+        status.term,
+    );
+    gauge(
+        "polis_raft_is_leader",
+        "1 when this node leads the data group.",
+        "gauge",
+        u64::from(status.state == "Leader"),
+    );
+    gauge(
+        "polis_raft_last_log_index",
+        "Last log index.",
+        "gauge",
+        status.last_log_index.unwrap_or(0),
+    );
+    gauge(
+        "polis_raft_committed_index",
+        "Committed log index.",
+        "gauge",
+        status.committed.unwrap_or(0),
+    );
+    gauge(
+        "polis_raft_applied_index",
+        "Applied log index.",
+        "gauge",
+        status.applied.unwrap_or(0),
+    );
+    gauge(
+        "polis_keys",
+        "Keys in the keyspace.",
+        "gauge",
+        status.keys as u64,
+    );
+    gauge(
+        "polis_connected_clients",
+        "Connected clients.",
+        "gauge",
+        node.clients.len() as u64,
+    );
+    gauge(
+        "polis_commands_total",
+        "Commands processed.",
+        "counter",
+        Stats::get(&stats.commands_processed),
+    );
+    gauge(
+        "polis_writes_proposed_total",
+        "Writes proposed to Raft.",
+        "counter",
+        Stats::get(&stats.writes_proposed),
+    );
+    gauge(
+        "polis_error_replies_total",
+        "Error replies sent.",
+        "counter",
+        Stats::get(&stats.error_replies),
+    );
+    gauge(
+        "polis_redirects_total",
+        "MOVED and other redirect replies.",
+        "counter",
+        Stats::get(&stats.redirects),
+    );
+    gauge(
+        "polis_fsyncs_total",
+        "Log fsyncs (group commits).",
+        "counter",
+        syncs,
+    );
+    gauge(
+        "polis_fsync_appends_total",
+        "Log appends made durable by those fsyncs.",
+        "counter",
+        synced_appends,
+    );
     text
 }

@@ -50,7 +50,9 @@ impl Drop for ClientHandle {
 
 impl Clients {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Slot>> {
-        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a new connection, or returns `None` when `max` clients
@@ -80,7 +82,11 @@ impl Clients {
             readonly: false,
         };
         slots.insert(id, Slot { info, kill });
-        Some(ClientHandle { registry: self.clone(), id, killed })
+        Some(ClientHandle {
+            registry: self.clone(),
+            id,
+            killed,
+        })
     }
 
     /// Updates the info of client `id`.

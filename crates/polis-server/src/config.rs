@@ -82,7 +82,10 @@ impl ServerConfig {
             return Err("member ids must be unique".into());
         }
         if self.proto_max_bulk_len < limits::PROTO_MAX_BULK_LEN_MIN {
-            return Err(format!("proto-max-bulk-len must be at least {}", limits::PROTO_MAX_BULK_LEN_MIN));
+            return Err(format!(
+                "proto-max-bulk-len must be at least {}",
+                limits::PROTO_MAX_BULK_LEN_MIN
+            ));
         }
         if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms
             || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms

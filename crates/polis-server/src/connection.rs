@@ -39,7 +39,9 @@ pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
     let maxclients = node.settings.integer("maxclients").max(1) as usize;
     let Some(mut handle) = node.clients.register(addr, local_addr, maxclients) else {
         Stats::bump(&node.stats.connections_rejected);
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
         return;
     };
     let _ = stream.set_nodelay(true);

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use polis_raft::ProposeError;
 use polis_commands::{Protocol, ReadContext};
+use polis_raft::ProposeError;
 use polis_resp::{ProtocolVersion, Reply, ReplyError};
 use polis_types::{key_hash_slot, Slot};
 
@@ -63,8 +63,13 @@ async fn route(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Res
 fn redirect(node: &Node, slot: Option<Slot>, error: ProposeError) -> Reply {
     Stats::bump(&node.stats.redirects);
     match error {
-        ProposeError::NotLeader { leader: Some((_, leader)) } => match slot {
-            Some(slot) => Reply::Error(ReplyError::Moved { slot, addr: leader.resp_addr }),
+        ProposeError::NotLeader {
+            leader: Some((_, leader)),
+        } => match slot {
+            Some(slot) => Reply::Error(ReplyError::Moved {
+                slot,
+                addr: leader.resp_addr,
+            }),
             None => Reply::Error(ReplyError::Other(
                 "READONLY You can't write against a read only replica.".into(),
             )),
@@ -72,16 +77,16 @@ fn redirect(node: &Node, slot: Option<Slot>, error: ProposeError) -> Reply {
         ProposeError::NotLeader { leader: None } => Reply::Error(ReplyError::ClusterDown(
             "The cluster is down: no leader is known (election in progress?)".into(),
         )),
-        ProposeError::Unavailable(reason) => {
-            Reply::Error(ReplyError::ClusterDown(format!("The cluster is down: {reason}")))
-        }
+        ProposeError::Unavailable(reason) => Reply::Error(ReplyError::ClusterDown(format!(
+            "The cluster is down: {reason}"
+        ))),
     }
 }
 
 async fn write(node: &Arc<Node>, slot: Option<Slot>, args: Vec<Bytes>) -> Result<Reply, Reply> {
-    let payload = Op::Command(args)
-        .encode()
-        .map_err(|error| Reply::Error(ReplyError::err(format!("cannot encode command: {error}"))))?;
+    let payload = Op::Command(args).encode().map_err(|error| {
+        Reply::Error(ReplyError::err(format!("cannot encode command: {error}")))
+    })?;
     Stats::bump(&node.stats.writes_proposed);
     match node.group.propose(payload).await {
         Ok(reply) => Ok(DataMachine::decode_reply(&reply)),
@@ -113,5 +118,9 @@ async fn read(
     };
     let context = ReadContext::new(now_ms()).with_protocol(protocol);
     let state = node.group.state().read();
-    Ok(polis_commands::execute_read_with(&state.app.db, args, &context))
+    Ok(polis_commands::execute_read_with(
+        &state.app.db,
+        args,
+        &context,
+    ))
 }

@@ -25,7 +25,13 @@ pub async fn run(node: Arc<Node>) {
             continue;
         }
         for _ in 0..BATCHES_PER_TICK_MAX {
-            let keys = node.group.state().read().app.db.expired_keys(now_ms(), EXPIRE_BATCH_KEYS_MAX);
+            let keys = node
+                .group
+                .state()
+                .read()
+                .app
+                .db
+                .expired_keys(now_ms(), EXPIRE_BATCH_KEYS_MAX);
             if keys.is_empty() {
                 break;
             }

@@ -47,7 +47,9 @@ fn encode_reply(reply: &Reply) -> Bytes {
         Ok(bytes) => Bytes::from(bytes),
         // A reply that cannot be encoded is a bug; the write still applied
         // on every replica, so answer with an error rather than diverge.
-        Err(error) => encode_reply(&Reply::Error(ReplyError::err(format!("reply encoding: {error}")))),
+        Err(error) => encode_reply(&Reply::Error(ReplyError::err(format!(
+            "reply encoding: {error}"
+        )))),
     }
 }
 

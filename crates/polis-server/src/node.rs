@@ -25,7 +25,11 @@ pub enum ServerError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot bind {what} address {addr}: {source}")]
-    Bind { what: &'static str, addr: String, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("storage: {0}")]
     Storage(std::io::Error),
 }
@@ -45,7 +49,10 @@ pub struct Node {
 
 /// Returns the wall clock in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Returns the Redis Cluster-style 40-hex-digit name of node `id`.
@@ -73,7 +80,11 @@ impl Node {
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Bind { what, addr: addr.to_owned(), source })
+        .map_err(|source| ServerError::Bind {
+            what,
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 /// Runs a node until `shutdown` completes.
@@ -81,15 +92,22 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, ServerError
 /// # Errors
 /// Returns an error if the configuration is invalid, an address cannot be
 /// bound, or storage cannot be opened.
-pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     config.validate().map_err(ServerError::Config)?;
     let peer_listener = bind("peer", &config.peer_addr).await?;
     let resp_listener = bind("RESP", &config.resp_addr).await?;
     let admin_listener = bind("admin", &config.admin_addr).await?;
-    let resp_port = resp_listener.local_addr().map(|addr| addr.port()).unwrap_or(0);
+    let resp_port = resp_listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .unwrap_or(0);
 
-    let raft = RaftNode::<DataMachine>::open(config.node_id, config.data_dir.clone(), config.raft.clone())
-        .map_err(ServerError::Storage)?;
+    let raft =
+        RaftNode::<DataMachine>::open(config.node_id, config.data_dir.clone(), config.raft.clone())
+            .map_err(ServerError::Storage)?;
     let members: BTreeMap<NodeId, PeerNode> = config
         .members
         .iter()
@@ -108,7 +126,11 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
         .map_err(ServerError::Storage)?;
 
     let node = Arc::new(Node {
-        settings: Settings::new(config.proto_max_bulk_len, config.client_query_buffer_limit, config.maxclients),
+        settings: Settings::new(
+            config.proto_max_bulk_len,
+            config.client_query_buffer_limit,
+            config.maxclients,
+        ),
         config,
         group: group.clone(),
         clients: Arc::new(Clients::default()),

@@ -11,7 +11,10 @@ use polis_types::limits;
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     /// An integer in `min..=max`; accepts memory units (`1mb`, `2gb`).
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     Bool,
     Choice(&'static [&'static str]),
     Text,
@@ -25,41 +28,236 @@ struct Param {
 }
 
 const POLICIES: &[&str] = &[
-    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
-    "allkeys-lfu", "allkeys-random", "noeviction",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
 ];
 
 const PARAMS: &[Param] = &[
-    Param { name: "proto-max-bulk-len", aliases: &[], kind: Kind::Integer { min: limits::PROTO_MAX_BULK_LEN_MIN as i64, max: i64::MAX }, default: "536870912" },
-    Param { name: "client-query-buffer-limit", aliases: &[], kind: Kind::Integer { min: 1024 * 1024, max: i64::MAX }, default: "1073741824" },
-    Param { name: "maxclients", aliases: &[], kind: Kind::Integer { min: 1, max: 1_000_000 }, default: "10000" },
-    Param { name: "maxmemory", aliases: &[], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "0" },
-    Param { name: "maxmemory-policy", aliases: &[], kind: Kind::Choice(POLICIES), default: "noeviction" },
-    Param { name: "maxmemory-samples", aliases: &[], kind: Kind::Integer { min: 1, max: 64 }, default: "5" },
-    Param { name: "hash-max-listpack-entries", aliases: &["hash-max-ziplist-entries"], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "128" },
-    Param { name: "hash-max-listpack-value", aliases: &["hash-max-ziplist-value"], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "64" },
-    Param { name: "list-max-listpack-size", aliases: &["list-max-ziplist-size"], kind: Kind::Integer { min: i64::MIN, max: i64::MAX }, default: "-2" },
-    Param { name: "set-max-intset-entries", aliases: &[], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "512" },
-    Param { name: "zset-max-listpack-entries", aliases: &["zset-max-ziplist-entries"], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "128" },
-    Param { name: "zset-max-listpack-value", aliases: &["zset-max-ziplist-value"], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "64" },
-    Param { name: "lazyfree-lazy-user-del", aliases: &[], kind: Kind::Bool, default: "no" },
-    Param { name: "lazyfree-lazy-user-flush", aliases: &[], kind: Kind::Bool, default: "no" },
-    Param { name: "lazyfree-lazy-expire", aliases: &[], kind: Kind::Bool, default: "no" },
-    Param { name: "lazyfree-lazy-eviction", aliases: &[], kind: Kind::Bool, default: "no" },
-    Param { name: "lazyfree-lazy-server-del", aliases: &[], kind: Kind::Bool, default: "no" },
-    Param { name: "activedefrag", aliases: &[], kind: Kind::Bool, default: "no" },
-    Param { name: "appendonly", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Param { name: "appendfsync", aliases: &[], kind: Kind::Choice(&["always", "everysec", "no"]), default: "always" },
-    Param { name: "save", aliases: &[], kind: Kind::Text, default: "" },
-    Param { name: "notify-keyspace-events", aliases: &[], kind: Kind::Text, default: "" },
-    Param { name: "hz", aliases: &[], kind: Kind::Integer { min: 1, max: 500 }, default: "10" },
-    Param { name: "timeout", aliases: &[], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "0" },
-    Param { name: "slowlog-log-slower-than", aliases: &[], kind: Kind::Integer { min: -1, max: i64::MAX }, default: "10000" },
-    Param { name: "slowlog-max-len", aliases: &[], kind: Kind::Integer { min: 0, max: i64::MAX }, default: "128" },
-    Param { name: "latency-tracking", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Param { name: "cluster-enabled", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Param { name: "databases", aliases: &[], kind: Kind::Integer { min: 1, max: 1 }, default: "1" },
-    Param { name: "loglevel", aliases: &[], kind: Kind::Choice(&["debug", "verbose", "notice", "warning", "nothing"]), default: "notice" },
+    Param {
+        name: "proto-max-bulk-len",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: limits::PROTO_MAX_BULK_LEN_MIN as i64,
+            max: i64::MAX,
+        },
+        default: "536870912",
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 1024 * 1024,
+            max: i64::MAX,
+        },
+        default: "1073741824",
+    },
+    Param {
+        name: "maxclients",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "10000",
+    },
+    Param {
+        name: "maxmemory",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "0",
+    },
+    Param {
+        name: "maxmemory-policy",
+        aliases: &[],
+        kind: Kind::Choice(POLICIES),
+        default: "noeviction",
+    },
+    Param {
+        name: "maxmemory-samples",
+        aliases: &[],
+        kind: Kind::Integer { min: 1, max: 64 },
+        default: "5",
+    },
+    Param {
+        name: "hash-max-listpack-entries",
+        aliases: &["hash-max-ziplist-entries"],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "128",
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        aliases: &["hash-max-ziplist-value"],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "64",
+    },
+    Param {
+        name: "list-max-listpack-size",
+        aliases: &["list-max-ziplist-size"],
+        kind: Kind::Integer {
+            min: i64::MIN,
+            max: i64::MAX,
+        },
+        default: "-2",
+    },
+    Param {
+        name: "set-max-intset-entries",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "512",
+    },
+    Param {
+        name: "zset-max-listpack-entries",
+        aliases: &["zset-max-ziplist-entries"],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "128",
+    },
+    Param {
+        name: "zset-max-listpack-value",
+        aliases: &["zset-max-ziplist-value"],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "64",
+    },
+    Param {
+        name: "lazyfree-lazy-user-del",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Param {
+        name: "lazyfree-lazy-user-flush",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Param {
+        name: "lazyfree-lazy-expire",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Param {
+        name: "lazyfree-lazy-eviction",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Param {
+        name: "lazyfree-lazy-server-del",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Param {
+        name: "activedefrag",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Param {
+        name: "appendonly",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Param {
+        name: "appendfsync",
+        aliases: &[],
+        kind: Kind::Choice(&["always", "everysec", "no"]),
+        default: "always",
+    },
+    Param {
+        name: "save",
+        aliases: &[],
+        kind: Kind::Text,
+        default: "",
+    },
+    Param {
+        name: "notify-keyspace-events",
+        aliases: &[],
+        kind: Kind::Text,
+        default: "",
+    },
+    Param {
+        name: "hz",
+        aliases: &[],
+        kind: Kind::Integer { min: 1, max: 500 },
+        default: "10",
+    },
+    Param {
+        name: "timeout",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "0",
+    },
+    Param {
+        name: "slowlog-log-slower-than",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: -1,
+            max: i64::MAX,
+        },
+        default: "10000",
+    },
+    Param {
+        name: "slowlog-max-len",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "128",
+    },
+    Param {
+        name: "latency-tracking",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Param {
+        name: "cluster-enabled",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Param {
+        name: "databases",
+        aliases: &[],
+        kind: Kind::Integer { min: 1, max: 1 },
+        default: "1",
+    },
+    Param {
+        name: "loglevel",
+        aliases: &[],
+        kind: Kind::Choice(&["debug", "verbose", "notice", "warning", "nothing"]),
+        default: "notice",
+    },
 ];
 
 /// The current value of every parameter.
@@ -68,15 +266,23 @@ pub struct Settings {
 }
 
 fn find(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|param| param.name == name || param.aliases.contains(&name))
+    PARAMS
+        .iter()
+        .find(|param| param.name == name || param.aliases.contains(&name))
 }
 
 /// Parses an integer with an optional memory unit, as Redis's memtoull.
 fn parse_memory(value: &str) -> Option<i64> {
     let lower = value.to_ascii_lowercase();
     let units: [(&str, i64); 8] = [
-        ("kb", 1024), ("mb", 1024 * 1024), ("gb", 1024 * 1024 * 1024), ("k", 1000),
-        ("m", 1_000_000), ("g", 1_000_000_000), ("b", 1), ("", 1),
+        ("kb", 1024),
+        ("mb", 1024 * 1024),
+        ("gb", 1024 * 1024 * 1024),
+        ("k", 1000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+        ("b", 1),
+        ("", 1),
     ];
     for (suffix, multiplier) in units {
         if let Some(number) = lower.strip_suffix(suffix) {
@@ -93,16 +299,22 @@ impl Settings {
     /// Returns every parameter at its default, with the limits the node
     /// was started with.
     pub fn new(proto_max_bulk_len: u64, query_buffer_limit: u64, maxclients: usize) -> Self {
-        let mut values: BTreeMap<&'static str, String> =
-            PARAMS.iter().map(|param| (param.name, param.default.to_owned())).collect();
+        let mut values: BTreeMap<&'static str, String> = PARAMS
+            .iter()
+            .map(|param| (param.name, param.default.to_owned()))
+            .collect();
         values.insert("proto-max-bulk-len", proto_max_bulk_len.to_string());
         values.insert("client-query-buffer-limit", query_buffer_limit.to_string());
         values.insert("maxclients", maxclients.to_string());
-        Self { values: RwLock::new(values) }
+        Self {
+            values: RwLock::new(values),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<&'static str, String>> {
-        self.values.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.values
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Returns the parameters whose name matches `matches`, with values.
@@ -112,7 +324,10 @@ impl Settings {
         for param in PARAMS {
             let names = std::iter::once(param.name).chain(param.aliases.iter().copied());
             for name in names.filter(|name| matches(name)) {
-                found.push((name.to_owned(), values.get(param.name).cloned().unwrap_or_default()));
+                found.push((
+                    name.to_owned(),
+                    values.get(param.name).cloned().unwrap_or_default(),
+                ));
             }
         }
         found
@@ -120,7 +335,10 @@ impl Settings {
 
     /// Returns an integer parameter's value.
     pub fn integer(&self, name: &str) -> i64 {
-        self.read().get(name).and_then(|value| parse_memory(value)).unwrap_or(0)
+        self.read()
+            .get(name)
+            .and_then(|value| parse_memory(value))
+            .unwrap_or(0)
     }
 
     /// Sets several parameters at once: all or none (as CONFIG SET does).
@@ -172,7 +390,10 @@ impl Settings {
             };
             validated.push((param.name, normalized));
         }
-        let mut values = self.values.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut values = self
+            .values
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (name, value) in validated {
             values.insert(name, value);
         }
@@ -191,12 +412,19 @@ mod tests {
             .set_all(&[("hash-max-ziplist-entries".into(), "7".into())])
             .unwrap();
         assert_eq!(settings.integer("hash-max-listpack-entries"), 7);
-        assert!(settings.set_all(&[("maxclients".into(), "abc".into())]).is_err());
-        assert!(settings.set_all(&[("no-such-thing".into(), "1".into())]).is_err());
-        settings.set_all(&[("proto-max-bulk-len".into(), "2mb".into())]).unwrap();
+        assert!(settings
+            .set_all(&[("maxclients".into(), "abc".into())])
+            .is_err());
+        assert!(settings
+            .set_all(&[("no-such-thing".into(), "1".into())])
+            .is_err());
+        settings
+            .set_all(&[("proto-max-bulk-len".into(), "2mb".into())])
+            .unwrap();
         assert_eq!(settings.integer("proto-max-bulk-len"), 2 * 1024 * 1024);
         // All or none: a bad pair leaves the good one unapplied.
-        let result = settings.set_all(&[("maxclients".into(), "5".into()), ("hz".into(), "0".into())]);
+        let result =
+            settings.set_all(&[("maxclients".into(), "5".into()), ("hz".into(), "0".into())]);
         assert!(result.is_err());
         assert_eq!(settings.integer("maxclients"), 100);
     }

@@ -36,14 +36,20 @@ impl Stats {
     /// Counts one error reply under its code (`ERR`, `WRONGTYPE`, ...).
     pub fn record_error(&self, error: &ReplyError) {
         Stats::bump(&self.error_replies);
-        let mut by_code = self.errors_by_code.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut by_code = self
+            .errors_by_code
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Bounded: codes come from our own ReplyError set, not from input.
         *by_code.entry(error.code()).or_insert(0) += 1;
     }
 
     /// Returns the error counts by code.
     pub fn errors_by_code(&self) -> BTreeMap<String, u64> {
-        self.errors_by_code.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.errors_by_code
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Resets every counter (CONFIG RESETSTAT).
@@ -61,6 +67,9 @@ impl Stats {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
-        self.errors_by_code.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.errors_by_code
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 }

@@ -63,7 +63,12 @@ mod tests {
             (b"", 0),
         ];
         for (key, slot) in table {
-            assert_eq!(key_hash_slot(key), *slot, "key {:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                key_hash_slot(key),
+                *slot,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 

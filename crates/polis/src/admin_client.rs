@@ -11,7 +11,9 @@ use hyper_util::rt::TokioExecutor;
 /// Returns the body of `GET http://{addr}{path}` and its status code.
 pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, Bytes)> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri: hyper::Uri = format!("http://{addr}{path}").parse().context("bad admin address")?;
+    let uri: hyper::Uri = format!("http://{addr}{path}")
+        .parse()
+        .context("bad admin address")?;
     let response = tokio::time::timeout(timeout, client.get(uri))
         .await
         .context("admin request timed out")??;

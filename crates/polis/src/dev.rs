@@ -56,7 +56,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if u32::from(args.port) + 200 + u32::from(args.nodes) > u32::from(u16::MAX) {
         bail!("--port is too high for {} nodes", args.nodes);
     }
-    std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
     let exe = std::env::current_exe().context("locating the polis binary")?;
     let members: Vec<String> = (0..args.nodes)
         .map(|index| {
@@ -79,7 +80,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .args(["--node-id", &id.to_string()])
             .arg("--data-dir")
             .arg(args.data.join(format!("node-{id}")))
-            .args(["--resp-addr", &resp, "--admin-addr", &admin, "--peer-addr", &peer])
+            .args([
+                "--resp-addr",
+                &resp,
+                "--admin-addr",
+                &admin,
+                "--peer-addr",
+                &peer,
+            ])
             .args(["--member", &members.join(",")])
             .args(&args.server_args)
             .stdin(Stdio::null())
@@ -88,11 +96,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting node {id}"))?;
-        println!("node {id}: resp {resp}  admin http://{admin}  peer {peer}  log {}", log_path.display());
+        println!(
+            "node {id}: resp {resp}  admin http://{admin}  peer {peer}  log {}",
+            log_path.display()
+        );
         processes.push(NodeProcess { id, child });
     }
 
-    let admin_addrs: Vec<String> = (0..args.nodes).map(|index| addrs(args.port, index).1).collect();
+    let admin_addrs: Vec<String> = (0..args.nodes)
+        .map(|index| addrs(args.port, index).1)
+        .collect();
     let leader = wait_for_leader(&admin_addrs, Duration::from_secs(args.ready_timeout_secs)).await;
     match leader {
         Ok((leader_id, leader_resp)) => {
@@ -113,7 +126,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_leader(admin_addrs: &[String], timeout: Duration) -> anyhow::Result<(u64, String)> {
+async fn wait_for_leader(
+    admin_addrs: &[String],
+    timeout: Duration,
+) -> anyhow::Result<(u64, String)> {
     let deadline = Instant::now() + timeout;
     loop {
         for addr in admin_addrs {
@@ -135,9 +151,10 @@ async fn wait_for_leader(admin_addrs: &[String], timeout: Duration) -> anyhow::R
 
 async fn wait_for_signal_or_exit(processes: &mut [NodeProcess]) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut terminate), Ok(mut interrupt)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
@@ -166,7 +183,10 @@ async fn stop_all(processes: &mut [NodeProcess]) {
         match tokio::time::timeout(Duration::from_secs(10), process.child.wait()).await {
             Ok(_) => {}
             Err(_) => {
-                eprintln!("polis dev: node {} did not stop in 10 s; killing it", process.id);
+                eprintln!(
+                    "polis dev: node {} did not stop in 10 s; killing it",
+                    process.id
+                );
                 let _ = process.child.kill().await;
             }
         }

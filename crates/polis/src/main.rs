@@ -30,7 +30,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(*args)),
         Command::Dev(args) => runtime.block_on(dev::run(args)),

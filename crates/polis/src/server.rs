@@ -50,6 +50,10 @@ pub struct ServerArgs {
     /// Log entries kept behind a snapshot for lagging followers.
     #[arg(long, env = "POLIS_ENTRIES_KEPT_AFTER_SNAPSHOT")]
     entries_kept_after_snapshot: Option<u64>,
+    /// How long a write or linearizable read waits for a quorum before it
+    /// fails (outcome unknown for writes).
+    #[arg(long, env = "POLIS_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, env = "POLIS_PROTO_MAX_BULK_LEN")]
     proto_max_bulk_len: Option<u64>,
@@ -82,6 +86,7 @@ struct FileConfig {
     election_timeout_max_ms: Option<u64>,
     snapshot_every_entries: Option<u64>,
     entries_kept_after_snapshot: Option<u64>,
+    request_timeout_ms: Option<u64>,
     proto_max_bulk_len: Option<u64>,
     client_query_buffer_limit: Option<u64>,
     maxclients: Option<usize>,
@@ -90,13 +95,18 @@ struct FileConfig {
 }
 
 fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
-    let (id, addrs) = text.split_once('=').context("expected ID=PEER/RESP/ADMIN")?;
+    let (id, addrs) = text
+        .split_once('=')
+        .context("expected ID=PEER/RESP/ADMIN")?;
     let parts: Vec<&str> = addrs.split('/').collect();
     let [peer, resp, admin] = parts.as_slice() else {
         bail!("member {text:?}: expected ID=PEER_ADDR/RESP_ADDR/ADMIN_ADDR");
     };
     Ok(MemberSpec {
-        id: id.trim().parse().with_context(|| format!("member {text:?}: bad id"))?,
+        id: id
+            .trim()
+            .parse()
+            .with_context(|| format!("member {text:?}: bad id"))?,
         peer_addr: (*peer).to_owned(),
         resp_addr: (*resp).to_owned(),
         admin_addr: (*admin).to_owned(),
@@ -107,21 +117,34 @@ fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
 fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
     let file: FileConfig = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => FileConfig::default(),
     };
     let node_id = args.node_id.or(file.node_id).unwrap_or(1);
-    let resp_addr = args.resp_addr.or(file.resp_addr).unwrap_or_else(|| "127.0.0.1:7000".into());
-    let admin_addr = args.admin_addr.or(file.admin_addr).unwrap_or_else(|| "127.0.0.1:7100".into());
-    let peer_addr = args.peer_addr.or(file.peer_addr).unwrap_or_else(|| "127.0.0.1:7200".into());
+    let resp_addr = args
+        .resp_addr
+        .or(file.resp_addr)
+        .unwrap_or_else(|| "127.0.0.1:7000".into());
+    let admin_addr = args
+        .admin_addr
+        .or(file.admin_addr)
+        .unwrap_or_else(|| "127.0.0.1:7100".into());
+    let peer_addr = args
+        .peer_addr
+        .or(file.peer_addr)
+        .unwrap_or_else(|| "127.0.0.1:7200".into());
     let data_dir = args
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(format!("polis-data/node-{node_id}")));
     let members = if !args.members.is_empty() {
-        args.members.iter().map(|text| parse_member(text)).collect::<anyhow::Result<Vec<_>>>()?
+        args.members
+            .iter()
+            .map(|text| parse_member(text))
+            .collect::<anyhow::Result<Vec<_>>>()?
     } else if let Some(members) = file.members {
         members
     } else {
@@ -134,7 +157,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
     };
     let defaults = RaftSettings::default();
     let raft = RaftSettings {
-        heartbeat_ms: args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(defaults.heartbeat_ms),
+        heartbeat_ms: args
+            .heartbeat_ms
+            .or(file.heartbeat_ms)
+            .unwrap_or(defaults.heartbeat_ms),
         election_timeout_min_ms: args
             .election_timeout_min_ms
             .or(file.election_timeout_min_ms)
@@ -151,6 +177,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .entries_kept_after_snapshot
             .or(file.entries_kept_after_snapshot)
             .unwrap_or(defaults.entries_kept_after_snapshot),
+        request_timeout_ms: args
+            .request_timeout_ms
+            .or(file.request_timeout_ms)
+            .unwrap_or(defaults.request_timeout_ms),
     };
     let config = ServerConfig {
         node_id,
@@ -168,17 +198,25 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .client_query_buffer_limit
             .or(file.client_query_buffer_limit)
             .unwrap_or(limits::QUERY_BUFFER_LEN_MAX_DEFAULT),
-        maxclients: args.maxclients.or(file.maxclients).unwrap_or(limits::CLIENTS_MAX_DEFAULT),
+        maxclients: args
+            .maxclients
+            .or(file.maxclients)
+            .unwrap_or(limits::CLIENTS_MAX_DEFAULT),
         enable_fault_injection: false,
     };
-    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+    let log_format = args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or_else(|| "text".into());
     let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
     Ok((config, log_format, log))
 }
 
 fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).context("bad log filter")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         "json" => builder.json().init(),
         "text" => builder.init(),
@@ -189,9 +227,10 @@ fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut terminate), Ok(mut interrupt)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the node runs until killed.
         std::future::pending::<()>().await;
         return;
@@ -226,7 +265,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("polis-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("polis.toml");
-        std::fs::write(&path, "node_id = 2\nresp_addr = \"127.0.0.1:9000\"\nheartbeat_ms = 77\n").unwrap();
+        std::fs::write(
+            &path,
+            "node_id = 2\nresp_addr = \"127.0.0.1:9000\"\nheartbeat_ms = 77\n",
+        )
+        .unwrap();
         let wrapper = Wrapper::parse_from([
             "polis",
             "--config",
@@ -238,7 +281,10 @@ mod tests {
         assert_eq!(config.resp_addr, "127.0.0.1:9999", "flag wins over file");
         assert_eq!(config.node_id, 2, "file wins over default");
         assert_eq!(config.raft.heartbeat_ms, 77);
-        assert_eq!(config.admin_addr, "127.0.0.1:7100", "default when nobody sets it");
+        assert_eq!(
+            config.admin_addr, "127.0.0.1:7100",
+            "default when nobody sets it"
+        );
         assert_eq!(config.members.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

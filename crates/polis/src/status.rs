@@ -43,11 +43,20 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         opt(&status["keys"]),
     );
     println!();
-    println!("{:<6} {:<8} {:<22} {:<22} {:<10} {:<8}", "ID", "ROLE", "RESP", "ADMIN", "MATCHED", "LAG");
+    println!(
+        "{:<6} {:<8} {:<22} {:<22} {:<10} {:<8}",
+        "ID", "ROLE", "RESP", "ADMIN", "MATCHED", "LAG"
+    );
     if let Some(members) = status["members"].as_array() {
         for member in members {
             let id = member["node_id"].as_u64();
-            let role = if id == leader { "leader" } else if member["voter"].as_bool() == Some(true) { "follower" } else { "learner" };
+            let role = if id == leader {
+                "leader"
+            } else if member["voter"].as_bool() == Some(true) {
+                "follower"
+            } else {
+                "learner"
+            };
             let matched = member["matched"].as_u64();
             let lag = match (leader == status["node_id"].as_u64(), matched) {
                 (true, Some(matched)) => last_index.saturating_sub(matched).to_string(),
@@ -65,7 +74,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
     }
     if leader != status["node_id"].as_u64() {
-        println!("\n(matched and lag are known by the leader: ask it with --node <leader admin addr>)");
+        println!(
+            "\n(matched and lag are known by the leader: ask it with --node <leader admin addr>)"
+        );
     }
     Ok(())
 }

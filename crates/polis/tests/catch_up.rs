@@ -11,7 +11,13 @@ use common::client::FollowingClient;
 use common::{wait_for, Cluster};
 
 /// Writes `count` keys `prefix:i` over `connections` concurrent clients.
-async fn write_concurrently(addrs: &[String], leader: u64, prefix: &str, count: usize, connections: usize) {
+async fn write_concurrently(
+    addrs: &[String],
+    leader: u64,
+    prefix: &str,
+    count: usize,
+    connections: usize,
+) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
@@ -24,7 +30,14 @@ async fn write_concurrently(addrs: &[String], leader: u64, prefix: &str, count: 
                 if index >= count {
                     break;
                 }
-                let reply = client.query(redis::cmd("SET").arg(format!("{prefix}:{index}")).arg(index), 10).await;
+                let reply = client
+                    .query(
+                        redis::cmd("SET")
+                            .arg(format!("{prefix}:{index}"))
+                            .arg(index),
+                        10,
+                    )
+                    .await;
                 assert!(reply.is_ok(), "write {index}: {reply:?}");
             }
         }));
@@ -35,20 +48,34 @@ async fn write_concurrently(addrs: &[String], leader: u64, prefix: &str, count: 
 }
 
 async fn wait_until_follower_has(cluster: &Cluster, id: u64, keys: u64) {
-    wait_for(&format!("node {id} to hold {keys} keys"), Duration::from_secs(120), || async {
-        let status = cluster.status(id).await?;
-        (status["keys"].as_u64()? == keys).then_some(())
-    })
+    wait_for(
+        &format!("node {id} to hold {keys} keys"),
+        Duration::from_secs(120),
+        || async {
+            let status = cluster.status(id).await?;
+            (status["keys"].as_u64()? == keys).then_some(())
+        },
+    )
     .await;
 }
 
 async fn follower_reads(cluster: &Cluster, id: u64, prefix: &str, count: usize) {
     let mut connection = cluster.connect(id).await;
-    let _: () = redis::cmd("READONLY").query_async(&mut connection).await.unwrap();
+    let _: () = redis::cmd("READONLY")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
     for index in (0..count).step_by(97).chain([count - 1]) {
-        let value: Option<String> =
-            redis::cmd("GET").arg(format!("{prefix}:{index}")).query_async(&mut connection).await.unwrap();
-        assert_eq!(value, Some(index.to_string()), "follower {id} misses {prefix}:{index}");
+        let value: Option<String> = redis::cmd("GET")
+            .arg(format!("{prefix}:{index}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(
+            value,
+            Some(index.to_string()),
+            "follower {id} misses {prefix}:{index}"
+        );
     }
 }
 
@@ -70,7 +97,12 @@ async fn follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
     let writes = 100_000;
     let mut cluster = Cluster::start(
         3,
-        &["--snapshot-every-entries", "10000", "--entries-kept-after-snapshot", "1000"],
+        &[
+            "--snapshot-every-entries",
+            "10000",
+            "--entries-kept-after-snapshot",
+            "1000",
+        ],
     );
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();

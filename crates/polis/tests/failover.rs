@@ -45,15 +45,17 @@ async fn acknowledged_writes_survive_sigkill_of_the_leader() {
                     break;
                 }
                 let key = format!("w:{writer}:{seq}");
+                let issued_after_kill = killed_at.lock().unwrap().is_some();
                 let outcome = client.query(redis::cmd("SET").arg(&key).arg(seq), 10).await;
-                let register_outcome = client.query(redis::cmd("SET").arg(&register).arg(seq), 10).await;
+                let register_outcome = client
+                    .query(redis::cmd("SET").arg(&register).arg(seq), 10)
+                    .await;
                 let mut history = history.lock().unwrap();
                 history.register_attempted.insert(register.clone(), seq);
                 match outcome {
                     Ok(_) => {
                         history.acked.insert(key, seq.to_string());
-                        let killed = *killed_at.lock().unwrap();
-                        if killed.is_some() && history.first_ack_after_kill.is_none() {
+                        if issued_after_kill && history.first_ack_after_kill.is_none() {
                             history.first_ack_after_kill = Some(Instant::now());
                         }
                     }
@@ -70,27 +72,35 @@ async fn acknowledged_writes_survive_sigkill_of_the_leader() {
     }
 
     // Let writes flow, then kill the leader with SIGKILL.
-    wait_for("writes before the kill", Duration::from_secs(30), || async {
-        (history.lock().unwrap().acked.len() >= 200).then_some(())
-    })
+    wait_for(
+        "writes before the kill",
+        Duration::from_secs(30),
+        || async { (history.lock().unwrap().acked.len() >= 200).then_some(()) },
+    )
     .await;
     cluster.kill9(leader);
     let kill_time = Instant::now();
     *killed_at.lock().unwrap() = Some(kill_time);
 
     // Writes resume on a new leader.
-    let resumed = wait_for("a write acknowledged after the kill", Duration::from_secs(30), || async {
-        history.lock().unwrap().first_ack_after_kill
-    })
+    let resumed = wait_for(
+        "a write acknowledged after the kill",
+        Duration::from_secs(30),
+        || async { history.lock().unwrap().first_ack_after_kill },
+    )
     .await;
     let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     assert_ne!(new_leader, leader);
     let failover = resumed.duration_since(kill_time);
-    println!("failover: first write acknowledged {failover:?} after SIGKILL of leader {leader}; new leader {new_leader}");
+    println!(
+        "failover: first write issued after SIGKILL of leader {leader} acknowledged {failover:?} after the kill; new leader {new_leader}"
+    );
     let acked_at_resume = history.lock().unwrap().acked.len();
-    wait_for("more writes on the new leader", Duration::from_secs(30), || async {
-        (history.lock().unwrap().acked.len() >= acked_at_resume + 200).then_some(())
-    })
+    wait_for(
+        "more writes on the new leader",
+        Duration::from_secs(30),
+        || async { (history.lock().unwrap().acked.len() >= acked_at_resume + 200).then_some(()) },
+    )
     .await;
     stop.store(true, Ordering::SeqCst);
     for writer in writers {
@@ -103,16 +113,28 @@ async fn acknowledged_writes_survive_sigkill_of_the_leader() {
     let mut checked = 0;
     for (key, value) in &history.acked {
         let got: redis::Value = reader.query(redis::cmd("GET").arg(key), 10).await.unwrap();
-        assert_eq!(got, redis::Value::BulkString(value.clone().into_bytes()), "acknowledged write {key} lost");
+        assert_eq!(
+            got,
+            redis::Value::BulkString(value.clone().into_bytes()),
+            "acknowledged write {key} lost"
+        );
         checked += 1;
     }
     // Each register holds its last acknowledged value or a later attempt.
     for (register, acked) in &history.register_acked {
-        let got: redis::Value = reader.query(redis::cmd("GET").arg(register), 10).await.unwrap();
-        let redis::Value::BulkString(bytes) = got else { panic!("register {register} missing") };
+        let got: redis::Value = reader
+            .query(redis::cmd("GET").arg(register), 10)
+            .await
+            .unwrap();
+        let redis::Value::BulkString(bytes) = got else {
+            panic!("register {register} missing")
+        };
         let value: u64 = String::from_utf8(bytes).unwrap().parse().unwrap();
         let attempted = history.register_attempted[register];
-        assert!(value >= *acked && value <= attempted, "{register}: {value} not in [{acked}, {attempted}]");
+        assert!(
+            value >= *acked && value <= attempted,
+            "{register}: {value} not in [{acked}, {attempted}]"
+        );
     }
     println!(
         "checked {checked} acknowledged writes and {} registers; {} writes had unknown outcome",

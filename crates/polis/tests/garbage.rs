@@ -38,8 +38,17 @@ async fn bad_input_closes_only_the_offending_connection() {
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
         let mut round = 0u64;
         while !stop_flag.load(std::sync::atomic::Ordering::SeqCst) && round < 100_000 {
-            let _: () = redis::cmd("SET").arg("good").arg(round).query_async(&mut connection).await.unwrap();
-            let value: u64 = redis::cmd("GET").arg("good").query_async(&mut connection).await.unwrap();
+            let _: () = redis::cmd("SET")
+                .arg("good")
+                .arg(round)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            let value: u64 = redis::cmd("GET")
+                .arg("good")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
             assert_eq!(value, round);
             round += 1;
         }
@@ -47,12 +56,36 @@ async fn bad_input_closes_only_the_offending_connection() {
     });
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("huge multibulk count", b"*99999999999\r\n".to_vec(), "-ERR Protocol error: invalid multibulk length"),
-        ("bulk over proto-max-bulk-len", b"*1\r\n$999999999999\r\n".to_vec(), "-ERR Protocol error: invalid bulk length"),
-        ("negative bulk", b"*1\r\n$-5\r\n".to_vec(), "-ERR Protocol error: invalid bulk length"),
-        ("not a bulk", b"*1\r\n:5\r\n".to_vec(), "-ERR Protocol error: expected '$', got ':'"),
-        ("unbalanced quotes", b"SET \"abc\r\n".to_vec(), "-ERR Protocol error: unbalanced quotes"),
-        ("junk count", b"*x\r\n".to_vec(), "-ERR Protocol error: invalid multibulk length"),
+        (
+            "huge multibulk count",
+            b"*99999999999\r\n".to_vec(),
+            "-ERR Protocol error: invalid multibulk length",
+        ),
+        (
+            "bulk over proto-max-bulk-len",
+            b"*1\r\n$999999999999\r\n".to_vec(),
+            "-ERR Protocol error: invalid bulk length",
+        ),
+        (
+            "negative bulk",
+            b"*1\r\n$-5\r\n".to_vec(),
+            "-ERR Protocol error: invalid bulk length",
+        ),
+        (
+            "not a bulk",
+            b"*1\r\n:5\r\n".to_vec(),
+            "-ERR Protocol error: expected '$', got ':'",
+        ),
+        (
+            "unbalanced quotes",
+            b"SET \"abc\r\n".to_vec(),
+            "-ERR Protocol error: unbalanced quotes",
+        ),
+        (
+            "junk count",
+            b"*x\r\n".to_vec(),
+            "-ERR Protocol error: invalid multibulk length",
+        ),
     ];
     for (name, bytes, expected) in &cases {
         let received = send_and_drain(&addr, bytes, false).await;
@@ -62,13 +95,21 @@ async fn bad_input_closes_only_the_offending_connection() {
 
     // Half frames: the server waits for the rest and closes quietly when
     // the client goes away.
-    for half in [&b"*3\r\n$3\r\nSET\r\n$1\r\nk"[..], b"*2\r\n$4\r\nEC", b"*1\r\n", b"PIN"] {
+    for half in [
+        &b"*3\r\n$3\r\nSET\r\n$1\r\nk"[..],
+        b"*2\r\n$4\r\nEC",
+        b"*1\r\n",
+        b"PIN",
+    ] {
         let received = send_and_drain(&addr, half, true).await;
         assert!(received.is_empty(), "half frame {half:?} got {received:?}");
     }
 
     // Seeded random garbage never kills the node.
-    let seed: u64 = std::env::var("POLIS_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234);
+    let seed: u64 = std::env::var("POLIS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234);
     println!("garbage seed {seed} (set POLIS_TEST_SEED to replay)");
     let mut state = seed;
     for _ in 0..50 {

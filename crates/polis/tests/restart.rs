@@ -10,24 +10,66 @@ use common::Cluster;
 
 async fn write_keys(client: &mut FollowingClient, prefix: &str, count: usize) {
     for index in 0..count {
-        let reply = client.query(redis::cmd("SET").arg(format!("{prefix}:{index}")).arg(index), 10).await;
+        let reply = client
+            .query(
+                redis::cmd("SET")
+                    .arg(format!("{prefix}:{index}"))
+                    .arg(index),
+                10,
+            )
+            .await;
         assert!(reply.is_ok(), "write {index} not acknowledged: {reply:?}");
     }
-    let reply = client.query(redis::cmd("HSET").arg(format!("{prefix}:hash")).arg("f").arg("v"), 10).await;
+    let reply = client
+        .query(
+            redis::cmd("HSET")
+                .arg(format!("{prefix}:hash"))
+                .arg("f")
+                .arg("v"),
+            10,
+        )
+        .await;
     assert!(reply.is_ok());
-    let reply = client.query(redis::cmd("SET").arg(format!("{prefix}:ttl")).arg("x").arg("EX").arg(3600), 10).await;
+    let reply = client
+        .query(
+            redis::cmd("SET")
+                .arg(format!("{prefix}:ttl"))
+                .arg("x")
+                .arg("EX")
+                .arg(3600),
+            10,
+        )
+        .await;
     assert!(reply.is_ok());
 }
 
 async fn check_keys(client: &mut FollowingClient, prefix: &str, count: usize) {
     for index in 0..count {
-        let got = client.query(redis::cmd("GET").arg(format!("{prefix}:{index}")), 10).await.unwrap();
-        assert_eq!(got, redis::Value::BulkString(index.to_string().into_bytes()), "{prefix}:{index} lost");
+        let got = client
+            .query(redis::cmd("GET").arg(format!("{prefix}:{index}")), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            redis::Value::BulkString(index.to_string().into_bytes()),
+            "{prefix}:{index} lost"
+        );
     }
-    let got = client.query(redis::cmd("HGET").arg(format!("{prefix}:hash")).arg("f"), 10).await.unwrap();
+    let got = client
+        .query(
+            redis::cmd("HGET").arg(format!("{prefix}:hash")).arg("f"),
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!(got, redis::Value::BulkString(b"v".to_vec()));
-    let ttl = client.query(redis::cmd("TTL").arg(format!("{prefix}:ttl")), 10).await.unwrap();
-    let redis::Value::Int(ttl) = ttl else { panic!("TTL reply {ttl:?}") };
+    let ttl = client
+        .query(redis::cmd("TTL").arg(format!("{prefix}:ttl")), 10)
+        .await
+        .unwrap();
+    let redis::Value::Int(ttl) = ttl else {
+        panic!("TTL reply {ttl:?}")
+    };
     assert!(ttl > 3000 && ttl <= 3600, "ttl {ttl} lost across restart");
 }
 

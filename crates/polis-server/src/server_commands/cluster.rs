@@ -61,20 +61,33 @@ fn shards(node: &Arc<Node>) -> Reply {
         .iter()
         .map(|member| {
             let (host, port) = host_port(&member.resp_addr);
-            let role = if Some(member.node_id) == leader { "master" } else { "replica" };
+            let role = if Some(member.node_id) == leader {
+                "master"
+            } else {
+                "replica"
+            };
             Reply::Map(vec![
                 (Reply::bulk("id"), Reply::bulk(node_name(member.node_id))),
                 (Reply::bulk("port"), Reply::Integer(port)),
                 (Reply::bulk("ip"), Reply::bulk(&host)),
                 (Reply::bulk("endpoint"), Reply::bulk(&host)),
                 (Reply::bulk("role"), Reply::bulk(role)),
-                (Reply::bulk("replication-offset"), Reply::Integer(member.matched.unwrap_or(0) as i64)),
+                (
+                    Reply::bulk("replication-offset"),
+                    Reply::Integer(member.matched.unwrap_or(0) as i64),
+                ),
                 (Reply::bulk("health"), Reply::bulk("online")),
             ])
         })
         .collect();
     Reply::Array(vec![Reply::Map(vec![
-        (Reply::bulk("slots"), Reply::Array(vec![Reply::Integer(0), Reply::Integer(i64::from(SLOT_COUNT) - 1)])),
+        (
+            Reply::bulk("slots"),
+            Reply::Array(vec![
+                Reply::Integer(0),
+                Reply::Integer(i64::from(SLOT_COUNT) - 1),
+            ]),
+        ),
         (Reply::bulk("nodes"), Reply::Array(nodes)),
     ])])
 }
@@ -108,7 +121,10 @@ fn nodes(node: &Arc<Node>) -> Reply {
         }
         text.push('\n');
     }
-    Reply::Verbatim { format: "txt".into(), text: Bytes::from(text) }
+    Reply::Verbatim {
+        format: "txt".into(),
+        text: Bytes::from(text),
+    }
 }
 
 fn cluster_info(node: &Arc<Node>) -> Reply {
@@ -123,7 +139,10 @@ fn cluster_info(node: &Arc<Node>) -> Reply {
         status.term,
         status.term,
     );
-    Reply::Verbatim { format: "txt".into(), text: Bytes::from(text) }
+    Reply::Verbatim {
+        format: "txt".into(),
+        text: Bytes::from(text),
+    }
 }
 
 /// CLUSTER subcommands clients use for discovery and slot math.
@@ -138,7 +157,12 @@ pub fn cluster(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
         "countkeysinslot" => {
             let slot = slot_arg(&args[2])?;
             let state = node.group.state().read();
-            let count = state.app.db.iter(now_ms()).filter(|(key, _)| key_hash_slot(key) == slot).count();
+            let count = state
+                .app
+                .db
+                .iter(now_ms())
+                .filter(|(key, _)| key_hash_slot(key) == slot)
+                .count();
             Ok(Reply::Integer(count as i64))
         }
         "getkeysinslot" => {
@@ -159,10 +183,20 @@ pub fn cluster(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
             Ok(Reply::Array(keys))
         }
         "help" => Ok(Reply::Array(
-            ["CLUSTER <subcommand>", "SLOTS", "SHARDS", "NODES", "INFO", "MYID", "KEYSLOT <key>", "COUNTKEYSINSLOT <slot>", "GETKEYSINSLOT <slot> <count>"]
-                .iter()
-                .map(|line| Reply::Simple((*line).into()))
-                .collect(),
+            [
+                "CLUSTER <subcommand>",
+                "SLOTS",
+                "SHARDS",
+                "NODES",
+                "INFO",
+                "MYID",
+                "KEYSLOT <key>",
+                "COUNTKEYSINSLOT <slot>",
+                "GETKEYSINSLOT <slot> <count>",
+            ]
+            .iter()
+            .map(|line| Reply::Simple((*line).into()))
+            .collect(),
         )),
         _ => Err(ReplyError::err(format!(
             "unknown subcommand '{}'. Try CLUSTER HELP.",

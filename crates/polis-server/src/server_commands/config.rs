@@ -71,7 +71,9 @@ pub fn debug(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
             });
             Ok(Reply::ok())
         }
-        other => Err(ReplyError::err(format!("DEBUG {other} is not supported by polis"))),
+        other => Err(ReplyError::err(format!(
+            "DEBUG {other} is not supported by polis"
+        ))),
     }
 }
 

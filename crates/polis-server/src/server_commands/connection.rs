@@ -34,7 +34,11 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
             Some(2) => ProtocolVersion::Resp2,
             Some(3) => ProtocolVersion::Resp3,
             Some(_) => return Err(ReplyError::NoProto),
-            None => return Err(ReplyError::err("Protocol version is not an integer or out of range")),
+            None => {
+                return Err(ReplyError::err(
+                    "Protocol version is not an integer or out of range",
+                ))
+            }
         };
     }
     let mut name = None;
@@ -56,17 +60,28 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
             }
         }
     }
-    let protocol = if session.protocol == ProtocolVersion::Resp3 { 3 } else { 2 };
+    let protocol = if session.protocol == ProtocolVersion::Resp3 {
+        3
+    } else {
+        2
+    };
     node.clients.update(session.client_id, |info| {
         info.protocol = protocol;
         if let Some(name) = name {
             info.name = Some(name);
         }
     });
-    let role = if node.group.is_leader() { "master" } else { "replica" };
+    let role = if node.group.is_leader() {
+        "master"
+    } else {
+        "replica"
+    };
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
-        (Reply::bulk("version"), Reply::bulk(super::info::REDIS_VERSION)),
+        (
+            Reply::bulk("version"),
+            Reply::bulk(super::info::REDIS_VERSION),
+        ),
         (Reply::bulk("proto"), Reply::Integer(i64::from(protocol))),
         (Reply::bulk("id"), Reply::Integer(session.client_id as i64)),
         (Reply::bulk("mode"), Reply::bulk("cluster")),
@@ -77,7 +92,9 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
 
 fn client_name(name: &[u8]) -> Result<String, ReplyError> {
     if name.iter().any(|&byte| byte <= b' ' || byte > b'~') {
-        return Err(ReplyError::err("Client names cannot contain spaces, newlines or special characters."));
+        return Err(ReplyError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(String::from_utf8_lossy(name).into_owned())
 }
@@ -99,7 +116,11 @@ fn client_line(info: &ClientInfo, session: &Session) -> String {
     )
 }
 
-pub fn client(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
+pub fn client(
+    node: &Arc<Node>,
+    session: &mut Session,
+    args: &[Bytes],
+) -> Result<Reply, ReplyError> {
     let sub = lower(&args[1]);
     match sub.as_str() {
         "id" => Ok(Reply::Integer(session.client_id as i64)),
@@ -111,7 +132,10 @@ pub fn client(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result
             Ok(Reply::ok())
         }
         "getname" => {
-            let name = node.clients.info(session.client_id).and_then(|info| info.name);
+            let name = node
+                .clients
+                .info(session.client_id)
+                .and_then(|info| info.name);
             Ok(name.map_or(Reply::Null, Reply::bulk))
         }
         "list" => {
@@ -120,7 +144,10 @@ pub fn client(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result
                 text.push_str(&client_line(&info, session));
                 text.push('\n');
             }
-            Ok(Reply::Verbatim { format: "txt".into(), text: Bytes::from(text) })
+            Ok(Reply::Verbatim {
+                format: "txt".into(),
+                text: Bytes::from(text),
+            })
         }
         "info" => {
             let info = node
@@ -128,15 +155,26 @@ pub fn client(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result
                 .info(session.client_id)
                 .ok_or_else(|| ReplyError::err("client not registered"))?;
             let line = format!("{}\n", client_line(&info, session));
-            Ok(Reply::Verbatim { format: "txt".into(), text: Bytes::from(line) })
+            Ok(Reply::Verbatim {
+                format: "txt".into(),
+                text: Bytes::from(line),
+            })
         }
         "kill" => client_kill(node, args),
         "setinfo" | "no-evict" | "no-touch" | "reply" => Ok(Reply::ok()),
         "help" => Ok(Reply::Array(
-            ["CLIENT <subcommand>", "ID", "SETNAME <name>", "GETNAME", "LIST", "INFO", "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port>"]
-                .iter()
-                .map(|line| Reply::Simple((*line).into()))
-                .collect(),
+            [
+                "CLIENT <subcommand>",
+                "ID",
+                "SETNAME <name>",
+                "GETNAME",
+                "LIST",
+                "INFO",
+                "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port>",
+            ]
+            .iter()
+            .map(|line| Reply::Simple((*line).into()))
+            .collect(),
         )),
         _ => Err(ReplyError::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
@@ -150,7 +188,11 @@ fn client_kill(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
         // Old form: CLIENT KILL ip:port.
         let addr = String::from_utf8_lossy(&args[2]).into_owned();
         let killed = node.clients.kill(|info| info.addr.to_string() == addr);
-        return if killed == 0 { Err(ReplyError::err("No such client")) } else { Ok(Reply::ok()) };
+        return if killed == 0 {
+            Err(ReplyError::err("No such client"))
+        } else {
+            Ok(Reply::ok())
+        };
     }
     if args.len() % 2 != 0 {
         return Err(ReplyError::Syntax);
@@ -171,6 +213,8 @@ fn client_kill(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
             _ => return Err(ReplyError::Syntax),
         }
     }
-    let killed = node.clients.kill(|info| filters.iter().all(|filter| filter(info)));
+    let killed = node
+        .clients
+        .kill(|info| filters.iter().all(|filter| filter(info)));
     Ok(Reply::Integer(killed as i64))
 }

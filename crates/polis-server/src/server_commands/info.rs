@@ -13,8 +13,18 @@ use crate::stats::Stats;
 /// The Redis version whose commands and replies polis follows.
 pub const REDIS_VERSION: &str = "7.0.15";
 
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace", "errorstats"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+    "errorstats",
+];
 
 fn human_bytes(bytes: u64) -> String {
     let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
@@ -29,8 +39,12 @@ fn human_bytes(bytes: u64) -> String {
 /// Returns INFO's text for the sections named in `args` (default: all).
 pub fn info(node: &Arc<Node>, args: &[Bytes]) -> Reply {
     let requested: Vec<String> = args[1..].iter().map(|arg| lower(arg)).collect();
-    let everything = requested.iter().any(|name| name == "all" || name == "everything" || name == "default");
-    let wanted = |section: &str| requested.is_empty() || everything || requested.iter().any(|name| name == section);
+    let everything = requested
+        .iter()
+        .any(|name| name == "all" || name == "everything" || name == "default");
+    let wanted = |section: &str| {
+        requested.is_empty() || everything || requested.iter().any(|name| name == section)
+    };
     let mut text = String::new();
     for section in DEFAULT_SECTIONS {
         if wanted(section) {
@@ -40,7 +54,10 @@ pub fn info(node: &Arc<Node>, args: &[Bytes]) -> Reply {
             write_section(node, section, &mut text);
         }
     }
-    Reply::Verbatim { format: "txt".into(), text: Bytes::from(text) }
+    Reply::Verbatim {
+        format: "txt".into(),
+        text: Bytes::from(text),
+    }
 }
 
 fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
@@ -48,7 +65,12 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
     let (keys, expires, expired_keys, used_memory) = {
         let state = node.group.state().read();
         let db = &state.app.db;
-        (db.len(), db.expires_len(), db.stats().expired_keys, db.used_memory() as u64)
+        (
+            db.len(),
+            db.expires_len(),
+            db.stats().expired_keys,
+            db.used_memory() as u64,
+        )
     };
     let status = node.group.status();
     let leader = node.group.is_leader();

@@ -7,7 +7,10 @@ use polis_resp::{Reply, ReplyError};
 use super::lower;
 
 fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
-    polis_commands::spec::flag_names(spec).iter().map(|name| Reply::Simple((*name).into())).collect()
+    polis_commands::spec::flag_names(spec)
+        .iter()
+        .map(|name| Reply::Simple((*name).into()))
+        .collect()
 }
 
 fn command_info(spec: &CommandSpec) -> Reply {
@@ -31,7 +34,10 @@ fn command_info(spec: &CommandSpec) -> Reply {
 
 fn command_docs(spec: &CommandSpec) -> Reply {
     Reply::Map(vec![
-        (Reply::bulk("summary"), Reply::bulk(format!("The {} command.", spec.name))),
+        (
+            Reply::bulk("summary"),
+            Reply::bulk(format!("The {} command.", spec.name)),
+        ),
         (Reply::bulk("since"), Reply::bulk(spec.since)),
         (Reply::bulk("group"), Reply::bulk(spec.group)),
     ])
@@ -45,7 +51,9 @@ pub fn command(args: &[Bytes]) -> Result<Reply, ReplyError> {
     };
     match lower(sub).as_str() {
         "count" => Ok(Reply::Integer(all.len() as i64)),
-        "list" => Ok(Reply::Array(all.iter().map(|spec| Reply::bulk(spec.name)).collect())),
+        "list" => Ok(Reply::Array(
+            all.iter().map(|spec| Reply::bulk(spec.name)).collect(),
+        )),
         "info" => {
             if args.len() == 2 {
                 return Ok(Reply::Array(all.iter().map(command_info).collect()));
@@ -61,16 +69,28 @@ pub fn command(args: &[Bytes]) -> Result<Reply, ReplyError> {
             let specs: Vec<&CommandSpec> = if args.len() == 2 {
                 all.iter().collect()
             } else {
-                args[2..].iter().filter_map(|name| polis_commands::lookup(name)).collect()
+                args[2..]
+                    .iter()
+                    .filter_map(|name| polis_commands::lookup(name))
+                    .collect()
             };
-            Ok(Reply::Map(specs.into_iter().map(|spec| (Reply::bulk(spec.name), command_docs(spec))).collect()))
+            Ok(Reply::Map(
+                specs
+                    .into_iter()
+                    .map(|spec| (Reply::bulk(spec.name), command_docs(spec)))
+                    .collect(),
+            ))
         }
         "getkeys" | "getkeysandflags" => {
             let target = &args[2..];
-            let name = target.first().ok_or_else(|| ReplyError::WrongArity("command|getkeys".into()))?;
-            let spec = polis_commands::lookup(name).ok_or_else(|| ReplyError::err("Invalid command specified"))?;
-            polis_commands::check_arity(spec, target)
-                .map_err(|_| ReplyError::err("Invalid number of arguments specified for command"))?;
+            let name = target
+                .first()
+                .ok_or_else(|| ReplyError::WrongArity("command|getkeys".into()))?;
+            let spec = polis_commands::lookup(name)
+                .ok_or_else(|| ReplyError::err("Invalid command specified"))?;
+            polis_commands::check_arity(spec, target).map_err(|_| {
+                ReplyError::err("Invalid number of arguments specified for command")
+            })?;
             let keys = polis_commands::command_keys(spec, target);
             if keys.is_empty() {
                 return Err(ReplyError::err("The command has no key arguments"));
@@ -78,10 +98,17 @@ pub fn command(args: &[Bytes]) -> Result<Reply, ReplyError> {
             Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
         }
         "help" => Ok(Reply::Array(
-            ["COMMAND <subcommand>", "COUNT", "LIST", "INFO [<command-name> ...]", "DOCS [<command-name> ...]", "GETKEYS <full-command>"]
-                .iter()
-                .map(|line| Reply::Simple((*line).into()))
-                .collect(),
+            [
+                "COMMAND <subcommand>",
+                "COUNT",
+                "LIST",
+                "INFO [<command-name> ...]",
+                "DOCS [<command-name> ...]",
+                "GETKEYS <full-command>",
+            ]
+            .iter()
+            .map(|line| Reply::Simple((*line).into()))
+            .collect(),
         )),
         _ => Err(ReplyError::err(format!(
             "unknown subcommand '{}'. Try COMMAND HELP.",

@@ -17,7 +17,12 @@ use crate::connection::Session;
 use crate::node::Node;
 
 /// Executes node-level command `spec` with `args` (arity already checked).
-pub async fn execute(node: &Arc<Node>, session: &mut Session, spec: &CommandSpec, args: &[Bytes]) -> Reply {
+pub async fn execute(
+    node: &Arc<Node>,
+    session: &mut Session,
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Reply {
     let result = match spec.name {
         "ping" => connection::ping(session, args),
         "echo" => Ok(Reply::Bulk(args[1].clone())),
@@ -30,12 +35,14 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, spec: &CommandSpec
         "client" => connection::client(node, session, args),
         "readonly" => {
             session.readonly = true;
-            node.clients.update(session.client_id, |info| info.readonly = true);
+            node.clients
+                .update(session.client_id, |info| info.readonly = true);
             Ok(Reply::ok())
         }
         "readwrite" => {
             session.readonly = false;
-            node.clients.update(session.client_id, |info| info.readonly = false);
+            node.clients
+                .update(session.client_id, |info| info.readonly = false);
             Ok(Reply::ok())
         }
         "asking" => Ok(Reply::ok()),
@@ -47,7 +54,10 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, spec: &CommandSpec
         "time" => Ok(introspection::time()),
         "cluster" => cluster::cluster(node, args),
         "lastsave" => Ok(Reply::Integer((crate::node::now_ms() / 1000) as i64)),
-        _ => Err(ReplyError::err(format!("command '{}' is not available on this node", spec.name))),
+        _ => Err(ReplyError::err(format!(
+            "command '{}' is not available on this node",
+            spec.name
+        ))),
     };
     result.unwrap_or_else(Reply::Error)
 }

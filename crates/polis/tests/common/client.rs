@@ -16,16 +16,24 @@ pub struct FollowingClient {
 
 impl FollowingClient {
     pub fn new(addrs: Vec<String>, start: usize) -> Self {
-        Self { addrs, current: start, connection: None, timeout: Duration::from_secs(2) }
+        Self {
+            addrs,
+            current: start,
+            connection: None,
+            timeout: Duration::from_secs(2),
+        }
     }
 
     async fn connection(&mut self) -> RedisResult<&mut MultiplexedConnection> {
         if self.connection.is_none() {
             let client = redis::Client::open(format!("redis://{}/", self.addrs[self.current]))?;
             let connect = client.get_multiplexed_async_connection();
-            let connection = tokio::time::timeout(self.timeout, connect)
-                .await
-                .map_err(|_| redis::RedisError::from(std::io::Error::other("connect timed out")))??;
+            let connection =
+                tokio::time::timeout(self.timeout, connect)
+                    .await
+                    .map_err(|_| {
+                        redis::RedisError::from(std::io::Error::other("connect timed out"))
+                    })??;
             self.connection = Some(connection);
         }
         Ok(self.connection.as_mut().expect("just connected"))
@@ -53,20 +61,22 @@ impl FollowingClient {
     /// definite "not applied", so retrying after one is safe.
     pub async fn query(&mut self, cmd: &Cmd, attempts: usize) -> Result<Value, String> {
         let mut last_error = String::from("no attempt");
+        let timeout = self.timeout;
         for _ in 0..attempts {
             let connection = match self.connection().await {
                 Ok(connection) => connection,
                 Err(error) => {
                     last_error = error.to_string();
                     self.rotate();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
-            let result = tokio::time::timeout(self.timeout, cmd.query_async::<Value>(connection)).await;
+            let result = tokio::time::timeout(timeout, cmd.query_async::<Value>(connection)).await;
             match result {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => {
-                    if let Some((_, addr)) = error.redirect_node() {
+                    if let Some((addr, _slot)) = error.redirect_node() {
                         let addr = addr.to_owned();
                         self.follow(&addr);
                         last_error = error.to_string();
@@ -78,6 +88,9 @@ impl FollowingClient {
                     self.rotate();
                     if never_applied {
                         last_error = text;
+                        // Back off while an election runs (a retry
+                        // policy, not synchronization).
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                     return Err(text);

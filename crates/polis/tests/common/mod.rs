@@ -32,7 +32,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
     }
 }
 
@@ -122,9 +125,23 @@ impl Cluster {
             .args(["--node-id", &id.to_string()])
             .arg("--data-dir")
             .arg(&node.data)
-            .args(["--resp-addr", &node.resp, "--admin-addr", &node.admin, "--peer-addr", &node.peer])
+            .args([
+                "--resp-addr",
+                &node.resp,
+                "--admin-addr",
+                &node.admin,
+                "--peer-addr",
+                &node.peer,
+            ])
             .args(["--member", &members])
-            .args(["--heartbeat-ms", "100", "--election-timeout-min-ms", "1000", "--election-timeout-max-ms", "2000"])
+            .args([
+                "--heartbeat-ms",
+                "100",
+                "--election-timeout-min-ms",
+                "1000",
+                "--election-timeout-max-ms",
+                "2000",
+            ])
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -182,7 +199,9 @@ impl Cluster {
                 if !self.is_running(node.id) {
                     continue;
                 }
-                let Some(status) = self.status(node.id).await else { continue };
+                let Some(status) = self.status(node.id).await else {
+                    continue;
+                };
                 if status["state"] == "Leader" {
                     return Some(node.id);
                 }
@@ -196,16 +215,30 @@ impl Cluster {
     pub async fn connect(&self, id: u64) -> redis::aio::MultiplexedConnection {
         let url = format!("redis://{}/", self.node(id).resp);
         let client = redis::Client::open(url).expect("redis url");
-        client.get_multiplexed_async_connection().await.expect("connect")
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Show what the nodes said, so a failure in CI can be read.
+            for node in &self.nodes {
+                let log =
+                    std::fs::read_to_string(node.data.with_extension("log")).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                eprintln!("---- node {} log (last 40 lines) ----", node.id);
+                for line in &lines[lines.len().saturating_sub(40)..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
         for child in self.children.iter_mut().flatten() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
-
