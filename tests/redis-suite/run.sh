@@ -34,6 +34,11 @@ readonly runtest_flags=(
   --tags -needs:debug --tags -needs:repl --tags -needs:save
   --tags -needs:config-maxmemory --tags -needs:reset
   --tags -needs:config-resetstat --tags -needs:pfdebug
+  # polis is a cluster: multi-key commands need one slot (-CROSSSLOT), as in
+  # Redis Cluster. Redis's suite tags the tests that assume otherwise
+  # `cluster:skip` and skips them in this mode (one test in these units:
+  # keyspace's "Untagged multi-key commands").
+  --cluster-mode
 )
 
 ready_timeout_s="${READY_TIMEOUT_S:-90}"

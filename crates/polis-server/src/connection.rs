@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError};
+use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -64,6 +64,7 @@ async fn run(
 ) -> std::io::Result<()> {
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let mut decoder = RequestDecoder::new(node.decode_limits());
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
@@ -73,9 +74,13 @@ async fn run(
         if read == 0 {
             return Ok(());
         }
+        // CONFIG SET may have changed a limit since the last read.
         let limits = node.decode_limits();
+        if *decoder.limits() != limits {
+            decoder = RequestDecoder::new(limits);
+        }
         loop {
-            let request = match polis_resp::decode_request(&mut input, &limits) {
+            let request = match decoder.decode(&mut input) {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(error) => {
