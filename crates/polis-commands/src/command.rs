@@ -133,12 +133,14 @@ macro_rules! command_set {
             }
 
             /// Runs any command on the write path (a read command simply
-            /// reads).
+            /// reads, with a seed fixed by `now_ms` so that even its reply
+            /// is the same on every replica).
             pub fn execute_write(&self, db: &mut Db, now_ms: u64) -> Reply {
                 match self {
                     $(Command::$write_variant(command) => command.execute(db, now_ms),)*
                     $(Command::$read_variant(command) => {
-                        command.execute(db, &ReadContext::new(now_ms))
+                        let ctx = ReadContext::new(now_ms).with_seed(now_ms);
+                        command.execute(db, &ctx)
                     })*
                 }
             }

@@ -6,6 +6,16 @@
 //! `*`, which accepts the same strings (every other token consumes exactly
 //! one byte) in O(pattern × string) time with no recursion, so a hostile
 //! pattern can neither overflow the stack nor run exponentially.
+//!
+//! Redis 7.0.15 as Debian ships it (with the fix for abusive patterns)
+//! also gives up on a match that would recurse through more than 1000
+//! `*`s: a pattern with more than [`STAR_NESTING_MAX`] star groups before
+//! its end matches nothing, and so it does here.
+
+/// Largest number of `*` groups, not counting one that ends the pattern,
+/// that a pattern may have and still match anything (Redis's nesting
+/// limit).
+pub const STAR_NESTING_MAX: usize = 1000;
 
 /// Returns true when `text` matches `pattern`.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -13,6 +23,9 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     // matches it (KEYS and SCAN short-circuit a lone `*` before this).
     if text.is_empty() {
         return pattern.is_empty();
+    }
+    if inner_star_groups(pattern) > STAR_NESTING_MAX {
+        return false;
     }
     let mut p = 0;
     let mut t = 0;
@@ -58,6 +71,27 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Counts the groups of consecutive `*` in `pattern`, except a group that
+/// ends it: each is one level of recursion in Redis's matcher.
+fn inner_star_groups(pattern: &[u8]) -> usize {
+    let mut groups = 0;
+    let mut p = 0;
+    // Bounded: p advances every round.
+    while p < pattern.len() {
+        if pattern[p] == b'*' {
+            while pattern.get(p) == Some(&b'*') {
+                p += 1;
+            }
+            if p < pattern.len() {
+                groups += 1;
+            }
+        } else {
+            p = match_token(pattern, p, 0).1;
+        }
+    }
+    groups
 }
 
 /// Matches the single non-`*` token at `pattern[p]` against `byte`;
@@ -169,5 +203,23 @@ mod tests {
         assert!(!glob_match(pattern, &text));
         let long_pattern: Vec<u8> = b"*a".repeat(100_000);
         assert!(!glob_match(&long_pattern, b"bbbb"));
+    }
+
+    #[test]
+    fn more_than_a_thousand_inner_stars_match_nothing() {
+        // Redis test "Regression for pattern matching very long nested
+        // loops" (Debian's 7.0.15).
+        let text = vec![b'a'; 50_000];
+        assert!(!glob_match(&b"*?".repeat(50_000), &text));
+        let text = vec![b'a'; 2000];
+        assert!(glob_match(&b"*?".repeat(1000), &text));
+        assert!(!glob_match(&b"*?".repeat(1001), &text));
+        // A trailing group, escaped stars and stars in classes do not count.
+        let mut pattern = b"*?".repeat(1000);
+        pattern.extend_from_slice(b"***");
+        assert!(glob_match(&pattern, &text));
+        let escaped = b"\\*a".repeat(1500);
+        assert!(glob_match(&escaped, &b"*a".repeat(1500)));
+        assert!(glob_match(&b"[*]".repeat(1500), &vec![b'*'; 1500]));
     }
 }

@@ -184,3 +184,29 @@ fn unknown_commands_quote_their_arguments() {
         .render()
         .starts_with("ERR 'ping' is executed by the node"));
 }
+
+#[test]
+fn read_path_refuses_writes_and_write_path_runs_reads() {
+    let mut db = polis_store::Db::new();
+    let now = 1_000;
+    assert_eq!(
+        crate::execute_write(&mut db, &args("set k v"), now),
+        polis_resp::Reply::ok()
+    );
+    let refused = crate::execute_read(&db, &args("set k w"), now);
+    assert!(matches!(refused, polis_resp::Reply::Error(_)));
+    assert_eq!(
+        crate::execute_read(&db, &args("get k"), now),
+        polis_resp::Reply::bulk("v")
+    );
+    assert_eq!(
+        crate::execute_write(&mut db, &args("get k"), now),
+        polis_resp::Reply::bulk("v")
+    );
+    // A syntax error is caught by parse, before anything could be proposed.
+    assert!(crate::parse(&args("set k v ex")).is_err());
+    assert_eq!(
+        crate::execute_read(&db, &args("get k"), now),
+        polis_resp::Reply::bulk("v")
+    );
+}
