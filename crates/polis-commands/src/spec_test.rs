@@ -116,6 +116,12 @@ fn arity_errors_name_the_command() {
             Some("ERR unknown subcommand 'nope'. Try OBJECT HELP."),
         ),
         ("OBJECT help", None),
+        // COMMAND is a container that also runs bare.
+        ("command", None),
+        (
+            "command nope",
+            Some("ERR unknown subcommand 'nope'. Try COMMAND HELP."),
+        ),
     ];
     for (line, expected) in table {
         let request = args(line);
