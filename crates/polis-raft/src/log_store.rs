@@ -204,7 +204,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Some(entry.log_id())
             }
         };
-        let last_log_id = last.or_else(|| last_purged_log_id.clone());
+        let last_log_id = last.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,

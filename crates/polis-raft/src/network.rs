@@ -154,7 +154,7 @@ impl PeerConnection {
         let message = RaftRequest {
             group_id: self.group,
             kind: kind as u32,
-            payload: payload.into(),
+            payload,
         };
         let reply = match tokio::time::timeout(timeout, client.raft(message)).await {
             Err(_) => {
@@ -243,9 +243,7 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, tonic::Status> {
 fn encode<T: Serialize>(value: &T) -> Result<tonic::Response<RaftReply>, tonic::Status> {
     let payload = postcard::to_stdvec(value)
         .map_err(|error| tonic::Status::internal(format!("unencodable reply: {error}")))?;
-    Ok(tonic::Response::new(RaftReply {
-        payload: payload.into(),
-    }))
+    Ok(tonic::Response::new(RaftReply { payload }))
 }
 
 #[tonic::async_trait]

@@ -173,7 +173,7 @@ fn restore_into<S: StateMachine>(
     let body: SnapshotBody = postcard::from_bytes(data).map_err(invalid)?;
     state.app.restore(&body.app).map_err(invalid)?;
     state.time_ms = body.time_ms;
-    state.last_applied = meta.last_log_id.clone();
+    state.last_applied = meta.last_log_id;
     state.membership = meta.last_membership.clone();
     Ok(())
 }
@@ -208,7 +208,7 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
                 app: state.app.snapshot(),
             };
             let meta = SnapshotMeta {
-                last_log_id: state.last_applied.clone(),
+                last_log_id: state.last_applied,
                 last_membership: state.membership.clone(),
             };
             (meta, postcard::to_stdvec(&body).map_err(invalid)?)
@@ -232,7 +232,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let state = self.handle.read();
-        Ok((state.last_applied.clone(), state.membership.clone()))
+        Ok((state.last_applied, state.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -243,7 +243,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             let log_id = entry.log_id();
             let reply = {
                 let mut state = self.handle.write();
-                state.last_applied = Some(log_id.clone());
+                state.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => Applied::default(),
                     EntryPayload::Normal(proposal) => {

@@ -3,6 +3,8 @@
 //! leader takes over. Reference: Raft paper, sections 5.2 (election) and
 //! 5.3 (log replication).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -124,7 +126,7 @@ async fn writes_replicate_and_survive_leader_loss() {
         ..RaftSettings::default()
     };
     let mut cluster = start_cluster(settings).await;
-    let leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
+    let _leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
 
     for i in 0..50 {
         propose_anywhere(&cluster, Bytes::from(format!("k{i}=v{i}"))).await;

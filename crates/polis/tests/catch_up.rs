@@ -2,6 +2,8 @@
 //! back: from the log when the log still has what it missed, from a
 //! snapshot when the log was compacted past it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
 mod common;
 
 use std::sync::Arc;

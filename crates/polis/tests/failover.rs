@@ -1,6 +1,8 @@
 //! Every acknowledged write survives SIGKILL of the leader, and clients
 //! that follow MOVED carry on with the new leader.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -108,7 +110,7 @@ async fn acknowledged_writes_survive_sigkill_of_the_leader() {
     }
 
     // Every acknowledged write is readable with its value.
-    let history = history.lock().unwrap();
+    let history = std::mem::take(&mut *history.lock().unwrap());
     let mut reader = FollowingClient::new(addrs.clone(), (new_leader - 1) as usize);
     let mut checked = 0;
     for (key, value) in &history.acked {

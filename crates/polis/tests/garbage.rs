@@ -2,6 +2,8 @@
 //! closed connection, never a crash or a hang; other clients keep working
 //! meanwhile.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
 mod common;
 
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! surely as a network split (transport-level partitions come with fault
 //! injection).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Stopping and restarting the whole cluster loses nothing: after a clean
 //! stop, and after SIGKILL of every node at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
 mod common;
 
 use std::time::Duration;

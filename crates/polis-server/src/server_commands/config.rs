@@ -27,7 +27,7 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
         }
         "set" => {
             let rest = &args[2..];
-            if rest.is_empty() || rest.len() % 2 != 0 {
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
                 return Err(ReplyError::WrongArity("config|set".into()));
             }
             let pairs: Vec<(String, String)> = rest

@@ -183,6 +183,9 @@ pub fn client(
     }
 }
 
+/// One condition of CLIENT KILL's filter form.
+type ClientFilter = Box<dyn Fn(&ClientInfo) -> bool>;
+
 fn client_kill(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
     if args.len() == 3 {
         // Old form: CLIENT KILL ip:port.
@@ -194,10 +197,10 @@ fn client_kill(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
             Ok(Reply::ok())
         };
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(ReplyError::Syntax);
     }
-    let mut filters: Vec<Box<dyn Fn(&ClientInfo) -> bool>> = Vec::new();
+    let mut filters: Vec<ClientFilter> = Vec::new();
     for pair in args[2..].chunks(2) {
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
         match lower(&pair[0]).as_str() {

@@ -26,7 +26,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
         Reply::Integer(i64::from(spec.last_key)),
         Reply::Integer(i64::from(spec.step)),
         Reply::Set(categories),
-        Reply::Set(spec.tips.iter().map(|tip| Reply::bulk(tip)).collect()),
+        Reply::Set(spec.tips.iter().map(Reply::bulk).collect()),
         Reply::Array(Vec::new()),
         Reply::Array(spec.subcommands.iter().map(command_info).collect()),
     ])
