@@ -6,6 +6,10 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisResult, Value};
 
+/// How long to wait before retrying after a refused connection or while
+/// no leader is known.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Talks to whichever node leads, following MOVED and skipping dead nodes.
 pub struct FollowingClient {
     addrs: Vec<String>,
@@ -68,7 +72,7 @@ impl FollowingClient {
                 Err(error) => {
                     last_error = error.to_string();
                     self.rotate();
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(RETRY_BACKOFF).await; // retry-backoff
                     continue;
                 }
             };
@@ -88,9 +92,9 @@ impl FollowingClient {
                     self.rotate();
                     if never_applied {
                         last_error = text;
-                        // Back off while an election runs (a retry
-                        // policy, not synchronization).
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Back off while an election runs: a retry policy,
+                        // not synchronization.
+                        tokio::time::sleep(RETRY_BACKOFF).await; // retry-backoff
                         continue;
                     }
                     return Err(text);
