@@ -34,7 +34,9 @@ impl StateMachine for Kv {
 
 async fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
     loop {
+        poll.tick().await;
         if let Some(value) = probe() {
             return value;
         }
@@ -42,7 +44,6 @@ async fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -
             start.elapsed() < deadline,
             "condition not met within {deadline:?}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

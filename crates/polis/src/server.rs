@@ -241,10 +241,35 @@ async fn shutdown_signal() {
     }
 }
 
+/// Raises the open-file limit so `maxclients` connections fit, as Redis
+/// does at start; warns when the hard limit is too low.
+fn raise_file_limit(maxclients: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Listeners, peer channels, the log engine's files.
+    const RESERVED_FILES: u64 = 128;
+    let wanted = maxclients as u64 + RESERVED_FILES;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= wanted {
+        return;
+    }
+    let target = wanted.min(hard);
+    if setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_err() || target < wanted {
+        tracing::warn!(
+            soft,
+            hard,
+            wanted,
+            "open-file limit is below maxclients + {RESERVED_FILES}; raise it (ulimit -n)"
+        );
+    }
+}
+
 /// Runs `polis server`.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (config, log_format, log) = resolve(args)?;
     init_logging(&log_format, &log)?;
+    raise_file_limit(config.maxclients);
     polis_server::run(config, shutdown_signal()).await?;
     Ok(())
 }

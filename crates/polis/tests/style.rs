@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 const FILE_LINES_MAX: usize = 600;
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -30,7 +33,11 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
 fn all_rust_files() -> Vec<PathBuf> {
     let mut found = Vec::new();
     rust_files(&workspace_root().join("crates"), &mut found);
-    assert!(found.len() > 20, "expected the workspace's sources, found {}", found.len());
+    assert!(
+        found.len() > 20,
+        "expected the workspace's sources, found {}",
+        found.len()
+    );
     found
 }
 
@@ -43,7 +50,10 @@ fn no_source_file_is_past_the_size_limit() {
             (lines > FILE_LINES_MAX).then(|| format!("{} ({lines} lines)", path.display()))
         })
         .collect();
-    assert!(too_long.is_empty(), "split these files by concept: {too_long:#?}");
+    assert!(
+        too_long.is_empty(),
+        "split these files by concept: {too_long:#?}"
+    );
 }
 
 #[test]
@@ -58,13 +68,22 @@ fn tests_do_not_sleep_to_synchronize() {
         let source = std::fs::read_to_string(&path).unwrap();
         for (number, line) in source.lines().enumerate() {
             let sleeps = line.contains("thread::sleep(") || line.contains("time::sleep(");
-            let in_test_module = in_tests || source.contains("#[cfg(test)]") && is_after_cfg_test(&source, number);
+            let in_test_module =
+                in_tests || source.contains("#[cfg(test)]") && is_after_cfg_test(&source, number);
             if sleeps && in_test_module && !line.contains("retry-backoff") {
-                offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                offenders.push(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    number + 1,
+                    line.trim()
+                ));
             }
         }
     }
-    assert!(offenders.is_empty(), "wait for a condition with a deadline instead: {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "wait for a condition with a deadline instead: {offenders:#?}"
+    );
 }
 
 /// Returns true when line `number` comes after the file's `#[cfg(test)]`.

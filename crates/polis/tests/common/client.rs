@@ -87,8 +87,8 @@ impl FollowingClient {
                         continue;
                     }
                     let text = error.to_string();
-                    let never_applied = text.contains("CLUSTERDOWN The cluster is down: no leader")
-                        || error.is_connection_refusal();
+                    let never_applied =
+                        text.contains("no leader is known") || error.is_connection_refusal();
                     self.rotate();
                     if never_applied {
                         last_error = text;

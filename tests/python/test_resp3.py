@@ -1,0 +1,38 @@
+"""RESP3 through redis-py (HELLO 3): maps, nulls and doubles keep their types."""
+
+from __future__ import annotations
+
+import redis
+
+from polis_cluster import HOST
+
+
+def test_hello_3_switches_the_connection_to_resp3(cluster, key):
+    leader = cluster.leader()
+    client = redis.Redis(host=HOST, port=leader.resp_port, protocol=3, decode_responses=True, socket_timeout=10)
+    try:
+        hello = client.execute_command("HELLO", "3")
+        assert hello["proto"] == 3
+        assert hello["server"] == "redis"
+        name = key("h")
+        client.hset(name, mapping={"a": "1", "b": "2"})
+        # A RESP3 map reply arrives as a dict without pairing by the client.
+        assert client.hgetall(name) == {"a": "1", "b": "2"}
+        assert client.get(key("missing")) is None
+        assert client.incrbyfloat(key("f"), 1.5) == 1.5
+    finally:
+        client.close()
+
+
+def test_hello_rejects_unknown_protocol_versions(cluster):
+    leader = cluster.leader()
+    client = redis.Redis(host=HOST, port=leader.resp_port, decode_responses=True, socket_timeout=10)
+    try:
+        try:
+            client.execute_command("HELLO", "4")
+        except redis.ResponseError as error:
+            assert "unsupported protocol version" in str(error)
+        else:
+            raise AssertionError("HELLO 4 was accepted")
+    finally:
+        client.close()
