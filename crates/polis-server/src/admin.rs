@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use polis_raft::{GroupStatus, MemberStatus};
 use serde::Serialize;
@@ -70,18 +70,29 @@ pub fn status(node: &Node) -> NodeStatus {
 
 /// Serves the admin endpoint on `listener` until aborted.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route(
             "/status",
             get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }),
         )
-        .route("/metrics", get(metrics))
-        .with_state(node);
+        .route("/metrics", get(metrics));
+    if node.config.enable_fault_injection {
+        app = app.route("/faults/fsync-error", post(inject_fsync_error));
+    }
+    let app = app.with_state(node);
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(%error, "admin server stopped");
     }
+}
+
+/// Makes every later fsync of this node fail: the node must stop before
+/// acknowledging anything more (crash-stop).
+async fn inject_fsync_error() -> &'static str {
+    tracing::warn!("fault injection: every later fsync fails");
+    polis_raft::group_commit::faults::fail_fsync();
+    "fsync errors injected"
 }
 
 async fn ready(State(node): State<Arc<Node>>) -> Response {

@@ -25,6 +25,24 @@ pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u
     Ok((status, body))
 }
 
+/// Sends `POST http://{addr}{path}` with an empty body; returns the
+/// status code and body.
+pub async fn post(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, Bytes)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = hyper::Request::post(format!("http://{addr}{path}"))
+        .body(Empty::new())
+        .context("bad admin request")?;
+    let response = tokio::time::timeout(timeout, client.request(request))
+        .await
+        .context("admin request timed out")??;
+    let status = response.status().as_u16();
+    let body = tokio::time::timeout(timeout, response.into_body().collect())
+        .await
+        .context("admin response timed out")??
+        .to_bytes();
+    Ok((status, body))
+}
+
 /// Returns a node's /status as JSON.
 pub async fn status(addr: &str) -> anyhow::Result<serde_json::Value> {
     let (code, body) = get(addr, "/status", Duration::from_secs(2)).await?;

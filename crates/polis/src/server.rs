@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// Most concurrent clients.
     #[arg(long, env = "POLIS_MAXCLIENTS")]
     maxclients: Option<usize>,
+    /// Serve the fault-injection endpoints of the admin API (tests and
+    /// chaos runs only: never in production).
+    #[arg(long, env = "POLIS_ENABLE_FAULT_INJECTION")]
+    enable_fault_injection: bool,
     /// Log format: text or json.
     #[arg(long, env = "POLIS_LOG_FORMAT")]
     log_format: Option<String>,
@@ -90,6 +94,7 @@ struct FileConfig {
     proto_max_bulk_len: Option<u64>,
     client_query_buffer_limit: Option<u64>,
     maxclients: Option<usize>,
+    enable_fault_injection: Option<bool>,
     log_format: Option<String>,
     log: Option<String>,
 }
@@ -202,7 +207,8 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .maxclients
             .or(file.maxclients)
             .unwrap_or(limits::CLIENTS_MAX_DEFAULT),
-        enable_fault_injection: false,
+        enable_fault_injection: args.enable_fault_injection
+            || file.enable_fault_injection.unwrap_or(false),
     };
     let log_format = args
         .log_format

@@ -182,6 +182,14 @@ impl Cluster {
         }
     }
 
+    /// Returns node `id`'s exit status once its process has exited.
+    pub fn exit_status(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let child = self.children[(id - 1) as usize].as_mut()?;
+        let status = child.try_wait().ok()??;
+        self.children[(id - 1) as usize] = None;
+        Some(status)
+    }
+
     pub fn is_running(&self, id: u64) -> bool {
         self.children[(id - 1) as usize].is_some()
     }
