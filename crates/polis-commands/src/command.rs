@@ -13,12 +13,7 @@ use crate::spec::{check_arity, is_node, lookup, resolve};
 /// The protocol version a client chose with HELLO; a few replies are
 /// shaped differently for RESP3 in ways [`Reply`] cannot express alone
 /// (arrays of pairs that RESP2 flattens).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Protocol {
-    #[default]
-    Resp2,
-    Resp3,
-}
+pub use polis_resp::ProtocolVersion as Protocol;
 
 /// What a read needs besides the keyspace: the time, the client's
 /// protocol, and a seed for random picks (reads need not be deterministic

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use polis_commands::{Protocol, ReadContext};
+use polis_commands::ReadContext;
 use polis_raft::ProposeError;
-use polis_resp::{ProtocolVersion, Reply, ReplyError};
+use polis_resp::{Reply, ReplyError};
 use polis_types::{key_hash_slot, Slot};
 
 use crate::connection::Session;
@@ -112,11 +112,7 @@ async fn read(
         }
         Stats::bump(&node.stats.linearizable_reads);
     }
-    let protocol = match session.protocol {
-        ProtocolVersion::Resp2 => Protocol::Resp2,
-        ProtocolVersion::Resp3 => Protocol::Resp3,
-    };
-    let context = ReadContext::new(now_ms()).with_protocol(protocol);
+    let context = ReadContext::new(now_ms()).with_protocol(session.protocol);
     let state = node.group.state().read();
     Ok(polis_commands::execute_read_with(
         &state.app.db,
