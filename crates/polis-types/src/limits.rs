@@ -24,6 +24,10 @@ pub const PROPOSALS_IN_FLIGHT_MAX: usize = 4096;
 pub const PEER_MESSAGE_LEN_MAX: usize = 1024 * 1024 * 1024;
 /// Largest number of keys one active-expiry proposal deletes.
 pub const EXPIRE_BATCH_KEYS_MAX: usize = 256;
+/// Largest number of elements one HRANDFIELD reply may hold. Redis has no
+/// such cap (a huge negative count streams until the client's output
+/// limit); polis builds replies in memory, so it refuses instead.
+pub const RANDOM_REPLY_LEN_MAX: u64 = 1 << 20;
 /// Appends the log writer drains into one fsync.
 pub const GROUP_COMMIT_BATCH_MAX: usize = 4096;
 

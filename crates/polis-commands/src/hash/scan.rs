@@ -12,10 +12,7 @@ use crate::command::{ReadCommand, ReadContext};
 use crate::keyspace::iterate::{parse_scan_options, pattern_matches, scan_reply, ScanOptions};
 use crate::random::SplitMix64;
 
-/// Largest number of elements one HRANDFIELD reply may hold. Redis has no
-/// such cap (a huge negative count streams until the client's output
-/// limit); polis builds replies in memory, so it refuses instead.
-pub const RANDOM_REPLY_LEN_MAX: u64 = 1 << 20;
+pub use polis_types::limits::RANDOM_REPLY_LEN_MAX;
 
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`: like SCAN over the
 /// fields; a hash small enough for Redis's listpack encoding is returned
