@@ -13,6 +13,7 @@
 //! in through [`StateMachine`]; it must not know openraft's types, and this
 //! crate must not know commands, RESP or the data model.
 
+pub mod faults;
 pub mod group;
 pub mod group_commit;
 pub mod log_store;
@@ -21,6 +22,7 @@ pub mod node;
 pub mod state_machine;
 pub mod types;
 
+pub use faults::{FaultInjector, NetworkFaults};
 pub use group::{Group, GroupStatus, MemberStatus, ProposeError};
 pub use node::{RaftNode, RaftSettings};
 pub use state_machine::{SmState, StateHandle, StateMachine};

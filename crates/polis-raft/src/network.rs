@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::faults::{FaultInjector, Verdict};
 use crate::state_machine::StateMachine;
 use crate::types::{PeerNode, Raft, SnapshotMeta, TypeConfig, Vote};
 
@@ -98,13 +99,26 @@ impl Channels {
 #[derive(Clone)]
 pub struct NetworkFactory {
     group: GroupId,
+    node_id: NodeId,
     channels: Channels,
+    faults: Arc<FaultInjector>,
 }
 
 impl NetworkFactory {
-    /// Returns the network of `group`, sharing `channels`.
-    pub fn new(group: GroupId, channels: Channels) -> Self {
-        Self { group, channels }
+    /// Returns the network of `group` on node `node_id`, sharing `channels`
+    /// and the node's fault injector.
+    pub fn new(
+        group: GroupId,
+        node_id: NodeId,
+        channels: Channels,
+        faults: Arc<FaultInjector>,
+    ) -> Self {
+        Self {
+            group,
+            node_id,
+            channels,
+            faults,
+        }
     }
 }
 
@@ -114,6 +128,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> Self::Network {
         PeerConnection {
             group: self.group,
+            from: self.node_id,
+            faults: self.faults.clone(),
             target,
             client: self.channels.get(&node.peer_addr).map(|channel| {
                 PeerClient::new(channel)
@@ -127,6 +143,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// One group's connection to one peer.
 pub struct PeerConnection {
     group: GroupId,
+    from: NodeId,
+    faults: Arc<FaultInjector>,
     target: NodeId,
     client: Result<PeerClient<Channel>, String>,
 }
@@ -145,6 +163,16 @@ impl PeerConnection {
         Resp: DeserializeOwned,
     {
         let timeout = timeout.max(RPC_TIMEOUT_MIN);
+        match self.faults.outgoing(self.target) {
+            Verdict::Drop => {
+                return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                    "{kind:?} to node {} dropped by fault injection",
+                    self.target
+                ))))
+            }
+            Verdict::Deliver(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Deliver(_) => {}
+        }
         let client = match &mut self.client {
             Ok(client) => client,
             Err(message) => return Err(RPCError::Unreachable(Unreachable::from_string(message))),
@@ -155,6 +183,7 @@ impl PeerConnection {
             group_id: self.group,
             kind: kind as u32,
             payload,
+            from: self.from,
         };
         let reply = match tokio::time::timeout(timeout, client.raft(message)).await {
             Err(_) => {
@@ -219,12 +248,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 /// The receiving side: routes each peer message to its group's Raft.
 pub struct PeerService<S: StateMachine> {
     groups: Arc<RwLock<HashMap<GroupId, Raft<S>>>>,
+    faults: Arc<FaultInjector>,
 }
 
 impl<S: StateMachine> PeerService<S> {
-    /// Returns a service routing to `groups`.
-    pub fn new(groups: Arc<RwLock<HashMap<GroupId, Raft<S>>>>) -> Self {
-        Self { groups }
+    /// Returns a service routing to `groups`, filtered by `faults`.
+    pub fn new(groups: Arc<RwLock<HashMap<GroupId, Raft<S>>>>, faults: Arc<FaultInjector>) -> Self {
+        Self { groups, faults }
     }
 
     /// Returns the tonic server for this service, with message limits.
@@ -253,6 +283,9 @@ impl<S: StateMachine> proto::peer_server::Peer for PeerService<S> {
         request: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         let request = request.into_inner();
+        if self.faults.incoming(request.from) == Verdict::Drop {
+            return Err(tonic::Status::unavailable("dropped by fault injection"));
+        }
         let raft = {
             let groups = self
                 .groups

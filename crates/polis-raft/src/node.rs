@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use openraft::{Config, SnapshotPolicy};
 use polis_types::{GroupId, NodeId};
 
+use crate::faults::FaultInjector;
 use crate::group::Group;
 use crate::log_store::LogEngine;
 use crate::network::{Channels, NetworkFactory, PeerService};
@@ -50,6 +51,7 @@ pub struct RaftNode<S: StateMachine> {
     settings: RaftSettings,
     engine: LogEngine,
     channels: Channels,
+    faults: Arc<FaultInjector>,
     rafts: Arc<RwLock<HashMap<GroupId, Raft<S>>>>,
 }
 
@@ -58,7 +60,12 @@ impl<S: StateMachine> RaftNode<S> {
     ///
     /// # Errors
     /// Returns an error if the directory or the log engine cannot be opened.
-    pub fn open(node_id: NodeId, data_dir: PathBuf, settings: RaftSettings) -> io::Result<Self> {
+    pub fn open(
+        node_id: NodeId,
+        data_dir: PathBuf,
+        settings: RaftSettings,
+        faults: Arc<FaultInjector>,
+    ) -> io::Result<Self> {
         std::fs::create_dir_all(data_dir.join("snapshots"))?;
         let engine = LogEngine::open(&data_dir.join("log"))?;
         Ok(Self {
@@ -67,6 +74,7 @@ impl<S: StateMachine> RaftNode<S> {
             settings,
             engine,
             channels: Channels::default(),
+            faults,
             rafts: Arc::new(RwLock::new(HashMap::new())),
         })
     }
@@ -76,7 +84,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// # Errors
     /// Returns an error if the server fails.
     pub async fn serve_peers(&self, listener: tokio::net::TcpListener) -> io::Result<()> {
-        let service = PeerService::new(self.rafts.clone()).into_server();
+        let service = PeerService::new(self.rafts.clone(), self.faults.clone()).into_server();
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
@@ -115,7 +123,12 @@ impl<S: StateMachine> RaftNode<S> {
             .join(format!("group-{group}.snapshot"));
         let store = SmStore::open(app, snapshot_path)?;
         let state = store.handle();
-        let network = NetworkFactory::new(group, self.channels.clone());
+        let network = NetworkFactory::new(
+            group,
+            self.node_id,
+            self.channels.clone(),
+            self.faults.clone(),
+        );
         let raft = Raft::new(
             self.node_id,
             config,

@@ -76,8 +76,13 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
     };
     for (node_id, listener) in listeners {
         let dir = tempfile::tempdir().unwrap();
-        let node =
-            RaftNode::<Kv>::open(node_id, dir.path().to_path_buf(), settings.clone()).unwrap();
+        let node = RaftNode::<Kv>::open(
+            node_id,
+            dir.path().to_path_buf(),
+            settings.clone(),
+            std::sync::Arc::new(polis_raft::FaultInjector::new(false, 0)),
+        )
+        .unwrap();
         let group = node
             .start_group(1, Kv::default(), members.clone())
             .await

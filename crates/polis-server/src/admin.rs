@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use polis_raft::{GroupStatus, MemberStatus};
+use polis_raft::{GroupStatus, MemberStatus, NetworkFaults};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -79,7 +79,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         )
         .route("/metrics", get(metrics));
     if node.config.enable_fault_injection {
-        app = app.route("/faults/fsync-error", post(inject_fsync_error));
+        app = app
+            .route("/faults/fsync-error", post(inject_fsync_error))
+            .route("/faults", get(get_faults).put(put_faults))
+            .route("/faults/heal", post(heal));
     }
     let app = app.with_state(node);
     if let Err(error) = axum::serve(listener, app).await {
@@ -93,6 +96,21 @@ async fn inject_fsync_error() -> &'static str {
     tracing::warn!("fault injection: every later fsync fails");
     polis_raft::group_commit::faults::fail_fsync();
     "fsync errors injected"
+}
+
+async fn get_faults(State(node): State<Arc<Node>>) -> Json<NetworkFaults> {
+    Json(node.faults.faults())
+}
+
+async fn put_faults(State(node): State<Arc<Node>>, Json(faults): Json<NetworkFaults>) -> Response {
+    match node.faults.set(faults) {
+        Ok(()) => (StatusCode::OK, Json(node.faults.faults())).into_response(),
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
+async fn heal(State(node): State<Arc<Node>>) -> Response {
+    put_faults(State(node), Json(NetworkFaults::default())).await
 }
 
 async fn ready(State(node): State<Arc<Node>>) -> Response {

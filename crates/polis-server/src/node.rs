@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use polis_raft::{Group, PeerNode, RaftNode};
+use polis_raft::{FaultInjector, Group, PeerNode, RaftNode};
 use polis_resp::DecodeLimits;
 use polis_types::ids::DATA_GROUP;
 use polis_types::{limits, NodeId};
@@ -45,6 +45,8 @@ pub struct Node {
     /// Random per process, like Redis's run_id.
     pub run_id: String,
     pub resp_port: u16,
+    /// Network fault injection (inert unless enabled in the config).
+    pub faults: Arc<FaultInjector>,
 }
 
 /// Returns the wall clock in milliseconds since the Unix epoch.
@@ -105,9 +107,21 @@ pub async fn run(
         .map(|addr| addr.port())
         .unwrap_or(0);
 
-    let raft =
-        RaftNode::<DataMachine>::open(config.node_id, config.data_dir.clone(), config.raft.clone())
-            .map_err(ServerError::Storage)?;
+    let fault_seed: u64 = rand::random();
+    if config.enable_fault_injection {
+        tracing::warn!(fault_seed, "fault injection enabled");
+    }
+    let faults = Arc::new(FaultInjector::new(
+        config.enable_fault_injection,
+        fault_seed,
+    ));
+    let raft = RaftNode::<DataMachine>::open(
+        config.node_id,
+        config.data_dir.clone(),
+        config.raft.clone(),
+        faults.clone(),
+    )
+    .map_err(ServerError::Storage)?;
     let members: BTreeMap<NodeId, PeerNode> = config
         .members
         .iter()
@@ -137,6 +151,7 @@ pub async fn run(
         stats: Stats::default(),
         started_at: Instant::now(),
         run_id: format!("{:040x}", rand::random::<u128>()),
+        faults,
         resp_port,
     });
     tracing::info!(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -31,6 +31,30 @@ pub async fn post(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let request = hyper::Request::post(format!("http://{addr}{path}"))
         .body(Empty::new())
+        .context("bad admin request")?;
+    let response = tokio::time::timeout(timeout, client.request(request))
+        .await
+        .context("admin request timed out")??;
+    let status = response.status().as_u16();
+    let body = tokio::time::timeout(timeout, response.into_body().collect())
+        .await
+        .context("admin response timed out")??
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// Sends `PUT http://{addr}{path}` with a JSON body; returns the status
+/// code and body.
+pub async fn put_json(
+    addr: &str,
+    path: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Bytes)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = hyper::Request::put(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))
         .context("bad admin request")?;
     let response = tokio::time::timeout(timeout, client.request(request))
         .await

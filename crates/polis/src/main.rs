@@ -2,8 +2,10 @@
 //!
 //! - `polis server`: one node (flags > `POLIS_*` environment > TOML file > defaults);
 //! - `polis dev`: a local cluster of `polis server` processes on loopback;
-//! - `polis status`: the cluster as one node sees it.
+//! - `polis status`: the cluster as one node sees it;
+//! - `polis chaos`: network faults on a cluster started with fault injection.
 
+mod chaos;
 mod dev;
 mod server;
 mod status;
@@ -26,6 +28,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Shows the cluster as one node sees it.
     Status(status::StatusArgs),
+    /// Injects network faults (nodes started with --enable-fault-injection).
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => runtime.block_on(server::run(*args)),
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Status(args) => runtime.block_on(status::run(args)),
+        Command::Chaos(args) => runtime.block_on(chaos::run(args)),
     }
 }
