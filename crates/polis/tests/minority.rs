@@ -1,8 +1,7 @@
 //! A leader cut off from the majority never acknowledges a write.
 //! Reference: Raft paper, section 5.3 (an entry commits on a majority).
 //! The followers are paused with SIGSTOP, which partitions the leader as
-//! surely as a network split (transport-level partitions come with fault
-//! injection).
+//! surely as a network split (`partition.rs` does it in the transport).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
