@@ -79,6 +79,16 @@ impl<S: StateMachine> Clone for Group<S> {
     }
 }
 
+/// Returns the leader of the current term, if any. openraft makes the
+/// initializing node leader of term 0 for an instant, to append the first
+/// membership entry; that leader serves nothing, so it does not count.
+fn established_leader(metrics: &openraft::RaftMetrics<crate::types::TypeConfig>) -> Option<NodeId> {
+    if metrics.current_term == 0 {
+        return None;
+    }
+    metrics.current_leader
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -178,13 +188,14 @@ impl<S: StateMachine> Group<S> {
 
     /// Returns true when this node believes it leads the group.
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow_watched().state == ServerState::Leader
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics.state == ServerState::Leader && metrics.current_term > 0
     }
 
     /// Returns the leader this node knows of, with its addresses.
     pub fn leader(&self) -> Option<(NodeId, PeerNode)> {
         let metrics = self.raft.metrics().borrow_watched().clone();
-        let leader = metrics.current_leader?;
+        let leader = established_leader(&metrics)?;
         let node = metrics
             .membership_config
             .membership()
@@ -217,9 +228,13 @@ impl<S: StateMachine> Group<S> {
         GroupStatus {
             group_id: self.id,
             node_id: metrics.id,
-            state: format!("{:?}", metrics.state),
+            state: if metrics.current_term == 0 {
+                "Initializing".to_owned()
+            } else {
+                format!("{:?}", metrics.state)
+            },
             term: metrics.current_term,
-            leader_id: metrics.current_leader,
+            leader_id: established_leader(&metrics),
             last_log_index: metrics.last_log_index,
             committed: metrics.local_committed.map(|log_id| log_id.index),
             applied: metrics.last_applied.map(|log_id| log_id.index),

@@ -12,37 +12,30 @@ use common::Cluster;
 
 async fn write_keys(client: &mut FollowingClient, prefix: &str, count: usize) {
     for index in 0..count {
-        let reply = client
-            .query(
+        client
+            .query_idempotent(
                 redis::cmd("SET")
                     .arg(format!("{prefix}:{index}"))
                     .arg(index),
-                10,
+                Duration::from_secs(60),
             )
             .await;
-        assert!(reply.is_ok(), "write {index} not acknowledged: {reply:?}");
     }
-    let reply = client
-        .query(
-            redis::cmd("HSET")
-                .arg(format!("{prefix}:hash"))
-                .arg("f")
-                .arg("v"),
-            10,
-        )
+    let hset = redis::cmd("HSET")
+        .arg(format!("{prefix}:hash"))
+        .arg("f")
+        .arg("v")
+        .clone();
+    client
+        .query_idempotent(&hset, Duration::from_secs(60))
         .await;
-    assert!(reply.is_ok());
-    let reply = client
-        .query(
-            redis::cmd("SET")
-                .arg(format!("{prefix}:ttl"))
-                .arg("x")
-                .arg("EX")
-                .arg(3600),
-            10,
-        )
-        .await;
-    assert!(reply.is_ok());
+    let ttl = redis::cmd("SET")
+        .arg(format!("{prefix}:ttl"))
+        .arg("x")
+        .arg("EX")
+        .arg(3600)
+        .clone();
+    client.query_idempotent(&ttl, Duration::from_secs(60)).await;
 }
 
 async fn check_keys(client: &mut FollowingClient, prefix: &str, count: usize) {

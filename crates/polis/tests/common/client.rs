@@ -107,4 +107,20 @@ impl FollowingClient {
         }
         Err(last_error)
     }
+
+    /// Sends `cmd`, retrying on any error until `timeout`: only for
+    /// idempotent commands (SET k v, HSET k f v), where applying twice is
+    /// the same as once. Panics if it is never acknowledged.
+    pub async fn query_idempotent(&mut self, cmd: &Cmd, timeout: Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.query(cmd, 10).await {
+                Ok(value) => return value,
+                Err(error) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "idempotent command not acknowledged within {timeout:?}: {error}"
+                ),
+            }
+        }
+    }
 }
