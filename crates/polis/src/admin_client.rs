@@ -3,18 +3,34 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::Method;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// Returns the body of `GET http://{addr}{path}` and its status code.
-pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, Bytes)> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri: hyper::Uri = format!("http://{addr}{path}")
-        .parse()
-        .context("bad admin address")?;
-    let response = tokio::time::timeout(timeout, client.get(uri))
+/// Sends one request to `http://{addr}{path}` and returns the status code
+/// and body; `json` is sent as the body when given.
+async fn send(
+    method: Method,
+    addr: &str,
+    path: &str,
+    json: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Bytes)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    let body = match json {
+        Some(value) => {
+            request = request.header("content-type", "application/json");
+            Bytes::from(serde_json::to_vec(value)?)
+        }
+        None => Bytes::new(),
+    };
+    let request = request.body(Full::new(body)).context("bad admin request")?;
+    let response = tokio::time::timeout(timeout, client.request(request))
         .await
         .context("admin request timed out")??;
     let status = response.status().as_u16();
@@ -25,22 +41,15 @@ pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u
     Ok((status, body))
 }
 
+/// Returns the status code and body of `GET http://{addr}{path}`.
+pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, Bytes)> {
+    send(Method::GET, addr, path, None, timeout).await
+}
+
 /// Sends `POST http://{addr}{path}` with an empty body; returns the
 /// status code and body.
 pub async fn post(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, Bytes)> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = hyper::Request::post(format!("http://{addr}{path}"))
-        .body(Empty::new())
-        .context("bad admin request")?;
-    let response = tokio::time::timeout(timeout, client.request(request))
-        .await
-        .context("admin request timed out")??;
-    let status = response.status().as_u16();
-    let body = tokio::time::timeout(timeout, response.into_body().collect())
-        .await
-        .context("admin response timed out")??
-        .to_bytes();
-    Ok((status, body))
+    send(Method::POST, addr, path, None, timeout).await
 }
 
 /// Sends `PUT http://{addr}{path}` with a JSON body; returns the status
@@ -51,20 +60,7 @@ pub async fn put_json(
     body: &serde_json::Value,
     timeout: Duration,
 ) -> anyhow::Result<(u16, Bytes)> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = hyper::Request::put(format!("http://{addr}{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))
-        .context("bad admin request")?;
-    let response = tokio::time::timeout(timeout, client.request(request))
-        .await
-        .context("admin request timed out")??;
-    let status = response.status().as_u16();
-    let body = tokio::time::timeout(timeout, response.into_body().collect())
-        .await
-        .context("admin response timed out")??
-        .to_bytes();
-    Ok((status, body))
+    send(Method::PUT, addr, path, Some(body), timeout).await
 }
 
 /// Returns a node's /status as JSON.

@@ -20,26 +20,19 @@ pub fn free_addr() -> String {
 
 /// Polls `probe` every 25 ms until it returns `Some`, or panics after
 /// `timeout` naming `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    let mut poll = tokio::time::interval(Duration::from_millis(25));
-    loop {
-        poll.tick().await;
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+    match wait_for_opt(timeout, probe).await {
+        Some(value) => value,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
     }
 }
 
-/// Like [`wait_for`], but returns `None` on timeout instead of panicking.
+/// Polls `probe` every 25 ms until it returns `Some`, or returns `None`
+/// after `timeout`.
 pub async fn wait_for_opt<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
