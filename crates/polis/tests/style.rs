@@ -61,13 +61,12 @@ fn tests_do_not_sleep_to_synchronize() {
     let mut offenders = Vec::new();
     for path in all_rust_files() {
         let text = path.to_string_lossy().to_string();
-        if text.ends_with("/style.rs") {
-            continue;
-        }
         let in_tests = text.contains("/tests/") || text.ends_with("_test.rs");
         let source = std::fs::read_to_string(&path).unwrap();
         for (number, line) in source.lines().enumerate() {
-            let sleeps = line.contains("thread::sleep(") || line.contains("time::sleep(");
+            // The patterns are assembled so this line does not match itself.
+            let sleeps = line.contains(concat!("thread::", "sleep("))
+                || line.contains(concat!("time::", "sleep("));
             let in_test_module =
                 in_tests || source.contains("#[cfg(test)]") && is_after_cfg_test(&source, number);
             if sleeps && in_test_module && !line.contains("retry-backoff") {
