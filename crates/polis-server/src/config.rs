@@ -41,29 +41,6 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Returns a single-node configuration with defaults, listening on the
-    /// given addresses.
-    pub fn single(node_id: NodeId, data_dir: PathBuf, resp: &str, admin: &str, peer: &str) -> Self {
-        Self {
-            node_id,
-            data_dir,
-            resp_addr: resp.to_owned(),
-            admin_addr: admin.to_owned(),
-            peer_addr: peer.to_owned(),
-            members: vec![MemberSpec {
-                id: node_id,
-                peer_addr: peer.to_owned(),
-                resp_addr: resp.to_owned(),
-                admin_addr: admin.to_owned(),
-            }],
-            raft: RaftSettings::default(),
-            proto_max_bulk_len: limits::PROTO_MAX_BULK_LEN_DEFAULT,
-            client_query_buffer_limit: limits::QUERY_BUFFER_LEN_MAX_DEFAULT,
-            maxclients: limits::CLIENTS_MAX_DEFAULT,
-            enable_fault_injection: false,
-        }
-    }
-
     /// Checks the configuration for contradictions.
     ///
     /// # Errors
