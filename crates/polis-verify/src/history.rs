@@ -1,0 +1,112 @@
+//! The history of a run: every operation a client invoked and how it
+//! ended, in the order the recorder saw them, Jepsen-style.
+//!
+//! A client operation is two events with the same `process`: an
+//! `invoke`, then exactly one of `ok` (it happened, with what it saw),
+//! `fail` (it certainly did not happen) or `info` (unknown: it may have
+//! happened, at any time after its invocation, or never). A process has at
+//! most one operation open; after an `info` the client continues as a new
+//! process. The nemesis writes `info` events with process
+//! [`NEMESIS_PROCESS`] when a fault starts and stops.
+//!
+//! On disk a history is JSON lines, one [`Event`] a line.
+
+use std::io::{self, BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// The process number the nemesis writes its events under.
+pub const NEMESIS_PROCESS: u64 = u64::MAX;
+
+/// How an event ends (or starts) an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// What an operation does, and in a completion, what it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum Op {
+    /// Read a register. In an `ok` event `value` is what the read saw
+    /// (`None`: the key did not exist); in an `invoke` it is `None`.
+    Read { key: String, value: Option<u64> },
+    /// Write `value` to a register.
+    Write { key: String, value: u64 },
+    /// Set the register to `to` if it holds `from`. Its `ok` event means
+    /// the swap happened; a `fail` means the register did not hold `from`.
+    Cas { key: String, from: u64, to: u64 },
+    /// Add a unique element to the set.
+    Add { element: u64 },
+    /// Read the whole set, after the cluster healed. In an `ok` event,
+    /// every element found; in an `invoke`, `None`.
+    ReadAll { elements: Option<Vec<u64>> },
+    /// A fault the nemesis started or stopped, e.g. `partition 1 | 2,3`.
+    Nemesis { fault: String, phase: Phase },
+}
+
+/// Whether a nemesis event starts or ends a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Start,
+    Stop,
+}
+
+/// One line of a history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the history, from 0.
+    pub index: u64,
+    /// Nanoseconds since the run started, from one monotonic clock.
+    pub time_ns: u64,
+    pub process: u64,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub op: Op,
+    /// For `fail` and `info`: the error the client saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Writes `events` as JSON lines.
+///
+/// # Errors
+/// Returns an error if writing fails.
+pub fn write_jsonl<'a>(
+    out: &mut impl Write,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> io::Result<()> {
+    for event in events {
+        serde_json::to_writer(&mut *out, event)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Reads a history written by [`write_jsonl`].
+///
+/// # Errors
+/// Returns an error naming the line that is not an event.
+pub fn read_jsonl(input: impl BufRead) -> io::Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for (number, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = serde_json::from_str(&line).map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("history line {}: {error}", number + 1),
+            )
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}

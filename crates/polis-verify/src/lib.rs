@@ -1,0 +1,10 @@
+//! Tries hard to break polis's guarantees and shows the result: runs
+//! concurrent clients and a nemesis against a cluster, records every
+//! operation as a history, and checks the history (linearizability of
+//! registers, no lost or invented set elements).
+//!
+//! What it owns: the history format, the checkers, the workloads, the
+//! nemeses and the report. It talks to clusters only over RESP and the
+//! admin HTTP API, like any client; it must not link the node's code.
+
+pub mod history;
