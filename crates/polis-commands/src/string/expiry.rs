@@ -77,6 +77,8 @@ pub struct ExtendedArgs {
     pub nx: bool,
     pub xx: bool,
     pub get: bool,
+    /// SET IFEQ: write only if the key holds this string.
+    pub ifeq: Option<Bytes>,
     pub expire: ExpireOption,
 }
 
@@ -95,10 +97,17 @@ pub fn parse_extended(options: &[Bytes], for_set: bool) -> Result<ExtendedArgs, 
         let expire_kind_is = |kind: fn(&ExpireOption) -> bool| {
             matches!(parsed.expire, ExpireOption::Unset) || kind(&parsed.expire)
         };
-        if for_set && is(option, "nx") && !parsed.xx {
+        let conditional = parsed.nx || parsed.xx || parsed.ifeq.is_some();
+        if for_set && is(option, "nx") && (!conditional || parsed.nx) {
             parsed.nx = true;
-        } else if for_set && is(option, "xx") && !parsed.nx {
+        } else if for_set && is(option, "xx") && (!conditional || parsed.xx) {
             parsed.xx = true;
+        } else if let (true, true, Some(value)) = (for_set, is(option, "ifeq"), next) {
+            if conditional && parsed.ifeq.is_none() {
+                return Err(ReplyError::Syntax);
+            }
+            parsed.ifeq = Some(value.clone());
+            index += 1;
         } else if for_set && is(option, "get") {
             parsed.get = true;
         } else if for_set

@@ -18,14 +18,18 @@ pub enum SetReply {
     Integer,
 }
 
-/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`;
+/// `SET key value [NX|XX|IFEQ match] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`;
 /// also SETNX, SETEX and PSETEX, which are SET with fixed options.
+///
+/// IFEQ (as in Valkey 8.1 and Redis 8.4) writes only if the key holds a
+/// string equal to `match`: a compare-and-set in one command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Set {
     pub key: Bytes,
     pub value: Bytes,
     pub nx: bool,
     pub xx: bool,
+    pub ifeq: Option<Bytes>,
     pub get: bool,
     pub expire: ExpireOption,
     pub reply: SetReply,
@@ -42,6 +46,7 @@ impl WriteCommand for Set {
             value: Bytes::new(),
             nx: false,
             xx: false,
+            ifeq: None,
             get: false,
             expire: ExpireOption::Unset,
             reply: SetReply::Status,
@@ -67,6 +72,7 @@ impl WriteCommand for Set {
                 let options = parse_extended(&args[3..], true)?;
                 set.nx = options.nx;
                 set.xx = options.xx;
+                set.ifeq = options.ifeq;
                 set.get = options.get;
                 set.expire = options.expire;
             }
@@ -91,7 +97,14 @@ impl WriteCommand for Set {
             None
         };
         let found = db.contains(&self.key, now_ms);
-        if (self.nx && found) || (self.xx && !found) {
+        let matches = match &self.ifeq {
+            None => true,
+            Some(expected) => match string_at(db, &self.key, now_ms) {
+                Ok(current) => current == Some(expected),
+                Err(error) => return Reply::Error(error),
+            },
+        };
+        if (self.nx && found) || (self.xx && !found) || !matches {
             return old.unwrap_or(match self.reply {
                 SetReply::Status => Reply::Null,
                 SetReply::Integer => Reply::Integer(0),

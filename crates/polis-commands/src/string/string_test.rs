@@ -3,6 +3,34 @@ use polis_resp::Reply;
 use crate::test_support::*;
 
 #[test]
+fn set_ifeq_is_a_compare_and_set() {
+    let mut h = Harness::new();
+    run_table(
+        &mut h,
+        &[
+            ("set reg 1 ifeq 1", Reply::Null),
+            ("exists reg", int(0)),
+            ("set reg 1", ok()),
+            ("set reg 2 ifeq 9", Reply::Null),
+            ("get reg", bulk("1")),
+            ("set reg 2 ifeq 1", ok()),
+            ("get reg", bulk("2")),
+            ("set reg 3 ifeq 2 get", bulk("2")),
+            ("set reg 4 ifeq 9 get", bulk("3")),
+            ("get reg", bulk("3")),
+            ("set reg 4 ifeq 3 nx", err("ERR syntax error")),
+            ("set reg 4 xx ifeq 3", err("ERR syntax error")),
+            ("set reg 4 ifeq", err("ERR syntax error")),
+            ("hset hash f v", int(1)),
+            (
+                "set hash 4 ifeq v",
+                err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ),
+        ],
+    );
+}
+
+#[test]
 fn set_options_and_errors() {
     let mut h = Harness::new();
     run_table(
