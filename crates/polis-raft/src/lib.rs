@@ -19,6 +19,7 @@ pub mod group_commit;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod runtime;
 pub mod state_machine;
 pub mod types;
 

@@ -56,6 +56,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = PeerNode,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
+        AsyncRuntime = crate::runtime::PolisRuntime,
 );
 
 pub type Raft<S> = openraft::Raft<TypeConfig, crate::state_machine::SmStore<S>>;
