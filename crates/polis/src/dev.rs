@@ -4,16 +4,11 @@
 //! under `--data`, so running it again brings the data back.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::process::{Child, Command};
-
-use polis::admin_client;
+use polis_client::local::{LocalCluster, LocalClusterConfig, NodeAddrs};
 
 /// Flags of `polis dev`.
 #[derive(Debug, Args)]
@@ -35,17 +30,15 @@ pub struct DevArgs {
     server_args: Vec<String>,
 }
 
-struct NodeProcess {
-    id: u64,
-    child: Child,
-}
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
-fn addrs(port: u16, index: u16) -> (String, String, String) {
-    (
-        format!("127.0.0.1:{}", port + index),
-        format!("127.0.0.1:{}", port + 100 + index),
-        format!("127.0.0.1:{}", port + 200 + index),
-    )
+fn addrs(port: u16, index: u16) -> NodeAddrs {
+    NodeAddrs {
+        id: u64::from(index) + 1,
+        resp: format!("127.0.0.1:{}", port + index),
+        admin: format!("127.0.0.1:{}", port + 100 + index),
+        peer: format!("127.0.0.1:{}", port + 200 + index),
+    }
 }
 
 /// Runs `polis dev` until SIGINT or SIGTERM.
@@ -56,100 +49,47 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if u32::from(args.port) + 200 + u32::from(args.nodes) > u32::from(u16::MAX) {
         bail!("--port is too high for {} nodes", args.nodes);
     }
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("creating {}", args.data.display()))?;
-    let exe = std::env::current_exe().context("locating the polis binary")?;
-    let members: Vec<String> = (0..args.nodes)
-        .map(|index| {
-            let (resp, admin, peer) = addrs(args.port, index);
-            format!("{}={peer}/{resp}/{admin}", index + 1)
-        })
-        .collect();
-    let mut processes = Vec::new();
-    for index in 0..args.nodes {
-        let id = u64::from(index) + 1;
-        let (resp, admin, peer) = addrs(args.port, index);
-        let log_path = args.data.join(format!("node-{id}.log"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        let child = Command::new(&exe)
-            .arg("server")
-            .args(["--node-id", &id.to_string()])
-            .arg("--data-dir")
-            .arg(args.data.join(format!("node-{id}")))
-            .args([
-                "--resp-addr",
-                &resp,
-                "--admin-addr",
-                &admin,
-                "--peer-addr",
-                &peer,
-            ])
-            .args(["--member", &members.join(",")])
-            .args(&args.server_args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting node {id}"))?;
+    let config = LocalClusterConfig {
+        exe: std::env::current_exe().context("locating the polis binary")?,
+        data_dir: args.data.clone(),
+        nodes: (0..args.nodes)
+            .map(|index| addrs(args.port, index))
+            .collect(),
+        server_args: args.server_args.clone(),
+    };
+    let mut cluster = LocalCluster::start(config)?;
+    for node in cluster.nodes() {
         println!(
-            "node {id}: resp {resp}  admin http://{admin}  peer {peer}  log {}",
-            log_path.display()
+            "node {}: resp {}  admin http://{}  peer {}  log {}",
+            node.id,
+            node.resp,
+            node.admin,
+            node.peer,
+            cluster.log_path(node.id).display()
         );
-        processes.push(NodeProcess { id, child });
     }
-
-    let admin_addrs: Vec<String> = (0..args.nodes)
-        .map(|index| addrs(args.port, index).1)
-        .collect();
-    let leader = wait_for_leader(&admin_addrs, Duration::from_secs(args.ready_timeout_secs)).await;
-    match leader {
+    match cluster
+        .wait_for_leader(Duration::from_secs(args.ready_timeout_secs))
+        .await
+    {
         Ok((leader_id, leader_resp)) => {
             println!("leader: node {leader_id} ({leader_resp})");
             println!("try:    redis-cli -c -p {}", args.port);
-            println!("status: polis status --node {}", admin_addrs[0]);
+            println!("status: polis status --node {}", addrs(args.port, 0).admin);
             println!("polis dev: ready");
         }
         Err(error) => {
-            stop_all(&mut processes).await;
+            cluster.stop_all(STOP_GRACE).await;
             return Err(error.context("the cluster did not elect a leader; see the node logs"));
         }
     }
-
-    wait_for_signal_or_exit(&mut processes).await;
-    stop_all(&mut processes).await;
+    wait_for_signal_or_exit(&mut cluster).await;
+    cluster.stop_all(STOP_GRACE).await;
     println!("polis dev: stopped");
     Ok(())
 }
 
-async fn wait_for_leader(
-    admin_addrs: &[String],
-    timeout: Duration,
-) -> anyhow::Result<(u64, String)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        for addr in admin_addrs {
-            if let Ok(status) = admin_client::status(addr).await {
-                if let (Some(id), Some(resp)) = (
-                    status["leader_id"].as_u64(),
-                    status["leader_resp_addr"].as_str(),
-                ) {
-                    return Ok((id, resp.to_owned()));
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!("no leader after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_for_signal_or_exit(processes: &mut [NodeProcess]) {
+async fn wait_for_signal_or_exit(cluster: &mut LocalCluster) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
@@ -158,36 +98,17 @@ async fn wait_for_signal_or_exit(processes: &mut [NodeProcess]) {
         return;
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    let mut reported = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = terminate.recv() => return,
             _ = interrupt.recv() => return,
             _ = ticker.tick() => {
-                for process in processes.iter_mut() {
-                    if let Ok(Some(status)) = process.child.try_wait() {
-                        eprintln!("polis dev: node {} exited ({status}); the others keep running", process.id);
+                for (id, status) in cluster.exited() {
+                    if reported.insert(id) {
+                        eprintln!("polis dev: node {id} exited ({status}); the others keep running");
                     }
                 }
-            }
-        }
-    }
-}
-
-async fn stop_all(processes: &mut [NodeProcess]) {
-    for process in processes.iter() {
-        if let Some(pid) = process.child.id() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        }
-    }
-    for process in processes.iter_mut() {
-        match tokio::time::timeout(Duration::from_secs(10), process.child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!(
-                    "polis dev: node {} did not stop in 10 s; killing it",
-                    process.id
-                );
-                let _ = process.child.kill().await;
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use polis::admin_client;
+use polis_client::admin;
 
 /// Flags of `polis status`.
 #[derive(Debug, Args)]
@@ -25,7 +25,7 @@ fn opt(value: &serde_json::Value) -> String {
 
 /// Runs `polis status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let status = admin_client::status(&args.node).await?;
+    let status = admin::status(&args.node).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());

@@ -24,7 +24,7 @@ async fn a_leader_whose_fsync_fails_stops_without_acknowledging() {
 
     let admin = cluster.node(leader).admin.clone();
     let (code, _) =
-        polis::admin_client::post(&admin, "/faults/fsync-error", Duration::from_secs(5))
+        polis_client::admin::post(&admin, "/faults/fsync-error", Duration::from_secs(5))
             .await
             .unwrap();
     assert_eq!(code, 200);
@@ -54,7 +54,7 @@ async fn a_leader_whose_fsync_fails_stops_without_acknowledging() {
     // Without fault injection the endpoint does not exist.
     let plain = Cluster::start(1, &[]);
     let only = plain.wait_for_leader(Duration::from_secs(30)).await;
-    let (code, _) = polis::admin_client::post(
+    let (code, _) = polis_client::admin::post(
         &plain.node(only).admin,
         "/faults/fsync-error",
         Duration::from_secs(5),

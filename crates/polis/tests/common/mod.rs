@@ -189,7 +189,7 @@ impl Cluster {
 
     /// Returns node `id`'s /status JSON, if it answers.
     pub async fn status(&self, id: u64) -> Option<serde_json::Value> {
-        polis::admin_client::status(&self.node(id).admin).await.ok()
+        polis_client::admin::status(&self.node(id).admin).await.ok()
     }
 
     /// Waits until a running node reports a leader that is running, and

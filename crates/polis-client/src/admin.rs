@@ -69,3 +69,32 @@ pub async fn status(addr: &str) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(code == 200, "GET /status answered {code}");
     Ok(serde_json::from_slice(&body)?)
 }
+
+/// Waits until one of `admin_addrs` reports a leader; returns its id and
+/// RESP address.
+///
+/// # Errors
+/// Returns an error if no node reports a leader within `timeout`.
+pub async fn wait_for_leader(
+    admin_addrs: &[String],
+    timeout: Duration,
+) -> anyhow::Result<(u64, String)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        for addr in admin_addrs {
+            if let Ok(status) = status(addr).await {
+                if let (Some(id), Some(resp)) = (
+                    status["leader_id"].as_u64(),
+                    status["leader_resp_addr"].as_str(),
+                ) {
+                    return Ok((id, resp.to_owned()));
+                }
+            }
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no leader after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,281 @@
+//! A local cluster: one `polis server` process per node on loopback, with
+//! the process faults a test or a nemesis needs (kill -9, pause, restart).
+//! Every process is stopped by its own PID, never by name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::admin;
+
+/// Where one node listens.
+#[derive(Debug, Clone)]
+pub struct NodeAddrs {
+    pub id: u64,
+    pub resp: String,
+    pub admin: String,
+    pub peer: String,
+}
+
+/// How to start the nodes of a local cluster.
+#[derive(Debug, Clone)]
+pub struct LocalClusterConfig {
+    /// The polis binary.
+    pub exe: PathBuf,
+    /// One subdirectory and one log file per node under it.
+    pub data_dir: PathBuf,
+    pub nodes: Vec<NodeAddrs>,
+    /// Flags passed to every `polis server`.
+    pub server_args: Vec<String>,
+}
+
+/// A running local cluster. Dropping it kills every node it started.
+pub struct LocalCluster {
+    config: LocalClusterConfig,
+    children: BTreeMap<u64, Child>,
+}
+
+/// Returns `nodes` sets of addresses on ports the OS picks now.
+///
+/// # Errors
+/// Returns an error if no port can be bound.
+pub fn free_addrs(nodes: u64) -> anyhow::Result<Vec<NodeAddrs>> {
+    let mut listeners = Vec::new();
+    let mut pick = || -> anyhow::Result<String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        // Held until every port is picked, so no two are the same.
+        listeners.push(listener);
+        Ok(addr)
+    };
+    (1..=nodes)
+        .map(|id| {
+            Ok(NodeAddrs {
+                id,
+                resp: pick()?,
+                admin: pick()?,
+                peer: pick()?,
+            })
+        })
+        .collect()
+}
+
+impl LocalCluster {
+    /// Starts every node.
+    ///
+    /// # Errors
+    /// Returns an error if a directory or a process cannot be created.
+    pub fn start(config: LocalClusterConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let mut cluster = Self {
+            config,
+            children: BTreeMap::new(),
+        };
+        for id in cluster.ids() {
+            cluster.start_node(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Returns the node ids.
+    pub fn ids(&self) -> Vec<u64> {
+        self.config.nodes.iter().map(|node| node.id).collect()
+    }
+
+    /// Returns the addresses of the nodes.
+    pub fn nodes(&self) -> &[NodeAddrs] {
+        &self.config.nodes
+    }
+
+    /// Returns the log file of node `id`.
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.config.data_dir.join(format!("node-{id}.log"))
+    }
+
+    /// Returns the data directory of node `id`.
+    pub fn node_dir(&self, id: u64) -> PathBuf {
+        self.config.data_dir.join(format!("node-{id}"))
+    }
+
+    /// Returns the data directory of the cluster.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    fn addrs(&self, id: u64) -> anyhow::Result<&NodeAddrs> {
+        self.config
+            .nodes
+            .iter()
+            .find(|node| node.id == id)
+            .with_context(|| format!("node {id} is not in the cluster"))
+    }
+
+    /// Returns the admin addresses, by node id.
+    pub fn admin_addrs(&self) -> BTreeMap<u64, String> {
+        self.config
+            .nodes
+            .iter()
+            .map(|node| (node.id, node.admin.clone()))
+            .collect()
+    }
+
+    /// Returns the RESP addresses in node order.
+    pub fn resp_addrs(&self) -> Vec<String> {
+        self.config
+            .nodes
+            .iter()
+            .map(|node| node.resp.clone())
+            .collect()
+    }
+
+    /// Starts node `id` (again, after a kill or stop; its data stays).
+    ///
+    /// # Errors
+    /// Returns an error if the node runs already or cannot be started.
+    pub fn start_node(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.is_running(id) {
+            bail!("node {id} is running already");
+        }
+        let node = self.addrs(id)?.clone();
+        let members: Vec<String> = self
+            .config
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}/{}/{}", n.id, n.peer, n.resp, n.admin))
+            .collect();
+        let log_path = self.log_path(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = Command::new(&self.config.exe)
+            .arg("server")
+            .args(["--node-id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(self.node_dir(id))
+            .args(["--resp-addr", &node.resp])
+            .args(["--admin-addr", &node.admin])
+            .args(["--peer-addr", &node.peer])
+            .args(["--member", &members.join(",")])
+            .args(&self.config.server_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting node {id}"))?;
+        self.children.insert(id, child);
+        Ok(())
+    }
+
+    /// Returns true if node `id`'s process is alive (running or paused).
+    pub fn is_running(&mut self, id: u64) -> bool {
+        match self.children.get_mut(&id) {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn pid(&mut self, id: u64) -> anyhow::Result<Pid> {
+        let child = self
+            .children
+            .get_mut(&id)
+            .with_context(|| format!("node {id} was not started"))?;
+        let pid = child
+            .id()
+            .with_context(|| format!("node {id} has exited"))?;
+        Ok(Pid::from_raw(i32::try_from(pid)?))
+    }
+
+    /// Sends `signal` to node `id`'s process.
+    ///
+    /// # Errors
+    /// Returns an error if the node is not running.
+    pub fn signal(&mut self, id: u64, signal: Signal) -> anyhow::Result<()> {
+        let pid = self.pid(id)?;
+        kill(pid, signal).with_context(|| format!("signalling node {id}"))
+    }
+
+    /// Kills node `id` with SIGKILL and reaps it.
+    ///
+    /// # Errors
+    /// Returns an error if the node is not running.
+    pub async fn kill9(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, Signal::SIGKILL)?;
+        if let Some(mut child) = self.children.remove(&id) {
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops node `id` with SIGTERM (SIGCONT first, in case it is paused),
+    /// then SIGKILL if it has not exited within `grace`.
+    ///
+    /// # Errors
+    /// Returns an error if the node is not running.
+    pub async fn stop(&mut self, id: u64, grace: Duration) -> anyhow::Result<()> {
+        self.signal(id, Signal::SIGCONT)?;
+        self.signal(id, Signal::SIGTERM)?;
+        if let Some(mut child) = self.children.remove(&id) {
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses node `id` (SIGSTOP): alive, silent.
+    ///
+    /// # Errors
+    /// Returns an error if the node is not running.
+    pub fn pause(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, Signal::SIGSTOP)
+    }
+
+    /// Resumes a paused node (SIGCONT).
+    ///
+    /// # Errors
+    /// Returns an error if the node is not running.
+    pub fn resume(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, Signal::SIGCONT)
+    }
+
+    /// Waits until a node reports a leader; returns its id and RESP address.
+    ///
+    /// # Errors
+    /// Returns an error if none does within `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<(u64, String)> {
+        let admins: Vec<String> = self.admin_addrs().into_values().collect();
+        admin::wait_for_leader(&admins, timeout).await
+    }
+
+    /// Returns the node ids whose processes exited by themselves, with
+    /// their exit status.
+    pub fn exited(&mut self) -> Vec<(u64, std::process::ExitStatus)> {
+        self.children
+            .iter_mut()
+            .filter_map(|(id, child)| match child.try_wait() {
+                Ok(Some(status)) => Some((*id, status)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after `grace`).
+    pub async fn stop_all(&mut self, grace: Duration) {
+        let ids: Vec<u64> = self.children.keys().copied().collect();
+        for id in ids {
+            if let Err(error) = self.stop(id, grace).await {
+                eprintln!("stopping node {id}: {error:#}");
+            }
+        }
+    }
+}
