@@ -58,6 +58,11 @@ pub struct GroupStatus {
     pub members: Vec<MemberStatus>,
 }
 
+/// Returns the wall-clock time in milliseconds since the Unix epoch that
+/// a leader stamps on its proposals. A simulation replaces it with its
+/// virtual clock.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// A handle on one Raft group. Cheap to clone.
 pub struct Group<S: StateMachine> {
     pub(crate) id: GroupId,
@@ -65,6 +70,7 @@ pub struct Group<S: StateMachine> {
     pub(crate) state: StateHandle<S>,
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) request_timeout: Duration,
+    pub(crate) clock: Clock,
 }
 
 impl<S: StateMachine> Clone for Group<S> {
@@ -75,6 +81,7 @@ impl<S: StateMachine> Clone for Group<S> {
             state: self.state.clone(),
             in_flight: self.in_flight.clone(),
             request_timeout: self.request_timeout,
+            clock: self.clock.clone(),
         }
     }
 }
@@ -109,7 +116,15 @@ impl<S: StateMachine> Group<S> {
             state,
             in_flight: Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX)),
             request_timeout,
+            clock: Arc::new(now_ms),
         }
+    }
+
+    /// Returns this handle with proposals stamped by `clock` instead of
+    /// the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn timed_out(&self) -> ProposeError {
@@ -143,7 +158,7 @@ impl<S: StateMachine> Group<S> {
             .await
             .map_err(|_| ProposeError::Unavailable("shutting down".into()))?;
         let proposal = Proposal {
-            time_ms: now_ms(),
+            time_ms: (self.clock)(),
             payload,
         };
         let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(proposal));

@@ -17,9 +17,11 @@ pub mod faults;
 pub mod group;
 pub mod group_commit;
 pub mod log_store;
+pub mod mem_log_store;
 pub mod network;
 pub mod node;
 pub mod runtime;
+pub mod sim_network;
 pub mod state_machine;
 pub mod types;
 

@@ -44,6 +44,21 @@ impl Default for RaftSettings {
     }
 }
 
+/// Returns the openraft configuration of `group` under `settings`.
+pub(crate) fn group_config(group: GroupId, settings: &RaftSettings) -> io::Result<Arc<Config>> {
+    let config = Config {
+        cluster_name: format!("polis-group-{group}"),
+        heartbeat_interval: settings.heartbeat_ms,
+        election_timeout_min: settings.election_timeout_min_ms,
+        election_timeout_max: settings.election_timeout_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: settings.entries_kept_after_snapshot,
+        install_snapshot_timeout: 10_000,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().map_err(io::Error::other)?))
+}
+
 /// The Raft side of one node.
 pub struct RaftNode<S: StateMachine> {
     node_id: NodeId,
@@ -106,17 +121,7 @@ impl<S: StateMachine> RaftNode<S> {
         app: S,
         members: BTreeMap<NodeId, PeerNode>,
     ) -> io::Result<Group<S>> {
-        let config = Config {
-            cluster_name: format!("polis-group-{group}"),
-            heartbeat_interval: self.settings.heartbeat_ms,
-            election_timeout_min: self.settings.election_timeout_min_ms,
-            election_timeout_max: self.settings.election_timeout_max_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.settings.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: self.settings.entries_kept_after_snapshot,
-            install_snapshot_timeout: 10_000,
-            ..Default::default()
-        };
-        let config = Arc::new(config.validate().map_err(io::Error::other)?);
+        let config = group_config(group, &self.settings)?;
         let snapshot_path = self
             .data_dir
             .join("snapshots")

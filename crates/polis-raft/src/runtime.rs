@@ -54,7 +54,7 @@ fn next_simulation_seed() -> Option<u64> {
 /// in production, a seeded one in simulation.
 pub enum PolisRng {
     Os(ThreadRng),
-    Seeded(StdRng),
+    Seeded(Box<StdRng>),
 }
 
 impl TryRng for PolisRng {
@@ -134,7 +134,7 @@ impl AsyncRuntime for PolisRuntime {
 
     fn thread_rng() -> Self::ThreadLocalRng {
         match next_simulation_seed() {
-            Some(seed) => PolisRng::Seeded(StdRng::seed_from_u64(seed)),
+            Some(seed) => PolisRng::Seeded(Box::new(StdRng::seed_from_u64(seed))),
             None => PolisRng::Os(TokioRuntime::thread_rng()),
         }
     }
@@ -176,6 +176,11 @@ mod tests {
         (0..8)
             .map(|_| PolisRuntime::thread_rng().random_range(0..1_000_000u64))
             .collect()
+    }
+
+    #[test]
+    fn passes_openraft_runtime_suite() {
+        openraft::testing::runtime::Suite::<PolisRuntime>::test_all();
     }
 
     #[test]

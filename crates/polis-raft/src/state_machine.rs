@@ -17,6 +17,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::mem_log_store::MemLogStore;
 use crate::types::{Applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// An application state machine replicated by a Raft group.
@@ -89,10 +90,19 @@ struct SnapshotFile {
     data: Vec<u8>,
 }
 
+/// Where a group's snapshot is kept.
+#[derive(Clone)]
+enum SnapshotPlace {
+    /// A file, written atomically and durably.
+    File(PathBuf),
+    /// A simulated disk (synchronous, so a simulation stays deterministic).
+    Memory(MemLogStore),
+}
+
 /// The openraft state machine of one group.
 pub struct SmStore<S> {
     handle: StateHandle<S>,
-    snapshot_path: PathBuf,
+    place: SnapshotPlace,
     current: Arc<Mutex<Option<SnapshotFile>>>,
 }
 
@@ -100,7 +110,7 @@ impl<S> Clone for SmStore<S> {
     fn clone(&self) -> Self {
         Self {
             handle: self.handle.clone(),
-            snapshot_path: self.snapshot_path.clone(),
+            place: self.place.clone(),
             current: self.current.clone(),
         }
     }
@@ -118,6 +128,28 @@ impl<S: StateMachine> SmStore<S> {
     /// # Errors
     /// Returns an error if the snapshot file exists but cannot be read.
     pub fn open(app: S, snapshot_path: PathBuf) -> io::Result<Self> {
+        let bytes = match std::fs::read(&snapshot_path) {
+            Ok(bytes) => Some(bytes),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(error) => return Err(error),
+        };
+        Self::open_with(app, bytes, SnapshotPlace::File(snapshot_path))
+    }
+
+    /// Opens the state machine of a group whose snapshot lives on the
+    /// simulated disk of `store`.
+    ///
+    /// # Errors
+    /// Returns an error if the stored snapshot cannot be decoded or the
+    /// disk's incarnation crashed.
+    pub fn open_in_memory(app: S, store: MemLogStore) -> io::Result<Self> {
+        let bytes = store.load_snapshot()?;
+        let opened = Self::open_with(app, bytes, SnapshotPlace::Memory(store.clone()))?;
+        store.snapshot_loaded(opened.handle.read().last_applied);
+        Ok(opened)
+    }
+
+    fn open_with(app: S, bytes: Option<Vec<u8>>, place: SnapshotPlace) -> io::Result<Self> {
         let mut state = SmState {
             app,
             last_applied: None,
@@ -125,20 +157,16 @@ impl<S: StateMachine> SmStore<S> {
             time_ms: 0,
         };
         let mut current = None;
-        match std::fs::read(&snapshot_path) {
-            Ok(bytes) => {
-                let file: SnapshotFile = postcard::from_bytes(&bytes).map_err(invalid)?;
-                restore_into(&mut state, &file.meta, &file.data)?;
-                current = Some(file);
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
+        if let Some(bytes) = bytes {
+            let file: SnapshotFile = postcard::from_bytes(&bytes).map_err(invalid)?;
+            restore_into(&mut state, &file.meta, &file.data)?;
+            current = Some(file);
         }
         Ok(Self {
             handle: StateHandle {
                 state: Arc::new(RwLock::new(state)),
             },
-            snapshot_path,
+            place,
             current: Arc::new(Mutex::new(current)),
         })
     }
@@ -156,10 +184,15 @@ impl<S: StateMachine> SmStore<S> {
 
     async fn persist(&self, file: SnapshotFile) -> io::Result<()> {
         let bytes = postcard::to_stdvec(&file).map_err(invalid)?;
-        let path = self.snapshot_path.clone();
-        tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
-            .await
-            .map_err(io::Error::other)??;
+        match &self.place {
+            SnapshotPlace::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+                    .await
+                    .map_err(io::Error::other)??;
+            }
+            SnapshotPlace::Memory(store) => store.save_snapshot(file.meta.last_log_id, bytes)?,
+        }
         *self.current() = Some(file);
         Ok(())
     }
