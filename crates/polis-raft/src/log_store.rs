@@ -1,16 +1,28 @@
 //! The Raft log and vote of every group of a node, in one fjall database.
 //!
 //! Keys are addressed by group id so groups never see each other's entries:
-//! `logs`: `group (u64 BE) | index (u64 BE)` -> postcard entry;
-//! `meta`: `group (u64 BE) | name` -> postcard value.
-//! Appends become durable through [`GroupCommit`], which batches fsyncs
-//! across groups.
+//! `logs`: `group (u64 BE) | index (u64 BE)` -> record of a postcard entry;
+//! `meta`: `group (u64 BE) | name` -> record of a postcard value.
+//! Every value is stored as a [`record`]: a format version and a checksum
+//! in front of the payload, checked on every read. Appends become durable
+//! through [`GroupCommit`], which batches fsyncs across groups.
+//!
+//! Opening checks everything stored (see [`LogEngine::open_verified`]): a
+//! torn journal tail is cut off, corruption of durable data stops the node
+//! ([`corruption`]).
+
+pub mod corruption;
+mod journal_audit;
+pub mod record;
+mod verify;
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -20,6 +32,7 @@ use serde::Serialize;
 
 use crate::group_commit::{self, GroupCommit};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
+use corruption::{Corruption, RecordProblem, Stored};
 
 const META_VOTE: &[u8] = b"vote";
 const META_COMMITTED: &[u8] = b"committed";
@@ -32,31 +45,96 @@ pub struct LogEngine {
     logs: Keyspace,
     meta: Keyspace,
     group_commit: GroupCommit,
+    /// The database directory, named in corruption reports.
+    dir: Arc<Path>,
+}
+
+/// Why the log engine did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Stored data failed verification: the node must not start.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<journal_audit::AuditError> for OpenError {
+    fn from(error: journal_audit::AuditError) -> Self {
+        match error {
+            journal_audit::AuditError::Corrupt(corruption) => Self::Corrupt(corruption),
+            journal_audit::AuditError::Io(error) => Self::Io(error),
+        }
+    }
 }
 
 impl LogEngine {
-    /// Opens (or creates) the log engine under `dir` and starts its
-    /// group-commit thread.
+    /// Opens (or creates) the log engine under `dir`, verified as
+    /// [`LogEngine::open_verified`] describes, and starts its group-commit
+    /// thread. Corrupt stored data ends the process with exit code
+    /// [`corruption::EXIT_CORRUPT_STORAGE`] before it serves anything.
     ///
     /// # Errors
     /// Returns an error if the database cannot be opened.
-    pub fn open(dir: &std::path::Path) -> io::Result<Self> {
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        match Self::open_verified(dir) {
+            Ok(engine) => Ok(engine),
+            Err(OpenError::Corrupt(corruption)) => corruption::refuse_to_start(&corruption),
+            Err(OpenError::Io(error)) => Err(error),
+        }
+    }
+
+    /// Opens (or creates) the log engine under `dir` after checking what
+    /// it stores, and starts its group-commit thread:
+    ///
+    /// 1. audits fjall's journals, cutting off a torn tail (writes a crash
+    ///    interrupted before their fsync) and failing on damage to data
+    ///    that was made durable (see `journal_audit`);
+    /// 2. opens fjall and checks it kept every batch the audit found intact;
+    /// 3. reads back every record: checksum, decoding, the index an entry
+    ///    holds, no hole in any group's log (see `verify`).
+    ///
+    /// # Errors
+    /// Returns [`OpenError::Corrupt`] if stored data fails a check, or the
+    /// I/O error that stopped the opening.
+    pub fn open_verified(dir: &Path) -> Result<Self, OpenError> {
+        let audit = journal_audit::audit(dir)?;
         let db = Database::builder(dir)
+            // Appends are made durable by group commit, never one by one.
             .manual_journal_persist(true)
+            // The audit reads values as written; built with lz4, fjall
+            // would compress those from 4 KiB on.
+            .journal_compression(CompressionType::None)
             .open()
-            .map_err(io::Error::other)?;
+            .map_err(|error| open_failed(dir, error))?;
+        // fjall 3.1 has a single journal recovery mode (it cuts the journal
+        // at the first batch it cannot read); the audit above decided what
+        // may be cut, and this checks fjall cut nothing more.
+        audit.check_kept()?;
         let logs = db
             .keyspace("logs", KeyspaceCreateOptions::default)
-            .map_err(io::Error::other)?;
+            .map_err(|error| open_failed(dir, error))?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
-            .map_err(io::Error::other)?;
+            .map_err(|error| open_failed(dir, error))?;
+        let verified = verify::verify(dir, &logs, &meta)?;
+        let torn = audit.torn();
+        tracing::info!(
+            dir = %dir.display(),
+            journals = audit.files.len(),
+            journal_batches = audit.files.iter().map(|file| file.batches).sum::<u64>(),
+            torn_bytes_cut = torn.map_or(0, |file| file.torn_bytes),
+            entries = verified.entries,
+            meta_values = verified.meta_values,
+            "log engine verified"
+        );
         let group_commit = GroupCommit::start(db.clone())?;
         Ok(Self {
             db,
             logs,
             meta,
             group_commit,
+            dir: Arc::from(dir),
         })
     }
 
@@ -83,12 +161,13 @@ fn log_key(group: GroupId, index: u64) -> [u8; 16] {
     key
 }
 
-fn index_of(key: &[u8]) -> io::Result<u64> {
-    let bytes: [u8; 8] = key
-        .get(8..16)
-        .and_then(|slice| slice.try_into().ok())
-        .ok_or_else(|| invalid("log key is not 16 bytes"))?;
-    Ok(u64::from_be_bytes(bytes))
+/// Splits a log key into its group and index.
+fn split_log_key(key: &[u8]) -> Option<(GroupId, u64)> {
+    let key: &[u8; 16] = key.try_into().ok()?;
+    let (group, index) = key.split_at(8);
+    let group = u64::from_be_bytes(group.try_into().ok()?);
+    let index = u64::from_be_bytes(index.try_into().ok()?);
+    Some((group, index))
 }
 
 fn meta_key(group: GroupId, name: &[u8]) -> Vec<u8> {
@@ -101,29 +180,119 @@ fn invalid(message: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.to_string())
 }
 
-fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(invalid)
+/// Returns the record of `value` to store under `key`.
+fn encode_record<T: Serialize>(key: &[u8], value: &T) -> io::Result<Vec<u8>> {
+    let mut bytes = postcard::to_extend(value, record::start(64)).map_err(invalid)?;
+    record::seal(key, &mut bytes);
+    // Both sides of the boundary: what goes to fjall verifies now, and
+    // every read verifies it again.
+    assert!(
+        record::verify(key, &bytes).is_ok(),
+        "a record fails verification as it is written"
+    );
+    Ok(bytes)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(bytes).map_err(invalid)
+/// Returns the value of the record `bytes` read from under `key`.
+fn decode_record<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, RecordProblem> {
+    let payload = record::verify(key, bytes)?;
+    postcard::from_bytes(payload).map_err(|error| RecordProblem::Decode(error.to_string()))
+}
+
+/// Returns the entry of the record `bytes` read from under the log key
+/// `key`, which must hold the entry of that index.
+fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<Entry, RecordProblem> {
+    let entry: Entry = decode_record(key, bytes)?;
+    let key_index = split_log_key(key).map_or(u64::MAX, |(_, index)| index);
+    if entry.index() != key_index {
+        return Err(RecordProblem::MisplacedEntry {
+            key_index,
+            entry_index: entry.index(),
+        });
+    }
+    Ok(entry)
+}
+
+/// Maps an error of fjall opening `dir`: damage is corruption.
+fn open_failed(dir: &Path, error: fjall::Error) -> OpenError {
+    if corruption::is_damage(&error) {
+        OpenError::Corrupt(engine_damage(dir, error))
+    } else {
+        OpenError::Io(io::Error::other(error))
+    }
+}
+
+fn engine_damage(dir: &Path, error: fjall::Error) -> Corruption {
+    Corruption::Engine {
+        dir: dir.to_owned(),
+        detail: error.to_string(),
+    }
 }
 
 impl LogStore {
+    /// Returns the error of a failed read; stops the node (crash-stop) if
+    /// fjall found damaged data.
+    fn read_failed(&self, error: fjall::Error) -> io::Error {
+        if corruption::is_damage(&error) {
+            corruption::crash_stop(&engine_damage(&self.engine.dir, error));
+        }
+        io::Error::other(error)
+    }
+
+    /// Stops the node (crash-stop): a record read back failed verification.
+    fn corrupt(&self, stored: Stored, problem: RecordProblem) -> ! {
+        corruption::crash_stop(&Corruption::Record {
+            dir: self.engine.dir.to_path_buf(),
+            group: self.group,
+            stored,
+            problem,
+        })
+    }
+
     fn get_meta<T: DeserializeOwned>(&self, name: &[u8]) -> io::Result<Option<T>> {
-        let value = self
+        let key = meta_key(self.group, name);
+        let Some(bytes) = self
             .engine
             .meta
-            .get(meta_key(self.group, name))
-            .map_err(io::Error::other)?;
-        value.map(|bytes| decode(&bytes)).transpose()
+            .get(&key)
+            .map_err(|error| self.read_failed(error))?
+        else {
+            return Ok(None);
+        };
+        match decode_record(&key, &bytes) {
+            Ok(value) => Ok(Some(value)),
+            Err(problem) => {
+                let name = String::from_utf8_lossy(name).into_owned();
+                self.corrupt(Stored::Meta(name), problem)
+            }
+        }
     }
 
     fn put_meta<T: Serialize>(&self, name: &[u8], value: &T) -> io::Result<()> {
+        let key = meta_key(self.group, name);
+        let record = encode_record(&key, value)?;
         self.engine
             .meta
-            .insert(meta_key(self.group, name), encode(value)?)
+            .insert(key, record)
             .map_err(io::Error::other)
+    }
+
+    /// Reads the log entry `key` holds, verified.
+    fn read_entry(&self, key: &[u8], bytes: &[u8]) -> io::Result<Entry> {
+        let Some((group, index)) = split_log_key(key) else {
+            corruption::crash_stop(&Corruption::Key {
+                dir: self.engine.dir.to_path_buf(),
+                keyspace: "logs",
+                key: key.to_vec(),
+            })
+        };
+        if group != self.group {
+            return Err(invalid(format!(
+                "group {} read the log key of group {group}",
+                self.group
+            )));
+        }
+        decode_entry(key, bytes).or_else(|problem| self.corrupt(Stored::Entry(index), problem))
     }
 
     fn first_and_last_index(&self, range: (Bound<u64>, Bound<u64>)) -> (u64, u64) {
@@ -148,7 +317,7 @@ impl LogStore {
         let mut batch = self.engine.db.batch();
         let range = log_key(self.group, from)..=log_key(self.group, to);
         for guard in self.engine.logs.range(range) {
-            let key = guard.key().map_err(io::Error::other)?;
+            let key = guard.key().map_err(|error| self.read_failed(error))?;
             batch.remove(&self.engine.logs, key);
         }
         batch.commit().map_err(io::Error::other)
@@ -171,16 +340,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .logs
             .range(log_key(self.group, start)..=log_key(self.group, end))
         {
-            let (key, value) = guard.into_inner().map_err(io::Error::other)?;
-            let index = index_of(&key)?;
-            let entry: Entry = decode(&value)?;
-            if entry.index() != index {
-                return Err(invalid(format!(
-                    "log entry at key index {index} has index {}",
-                    entry.index()
-                )));
-            }
-            entries.push(entry);
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|error| self.read_failed(error))?;
+            entries.push(self.read_entry(&key, &value)?);
         }
         Ok(entries)
     }
@@ -199,9 +362,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last = match self.engine.logs.range(range).next_back() {
             None => None,
             Some(guard) => {
-                let (_, value) = guard.into_inner().map_err(io::Error::other)?;
-                let entry: Entry = decode(&value)?;
-                Some(entry.log_id())
+                let (key, value) = guard
+                    .into_inner()
+                    .map_err(|error| self.read_failed(error))?;
+                Some(self.read_entry(&key, &value)?.log_id())
             }
         };
         let last_log_id = last.or(last_purged_log_id);
@@ -249,12 +413,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.engine.db.batch();
+        let mut previous: Option<u64> = None;
         for entry in entries {
-            batch.insert(
-                &self.engine.logs,
-                log_key(self.group, entry.index()),
-                encode(&entry)?,
+            let index = entry.index();
+            // Raft appends a run of consecutive entries; a hole would be
+            // read back as corruption.
+            assert!(
+                previous.is_none_or(|previous| previous + 1 == index),
+                "group {} appends index {index} after {previous:?}",
+                self.group
             );
+            previous = Some(index);
+            let key = log_key(self.group, index);
+            let record = encode_record(&key, &entry)?;
+            batch.insert(&self.engine.logs, key, record);
         }
         // Written (and readable) now; durable after the next group fsync.
         batch.commit().map_err(io::Error::other)?;
@@ -279,3 +451,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.remove_range(0, log_id.index())
     }
 }
+
+#[cfg(test)]
+#[path = "log_store/open_test.rs"]
+mod tests;
