@@ -3,12 +3,14 @@
 //! - `polis server`: one node (flags > `POLIS_*` environment > TOML file > defaults);
 //! - `polis dev`: a local cluster of `polis server` processes on loopback;
 //! - `polis status`: the cluster as one node sees it;
-//! - `polis chaos`: network faults on a cluster started with fault injection.
+//! - `polis chaos`: network faults on a cluster started with fault injection;
+//! - `polis verify`: clients and a nemesis against a cluster, the history checked.
 
 mod chaos;
 mod dev;
 mod server;
 mod status;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Injects network faults (nodes started with --enable-fault-injection).
     Chaos(chaos::ChaosArgs),
+    /// Runs clients and faults against a cluster and checks the history.
+    Verify(Box<verify::VerifyArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +46,11 @@ fn main() -> anyhow::Result<()> {
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Status(args) => runtime.block_on(status::run(args)),
         Command::Chaos(args) => runtime.block_on(chaos::run(args)),
+        Command::Verify(args) => {
+            if !runtime.block_on(verify::run_verify(*args))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

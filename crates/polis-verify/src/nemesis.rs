@@ -1,0 +1,184 @@
+//! The nemesis: faults on a schedule drawn from the run's seed. Each
+//! fault starts, lasts a while, and is undone; the run ends healed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::bail;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
+
+/// A kind of fault the nemesis can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// The cluster split into two random sides.
+    Partition,
+    /// The leader cut off from everyone.
+    IsolateLeader,
+    /// Two sides that cannot talk, joined by one node that talks to both.
+    Bridge,
+    /// kill -9 of a node (the leader half the time), restarted afterwards.
+    Kill,
+    /// SIGSTOP of a node (the leader half the time), SIGCONT afterwards.
+    Pause,
+    /// Every follower paused, then the leader killed and the followers
+    /// resumed: what a primary acknowledged alone is put to the test.
+    PauseKill,
+    /// Every message delayed 50-300 ms with jitter.
+    Delay,
+    /// 20-40 % of messages lost.
+    Loss,
+}
+
+impl FaultKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [FaultKind; 8] = [
+        FaultKind::Partition,
+        FaultKind::IsolateLeader,
+        FaultKind::Bridge,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::PauseKill,
+        FaultKind::Delay,
+        FaultKind::Loss,
+    ];
+
+    /// True for faults that need fault injection in the peer transport.
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition
+                | FaultKind::IsolateLeader
+                | FaultKind::Bridge
+                | FaultKind::Delay
+                | FaultKind::Loss
+        )
+    }
+
+    /// True for faults that need control of the processes.
+    pub fn is_process(self) -> bool {
+        !self.is_network()
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::IsolateLeader => "isolate-leader",
+            FaultKind::Bridge => "bridge",
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::PauseKill => "pause-kill",
+            FaultKind::Delay => "delay",
+            FaultKind::Loss => "loss",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match FaultKind::ALL.iter().find(|kind| kind.name() == text) {
+            Some(kind) => Ok(*kind),
+            None => bail!(
+                "unknown fault {text:?}; known: {}",
+                FaultKind::ALL.map(FaultKind::name).join(", ")
+            ),
+        }
+    }
+}
+
+/// Parses a comma-separated list of fault kinds; `all`, `network` and
+/// `process` name groups, `none` the empty list.
+///
+/// # Errors
+/// Returns an error naming an unknown kind.
+pub fn parse_faults(text: &str) -> anyhow::Result<Vec<FaultKind>> {
+    let mut kinds = BTreeSet::new();
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        match word {
+            "none" => {}
+            "all" => kinds.extend(FaultKind::ALL),
+            "network" => kinds.extend(FaultKind::ALL.into_iter().filter(|k| k.is_network())),
+            "process" => kinds.extend(FaultKind::ALL.into_iter().filter(|k| k.is_process())),
+            other => {
+                kinds.insert(other.parse()?);
+            }
+        }
+    }
+    Ok(kinds.into_iter().collect())
+}
+
+/// One fault as planned: its kind and the choices drawn for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFault {
+    pub kind: FaultKind,
+    /// Aim at the leader (kill, pause) rather than a random node.
+    pub at_leader: bool,
+    /// A random node order, for sides and victims.
+    pub shuffle: Vec<u64>,
+    /// Delay (ms) or loss (%), when the kind needs one.
+    pub amount: u64,
+}
+
+/// Draws the next fault from `kinds`.
+pub fn plan(kinds: &[FaultKind], nodes: &[u64], rng: &mut StdRng) -> Option<PlannedFault> {
+    let kind = *kinds.choose(rng)?;
+    let mut shuffle = nodes.to_vec();
+    shuffle.shuffle(rng);
+    let amount = match kind {
+        FaultKind::Delay => rng.random_range(50..=300),
+        FaultKind::Loss => rng.random_range(20..=40),
+        _ => 0,
+    };
+    Some(PlannedFault {
+        kind,
+        at_leader: rng.random_bool(0.5),
+        shuffle,
+        amount,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_and_reject_unknown_names() {
+        assert_eq!(
+            parse_faults("kill,pause").unwrap(),
+            vec![FaultKind::Kill, FaultKind::Pause]
+        );
+        assert_eq!(parse_faults("all").unwrap().len(), FaultKind::ALL.len());
+        assert!(parse_faults("network")
+            .unwrap()
+            .iter()
+            .all(|kind| kind.is_network()));
+        assert!(parse_faults("none").unwrap().is_empty());
+        assert!(parse_faults("kill,explode").is_err());
+    }
+
+    #[test]
+    fn the_same_seed_plans_the_same_faults() {
+        let plans = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..20)
+                .map(|_| plan(&FaultKind::ALL, &[1, 2, 3], &mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(plans(7), plans(7));
+        assert_ne!(plans(7), plans(8));
+        assert!(plan(&[], &[1, 2, 3], &mut StdRng::seed_from_u64(1)).is_none());
+    }
+}

@@ -1,0 +1,70 @@
+//! The results of a run, written under its output directory:
+//! `history.jsonl` (every event), `summary.txt` and `summary.json` (the
+//! checkers' verdicts), `timeline.html` (throughput and latency with the
+//! faults shaded).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::check::registers::{self, Budget, RegisterReport};
+use crate::check::set::{self, SetReport};
+use crate::history::{write_jsonl, Event};
+use crate::run::RunConfig;
+use crate::workload::Workload;
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub seed: u64,
+    /// True when the checkers showed the history correct.
+    pub valid: bool,
+    pub registers: Option<RegisterReport>,
+    pub set: Option<SetReport>,
+    /// The human summary, as in summary.txt.
+    pub text: String,
+    pub out_dir: PathBuf,
+}
+
+/// Checks `events` and writes every result file.
+///
+/// # Errors
+/// Returns an error if a file cannot be written.
+pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
+    let dir = &config.out_dir;
+    let mut history = std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?);
+    write_jsonl(&mut history, events)?;
+    history.flush()?;
+
+    let (registers, set) = match config.workload {
+        Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
+        Workload::Set => (None, Some(set::check(events))),
+    };
+    let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
+        && set.as_ref().is_none_or(SetReport::is_valid);
+    let mut text = format!(
+        "polis verify: seed {} workload {:?} target {:?}\n",
+        config.seed, config.workload, config.target
+    );
+    text.push_str(&format!("{registers:#?}\n{set:#?}\n"));
+    text.push_str(if valid {
+        "verdict: valid (no anomalies)\n"
+    } else {
+        "verdict: INVALID (see the anomalies above)\n"
+    });
+    std::fs::write(dir.join("summary.txt"), &text)?;
+    let results = Results {
+        seed: config.seed,
+        valid,
+        registers,
+        set,
+        text,
+        out_dir: dir.clone(),
+    };
+    let json = serde_json::json!({ "results": &results });
+    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&json)?)
+        .context("writing summary.json")?;
+    Ok(results)
+}

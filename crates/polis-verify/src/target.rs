@@ -1,0 +1,318 @@
+//! What a run tests: a polis cluster (started here, or given by its
+//! endpoints) or the Redis positive control, and how each takes a fault.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use polis_client::admin;
+use polis_client::faults::Faults;
+use polis_client::local::LocalCluster;
+
+use crate::nemesis::{FaultKind, PlannedFault};
+use crate::redis_control::RedisGroup;
+
+/// How long the followers stay paused before the leader is killed in a
+/// pause-kill fault: long enough for the leader to acknowledge (or, if
+/// it is correct, to refuse) writes on its own.
+const PAUSE_BEFORE_KILL: Duration = Duration::from_secs(1);
+
+/// A polis cluster.
+pub struct PolisTarget {
+    /// Present when this run started the processes (process faults work).
+    pub cluster: Option<LocalCluster>,
+    pub faults: Faults,
+    pub resp: Vec<String>,
+}
+
+/// The system under test.
+pub enum Target {
+    Polis(PolisTarget),
+    Redis(RedisGroup),
+}
+
+/// How to undo a fault.
+#[derive(Debug)]
+pub enum Undo {
+    Heal,
+    Restart(u64),
+    Resume(u64),
+    RedisRestart(usize),
+    RedisResume(usize),
+}
+
+impl Target {
+    /// Returns the addresses clients start from.
+    pub fn client_addrs(&self) -> Vec<String> {
+        match self {
+            Target::Polis(polis) => polis.resp.clone(),
+            Target::Redis(redis) => redis.addrs(),
+        }
+    }
+
+    /// Returns the node ids (polis) or process indexes (Redis).
+    pub fn nodes(&self) -> Vec<u64> {
+        match self {
+            Target::Polis(polis) => polis.faults.members().keys().copied().collect(),
+            Target::Redis(redis) => (0..redis.addrs().len() as u64).collect(),
+        }
+    }
+
+    /// Returns why `kind` cannot be injected here, if it cannot.
+    pub fn unsupported(&self, kind: FaultKind) -> Option<String> {
+        match self {
+            Target::Polis(PolisTarget { cluster: None, .. }) if kind.is_process() => Some(format!(
+                "{kind} needs the processes: let polis verify start the cluster"
+            )),
+            Target::Redis(_) if kind.is_network() && kind != FaultKind::IsolateLeader => Some(
+                format!("{kind} needs fault injection in the transport, which Redis has not"),
+            ),
+            _ => None,
+        }
+    }
+
+    async fn leader(&self) -> Option<u64> {
+        let Target::Polis(polis) = self else {
+            return None;
+        };
+        let admins: Vec<String> = polis.faults.members().values().cloned().collect();
+        admin::wait_for_leader(&admins, Duration::from_secs(3))
+            .await
+            .ok()
+            .map(|(id, _)| id)
+    }
+
+    /// Starts `fault`; returns what was done and how to undo it.
+    ///
+    /// # Errors
+    /// Returns an error if the fault cannot be applied.
+    pub async fn start_fault(&mut self, fault: &PlannedFault) -> anyhow::Result<(String, Undo)> {
+        if let Some(reason) = self.unsupported(fault.kind) {
+            bail!(reason);
+        }
+        let leader = self.leader().await;
+        match self {
+            Target::Polis(polis) => polis.start_fault(fault, leader).await,
+            Target::Redis(redis) => start_redis_fault(redis, fault).await,
+        }
+    }
+
+    /// Undoes a fault.
+    ///
+    /// # Errors
+    /// Returns an error if it cannot be undone.
+    pub async fn stop_fault(&mut self, undo: Undo) -> anyhow::Result<()> {
+        match (self, undo) {
+            (Target::Polis(polis), Undo::Heal) => {
+                // A node that is down has no faults to remove.
+                let _unreachable = polis.faults.heal().await;
+                Ok(())
+            }
+            (Target::Polis(polis), Undo::Restart(id)) => polis.cluster()?.start_node(id),
+            (Target::Polis(polis), Undo::Resume(id)) => polis.cluster()?.resume(id),
+            (Target::Redis(redis), Undo::RedisRestart(index)) => {
+                redis.heal_links();
+                redis.restart(index)
+            }
+            (Target::Redis(redis), Undo::RedisResume(index)) => redis.resume(index),
+            (_, undo) => bail!("{undo:?} does not apply to this target"),
+        }
+    }
+
+    /// Ends every fault, brings every node back, and waits until the
+    /// system serves; returns the address of the leader or primary.
+    ///
+    /// # Errors
+    /// Returns an error if the system does not recover within `timeout`.
+    pub async fn recover(&mut self, timeout: Duration) -> anyhow::Result<String> {
+        match self {
+            Target::Polis(polis) => {
+                if let Some(cluster) = polis.cluster.as_mut() {
+                    for id in cluster.ids() {
+                        if cluster.is_running(id) {
+                            cluster.resume(id)?;
+                        } else {
+                            cluster.start_node(id)?;
+                        }
+                    }
+                }
+                let unreachable = polis.faults.heal().await;
+                if let Some((id, error)) = unreachable.first() {
+                    bail!("node {id} cannot be healed: {error:#}");
+                }
+                let admins: Vec<String> = polis.faults.members().values().cloned().collect();
+                let (_, resp) = admin::wait_for_leader(&admins, timeout).await?;
+                Ok(resp)
+            }
+            Target::Redis(redis) => {
+                redis.recover().await?;
+                Ok(redis.primary_addr())
+            }
+        }
+    }
+
+    /// Stops whatever this run started.
+    pub async fn shutdown(&mut self) {
+        match self {
+            Target::Polis(polis) => {
+                if let Some(cluster) = polis.cluster.as_mut() {
+                    cluster.stop_all(Duration::from_secs(10)).await;
+                }
+            }
+            Target::Redis(redis) => redis.stop().await,
+        }
+    }
+}
+
+impl PolisTarget {
+    fn cluster(&mut self) -> anyhow::Result<&mut LocalCluster> {
+        self.cluster
+            .as_mut()
+            .context("process faults need a cluster started by polis verify")
+    }
+
+    async fn start_fault(
+        &mut self,
+        fault: &PlannedFault,
+        leader: Option<u64>,
+    ) -> anyhow::Result<(String, Undo)> {
+        let nodes = &fault.shuffle;
+        let victim = match (fault.at_leader, leader) {
+            (true, Some(leader)) => leader,
+            _ => *nodes.first().context("no nodes")?,
+        };
+        let leader_or_first = leader.unwrap_or(victim);
+        match fault.kind {
+            FaultKind::Partition => {
+                let side: BTreeSet<u64> = nodes[..nodes.len() / 2].iter().copied().collect();
+                self.faults.partition(std::slice::from_ref(&side)).await?;
+                Ok((format!("partition {side:?} from the rest"), Undo::Heal))
+            }
+            FaultKind::IsolateLeader => {
+                self.faults
+                    .partition(&[BTreeSet::from([leader_or_first])])
+                    .await?;
+                Ok((
+                    format!("isolate node {leader_or_first} (leader)"),
+                    Undo::Heal,
+                ))
+            }
+            FaultKind::Bridge => {
+                let half = (nodes.len() - 1) / 2;
+                let (left, rest) = nodes.split_at(half);
+                let (bridge, right) = rest.split_at(1);
+                for a in left {
+                    for b in right {
+                        self.faults.drop_one_way(*a, *b).await?;
+                        self.faults.drop_one_way(*b, *a).await?;
+                    }
+                }
+                Ok((
+                    format!("bridge {left:?} <-> {bridge:?} <-> {right:?}"),
+                    Undo::Heal,
+                ))
+            }
+            FaultKind::Delay => {
+                self.faults
+                    .delay(None, fault.amount, fault.amount / 2)
+                    .await?;
+                Ok((format!("delay {} ms", fault.amount), Undo::Heal))
+            }
+            FaultKind::Loss => {
+                self.faults.loss(None, u8::try_from(fault.amount)?).await?;
+                Ok((format!("lose {}% of messages", fault.amount), Undo::Heal))
+            }
+            FaultKind::Kill => {
+                self.cluster()?.kill9(victim).await?;
+                Ok((format!("kill -9 node {victim}"), Undo::Restart(victim)))
+            }
+            FaultKind::Pause => {
+                self.cluster()?.pause(victim)?;
+                Ok((format!("pause node {victim}"), Undo::Resume(victim)))
+            }
+            FaultKind::PauseKill => {
+                let followers: Vec<u64> = nodes
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != leader_or_first)
+                    .collect();
+                let cluster = self.cluster()?;
+                for id in &followers {
+                    cluster.pause(*id)?;
+                }
+                tokio::time::sleep(PAUSE_BEFORE_KILL).await;
+                cluster.kill9(leader_or_first).await?;
+                for id in &followers {
+                    cluster.resume(*id)?;
+                }
+                Ok((
+                    format!("pause {followers:?}, kill -9 leader {leader_or_first}, resume"),
+                    Undo::Restart(leader_or_first),
+                ))
+            }
+        }
+    }
+}
+
+async fn start_redis_fault(
+    redis: &mut RedisGroup,
+    fault: &PlannedFault,
+) -> anyhow::Result<(String, Undo)> {
+    match fault.kind {
+        FaultKind::Kill => {
+            let old = redis.kill_primary().await?;
+            redis.promote().await?;
+            Ok((
+                format!("kill -9 primary {old}, promote {}", redis.primary()),
+                Undo::RedisRestart(old),
+            ))
+        }
+        FaultKind::Pause => {
+            let victim = if fault.at_leader {
+                redis.primary()
+            } else {
+                redis.replicas()[0]
+            };
+            redis.pause(victim)?;
+            Ok((format!("pause redis {victim}"), Undo::RedisResume(victim)))
+        }
+        FaultKind::PauseKill => {
+            let replicas = redis.replicas();
+            for replica in &replicas {
+                redis.pause(*replica)?;
+            }
+            tokio::time::sleep(PAUSE_BEFORE_KILL).await;
+            let old = redis.kill_primary().await?;
+            for replica in &replicas {
+                redis.resume(*replica)?;
+            }
+            redis.promote().await?;
+            Ok((
+                format!(
+                    "pause replicas {replicas:?}, kill -9 primary {old}, resume, promote {}",
+                    redis.primary()
+                ),
+                Undo::RedisRestart(old),
+            ))
+        }
+        FaultKind::IsolateLeader => {
+            // What a sentinel on the majority side does: the primary is
+            // cut off from its replicas (clients still reach it), a
+            // replica is promoted, and the old primary, killed, comes
+            // back as a replica of the new one.
+            let old = redis.primary();
+            redis.isolate_primary();
+            tokio::time::sleep(PAUSE_BEFORE_KILL).await;
+            redis.kill_primary().await?;
+            redis.promote().await?;
+            Ok((
+                format!(
+                    "isolate primary {old} from its replicas, kill -9 it, promote {}",
+                    redis.primary()
+                ),
+                Undo::RedisRestart(old),
+            ))
+        }
+        kind => bail!("{kind} is not a fault Redis can take here"),
+    }
+}
