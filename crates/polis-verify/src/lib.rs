@@ -7,4 +7,14 @@
 //! nemeses and the report. It talks to clusters only over RESP and the
 //! admin HTTP API, like any client; it must not link the node's code.
 
+pub mod check;
+pub mod final_read;
 pub mod history;
+pub mod link;
+pub mod nemesis;
+pub mod recorder;
+pub mod redis_control;
+pub mod results;
+pub mod run;
+pub mod target;
+pub mod workload;
