@@ -14,6 +14,7 @@ pub mod link;
 pub mod nemesis;
 pub mod recorder;
 pub mod redis_control;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod target;
