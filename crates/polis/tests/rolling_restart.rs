@@ -143,7 +143,7 @@ async fn a_rolling_restart_loses_nothing_and_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
-    let mut cluster = Cluster::start(3, &[]);
+    let cluster = Cluster::start(3, &[]);
     let old_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     let addrs: Vec<String> = cluster.nodes.iter().map(|node| node.resp.clone()).collect();
     let load = start_load(&addrs, 4);
