@@ -77,13 +77,18 @@ pub fn sync(db: &Database) -> io::Result<()> {
     db.persist(PersistMode::SyncData).map_err(io::Error::other)
 }
 
+/// Exit code of a node whose fsync failed (sysexits' `EX_SOFTWARE`).
+/// Corrupt stored data exits with
+/// [`EXIT_CORRUPT_STORAGE`](crate::log_store::corruption::EXIT_CORRUPT_STORAGE) (71).
+pub const EXIT_FSYNC_FAILED: i32 = 70;
+
 /// Stops the node after a failed fsync. The data that was acknowledged is
 /// durable; what was not synced is unknown, and continuing could
 /// acknowledge a write that is not on disk (see PostgreSQL's fsyncgate).
 pub fn crash_stop(error: &io::Error) -> ! {
     tracing::error!(%error, "fsync failed: stopping the node (crash-stop)");
     eprintln!("polis: fsync failed ({error}); stopping the node");
-    std::process::exit(70)
+    std::process::exit(EXIT_FSYNC_FAILED)
 }
 
 /// Counters of the group-commit thread, for metrics.
