@@ -418,6 +418,9 @@ pub fn audit(dir: &Path) -> Result<Audit, AuditError> {
     let mut previous_seqno = None;
     let newest = journals.len().saturating_sub(1);
     for (position, (_, path)) in journals.iter().enumerate() {
+        // A whole file at a time: a journal holds at most a memtable's
+        // worth of writes (plus preallocated zeros), which fjall replays
+        // into memory right after anyway.
         let bytes = fs::read(path)?;
         let file = audit_file(path, &bytes, position == newest, &mut previous_seqno)?;
         if file.torn_bytes > 0 {
