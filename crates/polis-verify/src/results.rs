@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::check::registers::{self, Budget, RegisterReport};
 use crate::check::set::{self, SetReport};
 use crate::history::{write_jsonl, Event};
+use crate::report;
 use crate::run::RunConfig;
 use crate::workload::Workload;
 
@@ -48,7 +49,8 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
     );
-    text.push_str(&format!("{registers:#?}\n{set:#?}\n"));
+    let summary = report::Summary::new(events, registers.as_ref(), set.as_ref());
+    text.push_str(&summary.render_text());
     text.push_str(if valid {
         "verdict: valid (no anomalies)\n"
     } else {
@@ -63,8 +65,14 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         text,
         out_dir: dir.clone(),
     };
-    let json = serde_json::json!({ "results": &results });
+    let json = serde_json::json!({ "results": &results, "summary": &summary });
     std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&json)?)
         .context("writing summary.json")?;
+    let title = format!("polis verify, seed {}", config.seed);
+    std::fs::write(
+        dir.join("timeline.html"),
+        report::timeline_html(events, &title),
+    )
+    .context("writing timeline.html")?;
     Ok(results)
 }

@@ -136,12 +136,21 @@ impl Target {
                         }
                     }
                 }
-                let unreachable = polis.faults.heal().await;
-                if let Some((id, error)) = unreachable.first() {
-                    bail!("node {id} cannot be healed: {error:#}");
+                // Nodes just (re)started take a moment to listen.
+                let deadline = tokio::time::Instant::now() + timeout;
+                loop {
+                    let unreachable = polis.faults.heal().await;
+                    match unreachable.first() {
+                        None => break,
+                        Some((id, error)) if tokio::time::Instant::now() > deadline => {
+                            bail!("node {id} cannot be healed: {error:#}")
+                        }
+                        Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
                 }
                 let admins: Vec<String> = polis.faults.members().values().cloned().collect();
-                let (_, resp) = admin::wait_for_leader(&admins, timeout).await?;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let (_, resp) = admin::wait_for_leader(&admins, left).await?;
                 Ok(resp)
             }
             Target::Redis(redis) => {
