@@ -15,4 +15,6 @@ mod search;
 pub mod set;
 
 #[cfg(test)]
+mod registers_oracle_test;
+#[cfg(test)]
 mod registers_test;

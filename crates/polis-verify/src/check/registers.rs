@@ -263,7 +263,8 @@ fn prune_unobserved(ops: &mut Vec<SearchOp>, sources: &mut Vec<&Operation>) {
 
 /// Closes the interval of each write or compare-and-set of unknown
 /// outcome that alone wrote a value a successful read or compare-and-set
-/// saw: it happened, before that observer returned.
+/// saw: it happened (a compare-and-set swapped), before that observer
+/// returned.
 ///
 /// Every linearization places it before its first observer, hence before
 /// everything invoked after that observer returned, so the tighter
@@ -295,6 +296,10 @@ fn bound_observed(ops: &mut [SearchOp]) {
             // an anomaly the search will find; the writer's return still
             // has to follow its call in the list.
             op.return_ns = seen_ns.max(op.call_ns);
+            // It swapped: nothing else could have produced the value.
+            if let Action::MaybeCas { from, to } = op.action {
+                op.action = Action::Cas { from, to };
+            }
         }
     }
 }

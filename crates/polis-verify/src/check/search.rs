@@ -10,8 +10,14 @@
 //! after it). A cache of (linearized set, register value) configurations
 //! already explored keeps it from exploring one twice. The backtracking
 //! stack is a `Vec`, so long histories cannot overflow the thread's stack.
+//!
+//! Operations of unknown outcome are open to the end of the history, and
+//! left as they are they multiply the orders to try. The search places
+//! one only where a later operation depends on its value, and of several
+//! that do the same the earliest first; see [`place`] for why that loses
+//! no linearization.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -19,7 +25,7 @@ use std::time::Instant;
 pub type Value = Option<u64>;
 
 /// What one operation does to the register, as the search models it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// A read that saw `Value`: it linearizes only where the register
     /// holds that value.
@@ -192,6 +198,29 @@ impl SplitMix {
     }
 }
 
+/// For each operation open to the end of the history, the nearest one
+/// before it that is open too and does the same: its *twin*.
+///
+/// Twins are interchangeable: in any linearization where the later one
+/// goes first, swapping the two gives another (the earlier was invoked
+/// first, neither must finish, and both have the same effect). So the
+/// search only places a twin once its earlier twin is placed, which
+/// spares it every permutation of, say, a dozen timed-out writes of the
+/// same value.
+fn earlier_twins(ops: &[SearchOp]) -> Vec<Option<usize>> {
+    let mut last: HashMap<Action, usize> = HashMap::new();
+    ops.iter()
+        .enumerate()
+        .map(|(position, op)| {
+            if op.return_ns != u64::MAX {
+                return None;
+            }
+            last.insert(op.action, position)
+                .filter(|&earlier| ops[earlier].call_ns <= op.call_ns)
+        })
+        .collect()
+}
+
 /// A 128-bit hash of a register value, independent of the operations'.
 fn value_hash(value: Value) -> u128 {
     let mut mix = SplitMix(match value {
@@ -201,7 +230,59 @@ fn value_hash(value: Value) -> u128 {
     mix.next_u128()
 }
 
+/// What the search knows about one operation besides its action.
+struct Facts {
+    /// Open to the end of the history: it may take effect late or never.
+    open: Vec<bool>,
+    twins: Vec<Option<usize>>,
+}
+
+/// Returns the register after placing operation `position` next, or
+/// `None` when the model refuses it or the search need not try it.
+///
+/// Besides the model, two rules keep the search to *canonical* orders,
+/// each of which some linearization has if any does:
+/// - an operation open to the end goes only where it changes the value,
+///   and only right before an operation that depends on that value (a
+///   read, or a compare-and-set that swaps it). An open operation that
+///   changes nothing, or whose value is overwritten before anything reads
+///   it, can be moved to the end of the history, where it can always go
+///   and matters to nobody; an operation that changes nothing is equally
+///   fine there. So the search never places one that is not needed;
+/// - twins go in order (see [`earlier_twins`]).
+///
+/// `after_open` says whether the last operation placed was an open one.
+fn place(
+    ops: &[SearchOp],
+    facts: &Facts,
+    linearized: &[bool],
+    position: usize,
+    value: Value,
+    after_open: bool,
+) -> Option<Value> {
+    if facts.twins[position].is_some_and(|twin| !linearized[twin]) {
+        return None;
+    }
+    let action = ops[position].action;
+    let depends_on_value = match action {
+        Action::Read(_) | Action::Cas { .. } => true,
+        Action::MaybeCas { from, .. } => value == Some(from),
+        Action::Write(_) => false,
+    };
+    if after_open && !depends_on_value {
+        return None;
+    }
+    let after = action.step(value)?;
+    if facts.open[position] && after == value {
+        return None;
+    }
+    Some(after)
+}
+
 /// Searches for a linearization of `ops` from an empty register.
+///
+/// The search is done when every operation that must take effect has;
+/// the open ones left over go at the end, where anything can.
 ///
 /// The cache identifies the set of linearized operations by the XOR of a
 /// random 128-bit tag per operation (Zobrist hashing), updated in O(1) as
@@ -212,7 +293,18 @@ fn value_hash(value: Value) -> u128 {
 pub fn linearize(ops: &[SearchOp], limits: Limits) -> Outcome {
     let mut tags = SplitMix(0x9d1c_5a3b_27e4_f086);
     let tags: Vec<u128> = ops.iter().map(|_| tags.next_u128()).collect();
+    // Tells apart configurations that differ only in whether the last
+    // operation placed was open, as `place` treats them differently.
+    let after_open_tag = tags
+        .iter()
+        .fold(0x5eed_u128, |tag, next| tag ^ next.rotate_left(1));
+    let facts = Facts {
+        open: ops.iter().map(|op| op.return_ns == u64::MAX).collect(),
+        twins: earlier_twins(ops),
+    };
+    let mut must_place = facts.open.iter().filter(|&&open| !open).count();
     let mut entries = Entries::new(ops);
+    let mut linearized = vec![false; ops.len()];
     let mut seen: HashSet<u128, BuildHasherDefault<Fold>> = HashSet::default();
 
     let mut value: Value = None;
@@ -225,7 +317,7 @@ pub fn linearize(ops: &[SearchOp], limits: Limits) -> Outcome {
     let mut steps: u64 = 0;
 
     let mut entry = entries.next[HEAD];
-    while entries.next[HEAD] != NIL {
+    while must_place > 0 {
         steps += 1;
         if steps.is_multiple_of(CLOCK_STEPS) && Instant::now() > limits.deadline {
             return Outcome::Exhausted {
@@ -234,9 +326,17 @@ pub fn linearize(ops: &[SearchOp], limits: Limits) -> Outcome {
         }
         if entry != NIL && is_call(entry) {
             let position = position_of(entry);
-            if let Some(after) = ops[position].action.step(value) {
+            let after_open = stack
+                .last()
+                .is_some_and(|&(call, _)| facts.open[position_of(call)]);
+            if let Some(after) = place(ops, &facts, &linearized, position, value, after_open) {
                 let hash = linearized_hash ^ tags[position];
-                if seen.insert(hash ^ value_hash(after)) {
+                let open_tag = if facts.open[position] {
+                    after_open_tag
+                } else {
+                    0
+                };
+                if seen.insert(hash ^ value_hash(after) ^ open_tag) {
                     if seen.len() as u64 > limits.states_max {
                         return Outcome::Exhausted {
                             states: seen.len() as u64,
@@ -246,6 +346,8 @@ pub fn linearize(ops: &[SearchOp], limits: Limits) -> Outcome {
                     value = after;
                     linearized_hash = hash;
                     entries.lift(entry);
+                    linearized[position] = true;
+                    must_place -= usize::from(!facts.open[position]);
                     if stack.len() > longest.len() {
                         longest = stack.iter().map(|&(call, _)| position_of(call)).collect();
                         longest_value = value;
@@ -267,13 +369,16 @@ pub fn linearize(ops: &[SearchOp], limits: Limits) -> Outcome {
             return Outcome::NotLinearizable {
                 prefix: longest,
                 value: longest_value,
-                // The list is never empty here, and every call has a
-                // return after it, so the walk met one.
+                // Something must still be placed, so the walk met the
+                // return of an operation that must.
                 stuck: stuck.unwrap_or(0),
             };
         };
+        let position = position_of(call);
         value = before;
-        linearized_hash ^= tags[position_of(call)];
+        linearized_hash ^= tags[position];
+        linearized[position] = false;
+        must_place += usize::from(!facts.open[position]);
         entries.unlift(call);
         entry = entries.next[call];
     }
@@ -342,6 +447,19 @@ mod tests {
                 stuck: 2
             }
         );
+    }
+
+    #[test]
+    fn only_open_operations_that_do_the_same_are_twins() {
+        let open = u64::MAX;
+        let ops = [
+            op(0, open, Action::Write(1)),
+            op(1, open, Action::Write(2)),
+            op(2, 3, Action::Write(1)),
+            op(4, open, Action::Write(1)),
+            op(5, open, Action::Write(1)),
+        ];
+        assert_eq!(earlier_twins(&ops), [None, None, None, Some(0), Some(3)]);
     }
 
     #[test]
