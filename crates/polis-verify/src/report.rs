@@ -128,13 +128,11 @@ impl Summary {
         if let Some(report) = &self.set {
             text.push_str(&render_set(report));
         }
+        // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
         } else {
             text.push_str(&format!("anomalies: {}\n", self.anomalies.len()));
-            for anomaly in &self.anomalies {
-                text.push_str(&format!("  - {anomaly}\n"));
-            }
         }
         text
     }
@@ -306,6 +304,11 @@ fn render_registers(report: &RegisterReport) -> String {
             text.push_str(&format!("    {}\n", operation.description));
         }
     }
+    for key in &report.unknown_keys {
+        text.push_str(&format!(
+            "  key {key:?}: unknown, the search ran out of budget before a verdict\n"
+        ));
+    }
     text
 }
 
@@ -315,7 +318,7 @@ fn render_set(report: &SetReport) -> String {
     } else {
         "INVALID"
     };
-    format!(
+    let mut text = format!(
         "set: {} attempted, {} acknowledged, {} unknown ({} of them present), {} failed; \
          {} present; lost {}, unexpected {}, duplicated {}: {verdict}\n",
         report.attempted,
@@ -327,7 +330,11 @@ fn render_set(report: &SetReport) -> String {
         report.lost.len(),
         report.unexpected.len(),
         report.duplicated.len(),
-    )
+    );
+    for line in set_anomalies(report) {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -426,6 +433,8 @@ mod tests {
         );
         assert!(text.contains("0.005s..(end)  partition 1 | 2,3"), "{text}");
         assert!(text.contains("p2 read(x) -> 1 ok"), "{text}");
+        assert!(text.contains("  set: no successful final read"), "{text}");
+        assert!(text.ends_with("anomalies: 2\n"), "{text}");
         let json = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["counts"]["write"]["info"], 1);
         assert_eq!(json["valid"], false);

@@ -287,18 +287,20 @@ impl Operation {
             (Outcome::Info, Some(_)) => "info",
             (Outcome::Info, None) => "never completed",
         };
-        let end = self
-            .complete_ns
-            .map_or_else(|| "?".to_string(), format_seconds);
+        // Microseconds: operations often take less than a millisecond.
+        let end = self.complete_ns.map_or_else(
+            || "?".to_string(),
+            |time_ns| format!("{:.6}s", time_ns as f64 / 1e9),
+        );
         let events = match self.complete_index {
             Some(complete) => format!("events {}, {complete}", self.invoke_index),
             None => format!("event {}", self.invoke_index),
         };
         format!(
-            "p{} {} {outcome} {}..{end} ({events})",
+            "p{} {} {outcome} {:.6}s..{end} ({events})",
             self.process,
             describe_op(what),
-            format_seconds(self.invoke_ns)
+            self.invoke_ns as f64 / 1e9,
         )
     }
 }
@@ -524,7 +526,7 @@ mod tests {
         let paired = pair(&events).unwrap();
         assert_eq!(
             paired.operations[0].describe(),
-            "p3 read(x) -> 4 ok 0.000s..0.000s (events 0, 1)"
+            "p3 read(x) -> 4 ok 0.000000s..0.000000s (events 0, 1)"
         );
     }
 }

@@ -78,6 +78,9 @@ pub struct Anomaly {
 const PREFIX_SHOWN_MAX: usize = 5;
 /// How many operations concurrent with the stuck one an anomaly shows.
 const CONCURRENT_SHOWN_MAX: usize = 8;
+/// How many operations that wrote the value the stuck one needed an
+/// anomaly shows.
+const WRITERS_SHOWN_MAX: usize = 2;
 
 /// Checks the register operations of `events` for linearizability.
 ///
@@ -338,27 +341,43 @@ fn explain(
         .take(CONCURRENT_SHOWN_MAX)
         .collect();
     let tail = &prefix[prefix.len().saturating_sub(PREFIX_SHOWN_MAX)..];
-
-    let mut operations: Vec<OperationRef> = tail
-        .iter()
-        .map(|&position| OperationRef::from(sources[position]))
+    // For a stale read, where the value it saw came from tells the story.
+    let needed = match stuck_op.action {
+        Action::Read(Some(value)) | Action::Cas { from: value, .. } => Some(value),
+        Action::Read(None) | Action::Write(_) | Action::MaybeCas { .. } => None,
+    };
+    let writers: Vec<usize> = (0..ops.len())
+        .filter(|&position| needed.is_some() && written_value(ops[position].action) == needed)
+        .filter(|position| !tail.contains(position) && !concurrent.contains(position))
+        .take(WRITERS_SHOWN_MAX)
         .collect();
-    let mut stuck_ref = OperationRef::from(sources[stuck]);
-    stuck_ref.description.push_str("  <- cannot be placed");
-    operations.push(stuck_ref);
-    operations.extend(concurrent.iter().map(|&position| {
+
+    let noted = |position: usize, note: &str| {
         let mut reference = OperationRef::from(sources[position]);
-        reference.description.push_str("  (concurrent)");
+        reference.description.push_str(note);
         reference
-    }));
+    };
+    let mut operations: Vec<OperationRef> = writers
+        .iter()
+        .map(|&position| noted(position, "  (wrote the value it needs)"))
+        .collect();
+    operations.extend(tail.iter().map(|&position| noted(position, "")));
+    operations.push(noted(stuck, "  <- cannot be placed"));
+    operations.extend(
+        concurrent
+            .iter()
+            .map(|&position| noted(position, "  (concurrent)")),
+    );
     Anomaly {
         key: key.to_string(),
         explanation: format!(
             "not linearizable: the longest linearizable prefix has {} operations and \
-             leaves {key} = {shown_value}; {} cannot be placed after it: {reason}. Shown: the last {} operations of the prefix, then the \
-             one that cannot be placed, then {} operations concurrent with it.",
+             leaves {key} = {shown_value}; {} cannot be placed after it: {reason}. \
+             Shown: {} operations that wrote the value it needs, the last {} of the \
+             prefix, the one that cannot be placed, and {} concurrent with it.",
             prefix.len(),
             describe_op(&sources[stuck].seen),
+            writers.len(),
             tail.len(),
             concurrent.len(),
         ),
