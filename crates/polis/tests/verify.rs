@@ -1,0 +1,191 @@
+//! Bounded `polis verify` runs, as the test suite's share of the fault
+//! testing: polis under partitions, kills and pauses must show no
+//! anomaly, and the positive control (Redis with asynchronous replicas,
+//! failed over while its primary is cut off) must show lost writes. Each
+//! run prints its seed; `POLIS_VERIFY_SEED=N` replays one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Mutex;
+
+/// One run at a time: each starts its own cluster, and two at once on
+/// two cores would measure the machine rather than polis.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn seed() -> u64 {
+    std::env::var("POLIS_VERIFY_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                .into()
+        })
+}
+
+struct Run {
+    summary: String,
+    events: Vec<serde_json::Value>,
+}
+
+impl Run {
+    fn count(&self, kind: &str, f: &str) -> usize {
+        self.events
+            .iter()
+            .filter(|event| event["type"] == kind && event["f"] == f)
+            .count()
+    }
+
+    /// Faults that started without an error.
+    fn faults_started(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| e["f"] == "nemesis" && e["phase"] == "start" && e["error"].is_null())
+            .filter(|e| e["fault"] != "recover")
+            .count()
+    }
+}
+
+async fn verify(args: &[&str], out: &Path) -> Run {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let seed = seed();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .arg("verify")
+        .args(args)
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(out)
+        .kill_on_drop(true);
+    println!("polis verify {} --seed {seed}", args.join(" "));
+    let output = tokio::time::timeout(Duration::from_secs(240), command.output())
+        .await
+        .expect("polis verify finishes within 240 s")
+        .expect("polis verify runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "polis verify {} --seed {seed} did not give the expected verdict ({})",
+        args.join(" "),
+        output.status
+    );
+    let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+    Run {
+        summary: std::fs::read_to_string(out.join("summary.txt")).unwrap(),
+        events: history
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect(),
+    }
+}
+
+/// The run must have done enough to mean something: operations
+/// acknowledged, faults injected, and the checker's verdict valid.
+fn assert_meaningful_and_valid(run: &Run, faults_min: usize) {
+    let acknowledged = run.count("ok", "write") + run.count("ok", "cas") + run.count("ok", "add");
+    assert!(
+        acknowledged >= 500,
+        "only {acknowledged} writes acknowledged"
+    );
+    assert!(
+        run.faults_started() >= faults_min,
+        "only {} faults were injected",
+        run.faults_started()
+    );
+    assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_stays_linearizable_under_partitions() {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--faults",
+            "partition,isolate-leader,bridge",
+            "--duration-secs",
+            "60",
+        ],
+        out.path(),
+    )
+    .await;
+    assert!(run.count("ok", "read") >= 500);
+    assert_meaningful_and_valid(&run, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_stays_linearizable_under_kills() {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &["--faults", "kill,pause-kill", "--duration-secs", "60"],
+        out.path(),
+    )
+    .await;
+    assert!(run.count("ok", "read") >= 500);
+    assert_meaningful_and_valid(&run, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_stays_linearizable_under_pauses_and_slow_networks() {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &["--faults", "pause,delay,loss", "--duration-secs", "60"],
+        out.path(),
+    )
+    .await;
+    assert!(run.count("ok", "read") >= 500);
+    assert_meaningful_and_valid(&run, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_loses_no_acknowledged_set_element() {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--workload",
+            "set",
+            "--faults",
+            "all",
+            "--duration-secs",
+            "40",
+        ],
+        out.path(),
+    )
+    .await;
+    assert_eq!(run.count("ok", "read-all"), 1, "one final read");
+    assert_meaningful_and_valid(&run, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_catches_redis_losing_acknowledged_writes() {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--target",
+            "redis",
+            "--workload",
+            "set",
+            "--faults",
+            "isolate-leader",
+            "--duration-secs",
+            "20",
+            "--expect",
+            "anomalies",
+        ],
+        out.path(),
+    )
+    .await;
+    assert!(run.faults_started() >= 1);
+    assert!(run.summary.contains("verdict: INVALID"), "{}", run.summary);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    let lost = report["results"]["set"]["lost"].as_array().unwrap().len();
+    assert!(lost > 0, "the control lost nothing: {}", run.summary);
+    println!("control: Redis lost {lost} acknowledged writes");
+}
