@@ -6,7 +6,9 @@
 //! system's entropy, as with openraft's own tokio runtime. A simulation
 //! sets a seed for its thread with [`set_simulation_seed`]; from then on
 //! every draw on that thread comes from a generator derived from the seed,
-//! so a run on a single-threaded runtime repeats exactly.
+//! so a run on a single-threaded runtime repeats exactly. openraft's watch
+//! channels made in a simulation are deterministic ones too (see
+//! [`watch`]); everything else is tokio's, as in openraft's runtime.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -20,6 +22,9 @@ use rand_openraft::rand_core::TryRng;
 use rand_openraft::rngs::{StdRng, ThreadRng};
 use rand_openraft::SeedableRng;
 
+#[path = "runtime_watch.rs"]
+pub mod watch;
+
 thread_local! {
     /// The next seed handed to `thread_rng()` on this thread, when a
     /// simulation set one.
@@ -30,6 +35,11 @@ thread_local! {
 /// `seed` (`Some`), or draw from the operating system again (`None`).
 pub fn set_simulation_seed(seed: Option<u64>) {
     SIMULATION_SEED.with(|cell| cell.set(seed));
+}
+
+/// Returns true when a simulation set a seed on this thread.
+pub fn is_simulated() -> bool {
+    SIMULATION_SEED.with(|cell| cell.get().is_some())
 }
 
 /// SplitMix64: advances the seed so consecutive generators differ.
@@ -140,7 +150,7 @@ impl AsyncRuntime for PolisRuntime {
     }
 
     type Mpsc = <TokioRuntime as AsyncRuntime>::Mpsc;
-    type Watch = <TokioRuntime as AsyncRuntime>::Watch;
+    type Watch = watch::PolisWatch;
     type Oneshot = <TokioRuntime as AsyncRuntime>::Oneshot;
     type Mutex<T: OptionalSend + 'static> = <TokioRuntime as AsyncRuntime>::Mutex<T>;
 
@@ -181,6 +191,13 @@ mod tests {
     #[test]
     fn passes_openraft_runtime_suite() {
         openraft::testing::runtime::Suite::<PolisRuntime>::test_all();
+    }
+
+    #[test]
+    fn passes_openraft_runtime_suite_with_simulated_channels() {
+        set_simulation_seed(Some(9));
+        openraft::testing::runtime::Suite::<PolisRuntime>::test_all();
+        set_simulation_seed(None);
     }
 
     #[test]
