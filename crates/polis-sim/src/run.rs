@@ -1,0 +1,323 @@
+//! One run: a fresh single-threaded runtime on paused time, the cluster,
+//! the clients and the nemesis, all from one seed; then the end-of-run
+//! checks and a report.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use polis_verify::history::{Kind, Op};
+
+use crate::client::Clients;
+use crate::cluster::SimCluster;
+use crate::config::{stream, stream_seed, SimConfig, SimOptions};
+use crate::history::Recorder;
+use crate::invariants::{linearizable, progress, Violation};
+use crate::nemesis::Nemesis;
+use crate::network::Links;
+use crate::trace::{digest_extend, Stamped, Trace};
+
+/// How often the nodes' logs are compared while a run goes on.
+const LOG_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// Events of the trace a failure report shows.
+const TAIL_SHOWN: usize = 40;
+/// Name of the violation a panic on the simulation's thread reports.
+pub const NO_PANIC: &str = "no-panic";
+
+/// Operations by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+/// What one run did and found.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub seed: u64,
+    pub options: SimOptions,
+    pub config: SimConfig,
+    /// Digest of the ordered trace and the history: equal for equal seeds.
+    pub digest: u64,
+    pub trace_events: usize,
+    pub counts: BTreeMap<&'static str, u64>,
+    pub history_events: usize,
+    pub reads: OpCounts,
+    pub writes: OpCounts,
+    pub violations: Vec<Violation>,
+    /// The last events of the trace, for a failure report.
+    pub tail: Vec<Stamped>,
+    /// Every event's text, when the options asked to keep them.
+    pub full_trace: Vec<String>,
+    /// The clients' history.
+    pub history: Vec<polis_verify::history::Event>,
+    pub virtual_time: Duration,
+    pub wall_time: Duration,
+}
+
+impl RunReport {
+    /// Returns true when no invariant was broken.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Returns the command that replays this run.
+    pub fn replay_command(&self) -> String {
+        self.options.replay_command(self.seed)
+    }
+
+    /// Returns a few lines describing the run.
+    pub fn summary(&self) -> String {
+        let config = &self.config;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "seed {}: {} nodes, {} clients, {} keys, {:.1} s virtual in {:.3} s, digest {:016x}",
+            self.seed,
+            config.nodes,
+            config.clients,
+            config.keys,
+            self.virtual_time.as_secs_f64(),
+            self.wall_time.as_secs_f64(),
+            self.digest
+        );
+        let _ = writeln!(
+            out,
+            "  raft: heartbeat {} ms, election {}..{} ms, snapshot every {} entries; \
+             network {}+{} us, loss {}%",
+            config.heartbeat_ms,
+            config.election_timeout_min_ms,
+            config.election_timeout_max_ms,
+            config.snapshot_every_entries,
+            config.latency_min_us,
+            config.latency_jitter_us,
+            config.loss_percent
+        );
+        let _ = writeln!(
+            out,
+            "  writes ok/fail/info {}/{}/{}, reads ok/fail {}/{}; {} history events",
+            self.writes.ok,
+            self.writes.fail,
+            self.writes.info,
+            self.reads.ok,
+            self.reads.fail,
+            self.history_events
+        );
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  trace: {} events ({})",
+            self.trace_events,
+            counts.join(", ")
+        );
+        for violation in &self.violations {
+            let _ = writeln!(
+                out,
+                "  VIOLATION {} at {:.3} s: {}",
+                violation.invariant,
+                violation.time_us as f64 / 1e6,
+                violation.detail
+            );
+        }
+        if !self.passed() {
+            let _ = writeln!(out, "  replay: {}", self.replay_command());
+        }
+        out
+    }
+}
+
+thread_local! {
+    static PANICS: Cell<u64> = const { Cell::new(0) };
+    static LAST_PANIC: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Counts panics per thread, so a run notices a panic in any task of its
+/// runtime (tokio catches them), then lets the usual hook report it.
+fn count_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.with(|panics| panics.set(panics.get() + 1));
+            LAST_PANIC.with(|last| *last.borrow_mut() = info.to_string());
+            previous(info);
+        }));
+    });
+}
+
+/// Simulates the cluster drawn from `seed` and checks every invariant.
+pub fn run(seed: u64, options: &SimOptions) -> RunReport {
+    let wall = std::time::Instant::now();
+    let config = SimConfig::from_seed(seed, options);
+    count_panics();
+    let panics_before = PANICS.with(Cell::get);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build();
+    let mut report = match runtime {
+        Ok(runtime) => {
+            polis_raft::runtime::set_simulation_seed(Some(stream_seed(seed, "openraft")));
+            let report = runtime.block_on(simulate(config.clone(), options.clone()));
+            // Dropping the runtime drops every task still running.
+            drop(runtime);
+            polis_raft::runtime::set_simulation_seed(None);
+            report
+        }
+        Err(error) => failed_to_start(config, options, error.to_string()),
+    };
+    let panics = PANICS.with(Cell::get) - panics_before;
+    if panics > 0 {
+        let last = LAST_PANIC.with(|last| last.borrow().clone());
+        report.violations.push(Violation {
+            invariant: NO_PANIC,
+            time_us: report.virtual_time.as_micros() as u64,
+            detail: format!("{panics} panic(s); the last: {last}"),
+        });
+    }
+    report.wall_time = wall.elapsed();
+    report
+}
+
+fn failed_to_start(config: SimConfig, options: &SimOptions, error: String) -> RunReport {
+    RunReport {
+        seed: config.seed,
+        options: options.clone(),
+        config,
+        digest: 0,
+        trace_events: 0,
+        counts: BTreeMap::new(),
+        history_events: 0,
+        reads: OpCounts::default(),
+        writes: OpCounts::default(),
+        violations: vec![Violation {
+            invariant: "runtime",
+            time_us: 0,
+            detail: format!("cannot build the runtime: {error}"),
+        }],
+        tail: Vec::new(),
+        full_trace: Vec::new(),
+        history: Vec::new(),
+        virtual_time: Duration::ZERO,
+        wall_time: Duration::ZERO,
+    }
+}
+
+async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
+    let start = tokio::time::Instant::now();
+    let trace = if options.keep_trace {
+        Trace::keeping_everything()
+    } else {
+        Trace::new()
+    };
+    let links = Arc::new(Links::new(&config));
+    let cluster = SimCluster::new(&config, &trace, links.clone());
+    for node in config.node_ids() {
+        if let Err(error) = cluster.start(node).await {
+            trace.violation("node-starts", format!("node {node}: {error}"));
+        }
+    }
+    let recorder = Recorder::new(config.clients as u64 + 1);
+    let nemesis = tokio::spawn(
+        Nemesis {
+            cluster: cluster.clone(),
+            links,
+            trace: trace.clone(),
+            recorder: recorder.clone(),
+            rng: stream(config.seed, "nemesis"),
+            config: config.clone(),
+        }
+        .run(),
+    );
+    let origin = tokio::time::Instant::now();
+    let clients = Clients {
+        cluster: cluster.clone(),
+        recorder: recorder.clone(),
+        trace: trace.clone(),
+        keys: config.keys,
+        next_value: Arc::new(AtomicU64::new(1)),
+        end: start + Duration::from_millis(config.duration_ms),
+        now_ms: Arc::new(move || origin.elapsed().as_millis() as u64),
+    };
+    let mut handles = Vec::new();
+    for id in 1..=config.clients as u64 {
+        let rng = stream(config.seed, &format!("client-{id}"));
+        handles.push(tokio::spawn(clients.clone().run(id, rng)));
+    }
+    let checker = tokio::spawn(check_logs_periodically(cluster.clone(), trace.clone()));
+    for handle in handles {
+        if let Err(error) = handle.await {
+            trace.violation(NO_PANIC, format!("a client task failed: {error}"));
+        }
+    }
+    if let Err(error) = nemesis.await {
+        trace.violation(NO_PANIC, format!("the nemesis failed: {error}"));
+    }
+    checker.abort();
+    trace.check_logs(&cluster.logs(false));
+    trace.check_logs(&cluster.logs(true));
+    let history = recorder.events();
+    if let Err(detail) = linearizable::check(&history) {
+        trace.violation(linearizable::NAME, detail);
+    }
+    let healed_ns = config.faults_until_ms * 1_000_000;
+    if let Err(detail) = progress::check(&history, healed_ns) {
+        trace.violation(progress::NAME, detail);
+    }
+    let (reads, writes) = count_ops(&history);
+    RunReport {
+        seed: config.seed,
+        options,
+        digest: digest_extend(trace.digest(), &recorder.digest().to_le_bytes()),
+        trace_events: trace.len(),
+        counts: trace.counts(),
+        history_events: history.len(),
+        reads,
+        writes,
+        violations: trace.violations(),
+        tail: trace.tail(TAIL_SHOWN),
+        full_trace: trace.everything(),
+        history,
+        virtual_time: start.elapsed(),
+        wall_time: Duration::ZERO,
+        config,
+    }
+}
+
+/// Compares the nodes' logs, as they are and as they would survive a
+/// crash, every [`LOG_CHECK_EVERY`] until aborted.
+async fn check_logs_periodically(cluster: SimCluster, trace: Trace) {
+    let mut interval = tokio::time::interval(LOG_CHECK_EVERY);
+    loop {
+        interval.tick().await;
+        trace.check_logs(&cluster.logs(false));
+        trace.check_logs(&cluster.logs(true));
+    }
+}
+
+fn count_ops(history: &[polis_verify::history::Event]) -> (OpCounts, OpCounts) {
+    let mut reads = OpCounts::default();
+    let mut writes = OpCounts::default();
+    for event in history {
+        let counts = match event.op {
+            Op::Read { .. } => &mut reads,
+            Op::Write { .. } => &mut writes,
+            _ => continue,
+        };
+        match event.kind {
+            Kind::Ok => counts.ok += 1,
+            Kind::Fail => counts.fail += 1,
+            Kind::Info => counts.info += 1,
+            Kind::Invoke => {}
+        }
+    }
+    (reads, writes)
+}
