@@ -54,6 +54,11 @@ pub(crate) fn group_config(group: GroupId, settings: &RaftSettings) -> io::Resul
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every_entries),
         max_in_snapshot_log_to_keep: settings.entries_kept_after_snapshot,
         install_snapshot_timeout: 10_000,
+        // A restarted leader must win an election again. The commit index
+        // is not made durable (see `LogStore::save_committed`), so a leader
+        // resuming its old term would start from a stale commit index and
+        // answer ReadIndex reads from before writes it had acknowledged.
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     Ok(Arc::new(config.validate().map_err(io::Error::other)?))
