@@ -210,6 +210,9 @@ struct DiskState {
     rng: StdRng,
     flush_delay_max: Duration,
     observer: Option<Arc<dyn DiskObserver>>,
+    /// A lying disk reports writes durable before they are: the fault a
+    /// simulation injects to show that its checkers notice lost writes.
+    lying: bool,
 }
 
 impl DiskState {
@@ -253,6 +256,7 @@ impl MemDisk {
                 rng: StdRng::seed_from_u64(seed),
                 flush_delay_max,
                 observer,
+                lying: false,
             })),
         }
     }
@@ -282,6 +286,13 @@ impl MemDisk {
         state.flush_scheduled = false;
         state.generation += 1;
         state.emit(DiskEvent::Crashed { lost_writes });
+    }
+
+    /// Makes the disk report every write durable at once, before its flush
+    /// (`true`), or honestly again. A fault for testing the checkers: a
+    /// crash before the flush then loses writes the node acknowledged.
+    pub fn set_lying(&self, lying: bool) {
+        self.lock().lying = lying;
     }
 
     /// Returns the log as the node sees it now.
@@ -405,6 +416,10 @@ impl MemLogStore {
     async fn sync(&self) -> io::Result<()> {
         let receiver = {
             let mut state = self.live()?;
+            if state.lying {
+                self.disk.schedule_flush(&mut state);
+                return Ok(());
+            }
             let (sender, receiver) = tokio::sync::oneshot::channel();
             state.waiters.push(Waiter::Signal(sender));
             self.disk.schedule_flush(&mut state);
@@ -522,8 +537,13 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
             });
         }
         state.write(Write::Append(stored));
-        state.waiters.push(Waiter::Append(callback));
         self.disk.schedule_flush(&mut state);
+        if state.lying {
+            drop(state);
+            callback.io_completed(Ok(()));
+        } else {
+            state.waiters.push(Waiter::Append(callback));
+        }
         Ok(())
     }
 

@@ -153,3 +153,17 @@ fn fnv1a64_matches_the_reference_vectors() {
     assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
 }
+
+#[tokio::test]
+async fn a_lying_disk_acknowledges_what_a_crash_then_loses() {
+    let disk = MemDisk::new(1, 3, Duration::from_millis(1), None);
+    disk.set_lying(true);
+    let mut store = disk.store();
+    append_and_wait(&mut store, vec![blank(1, 1)]).await;
+    assert_eq!(disk.durable_log_summary().entries.len(), 0);
+    disk.crash();
+    assert!(
+        disk.log_summary().entries.is_empty(),
+        "acknowledged, then lost"
+    );
+}

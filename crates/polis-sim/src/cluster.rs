@@ -60,6 +60,7 @@ impl SimCluster {
         for node in config.node_ids() {
             let seed = stream_seed(config.seed, &format!("disk-{node}"));
             let disk = MemDisk::new(node, seed, flush_delay_max, Some(observer.clone()));
+            disk.set_lying(config.lying_disks);
             nodes.insert(
                 node,
                 NodeSlot {

@@ -14,6 +14,9 @@ pub struct SimOptions {
     /// Keep every trace event's text in the report (for `--trace-out`);
     /// changes nothing in the run.
     pub keep_trace: bool,
+    /// Disks acknowledge writes before they are durable: a fault that
+    /// shows the checkers catch lost acknowledged writes.
+    pub lying_disks: bool,
 }
 
 impl SimOptions {
@@ -25,6 +28,9 @@ impl SimOptions {
         }
         if let Some(duration_ms) = self.duration_ms {
             command.push_str(&format!(" --duration-ms {duration_ms}"));
+        }
+        if self.lying_disks {
+            command.push_str(" --lying-disks");
         }
         command
     }
@@ -56,6 +62,8 @@ pub struct SimConfig {
     /// Share of messages that take much longer (reordering), per mille.
     pub slow_permille: u16,
     pub flush_delay_max_us: u64,
+    /// Whether disks acknowledge writes before they are durable.
+    pub lying_disks: bool,
     /// How often the nemesis considers starting a fault.
     pub nemesis_tick_min_ms: u64,
     pub nemesis_tick_max_ms: u64,
@@ -97,7 +105,12 @@ impl SimConfig {
             latency_jitter_us: rng.random_range(0..=8_000),
             loss_percent: rng.random_range(0..=3),
             slow_permille: rng.random_range(0..=20),
-            flush_delay_max_us: rng.random_range(50..=5_000),
+            flush_delay_max_us: if rng.random_ratio(1, 4) {
+                rng.random_range(5_000..=100_000)
+            } else {
+                rng.random_range(50..=5_000)
+            },
+            lying_disks: options.lying_disks,
             nemesis_tick_min_ms: 300,
             nemesis_tick_max_ms: rng.random_range(800..=4_000),
         }
@@ -147,6 +160,7 @@ mod tests {
             nodes: Some(5),
             duration_ms: Some(12_000),
             keep_trace: true,
+            lying_disks: false,
         };
         let config = SimConfig::from_seed(7, &fixed);
         assert_eq!((config.nodes, config.duration_ms), (5, 12_000));

@@ -1,19 +1,23 @@
 //! `polis-sim`: replays one seed exactly, or runs many.
 //!
 //! ```text
-//! polis-sim --seed N [--nodes 3|5] [--duration-ms D] [--verbose]
-//! polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--duration-ms D]
+//! polis-sim --seed N [--nodes 3|5] [--duration-ms D] [--lying-disks] [--verbose]
+//!                    [--trace-out FILE] [--history-out FILE]
+//! polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--duration-ms D] [--lying-disks]
 //! ```
+//!
+//! `--lying-disks` makes every disk acknowledge writes before they are
+//! durable: runs should then fail, which shows the checkers have teeth.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use polis_sim::{run, RunReport, SimOptions};
 
-const USAGE: &str =
-    "usage: polis-sim --seed N [--nodes 3|5] [--duration-ms D] [--verbose]\n       \
-                     [--trace-out FILE] [--history-out FILE]\n       \
-                     polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--duration-ms D]";
+const USAGE: &str = "usage: polis-sim --seed N [--nodes 3|5] [--duration-ms D] [--lying-disks] \
+                     [--verbose] [--trace-out FILE] [--history-out FILE]\n       \
+                     polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--duration-ms D] \
+                     [--lying-disks]";
 
 /// How many seeds pass between two progress lines.
 const PROGRESS_EVERY: u64 = 100;
@@ -66,6 +70,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(Mode, SimOptions), Strin
             }
             "--duration-ms" => options.duration_ms = Some(number(&flag, args.next())?),
             "--verbose" => verbose = true,
+            "--lying-disks" => options.lying_disks = true,
             "--trace-out" => {
                 outputs.trace = Some(args.next().ok_or("--trace-out needs a file".to_owned())?);
                 options.keep_trace = true;
