@@ -54,10 +54,12 @@ pub(crate) fn group_config(group: GroupId, settings: &RaftSettings) -> io::Resul
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every_entries),
         max_in_snapshot_log_to_keep: settings.entries_kept_after_snapshot,
         install_snapshot_timeout: 10_000,
-        // A restarted leader must win an election again. The commit index
-        // is not made durable (see `LogStore::save_committed`), so a leader
-        // resuming its old term would start from a stale commit index and
-        // answer ReadIndex reads from before writes it had acknowledged.
+        // A restarted leader must win an election again; resuming its old
+        // term is unsafe here. The commit index is not durable (see
+        // `LogStore::save_committed`), so it would answer ReadIndex reads
+        // from a stale commit point. And a crash loses the entries it had
+        // not flushed, so it could append a different entry at an index and
+        // term a follower already holds: the replicas would diverge.
         enable_leader_restore: Some(false),
         ..Default::default()
     };

@@ -25,9 +25,10 @@ use polis_types::NodeId;
 
 use crate::trace::Stamped;
 
-/// The most violations a run keeps; one is enough to fail it, a few more
-/// help to explain it.
-const VIOLATIONS_KEPT_MAX: usize = 20;
+/// The most violations a run keeps of each invariant; one is enough to
+/// fail it, a few more help to explain it, and a broken log is seen again
+/// at every later check.
+const VIOLATIONS_KEPT_PER_INVARIANT: usize = 3;
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +84,14 @@ impl Monitor {
         }
     }
 
-    /// Keeps `violation`, up to the cap.
+    /// Keeps `violation`, up to the cap of its invariant.
     pub fn push(&mut self, violation: Violation) {
-        if self.violations.len() < VIOLATIONS_KEPT_MAX {
+        let kept = self
+            .violations
+            .iter()
+            .filter(|kept| kept.invariant == violation.invariant)
+            .count();
+        if kept < VIOLATIONS_KEPT_PER_INVARIANT {
             self.violations.push(violation);
         }
     }
