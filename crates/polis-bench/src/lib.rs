@@ -1,0 +1,10 @@
+//! Benchmarks of polis against its peers, measured side by side: the load
+//! generator (`polis bench run`), the comparison runner (`polis bench
+//! compare`) and its reports.
+//!
+//! What it owns: workloads, key choice, the closed- and open-loop drivers,
+//! latency histograms, the peers' process management and the reports. It
+//! talks to every system over its own protocol (RESP, etcd's gRPC), like
+//! any client; it must not link the node's code.
+
+pub mod spec;
