@@ -8,3 +8,4 @@
 //! any client; it must not link the node's code.
 
 pub mod spec;
+pub mod driver;
