@@ -184,6 +184,18 @@ impl LocalCluster {
         }
     }
 
+    /// Returns the process id of every node whose process is alive, by
+    /// node id (for measuring a node's CPU time and memory from `/proc`).
+    pub fn pids(&mut self) -> BTreeMap<u64, u32> {
+        self.children
+            .iter_mut()
+            .filter_map(|(id, child)| match child.try_wait() {
+                Ok(None) => child.id().map(|pid| (*id, pid)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn pid(&mut self, id: u64) -> anyhow::Result<Pid> {
         let child = self
             .children
