@@ -9,3 +9,4 @@
 
 pub mod spec;
 pub mod driver;
+pub mod peers;

@@ -1,0 +1,182 @@
+//! The systems compared, each started fresh on loopback with ports the OS
+//! picks and stopped by the PIDs started here:
+//!
+//! | system | what | why |
+//! |---|---|---|
+//! | `polis` | 3 nodes, strong, fsync on a majority | the system under test |
+//! | `etcd` | etcd 3.4, 3 members | a linearizable, fsyncing Raft store |
+//! | `redis-replicated` | primary + 2 replicas, `appendfsync always`, `WAIT 2` | Redis's closest to a replicated durable write |
+//! | `redis-fsync` | 1 node, `appendfsync always` | one durable node |
+//! | `redis-memory` | 1 node, no persistence | the upper bound of the protocol path |
+
+pub mod etcd;
+pub mod polis;
+pub mod process;
+pub mod redis;
+pub mod usage;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use self::etcd::EtcdCluster;
+use self::polis::PolisCluster;
+use self::redis::{RedisServers, RedisSetup};
+use crate::spec::Target;
+
+/// One of the systems compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SystemKind {
+    Polis,
+    Etcd,
+    RedisReplicated,
+    RedisFsync,
+    RedisMemory,
+}
+
+impl SystemKind {
+    /// Every system, in report order.
+    pub const ALL: [Self; 5] = [
+        Self::Polis,
+        Self::Etcd,
+        Self::RedisReplicated,
+        Self::RedisFsync,
+        Self::RedisMemory,
+    ];
+
+    /// Returns the name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Polis => "polis",
+            Self::Etcd => "etcd",
+            Self::RedisReplicated => "redis-replicated",
+            Self::RedisFsync => "redis-fsync",
+            Self::RedisMemory => "redis-memory",
+        }
+    }
+
+    /// Returns a one-line description for reports.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Polis => "polis, 3 nodes, strong (Raft), fsync on a majority before each reply",
+            Self::Etcd => "etcd 3.4, 3 members (Raft), fsync before each reply",
+            Self::RedisReplicated => {
+                "Redis 7, primary + 2 replicas, appendfsync always on all, WAIT 2 after each write"
+            }
+            Self::RedisFsync => "Redis 7, 1 node, appendfsync always",
+            Self::RedisMemory => "Redis 7, 1 node, no persistence (upper bound)",
+        }
+    }
+
+    /// Parses a name from [`Self::name`].
+    ///
+    /// # Errors
+    /// Returns an error listing the names if `name` is none of them.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|kind| kind.name()).collect();
+                anyhow::anyhow!("unknown system {name:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Where the binaries are and where data goes.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The polis binary (`polis server` is started from it).
+    pub polis: PathBuf,
+    pub etcd: PathBuf,
+    pub redis_server: PathBuf,
+    /// Extra flags for every `polis server`.
+    pub polis_server_args: Vec<String>,
+}
+
+/// A started system.
+pub enum RunningSystem {
+    Polis(PolisCluster),
+    Etcd(EtcdCluster),
+    Redis(RedisServers),
+}
+
+impl RunningSystem {
+    /// Starts `kind` fresh with its data under `dir`.
+    ///
+    /// # Errors
+    /// Returns an error if it cannot be started or is not ready in time.
+    pub async fn start(
+        kind: SystemKind,
+        config: &PeerConfig,
+        dir: PathBuf,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(match kind {
+            SystemKind::Polis => Self::Polis(
+                PolisCluster::start(&config.polis, dir, &config.polis_server_args).await?,
+            ),
+            SystemKind::Etcd => Self::Etcd(EtcdCluster::start(&config.etcd, dir).await?),
+            SystemKind::RedisReplicated => Self::Redis(
+                RedisServers::start(&config.redis_server, dir, RedisSetup::Replicated).await?,
+            ),
+            SystemKind::RedisFsync => Self::Redis(
+                RedisServers::start(&config.redis_server, dir, RedisSetup::Fsync).await?,
+            ),
+            SystemKind::RedisMemory => Self::Redis(
+                RedisServers::start(&config.redis_server, dir, RedisSetup::Memory).await?,
+            ),
+        })
+    }
+
+    /// Returns where writes and linearizable (or primary) reads go.
+    pub fn target(&self) -> Target {
+        match self {
+            Self::Polis(cluster) => cluster.target(),
+            Self::Etcd(cluster) => cluster.target(),
+            Self::Redis(servers) => servers.target(),
+        }
+    }
+
+    /// Returns where reads from followers or replicas go, if the system
+    /// has them and serves them: polis's followers with READONLY, Redis's
+    /// replicas.
+    pub fn follower_target(&self) -> Option<Target> {
+        match self {
+            Self::Polis(cluster) => Some(cluster.follower_target()),
+            Self::Etcd(_) => None,
+            Self::Redis(servers) => servers.replica_target(),
+        }
+    }
+
+    /// Returns the process ids of the servers.
+    pub fn pids(&mut self) -> Vec<u32> {
+        match self {
+            Self::Polis(cluster) => cluster.pids(),
+            Self::Etcd(cluster) => cluster.pids(),
+            Self::Redis(servers) => servers.pids(),
+        }
+    }
+
+    /// Returns an error if a server process has exited.
+    ///
+    /// # Errors
+    /// Names the process that exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Polis(cluster) => cluster.check_running(),
+            Self::Etcd(cluster) => cluster.check_running(),
+            Self::Redis(servers) => servers.check_running(),
+        }
+    }
+
+    /// Stops every server process.
+    pub async fn stop(&mut self) {
+        match self {
+            Self::Polis(cluster) => cluster.stop().await,
+            Self::Etcd(cluster) => cluster.stop().await,
+            Self::Redis(servers) => servers.stop().await,
+        }
+    }
+}

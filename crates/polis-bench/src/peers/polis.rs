@@ -1,0 +1,127 @@
+//! polis as benchmarked: three `polis server` processes on loopback,
+//! strong consistency, every write fsynced on a majority (the defaults).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use polis_client::local::{free_addrs, LocalCluster, LocalClusterConfig};
+
+use crate::spec::Target;
+
+/// Nodes of the benchmarked cluster.
+pub const NODES: u64 = 3;
+
+/// How long the cluster may take to elect a leader.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running three-node polis cluster.
+pub struct PolisCluster {
+    cluster: LocalCluster,
+    leader_id: u64,
+    leader_resp: String,
+}
+
+impl PolisCluster {
+    /// Starts `NODES` nodes of `exe` under `dir` and waits for a leader.
+    ///
+    /// # Errors
+    /// Returns an error if a node cannot be started or no leader is elected.
+    pub async fn start(exe: &Path, dir: PathBuf, server_args: &[String]) -> anyhow::Result<Self> {
+        let config = LocalClusterConfig {
+            exe: exe.to_path_buf(),
+            data_dir: dir,
+            nodes: free_addrs(NODES)?,
+            server_args: server_args.to_vec(),
+        };
+        let mut cluster = LocalCluster::start(config)?;
+        match cluster.wait_for_leader(LEADER_TIMEOUT).await {
+            Ok((leader_id, leader_resp)) => Ok(Self {
+                cluster,
+                leader_id,
+                leader_resp,
+            }),
+            Err(error) => {
+                let logs = cluster.log_path(1);
+                cluster.stop_all(super::process::STOP_GRACE).await;
+                Err(error.context(format!(
+                    "polis elected no leader; node logs next to {}",
+                    logs.display()
+                )))
+            }
+        }
+    }
+
+    /// Returns the RESP address of the leader found at the start.
+    pub fn leader_resp(&self) -> &str {
+        &self.leader_resp
+    }
+
+    /// Returns where writes and linearizable reads go: every node, the
+    /// leader first (the client follows MOVED should it change).
+    pub fn target(&self) -> Target {
+        let mut addrs = vec![self.leader_resp.clone()];
+        addrs.extend(
+            self.cluster
+                .resp_addrs()
+                .into_iter()
+                .filter(|addr| *addr != self.leader_resp),
+        );
+        Target::Resp {
+            addrs,
+            readonly: false,
+            wait_replicas: None,
+        }
+    }
+
+    /// Returns the followers with READONLY: reads served locally, possibly stale.
+    pub fn follower_target(&self) -> Target {
+        Target::Resp {
+            addrs: self
+                .cluster
+                .resp_addrs()
+                .into_iter()
+                .filter(|addr| *addr != self.leader_resp)
+                .collect(),
+            readonly: true,
+            wait_replicas: None,
+        }
+    }
+
+    /// Returns the process ids: the leader's first.
+    pub fn pids(&mut self) -> Vec<u32> {
+        let pids = self.cluster.pids();
+        let leader = pids.get(&self.leader_id).copied();
+        leader
+            .into_iter()
+            .chain(
+                pids.iter()
+                    .filter(|(id, _)| **id != self.leader_id)
+                    .map(|(_, pid)| *pid),
+            )
+            .collect()
+    }
+
+    /// Returns the leader's process id.
+    pub fn leader_pid(&mut self) -> Option<u32> {
+        self.cluster.pids().get(&self.leader_id).copied()
+    }
+
+    /// Returns an error if a node has exited.
+    ///
+    /// # Errors
+    /// Names the node that exited and its log.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some((id, status)) = self.cluster.exited().into_iter().next() {
+            anyhow::bail!(
+                "polis node {id} exited ({status}); see {}",
+                self.cluster.log_path(id).display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops every node.
+    pub async fn stop(&mut self) {
+        self.cluster.stop_all(super::process::STOP_GRACE).await;
+    }
+}
