@@ -10,3 +10,8 @@
 pub mod spec;
 pub mod driver;
 pub mod peers;
+pub mod histogram;
+pub mod keys;
+pub mod limits;
+pub mod schedule;
+pub mod workload;

@@ -1,0 +1,294 @@
+//! The RESP driver: one benchmark connection is a multiplexed `redis`
+//! connection (several requests in flight, answered in order), plus one to
+//! each other address that MOVED sent it to.
+//!
+//! - Writes (and reads, unless READONLY) go where [`Routes`] says; a
+//!   `MOVED slot addr` reply teaches the route and the request is sent
+//!   again there; `ASK` sends it once to the named node after `ASKING`.
+//! - `readonly`: the connection also holds a read connection to one of the
+//!   given addresses (connections take them in turn) on which READONLY was
+//!   sent; reads go there, and may be stale.
+//! - `wait_replicas: (n, timeout_ms)`: a write counts as done after
+//!   `WAIT n timeout_ms` on the same connection answers at least `n`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Cmd, ErrorKind, RedisError, Value};
+
+use super::routes::{self, Routes};
+use crate::keys;
+use crate::limits::{CONNECT_TIMEOUT, REDIRECTS_MAX, REQUEST_TIMEOUT};
+use crate::workload::Op;
+
+/// How a RESP target is used.
+#[derive(Debug, Clone)]
+pub struct RespOptions {
+    pub addrs: Vec<String>,
+    pub readonly: bool,
+    pub wait_replicas: Option<(u32, u64)>,
+}
+
+/// One benchmark connection to a RESP target; clones share it.
+#[derive(Clone)]
+pub struct RespConnection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Reads in readonly mode go here.
+    read: Option<MultiplexedConnection>,
+    /// Connections by address, opened on first use.
+    by_addr: Mutex<HashMap<Arc<str>, MultiplexedConnection>>,
+    routes: Mutex<Routes>,
+    wait_replicas: Option<(u32, u64)>,
+}
+
+/// Opens a multiplexed connection to `addr` and checks it answers PING.
+///
+/// # Errors
+/// Fails with the address and the cause if it cannot connect.
+pub async fn open(addr: &str) -> Result<MultiplexedConnection, String> {
+    let client = redis::Client::open(format!("redis://{addr}/"))
+        .map_err(|error| format!("bad address {addr}: {error}"))?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(CONNECT_TIMEOUT)
+        .set_response_timeout(REQUEST_TIMEOUT);
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+    redis::cmd("PING")
+        .query_async::<Value>(&mut connection)
+        .await
+        .map_err(|error| format!("{addr} does not answer PING: {error}"))?;
+    Ok(connection)
+}
+
+impl RespConnection {
+    /// Opens benchmark connection number `index`.
+    ///
+    /// # Errors
+    /// Fails if the first address it uses cannot be reached, or refuses
+    /// READONLY for a reason other than not being a cluster.
+    pub async fn connect(options: &RespOptions, index: usize) -> Result<Self, String> {
+        if options.addrs.is_empty() {
+            return Err("no RESP address given".to_string());
+        }
+        // Round robin over the addresses; in readonly mode reads do that and
+        // writes start at the first address (the primary).
+        let first_write = if options.readonly { 0 } else { index };
+        let routes = Routes::new(&options.addrs, first_write);
+        let read = if options.readonly {
+            let addr = &options.addrs[index % options.addrs.len()];
+            let mut connection = open(addr).await?;
+            send_readonly(&mut connection, addr).await?;
+            Some(connection)
+        } else {
+            None
+        };
+        let first = routes.address(0);
+        let connection = open(&first).await?;
+        let by_addr = HashMap::from([(first, connection)]);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                read,
+                by_addr: Mutex::new(by_addr),
+                routes: Mutex::new(routes),
+                wait_replicas: options.wait_replicas,
+            }),
+        })
+    }
+
+    /// Executes one operation on key number `key`.
+    ///
+    /// # Errors
+    /// Returns the server's error or the I/O failure, as text.
+    pub async fn execute(&self, op: Op, key: u64, value: &[u8]) -> Result<(), String> {
+        let (name, cmd) = command(op, key, value);
+        if let (Some(read), false) = (&self.inner.read, op.is_write()) {
+            let mut read = read.clone();
+            return match cmd.query_async::<Value>(&mut read).await {
+                Ok(_) => Ok(()),
+                Err(error) if error.redirect_node().is_some() => {
+                    // Not served here even with READONLY: follow it.
+                    self.send_routed(&name, &cmd, false).await
+                }
+                Err(error) => Err(error.to_string()),
+            };
+        }
+        self.send_routed(&name, &cmd, op.is_write()).await
+    }
+
+    /// Sends `cmd` for key `name` where the routes say, following
+    /// redirects; after a write, WAITs if asked to.
+    async fn send_routed(&self, name: &str, cmd: &Cmd, is_write: bool) -> Result<(), String> {
+        let slot = routes::slot(name.as_bytes());
+        let mut ask: Option<String> = None;
+        for _ in 0..=REDIRECTS_MAX {
+            let (addr, asking): (Arc<str>, bool) = match ask.take() {
+                Some(addr) => (Arc::from(addr.as_str()), true),
+                None => (lock(&self.inner.routes).address(slot), false),
+            };
+            let mut connection = self.connection(&addr).await?;
+            let reply = if asking {
+                let mut pipe = redis::pipe();
+                pipe.cmd("ASKING").ignore().add_command(cmd.clone());
+                pipe.query_async::<Vec<Value>>(&mut connection)
+                    .await
+                    .map(|_| Value::Okay)
+            } else {
+                cmd.query_async::<Value>(&mut connection).await
+            };
+            match reply {
+                Ok(_) => {
+                    if is_write {
+                        self.wait_replicas(&mut connection).await?;
+                    }
+                    return Ok(());
+                }
+                Err(error) => match error.kind() {
+                    ErrorKind::Moved => {
+                        let (to, slot) = redirect(&error)?;
+                        lock(&self.inner.routes).moved(slot, &to);
+                    }
+                    ErrorKind::Ask => ask = Some(redirect(&error)?.0),
+                    _ => {
+                        self.forget_if_broken(&addr, &error);
+                        return Err(error.to_string());
+                    }
+                },
+            }
+        }
+        Err(format!("more than {REDIRECTS_MAX} redirects for {name}"))
+    }
+
+    async fn wait_replicas(&self, connection: &mut MultiplexedConnection) -> Result<(), String> {
+        let Some((replicas, timeout_ms)) = self.inner.wait_replicas else {
+            return Ok(());
+        };
+        let acknowledged: i64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms)
+            .query_async(connection)
+            .await
+            .map_err(|error| format!("WAIT: {error}"))?;
+        if acknowledged < i64::from(replicas) {
+            return Err(format!(
+                "WAIT {replicas} {timeout_ms}: only {acknowledged} replicas acknowledged"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Returns the connection to `addr`, opening it if needed.
+    async fn connection(&self, addr: &Arc<str>) -> Result<MultiplexedConnection, String> {
+        if let Some(connection) = lock(&self.inner.by_addr).get(addr) {
+            return Ok(connection.clone());
+        }
+        match open(addr).await {
+            Ok(connection) => {
+                // Two requests may have opened one at once; keep the first.
+                let mut by_addr = lock(&self.inner.by_addr);
+                Ok(by_addr.entry(addr.clone()).or_insert(connection).clone())
+            }
+            Err(error) => {
+                lock(&self.inner.routes).unreachable(addr);
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops the connection to `addr` after an I/O failure, so the next
+    /// request opens a new one (or, if the node is gone, moves on).
+    fn forget_if_broken(&self, addr: &Arc<str>, error: &RedisError) {
+        let broken = error.is_io_error() || error.is_unrecoverable_error();
+        if broken && !error.is_timeout() {
+            lock(&self.inner.by_addr).remove(addr);
+            lock(&self.inner.routes).unreachable(addr);
+        }
+    }
+}
+
+/// Returns the key name and the command of an operation.
+fn command(op: Op, key: u64, value: &[u8]) -> (String, Cmd) {
+    match op {
+        Op::Get => {
+            let name = keys::string_key(key);
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(&name);
+            (name, cmd)
+        }
+        Op::Set => {
+            let name = keys::string_key(key);
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&name).arg(value);
+            (name, cmd)
+        }
+        Op::Incr => {
+            let name = keys::counter_key(key);
+            let mut cmd = redis::cmd("INCR");
+            cmd.arg(&name);
+            (name, cmd)
+        }
+        Op::Hset => {
+            let name = keys::hash_key(key);
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&name).arg(keys::HASH_FIELD).arg(value);
+            (name, cmd)
+        }
+        Op::Hget => {
+            let name = keys::hash_key(key);
+            let mut cmd = redis::cmd("HGET");
+            cmd.arg(&name).arg(keys::HASH_FIELD);
+            (name, cmd)
+        }
+    }
+}
+
+/// Returns the commands that load key number `key` (and, if asked, its
+/// counter and hash) with their key names.
+pub(super) fn load_commands(
+    key: u64,
+    value: &[u8],
+    with_counters_and_hashes: bool,
+) -> Vec<(String, Cmd)> {
+    let mut commands = vec![command(Op::Set, key, value)];
+    if with_counters_and_hashes {
+        let name = keys::counter_key(key);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&name).arg(0);
+        commands.push((name, cmd));
+        commands.push(command(Op::Hset, key, value));
+    }
+    commands
+}
+
+async fn send_readonly(connection: &mut MultiplexedConnection, addr: &str) -> Result<(), String> {
+    match redis::cmd("READONLY")
+        .query_async::<Value>(connection)
+        .await
+    {
+        Ok(_) => Ok(()),
+        // A Redis replica outside cluster mode serves reads without it.
+        Err(error) if error.to_string().contains("cluster support disabled") => Ok(()),
+        Err(error) => Err(format!("{addr} refuses READONLY: {error}")),
+    }
+}
+
+/// Returns the address and slot of a MOVED or ASK reply.
+pub(super) fn redirect(error: &RedisError) -> Result<(String, u16), String> {
+    error
+        .redirect_node()
+        .map(|(addr, slot)| (addr.to_string(), slot))
+        .ok_or_else(|| format!("malformed redirect: {error}"))
+}
+
+/// Locks a mutex, going on if a panicking holder poisoned it (the data is
+/// a cache; any state of it is valid).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
