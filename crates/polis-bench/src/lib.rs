@@ -7,11 +7,14 @@
 //! talks to every system over its own protocol (RESP, etcd's gRPC), like
 //! any client; it must not link the node's code.
 
-pub mod spec;
+pub mod compare;
 pub mod driver;
-pub mod peers;
 pub mod histogram;
 pub mod keys;
 pub mod limits;
+pub mod memory;
+pub mod peers;
+pub mod report;
 pub mod schedule;
+pub mod spec;
 pub mod workload;

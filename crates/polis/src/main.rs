@@ -4,8 +4,10 @@
 //! - `polis dev`: a local cluster of `polis server` processes on loopback;
 //! - `polis status`: the cluster as one node sees it;
 //! - `polis chaos`: network faults on a cluster started with fault injection;
-//! - `polis verify`: clients and a nemesis against a cluster, the history checked.
+//! - `polis verify`: clients and a nemesis against a cluster, the history checked;
+//! - `polis bench`: load against one system, or polis beside etcd and Redis with a report.
 
+mod bench;
 mod chaos;
 mod dev;
 mod server;
@@ -34,6 +36,8 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Runs clients and faults against a cluster and checks the history.
     Verify(Box<verify::VerifyArgs>),
+    /// Measures throughput and latency, alone or beside etcd and Redis.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,5 +56,6 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
     }
 }

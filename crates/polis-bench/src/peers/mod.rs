@@ -96,7 +96,12 @@ pub struct PeerConfig {
 }
 
 /// A started system.
-pub enum RunningSystem {
+pub struct RunningSystem {
+    kind: SystemKind,
+    servers: Servers,
+}
+
+enum Servers {
     Polis(PolisCluster),
     Etcd(EtcdCluster),
     Redis(RedisServers),
@@ -113,29 +118,35 @@ impl RunningSystem {
         dir: PathBuf,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(match kind {
-            SystemKind::Polis => Self::Polis(
+        let servers = match kind {
+            SystemKind::Polis => Servers::Polis(
                 PolisCluster::start(&config.polis, dir, &config.polis_server_args).await?,
             ),
-            SystemKind::Etcd => Self::Etcd(EtcdCluster::start(&config.etcd, dir).await?),
-            SystemKind::RedisReplicated => Self::Redis(
+            SystemKind::Etcd => Servers::Etcd(EtcdCluster::start(&config.etcd, dir).await?),
+            SystemKind::RedisReplicated => Servers::Redis(
                 RedisServers::start(&config.redis_server, dir, RedisSetup::Replicated).await?,
             ),
-            SystemKind::RedisFsync => Self::Redis(
+            SystemKind::RedisFsync => Servers::Redis(
                 RedisServers::start(&config.redis_server, dir, RedisSetup::Fsync).await?,
             ),
-            SystemKind::RedisMemory => Self::Redis(
+            SystemKind::RedisMemory => Servers::Redis(
                 RedisServers::start(&config.redis_server, dir, RedisSetup::Memory).await?,
             ),
-        })
+        };
+        Ok(Self { kind, servers })
+    }
+
+    /// Returns which system this is.
+    pub fn kind(&self) -> SystemKind {
+        self.kind
     }
 
     /// Returns where writes and linearizable (or primary) reads go.
     pub fn target(&self) -> Target {
-        match self {
-            Self::Polis(cluster) => cluster.target(),
-            Self::Etcd(cluster) => cluster.target(),
-            Self::Redis(servers) => servers.target(),
+        match &self.servers {
+            Servers::Polis(cluster) => cluster.target(),
+            Servers::Etcd(cluster) => cluster.target(),
+            Servers::Redis(servers) => servers.target(),
         }
     }
 
@@ -143,19 +154,19 @@ impl RunningSystem {
     /// has them and serves them: polis's followers with READONLY, Redis's
     /// replicas.
     pub fn follower_target(&self) -> Option<Target> {
-        match self {
-            Self::Polis(cluster) => Some(cluster.follower_target()),
-            Self::Etcd(_) => None,
-            Self::Redis(servers) => servers.replica_target(),
+        match &self.servers {
+            Servers::Polis(cluster) => Some(cluster.follower_target()),
+            Servers::Etcd(_) => None,
+            Servers::Redis(servers) => servers.replica_target(),
         }
     }
 
     /// Returns the process ids of the servers.
     pub fn pids(&mut self) -> Vec<u32> {
-        match self {
-            Self::Polis(cluster) => cluster.pids(),
-            Self::Etcd(cluster) => cluster.pids(),
-            Self::Redis(servers) => servers.pids(),
+        match &mut self.servers {
+            Servers::Polis(cluster) => cluster.pids(),
+            Servers::Etcd(cluster) => cluster.pids(),
+            Servers::Redis(servers) => servers.pids(),
         }
     }
 
@@ -164,19 +175,19 @@ impl RunningSystem {
     /// # Errors
     /// Names the process that exited.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
-        match self {
-            Self::Polis(cluster) => cluster.check_running(),
-            Self::Etcd(cluster) => cluster.check_running(),
-            Self::Redis(servers) => servers.check_running(),
+        match &mut self.servers {
+            Servers::Polis(cluster) => cluster.check_running(),
+            Servers::Etcd(cluster) => cluster.check_running(),
+            Servers::Redis(servers) => servers.check_running(),
         }
     }
 
     /// Stops every server process.
     pub async fn stop(&mut self) {
-        match self {
-            Self::Polis(cluster) => cluster.stop().await,
-            Self::Etcd(cluster) => cluster.stop().await,
-            Self::Redis(servers) => servers.stop().await,
+        match &mut self.servers {
+            Servers::Polis(cluster) => cluster.stop().await,
+            Servers::Etcd(cluster) => cluster.stop().await,
+            Servers::Redis(servers) => servers.stop().await,
         }
     }
 }

@@ -1,0 +1,383 @@
+//! `polis bench`: load against one system (`run`), or polis side by side
+//! with etcd and Redis and a report (`compare`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use polis_bench::compare::cases::{Case, CaseBase};
+use polis_bench::compare::record::unix_secs;
+use polis_bench::compare::{self, CompareConfig};
+use polis_bench::driver;
+use polis_bench::peers::{PeerConfig, SystemKind};
+use polis_bench::report::format::{ms, thousands, utc_compact};
+use polis_bench::report::machine::{Machine, Versions};
+use polis_bench::report::Report;
+use polis_bench::spec::{BenchResult, BenchSpec, Distribution, Mode, Target, Workload};
+
+/// Flags of `polis bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Loads a keyspace into one system and runs one workload against it.
+    Run(Box<RunArgs>),
+    /// Runs polis, etcd and Redis side by side and writes a report.
+    Compare(Box<CompareArgs>),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum WorkloadArg {
+    /// YCSB A: 50 % reads, 50 % updates.
+    A,
+    /// YCSB B: 95 % reads, 5 % updates.
+    B,
+    /// YCSB C: reads only.
+    C,
+    /// Updates only.
+    WriteOnly,
+    /// Reads, updates, INCR, HSET, HGET.
+    Mixed,
+}
+
+/// Flags of `polis bench run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// RESP addresses (comma-separated); MOVED is followed.
+    #[arg(long, value_delimiter = ',', conflicts_with = "etcd")]
+    resp: Vec<String>,
+    /// etcd client endpoints (comma-separated, http://host:port).
+    #[arg(long, value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// Send READONLY first and read from these nodes (stale follower reads).
+    #[arg(long)]
+    readonly: bool,
+    /// After each write, WAIT for this many replicas (Redis).
+    #[arg(long)]
+    wait_replicas: Option<u32>,
+    /// The WAIT timeout.
+    #[arg(long, default_value_t = 1000)]
+    wait_timeout_ms: u64,
+    #[arg(long, value_enum, default_value = "c")]
+    workload: WorkloadArg,
+    /// Keys in the keyspace.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Zipfian keys with this exponent (0.99 if no value is given);
+    /// uniform without the flag.
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.99")]
+    zipfian: Option<f64>,
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Open loop at this many requests per second (closed loop without it).
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Stop after this many recorded operations, if sooner.
+    #[arg(long)]
+    ops_max: Option<u64>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Do not load the keyspace first (it is there already).
+    #[arg(long)]
+    skip_load: bool,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `polis bench compare`.
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// A short run (about a minute): one repetition, 1 s per workload,
+    /// 10,000 keys, 50,000 keys for the memory measurement. Flags given
+    /// explicitly still win.
+    #[arg(long)]
+    quick: bool,
+    /// Repetitions of every system and workload [default: 2; quick: 1].
+    #[arg(long)]
+    repetitions: Option<u32>,
+    /// Where report.md, report.json and report.html go
+    /// [default: ./bench-results/<UTC time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Systems to compare (comma-separated): polis, etcd,
+    /// redis-replicated, redis-fsync, redis-memory [default: all].
+    #[arg(long, value_delimiter = ',')]
+    systems: Vec<String>,
+    /// Workloads (comma-separated): get, get-readonly, ycsb-b, ycsb-a,
+    /// mixed, set, set-pipeline-16 [default: all].
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Keys for the memory measurement, 0 to skip it [default: 1000000; quick: 50000].
+    #[arg(long)]
+    memory_keys: Option<u64>,
+    /// Keys loaded before the workloads [default: 100000; quick: 10000].
+    #[arg(long)]
+    keys: Option<u64>,
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Warm-up per run, not recorded [default: 2; quick: 0.3].
+    #[arg(long)]
+    warmup_secs: Option<f64>,
+    /// Recorded time per run [default: 8; quick: 1].
+    #[arg(long)]
+    duration_secs: Option<f64>,
+    /// Recorded operations per run, at most.
+    #[arg(long, default_value_t = 20_000_000)]
+    ops_max: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where the systems keep their data [default: a temporary directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep each system's data directory after it stops.
+    #[arg(long)]
+    keep_data: bool,
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
+    #[arg(long, default_value = "etcd")]
+    etcd_bin: PathBuf,
+    /// Extra flags for every `polis server` started here (after `--`).
+    #[arg(last = true)]
+    server_args: Vec<String>,
+}
+
+/// Runs `polis bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Run(args) => run_one(*args).await,
+        BenchCommand::Compare(args) => run_compare(*args).await,
+    }
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{flag} {value} is not a duration"))
+}
+
+async fn run_one(args: RunArgs) -> anyhow::Result<()> {
+    let target = match (args.resp.is_empty(), args.etcd.is_empty()) {
+        (false, true) => Target::Resp {
+            addrs: args.resp.clone(),
+            readonly: args.readonly,
+            wait_replicas: args.wait_replicas.map(|n| (n, args.wait_timeout_ms)),
+        },
+        (true, false) => Target::Etcd {
+            endpoints: args.etcd.clone(),
+        },
+        _ => bail!("give --resp or --etcd"),
+    };
+    let spec = BenchSpec {
+        workload: match args.workload {
+            WorkloadArg::A => Workload::A,
+            WorkloadArg::B => Workload::B,
+            WorkloadArg::C => Workload::C,
+            WorkloadArg::WriteOnly => Workload::WriteOnly,
+            WorkloadArg::Mixed => Workload::Mixed,
+        },
+        keys: args.keys,
+        value_size: args.value_size,
+        distribution: args
+            .zipfian
+            .map_or(Distribution::Uniform, Distribution::Zipfian),
+        connections: args.connections,
+        pipeline: args.pipeline,
+        mode: args
+            .rate
+            .map_or(Mode::Closed, |rate_per_s| Mode::Open { rate_per_s }),
+        warmup: seconds(args.warmup_secs, "warmup-secs")?,
+        duration: seconds(args.duration_secs, "duration-secs")?,
+        ops_max: args.ops_max,
+        seed: args.seed,
+    };
+    if !args.skip_load {
+        let keys = driver::load(&target, &spec)
+            .await
+            .context("loading the keyspace")?;
+        if !args.json {
+            println!("loaded {keys} keys");
+        }
+    }
+    let result = driver::run(&target, &spec).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", result_table(&result));
+    }
+    Ok(())
+}
+
+/// Returns a run's result as a text table.
+fn result_table(result: &BenchResult) -> String {
+    let mut text = format!(
+        "{} ops, {} errors in {:.2} s: {} ops/s\n{:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        result.ops,
+        result.errors,
+        result.elapsed_s,
+        thousands(result.throughput_per_s),
+        "op",
+        "count",
+        "mean ms",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
+    );
+    let rows = std::iter::once(("all", &result.latency)).chain(
+        result
+            .by_op
+            .iter()
+            .map(|(name, latency)| (name.as_str(), latency)),
+    );
+    for (name, latency) in rows {
+        text.push_str(&format!(
+            "{name:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            latency.count,
+            ms(latency.mean_us),
+            ms(latency.p50_us as f64),
+            ms(latency.p99_us as f64),
+            ms(latency.p999_us as f64),
+            ms(latency.max_us as f64),
+        ));
+    }
+    for sample in &result.error_samples {
+        text.push_str(&format!("error: {sample}\n"));
+    }
+    text
+}
+
+fn parse_list<T>(
+    names: &[String],
+    all: &[T],
+    parse: fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Copy + PartialEq,
+{
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    let mut parsed = Vec::new();
+    for name in names {
+        let item = parse(name)?;
+        if !parsed.contains(&item) {
+            parsed.push(item);
+        }
+    }
+    Ok(parsed)
+}
+
+async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    let quick = args.quick;
+    let pick = |explicit: Option<f64>, full: f64, short: f64| {
+        explicit.unwrap_or(if quick { short } else { full })
+    };
+    let systems = parse_list(&args.systems, &SystemKind::ALL, SystemKind::parse)?;
+    let cases = parse_list(&args.workloads, &Case::ALL, Case::parse)?;
+    let profile = match (quick, args.duration_secs.is_some() || args.keys.is_some()) {
+        (_, true) => "custom",
+        (true, false) => "quick",
+        (false, false) => "full",
+    };
+    let temporary = match &args.data_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("polis-bench-")
+                .tempdir()
+                .context("creating a temporary data directory")?,
+        ),
+    };
+    let data_dir = match (&args.data_dir, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => dir.path().to_path_buf(),
+        (None, None) => bail!("no data directory"),
+    };
+    let config = CompareConfig {
+        systems,
+        cases,
+        repetitions: args.repetitions.unwrap_or(if quick { 1 } else { 2 }),
+        base: CaseBase {
+            keys: args.keys.unwrap_or(if quick { 10_000 } else { 100_000 }),
+            value_size: args.value_size,
+            connections: args.connections,
+            warmup: seconds(pick(args.warmup_secs, 2.0, 0.3), "warmup-secs")?,
+            duration: seconds(pick(args.duration_secs, 8.0, 1.0), "duration-secs")?,
+            ops_max: Some(args.ops_max),
+            seed: args.seed,
+        },
+        memory_keys: args
+            .memory_keys
+            .unwrap_or(if quick { 50_000 } else { 1_000_000 }),
+        peers: PeerConfig {
+            polis: std::env::current_exe().context("locating the polis binary")?,
+            etcd: args.etcd_bin.clone(),
+            redis_server: args.redis_server.clone(),
+            polis_server_args: args.server_args.clone(),
+        },
+        data_dir: data_dir.clone(),
+        keep_data: args.keep_data,
+        profile: profile.to_owned(),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("bench-results").join(utc_compact(unix_secs())));
+    println!(
+        "polis bench compare: {} ({} repetition(s) of {} systems x {} workloads); data in {}; report into {}",
+        profile,
+        config.repetitions,
+        config.systems.len(),
+        config.cases.len(),
+        data_dir.display(),
+        out.display()
+    );
+    let machine = Machine::describe(&data_dir);
+    let versions = Versions::describe(&config.peers.redis_server, &config.peers.etcd);
+    let comparison = compare::run(&config, &|line| println!("  {line}")).await?;
+    let report = Report::build(comparison, machine, versions);
+    let files = report.write(&out)?;
+    for check in &report.targets {
+        let verdict = match check.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "not measured",
+        };
+        let measured = check.measured.map_or_else(
+            || "-".to_owned(),
+            |value| format!("{value:.2}{}", check.unit),
+        );
+        println!(
+            "target {}: {measured} (needs {} {}{}): {verdict}",
+            check.name,
+            check.bound.symbol(),
+            check.required,
+            check.unit
+        );
+    }
+    println!(
+        "report: {}\n        {}\n        {}",
+        files.markdown.display(),
+        files.json.display(),
+        files.html.display()
+    );
+    drop(temporary);
+    Ok(())
+}
