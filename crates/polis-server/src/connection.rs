@@ -1,5 +1,6 @@
 //! One client connection: read requests, execute them in order, write the
-//! replies. Pipelined requests are answered in order.
+//! replies. Pipelined requests are answered in order; consecutive
+//! pipelined writes are proposed to Raft as one log entry.
 //!
 //! A protocol error is connection-fatal: the error is sent and the
 //! connection closed; nothing a client sends can stop the node.
@@ -10,11 +11,12 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
+use polis_types::limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
-use crate::dispatch;
+use crate::dispatch::{self, PlainWrite};
 use crate::node::Node;
 use crate::stats::Stats;
 
@@ -79,11 +81,16 @@ async fn run(
         if *decoder.limits() != limits {
             decoder = RequestDecoder::new(limits);
         }
+        // Consecutive plain writes wait here and go to Raft as one entry;
+        // anything else first flushes them, so commands still take effect
+        // in the order the client sent them.
+        let mut writes = WriteBatch::default();
         loop {
             let request = match decoder.decode(&mut input) {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(error) => {
+                    writes.flush(node, session, &mut output).await;
                     Stats::bump(&node.stats.protocol_errors);
                     let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
                     encode_reply(&reply, session.protocol, &mut output);
@@ -94,8 +101,21 @@ async fn run(
             if request.is_empty() {
                 continue;
             }
-            let reply = execute(node, session, request.args).await;
-            encode_reply(&reply, session.protocol, &mut output);
+            note_command(node, session, &request.args);
+            match dispatch::plain_write(request.args) {
+                Ok(write) => {
+                    if !writes.fits(&write) {
+                        writes.flush(node, session, &mut output).await;
+                    }
+                    writes.push(write);
+                    continue;
+                }
+                Err(args) => {
+                    writes.flush(node, session, &mut output).await;
+                    let reply = dispatch::execute(node, session, args).await;
+                    finish(node, session, &reply, &mut output);
+                }
+            }
             if session.closing {
                 stream.write_all(&output).await?;
                 return Ok(());
@@ -105,6 +125,7 @@ async fn run(
                 output.clear();
             }
         }
+        writes.flush(node, session, &mut output).await;
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
@@ -112,16 +133,51 @@ async fn run(
     }
 }
 
-async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+/// Plain writes waiting to be proposed together.
+#[derive(Default)]
+struct WriteBatch {
+    writes: Vec<PlainWrite>,
+    bytes: usize,
+}
+
+impl WriteBatch {
+    /// Returns true if `write` may join the batch within its limits.
+    fn fits(&self, write: &PlainWrite) -> bool {
+        self.writes.len() < limits::WRITE_BATCH_COMMANDS_MAX
+            && (self.writes.is_empty()
+                || self.bytes + write.len_bytes() <= limits::WRITE_BATCH_BYTES_MAX)
+    }
+
+    fn push(&mut self, write: PlainWrite) {
+        self.bytes += write.len_bytes();
+        self.writes.push(write);
+    }
+
+    /// Proposes the waiting writes and encodes their replies.
+    async fn flush(&mut self, node: &Arc<Node>, session: &Session, output: &mut BytesMut) {
+        if self.writes.is_empty() {
+            return;
+        }
+        self.bytes = 0;
+        let writes = std::mem::take(&mut self.writes);
+        for reply in dispatch::write_batch(node, writes).await {
+            finish(node, session, &reply, output);
+        }
+    }
+}
+
+fn note_command(node: &Node, session: &Session, args: &[Bytes]) {
     Stats::bump(&node.stats.commands_processed);
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     node.clients.update(session.client_id, |info| {
         info.last_command_at = Instant::now();
         info.last_command.clone_from(&name);
     });
-    let reply = dispatch::execute(node, session, args).await;
-    if let Reply::Error(error) = &reply {
+}
+
+fn finish(node: &Node, session: &Session, reply: &Reply, output: &mut BytesMut) {
+    if let Reply::Error(error) = reply {
         node.stats.record_error(error);
     }
-    reply
+    encode_reply(reply, session.protocol, output);
 }

@@ -83,6 +83,84 @@ fn redirect(node: &Node, slot: Option<Slot>, error: ProposeError) -> Reply {
     }
 }
 
+/// A write command that passed every routing check and can be proposed
+/// as it is.
+pub struct PlainWrite {
+    slot: Option<Slot>,
+    args: Vec<Bytes>,
+}
+
+impl PlainWrite {
+    /// Returns the bytes of the command's arguments.
+    pub fn len_bytes(&self) -> usize {
+        self.args.iter().map(Bytes::len).sum()
+    }
+}
+
+/// Returns `args` as a [`PlainWrite`] if it is a data write that routing
+/// would propose unchanged; otherwise gives `args` back, for
+/// [`execute`] to handle (and to produce its error, if any).
+///
+/// # Errors
+/// Returns `args` when the command is not a plain write.
+pub fn plain_write(args: Vec<Bytes>) -> Result<PlainWrite, Vec<Bytes>> {
+    let Some(spec) = polis_commands::lookup(&args[0]) else {
+        return Err(args);
+    };
+    if polis_commands::check_arity(spec, &args).is_err() {
+        return Err(args);
+    }
+    let governing = polis_commands::resolve(spec, &args);
+    if polis_commands::is_node(governing)
+        || polis_commands::is_node(spec)
+        || !polis_commands::is_write(governing)
+    {
+        return Err(args);
+    }
+    let keys = polis_commands::command_keys(spec, &args);
+    let Ok(slot) = single_slot(&keys) else {
+        return Err(args);
+    };
+    if polis_commands::parse(&args).is_err() {
+        return Err(args);
+    }
+    Ok(PlainWrite { slot, args })
+}
+
+/// Proposes pipelined writes of one connection as one log entry, applied
+/// in order with nothing in between; returns one reply per write. One
+/// entry instead of many is what makes pipelined writes cheap: one
+/// append, one fsync, one replication round for all of them.
+pub async fn write_batch(node: &Arc<Node>, writes: Vec<PlainWrite>) -> Vec<Reply> {
+    if writes.len() == 1 {
+        let mut writes = writes;
+        let PlainWrite { slot, args } = writes.remove(0);
+        return vec![match write(node, slot, args).await {
+            Ok(reply) | Err(reply) => reply,
+        }];
+    }
+    let count = writes.len();
+    let slots: Vec<Option<Slot>> = writes.iter().map(|write| write.slot).collect();
+    let commands = writes.into_iter().map(|write| write.args).collect();
+    let payload = match Op::Batch(commands).encode() {
+        Ok(payload) => payload,
+        Err(error) => {
+            let reply = Reply::Error(ReplyError::err(format!("cannot encode command: {error}")));
+            return vec![reply; count];
+        }
+    };
+    node.stats
+        .writes_proposed
+        .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+    match node.group.propose(payload).await {
+        Ok(reply) => DataMachine::decode_replies(&reply, count),
+        Err(error) => slots
+            .into_iter()
+            .map(|slot| redirect(node, slot, error.clone()))
+            .collect(),
+    }
+}
+
 async fn write(node: &Arc<Node>, slot: Option<Slot>, args: Vec<Bytes>) -> Result<Reply, Reply> {
     let payload = Op::Command(args).encode().map_err(|error| {
         Reply::Error(ReplyError::err(format!("cannot encode command: {error}")))

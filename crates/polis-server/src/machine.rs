@@ -15,6 +15,9 @@ pub enum Op {
     /// Active expiry: delete these keys if they are still expired at the
     /// entry's time.
     Expire(Vec<Bytes>),
+    /// Pipelined write commands of one connection, applied in order; the
+    /// reply is one reply per command.
+    Batch(Vec<Vec<Bytes>>),
 }
 
 impl Op {
@@ -40,17 +43,39 @@ impl DataMachine {
             Reply::Error(ReplyError::err(format!("undecodable reply: {error}")))
         })
     }
+
+    /// Decodes what applying an [`Op::Batch`] of `count` commands
+    /// returned: one reply per command.
+    pub fn decode_replies(bytes: &[u8], count: usize) -> Vec<Reply> {
+        match postcard::from_bytes::<Vec<Reply>>(bytes) {
+            Ok(replies) if replies.len() == count => replies,
+            Ok(replies) => vec![
+                Reply::Error(ReplyError::err(format!(
+                    "batch of {count} commands answered {} replies",
+                    replies.len()
+                )));
+                count
+            ],
+            Err(error) => {
+                vec![Reply::Error(ReplyError::err(format!("undecodable reply: {error}"))); count]
+            }
+        }
+    }
 }
 
-fn encode_reply(reply: &Reply) -> Bytes {
-    match postcard::to_stdvec(reply) {
+fn encode<T: Serialize>(value: &T) -> Bytes {
+    match postcard::to_stdvec(value) {
         Ok(bytes) => Bytes::from(bytes),
         // A reply that cannot be encoded is a bug; the write still applied
         // on every replica, so answer with an error rather than diverge.
-        Err(error) => encode_reply(&Reply::Error(ReplyError::err(format!(
+        Err(error) => encode(&Reply::Error(ReplyError::err(format!(
             "reply encoding: {error}"
         )))),
     }
+}
+
+fn encode_reply(reply: &Reply) -> Bytes {
+    encode(reply)
 }
 
 impl StateMachine for DataMachine {
@@ -69,6 +94,13 @@ impl StateMachine for DataMachine {
             Op::Expire(keys) => {
                 let deleted = self.db.delete_expired(&keys, time_ms);
                 Reply::Integer(deleted as i64)
+            }
+            Op::Batch(commands) => {
+                let replies: Vec<Reply> = commands
+                    .iter()
+                    .map(|args| polis_commands::execute_write(&mut self.db, args, time_ms))
+                    .collect();
+                return encode(&replies);
             }
         };
         encode_reply(&reply)

@@ -31,6 +31,14 @@ pub const RANDOM_REPLY_LEN_MAX: u64 = 1 << 20;
 /// Appends the log writer drains into one fsync.
 pub const GROUP_COMMIT_BATCH_MAX: usize = 4096;
 
+/// Pipelined writes of one connection proposed as one log entry, at most.
+pub const WRITE_BATCH_COMMANDS_MAX: usize = 256;
+/// Argument bytes of one batched log entry, at most; a bigger command is
+/// proposed alone.
+pub const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+const _: () = assert!(WRITE_BATCH_COMMANDS_MAX <= PIPELINE_DEPTH_MAX);
+const _: () = assert!(WRITE_BATCH_BYTES_MAX <= PEER_MESSAGE_LEN_MAX);
 const _: () = assert!(PROTO_MAX_BULK_LEN_MIN <= PROTO_MAX_BULK_LEN_DEFAULT);
 const _: () = assert!(PROTO_MAX_BULK_LEN_DEFAULT <= QUERY_BUFFER_LEN_MAX_DEFAULT);
 const _: () = assert!(STRING_LEN_MAX <= PROTO_MAX_BULK_LEN_DEFAULT);
