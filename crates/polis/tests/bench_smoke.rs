@@ -1,0 +1,122 @@
+//! A bounded `polis bench compare` with tiny durations against every
+//! system (polis, etcd, the three Redis set-ups): the runner starts and
+//! stops them all, every workload that applies runs, the memory
+//! measurement runs, and the three report files are written. No
+//! performance target is asserted: seconds of load on a shared machine
+//! measure nothing worth asserting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The whole comparison must finish within this (it takes about half a
+/// minute in a debug build).
+const RUN_TIMEOUT: Duration = Duration::from_secs(150);
+
+const SYSTEMS: [&str; 5] = [
+    "polis",
+    "etcd",
+    "redis-replicated",
+    "redis-fsync",
+    "redis-memory",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_runs_every_system_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .args(["bench", "compare", "--quick"])
+        .args([
+            "--repetitions",
+            "1",
+            "--keys",
+            "1000",
+            "--memory-keys",
+            "2000",
+        ])
+        .args(["--warmup-secs", "0.2", "--duration-secs", "0.5"])
+        .args(["--ops-max", "200000"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+        .await
+        .expect("polis bench compare did not finish in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "polis bench compare failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+
+    for name in ["report.md", "report.json", "report.html"] {
+        let len = std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
+        assert!(len > 500, "{name} is missing or nearly empty:\n{stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+
+    // Every system ran, and every run of it produced operations.
+    let mut ops_by_system: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for run in report["comparison"]["runs"].as_array().unwrap() {
+        let system = run["system"].as_str().unwrap().to_owned();
+        let case = run["case"].as_str().unwrap().to_owned();
+        let ops = run["result"]["ops"].as_u64().unwrap_or(0);
+        assert!(
+            run["error"].is_null() && ops > 0,
+            "{system} {case} produced no operations: {}\n{stdout}",
+            run["error"]
+        );
+        ops_by_system.entry(system).or_default().push((case, ops));
+    }
+    for system in SYSTEMS {
+        let runs = ops_by_system.get(system).map_or(0, Vec::len);
+        assert!(runs >= 5, "{system} ran {runs} workloads:\n{stdout}");
+    }
+    // etcd has no INCR or hashes: the mixed workload must not run there.
+    assert!(
+        !ops_by_system["etcd"]
+            .iter()
+            .any(|(case, _)| case == "mixed"),
+        "{ops_by_system:?}"
+    );
+
+    // CPU and memory were sampled from the server processes.
+    for summary in report["summaries"].as_array().unwrap() {
+        assert!(
+            summary["rss_peak_bytes"].as_u64().unwrap() > 0,
+            "no peak RSS in {summary}"
+        );
+    }
+    let memory = &report["comparison"]["memory"];
+    assert_eq!(
+        memory["polis"]["keys_loaded"].as_u64(),
+        Some(2000),
+        "{memory}"
+    );
+    assert_eq!(
+        memory["redis"]["keys_loaded"].as_u64(),
+        Some(2000),
+        "{memory}"
+    );
+
+    // Every target is evaluated (met or not is not this test's business).
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 6);
+    for target in targets {
+        assert!(!target["met"].is_null(), "target not measured: {target}");
+    }
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for system in SYSTEMS {
+        assert!(markdown.contains(&format!("| {system} |")), "{markdown}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("<script"));
+}
