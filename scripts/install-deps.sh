@@ -3,7 +3,8 @@
 #
 #   Debian: redis-tools (redis-cli, redis-benchmark), redis-server (the
 #           control for the Redis TCL suite), tcl (runs that suite),
-#           dpkg-dev (apt-get source unpacks with dpkg-source)
+#           dpkg-dev (apt-get source unpacks with dpkg-source),
+#           etcd-server (etcd 3.4, a peer of `polis bench compare`)
 #   PyPI:   redis (redis-py), pytest
 #
 # Idempotent: every package is checked first; `apt-get update` runs only when
@@ -20,6 +21,7 @@ debian_packages=(
   "redis-server:redis-server"
   "tcl:tclsh"
   "dpkg-dev:dpkg-source"
+  "etcd-server:etcd"
 )
 
 missing=()
@@ -44,9 +46,10 @@ else
   log "Debian packages present"
 fi
 
-# The Debian redis-server package starts a service on port 6379 when a service
-# manager is running. The tests never use it: they start their own servers on
-# free ports. Nothing here stops it, since this script did not start it by PID.
+# The Debian redis-server and etcd-server packages start a service (ports 6379,
+# 2379) when a service manager is running. The tests never use them: they start
+# their own servers on free ports. Nothing here stops them, since this script
+# did not start them by PID.
 
 python="${PYTHON:-python3}"
 if ! "$python" -m pip --version >/dev/null 2>&1; then
@@ -64,4 +67,4 @@ else
   log "PyPI packages present"
 fi
 
-log "redis-cli $(redis-cli --version | awk '{print $2}'), redis-server $(redis-server --version | awk '{print $3}' | sed "s/^v=//"), $("$python" -c 'import redis, pytest; print("redis-py", redis.__version__ + ",", "pytest", pytest.__version__)')"
+log "redis-cli $(redis-cli --version | awk '{print $2}'), redis-server $(redis-server --version | awk '{print $3}' | sed "s/^v=//"), etcd $(etcd --version | awk 'NR == 1 {print $3}'), $("$python" -c 'import redis, pytest; print("redis-py", redis.__version__ + ",", "pytest", pytest.__version__)')"
