@@ -15,6 +15,7 @@ use polis_types::{GroupId, NodeId};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::read_rounds::ReadRounds;
 use crate::state_machine::{StateHandle, StateMachine};
 use crate::types::{PeerNode, Proposal, Raft};
 
@@ -71,6 +72,7 @@ pub struct Group<S: StateMachine> {
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) request_timeout: Duration,
     pub(crate) clock: Clock,
+    pub(crate) read_rounds: Arc<ReadRounds>,
 }
 
 impl<S: StateMachine> Clone for Group<S> {
@@ -82,6 +84,7 @@ impl<S: StateMachine> Clone for Group<S> {
             in_flight: self.in_flight.clone(),
             request_timeout: self.request_timeout,
             clock: self.clock.clone(),
+            read_rounds: self.read_rounds.clone(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl<S: StateMachine> Group<S> {
             in_flight: Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX)),
             request_timeout,
             clock: Arc::new(now_ms),
+            read_rounds: Arc::default(),
         }
     }
 
@@ -183,6 +187,16 @@ impl<S: StateMachine> Group<S> {
     /// # Errors
     /// As for [`Group::propose`].
     pub async fn linearizable_read(&self) -> Result<(), ProposeError> {
+        let shared = self.read_rounds.read(|| self.read_index_round());
+        match tokio::time::timeout(self.request_timeout, shared).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// One ReadIndex round: confirms leadership with a quorum and waits
+    /// until this node applied everything committed when it began.
+    async fn read_index_round(&self) -> Result<(), ProposeError> {
         let read = tokio::time::timeout(
             self.request_timeout,
             self.raft.ensure_linearizable(ReadPolicy::ReadIndex),

@@ -20,6 +20,7 @@ pub mod log_store;
 pub mod mem_log_store;
 pub mod network;
 pub mod node;
+mod read_rounds;
 pub mod runtime;
 pub mod sim_network;
 pub mod state_machine;
