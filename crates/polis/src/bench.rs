@@ -12,7 +12,7 @@ use polis_bench::compare::{self, CompareConfig};
 use polis_bench::driver;
 use polis_bench::peers::{PeerConfig, SystemKind};
 use polis_bench::report::format::{ms, thousands, utc_compact};
-use polis_bench::report::machine::{Machine, Versions};
+use polis_bench::report::machine::{load_average, Machine, Versions};
 use polis_bench::report::Report;
 use polis_bench::spec::{BenchResult, BenchSpec, Distribution, Mode, Target, Workload};
 
@@ -349,9 +349,10 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         data_dir.display(),
         out.display()
     );
-    let machine = Machine::describe(&data_dir);
+    let mut machine = Machine::describe(&data_dir);
     let versions = Versions::describe(&config.peers.redis_server, &config.peers.etcd);
     let comparison = compare::run(&config, &|line| println!("  {line}")).await?;
+    machine.load_average_after = load_average();
     let report = Report::build(comparison, machine, versions);
     let files = report.write(&out)?;
     for check in &report.targets {

@@ -147,7 +147,8 @@ pub fn render(report: &Report) -> String {
          <h1>polis benchmark report</h1><p class=\"note\">Profile <b>{}</b>, started {}, \
          {} repetition(s), {} keys of {}-byte values, {} connections, {:.1} s warm-up, \
          {:.1} s measured per run. Medians over repetitions; ratios are to polis. \
-         Machine: {} CPUs ({}), kernel {}; polis {} ({} build); {}; {}.</p>",
+         Machine: {} CPUs ({}), kernel {}, load average {} before, {} after; polis {} ({} build); \
+         {}; {}.</p>",
         html_escape(&settings.profile),
         utc(report.comparison.started_unix_s),
         settings.repetitions,
@@ -159,6 +160,8 @@ pub fn render(report: &Report) -> String {
         report.machine.cpus,
         html_escape(&report.machine.cpu_model),
         html_escape(&report.machine.kernel),
+        html_escape(&report.machine.load_average_before),
+        html_escape(&report.machine.load_average_after),
         html_escape(&report.versions.polis_commit),
         html_escape(&report.versions.polis_build),
         html_escape(&report.versions.redis),

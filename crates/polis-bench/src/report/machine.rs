@@ -15,6 +15,23 @@ pub struct Machine {
     pub memory_total_bytes: u64,
     /// The file system the systems' data lived on (fsync costs depend on it).
     pub data_file_system: String,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute averages before the run and
+    /// after it: anything else keeping the machine busy shows here.
+    pub load_average_before: String,
+    pub load_average_after: String,
+}
+
+/// Returns the 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
 }
 
 /// The versions of the systems compared.
@@ -85,6 +102,8 @@ impl Machine {
             memory_total_bytes,
             data_file_system: file_system_of(&mounts, &absolute)
                 .unwrap_or_else(|| "unknown".to_owned()),
+            load_average_before: load_average(),
+            load_average_after: String::new(),
         }
     }
 }

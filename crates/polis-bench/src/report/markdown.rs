@@ -237,12 +237,14 @@ pub fn render(report: &Report) -> String {
     let versions = &report.versions;
     let _ = writeln!(
         out,
-        "\n## Machine and versions\n\n- {} CPUs: {}\n- memory: {} MiB\n- kernel: {}\n- data on: {} \
-         ({})\n- polis {} at {} ({} build)\n- {}\n- {}\n- loads: {}\n",
+        "\n## Machine and versions\n\n- {} CPUs: {}\n- memory: {} MiB\n- kernel: {}\n- load average (1, 5, 15 \
+         min) before the run: {}, after: {}\n- data on: {} ({})\n- polis {} at {} ({} build)\n- {}\n- {}\n- loads: {}\n",
         machine.cpus,
         machine.cpu_model,
         mib(machine.memory_total_bytes),
         machine.kernel,
+        machine.load_average_before,
+        machine.load_average_after,
         machine.data_file_system,
         settings.data_dir,
         versions.polis,
