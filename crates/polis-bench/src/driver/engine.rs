@@ -1,9 +1,12 @@
-//! The request loop: every benchmark connection runs `pipeline` slots, each
-//! one request at a time, so a connection has up to `pipeline` requests in
-//! flight.
+//! The request loop. A slot sends a batch of requests and waits for all
+//! their replies; a connection has `pipeline` requests in flight either
+//! as one slot with batches of `pipeline` (closed loop over RESP: one
+//! pipeline write, as redis-benchmark -P does) or as `pipeline` slots with
+//! batches of one (open loop, where each request has its own due time, and
+//! etcd, whose channel multiplexes concurrent calls).
 //!
-//! - Closed loop: a slot sends its next request as soon as the previous
-//!   one is answered; latency runs from the send.
+//! - Closed loop: a slot sends its next batch as soon as the previous one
+//!   is answered; latency runs from the send.
 //! - Open loop: the slots of a connection take due times from the
 //!   connection's [`Schedule`] and send at (or, when all were busy, after)
 //!   that time; latency runs from the due time.
@@ -52,13 +55,18 @@ impl Budget {
         }
     }
 
-    /// Takes one operation from the budget; false once it is spent.
-    fn take(&self) -> bool {
-        self.remaining
+    /// Takes up to `wanted` operations from the budget; returns how many
+    /// it got (0 once it is spent).
+    fn take(&self, wanted: u64) -> u64 {
+        let taken = self
+            .remaining
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok()
+                (left > 0).then(|| left - left.min(wanted))
+            });
+        match taken {
+            Ok(left) => left.min(wanted),
+            Err(_) => 0,
+        }
     }
 }
 
@@ -76,6 +84,8 @@ pub struct Slot {
     pub mix: OpMix,
     pub value: Arc<[u8]>,
     pub rng: StdRng,
+    /// Requests sent together and awaited together.
+    pub batch: usize,
     pub pacing: Pacing,
     pub recorder: Arc<Mutex<Recorder>>,
     pub budget: Option<Arc<Budget>>,
@@ -92,14 +102,19 @@ impl Slot {
                 break;
             };
             let recorded = self.clock.recorded(start);
-            if recorded && self.budget.as_ref().is_some_and(|budget| !budget.take()) {
-                break;
+            let mut count = self.batch as u64;
+            if let (true, Some(budget)) = (recorded, &self.budget) {
+                count = budget.take(count);
+                if count == 0 {
+                    break;
+                }
             }
-            let op = self.mix.next(&mut self.rng);
-            let key = self.keys.next(&mut self.rng);
-            let outcome = tokio::time::timeout(
+            let requests: Vec<_> = (0..count)
+                .map(|_| (self.mix.next(&mut self.rng), self.keys.next(&mut self.rng)))
+                .collect();
+            let outcomes = tokio::time::timeout(
                 REQUEST_TIMEOUT,
-                self.connection.execute(op, key, &self.value),
+                self.connection.execute_batch(&requests, &self.value),
             )
             .await;
             let done = Instant::now();
@@ -107,14 +122,22 @@ impl Slot {
                 continue;
             }
             last_recorded = Some(done);
+            let latency = done.saturating_duration_since(start);
             let mut recorder = lock(&self.recorder);
-            match outcome {
-                Ok(Ok(())) => recorder.record(op, done.saturating_duration_since(start)),
-                Ok(Err(error)) => recorder.record_errors(1, &format!("{}: {error}", op.name())),
-                Err(_) => recorder.record_errors(
-                    1,
-                    &format!("{}: no reply within {REQUEST_TIMEOUT:?}", op.name()),
-                ),
+            match outcomes {
+                Ok(outcomes) => {
+                    for ((op, _), outcome) in requests.iter().zip(outcomes) {
+                        match outcome {
+                            Ok(()) => recorder.record(*op, latency),
+                            Err(error) => {
+                                recorder.record_errors(1, &format!("{}: {error}", op.name()))
+                            }
+                        }
+                    }
+                }
+                Err(_) => {
+                    recorder.record_errors(count, &format!("no reply within {REQUEST_TIMEOUT:?}"))
+                }
             }
         }
         last_recorded
@@ -152,5 +175,20 @@ impl Slot {
                 Some(ticket.due)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_hands_out_exactly_ops_max() {
+        let budget = Budget::new(10);
+        assert_eq!(budget.take(4), 4);
+        assert_eq!(budget.take(4), 4);
+        assert_eq!(budget.take(4), 2);
+        assert_eq!(budget.take(4), 0);
+        assert_eq!(budget.take(1), 0);
     }
 }

@@ -5,8 +5,8 @@
 //! run(target, spec)
 //!   connections x Connection (resp.rs: redis multiplexed + MOVED routes,
 //!                             etcd.rs: one gRPC channel)
-//!     pipeline x engine::Slot -- op (workload.rs), key (keys.rs),
-//!                                pacing (closed, or schedule.rs)
+//!     slots (engine.rs) -- op (workload.rs), key (keys.rs),
+//!                          pacing (closed, or schedule.rs)
 //!       -> Recorder shards (histogram.rs) -> merged BenchResult
 //! ```
 
@@ -112,7 +112,12 @@ pub async fn run(target: &Target, spec: &BenchSpec) -> anyhow::Result<BenchResul
                 OPEN_LOOP_LAG_MAX,
             )))),
         };
-        for slot in 0..spec.pipeline {
+        // See engine.rs: a closed loop over RESP pipelines its requests.
+        let (slots_per_connection, batch) = match (&connection, spec.mode) {
+            (Connection::Resp(_), Mode::Closed) => (1, spec.pipeline),
+            _ => (spec.pipeline, 1),
+        };
+        for slot in 0..slots_per_connection {
             let seed = mix_seed(spec.seed, (index * spec.pipeline + slot) as u64);
             slots.spawn(
                 Slot {
@@ -121,6 +126,7 @@ pub async fn run(target: &Target, spec: &BenchSpec) -> anyhow::Result<BenchResul
                     mix: mix.clone(),
                     value: value.clone(),
                     rng: StdRng::seed_from_u64(seed),
+                    batch,
                     pacing: pacing.clone(),
                     recorder: recorders[index % shards].clone(),
                     budget: budget.clone(),
@@ -167,6 +173,28 @@ impl Connection {
         match self {
             Connection::Resp(connection) => connection.execute(op, key, value).await,
             Connection::Etcd(connection) => connection.execute(op, key, value).await,
+        }
+    }
+
+    /// Executes several operations and returns each one's outcome, in
+    /// order: as pipelines over RESP, one after the other over etcd (which
+    /// gets concurrency from several slots instead).
+    pub async fn execute_batch(
+        &self,
+        requests: &[(Op, u64)],
+        value: &[u8],
+    ) -> Vec<Result<(), String>> {
+        match self {
+            Connection::Resp(connection) if requests.len() > 1 => {
+                connection.execute_batch(requests, value).await
+            }
+            _ => {
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for (op, key) in requests {
+                    outcomes.push(self.execute(*op, *key, value).await);
+                }
+                outcomes
+            }
         }
     }
 }

@@ -121,6 +121,123 @@ impl RespConnection {
         self.send_routed(&name, &cmd, op.is_write()).await
     }
 
+    /// Executes several operations as pipelines (one per address: the
+    /// read connection in readonly mode, and where the routes say), and
+    /// returns each one's outcome, in order.
+    ///
+    /// A pipeline that fails as a whole (a MOVED, any error reply, an I/O
+    /// failure) does not tell which commands took effect; its operations
+    /// are then executed one by one, which follows redirects. After a
+    /// MOVED nothing took effect; after other errors a command may run
+    /// twice (harmless for SET and HSET; an INCR counts twice).
+    pub async fn execute_batch(
+        &self,
+        requests: &[(Op, u64)],
+        value: &[u8],
+    ) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); requests.len()];
+        // Group by destination: None is the read connection.
+        let mut groups: Vec<(Option<Arc<str>>, Vec<usize>)> = Vec::new();
+        for (position, (op, key)) in requests.iter().enumerate() {
+            let destination = if self.inner.read.is_some() && !op.is_write() {
+                None
+            } else {
+                let name = key_name(*op, *key);
+                Some(lock(&self.inner.routes).address(routes::slot(name.as_bytes())))
+            };
+            match groups.iter_mut().find(|(d, _)| *d == destination) {
+                Some((_, positions)) => positions.push(position),
+                None => groups.push((destination, vec![position])),
+            }
+        }
+        for (destination, positions) in groups {
+            let sent = self
+                .send_pipeline(destination.as_ref(), requests, &positions, value)
+                .await;
+            match sent {
+                Ok(outcomes) => {
+                    for (position, outcome) in positions.iter().zip(outcomes) {
+                        results[*position] = outcome;
+                    }
+                }
+                Err(()) => {
+                    for position in positions {
+                        let (op, key) = requests[position];
+                        results[position] = self.execute(op, key, value).await;
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Sends the operations at `positions` as one pipeline, with a WAIT
+    /// after each write if asked to. Returns each one's outcome, or Err if
+    /// the pipeline failed as a whole.
+    async fn send_pipeline(
+        &self,
+        destination: Option<&Arc<str>>,
+        requests: &[(Op, u64)],
+        positions: &[usize],
+        value: &[u8],
+    ) -> Result<Vec<Result<(), String>>, ()> {
+        let mut connection = match (destination, &self.inner.read) {
+            (Some(addr), _) => self.connection(addr).await.map_err(|_| ())?,
+            (None, Some(read)) => read.clone(),
+            (None, None) => return Err(()),
+        };
+        let mut pipe = redis::pipe();
+        // For each operation, the reply index of its WAIT, if any.
+        let mut waits = Vec::with_capacity(positions.len());
+        let mut replies = 0;
+        for position in positions {
+            let (op, key) = requests[*position];
+            pipe.add_command(command(op, key, value).1);
+            replies += 1;
+            match (op.is_write(), self.inner.wait_replicas) {
+                (true, Some((replicas, timeout_ms))) => {
+                    pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+                    waits.push(Some(replies));
+                    replies += 1;
+                }
+                _ => waits.push(None),
+            }
+        }
+        let values = match pipe.query_async::<Vec<Value>>(&mut connection).await {
+            Ok(values) if values.len() == replies => values,
+            Ok(_) => return Err(()),
+            Err(error) => {
+                if let Some((to, slot)) = error
+                    .redirect_node()
+                    .filter(|_| error.kind() == ErrorKind::Moved)
+                {
+                    // Learn it now, so the one-by-one retries go there.
+                    lock(&self.inner.routes).moved(slot, to);
+                } else if let Some(addr) = destination {
+                    self.forget_if_broken(addr, &error);
+                }
+                return Err(());
+            }
+        };
+        Ok(waits
+            .into_iter()
+            .map(|wait| match (wait, self.inner.wait_replicas) {
+                (Some(index), Some((replicas, timeout_ms))) => match values.get(index) {
+                    Some(Value::Int(acknowledged)) if *acknowledged >= i64::from(replicas) => {
+                        Ok(())
+                    }
+                    Some(Value::Int(acknowledged)) => Err(format!(
+                        "WAIT {replicas} {timeout_ms}: only {acknowledged} replicas acknowledged"
+                    )),
+                    other => Err(format!(
+                        "WAIT {replicas} {timeout_ms}: unexpected {other:?}"
+                    )),
+                },
+                _ => Ok(()),
+            })
+            .collect())
+    }
+
     /// Sends `cmd` for key `name` where the routes say, following
     /// redirects; after a write, WAITs if asked to.
     async fn send_routed(&self, name: &str, cmd: &Cmd, is_write: bool) -> Result<(), String> {
@@ -211,40 +328,39 @@ impl RespConnection {
     }
 }
 
+/// Returns the name of the key an operation on key number `key` uses.
+fn key_name(op: Op, key: u64) -> String {
+    match op {
+        Op::Get | Op::Set => keys::string_key(key),
+        Op::Incr => keys::counter_key(key),
+        Op::Hset | Op::Hget => keys::hash_key(key),
+    }
+}
+
 /// Returns the key name and the command of an operation.
 fn command(op: Op, key: u64, value: &[u8]) -> (String, Cmd) {
+    let name = key_name(op, key);
+    let mut cmd = redis::cmd(match op {
+        Op::Get => "GET",
+        Op::Set => "SET",
+        Op::Incr => "INCR",
+        Op::Hset => "HSET",
+        Op::Hget => "HGET",
+    });
+    cmd.arg(&name);
     match op {
-        Op::Get => {
-            let name = keys::string_key(key);
-            let mut cmd = redis::cmd("GET");
-            cmd.arg(&name);
-            (name, cmd)
-        }
+        Op::Get | Op::Incr => {}
         Op::Set => {
-            let name = keys::string_key(key);
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&name).arg(value);
-            (name, cmd)
-        }
-        Op::Incr => {
-            let name = keys::counter_key(key);
-            let mut cmd = redis::cmd("INCR");
-            cmd.arg(&name);
-            (name, cmd)
+            cmd.arg(value);
         }
         Op::Hset => {
-            let name = keys::hash_key(key);
-            let mut cmd = redis::cmd("HSET");
-            cmd.arg(&name).arg(keys::HASH_FIELD).arg(value);
-            (name, cmd)
+            cmd.arg(keys::HASH_FIELD).arg(value);
         }
         Op::Hget => {
-            let name = keys::hash_key(key);
-            let mut cmd = redis::cmd("HGET");
-            cmd.arg(&name).arg(keys::HASH_FIELD);
-            (name, cmd)
+            cmd.arg(keys::HASH_FIELD);
         }
     }
+    (name, cmd)
 }
 
 /// Returns the commands that load key number `key` (and, if asked, its
