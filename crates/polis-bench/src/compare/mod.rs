@@ -146,7 +146,7 @@ async fn run_system(
             return;
         }
     };
-    let load = load_system(config, repetition, system, &cases, &running).await;
+    let load = load_system(config, repetition, system, &cases, &mut running).await;
     log(&format!("{label}: {}", load.summary()));
     let loaded = load.error.is_none();
     comparison.loads.push(load);
@@ -170,20 +170,25 @@ async fn load_system(
     repetition: u32,
     system: SystemKind,
     cases: &[Case],
-    running: &RunningSystem,
+    running: &mut RunningSystem,
 ) -> LoadRecord {
     let spec = load_spec(system, cases, &config.base);
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         load_timeout(spec.keys),
-        driver::load(&running.target(), &spec),
+        driver::load(&running.load_target(), &spec),
     )
     .await;
-    let (keys_loaded, error) = match outcome {
+    let (keys_loaded, mut error) = match outcome {
         Ok(Ok(keys)) => (keys, None),
         Ok(Err(error)) => (0, Some(format!("{error:#}"))),
         Err(_) => (0, Some("timed out".to_owned())),
     };
+    if error.is_none() {
+        if let Err(settle_error) = running.settle(load_timeout(spec.keys)).await {
+            error = Some(format!("after the load: {settle_error:#}"));
+        }
+    }
     LoadRecord {
         repetition,
         system,

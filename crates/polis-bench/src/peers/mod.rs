@@ -150,6 +150,27 @@ impl RunningSystem {
         }
     }
 
+    /// Returns where the keyspace is loaded (for Redis with replicas: the
+    /// primary without WAIT; [`Self::settle`] waits for the replicas).
+    pub fn load_target(&self) -> Target {
+        match &self.servers {
+            Servers::Redis(servers) => servers.load_target(),
+            _ => self.target(),
+        }
+    }
+
+    /// Waits until the system is in a steady state after the load: every
+    /// Redis replica has caught up with its primary.
+    ///
+    /// # Errors
+    /// Returns an error if it does not settle within `timeout`.
+    pub async fn settle(&mut self, timeout: std::time::Duration) -> anyhow::Result<()> {
+        match &mut self.servers {
+            Servers::Redis(servers) => servers.wait_caught_up(timeout).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Returns where reads from followers or replicas go, if the system
     /// has them and serves them: polis's followers with READONLY, Redis's
     /// replicas.

@@ -129,6 +129,36 @@ impl RedisServers {
         }
     }
 
+    /// Returns where the keyspace is loaded: the primary, without WAIT
+    /// (loading is set-up, not measured; [`Self::wait_caught_up`] follows).
+    pub fn load_target(&self) -> Target {
+        Target::Resp {
+            addrs: vec![self.addrs[0].clone()],
+            readonly: false,
+            wait_replicas: None,
+        }
+    }
+
+    /// Waits until every replica has acknowledged the primary's whole
+    /// replication stream (replicas acknowledge once a second).
+    ///
+    /// # Errors
+    /// Returns an error if they have not within `timeout`.
+    pub async fn wait_caught_up(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        if self.addrs.len() < 2 {
+            return Ok(());
+        }
+        let primary = self.addrs[0].clone();
+        let replicas = self.addrs.len() - 1;
+        wait_until(
+            "redis replicas catching up",
+            &mut self.processes,
+            timeout,
+            || caught_up(&primary, replicas),
+        )
+        .await
+    }
+
     /// Returns the replicas as a read target (asynchronously replicated,
     /// possibly stale), if there are any.
     pub fn replica_target(&self) -> Option<Target> {
@@ -207,6 +237,31 @@ fn online_replicas(info: &str) -> usize {
         .count()
 }
 
+/// Returns the replication offsets the primary's `INFO replication`
+/// lists for its replicas.
+fn replica_offsets(info: &str) -> Vec<u64> {
+    info.lines()
+        .filter(|line| line.starts_with("slave"))
+        .filter_map(|line| {
+            line.split(',')
+                .find_map(|field| field.strip_prefix("offset="))
+                .and_then(|offset| offset.trim().parse().ok())
+        })
+        .collect()
+}
+
+/// Returns true if `replicas` replicas have acknowledged everything the primary sent.
+async fn caught_up(primary: &str, replicas: usize) -> bool {
+    let Ok(info) = query_text(primary, &["INFO", "replication"]).await else {
+        return false;
+    };
+    let Some(sent) = info_field(&info, "master_repl_offset") else {
+        return false;
+    };
+    let offsets = replica_offsets(&info);
+    offsets.len() == replicas && offsets.iter().all(|offset| *offset >= sent)
+}
+
 /// Returns true once every process answers and every replica has synced.
 async fn all_ready(addrs: &[String]) -> bool {
     for (index, addr) in addrs.iter().enumerate() {
@@ -237,6 +292,14 @@ mod tests {
             slave0:ip=127.0.0.1,port=1,state=online,offset=9,lag=0\r\n\
             slave1:ip=127.0.0.1,port=2,state=wait_bgsave,offset=0,lag=0\r\n";
         assert_eq!(super::online_replicas(info), 1);
+    }
+
+    #[test]
+    fn replica_offsets_are_read_from_the_slave_lines() {
+        let info = "master_repl_offset:450\r\n\
+            slave0:ip=127.0.0.1,port=1,state=online,offset=450,lag=0\r\n\
+            slave1:ip=127.0.0.1,port=2,state=online,offset=17,lag=1\r\n";
+        assert_eq!(super::replica_offsets(info), [450, 17]);
     }
 
     #[test]
