@@ -59,7 +59,7 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    #[tokio::test(flavor = "current_thread")]
     async fn concurrent_reads_share_rounds_that_start_after_them() {
         let rounds = Arc::new(ReadRounds::default());
         let performed = Arc::new(AtomicUsize::new(0));
@@ -71,7 +71,11 @@ mod tests {
                 rounds
                     .read(|| async {
                         performed.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        // A round takes a while: let every other read
+                        // arrive and queue meanwhile.
+                        for _ in 0..100 {
+                            tokio::task::yield_now().await;
+                        }
                         Ok(())
                     })
                     .await
@@ -104,7 +108,7 @@ mod tests {
         assert_eq!(rounds.started.load(Ordering::SeqCst), before + 1);
     }
 
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    #[tokio::test(flavor = "current_thread")]
     async fn a_failed_round_fails_the_reads_it_served() {
         let rounds = ReadRounds::default();
         let outcome = rounds
