@@ -12,7 +12,7 @@ use crate::peers::SystemKind;
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;\
 text-align:right;font-variant-numeric:tabular-nums}td:first-child,th:first-child{text-align:left}\
-.met{color:#17702b;font-weight:600}.not{color:#b00020;font-weight:600}.charts{display:flex;\
+table.text td{text-align:left}.met{color:#17702b;font-weight:600}.not{color:#b00020;font-weight:600}.charts{display:flex;\
 flex-wrap:wrap;gap:1.5em}.note{color:#555}";
 
 /// Bar colour of polis, and of every peer.
@@ -73,8 +73,13 @@ pub fn bar_chart(title: &str, unit: &str, bars: &[Bar]) -> String {
     svg
 }
 
-fn html_table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
-    out.push_str("<table><tr>");
+/// Writes a table; `numeric` right-aligns every column but the first.
+fn html_table(out: &mut String, header: &[&str], rows: &[Vec<String>], numeric: bool) {
+    out.push_str(if numeric {
+        "<table><tr>"
+    } else {
+        "<table class=\"text\"><tr>"
+    });
     for cell in header {
         let _ = write!(out, "<th>{}</th>", html_escape(cell));
     }
@@ -186,6 +191,7 @@ pub fn render(report: &Report) -> String {
         &mut out,
         &["target", "measure", "required", "measured", "verdict"],
         &rows,
+        false,
     );
     for case in report.cases() {
         let summaries = report.case_summaries(*case);
@@ -217,7 +223,7 @@ pub fn render(report: &Report) -> String {
         );
         let polis = report.polis_summary(*case);
         let rows: Vec<Vec<String>> = summaries.iter().map(|s| row_cells(s, polis)).collect();
-        html_table(&mut out, &COLUMNS, &rows);
+        html_table(&mut out, &COLUMNS, &rows, true);
     }
     if let Some(chart) = memory_chart(report) {
         let _ = write!(out, "<h2>Memory per key</h2>{chart}");
