@@ -15,6 +15,15 @@ use tokio::process::{Child, Command};
 
 use crate::link::Link;
 
+/// Starts of a group tried before giving up.
+const START_ATTEMPTS: u32 = 3;
+
+/// How long a replica may take to connect to its primary at start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Log lines quoted per process when a start fails.
+const LOG_TAIL_LINES: usize = 8;
+
 /// Three redis-server processes: a primary and its replicas.
 pub struct RedisGroup {
     exe: PathBuf,
@@ -35,9 +44,29 @@ fn free_port() -> anyhow::Result<u16> {
 impl RedisGroup {
     /// Starts a primary and `replicas` replicas of it under `dir`.
     ///
+    /// A port picked free can be taken by another process before Redis
+    /// binds it, so a group that does not come up is started again on
+    /// fresh ports, [`START_ATTEMPTS`] times at most.
+    ///
     /// # Errors
-    /// Returns an error if redis-server cannot be started.
+    /// Returns an error if redis-server cannot be started or its replicas
+    /// do not connect; the message carries the tail of each log.
     pub async fn start(exe: PathBuf, dir: PathBuf, replicas: usize) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            let attempt_dir = dir.join(format!("attempt-{attempt}"));
+            match Self::start_once(exe.clone(), attempt_dir, replicas).await {
+                Ok(group) => return Ok(group),
+                Err(error) if attempt < START_ATTEMPTS => {
+                    eprintln!("redis control: start attempt {attempt} failed: {error:#}");
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn start_once(exe: PathBuf, dir: PathBuf, replicas: usize) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let ports = (0..=replicas)
             .map(|_| free_port())
@@ -54,11 +83,37 @@ impl RedisGroup {
             links,
             primary: 0,
         };
-        for index in 0..group.ports.len() {
-            group.start_process(index)?;
+        let started = async {
+            for index in 0..group.ports.len() {
+                group.start_process(index)?;
+            }
+            group.wait_for_replication(START_TIMEOUT).await
         }
-        group.wait_for_replication(Duration::from_secs(30)).await?;
+        .await;
+        if let Err(error) = started {
+            group.stop().await;
+            return Err(error.context(group.log_tails()));
+        }
         Ok(group)
+    }
+
+    /// Returns the last lines of every process's log, for error messages.
+    fn log_tails(&self) -> String {
+        let mut tails = String::new();
+        for index in 0..self.ports.len() {
+            let log = std::fs::read_to_string(self.log_path(index)).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n  ");
+            tails.push_str(&format!(
+                "redis {index} log ({}):\n  {tail}\n",
+                self.log_path(index).display()
+            ));
+        }
+        tails
+    }
+
+    fn log_path(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("redis-{index}.log"))
     }
 
     /// Returns every address, the primary's first... in index order.
@@ -91,7 +146,7 @@ impl RedisGroup {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(format!("redis-{index}.log")))?;
+            .open(self.log_path(index))?;
         let mut command = Command::new(&self.exe);
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -232,7 +287,7 @@ impl RedisGroup {
     }
 
     /// Waits until every replica reports its link to the primary up.
-    async fn wait_for_replication(&self, timeout: Duration) -> anyhow::Result<()> {
+    async fn wait_for_replication(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         for replica in self.replicas() {
             let mut client = Client::new(
@@ -248,10 +303,22 @@ impl RedisGroup {
                         break;
                     }
                 }
+                self.check_running()?;
                 if tokio::time::Instant::now() > deadline {
                     bail!("redis {replica} did not connect to its primary within {timeout:?}");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails if a process that should be running has exited (a port
+    /// taken before it bound, a bad flag).
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        for (index, child) in self.children.iter_mut().enumerate() {
+            if let Some(status) = child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+                bail!("redis {index} exited: {status}");
             }
         }
         Ok(())
