@@ -130,11 +130,20 @@ async fn a_saved_vote_and_a_snapshot_survive_a_crash() {
 
     let mut restarted = disk.store();
     assert_eq!(restarted.read_vote().await.unwrap(), Some(vote));
-    let reopened = SmStore::open_in_memory(Counter::default(), restarted.clone()).unwrap();
+    let mut reopened = SmStore::open_in_memory(Counter::default(), restarted.clone()).unwrap();
     assert_eq!(reopened.handle().read().app.0, 9);
     assert_eq!(
         built.snapshot,
-        sm.get_current_snapshot().await.unwrap().unwrap().snapshot
+        reopened
+            .get_current_snapshot()
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot
+    );
+    assert!(
+        sm.get_current_snapshot().await.is_err(),
+        "the crashed incarnation's disk is gone"
     );
 
     let events = recorder.0.lock().unwrap().clone();

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
@@ -84,10 +84,18 @@ struct SnapshotBody {
 }
 
 /// A snapshot as stored in its file.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// The same, borrowed for writing (postcard encodes a byte slice and a
+/// `Vec<u8>` alike), so persisting copies the data once, not twice.
+#[derive(Serialize)]
+struct SnapshotFileRef<'a> {
+    meta: &'a SnapshotMeta,
+    data: &'a [u8],
 }
 
 /// Where a group's snapshot is kept.
@@ -100,10 +108,13 @@ enum SnapshotPlace {
 }
 
 /// The openraft state machine of one group.
+///
+/// The latest snapshot lives only where it is persisted: it is as large
+/// as the keyspace, and it is read back only to send it to a follower
+/// too far behind for the log.
 pub struct SmStore<S> {
     handle: StateHandle<S>,
     place: SnapshotPlace,
-    current: Arc<Mutex<Option<SnapshotFile>>>,
 }
 
 impl<S> Clone for SmStore<S> {
@@ -111,7 +122,6 @@ impl<S> Clone for SmStore<S> {
         Self {
             handle: self.handle.clone(),
             place: self.place.clone(),
-            current: self.current.clone(),
         }
     }
 }
@@ -156,18 +166,15 @@ impl<S: StateMachine> SmStore<S> {
             membership: StoredMembership::default(),
             time_ms: 0,
         };
-        let mut current = None;
         if let Some(bytes) = bytes {
             let file: SnapshotFile = postcard::from_bytes(&bytes).map_err(invalid)?;
             restore_into(&mut state, &file.meta, &file.data)?;
-            current = Some(file);
         }
         Ok(Self {
             handle: StateHandle {
                 state: Arc::new(RwLock::new(state)),
             },
             place,
-            current: Arc::new(Mutex::new(current)),
         })
     }
 
@@ -176,14 +183,8 @@ impl<S: StateMachine> SmStore<S> {
         self.handle.clone()
     }
 
-    fn current(&self) -> std::sync::MutexGuard<'_, Option<SnapshotFile>> {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    async fn persist(&self, file: SnapshotFile) -> io::Result<()> {
-        let bytes = postcard::to_stdvec(&file).map_err(invalid)?;
+    async fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+        let bytes = postcard::to_stdvec(&SnapshotFileRef { meta, data }).map_err(invalid)?;
         match &self.place {
             SnapshotPlace::File(path) => {
                 let path = path.clone();
@@ -191,10 +192,29 @@ impl<S: StateMachine> SmStore<S> {
                     .await
                     .map_err(io::Error::other)??;
             }
-            SnapshotPlace::Memory(store) => store.save_snapshot(file.meta.last_log_id, bytes)?,
+            SnapshotPlace::Memory(store) => store.save_snapshot(meta.last_log_id, bytes)?,
         }
-        *self.current() = Some(file);
         Ok(())
+    }
+
+    /// Reads the latest persisted snapshot back.
+    async fn load(&self) -> io::Result<Option<SnapshotFile>> {
+        let bytes = match &self.place {
+            SnapshotPlace::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(error) => Err(error),
+                })
+                .await
+                .map_err(io::Error::other)??
+            }
+            SnapshotPlace::Memory(store) => store.load_snapshot()?,
+        };
+        bytes
+            .map(|bytes| postcard::from_bytes(&bytes).map_err(invalid))
+            .transpose()
     }
 }
 
@@ -246,11 +266,7 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
             };
             (meta, postcard::to_stdvec(&body).map_err(invalid)?)
         };
-        self.persist(SnapshotFile {
-            meta: meta.clone(),
-            data: data.clone(),
-        })
-        .await?;
+        self.persist(&meta, &data).await?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
         Ok(openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
             meta,
@@ -310,11 +326,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             let mut state = self.handle.write();
             restore_into(&mut state, meta, &snapshot)?;
         }
-        self.persist(SnapshotFile {
-            meta: meta.clone(),
-            data: snapshot,
-        })
-        .await?;
+        self.persist(meta, &snapshot).await?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }
@@ -323,11 +335,11 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
         &mut self,
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
         Ok(self
-            .current()
-            .as_ref()
+            .load()
+            .await?
             .map(|file| openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
-                meta: file.meta.clone(),
-                snapshot: file.data.clone(),
+                meta: file.meta,
+                snapshot: file.data,
             }))
     }
 }
