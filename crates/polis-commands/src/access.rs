@@ -40,7 +40,7 @@ pub fn update_hash<R>(
 ) -> Result<R, ReplyError> {
     hash_at(db, key, now_ms)?;
     if !db.contains(key, now_ms) {
-        db.insert(key.clone(), Value::Hash(HashValue::new()), None, now_ms);
+        db.insert(key.clone(), Value::Hash(Box::default()), None, now_ms);
     }
     let mut update = Some(update);
     let result = db.update(key, now_ms, |value| match value {

@@ -34,6 +34,9 @@ use crate::group_commit::{self, GroupCommit};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 use corruption::{Corruption, RecordProblem, Stored};
 
+/// The memtable size of the log keyspace (fjall's default is 64 MiB).
+const LOG_MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+
 const META_VOTE: &[u8] = b"vote";
 const META_COMMITTED: &[u8] = b"committed";
 const META_PURGED: &[u8] = b"purged";
@@ -112,7 +115,12 @@ impl LogEngine {
         // may be cut, and this checks fjall cut nothing more.
         audit.check_kept()?;
         let logs = db
-            .keyspace("logs", KeyspaceCreateOptions::default)
+            .keyspace("logs", || {
+                // Entries are read back only by replication (soon after
+                // they are written) and catch-up; a smaller memtable than
+                // fjall's 64 MiB default keeps less of the log in memory.
+                KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE_BYTES)
+            })
             .map_err(|error| open_failed(dir, error))?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)

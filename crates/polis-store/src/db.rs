@@ -50,6 +50,25 @@ pub struct Db {
     encoding_limits: EncodingLimits,
 }
 
+/// Strings up to this size are copied into the keyspace (see [`compact`]).
+const COMPACT_COPY_MAX_BYTES: usize = 4096;
+
+/// Returns `bytes` in an allocation of exactly its size when it is small.
+///
+/// The arguments of a command arrive as [`Bytes`] that the command's
+/// parser clones, and cloning gives a `Bytes` a separately allocated
+/// shared header for as long as it lives: kept in the keyspace, that
+/// header would cost a small key and its value ~64 bytes more. A copy
+/// costs a small memcpy once; larger strings keep the header, which is
+/// small beside them.
+fn compact(bytes: Bytes) -> Bytes {
+    if bytes.len() <= COMPACT_COPY_MAX_BYTES {
+        Bytes::copy_from_slice(&bytes)
+    } else {
+        bytes
+    }
+}
+
 /// Returns the estimated bytes one keyspace entry occupies.
 fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
     key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES
@@ -189,6 +208,11 @@ impl Db {
     /// Stores `value` under `key` with deadline `expire_at_ms`, replacing
     /// any previous value and deadline.
     pub fn insert(&mut self, key: Bytes, value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
+        let key = compact(key);
+        let value = match value {
+            Value::String(bytes) => Value::String(compact(bytes)),
+            other => other,
+        };
         self.expire_if_needed(&key, now_ms);
         self.remove_raw(&key);
         let entry = Entry {

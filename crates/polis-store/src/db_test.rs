@@ -94,7 +94,7 @@ fn update_deletes_emptied_hashes_and_tracks_memory() {
     let mut db = Db::new();
     let mut hash = HashValue::new();
     hash.insert(key("f"), key("v"));
-    db.insert(key("h"), Value::Hash(hash), None, 0);
+    db.insert(key("h"), Value::Hash(Box::new(hash)), None, 0);
     let before = db.used_memory();
     let grew = db.update(b"h", 0, |value| match value {
         Value::Hash(hash) => hash.insert(key("g"), Bytes::from(vec![b'x'; 1000])),
@@ -174,7 +174,12 @@ fn sample_db(order_reversed: bool) -> Db {
                 hash.insert(key(&format!("f{field}")), key(&format!("{index}")));
             }
             hash.insert(key("last"), key("x"));
-            db.insert(key(&format!("h{index}")), Value::Hash(hash), deadline, 0);
+            db.insert(
+                key(&format!("h{index}")),
+                Value::Hash(Box::new(hash)),
+                deadline,
+                0,
+            );
         }
     }
     db

@@ -41,8 +41,9 @@ impl Default for EncodingLimits {
 pub enum Value {
     /// A binary-safe string.
     String(Bytes),
-    /// A map of fields to values.
-    Hash(HashValue),
+    /// A map of fields to values, boxed so that a string key's slot in
+    /// the keyspace stays small.
+    Hash(Box<HashValue>),
 }
 
 impl Value {
@@ -298,6 +299,13 @@ mod tests {
     }
 
     #[test]
+    fn a_value_is_no_larger_than_a_string() {
+        // Every key's slot in the keyspace holds a Value: a hash variant
+        // larger than a string's would grow every string key too.
+        assert_eq!(std::mem::size_of::<Value>(), std::mem::size_of::<Bytes>());
+    }
+
+    #[test]
     fn hash_round_trips_through_postcard() {
         let mut hash = HashValue::new();
         for index in 0..50 {
@@ -306,7 +314,7 @@ mod tests {
                 Bytes::from(format!("v{index}")),
             );
         }
-        let value = Value::Hash(hash);
+        let value = Value::Hash(Box::new(hash));
         let encoded = postcard::to_stdvec(&value).expect("encode");
         let decoded: Value = postcard::from_bytes(&encoded).expect("decode");
         assert_eq!(decoded, value);
