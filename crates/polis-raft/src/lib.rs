@@ -29,5 +29,5 @@ pub mod types;
 pub use faults::{FaultInjector, NetworkFaults};
 pub use group::{Group, GroupStatus, MemberStatus, ProposeError};
 pub use node::{RaftNode, RaftSettings};
-pub use state_machine::{SmState, StateHandle, StateMachine};
+pub use state_machine::{SmState, SnapshotPacing, StateHandle, StateMachine};
 pub use types::PeerNode;

@@ -13,7 +13,7 @@ use crate::faults::FaultInjector;
 use crate::group::Group;
 use crate::log_store::LogEngine;
 use crate::network::{Channels, NetworkFactory, PeerService};
-use crate::state_machine::{SmStore, StateMachine};
+use crate::state_machine::{LogGrowth, SmStore, SnapshotPacing, StateMachine};
 use crate::types::{PeerNode, Raft};
 
 /// Timing and compaction settings of the node's groups.
@@ -24,6 +24,10 @@ pub struct RaftSettings {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot after this many entries since the last one.
     pub snapshot_every_entries: u64,
+    /// Also build one once the proposals applied since the last snapshot
+    /// add up to that snapshot's size, and at least this many bytes
+    /// ([`SnapshotPacing`]).
+    pub snapshot_log_bytes_min: u64,
     /// Entries kept in the log behind a snapshot, for lagging followers.
     pub entries_kept_after_snapshot: u64,
     /// How long a proposal or a linearizable read may wait (for a quorum,
@@ -37,7 +41,9 @@ impl Default for RaftSettings {
             heartbeat_ms: 100,
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
-            snapshot_every_entries: 50_000,
+            // A backstop: the log's growth in bytes paces snapshots.
+            snapshot_every_entries: 1_000_000,
+            snapshot_log_bytes_min: 64 * 1024 * 1024,
             entries_kept_after_snapshot: 10_000,
             request_timeout_ms: 10_000,
         }
@@ -139,8 +145,11 @@ impl<S: StateMachine> RaftNode<S> {
             .data_dir
             .join("snapshots")
             .join(format!("group-{group}.snapshot"));
-        let store = SmStore::open(app, snapshot_path)?;
+        let store = SmStore::open(app, snapshot_path)?.with_pacing(SnapshotPacing {
+            min_bytes: self.settings.snapshot_log_bytes_min,
+        });
         let state = store.handle();
+        let growth = store.log_growth();
         let network = NetworkFactory::new(
             group,
             self.node_id,
@@ -156,6 +165,7 @@ impl<S: StateMachine> RaftNode<S> {
         )
         .await
         .map_err(io::Error::other)?;
+        tokio::spawn(ask_for_snapshots(group, raft.clone(), growth));
         self.rafts
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -169,5 +179,19 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let timeout = std::time::Duration::from_millis(self.settings.request_timeout_ms);
         Ok(Group::new(group, raft, state, timeout))
+    }
+}
+
+/// Asks openraft for a snapshot each time the log's growth makes one due,
+/// until the group shuts down.
+async fn ask_for_snapshots<S: StateMachine>(group: GroupId, raft: Raft<S>, growth: Arc<LogGrowth>) {
+    loop {
+        growth.due().await;
+        tracing::debug!(group, "log growth: snapshot due");
+        if let Err(error) = raft.trigger().snapshot().await {
+            growth.request_failed();
+            tracing::debug!(group, %error, "snapshot not triggered; the group is stopping");
+            return;
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -46,6 +47,46 @@ pub struct SmState<S> {
     pub membership: StoredMembership,
     /// The group's clock: the largest proposal time applied so far.
     pub time_ms: u64,
+    /// Bytes of proposals applied since this replica started (not
+    /// replicated state: it only paces snapshots).
+    applied_bytes: u64,
+}
+
+/// When to snapshot by the log's growth, as Redis rewrites its AOF: once
+/// the proposals applied since the last snapshot add up to as many bytes
+/// as that snapshot had, and at least `min_bytes`. Snapshotting costs
+/// time proportional to the state, so this keeps its cost per byte
+/// written constant whatever the state's size, and the log on disk
+/// within about twice the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPacing {
+    pub min_bytes: u64,
+}
+
+/// The bookkeeping behind [`SnapshotPacing`], shared by the state machine
+/// (which counts) and the task that asks openraft for a snapshot.
+#[derive(Default)]
+pub(crate) struct LogGrowth {
+    /// `applied_bytes` when the last snapshot was taken.
+    at_snapshot: AtomicU64,
+    /// The last snapshot's size.
+    snapshot_bytes: AtomicU64,
+    /// A snapshot was asked for and not built yet.
+    requested: AtomicBool,
+    wanted: tokio::sync::Notify,
+}
+
+impl LogGrowth {
+    /// Waits until a snapshot is due.
+    pub(crate) async fn due(&self) {
+        self.wanted.notified().await;
+    }
+
+    /// Forgets a request openraft did not take, so the next apply asks
+    /// again.
+    pub(crate) fn request_failed(&self) {
+        self.requested.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Shared read access to a group's state machine.
@@ -115,6 +156,8 @@ enum SnapshotPlace {
 pub struct SmStore<S> {
     handle: StateHandle<S>,
     place: SnapshotPlace,
+    pacing: Option<SnapshotPacing>,
+    growth: Arc<LogGrowth>,
 }
 
 impl<S> Clone for SmStore<S> {
@@ -122,6 +165,8 @@ impl<S> Clone for SmStore<S> {
         Self {
             handle: self.handle.clone(),
             place: self.place.clone(),
+            pacing: self.pacing,
+            growth: self.growth.clone(),
         }
     }
 }
@@ -165,17 +210,48 @@ impl<S: StateMachine> SmStore<S> {
             last_applied: None,
             membership: StoredMembership::default(),
             time_ms: 0,
+            applied_bytes: 0,
         };
+        let growth = Arc::new(LogGrowth::default());
         if let Some(bytes) = bytes {
             let file: SnapshotFile = postcard::from_bytes(&bytes).map_err(invalid)?;
             restore_into(&mut state, &file.meta, &file.data)?;
+            growth
+                .snapshot_bytes
+                .store(file.data.len() as u64, Ordering::SeqCst);
         }
         Ok(Self {
             handle: StateHandle {
                 state: Arc::new(RwLock::new(state)),
             },
             place,
+            pacing: None,
+            growth,
         })
+    }
+
+    /// Asks for a snapshot whenever `pacing` says one is due, besides
+    /// openraft's own policy; [`Self::log_growth`] tells when.
+    #[must_use]
+    pub fn with_pacing(mut self, pacing: SnapshotPacing) -> Self {
+        self.pacing = Some(pacing);
+        self
+    }
+
+    pub(crate) fn log_growth(&self) -> Arc<LogGrowth> {
+        self.growth.clone()
+    }
+
+    /// Signals a due snapshot once `applied_bytes` has grown enough.
+    fn pace(&self, applied_bytes: u64) {
+        let Some(pacing) = self.pacing else { return };
+        let grown = applied_bytes.saturating_sub(self.growth.at_snapshot.load(Ordering::SeqCst));
+        let due = pacing
+            .min_bytes
+            .max(self.growth.snapshot_bytes.load(Ordering::SeqCst));
+        if grown >= due && !self.growth.requested.swap(true, Ordering::SeqCst) {
+            self.growth.wanted.notify_one();
+        }
     }
 
     /// Returns a handle for reading the state.
@@ -254,8 +330,14 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
     async fn build_snapshot(
         &mut self,
     ) -> Result<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
-        let (meta, data) = {
+        let started = std::time::Instant::now();
+        // Applying waits while the state is encoded: only that happens
+        // under the lock.
+        let (meta, body) = {
             let state = self.handle.read();
+            self.growth
+                .at_snapshot
+                .store(state.applied_bytes, Ordering::SeqCst);
             let body = SnapshotBody {
                 time_ms: state.time_ms,
                 app: state.app.snapshot(),
@@ -264,10 +346,23 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
                 last_log_id: state.last_applied,
                 last_membership: state.membership.clone(),
             };
-            (meta, postcard::to_stdvec(&body).map_err(invalid)?)
+            (meta, body)
         };
+        let locked = started.elapsed();
+        let data = postcard::to_stdvec(&body).map_err(invalid)?;
+        drop(body);
         self.persist(&meta, &data).await?;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        self.growth
+            .snapshot_bytes
+            .store(data.len() as u64, Ordering::SeqCst);
+        self.growth.requested.store(false, Ordering::SeqCst);
+        tracing::info!(
+            last_log_id = ?meta.last_log_id,
+            bytes = data.len(),
+            locked_ms = locked.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
         Ok(openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
             meta,
             snapshot: data,
@@ -290,25 +385,28 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     {
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
-            let reply = {
+            let (reply, applied_bytes) = {
                 let mut state = self.handle.write();
                 state.last_applied = Some(log_id);
-                match entry.payload {
+                let reply = match entry.payload {
                     EntryPayload::Blank => Applied::default(),
                     EntryPayload::Normal(proposal) => {
                         let time_ms = proposal.time_ms.max(state.time_ms);
                         state.time_ms = time_ms;
+                        state.applied_bytes += proposal.payload.len() as u64;
                         Applied(state.app.apply(log_id.index(), time_ms, &proposal.payload))
                     }
                     EntryPayload::Membership(membership) => {
                         state.membership = StoredMembership::new(Some(log_id), membership);
                         Applied::default()
                     }
-                }
+                };
+                (reply, state.applied_bytes)
             };
             if let Some(responder) = responder {
                 responder.send(reply);
             }
+            self.pace(applied_bytes);
         }
         Ok(())
     }

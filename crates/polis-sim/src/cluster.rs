@@ -90,6 +90,8 @@ impl SimCluster {
                 election_timeout_min_ms: config.election_timeout_min_ms,
                 election_timeout_max_ms: config.election_timeout_max_ms,
                 snapshot_every_entries: config.snapshot_every_entries,
+                // Unused: the simulation paces snapshots by entries only.
+                snapshot_log_bytes_min: u64::MAX,
                 entries_kept_after_snapshot: config.entries_kept_after_snapshot,
                 request_timeout_ms: config.request_timeout_ms,
             },

@@ -47,6 +47,10 @@ pub struct ServerArgs {
     /// Build a snapshot after this many log entries.
     #[arg(long, env = "POLIS_SNAPSHOT_EVERY_ENTRIES")]
     snapshot_every_entries: Option<u64>,
+    /// Also build a snapshot once the log has grown by the last
+    /// snapshot's size since it, and by at least this many bytes.
+    #[arg(long, env = "POLIS_SNAPSHOT_LOG_BYTES_MIN")]
+    snapshot_log_bytes_min: Option<u64>,
     /// Log entries kept behind a snapshot for lagging followers.
     #[arg(long, env = "POLIS_ENTRIES_KEPT_AFTER_SNAPSHOT")]
     entries_kept_after_snapshot: Option<u64>,
@@ -89,6 +93,7 @@ struct FileConfig {
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
     snapshot_every_entries: Option<u64>,
+    snapshot_log_bytes_min: Option<u64>,
     entries_kept_after_snapshot: Option<u64>,
     request_timeout_ms: Option<u64>,
     proto_max_bulk_len: Option<u64>,
@@ -178,6 +183,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .snapshot_every_entries
             .or(file.snapshot_every_entries)
             .unwrap_or(defaults.snapshot_every_entries),
+        snapshot_log_bytes_min: args
+            .snapshot_log_bytes_min
+            .or(file.snapshot_log_bytes_min)
+            .unwrap_or(defaults.snapshot_log_bytes_min),
         entries_kept_after_snapshot: args
             .entries_kept_after_snapshot
             .or(file.entries_kept_after_snapshot)

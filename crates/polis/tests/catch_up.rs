@@ -127,3 +127,66 @@ async fn follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
     );
     follower_reads(&cluster, follower, "snap2", writes - writes / 10).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_growth_in_bytes_paces_snapshots() {
+    let value_bytes = 64 * 1024;
+    let cluster = Cluster::start(
+        3,
+        &[
+            "--snapshot-every-entries",
+            "1000000",
+            "--snapshot-log-bytes-min",
+            "1048576",
+        ],
+    );
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let addrs: Vec<String> = cluster.nodes.iter().map(|node| node.resp.clone()).collect();
+    let mut client = FollowingClient::new(addrs, (leader - 1) as usize);
+    let status = cluster.status(leader).await.unwrap();
+    assert_eq!(
+        status["snapshot_index"].as_u64().unwrap_or(0),
+        0,
+        "no snapshot before the writes: {status}"
+    );
+    // Two entries short of 1 MiB: no snapshot is due yet.
+    for index in 0..14 {
+        client
+            .query_idempotent(
+                redis::cmd("SET")
+                    .arg(format!("big:{index}"))
+                    .arg(vec![b'x'; value_bytes]),
+                Duration::from_secs(30),
+            )
+            .await;
+    }
+    let status = cluster.status(leader).await.unwrap();
+    assert_eq!(
+        status["snapshot_index"].as_u64().unwrap_or(0),
+        0,
+        "no snapshot below the minimum growth: {status}"
+    );
+    // Past 1 MiB: every node snapshots by itself, long before 1,000,000
+    // entries.
+    for index in 14..20 {
+        client
+            .query_idempotent(
+                redis::cmd("SET")
+                    .arg(format!("big:{index}"))
+                    .arg(vec![b'x'; value_bytes]),
+                Duration::from_secs(30),
+            )
+            .await;
+    }
+    for id in 1..=3 {
+        wait_for(
+            &format!("node {id} to snapshot"),
+            Duration::from_secs(30),
+            || async {
+                let status = cluster.status(id).await?;
+                (status["snapshot_index"].as_u64()? > 0).then_some(())
+            },
+        )
+        .await;
+    }
+}
