@@ -50,9 +50,10 @@ pub fn update_hash<R>(
     result.flatten().ok_or(ReplyError::WrongType)
 }
 
-/// Returns a bulk reply sharing `bytes`.
+/// Returns a bulk reply with the contents of `bytes`.
 pub fn bulk(bytes: &Bytes) -> Reply {
-    Reply::Bulk(bytes.clone())
+    // A clone would give a stored value a shared header for good.
+    Reply::Bulk(polis_store::detached(bytes))
 }
 
 /// Returns the bulk of `value`, or the null reply.

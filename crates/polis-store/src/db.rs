@@ -50,22 +50,24 @@ pub struct Db {
     encoding_limits: EncodingLimits,
 }
 
-/// Strings up to this size are copied into the keyspace (see [`compact`]).
-const COMPACT_COPY_MAX_BYTES: usize = 4096;
+/// Strings up to this size are copied rather than shared (see [`detached`]).
+const DETACHED_COPY_MAX_BYTES: usize = 4096;
 
-/// Returns `bytes` in an allocation of exactly its size when it is small.
+/// Returns a `Bytes` with the contents of `bytes` that shares nothing with
+/// it when it is small: a copy in an allocation of exactly its size.
 ///
-/// The arguments of a command arrive as [`Bytes`] that the command's
-/// parser clones, and cloning gives a `Bytes` a separately allocated
-/// shared header for as long as it lives: kept in the keyspace, that
-/// header would cost a small key and its value ~64 bytes more. A copy
-/// costs a small memcpy once; larger strings keep the header, which is
-/// small beside them.
-fn compact(bytes: Bytes) -> Bytes {
-    if bytes.len() <= COMPACT_COPY_MAX_BYTES {
-        Bytes::copy_from_slice(&bytes)
+/// Cloning a `Bytes` that owns its buffer alone gives it a separately
+/// allocated shared header, for as long as it lives. So the keyspace
+/// keeps copies of what commands hand it (a command's parser clones its
+/// arguments), and replies copy small strings out of the keyspace rather
+/// than clone them: otherwise each stored key and value would carry that
+/// header (~32 bytes each) once written or read. A copy costs a small
+/// memcpy; larger strings are shared, and the header is small beside them.
+pub fn detached(bytes: &Bytes) -> Bytes {
+    if bytes.len() <= DETACHED_COPY_MAX_BYTES {
+        Bytes::copy_from_slice(bytes)
     } else {
-        bytes
+        bytes.clone()
     }
 }
 
@@ -208,9 +210,9 @@ impl Db {
     /// Stores `value` under `key` with deadline `expire_at_ms`, replacing
     /// any previous value and deadline.
     pub fn insert(&mut self, key: Bytes, value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
-        let key = compact(key);
+        let key = detached(&key);
         let value = match value {
-            Value::String(bytes) => Value::String(compact(bytes)),
+            Value::String(bytes) => Value::String(detached(&bytes)),
             other => other,
         };
         self.expire_if_needed(&key, now_ms);

@@ -243,3 +243,31 @@ fn clear_empties_but_keeps_counters() {
     assert_eq!(db.used_memory(), 0);
     assert_eq!(db.stats().expired_keys, 1);
 }
+
+#[test]
+fn small_strings_are_stored_and_read_as_copies_large_ones_shared() {
+    let small = Bytes::from(vec![b's'; 100]);
+    let large = Bytes::from(vec![b'l'; DETACHED_COPY_MAX_BYTES + 1]);
+    let mut db = Db::new();
+    db.insert(small.clone(), Value::String(small.clone()), None, 0);
+    db.insert(key("large"), Value::String(large.clone()), None, 0);
+
+    let Some(Value::String(stored)) = db.get(&small, 0) else {
+        panic!("small value missing")
+    };
+    assert_eq!(stored, &small);
+    assert_ne!(
+        stored.as_ptr(),
+        small.as_ptr(),
+        "a small value is copied in"
+    );
+    let read = detached(stored);
+    assert_eq!(read, small);
+    assert_ne!(read.as_ptr(), stored.as_ptr(), "and copied out");
+
+    let Some(Value::String(stored)) = db.get(b"large", 0) else {
+        panic!("large value missing")
+    };
+    assert_eq!(stored.as_ptr(), large.as_ptr(), "a large value is shared");
+    assert_eq!(detached(stored).as_ptr(), large.as_ptr());
+}

@@ -20,7 +20,7 @@ pub mod ordered;
 pub mod snapshot;
 pub mod value;
 
-pub use db::{Db, DbStats, Entry};
+pub use db::{detached, Db, DbStats, Entry};
 pub use ordered::{key_hash, HashOrderedMap, ScanPage};
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};
 pub use value::{string_encoding, EncodingLimits, HashValue, Value};
