@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::format::{html_escape, thousands, utc};
-use super::markdown::{row_cells, target_cells, COLUMNS};
+use super::markdown::{row_cells, target_rows, COLUMNS, TARGET_COLUMNS};
 use super::Report;
 use crate::peers::SystemKind;
 
@@ -173,24 +173,10 @@ pub fn render(report: &Report) -> String {
         html_escape(&report.versions.etcd),
     );
     out.push_str("<h2>Targets</h2>");
-    let rows: Vec<Vec<String>> = report
-        .targets
-        .iter()
-        .map(|check| {
-            let (required, measured, verdict) = target_cells(check);
-            vec![
-                check.name.clone(),
-                check.measure.clone(),
-                required,
-                measured,
-                verdict,
-            ]
-        })
-        .collect();
     html_table(
         &mut out,
-        &["target", "measure", "required", "measured", "verdict"],
-        &rows,
+        &TARGET_COLUMNS,
+        &target_rows(&report.targets),
         false,
     );
     for case in report.cases() {

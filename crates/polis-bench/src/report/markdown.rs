@@ -84,6 +84,26 @@ fn shorten(text: &str, chars_max: usize) -> String {
     short
 }
 
+/// The columns of the targets table.
+pub const TARGET_COLUMNS: [&str; 5] = ["target", "measure", "required", "measured", "verdict"];
+
+/// Returns the targets table's rows, one per target, as text.
+pub fn target_rows(targets: &[TargetCheck]) -> Vec<Vec<String>> {
+    targets
+        .iter()
+        .map(|check| {
+            let (required, measured, verdict) = target_cells(check);
+            vec![
+                check.name.clone(),
+                check.measure.clone(),
+                required,
+                measured,
+                verdict,
+            ]
+        })
+        .collect()
+}
+
 /// Returns a target's measured value and verdict as text.
 pub fn target_cells(check: &TargetCheck) -> (String, String, String) {
     let required = format!("{} {}{}", check.bound.symbol(), check.required, check.unit);
@@ -195,25 +215,7 @@ pub fn render(report: &Report) -> String {
         settings.seed,
     );
     let _ = writeln!(out, "## Targets\n");
-    let rows: Vec<Vec<String>> = report
-        .targets
-        .iter()
-        .map(|check| {
-            let (required, measured, verdict) = target_cells(check);
-            vec![
-                check.name.clone(),
-                check.measure.clone(),
-                required,
-                measured,
-                verdict,
-            ]
-        })
-        .collect();
-    table(
-        &mut out,
-        &["target", "measure", "required", "measured", "verdict"],
-        &rows,
-    );
+    table(&mut out, &TARGET_COLUMNS, &target_rows(&report.targets));
     let _ = writeln!(out, "## Results\n");
     for case in report.cases() {
         let summaries = report.case_summaries(*case);
