@@ -10,4 +10,5 @@
 pub mod admin;
 pub mod faults;
 pub mod local;
+pub mod poll;
 pub mod resp;

@@ -128,6 +128,18 @@ async fn follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
     follower_reads(&cluster, follower, "snap2", writes - writes / 10).await;
 }
 
+/// Sets `big:{index}` to `bytes` bytes.
+async fn set_big(client: &mut FollowingClient, index: usize, bytes: usize) {
+    client
+        .query_idempotent(
+            redis::cmd("SET")
+                .arg(format!("big:{index}"))
+                .arg(vec![b'x'; bytes]),
+            Duration::from_secs(30),
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logs_growth_in_bytes_paces_snapshots() {
     let value_bytes = 64 * 1024;
@@ -151,14 +163,7 @@ async fn the_logs_growth_in_bytes_paces_snapshots() {
     );
     // Two entries short of 1 MiB: no snapshot is due yet.
     for index in 0..14 {
-        client
-            .query_idempotent(
-                redis::cmd("SET")
-                    .arg(format!("big:{index}"))
-                    .arg(vec![b'x'; value_bytes]),
-                Duration::from_secs(30),
-            )
-            .await;
+        set_big(&mut client, index, value_bytes).await;
     }
     let status = cluster.status(leader).await.unwrap();
     assert_eq!(
@@ -169,14 +174,7 @@ async fn the_logs_growth_in_bytes_paces_snapshots() {
     // Past 1 MiB: every node snapshots by itself, long before 1,000,000
     // entries.
     for index in 14..20 {
-        client
-            .query_idempotent(
-                redis::cmd("SET")
-                    .arg(format!("big:{index}"))
-                    .arg(vec![b'x'; value_bytes]),
-                Duration::from_secs(30),
-            )
-            .await;
+        set_big(&mut client, index, value_bytes).await;
     }
     for id in 1..=3 {
         wait_for(

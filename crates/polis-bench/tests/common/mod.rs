@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use polis_bench::spec::{BenchSpec, Distribution, Mode, Workload};
 use tokio::process::{Child, Command};
@@ -46,22 +46,12 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
 
 /// Polls `probe` every 20 ms until it returns `Some`, or returns `None`
 /// after `timeout`.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
+pub async fn wait_for<T, F, Fut>(timeout: Duration, probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    let mut poll = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        poll.tick().await;
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-    }
+    polis_client::poll::until(timeout, Duration::from_millis(20), probe).await
 }
 
 /// Starts a server with `args(dir, ports)` until one answers `ready`

@@ -7,7 +7,7 @@ pub mod client;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -33,22 +33,12 @@ where
 
 /// Polls `probe` every 25 ms until it returns `Some`, or returns `None`
 /// after `timeout`.
-pub async fn wait_for_opt<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
+pub async fn wait_for_opt<T, F, Fut>(timeout: Duration, probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    let mut poll = tokio::time::interval(Duration::from_millis(25));
-    loop {
-        poll.tick().await;
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-    }
+    polis_client::poll::until(timeout, Duration::from_millis(25), probe).await
 }
 
 pub struct NodeSpec {
