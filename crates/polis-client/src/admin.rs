@@ -79,22 +79,19 @@ pub async fn wait_for_leader(
     admin_addrs: &[String],
     timeout: Duration,
 ) -> anyhow::Result<(u64, String)> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
+    let leader = crate::poll::until(timeout, Duration::from_millis(100), || async {
         for addr in admin_addrs {
             if let Ok(status) = status(addr).await {
                 if let (Some(id), Some(resp)) = (
                     status["leader_id"].as_u64(),
                     status["leader_resp_addr"].as_str(),
                 ) {
-                    return Ok((id, resp.to_owned()));
+                    return Some((id, resp.to_owned()));
                 }
             }
         }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no leader after {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        None
+    })
+    .await;
+    leader.ok_or_else(|| anyhow::anyhow!("no leader after {timeout:?}"))
 }
