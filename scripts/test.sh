@@ -116,6 +116,19 @@ suite_counts() {
        END { printf "%d %d\n", ok, failed }' "$1"
 }
 
+# A one-shot build gains nothing from incremental caches; they only take disk.
+if [[ "${CI:-}" == "true" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+
+# The build and its test binaries need several GiB; a linker that runs out
+# of disk dies with a bus error, so say up front when space is short.
+free_kib="$(df -Pk . | awk 'NR == 2 { print $4 }')"
+echo "test.sh: $((free_kib / 1024 / 1024)) GiB free on the disk of $repo_root"
+if ((free_kib < 10 * 1024 * 1024)); then
+  echo "test.sh: warning: under 10 GiB free; the build may run out of disk"
+fi
+
 status=0
 run_stage install-deps 900 ./scripts/install-deps.sh || status=$?
 record install-deps "$status" 0 0
