@@ -5,9 +5,14 @@
 //! bookkeeping (last applied log id, membership, the group's clock) next to
 //! it, persists snapshots to a file, and shares the state with readers
 //! through [`StateHandle`].
+//!
+//! A snapshot file is one record in the log engine's format (see
+//! [`record`]): a version byte and an xxh3 checksum before the encoded
+//! snapshot, verified on every read. A damaged file stops the node (exit
+//! code 71) as damaged log data does; it never restores a wrong keyspace.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -18,6 +23,8 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::log_store::corruption::{self, Corruption, RecordProblem};
+use crate::log_store::{record, OpenError};
 use crate::mem_log_store::MemLogStore;
 use crate::types::{Applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -182,13 +189,29 @@ impl<S: StateMachine> SmStore<S> {
     ///
     /// # Errors
     /// Returns an error if the snapshot file exists but cannot be read.
+    /// A damaged snapshot file ends the process with exit code 71 before
+    /// it serves anything (see [`SmStore::open_verified`]).
     pub fn open(app: S, snapshot_path: PathBuf) -> io::Result<Self> {
-        let bytes = match std::fs::read(&snapshot_path) {
-            Ok(bytes) => Some(bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-            Err(error) => return Err(error),
-        };
-        Self::open_with(app, bytes, SnapshotPlace::File(snapshot_path))
+        match Self::open_verified(app, snapshot_path) {
+            Ok(store) => Ok(store),
+            Err(OpenError::Corrupt(corruption)) => corruption::refuse_to_start(&corruption),
+            Err(OpenError::Io(error)) => Err(error),
+        }
+    }
+
+    /// Opens the state machine of a group from its snapshot file, if any,
+    /// once the file's checksum checks out.
+    ///
+    /// # Errors
+    /// Returns [`OpenError::Corrupt`] if the file fails verification, or
+    /// the I/O error that stopped reading it.
+    pub fn open_verified(app: S, snapshot_path: PathBuf) -> Result<Self, OpenError> {
+        let file = read_snapshot_file(&snapshot_path)?;
+        Ok(Self::open_with(
+            app,
+            file,
+            SnapshotPlace::File(snapshot_path),
+        )?)
     }
 
     /// Opens the state machine of a group whose snapshot lives on the
@@ -198,13 +221,16 @@ impl<S: StateMachine> SmStore<S> {
     /// Returns an error if the stored snapshot cannot be decoded or the
     /// disk's incarnation crashed.
     pub fn open_in_memory(app: S, store: MemLogStore) -> io::Result<Self> {
-        let bytes = store.load_snapshot()?;
-        let opened = Self::open_with(app, bytes, SnapshotPlace::Memory(store.clone()))?;
+        let file = store
+            .load_snapshot()?
+            .map(|bytes| decode_snapshot_file(&bytes).map_err(invalid))
+            .transpose()?;
+        let opened = Self::open_with(app, file, SnapshotPlace::Memory(store.clone()))?;
         store.snapshot_loaded(opened.handle.read().last_applied);
         Ok(opened)
     }
 
-    fn open_with(app: S, bytes: Option<Vec<u8>>, place: SnapshotPlace) -> io::Result<Self> {
+    fn open_with(app: S, file: Option<SnapshotFile>, place: SnapshotPlace) -> io::Result<Self> {
         let mut state = SmState {
             app,
             last_applied: None,
@@ -213,8 +239,7 @@ impl<S: StateMachine> SmStore<S> {
             applied_bytes: 0,
         };
         let growth = Arc::new(LogGrowth::default());
-        if let Some(bytes) = bytes {
-            let file: SnapshotFile = postcard::from_bytes(&bytes).map_err(invalid)?;
+        if let Some(file) = file {
             restore_into(&mut state, &file.meta, &file.data)?;
             growth
                 .snapshot_bytes
@@ -260,7 +285,7 @@ impl<S: StateMachine> SmStore<S> {
     }
 
     async fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let bytes = postcard::to_stdvec(&SnapshotFileRef { meta, data }).map_err(invalid)?;
+        let bytes = encode_snapshot_file(meta, data)?;
         match &self.place {
             SnapshotPlace::File(path) => {
                 let path = path.clone();
@@ -273,25 +298,60 @@ impl<S: StateMachine> SmStore<S> {
         Ok(())
     }
 
-    /// Reads the latest persisted snapshot back.
+    /// Reads the latest persisted snapshot back. A damaged file stops the
+    /// node at once (exit code 71), as a damaged log entry does.
     async fn load(&self) -> io::Result<Option<SnapshotFile>> {
-        let bytes = match &self.place {
+        match &self.place {
             SnapshotPlace::File(path) => {
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || match std::fs::read(&path) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(error) => Err(error),
-                })
-                .await
-                .map_err(io::Error::other)??
+                let read = tokio::task::spawn_blocking(move || read_snapshot_file(&path))
+                    .await
+                    .map_err(io::Error::other)?;
+                match read {
+                    Ok(file) => Ok(file),
+                    Err(OpenError::Corrupt(corruption)) => corruption::crash_stop(&corruption),
+                    Err(OpenError::Io(error)) => Err(error),
+                }
             }
-            SnapshotPlace::Memory(store) => store.load_snapshot()?,
-        };
-        bytes
-            .map(|bytes| postcard::from_bytes(&bytes).map_err(invalid))
-            .transpose()
+            SnapshotPlace::Memory(store) => store
+                .load_snapshot()?
+                .map(|bytes| decode_snapshot_file(&bytes).map_err(invalid))
+                .transpose(),
+        }
     }
+}
+
+/// The key a snapshot file's checksum is seeded with (see [`record`]).
+const SNAPSHOT_RECORD_KEY: &[u8] = b"snapshot";
+
+/// Returns the stored form of a snapshot: one sealed record.
+fn encode_snapshot_file(meta: &SnapshotMeta, data: &[u8]) -> io::Result<Vec<u8>> {
+    let file = SnapshotFileRef { meta, data };
+    let mut bytes = postcard::to_extend(&file, record::start(data.len() + 64)).map_err(invalid)?;
+    record::seal(SNAPSHOT_RECORD_KEY, &mut bytes);
+    Ok(bytes)
+}
+
+/// Verifies and decodes what [`encode_snapshot_file`] stored.
+fn decode_snapshot_file(bytes: &[u8]) -> Result<SnapshotFile, RecordProblem> {
+    let payload = record::verify(SNAPSHOT_RECORD_KEY, bytes)?;
+    postcard::from_bytes(payload).map_err(|error| RecordProblem::Decode(error.to_string()))
+}
+
+/// Reads and verifies the snapshot file at `path`; `None` if there is
+/// none.
+fn read_snapshot_file(path: &Path) -> Result<Option<SnapshotFile>, OpenError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(OpenError::Io(error)),
+    };
+    decode_snapshot_file(&bytes).map(Some).map_err(|problem| {
+        OpenError::Corrupt(Corruption::Snapshot {
+            file: path.to_path_buf(),
+            problem,
+        })
+    })
 }
 
 fn restore_into<S: StateMachine>(
@@ -441,3 +501,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             }))
     }
 }
+
+#[cfg(test)]
+#[path = "state_machine_test.rs"]
+mod tests;

@@ -1,7 +1,8 @@
 //! Disk faults found at start-up: a torn journal tail (writes a crash cut
 //! short before their fsync) is cut off and the node catches up; damage to
 //! data the node had made durable stops it from starting, with exit code 71
-//! and a message naming the file, the group and the index.
+//! and a message naming the file, the group and the index; so does damage
+//! to a snapshot file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
@@ -230,4 +231,68 @@ async fn damaged_durable_journal_data_stops_the_node_from_starting() {
     wait_until_caught_up(&cluster, follower, leader).await;
     assert_holds(&cluster, follower, "before", 0..200).await;
     assert_holds(&cluster, follower, "after", 0..20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_file_stops_the_node_from_starting() {
+    let mut cluster = Cluster::start(3, &["--snapshot-every-entries", "100"]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    write_keys(&cluster, leader, "before", 0..200).await;
+    wait_until_caught_up(&cluster, follower, leader).await;
+    wait_for(
+        &format!("node {follower} to snapshot"),
+        Duration::from_secs(30),
+        || async {
+            let status = cluster.status(follower).await?;
+            (status["snapshot_index"].as_u64()? > 0).then_some(())
+        },
+    )
+    .await;
+    cluster.stop(follower).await;
+    let starts_before = node_log(&cluster, follower).matches("node started").count();
+
+    // One flipped bit in the middle of the snapshot the follower wrote.
+    let snapshot = cluster
+        .node(follower)
+        .data
+        .join("snapshots")
+        .join("group-1.snapshot");
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&snapshot, &bytes).unwrap();
+
+    cluster.start_node(follower);
+    let status = wait_for(
+        "the follower with a damaged snapshot to exit",
+        Duration::from_secs(30),
+        || {
+            let status = cluster.exit_status(follower);
+            async move { status }
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Some(EXIT_CORRUPT_STORAGE), "{status:?}");
+    let log = node_log(&cluster, follower);
+    let refusal = log
+        .lines()
+        .find(|line| line.starts_with("polis: refusing to start"))
+        .unwrap_or_else(|| panic!("no refusal in the node's log:\n{log}"));
+    for expected in [
+        "stored data is corrupt",
+        "snapshot file",
+        "group-1.snapshot",
+        "checksum mismatch",
+    ] {
+        assert!(
+            refusal.contains(expected),
+            "{expected:?} missing: {refusal}"
+        );
+    }
+    assert_eq!(
+        log.matches("node started").count(),
+        starts_before,
+        "the damaged node never served"
+    );
 }

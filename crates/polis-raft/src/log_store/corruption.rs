@@ -79,6 +79,12 @@ pub enum Corruption {
         previous: u64,
         next: u64,
     },
+    /// A group's snapshot file fails its checksum or does not decode.
+    #[error("snapshot file {} failed verification: {problem}", file.display())]
+    Snapshot {
+        file: PathBuf,
+        problem: RecordProblem,
+    },
     /// fjall or lsm-tree found damage (a block checksum, a malformed
     /// journal batch, an unreadable table).
     #[error("the log engine in {} found damaged data: {detail}", dir.display())]
