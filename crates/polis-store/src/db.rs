@@ -210,11 +210,35 @@ impl Db {
     /// Stores `value` under `key` with deadline `expire_at_ms`, replacing
     /// any previous value and deadline.
     pub fn insert(&mut self, key: Bytes, value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
-        let key = detached(&key);
         let value = match value {
             Value::String(bytes) => Value::String(detached(&bytes)),
             other => other,
         };
+        // The common case in one lookup: no deadline before or after, so
+        // the value is replaced in place and nothing else changes.
+        if expire_at_ms.is_none() {
+            match self.keys.get_mut(&key) {
+                Some(entry) if entry.expire_at_ms.is_none() => {
+                    let before = entry.value.mem_bytes();
+                    let after = value.mem_bytes();
+                    entry.value = value;
+                    self.used_bytes = self.used_bytes.saturating_sub(before) + after;
+                    return;
+                }
+                None => {
+                    let key = detached(&key);
+                    let entry = Entry {
+                        value,
+                        expire_at_ms,
+                    };
+                    self.used_bytes += entry_bytes(&key, &entry);
+                    self.keys.insert(key, entry);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        let key = detached(&key);
         self.expire_if_needed(&key, now_ms);
         self.remove_raw(&key);
         let entry = Entry {

@@ -271,3 +271,35 @@ fn small_strings_are_stored_and_read_as_copies_large_ones_shared() {
     assert_eq!(stored.as_ptr(), large.as_ptr(), "a large value is shared");
     assert_eq!(detached(stored).as_ptr(), large.as_ptr());
 }
+
+#[test]
+fn overwriting_keeps_the_indexes_and_the_byte_count_as_a_fresh_insert_would() {
+    // Every path of `insert`: a new key, a live key without a deadline
+    // replaced in place, a key with a deadline, a deadline given.
+    let mut db = Db::new();
+    db.insert(key("plain"), string("1"), None, 0);
+    db.insert(key("plain"), string("a longer value"), None, 0);
+    db.insert(key("ttl"), string("2"), Some(1_000), 0);
+    db.insert(key("ttl"), string("3"), None, 10);
+    db.insert(key("gets-ttl"), string("4"), None, 0);
+    db.insert(key("gets-ttl"), string("5"), Some(2_000), 10);
+    let mut hash = HashValue::default();
+    hash.insert(key("field"), key("value"));
+    db.insert(key("was-hash"), Value::Hash(Box::new(hash)), None, 0);
+    db.insert(key("was-hash"), string("6"), None, 10);
+
+    let mut fresh = Db::new();
+    fresh.insert(key("plain"), string("a longer value"), None, 0);
+    fresh.insert(key("ttl"), string("3"), None, 0);
+    fresh.insert(key("gets-ttl"), string("5"), Some(2_000), 0);
+    fresh.insert(key("was-hash"), string("6"), None, 0);
+
+    assert_eq!(db.used_memory(), fresh.used_memory());
+    assert_eq!(db.len(), 4);
+    assert_eq!(db.expires_len(), 1);
+    assert_eq!(db.expired_keys(2_000, 10), vec![key("gets-ttl")]);
+    assert_eq!(db.get(b"plain", 10), Some(&string("a longer value")));
+    assert_eq!(db.get(b"ttl", 5_000), Some(&string("3")));
+    assert_eq!(db.get(b"was-hash", 10), Some(&string("6")));
+    assert_eq!(db.stats().expired_keys, 0);
+}

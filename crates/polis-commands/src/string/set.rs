@@ -96,7 +96,8 @@ impl WriteCommand for Set {
         } else {
             None
         };
-        let found = db.contains(&self.key, now_ms);
+        // Only NX and XX ask whether the key exists.
+        let found = (self.nx || self.xx) && db.contains(&self.key, now_ms);
         let matches = match &self.ifeq {
             None => true,
             Some(expected) => match string_at(db, &self.key, now_ms) {
