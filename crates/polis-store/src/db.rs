@@ -215,7 +215,9 @@ impl Db {
             other => other,
         };
         // The common case in one lookup: no deadline before or after, so
-        // the value is replaced in place and nothing else changes.
+        // the value is replaced in place and nothing else changes. A key
+        // found absent needs no expiry check or removal either.
+        let mut absent = false;
         if expire_at_ms.is_none() {
             match self.keys.get_mut(&key) {
                 Some(entry) if entry.expire_at_ms.is_none() => {
@@ -225,22 +227,14 @@ impl Db {
                     self.used_bytes = self.used_bytes.saturating_sub(before) + after;
                     return;
                 }
-                None => {
-                    let key = detached(&key);
-                    let entry = Entry {
-                        value,
-                        expire_at_ms,
-                    };
-                    self.used_bytes += entry_bytes(&key, &entry);
-                    self.keys.insert(key, entry);
-                    return;
-                }
-                Some(_) => {}
+                found => absent = found.is_none(),
             }
         }
         let key = detached(&key);
-        self.expire_if_needed(&key, now_ms);
-        self.remove_raw(&key);
+        if !absent {
+            self.expire_if_needed(&key, now_ms);
+            self.remove_raw(&key);
+        }
         let entry = Entry {
             value,
             expire_at_ms,

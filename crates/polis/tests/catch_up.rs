@@ -177,14 +177,6 @@ async fn the_logs_growth_in_bytes_paces_snapshots() {
         set_big(&mut client, index, value_bytes).await;
     }
     for id in 1..=3 {
-        wait_for(
-            &format!("node {id} to snapshot"),
-            Duration::from_secs(30),
-            || async {
-                let status = cluster.status(id).await?;
-                (status["snapshot_index"].as_u64()? > 0).then_some(())
-            },
-        )
-        .await;
+        cluster.wait_for_snapshot(id).await;
     }
 }

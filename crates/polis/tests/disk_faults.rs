@@ -117,6 +117,44 @@ async fn cluster_with_stopped_follower(cluster: &mut Cluster, count: usize) -> (
     (leader, follower)
 }
 
+/// Starts node `id` on its damaged data and checks that it refuses to:
+/// exit code 71, a refusal saying the data is corrupt and naming each of
+/// `expected`, and no start logged beyond the `starts_before` it had.
+async fn assert_refuses_to_start(
+    cluster: &mut Cluster,
+    id: u64,
+    starts_before: usize,
+    expected: &[&str],
+) {
+    cluster.start_node(id);
+    let status = wait_for(
+        &format!("node {id} on damaged data to exit"),
+        Duration::from_secs(30),
+        || {
+            let status = cluster.exit_status(id);
+            async move { status }
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Some(EXIT_CORRUPT_STORAGE), "{status:?}");
+    let log = node_log(cluster, id);
+    let refusal = log
+        .lines()
+        .find(|line| line.starts_with("polis: refusing to start"))
+        .unwrap_or_else(|| panic!("no refusal in the node's log:\n{log}"));
+    for expected in ["stored data is corrupt"].iter().chain(expected) {
+        assert!(
+            refusal.contains(expected),
+            "{expected:?} missing: {refusal}"
+        );
+    }
+    assert_eq!(
+        log.matches("node started").count(),
+        starts_before,
+        "the damaged node never served"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_journal_tail_is_cut_off_and_the_node_catches_up() {
     let mut cluster = Cluster::start(3, &[]);
@@ -182,40 +220,19 @@ async fn damaged_durable_journal_data_stops_the_node_from_starting() {
     bytes[at + 3] ^= 0x20;
     std::fs::write(&journal, &bytes).unwrap();
 
-    cluster.start_node(follower);
-    let status = wait_for(
-        "the damaged follower to exit",
-        Duration::from_secs(30),
-        || {
-            let status = cluster.exit_status(follower);
-            async move { status }
-        },
+    let file_name = journal.file_name().unwrap().to_str().unwrap();
+    assert_refuses_to_start(
+        &mut cluster,
+        follower,
+        starts_before,
+        &[
+            file_name,
+            "checksum mismatch",
+            "of group 1",
+            "log entry at index",
+        ],
     )
     .await;
-    assert_eq!(status.code(), Some(EXIT_CORRUPT_STORAGE), "{status:?}");
-    let log = node_log(&cluster, follower);
-    let refusal = log
-        .lines()
-        .find(|line| line.starts_with("polis: refusing to start"))
-        .unwrap_or_else(|| panic!("no refusal in the node's log:\n{log}"));
-    let file_name = journal.file_name().unwrap().to_str().unwrap();
-    for expected in [
-        "stored data is corrupt",
-        file_name,
-        "checksum mismatch",
-        "of group 1",
-        "log entry at index",
-    ] {
-        assert!(
-            refusal.contains(expected),
-            "{expected:?} missing: {refusal}"
-        );
-    }
-    assert_eq!(
-        log.matches("node started").count(),
-        starts_before,
-        "the damaged node never served"
-    );
     assert_eq!(std::fs::read(&journal).unwrap(), bytes, "nothing was cut");
 
     // The other two carry on.
@@ -240,15 +257,7 @@ async fn a_damaged_snapshot_file_stops_the_node_from_starting() {
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     write_keys(&cluster, leader, "before", 0..200).await;
     wait_until_caught_up(&cluster, follower, leader).await;
-    wait_for(
-        &format!("node {follower} to snapshot"),
-        Duration::from_secs(30),
-        || async {
-            let status = cluster.status(follower).await?;
-            (status["snapshot_index"].as_u64()? > 0).then_some(())
-        },
-    )
-    .await;
+    cluster.wait_for_snapshot(follower).await;
     cluster.stop(follower).await;
     let starts_before = node_log(&cluster, follower).matches("node started").count();
 
@@ -263,36 +272,11 @@ async fn a_damaged_snapshot_file_stops_the_node_from_starting() {
     bytes[middle] ^= 0x20;
     std::fs::write(&snapshot, &bytes).unwrap();
 
-    cluster.start_node(follower);
-    let status = wait_for(
-        "the follower with a damaged snapshot to exit",
-        Duration::from_secs(30),
-        || {
-            let status = cluster.exit_status(follower);
-            async move { status }
-        },
+    assert_refuses_to_start(
+        &mut cluster,
+        follower,
+        starts_before,
+        &["snapshot file", "group-1.snapshot", "checksum mismatch"],
     )
     .await;
-    assert_eq!(status.code(), Some(EXIT_CORRUPT_STORAGE), "{status:?}");
-    let log = node_log(&cluster, follower);
-    let refusal = log
-        .lines()
-        .find(|line| line.starts_with("polis: refusing to start"))
-        .unwrap_or_else(|| panic!("no refusal in the node's log:\n{log}"));
-    for expected in [
-        "stored data is corrupt",
-        "snapshot file",
-        "group-1.snapshot",
-        "checksum mismatch",
-    ] {
-        assert!(
-            refusal.contains(expected),
-            "{expected:?} missing: {refusal}"
-        );
-    }
-    assert_eq!(
-        log.matches("node started").count(),
-        starts_before,
-        "the damaged node never served"
-    );
 }

@@ -202,6 +202,19 @@ impl Cluster {
         .await
     }
 
+    /// Waits until node `id` has taken a snapshot.
+    pub async fn wait_for_snapshot(&self, id: u64) {
+        wait_for(
+            &format!("node {id} to snapshot"),
+            Duration::from_secs(30),
+            || async {
+                let status = self.status(id).await?;
+                (status["snapshot_index"].as_u64()? > 0).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Returns a multiplexed connection to node `id`.
     pub async fn connect(&self, id: u64) -> redis::aio::MultiplexedConnection {
         let url = format!("redis://{}/", self.node(id).resp);
