@@ -234,6 +234,16 @@ impl Drop for Cluster {
                 let log =
                     std::fs::read_to_string(node.data.with_extension("log")).unwrap_or_default();
                 let lines: Vec<&str> = log.lines().collect();
+                // A panic's message is followed by its backtrace, which
+                // can push it out of the tail: quote it first.
+                for (at, line) in lines.iter().enumerate() {
+                    if line.contains("panicked at") {
+                        eprintln!("---- node {} panicked (log line {}) ----", node.id, at + 1);
+                        for line in lines.iter().skip(at).take(3) {
+                            eprintln!("{line}");
+                        }
+                    }
+                }
                 eprintln!("---- node {} log (last 40 lines) ----", node.id);
                 for line in &lines[lines.len().saturating_sub(40)..] {
                     eprintln!("{line}");
