@@ -3,10 +3,12 @@
 #
 #   1. scripts/install-deps.sh       redis-cli, redis-server, tcl, redis-py, pytest
 #   2. scripts/fetch-redis-tests.sh  Redis 7.0.15's TCL suite into .cache/
-#   3. cargo build -j2 --workspace
-#   4. cargo test -j2 --workspace --no-fail-fast   (every test binary runs)
-#   5. python3 -m pytest -q tests/python     (redis-py and redis-cli against polis dev)
-#   6. tests/redis-suite/run.sh              (Redis's own tests against polis dev)
+#   3. cargo fmt --all --check               (formatting, as rustfmt.toml says)
+#   4. cargo clippy --workspace --all-targets -- -D warnings
+#   5. cargo build -j2 --workspace
+#   6. cargo test -j2 --workspace --no-fail-fast   (every test binary runs)
+#   7. python3 -m pytest -q tests/python     (redis-py and redis-cli against polis dev)
+#   8. tests/redis-suite/run.sh              (Redis's own tests against polis dev)
 #
 # Every stage runs under `timeout`, and all of them within TEST_BUDGET_S
 # (default 50 minutes; CI allows 90). A failing stage does not stop the
@@ -138,6 +140,14 @@ status=0
 run_stage fetch-redis-tests 600 ./scripts/fetch-redis-tests.sh || status=$?
 record fetch-redis-tests "$status" 0 0
 suite_fetched=$((status == 0))
+
+status=0
+run_stage cargo-fmt 300 cargo fmt --all --check || status=$?
+record cargo-fmt "$status" 0 0
+
+status=0
+run_stage cargo-clippy 2700 cargo clippy -j2 --workspace --all-targets -- -D warnings || status=$?
+record cargo-clippy "$status" 0 0
 
 status=0
 run_stage cargo-build 2700 cargo build -j2 --workspace || status=$?

@@ -97,7 +97,7 @@ macro_rules! command_set {
 
         impl Command {
             /// Parses the command whose lowercase spec name is `name`.
-            fn parse_named(name: &str, args: &[Bytes]) -> Option<Result<Command, ReplyError>> {
+            pub(crate) fn parse_named(name: &str, args: &[Bytes]) -> Option<Result<Command, ReplyError>> {
                 match name {
                     $($read_name => Some(
                         <$read_type as ReadCommand>::parse(args).map(Command::$read_variant)

@@ -23,6 +23,7 @@
 
 mod access;
 pub mod args;
+pub mod classify;
 mod command;
 pub mod glob;
 pub mod hash;
@@ -35,6 +36,7 @@ mod table;
 #[cfg(test)]
 mod test_support;
 
+pub use classify::{classify, single_slot, Classified, Scope};
 pub use command::{
     execute_read, execute_read_with, execute_write, parse, unknown_command, Command, Protocol,
     ReadCommand, ReadContext, WriteCommand,

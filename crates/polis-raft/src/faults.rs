@@ -148,20 +148,36 @@ mod tests {
     #[test]
     fn a_disabled_injector_changes_nothing() {
         let injector = FaultInjector::new(false, 1);
-        assert!(injector.set(NetworkFaults::isolated_from([2])).is_err());
-        assert_eq!(injector.outgoing(2), Verdict::Deliver(Duration::ZERO));
-        assert_eq!(injector.incoming(2), Verdict::Deliver(Duration::ZERO));
+        assert!(injector
+            .set(NetworkFaults::isolated_from([NodeId(2)]))
+            .is_err());
+        assert_eq!(
+            injector.outgoing(NodeId(2)),
+            Verdict::Deliver(Duration::ZERO)
+        );
+        assert_eq!(
+            injector.incoming(NodeId(2)),
+            Verdict::Deliver(Duration::ZERO)
+        );
     }
 
     #[test]
     fn isolation_drops_both_ways_and_only_for_the_named_peers() {
         let injector = FaultInjector::new(true, 1);
-        injector.set(NetworkFaults::isolated_from([2, 3])).unwrap();
-        assert_eq!(injector.outgoing(2), Verdict::Drop);
-        assert_eq!(injector.incoming(3), Verdict::Drop);
-        assert_eq!(injector.outgoing(4), Verdict::Deliver(Duration::ZERO));
+        injector
+            .set(NetworkFaults::isolated_from([NodeId(2), NodeId(3)]))
+            .unwrap();
+        assert_eq!(injector.outgoing(NodeId(2)), Verdict::Drop);
+        assert_eq!(injector.incoming(NodeId(3)), Verdict::Drop);
+        assert_eq!(
+            injector.outgoing(NodeId(4)),
+            Verdict::Deliver(Duration::ZERO)
+        );
         injector.set(NetworkFaults::default()).unwrap();
-        assert_eq!(injector.outgoing(2), Verdict::Deliver(Duration::ZERO));
+        assert_eq!(
+            injector.outgoing(NodeId(2)),
+            Verdict::Deliver(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -175,7 +191,9 @@ mod tests {
         let run = |seed| {
             let injector = FaultInjector::new(true, seed);
             injector.set(faults.clone()).unwrap();
-            (0..1000).map(|_| injector.outgoing(2)).collect::<Vec<_>>()
+            (0..1000)
+                .map(|_| injector.outgoing(NodeId(2)))
+                .collect::<Vec<_>>()
         };
         let first = run(7);
         assert_eq!(first, run(7), "same seed, same faults");

@@ -3,31 +3,43 @@
 //! ```text
 //!   Group::propose ──> openraft ──> LogStore::append ──> fjall batch
 //!                         │                              └─> GroupCommit (one fsync, all groups)
-//!                         ├──> peer transport (tonic, one channel per peer, group-addressed)
+//!                         ├──> Transport (gRPC, one connection per node pair, group-addressed)
 //!                         └──> SmStore::apply ──> StateMachine::apply (the application)
 //! ```
 //!
-//! What it owns: the openraft type configuration, the fjall log store with
-//! group commit, the state-machine adapter and its snapshot files, the peer
-//! transport and the per-group handles ([`Group`]). The application plugs
-//! in through [`StateMachine`]; it must not know openraft's types, and this
-//! crate must not know commands, RESP or the data model.
+//! What it owns: the openraft type configuration, the node's [`Host`] of
+//! any number of groups of any state machines (storage, transport,
+//! dispatch, the shared budget of proposals), the fjall log store with
+//! group commit, the state-machine adapter and its snapshot files, node
+//! beats and hibernation of idle groups, and the per-group handles
+//! ([`Group`]). The application plugs in through [`StateMachine`] and
+//! [`AppHandler`]; it must not know openraft's types, and this crate must
+//! not know commands, RESP or the data model.
 
+pub mod beats;
 pub mod faults;
 pub mod group;
 pub mod group_commit;
+mod group_network;
+pub mod hibernate;
+pub mod host;
 pub mod log_store;
 pub mod mem_log_store;
 pub mod network;
-pub mod node;
 mod read_rounds;
 pub mod runtime;
+pub mod settings;
 pub mod sim_network;
 pub mod state_machine;
+pub mod storage;
+pub mod transport;
 pub mod types;
 
+pub use beats::{Beats, Leadership};
 pub use faults::{FaultInjector, NetworkFaults};
-pub use group::{Group, GroupStatus, MemberStatus, ProposeError};
-pub use node::{RaftNode, RaftSettings};
+pub use group::{Clock, Group, GroupStatus, MemberStatus, Members, ProposeError};
+pub use host::{GroupSpec, Host};
+pub use settings::RaftSettings;
 pub use state_machine::{SmState, SnapshotPacing, StateHandle, StateMachine};
+pub use transport::{AppHandler, CallError, PeerAddr};
 pub use types::PeerNode;

@@ -26,7 +26,7 @@ use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use polis_types::GroupId;
+use polis_types::{GroupId, ReplicaId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -40,6 +40,8 @@ const LOG_MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
 const META_VOTE: &[u8] = b"vote";
 const META_COMMITTED: &[u8] = b"committed";
 const META_PURGED: &[u8] = b"purged";
+/// The replica id this node's copy of the group belongs to.
+const META_REPLICA: &[u8] = b"replica";
 
 /// The keyspaces shared by every group's log store on a node.
 #[derive(Clone)]
@@ -153,6 +155,46 @@ impl LogEngine {
             group,
         }
     }
+
+    /// Returns every group stored here, with the replica it belongs to.
+    ///
+    /// # Errors
+    /// Returns an error if the engine cannot be read.
+    pub fn groups(&self) -> io::Result<Vec<(GroupId, ReplicaId)>> {
+        let mut groups = Vec::new();
+        for guard in self.meta.iter() {
+            let key = guard.key().map_err(io::Error::other)?;
+            let Some((group, name)) = verify::split_meta_key(&key) else {
+                continue;
+            };
+            if name == META_REPLICA {
+                if let Some(replica) = self.group(group).get_meta::<ReplicaId>(META_REPLICA)? {
+                    groups.push((group, replica));
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Removes everything `group` stored (its log and metadata) and makes
+    /// the removal durable.
+    ///
+    /// # Errors
+    /// Returns an error if the engine cannot be written.
+    pub async fn destroy(&self, group: GroupId) -> io::Result<()> {
+        let store = self.group(group);
+        store.remove_range(0, u64::MAX)?;
+        let mut batch = self.db.batch();
+        for guard in self.meta.prefix(group.get().to_be_bytes()) {
+            let key = guard.key().map_err(io::Error::other)?;
+            batch.remove(&self.meta, key);
+        }
+        batch.commit().map_err(io::Error::other)?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || group_commit::sync(&db))
+            .await
+            .map_err(io::Error::other)?
+    }
 }
 
 /// The log store of one group.
@@ -164,7 +206,7 @@ pub struct LogStore {
 
 fn log_key(group: GroupId, index: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&group.to_be_bytes());
+    key[..8].copy_from_slice(&group.get().to_be_bytes());
     key[8..].copy_from_slice(&index.to_be_bytes());
     key
 }
@@ -175,11 +217,11 @@ fn split_log_key(key: &[u8]) -> Option<(GroupId, u64)> {
     let (group, index) = key.split_at(8);
     let group = u64::from_be_bytes(group.try_into().ok()?);
     let index = u64::from_be_bytes(index.try_into().ok()?);
-    Some((group, index))
+    Some((GroupId(group), index))
 }
 
 fn meta_key(group: GroupId, name: &[u8]) -> Vec<u8> {
-    let mut key = group.to_be_bytes().to_vec();
+    let mut key = group.get().to_be_bytes().to_vec();
     key.extend_from_slice(name);
     key
 }
@@ -283,6 +325,26 @@ impl LogStore {
             .meta
             .insert(key, record)
             .map_err(io::Error::other)
+    }
+
+    /// Returns the replica this copy of the group belongs to, if recorded.
+    ///
+    /// # Errors
+    /// Returns an error if the engine cannot be read.
+    pub fn replica(&self) -> io::Result<Option<ReplicaId>> {
+        self.get_meta(META_REPLICA)
+    }
+
+    /// Records the replica this copy of the group belongs to, durably.
+    ///
+    /// # Errors
+    /// Returns an error if the engine cannot be written or synced.
+    pub async fn set_replica(&self, replica: ReplicaId) -> io::Result<()> {
+        self.put_meta(META_REPLICA, &replica)?;
+        let db = self.engine.db.clone();
+        tokio::task::spawn_blocking(move || group_commit::sync(&db))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Reads the log entry `key` holds, verified.
@@ -463,3 +525,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 #[path = "log_store/open_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "log_store/suite_test.rs"]
+mod suite_tests;

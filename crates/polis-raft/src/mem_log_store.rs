@@ -1,6 +1,7 @@
-//! An in-memory disk for simulation: one node's Raft log, vote and
-//! snapshot, with the same storage interface as the fjall [`LogStore`]
-//! and the same durability rules.
+//! An in-memory disk for simulation: one node's Raft logs, votes and
+//! snapshots (one of each per group, as the fjall engine keeps them) and
+//! its small files, with the same storage interface as the fjall
+//! [`LogStore`] and the same durability rules.
 //!
 //! Writes land in a journal first, visible to the node at once, like
 //! fjall's writes before `persist`. A flush, after a delay drawn from the
@@ -9,25 +10,27 @@
 //! only once it is durable. [`MemDisk::crash`] throws the journal away:
 //! only what a flush made durable survives, and every handle of the
 //! crashed incarnation fails from then on, so a stopped node's leftover
-//! tasks can change nothing. Snapshots are saved durably at once, as the
-//! file-based state machine does before it returns.
+//! tasks can change nothing. Snapshots and files are saved durably at
+//! once, as the file-based code does before it returns.
 //!
 //! [`LogStore`]: crate::log_store::LogStore
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::MutexGuard;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use polis_types::NodeId;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use polis_types::{GroupId, NodeId, ReplicaId};
 
 use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+#[path = "mem_log_store/disk.rs"]
+mod disk;
+
+use disk::{DiskState, Image, Stored, Waiter, Write};
+pub use disk::{MemDisk, WHOLE_DISK};
 
 /// Where an entry sits in a log: its index and the term it was made in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,7 +72,7 @@ pub enum DiskEvent {
     /// A vote was written (durable once `save_vote` returns).
     VoteSaved {
         term: u64,
-        voted_for: NodeId,
+        voted_for: ReplicaId,
         committed: bool,
     },
     /// This node saved a committed vote for itself: it leads `term`, with
@@ -112,12 +115,15 @@ pub enum DiskEvent {
     Crashed {
         lost_writes: usize,
     },
+    /// The group's log, vote and snapshot were removed.
+    Destroyed,
 }
 
-/// Receives a disk's events. Called with the disk locked: it must not
-/// call back into the disk.
+/// Receives a disk's events (`group` is [`WHOLE_DISK`] for events of the
+/// whole disk: flushes and crashes). Called with the disk locked: it
+/// must not call back into the disk.
 pub trait DiskObserver: Send + Sync {
-    fn disk_event(&self, node: NodeId, event: DiskEvent);
+    fn disk_event(&self, node: NodeId, group: GroupId, event: DiskEvent);
 }
 
 /// Returns a 64-bit FNV-1a digest of `bytes`: stable across runs and
@@ -131,225 +137,6 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     hash
 }
 
-#[derive(Clone)]
-struct Stored {
-    entry: Entry,
-    digest: u64,
-}
-
-/// The log, vote and commit point as the node sees them (or as they
-/// would be after a crash, for the durable image).
-#[derive(Clone, Default)]
-struct Image {
-    vote: Option<Vote>,
-    committed: Option<LogId>,
-    purged: Option<LogId>,
-    entries: BTreeMap<u64, Stored>,
-}
-
-enum Write {
-    Append(Vec<Stored>),
-    TruncateAfter(Option<u64>),
-    Purge(LogId),
-    Committed(Option<LogId>),
-    Vote(Vote),
-}
-
-impl Image {
-    fn apply(&mut self, write: &Write) {
-        match write {
-            Write::Append(entries) => {
-                for stored in entries {
-                    self.entries
-                        .insert(stored.entry.log_id.index, stored.clone());
-                }
-            }
-            Write::TruncateAfter(after) => {
-                let from = after.map_or(0, |index| index + 1);
-                self.entries.split_off(&from);
-            }
-            Write::Purge(log_id) => {
-                self.purged = Some(*log_id);
-                self.entries = self.entries.split_off(&(log_id.index + 1));
-            }
-            Write::Committed(committed) => self.committed = *committed,
-            Write::Vote(vote) => self.vote = Some(*vote),
-        }
-    }
-
-    fn summary(&self) -> LogSummary {
-        LogSummary {
-            purged: self.purged.as_ref().map(LogPosition::of),
-            entries: self
-                .entries
-                .values()
-                .map(|stored| EntrySummary {
-                    index: stored.entry.log_id.index,
-                    term: stored.entry.log_id.leader_id.term,
-                    digest: stored.digest,
-                })
-                .collect(),
-        }
-    }
-}
-
-enum Waiter {
-    Append(IOFlushed<TypeConfig>),
-    Signal(tokio::sync::oneshot::Sender<()>),
-}
-
-struct DiskState {
-    node: NodeId,
-    generation: u64,
-    current: Image,
-    durable: Image,
-    journal: Vec<Write>,
-    snapshot: Option<Vec<u8>>,
-    waiters: Vec<Waiter>,
-    flush_scheduled: bool,
-    rng: StdRng,
-    flush_delay_max: Duration,
-    observer: Option<Arc<dyn DiskObserver>>,
-    /// A lying disk reports writes durable before they are: the fault a
-    /// simulation injects to show that its checkers notice lost writes.
-    lying: bool,
-}
-
-impl DiskState {
-    fn emit(&self, event: DiskEvent) {
-        if let Some(observer) = &self.observer {
-            observer.disk_event(self.node, event);
-        }
-    }
-
-    fn write(&mut self, write: Write) {
-        self.current.apply(&write);
-        self.journal.push(write);
-    }
-}
-
-/// One node's simulated disk. Cloning shares it.
-#[derive(Clone)]
-pub struct MemDisk {
-    state: Arc<Mutex<DiskState>>,
-}
-
-impl MemDisk {
-    /// Returns an empty disk of `node` whose flushes take up to
-    /// `flush_delay_max`, drawn from `seed`.
-    pub fn new(
-        node: NodeId,
-        seed: u64,
-        flush_delay_max: Duration,
-        observer: Option<Arc<dyn DiskObserver>>,
-    ) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(DiskState {
-                node,
-                generation: 0,
-                current: Image::default(),
-                durable: Image::default(),
-                journal: Vec::new(),
-                snapshot: None,
-                waiters: Vec::new(),
-                flush_scheduled: false,
-                rng: StdRng::seed_from_u64(seed),
-                flush_delay_max,
-                observer,
-                lying: false,
-            })),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, DiskState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Returns the log store of the disk's current incarnation.
-    pub fn store(&self) -> MemLogStore {
-        MemLogStore {
-            disk: self.clone(),
-            generation: self.lock().generation,
-        }
-    }
-
-    /// Loses everything not yet flushed and fences every handle of the
-    /// running incarnation. Waiting flush callbacks never fire.
-    pub fn crash(&self) {
-        let mut state = self.lock();
-        let lost_writes = state.journal.len();
-        state.journal.clear();
-        state.current = state.durable.clone();
-        state.waiters.clear();
-        state.flush_scheduled = false;
-        state.generation += 1;
-        state.emit(DiskEvent::Crashed { lost_writes });
-    }
-
-    /// Makes the disk report every write durable at once, before its flush
-    /// (`true`), or honestly again. A fault for testing the checkers: a
-    /// crash before the flush then loses writes the node acknowledged.
-    pub fn set_lying(&self, lying: bool) {
-        self.lock().lying = lying;
-    }
-
-    /// Returns the log as the node sees it now.
-    pub fn log_summary(&self) -> LogSummary {
-        self.lock().current.summary()
-    }
-
-    /// Returns the log that would survive a crash now.
-    pub fn durable_log_summary(&self) -> LogSummary {
-        self.lock().durable.summary()
-    }
-
-    /// Makes the journal durable after a seeded delay, then fires the
-    /// waiting callbacks, unless the disk crashed meanwhile.
-    fn schedule_flush(&self, state: &mut DiskState) {
-        if state.flush_scheduled {
-            return;
-        }
-        state.flush_scheduled = true;
-        let max_us = state.flush_delay_max.as_micros() as u64;
-        let delay = Duration::from_micros(state.rng.random_range(0..=max_us));
-        let generation = state.generation;
-        let disk = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            disk.flush(generation);
-        });
-    }
-
-    fn flush(&self, generation: u64) {
-        let waiters = {
-            let mut state = self.lock();
-            if state.generation != generation {
-                return;
-            }
-            state.flush_scheduled = false;
-            let journal = std::mem::take(&mut state.journal);
-            for write in &journal {
-                state.durable.apply(write);
-            }
-            state.emit(DiskEvent::Flushed {
-                writes: journal.len(),
-            });
-            std::mem::take(&mut state.waiters)
-        };
-        for waiter in waiters {
-            match waiter {
-                Waiter::Append(callback) => callback.io_completed(Ok(())),
-                Waiter::Signal(sender) => {
-                    // The receiver is gone only if its task was dropped.
-                    let _ = sender.send(());
-                }
-            }
-        }
-    }
-}
-
 fn crashed() -> io::Error {
     io::Error::other("simulated node crashed: storage handle of a past incarnation")
 }
@@ -360,10 +147,12 @@ fn digest_of(entry: &Entry) -> io::Result<u64> {
     Ok(fnv1a64(&bytes))
 }
 
-/// The log store of one incarnation of a node on a [`MemDisk`].
+/// The log store of one group for one incarnation of a node on a
+/// [`MemDisk`].
 #[derive(Clone)]
 pub struct MemLogStore {
     disk: MemDisk,
+    group: GroupId,
     generation: u64,
 }
 
@@ -382,16 +171,43 @@ impl MemLogStore {
         Ok(state)
     }
 
+    /// Returns the replica this copy of the group belongs to, if recorded.
+    ///
+    /// # Errors
+    /// Fails when this incarnation crashed.
+    pub fn replica(&self) -> io::Result<Option<ReplicaId>> {
+        Ok(self
+            .live()?
+            .groups
+            .get(&self.group)
+            .and_then(|disk| disk.durable.replica))
+    }
+
+    /// Records the replica this copy of the group belongs to, durably.
+    ///
+    /// # Errors
+    /// Fails when this incarnation crashed.
+    pub fn set_replica(&self, replica: ReplicaId) -> io::Result<()> {
+        let mut state = self.live()?;
+        let disk = state.group(self.group);
+        disk.current.replica = Some(replica);
+        disk.durable.replica = Some(replica);
+        Ok(())
+    }
+
     /// Stores an encoded snapshot durably.
     ///
     /// # Errors
     /// Fails when this incarnation crashed.
     pub(crate) fn save_snapshot(&self, last: Option<LogId>, bytes: Vec<u8>) -> io::Result<()> {
         let mut state = self.live()?;
-        state.snapshot = Some(bytes);
-        state.emit(DiskEvent::SnapshotSaved {
-            last: last.as_ref().map(LogPosition::of),
-        });
+        state.group(self.group).snapshot = Some(bytes);
+        state.emit(
+            self.group,
+            DiskEvent::SnapshotSaved {
+                last: last.as_ref().map(LogPosition::of),
+            },
+        );
         Ok(())
     }
 
@@ -400,15 +216,22 @@ impl MemLogStore {
     /// # Errors
     /// Fails when this incarnation crashed.
     pub(crate) fn load_snapshot(&self) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.live()?.snapshot.clone())
+        Ok(self
+            .live()?
+            .groups
+            .get(&self.group)
+            .and_then(|disk| disk.snapshot.clone()))
     }
 
     /// Reports which snapshot the state machine restored at start.
     pub(crate) fn snapshot_loaded(&self, last: Option<LogId>) {
         if let Ok(state) = self.live() {
-            state.emit(DiskEvent::SnapshotLoaded {
-                last: last.as_ref().map(LogPosition::of),
-            });
+            state.emit(
+                self.group,
+                DiskEvent::SnapshotLoaded {
+                    last: last.as_ref().map(LogPosition::of),
+                },
+            );
         }
     }
 
@@ -427,6 +250,10 @@ impl MemLogStore {
         };
         receiver.await.map_err(|_| crashed())
     }
+
+    fn image<'a>(&self, state: &'a mut DiskState) -> &'a Image {
+        &state.group(self.group).current
+    }
 }
 
 impl RaftLogReader<TypeConfig> for MemLogStore {
@@ -434,9 +261,9 @@ impl RaftLogReader<TypeConfig> for MemLogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let state = self.live()?;
-        Ok(state
-            .current
+        let mut state = self.live()?;
+        Ok(self
+            .image(&mut state)
             .entries
             .range(range)
             .map(|(_, stored)| stored.entry.clone())
@@ -444,7 +271,8 @@ impl RaftLogReader<TypeConfig> for MemLogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.live()?.current.vote)
+        let mut state = self.live()?;
+        Ok(self.image(&mut state).vote)
     }
 }
 
@@ -452,10 +280,10 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let state = self.live()?;
-        let last_purged_log_id = state.current.purged;
-        let last = state
-            .current
+        let mut state = self.live()?;
+        let image = self.image(&mut state);
+        let last_purged_log_id = image.purged;
+        let last = image
             .entries
             .values()
             .next_back()
@@ -473,17 +301,21 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         {
             let mut state = self.live()?;
-            state.write(Write::Vote(*vote));
+            state.write(self.group, Write::Vote(*vote));
             let term = vote.leader_id.term;
             let voted_for = vote.leader_id.voted_for;
-            state.emit(DiskEvent::VoteSaved {
-                term,
-                voted_for,
-                committed: vote.committed,
-            });
-            if vote.committed && voted_for == state.node {
-                let log = state.current.summary();
-                state.emit(DiskEvent::LeaderElected { term, log });
+            state.emit(
+                self.group,
+                DiskEvent::VoteSaved {
+                    term,
+                    voted_for,
+                    committed: vote.committed,
+                },
+            );
+            let image = self.image(&mut state);
+            if vote.committed && Some(voted_for) == image.replica {
+                let log = image.summary();
+                state.emit(self.group, DiskEvent::LeaderElected { term, log });
             }
         }
         // Durable before it is acted upon (Raft, figure 2).
@@ -492,27 +324,31 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let mut state = self.live()?;
-        state.write(Write::Committed(committed));
+        state.write(self.group, Write::Committed(committed));
         if let Some(log_id) = committed {
-            let digest = state
-                .current
+            let image = self.image(&mut state);
+            let digest = image
                 .entries
                 .get(&log_id.index)
                 .filter(|stored| stored.entry.log_id == log_id)
                 .map(|stored| stored.digest);
-            let vote_term = state.current.vote.map_or(0, |vote| vote.leader_id.term);
-            state.emit(DiskEvent::Committed {
-                index: log_id.index,
-                term: log_id.leader_id.term,
-                digest,
-                vote_term,
-            });
+            let vote_term = image.vote.map_or(0, |vote| vote.leader_id.term);
+            state.emit(
+                self.group,
+                DiskEvent::Committed {
+                    index: log_id.index,
+                    term: log_id.leader_id.term,
+                    digest,
+                    vote_term,
+                },
+            );
         }
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.live()?.current.committed)
+        let mut state = self.live()?;
+        Ok(self.image(&mut state).committed)
     }
 
     async fn append<I>(
@@ -531,12 +367,15 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         }
         let mut state = self.live()?;
         if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
-            state.emit(DiskEvent::Appended {
-                first: first.entry.log_id.index,
-                last: last.entry.log_id.index,
-            });
+            state.emit(
+                self.group,
+                DiskEvent::Appended {
+                    first: first.entry.log_id.index,
+                    last: last.entry.log_id.index,
+                },
+            );
         }
-        state.write(Write::Append(stored));
+        state.write(self.group, Write::Append(stored));
         self.disk.schedule_flush(&mut state);
         if state.lying {
             drop(state);
@@ -550,15 +389,15 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let mut state = self.live()?;
         let after = last_log_id.map(|log_id| log_id.index);
-        state.write(Write::TruncateAfter(after));
-        state.emit(DiskEvent::Truncated { after });
+        state.write(self.group, Write::TruncateAfter(after));
+        state.emit(self.group, DiskEvent::Truncated { after });
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut state = self.live()?;
-        state.write(Write::Purge(log_id));
-        state.emit(DiskEvent::Purged { upto: log_id.index });
+        state.write(self.group, Write::Purge(log_id));
+        state.emit(self.group, DiskEvent::Purged { upto: log_id.index });
         Ok(())
     }
 }

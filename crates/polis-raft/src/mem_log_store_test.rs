@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
@@ -10,6 +11,8 @@ use openraft::type_config::TypeConfigExt;
 use openraft::{RaftLogReader, StorageError};
 
 use super::*;
+
+const GROUP: GroupId = GroupId(1);
 use crate::state_machine::{SmStore, StateMachine};
 
 #[derive(Default)]
@@ -35,8 +38,8 @@ impl StoreBuilder<TypeConfig, MemLogStore, SmStore<Counter>, MemDisk> for Builde
     async fn build(
         &self,
     ) -> Result<(MemDisk, MemLogStore, SmStore<Counter>), StorageError<TypeConfig>> {
-        let disk = MemDisk::new(1, 7, Duration::from_micros(300), None);
-        let store = disk.store();
+        let disk = MemDisk::new(NodeId(1), 7, Duration::from_micros(300), None);
+        let store = disk.store(GROUP);
         let sm = SmStore::open_in_memory(Counter::default(), store.clone()).unwrap();
         Ok((disk, store, sm))
     }
@@ -52,13 +55,13 @@ async fn passes_openraft_storage_suite() {
 struct Recorder(Mutex<Vec<DiskEvent>>);
 
 impl DiskObserver for Recorder {
-    fn disk_event(&self, _node: NodeId, event: DiskEvent) {
+    fn disk_event(&self, _node: NodeId, _group: GroupId, event: DiskEvent) {
         self.0.lock().unwrap().push(event);
     }
 }
 
 fn blank(term: u64, index: u64) -> Entry {
-    openraft::testing::blank_ent::<TypeConfig>(term, 1, index)
+    openraft::testing::blank_ent::<TypeConfig>(term, ReplicaId(1), index)
 }
 
 async fn append_and_wait(store: &mut MemLogStore, entries: Vec<Entry>) {
@@ -72,21 +75,21 @@ async fn append_and_wait(store: &mut MemLogStore, entries: Vec<Entry>) {
 
 #[tokio::test]
 async fn a_crash_keeps_flushed_entries_and_loses_the_rest() {
-    let disk = MemDisk::new(1, 3, Duration::from_millis(1), None);
-    let mut store = disk.store();
+    let disk = MemDisk::new(NodeId(1), 3, Duration::from_millis(1), None);
+    let mut store = disk.store(GROUP);
     append_and_wait(&mut store, vec![blank(1, 1), blank(1, 2)]).await;
     // Written but not flushed: the flush runs only after a delay.
     store
         .append(vec![blank(1, 3)], IOFlushed::noop())
         .await
         .unwrap();
-    assert_eq!(disk.log_summary().entries.len(), 3);
-    assert_eq!(disk.durable_log_summary().entries.len(), 2);
+    assert_eq!(disk.log_summary(GROUP).entries.len(), 3);
+    assert_eq!(disk.durable_log_summary(GROUP).entries.len(), 2);
 
     disk.crash();
-    assert_eq!(disk.log_summary(), disk.durable_log_summary());
+    assert_eq!(disk.log_summary(GROUP), disk.durable_log_summary(GROUP));
     let indexes: Vec<u64> = disk
-        .log_summary()
+        .log_summary(GROUP)
         .entries
         .iter()
         .map(|entry| entry.index)
@@ -99,23 +102,32 @@ async fn a_crash_keeps_flushed_entries_and_loses_the_rest() {
         .append(vec![blank(1, 3)], IOFlushed::noop())
         .await
         .is_err());
-    let mut restarted = disk.store();
+    let mut restarted = disk.store(GROUP);
     let state = restarted.get_log_state().await.unwrap();
-    assert_eq!(state.last_log_id, Some(log_id::<TypeConfig>(1, 1, 2)));
+    assert_eq!(
+        state.last_log_id,
+        Some(log_id::<TypeConfig>(1, ReplicaId(1), 2))
+    );
 }
 
 #[tokio::test]
 async fn a_saved_vote_and_a_snapshot_survive_a_crash() {
     let recorder = Arc::new(Recorder::default());
-    let disk = MemDisk::new(2, 5, Duration::from_millis(1), Some(recorder.clone()));
-    let mut store = disk.store();
+    let disk = MemDisk::new(
+        NodeId(2),
+        5,
+        Duration::from_millis(1),
+        Some(recorder.clone()),
+    );
+    let mut store = disk.store(GROUP);
     let vote = Vote {
         leader_id: openraft::impls::leader_id_std::LeaderId {
             term: 4,
-            voted_for: 2,
+            voted_for: ReplicaId(2),
         },
         committed: true,
     };
+    store.set_replica(ReplicaId(2)).unwrap();
     store.save_vote(&vote).await.unwrap();
     let mut sm = SmStore::open_in_memory(Counter(9), store.clone()).unwrap();
     let built = {
@@ -128,7 +140,7 @@ async fn a_saved_vote_and_a_snapshot_survive_a_crash() {
     };
     disk.crash();
 
-    let mut restarted = disk.store();
+    let mut restarted = disk.store(GROUP);
     assert_eq!(restarted.read_vote().await.unwrap(), Some(vote));
     let mut reopened = SmStore::open_in_memory(Counter::default(), restarted.clone()).unwrap();
     assert_eq!(reopened.handle().read().app.0, 9);
@@ -165,14 +177,14 @@ fn fnv1a64_matches_the_reference_vectors() {
 
 #[tokio::test]
 async fn a_lying_disk_acknowledges_what_a_crash_then_loses() {
-    let disk = MemDisk::new(1, 3, Duration::from_millis(1), None);
+    let disk = MemDisk::new(NodeId(1), 3, Duration::from_millis(1), None);
     disk.set_lying(true);
-    let mut store = disk.store();
+    let mut store = disk.store(GROUP);
     append_and_wait(&mut store, vec![blank(1, 1)]).await;
-    assert_eq!(disk.durable_log_summary().entries.len(), 0);
+    assert_eq!(disk.durable_log_summary(GROUP).entries.len(), 0);
     disk.crash();
     assert!(
-        disk.log_summary().entries.is_empty(),
+        disk.log_summary(GROUP).entries.is_empty(),
         "acknowledged, then lost"
     );
 }

@@ -45,6 +45,35 @@ pub trait StateMachine: Send + Sync + 'static {
     /// # Errors
     /// Returns a message when `data` is not a valid snapshot.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+
+    /// Returns how many items (keys, for a data group) the state holds,
+    /// for status reports.
+    fn items(&self) -> u64 {
+        0
+    }
+}
+
+/// Exit code of a node that met a log entry it cannot decode (sysexits'
+/// `EX_PROTOCOL`): another binary wrote it, or it is damaged past its
+/// checksum.
+pub const EXIT_UNDECODABLE_ENTRY: i32 = 76;
+
+/// Stops the node (crash-stop): the entry at `index` of `group` cannot be
+/// applied. Skipping it would let this replica's state differ from the
+/// replicas that could apply it; stopping costs the group one member, and
+/// a binary that understands the entry can take over the same data.
+/// In a simulation it panics instead, which the run reports.
+pub fn undecodable_entry(group: polis_types::GroupId, index: u64, detail: &str) -> ! {
+    if crate::runtime::is_simulated() {
+        panic!("group {group} cannot decode its log entry at index {index}: {detail}");
+    }
+    tracing::error!(%group, index, detail, "undecodable log entry: stopping the node (crash-stop)");
+    eprintln!(
+        "polis: stopping: group {group} cannot decode its log entry at index {index} ({detail}). \
+         A node of another version wrote it: run the same polis version on every node; \
+         exit code {EXIT_UNDECODABLE_ENTRY}"
+    );
+    std::process::exit(EXIT_UNDECODABLE_ENTRY)
 }
 
 /// The state a group's replicas agree on.
@@ -367,22 +396,7 @@ fn restore_into<S: StateMachine>(
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically and durably: a temporary file,
-/// fsync, rename, fsync of the directory.
-fn write_durably(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+use crate::storage::write_durably;
 
 impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
     type SnapshotData = Vec<u8>;

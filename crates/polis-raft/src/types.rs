@@ -4,13 +4,16 @@
 use std::fmt;
 
 use bytes::Bytes;
-use polis_types::NodeId;
+use polis_types::{NodeId, ReplicaId};
 use serde::{Deserialize, Serialize};
 
-/// Where a node can be reached. Stored in the Raft membership, so every
-/// replica knows every member's addresses.
+/// The node that hosts a replica, and where it can be reached. Stored in
+/// the Raft membership (keyed by replica id), so every replica knows which
+/// node each member lives on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerNode {
+    /// The node hosting the replica.
+    pub node_id: NodeId,
     /// Peer RPC address (`host:port`).
     pub peer_addr: String,
     /// RESP address clients are redirected to (`host:port`).
@@ -21,7 +24,11 @@ pub struct PeerNode {
 
 impl fmt::Display for PeerNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "peer={} resp={}", self.peer_addr, self.resp_addr)
+        write!(
+            f,
+            "node={} peer={} resp={}",
+            self.node_id, self.peer_addr, self.resp_addr
+        )
     }
 }
 
@@ -53,9 +60,9 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Proposal,
         R = Applied,
-        NodeId = NodeId,
+        NodeId = ReplicaId,
         Node = PeerNode,
-        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, ReplicaId>,
         AsyncRuntime = crate::runtime::PolisRuntime,
 );
 

@@ -1,15 +1,19 @@
-//! Three Raft nodes in one process on loopback ports the OS picks: a
-//! write is applied everywhere, survives the leader's shutdown, and a new
-//! leader takes over. Reference: Raft paper, sections 5.2 (election) and
-//! 5.3 (log replication).
+//! Three hosts in one process on loopback ports the OS picks, each with
+//! replicas of two groups of different state machines over one peer
+//! connection per node pair and one log engine: writes are applied
+//! everywhere, survive the loss of a leader's node, and a new leader takes
+//! over. Reference: Raft paper, sections 5.2 (election) and 5.3 (log
+//! replication).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use polis_raft::{Group, PeerNode, ProposeError, RaftNode, RaftSettings, StateMachine};
+use polis_raft::{Group, GroupSpec, Host, PeerNode, ProposeError, RaftSettings, StateMachine};
+use polis_types::{GroupId, NodeId, ReplicaId};
 
 #[derive(Default)]
 struct Kv {
@@ -30,6 +34,27 @@ impl StateMachine for Kv {
         self.map = postcard::from_bytes(data).map_err(|e| e.to_string())?;
         Ok(())
     }
+    fn items(&self) -> u64 {
+        self.map.len() as u64
+    }
+}
+
+/// A counter: another state machine type in the same hosts.
+#[derive(Default)]
+struct Counter(u64);
+
+impl StateMachine for Counter {
+    fn apply(&mut self, _index: u64, _time_ms: u64, _payload: &[u8]) -> Bytes {
+        self.0 += 1;
+        Bytes::from(self.0.to_string())
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_be_bytes().to_vec()
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.0 = u64::from_be_bytes(data.try_into().map_err(|_| "bad snapshot")?);
+        Ok(())
+    }
 }
 
 async fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -47,51 +72,92 @@ async fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -
     }
 }
 
+const KV: GroupId = GroupId(1);
+const COUNTER: GroupId = GroupId(2);
+
+/// Node n hosts replica 10n of the key-value group and 20n of the counter.
+fn replica(group: GroupId, node: u64) -> ReplicaId {
+    ReplicaId(group.get() * 10 + node)
+}
+
 struct Cluster {
-    groups: HashMap<u64, Group<Kv>>,
-    servers: HashMap<u64, tokio::task::JoinHandle<()>>,
+    hosts: HashMap<NodeId, Arc<Host>>,
+    kv: HashMap<NodeId, Group<Kv>>,
+    counters: HashMap<NodeId, Group<Counter>>,
+    servers: HashMap<NodeId, tokio::task::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 async fn start_cluster(settings: RaftSettings) -> Cluster {
     let mut listeners = Vec::new();
-    let mut members = BTreeMap::new();
-    for node_id in 1..=3u64 {
+    let mut nodes = BTreeMap::new();
+    for node in 1..=3u64 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        members.insert(
-            node_id,
+        nodes.insert(
+            node,
             PeerNode {
+                node_id: NodeId(node),
                 peer_addr: addr.clone(),
                 resp_addr: addr.clone(),
                 admin_addr: addr,
             },
         );
-        listeners.push((node_id, listener));
+        listeners.push((node, listener));
     }
+    let members = |group: GroupId| -> BTreeMap<ReplicaId, PeerNode> {
+        nodes
+            .iter()
+            .map(|(node, peer)| (replica(group, *node), peer.clone()))
+            .collect()
+    };
     let mut cluster = Cluster {
-        groups: HashMap::new(),
+        hosts: HashMap::new(),
+        kv: HashMap::new(),
+        counters: HashMap::new(),
         servers: HashMap::new(),
         _dirs: Vec::new(),
     };
-    for (node_id, listener) in listeners {
+    for (node, listener) in listeners {
         let dir = tempfile::tempdir().unwrap();
-        let node = RaftNode::<Kv>::open(
-            node_id,
-            dir.path().to_path_buf(),
+        let host = Host::open(
+            NodeId(node),
+            dir.path(),
             settings.clone(),
-            std::sync::Arc::new(polis_raft::FaultInjector::new(false, 0)),
+            Arc::new(polis_raft::FaultInjector::new(false, 0)),
         )
         .unwrap();
-        let group = node
-            .start_group(1, Kv::default(), members.clone())
+        host.start_background();
+        let kv = host
+            .start_group(
+                GroupSpec {
+                    group: KV,
+                    replica: replica(KV, node),
+                    bootstrap: Some(members(KV)),
+                },
+                Kv::default(),
+            )
             .await
             .unwrap();
+        let counter = host
+            .start_group(
+                GroupSpec {
+                    group: COUNTER,
+                    replica: replica(COUNTER, node),
+                    bootstrap: Some(members(COUNTER)),
+                },
+                Counter::default(),
+            )
+            .await
+            .unwrap();
+        let serving = host.clone();
         let server = tokio::spawn(async move {
-            let _ = node.serve_peers(listener).await;
+            let _ = serving.serve_peers(listener).await;
         });
-        cluster.groups.insert(node_id, group);
-        cluster.servers.insert(node_id, server);
+        cluster.hosts.insert(NodeId(node), host);
+        cluster.kv.insert(NodeId(node), kv);
+        cluster.counters.insert(NodeId(node), counter);
+        cluster.servers.insert(NodeId(node), server);
         cluster._dirs.push(dir);
     }
     cluster
@@ -99,11 +165,14 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
 
 /// Proposes on whichever node leads, following NotLeader answers, until
 /// the proposal is acknowledged or 30 s pass.
-async fn propose_anywhere(cluster: &Cluster, payload: Bytes) -> Bytes {
+async fn propose_anywhere<S: StateMachine>(
+    groups: &HashMap<NodeId, Group<S>>,
+    payload: Bytes,
+) -> Bytes {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let target = leader_of(cluster);
-        if let Some(group) = target.and_then(|id| cluster.groups.get(&id)) {
+        let target = leader_of(groups);
+        if let Some(group) = target.and_then(|id| groups.get(&id)) {
             match group.propose(payload.clone()).await {
                 Ok(reply) => return reply,
                 Err(ProposeError::NotLeader { .. }) => {}
@@ -111,20 +180,19 @@ async fn propose_anywhere(cluster: &Cluster, payload: Bytes) -> Bytes {
             }
         }
         assert!(Instant::now() < deadline, "no leader accepted the proposal");
-        wait_for(Duration::from_secs(10), || leader_of(cluster)).await;
+        wait_for(Duration::from_secs(10), || leader_of(groups)).await;
     }
 }
 
-fn leader_of(cluster: &Cluster) -> Option<u64> {
-    cluster
-        .groups
+fn leader_of<S: StateMachine>(groups: &HashMap<NodeId, Group<S>>) -> Option<NodeId> {
+    groups
         .iter()
         .find(|(_, group)| group.is_leader())
         .map(|(id, _)| *id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_replicate_and_survive_leader_loss() {
+async fn two_groups_replicate_and_survive_the_loss_of_a_leaders_node() {
     let settings = RaftSettings {
         heartbeat_ms: 100,
         election_timeout_min_ms: 500,
@@ -132,46 +200,98 @@ async fn writes_replicate_and_survive_leader_loss() {
         ..RaftSettings::default()
     };
     let mut cluster = start_cluster(settings).await;
-    let _leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
+    wait_for(Duration::from_secs(10), || leader_of(&cluster.kv)).await;
 
     for i in 0..50 {
-        propose_anywhere(&cluster, Bytes::from(format!("k{i}=v{i}"))).await;
+        propose_anywhere(&cluster.kv, Bytes::from(format!("k{i}=v{i}"))).await;
+        propose_anywhere(&cluster.counters, Bytes::from("+1")).await;
     }
-    // A follower refuses proposals and names the leader (once it heard
-    // from one: a loaded machine may re-elect meanwhile).
-    let leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
-    let follower = *cluster.groups.keys().find(|id| **id != leader).unwrap();
+    // A follower refuses proposals and names the leader's replica and node
+    // (once it heard from one: a loaded machine may re-elect meanwhile).
+    let leader = wait_for(Duration::from_secs(10), || leader_of(&cluster.kv)).await;
+    let follower = *cluster.kv.keys().find(|id| **id != leader).unwrap();
     wait_for(Duration::from_secs(10), || {
-        cluster.groups[&follower].leader().map(|_| ())
+        cluster.kv[&follower].leader().map(|_| ())
     })
     .await;
-    let leader = cluster.groups[&follower].leader().unwrap().0;
-    match cluster.groups[&follower].propose(Bytes::from("x=y")).await {
+    let (leader_replica, leader_node) = cluster.kv[&follower].leader().unwrap();
+    assert_eq!(leader_replica, replica(KV, leader_node.node_id.get()));
+    match cluster.kv[&follower].propose(Bytes::from("x=y")).await {
         Err(ProposeError::NotLeader {
             leader: Some((id, _)),
-        }) => assert_eq!(id, leader),
+        }) => assert_eq!(id, leader_replica),
         other => panic!("expected NotLeader, got {other:?}"),
     }
-    // Every replica applies every acknowledged write.
-    for group in cluster.groups.values() {
+    // Every replica of both groups applies every acknowledged write.
+    for node in cluster.hosts.keys() {
         wait_for(Duration::from_secs(10), || {
-            (group.state().read().app.map.len() == 50).then_some(())
+            (cluster.kv[node].state().read().app.map.len() == 50).then_some(())
+        })
+        .await;
+        wait_for(Duration::from_secs(10), || {
+            (cluster.counters[node].state().read().app.0 == 50).then_some(())
+        })
+        .await;
+    }
+    // Beats tell every node who leads each group.
+    let leader_node = leader_node.node_id;
+    for host in cluster.hosts.values() {
+        wait_for(Duration::from_secs(10), || {
+            (host.leaders().get(&KV).map(|(node, _)| *node) == Some(leader_node)).then_some(())
         })
         .await;
     }
 
-    // Stop the leader: the other two elect a new one, which has the writes.
-    let old = cluster.groups.remove(&leader).unwrap();
-    old.shutdown().await;
-    cluster.servers.remove(&leader).unwrap().abort();
-    let new_leader = wait_for(Duration::from_secs(10), || leader_of(&cluster)).await;
-    assert_ne!(new_leader, leader);
-    let group = &cluster.groups[&new_leader];
+    // Stop the key-value leader's node: the other two elect a new one,
+    // which has the writes; the counter group goes on too.
+    cluster.kv.remove(&leader_node).unwrap();
+    cluster.counters.remove(&leader_node).unwrap();
+    cluster.hosts.remove(&leader_node).unwrap().shutdown().await;
+    cluster.servers.remove(&leader_node).unwrap().abort();
+    let new_leader = wait_for(Duration::from_secs(10), || leader_of(&cluster.kv)).await;
+    assert_ne!(new_leader, leader_node);
+    let group = &cluster.kv[&new_leader];
     group.linearizable_read().await.unwrap();
     assert_eq!(
         group.state().read().app.map.get("k49").map(String::as_str),
         Some("v49")
     );
-    let previous = propose_anywhere(&cluster, Bytes::from("k0=again")).await;
+    let previous = propose_anywhere(&cluster.kv, Bytes::from("k0=again")).await;
     assert_eq!(previous, Bytes::from("v0"));
+    let count = propose_anywhere(&cluster.counters, Bytes::from("+1")).await;
+    assert_eq!(count, Bytes::from("51"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_refuses_to_start_on_another_replicas_data_until_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(
+        NodeId(1),
+        dir.path(),
+        RaftSettings::default(),
+        Arc::new(polis_raft::FaultInjector::new(false, 0)),
+    )
+    .unwrap();
+    let spec = |replica| GroupSpec {
+        group: KV,
+        replica: ReplicaId(replica),
+        bootstrap: None,
+    };
+    host.start_group(spec(5), Kv::default()).await.unwrap();
+    assert!(
+        host.start_group(spec(5), Kv::default()).await.is_err(),
+        "runs already"
+    );
+    host.stop_group(KV).await;
+    let error = host
+        .start_group(spec(6), Kv::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("holds replica 5"), "{error}");
+    host.destroy_group(KV).await.unwrap();
+    assert!(host.stored_groups().unwrap().is_empty());
+    host.start_group(spec(6), Kv::default()).await.unwrap();
+    assert_eq!(host.stored_groups().unwrap(), vec![(KV, ReplicaId(6))]);
+    host.shutdown().await;
 }

@@ -2,6 +2,7 @@
 //! for the protocol version the client chose (`HELLO 2|3`).
 
 use bytes::Bytes;
+use polis_types::Slot;
 use serde::{Deserialize, Serialize};
 
 /// A reply value, independent of the protocol version.
@@ -78,9 +79,9 @@ pub enum ReplyError {
     #[error("ERR no such key")]
     NoSuchKey,
     #[error("MOVED {slot} {addr}")]
-    Moved { slot: u16, addr: String },
+    Moved { slot: Slot, addr: String },
     #[error("ASK {slot} {addr}")]
-    Ask { slot: u16, addr: String },
+    Ask { slot: Slot, addr: String },
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,
     #[error("CLUSTERDOWN {0}")]
@@ -135,7 +136,7 @@ mod tests {
             ),
             (
                 ReplyError::Moved {
-                    slot: 3999,
+                    slot: Slot::new(3999).unwrap(),
                     addr: "127.0.0.1:6381".into(),
                 },
                 "MOVED 3999 127.0.0.1:6381",

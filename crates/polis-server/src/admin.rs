@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use polis_raft::{GroupStatus, MemberStatus, NetworkFaults};
+use polis_types::NodeId;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -21,6 +22,7 @@ use crate::stats::Stats;
 pub struct NodeStatus {
     pub node_id: u64,
     pub state: String,
+    /// The leader's node.
     pub leader_id: Option<u64>,
     pub leader_resp_addr: Option<String>,
     pub term: u64,
@@ -39,7 +41,7 @@ pub fn status(node: &Node) -> NodeStatus {
         node_id,
         state,
         term,
-        leader_id,
+        leader_node,
         last_log_index,
         committed,
         applied,
@@ -48,14 +50,14 @@ pub fn status(node: &Node) -> NodeStatus {
         members,
         ..
     } = node.group.status();
-    let leader_resp_addr = leader_id
+    let leader_resp_addr = leader_node
         .and_then(|leader| members.iter().find(|member| member.node_id == leader))
         .map(|member| member.resp_addr.clone());
     let keys = node.group.state().read().app.db.len();
     NodeStatus {
-        node_id,
+        node_id: node_id.get(),
         state,
-        leader_id,
+        leader_id: leader_node.map(NodeId::get),
         leader_resp_addr,
         term,
         last_log_index,

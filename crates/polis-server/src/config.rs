@@ -46,7 +46,7 @@ impl ServerConfig {
     /// # Errors
     /// Returns a message naming the first problem found.
     pub fn validate(&self) -> Result<(), String> {
-        if self.node_id == 0 {
+        if self.node_id.get() == 0 {
             return Err("node id must be at least 1".into());
         }
         if !self.members.iter().any(|member| member.id == self.node_id) {

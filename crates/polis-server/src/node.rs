@@ -6,10 +6,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use polis_raft::{FaultInjector, Group, PeerNode, RaftNode};
+use polis_raft::{FaultInjector, Group, GroupSpec, Host, PeerNode};
 use polis_resp::DecodeLimits;
-use polis_types::ids::DATA_GROUP;
-use polis_types::{limits, NodeId};
+use polis_types::{limits, GroupId, NodeId, ReplicaId};
+
+/// The group that holds all 16384 slots until sharding arrives.
+const DATA_GROUP: GroupId = GroupId(1);
 use tokio::net::TcpListener;
 
 use crate::clients::Clients;
@@ -59,7 +61,7 @@ pub fn now_ms() -> u64 {
 
 /// Returns the Redis Cluster-style 40-hex-digit name of node `id`.
 pub fn node_name(id: NodeId) -> String {
-    format!("{id:040x}")
+    format!("{:040x}", id.get())
 }
 
 impl Node {
@@ -115,27 +117,36 @@ pub async fn run(
         config.enable_fault_injection,
         fault_seed,
     ));
-    let raft = RaftNode::<DataMachine>::open(
+    let raft = Host::open(
         config.node_id,
-        config.data_dir.clone(),
+        &config.data_dir,
         config.raft.clone(),
         faults.clone(),
     )
     .map_err(ServerError::Storage)?;
-    let members: BTreeMap<NodeId, PeerNode> = config
+    raft.start_background();
+    let members: BTreeMap<ReplicaId, PeerNode> = config
         .members
         .iter()
         .map(|member| {
             let node = PeerNode {
+                node_id: member.id,
                 peer_addr: member.peer_addr.clone(),
                 resp_addr: member.resp_addr.clone(),
                 admin_addr: member.admin_addr.clone(),
             };
-            (member.id, node)
+            (ReplicaId(member.id.get()), node)
         })
         .collect();
     let group = raft
-        .start_group(DATA_GROUP, DataMachine::default(), members)
+        .start_group(
+            GroupSpec {
+                group: DATA_GROUP,
+                replica: ReplicaId(config.node_id.get()),
+                bootstrap: Some(members),
+            },
+            DataMachine::default(),
+        )
         .await
         .map_err(ServerError::Storage)?;
 
@@ -155,15 +166,16 @@ pub async fn run(
         resp_port,
     });
     tracing::info!(
-        node_id = node.config.node_id,
+        node_id = %node.config.node_id,
         resp = %node.config.resp_addr,
         admin = %node.config.admin_addr,
         peer = %node.config.peer_addr,
         "node started"
     );
 
+    let serving = raft.clone();
     let peers = tokio::spawn(async move {
-        if let Err(error) = raft.serve_peers(peer_listener).await {
+        if let Err(error) = serving.serve_peers(peer_listener).await {
             tracing::error!(%error, "peer server stopped");
         }
     });
@@ -176,7 +188,7 @@ pub async fn run(
     accept.abort();
     expiry.abort();
     admin.abort();
-    group.shutdown().await;
+    raft.shutdown().await;
     peers.abort();
     Ok(())
 }

@@ -209,7 +209,9 @@ impl Clients {
 
 fn refused(error: ProposeError) -> Attempt {
     match error {
-        ProposeError::NotLeader { leader } => Attempt::Redirect(leader.map(|(node, _)| node)),
+        ProposeError::NotLeader { leader } => {
+            Attempt::Redirect(leader.map(|(_, node)| node.node_id))
+        }
         ProposeError::Unavailable(reason) => Attempt::Unknown(reason),
     }
 }

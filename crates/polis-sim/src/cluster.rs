@@ -1,7 +1,8 @@
 //! The simulated cluster: one Raft group replicated on every node, each
-//! node a real openraft instance with polis's state-machine adapter over
-//! the real [`DataMachine`](polis_server::machine::DataMachine), its own
-//! simulated disk, and the simulated network between them.
+//! node a real polis-raft [`Host`] (openraft, polis's state-machine
+//! adapter over the real [`DataMachine`](polis_server::machine::DataMachine),
+//! node beats and hibernation) on its own simulated disk, and the
+//! simulated network between them.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -11,9 +12,9 @@ use std::time::Duration;
 
 use polis_raft::group::Clock;
 use polis_raft::mem_log_store::{DiskObserver, LogSummary, MemDisk};
-use polis_raft::sim_network::SimRouter;
-use polis_raft::{Group, PeerNode, RaftSettings};
-use polis_types::{GroupId, NodeId};
+use polis_raft::sim_network::SimNet;
+use polis_raft::{Group, GroupSpec, Host, PeerNode, RaftSettings};
+use polis_types::{GroupId, NodeId, ReplicaId};
 
 use crate::config::{stream_seed, SimConfig};
 use crate::machine::Observed;
@@ -21,13 +22,14 @@ use crate::network::Links;
 use crate::trace::{Trace, TraceEvent};
 
 /// The group every node replicates.
-pub const GROUP: GroupId = 1;
+pub const GROUP: GroupId = GroupId(1);
 
 /// The wall-clock time the virtual clock starts at (2024-01-01), so
 /// proposals carry realistic timestamps.
 const EPOCH_MS: u64 = 1_704_067_200_000;
 
 struct Running {
+    host: Arc<Host>,
     group: Group<Observed>,
     alive: Arc<AtomicBool>,
 }
@@ -43,10 +45,10 @@ struct NodeSlot {
 #[derive(Clone)]
 pub struct SimCluster {
     nodes: Arc<Mutex<BTreeMap<NodeId, NodeSlot>>>,
-    router: SimRouter<Observed>,
+    net: SimNet,
     trace: Trace,
     settings: RaftSettings,
-    members: BTreeMap<NodeId, PeerNode>,
+    members: BTreeMap<ReplicaId, PeerNode>,
     clock: Clock,
 }
 
@@ -71,8 +73,9 @@ impl SimCluster {
             );
             let address = format!("sim-node-{node}:0");
             members.insert(
-                node,
+                ReplicaId(node.get()),
                 PeerNode {
+                    node_id: node,
                     peer_addr: address.clone(),
                     resp_addr: address.clone(),
                     admin_addr: address,
@@ -83,7 +86,7 @@ impl SimCluster {
         let clock: Clock = Arc::new(move || EPOCH_MS + origin.elapsed().as_millis() as u64);
         Self {
             nodes: Arc::new(Mutex::new(nodes)),
-            router: SimRouter::new(links),
+            net: SimNet::new(links),
             trace: trace.clone(),
             settings: RaftSettings {
                 heartbeat_ms: config.heartbeat_ms,
@@ -94,6 +97,8 @@ impl SimCluster {
                 snapshot_log_bytes_min: u64::MAX,
                 entries_kept_after_snapshot: config.entries_kept_after_snapshot,
                 request_timeout_ms: config.request_timeout_ms,
+                hibernate: config.hibernate,
+                idle_before_park_ms: config.idle_before_park_ms,
             },
             members,
             clock,
@@ -126,21 +131,24 @@ impl SimCluster {
             self.trace.record(TraceEvent::Restart { node, incarnation });
         }
         let alive = Arc::new(AtomicBool::new(true));
-        let app = Observed::new(node, incarnation, alive.clone(), self.trace.clone());
-        let group = self
-            .router
-            .start_group(
-                node,
-                GROUP,
-                &self.settings,
-                app,
-                self.members.clone(),
-                &disk,
-            )
-            .await?
-            .with_clock(self.clock.clone());
+        let app = Observed::new(node, GROUP, incarnation, alive.clone(), self.trace.clone());
+        let host = Host::simulated(
+            node,
+            disk,
+            self.settings.clone(),
+            &self.net,
+            incarnation,
+            self.clock.clone(),
+        );
+        host.start_background();
+        let spec = GroupSpec {
+            group: GROUP,
+            replica: ReplicaId(node.get()),
+            bootstrap: Some(self.members.clone()),
+        };
+        let group = host.start_group(spec, app).await?;
         if let Some(slot) = self.lock().get_mut(&node) {
-            slot.running = Some(Running { group, alive });
+            slot.running = Some(Running { host, group, alive });
         }
         Ok(())
     }
@@ -157,7 +165,9 @@ impl SimCluster {
         };
         self.trace.record(TraceEvent::Crash { node });
         running.alive.store(false, Ordering::Relaxed);
-        self.router.stop(node);
+        self.net.detach(node);
+        let host = running.host;
+        tokio::spawn(async move { host.shutdown().await });
         slot.disk.crash();
         slot.incarnation += 1;
     }
@@ -204,9 +214,9 @@ impl SimCluster {
             .iter()
             .map(|(node, slot)| {
                 let log = if durable {
-                    slot.disk.durable_log_summary()
+                    slot.disk.durable_log_summary(GROUP)
                 } else {
-                    slot.disk.log_summary()
+                    slot.disk.log_summary(GROUP)
                 };
                 (*node, log)
             })

@@ -54,6 +54,10 @@ pub struct SimConfig {
     pub snapshot_every_entries: u64,
     pub entries_kept_after_snapshot: u64,
     pub request_timeout_ms: u64,
+    /// Idle groups park (see polis-raft's `hibernate`).
+    pub hibernate: bool,
+    /// A leader parks its group after this long without a request.
+    pub idle_before_park_ms: u64,
     /// One-way message delay: at least this much, plus up to the jitter.
     pub latency_min_us: u64,
     pub latency_jitter_us: u64,
@@ -101,6 +105,8 @@ impl SimConfig {
             snapshot_every_entries: rng.random_range(20..=400),
             entries_kept_after_snapshot: rng.random_range(0..=40),
             request_timeout_ms: rng.random_range(1_000..=4_000),
+            hibernate: rng.random_ratio(3, 4),
+            idle_before_park_ms: rng.random_range(50..=2_000),
             latency_min_us: rng.random_range(100..=2_000),
             latency_jitter_us: rng.random_range(0..=8_000),
             loss_percent: rng.random_range(0..=3),
@@ -117,8 +123,8 @@ impl SimConfig {
     }
 
     /// Returns the node ids, 1 through `nodes`.
-    pub fn node_ids(&self) -> Vec<u64> {
-        (1..=self.nodes as u64).collect()
+    pub fn node_ids(&self) -> Vec<polis_types::NodeId> {
+        (1..=self.nodes as u64).map(polis_types::NodeId).collect()
     }
 }
 

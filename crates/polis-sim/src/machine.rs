@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use polis_raft::StateMachine;
 use polis_server::machine::DataMachine;
-use polis_types::NodeId;
+use polis_types::{GroupId, NodeId};
 
 use crate::trace::{digest_extend, Trace, TraceEvent};
 
@@ -15,6 +15,7 @@ use crate::trace::{digest_extend, Trace, TraceEvent};
 pub struct Observed {
     pub data: DataMachine,
     node: NodeId,
+    group: GroupId,
     incarnation: u64,
     /// Cleared when this run of the node crashes: whatever its leftover
     /// tasks still apply is thrown away with it, unreported.
@@ -23,11 +24,18 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Returns an empty keyspace for run `incarnation` of `node`.
-    pub fn new(node: NodeId, incarnation: u64, alive: Arc<AtomicBool>, trace: Trace) -> Self {
+    /// Returns an empty keyspace of `group` for run `incarnation` of `node`.
+    pub fn new(
+        node: NodeId,
+        group: GroupId,
+        incarnation: u64,
+        alive: Arc<AtomicBool>,
+        trace: Trace,
+    ) -> Self {
         Self {
             data: DataMachine::default(),
             node,
+            group,
             incarnation,
             alive,
             trace,
@@ -41,6 +49,7 @@ impl StateMachine for Observed {
             let digest = digest_extend(digest_extend(0, &time_ms.to_le_bytes()), payload);
             self.trace.record(TraceEvent::Applied {
                 node: self.node,
+                group: self.group,
                 incarnation: self.incarnation,
                 index,
                 digest,

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use polis_raft::sim_network::{LinkModel, MessageKind};
+use polis_raft::sim_network::LinkModel;
+use polis_raft::transport::MessageKind;
 use polis_types::NodeId;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -143,16 +144,21 @@ mod tests {
     #[test]
     fn overlapping_cuts_hold_until_both_are_restored() {
         let links = Links::new(&SimConfig::from_seed(1, &SimOptions::default()));
-        let pairs = between(&[1], &[2, 3]);
+        let [one, two, three] = [NodeId(1), NodeId(2), NodeId(3)];
+        let pairs = between(&[one], &[two, three]);
         links.cut(&pairs);
-        links.cut(&[(1, 2)]);
-        assert_eq!(links.transit(1, 2, MessageKind::Vote, false), None);
-        assert_eq!(links.transit(3, 1, MessageKind::Vote, false), None);
+        links.cut(&[(one, two)]);
+        assert_eq!(links.transit(one, two, MessageKind::Vote, false), None);
+        assert_eq!(links.transit(three, one, MessageKind::Vote, false), None);
         links.restore(&pairs);
-        assert_eq!(links.transit(1, 2, MessageKind::Vote, false), None);
-        links.restore(&[(1, 2)]);
+        assert_eq!(links.transit(one, two, MessageKind::Vote, false), None);
+        links.restore(&[(one, two)]);
         let delivered = (0..50)
-            .filter(|_| links.transit(1, 2, MessageKind::Append, false).is_some())
+            .filter(|_| {
+                links
+                    .transit(one, two, MessageKind::Append, false)
+                    .is_some()
+            })
             .count();
         assert!(delivered > 40, "baseline loss is at most 3%: {delivered}");
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use polis_verify::history::{Kind, Op};
 
 use crate::client::Clients;
-use crate::cluster::SimCluster;
+use crate::cluster::{SimCluster, GROUP};
 use crate::config::{stream, stream_seed, SimConfig, SimOptions};
 use crate::history::Recorder;
 use crate::invariants::{linearizable, progress, Violation};
@@ -262,8 +262,8 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         trace.violation(NO_PANIC, format!("the nemesis failed: {error}"));
     }
     checker.abort();
-    trace.check_logs(&cluster.logs(false));
-    trace.check_logs(&cluster.logs(true));
+    trace.check_logs(GROUP, &cluster.logs(false));
+    trace.check_logs(GROUP, &cluster.logs(true));
     let history = recorder.events();
     if let Err(detail) = linearizable::check(&history) {
         trace.violation(linearizable::NAME, detail);
@@ -298,8 +298,8 @@ async fn check_logs_periodically(cluster: SimCluster, trace: Trace) {
     let mut interval = tokio::time::interval(LOG_CHECK_EVERY);
     loop {
         interval.tick().await;
-        trace.check_logs(&cluster.logs(false));
-        trace.check_logs(&cluster.logs(true));
+        trace.check_logs(GROUP, &cluster.logs(false));
+        trace.check_logs(GROUP, &cluster.logs(true));
     }
 }
 

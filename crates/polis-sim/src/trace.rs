@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use polis_raft::mem_log_store::{DiskEvent, DiskObserver, LogSummary};
-use polis_types::NodeId;
+use polis_types::{GroupId, NodeId};
 
 use crate::invariants::{Monitor, Violation};
 
@@ -24,32 +24,29 @@ const EVENTS_KEPT_MAX: usize = 2_000;
 /// One thing that happened in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceEvent {
+    /// What `node`'s disk did for `group` (or for the whole disk, when
+    /// `group` is [`polis_raft::mem_log_store::WHOLE_DISK`]).
     Disk {
         node: NodeId,
+        group: GroupId,
         event: DiskEvent,
     },
     /// Node `node`, in its `incarnation`-th run, applied the entry at
-    /// `index` whose proposal (time and payload) has digest `digest`.
+    /// `index` of `group` whose proposal (time and payload) has digest
+    /// `digest`.
     Applied {
         node: NodeId,
+        group: GroupId,
         incarnation: u64,
         index: u64,
         digest: u64,
     },
     /// A node stopped abruptly; its unflushed writes are gone.
-    Crash {
-        node: NodeId,
-    },
+    Crash { node: NodeId },
     /// A node started again from its disk.
-    Restart {
-        node: NodeId,
-        incarnation: u64,
-    },
+    Restart { node: NodeId, incarnation: u64 },
     /// A fault started (`start`) or ended.
-    Fault {
-        description: String,
-        start: bool,
-    },
+    Fault { description: String, start: bool },
 }
 
 impl TraceEvent {
@@ -67,6 +64,7 @@ impl TraceEvent {
                 DiskEvent::SnapshotSaved { .. } => "snapshot-saved",
                 DiskEvent::SnapshotLoaded { .. } => "snapshot-loaded",
                 DiskEvent::Crashed { .. } => "disk-crashed",
+                DiskEvent::Destroyed => "destroyed",
             },
             Self::Applied { .. } => "applied",
             Self::Crash { .. } => "crash",
@@ -81,11 +79,12 @@ impl TraceEvent {
         match self {
             Self::Disk {
                 node,
+                group,
                 event: DiskEvent::LeaderElected { term, log },
             } => {
                 let _ = write!(
                     out,
-                    "{node} leader-elected {term} {:?} {} {:?}",
+                    "{node} group {group} leader-elected {term} {:?} {} {:?}",
                     log.purged,
                     log.entries.len(),
                     log.entries.last()
@@ -192,11 +191,12 @@ impl Trace {
         state.recorded += 1;
     }
 
-    /// Checks the log invariants against the nodes' logs as they are now.
-    pub fn check_logs(&self, logs: &[(NodeId, LogSummary)]) {
+    /// Checks the log invariants against the nodes' logs of `group` as
+    /// they are now.
+    pub fn check_logs(&self, group: GroupId, logs: &[(NodeId, LogSummary)]) {
         let mut state = self.lock();
         let time_us = state.start.elapsed().as_micros() as u64;
-        state.monitor.check_logs(time_us, logs);
+        state.monitor.check_logs(time_us, group, logs);
     }
 
     /// Records a violation found outside the monitor (the history check,
@@ -257,7 +257,7 @@ impl Default for Trace {
 }
 
 impl DiskObserver for Trace {
-    fn disk_event(&self, node: NodeId, event: DiskEvent) {
-        self.record(TraceEvent::Disk { node, event });
+    fn disk_event(&self, node: NodeId, group: GroupId, event: DiskEvent) {
+        self.record(TraceEvent::Disk { node, group, event });
     }
 }

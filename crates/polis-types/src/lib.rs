@@ -8,5 +8,5 @@ pub mod ids;
 pub mod limits;
 pub mod slot;
 
-pub use ids::{GroupId, NodeId};
-pub use slot::{key_hash_slot, Slot, SLOT_COUNT};
+pub use ids::{GroupId, NodeId, ReplicaId, META_GROUP};
+pub use slot::{key_hash_slot, split_evenly, Slot, SlotRange, SlotSet, SLOT_COUNT};

@@ -18,8 +18,20 @@ pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
 pub const PIPELINE_DEPTH_MAX: usize = 1024;
 /// Largest string value (`SETRANGE`, `APPEND`), as in Redis.
 pub const STRING_LEN_MAX: u64 = 512 * 1024 * 1024;
-/// Proposals a node keeps in flight before new writes wait.
+/// Proposals a node keeps in flight, over all its groups, before new
+/// writes wait.
 pub const PROPOSALS_IN_FLIGHT_MAX: usize = 4096;
+/// Bytes of proposals a node keeps in flight, over all its groups, before
+/// new writes wait.
+pub const PROPOSAL_BYTES_IN_FLIGHT_MAX: usize = 256 * 1024 * 1024;
+/// Raft groups one node hosts replicas of, at most.
+pub const GROUPS_PER_NODE_MAX: usize = 4096;
+/// Leaderships one node beat carries, at most (one per hosted group).
+pub const BEAT_LEADERSHIPS_MAX: usize = GROUPS_PER_NODE_MAX;
+/// Shards a cluster has, at most.
+pub const SHARDS_MAX: usize = 4096;
+/// Nodes a cluster map holds, at most.
+pub const NODES_MAX: usize = 1000;
 /// Largest peer RPC message (a whole snapshot travels in one message).
 pub const PEER_MESSAGE_LEN_MAX: usize = 1024 * 1024 * 1024;
 /// Largest number of keys one active-expiry proposal deletes.
@@ -43,4 +55,8 @@ const _: () = assert!(PROTO_MAX_BULK_LEN_MIN <= PROTO_MAX_BULK_LEN_DEFAULT);
 const _: () = assert!(PROTO_MAX_BULK_LEN_DEFAULT <= QUERY_BUFFER_LEN_MAX_DEFAULT);
 const _: () = assert!(STRING_LEN_MAX <= PROTO_MAX_BULK_LEN_DEFAULT);
 const _: () = assert!(PIPELINE_DEPTH_MAX <= PROPOSALS_IN_FLIGHT_MAX);
+const _: () = assert!(WRITE_BATCH_BYTES_MAX <= PROPOSAL_BYTES_IN_FLIGHT_MAX);
+const _: () = assert!(PROPOSAL_BYTES_IN_FLIGHT_MAX <= u32::MAX as usize);
+const _: () = assert!(SHARDS_MAX <= GROUPS_PER_NODE_MAX);
+const _: () = assert!(SHARDS_MAX <= crate::slot::SLOT_COUNT as usize);
 const _: () = assert!(PROTO_MAX_BULK_LEN_DEFAULT as usize <= PEER_MESSAGE_LEN_MAX);

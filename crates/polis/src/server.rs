@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use polis_server::{MemberSpec, RaftSettings, ServerConfig};
-use polis_types::limits;
+use polis_types::{limits, NodeId};
 use serde::Deserialize;
 
 /// Flags of `polis server`. Every flag also reads `POLIS_<NAME>`.
@@ -58,6 +58,13 @@ pub struct ServerArgs {
     /// fails (outcome unknown for writes).
     #[arg(long, env = "POLIS_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
+    /// Park idle Raft groups: no heartbeats until they are used again
+    /// (true or false).
+    #[arg(long, env = "POLIS_HIBERNATE", action = clap::ArgAction::Set)]
+    hibernate: Option<bool>,
+    /// A leader parks its idle group after this long without a request.
+    #[arg(long, env = "POLIS_IDLE_BEFORE_PARK_MS")]
+    idle_before_park_ms: Option<u64>,
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, env = "POLIS_PROTO_MAX_BULK_LEN")]
     proto_max_bulk_len: Option<u64>,
@@ -96,6 +103,8 @@ struct FileConfig {
     snapshot_log_bytes_min: Option<u64>,
     entries_kept_after_snapshot: Option<u64>,
     request_timeout_ms: Option<u64>,
+    hibernate: Option<bool>,
+    idle_before_park_ms: Option<u64>,
     proto_max_bulk_len: Option<u64>,
     client_query_buffer_limit: Option<u64>,
     maxclients: Option<usize>,
@@ -115,7 +124,8 @@ fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
     Ok(MemberSpec {
         id: id
             .trim()
-            .parse()
+            .parse::<u64>()
+            .map(NodeId)
             .with_context(|| format!("member {text:?}: bad id"))?,
         peer_addr: (*peer).to_owned(),
         resp_addr: (*resp).to_owned(),
@@ -133,7 +143,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         }
         None => FileConfig::default(),
     };
-    let node_id = args.node_id.or(file.node_id).unwrap_or(1);
+    let node_id = NodeId(args.node_id.or(file.node_id).unwrap_or(1));
     let resp_addr = args
         .resp_addr
         .or(file.resp_addr)
@@ -195,6 +205,14 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .request_timeout_ms
             .or(file.request_timeout_ms)
             .unwrap_or(defaults.request_timeout_ms),
+        hibernate: args
+            .hibernate
+            .or(file.hibernate)
+            .unwrap_or(defaults.hibernate),
+        idle_before_park_ms: args
+            .idle_before_park_ms
+            .or(file.idle_before_park_ms)
+            .unwrap_or(defaults.idle_before_park_ms),
     };
     let config = ServerConfig {
         node_id,
@@ -319,7 +337,7 @@ mod tests {
         ]);
         let (config, _, _) = resolve(wrapper.args).unwrap();
         assert_eq!(config.resp_addr, "127.0.0.1:9999", "flag wins over file");
-        assert_eq!(config.node_id, 2, "file wins over default");
+        assert_eq!(config.node_id, NodeId(2), "file wins over default");
         assert_eq!(config.raft.heartbeat_ms, 77);
         assert_eq!(
             config.admin_addr, "127.0.0.1:7100",
@@ -332,7 +350,7 @@ mod tests {
     #[test]
     fn members_parse() {
         let member = parse_member("3=127.0.0.1:7202/127.0.0.1:7002/127.0.0.1:7102").unwrap();
-        assert_eq!(member.id, 3);
+        assert_eq!(member.id, NodeId(3));
         assert_eq!(member.resp_addr, "127.0.0.1:7002");
         assert!(parse_member("3=a/b").is_err());
         assert!(parse_member("x=a/b/c").is_err());

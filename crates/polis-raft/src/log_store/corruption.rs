@@ -85,6 +85,12 @@ pub enum Corruption {
         file: PathBuf,
         problem: RecordProblem,
     },
+    /// A small file of the node fails its checksum or does not decode.
+    #[error("file {} failed verification: {problem}", file.display())]
+    File {
+        file: PathBuf,
+        problem: RecordProblem,
+    },
     /// fjall or lsm-tree found damage (a block checksum, a malformed
     /// journal batch, an unreadable table).
     #[error("the log engine in {} found damaged data: {detail}", dir.display())]
@@ -105,6 +111,9 @@ pub enum RecordProblem {
 /// Stops the process before it serves anything: stored data failed
 /// verification at start-up.
 pub fn refuse_to_start(corruption: &Corruption) -> ! {
+    if crate::runtime::is_simulated() {
+        panic!("refusing to start: stored data is corrupt: {corruption}");
+    }
     tracing::error!(%corruption, "stored data is corrupt: refusing to start");
     eprintln!(
         "polis: refusing to start: stored data is corrupt: {corruption}. \
@@ -117,6 +126,9 @@ pub fn refuse_to_start(corruption: &Corruption) -> ! {
 /// Stops the running node at once (crash-stop): stored data failed
 /// verification on a read.
 pub fn crash_stop(corruption: &Corruption) -> ! {
+    if crate::runtime::is_simulated() {
+        panic!("stopping: stored data is corrupt: {corruption}");
+    }
     tracing::error!(%corruption, "stored data is corrupt: stopping the node (crash-stop)");
     eprintln!(
         "polis: stopping: stored data is corrupt: {corruption}. \

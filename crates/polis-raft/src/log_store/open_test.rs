@@ -10,17 +10,17 @@ use super::record::RecordError;
 use super::*;
 use crate::types::Proposal;
 
-const GROUP: GroupId = 1;
+const GROUP: GroupId = GroupId(1);
 
 fn entry(index: u64, payload_len: usize) -> Entry {
     if payload_len == 0 {
-        return blank_ent::<TypeConfig>(1, 1, index);
+        return blank_ent::<TypeConfig>(1, ReplicaId(1), index);
     }
     let proposal = Proposal {
         time_ms: 1_700_000_000_000 + index,
         payload: Bytes::from(vec![b'p'; payload_len]),
     };
-    Entry::new_normal(log_id::<TypeConfig>(1, 1, index), proposal)
+    Entry::new_normal(log_id::<TypeConfig>(1, ReplicaId(1), index), proposal)
 }
 
 /// What to store, written straight through fjall as the engine would.
@@ -59,7 +59,7 @@ impl Fixture {
             }
             logs.insert(key, record).unwrap();
         }
-        let committed = Some(log_id::<TypeConfig>(1, 1, 3));
+        let committed = Some(log_id::<TypeConfig>(1, ReplicaId(1), 3));
         let key = meta_key(GROUP, META_COMMITTED);
         meta.insert(&key, encode_record(&key, &committed).unwrap())
             .unwrap();
@@ -89,13 +89,16 @@ async fn appended_entries_read_back_verified() {
         .append(entries.clone(), IOFlushed::noop())
         .await
         .unwrap();
-    let committed = Some(log_id::<TypeConfig>(1, 1, 20));
+    let committed = Some(log_id::<TypeConfig>(1, ReplicaId(1), 20));
     store.save_committed(committed).await.unwrap();
 
     assert_eq!(store.try_get_log_entries(1..=20).await.unwrap(), entries);
     assert_eq!(store.read_committed().await.unwrap(), committed);
     let state = store.get_log_state().await.unwrap();
-    assert_eq!(state.last_log_id, Some(log_id::<TypeConfig>(1, 1, 20)));
+    assert_eq!(
+        state.last_log_id,
+        Some(log_id::<TypeConfig>(1, ReplicaId(1), 20))
+    );
 }
 
 #[test]

@@ -18,9 +18,10 @@ use polis_types::GroupId;
 use super::corruption::{Corruption, RecordProblem, Stored};
 use super::{
     decode_entry, decode_record, engine_damage, split_log_key, META_COMMITTED, META_PURGED,
-    META_VOTE,
+    META_REPLICA, META_VOTE,
 };
 use crate::types::{LogId, Vote};
+use polis_types::ReplicaId;
 
 /// What the verification read.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,7 @@ pub fn verify(dir: &Path, logs: &Keyspace, meta: &Keyspace) -> Result<Verified, 
             META_VOTE => decode_record::<Vote>(&key, &value).map(drop),
             META_COMMITTED => decode_record::<Option<LogId>>(&key, &value).map(drop),
             META_PURGED => decode_record::<LogId>(&key, &value).map(drop),
+            META_REPLICA => decode_record::<ReplicaId>(&key, &value).map(drop),
             // A value a later version added: its checksum still holds.
             _ => super::record::verify(&key, &value)
                 .map(drop)
@@ -96,7 +98,7 @@ pub fn verify(dir: &Path, logs: &Keyspace, meta: &Keyspace) -> Result<Verified, 
 }
 
 /// Splits a metadata key into its group and name.
-fn split_meta_key(key: &[u8]) -> Option<(GroupId, &[u8])> {
+pub(super) fn split_meta_key(key: &[u8]) -> Option<(GroupId, &[u8])> {
     let (group, name) = key.split_first_chunk::<8>()?;
-    Some((u64::from_be_bytes(*group), name))
+    Some((GroupId(u64::from_be_bytes(*group)), name))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use polis_raft::MemberStatus;
 use polis_resp::{Reply, ReplyError};
-use polis_types::{key_hash_slot, SLOT_COUNT};
+use polis_types::{key_hash_slot, NodeId, Slot, SLOT_COUNT};
 
 use super::lower;
 use crate::node::{node_name, now_ms, Node};
@@ -20,19 +20,19 @@ fn host_port(addr: &str) -> (String, i64) {
     }
 }
 
-fn slot_arg(arg: &[u8]) -> Result<u16, ReplyError> {
-    match polis_commands::args::parse_i64(arg) {
-        Some(slot) if (0..i64::from(SLOT_COUNT)).contains(&slot) => Ok(slot as u16),
-        _ => Err(ReplyError::err("Invalid or out of range slot")),
-    }
+fn slot_arg(arg: &[u8]) -> Result<Slot, ReplyError> {
+    polis_commands::args::parse_i64(arg)
+        .and_then(|slot| u16::try_from(slot).ok())
+        .and_then(Slot::new)
+        .ok_or_else(|| ReplyError::err("Invalid or out of range slot"))
 }
 
 /// Returns the members with the leader first.
-fn members_leader_first(node: &Arc<Node>) -> (Option<u64>, Vec<MemberStatus>) {
+fn members_leader_first(node: &Arc<Node>) -> (Option<NodeId>, Vec<MemberStatus>) {
     let status = node.group.status();
     let mut members = status.members;
-    members.sort_by_key(|member| (Some(member.node_id) != status.leader_id, member.node_id));
-    (status.leader_id, members)
+    members.sort_by_key(|member| (Some(member.node_id) != status.leader_node, member.node_id));
+    (status.leader_node, members)
 }
 
 fn node_entry(member: &MemberStatus) -> Reply {
@@ -153,7 +153,7 @@ pub fn cluster(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
         "nodes" => Ok(nodes(node)),
         "info" => Ok(cluster_info(node)),
         "myid" => Ok(Reply::bulk(node_name(node.config.node_id))),
-        "keyslot" => Ok(Reply::Integer(i64::from(key_hash_slot(&args[2])))),
+        "keyslot" => Ok(Reply::Integer(i64::from(key_hash_slot(&args[2]).get()))),
         "countkeysinslot" => {
             let slot = slot_arg(&args[2])?;
             let state = node.group.state().read();

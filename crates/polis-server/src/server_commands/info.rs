@@ -124,7 +124,7 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
                 "# Replication\r\nrole:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_committed_index:{}\r\nraft_applied_index:{}\r\n",
                 if leader { "master" } else { "slave" },
                 status.term,
-                status.leader_id.unwrap_or(0),
+                status.leader_id.map_or(0, polis_types::ReplicaId::get),
                 status.committed.unwrap_or(0),
                 status.applied.unwrap_or(0),
             );

@@ -48,9 +48,10 @@ impl AppliedAgree {
 mod tests {
     use super::*;
 
-    fn applied(node: NodeId, index: u64, digest: u64) -> TraceEvent {
+    fn applied(node: u64, index: u64, digest: u64) -> TraceEvent {
         TraceEvent::Applied {
-            node,
+            node: NodeId(node),
+            group: polis_types::GroupId(1),
             incarnation: 0,
             index,
             digest,

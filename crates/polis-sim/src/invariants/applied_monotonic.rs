@@ -78,6 +78,7 @@ impl AppliedMonotonic {
             TraceEvent::Disk {
                 node,
                 event: DiskEvent::SnapshotSaved { last },
+                ..
             } => {
                 let progress = self.nodes.entry(*node).or_default();
                 let index = index_of(last);
@@ -95,6 +96,7 @@ impl AppliedMonotonic {
             TraceEvent::Disk {
                 node,
                 event: DiskEvent::SnapshotLoaded { last },
+                ..
             } => {
                 let progress = self.nodes.entry(*node).or_default();
                 let index = index_of(last);
@@ -118,23 +120,28 @@ impl AppliedMonotonic {
 mod tests {
     use super::*;
 
-    fn applied(node: NodeId, incarnation: u64, index: u64) -> TraceEvent {
+    fn applied(node: u64, incarnation: u64, index: u64) -> TraceEvent {
         TraceEvent::Applied {
-            node,
+            node: NodeId(node),
+            group: polis_types::GroupId(1),
             incarnation,
             index,
             digest: index,
         }
     }
 
-    fn snapshot(node: NodeId, index: u64, loaded: bool) -> TraceEvent {
+    fn snapshot(node: u64, index: u64, loaded: bool) -> TraceEvent {
         let last = Some(LogPosition { index, term: 1 });
         let event = if loaded {
             DiskEvent::SnapshotLoaded { last }
         } else {
             DiskEvent::SnapshotSaved { last }
         };
-        TraceEvent::Disk { node, event }
+        TraceEvent::Disk {
+            node: NodeId(node),
+            group: polis_types::GroupId(1),
+            event,
+        }
     }
 
     #[test]
@@ -145,9 +152,9 @@ mod tests {
             applied(1, 0, 3),
             snapshot(1, 4, false),
             applied(1, 0, 5),
-            TraceEvent::Crash { node: 1 },
+            TraceEvent::Crash { node: NodeId(1) },
             TraceEvent::Restart {
-                node: 1,
+                node: NodeId(1),
                 incarnation: 1,
             },
             snapshot(1, 4, true),
@@ -187,7 +194,7 @@ mod tests {
         checker.observe(&snapshot(3, 10, false)).unwrap();
         checker
             .observe(&TraceEvent::Restart {
-                node: 3,
+                node: NodeId(3),
                 incarnation: 1,
             })
             .unwrap();
@@ -200,7 +207,7 @@ mod tests {
         let mut checker = AppliedMonotonic::default();
         checker
             .observe(&TraceEvent::Restart {
-                node: 1,
+                node: NodeId(1),
                 incarnation: 2,
             })
             .unwrap();

@@ -85,7 +85,7 @@ impl CommittedKept {
     /// # Errors
     /// Describes the first committed entry found missing or replaced.
     pub fn observe(&mut self, event: &TraceEvent) -> Result<(), String> {
-        let TraceEvent::Disk { node, event } = event else {
+        let TraceEvent::Disk { node, event, .. } = event else {
             return Ok(());
         };
         match event {
@@ -155,9 +155,10 @@ mod tests {
 
     use super::*;
 
-    fn committed(node: NodeId, index: u64, term: u64, digest: u64, vote_term: u64) -> TraceEvent {
+    fn committed(node: u64, index: u64, term: u64, digest: u64, vote_term: u64) -> TraceEvent {
         TraceEvent::Disk {
-            node,
+            node: NodeId(node),
+            group: polis_types::GroupId(1),
             event: DiskEvent::Committed {
                 index,
                 term,
@@ -167,9 +168,10 @@ mod tests {
         }
     }
 
-    fn elected(node: NodeId, term: u64, entries: &[(u64, u64, u64)]) -> TraceEvent {
+    fn elected(node: u64, term: u64, entries: &[(u64, u64, u64)]) -> TraceEvent {
         TraceEvent::Disk {
-            node,
+            node: NodeId(node),
+            group: polis_types::GroupId(1),
             event: DiskEvent::LeaderElected {
                 term,
                 log: LogSummary {

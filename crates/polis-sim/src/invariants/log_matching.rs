@@ -115,14 +115,14 @@ mod tests {
     fn diverging_uncommitted_suffixes_pass() {
         let a = log(&[(1, 1, 10), (2, 1, 20), (3, 2, 30)]);
         let b = log(&[(1, 1, 10), (2, 1, 20), (3, 3, 31), (4, 3, 41)]);
-        assert!(check(&[(1, a), (2, b)]).is_ok());
+        assert!(check(&[(NodeId(1), a), (NodeId(2), b)]).is_ok());
     }
 
     #[test]
     fn same_index_and_term_with_another_entry_fails() {
         let a = log(&[(1, 1, 10), (2, 1, 20)]);
         let b = log(&[(1, 1, 10), (2, 1, 99)]);
-        let error = check(&[(1, a), (2, b)]).unwrap_err();
+        let error = check(&[(NodeId(1), a), (NodeId(2), b)]).unwrap_err();
         assert!(error.contains("differ at index 2"), "{error}");
     }
 
@@ -130,17 +130,17 @@ mod tests {
     fn a_matching_entry_over_a_different_prefix_fails() {
         let a = log(&[(1, 1, 10), (2, 2, 20), (3, 3, 30)]);
         let b = log(&[(1, 1, 10), (2, 1, 21), (3, 3, 30)]);
-        let error = check(&[(1, a), (2, b)]).unwrap_err();
+        let error = check(&[(NodeId(1), a), (NodeId(2), b)]).unwrap_err();
         assert!(error.contains("agree on index 3"), "{error}");
     }
 
     #[test]
     fn a_hole_or_a_gap_after_the_snapshot_fails() {
         let holed = log(&[(1, 1, 10), (3, 1, 30)]);
-        assert!(check(&[(1, holed)]).unwrap_err().contains("jumps"));
+        assert!(check(&[(NodeId(1), holed)]).unwrap_err().contains("jumps"));
         let mut gapped = log(&[(5, 1, 50)]);
         gapped.purged = Some(LogPosition { index: 3, term: 1 });
-        assert!(check(&[(1, gapped)])
+        assert!(check(&[(NodeId(1), gapped)])
             .unwrap_err()
             .contains("after a snapshot"));
     }

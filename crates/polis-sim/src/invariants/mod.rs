@@ -20,10 +20,12 @@ pub mod log_matching;
 pub mod progress;
 pub mod single_leader;
 
-use polis_raft::mem_log_store::LogSummary;
-use polis_types::NodeId;
+use std::collections::BTreeMap;
 
-use crate::trace::Stamped;
+use polis_raft::mem_log_store::{LogSummary, WHOLE_DISK};
+use polis_types::{GroupId, NodeId};
+
+use crate::trace::{Stamped, TraceEvent};
 
 /// The most violations a run keeps of each invariant; one is enough to
 /// fail it, a few more help to explain it, and a broken log is seen again
@@ -39,21 +41,19 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// Runs the trace checkers on every event as it is recorded.
+/// The trace checkers of one Raft group: each group is a Raft cluster of
+/// its own, and within it a node hosts one replica.
 #[derive(Default)]
-pub struct Monitor {
+struct GroupMonitor {
     single_leader: single_leader::SingleLeader,
     committed_kept: committed_kept::CommittedKept,
     applied_monotonic: applied_monotonic::AppliedMonotonic,
     applied_agree: applied_agree::AppliedAgree,
-    violations: Vec<Violation>,
 }
 
-impl Monitor {
-    /// Checks one event.
-    pub fn observe(&mut self, stamped: &Stamped) {
-        let event = &stamped.event;
-        let results = [
+impl GroupMonitor {
+    fn observe(&mut self, event: &TraceEvent) -> [(&'static str, Result<(), String>); 4] {
+        [
             (single_leader::NAME, self.single_leader.observe(event)),
             (committed_kept::NAME, self.committed_kept.observe(event)),
             (
@@ -61,25 +61,60 @@ impl Monitor {
                 self.applied_monotonic.observe(event),
             ),
             (applied_agree::NAME, self.applied_agree.observe(event)),
-        ];
-        for (invariant, result) in results {
+        ]
+    }
+}
+
+/// Runs the trace checkers on every event as it is recorded, per group.
+#[derive(Default)]
+pub struct Monitor {
+    groups: BTreeMap<GroupId, GroupMonitor>,
+    violations: Vec<Violation>,
+}
+
+impl Monitor {
+    /// Checks one event: a group's event against that group's checkers, a
+    /// node's event (crash, restart, a flush) against every group's.
+    pub fn observe(&mut self, stamped: &Stamped) {
+        let event = &stamped.event;
+        let group = match event {
+            TraceEvent::Disk { group, .. } | TraceEvent::Applied { group, .. }
+                if *group != WHOLE_DISK =>
+            {
+                Some(*group)
+            }
+            _ => None,
+        };
+        let mut results = Vec::new();
+        match group {
+            Some(group) => {
+                let monitor = self.groups.entry(group).or_default();
+                results.extend(monitor.observe(event).into_iter().map(|r| (group, r)));
+            }
+            None => {
+                for (group, monitor) in &mut self.groups {
+                    results.extend(monitor.observe(event).into_iter().map(|r| (*group, r)));
+                }
+            }
+        }
+        for (group, (invariant, result)) in results {
             if let Err(detail) = result {
                 self.push(Violation {
                     invariant,
                     time_us: stamped.time_us,
-                    detail,
+                    detail: format!("group {group}: {detail}"),
                 });
             }
         }
     }
 
-    /// Checks the nodes' logs as they are at `time_us`.
-    pub fn check_logs(&mut self, time_us: u64, logs: &[(NodeId, LogSummary)]) {
+    /// Checks the nodes' logs of `group` as they are at `time_us`.
+    pub fn check_logs(&mut self, time_us: u64, group: GroupId, logs: &[(NodeId, LogSummary)]) {
         if let Err(detail) = log_matching::check(logs) {
             self.push(Violation {
                 invariant: log_matching::NAME,
                 time_us,
-                detail,
+                detail: format!("group {group}: {detail}"),
             });
         }
     }

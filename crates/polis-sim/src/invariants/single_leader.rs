@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use polis_raft::mem_log_store::DiskEvent;
-use polis_types::NodeId;
+use polis_types::{NodeId, ReplicaId};
 
 use crate::trace::TraceEvent;
 
@@ -18,7 +18,7 @@ pub const NAME: &str = "single-leader-per-term";
 /// The leader of each term, as the first committed vote named it.
 #[derive(Default)]
 pub struct SingleLeader {
-    leaders: BTreeMap<u64, (NodeId, NodeId)>,
+    leaders: BTreeMap<u64, (ReplicaId, NodeId)>,
 }
 
 impl SingleLeader {
@@ -35,6 +35,7 @@ impl SingleLeader {
                     voted_for,
                     committed: true,
                 },
+            ..
         } = event
         else {
             return Ok(());
@@ -42,8 +43,8 @@ impl SingleLeader {
         let (leader, named_by) = *self.leaders.entry(*term).or_insert((*voted_for, *node));
         if leader != *voted_for {
             return Err(format!(
-                "term {term} has two leaders: node {named_by} saved a committed vote for node \
-                 {leader}, node {node} one for node {voted_for}"
+                "term {term} has two leaders: node {named_by} saved a committed vote for replica \
+                 {leader}, node {node} one for replica {voted_for}"
             ));
         }
         Ok(())
@@ -55,12 +56,13 @@ impl SingleLeader {
 mod tests {
     use super::*;
 
-    fn vote(node: NodeId, term: u64, voted_for: NodeId, committed: bool) -> TraceEvent {
+    fn vote(node: u64, term: u64, voted_for: u64, committed: bool) -> TraceEvent {
         TraceEvent::Disk {
-            node,
+            node: NodeId(node),
+            group: polis_types::GroupId(1),
             event: DiskEvent::VoteSaved {
                 term,
-                voted_for,
+                voted_for: ReplicaId(voted_for),
                 committed,
             },
         }

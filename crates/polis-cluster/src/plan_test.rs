@@ -1,0 +1,143 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use super::*;
+use crate::change::MapChange;
+use crate::test_support::map;
+
+fn ids(ids: &[u64]) -> BTreeSet<ReplicaId> {
+    ids.iter().copied().map(ReplicaId).collect()
+}
+
+fn target(voters: &[(u64, u64)]) -> TargetMembers {
+    TargetMembers {
+        voters: voters
+            .iter()
+            .map(|(replica, node)| (ReplicaId(*replica), NodeId(*node)))
+            .collect(),
+        learners: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn replacing_a_wiped_replica_adds_a_learner_then_swaps_the_voters() {
+    // Replica 12 on node 2 was wiped; 20 replaces it.
+    let mut current = CurrentMembers {
+        voters: ids(&[11, 12, 13]),
+        learners: BTreeSet::new(),
+        joint: false,
+    };
+    let wanted = target(&[(11, 1), (20, 2), (13, 3)]);
+    assert_eq!(
+        next_membership_step(&current, &wanted),
+        Some(MembershipStep::AddLearner {
+            replica: ReplicaId(20),
+            node: NodeId(2)
+        })
+    );
+    current.learners = ids(&[20]);
+    assert_eq!(
+        next_membership_step(&current, &wanted),
+        Some(MembershipStep::ChangeVoters(ids(&[11, 13, 20])))
+    );
+    current.joint = true;
+    assert_eq!(
+        next_membership_step(&current, &wanted),
+        Some(MembershipStep::ChangeVoters(ids(&[11, 13, 20]))),
+        "an interrupted change is finished first"
+    );
+    current = CurrentMembers {
+        voters: ids(&[11, 13, 20]),
+        learners: BTreeSet::new(),
+        joint: false,
+    };
+    assert_eq!(next_membership_step(&current, &wanted), None);
+}
+
+#[test]
+fn the_meta_group_grows_to_three_voters_and_keeps_others_as_learners() {
+    let mut map = map(4, 3);
+    let current = CurrentMembers {
+        voters: ids(&[1]),
+        learners: BTreeSet::new(),
+        joint: false,
+    };
+    assert_eq!(next_membership_step(&current, &meta_target(&map)), None);
+    for node in 2..=4 {
+        map = map
+            .apply(
+                map.version,
+                &[MapChange::Register {
+                    node: NodeId(node),
+                    entry_format_max: 1,
+                }],
+            )
+            .unwrap();
+    }
+    let meta = meta_target(&map);
+    assert_eq!(
+        next_membership_step(&current, &meta),
+        Some(MembershipStep::AddLearner {
+            replica: ReplicaId(2),
+            node: NodeId(2)
+        })
+    );
+    let all_in = CurrentMembers {
+        voters: ids(&[1]),
+        learners: ids(&[2, 3, 4]),
+        joint: false,
+    };
+    assert_eq!(
+        next_membership_step(&all_in, &meta),
+        Some(MembershipStep::ChangeVoters(ids(&[1, 2, 3])))
+    );
+    let stale_learner = CurrentMembers {
+        voters: ids(&[1, 2, 3]),
+        learners: ids(&[4, 77]),
+        joint: false,
+    };
+    assert_eq!(
+        next_membership_step(&stale_learner, &meta),
+        Some(MembershipStep::RemoveLearners(ids(&[77])))
+    );
+}
+
+#[test]
+fn leaders_go_to_their_preferred_nodes_or_spread_over_the_live_ones() {
+    let map = map(3, 3);
+    let all: BTreeSet<NodeId> = (1..=3).map(NodeId).collect();
+    let balanced: BTreeMap<GroupId, NodeId> = (1..=3)
+        .map(|shard| (GroupId(shard), NodeId(shard)))
+        .collect();
+    assert!(leader_moves(&map, &balanced, &all).is_empty());
+
+    // Node 1 died: its shard 1 went to node 2. Nothing to move while node 1
+    // is down; once it is back, shard 1 goes home.
+    let mut after_failover = balanced.clone();
+    after_failover.insert(GroupId(1), NodeId(2));
+    let without_1: BTreeSet<NodeId> = [NodeId(2), NodeId(3)].into();
+    assert!(leader_moves(&map, &after_failover, &without_1).is_empty());
+    assert_eq!(
+        leader_moves(&map, &after_failover, &all),
+        vec![LeaderMove {
+            shard: GroupId(1),
+            from: NodeId(2),
+            to: NodeId(1)
+        }]
+    );
+
+    // Both of node 1's shards piled on node 2 in a 6-shard cluster: one
+    // moves to node 3 so the two live nodes lead three each.
+    let map = crate::test_support::map(3, 6);
+    let piled: BTreeMap<GroupId, NodeId> = [(1, 2), (2, 2), (3, 3), (4, 2), (5, 2), (6, 3)]
+        .into_iter()
+        .map(|(shard, node)| (GroupId(shard), NodeId(node)))
+        .collect();
+    let moves = leader_moves(&map, &piled, &without_1);
+    let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for (shard, node) in &piled {
+        let moved = moves.iter().find(|m| m.shard == *shard).map(|m| m.to);
+        *load.entry(moved.unwrap_or(*node)).or_default() += 1;
+    }
+    assert_eq!(load[&NodeId(2)], 3, "{moves:?}");
+    assert_eq!(load[&NodeId(3)], 3, "{moves:?}");
+}
