@@ -1,4 +1,4 @@
-"""Fixtures: one local polis cluster for the whole pytest session."""
+"""Fixtures: local polis clusters for the whole pytest session."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
+from redis.cluster import RedisCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -25,10 +25,8 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-@pytest.fixture(scope="session")
-def cluster():
-    """A 3-node `polis dev` cluster, stopped (by its PID) after the session."""
-    started = Cluster(polis_binary(), nodes=3)
+def _session_cluster(nodes: int, shards: int):
+    started = Cluster(polis_binary(), nodes=nodes, shards=shards)
     try:
         yield started
     finally:
@@ -38,13 +36,26 @@ def cluster():
             pytest.fail("polis dev exited with %s after SIGINT (expected 0); its output:\n%s" % (code, log))
 
 
+@pytest.fixture(scope="session")
+def cluster():
+    """The default `polis dev`: 3 nodes, 3 shards of 3 replicas, one led
+    from each node. Stopped (by its PID) after the session."""
+    yield from _session_cluster(nodes=3, shards=3)
+
+
+@pytest.fixture(scope="session")
+def big_cluster():
+    """`polis dev --nodes 5 --shards 10`."""
+    yield from _session_cluster(nodes=5, shards=10)
+
+
 @pytest.fixture
-def leader_client(cluster):
-    """A redis.Redis connected to the current leader's RESP port."""
-    leader = cluster.leader()
-    client = redis.Redis(host=HOST, port=leader.resp_port, decode_responses=True, socket_timeout=10)
-    yield client
-    client.close()
+def client(cluster):
+    """A redis-py RedisCluster client of the default cluster."""
+    connected = RedisCluster(host=HOST, port=cluster.nodes[0].resp_port, decode_responses=True,
+                             socket_timeout=10)
+    yield connected
+    connected.close()
 
 
 _key_counter = itertools.count()

@@ -1,16 +1,19 @@
 """A local polis cluster for tests: starts `polis dev`, waits, stops it.
 
-`polis dev --nodes N --port P --data DIR` runs N nodes on 127.0.0.1: node i
-(i = 0..N-1, node id i+1) has RESP port P+i, admin HTTP port P+100+i and peer
-port P+200+i. It prints `polis dev: ready` once there is a leader and stops
+`polis dev --nodes N --shards S --port P --data DIR` runs N nodes on
+127.0.0.1: node i (i = 0..N-1, node id i+1) has RESP port P+i, admin HTTP
+port P+100+i and peer port P+200+i. It prints `polis dev: ready` once every
+shard has a leader serving its slots and stops
 all nodes on SIGINT.
 
 Everything here waits for a condition with a deadline; nothing sleeps to
-synchronize. Ports come from probing for free ones, never from constants.
+synchronize. Ports are leased with the lock files polis-client's ports
+module uses, never taken from constants.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -50,18 +53,49 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def free_base_port(nodes: int, attempts_max: int = 200) -> int:
-    """Returns a base port whose RESP, admin and peer ports are all free.
+# The same lock files polis-client's ports module takes (see its docs): a
+# port is ours while we hold an exclusive lock on <tmp>/polis-ports/<port>.
+PORT_LOCK_DIR = Path(tempfile.gettempdir()) / "polis-ports"
+
+
+def _lock_port(port: int):
+    """Returns an open, exclusively locked file for `port`, or None."""
+    PORT_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    handle = open(PORT_LOCK_DIR / str(port), "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    if not _port_is_free(port):
+        handle.close()
+        return None
+    return handle
+
+
+def reserve_base_port(nodes: int, attempts_max: int = 500):
+    """Returns (base, locks): a base port whose RESP, admin and peer ports
+    (`polis dev`'s blocks) are free and locked for this process while the
+    lock files stay open.
 
     Candidates lie below the kernel's ephemeral range (32768+) so that
-    outgoing connections do not take them between probing and binding.
+    outgoing connections do not take them between probing and binding, and
+    the locks keep other test processes off them.
     """
     rng = random.SystemRandom()
     offsets = [block + i for block in (0, ADMIN_PORT_OFFSET, PEER_PORT_OFFSET) for i in range(nodes)]
     for _ in range(attempts_max):
-        base = rng.randrange(20000, 31000 - PEER_PORT_OFFSET - nodes)
-        if all(_port_is_free(base + offset) for offset in offsets):
-            return base
+        base = rng.randrange(20000, 32000 - PEER_PORT_OFFSET - nodes)
+        locks = []
+        for offset in offsets:
+            handle = _lock_port(base + offset)
+            if handle is None:
+                break
+            locks.append(handle)
+        if len(locks) == len(offsets):
+            return base, locks
+        for handle in locks:
+            handle.close()
     raise RuntimeError("no free base port for %d nodes" % nodes)
 
 
@@ -107,14 +141,23 @@ class Node:
         return "%s:%d" % (HOST, self.admin_port)
 
 
+def slot_ranges(shard: dict) -> list[tuple[int, int]]:
+    """Returns a shard's slot ranges from /status ("0-5461" or "7")."""
+    ranges = []
+    for text in shard["slots"]:
+        start, _, end = text.partition("-")
+        ranges.append((int(start), int(end or start)))
+    return ranges
+
+
 class Cluster:
     """A `polis dev` process this test session started, and its nodes."""
 
-    def __init__(self, binary: Path, nodes: int = 3, ready_timeout_s: float = 90.0):
+    def __init__(self, binary: Path, nodes: int = 3, shards: int = 3, ready_timeout_s: float = 90.0):
         if not binary.is_file() or not os.access(binary, os.X_OK):
             raise FileNotFoundError("no polis binary at %s (run: cargo build -j2 --workspace)" % binary)
         self.binary = binary
-        self.base_port = free_base_port(nodes)
+        self.base_port, self._port_locks = reserve_base_port(nodes)
         self.nodes = [
             Node(node_id=i + 1, resp_port=self.base_port + i, admin_port=self.base_port + ADMIN_PORT_OFFSET + i)
             for i in range(nodes)
@@ -125,8 +168,8 @@ class Cluster:
         # A session of its own: if polis dev must be killed, its process
         # group (it and the nodes it spawned) goes with it.
         self.process = subprocess.Popen(
-            [str(binary), "dev", "--nodes", str(nodes), "--port", str(self.base_port),
-             "--data", str(Path(self._dir.name) / "data")],
+            [str(binary), "dev", "--nodes", str(nodes), "--shards", str(shards),
+             "--port", str(self.base_port), "--data", str(Path(self._dir.name) / "data")],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -134,7 +177,7 @@ class Cluster:
         )
         try:
             wait_until(self._ready, ready_timeout_s, "'polis dev: ready'")
-            self.leader(timeout_s=ready_timeout_s)
+            self.wait_serving(timeout_s=ready_timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -169,24 +212,43 @@ class Cluster:
     def node_by_resp_addr(self, resp_addr: str) -> Node:
         return next(node for node in self.nodes if node.resp_addr == resp_addr)
 
-    def leader(self, timeout_s: float = 30.0) -> Node:
-        """Returns the leader once a node names one and the leader agrees."""
+    def wait_serving(self, timeout_s: float = 30.0) -> dict:
+        """Waits until every node says every shard has a leader serving its
+        slots, all naming the same leaders; returns one node's status."""
 
-        def agreed_leader():
-            for node in self.nodes:
-                report = self.status(node)
-                if not report.get("leader_id"):
-                    continue
-                leader = self.node_by_id(report["leader_id"])
-                if self.status(leader).get("leader_id") == leader.node_id:
-                    return leader
-            return None
+        def agreed():
+            reports = [self.status(node) for node in self.nodes]
+            if any(report["state"] != "ok" for report in reports):
+                return None
+            leaders = [[shard["leader_node"] for shard in report["shards"]] for report in reports]
+            return reports[0] if all(layout == leaders[0] for layout in leaders) else None
 
-        return wait_until(agreed_leader, timeout_s, "a leader all agree on")
+        return wait_until(agreed, timeout_s, "every shard serving, every node agreeing")
 
-    def followers(self) -> list[Node]:
-        leader = self.leader()
-        return [node for node in self.nodes if node != leader]
+    def shard_for(self, key: str) -> dict:
+        """Returns the /status entry of the shard that owns `key`."""
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        for shard in self.wait_serving()["shards"]:
+            if any(start <= slot <= end for start, end in slot_ranges(shard)):
+                return shard
+        raise AssertionError("no shard owns slot %d" % slot)
+
+    def leader_for(self, key: str) -> Node:
+        """Returns the node leading the shard of `key`."""
+        return self.node_by_id(self.shard_for(key)["leader_node"])
+
+    def followers_for(self, key: str) -> list[Node]:
+        """Returns the nodes holding a follower replica of `key`'s shard."""
+        shard = self.shard_for(key)
+        return [self.node_by_id(replica["node_id"]) for replica in shard["replicas"]
+                if replica["node_id"] != shard["leader_node"]]
+
+    def strangers_to(self, key: str) -> list[Node]:
+        """Returns the nodes holding no replica of `key`'s shard."""
+        holders = {replica["node_id"] for replica in self.shard_for(key)["replicas"]}
+        return [node for node in self.nodes if node.node_id not in holders]
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """Stops polis dev with SIGINT (SIGKILL to its group after the
@@ -208,6 +270,8 @@ class Cluster:
         finally:
             self._log.close()
             self._dir.cleanup()
+            for handle in self._port_locks:
+                handle.close()
 
 
 class RespError(Exception):

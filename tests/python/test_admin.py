@@ -1,36 +1,66 @@
-"""The admin HTTP endpoints and `polis status --json` agree on the cluster."""
+"""The admin HTTP endpoints and `polis status --json` agree on the cluster:
+its nodes, its shards with their slots and leaders, each node's replicas."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+
+from polis_cluster import slot_ranges
+
+SLOT_COUNT = 16384
 
 
-def test_status_names_members_and_leader(cluster):
-    leader = cluster.leader()
+def test_status_names_nodes_shards_and_leaders(cluster):
+    reference = cluster.wait_serving()
+    assert reference["state"] == "ok"
+    leaders = {shard["id"]: shard["leader_node"] for shard in reference["shards"]}
+    # The default cluster: 3 shards, one led from each node.
+    assert sorted(leaders.values()) == [1, 2, 3], leaders
+    covered = sorted(rng for shard in reference["shards"] for rng in slot_ranges(shard))
+    assert covered[0][0] == 0 and covered[-1][1] == SLOT_COUNT - 1
+    assert sum(shard["slot_count"] for shard in reference["shards"]) == SLOT_COUNT
     for node in cluster.nodes:
         report = cluster.status(node)
         assert report["node_id"] == node.node_id
-        assert report["leader_id"] == leader.node_id
-        assert report["leader_resp_addr"] == leader.resp_addr
-        assert 0 <= report["applied"] <= report["committed"]
-        assert report["term"] >= 1
-        members = {member["node_id"]: member for member in report["members"]}
-        assert set(members) == {member.node_id for member in cluster.nodes}
-        for member in cluster.nodes:
-            assert members[member.node_id]["resp_addr"] == member.resp_addr
-            assert members[member.node_id]["admin_addr"] == member.admin_addr
+        assert report["map_version"] >= 1
+        assert {entry["id"]: entry["resp_addr"] for entry in report["nodes"]} == {
+            member.node_id: member.resp_addr for member in cluster.nodes
+        }
+        assert all(entry["up"] for entry in report["nodes"]), report["nodes"]
+        for shard in report["shards"]:
+            assert shard["leader_node"] == leaders[shard["id"]]
+            assert shard["leader_resp_addr"] == cluster.node_by_id(leaders[shard["id"]]).resp_addr
+            assert shard["term"] >= 1
+            assert 0 <= shard["applied"] <= shard["last_log_index"]
+            assert len(shard["replicas"]) == 3
+        # The node's own replicas: the meta group's and one per shard.
+        groups = sorted(replica["group_id"] for replica in report["replicas"])
+        assert groups == [0, 1, 2, 3], groups
 
 
 def test_http_status_matches_cli(cluster):
+    cluster.wait_serving()
     for node in cluster.nodes:
         code, body = cluster.http_get(node, "/status")
         assert code == 200
         over_http = json.loads(body)
         assert over_http["node_id"] == node.node_id
-        assert over_http["leader_id"] == cluster.status(node)["leader_id"]
+        by_cli = cluster.status(node)
+        assert [s["leader_node"] for s in over_http["shards"]] == [s["leader_node"] for s in by_cli["shards"]]
+
+
+def test_polis_status_prints_every_shard(cluster):
+    done = subprocess.run([str(cluster.binary), "status", "--node", cluster.nodes[0].admin_addr],
+                          capture_output=True, text=True, timeout=10, check=True)
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("SHARD") for line in lines), done.stdout
+    for shard_id in (1, 2, 3):
+        assert any(line.split()[:1] == [str(shard_id)] and "-" in line for line in lines), done.stdout
 
 
 def test_health_endpoints(cluster):
+    cluster.wait_serving()
     for node in cluster.nodes:
         assert cluster.http_get(node, "/health/live")[0] == 200
         assert cluster.http_get(node, "/health/ready")[0] == 200

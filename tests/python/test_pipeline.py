@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import redis
 
+from polis_cluster import HOST
 
-def test_pipelined_writes_keep_order_and_their_own_replies(leader_client, key):
-    a, b, c, h = key("a"), key("b"), key("c"), key("h")
-    pipe = leader_client.pipeline(transaction=False)
+
+def test_pipelined_writes_keep_order_and_their_own_replies(cluster, key):
+    # One hash tag: every key in one slot, so the whole pipeline goes to
+    # one node (the leader of that slot's shard) as one pipeline.
+    tag = "{%s}" % key("tag")
+    a, b, c, h = tag + "a", tag + "b", tag + "c", tag + "h"
+    leader = cluster.leader_for(a)
+    client = redis.Redis(host=HOST, port=leader.resp_port, decode_responses=True, socket_timeout=10)
+    pipe = client.pipeline(transaction=False)
     pipe.set(a, 1)
     pipe.incr(a)
     pipe.get(a)
@@ -31,4 +38,5 @@ def test_pipelined_writes_keep_order_and_their_own_replies(leader_client, key):
     assert isinstance(replies[9], redis.ResponseError)
     assert str(replies[9]).startswith("WRONGTYPE")
     assert replies[10:] == ["xy", 1, None]
-    assert leader_client.get(c) == "1"
+    assert client.get(c) == "1"
+    client.close()

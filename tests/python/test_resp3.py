@@ -8,25 +8,25 @@ from polis_cluster import HOST
 
 
 def test_hello_3_switches_the_connection_to_resp3(cluster, key):
-    leader = cluster.leader()
+    tag = "{%s}" % key("tag")
+    leader = cluster.leader_for(tag)
     client = redis.Redis(host=HOST, port=leader.resp_port, protocol=3, decode_responses=True, socket_timeout=10)
     try:
         hello = client.execute_command("HELLO", "3")
         assert hello["proto"] == 3
         assert hello["server"] == "redis"
-        name = key("h")
+        name = tag + "h"
         client.hset(name, mapping={"a": "1", "b": "2"})
         # A RESP3 map reply arrives as a dict without pairing by the client.
         assert client.hgetall(name) == {"a": "1", "b": "2"}
-        assert client.get(key("missing")) is None
-        assert client.incrbyfloat(key("f"), 1.5) == 1.5
+        assert client.get(tag + "missing") is None
+        assert client.incrbyfloat(tag + "f", 1.5) == 1.5
     finally:
         client.close()
 
 
 def test_hello_rejects_unknown_protocol_versions(cluster):
-    leader = cluster.leader()
-    client = redis.Redis(host=HOST, port=leader.resp_port, decode_responses=True, socket_timeout=10)
+    client = redis.Redis(host=HOST, port=cluster.nodes[0].resp_port, decode_responses=True, socket_timeout=10)
     try:
         try:
             client.execute_command("HELLO", "4")

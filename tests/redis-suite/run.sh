@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs units of Redis 7.0.15's own TCL test suite against polis, one fresh
-# local cluster per unit (`polis dev --nodes 3`), with the TCL client pointed
-# at the leader's RESP port (the TCL client does not follow MOVED).
+# local cluster per unit (`polis dev --nodes 3 --shards 1`: one shard serves
+# every slot), with the TCL client pointed at that shard's leader (the TCL
+# client does not follow MOVED).
 #
 #   tests/redis-suite/run.sh                  # polis, the default units
 #   tests/redis-suite/run.sh --server redis   # control: a fresh redis-server per unit
@@ -164,8 +165,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Prints "host:port" of the leader's RESP listener once a node reports a
-# leader and that leader's own status agrees it leads; waits up to timeout_s.
+# Prints "host:port" of the RESP listener of shard 1's leader once every
+# node reports the cluster serving with the same leader, and that leader's
+# own replica says it leads; waits up to timeout_s.
 polis_leader() {
   local base="$1" timeout_s="$2"
   python3 - "$polis_bin" "$base" "$timeout_s" <<'PY'
@@ -190,21 +192,23 @@ def status(admin_addr):
     except json.JSONDecodeError:
         return None
 
+def shard_one(report):
+    shards = [shard for shard in report.get("shards", []) if shard.get("id") == 1]
+    return shards[0] if shards else {}
+
 last = None
 while time.monotonic() < deadline:
-    for node in range(3):
-        report = status("127.0.0.1:%d" % (base + 100 + node))
-        last = report or last
-        if not report or not report.get("leader_id") or not report.get("leader_resp_addr"):
-            continue
-        members = {m.get("node_id"): m for m in report.get("members", [])}
-        leader = members.get(report["leader_id"], {})
-        if leader.get("admin_addr"):
-            confirmed = status(leader["admin_addr"])
-            if not confirmed or confirmed.get("leader_id") != confirmed.get("node_id"):
-                continue
-        print(report["leader_resp_addr"])
-        sys.exit(0)
+    reports = [status("127.0.0.1:%d" % (base + 100 + node)) for node in range(3)]
+    last = next((report for report in reports if report), last)
+    if all(report and report.get("state") == "ok" for report in reports):
+        leaders = {shard_one(report).get("leader_node") for report in reports}
+        if len(leaders) == 1 and None not in leaders:
+            leader = leaders.pop()
+            confirmed = status("127.0.0.1:%d" % (base + 100 + leader - 1))
+            replicas = (confirmed or {}).get("replicas", [])
+            if any(r.get("group_id") == 1 and r.get("state") == "Leader" for r in replicas):
+                print(shard_one(reports[0])["leader_resp_addr"])
+                sys.exit(0)
     time.sleep(0.2)
 sys.exit("no leader before the deadline; last status: %s" % json.dumps(last))
 PY
@@ -218,7 +222,7 @@ start_server() {
   local deadline=$((SECONDS + ready_timeout_s))
   case "$server_kind" in
     polis)
-      setsid "$polis_bin" dev --nodes 3 --port "$base" --data "$unit_dir/data" \
+      setsid "$polis_bin" dev --nodes 3 --shards 1 --port "$base" --data "$unit_dir/data" \
         >"$unit_dir/server.log" 2>&1 </dev/null &
       server_pid=$!
       until grep -q '^polis dev: ready' "$unit_dir/server.log" 2>/dev/null; do

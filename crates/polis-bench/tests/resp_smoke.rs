@@ -190,6 +190,10 @@ async fn redirecting_node(to: String, redirected: Arc<AtomicU64>) -> String {
                         } else if name.eq_ignore_ascii_case("CLIENT") {
                             // The client library's SETINFO on connecting.
                             "+OK\r\n".to_string()
+                        } else if name.eq_ignore_ascii_case("CLUSTER") {
+                            // The driver asks for a slot table; this node
+                            // has none, as a Redis outside a cluster.
+                            "-ERR This instance has cluster support disabled\r\n".to_string()
                         } else {
                             redirected.fetch_add(1, Ordering::Relaxed);
                             format!("-MOVED 0 {to}\r\n")

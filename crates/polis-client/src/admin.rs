@@ -70,28 +70,52 @@ pub async fn status(addr: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&body)?)
 }
 
-/// Waits until one of `admin_addrs` reports a leader; returns its id and
-/// RESP address.
+/// Waits until one of `admin_addrs` reports the cluster ready (every shard
+/// has a leader serving its slots); returns that node's /status.
 ///
 /// # Errors
-/// Returns an error if no node reports a leader within `timeout`.
-pub async fn wait_for_leader(
+/// Returns an error if no node says so within `timeout`.
+pub async fn wait_until_ready(
     admin_addrs: &[String],
     timeout: Duration,
-) -> anyhow::Result<(u64, String)> {
-    let leader = crate::poll::until(timeout, Duration::from_millis(100), || async {
+) -> anyhow::Result<serde_json::Value> {
+    let ready = crate::poll::until(timeout, Duration::from_millis(100), || async {
         for addr in admin_addrs {
             if let Ok(status) = status(addr).await {
-                if let (Some(id), Some(resp)) = (
-                    status["leader_id"].as_u64(),
-                    status["leader_resp_addr"].as_str(),
-                ) {
-                    return Some((id, resp.to_owned()));
+                if status["state"] == "ok" {
+                    return Some(status);
                 }
             }
         }
         None
     })
     .await;
-    leader.ok_or_else(|| anyhow::anyhow!("no leader after {timeout:?}"))
+    ready.ok_or_else(|| anyhow::anyhow!("the cluster was not ready after {timeout:?}"))
+}
+
+/// Returns the node leading shard `shard` and its RESP address, as
+/// `status` (a node's /status) says.
+pub fn shard_leader(status: &serde_json::Value, shard: u64) -> Option<(u64, String)> {
+    let shard = status["shards"]
+        .as_array()?
+        .iter()
+        .find(|candidate| candidate["id"].as_u64() == Some(shard))?;
+    Some((
+        shard["leader_node"].as_u64()?,
+        shard["leader_resp_addr"].as_str()?.to_owned(),
+    ))
+}
+
+/// Waits until the cluster is ready (see [`wait_until_ready`]); returns
+/// the node leading shard 1 and its RESP address (with one shard, the
+/// node that serves every slot).
+///
+/// # Errors
+/// Returns an error if the cluster is not ready within `timeout`.
+pub async fn wait_for_leader(
+    admin_addrs: &[String],
+    timeout: Duration,
+) -> anyhow::Result<(u64, String)> {
+    let status = wait_until_ready(admin_addrs, timeout).await?;
+    shard_leader(&status, 1).ok_or_else(|| anyhow::anyhow!("shard 1 has no leader"))
 }

@@ -33,11 +33,8 @@ impl Faults {
             .await
             .context("asking the node for its members")?;
         let mut members = BTreeMap::new();
-        for member in status["members"]
-            .as_array()
-            .context("no members in /status")?
-        {
-            let id = member["node_id"].as_u64().context("member without id")?;
+        for member in status["nodes"].as_array().context("no nodes in /status")? {
+            let id = member["id"].as_u64().context("node without id")?;
             let admin = member["admin_addr"]
                 .as_str()
                 .context("member without admin address")?;

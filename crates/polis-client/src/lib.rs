@@ -11,4 +11,5 @@ pub mod admin;
 pub mod faults;
 pub mod local;
 pub mod poll;
+pub mod ports;
 pub mod resp;

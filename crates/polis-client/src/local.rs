@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -13,6 +14,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::admin;
+use crate::ports::{self, PortLease};
 
 /// Where one node listens.
 #[derive(Debug, Clone)]
@@ -31,8 +33,11 @@ pub struct LocalClusterConfig {
     /// One subdirectory and one log file per node under it.
     pub data_dir: PathBuf,
     pub nodes: Vec<NodeAddrs>,
-    /// Flags passed to every `polis server`.
+    /// Flags passed to every `polis server` (`--shards`, timings...).
     pub server_args: Vec<String>,
+    /// The lease on the nodes' ports, held as long as the cluster may use
+    /// them (see [`crate::ports`]).
+    pub ports: Option<Arc<PortLease>>,
 }
 
 /// A running local cluster. Dropping it kills every node it started.
@@ -41,29 +46,24 @@ pub struct LocalCluster {
     children: BTreeMap<u64, Child>,
 }
 
-/// Returns `nodes` sets of addresses on ports the OS picks now.
+/// Returns `nodes` sets of addresses on leased ports (see
+/// [`crate::ports`]), with the lease: keep it while the nodes run.
 ///
 /// # Errors
-/// Returns an error if no port can be bound.
-pub fn free_addrs(nodes: u64) -> anyhow::Result<Vec<NodeAddrs>> {
-    let mut listeners = Vec::new();
-    let mut pick = || -> anyhow::Result<String> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?.to_string();
-        // Held until every port is picked, so no two are the same.
-        listeners.push(listener);
-        Ok(addr)
-    };
-    (1..=nodes)
-        .map(|id| {
-            Ok(NodeAddrs {
-                id,
-                resp: pick()?,
-                admin: pick()?,
-                peer: pick()?,
-            })
+/// Returns an error if not enough ports are free.
+pub fn free_addrs(nodes: u64) -> anyhow::Result<(Vec<NodeAddrs>, Arc<PortLease>)> {
+    let lease = ports::reserve(3 * nodes as usize)?;
+    let addrs = lease.addrs();
+    let nodes = (1..=nodes)
+        .zip(addrs.chunks(3))
+        .map(|(id, chunk)| NodeAddrs {
+            id,
+            resp: chunk[0].clone(),
+            admin: chunk[1].clone(),
+            peer: chunk[2].clone(),
         })
-        .collect()
+        .collect();
+    Ok((nodes, Arc::new(lease)))
 }
 
 impl LocalCluster {
@@ -260,13 +260,23 @@ impl LocalCluster {
         self.signal(id, Signal::SIGCONT)
     }
 
-    /// Waits until a node reports a leader; returns its id and RESP address.
+    /// Waits until the cluster is ready (every shard has a leader serving
+    /// its slots); returns the node leading shard 1 and its RESP address.
     ///
     /// # Errors
-    /// Returns an error if none does within `timeout`.
+    /// Returns an error if it is not ready within `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<(u64, String)> {
         let admins: Vec<String> = self.admin_addrs().into_values().collect();
         admin::wait_for_leader(&admins, timeout).await
+    }
+
+    /// Waits until the cluster is ready; returns a ready node's /status.
+    ///
+    /// # Errors
+    /// Returns an error if it is not ready within `timeout`.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> anyhow::Result<serde_json::Value> {
+        let admins: Vec<String> = self.admin_addrs().into_values().collect();
+        admin::wait_until_ready(&admins, timeout).await
     }
 
     /// Returns the node ids whose processes exited by themselves, with

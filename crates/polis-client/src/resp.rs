@@ -165,8 +165,10 @@ fn classify(error: &RedisError) -> Verdict {
     }
     let text = error.to_string();
     match error.code() {
-        // polis answers this before proposing anything.
-        Some("CLUSTERDOWN") if text.contains("no leader is known") => {
+        // polis answers these before proposing anything.
+        Some("CLUSTERDOWN")
+            if text.contains("no leader is known") || text.contains("no cluster map yet") =>
+        {
             Verdict::NotApplied { retry: true }
         }
         // polis: the proposal may have been appended before the quorum

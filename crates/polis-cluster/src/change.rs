@@ -16,8 +16,14 @@ pub enum MapChange {
     /// Node `node` started with empty storage. The first time, it takes
     /// the replicas the map assigned it; every later time (its data was
     /// wiped) each of its replicas gets a new id, since the old ones may
-    /// have voted and acknowledged entries the node no longer has.
-    Register { node: NodeId, entry_format_max: u32 },
+    /// have voted and acknowledged entries the node no longer has. The
+    /// same `token` twice is one registration (an answer lost before the
+    /// node saved it), and changes nothing the second time.
+    Register {
+        node: NodeId,
+        entry_format_max: u32,
+        token: u64,
+    },
     /// The shard should be led from `node`.
     SetPreferredLeader { shard: GroupId, node: NodeId },
     /// `shard` takes ownership of `slots` from whichever shards own them.
@@ -80,7 +86,8 @@ impl ClusterMap {
             MapChange::Register {
                 node,
                 entry_format_max,
-            } => self.register(*node, *entry_format_max),
+                token,
+            } => self.register(*node, *entry_format_max, *token),
             MapChange::SetPreferredLeader { shard, node } => {
                 let record = self
                     .shards
@@ -113,13 +120,21 @@ impl ClusterMap {
         }
     }
 
-    fn register(&mut self, node: NodeId, entry_format_max: u32) -> Result<(), TxnError> {
+    fn register(
+        &mut self,
+        node: NodeId,
+        entry_format_max: u32,
+        token: u64,
+    ) -> Result<(), TxnError> {
         let cluster_version = self.cluster_version;
         let record = self.nodes.get(&node).ok_or_else(|| {
             TxnError::Rejected(format!(
                 "node {node} is not in the cluster map (adding nodes comes later)"
             ))
         })?;
+        if token != 0 && record.registration == token {
+            return Ok(());
+        }
         if entry_format_max < cluster_version {
             return Err(TxnError::Rejected(format!(
                 "node {node} understands entry format {entry_format_max}, but the cluster \
@@ -151,6 +166,7 @@ impl ClusterMap {
         if let Some(record) = self.nodes.get_mut(&node) {
             record.incarnation += 1;
             record.entry_format_max = entry_format_max;
+            record.registration = token;
         }
         Ok(())
     }

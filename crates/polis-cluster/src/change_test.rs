@@ -10,6 +10,7 @@ fn register(node: u64) -> MapChange {
     MapChange::Register {
         node: NodeId(node),
         entry_format_max: 1,
+        token: 0,
     }
 }
 
@@ -81,6 +82,7 @@ fn changes_that_do_not_fit_are_rejected_and_nothing_applies() {
     let old_binary = MapChange::Register {
         node: NodeId(2),
         entry_format_max: 0,
+        token: 0,
     };
     assert!(matches!(
         v1.apply(1, &[old_binary]),
@@ -117,4 +119,32 @@ fn assigning_slots_moves_ownership_and_bumps_the_owners_versions() {
     assert_eq!(v2.shards[&GroupId(1)].slots_version, 2);
     assert_eq!(v2.shards[&GroupId(2)].slots_version, 2);
     assert_eq!(v2.shards[&GroupId(3)].slots_version, 1, "untouched");
+}
+
+#[test]
+fn registering_again_with_the_same_token_changes_nothing() {
+    let v1 = map(3, 3);
+    let with_token = |token| MapChange::Register {
+        node: NodeId(2),
+        entry_format_max: 1,
+        token,
+    };
+    let v2 = v1.apply(1, &[with_token(77)]).unwrap();
+    let v3 = v2.apply(2, &[with_token(77)]).unwrap();
+    assert_eq!(
+        v3.nodes[&NodeId(2)],
+        v2.nodes[&NodeId(2)],
+        "one registration"
+    );
+    assert_eq!(v3.shards, v2.shards);
+    let v4 = v3.apply(3, &[with_token(78)]).unwrap();
+    assert_eq!(
+        v4.nodes[&NodeId(2)].incarnation,
+        2,
+        "another token: a new incarnation"
+    );
+    assert_ne!(
+        v4.nodes[&NodeId(2)].meta_replica,
+        v3.nodes[&NodeId(2)].meta_replica
+    );
 }

@@ -81,6 +81,7 @@ impl Layout {
                     incarnation: u64::from(started),
                     entry_format_max: if started { self.entry_format } else { 0 },
                     meta_replica: allocate(),
+                    registration: 0,
                 };
                 (*id, record)
             })
@@ -90,12 +91,16 @@ impl Layout {
         let mut shards = BTreeMap::new();
         for (index, range) in ranges.into_iter().enumerate() {
             let id = GroupId(index as u64 + 1);
-            let replicas = (0..replication)
+            let replicas: Vec<ShardReplica> = (0..replication)
                 .map(|offset| ShardReplica {
                     replica: allocate(),
                     node: order[(index + offset) % order.len()],
                     bootstrap: true,
                 })
+                .collect();
+            let first_members = replicas
+                .iter()
+                .map(|replica| (replica.replica, replica.node))
                 .collect();
             shards.insert(
                 id,
@@ -104,12 +109,14 @@ impl Layout {
                     slots: vec![range],
                     slots_version: 1,
                     replicas,
+                    first_members,
                     preferred_leader: order[index % order.len()],
                 },
             );
         }
         let map = ClusterMap {
             cluster_id: self.cluster_id,
+            creator: self.creator,
             version: 1,
             cluster_version: self.entry_format,
             next_replica_id,

@@ -35,6 +35,10 @@ pub struct NodeRecord {
     pub entry_format_max: u32,
     /// The node's replica of the meta group (a voter or a learner).
     pub meta_replica: ReplicaId,
+    /// The token of the node's last registration (0: none). A node that
+    /// registers again with the same token (its answer was lost before it
+    /// saved it) gets the same incarnation: its replicas never ran.
+    pub registration: u64,
 }
 
 impl NodeRecord {
@@ -64,6 +68,10 @@ pub struct ShardRecord {
     /// ownership version its state machine must reach.
     pub slots_version: u64,
     pub replicas: Vec<ShardReplica>,
+    /// The shard's first membership, as its first replicas start the group
+    /// (fixed at creation: every first replica must start it alike, even
+    /// one that starts after another was replaced).
+    pub first_members: Vec<(ReplicaId, NodeId)>,
     /// The node meant to lead the shard, so leaders spread evenly.
     pub preferred_leader: NodeId,
 }
@@ -96,6 +104,9 @@ impl ShardRecord {
 pub struct ClusterMap {
     /// Random at creation: two clusters never mix.
     pub cluster_id: u64,
+    /// The node that created the map (its meta replica started the meta
+    /// group alone).
+    pub creator: NodeId,
     /// Grows by one with every change (the Redis config epoch).
     pub version: u64,
     /// The newest log entry format every node understands; entries of a

@@ -170,6 +170,10 @@ impl StateMachine for MetaMachine {
     }
 
     fn items(&self) -> u64 {
+        self.map.as_ref().map_or(0, |map| map.nodes.len() as u64)
+    }
+
+    fn version(&self) -> u64 {
         self.map.as_ref().map_or(0, |map| map.version)
     }
 }
@@ -231,6 +235,7 @@ mod tests {
             changes: vec![MapChange::Register {
                 node: NodeId(2),
                 entry_format_max: 1,
+                token: 0,
             }],
         };
         assert_eq!(

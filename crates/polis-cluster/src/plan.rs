@@ -9,13 +9,15 @@ use polis_types::{GroupId, NodeId, ReplicaId};
 
 use crate::map::ClusterMap;
 
-/// A group's members as its membership log says.
+/// A group's members as its membership log says, as its leader sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CurrentMembers {
     pub voters: BTreeSet<ReplicaId>,
     pub learners: BTreeSet<ReplicaId>,
     /// A change is under way (joint consensus).
     pub joint: bool,
+    /// Members holding (nearly) the leader's whole log.
+    pub caught_up: BTreeSet<ReplicaId>,
 }
 
 /// The members the map wants a group to have.
@@ -37,9 +39,10 @@ pub enum MembershipStep {
 }
 
 /// Returns the next step toward `target`, or `None` when the group has
-/// its target members. Replicas enter as learners first and become voters
-/// only once every target voter is a member, so a change never counts on
-/// a replica that has not caught up; an interrupted change (joint
+/// its target members (or must wait). Replicas enter as learners first and
+/// become voters only once every new voter has caught up with the leader,
+/// so a change never makes the group wait for a replica that is not there
+/// (a voter that never comes would stall it); an interrupted change (joint
 /// consensus) is finished first.
 pub fn next_membership_step(
     current: &CurrentMembers,
@@ -65,7 +68,10 @@ pub fn next_membership_step(
         });
     }
     if current.voters != target_voters {
-        return Some(MembershipStep::ChangeVoters(target_voters));
+        let ready = target_voters
+            .iter()
+            .all(|replica| current.voters.contains(replica) || current.caught_up.contains(replica));
+        return ready.then_some(MembershipStep::ChangeVoters(target_voters));
     }
     let extra: BTreeSet<ReplicaId> = current
         .learners
@@ -118,23 +124,47 @@ pub struct LeaderMove {
 }
 
 /// Returns the leader moves that spread leadership evenly over the live
-/// nodes: each shard to its preferred node when that node is alive,
-/// otherwise to the live node hosting it that leads the fewest shards.
+/// nodes: each shard to its preferred node when that node is alive;
+/// the others stay where they are while their leader's node leads no more
+/// than its share, and otherwise go to the live node hosting them that
+/// leads the fewest. Keeping what is already even makes the plan stable:
+/// it moves nothing twice and never trades one shard for another.
 /// Shards whose leader is unknown are left alone (they are electing).
 pub fn leader_moves(
     map: &ClusterMap,
     leaders: &BTreeMap<GroupId, NodeId>,
     alive: &BTreeSet<NodeId>,
 ) -> Vec<LeaderMove> {
+    if alive.is_empty() {
+        return Vec::new();
+    }
+    let share = map.shards.len() / alive.len();
     let mut load: BTreeMap<NodeId, usize> = alive.iter().map(|node| (*node, 0)).collect();
     let mut targets: BTreeMap<GroupId, NodeId> = BTreeMap::new();
+    let hosts = |shard: &crate::map::ShardRecord, node: NodeId| {
+        alive.contains(&node) && shard.replica_on(node).is_some()
+    };
     // Shards with a live preferred node first: their target is fixed.
     for shard in map.shards.values() {
-        if alive.contains(&shard.preferred_leader) {
+        if hosts(shard, shard.preferred_leader) {
             targets.insert(shard.id, shard.preferred_leader);
             *load.entry(shard.preferred_leader).or_default() += 1;
         }
     }
+    // Then shards that may stay where they are.
+    for shard in map.shards.values() {
+        if targets.contains_key(&shard.id) {
+            continue;
+        }
+        let Some(leader) = leaders.get(&shard.id).copied() else {
+            continue;
+        };
+        if hosts(shard, leader) && load.get(&leader).copied().unwrap_or(0) < share {
+            targets.insert(shard.id, leader);
+            *load.entry(leader).or_default() += 1;
+        }
+    }
+    // The rest go to the least loaded live node that hosts them.
     for shard in map.shards.values() {
         if targets.contains_key(&shard.id) {
             continue;

@@ -25,6 +25,7 @@ fn replacing_a_wiped_replica_adds_a_learner_then_swaps_the_voters() {
         voters: ids(&[11, 12, 13]),
         learners: BTreeSet::new(),
         joint: false,
+        caught_up: ids(&[11, 13]),
     };
     let wanted = target(&[(11, 1), (20, 2), (13, 3)]);
     assert_eq!(
@@ -35,6 +36,12 @@ fn replacing_a_wiped_replica_adds_a_learner_then_swaps_the_voters() {
         })
     );
     current.learners = ids(&[20]);
+    assert_eq!(
+        next_membership_step(&current, &wanted),
+        None,
+        "the learner has not caught up yet"
+    );
+    current.caught_up.insert(ReplicaId(20));
     assert_eq!(
         next_membership_step(&current, &wanted),
         Some(MembershipStep::ChangeVoters(ids(&[11, 13, 20])))
@@ -49,6 +56,7 @@ fn replacing_a_wiped_replica_adds_a_learner_then_swaps_the_voters() {
         voters: ids(&[11, 13, 20]),
         learners: BTreeSet::new(),
         joint: false,
+        caught_up: ids(&[11, 13, 20]),
     };
     assert_eq!(next_membership_step(&current, &wanted), None);
 }
@@ -60,6 +68,7 @@ fn the_meta_group_grows_to_three_voters_and_keeps_others_as_learners() {
         voters: ids(&[1]),
         learners: BTreeSet::new(),
         joint: false,
+        caught_up: ids(&[1]),
     };
     assert_eq!(next_membership_step(&current, &meta_target(&map)), None);
     for node in 2..=4 {
@@ -69,6 +78,7 @@ fn the_meta_group_grows_to_three_voters_and_keeps_others_as_learners() {
                 &[MapChange::Register {
                     node: NodeId(node),
                     entry_format_max: 1,
+                    token: 0,
                 }],
             )
             .unwrap();
@@ -85,6 +95,7 @@ fn the_meta_group_grows_to_three_voters_and_keeps_others_as_learners() {
         voters: ids(&[1]),
         learners: ids(&[2, 3, 4]),
         joint: false,
+        caught_up: ids(&[1, 2, 3, 4]),
     };
     assert_eq!(
         next_membership_step(&all_in, &meta),
@@ -94,6 +105,7 @@ fn the_meta_group_grows_to_three_voters_and_keeps_others_as_learners() {
         voters: ids(&[1, 2, 3]),
         learners: ids(&[4, 77]),
         joint: false,
+        caught_up: ids(&[1, 2, 3, 4]),
     };
     assert_eq!(
         next_membership_step(&stale_learner, &meta),
@@ -140,4 +152,62 @@ fn leaders_go_to_their_preferred_nodes_or_spread_over_the_live_ones() {
     }
     assert_eq!(load[&NodeId(2)], 3, "{moves:?}");
     assert_eq!(load[&NodeId(3)], 3, "{moves:?}");
+}
+
+/// Applies `moves` to `leaders`.
+fn after(moves: &[LeaderMove], leaders: &BTreeMap<GroupId, NodeId>) -> BTreeMap<GroupId, NodeId> {
+    let mut leaders = leaders.clone();
+    for planned in moves {
+        assert_eq!(
+            leaders.insert(planned.shard, planned.to),
+            Some(planned.from)
+        );
+    }
+    leaders
+}
+
+#[test]
+fn an_even_spread_is_left_as_it_is_and_a_plan_is_done_in_one_go() {
+    // 32 shards on 3 nodes, node 3 down: its shards went to nodes 1 and 2
+    // in some order. Any 16/16 spread is even: nothing moves.
+    let map = crate::test_support::map(3, 32);
+    let without_3: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
+    for seed in 0..20u64 {
+        let leaders: BTreeMap<GroupId, NodeId> = map
+            .shards
+            .values()
+            .enumerate()
+            .map(|(at, shard)| {
+                let leader = if shard.preferred_leader == NodeId(3) {
+                    // Node 3's shards split between 1 and 2, in an order
+                    // that differs per seed.
+                    NodeId(1 + (at as u64 * 7 + seed) % 2)
+                } else {
+                    shard.preferred_leader
+                };
+                (shard.id, leader)
+            })
+            .collect();
+        let moves = leader_moves(&map, &leaders, &without_3);
+        let balanced = after(&moves, &leaders);
+        let on_1 = balanced.values().filter(|node| **node == NodeId(1)).count();
+        assert!(
+            (15..=17).contains(&on_1),
+            "seed {seed}: node 1 leads {on_1}"
+        );
+        assert!(
+            leader_moves(&map, &balanced, &without_3).is_empty(),
+            "seed {seed}: a second plan moved more"
+        );
+        // Shards that were already where the plan wants them stay put:
+        // no move swaps two shards between the same pair of nodes.
+        for planned in &moves {
+            assert!(
+                !moves
+                    .iter()
+                    .any(|other| other.from == planned.to && other.to == planned.from),
+                "seed {seed}: {moves:?} trades shards"
+            );
+        }
+    }
 }

@@ -42,6 +42,8 @@ pub struct Leadership {
     pub applied: u64,
     /// Items in the state machine (keys, for a data group).
     pub items: u64,
+    /// The state machine's own version (see `StateMachine::version`).
+    pub version: u64,
     /// The highest log index known replicated on each member.
     pub matched: Vec<(ReplicaId, u64)>,
 }
@@ -74,6 +76,9 @@ pub struct LeaderClaim {
 
 struct Seen {
     at: Instant,
+    /// When the node's current run of beats began (after a silence of a
+    /// liveness timeout, or the first beat).
+    since: Instant,
     leads: Vec<Leadership>,
 }
 
@@ -122,13 +127,28 @@ impl Beats {
 
     /// Records that `from` is alive and leads `leads`, as of now.
     pub fn record(&self, from: NodeId, leads: Vec<Leadership>) {
-        self.lock().insert(
+        let now = Instant::now();
+        let mut seen = self.lock();
+        let since = seen
+            .get(&from)
+            .filter(|previous| now.duration_since(previous.at) < self.liveness_timeout)
+            .map_or(now, |previous| previous.since);
+        seen.insert(
             from,
             Seen {
-                at: Instant::now(),
+                at: now,
+                since,
                 leads,
             },
         );
+    }
+
+    /// Returns when `node`'s current run of beats began, if it is alive.
+    pub fn alive_since(&self, node: NodeId) -> Option<Instant> {
+        self.lock()
+            .get(&node)
+            .filter(|seen| seen.at.elapsed() < self.liveness_timeout)
+            .map(|seen| seen.since)
     }
 
     /// Returns true when `node` is this node or sent a beat within the
@@ -214,6 +234,7 @@ mod tests {
             committed: 5,
             applied: 5,
             items: 0,
+            version: 0,
             matched: Vec::new(),
         }
     }
@@ -233,8 +254,23 @@ mod tests {
             "term 4 beats 3"
         );
         assert_eq!(beats.claims()[&GroupId(2)].node, NodeId(2));
+        let since = beats.alive_since(NodeId(2)).unwrap();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        beats.record(NodeId(2), Vec::new());
+        assert_eq!(
+            beats.alive_since(NodeId(2)),
+            Some(since),
+            "one run of beats"
+        );
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(!beats.is_alive(NodeId(2)));
+        assert_eq!(beats.alive_since(NodeId(2)), None);
+        beats.record(NodeId(2), Vec::new());
+        assert!(
+            beats.alive_since(NodeId(2)).unwrap() > since,
+            "a new run after a silence"
+        );
+        tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(
             beats.claim(GroupId(1)).is_none(),
             "stale claims are not believed"

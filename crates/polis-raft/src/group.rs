@@ -68,6 +68,8 @@ pub struct GroupStatus {
     pub parked: bool,
     /// A membership change is under way (joint consensus).
     pub joint: bool,
+    /// Items in this replica's state machine (keys, for a shard).
+    pub items: u64,
     pub members: Vec<MemberStatus>,
 }
 
@@ -359,6 +361,7 @@ impl<S: StateMachine> Group<S> {
             purged_index: metrics.purged.map(|log_id| log_id.index),
             parked: self.hibernation.is_parked(self.id),
             joint: members.joint,
+            items: self.state.read().app.items(),
             members: member_statuses,
         }
     }
@@ -382,6 +385,14 @@ impl<S: StateMachine> Group<S> {
         self.raft.trigger().elect(true).await.map_err(unavailable)
     }
 
+    /// Lets this replica stand for election when its leader goes silent
+    /// (`true`, the default), or not: a group's first replicas other than
+    /// the one meant to lead hold back for a while, so the leaders of new
+    /// shards start where the map places them.
+    pub fn set_electable(&self, electable: bool) {
+        self.raft.runtime_config().elect(electable);
+    }
+
     /// Hands leadership to `to`, which must be an up-to-date voter. Returns
     /// once the request is sent; the new leader takes over shortly after.
     ///
@@ -396,8 +407,9 @@ impl<S: StateMachine> Group<S> {
             .map_err(unavailable)
     }
 
-    /// Adds `replica` (on `node`) as a learner and waits until it holds the
-    /// leader's log, or the request timeout passes.
+    /// Adds `replica` (on `node`) as a learner; returns once the change is
+    /// committed (the learner then catches up by itself: see
+    /// [`MemberStatus::matched`]).
     ///
     /// # Errors
     /// [`ProposeError`] as for [`Group::propose`].
@@ -407,7 +419,7 @@ impl<S: StateMachine> Group<S> {
         node: PeerNode,
     ) -> Result<(), ProposeError> {
         self.hibernation.touch(self.id, &self.raft);
-        let add = self.raft.add_learner(replica, node, true);
+        let add = self.raft.add_learner(replica, node, false);
         match tokio::time::timeout(self.request_timeout, add).await {
             Err(_) => Err(self.timed_out()),
             Ok(Ok(_)) => Ok(()),

@@ -22,22 +22,19 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use openraft::async_runtime::WatchReceiver;
-use openraft::ServerState;
 use polis_types::{GroupId, NodeId, ReplicaId};
 
 use crate::beats::{Beat, Beats, Leadership};
 use crate::faults::FaultInjector;
 use crate::group::{Budget, Clock, Group};
 use crate::group_network::{GroupNetwork, RaftEndpoint};
-use crate::hibernate::{GroupView, Hibernation};
+use crate::hibernate::Hibernation;
 use crate::mem_log_store::MemDisk;
 use crate::network::{GrpcTransport, PeerService};
 use crate::read_rounds::ReadRounds;
 use crate::settings::{group_config, RaftSettings};
 use crate::sim_network::SimNet;
-use crate::state_machine::{LogGrowth, SmStore, SnapshotPacing, StateMachine};
+use crate::state_machine::{ApplyObserver, LogGrowth, SmStore, SnapshotPacing, StateMachine};
 use crate::storage::Storage;
 use crate::transport::{
     AppHandler, CallError, Dispatcher, MessageKind, PeerAddr, PeerRequest, Transport,
@@ -55,99 +52,10 @@ pub struct GroupSpec {
     pub bootstrap: Option<BTreeMap<ReplicaId, PeerNode>>,
 }
 
-/// What the host needs of a group, whatever its state machine.
-trait Hosted: Send + Sync {
-    fn replica(&self) -> ReplicaId;
-    fn view(&self) -> GroupView;
-    fn leadership(&self, parked: bool) -> Option<Leadership>;
-    fn supervise(&self, hibernation: &Hibernation);
-    fn peers(&self) -> Vec<PeerAddr>;
-    fn shutdown(&self) -> BoxFuture<'static, ()>;
-}
+#[path = "host/hosted.rs"]
+mod hosted;
 
-struct HostedGroup<S: StateMachine> {
-    group: Group<S>,
-    /// The task asking for snapshots as the log grows.
-    pacing: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl<S: StateMachine> Hosted for HostedGroup<S> {
-    fn replica(&self) -> ReplicaId {
-        self.group.replica
-    }
-
-    fn view(&self) -> GroupView {
-        let metrics = self.group.raft.metrics().borrow_watched().clone();
-        let members = self.group.members();
-        let matched = metrics
-            .replication
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(replica, log_id)| Some((replica, log_id?.index)))
-            .collect();
-        GroupView {
-            group: self.group.id,
-            replica: self.group.replica,
-            state: metrics.state,
-            term: metrics.current_term,
-            leader: metrics.current_leader,
-            last_log_index: metrics.last_log_index.unwrap_or(0),
-            committed: metrics.local_committed.map_or(0, |log_id| log_id.index),
-            applied: metrics.last_applied.map_or(0, |log_id| log_id.index),
-            members: members
-                .nodes
-                .iter()
-                .map(|(replica, node)| (*replica, node.node_id, members.voters.contains(replica)))
-                .collect(),
-            matched,
-            joint: members.joint,
-        }
-    }
-
-    fn leadership(&self, parked: bool) -> Option<Leadership> {
-        let view = self.view();
-        if view.state != ServerState::Leader || view.term == 0 {
-            return None;
-        }
-        Some(Leadership {
-            group: view.group,
-            replica: view.replica,
-            term: view.term,
-            parked,
-            last_log_index: view.last_log_index,
-            committed: view.committed,
-            applied: view.applied,
-            items: self.group.state.read().app.items(),
-            matched: view.matched.into_iter().collect(),
-        })
-    }
-
-    fn supervise(&self, hibernation: &Hibernation) {
-        let decision = hibernation.decide(&self.view());
-        hibernation.apply(self.group.id, &self.group.raft, decision);
-    }
-
-    fn peers(&self) -> Vec<PeerAddr> {
-        self.group
-            .members()
-            .nodes
-            .values()
-            .map(|node| PeerAddr {
-                node: node.node_id,
-                addr: node.peer_addr.clone(),
-            })
-            .collect()
-    }
-
-    fn shutdown(&self) -> BoxFuture<'static, ()> {
-        if let Some(pacing) = &self.pacing {
-            pacing.abort();
-        }
-        let group = self.group.clone();
-        Box::pin(async move { group.shutdown().await })
-    }
-}
+use hosted::{Hosted, HostedGroup};
 
 /// The Raft side of one node.
 pub struct Host {
@@ -164,6 +72,7 @@ pub struct Host {
     /// Peers the application named (every node of the cluster map).
     peers: Mutex<BTreeMap<NodeId, String>>,
     background: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    observer: Mutex<Option<Arc<dyn ApplyObserver>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -247,6 +156,7 @@ impl Host {
             hosted: Mutex::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
             background: Mutex::new(None),
+            observer: Mutex::new(None),
         }
     }
 
@@ -292,6 +202,12 @@ impl Host {
             .serve_with_incoming(incoming)
             .await
             .map_err(io::Error::other)
+    }
+
+    /// Reports every proposal applied by groups started from now on to
+    /// `observer` (a simulation's trace).
+    pub fn set_apply_observer(&self, observer: Arc<dyn ApplyObserver>) {
+        *lock(&self.observer) = Some(observer);
     }
 
     /// Routes [`MessageKind::App`] messages to `handler`.
@@ -399,10 +315,12 @@ impl Host {
         let pacing = SnapshotPacing {
             min_bytes: self.settings.snapshot_log_bytes_min,
         };
+        let observer = lock(&self.observer).clone();
         let (raft, state, growth) = match &self.storage {
             Storage::Disk { dir, engine } => {
-                let store =
-                    SmStore::open(app, Storage::snapshot_path(dir, group))?.with_pacing(pacing);
+                let store = SmStore::open(app, Storage::snapshot_path(dir, group))?
+                    .with_pacing(pacing)
+                    .with_observer(group, observer);
                 let (state, growth) = (store.handle(), store.log_growth());
                 let raft = Raft::new(replica, config, network, engine.group(group), store)
                     .await
@@ -411,7 +329,9 @@ impl Host {
             }
             Storage::Memory(disk) => {
                 let log = disk.store(group);
-                let store = SmStore::open_in_memory(app, log.clone())?.with_pacing(pacing);
+                let store = SmStore::open_in_memory(app, log.clone())?
+                    .with_pacing(pacing)
+                    .with_observer(group, observer);
                 let (state, growth) = (store.handle(), store.log_growth());
                 let raft = Raft::new(replica, config, network, log, store)
                     .await

@@ -40,6 +40,8 @@ pub use faults::{FaultInjector, NetworkFaults};
 pub use group::{Clock, Group, GroupStatus, MemberStatus, Members, ProposeError};
 pub use host::{GroupSpec, Host};
 pub use settings::RaftSettings;
-pub use state_machine::{SmState, SnapshotPacing, StateHandle, StateMachine};
+pub use state_machine::{
+    AppliedEntry, ApplyObserver, SmState, SnapshotPacing, StateHandle, StateMachine,
+};
 pub use transport::{AppHandler, CallError, PeerAddr};
 pub use types::PeerNode;

@@ -60,6 +60,15 @@ fn next_simulation_seed() -> Option<u64> {
     })
 }
 
+/// Returns a random number: from the simulation's seed when a simulation
+/// set one on this thread, else from the operating system.
+pub fn random_u64() -> u64 {
+    match next_simulation_seed() {
+        Some(seed) => splitmix64(seed),
+        None => rand::random(),
+    }
+}
+
 /// The generator `thread_rng()` returns: the thread's OS-seeded generator
 /// in production, a seeded one in simulation.
 pub enum PolisRng {

@@ -51,6 +51,31 @@ pub trait StateMachine: Send + Sync + 'static {
     fn items(&self) -> u64 {
         0
     }
+
+    /// Returns a version the application gives its state (the map version
+    /// of a shard's slot ownership, for instance), reported in beats.
+    fn version(&self) -> u64 {
+        0
+    }
+}
+
+/// What an [`ApplyObserver`] is shown of one applied proposal.
+pub struct AppliedEntry<'a> {
+    pub group: polis_types::GroupId,
+    pub index: u64,
+    pub time_ms: u64,
+    pub payload: &'a [u8],
+    /// The application's answer.
+    pub answer: &'a [u8],
+    /// The state machine's version after it (see [`StateMachine::version`]).
+    pub version: u64,
+}
+
+/// Sees every proposal a replica applies (a simulation's trace).
+pub trait ApplyObserver: Send + Sync + 'static {
+    /// Called as each proposal is applied, with the state locked: it must
+    /// not call back into the group.
+    fn applied(&self, entry: &AppliedEntry<'_>);
 }
 
 /// Exit code of a node that met a log entry it cannot decode (sysexits'
@@ -194,6 +219,7 @@ pub struct SmStore<S> {
     place: SnapshotPlace,
     pacing: Option<SnapshotPacing>,
     growth: Arc<LogGrowth>,
+    observer: Option<(polis_types::GroupId, Arc<dyn ApplyObserver>)>,
 }
 
 impl<S> Clone for SmStore<S> {
@@ -203,6 +229,7 @@ impl<S> Clone for SmStore<S> {
             place: self.place.clone(),
             pacing: self.pacing,
             growth: self.growth.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -281,6 +308,7 @@ impl<S: StateMachine> SmStore<S> {
             place,
             pacing: None,
             growth,
+            observer: None,
         })
     }
 
@@ -289,6 +317,17 @@ impl<S: StateMachine> SmStore<S> {
     #[must_use]
     pub fn with_pacing(mut self, pacing: SnapshotPacing) -> Self {
         self.pacing = Some(pacing);
+        self
+    }
+
+    /// Reports every applied proposal of `group` to `observer`.
+    #[must_use]
+    pub fn with_observer(
+        mut self,
+        group: polis_types::GroupId,
+        observer: Option<Arc<dyn ApplyObserver>>,
+    ) -> Self {
+        self.observer = observer.map(|observer| (group, observer));
         self
     }
 
@@ -468,7 +507,18 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                         let time_ms = proposal.time_ms.max(state.time_ms);
                         state.time_ms = time_ms;
                         state.applied_bytes += proposal.payload.len() as u64;
-                        Applied(state.app.apply(log_id.index(), time_ms, &proposal.payload))
+                        let answer = state.app.apply(log_id.index(), time_ms, &proposal.payload);
+                        if let Some((group, observer)) = &self.observer {
+                            observer.applied(&AppliedEntry {
+                                group: *group,
+                                index: log_id.index(),
+                                time_ms,
+                                payload: &proposal.payload,
+                                answer: &answer,
+                                version: state.app.version(),
+                            });
+                        }
+                        Applied(answer)
                     }
                     EntryPayload::Membership(membership) => {
                         state.membership = StoredMembership::new(Some(log_id), membership);

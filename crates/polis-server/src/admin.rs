@@ -9,64 +9,194 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use polis_raft::{GroupStatus, MemberStatus, NetworkFaults};
-use polis_types::NodeId;
+use polis_raft::{GroupStatus, Leadership, NetworkFaults};
+use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
 use crate::stats::Stats;
 
-/// What GET /status returns.
+/// One node of the map, as this node sees it.
 #[derive(Debug, Clone, Serialize)]
-pub struct NodeStatus {
-    pub node_id: u64,
-    pub state: String,
-    /// The leader's node.
-    pub leader_id: Option<u64>,
+pub struct NodeSummary {
+    pub id: NodeId,
+    pub resp_addr: String,
+    pub admin_addr: String,
+    pub peer_addr: String,
+    /// It beats (or it is this node).
+    pub up: bool,
+    pub incarnation: u64,
+    /// Shards it leads, as this node knows.
+    pub leads: usize,
+    pub meta_voter: bool,
+}
+
+/// One replica of a shard.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaSummary {
+    pub replica_id: ReplicaId,
+    pub node_id: NodeId,
+    /// Highest log index the leader knows it holds.
+    pub matched: Option<u64>,
+    /// Entries behind the leader's last.
+    pub lag: Option<u64>,
+}
+
+/// One shard: the map's view and its leader's figures (from the leader's
+/// beats, or this node's own replica when it leads).
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardSummary {
+    pub id: GroupId,
+    pub slots: Vec<String>,
+    pub slot_count: usize,
+    pub preferred_leader: NodeId,
+    pub leader_node: Option<NodeId>,
     pub leader_resp_addr: Option<String>,
-    pub term: u64,
+    pub term: Option<u64>,
     pub last_log_index: Option<u64>,
     pub committed: Option<u64>,
     pub applied: Option<u64>,
-    pub snapshot_index: Option<u64>,
-    pub purged_index: Option<u64>,
-    pub keys: usize,
-    pub members: Vec<MemberStatus>,
+    pub keys: Option<u64>,
+    /// The map version of the slot ownership the leader applied.
+    pub owned_version: Option<u64>,
+    /// The map version of the shard's slots: the shard serves once its
+    /// leader's `owned_version` reaches it.
+    pub slots_version: u64,
+    pub serving: bool,
+    pub parked: Option<bool>,
+    pub replicas: Vec<ReplicaSummary>,
 }
 
-/// Returns the node's status.
-pub fn status(node: &Node) -> NodeStatus {
-    let GroupStatus {
-        node_id,
-        state,
-        term,
-        leader_node,
-        last_log_index,
-        committed,
-        applied,
-        snapshot_index,
-        purged_index,
-        members,
-        ..
-    } = node.group.status();
-    let leader_resp_addr = leader_node
-        .and_then(|leader| members.iter().find(|member| member.node_id == leader))
-        .map(|member| member.resp_addr.clone());
-    let keys = node.group.state().read().app.db.len();
-    NodeStatus {
-        node_id: node_id.get(),
-        state,
-        leader_id: leader_node.map(NodeId::get),
-        leader_resp_addr,
-        term,
-        last_log_index,
-        committed,
-        applied,
-        snapshot_index,
-        purged_index,
-        keys,
-        members,
+/// What GET /status returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub node_id: NodeId,
+    /// `starting` (no map yet), `ok` (every shard serves) or `degraded`.
+    pub state: String,
+    pub cluster_id: Option<String>,
+    pub map_version: u64,
+    pub cluster_version: u32,
+    pub meta_leader: Option<NodeId>,
+    /// On the meta leader: how many shard leaders its balancer still
+    /// wants to move (0 when the spread is even); elsewhere absent.
+    pub leader_moves_pending: Option<usize>,
+    pub nodes: Vec<NodeSummary>,
+    pub shards: Vec<ShardSummary>,
+    /// This node's own replicas (the meta group's first), as it sees them.
+    pub replicas: Vec<GroupStatus>,
+}
+
+/// Returns the cluster as this node sees it.
+pub fn status(node: &Node) -> Status {
+    let me = node.config.node_id;
+    let mut replicas: Vec<GroupStatus> =
+        node.meta().map(|meta| meta.status()).into_iter().collect();
+    replicas.extend(node.shards().values().map(|group| group.status()));
+    let Some(view) = node.view() else {
+        return Status {
+            node_id: me,
+            state: "starting".into(),
+            cluster_id: None,
+            map_version: 0,
+            cluster_version: 0,
+            meta_leader: node.meta_leader(),
+            leader_moves_pending: None,
+            nodes: Vec::new(),
+            shards: Vec::new(),
+            replicas,
+        };
+    };
+    let map = view.map();
+    let leaderships = node.host.leaders();
+    let known = node.leaders();
+    let beats = node.host.beats();
+    let voters = map.meta_voters();
+    let shards: Vec<ShardSummary> = map
+        .shards
+        .values()
+        .map(|shard| {
+            let leader_node = known.get(&shard.id).copied();
+            let lead: Option<&Leadership> = leaderships.get(&shard.id).map(|(_, lead)| lead);
+            let replicas = shard
+                .replicas
+                .iter()
+                .map(|replica| {
+                    let matched = lead.and_then(|lead| {
+                        if lead.replica == replica.replica {
+                            return Some(lead.last_log_index);
+                        }
+                        lead.matched
+                            .iter()
+                            .find(|(id, _)| *id == replica.replica)
+                            .map(|(_, index)| *index)
+                    });
+                    ReplicaSummary {
+                        replica_id: replica.replica,
+                        node_id: replica.node,
+                        matched,
+                        lag: matched
+                            .zip(lead)
+                            .map(|(matched, lead)| lead.last_log_index.saturating_sub(matched)),
+                    }
+                })
+                .collect();
+            let owned_version = lead.map(|lead| lead.version);
+            ShardSummary {
+                id: shard.id,
+                slots: shard.slots.iter().map(ToString::to_string).collect(),
+                slot_count: shard.slots.iter().map(|range| range.len()).sum(),
+                preferred_leader: shard.preferred_leader,
+                leader_node,
+                leader_resp_addr: leader_node
+                    .and_then(|leader| map.resp_addr(leader).map(str::to_owned)),
+                term: lead.map(|lead| lead.term),
+                last_log_index: lead.map(|lead| lead.last_log_index),
+                committed: lead.map(|lead| lead.committed),
+                applied: lead.map(|lead| lead.applied),
+                keys: lead.map(|lead| lead.items),
+                owned_version,
+                slots_version: shard.slots_version,
+                serving: leader_node.is_some()
+                    && owned_version.is_some_and(|owned| owned >= shard.slots_version),
+                parked: lead.map(|lead| lead.parked),
+                replicas,
+            }
+        })
+        .collect();
+    let nodes = map
+        .nodes
+        .values()
+        .map(|record| NodeSummary {
+            id: record.id,
+            resp_addr: record.addrs.resp.clone(),
+            admin_addr: record.addrs.admin.clone(),
+            peer_addr: record.addrs.peer.clone(),
+            up: beats.is_alive(record.id),
+            incarnation: record.incarnation,
+            leads: shards
+                .iter()
+                .filter(|shard| shard.leader_node == Some(record.id))
+                .count(),
+            meta_voter: voters.values().any(|voter| *voter == record.id),
+        })
+        .collect();
+    let state = if shards.iter().all(|shard| shard.serving) {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Status {
+        node_id: me,
+        state: state.into(),
+        cluster_id: Some(format!("{:016x}", map.cluster_id)),
+        map_version: map.version,
+        cluster_version: map.cluster_version,
+        meta_leader: known.get(&META_GROUP).copied(),
+        leader_moves_pending: node.work.leader_moves_pending(),
+        nodes,
+        shards,
+        replicas,
     }
 }
 
@@ -115,11 +245,24 @@ async fn heal(State(node): State<Arc<Node>>) -> Response {
     put_faults(State(node), Json(NetworkFaults::default())).await
 }
 
+/// Ready when every shard of the map has a leader serving its slots.
 async fn ready(State(node): State<Arc<Node>>) -> Response {
-    if node.group.status().leader_id.is_some() {
+    let status = status(&node);
+    if status.state == "ok" {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no leader").into_response()
+        let waiting: Vec<String> = status
+            .shards
+            .iter()
+            .filter(|shard| !shard.serving)
+            .map(|shard| shard.id.to_string())
+            .collect();
+        let message = format!(
+            "{}: shards not serving: {}",
+            status.state,
+            waiting.join(",")
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
     }
 }
 
@@ -134,41 +277,47 @@ async fn metrics(State(node): State<Arc<Node>>) -> String {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         );
     };
+    let me = node.config.node_id;
     gauge(
-        "polis_raft_term",
-        "Current Raft term of the data group.",
+        "polis_map_version",
+        "Version of the cluster map this node routes from.",
         "gauge",
-        status.term,
+        status.map_version,
     );
     gauge(
-        "polis_raft_is_leader",
-        "1 when this node leads the data group.",
+        "polis_shards_hosted",
+        "Shard replicas on this node.",
         "gauge",
-        u64::from(status.state == "Leader"),
+        node.shards().len() as u64,
     );
     gauge(
-        "polis_raft_last_log_index",
-        "Last log index.",
+        "polis_shards_led",
+        "Shards this node leads.",
         "gauge",
-        status.last_log_index.unwrap_or(0),
+        node.led_shards().len() as u64,
     );
     gauge(
-        "polis_raft_committed_index",
-        "Committed log index.",
+        "polis_shards_serving",
+        "Shards with a leader serving their slots, as this node knows.",
         "gauge",
-        status.committed.unwrap_or(0),
+        status.shards.iter().filter(|shard| shard.serving).count() as u64,
     );
     gauge(
-        "polis_raft_applied_index",
-        "Applied log index.",
+        "polis_groups_parked",
+        "Raft groups of this node parked while idle.",
         "gauge",
-        status.applied.unwrap_or(0),
+        node.host.hibernation().parked().len() as u64,
     );
     gauge(
         "polis_keys",
-        "Keys in the keyspace.",
+        "Keys in the shards this node leads.",
         "gauge",
-        status.keys as u64,
+        status
+            .shards
+            .iter()
+            .filter(|shard| shard.leader_node == Some(me))
+            .filter_map(|shard| shard.keys)
+            .sum(),
     );
     gauge(
         "polis_connected_clients",

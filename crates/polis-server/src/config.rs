@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use polis_raft::RaftSettings;
+use polis_types::limits::SHARDS_MAX;
 use polis_types::{limits, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,23 @@ pub struct MemberSpec {
     pub admin_addr: String,
 }
 
+/// How a new cluster is laid out; used by the node that creates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterShape {
+    pub shards: usize,
+    /// Replicas per shard (at most the number of nodes).
+    pub replicas: usize,
+}
+
+impl Default for ClusterShape {
+    fn default() -> Self {
+        Self {
+            shards: 3,
+            replicas: 3,
+        }
+    }
+}
+
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -30,9 +48,18 @@ pub struct ServerConfig {
     pub admin_addr: String,
     /// Where the peer RPC listener binds.
     pub peer_addr: String,
-    /// The initial members (this node included). Used on first start only.
+    /// The initial members (this node included): the nodes of a new
+    /// cluster, and where a node with empty storage looks for the map.
     pub members: Vec<MemberSpec>,
+    /// This node creates the cluster map when no member has one. Without
+    /// it, the member with the lowest id does, once a majority of the
+    /// members answer that they have no data.
+    pub init: bool,
+    /// The layout of a cluster this node creates.
+    pub shape: ClusterShape,
     pub raft: RaftSettings,
+    /// Planned leader moves (balancing) per minute, at most.
+    pub leader_moves_per_minute: u32,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,
@@ -41,6 +68,11 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// Returns this node's entry of the member list.
+    pub fn me(&self) -> Option<&MemberSpec> {
+        self.members.iter().find(|member| member.id == self.node_id)
+    }
+
     /// Checks the configuration for contradictions.
     ///
     /// # Errors
@@ -49,7 +81,7 @@ impl ServerConfig {
         if self.node_id.get() == 0 {
             return Err("node id must be at least 1".into());
         }
-        if !self.members.iter().any(|member| member.id == self.node_id) {
+        if self.me().is_none() {
             return Err(format!("node {} is not in the member list", self.node_id));
         }
         let mut ids: Vec<NodeId> = self.members.iter().map(|member| member.id).collect();
@@ -57,6 +89,15 @@ impl ServerConfig {
         ids.dedup();
         if ids.len() != self.members.len() {
             return Err("member ids must be unique".into());
+        }
+        if self.members.len() > limits::NODES_MAX {
+            return Err(format!("at most {} members", limits::NODES_MAX));
+        }
+        if self.shape.shards == 0 || self.shape.shards > SHARDS_MAX {
+            return Err(format!("--shards must be between 1 and {SHARDS_MAX}"));
+        }
+        if self.shape.replicas == 0 {
+            return Err("--replicas must be at least 1".into());
         }
         if self.proto_max_bulk_len < limits::PROTO_MAX_BULK_LEN_MIN {
             return Err(format!(

@@ -1,23 +1,23 @@
 //! One client connection: read requests, execute them in order, write the
-//! replies. Pipelined requests are answered in order; consecutive
-//! pipelined writes are proposed to Raft as one log entry.
+//! replies. Pipelined requests are answered in order; the pipeline
+//! ([`crate::pipeline`]) proposes consecutive writes as one log entry per
+//! shard.
 //!
 //! A protocol error is connection-fatal: the error is sent and the
 //! connection closed; nothing a client sends can stop the node.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
-use crate::dispatch::{self, PlainWrite};
 use crate::node::Node;
+use crate::pipeline;
 use crate::stats::Stats;
 
 /// Bytes read from the socket per read call, at most.
@@ -35,6 +35,18 @@ pub struct Session {
     pub closing: bool,
 }
 
+impl Session {
+    /// Returns the state of a new connection of client `client_id`.
+    pub fn new(client_id: u64) -> Self {
+        Self {
+            client_id,
+            protocol: ProtocolVersion::Resp2,
+            readonly: false,
+            closing: false,
+        }
+    }
+}
+
 /// Serves one client until it disconnects, is killed, or errs.
 pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
     let local_addr = stream.local_addr().unwrap_or(addr);
@@ -47,12 +59,7 @@ pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let mut session = Session {
-        client_id: handle.id,
-        protocol: ProtocolVersion::Resp2,
-        readonly: false,
-        closing: false,
-    };
+    let mut session = Session::new(handle.id);
     if let Err(error) = run(&node, &mut stream, &mut session, &mut handle).await {
         tracing::debug!(%error, %addr, "connection closed");
     }
@@ -81,98 +88,50 @@ async fn run(
         if *decoder.limits() != limits {
             decoder = RequestDecoder::new(limits);
         }
-        // Consecutive plain writes wait here and go to Raft as one entry;
-        // anything else first flushes them, so commands still take effect
-        // in the order the client sent them.
-        let mut writes = WriteBatch::default();
+        // Every request read so far, executed as one pipeline, at most
+        // PIPELINE_DEPTH_MAX at a time.
         loop {
-            let request = match decoder.decode(&mut input) {
-                Ok(Some(request)) => request,
-                Ok(None) => break,
-                Err(error) => {
-                    writes.flush(node, session, &mut output).await;
-                    Stats::bump(&node.stats.protocol_errors);
-                    let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
-                    encode_reply(&reply, session.protocol, &mut output);
-                    stream.write_all(&output).await?;
-                    return Ok(());
-                }
-            };
-            if request.is_empty() {
-                continue;
-            }
-            note_command(node, session, &request.args);
-            match dispatch::plain_write(request.args) {
-                Ok(write) => {
-                    if !writes.fits(&write) {
-                        writes.flush(node, session, &mut output).await;
+            let mut requests = Vec::new();
+            let mut protocol_error = None;
+            while requests.len() < limits::PIPELINE_DEPTH_MAX {
+                match decoder.decode(&mut input) {
+                    Ok(Some(request)) if request.is_empty() => {}
+                    Ok(Some(request)) => requests.push(request.args),
+                    Ok(None) => break,
+                    Err(error) => {
+                        protocol_error = Some(error);
+                        break;
                     }
-                    writes.push(write);
-                    continue;
                 }
-                Err(args) => {
-                    writes.flush(node, session, &mut output).await;
-                    let reply = dispatch::execute(node, session, args).await;
-                    finish(node, session, &reply, &mut output);
+            }
+            let full = requests.len() == limits::PIPELINE_DEPTH_MAX;
+            for reply in pipeline::execute(node, session, requests).await {
+                finish(node, session, &reply, &mut output);
+                if output.len() >= WRITE_FLUSH_BYTES {
+                    stream.write_all(&output).await?;
+                    output.clear();
                 }
+            }
+            if let Some(error) = protocol_error {
+                Stats::bump(&node.stats.protocol_errors);
+                let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
+                encode_reply(&reply, session.protocol, &mut output);
+                stream.write_all(&output).await?;
+                return Ok(());
             }
             if session.closing {
                 stream.write_all(&output).await?;
                 return Ok(());
             }
-            if output.len() >= WRITE_FLUSH_BYTES {
-                stream.write_all(&output).await?;
-                output.clear();
+            if !full {
+                break;
             }
         }
-        writes.flush(node, session, &mut output).await;
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
         }
     }
-}
-
-/// Plain writes waiting to be proposed together.
-#[derive(Default)]
-struct WriteBatch {
-    writes: Vec<PlainWrite>,
-    bytes: usize,
-}
-
-impl WriteBatch {
-    /// Returns true if `write` may join the batch within its limits.
-    fn fits(&self, write: &PlainWrite) -> bool {
-        self.writes.len() < limits::WRITE_BATCH_COMMANDS_MAX
-            && (self.writes.is_empty()
-                || self.bytes + write.len_bytes() <= limits::WRITE_BATCH_BYTES_MAX)
-    }
-
-    fn push(&mut self, write: PlainWrite) {
-        self.bytes += write.len_bytes();
-        self.writes.push(write);
-    }
-
-    /// Proposes the waiting writes and encodes their replies.
-    async fn flush(&mut self, node: &Arc<Node>, session: &Session, output: &mut BytesMut) {
-        if self.writes.is_empty() {
-            return;
-        }
-        self.bytes = 0;
-        let writes = std::mem::take(&mut self.writes);
-        for reply in dispatch::write_batch(node, writes).await {
-            finish(node, session, &reply, output);
-        }
-    }
-}
-
-fn note_command(node: &Node, session: &Session, args: &[Bytes]) {
-    Stats::bump(&node.stats.commands_processed);
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    node.clients.update(session.client_id, |info| {
-        info.last_command_at = Instant::now();
-        info.last_command.clone_from(&name);
-    });
 }
 
 fn finish(node: &Node, session: &Session, reply: &Reply, output: &mut BytesMut) {

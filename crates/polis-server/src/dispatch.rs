@@ -1,200 +1,400 @@
-//! Routing of one command: spec lookup, arity, slot checks, then the
-//! node-level handler, the write path (propose to Raft) or the read path
-//! (linearizable or, after READONLY, local).
+//! Routing and executing one request, classified once
+//! (`polis_cluster::classify`): the node's own commands, node-wide data
+//! commands over the shards this node leads, and keyed commands on the
+//! shard that owns their slot.
+//!
+//! ```text
+//!  keyed write ─> shard replica here? ─ no ──> MOVED to the shard's leader (or CLUSTERDOWN)
+//!                        │ yes
+//!                        └─> propose Op::Command ─> NotLeader ─> MOVED
+//!                                                ─> applied: reply, or NotOwned ─> MOVED/retry
+//!  keyed read  ─> ReadIndex (or READONLY: local) ─> owns the slot? ─> execute the parsed command
+//! ```
 //!
 //! Cross-cutting policy lives here once, not in every handler.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use polis_commands::ReadContext;
+use polis_cluster::{MapView, Routed, Target};
+use polis_commands::{Command, ReadContext};
 use polis_raft::ProposeError;
 use polis_resp::{Reply, ReplyError};
-use polis_types::{key_hash_slot, Slot};
+use polis_store::Db;
+use polis_types::{GroupId, Slot};
 
 use crate::connection::Session;
-use crate::machine::{DataMachine, Op};
-use crate::node::{now_ms, Node};
+use crate::machine::{Applied, Logged, Op};
+use crate::node::{now_ms, Node, ShardGroup};
 use crate::server_commands;
 use crate::stats::Stats;
 
-/// Executes one request (`args[0]` is the command name) and returns its
-/// reply.
-pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Reply {
-    match route(node, session, args).await {
-        Ok(reply) | Err(reply) => reply,
-    }
+/// How long a request waits for the map or a shard's ownership to catch
+/// up before the client is told to try again.
+const CATCH_UP_MAX: Duration = Duration::from_secs(2);
+/// Attempts of a write its shard did not yet own at apply (nothing was
+/// applied, so it is safe to propose again).
+const WRITE_ATTEMPTS_MAX: usize = 3;
+
+/// A request, classified.
+pub enum Prepared {
+    /// A write to one shard that can be proposed as it is (and batched).
+    PlainWrite { shard: GroupId, logged: Logged },
+    /// Anything else, with its routing.
+    Other { routed: Routed, args: Vec<Bytes> },
+    /// The request's error reply.
+    Failed(Reply),
 }
 
-/// Returns the one slot all `keys` hash to, if any.
-fn single_slot(keys: &[Bytes]) -> Result<Option<Slot>, Reply> {
-    let mut slot = None;
-    for key in keys {
-        let this = key_hash_slot(key);
-        match slot {
-            None => slot = Some(this),
-            Some(other) if other != this => return Err(Reply::Error(ReplyError::CrossSlot)),
-            Some(_) => {}
-        }
-    }
-    Ok(slot)
+fn no_map() -> Reply {
+    Reply::Error(ReplyError::ClusterDown(
+        "The cluster is down: this node has no cluster map yet (it is starting)".into(),
+    ))
 }
 
-async fn route(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Result<Reply, Reply> {
-    let Some(spec) = polis_commands::lookup(&args[0]) else {
-        return Err(Reply::Error(polis_commands::unknown_command(&args)));
+/// Classifies `args` against the node's map.
+pub fn prepare(node: &Node, args: Vec<Bytes>) -> Prepared {
+    let routed = match node.view() {
+        Some(view) => polis_cluster::classify(&args, &view),
+        None => polis_commands::classify(&args).map(|class| Routed {
+            target: match class.scope {
+                polis_commands::Scope::Node => Target::Node,
+                _ => Target::Keyless,
+            },
+            class,
+        }),
     };
-    polis_commands::check_arity(spec, &args).map_err(Reply::Error)?;
-    let governing = polis_commands::resolve(spec, &args);
-    if polis_commands::is_node(governing) || polis_commands::is_node(spec) {
-        return Ok(server_commands::execute(node, session, spec, &args).await);
-    }
-    let keys = polis_commands::command_keys(spec, &args);
-    let slot = single_slot(&keys)?;
-    // Syntax errors never enter the log.
-    polis_commands::parse(&args).map_err(Reply::Error)?;
-    if polis_commands::is_write(governing) {
-        write(node, slot, args).await
-    } else {
-        read(node, session, slot, &args).await
+    let routed = match routed {
+        Ok(routed) => routed,
+        Err(error) => return Prepared::Failed(Reply::Error(error)),
+    };
+    match routed.target {
+        Target::Shard { shard, slot } if routed.class.write => Prepared::PlainWrite {
+            shard,
+            logged: Logged {
+                slot: Some(slot),
+                args,
+            },
+        },
+        _ => Prepared::Other { routed, args },
     }
 }
 
-fn redirect(node: &Node, slot: Option<Slot>, error: ProposeError) -> Reply {
-    Stats::bump(&node.stats.redirects);
-    match error {
-        ProposeError::NotLeader {
-            leader: Some((_, leader)),
-        } => match slot {
-            Some(slot) => Reply::Error(ReplyError::Moved {
-                slot,
-                addr: leader.resp_addr,
-            }),
-            None => Reply::Error(ReplyError::Other(
-                "READONLY You can't write against a read only replica.".into(),
-            )),
+/// Executes one request (`args[0]` is the command name).
+pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    match prepare(node, args) {
+        Prepared::PlainWrite { shard, logged } => write(node, shard, logged).await,
+        Prepared::Other { routed, args } => execute_routed(node, session, routed, args).await,
+        Prepared::Failed(reply) => reply,
+    }
+}
+
+/// Executes a classified request that is not a plain write.
+pub async fn execute_routed(
+    node: &Arc<Node>,
+    session: &mut Session,
+    routed: Routed,
+    args: Vec<Bytes>,
+) -> Reply {
+    let Routed { class, target } = routed;
+    match target {
+        Target::Node => server_commands::execute(node, session, class.spec, &args).await,
+        Target::Keyless => match class.command {
+            Some(command) if node.view().is_some() => {
+                command.execute_read(&Db::default(), &context(session))
+            }
+            Some(_) => no_map(),
+            None => Reply::Error(ReplyError::err("unclassified command")),
         },
-        ProposeError::NotLeader { leader: None } => Reply::Error(ReplyError::ClusterDown(
-            "The cluster is down: no leader is known (election in progress?)".into(),
-        )),
-        ProposeError::Unavailable(reason) => Reply::Error(ReplyError::ClusterDown(format!(
-            "The cluster is down: {reason}"
+        Target::NodeShards => match class.command {
+            Some(command) => node_shards(node, session, &command, class.write, args).await,
+            None => Reply::Error(ReplyError::err("unclassified command")),
+        },
+        Target::Shard { shard, slot } => match class.command {
+            Some(_) if class.write => {
+                write(
+                    node,
+                    shard,
+                    Logged {
+                        slot: Some(slot),
+                        args,
+                    },
+                )
+                .await
+            }
+            Some(command) => read(node, session, shard, slot, &command).await,
+            None => Reply::Error(ReplyError::err("unclassified command")),
+        },
+    }
+}
+
+fn context(session: &Session) -> ReadContext {
+    ReadContext::new(now_ms()).with_protocol(session.protocol)
+}
+
+/// Returns the reply that sends the client to `shard`'s leader for
+/// `slot`: `MOVED` when a leader is known, else `CLUSTERDOWN`.
+fn to_leader(node: &Node, view: &MapView, shard: GroupId, slot: Slot) -> Reply {
+    Stats::bump(&node.stats.redirects);
+    let leader = node.leader_of(shard);
+    match leader.and_then(|leader| view.map().resp_addr(leader)) {
+        Some(addr) => Reply::Error(ReplyError::Moved {
+            slot,
+            addr: addr.to_owned(),
+        }),
+        None => Reply::Error(ReplyError::ClusterDown(format!(
+            "The cluster is down: no leader is known for shard {shard} (slot {slot}; election in progress?)"
         ))),
     }
 }
 
-/// A write command that passed every routing check and can be proposed
-/// as it is.
-pub struct PlainWrite {
-    slot: Option<Slot>,
-    args: Vec<Bytes>,
-}
-
-impl PlainWrite {
-    /// Returns the bytes of the command's arguments.
-    pub fn len_bytes(&self) -> usize {
-        self.args.iter().map(Bytes::len).sum()
+/// Returns the reply to a proposal or read that failed.
+fn refused(node: &Node, shard: GroupId, slot: Option<Slot>, error: ProposeError) -> Reply {
+    match error {
+        ProposeError::NotLeader { leader } => {
+            Stats::bump(&node.stats.redirects);
+            let view = node.view();
+            let addr = leader.and_then(|(_, peer)| {
+                view.as_ref()
+                    .and_then(|view| view.map().resp_addr(peer.node_id).map(str::to_owned))
+            });
+            match (slot, addr) {
+                (Some(slot), Some(addr)) => Reply::Error(ReplyError::Moved { slot, addr }),
+                (Some(slot), None) => match view {
+                    Some(view) => to_leader(node, &view, shard, slot),
+                    None => no_map(),
+                },
+                (None, _) => Reply::Error(ReplyError::Other(
+                    "READONLY You can't write against a read only replica.".into(),
+                )),
+            }
+        }
+        ProposeError::Unavailable(reason) => Reply::Error(ReplyError::ClusterDown(format!(
+            "The cluster is down: shard {shard}: {reason}"
+        ))),
     }
 }
 
-/// Returns `args` as a [`PlainWrite`] if it is a data write that routing
-/// would propose unchanged; otherwise gives `args` back, for
-/// [`execute`] to handle (and to produce its error, if any).
-///
-/// # Errors
-/// Returns `args` when the command is not a plain write.
-pub fn plain_write(args: Vec<Bytes>) -> Result<PlainWrite, Vec<Bytes>> {
-    let Some(spec) = polis_commands::lookup(&args[0]) else {
-        return Err(args);
+/// Where a command the shard did not own goes: waits until the node's map
+/// is at the version the shard's ownership came from, then redirects to
+/// the slot's owner. `None` when the map says this very shard owns the
+/// slot (its ownership entry is not applied yet) and the shard caught up:
+/// the caller may try again.
+async fn not_owned(node: &Node, group: &ShardGroup, slot: Slot, version: u64) -> Option<Reply> {
+    node.map.wait_for(version, CATCH_UP_MAX).await;
+    let Some(view) = node.view() else {
+        return Some(no_map());
     };
-    if polis_commands::check_arity(spec, &args).is_err() {
-        return Err(args);
-    }
-    let governing = polis_commands::resolve(spec, &args);
-    if polis_commands::is_node(governing)
-        || polis_commands::is_node(spec)
-        || !polis_commands::is_write(governing)
-    {
-        return Err(args);
-    }
-    let keys = polis_commands::command_keys(spec, &args);
-    let Ok(slot) = single_slot(&keys) else {
-        return Err(args);
+    let Some(owner) = view.owner(slot) else {
+        return Some(Reply::Error(ReplyError::ClusterDown(format!(
+            "Hash slot {slot} not served"
+        ))));
     };
-    if polis_commands::parse(&args).is_err() {
-        return Err(args);
+    if owner.id != group.id() {
+        return Some(to_leader(node, &view, owner.id, slot));
     }
-    Ok(PlainWrite { slot, args })
+    let wanted = owner.slots_version;
+    let caught_up = wait_until(CATCH_UP_MAX, || {
+        group.state().read().app.ownership.version >= wanted
+    })
+    .await;
+    if caught_up {
+        None
+    } else {
+        Some(Reply::Error(ReplyError::TryAgain(format!(
+            "shard {} is taking over slot {slot}; try again",
+            group.id()
+        ))))
+    }
 }
 
-/// Proposes pipelined writes of one connection as one log entry, applied
-/// in order with nothing in between; returns one reply per write. One
-/// entry instead of many is what makes pipelined writes cheap: one
-/// append, one fsync, one replication round for all of them.
-pub async fn write_batch(node: &Arc<Node>, writes: Vec<PlainWrite>) -> Vec<Reply> {
+/// Polls `done` every 10 ms until it holds or `timeout` passes.
+async fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn encode(op: &Op) -> Result<Bytes, Reply> {
+    op.encode()
+        .map_err(|error| Reply::Error(ReplyError::err(format!("cannot encode command: {error}"))))
+}
+
+/// Proposes one write to `shard` and returns its reply.
+pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
+    let Some(view) = node.view() else {
+        return no_map();
+    };
+    let slot = logged.slot;
+    let Some(group) = node.shard(shard) else {
+        return match slot {
+            Some(slot) => to_leader(node, &view, shard, slot),
+            None => Reply::Error(ReplyError::err("no replica of this shard here")),
+        };
+    };
+    let payload = match encode(&Op::Command(logged)) {
+        Ok(payload) => payload,
+        Err(reply) => return reply,
+    };
+    for _ in 0..WRITE_ATTEMPTS_MAX {
+        Stats::bump(&node.stats.writes_proposed);
+        let answer = match group.propose(payload.clone()).await {
+            Ok(answer) => Applied::decode(&answer),
+            Err(error) => return refused(node, shard, slot, error),
+        };
+        match answer {
+            Applied::Reply(reply) => return reply,
+            Applied::NotOwned { slot, version } => {
+                if let Some(reply) = not_owned(node, &group, slot, version).await {
+                    return reply;
+                }
+            }
+            Applied::Batch(_) => {
+                return Reply::Error(ReplyError::err("a command answered as a batch"))
+            }
+        }
+    }
+    Reply::Error(ReplyError::TryAgain(
+        "the shard's slots kept changing; try again".into(),
+    ))
+}
+
+/// Proposes pipelined writes of one connection to one shard as one log
+/// entry, applied in order with nothing in between; returns one reply per
+/// write. One entry instead of many is what makes pipelined writes cheap:
+/// one append, one fsync, one replication round for all of them.
+pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) -> Vec<Reply> {
     if writes.len() == 1 {
         let mut writes = writes;
-        let PlainWrite { slot, args } = writes.remove(0);
-        return vec![match write(node, slot, args).await {
-            Ok(reply) | Err(reply) => reply,
-        }];
+        return vec![write(node, shard, writes.remove(0)).await];
     }
+    let Some(view) = node.view() else {
+        return vec![no_map(); writes.len()];
+    };
+    let Some(group) = node.shard(shard) else {
+        return writes
+            .iter()
+            .map(|logged| match logged.slot {
+                Some(slot) => to_leader(node, &view, shard, slot),
+                None => Reply::Error(ReplyError::err("no replica of this shard here")),
+            })
+            .collect();
+    };
     let count = writes.len();
-    let slots: Vec<Option<Slot>> = writes.iter().map(|write| write.slot).collect();
-    let commands = writes.into_iter().map(|write| write.args).collect();
-    let payload = match Op::Batch(commands).encode() {
+    let slots: Vec<Option<Slot>> = writes.iter().map(|logged| logged.slot).collect();
+    let payload = match encode(&Op::Batch(writes.clone())) {
         Ok(payload) => payload,
-        Err(error) => {
-            let reply = Reply::Error(ReplyError::err(format!("cannot encode command: {error}")));
-            return vec![reply; count];
-        }
+        Err(reply) => return vec![reply; count],
     };
     node.stats
         .writes_proposed
         .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
-    match node.group.propose(payload).await {
-        Ok(reply) => DataMachine::decode_replies(&reply, count),
-        Err(error) => slots
-            .into_iter()
-            .map(|slot| redirect(node, slot, error.clone()))
-            .collect(),
+    let answers = match group.propose(payload).await {
+        Ok(answer) => Applied::decode(&answer).into_batch(count),
+        Err(error) => {
+            return slots
+                .into_iter()
+                .map(|slot| refused(node, shard, slot, error.clone()))
+                .collect()
+        }
+    };
+    let mut replies = Vec::with_capacity(count);
+    for (answer, logged) in answers.into_iter().zip(writes) {
+        replies.push(match answer {
+            Applied::Reply(reply) => reply,
+            // Not applied: redirect, or propose it alone once the shard
+            // took ownership.
+            Applied::NotOwned { slot, version } => {
+                match not_owned(node, &group, slot, version).await {
+                    Some(reply) => reply,
+                    None => write(node, shard, logged).await,
+                }
+            }
+            Applied::Batch(_) => Reply::Error(ReplyError::err("a command answered as a batch")),
+        });
     }
+    replies
 }
 
-async fn write(node: &Arc<Node>, slot: Option<Slot>, args: Vec<Bytes>) -> Result<Reply, Reply> {
-    let payload = Op::Command(args).encode().map_err(|error| {
-        Reply::Error(ReplyError::err(format!("cannot encode command: {error}")))
-    })?;
-    Stats::bump(&node.stats.writes_proposed);
-    match node.group.propose(payload).await {
-        Ok(reply) => Ok(DataMachine::decode_reply(&reply)),
-        Err(error) => Err(redirect(node, slot, error)),
-    }
-}
-
+/// Reads `slot` of `shard`: linearizably on the leader, or from this
+/// replica after READONLY.
 async fn read(
     node: &Arc<Node>,
     session: &Session,
-    slot: Option<Slot>,
-    args: &[Bytes],
-) -> Result<Reply, Reply> {
-    // A keyless read (DBSIZE, KEYS, SCAN, RANDOMKEY) is about this node's
-    // copy, as on a Redis Cluster replica; keyed reads are linearizable
-    // unless the connection opted into stale reads with READONLY.
-    let local_ok = (session.readonly || slot.is_none()) && !node.group.is_leader();
-    if local_ok {
-        Stats::bump(&node.stats.follower_reads);
-    } else {
-        if let Err(error) = node.group.linearizable_read().await {
-            return Err(redirect(node, slot, error));
+    shard: GroupId,
+    slot: Slot,
+    command: &Command,
+) -> Reply {
+    let Some(view) = node.view() else {
+        return no_map();
+    };
+    let Some(group) = node.shard(shard) else {
+        return to_leader(node, &view, shard, slot);
+    };
+    for _ in 0..WRITE_ATTEMPTS_MAX {
+        if session.readonly && !group.is_leader() {
+            Stats::bump(&node.stats.follower_reads);
+        } else {
+            if let Err(error) = group.linearizable_read().await {
+                return refused(node, shard, Some(slot), error);
+            }
+            Stats::bump(&node.stats.linearizable_reads);
         }
-        Stats::bump(&node.stats.linearizable_reads);
+        let version = {
+            let state = group.state().read();
+            if state.app.owns(Some(slot)) {
+                return command.execute_read(&state.app.db, &context(session));
+            }
+            state.app.ownership.version
+        };
+        if let Some(reply) = not_owned(node, &group, slot, version).await {
+            return reply;
+        }
     }
-    let context = ReadContext::new(now_ms()).with_protocol(session.protocol);
-    let state = node.group.state().read();
-    Ok(polis_commands::execute_read_with(
-        &state.app.db,
-        args,
-        &context,
+    Reply::Error(ReplyError::TryAgain(
+        "the shard's slots kept changing; try again".into(),
     ))
+}
+
+/// Runs a node-wide data command over the shards this node leads, as a
+/// Redis Cluster node answers for its own keyspace.
+async fn node_shards(
+    node: &Arc<Node>,
+    session: &Session,
+    command: &Command,
+    write: bool,
+    args: Vec<Bytes>,
+) -> Reply {
+    let Some(view) = node.view() else {
+        return no_map();
+    };
+    let led = node.led_shards();
+    if write {
+        for group in &led {
+            let logged = Logged {
+                slot: None,
+                args: args.clone(),
+            };
+            let reply = self::write(node, group.id(), logged).await;
+            if reply.is_error() {
+                return reply;
+            }
+        }
+        return Reply::ok();
+    }
+    for group in &led {
+        if let Err(error) = group.linearizable_read().await {
+            return refused(node, group.id(), None, error);
+        }
+    }
+    Stats::bump(&node.stats.linearizable_reads);
+    crate::node_wide::combine(&view, &led, command, &context(session))
 }

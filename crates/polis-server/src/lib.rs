@@ -1,11 +1,17 @@
-//! A polis node: the RESP listener, connections, command routing, the
-//! admin HTTP endpoint, and the wiring of the data model to Raft.
+//! A polis node: the RESP listener, connections, command routing over the
+//! cluster map, the node's replicas of the meta group and of its shards,
+//! the control loop that keeps them in step with the map, and the admin
+//! HTTP endpoint.
 //!
 //! ```text
-//!  TcpStream -> connection (decode, pipeline) -> dispatch (spec, arity, slot)
-//!      node-level command -> server_commands (INFO, CLIENT, CLUSTER, CONFIG...)
-//!      write -> Group::propose(Op) -> Raft -> DataMachine::apply -> reply
-//!      read  -> Group::linearizable_read -> execute_read on the local keyspace
+//!  TcpStream -> connection (decode) -> pipeline (batch writes per shard)
+//!      -> dispatch: polis_cluster::classify (spec, keys, slot, shard, read/write)
+//!           node command  -> server_commands (INFO, CLIENT, CLUSTER, CONFIG...)
+//!           keyed write   -> shard's Group::propose(Op) -> Raft -> DataMachine::apply
+//!                              (ownership of the slot checked at apply) -> reply or MOVED
+//!           keyed read    -> Group::linearizable_read -> execute on the shard's keyspace
+//!           node-wide     -> every shard this node leads (DBSIZE, SCAN, FLUSHALL...)
+//!  map follower + controller: replicas, ownership entries, membership, leader balance
 //! ```
 //!
 //! It owns policy that cuts across commands (routing, MOVED, READONLY,
@@ -14,17 +20,24 @@
 //! boundary.
 
 pub mod admin;
+pub mod bootstrap;
 pub mod clients;
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod dispatch;
 pub mod expiry;
 pub mod machine;
+pub mod map_state;
 pub mod node;
+pub mod node_wide;
+pub mod pipeline;
+pub mod replicas;
+pub mod rpc;
 pub mod server_commands;
 pub mod settings;
 pub mod stats;
 
-pub use config::{MemberSpec, ServerConfig};
-pub use node::{run, ServerError};
+pub use config::{ClusterShape, MemberSpec, ServerConfig};
+pub use node::{run, Node, ServerError};
 pub use polis_raft::RaftSettings;

@@ -1,25 +1,38 @@
-//! A running node: its listeners, its replica of the data group, and the
-//! state every connection shares.
+//! A running node: its host of Raft groups (the meta replica and the shard
+//! replicas the map gives it), its copy of the cluster map, its listeners,
+//! and the state every connection shares.
+//!
+//! ```text
+//!   run ─> bind listeners ─> Host (storage, peers) ─> Node::start
+//!            Node::start ─> bootstrap (identity, map: create / register / reopen)
+//!                       ─> replicas (meta + shards from the map)
+//!                       ─> tasks: map follower, controller, expiry
+//! ```
+//!
+//! [`Node`] holds no socket: the simulation runs the same node on a
+//! simulated host and drives it through [`crate::dispatch`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use polis_raft::{FaultInjector, Group, GroupSpec, Host, PeerNode};
+use tokio::time::Instant;
+
+use polis_cluster::{MapView, MetaMachine};
+use polis_raft::{FaultInjector, Group, Host, PeerAddr};
 use polis_resp::DecodeLimits;
-use polis_types::{limits, GroupId, NodeId, ReplicaId};
-
-/// The group that holds all 16384 slots until sharding arrives.
-const DATA_GROUP: GroupId = GroupId(1);
+use polis_types::{limits, GroupId, NodeId, META_GROUP};
 use tokio::net::TcpListener;
 
 use crate::clients::Clients;
 use crate::config::ServerConfig;
 use crate::machine::DataMachine;
+use crate::map_state::MapState;
 use crate::settings::Settings;
 use crate::stats::Stats;
-use crate::{admin, connection, expiry};
+use crate::{admin, bootstrap, connection, controller, expiry, replicas, rpc};
 
 /// Why a node could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +47,21 @@ pub enum ServerError {
     },
     #[error("storage: {0}")]
     Storage(std::io::Error),
+    #[error("{0}")]
+    Bootstrap(String),
 }
+
+/// A shard replica this node hosts.
+pub type ShardGroup = Arc<Group<DataMachine>>;
 
 /// What every connection of a node shares.
 pub struct Node {
     pub config: ServerConfig,
-    pub group: Group<DataMachine>,
+    pub host: Arc<Host>,
+    /// The cluster map the node routes from.
+    pub map: MapState,
+    meta: RwLock<Option<Group<MetaMachine>>>,
+    shards: RwLock<BTreeMap<GroupId, ShardGroup>>,
     pub clients: Arc<Clients>,
     pub stats: Stats,
     pub settings: Settings,
@@ -49,6 +71,11 @@ pub struct Node {
     pub resp_port: u16,
     /// Network fault injection (inert unless enabled in the config).
     pub faults: Arc<FaultInjector>,
+    /// The node held data when it started (identity or groups on disk).
+    pub(crate) has_data: AtomicBool,
+    /// Groups with a membership or ownership change under way.
+    pub(crate) work: controller::Work,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Returns the wall clock in milliseconds since the Unix epoch.
@@ -64,7 +91,95 @@ pub fn node_name(id: NodeId) -> String {
     format!("{:040x}", id.get())
 }
 
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Node {
+    /// Returns a node on `host` that has not started yet.
+    pub fn new(
+        config: ServerConfig,
+        host: Arc<Host>,
+        faults: Arc<FaultInjector>,
+        resp_port: u16,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            settings: Settings::new(
+                config.proto_max_bulk_len,
+                config.client_query_buffer_limit,
+                config.maxclients,
+            ),
+            config,
+            host,
+            map: MapState::default(),
+            meta: RwLock::new(None),
+            shards: RwLock::new(BTreeMap::new()),
+            clients: Arc::new(Clients::default()),
+            stats: Stats::default(),
+            started_at: Instant::now(),
+            run_id: format!(
+                "{:020x}{:020x}",
+                polis_raft::runtime::random_u64(),
+                polis_raft::runtime::random_u64()
+            ),
+            resp_port,
+            faults,
+            has_data: AtomicBool::new(false),
+            work: controller::Work::default(),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Joins or creates the cluster, opens this node's replicas and starts
+    /// its background tasks. Peers must be able to reach the host already
+    /// (a bootstrapping cluster talks while it starts).
+    ///
+    /// # Errors
+    /// Returns an error if the data directory belongs to another node or
+    /// format, or storage fails.
+    pub async fn start(self: &Arc<Self>) -> Result<(), ServerError> {
+        self.host.set_app_handler(Arc::new(rpc::Handler {
+            node: Arc::downgrade(self),
+        }));
+        self.host.start_background();
+        let identity = bootstrap::establish(self).await?;
+        replicas::open(self, &identity).await?;
+        let tasks = vec![
+            tokio::spawn(replicas::follow_map(self.clone())),
+            tokio::spawn(controller::run(self.clone())),
+            tokio::spawn(expiry::run(self.clone())),
+        ];
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(tasks);
+        tracing::info!(
+            node = %self.config.node_id,
+            map_version = self.map.version(),
+            shards = read(&self.shards).len(),
+            "node started"
+        );
+        Ok(())
+    }
+
+    /// Stops the background tasks and every group.
+    pub async fn shutdown(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        self.host.shutdown().await;
+    }
+
     /// Returns the limits the request decoder enforces now.
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {
@@ -75,9 +190,105 @@ impl Node {
         }
     }
 
-    /// Returns the RESP address of the leader, when one is known.
-    pub fn leader_resp_addr(&self) -> Option<String> {
-        self.group.leader().map(|(_, node)| node.resp_addr)
+    /// Returns the map the node routes from, once it has one.
+    pub fn view(&self) -> Option<Arc<MapView>> {
+        self.map.current()
+    }
+
+    /// Returns this node's replica of the meta group, once it runs.
+    pub fn meta(&self) -> Option<Group<MetaMachine>> {
+        read(&self.meta).clone()
+    }
+
+    pub(crate) fn set_meta(&self, group: Group<MetaMachine>) {
+        *write(&self.meta) = Some(group);
+    }
+
+    /// Returns this node's replica of `shard`, if it hosts one.
+    pub fn shard(&self, shard: GroupId) -> Option<ShardGroup> {
+        read(&self.shards).get(&shard).cloned()
+    }
+
+    /// Returns every shard replica this node hosts.
+    pub fn shards(&self) -> BTreeMap<GroupId, ShardGroup> {
+        read(&self.shards).clone()
+    }
+
+    pub(crate) fn insert_shard(&self, group: ShardGroup) {
+        write(&self.shards).insert(group.id(), group);
+    }
+
+    pub(crate) fn remove_shard(&self, shard: GroupId) -> Option<ShardGroup> {
+        write(&self.shards).remove(&shard)
+    }
+
+    /// Returns the shard replicas this node leads, in shard order.
+    pub fn led_shards(&self) -> Vec<ShardGroup> {
+        read(&self.shards)
+            .values()
+            .filter(|group| group.is_leader())
+            .cloned()
+            .collect()
+    }
+
+    /// Returns the node leading `group` (the meta group or a shard), as
+    /// this node knows: its own replica's view, else the peers' beats.
+    pub fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        let local = if group == META_GROUP {
+            self.meta().and_then(|meta| meta.leader())
+        } else {
+            self.shard(group).and_then(|shard| shard.leader())
+        };
+        if let Some((_, peer)) = local {
+            return Some(peer.node_id);
+        }
+        self.host.leaders().get(&group).map(|(node, _)| *node)
+    }
+
+    /// Returns the node leading the meta group, as this node knows.
+    pub fn meta_leader(&self) -> Option<NodeId> {
+        self.leader_of(META_GROUP)
+    }
+
+    /// Returns the leader of every group this node knows of.
+    pub fn leaders(&self) -> BTreeMap<GroupId, NodeId> {
+        let mut leaders: BTreeMap<GroupId, NodeId> = self
+            .host
+            .leaders()
+            .into_iter()
+            .map(|(group, (node, _))| (group, node))
+            .collect();
+        for (shard, group) in self.shards() {
+            if let Some((_, peer)) = group.leader() {
+                leaders.insert(shard, peer.node_id);
+            }
+        }
+        if let Some((_, peer)) = self.meta().and_then(|meta| meta.leader()) {
+            leaders.insert(META_GROUP, peer.node_id);
+        }
+        leaders
+    }
+
+    /// Returns where to reach `node`, from the map or the member list.
+    pub fn peer_addr(&self, node: NodeId) -> Option<PeerAddr> {
+        let from_map = self.view().and_then(|view| {
+            view.map()
+                .node(node)
+                .map(|record| record.addrs.peer.clone())
+        });
+        let addr = from_map.or_else(|| {
+            self.config
+                .members
+                .iter()
+                .find(|member| member.id == node)
+                .map(|member| member.peer_addr.clone())
+        })?;
+        Some(PeerAddr { node, addr })
+    }
+
+    /// Returns true once the node holds data of its own.
+    pub fn has_data(&self) -> bool {
+        self.has_data.load(Ordering::Relaxed)
     }
 }
 
@@ -95,7 +306,8 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, ServerError
 ///
 /// # Errors
 /// Returns an error if the configuration is invalid, an address cannot be
-/// bound, or storage cannot be opened.
+/// bound, storage cannot be opened, or the data directory is not this
+/// node's.
 pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
@@ -117,78 +329,46 @@ pub async fn run(
         config.enable_fault_injection,
         fault_seed,
     ));
-    let raft = Host::open(
+    let host = Host::open(
         config.node_id,
         &config.data_dir,
         config.raft.clone(),
         faults.clone(),
     )
     .map_err(ServerError::Storage)?;
-    raft.start_background();
-    let members: BTreeMap<ReplicaId, PeerNode> = config
-        .members
-        .iter()
-        .map(|member| {
-            let node = PeerNode {
-                node_id: member.id,
-                peer_addr: member.peer_addr.clone(),
-                resp_addr: member.resp_addr.clone(),
-                admin_addr: member.admin_addr.clone(),
-            };
-            (ReplicaId(member.id.get()), node)
-        })
-        .collect();
-    let group = raft
-        .start_group(
-            GroupSpec {
-                group: DATA_GROUP,
-                replica: ReplicaId(config.node_id.get()),
-                bootstrap: Some(members),
-            },
-            DataMachine::default(),
-        )
-        .await
-        .map_err(ServerError::Storage)?;
-
-    let node = Arc::new(Node {
-        settings: Settings::new(
-            config.proto_max_bulk_len,
-            config.client_query_buffer_limit,
-            config.maxclients,
-        ),
-        config,
-        group: group.clone(),
-        clients: Arc::new(Clients::default()),
-        stats: Stats::default(),
-        started_at: Instant::now(),
-        run_id: format!("{:040x}", rand::random::<u128>()),
-        faults,
-        resp_port,
-    });
+    let node = Node::new(config, host.clone(), faults, resp_port);
     tracing::info!(
         node_id = %node.config.node_id,
         resp = %node.config.resp_addr,
         admin = %node.config.admin_addr,
         peer = %node.config.peer_addr,
-        "node started"
+        "node listening"
     );
-
-    let serving = raft.clone();
     let peers = tokio::spawn(async move {
-        if let Err(error) = serving.serve_peers(peer_listener).await {
+        if let Err(error) = host.serve_peers(peer_listener).await {
             tracing::error!(%error, "peer server stopped");
         }
     });
     let admin = tokio::spawn(admin::serve(node.clone(), admin_listener));
-    let expiry = tokio::spawn(expiry::run(node.clone()));
     let accept = tokio::spawn(accept_loop(node.clone(), resp_listener));
 
+    tokio::pin!(shutdown);
+    let started = tokio::select! {
+        started = node.start() => started,
+        () = &mut shutdown => Ok(()),
+    };
+    if let Err(error) = started {
+        accept.abort();
+        admin.abort();
+        node.shutdown().await;
+        peers.abort();
+        return Err(error);
+    }
     shutdown.await;
     tracing::info!("node stopping");
     accept.abort();
-    expiry.abort();
     admin.abort();
-    raft.shutdown().await;
+    node.shutdown().await;
     peers.abort();
     Ok(())
 }

@@ -1,28 +1,27 @@
 //! Simulated clients: each runs GETs and SETs of unique values on a few
-//! keys, against the leader (following `NotLeader` as a client follows
-//! `MOVED`), and records every operation in the history.
+//! keys (spread over the shards by their slots) against any node,
+//! following `MOVED` as a cluster client does, and records every operation
+//! in the history.
 //!
-//! The request path is the node's: a SET is proposed as polis-server's
-//! [`Op::Command`](polis_server::machine::Op) and answered by what the
-//! [`DataMachine`](polis_server::machine::DataMachine) replied; a GET waits
-//! for a linearizable read, then runs on the leader's keyspace.
+//! The request path is the node's own: each request goes through
+//! `polis_server::pipeline::execute`, the code a connection runs
+//! (classification, routing, batching, proposal, ownership at apply).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use polis_raft::{Group, ProposeError};
-use polis_resp::Reply;
-use polis_server::machine::{DataMachine, Op as LogOp};
+use polis_resp::{Reply, ReplyError};
+use polis_server::connection::Session;
 use polis_types::NodeId;
 use polis_verify::history::{Kind, Op};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::cluster::SimCluster;
+use crate::cluster::{node_of_address, SimCluster};
 use crate::history::Recorder;
-use crate::machine::Observed;
 use crate::trace::Trace;
 
 /// How long a client keeps looking for a leader before it gives up on an
@@ -45,15 +44,13 @@ pub struct Clients {
     pub next_value: Arc<AtomicU64>,
     /// Clients start no operation after this.
     pub end: tokio::time::Instant,
-    /// The proposal clock, for the reads' `now`.
-    pub now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// How one request to one node ended.
 enum Attempt {
     /// The operation happened; what it saw.
     Done(Op),
-    /// Not on this node; try `Some(leader)` or anyone.
+    /// It did not happen here; try `Some(node)` or anyone.
     Redirect(Option<NodeId>),
     /// The outcome is unknown (or, for a read, there is none).
     Unknown(String),
@@ -63,7 +60,7 @@ impl Clients {
     /// Runs client `id` until the end of the workload.
     pub async fn run(self, id: u64, mut rng: StdRng) {
         let mut process = id;
-        let mut leader_hint: Option<NodeId> = None;
+        let mut hints: BTreeMap<String, NodeId> = BTreeMap::new();
         while tokio::time::Instant::now() < self.end {
             let think = rng.random_range(0..=THINK_MS_MAX);
             tokio::time::sleep(Duration::from_millis(think)).await;
@@ -76,7 +73,7 @@ impl Clients {
             };
             self.recorder
                 .record(process, Kind::Invoke, op.clone(), None);
-            let (kind, seen, error) = self.perform(&op, &mut leader_hint, &mut rng).await;
+            let (kind, seen, error) = self.perform(id, &op, &mut hints, &mut rng).await;
             self.recorder.record(process, kind, seen, error);
             if kind == Kind::Info {
                 process = self.recorder.new_process();
@@ -88,15 +85,23 @@ impl Clients {
     /// certainly did not happen, `Info` when unknown.
     async fn perform(
         &self,
+        client: u64,
         op: &Op,
-        leader_hint: &mut Option<NodeId>,
+        hints: &mut BTreeMap<String, NodeId>,
         rng: &mut StdRng,
     ) -> (Kind, Op, Option<String>) {
+        let key = match op {
+            Op::Write { key, .. } | Op::Read { key, .. } => key.clone(),
+            other => {
+                let error = format!("the simulation does not run {other:?}");
+                return (Kind::Fail, op.clone(), Some(error));
+            }
+        };
         let deadline = tokio::time::Instant::now() + LEADER_SEARCH_MAX;
-        let mut target = *leader_hint;
+        let mut target = hints.get(&key).copied();
         loop {
             if tokio::time::Instant::now() >= deadline {
-                let error = "no leader accepted the request in time".to_owned();
+                let error = "no node served the request in time".to_owned();
                 return (Kind::Fail, op.clone(), Some(error));
             }
             let node = match target {
@@ -110,109 +115,96 @@ impl Clients {
                     running[rng.random_range(0..running.len())]
                 }
             };
-            let Some((group, incarnation)) = self.cluster.group(node) else {
+            let Some((server, incarnation)) = self.cluster.node(node) else {
                 // Connection refused: nothing was sent.
                 target = None;
                 pause(rng).await;
                 continue;
             };
-            let attempt = self.attempt(&group, op).await;
+            let mut session = Session::new(client);
+            let request = match op {
+                Op::Write { key, value } => vec![
+                    Bytes::from_static(b"SET"),
+                    Bytes::from(key.clone()),
+                    Bytes::from(value.to_string()),
+                ],
+                _ => vec![Bytes::from_static(b"GET"), Bytes::from(key.clone())],
+            };
+            let reply = polis_server::pipeline::execute(&server, &mut session, vec![request])
+                .await
+                .pop()
+                .unwrap_or(Reply::Null);
             if !self.cluster.is_running(node, incarnation) {
                 // The connection broke: whatever the node did is unknown.
                 let error = format!("node {node} crashed during the request");
                 return unknown(op, error);
             }
-            match attempt {
+            match self.judge(op, reply) {
                 Attempt::Done(seen) => {
-                    *leader_hint = Some(node);
+                    hints.insert(key, node);
                     return (Kind::Ok, seen, None);
                 }
-                Attempt::Redirect(leader) => {
-                    target = leader.filter(|leader| *leader != node);
-                    *leader_hint = target;
+                Attempt::Redirect(next) => {
+                    target = next;
+                    match next {
+                        Some(next) => hints.insert(key.clone(), next),
+                        None => hints.remove(&key),
+                    };
                     pause(rng).await;
                 }
                 Attempt::Unknown(error) => {
-                    *leader_hint = None;
+                    hints.remove(&key);
                     return unknown(op, error);
                 }
             }
         }
     }
 
-    async fn attempt(&self, group: &Group<Observed>, op: &Op) -> Attempt {
-        match op {
-            Op::Write { key, value } => self.set(group, key, *value).await,
-            Op::Read { key, .. } => self.get(group, key).await,
-            other => Attempt::Unknown(format!("the simulation does not run {other:?}")),
-        }
-    }
-
-    async fn set(&self, group: &Group<Observed>, key: &str, value: u64) -> Attempt {
-        let args = vec![
-            Bytes::from_static(b"SET"),
-            Bytes::from(key.to_owned()),
-            Bytes::from(value.to_string()),
-        ];
-        let payload = match LogOp::Command(args).encode() {
-            Ok(payload) => payload,
-            Err(error) => return Attempt::Unknown(format!("cannot encode SET: {error}")),
-        };
-        match group.propose(payload).await {
-            Ok(reply) => match DataMachine::decode_reply(&reply) {
-                Reply::Simple(status) if status == "OK" => Attempt::Done(Op::Write {
-                    key: key.to_owned(),
-                    value,
-                }),
-                other => {
-                    let detail = format!("SET {key} {value} replied {other:?}");
-                    self.trace.violation(UNEXPECTED_REPLY, detail.clone());
-                    Attempt::Unknown(detail)
-                }
-            },
-            Err(error) => refused(error),
-        }
-    }
-
-    async fn get(&self, group: &Group<Observed>, key: &str) -> Attempt {
-        if let Err(error) = group.linearizable_read().await {
-            return refused(error);
-        }
-        let args = [Bytes::from_static(b"GET"), Bytes::from(key.to_owned())];
-        let reply = {
-            let state = group.state().read();
-            polis_commands::execute_read(&state.app.data.db, &args, (self.now_ms)())
-        };
-        let value = match reply {
-            Reply::Null => None,
-            Reply::Bulk(bytes) => match std::str::from_utf8(&bytes)
+    /// Reads what one reply says of the operation.
+    fn judge(&self, op: &Op, reply: Reply) -> Attempt {
+        match (op, reply) {
+            (Op::Write { key, value }, Reply::Simple(status)) if status == "OK" => {
+                Attempt::Done(Op::Write {
+                    key: key.clone(),
+                    value: *value,
+                })
+            }
+            (Op::Read { key, .. }, Reply::Null) => Attempt::Done(Op::Read {
+                key: key.clone(),
+                value: None,
+            }),
+            (Op::Read { key, .. }, Reply::Bulk(bytes)) => match std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok())
             {
-                Some(value) => Some(value),
-                None => return self.unexpected(key, &Reply::Bulk(bytes)),
+                Some(value) => Attempt::Done(Op::Read {
+                    key: key.clone(),
+                    value: Some(value),
+                }),
+                None => self.unexpected(op, &Reply::Bulk(bytes)),
             },
-            other => return self.unexpected(key, &other),
-        };
-        Attempt::Done(Op::Read {
-            key: key.to_owned(),
-            value,
-        })
+            (_, Reply::Error(ReplyError::Moved { addr, .. })) => {
+                Attempt::Redirect(node_of_address(&addr))
+            }
+            // Nothing was proposed: the shard has no leader, the node no
+            // map, or the shard is taking its slots.
+            (_, Reply::Error(ReplyError::ClusterDown(reason)))
+                if reason.contains("no leader is known")
+                    || reason.contains("no cluster map yet") =>
+            {
+                Attempt::Redirect(None)
+            }
+            (_, Reply::Error(ReplyError::TryAgain(_))) => Attempt::Redirect(None),
+            // The proposal may have been committed: unknown.
+            (_, Reply::Error(ReplyError::ClusterDown(reason))) => Attempt::Unknown(reason),
+            (_, other) => self.unexpected(op, &other),
+        }
     }
 
-    fn unexpected(&self, key: &str, reply: &Reply) -> Attempt {
-        let detail = format!("GET {key} replied {reply:?}");
+    fn unexpected(&self, op: &Op, reply: &Reply) -> Attempt {
+        let detail = format!("{op:?} replied {reply:?}");
         self.trace.violation(UNEXPECTED_REPLY, detail.clone());
         Attempt::Unknown(detail)
-    }
-}
-
-fn refused(error: ProposeError) -> Attempt {
-    match error {
-        ProposeError::NotLeader { leader } => {
-            Attempt::Redirect(leader.map(|(_, node)| node.node_id))
-        }
-        ProposeError::Unavailable(reason) => Attempt::Unknown(reason),
     }
 }
 

@@ -1,10 +1,10 @@
-//! The simulated cluster: one Raft group replicated on every node, each
-//! node a real polis-raft [`Host`] (openraft, polis's state-machine
-//! adapter over the real [`DataMachine`](polis_server::machine::DataMachine),
-//! node beats and hibernation) on its own simulated disk, and the
-//! simulated network between them.
+//! The simulated cluster: each node the real polis node
+//! ([`polis_server::Node`]: bootstrap, the meta replica and its shard
+//! replicas from the cluster map, the control loop, routing) on a
+//! simulated host (polis-raft's [`Host`] over its own simulated disk and
+//! the simulated network).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,24 +13,24 @@ use std::time::Duration;
 use polis_raft::group::Clock;
 use polis_raft::mem_log_store::{DiskObserver, LogSummary, MemDisk};
 use polis_raft::sim_network::SimNet;
-use polis_raft::{Group, GroupSpec, Host, PeerNode, RaftSettings};
-use polis_types::{GroupId, NodeId, ReplicaId};
+use polis_raft::{FaultInjector, Host, RaftSettings};
+use polis_server::{ClusterShape, MemberSpec, Node, ServerConfig};
+use polis_types::{limits, GroupId, NodeId, META_GROUP};
 
 use crate::config::{stream_seed, SimConfig};
-use crate::machine::Observed;
 use crate::network::Links;
+use crate::observe::{MapHistory, Observer};
 use crate::trace::{Trace, TraceEvent};
-
-/// The group every node replicates.
-pub const GROUP: GroupId = GroupId(1);
 
 /// The wall-clock time the virtual clock starts at (2024-01-01), so
 /// proposals carry realistic timestamps.
 const EPOCH_MS: u64 = 1_704_067_200_000;
 
+/// Name of the violation a node that fails to start reports.
+pub const NODE_STARTS: &str = "node-starts";
+
 struct Running {
-    host: Arc<Host>,
-    group: Group<Observed>,
+    node: Arc<Node>,
     alive: Arc<AtomicBool>,
 }
 
@@ -41,14 +41,28 @@ struct NodeSlot {
     running: Option<Running>,
 }
 
+/// Returns the simulated address of `node`'s listener `kind`.
+pub fn address(node: NodeId, kind: &str) -> String {
+    format!("sim-node-{node}-{kind}:0")
+}
+
+/// Returns the node an address of [`address`] names.
+pub fn node_of_address(addr: &str) -> Option<NodeId> {
+    let rest = addr.strip_prefix("sim-node-")?;
+    let (id, _) = rest.split_once('-')?;
+    id.parse().ok().map(NodeId)
+}
+
 /// The cluster. Cloning shares it.
 #[derive(Clone)]
 pub struct SimCluster {
     nodes: Arc<Mutex<BTreeMap<NodeId, NodeSlot>>>,
     net: SimNet,
     trace: Trace,
+    history: MapHistory,
     settings: RaftSettings,
-    members: BTreeMap<ReplicaId, PeerNode>,
+    members: Vec<MemberSpec>,
+    shape: ClusterShape,
     clock: Clock,
 }
 
@@ -58,7 +72,7 @@ impl SimCluster {
         let observer: Arc<dyn DiskObserver> = Arc::new(trace.clone());
         let flush_delay_max = Duration::from_micros(config.flush_delay_max_us);
         let mut nodes = BTreeMap::new();
-        let mut members = BTreeMap::new();
+        let mut members = Vec::new();
         for node in config.node_ids() {
             let seed = stream_seed(config.seed, &format!("disk-{node}"));
             let disk = MemDisk::new(node, seed, flush_delay_max, Some(observer.clone()));
@@ -71,16 +85,12 @@ impl SimCluster {
                     running: None,
                 },
             );
-            let address = format!("sim-node-{node}:0");
-            members.insert(
-                ReplicaId(node.get()),
-                PeerNode {
-                    node_id: node,
-                    peer_addr: address.clone(),
-                    resp_addr: address.clone(),
-                    admin_addr: address,
-                },
-            );
+            members.push(MemberSpec {
+                id: node,
+                peer_addr: address(node, "peer"),
+                resp_addr: address(node, "resp"),
+                admin_addr: address(node, "admin"),
+            });
         }
         let origin = tokio::time::Instant::now();
         let clock: Clock = Arc::new(move || EPOCH_MS + origin.elapsed().as_millis() as u64);
@@ -88,6 +98,7 @@ impl SimCluster {
             nodes: Arc::new(Mutex::new(nodes)),
             net: SimNet::new(links),
             trace: trace.clone(),
+            history: MapHistory::default(),
             settings: RaftSettings {
                 heartbeat_ms: config.heartbeat_ms,
                 election_timeout_min_ms: config.election_timeout_min_ms,
@@ -101,6 +112,10 @@ impl SimCluster {
                 idle_before_park_ms: config.idle_before_park_ms,
             },
             members,
+            shape: ClusterShape {
+                shards: config.shards,
+                replicas: 3,
+            },
             clock,
         }
     }
@@ -111,11 +126,35 @@ impl SimCluster {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Returns the maps the meta group applied so far.
+    pub fn history(&self) -> &MapHistory {
+        &self.history
+    }
+
+    fn server_config(&self, node: NodeId) -> ServerConfig {
+        ServerConfig {
+            node_id: node,
+            data_dir: format!("sim-node-{node}").into(),
+            resp_addr: address(node, "resp"),
+            admin_addr: address(node, "admin"),
+            peer_addr: address(node, "peer"),
+            members: self.members.clone(),
+            init: false,
+            shape: self.shape,
+            raft: self.settings.clone(),
+            leader_moves_per_minute: 30,
+            proto_max_bulk_len: limits::PROTO_MAX_BULK_LEN_DEFAULT,
+            client_query_buffer_limit: limits::QUERY_BUFFER_LEN_MAX_DEFAULT,
+            maxclients: limits::CLIENTS_MAX_DEFAULT,
+            enable_fault_injection: false,
+        }
+    }
+
     /// Starts `node` from what its disk holds, unless it runs already.
+    /// The node bootstraps in the background, as a real one does.
     ///
     /// # Errors
-    /// Returns an error if the node cannot start from its disk: a
-    /// node-fatal condition the run reports.
+    /// Returns an error if there is no such node.
     pub async fn start(&self, node: NodeId) -> io::Result<()> {
         let (disk, incarnation) = {
             let nodes = self.lock();
@@ -131,7 +170,6 @@ impl SimCluster {
             self.trace.record(TraceEvent::Restart { node, incarnation });
         }
         let alive = Arc::new(AtomicBool::new(true));
-        let app = Observed::new(node, GROUP, incarnation, alive.clone(), self.trace.clone());
         let host = Host::simulated(
             node,
             disk,
@@ -140,15 +178,30 @@ impl SimCluster {
             incarnation,
             self.clock.clone(),
         );
-        host.start_background();
-        let spec = GroupSpec {
-            group: GROUP,
-            replica: ReplicaId(node.get()),
-            bootstrap: Some(self.members.clone()),
-        };
-        let group = host.start_group(spec, app).await?;
+        host.set_apply_observer(Arc::new(Observer {
+            node,
+            incarnation,
+            alive: alive.clone(),
+            trace: self.trace.clone(),
+            history: self.history.clone(),
+        }));
+        let faults = Arc::new(FaultInjector::new(false, 0));
+        let server = Node::new(self.server_config(node), host, faults, 0);
+        let starting = server.clone();
+        let trace = self.trace.clone();
+        let alive_now = alive.clone();
+        tokio::spawn(async move {
+            if let Err(error) = starting.start().await {
+                if alive_now.load(Ordering::Relaxed) {
+                    trace.violation(NODE_STARTS, format!("node {node}: {error}"));
+                }
+            }
+        });
         if let Some(slot) = self.lock().get_mut(&node) {
-            slot.running = Some(Running { host, group, alive });
+            slot.running = Some(Running {
+                node: server,
+                alive,
+            });
         }
         Ok(())
     }
@@ -166,19 +219,18 @@ impl SimCluster {
         self.trace.record(TraceEvent::Crash { node });
         running.alive.store(false, Ordering::Relaxed);
         self.net.detach(node);
-        let host = running.host;
-        tokio::spawn(async move { host.shutdown().await });
+        let server = running.node;
+        tokio::spawn(async move { server.shutdown().await });
         slot.disk.crash();
         slot.incarnation += 1;
     }
 
-    /// Returns `node`'s group handle and which run of the node it
-    /// belongs to, if the node runs.
-    pub fn group(&self, node: NodeId) -> Option<(Group<Observed>, u64)> {
+    /// Returns `node` and which run of it this is, if it runs.
+    pub fn node(&self, node: NodeId) -> Option<(Arc<Node>, u64)> {
         let nodes = self.lock();
         let slot = nodes.get(&node)?;
         let running = slot.running.as_ref()?;
-        Some((running.group.clone(), slot.incarnation))
+        Some((running.node.clone(), slot.incarnation))
     }
 
     /// Returns true while run `incarnation` of `node` is the one running.
@@ -197,40 +249,57 @@ impl SimCluster {
             .collect()
     }
 
-    /// Returns a running node that believes it leads, if any.
-    pub fn leader(&self) -> Option<NodeId> {
+    /// Returns a running node that believes it leads `group`, if any.
+    pub fn leader(&self, group: GroupId) -> Option<NodeId> {
         self.lock().iter().find_map(|(node, slot)| {
-            slot.running
-                .as_ref()
-                .filter(|running| running.group.is_leader())
-                .map(|_| *node)
+            let running = slot.running.as_ref()?;
+            let leads = if group == META_GROUP {
+                running.node.meta().is_some_and(|meta| meta.is_leader())
+            } else {
+                running
+                    .node
+                    .shard(group)
+                    .is_some_and(|shard| shard.is_leader())
+            };
+            leads.then_some(*node)
         })
     }
 
-    /// Returns every node's log as the node sees it, or as it would
-    /// survive a crash (`durable`).
-    pub fn logs(&self, durable: bool) -> Vec<(NodeId, LogSummary)> {
+    /// Returns the groups the map has (the meta group and every shard).
+    pub fn groups(&self) -> BTreeSet<GroupId> {
+        let mut groups: BTreeSet<GroupId> = [META_GROUP].into();
+        if let Some(map) = self.history.latest() {
+            groups.extend(map.shards.keys().copied());
+        }
+        groups
+    }
+
+    /// Returns every node's log of `group` as the node sees it, or as it
+    /// would survive a crash (`durable`).
+    pub fn logs(&self, group: GroupId, durable: bool) -> Vec<(NodeId, LogSummary)> {
         self.lock()
             .iter()
             .map(|(node, slot)| {
                 let log = if durable {
-                    slot.disk.durable_log_summary(GROUP)
+                    slot.disk.durable_log_summary(group)
                 } else {
-                    slot.disk.log_summary(GROUP)
+                    slot.disk.log_summary(group)
                 };
                 (*node, log)
             })
             .collect()
     }
 
-    /// Returns every running node's applied index.
-    pub fn applied(&self) -> BTreeMap<NodeId, Option<u64>> {
-        self.lock()
+    /// Records the map version each running node routes from.
+    pub fn note_routing(&self) {
+        let routed: Vec<(NodeId, u64)> = self
+            .lock()
             .iter()
-            .filter_map(|(node, slot)| {
-                let running = slot.running.as_ref()?;
-                Some((*node, running.group.status().applied))
-            })
-            .collect()
+            .filter_map(|(node, slot)| Some((*node, slot.running.as_ref()?.node.map.version())))
+            .filter(|(_, version)| *version > 0)
+            .collect();
+        for (node, version) in routed {
+            self.trace.record(TraceEvent::MapRouted { node, version });
+        }
     }
 }

@@ -9,6 +9,8 @@ use rand::{Rng, SeedableRng};
 pub struct SimOptions {
     /// Number of nodes (3 or 5); drawn from the seed when `None`.
     pub nodes: Option<usize>,
+    /// Number of shards; drawn from the seed (1 to 4) when `None`.
+    pub shards: Option<usize>,
     /// Virtual duration of the workload; drawn from the seed when `None`.
     pub duration_ms: Option<u64>,
     /// Keep every trace event's text in the report (for `--trace-out`);
@@ -26,6 +28,9 @@ impl SimOptions {
         if let Some(nodes) = self.nodes {
             command.push_str(&format!(" --nodes {nodes}"));
         }
+        if let Some(shards) = self.shards {
+            command.push_str(&format!(" --shards {shards}"));
+        }
         if let Some(duration_ms) = self.duration_ms {
             command.push_str(&format!(" --duration-ms {duration_ms}"));
         }
@@ -41,6 +46,9 @@ impl SimOptions {
 pub struct SimConfig {
     pub seed: u64,
     pub nodes: usize,
+    /// Shards the slots are spread over (each a Raft group of 3 replicas,
+    /// or of every node when there are fewer).
+    pub shards: usize,
     pub clients: usize,
     pub keys: usize,
     /// Clients start operations until then (virtual time from the start).
@@ -92,11 +100,13 @@ impl SimConfig {
         let heartbeat_ms = rng.random_range(20..=100);
         let election_timeout_min_ms = heartbeat_ms * rng.random_range(3..=6);
         let election_timeout_max_ms = election_timeout_min_ms * 2;
+        let shards = options.shards.unwrap_or_else(|| rng.random_range(1..=4));
         Self {
             seed,
             nodes,
+            shards,
             clients: rng.random_range(2..=5),
-            keys: rng.random_range(1..=3),
+            keys: rng.random_range(1..=6),
             duration_ms,
             faults_until_ms: duration_ms.saturating_sub(RECOVERY_MS),
             heartbeat_ms,
@@ -164,6 +174,7 @@ mod tests {
         assert!(differ);
         let fixed = SimOptions {
             nodes: Some(5),
+            shards: None,
             duration_ms: Some(12_000),
             keep_trace: true,
             lying_disks: false,

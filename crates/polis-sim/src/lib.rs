@@ -4,11 +4,14 @@
 //!   seed ──> SimConfig (shape, timing) + one random stream per component
 //!              │
 //!   tokio current-thread runtime, paused (virtual) time
-//!     ├── nodes: openraft + polis-raft's SmStore over polis-server's DataMachine
+//!     ├── nodes: polis-server's Node (bootstrap, map, meta + shard replicas,
+//!     │          controller, routing) on a simulated polis-raft Host:
 //!     │          MemDisk (flush-based durability, crash) ── trace ──> Monitor
 //!     ├── network: SimRouter + Links (delay, loss, partitions)
-//!     ├── clients: GET/SET via the leader ──> history (polis-verify format)
-//!     └── nemesis: partitions, crashes, power loss, loss, slow links
+//!     ├── clients: GET/SET through the node's request path, following MOVED
+//!     │            ──> history (polis-verify format)
+//!     └── nemesis: partitions, crashes, power loss, loss, slow links,
+//!                  slot ownership moved between shards
 //!   end of run: logs compared, history checked for linearizability
 //! ```
 //!
@@ -30,9 +33,9 @@ pub mod cluster;
 pub mod config;
 pub mod history;
 pub mod invariants;
-pub mod machine;
 pub mod nemesis;
 pub mod network;
+pub mod observe;
 pub mod run;
 pub mod trace;
 

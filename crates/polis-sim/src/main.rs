@@ -1,9 +1,10 @@
 //! `polis-sim`: replays one seed exactly, or runs many.
 //!
 //! ```text
-//! polis-sim --seed N [--nodes 3|5] [--duration-ms D] [--lying-disks] [--verbose]
-//!                    [--trace-out FILE] [--history-out FILE]
-//! polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--duration-ms D] [--lying-disks]
+//! polis-sim --seed N [--nodes 3|5] [--shards S] [--duration-ms D] [--lying-disks]
+//!                    [--verbose] [--trace-out FILE] [--history-out FILE]
+//! polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--shards S] [--duration-ms D]
+//!                         [--lying-disks]
 //! ```
 //!
 //! `--lying-disks` makes every disk acknowledge writes before they are
@@ -14,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use polis_sim::{run, RunReport, SimOptions};
 
-const USAGE: &str = "usage: polis-sim --seed N [--nodes 3|5] [--duration-ms D] [--lying-disks] \
-                     [--verbose] [--trace-out FILE] [--history-out FILE]\n       \
-                     polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--duration-ms D] \
-                     [--lying-disks]";
+const USAGE: &str = "usage: polis-sim --seed N [--nodes 3|5] [--shards S] [--duration-ms D] \
+                     [--lying-disks] [--verbose] [--trace-out FILE] [--history-out FILE]\n       \
+                     polis-sim --seeds COUNT [--start S] [--nodes 3|5] [--shards S] \
+                     [--duration-ms D] [--lying-disks]";
 
 /// How many seeds pass between two progress lines.
 const PROGRESS_EVERY: u64 = 100;
@@ -67,6 +68,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(Mode, SimOptions), Strin
                     return Err("--nodes must be 3 or 5".into());
                 }
                 options.nodes = Some(nodes as usize);
+            }
+            "--shards" => {
+                let shards = number(&flag, args.next())?;
+                if !(1..=16).contains(&shards) {
+                    return Err("--shards must be between 1 and 16".into());
+                }
+                options.shards = Some(shards as usize);
             }
             "--duration-ms" => options.duration_ms = Some(number(&flag, args.next())?),
             "--verbose" => verbose = true,

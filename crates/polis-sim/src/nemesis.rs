@@ -1,17 +1,22 @@
 //! The nemesis: faults drawn from the seed — partitions (including a
-//! leader cut off and one-way links), crashes (of any node, of the leader,
-//! of every node at once), message loss and slow links — each held for a
-//! while, possibly overlapping. When the fault period ends, everything
-//! heals and every node runs again.
+//! group's leader cut off and one-way links), crashes (of any node, of a
+//! group's leader, of every node at once), message loss and slow links —
+//! each held for a while, possibly overlapping — and changes of slot
+//! ownership between shards while writes to those slots are in flight.
+//! When the fault period ends, everything heals and every node runs again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use polis_types::NodeId;
+use bytes::Bytes;
+use polis_cluster::{MapChange, MetaCommand};
+use polis_server::connection::Session;
+use polis_types::{key_hash_slot, GroupId, NodeId, Slot, SlotRange, META_GROUP, SLOT_COUNT};
 use polis_verify::history::Phase;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use rand::SeedableRng;
 
 use crate::cluster::SimCluster;
 use crate::config::SimConfig;
@@ -32,6 +37,8 @@ enum Effect {
     Loss,
     Slow,
     Down(Vec<NodeId>),
+    /// A change made once (slot ownership); nothing to undo.
+    Once,
 }
 
 struct Fault {
@@ -88,6 +95,78 @@ impl Nemesis {
         }
     }
 
+    /// Returns a group drawn from the seed (the meta group or a shard).
+    fn any_group(&mut self) -> GroupId {
+        let groups: Vec<GroupId> = self.cluster.groups().into_iter().collect();
+        groups[self.rng.random_range(0..groups.len())]
+    }
+
+    /// Gives a few slots no client key hashes to from their shard to
+    /// another one, through the meta leader, while probe writes to those
+    /// slots are in flight: each write must be applied by the owner of
+    /// its shard's ownership version, or not at all.
+    fn reassign_slots(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        if map.shards.len() < 2 {
+            return None;
+        }
+        let leader = self.cluster.leader(META_GROUP)?;
+        let (server, _) = self.cluster.node(leader)?;
+        let meta = server.meta()?;
+        let used: Vec<Slot> = (0..self.config.keys)
+            .map(|key| key_hash_slot(format!("k{key}").as_bytes()))
+            .collect();
+        let start = self.rng.random_range(0..SLOT_COUNT - 16);
+        let range = SlotRange::new(Slot::new(start)?, Slot::new(start + 15)?)?;
+        if used.iter().any(|slot| range.contains(*slot)) {
+            return None;
+        }
+        let owner = map
+            .shards
+            .values()
+            .find(|shard| shard.slots.iter().any(|r| r.contains(range.start)))?;
+        let others: Vec<GroupId> = map
+            .shards
+            .keys()
+            .copied()
+            .filter(|id| *id != owner.id)
+            .collect();
+        let target = others[self.rng.random_range(0..others.len())];
+        let command = MetaCommand::Txn {
+            expected: map.version,
+            changes: vec![MapChange::AssignSlots {
+                shard: target,
+                slots: vec![range],
+            }],
+        };
+        let payload = command.encode().ok()?;
+        // Probe keys in the moving range, written before, during and after.
+        let probes: Vec<String> = (0u64..200_000)
+            .map(|n| format!("probe{n}"))
+            .filter(|key| range.contains(key_hash_slot(key.as_bytes())))
+            .take(6)
+            .collect();
+        let cluster = self.cluster.clone();
+        let mut rng = StdRng::seed_from_u64(self.rng.random());
+        tokio::spawn(async move {
+            for (round, key) in probes.iter().enumerate() {
+                if round == 2 {
+                    let meta = meta.clone();
+                    let payload = payload.clone();
+                    tokio::spawn(async move {
+                        let _ = meta.propose(payload).await;
+                    });
+                }
+                probe(&cluster, key, &mut rng).await;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(1..=60))).await;
+            }
+        });
+        Some(format!(
+            "reassign slots {range} from shard {} to {target}",
+            owner.id
+        ))
+    }
+
     fn duration(&mut self, max_ms: u64) -> tokio::time::Instant {
         let hold_ms = self.rng.random_range(100..=max_ms);
         tokio::time::Instant::now() + Duration::from_millis(hold_ms)
@@ -108,11 +187,12 @@ impl Nemesis {
                 (name, Effect::Cut(pairs), self.duration(FAULT_MS_MAX))
             }
             25..=34 => {
-                let leader = self.cluster.leader()?;
+                let group = self.any_group();
+                let leader = self.cluster.leader(group)?;
                 let others: Vec<NodeId> = nodes.into_iter().filter(|n| *n != leader).collect();
                 let pairs = between(&[leader], &others);
                 self.links.cut(&pairs);
-                let name = format!("isolate leader {leader}");
+                let name = format!("isolate leader {leader} of group {group}");
                 (name, Effect::Cut(pairs), self.duration(FAULT_MS_MAX))
             }
             35..=44 => {
@@ -128,11 +208,16 @@ impl Nemesis {
                 let name = format!("crash {node}");
                 (name, Effect::Down(vec![node]), self.duration(FAULT_MS_MAX))
             }
-            65..=74 => {
-                let node = self.cluster.leader()?;
+            65..=71 => {
+                let group = self.any_group();
+                let node = self.cluster.leader(group)?;
                 self.cluster.crash(node);
-                let name = format!("crash leader {node}");
+                let name = format!("crash leader {node} of group {group}");
                 (name, Effect::Down(vec![node]), self.duration(FAULT_MS_MAX))
+            }
+            72..=74 => {
+                let name = self.reassign_slots()?;
+                (name, Effect::Once, tokio::time::Instant::now())
             }
             75..=79 => {
                 for node in &running {
@@ -196,6 +281,7 @@ impl Nemesis {
         match &fault.effect {
             Effect::Cut(pairs) => self.links.restore(pairs),
             Effect::Loss => self.links.set_extra_loss(0),
+            Effect::Once => {}
             Effect::Slow => self.links.set_extra_latency(Duration::ZERO),
             Effect::Down(nodes) => {
                 for node in nodes {
@@ -214,6 +300,38 @@ impl Nemesis {
         if let Err(error) = self.cluster.start(node).await {
             let detail = format!("node {node} cannot restart from its disk: {error}");
             self.trace.violation(RESTART_FAILED, detail);
+        }
+    }
+}
+
+/// Writes `key` once through any node, following one `MOVED`; the outcome
+/// does not matter, only which shard applies it (see the ownership
+/// invariant).
+async fn probe(cluster: &SimCluster, key: &str, rng: &mut StdRng) {
+    let running = cluster.nodes(true);
+    if running.is_empty() {
+        return;
+    }
+    let mut target = running[rng.random_range(0..running.len())];
+    for _ in 0..2 {
+        let Some((server, _)) = cluster.node(target) else {
+            return;
+        };
+        let request = vec![
+            Bytes::from_static(b"SET"),
+            Bytes::from(key.to_owned()),
+            Bytes::from_static(b"probe"),
+        ];
+        let mut session = Session::new(0);
+        let reply = polis_server::pipeline::execute(&server, &mut session, vec![request]).await;
+        match reply.first() {
+            Some(polis_resp::Reply::Error(polis_resp::ReplyError::Moved { addr, .. })) => {
+                match crate::cluster::node_of_address(addr) {
+                    Some(next) => target = next,
+                    None => return,
+                }
+            }
+            _ => return,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use polis_verify::history::{Kind, Op};
 
 use crate::client::Clients;
-use crate::cluster::{SimCluster, GROUP};
+use crate::cluster::SimCluster;
 use crate::config::{stream, stream_seed, SimConfig, SimOptions};
 use crate::history::Recorder;
 use crate::invariants::{linearizable, progress, Violation};
@@ -22,6 +22,8 @@ use crate::trace::{digest_extend, Stamped, Trace};
 
 /// How often the nodes' logs are compared while a run goes on.
 const LOG_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often the map each node routes from is noted.
+const ROUTING_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Events of the trace a failure report shows.
 const TAIL_SHOWN: usize = 40;
 /// Name of the violation a panic on the simulation's thread reports.
@@ -237,7 +239,6 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         }
         .run(),
     );
-    let origin = tokio::time::Instant::now();
     let clients = Clients {
         cluster: cluster.clone(),
         recorder: recorder.clone(),
@@ -245,7 +246,6 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         keys: config.keys,
         next_value: Arc::new(AtomicU64::new(1)),
         end: start + Duration::from_millis(config.duration_ms),
-        now_ms: Arc::new(move || origin.elapsed().as_millis() as u64),
     };
     let mut handles = Vec::new();
     for id in 1..=config.clients as u64 {
@@ -262,8 +262,7 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         trace.violation(NO_PANIC, format!("the nemesis failed: {error}"));
     }
     checker.abort();
-    trace.check_logs(GROUP, &cluster.logs(false));
-    trace.check_logs(GROUP, &cluster.logs(true));
+    check_logs(&cluster, &trace);
     let history = recorder.events();
     if let Err(detail) = linearizable::check(&history) {
         trace.violation(linearizable::NAME, detail);
@@ -292,14 +291,26 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
     }
 }
 
-/// Compares the nodes' logs, as they are and as they would survive a
-/// crash, every [`LOG_CHECK_EVERY`] until aborted.
+/// Compares the nodes' logs of every group, as they are and as they would
+/// survive a crash.
+fn check_logs(cluster: &SimCluster, trace: &Trace) {
+    for group in cluster.groups() {
+        trace.check_logs(group, &cluster.logs(group, false));
+        trace.check_logs(group, &cluster.logs(group, true));
+    }
+}
+
+/// Compares the logs every [`LOG_CHECK_EVERY`], and notes the map each
+/// node routes from every [`ROUTING_CHECK_EVERY`], until aborted.
 async fn check_logs_periodically(cluster: SimCluster, trace: Trace) {
-    let mut interval = tokio::time::interval(LOG_CHECK_EVERY);
+    let mut logs = tokio::time::interval(LOG_CHECK_EVERY);
+    let mut routing = tokio::time::interval(ROUTING_CHECK_EVERY);
     loop {
-        interval.tick().await;
-        trace.check_logs(GROUP, &cluster.logs(false));
-        trace.check_logs(GROUP, &cluster.logs(true));
+        tokio::select! {
+            biased;
+            _ = logs.tick() => check_logs(&cluster, &trace),
+            _ = routing.tick() => cluster.note_routing(),
+        }
     }
 }
 

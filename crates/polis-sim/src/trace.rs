@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use polis_raft::mem_log_store::{DiskEvent, DiskObserver, LogSummary};
-use polis_types::{GroupId, NodeId};
+use polis_types::{GroupId, NodeId, Slot, SlotRange};
 
 use crate::invariants::{Monitor, Violation};
 
@@ -47,6 +47,24 @@ pub enum TraceEvent {
     Restart { node: NodeId, incarnation: u64 },
     /// A fault started (`start`) or ended.
     Fault { description: String, start: bool },
+    /// The meta group applied map `version` (first seen), whose shards
+    /// own these slots.
+    MapVersion {
+        version: u64,
+        owners: Vec<(GroupId, Vec<SlotRange>)>,
+        /// Each node's incarnation in that map.
+        incarnations: Vec<(NodeId, u64)>,
+    },
+    /// Shard `group` on `node` applied a write to `slot` while it owned
+    /// the slots of map version `version`.
+    SlotWrite {
+        node: NodeId,
+        group: GroupId,
+        slot: Slot,
+        version: u64,
+    },
+    /// `node` routed from map `version`.
+    MapRouted { node: NodeId, version: u64 },
 }
 
 impl TraceEvent {
@@ -67,6 +85,9 @@ impl TraceEvent {
                 DiskEvent::Destroyed => "destroyed",
             },
             Self::Applied { .. } => "applied",
+            Self::MapVersion { .. } => "map-version",
+            Self::SlotWrite { .. } => "slot-write",
+            Self::MapRouted { .. } => "map-routed",
             Self::Crash { .. } => "crash",
             Self::Restart { .. } => "restart",
             Self::Fault { .. } => "fault",

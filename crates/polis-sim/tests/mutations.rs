@@ -16,22 +16,23 @@ fn disks_that_acknowledge_before_flushing_are_caught() {
         lying_disks: true,
         ..SimOptions::default()
     };
-    let caught = (0..SEEDS_MAX)
-        .map(|seed| run(seed, &options))
-        .find(|report| !report.passed())
-        .expect("no seed caught disks that acknowledge writes before they are durable");
     let durability = [
         committed_kept::NAME,
         applied_agree::NAME,
         linearizable::NAME,
     ];
-    assert!(
-        caught
-            .violations
-            .iter()
-            .any(|violation| durability.contains(&violation.invariant)),
-        "{}",
-        caught.summary()
-    );
+    // A lost write may also trip an assertion inside openraft first (a
+    // follower's acknowledged log going backwards); the seed that counts
+    // is one where the checkers themselves name the loss.
+    let caught = (0..SEEDS_MAX)
+        .map(|seed| run(seed, &options))
+        .find(|report| {
+            report
+                .violations
+                .iter()
+                .any(|violation| durability.contains(&violation.invariant))
+        })
+        .expect("no seed's checkers caught disks that acknowledge writes before they are durable");
+    assert!(!caught.passed(), "{}", caught.summary());
     assert!(caught.replay_command().ends_with("--lying-disks"));
 }

@@ -121,8 +121,11 @@ pub fn parse_faults(text: &str) -> anyhow::Result<Vec<FaultKind>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedFault {
     pub kind: FaultKind,
-    /// Aim at the leader (kill, pause) rather than a random node.
+    /// Aim at a leader (kill, pause) rather than a random node.
     pub at_leader: bool,
+    /// Which group's leader: the meta group's or a shard's, drawn from the
+    /// groups the cluster has when the fault starts.
+    pub group_pick: u64,
     /// A random node order, for sides and victims.
     pub shuffle: Vec<u64>,
     /// Delay (ms) or loss (%), when the kind needs one.
@@ -142,6 +145,7 @@ pub fn plan(kinds: &[FaultKind], nodes: &[u64], rng: &mut StdRng) -> Option<Plan
     Some(PlannedFault {
         kind,
         at_leader: rng.random_bool(0.5),
+        group_pick: rng.random(),
         shuffle,
         amount,
     })

@@ -29,16 +29,13 @@ pub struct RedisGroup {
     exe: PathBuf,
     dir: PathBuf,
     ports: Vec<u16>,
+    /// Held while the group runs (see `polis_client::ports`).
+    _lease: polis_client::ports::PortLease,
     children: Vec<Option<Child>>,
     /// Replicas reach process i through `links[i]`, so the nemesis can
     /// cut replication.
     links: Vec<Link>,
     primary: usize,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 impl RedisGroup {
@@ -68,9 +65,8 @@ impl RedisGroup {
 
     async fn start_once(exe: PathBuf, dir: PathBuf, replicas: usize) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let ports = (0..=replicas)
-            .map(|_| free_port())
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let lease = polis_client::ports::reserve(replicas + 1)?;
+        let ports = lease.ports().to_vec();
         let mut links = Vec::new();
         for port in &ports {
             links.push(Link::start(format!("127.0.0.1:{port}")).await?);
@@ -80,6 +76,7 @@ impl RedisGroup {
             dir,
             children: ports.iter().map(|_| None).collect(),
             ports,
+            _lease: lease,
             links,
             primary: 0,
         };

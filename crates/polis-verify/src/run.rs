@@ -69,11 +69,13 @@ async fn start_target(config: &RunConfig) -> anyhow::Result<Target> {
         } => {
             let mut args = vec!["--enable-fault-injection".to_owned()];
             args.extend(server_args.iter().cloned());
+            let (addrs, ports) = free_addrs(*nodes)?;
             let cluster = LocalCluster::start(LocalClusterConfig {
                 exe: exe.clone(),
                 data_dir: config.out_dir.join("data"),
-                nodes: free_addrs(*nodes)?,
+                nodes: addrs,
                 server_args: args,
+                ports: Some(ports),
             })?;
             let faults = Faults::new(cluster.admin_addrs());
             let resp = cluster.resp_addrs();

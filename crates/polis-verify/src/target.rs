@@ -71,15 +71,31 @@ impl Target {
         }
     }
 
-    async fn leader(&self) -> Option<u64> {
+    /// Returns the leader of one of the cluster's groups, picked by
+    /// `pick` among the meta group and every shard, with its name.
+    async fn leader(&self, pick: u64) -> Option<(u64, String)> {
         let Target::Polis(polis) = self else {
             return None;
         };
         let admins: Vec<String> = polis.faults.members().values().cloned().collect();
-        admin::wait_for_leader(&admins, Duration::from_secs(3))
+        let status = admin::wait_until_ready(&admins, Duration::from_secs(3))
             .await
-            .ok()
-            .map(|(id, _)| id)
+            .ok()?;
+        let mut leaders: Vec<(u64, String)> = Vec::new();
+        if let Some(meta) = status["meta_leader"].as_u64() {
+            leaders.push((meta, "meta group".to_owned()));
+        }
+        for shard in status["shards"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(leader)) = (shard["id"].as_u64(), shard["leader_node"].as_u64())
+            {
+                leaders.push((leader, format!("shard {id}")));
+            }
+        }
+        if leaders.is_empty() {
+            return None;
+        }
+        let index = (pick % leaders.len() as u64) as usize;
+        Some(leaders.swap_remove(index))
     }
 
     /// Starts `fault`; returns what was done and how to undo it.
@@ -90,7 +106,7 @@ impl Target {
         if let Some(reason) = self.unsupported(fault.kind) {
             bail!(reason);
         }
-        let leader = self.leader().await;
+        let leader = self.leader(fault.group_pick).await;
         match self {
             Target::Polis(polis) => polis.start_fault(fault, leader).await,
             Target::Redis(redis) => start_redis_fault(redis, fault).await,
@@ -183,13 +199,18 @@ impl PolisTarget {
     async fn start_fault(
         &mut self,
         fault: &PlannedFault,
-        leader: Option<u64>,
+        leader: Option<(u64, String)>,
     ) -> anyhow::Result<(String, Undo)> {
         let nodes = &fault.shuffle;
+        let (leader, led) = match leader {
+            Some((node, group)) => (Some(node), format!(" (leader of the {group})")),
+            None => (None, String::new()),
+        };
         let victim = match (fault.at_leader, leader) {
             (true, Some(leader)) => leader,
             _ => *nodes.first().context("no nodes")?,
         };
+        let aimed = if fault.at_leader { led.as_str() } else { "" };
         let leader_or_first = leader.unwrap_or(victim);
         match fault.kind {
             FaultKind::Partition => {
@@ -201,10 +222,7 @@ impl PolisTarget {
                 self.faults
                     .partition(&[BTreeSet::from([leader_or_first])])
                     .await?;
-                Ok((
-                    format!("isolate node {leader_or_first} (leader)"),
-                    Undo::Heal,
-                ))
+                Ok((format!("isolate node {leader_or_first}{led}"), Undo::Heal))
             }
             FaultKind::Bridge => {
                 let half = (nodes.len() - 1) / 2;
@@ -233,11 +251,14 @@ impl PolisTarget {
             }
             FaultKind::Kill => {
                 self.cluster()?.kill9(victim).await?;
-                Ok((format!("kill -9 node {victim}"), Undo::Restart(victim)))
+                Ok((
+                    format!("kill -9 node {victim}{aimed}"),
+                    Undo::Restart(victim),
+                ))
             }
             FaultKind::Pause => {
                 self.cluster()?.pause(victim)?;
-                Ok((format!("pause node {victim}"), Undo::Resume(victim)))
+                Ok((format!("pause node {victim}{aimed}"), Undo::Resume(victim)))
             }
             FaultKind::PauseKill => {
                 let followers: Vec<u64> = nodes
@@ -255,7 +276,7 @@ impl PolisTarget {
                     cluster.resume(*id)?;
                 }
                 Ok((
-                    format!("pause {followers:?}, kill -9 leader {leader_or_first}, resume"),
+                    format!("pause {followers:?}, kill -9 node {leader_or_first}{led}, resume"),
                     Undo::Restart(leader_or_first),
                 ))
             }

@@ -1,7 +1,9 @@
 //! `polis dev`: a local cluster as separate `polis server` processes on
 //! loopback. Node i (1-based id) listens for RESP on `port + i - 1`, admin
 //! HTTP on `port + 100 + i - 1`, peers on `port + 200 + i - 1`. Data lives
-//! under `--data`, so running it again brings the data back.
+//! under `--data`, so running it again brings the data (and the cluster
+//! map) back. By default 3 nodes and 3 shards of 3 replicas, one shard led
+//! from each node, so Redis Cluster tools see three masters.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,14 +18,21 @@ pub struct DevArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
     nodes: u16,
+    /// Number of shards (Raft groups) the slots are spread over; 1 gives a
+    /// single group that serves every slot.
+    #[arg(long, default_value_t = 3)]
+    shards: usize,
+    /// Replicas per shard (at most the number of nodes).
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
     /// RESP port of the first node; admin ports start at +100, peer ports at +200.
     #[arg(long, default_value_t = 7000)]
     port: u16,
     /// Data directory (one subdirectory per node).
     #[arg(long, default_value = "./polis-data")]
     data: PathBuf,
-    /// How long to wait for a leader.
-    #[arg(long, default_value_t = 30)]
+    /// How long to wait for every shard to have a leader.
+    #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
     /// Extra flags passed to every `polis server` (after `--`).
     #[arg(last = true)]
@@ -46,16 +55,33 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 99 {
         bail!("--nodes must be between 1 and 99");
     }
+    if args.shards == 0 || args.shards > polis_types::limits::SHARDS_MAX {
+        bail!(
+            "--shards must be between 1 and {}",
+            polis_types::limits::SHARDS_MAX
+        );
+    }
+    if args.replicas == 0 {
+        bail!("--replicas must be at least 1");
+    }
     if u32::from(args.port) + 200 + u32::from(args.nodes) > u32::from(u16::MAX) {
         bail!("--port is too high for {} nodes", args.nodes);
     }
+    let mut server_args = vec![
+        "--shards".to_owned(),
+        args.shards.to_string(),
+        "--replicas".to_owned(),
+        args.replicas.to_string(),
+    ];
+    server_args.extend(args.server_args.iter().cloned());
     let config = LocalClusterConfig {
         exe: std::env::current_exe().context("locating the polis binary")?,
         data_dir: args.data.clone(),
         nodes: (0..args.nodes)
             .map(|index| addrs(args.port, index))
             .collect(),
-        server_args: args.server_args.clone(),
+        server_args,
+        ports: None,
     };
     let mut cluster = LocalCluster::start(config)?;
     for node in cluster.nodes() {
@@ -69,18 +95,33 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         );
     }
     match cluster
-        .wait_for_leader(Duration::from_secs(args.ready_timeout_secs))
+        .wait_until_ready(Duration::from_secs(args.ready_timeout_secs))
         .await
     {
-        Ok((leader_id, leader_resp)) => {
-            println!("leader: node {leader_id} ({leader_resp})");
+        Ok(status) => {
+            for shard in status["shards"].as_array().into_iter().flatten() {
+                let slots: Vec<&str> = shard["slots"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|range| range.as_str())
+                    .collect();
+                println!(
+                    "shard {}: slots {}  leader: node {} ({})",
+                    shard["id"],
+                    slots.join(","),
+                    shard["leader_node"],
+                    shard["leader_resp_addr"].as_str().unwrap_or("-"),
+                );
+            }
             println!("try:    redis-cli -c -p {}", args.port);
             println!("status: polis status --node {}", addrs(args.port, 0).admin);
             println!("polis dev: ready");
         }
         Err(error) => {
             cluster.stop_all(STOP_GRACE).await;
-            return Err(error.context("the cluster did not elect a leader; see the node logs"));
+            return Err(error
+                .context("the cluster did not get a leader for every shard; see the node logs"));
         }
     }
     wait_for_signal_or_exit(&mut cluster).await;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use polis_server::{MemberSpec, RaftSettings, ServerConfig};
+use polis_server::{ClusterShape, MemberSpec, RaftSettings, ServerConfig};
 use polis_types::{limits, NodeId};
 use serde::Deserialize;
 
@@ -32,9 +32,24 @@ pub struct ServerArgs {
     #[arg(long, env = "POLIS_PEER_ADDR")]
     peer_addr: Option<String>,
     /// Initial members, `ID=PEER_ADDR/RESP_ADDR/ADMIN_ADDR`, comma separated
-    /// or repeated. Default: this node alone.
+    /// or repeated: the nodes of a new cluster, and where a node with empty
+    /// storage looks for the cluster map. Default: this node alone.
     #[arg(long = "member", env = "POLIS_MEMBERS", value_delimiter = ',')]
     members: Vec<String>,
+    /// Create the cluster map on this node if no member has one. Without
+    /// it, the member with the lowest id creates it once a majority of the
+    /// members answer with empty storage.
+    #[arg(long, env = "POLIS_INIT")]
+    init: bool,
+    /// Shards of a cluster this node creates.
+    #[arg(long, env = "POLIS_SHARDS")]
+    shards: Option<usize>,
+    /// Replicas per shard of a cluster this node creates.
+    #[arg(long, env = "POLIS_REPLICAS")]
+    replicas: Option<usize>,
+    /// Planned moves of shard leaders (balancing) per minute, at most.
+    #[arg(long, env = "POLIS_LEADER_MOVES_PER_MINUTE")]
+    leader_moves_per_minute: Option<u32>,
     /// Raft heartbeat interval.
     #[arg(long, env = "POLIS_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
@@ -96,6 +111,10 @@ struct FileConfig {
     admin_addr: Option<String>,
     peer_addr: Option<String>,
     members: Option<Vec<MemberSpec>>,
+    init: Option<bool>,
+    shards: Option<usize>,
+    replicas: Option<usize>,
+    leader_moves_per_minute: Option<u32>,
     heartbeat_ms: Option<u64>,
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
@@ -214,6 +233,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .or(file.idle_before_park_ms)
             .unwrap_or(defaults.idle_before_park_ms),
     };
+    let shape_defaults = ClusterShape::default();
     let config = ServerConfig {
         node_id,
         data_dir,
@@ -221,6 +241,18 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         admin_addr,
         peer_addr,
         members,
+        init: args.init || file.init.unwrap_or(false),
+        shape: ClusterShape {
+            shards: args.shards.or(file.shards).unwrap_or(shape_defaults.shards),
+            replicas: args
+                .replicas
+                .or(file.replicas)
+                .unwrap_or(shape_defaults.replicas),
+        },
+        leader_moves_per_minute: args
+            .leader_moves_per_minute
+            .or(file.leader_moves_per_minute)
+            .unwrap_or(30),
         raft,
         proto_max_bulk_len: args
             .proto_max_bulk_len

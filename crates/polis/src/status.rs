@@ -1,6 +1,9 @@
-//! `polis status`: the cluster as one node sees it.
+//! `polis status`: the cluster map at a glance, as one node sees it:
+//! nodes (up or down), and every shard with its slots, leader, term,
+//! commit and apply points, lag per replica and keys.
 
 use clap::Args;
+use serde_json::Value;
 
 use polis_client::admin;
 
@@ -15,12 +18,90 @@ pub struct StatusArgs {
     json: bool,
 }
 
-fn opt(value: &serde_json::Value) -> String {
+fn opt(value: &Value) -> String {
     match value {
-        serde_json::Value::Null => "-".into(),
-        serde_json::Value::String(text) => text.clone(),
+        Value::Null => "-".into(),
+        Value::String(text) => text.clone(),
         other => other.to_string(),
     }
+}
+
+/// Returns the status as the table `polis status` prints.
+pub fn render(status: &Value) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "cluster {}  map version {}  state {}  asked node {}  meta leader node {}\n\n",
+        opt(&status["cluster_id"]),
+        opt(&status["map_version"]),
+        opt(&status["state"]),
+        opt(&status["node_id"]),
+        opt(&status["meta_leader"]),
+    ));
+    out.push_str(&format!(
+        "{:<5} {:<5} {:<22} {:<22} {:<6} {:<5}\n",
+        "NODE", "UP", "RESP", "ADMIN", "LEADS", "META"
+    ));
+    for node in status["nodes"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<5} {:<5} {:<22} {:<22} {:<6} {:<5}\n",
+            opt(&node["id"]),
+            if node["up"] == true { "up" } else { "down" },
+            opt(&node["resp_addr"]),
+            opt(&node["admin_addr"]),
+            opt(&node["leads"]),
+            if node["meta_voter"] == true {
+                "voter"
+            } else {
+                "-"
+            },
+        ));
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "{:<6} {:<24} {:<7} {:<6} {:<10} {:<10} {:<9} {:<30}\n",
+        "SHARD", "SLOTS", "LEADER", "TERM", "COMMITTED", "APPLIED", "KEYS", "REPLICAS (node:lag)"
+    ));
+    for shard in status["shards"].as_array().into_iter().flatten() {
+        let slots: Vec<String> = shard["slots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(opt)
+            .collect();
+        let replicas: Vec<String> = shard["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|replica| format!("{}:{}", opt(&replica["node_id"]), opt(&replica["lag"])))
+            .collect();
+        let leader = if shard["serving"] == true {
+            opt(&shard["leader_node"])
+        } else {
+            format!("{}!", opt(&shard["leader_node"]))
+        };
+        out.push_str(&format!(
+            "{:<6} {:<24} {:<7} {:<6} {:<10} {:<10} {:<9} {:<30}\n",
+            opt(&shard["id"]),
+            slots.join(","),
+            leader,
+            opt(&shard["term"]),
+            opt(&shard["committed"]),
+            opt(&shard["applied"]),
+            opt(&shard["keys"]),
+            replicas.join(" "),
+        ));
+    }
+    if status["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|shard| shard["serving"] != true)
+    {
+        out.push_str(
+            "\n(a leader marked ! is not serving: no leader known, or its slots not taken yet)\n",
+        );
+    }
+    out
 }
 
 /// Runs `polis status`.
@@ -28,55 +109,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let status = admin::status(&args.node).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
-        return Ok(());
-    }
-    let leader = status["leader_id"].as_u64();
-    let last_index = status["last_log_index"].as_u64().unwrap_or(0);
-    println!(
-        "node {} ({})  leader {}  term {}  committed {}  applied {}  keys {}",
-        opt(&status["node_id"]),
-        opt(&status["state"]),
-        opt(&status["leader_id"]),
-        opt(&status["term"]),
-        opt(&status["committed"]),
-        opt(&status["applied"]),
-        opt(&status["keys"]),
-    );
-    println!();
-    println!(
-        "{:<6} {:<8} {:<22} {:<22} {:<10} {:<8}",
-        "ID", "ROLE", "RESP", "ADMIN", "MATCHED", "LAG"
-    );
-    if let Some(members) = status["members"].as_array() {
-        for member in members {
-            let id = member["node_id"].as_u64();
-            let role = if id == leader {
-                "leader"
-            } else if member["voter"].as_bool() == Some(true) {
-                "follower"
-            } else {
-                "learner"
-            };
-            let matched = member["matched"].as_u64();
-            let lag = match (leader == status["node_id"].as_u64(), matched) {
-                (true, Some(matched)) => last_index.saturating_sub(matched).to_string(),
-                _ => "-".into(),
-            };
-            println!(
-                "{:<6} {:<8} {:<22} {:<22} {:<10} {:<8}",
-                opt(&member["node_id"]),
-                role,
-                opt(&member["resp_addr"]),
-                opt(&member["admin_addr"]),
-                matched.map_or("-".into(), |matched| matched.to_string()),
-                lag,
-            );
-        }
-    }
-    if leader != status["node_id"].as_u64() {
-        println!(
-            "\n(matched and lag are known by the leader: ask it with --node <leader admin addr>)"
-        );
+    } else {
+        print!("{}", render(&status));
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ async fn wait_until_follower_has(cluster: &Cluster, id: u64, keys: u64) {
         Duration::from_secs(120),
         || async {
             let status = cluster.status(id).await?;
-            (status["keys"].as_u64()? == keys).then_some(())
+            (status["items"].as_u64()? == keys).then_some(())
         },
     )
     .await;

@@ -45,6 +45,51 @@ struct Inner {
     wait_replicas: Option<(u32, u64)>,
 }
 
+/// Returns the slot table of the cluster `connection` belongs to (the
+/// primary of each range, from CLUSTER SLOTS), or `None` when it is no
+/// cluster or the answer is unusable.
+pub(super) async fn cluster_slots(
+    connection: &mut MultiplexedConnection,
+) -> Option<Vec<(u16, u16, String)>> {
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(connection)
+        .await
+        .ok()?;
+    let Value::Array(ranges) = reply else {
+        return None;
+    };
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    };
+    let number = |value: &Value| match value {
+        Value::Int(number) => u16::try_from(*number).ok(),
+        _ => None,
+    };
+    let mut table = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            return None;
+        };
+        let (Some(start), Some(end), Some(Value::Array(primary))) = (
+            fields.first().and_then(number),
+            fields.get(1).and_then(number),
+            fields.get(2),
+        ) else {
+            return None;
+        };
+        let host = primary.first().and_then(text)?;
+        let port = match primary.get(1)? {
+            Value::Int(port) => *port,
+            _ => return None,
+        };
+        table.push((start, end, format!("{host}:{port}")));
+    }
+    Some(table)
+}
+
 /// Opens a multiplexed connection to `addr` and checks it answers PING.
 ///
 /// # Errors
@@ -88,8 +133,12 @@ impl RespConnection {
         } else {
             None
         };
+        let mut routes = routes;
         let first = routes.address(0);
-        let connection = open(&first).await?;
+        let mut connection = open(&first).await?;
+        if let Some(table) = cluster_slots(&mut connection).await {
+            routes.learn(&table);
+        }
         let by_addr = HashMap::from([(first, connection)]);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -212,7 +261,9 @@ impl RespConnection {
                     .filter(|_| error.kind() == ErrorKind::Moved)
                 {
                     // Learn it now, so the one-by-one retries go there.
-                    lock(&self.inner.routes).moved(slot, to);
+                    let to: Arc<str> = Arc::from(to);
+                    lock(&self.inner.routes).moved(slot, &to);
+                    self.refresh_slots(&to).await;
                 } else if let Some(addr) = destination {
                     self.forget_if_broken(addr, &error);
                 }
@@ -269,6 +320,7 @@ impl RespConnection {
                     ErrorKind::Moved => {
                         let (to, slot) = redirect(&error)?;
                         lock(&self.inner.routes).moved(slot, &to);
+                        self.refresh_slots(&Arc::from(to.as_str())).await;
                     }
                     ErrorKind::Ask => ask = Some(redirect(&error)?.0),
                     _ => {
@@ -297,6 +349,17 @@ impl RespConnection {
             ));
         }
         Ok(())
+    }
+
+    /// Asks `addr` for the slot table after a MOVED: a cluster's layout
+    /// changed (or was never learned), and one redirect per slot would be
+    /// slow to learn it.
+    async fn refresh_slots(&self, addr: &Arc<str>) {
+        if let Ok(mut connection) = self.connection(addr).await {
+            if let Some(table) = cluster_slots(&mut connection).await {
+                lock(&self.inner.routes).learn(&table);
+            }
+        }
     }
 
     /// Returns the connection to `addr`, opening it if needed.

@@ -13,7 +13,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{Cmd, ErrorKind, Value};
 use tokio::task::JoinSet;
 
-use super::resp::{load_commands, open, redirect, RespOptions};
+use super::resp::{cluster_slots, load_commands, open, redirect, RespOptions};
 use super::routes::{self, Routes};
 use crate::limits::{LOAD_BATCH_KEYS, LOAD_CONNECTIONS_MAX, REDIRECTS_MAX, REQUEST_TIMEOUT};
 
@@ -58,6 +58,14 @@ async fn load_part(
         connections: HashMap::new(),
         written: HashSet::new(),
     };
+    // A cluster's slot table first, so batches go straight to each slot's
+    // primary instead of being redirected slot by slot.
+    let seed = loader_state.routes.address(0);
+    if let Ok(mut connection) = loader_state.connection(&seed).await {
+        if let Some(table) = cluster_slots(&mut connection).await {
+            loader_state.routes.learn(&table);
+        }
+    }
     let batch_keys = LOAD_BATCH_KEYS as u64;
     let mut first = loader as u64 * batch_keys;
     let mut loaded = 0;
@@ -114,9 +122,19 @@ impl Loader {
                     Ok(_) => {
                         self.written.insert(addr);
                     }
-                    Err(error) if error.kind() == ErrorKind::Moved && redirects < REDIRECTS_MAX => {
+                    Err(error)
+                        if error.redirect_node().is_some()
+                            && error.kind() != ErrorKind::Ask
+                            && redirects < REDIRECTS_MAX =>
+                    {
                         let (to, slot) = redirect(&error)?;
                         self.routes.moved(slot, &to);
+                        let to: Arc<str> = Arc::from(to.as_str());
+                        if let Ok(mut connection) = self.connection(&to).await {
+                            if let Some(table) = cluster_slots(&mut connection).await {
+                                self.routes.learn(&table);
+                            }
+                        }
                         redirects += 1;
                         continue 'attempt;
                     }

@@ -1,6 +1,7 @@
 //! Where a RESP request goes: the address that owns the key's slot, as
-//! learned from MOVED replies, else the address the last MOVED pointed to
-//! (in a cluster where one group owns every slot that is the leader, so
+//! CLUSTER SLOTS said (asked when a connection opens and after every
+//! MOVED) or a MOVED reply taught, else the address the last MOVED pointed
+//! to (in a cluster where one group owns every slot that is the leader, so
 //! one redirect teaches the whole keyspace), else the first address.
 
 use std::collections::HashMap;
@@ -71,6 +72,17 @@ impl Routes {
             .unwrap_or_else(|| self.default.clone())
     }
 
+    /// Learns a whole slot table (CLUSTER SLOTS: ranges and the address
+    /// of each range's primary).
+    pub fn learn(&mut self, table: &[(u16, u16, String)]) {
+        for (start, end, addr) in table {
+            let addr: Arc<str> = Arc::from(addr.as_str());
+            for slot in *start..=(*end).min(SLOTS - 1) {
+                self.by_slot.insert(slot, addr.clone());
+            }
+        }
+    }
+
     /// Learns from `MOVED slot addr`.
     pub fn moved(&mut self, slot: u16, addr: &str) {
         let addr: Arc<str> = Arc::from(addr);
@@ -117,6 +129,17 @@ mod tests {
         routes.moved(8, "a:1");
         assert_eq!(&*routes.address(7), "c:3");
         assert_eq!(&*routes.address(9), "a:1");
+    }
+
+    #[test]
+    fn a_slot_table_routes_each_slot_to_its_primary() {
+        let seeds = vec!["a:1".to_string()];
+        let mut routes = Routes::new(&seeds, 0);
+        routes.learn(&[(0, 99, "b:2".to_string()), (100, 16383, "c:3".to_string())]);
+        assert_eq!(&*routes.address(0), "b:2");
+        assert_eq!(&*routes.address(99), "b:2");
+        assert_eq!(&*routes.address(100), "c:3");
+        assert_eq!(&*routes.address(16383), "c:3");
     }
 
     #[test]

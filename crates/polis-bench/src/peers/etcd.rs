@@ -18,6 +18,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct EtcdCluster {
     processes: Vec<ServerProcess>,
     client_addrs: Vec<String>,
+    _ports: polis_client::ports::PortLease,
 }
 
 impl EtcdCluster {
@@ -28,7 +29,7 @@ impl EtcdCluster {
     /// Returns an error if a member cannot be started or is not healthy in time.
     pub async fn start(exe: &Path, dir: PathBuf) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let ports = free_ports(2 * MEMBERS)?;
+        let (ports, lease) = free_ports(2 * MEMBERS)?;
         let (client_ports, peer_ports) = ports.split_at(MEMBERS);
         let name = |index: usize| format!("etcd-{}", index + 1);
         let initial_cluster = peer_ports
@@ -64,6 +65,7 @@ impl EtcdCluster {
         let mut cluster = Self {
             processes,
             client_addrs,
+            _ports: lease,
         };
         let addrs = cluster.client_addrs.clone();
         let ready = wait_until("etcd", &mut cluster.processes, READY_TIMEOUT, || {

@@ -27,11 +27,13 @@ impl PolisCluster {
     /// # Errors
     /// Returns an error if a node cannot be started or no leader is elected.
     pub async fn start(exe: &Path, dir: PathBuf, server_args: &[String]) -> anyhow::Result<Self> {
+        let (nodes, ports) = free_addrs(NODES)?;
         let config = LocalClusterConfig {
             exe: exe.to_path_buf(),
             data_dir: dir,
-            nodes: free_addrs(NODES)?,
+            nodes,
             server_args: server_args.to_vec(),
+            ports: Some(ports),
         };
         let mut cluster = LocalCluster::start(config)?;
         match cluster.wait_for_leader(LEADER_TIMEOUT).await {

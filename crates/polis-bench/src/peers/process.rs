@@ -93,19 +93,14 @@ impl ServerProcess {
     }
 }
 
-/// Returns a port on 127.0.0.1 that was free a moment ago. The listener
-/// is held until `count` ports are picked, so they are all distinct.
+/// Returns `count` distinct ports on 127.0.0.1, leased (see
+/// `polis_client::ports`): keep the lease while the servers run.
 ///
 /// # Errors
-/// Returns an error if no port can be bound.
-pub fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|listener| Ok(listener.local_addr()?.port()))
-        .collect()
+/// Returns an error if not enough ports are free.
+pub fn free_ports(count: usize) -> anyhow::Result<(Vec<u16>, polis_client::ports::PortLease)> {
+    let lease = polis_client::ports::reserve(count)?;
+    Ok((lease.ports().to_vec(), lease))
 }
 
 /// Waits, polling every 50 ms, until `ready` returns true or `timeout`

@@ -32,6 +32,7 @@ pub struct RedisServers {
     setup: RedisSetup,
     processes: Vec<ServerProcess>,
     addrs: Vec<String>,
+    _ports: polis_client::ports::PortLease,
 }
 
 impl RedisServers {
@@ -46,7 +47,7 @@ impl RedisServers {
         } else {
             1
         };
-        let ports = free_ports(count)?;
+        let (ports, lease) = free_ports(count)?;
         let mut processes = Vec::new();
         for (index, port) in ports.iter().enumerate() {
             let name = if index == 0 {
@@ -101,6 +102,7 @@ impl RedisServers {
             setup,
             processes,
             addrs,
+            _ports: lease,
         };
         let addrs = servers.addrs.clone();
         let ready = wait_until("redis", &mut servers.processes, READY_TIMEOUT, || {

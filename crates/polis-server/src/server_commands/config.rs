@@ -62,13 +62,15 @@ pub fn debug(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
         "log" => Ok(Reply::ok()),
         "set-active-expire" => Ok(Reply::ok()),
         "snapshot" => {
-            // polis extension: build a Raft snapshot now.
-            let group = node.group.clone();
-            tokio::spawn(async move {
-                if let Err(error) = group.trigger_snapshot().await {
-                    tracing::warn!(%error, "snapshot trigger failed");
-                }
-            });
+            // polis extension: build a Raft snapshot of every shard
+            // replica on this node now.
+            for group in node.shards().into_values() {
+                tokio::spawn(async move {
+                    if let Err(error) = group.trigger_snapshot().await {
+                        tracing::warn!(%error, "snapshot trigger failed");
+                    }
+                });
+            }
             Ok(Reply::ok())
         }
         other => Err(ReplyError::err(format!(

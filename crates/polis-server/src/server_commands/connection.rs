@@ -71,10 +71,11 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
             info.name = Some(name);
         }
     });
-    let role = if node.group.is_leader() {
-        "master"
-    } else {
+    // A node that leads a shard is a master, as CLUSTER NODES shows it.
+    let role = if node.led_shards().is_empty() {
         "replica"
+    } else {
+        "master"
     };
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),

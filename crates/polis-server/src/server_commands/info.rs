@@ -62,18 +62,30 @@ pub fn info(node: &Arc<Node>, args: &[Bytes]) -> Reply {
 
 fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
     let stats = &node.stats;
-    let (keys, expires, expired_keys, used_memory) = {
-        let state = node.group.state().read();
+    // The keyspace a node reports is the shards it leads, as a Redis
+    // Cluster master reports its own; memory is every replica it holds.
+    let led = node.led_shards();
+    let (mut keys, mut expires, mut expired_keys) = (0usize, 0usize, 0u64);
+    for group in &led {
+        let state = group.state().read();
         let db = &state.app.db;
+        keys += db.len();
+        expires += db.expires_len();
+        expired_keys += db.stats().expired_keys;
+    }
+    let hosted = node.shards();
+    let used_memory: u64 = hosted
+        .values()
+        .map(|group| group.state().read().app.db.used_memory() as u64)
+        .sum();
+    let (last_log_index, snapshot_index) = hosted.values().fold((0, 0), |(log, snap), group| {
+        let status = group.status();
         (
-            db.len(),
-            db.expires_len(),
-            db.stats().expired_keys,
-            db.used_memory() as u64,
+            log + status.last_log_index.unwrap_or(0),
+            snap + status.snapshot_index.unwrap_or(0),
         )
-    };
-    let status = node.group.status();
-    let leader = node.group.is_leader();
+    });
+    let leader = !led.is_empty();
     let _ = match section {
         "server" => write!(
             text,
@@ -102,8 +114,8 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         "persistence" => write!(
             text,
             "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\nraft_last_log_index:{}\r\nraft_snapshot_index:{}\r\n",
-            status.last_log_index.unwrap_or(0),
-            status.snapshot_index.unwrap_or(0),
+            last_log_index,
+            snapshot_index,
         ),
         "stats" => write!(
             text,
@@ -121,27 +133,25 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         "replication" => {
             let _ = write!(
                 text,
-                "# Replication\r\nrole:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_committed_index:{}\r\nraft_applied_index:{}\r\n",
+                "# Replication\r\nrole:{}\r\ncluster_map_version:{}\r\nshards_led:{}\r\nshards_hosted:{}\r\n",
                 if leader { "master" } else { "slave" },
-                status.term,
-                status.leader_id.map_or(0, polis_types::ReplicaId::get),
-                status.committed.unwrap_or(0),
-                status.applied.unwrap_or(0),
+                node.map.version(),
+                led.len(),
+                hosted.len(),
             );
-            let others: Vec<_> = status.members.iter().filter(|member| member.node_id != status.node_id).collect();
-            if leader {
-                let _ = write!(text, "connected_slaves:{}\r\n", others.len());
-                for (index, member) in others.iter().enumerate() {
-                    let (host, port) = member.resp_addr.rsplit_once(':').unwrap_or((&member.resp_addr, "0"));
-                    let _ = write!(
-                        text,
-                        "slave{index}:ip={host},port={port},state=online,offset={},lag=0\r\n",
-                        member.matched.unwrap_or(0)
-                    );
+            if !leader {
+                let leader_addr = hosted
+                    .keys()
+                    .next()
+                    .and_then(|shard| node.leader_of(*shard))
+                    .and_then(|leader| {
+                        node.view()
+                            .and_then(|view| view.map().resp_addr(leader).map(str::to_owned))
+                    });
+                if let Some(addr) = leader_addr {
+                    let (host, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
+                    let _ = write!(text, "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n");
                 }
-            } else if let Some(addr) = node.leader_resp_addr() {
-                let (host, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
-                let _ = write!(text, "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n");
             }
             Ok(())
         }

@@ -1,4 +1,5 @@
-//! The properties every run must keep, one per file. Each checker is a
+//! The properties every run must keep, one per file. The Raft ones hold
+//! per group (each group is a Raft cluster of its own). Each checker is a
 //! pure function of what it is shown (trace events, logs, the client
 //! history), so a test can feed it a fabricated bad trace and see it fail.
 //!
@@ -9,6 +10,8 @@
 //! | `committed_kept`      | a committed entry is in every later leader's log|
 //! | `applied_monotonic`   | a node's applied index never goes back          |
 //! | `applied_agree`       | every node applies the same entry at an index   |
+//! | `ownership`           | one shard owns a slot per map version, at apply |
+//! | `map_monotonic`       | a node never routes from an older map           |
 //! | `linearizable`        | the client history is linearizable              |
 //! | `progress`            | clients succeed again once the faults stop      |
 
@@ -17,6 +20,8 @@ pub mod applied_monotonic;
 pub mod committed_kept;
 pub mod linearizable;
 pub mod log_matching;
+pub mod map_monotonic;
+pub mod ownership;
 pub mod progress;
 pub mod single_leader;
 
@@ -69,6 +74,11 @@ impl GroupMonitor {
 #[derive(Default)]
 pub struct Monitor {
     groups: BTreeMap<GroupId, GroupMonitor>,
+    /// Every node's crashes and restarts so far, replayed to the monitor
+    /// of a group first seen later.
+    node_events: Vec<TraceEvent>,
+    ownership: ownership::Ownership,
+    map_monotonic: map_monotonic::MapMonotonic,
     violations: Vec<Violation>,
 }
 
@@ -86,9 +96,19 @@ impl Monitor {
             _ => None,
         };
         let mut results = Vec::new();
+        if matches!(event, TraceEvent::Crash { .. } | TraceEvent::Restart { .. }) {
+            self.node_events.push(event.clone());
+        }
         match group {
             Some(group) => {
-                let monitor = self.groups.entry(group).or_default();
+                let node_events = &self.node_events;
+                let monitor = self.groups.entry(group).or_insert_with(|| {
+                    let mut monitor = GroupMonitor::default();
+                    for past in node_events {
+                        let _ = monitor.observe(past);
+                    }
+                    monitor
+                });
                 results.extend(monitor.observe(event).into_iter().map(|r| (group, r)));
             }
             None => {
@@ -103,6 +123,19 @@ impl Monitor {
                     invariant,
                     time_us: stamped.time_us,
                     detail: format!("group {group}: {detail}"),
+                });
+            }
+        }
+        let cluster_wide = [
+            (ownership::NAME, self.ownership.observe(event)),
+            (map_monotonic::NAME, self.map_monotonic.observe(event)),
+        ];
+        for (invariant, result) in cluster_wide {
+            if let Err(detail) = result {
+                self.push(Violation {
+                    invariant,
+                    time_us: stamped.time_us,
+                    detail,
                 });
             }
         }

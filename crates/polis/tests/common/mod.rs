@@ -1,22 +1,22 @@
-//! A harness that runs real `polis server` processes on loopback ports
-//! picked by the OS, and waits for conditions with deadlines.
+//! A harness that runs real `polis server` processes on leased loopback
+//! ports (`polis_client::ports`), and waits for conditions with deadlines.
+//!
+//! A cluster has one shard unless the test asks for more (`--shards N`
+//! among its arguments): most tests are about one Raft group, its leader
+//! and its followers, and read the status of that shard's replicas.
 
 #![allow(dead_code)]
 
 pub mod client;
+pub mod probe;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// Returns a loopback address with a port the OS just had free.
-pub fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").to_string()
-}
 
 /// Polls `probe` every 25 ms until it returns `Some`, or panics after
 /// `timeout` naming `what`.
@@ -54,26 +54,39 @@ pub struct Cluster {
     pub nodes: Vec<NodeSpec>,
     children: Vec<Option<Child>>,
     extra_args: Vec<String>,
+    _ports: polis_client::ports::PortLease,
     _dir: tempfile::TempDir,
 }
 
+/// The shard the single-shard tests look at.
+pub const SHARD: u64 = 1;
+
 impl Cluster {
-    /// Starts `count` nodes with `extra_args` passed to each server.
+    /// Starts `count` nodes with `extra_args` passed to each server (one
+    /// shard unless they say `--shards`).
     pub fn start(count: u64, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let ports = polis_client::ports::reserve(3 * count as usize).expect("free ports");
+        let addrs = ports.addrs();
         let nodes: Vec<NodeSpec> = (1..=count)
-            .map(|id| NodeSpec {
+            .zip(addrs.chunks(3))
+            .map(|(id, chunk)| NodeSpec {
                 id,
-                resp: free_addr(),
-                admin: free_addr(),
-                peer: free_addr(),
+                resp: chunk[0].clone(),
+                admin: chunk[1].clone(),
+                peer: chunk[2].clone(),
                 data: dir.path().join(format!("node-{id}")),
             })
             .collect();
+        let mut extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+        if !extra_args.iter().any(|arg| arg == "--shards") {
+            extra_args.extend(["--shards".to_owned(), "1".to_owned()]);
+        }
         let mut cluster = Cluster {
             children: nodes.iter().map(|_| None).collect(),
             nodes,
-            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            extra_args,
+            _ports: ports,
             _dir: dir,
         };
         for id in 1..=count {
@@ -177,29 +190,73 @@ impl Cluster {
         self.children[(id - 1) as usize].is_some()
     }
 
-    /// Returns node `id`'s /status JSON, if it answers.
-    pub async fn status(&self, id: u64) -> Option<serde_json::Value> {
+    /// Returns node `id`'s /status JSON (the whole cluster as it sees
+    /// it), if it answers.
+    pub async fn cluster_status(&self, id: u64) -> Option<serde_json::Value> {
         polis_client::admin::status(&self.node(id).admin).await.ok()
     }
 
-    /// Waits until a running node reports a leader that is running, and
-    /// returns the leader's id.
+    /// Returns node `id`'s own replica of group `group` as it reports it
+    /// (`state`, `term`, `applied`, `snapshot_index`, `items`...).
+    pub async fn replica_status(&self, id: u64, group: u64) -> Option<serde_json::Value> {
+        let status = self.cluster_status(id).await?;
+        status["replicas"]
+            .as_array()?
+            .iter()
+            .find(|replica| replica["group_id"].as_u64() == Some(group))
+            .cloned()
+    }
+
+    /// Returns node `id`'s replica of [`SHARD`], if it answers.
+    pub async fn status(&self, id: u64) -> Option<serde_json::Value> {
+        self.replica_status(id, SHARD).await
+    }
+
+    /// Waits until the cluster is ready (every shard serving) and a
+    /// running node leads [`SHARD`]; returns that node's id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
         wait_for("a leader", timeout, || async {
             for node in &self.nodes {
                 if !self.is_running(node.id) {
                     continue;
                 }
-                let Some(status) = self.status(node.id).await else {
+                let Some(status) = self.cluster_status(node.id).await else {
                     continue;
                 };
-                if status["state"] == "Leader" {
-                    return Some(node.id);
+                if status["state"] != "ok" {
+                    continue;
+                }
+                let leader = polis_client::admin::shard_leader(&status, SHARD)?.0;
+                if self.is_running(leader) && self.status(leader).await?["state"] == "Leader" {
+                    return Some(leader);
                 }
             }
             None
         })
         .await
+    }
+
+    /// Waits until a running node says every shard serves; returns its
+    /// status.
+    pub async fn wait_ready(&self, timeout: Duration) -> serde_json::Value {
+        wait_for("every shard serving", timeout, || async {
+            for node in &self.nodes {
+                if !self.is_running(node.id) {
+                    continue;
+                }
+                let status = self.cluster_status(node.id).await?;
+                if status["state"] == "ok" {
+                    return Some(status);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Returns the addresses of the RESP listeners of every node.
+    pub fn resp_addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|node| node.resp.clone()).collect()
     }
 
     /// Waits until node `id` has taken a snapshot.
@@ -229,8 +286,17 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // Show what the nodes said, so a failure in CI can be read.
+            // Show what the nodes said, so a failure in CI can be read;
+            // POLIS_TEST_LOGS=<dir> keeps whole logs there too.
+            let keep = std::env::var_os("POLIS_TEST_LOGS").map(std::path::PathBuf::from);
             for node in &self.nodes {
+                if let Some(keep) = &keep {
+                    let _ = std::fs::create_dir_all(keep);
+                    let _ = std::fs::copy(
+                        node.data.with_extension("log"),
+                        keep.join(format!("node-{}.log", node.id)),
+                    );
+                }
                 let log =
                     std::fs::read_to_string(node.data.with_extension("log")).unwrap_or_default();
                 let lines: Vec<&str> = log.lines().collect();
@@ -255,4 +321,44 @@ impl Drop for Cluster {
             let _ = child.wait();
         }
     }
+}
+
+/// Returns each shard's leader node, as `status` (a node's /status) says.
+pub fn shard_leaders(status: &serde_json::Value) -> BTreeMap<u64, u64> {
+    status["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|shard| Some((shard["id"].as_u64()?, shard["leader_node"].as_u64()?)))
+        .collect()
+}
+
+/// Returns each shard's term, as `status` says.
+pub fn shard_terms(status: &serde_json::Value) -> BTreeMap<u64, u64> {
+    status["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|shard| Some((shard["id"].as_u64()?, shard["term"].as_u64()?)))
+        .collect()
+}
+
+/// Returns a key of each shard (in its first slot range), as `status` says.
+pub fn shard_keys(status: &serde_json::Value, label: &str) -> BTreeMap<u64, String> {
+    status["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|shard| {
+            let id = shard["id"].as_u64()?;
+            let range = shard["slots"].as_array()?.first()?.as_str()?;
+            let (start, end) = range.split_once('-').unwrap_or((range, range));
+            let key = probe::key_in(
+                start.parse().ok()?,
+                end.parse().ok()?,
+                &format!("{label}:{id}"),
+            );
+            Some((id, key))
+        })
+        .collect()
 }

@@ -1,0 +1,380 @@
+//! How a node comes to know the cluster map and its place in it.
+//!
+//! ```text
+//!   identity file?  yes ─> reopen: the cached map, then the meta group's
+//!                   no  ─> ask the members for a map
+//!                          someone has one ─> register with the meta leader
+//!                                             (a node seen before gets new replica ids)
+//!                          nobody has one  ─> the creator (--init, or the lowest member id
+//!                                             once a majority answer empty) creates it
+//! ```
+//!
+//! The identity file (cluster id, node id, incarnation) and the cached map
+//! are written before any group starts, so a data directory with groups
+//! but no identity is from an older polis and is refused. A node never
+//! reuses a replica id: a node with empty storage always registers, and
+//! registration replaces every replica it had before.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use polis_cluster::{ClusterMap, Layout, NodeAddrs, ENTRY_FORMAT_MAX};
+use polis_raft::PeerAddr;
+use polis_types::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::node::{Node, ServerError};
+use crate::rpc::{self, NodeAnswer, NodeRequest};
+
+/// The file naming the node's place in its cluster.
+pub const IDENTITY_FILE: &str = "node-identity";
+/// The file holding the newest cluster map the node adopted.
+pub const MAP_FILE: &str = "cluster-map";
+/// The token of this data directory's registration, saved before the
+/// node first asks to register.
+pub const TOKEN_FILE: &str = "registration-token";
+
+/// How long between two rounds of asking the members.
+const ASK_EVERY: Duration = Duration::from_millis(200);
+/// How often a waiting node says what it waits for.
+const SAY_EVERY: Duration = Duration::from_secs(5);
+
+/// Who this node is in which cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub cluster_id: u64,
+    pub node: NodeId,
+    /// The incarnation the map gave this data directory.
+    pub incarnation: u64,
+}
+
+/// Returns the identity and the cached map stored on the node, if any.
+fn stored(node: &Node) -> Result<(Option<Identity>, Option<ClusterMap>), ServerError> {
+    let storage = node.host.storage();
+    let identity = storage
+        .read_file(IDENTITY_FILE)
+        .map_err(ServerError::Storage)?
+        .map(|bytes| postcard::from_bytes::<Identity>(&bytes))
+        .transpose()
+        .map_err(|error| ServerError::Bootstrap(format!("{IDENTITY_FILE}: {error}")))?;
+    let map = storage
+        .read_file(MAP_FILE)
+        .map_err(ServerError::Storage)?
+        .map(|bytes| postcard::from_bytes::<ClusterMap>(&bytes))
+        .transpose()
+        .map_err(|error| ServerError::Bootstrap(format!("{MAP_FILE}: {error}")))?;
+    Ok((identity, map))
+}
+
+/// Writes `map` as the node's cached map.
+///
+/// # Errors
+/// Returns an error if the file cannot be written.
+pub async fn save_map(node: &Node, map: &ClusterMap) -> std::io::Result<()> {
+    let bytes = postcard::to_stdvec(map).map_err(std::io::Error::other)?;
+    node.host.storage().write_file(MAP_FILE, &bytes).await
+}
+
+async fn save_identity(node: &Node, identity: &Identity) -> Result<(), ServerError> {
+    let bytes =
+        postcard::to_stdvec(identity).map_err(|error| ServerError::Bootstrap(error.to_string()))?;
+    node.host
+        .storage()
+        .write_file(IDENTITY_FILE, &bytes)
+        .await
+        .map_err(ServerError::Storage)?;
+    node.has_data.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Brings the node to a map and an identity: reopened, created or
+/// registered (see the module documentation). The map is adopted.
+///
+/// # Errors
+/// Returns an error if the data directory is another node's, of another
+/// format, or storage fails.
+pub async fn establish(node: &Arc<Node>) -> Result<Identity, ServerError> {
+    let (identity, cached) = stored(node)?;
+    let stored_groups = node.host.stored_groups().map_err(ServerError::Storage)?;
+    match identity {
+        Some(identity) => {
+            node.has_data.store(true, Ordering::Relaxed);
+            if identity.node != node.config.node_id {
+                return Err(ServerError::Bootstrap(format!(
+                    "the data directory {} belongs to node {}, not node {}",
+                    node.config.data_dir.display(),
+                    identity.node,
+                    node.config.node_id
+                )));
+            }
+            let map = match cached {
+                Some(map) => map,
+                None => wait_for_map(node).await,
+            };
+            check_incarnation(&identity, &map)?;
+            node.map.adopt(map);
+            Ok(identity)
+        }
+        None if !stored_groups.is_empty() => Err(ServerError::Bootstrap(format!(
+            "the data directory {} holds Raft groups but no {IDENTITY_FILE}: it was written by an \
+             older polis; move it away and start with an empty directory",
+            node.config.data_dir.display()
+        ))),
+        None => join_or_create(node).await,
+    }
+}
+
+/// Refuses a data directory the cluster has since replaced: the map gave
+/// this node a newer incarnation (it registered again with other storage).
+fn check_incarnation(identity: &Identity, map: &ClusterMap) -> Result<(), ServerError> {
+    if map.cluster_id != identity.cluster_id {
+        return Err(ServerError::Bootstrap(format!(
+            "the cached map is of cluster {:x}, the identity of cluster {:x}",
+            map.cluster_id, identity.cluster_id
+        )));
+    }
+    match map.node(identity.node) {
+        Some(record) if record.incarnation == identity.incarnation => Ok(()),
+        Some(record) => Err(ServerError::Bootstrap(format!(
+            "node {} is in incarnation {} of the cluster, this data directory was made for \
+             incarnation {}: empty it to rejoin",
+            identity.node, record.incarnation, identity.incarnation
+        ))),
+        None => Err(ServerError::Bootstrap(format!(
+            "node {} is not in the cached cluster map",
+            identity.node
+        ))),
+    }
+}
+
+/// What one member answered.
+struct Answer {
+    member: NodeId,
+    map: Option<ClusterMap>,
+    has_data: bool,
+    meta_leader: Option<NodeId>,
+}
+
+/// Asks every other member for its map, concurrently.
+async fn ask_members(node: &Arc<Node>) -> Vec<Answer> {
+    let asks = node
+        .config
+        .members
+        .iter()
+        .filter(|member| member.id != node.config.node_id)
+        .map(|member| {
+            let to = PeerAddr {
+                node: member.id,
+                addr: member.peer_addr.clone(),
+            };
+            let node = node.clone();
+            async move {
+                match rpc::call(&node, &to, &NodeRequest::GetMap).await {
+                    Ok(NodeAnswer::Map {
+                        map,
+                        has_data,
+                        meta_leader,
+                    }) => Some(Answer {
+                        member: to.node,
+                        map,
+                        has_data,
+                        meta_leader,
+                    }),
+                    _ => None,
+                }
+            }
+        });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Waits until some member has a map; returns the newest seen.
+async fn wait_for_map(node: &Arc<Node>) -> ClusterMap {
+    let mut said = tokio::time::Instant::now();
+    loop {
+        let newest = ask_members(node)
+            .await
+            .into_iter()
+            .filter_map(|answer| answer.map)
+            .max_by_key(|map| map.version);
+        if let Some(map) = newest {
+            return map;
+        }
+        if said.elapsed() >= SAY_EVERY {
+            tracing::warn!("no cached cluster map and no member answers with one; waiting");
+            said = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(ASK_EVERY).await;
+    }
+}
+
+/// Returns the member that creates the map when no node says `--init`.
+fn default_creator(node: &Node) -> Option<NodeId> {
+    node.config.members.iter().map(|member| member.id).min()
+}
+
+async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
+    let me = node.config.node_id;
+    let creator = node.config.init || default_creator(node) == Some(me);
+    let members = node.config.members.len();
+    let mut said = tokio::time::Instant::now();
+    loop {
+        let answers = ask_members(node).await;
+        let with_map: Vec<&Answer> = answers
+            .iter()
+            .filter(|answer| answer.map.is_some())
+            .collect();
+        if !with_map.is_empty() {
+            let leader = with_map.iter().find_map(|answer| answer.meta_leader);
+            let hint = leader.or_else(|| with_map.first().map(|answer| answer.member));
+            if let Some(identity) = register(node, hint).await? {
+                return Ok(identity);
+            }
+        } else if creator {
+            // A majority that answers with no data means no cluster exists
+            // among these members: a wiped node alone cannot tell, so it
+            // waits for the others rather than start a second cluster.
+            let empty = answers.iter().filter(|answer| !answer.has_data).count() + 1;
+            if node.config.init || empty * 2 > members {
+                return create(node).await;
+            }
+        }
+        if said.elapsed() >= SAY_EVERY {
+            let reachable: Vec<String> = answers.iter().map(|a| a.member.to_string()).collect();
+            tracing::warn!(
+                creator,
+                reachable = %reachable.join(","),
+                members,
+                "waiting for the cluster map (the creator needs a majority of the members up)"
+            );
+            said = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(ASK_EVERY).await;
+    }
+}
+
+/// Creates the cluster: the first map, written with the identity before
+/// the meta group starts with this node as its only voter.
+async fn create(node: &Arc<Node>) -> Result<Identity, ServerError> {
+    let nodes: BTreeMap<NodeId, NodeAddrs> = node
+        .config
+        .members
+        .iter()
+        .map(|member| {
+            let addrs = NodeAddrs {
+                peer: member.peer_addr.clone(),
+                resp: member.resp_addr.clone(),
+                admin: member.admin_addr.clone(),
+            };
+            (member.id, addrs)
+        })
+        .collect();
+    let layout = Layout {
+        cluster_id: polis_raft::runtime::random_u64(),
+        nodes,
+        shards: node.config.shape.shards,
+        replication: node.config.shape.replicas,
+        creator: node.config.node_id,
+        entry_format: ENTRY_FORMAT_MAX,
+    };
+    let map = layout
+        .map()
+        .map_err(|error| ServerError::Bootstrap(format!("cannot lay out the cluster: {error}")))?;
+    let identity = Identity {
+        cluster_id: map.cluster_id,
+        node: node.config.node_id,
+        incarnation: 1,
+    };
+    save_map(node, &map).await.map_err(ServerError::Storage)?;
+    save_identity(node, &identity).await?;
+    tracing::info!(
+        cluster_id = format!("{:x}", map.cluster_id),
+        nodes = map.nodes.len(),
+        shards = map.shards.len(),
+        "created the cluster map"
+    );
+    node.map.adopt(map);
+    Ok(identity)
+}
+
+/// Returns this data directory's registration token, making and saving
+/// one the first time.
+async fn registration_token(node: &Node) -> Result<u64, ServerError> {
+    let storage = node.host.storage();
+    if let Some(bytes) = storage
+        .read_file(TOKEN_FILE)
+        .map_err(ServerError::Storage)?
+    {
+        if let Ok(bytes) = <[u8; 8]>::try_from(bytes.as_slice()) {
+            return Ok(u64::from_le_bytes(bytes));
+        }
+    }
+    let token = polis_raft::runtime::random_u64().max(1);
+    storage
+        .write_file(TOKEN_FILE, &token.to_le_bytes())
+        .await
+        .map_err(ServerError::Storage)?;
+    Ok(token)
+}
+
+/// Registers with the meta leader (trying `hint` first, then following
+/// its redirects); returns `None` when no meta leader answered yet.
+async fn register(node: &Arc<Node>, hint: Option<NodeId>) -> Result<Option<Identity>, ServerError> {
+    let me = node.config.node_id;
+    let token = registration_token(node).await?;
+    let request = NodeRequest::Register {
+        node: me,
+        entry_format_max: ENTRY_FORMAT_MAX,
+        token,
+    };
+    let mut target = hint;
+    // Bounded: a redirect chain longer than the member list is stale.
+    for _ in 0..=node.config.members.len() {
+        let Some(to) = target.and_then(|id| node.peer_addr(id)) else {
+            return Ok(None);
+        };
+        match rpc::call(node, &to, &request).await {
+            Ok(NodeAnswer::Registered(map)) => {
+                let incarnation = map.node(me).map_or(0, |record| record.incarnation);
+                let identity = Identity {
+                    cluster_id: map.cluster_id,
+                    node: me,
+                    incarnation,
+                };
+                save_map(node, &map).await.map_err(ServerError::Storage)?;
+                save_identity(node, &identity).await?;
+                tracing::info!(
+                    incarnation,
+                    map_version = map.version,
+                    "registered with the cluster"
+                );
+                node.map.adopt(map);
+                return Ok(Some(identity));
+            }
+            Ok(NodeAnswer::NotMetaLeader { leader }) if leader != target => target = leader,
+            Ok(NodeAnswer::Retry(reason)) => {
+                tracing::debug!(%reason, "registration not taken yet");
+                return Ok(None);
+            }
+            Ok(NodeAnswer::Refused(reason)) => {
+                return Err(ServerError::Bootstrap(format!(
+                    "the cluster refused to register node {me}: {reason}"
+                )))
+            }
+            Ok(other) => {
+                tracing::debug!(?other, "registration not taken yet");
+                return Ok(None);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "registration not delivered");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,127 @@
+//! Pipelined requests of one connection: replies in order; consecutive
+//! plain writes wait and go to Raft as one log entry per shard, the
+//! shards' entries proposed concurrently. Any other command first flushes
+//! the waiting writes, so commands still take effect in the order the
+//! client sent them: two writes to one key always share a shard and keep
+//! their order inside its entry.
+//!
+//! The connection (and the simulation's clients) hand a pipeline here;
+//! nothing in it knows about sockets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use polis_resp::Reply;
+use polis_types::{limits, GroupId};
+
+use crate::connection::Session;
+use crate::dispatch::{self, Prepared};
+use crate::machine::Logged;
+use crate::node::Node;
+use crate::stats::Stats;
+
+/// Plain writes waiting to be proposed, by shard, with their places in
+/// the pipeline.
+#[derive(Default)]
+struct Waiting {
+    by_shard: BTreeMap<GroupId, Vec<(usize, Logged)>>,
+    count: usize,
+    bytes: usize,
+}
+
+fn len_bytes(logged: &Logged) -> usize {
+    logged.args.iter().map(Bytes::len).sum()
+}
+
+impl Waiting {
+    /// Returns true if `logged` may join within the batch limits.
+    fn fits(&self, logged: &Logged) -> bool {
+        self.count < limits::WRITE_BATCH_COMMANDS_MAX
+            && (self.count == 0 || self.bytes + len_bytes(logged) <= limits::WRITE_BATCH_BYTES_MAX)
+    }
+
+    fn push(&mut self, index: usize, shard: GroupId, logged: Logged) {
+        self.count += 1;
+        self.bytes += len_bytes(&logged);
+        self.by_shard
+            .entry(shard)
+            .or_default()
+            .push((index, logged));
+    }
+
+    /// Proposes the waiting writes, one entry per shard, all shards at
+    /// once, and puts each reply in its place.
+    async fn flush(&mut self, node: &Arc<Node>, replies: &mut [Option<Reply>]) {
+        if self.count == 0 {
+            return;
+        }
+        self.count = 0;
+        self.bytes = 0;
+        let batches = std::mem::take(&mut self.by_shard);
+        let proposals = batches.into_iter().map(|(shard, writes)| {
+            let (places, logged): (Vec<usize>, Vec<Logged>) = writes.into_iter().unzip();
+            async move { (places, dispatch::write_batch(node, shard, logged).await) }
+        });
+        for (places, answers) in futures::future::join_all(proposals).await {
+            for (place, reply) in places.into_iter().zip(answers) {
+                if let Some(slot) = replies.get_mut(place) {
+                    *slot = Some(reply);
+                }
+            }
+        }
+    }
+}
+
+/// Notes a command in the node's counters and the client's info.
+fn note_command(node: &Node, session: &Session, args: &[Bytes]) {
+    Stats::bump(&node.stats.commands_processed);
+    let Some(name) = args.first() else {
+        return;
+    };
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    node.clients.update(session.client_id, |info| {
+        info.last_command_at = Instant::now();
+        info.last_command.clone_from(&name);
+    });
+}
+
+/// Executes a pipeline of requests and returns their replies, in order.
+/// Stops after a request that closes the connection (QUIT); the replies
+/// then end with its own.
+pub async fn execute(
+    node: &Arc<Node>,
+    session: &mut Session,
+    requests: Vec<Vec<Bytes>>,
+) -> Vec<Reply> {
+    let mut replies: Vec<Option<Reply>> = vec![None; requests.len()];
+    let mut waiting = Waiting::default();
+    let mut last = requests.len();
+    for (index, args) in requests.into_iter().enumerate() {
+        note_command(node, session, &args);
+        match dispatch::prepare(node, args) {
+            Prepared::PlainWrite { shard, logged } => {
+                if !waiting.fits(&logged) {
+                    waiting.flush(node, &mut replies).await;
+                }
+                waiting.push(index, shard, logged);
+            }
+            Prepared::Other { routed, args } => {
+                waiting.flush(node, &mut replies).await;
+                replies[index] = Some(dispatch::execute_routed(node, session, routed, args).await);
+            }
+            Prepared::Failed(reply) => replies[index] = Some(reply),
+        }
+        if session.closing {
+            last = index + 1;
+            break;
+        }
+    }
+    waiting.flush(node, &mut replies).await;
+    replies
+        .into_iter()
+        .take(last)
+        .map(|reply| reply.unwrap_or(Reply::Null))
+        .collect()
+}

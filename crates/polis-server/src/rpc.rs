@@ -1,0 +1,120 @@
+//! Messages between nodes above Raft: fetching the cluster map,
+//! registering a node that starts with empty storage, and moving a shard's
+//! leadership. They travel on the peer connection (polis-raft's
+//! [`AppHandler`]), postcard-encoded.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use polis_cluster::ClusterMap;
+use polis_raft::{AppHandler, PeerAddr};
+use polis_types::{GroupId, NodeId};
+use serde::{Deserialize, Serialize};
+
+use crate::node::Node;
+
+/// A request from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeRequest {
+    /// What map do you have (and who leads the meta group)?
+    GetMap,
+    /// Register me: I started with empty storage. Sent to the meta leader.
+    /// A node saves its `token` before it first asks, so asking again after
+    /// a lost answer is the same registration.
+    Register {
+        node: NodeId,
+        entry_format_max: u32,
+        token: u64,
+    },
+    /// Hand the leadership of `shard` to your peer on `to`, if it is
+    /// caught up. Sent by the meta leader to the shard's leader.
+    MoveLeader { shard: GroupId, to: NodeId },
+}
+
+/// The answer to a [`NodeRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeAnswer {
+    Map {
+        map: Option<ClusterMap>,
+        /// The answering node holds data already (it is no fresh node).
+        has_data: bool,
+        /// The node that leads the meta group, as the answerer knows.
+        meta_leader: Option<NodeId>,
+    },
+    /// Registered; the map after the registration.
+    Registered(ClusterMap),
+    /// Not the meta leader; try `leader`.
+    NotMetaLeader { leader: Option<NodeId> },
+    /// The leadership move was started.
+    Moving,
+    /// The request was refused, and why.
+    Refused(String),
+    /// Not now (the meta group is busy or unavailable): ask again.
+    Retry(String),
+}
+
+/// How long a node message may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `request` to `to` and decodes the answer.
+///
+/// # Errors
+/// A message when the peer cannot be reached or answered garbage.
+pub async fn call(node: &Node, to: &PeerAddr, request: &NodeRequest) -> Result<NodeAnswer, String> {
+    let payload = postcard::to_stdvec(request).map_err(|error| error.to_string())?;
+    let answer = node
+        .host
+        .call_app(to, payload, CALL_TIMEOUT)
+        .await
+        .map_err(|error| error.to_string())?;
+    postcard::from_bytes(&answer).map_err(|error| format!("undecodable answer: {error}"))
+}
+
+/// Serves [`NodeRequest`]s for a node (held weakly: the node owns the host
+/// that owns this handler).
+pub struct Handler {
+    pub node: Weak<Node>,
+}
+
+impl AppHandler for Handler {
+    fn handle(
+        &self,
+        from: NodeId,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let node = self.node.upgrade();
+        Box::pin(async move {
+            let node = node.ok_or("the node is stopping")?;
+            let request: NodeRequest =
+                postcard::from_bytes(&payload).map_err(|error| format!("undecodable: {error}"))?;
+            let answer = answer(&node, from, request).await;
+            postcard::to_stdvec(&answer).map_err(|error| error.to_string())
+        })
+    }
+}
+
+async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAnswer {
+    match request {
+        NodeRequest::GetMap => NodeAnswer::Map {
+            map: node.map.current().map(|view| view.map().clone()),
+            has_data: node.has_data(),
+            meta_leader: node.meta_leader(),
+        },
+        NodeRequest::Register {
+            node: registering,
+            entry_format_max,
+            token,
+        } => {
+            if registering != from {
+                return NodeAnswer::Refused(format!(
+                    "node {from} cannot register node {registering}"
+                ));
+            }
+            crate::controller::register(node, registering, entry_format_max, token).await
+        }
+        NodeRequest::MoveLeader { shard, to } => {
+            crate::controller::move_leader(node, shard, to).await
+        }
+    }
+}

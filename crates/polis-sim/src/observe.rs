@@ -1,0 +1,142 @@
+//! What the simulation sees of every replica's state machine: each applied
+//! proposal goes to the trace (for the per-group invariants), each new map
+//! version the meta group applies is recorded once, and each write a shard
+//! applied for a slot is recorded with the ownership version it applied
+//! under (for the one-owner-per-slot invariant).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use polis_cluster::version::decode_entry;
+use polis_cluster::{ClusterMap, MetaCommand, MetaReply};
+use polis_raft::{AppliedEntry, ApplyObserver};
+use polis_server::machine::{Applied, Logged, Op};
+use polis_types::{GroupId, NodeId, META_GROUP};
+
+use crate::trace::{digest_extend, Trace, TraceEvent};
+
+/// The cluster map at every version any replica applied, built from the
+/// meta entries in the order the first replica applied them.
+#[derive(Clone, Default)]
+pub struct MapHistory {
+    maps: Arc<Mutex<BTreeMap<u64, ClusterMap>>>,
+}
+
+impl MapHistory {
+    /// Takes note of an applied meta entry; returns the map it made, the
+    /// first time that version is seen.
+    fn observe(&self, command: MetaCommand, reply: &MetaReply) -> Option<ClusterMap> {
+        let MetaReply::Applied { version } = reply else {
+            return None;
+        };
+        let mut maps = self
+            .maps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if maps.contains_key(version) {
+            return None;
+        }
+        let map = match command {
+            MetaCommand::Create(map) => map,
+            MetaCommand::Txn { expected, changes } => {
+                maps.get(&expected)?.apply(expected, &changes).ok()?
+            }
+        };
+        maps.insert(*version, map.clone());
+        Some(map)
+    }
+
+    /// Returns the newest map seen.
+    pub fn latest(&self) -> Option<ClusterMap> {
+        self.maps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .next_back()
+            .cloned()
+    }
+}
+
+/// The observer of one run (incarnation) of one node.
+pub struct Observer {
+    pub node: NodeId,
+    pub incarnation: u64,
+    /// Cleared when this run of the node crashes: whatever its leftover
+    /// tasks still apply is thrown away with it, unreported.
+    pub alive: Arc<AtomicBool>,
+    pub trace: Trace,
+    pub history: MapHistory,
+}
+
+impl ApplyObserver for Observer {
+    fn applied(&self, entry: &AppliedEntry<'_>) {
+        if !self.alive.load(Ordering::Relaxed) {
+            return;
+        }
+        let digest = digest_extend(
+            digest_extend(0, &entry.time_ms.to_le_bytes()),
+            entry.payload,
+        );
+        self.trace.record(TraceEvent::Applied {
+            node: self.node,
+            group: entry.group,
+            incarnation: self.incarnation,
+            index: entry.index,
+            digest,
+        });
+        if entry.group == META_GROUP {
+            let (Ok(command), Ok(reply)) = (
+                decode_entry::<MetaCommand>(entry.payload),
+                postcard::from_bytes::<MetaReply>(entry.answer),
+            ) else {
+                return;
+            };
+            if let Some(map) = self.history.observe(command, &reply) {
+                self.trace.record(TraceEvent::MapVersion {
+                    version: map.version,
+                    owners: map
+                        .shards
+                        .values()
+                        .map(|shard| (shard.id, shard.slots.clone()))
+                        .collect(),
+                    incarnations: map
+                        .nodes
+                        .values()
+                        .map(|node| (node.id, node.incarnation))
+                        .collect(),
+                });
+            }
+            return;
+        }
+        self.slot_writes(entry.group, entry);
+    }
+}
+
+impl Observer {
+    /// Records every command of the entry the shard applied for a slot.
+    fn slot_writes(&self, group: GroupId, entry: &AppliedEntry<'_>) {
+        let Ok(op) = decode_entry::<Op>(entry.payload) else {
+            return;
+        };
+        let answer = Applied::decode(entry.answer);
+        let commands: Vec<(Logged, Applied)> = match (op, answer) {
+            (Op::Command(logged), answer) => vec![(logged, answer)],
+            (Op::Batch(batch), answer) => {
+                let count = batch.len();
+                batch.into_iter().zip(answer.into_batch(count)).collect()
+            }
+            _ => Vec::new(),
+        };
+        for (logged, answer) in commands {
+            if let (Some(slot), Applied::Reply(_)) = (logged.slot, answer) {
+                self.trace.record(TraceEvent::SlotWrite {
+                    node: self.node,
+                    group,
+                    slot,
+                    version: entry.version,
+                });
+            }
+        }
+    }
+}
