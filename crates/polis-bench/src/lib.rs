@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod driver;
 pub mod histogram;
+pub mod idle;
 pub mod keys;
 pub mod limits;
 pub mod memory;

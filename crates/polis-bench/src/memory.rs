@@ -122,8 +122,13 @@ async fn load(target: &crate::spec::Target, spec: &BenchSpec) -> anyhow::Result<
 
 async fn measure_polis(config: &MemoryConfig) -> anyhow::Result<PolisMemory> {
     let dir = config.data_dir.join("polis");
-    let mut cluster =
-        PolisCluster::start(&config.peers.polis, dir, &config.peers.polis_server_args).await?;
+    let mut cluster = PolisCluster::start(
+        &config.peers.polis,
+        dir,
+        crate::peers::polis::SHARDS,
+        &config.peers.polis_server_args,
+    )
+    .await?;
     let result = async {
         let leader = cluster.leader_pid();
         let followers: Vec<u32> = cluster.pids().into_iter().skip(1).collect();

@@ -27,7 +27,7 @@
 //!   asked to vote wakes, and its heartbeats then tell the candidate who
 //!   leads. Leadership transfers are never refused.
 //!
-//! The trade-off, measured and written up in docs/replication.md: an idle
+//! The trade-off, measured and written up in docs/sharding.md: an idle
 //! group fails over after the liveness timeout plus one pre-vote round
 //! instead of after an election timeout; a parked group's first request
 //! waits up to one tick for the leader's heartbeat round.

@@ -1,5 +1,6 @@
-//! `polis bench`: load against one system (`run`), or polis side by side
-//! with etcd and Redis and a report (`compare`).
+//! `polis bench`: load against one system (`run`), polis side by side
+//! with etcd and Redis and a report (`compare`), or what idle shards cost
+//! (`idle`, also part of `compare`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use polis_bench::compare::cases::{Case, CaseBase};
 use polis_bench::compare::record::unix_secs;
 use polis_bench::compare::{self, CompareConfig};
 use polis_bench::driver;
+use polis_bench::idle::{self, IdleConfig};
 use polis_bench::peers::{PeerConfig, SystemKind};
 use polis_bench::report::format::{ms, thousands, utc_compact};
 use polis_bench::report::machine::{load_average, Machine, Versions};
@@ -29,6 +31,29 @@ enum BenchCommand {
     Run(Box<RunArgs>),
     /// Runs polis, etcd and Redis side by side and writes a report.
     Compare(Box<CompareArgs>),
+    /// Starts 3-node clusters with more and more shards and measures what
+    /// they cost while idle: time to serve, CPU, memory per replica.
+    Idle(IdleArgs),
+}
+
+/// Flags of `polis bench idle`.
+#[derive(Debug, Args)]
+struct IdleArgs {
+    /// Shard counts (comma-separated), each on a fresh cluster.
+    #[arg(long, value_delimiter = ',', default_values_t = idle::SHARD_COUNTS)]
+    shards: Vec<usize>,
+    /// Seconds of idleness measured per cluster.
+    #[arg(long, default_value_t = 20.0)]
+    window_secs: f64,
+    /// Where the clusters keep their data [default: a temporary directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Write the measurements as JSON to this file too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Extra flags for every `polis server` started here (after `--`).
+    #[arg(last = true)]
+    server_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -115,7 +140,7 @@ struct CompareArgs {
     /// [default: ./bench-results/<UTC time>].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Systems to compare (comma-separated): polis, etcd,
+    /// Systems to compare (comma-separated): polis, polis-one-group, etcd,
     /// redis-replicated, redis-fsync, redis-memory [default: all].
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
@@ -126,6 +151,13 @@ struct CompareArgs {
     /// Keys for the memory measurement, 0 to skip it [default: 1000000; quick: 50000].
     #[arg(long)]
     memory_keys: Option<u64>,
+    /// Shard counts of the idle measurement (comma-separated), 0 to skip
+    /// it [default: 3,32,128; quick: 3,32].
+    #[arg(long, value_delimiter = ',')]
+    idle_shards: Vec<usize>,
+    /// Seconds of idleness measured per shard count [default: 20; quick: 5].
+    #[arg(long)]
+    idle_secs: Option<f64>,
     /// Keys loaded before the workloads [default: 100000; quick: 10000].
     #[arg(long)]
     keys: Option<u64>,
@@ -164,7 +196,70 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Run(args) => run_one(*args).await,
         BenchCommand::Compare(args) => run_compare(*args).await,
+        BenchCommand::Idle(args) => run_idle(args).await,
     }
+}
+
+/// Returns a data directory: `dir` if given, else a temporary one (kept
+/// alive by the returned guard).
+fn data_dir_or_temporary(
+    dir: Option<&PathBuf>,
+) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(dir) = dir {
+        return Ok((dir.clone(), None));
+    }
+    let temporary = tempfile::Builder::new()
+        .prefix("polis-bench-")
+        .tempdir()
+        .context("creating a temporary data directory")?;
+    Ok((temporary.path().to_path_buf(), Some(temporary)))
+}
+
+async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
+    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let config = IdleConfig {
+        shard_counts: args.shards.clone(),
+        window: seconds(args.window_secs, "window-secs")?,
+        peers: PeerConfig {
+            polis: std::env::current_exe().context("locating the polis binary")?,
+            etcd: PathBuf::from("etcd"),
+            redis_server: PathBuf::from("redis-server"),
+            polis_server_args: args.server_args.clone(),
+        },
+        data_dir,
+    };
+    println!(
+        "polis bench idle: shards {:?}, {} s idle each",
+        config.shard_counts, args.window_secs
+    );
+    let report = idle::measure(&config, &|line| println!("  {line}")).await;
+    println!(
+        "{:>7} {:>9} {:>10} {:>10} {:>11} {:>10} {:>14}",
+        "shards", "replicas", "serving s", "parked s", "CPU cores", "RSS MiB", "KiB/replica"
+    );
+    for run in &report.runs {
+        println!(
+            "{:>7} {:>9} {:>10.1} {:>10} {:>11.3} {:>10.1} {:>14}",
+            run.shards,
+            run.replicas,
+            run.ready_s,
+            run.parked_s
+                .map_or_else(|| "not all".to_owned(), |s| format!("{s:.1}")),
+            run.cpu_cores,
+            run.rss_bytes_sum as f64 / (1024.0 * 1024.0),
+            run.rss_per_replica_bytes
+                .map_or_else(|| "-".to_owned(), |b| format!("{:.0}", b / 1024.0)),
+        );
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    drop(temporary);
+    if !report.errors.is_empty() {
+        bail!("{}", report.errors.join("; "));
+    }
+    Ok(())
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -296,19 +391,12 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         (true, false) => "quick",
         (false, false) => "full",
     };
-    let temporary = match &args.data_dir {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
-                .prefix("polis-bench-")
-                .tempdir()
-                .context("creating a temporary data directory")?,
-        ),
-    };
-    let data_dir = match (&args.data_dir, &temporary) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(dir)) => dir.path().to_path_buf(),
-        (None, None) => bail!("no data directory"),
+    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let idle_shards = match args.idle_shards.as_slice() {
+        [] if quick => vec![3, 32],
+        [] => idle::SHARD_COUNTS.to_vec(),
+        [0] => Vec::new(),
+        given => given.to_vec(),
     };
     let config = CompareConfig {
         systems,
@@ -326,6 +414,8 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         memory_keys: args
             .memory_keys
             .unwrap_or(if quick { 50_000 } else { 1_000_000 }),
+        idle_shards,
+        idle_window: seconds(pick(args.idle_secs, 20.0, 5.0), "idle-secs")?,
         peers: PeerConfig {
             polis: std::env::current_exe().context("locating the polis binary")?,
             etcd: args.etcd_bin.clone(),

@@ -1,7 +1,8 @@
 //! A bounded `polis bench compare` with tiny durations against every
-//! system (polis, etcd, the three Redis set-ups): the runner starts and
-//! stops them all, every workload that applies runs, the memory
-//! measurement runs, and the three report files are written. No
+//! system (polis sharded and in one group, etcd, the three Redis set-ups):
+//! the runner starts and stops them all, every workload that applies
+//! runs, the memory and idle-shard measurements run, and the three report
+//! files are written. No
 //! performance target is asserted: seconds of load on a shared machine
 //! measure nothing worth asserting.
 
@@ -14,8 +15,9 @@ use std::time::Duration;
 /// and a half in a debug build).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-const SYSTEMS: [&str; 5] = [
+const SYSTEMS: [&str; 6] = [
     "polis",
+    "polis-one-group",
     "etcd",
     "redis-replicated",
     "redis-fsync",
@@ -36,6 +38,10 @@ async fn compare_runs_every_system_and_writes_the_report() {
             "1000",
             "--memory-keys",
             "2000",
+            "--idle-shards",
+            "3,8",
+            "--idle-secs",
+            "1",
         ])
         // Long enough that one stalled request does not empty a run (a
         // Redis WAIT gives up after 1 s).
@@ -109,9 +115,19 @@ async fn compare_runs_every_system_and_writes_the_report() {
         "{memory}"
     );
 
+    // Idle clusters of 3 and 8 shards: both measured, the larger one's
+    // memory per replica against the smaller one.
+    let idle = &report["comparison"]["idle"];
+    let runs = idle["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{idle}");
+    assert_eq!(runs[0]["shards"].as_u64(), Some(3), "{idle}");
+    assert_eq!(runs[1]["shards"].as_u64(), Some(8), "{idle}");
+    assert!(runs[1]["rss_per_replica_bytes"].is_number(), "{idle}");
+    assert!(runs[1]["cpu_cores"].as_f64().unwrap() >= 0.0, "{idle}");
+
     // Every target is evaluated (met or not is not this test's business).
     let targets = report["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 6);
+    assert_eq!(targets.len(), 10);
     for target in targets {
         assert!(!target["met"].is_null(), "target not measured: {target}");
     }

@@ -132,9 +132,7 @@ impl Case {
     pub fn applies_to(self, system: SystemKind) -> bool {
         match self {
             Self::Mixed => system != SystemKind::Etcd,
-            Self::GetFollower => {
-                matches!(system, SystemKind::Polis | SystemKind::RedisReplicated)
-            }
+            Self::GetFollower => system.is_polis() || system == SystemKind::RedisReplicated,
             _ => true,
         }
     }

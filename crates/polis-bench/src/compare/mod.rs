@@ -6,9 +6,10 @@
 //! measured part of every run, and their peak memory read at its end.
 //!
 //! ```text
-//! repetition 1: polis -> etcd -> redis-replicated -> redis-fsync -> redis-memory
-//! repetition 2: etcd -> redis-replicated -> redis-fsync -> redis-memory -> polis
+//! repetition 1: polis -> polis-one-group -> etcd -> redis-replicated -> redis-fsync -> redis-memory
+//! repetition 2: polis-one-group -> etcd -> redis-replicated -> redis-fsync -> redis-memory -> polis
 //!   each: start -> load -> get, get-readonly, ycsb-b, ycsb-a, mixed, set, set-pipeline-16 -> stop
+//! then: memory per key (polis, redis-memory); idle shards (polis with 3, 32, 128 shards)
 //! ```
 
 pub mod cases;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use self::cases::{load_spec, Case, CaseBase};
 use self::record::{Comparison, LoadRecord, RunRecord, Settings};
 use crate::driver;
+use crate::idle::{self, IdleConfig};
 use crate::memory::{self, MemoryConfig};
 use crate::peers::usage::UsageStart;
 use crate::peers::{PeerConfig, RunningSystem, SystemKind};
@@ -40,6 +42,10 @@ pub struct CompareConfig {
     pub base: CaseBase,
     /// Keys for the memory measurement (0: skip it).
     pub memory_keys: u64,
+    /// Shard counts for the idle measurement (empty: skip it).
+    pub idle_shards: Vec<usize>,
+    /// How long each idle cluster is watched.
+    pub idle_window: Duration,
     pub peers: PeerConfig,
     /// Where the systems keep their data (a fresh subdirectory per start).
     pub data_dir: PathBuf,
@@ -103,6 +109,18 @@ pub async fn run(config: &CompareConfig, log: &dyn Fn(&str)) -> anyhow::Result<C
         comparison.memory = Some(memory::measure(&memory_config, log).await);
         if !config.keep_data {
             let _ = std::fs::remove_dir_all(&memory_config.data_dir);
+        }
+    }
+    if !config.idle_shards.is_empty() {
+        let idle_config = IdleConfig {
+            shard_counts: config.idle_shards.clone(),
+            window: config.idle_window,
+            peers: config.peers.clone(),
+            data_dir: config.data_dir.join("idle"),
+        };
+        comparison.idle = Some(idle::measure(&idle_config, log).await);
+        if !config.keep_data {
+            let _ = std::fs::remove_dir_all(&idle_config.data_dir);
         }
     }
     comparison.elapsed_s = started.elapsed().as_secs_f64();
@@ -254,16 +272,18 @@ mod tests {
     #[test]
     fn every_system_takes_every_position() {
         let systems = SystemKind::ALL.to_vec();
+        let count = systems.len() as u32;
         for (position, _) in systems.iter().enumerate() {
-            let firsts: Vec<SystemKind> =
-                (0..5).map(|rep| rotated(&systems, rep)[position]).collect();
+            let firsts: Vec<SystemKind> = (0..count)
+                .map(|rep| rotated(&systems, rep)[position])
+                .collect();
             let mut sorted = firsts.clone();
             sorted.sort();
             sorted.dedup();
             assert_eq!(sorted.len(), systems.len(), "{firsts:?}");
         }
-        assert_eq!(rotated(&systems, 1)[0], SystemKind::Etcd);
-        assert_eq!(rotated(&systems, 5), systems);
+        assert_eq!(rotated(&systems, 1)[0], SystemKind::PolisOneGroup);
+        assert_eq!(rotated(&systems, count), systems);
         assert!(rotated(&[], 3).is_empty());
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cases::{Case, CaseBase};
 use super::CompareConfig;
+use crate::idle::IdleReport;
 use crate::memory::MemoryReport;
 use crate::peers::usage::Usage;
 use crate::peers::SystemKind;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub ops_max: Option<u64>,
     pub seed: u64,
     pub memory_keys: u64,
+    #[serde(default)]
+    pub idle_shards: Vec<usize>,
     pub data_dir: String,
 }
 
@@ -62,6 +65,7 @@ impl Settings {
             ops_max,
             seed,
             memory_keys: config.memory_keys,
+            idle_shards: config.idle_shards.clone(),
             data_dir: config.data_dir.display().to_string(),
         }
     }
@@ -155,4 +159,8 @@ pub struct Comparison {
     pub loads: Vec<LoadRecord>,
     pub runs: Vec<RunRecord>,
     pub memory: Option<MemoryReport>,
+    /// What idle shards cost (absent from reports made before it was
+    /// measured).
+    #[serde(default)]
+    pub idle: Option<IdleReport>,
 }

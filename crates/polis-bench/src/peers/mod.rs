@@ -3,7 +3,8 @@
 //!
 //! | system | what | why |
 //! |---|---|---|
-//! | `polis` | 3 nodes, strong, fsync on a majority | the system under test |
+//! | `polis` | 3 nodes, 3 shards (one leader per node), strong, fsync on a majority | the system under test |
+//! | `polis-one-group` | 3 nodes, one Raft group for every slot | what sharding gains over one group |
 //! | `etcd` | etcd 3.4, 3 members | a linearizable, fsyncing Raft store |
 //! | `redis-replicated` | primary + 2 replicas, `appendfsync always`, `WAIT 2` | Redis's closest to a replicated durable write |
 //! | `redis-fsync` | 1 node, `appendfsync always` | one durable node |
@@ -29,6 +30,7 @@ use crate::spec::Target;
 #[serde(rename_all = "kebab-case")]
 pub enum SystemKind {
     Polis,
+    PolisOneGroup,
     Etcd,
     RedisReplicated,
     RedisFsync,
@@ -37,8 +39,9 @@ pub enum SystemKind {
 
 impl SystemKind {
     /// Every system, in report order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Polis,
+        Self::PolisOneGroup,
         Self::Etcd,
         Self::RedisReplicated,
         Self::RedisFsync,
@@ -49,6 +52,7 @@ impl SystemKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Polis => "polis",
+            Self::PolisOneGroup => "polis-one-group",
             Self::Etcd => "etcd",
             Self::RedisReplicated => "redis-replicated",
             Self::RedisFsync => "redis-fsync",
@@ -59,13 +63,32 @@ impl SystemKind {
     /// Returns a one-line description for reports.
     pub fn description(self) -> &'static str {
         match self {
-            Self::Polis => "polis, 3 nodes, strong (Raft), fsync on a majority before each reply",
+            Self::Polis => {
+                "polis, 3 nodes, 3 shards (one leader per node), strong (Raft), fsync on a majority before each reply"
+            }
+            Self::PolisOneGroup => {
+                "polis, 3 nodes, one Raft group for every slot (--shards 1), fsync on a majority before each reply"
+            }
             Self::Etcd => "etcd 3.4, 3 members (Raft), fsync before each reply",
             Self::RedisReplicated => {
                 "Redis 7, primary + 2 replicas, appendfsync always on all, WAIT 2 after each write"
             }
             Self::RedisFsync => "Redis 7, 1 node, appendfsync always",
             Self::RedisMemory => "Redis 7, 1 node, no persistence (upper bound)",
+        }
+    }
+
+    /// Returns true for polis in any shape.
+    pub fn is_polis(self) -> bool {
+        matches!(self, Self::Polis | Self::PolisOneGroup)
+    }
+
+    /// Returns how many shards polis runs with, for polis.
+    pub fn polis_shards(self) -> Option<usize> {
+        match self {
+            Self::Polis => Some(polis::SHARDS),
+            Self::PolisOneGroup => Some(1),
+            _ => None,
         }
     }
 
@@ -119,9 +142,13 @@ impl RunningSystem {
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let servers = match kind {
-            SystemKind::Polis => Servers::Polis(
-                PolisCluster::start(&config.polis, dir, &config.polis_server_args).await?,
-            ),
+            SystemKind::Polis | SystemKind::PolisOneGroup => {
+                let shards = kind.polis_shards().unwrap_or(polis::SHARDS);
+                Servers::Polis(
+                    PolisCluster::start(&config.polis, dir, shards, &config.polis_server_args)
+                        .await?,
+                )
+            }
             SystemKind::Etcd => Servers::Etcd(EtcdCluster::start(&config.etcd, dir).await?),
             SystemKind::RedisReplicated => Servers::Redis(
                 RedisServers::start(&config.redis_server, dir, RedisSetup::Replicated).await?,

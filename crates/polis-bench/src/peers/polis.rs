@@ -1,5 +1,6 @@
 //! polis as benchmarked: three `polis server` processes on loopback,
-//! strong consistency, every write fsynced on a majority (the defaults).
+//! strong consistency, every write fsynced on a majority (the defaults),
+//! with as many shards as asked (3 by default: each node leads one).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +11,8 @@ use crate::spec::Target;
 
 /// Nodes of the benchmarked cluster.
 pub const NODES: u64 = 3;
+/// Shards of the benchmarked cluster, unless asked otherwise.
+pub const SHARDS: usize = 3;
 
 /// How long the cluster may take to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -22,17 +25,25 @@ pub struct PolisCluster {
 }
 
 impl PolisCluster {
-    /// Starts `NODES` nodes of `exe` under `dir` and waits for a leader.
+    /// Starts `NODES` nodes of `exe` with `shards` shards under `dir`
+    /// and waits until every shard serves.
     ///
     /// # Errors
     /// Returns an error if a node cannot be started or no leader is elected.
-    pub async fn start(exe: &Path, dir: PathBuf, server_args: &[String]) -> anyhow::Result<Self> {
+    pub async fn start(
+        exe: &Path,
+        dir: PathBuf,
+        shards: usize,
+        server_args: &[String],
+    ) -> anyhow::Result<Self> {
         let (nodes, ports) = free_addrs(NODES)?;
+        let mut args = vec!["--shards".to_owned(), shards.to_string()];
+        args.extend(server_args.iter().cloned());
         let config = LocalClusterConfig {
             exe: exe.to_path_buf(),
             data_dir: dir,
             nodes,
-            server_args: server_args.to_vec(),
+            server_args: args,
             ports: Some(ports),
         };
         let mut cluster = LocalCluster::start(config)?;
@@ -51,6 +62,11 @@ impl PolisCluster {
                 )))
             }
         }
+    }
+
+    /// Returns the nodes' admin addresses.
+    pub fn admin_addrs(&self) -> Vec<String> {
+        self.cluster.admin_addrs().into_values().collect()
     }
 
     /// Returns the RESP address of the leader found at the start.

@@ -197,7 +197,7 @@ pub fn render(report: &Report) -> String {
                 .map(|s| Bar {
                     label: s.system.map_or("?", SystemKind::name).to_owned(),
                     value: value(s),
-                    polis: s.system == Some(SystemKind::Polis),
+                    polis: s.system.is_some_and(SystemKind::is_polis),
                 })
                 .collect()
         };

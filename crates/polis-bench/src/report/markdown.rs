@@ -7,6 +7,7 @@ use super::summary::Summary;
 use super::targets::TargetCheck;
 use super::Report;
 use crate::compare::cases::Case;
+use crate::idle::IdleReport;
 use crate::memory::MemoryReport;
 use crate::peers::SystemKind;
 
@@ -185,6 +186,52 @@ fn memory_section(out: &mut String, memory: &MemoryReport) {
     }
 }
 
+fn idle_section(out: &mut String, idle: &IdleReport) {
+    let _ = writeln!(
+        out,
+        "## Idle shards
+
+A fresh 3-node polis per shard count (3 replicas a shard), no \
+         requests: time until every shard serves, then, once every shard is parked, CPU and \
+         resident memory of the three processes over {:.0} s. Memory per replica is the \
+         growth over the smallest shard count, per replica added.\n",
+        idle.window_s
+    );
+    let rows: Vec<Vec<String>> = idle
+        .runs
+        .iter()
+        .map(|run| {
+            vec![
+                run.shards.to_string(),
+                run.replicas.to_string(),
+                format!("{:.1}", run.ready_s),
+                run.parked_s
+                    .map_or_else(|| "not all".to_owned(), |s| format!("{s:.1}")),
+                format!("{:.3}", run.cpu_cores),
+                format!("{:.1}", run.rss_bytes_sum as f64 / (1024.0 * 1024.0)),
+                run.rss_per_replica_bytes
+                    .map_or_else(|| "-".to_owned(), |b| format!("{:.0}", b / 1024.0)),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "shards",
+            "replicas",
+            "serving after (s)",
+            "parked after (s)",
+            "CPU idle (cores, 3 nodes)",
+            "RSS (MiB, 3 nodes)",
+            "per replica (KiB)",
+        ],
+        &rows,
+    );
+    for error in &idle.errors {
+        let _ = writeln!(out, "- failed: {}", md_cell(error));
+    }
+}
+
 /// Renders the whole report.
 pub fn render(report: &Report) -> String {
     let settings = &report.comparison.settings;
@@ -230,6 +277,9 @@ pub fn render(report: &Report) -> String {
     }
     if let Some(memory) = &report.comparison.memory {
         memory_section(&mut out, memory);
+    }
+    if let Some(idle) = &report.comparison.idle {
+        idle_section(&mut out, idle);
     }
     let _ = writeln!(out, "## Systems\n");
     for system in &settings.systems {

@@ -55,7 +55,11 @@ impl Report {
                 }
             }
         }
-        let targets = targets::check(&summaries, comparison.memory.as_ref());
+        let targets = targets::check(
+            &summaries,
+            comparison.memory.as_ref(),
+            comparison.idle.as_ref(),
+        );
         Self {
             machine,
             versions,

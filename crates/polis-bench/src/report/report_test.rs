@@ -7,6 +7,7 @@ use super::machine::{Machine, Versions};
 use super::Report;
 use crate::compare::cases::Case;
 use crate::compare::record::{Comparison, RunRecord, Settings};
+use crate::idle::{IdleReport, IdleRun};
 use crate::peers::usage::Usage;
 use crate::peers::SystemKind;
 use crate::spec::{BenchResult, Latency};
@@ -66,6 +67,32 @@ fn report() -> Report {
             ),
             run(SystemKind::RedisMemory, Case::Get, 100_000.0, 1_000),
         ],
+        idle: Some(IdleReport {
+            window_s: 20.0,
+            runs: vec![
+                IdleRun {
+                    shards: 3,
+                    replicas: 12,
+                    ready_s: 1.5,
+                    parked_s: Some(2.5),
+                    window_s: 20.0,
+                    cpu_cores: 0.004,
+                    rss_bytes_sum: 60 << 20,
+                    rss_per_replica_bytes: None,
+                },
+                IdleRun {
+                    shards: 128,
+                    replicas: 387,
+                    ready_s: 12.0,
+                    parked_s: None,
+                    window_s: 20.0,
+                    cpu_cores: 0.05,
+                    rss_bytes_sum: 135 << 20,
+                    rss_per_replica_bytes: Some(200.0 * 1024.0),
+                },
+            ],
+            errors: vec!["32 shards: exited".to_owned()],
+        }),
         ..Comparison::default()
     };
     Report::build(comparison, Machine::default(), Versions::default())
@@ -88,6 +115,18 @@ fn markdown_shows_ratios_to_polis_failures_and_verdicts() {
     assert!(text.contains("| < 10ms | 4.00ms | met |"), "{text}");
     assert!(text.contains("| ≥ 0.5x | 0.40x | NOT met |"), "{text}");
     assert!(text.contains("| ≤ 2x | - | not measured |"), "{text}");
+    // Idle shards: the table, and the targets judged on the largest run.
+    assert!(
+        text.contains("| 128 | 387 | 12.0 | not all | 0.050 | 135.0 | 200 |"),
+        "{text}"
+    );
+    assert!(text.contains("- failed: 32 shards: exited"), "{text}");
+    assert!(text.contains("| ≤ 10s | 12.00s | NOT met |"), "{text}");
+    assert!(
+        text.contains("| ≤ 0.1 cores | 0.05 cores | met |"),
+        "{text}"
+    );
+    assert!(text.contains("| ≤ 256 KiB | 200.00 KiB | met |"), "{text}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::summary::Summary;
 use crate::compare::cases::Case;
+use crate::idle::IdleReport;
 use crate::memory::MemoryReport;
 use crate::peers::SystemKind;
 
@@ -91,7 +92,16 @@ fn throughput_ratio(
 }
 
 /// Evaluates every target.
-pub fn check(summaries: &[Summary], memory: Option<&MemoryReport>) -> Vec<TargetCheck> {
+pub fn check(
+    summaries: &[Summary],
+    memory: Option<&MemoryReport>,
+    idle: Option<&IdleReport>,
+) -> Vec<TargetCheck> {
+    let largest = idle.and_then(IdleReport::largest);
+    let idle_name = |what: &str| match largest {
+        Some(run) => format!("idle, 3 nodes with {} shards: {what}", run.shards),
+        None => format!("idle, 3 nodes with many shards: {what}"),
+    };
     vec![
         TargetCheck::new(
             "strong SET, 50 connections: throughput",
@@ -100,6 +110,14 @@ pub fn check(summaries: &[Summary], memory: Option<&MemoryReport>) -> Vec<Target
             3.0,
             "x",
             throughput_ratio(summaries, Case::Set, SystemKind::Etcd, Case::Set),
+        ),
+        TargetCheck::new(
+            "strong SET, 50 connections: sharded against one group",
+            "polis (3 shards) SET ops/s ÷ polis (one group) SET ops/s",
+            Bound::AtLeast,
+            1.0,
+            "x",
+            throughput_ratio(summaries, Case::Set, SystemKind::PolisOneGroup, Case::Set),
         ),
         TargetCheck::new(
             "strong SET, 50 connections: p99 latency",
@@ -151,6 +169,32 @@ pub fn check(summaries: &[Summary], memory: Option<&MemoryReport>) -> Vec<Target
             "x",
             memory.and_then(MemoryReport::ratio),
         ),
+        TargetCheck::new(
+            &idle_name("every shard serving after start"),
+            "seconds from starting the processes until every shard has a leader serving its slots",
+            Bound::AtMost,
+            10.0,
+            "s",
+            largest.map(|run| run.ready_s),
+        ),
+        TargetCheck::new(
+            &idle_name("CPU"),
+            "cores used by the three processes together while idle",
+            Bound::AtMost,
+            0.1,
+            " cores",
+            largest.map(|run| run.cpu_cores),
+        ),
+        TargetCheck::new(
+            &idle_name("memory per replica"),
+            "resident memory growth per replica over the smallest shard count",
+            Bound::AtMost,
+            256.0,
+            " KiB",
+            largest
+                .and_then(|run| run.rss_per_replica_bytes)
+                .map(|bytes| bytes / 1024.0),
+        ),
     ]
 }
 
@@ -177,7 +221,7 @@ mod tests {
             summary(Case::Get, SystemKind::Polis, 40_000.0, 2_000.0),
             summary(Case::Get, SystemKind::RedisMemory, 90_000.0, 1_000.0),
         ];
-        let checks = check(&summaries, None);
+        let checks = check(&summaries, None, None);
         let by_name = |name: &str| checks.iter().find(|c| c.name.starts_with(name)).cloned();
         let set = by_name("strong SET, 50 connections: throughput")
             .unwrap_or_else(|| panic!("{checks:?}"));
