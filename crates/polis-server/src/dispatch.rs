@@ -325,7 +325,7 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
 }
 
 /// Reads `slot` of `shard`: linearizably on the leader, or from this
-/// replica after READONLY.
+/// replica (leader or not) after READONLY.
 async fn read(
     node: &Arc<Node>,
     session: &Session,
@@ -340,8 +340,11 @@ async fn read(
         return to_leader(node, &view, shard, slot);
     };
     for _ in 0..WRITE_ATTEMPTS_MAX {
-        if session.readonly && !group.is_leader() {
-            Stats::bump(&node.stats.follower_reads);
+        // READONLY accepts this replica's copy, whatever its role, as a
+        // Redis Cluster master serves reads: no quorum round even on the
+        // leader (which is at least as fresh as its followers).
+        if session.readonly {
+            Stats::bump(&node.stats.local_reads);
         } else {
             if let Err(error) = group.linearizable_read().await {
                 return refused(node, shard, Some(slot), error);

@@ -126,7 +126,7 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
             Stats::get(&stats.error_replies),
             Stats::get(&stats.writes_proposed),
             Stats::get(&stats.linearizable_reads),
-            Stats::get(&stats.follower_reads),
+            Stats::get(&stats.local_reads),
             Stats::get(&stats.redirects),
             Stats::get(&stats.protocol_errors),
         ),
