@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Profiles polis under the `set` workload of `polis bench compare`: a fresh
-# 3-node cluster (`polis dev`), 100,000 keys of 100-byte values, then SET
-# from 50 connections, one request in flight each, while `perf record`
-# samples the leader and one follower. Prints where each spends its CPU
+# 3-node cluster in one group (`polis dev --shards 1`), 100,000 keys of
+# 100-byte values, then SET from 50 connections, one request in flight
+# each, while `perf record` samples the leader and one follower. Prints
+# where each spends its CPU
 # (scripts/profile_breakdown.py) and leaves perf-leader.data and
 # perf-follower.data in OUT for `perf report -i`.
 #
@@ -19,7 +20,7 @@ port=$((20000 + RANDOM % 20000))
 data="$out/data"
 rm -rf "$data"
 
-"$polis" dev --port "$port" --data "$data" > "$out/dev.log" 2>&1 &
+"$polis" dev --shards 1 --port "$port" --data "$data" > "$out/dev.log" 2>&1 &
 dev=$!
 trap 'kill -INT $dev 2>/dev/null || true; wait $dev 2>/dev/null || true' EXIT
 
