@@ -93,6 +93,46 @@ pub async fn wait_until_ready(
     ready.ok_or_else(|| anyhow::anyhow!("the cluster was not ready after {timeout:?}"))
 }
 
+/// Waits until every node of `admin_addrs` reports the cluster ready with
+/// every shard led from the node the map prefers for it (where the leader
+/// balancer keeps it while that node is up), so all of them name the same
+/// leaders; returns one node's /status. A shard whose first election was
+/// won elsewhere (a node slow to start) is moved back by the balancer
+/// about ten seconds later, so this can take that long.
+///
+/// # Errors
+/// Returns an error if that does not happen within `timeout`.
+pub async fn wait_until_settled(
+    admin_addrs: &[String],
+    timeout: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let settled = crate::poll::until(timeout, Duration::from_millis(100), || async {
+        let mut last = None;
+        for addr in admin_addrs {
+            let status = status(addr).await.ok()?;
+            if status["state"] != "ok" || !leaders_preferred(&status) {
+                return None;
+            }
+            last = Some(status);
+        }
+        last
+    })
+    .await;
+    settled.ok_or_else(|| {
+        anyhow::anyhow!("the shard leaders were not where the map places them after {timeout:?}")
+    })
+}
+
+/// Returns true when every shard in `status` is led from its preferred
+/// node.
+fn leaders_preferred(status: &serde_json::Value) -> bool {
+    status["shards"].as_array().is_some_and(|shards| {
+        shards
+            .iter()
+            .all(|shard| shard["leader_node"] == shard["preferred_leader"])
+    })
+}
+
 /// Returns the node leading shard `shard` and its RESP address, as
 /// `status` (a node's /status) says.
 pub fn shard_leader(status: &serde_json::Value, shard: u64) -> Option<(u64, String)> {

@@ -279,6 +279,16 @@ impl LocalCluster {
         admin::wait_until_ready(&admins, timeout).await
     }
 
+    /// Waits until every node serves and every shard is led from its
+    /// preferred node (see [`admin::wait_until_settled`]).
+    ///
+    /// # Errors
+    /// Returns an error if that does not happen within `timeout`.
+    pub async fn wait_until_settled(&self, timeout: Duration) -> anyhow::Result<serde_json::Value> {
+        let admins: Vec<String> = self.admin_addrs().into_values().collect();
+        admin::wait_until_settled(&admins, timeout).await
+    }
+
     /// Returns the node ids whose processes exited by themselves, with
     /// their exit status.
     pub fn exited(&mut self) -> Vec<(u64, std::process::ExitStatus)> {

@@ -13,7 +13,8 @@ use openraft::errors::{
 };
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
 use polis_types::{GroupId, NodeId, ReplicaId};
@@ -136,6 +137,18 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         self.call(MessageKind::PreVote, &request, &option).await
     }
 
+    /// Without it, openraft's default answers "unreachable": the target
+    /// never hears of the transfer, the old leader stops taking writes
+    /// until its lease runs out, and any voter may win the election after.
+    async fn transfer_leader(
+        &mut self,
+        request: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, Rpc> {
+        self.call(MessageKind::TransferLeader, &request, &option)
+            .await
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -219,6 +232,16 @@ impl<S: StateMachine> GroupEndpoint for RaftEndpoint<S> {
                         .await
                         .map_err(RaftError::Fatal);
                     hibernation.after_append(group, &raft);
+                    encode(&result)
+                }
+                MessageKind::TransferLeader => {
+                    let request: TransferLeaderRequest<TypeConfig> = decode(&payload)?;
+                    // The target must be awake to stand for election.
+                    hibernation.wake(group, &raft);
+                    let result: Result<TransferLeaderResponse<TypeConfig>, RaftError<TypeConfig>> =
+                        raft.handle_transfer_leader(request)
+                            .await
+                            .map_err(RaftError::Fatal);
                     encode(&result)
                 }
                 MessageKind::Beat | MessageKind::App => Err(DispatchError::Invalid(format!(

@@ -34,6 +34,8 @@ pub enum MessageKind {
     Beat,
     /// A message of the application (the node runtime above Raft).
     App,
+    /// A leader hands its leadership to one of the group's voters.
+    TransferLeader,
 }
 
 impl MessageKind {
@@ -46,6 +48,7 @@ impl MessageKind {
             Self::Snapshot => 4,
             Self::Beat => 5,
             Self::App => 6,
+            Self::TransferLeader => 7,
         }
     }
 
@@ -58,6 +61,7 @@ impl MessageKind {
             4 => Self::Snapshot,
             5 => Self::Beat,
             6 => Self::App,
+            7 => Self::TransferLeader,
             _ => return None,
         })
     }
@@ -277,10 +281,11 @@ mod tests {
             MessageKind::Snapshot,
             MessageKind::Beat,
             MessageKind::App,
+            MessageKind::TransferLeader,
         ] {
             assert_eq!(MessageKind::from_code(kind.code()), Some(kind));
         }
         assert_eq!(MessageKind::from_code(0), None);
-        assert_eq!(MessageKind::from_code(7), None);
+        assert_eq!(MessageKind::from_code(8), None);
     }
 }

@@ -262,6 +262,49 @@ async fn two_groups_replicate_and_survive_the_loss_of_a_leaders_node() {
     assert_eq!(count, Bytes::from("51"));
 }
 
+/// A transfer reaches the target at once: it stands for election and
+/// the other voter grants the vote although the old leader's lease (6 s
+/// here) has not run out. Without the transfer message the old leader
+/// would stop taking writes and nobody could take over before the lease
+/// expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_transfer_hands_leadership_to_the_named_replica_at_once() {
+    let settings = RaftSettings {
+        heartbeat_ms: 100,
+        election_timeout_min_ms: 5_000,
+        election_timeout_max_ms: 6_000,
+        ..RaftSettings::default()
+    };
+    let cluster = start_cluster(settings).await;
+    cluster.kv[&NodeId(1)].elect().await.unwrap();
+    let leader = wait_for(Duration::from_secs(20), || leader_of(&cluster.kv)).await;
+    for i in 0..10 {
+        propose_anywhere(&cluster.kv, Bytes::from(format!("k{i}=v{i}"))).await;
+    }
+    let target = *cluster.kv.keys().find(|id| **id != leader).unwrap();
+    // The target holds the whole log before it may be handed leadership.
+    wait_for(Duration::from_secs(10), || {
+        (cluster.kv[&target].state().read().app.map.len() == 10).then_some(())
+    })
+    .await;
+    let asked = Instant::now();
+    cluster.kv[&leader]
+        .transfer_leader(replica(KV, target.get()))
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(3), || {
+        cluster.kv[&target].is_leader().then_some(())
+    })
+    .await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(3), "the transfer took {took:?}");
+    let previous = cluster.kv[&target]
+        .propose(Bytes::from("k0=moved"))
+        .await
+        .unwrap();
+    assert_eq!(previous, Bytes::from("v0"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_refuses_to_start_on_another_replicas_data_until_destroyed() {
     let dir = tempfile::tempdir().unwrap();

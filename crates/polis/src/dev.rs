@@ -40,6 +40,11 @@ pub struct DevArgs {
 }
 
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long `polis dev` waits, once every shard serves, for every shard
+/// to be led from its preferred node (the balancer waits ten seconds after
+/// start before it moves a leader, then plans every 2 s, at most 30
+/// moves a minute by default).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(40);
 
 fn addrs(port: u16, index: u16) -> NodeAddrs {
     NodeAddrs {
@@ -94,10 +99,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             cluster.log_path(node.id).display()
         );
     }
-    match cluster
+    let ready = cluster
         .wait_until_ready(Duration::from_secs(args.ready_timeout_secs))
-        .await
-    {
+        .await;
+    // Clients and tests that look once at who leads what (the Redis test
+    // suite, a first CLUSTER NODES) should find the layout the balancer
+    // keeps, not a leader it is about to move.
+    let ready = match ready {
+        Ok(status) => match cluster.wait_until_settled(SETTLE_TIMEOUT).await {
+            Ok(settled) => Ok(settled),
+            Err(error) => {
+                println!(
+                    "polis dev: {error}; the leader balancer will move them, serving meanwhile"
+                );
+                Ok(status)
+            }
+        },
+        Err(error) => Err(error),
+    };
+    match ready {
         Ok(status) => {
             for shard in status["shards"].as_array().into_iter().flatten() {
                 let slots: Vec<&str> = shard["slots"]

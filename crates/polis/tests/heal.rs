@@ -46,6 +46,7 @@ fn acked_through(logs: &BTreeMap<u64, ShardLog>, from: Instant, span: Duration) 
 }
 
 async fn partition_a_follower_and_heal(shards: u64, writers: usize) {
+    let _turn = common::one_at_a_time().await;
     let cluster = Cluster::start(
         3,
         &["--shards", &shards.to_string(), "--enable-fault-injection"],

@@ -63,6 +63,7 @@ async fn kill_and_time_failovers(cluster: &mut Cluster, victim: u64) -> BTreeMap
 }
 
 async fn kill_one_of_five(victim_of: impl Fn(&serde_json::Value) -> u64) {
+    let _turn = common::one_at_a_time().await;
     let mut cluster = Cluster::start(5, &["--shards", "10", "--idle-before-park-ms", "1000"]);
     let status = cluster.wait_ready(Duration::from_secs(60)).await;
     let victim = victim_of(&status);
@@ -173,6 +174,7 @@ fn own_replicas(status: &serde_json::Value) -> BTreeSet<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
+    let _turn = common::one_at_a_time().await;
     let mut cluster = Cluster::start(3, &["--shards", "3"]);
     let status = cluster.wait_ready(Duration::from_secs(60)).await;
     let keys = shard_keys(&status, "wiped");
@@ -254,6 +256,7 @@ async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_cluster_comes_back_with_its_map_and_data() {
+    let _turn = common::one_at_a_time().await;
     let mut cluster = Cluster::start(3, &["--shards", "4"]);
     let before = cluster.wait_ready(Duration::from_secs(60)).await;
     let keys = shard_keys(&before, "restart");

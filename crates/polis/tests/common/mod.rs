@@ -18,6 +18,14 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+/// Tests of one binary that time failovers or gaps in service take turns:
+/// several clusters at once on two cores would measure the machine rather
+/// than polis. Hold the guard for the whole test.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// Polls `probe` every 25 ms until it returns `Some`, or panics after
 /// `timeout` naming `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
