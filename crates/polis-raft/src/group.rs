@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::errors::{ClientWriteError, ForwardReason, LinearizableReadError, RaftError};
 use openraft::raft::ReadPolicy;
 use openraft::{ChangeMembers, ServerState};
 use polis_types::limits::{PROPOSALS_IN_FLIGHT_MAX, PROPOSAL_BYTES_IN_FLIGHT_MAX};
@@ -165,6 +165,10 @@ fn established_leader(metrics: &openraft::RaftMetrics<TypeConfig>) -> Option<Rep
     metrics.current_leader
 }
 
+/// How often a proposal refused for an expired leader lease is tried
+/// again (after asking for a heartbeat round).
+const LEASE_RETRY_EVERY: Duration = Duration::from_millis(5);
+
 fn unavailable(error: impl std::fmt::Display) -> ProposeError {
     ProposeError::Unavailable(error.to_string())
 }
@@ -213,22 +217,45 @@ impl<S: StateMachine> Group<S> {
             return Err(ProposeError::Unavailable("shutting down".into()));
         };
         self.hibernation.touch(self.id, &self.raft);
-        let proposal = Proposal {
-            time_ms: (self.clock)(),
-            payload,
-        };
-        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(proposal));
-        let Ok(result) = write.await else {
-            return Err(self.timed_out());
-        };
-        match result {
-            Ok(response) => Ok(response.data.0),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(ProposeError::NotLeader {
-                    leader: forward.leader_id.zip(forward.leader_node),
-                })
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            let proposal = Proposal {
+                time_ms: (self.clock)(),
+                payload: payload.clone(),
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let write = tokio::time::timeout(left, self.raft.client_write(proposal));
+            let Ok(result) = write.await else {
+                return Err(self.timed_out());
+            };
+            match result {
+                Ok(response) => return Ok(response.data.0),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
+                    if matches!(forward.reason, ForwardReason::LeaseExpired) =>
+                {
+                    // Nothing was appended: this leader has not heard from a
+                    // quorum within its lease (its group was parked, or its
+                    // followers are cut off). Ask for a heartbeat round and
+                    // try again until the request's deadline; telling the
+                    // client to go elsewhere would send it back here.
+                    if tokio::time::Instant::now() + LEASE_RETRY_EVERY >= deadline {
+                        return Err(ProposeError::Unavailable(format!(
+                            "the leader did not hear from a quorum of its group within {:?}; nothing was written",
+                            self.request_timeout
+                        )));
+                    }
+                    if let Err(error) = self.raft.trigger().heartbeat().await {
+                        return Err(unavailable(error));
+                    }
+                    tokio::time::sleep(LEASE_RETRY_EVERY).await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    return Err(ProposeError::NotLeader {
+                        leader: forward.leader_id.zip(forward.leader_node),
+                    })
+                }
+                Err(error) => return Err(unavailable(error)),
             }
-            Err(error) => Err(unavailable(error)),
         }
     }
 

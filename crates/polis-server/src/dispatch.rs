@@ -136,8 +136,15 @@ fn context(session: &Session) -> ReadContext {
 /// Returns the reply that sends the client to `shard`'s leader for
 /// `slot`: `MOVED` when a leader is known, else `CLUSTERDOWN`.
 fn to_leader(node: &Node, view: &MapView, shard: GroupId, slot: Slot) -> Reply {
-    Stats::bump(&node.stats.redirects);
     let leader = node.leader_of(shard);
+    if leader == Some(node.config.node_id) {
+        // This node's replica is the one others name, yet it refused: a
+        // redirect would point the client back here.
+        return Reply::Error(ReplyError::TryAgain(format!(
+            "shard {shard} (slot {slot}) is changing leaders here; try again"
+        )));
+    }
+    Stats::bump(&node.stats.redirects);
     match leader.and_then(|leader| view.map().resp_addr(leader)) {
         Some(addr) => Reply::Error(ReplyError::Moved {
             slot,

@@ -294,3 +294,49 @@ async fn a_restarted_cluster_comes_back_with_its_map_and_data() {
     );
     assert_nothing_lost(cluster.resp_addrs(), &logs).await;
 }
+
+/// A shard left idle parks and its leader's lease (2 s) runs out; the next
+/// write to that leader is served by it (the leader renews its lease with
+/// a heartbeat round first), not redirected back to itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_to_a_long_parked_shard_is_served_by_its_leader() {
+    let _turn = common::one_at_a_time().await;
+    let cluster = Cluster::start(3, &["--shards", "3", "--idle-before-park-ms", "300"]);
+    let status = cluster.wait_ready(Duration::from_secs(60)).await;
+    let leaders = shard_leaders(&status);
+    let keys = shard_keys(&status, "parked");
+    // Every shard parked for longer than its leader lease
+    // (election_timeout_max, 2 s), so every lease ran out.
+    let parked_since = std::sync::Mutex::new(None::<Instant>);
+    wait_for(
+        "every shard to stay parked past its leader lease",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            let parked = status["shards"]
+                .as_array()?
+                .iter()
+                .all(|shard| shard["parked"] == true);
+            let mut since = parked_since.lock().unwrap();
+            *since = if parked {
+                Some(since.unwrap_or_else(Instant::now))
+            } else {
+                None
+            };
+            since
+                .is_some_and(|at| at.elapsed() >= Duration::from_millis(2_500))
+                .then_some(())
+        },
+    )
+    .await;
+    for (shard, key) in &keys {
+        let mut leader = cluster.connect(leaders[shard]).await;
+        let reply: redis::Value = redis::cmd("SET")
+            .arg(key)
+            .arg("after parking")
+            .query_async(&mut leader)
+            .await
+            .unwrap_or_else(|error| panic!("shard {shard}: SET on its leader: {error}"));
+        assert_eq!(reply, redis::Value::Okay, "shard {shard}");
+    }
+}
