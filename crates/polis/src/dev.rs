@@ -99,51 +99,45 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             cluster.log_path(node.id).display()
         );
     }
-    let ready = cluster
+    let status = match cluster
         .wait_until_ready(Duration::from_secs(args.ready_timeout_secs))
-        .await;
-    // Clients and tests that look once at who leads what (the Redis test
-    // suite, a first CLUSTER NODES) should find the layout the balancer
-    // keeps, not a leader it is about to move.
-    let ready = match ready {
-        Ok(status) => match cluster.wait_until_settled(SETTLE_TIMEOUT).await {
-            Ok(settled) => Ok(settled),
-            Err(error) => {
-                println!(
-                    "polis dev: {error}; the leader balancer will move them, serving meanwhile"
-                );
-                Ok(status)
-            }
-        },
-        Err(error) => Err(error),
-    };
-    match ready {
-        Ok(status) => {
-            for shard in status["shards"].as_array().into_iter().flatten() {
-                let slots: Vec<&str> = shard["slots"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|range| range.as_str())
-                    .collect();
-                println!(
-                    "shard {}: slots {}  leader: node {} ({})",
-                    shard["id"],
-                    slots.join(","),
-                    shard["leader_node"],
-                    shard["leader_resp_addr"].as_str().unwrap_or("-"),
-                );
-            }
-            println!("try:    redis-cli -c -p {}", args.port);
-            println!("status: polis status --node {}", addrs(args.port, 0).admin);
-            println!("polis dev: ready");
-        }
+        .await
+    {
+        Ok(status) => status,
         Err(error) => {
             cluster.stop_all(STOP_GRACE).await;
             return Err(error
                 .context("the cluster did not get a leader for every shard; see the node logs"));
         }
+    };
+    // Clients and tests that look once at who leads what (the Redis test
+    // suite, a first CLUSTER NODES) should find the layout the balancer
+    // keeps, not a leader it is about to move.
+    let status = match cluster.wait_until_settled(SETTLE_TIMEOUT).await {
+        Ok(settled) => settled,
+        Err(error) => {
+            println!("polis dev: {error}; the leader balancer will move them, serving meanwhile");
+            status
+        }
+    };
+    for shard in status["shards"].as_array().into_iter().flatten() {
+        let slots: Vec<&str> = shard["slots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|range| range.as_str())
+            .collect();
+        println!(
+            "shard {}: slots {}  leader: node {} ({})",
+            shard["id"],
+            slots.join(","),
+            shard["leader_node"],
+            shard["leader_resp_addr"].as_str().unwrap_or("-"),
+        );
     }
+    println!("try:    redis-cli -c -p {}", args.port);
+    println!("status: polis status --node {}", addrs(args.port, 0).admin);
+    println!("polis dev: ready");
     wait_for_signal_or_exit(&mut cluster).await;
     cluster.stop_all(STOP_GRACE).await;
     println!("polis dev: stopped");

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,20 +22,6 @@ const GAP_AFTER_HEAL_MAX: Duration = Duration::from_millis(500);
 const PARTITION_MIN: Duration = Duration::from_secs(6);
 /// How long after the heal leaders and gaps are watched.
 const WATCHED_AFTER_HEAL: Duration = Duration::from_secs(5);
-
-fn chaos(cluster: &Cluster, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
-        .args(["chaos", "--node", &cluster.node(1).admin])
-        .args(args)
-        .output()
-        .expect("run polis chaos");
-    assert!(
-        output.status.success(),
-        "polis chaos {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Returns true when every log acknowledged writes from `from` to at least
 /// `until` after it.
@@ -61,21 +46,10 @@ async fn partition_a_follower_and_heal(shards: u64, writers: usize) {
         .unwrap();
     let keys = shard_keys(&status, "heal");
     let probe = Probe::start(cluster.resp_addrs(), keys, writers);
-    wait_for(
-        "every shard to acknowledge writes",
-        Duration::from_secs(30),
-        || async {
-            probe
-                .snapshot()
-                .values()
-                .all(|log| log.acked_max.is_some())
-                .then_some(())
-        },
-    )
-    .await;
+    probe.wait_acked(0).await;
 
     let cut_at = Instant::now();
-    chaos(&cluster, &["isolate", &isolated.to_string()]);
+    cluster.chaos(&["isolate", &isolated.to_string()]);
     // Hold the partition while the majority serves, until its leaders
     // settle: the shards the isolated node led have failed over and the
     // meta leader's balancer has nothing left to move.
@@ -112,7 +86,7 @@ async fn partition_a_follower_and_heal(shards: u64, writers: usize) {
     let terms_before = shard_terms(&before_heal);
 
     let healed_at = Instant::now();
-    chaos(&cluster, &["heal"]);
+    cluster.chaos(&["heal"]);
     wait_for(
         "writes acknowledged for a while after the heal",
         Duration::from_secs(60),

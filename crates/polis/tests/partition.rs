@@ -7,25 +7,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::client::FollowingClient;
 use common::{wait_for, Cluster};
-
-fn chaos(cluster: &Cluster, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
-        .args(["chaos", "--node", &cluster.node(1).admin])
-        .args(args)
-        .output()
-        .expect("run polis chaos");
-    assert!(
-        output.status.success(),
-        "polis chaos {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_loses_leadership_and_catches_up_after_the_heal() {
@@ -39,7 +24,7 @@ async fn an_isolated_leader_loses_leadership_and_catches_up_after_the_heal() {
         .await
         .unwrap();
 
-    chaos(&cluster, &["isolate", &leader.to_string()]);
+    cluster.chaos(&["isolate", &leader.to_string()]);
 
     // The isolated leader cannot commit: no acknowledgement.
     let mut set = redis::cmd("SET");
@@ -75,7 +60,7 @@ async fn an_isolated_leader_loses_leadership_and_catches_up_after_the_heal() {
         .unwrap();
     assert_ne!(new_leader, leader);
 
-    chaos(&cluster, &["heal"]);
+    cluster.chaos(&["heal"]);
 
     // The old leader follows the new one and holds what the majority wrote.
     let mut follower = cluster.connect(leader).await;

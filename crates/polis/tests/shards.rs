@@ -77,17 +77,7 @@ async fn kill_one_of_five(victim_of: impl Fn(&serde_json::Value) -> u64) {
     // would make the others look stopped.
     let writers = busy.len();
     let probe = Probe::start(cluster.resp_addrs(), busy, writers);
-    wait_for(
-        "every busy shard to acknowledge writes",
-        Duration::from_secs(30),
-        || async {
-            let logs = probe.snapshot();
-            logs.values()
-                .all(|log| log.acked_max.is_some())
-                .then_some(())
-        },
-    )
-    .await;
+    probe.wait_acked(0).await;
     wait_for(
         "the idle shards to park",
         Duration::from_secs(30),
@@ -179,14 +169,7 @@ async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
     let status = cluster.wait_ready(Duration::from_secs(60)).await;
     let keys = shard_keys(&status, "wiped");
     let probe = Probe::start(cluster.resp_addrs(), keys, 3);
-    wait_for("writes on every shard", Duration::from_secs(30), || async {
-        probe
-            .snapshot()
-            .values()
-            .all(|log| log.acked_max.is_some_and(|acked| acked > 20))
-            .then_some(())
-    })
-    .await;
+    probe.wait_acked(21).await;
     let victim = 3;
     let before = own_replicas(&cluster.cluster_status(victim).await.unwrap());
     cluster.stop(victim).await;
@@ -261,14 +244,7 @@ async fn a_restarted_cluster_comes_back_with_its_map_and_data() {
     let before = cluster.wait_ready(Duration::from_secs(60)).await;
     let keys = shard_keys(&before, "restart");
     let probe = Probe::start(cluster.resp_addrs(), keys, 2);
-    wait_for("writes on every shard", Duration::from_secs(30), || async {
-        probe
-            .snapshot()
-            .values()
-            .all(|log| log.acked_max.is_some_and(|acked| acked > 10))
-            .then_some(())
-    })
-    .await;
+    probe.wait_acked(11).await;
     let logs = probe.stop().await;
     for id in 1..=3 {
         cluster.stop(id).await;

@@ -62,7 +62,7 @@ pub struct Cluster {
     pub nodes: Vec<NodeSpec>,
     children: Vec<Option<Child>>,
     extra_args: Vec<String>,
-    _ports: polis_client::ports::PortLease,
+    _ports: std::sync::Arc<polis_client::ports::PortLease>,
     _dir: tempfile::TempDir,
 }
 
@@ -74,16 +74,15 @@ impl Cluster {
     /// shard unless they say `--shards`).
     pub fn start(count: u64, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports = polis_client::ports::reserve(3 * count as usize).expect("free ports");
-        let addrs = ports.addrs();
-        let nodes: Vec<NodeSpec> = (1..=count)
-            .zip(addrs.chunks(3))
-            .map(|(id, chunk)| NodeSpec {
-                id,
-                resp: chunk[0].clone(),
-                admin: chunk[1].clone(),
-                peer: chunk[2].clone(),
-                data: dir.path().join(format!("node-{id}")),
+        let (addrs, ports) = polis_client::local::free_addrs(count).expect("free ports");
+        let nodes: Vec<NodeSpec> = addrs
+            .into_iter()
+            .map(|node| NodeSpec {
+                data: dir.path().join(format!("node-{}", node.id)),
+                id: node.id,
+                resp: node.resp,
+                admin: node.admin,
+                peer: node.peer,
             })
             .collect();
         let mut extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
@@ -278,6 +277,22 @@ impl Cluster {
             },
         )
         .await;
+    }
+
+    /// Runs `polis chaos` with `args` against node 1's admin address (the
+    /// nodes must run with fault injection); panics if it fails.
+    pub fn chaos(&self, args: &[&str]) {
+        let output = Command::new(env!("CARGO_BIN_EXE_polis"))
+            .args(["chaos", "--node", &self.node(1).admin])
+            .args(args)
+            .output()
+            .expect("run polis chaos");
+        assert!(
+            output.status.success(),
+            "polis chaos {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// Returns a multiplexed connection to node `id`.

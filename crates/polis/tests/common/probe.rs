@@ -124,6 +124,22 @@ impl Probe {
     pub fn snapshot(&self) -> BTreeMap<u64, ShardLog> {
         self.logs.lock().unwrap().clone()
     }
+
+    /// Waits until every shard acknowledged a write of value `at_least` or
+    /// more (each shard's values count up from 0); panics after 30 s.
+    pub async fn wait_acked(&self, at_least: u64) {
+        super::wait_for(
+            "an acknowledged write on every shard",
+            Duration::from_secs(30),
+            || async {
+                self.snapshot()
+                    .values()
+                    .all(|log| log.acked_max.is_some_and(|acked| acked >= at_least))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// Checks that each shard's key holds its last acknowledged value or a
