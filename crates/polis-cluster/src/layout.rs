@@ -24,10 +24,33 @@ pub struct Layout {
     pub shards: usize,
     /// Replicas per shard (capped at the number of nodes).
     pub replication: usize,
-    /// The node that creates the map: it has started.
+    /// The node that creates the map.
     pub creator: NodeId,
-    /// The entry format the creator's binary writes.
-    pub entry_format: u32,
+    /// The nodes registered from the start (incarnation 1): the creator
+    /// and the members that answered it with empty storage. They are the
+    /// meta group's first voters, so the group never depends on one disk.
+    pub registered: BTreeMap<NodeId, Registration>,
+}
+
+/// A node registered at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    /// The token of the node's data directory.
+    pub token: u64,
+    /// The newest log entry format the node's binary understands.
+    pub entry_format_max: u32,
+}
+
+/// Returns the registrations of a cluster whose creator starts alone,
+/// with no token and entry format 1 (maps made in tests and tools).
+pub fn creator_only(creator: NodeId) -> BTreeMap<NodeId, Registration> {
+    BTreeMap::from([(
+        creator,
+        Registration {
+            token: 0,
+            entry_format_max: 1,
+        },
+    )])
 }
 
 /// Why a layout cannot make a map.
@@ -39,8 +62,10 @@ pub enum LayoutError {
     Shards,
     #[error("a shard needs at least one replica")]
     Replication,
-    #[error("the creating node {0} is not among the nodes")]
+    #[error("the creating node {0} is not among the nodes, or not registered")]
     Creator(NodeId),
+    #[error("registered node {0} is not among the nodes")]
+    Registered(NodeId),
     #[error(transparent)]
     Invalid(#[from] InvalidMap),
 }
@@ -60,8 +85,15 @@ impl Layout {
         if self.replication == 0 {
             return Err(LayoutError::Replication);
         }
-        if !self.nodes.contains_key(&self.creator) {
+        if !self.nodes.contains_key(&self.creator) || !self.registered.contains_key(&self.creator) {
             return Err(LayoutError::Creator(self.creator));
+        }
+        if let Some(stranger) = self
+            .registered
+            .keys()
+            .find(|id| !self.nodes.contains_key(id))
+        {
+            return Err(LayoutError::Registered(*stranger));
         }
         let order: Vec<NodeId> = self.nodes.keys().copied().collect();
         let mut next_replica_id = 1u64;
@@ -74,14 +106,14 @@ impl Layout {
             .nodes
             .iter()
             .map(|(id, addrs)| {
-                let started = *id == self.creator;
+                let registered = self.registered.get(id);
                 let record = NodeRecord {
                     id: *id,
                     addrs: addrs.clone(),
-                    incarnation: u64::from(started),
-                    entry_format_max: if started { self.entry_format } else { 0 },
+                    incarnation: u64::from(registered.is_some()),
+                    entry_format_max: registered.map_or(0, |first| first.entry_format_max),
                     meta_replica: allocate(),
-                    registration: 0,
+                    registration: registered.map_or(0, |first| first.token),
                 };
                 (*id, record)
             })
@@ -118,7 +150,12 @@ impl Layout {
             cluster_id: self.cluster_id,
             creator: self.creator,
             version: 1,
-            cluster_version: self.entry_format,
+            cluster_version: self
+                .registered
+                .values()
+                .map(|first| first.entry_format_max)
+                .min()
+                .unwrap_or(0),
             next_replica_id,
             nodes,
             shards,
@@ -148,7 +185,14 @@ mod tests {
             shards,
             replication: 3,
             creator: NodeId(1),
-            entry_format: 1,
+            registered: [(NodeId(1), first(1))].into(),
+        }
+    }
+
+    fn first(token: u64) -> Registration {
+        Registration {
+            token,
+            entry_format_max: 1,
         }
     }
 
@@ -202,5 +246,30 @@ mod tests {
         let mut stranger = layout(3, 3);
         stranger.creator = NodeId(9);
         assert_eq!(stranger.map(), Err(LayoutError::Creator(NodeId(9))));
+        let mut unregistered = layout(3, 3);
+        unregistered.registered.clear();
+        assert_eq!(unregistered.map(), Err(LayoutError::Creator(NodeId(1))));
+        let mut stray = layout(3, 3);
+        stray.registered.insert(NodeId(7), first(7));
+        assert_eq!(stray.map(), Err(LayoutError::Registered(NodeId(7))));
+    }
+
+    #[test]
+    fn the_members_that_answered_start_registered_and_are_the_first_meta_voters() {
+        let mut both = layout(3, 3);
+        both.registered.insert(
+            NodeId(3),
+            Registration {
+                token: 33,
+                entry_format_max: 0,
+            },
+        );
+        let map = both.map().unwrap();
+        assert!(!map.nodes[&NodeId(2)].started());
+        let third = &map.nodes[&NodeId(3)];
+        assert_eq!((third.incarnation, third.registration), (1, 33));
+        let voters: Vec<NodeId> = map.meta_voters().into_values().collect();
+        assert_eq!(voters, [NodeId(1), NodeId(3)]);
+        assert_eq!(map.cluster_version, 0, "the oldest binary's format");
     }
 }

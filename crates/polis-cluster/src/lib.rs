@@ -29,7 +29,7 @@ pub mod version;
 mod test_support;
 
 pub use change::{MapChange, TxnError};
-pub use layout::Layout;
+pub use layout::{Layout, Registration};
 pub use map::{ClusterMap, MapView, NodeAddrs, NodeRecord, ShardRecord, ShardReplica};
 pub use meta::{MetaCommand, MetaMachine, MetaReply};
 pub use route::{classify, Routed, Target};

@@ -202,7 +202,7 @@ mod tests {
             shards: 3,
             replication: 3,
             creator: NodeId(1),
-            entry_format: 1,
+            registered: crate::layout::creator_only(NodeId(1)),
         }
         .map()
         .unwrap()

@@ -80,7 +80,7 @@ mod tests {
             shards,
             replication: 3,
             creator: NodeId(1),
-            entry_format: 1,
+            registered: crate::layout::creator_only(NodeId(1)),
         };
         MapView::new(layout.map().unwrap())
     }

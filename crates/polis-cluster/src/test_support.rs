@@ -26,7 +26,7 @@ pub fn map(nodes: u64, shards: usize) -> ClusterMap {
         shards,
         replication: 3,
         creator: NodeId(1),
-        entry_format: 1,
+        registered: crate::layout::creator_only(NodeId(1)),
     }
     .map()
     .expect("a valid layout")

@@ -3,11 +3,19 @@
 //! ```text
 //!   identity file?  yes ─> reopen: the cached map, then the meta group's
 //!                   no  ─> ask the members for a map
-//!                          someone has one ─> register with the meta leader
+//!                          someone has one ─> it registers my token: take it
+//!                                             else register with the meta leader
 //!                                             (a node seen before gets new replica ids)
 //!                          nobody has one  ─> the creator (--init, or the lowest member id
-//!                                             once a majority answer empty) creates it
+//!                                             once every member, or a majority for 3 s,
+//!                                             answer empty) creates it
 //! ```
+//!
+//! The creator registers itself and every member that answered it empty,
+//! each by the token of its data directory: they are the meta group's
+//! first voters and all start it with that membership, so the map
+//! survives the loss of any one disk from the first second. A member
+//! wiped after answering comes back with another token and registers anew.
 //!
 //! The identity file (cluster id, node id, incarnation) and the cached map
 //! are written before any group starts, so a data directory with groups
@@ -20,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use polis_cluster::{ClusterMap, Layout, NodeAddrs, ENTRY_FORMAT_MAX};
+use polis_cluster::{ClusterMap, Layout, NodeAddrs, Registration, ENTRY_FORMAT_MAX};
 use polis_raft::PeerAddr;
 use polis_types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -40,6 +48,9 @@ pub const TOKEN_FILE: &str = "registration-token";
 const ASK_EVERY: Duration = Duration::from_millis(200);
 /// How often a waiting node says what it waits for.
 const SAY_EVERY: Duration = Duration::from_secs(5);
+/// How long a creator that hears from a majority of the members waits for
+/// the rest before it creates the cluster without them.
+const CREATE_GRACE: Duration = Duration::from_secs(3);
 
 /// Who this node is in which cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +166,8 @@ struct Answer {
     map: Option<ClusterMap>,
     has_data: bool,
     meta_leader: Option<NodeId>,
+    token: u64,
+    entry_format_max: u32,
 }
 
 /// Asks every other member for its map, concurrently.
@@ -176,11 +189,15 @@ async fn ask_members(node: &Arc<Node>) -> Vec<Answer> {
                         map,
                         has_data,
                         meta_leader,
+                        token,
+                        entry_format_max,
                     }) => Some(Answer {
                         member: to.node,
                         map,
                         has_data,
                         meta_leader,
+                        token,
+                        entry_format_max,
                     }),
                     _ => None,
                 }
@@ -223,6 +240,7 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
     let creator = node.config.init || default_creator(node) == Some(me);
     let members = node.config.members.len();
     let mut said = tokio::time::Instant::now();
+    let mut majority_since = None;
     loop {
         let answers = ask_members(node).await;
         let with_map: Vec<&Answer> = answers
@@ -230,7 +248,23 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
             .filter(|answer| answer.map.is_some())
             .collect();
         if !with_map.is_empty() {
-            let leader = with_map.iter().find_map(|answer| answer.meta_leader);
+            // Registered at creation (the creator heard this directory's
+            // token): the map is this node's already.
+            let mine = with_map
+                .iter()
+                .filter_map(|answer| answer.map.as_ref())
+                .filter(|map| {
+                    map.node(me)
+                        .is_some_and(|record| record.registration == node.token())
+                })
+                .max_by_key(|map| map.version);
+            if let Some(map) = mine {
+                return take_registration(node, map.clone()).await;
+            }
+            let leader = with_map
+                .iter()
+                .filter_map(|answer| answer.meta_leader)
+                .find(|leader| *leader != me);
             let hint = leader.or_else(|| with_map.first().map(|answer| answer.member));
             if let Some(identity) = register(node, hint).await? {
                 return Ok(identity);
@@ -238,10 +272,18 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
         } else if creator {
             // A majority that answers with no data means no cluster exists
             // among these members: a wiped node alone cannot tell, so it
-            // waits for the others rather than start a second cluster.
+            // waits for the others rather than start a second cluster. It
+            // waits a little for every member, so the meta group starts
+            // on as many disks as it can.
             let empty = answers.iter().filter(|answer| !answer.has_data).count() + 1;
-            if node.config.init || empty * 2 > members {
-                return create(node).await;
+            if empty * 2 > members {
+                majority_since.get_or_insert_with(tokio::time::Instant::now);
+            } else {
+                majority_since = None;
+            }
+            let waited = majority_since.is_some_and(|since| since.elapsed() >= CREATE_GRACE);
+            if node.config.init || empty == members || waited {
+                return create(node, &answers).await;
             }
         }
         if said.elapsed() >= SAY_EVERY {
@@ -259,8 +301,9 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
 }
 
 /// Creates the cluster: the first map, written with the identity before
-/// the meta group starts with this node as its only voter.
-async fn create(node: &Arc<Node>) -> Result<Identity, ServerError> {
+/// the meta group starts on this node and the members that answered with
+/// empty storage (registered from the start, by their tokens).
+async fn create(node: &Arc<Node>, answers: &[Answer]) -> Result<Identity, ServerError> {
     let nodes: BTreeMap<NodeId, NodeAddrs> = node
         .config
         .members
@@ -274,13 +317,31 @@ async fn create(node: &Arc<Node>) -> Result<Identity, ServerError> {
             (member.id, addrs)
         })
         .collect();
+    let mut registered: BTreeMap<NodeId, Registration> = answers
+        .iter()
+        .filter(|answer| !answer.has_data && answer.token != 0)
+        .map(|answer| {
+            let first = Registration {
+                token: answer.token,
+                entry_format_max: answer.entry_format_max,
+            };
+            (answer.member, first)
+        })
+        .collect();
+    registered.insert(
+        node.config.node_id,
+        Registration {
+            token: node.token(),
+            entry_format_max: ENTRY_FORMAT_MAX,
+        },
+    );
     let layout = Layout {
         cluster_id: polis_raft::runtime::random_u64(),
         nodes,
         shards: node.config.shape.shards,
         replication: node.config.shape.replicas,
         creator: node.config.node_id,
-        entry_format: ENTRY_FORMAT_MAX,
+        registered,
     };
     let map = layout
         .map()
@@ -295,6 +356,7 @@ async fn create(node: &Arc<Node>) -> Result<Identity, ServerError> {
     tracing::info!(
         cluster_id = format!("{:x}", map.cluster_id),
         nodes = map.nodes.len(),
+        registered = map.nodes.values().filter(|record| record.started()).count(),
         shards = map.shards.len(),
         "created the cluster map"
     );
@@ -302,9 +364,33 @@ async fn create(node: &Arc<Node>) -> Result<Identity, ServerError> {
     Ok(identity)
 }
 
+/// Takes `map`, which registers this node (with its token), as the node's:
+/// the identity and the map are saved before any group starts.
+async fn take_registration(node: &Arc<Node>, map: ClusterMap) -> Result<Identity, ServerError> {
+    let me = node.config.node_id;
+    let incarnation = map.node(me).map_or(0, |record| record.incarnation);
+    let identity = Identity {
+        cluster_id: map.cluster_id,
+        node: me,
+        incarnation,
+    };
+    save_map(node, &map).await.map_err(ServerError::Storage)?;
+    save_identity(node, &identity).await?;
+    tracing::info!(
+        incarnation,
+        map_version = map.version,
+        "registered with the cluster"
+    );
+    node.map.adopt(map);
+    Ok(identity)
+}
+
 /// Returns this data directory's registration token, making and saving
 /// one the first time.
-async fn registration_token(node: &Node) -> Result<u64, ServerError> {
+///
+/// # Errors
+/// Returns an error if storage fails.
+pub async fn registration_token(node: &Node) -> Result<u64, ServerError> {
     let storage = node.host.storage();
     if let Some(bytes) = storage
         .read_file(TOKEN_FILE)
@@ -326,35 +412,23 @@ async fn registration_token(node: &Node) -> Result<u64, ServerError> {
 /// its redirects); returns `None` when no meta leader answered yet.
 async fn register(node: &Arc<Node>, hint: Option<NodeId>) -> Result<Option<Identity>, ServerError> {
     let me = node.config.node_id;
-    let token = registration_token(node).await?;
     let request = NodeRequest::Register {
         node: me,
         entry_format_max: ENTRY_FORMAT_MAX,
-        token,
+        token: node.token(),
     };
     let mut target = hint;
     // Bounded: a redirect chain longer than the member list is stale.
     for _ in 0..=node.config.members.len() {
-        let Some(to) = target.and_then(|id| node.peer_addr(id)) else {
+        let Some(to) = target
+            .filter(|id| *id != me)
+            .and_then(|id| node.peer_addr(id))
+        else {
             return Ok(None);
         };
         match rpc::call(node, &to, &request).await {
             Ok(NodeAnswer::Registered(map)) => {
-                let incarnation = map.node(me).map_or(0, |record| record.incarnation);
-                let identity = Identity {
-                    cluster_id: map.cluster_id,
-                    node: me,
-                    incarnation,
-                };
-                save_map(node, &map).await.map_err(ServerError::Storage)?;
-                save_identity(node, &identity).await?;
-                tracing::info!(
-                    incarnation,
-                    map_version = map.version,
-                    "registered with the cluster"
-                );
-                node.map.adopt(map);
-                return Ok(Some(identity));
+                return take_registration(node, map).await.map(Some);
             }
             Ok(NodeAnswer::NotMetaLeader { leader }) if leader != target => target = leader,
             Ok(NodeAnswer::Retry(reason)) => {

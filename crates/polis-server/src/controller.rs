@@ -3,8 +3,8 @@
 //!
 //! On every shard it leads: the ownership entry that gives the shard the
 //! slots of its map version, and the membership steps toward the replicas
-//! the map lists. On the meta leader only: the map's creation after the
-//! creator restarted, the meta group's membership, the cluster version,
+//! the map lists. On the meta leader only: the first map's creation (by
+//! whichever first voter leads), the meta group's membership, the cluster version,
 //! node registrations and the balancing of shard leaders over the nodes
 //! (one move per shard at a time, a cap per minute, and a node must beat
 //! for a while before leaders move back to it).
@@ -112,12 +112,21 @@ async fn tick(node: &Arc<Node>) {
     };
     let map = view.map();
     replicas::reconcile(node).await;
+    // A shard takes slots only from a map the meta group committed (the
+    // first map is routed from as soon as it is made, before that).
+    let committed = node
+        .meta()
+        .and_then(|meta| meta.state().read().app.map().map(|map| map.version))
+        .unwrap_or(0);
     for group in node.led_shards() {
         let Some(shard) = map.shards.get(&group.id()) else {
             continue;
         };
         let owned = group.state().read().app.ownership.version;
         if owned < shard.slots_version {
+            if committed < shard.slots_version {
+                continue;
+            }
             let op = Op::Own {
                 version: shard.slots_version,
                 slots: shard.slot_set(),
@@ -221,13 +230,11 @@ fn step_membership<S: StateMachine>(node: &Arc<Node>, group: Group<S>, target: T
     });
 }
 
-/// After the creator restarted before its map was committed, proposes it
-/// again (a creation applies only to an empty meta group).
+/// Proposes the first map while the meta group has none: the creator's
+/// proposal may not have committed (it restarted, or another first voter
+/// leads now). A creation applies only to an empty meta group.
 fn steward(node: &Arc<Node>, meta: &Group<MetaMachine>, map: &polis_cluster::ClusterMap) {
     if meta.state().read().app.map().is_some() || map.version != 1 {
-        return;
-    }
-    if map.creator != node.config.node_id {
         return;
     }
     let command = MetaCommand::Create(map.clone());

@@ -100,7 +100,7 @@ mod tests {
             shards: 2,
             replication: 1,
             creator: NodeId(1),
-            entry_format: 1,
+            registered: polis_cluster::layout::creator_only(NodeId(1)),
         }
         .map()
         .unwrap_or_else(|error| panic!("{error}"));

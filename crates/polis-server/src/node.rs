@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,6 +73,9 @@ pub struct Node {
     pub faults: Arc<FaultInjector>,
     /// The node held data when it started (identity or groups on disk).
     pub(crate) has_data: AtomicBool,
+    /// The registration token of the data directory (set as the node
+    /// starts, before it answers peers).
+    token: AtomicU64,
     /// Groups with a membership or ownership change under way.
     pub(crate) work: controller::Work,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -130,6 +133,7 @@ impl Node {
             resp_port,
             faults,
             has_data: AtomicBool::new(false),
+            token: AtomicU64::new(0),
             work: controller::Work::default(),
             tasks: Mutex::new(Vec::new()),
         })
@@ -143,6 +147,8 @@ impl Node {
     /// Returns an error if the data directory belongs to another node or
     /// format, or storage fails.
     pub async fn start(self: &Arc<Self>) -> Result<(), ServerError> {
+        let token = bootstrap::registration_token(self).await?;
+        self.token.store(token, Ordering::Relaxed);
         self.host.set_app_handler(Arc::new(rpc::Handler {
             node: Arc::downgrade(self),
         }));
@@ -284,6 +290,12 @@ impl Node {
                 .map(|member| member.peer_addr.clone())
         })?;
         Some(PeerAddr { node, addr })
+    }
+
+    /// Returns the registration token of the node's data directory (0
+    /// until the node starts).
+    pub fn token(&self) -> u64 {
+        self.token.load(Ordering::Relaxed)
     }
 
     /// Returns true once the node holds data of its own.

@@ -80,10 +80,19 @@ async fn start_meta(
     let me = node.config.node_id;
     let replica = placed(map, me, META_GROUP)
         .ok_or_else(|| ServerError::Bootstrap(format!("node {me} is not in the cluster map")))?;
-    // The creator's meta replica starts the group alone; the others are
-    // added by the meta leader once they registered.
-    let bootstrap = (map.creator == me && identity.incarnation == 1)
-        .then(|| BTreeMap::from([(replica, peer_node(map, me))]));
+    // The nodes registered in the first map start the group with its
+    // voters (every one alike: openraft makes that idempotent); the others
+    // are added by the meta leader once they registered.
+    let voters = map.meta_voters();
+    let bootstrap = (map.version == 1
+        && identity.incarnation == 1
+        && voters.contains_key(&replica))
+    .then(|| {
+        voters
+            .iter()
+            .map(|(voter, node)| (*voter, peer_node(map, *node)))
+            .collect()
+    });
     let (machine, published) = MetaMachine::new();
     let spec = GroupSpec {
         group: META_GROUP,
@@ -222,10 +231,14 @@ async fn start_shard(
         });
     } else if group.term() == 0 {
         // A brand-new group: the others let the preferred replica win,
-        // unless it does not come within a few election timeouts.
+        // unless it does not come within a few election timeouts; once a
+        // leader is known they stand again, should it fail.
         group.set_electable(false);
         tokio::spawn(async move {
-            tokio::time::sleep(election_max * 3).await;
+            let give_up = tokio::time::Instant::now() + election_max * 3;
+            while group.leader().is_none() && tokio::time::Instant::now() < give_up {
+                tokio::time::sleep(heartbeat).await;
+            }
             group.set_electable(true);
         });
     }

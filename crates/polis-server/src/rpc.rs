@@ -41,6 +41,11 @@ pub enum NodeAnswer {
         has_data: bool,
         /// The node that leads the meta group, as the answerer knows.
         meta_leader: Option<NodeId>,
+        /// The token of the answerer's data directory: a creator registers
+        /// the members that answer empty with it.
+        token: u64,
+        /// The newest log entry format the answerer's binary understands.
+        entry_format_max: u32,
     },
     /// Registered; the map after the registration.
     Registered(ClusterMap),
@@ -100,6 +105,8 @@ async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAns
             map: node.map.current().map(|view| view.map().clone()),
             has_data: node.has_data(),
             meta_leader: node.meta_leader(),
+            token: node.token(),
+            entry_format_max: polis_cluster::ENTRY_FORMAT_MAX,
         },
         NodeRequest::Register {
             node: registering,

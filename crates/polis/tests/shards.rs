@@ -164,13 +164,66 @@ fn own_replicas(status: &serde_json::Value) -> BTreeSet<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
+    restart_empty(3).await;
+}
+
+/// Node 1 created the map and leads the meta group: wiped, it must not
+/// create a second cluster, and it must find the meta group's new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_map_creator_restarted_empty_registers_again() {
+    restart_empty(1).await;
+}
+
+/// The creator's disk lost the moment the others hold the map: the meta
+/// group started on every member that answered, so the two left elect a
+/// meta leader, and the creator, wiped, registers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_creator_wiped_as_the_cluster_forms_rejoins() {
+    let _turn = common::one_at_a_time().await;
+    let mut cluster = Cluster::start(3, &["--shards", "3"]);
+    wait_for(
+        "nodes 2 and 3 to hold the map",
+        Duration::from_secs(60),
+        || async {
+            for id in [2, 3] {
+                cluster.cluster_status(id).await?["cluster_id"].as_str()?;
+            }
+            Some(())
+        },
+    )
+    .await;
+    cluster.kill9(1);
+    std::fs::remove_dir_all(&cluster.node(1).data).unwrap();
+    cluster.start_node(1);
+    let status = wait_for(
+        "node 1 to register again and every shard to serve",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            let node = status["nodes"]
+                .as_array()?
+                .iter()
+                .find(|node| node["id"] == 1)?
+                .clone();
+            (node["incarnation"] == 2 && status["state"] == "ok").then_some(status)
+        },
+    )
+    .await;
+    let probe = Probe::start(cluster.resp_addrs(), shard_keys(&status, "formed"), 3);
+    probe.wait_acked(9).await;
+    let logs = probe.stop().await;
+    assert_nothing_lost(cluster.resp_addrs(), &logs).await;
+}
+
+/// Stops `victim`, wipes its data directory and starts it again: it
+/// registers as a new incarnation with new replica ids and catches up.
+async fn restart_empty(victim: u64) {
     let _turn = common::one_at_a_time().await;
     let mut cluster = Cluster::start(3, &["--shards", "3"]);
     let status = cluster.wait_ready(Duration::from_secs(60)).await;
     let keys = shard_keys(&status, "wiped");
     let probe = Probe::start(cluster.resp_addrs(), keys, 3);
     probe.wait_acked(21).await;
-    let victim = 3;
     let before = own_replicas(&cluster.cluster_status(victim).await.unwrap());
     cluster.stop(victim).await;
     std::fs::remove_dir_all(&cluster.node(victim).data).unwrap();
@@ -178,7 +231,7 @@ async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
     // It registers again: a new incarnation, and new ids for every one of
     // its replicas; it catches up on every shard.
     let after = wait_for(
-        "node 3 to run new replicas of the meta group and every shard",
+        &format!("node {victim} to run new replicas of the meta group and every shard"),
         Duration::from_secs(60),
         || async {
             let status = cluster.cluster_status(victim).await?;
@@ -209,9 +262,9 @@ async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
         "new ids come after every old one: {now:?} vs {before:?}"
     );
     let logs = probe.stop().await;
-    // Every shard's new replica on node 3 holds the shard's data.
+    // Every shard's new replica on the node holds the shard's data.
     wait_for(
-        "node 3's replicas to hold every shard's key",
+        &format!("node {victim}'s replicas to hold every shard's key"),
         Duration::from_secs(60),
         || async {
             let status = cluster.cluster_status(victim).await?;
@@ -223,7 +276,8 @@ async fn a_node_restarted_empty_gets_new_replica_ids_and_catches_up() {
     )
     .await;
     // And the old ids are out of every group's membership.
-    let leader_view = cluster.cluster_status(1).await.unwrap();
+    let survivor = if victim == 1 { 2 } else { 1 };
+    let leader_view = cluster.cluster_status(survivor).await.unwrap();
     for replica in leader_view["replicas"].as_array().unwrap() {
         for member in replica["members"].as_array().unwrap() {
             let id = member["replica_id"].as_u64().unwrap();
