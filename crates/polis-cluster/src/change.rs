@@ -5,10 +5,13 @@
 //! from the new version: a change is never applied over one its author did
 //! not see.
 
+use std::collections::BTreeMap;
+
 use polis_types::{GroupId, NodeId, ReplicaId, SlotRange, SlotSet};
 use serde::{Deserialize, Serialize};
 
-use crate::map::{ClusterMap, InvalidMap};
+use crate::map::{ClusterMap, InvalidMap, NodeAddrs, NodeRecord};
+use crate::version::EntryFormat;
 
 /// One change to the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +36,36 @@ pub enum MapChange {
     },
     /// Raises the entry format every node must understand.
     RaiseClusterVersion { to: u32 },
+    /// Node `node`, not in the map, joins the running cluster (entry
+    /// format 2): it gets its record, incarnation 1 and a new meta replica,
+    /// and no shard replica until replicas move to it. The same `token`
+    /// twice is one join.
+    Join {
+        node: NodeId,
+        addrs: NodeAddrs,
+        entry_format_max: u32,
+        token: u64,
+    },
+    /// Shard `shard`'s replica on node `from` moves to node `to` (entry
+    /// format 2): a new replica id on `to` takes its place in the map. The
+    /// shard's leader adds it as a learner, lets it catch up, then makes
+    /// it a voter and drops the old one in one joint change; the old
+    /// node deletes its copy only once the group no longer counts it.
+    MoveReplica {
+        shard: GroupId,
+        from: NodeId,
+        to: NodeId,
+    },
+}
+
+impl MapChange {
+    /// Returns the entry format a transaction carrying this change needs.
+    pub fn format(&self) -> EntryFormat {
+        match self {
+            Self::Join { .. } | Self::MoveReplica { .. } => EntryFormat::V2,
+            _ => EntryFormat::V1,
+        }
+    }
 }
 
 /// Why a transaction did not apply.
@@ -97,6 +130,13 @@ impl ClusterMap {
                 Ok(())
             }
             MapChange::AssignSlots { shard, slots } => self.assign_slots(*shard, slots),
+            MapChange::Join {
+                node,
+                addrs,
+                entry_format_max,
+                token,
+            } => self.join(*node, addrs, *entry_format_max, *token),
+            MapChange::MoveReplica { shard, from, to } => self.move_replica(*shard, *from, *to),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(
@@ -129,7 +169,7 @@ impl ClusterMap {
         let cluster_version = self.cluster_version;
         let record = self.nodes.get(&node).ok_or_else(|| {
             TxnError::Rejected(format!(
-                "node {node} is not in the cluster map (adding nodes comes later)"
+                "node {node} is not in the cluster map: start it with --join to add it"
             ))
         })?;
         if token != 0 && record.registration == token {
@@ -167,6 +207,100 @@ impl ClusterMap {
             record.incarnation += 1;
             record.entry_format_max = entry_format_max;
             record.registration = token;
+        }
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        node: NodeId,
+        addrs: &NodeAddrs,
+        entry_format_max: u32,
+        token: u64,
+    ) -> Result<(), TxnError> {
+        if let Some(record) = self.nodes.get(&node) {
+            if token != 0 && record.registration == token {
+                return Ok(());
+            }
+            return Err(TxnError::Rejected(format!(
+                "node id {node} is taken: start the new node with another --node-id"
+            )));
+        }
+        let clash = self.nodes.values().find_map(|other| {
+            [&addrs.peer, &addrs.resp, &addrs.admin]
+                .into_iter()
+                .find(|addr| {
+                    [&other.addrs.peer, &other.addrs.resp, &other.addrs.admin].contains(addr)
+                })
+                .map(|addr| (other.id, addr.clone()))
+        });
+        if let Some((other, addr)) = clash {
+            return Err(TxnError::Rejected(format!(
+                "node {other} already uses the address {addr}"
+            )));
+        }
+        if entry_format_max < self.cluster_version {
+            return Err(TxnError::Rejected(format!(
+                "node {node} understands entry format {entry_format_max}, but the cluster \
+                 uses {}: run the same polis version on every node",
+                self.cluster_version
+            )));
+        }
+        let meta_replica = self.allocate_replica();
+        self.nodes.insert(
+            node,
+            NodeRecord {
+                id: node,
+                addrs: addrs.clone(),
+                incarnation: 1,
+                entry_format_max,
+                meta_replica,
+                registration: token,
+            },
+        );
+        Ok(())
+    }
+
+    fn move_replica(&mut self, shard: GroupId, from: NodeId, to: NodeId) -> Result<(), TxnError> {
+        if !self.nodes.get(&to).is_some_and(NodeRecord::started) {
+            return Err(TxnError::Rejected(format!(
+                "node {to} has not started: no replica can move to it"
+            )));
+        }
+        let replica = self.allocate_replica();
+        // How many other shards would be led from each node.
+        let mut preferred: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for other in self.shards.values().filter(|other| other.id != shard) {
+            *preferred.entry(other.preferred_leader).or_default() += 1;
+        }
+        let record = self
+            .shards
+            .get_mut(&shard)
+            .ok_or_else(|| TxnError::Rejected(format!("no shard {shard}")))?;
+        if record.replica_on(to).is_some() {
+            return Err(TxnError::Rejected(format!(
+                "node {to} holds a replica of shard {shard} already"
+            )));
+        }
+        let moving = record
+            .replicas
+            .iter_mut()
+            .find(|candidate| candidate.node == from)
+            .ok_or_else(|| {
+                TxnError::Rejected(format!("node {from} holds no replica of shard {shard}"))
+            })?;
+        moving.node = to;
+        moving.replica = replica;
+        moving.bootstrap = false;
+        if record.preferred_leader == from {
+            // Led from the replica's node that would lead the fewest
+            // shards, so leaders stay spread.
+            record.preferred_leader = record
+                .replicas
+                .iter()
+                .map(|replica| replica.node)
+                .min_by_key(|node| (preferred.get(node).copied().unwrap_or(0), *node))
+                .unwrap_or(to);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use polis_types::{ReplicaId, Slot, SlotRange};
 
 use super::*;
-use crate::map::ShardReplica;
+use crate::map::{NodeAddrs, ShardReplica};
 use crate::test_support::map;
 
 fn register(node: u64) -> MapChange {
@@ -147,4 +147,69 @@ fn registering_again_with_the_same_token_changes_nothing() {
         v4.nodes[&NodeId(2)].meta_replica,
         v3.nodes[&NodeId(2)].meta_replica
     );
+}
+
+fn join(node: u64, token: u64) -> MapChange {
+    MapChange::Join {
+        node: NodeId(node),
+        addrs: NodeAddrs {
+            peer: format!("127.0.0.1:{}", 9200 + node),
+            resp: format!("127.0.0.1:{}", 9000 + node),
+            admin: format!("127.0.0.1:{}", 9100 + node),
+        },
+        entry_format_max: 2,
+        token,
+    }
+}
+
+#[test]
+fn a_joining_node_gets_a_record_and_a_new_meta_replica_but_no_shard_replica() {
+    let v1 = map(3, 3).apply(1, &[register(2), register(3)]).unwrap();
+    let v2 = v1.apply(v1.version, &[join(4, 44)]).unwrap();
+    let record = &v2.nodes[&NodeId(4)];
+    assert_eq!((record.incarnation, record.registration), (1, 44));
+    assert_eq!(record.meta_replica, ReplicaId(v1.next_replica_id));
+    assert_eq!(v2.next_replica_id, v1.next_replica_id + 1);
+    assert!(v2.replicas_on(NodeId(4)).is_empty());
+    assert_eq!(v2.shards, v1.shards, "no shard changes");
+    // Four nodes keep three meta voters; the fourth follows as a learner.
+    assert!(v2
+        .meta_learners()
+        .contains_key(&v2.nodes[&NodeId(4)].meta_replica));
+    // The same join again (its answer was lost) changes nothing.
+    let v3 = v2.apply(v2.version, &[join(4, 44)]).unwrap();
+    assert_eq!(v3.nodes, v2.nodes);
+    assert_eq!(v3.next_replica_id, v2.next_replica_id);
+}
+
+#[test]
+fn a_join_with_a_taken_id_or_address_or_an_old_binary_is_refused() {
+    let v1 = map(3, 3);
+    let taken = v1.apply(1, &[join(2, 7)]).unwrap_err();
+    assert!(taken.to_string().contains("node id 2 is taken"), "{taken}");
+    let MapChange::Join {
+        node, mut addrs, ..
+    } = join(4, 44)
+    else {
+        unreachable!()
+    };
+    addrs.resp = v1.nodes[&NodeId(3)].addrs.resp.clone();
+    let clash = MapChange::Join {
+        node,
+        addrs,
+        entry_format_max: 2,
+        token: 44,
+    };
+    let error = v1.apply(1, &[clash]).unwrap_err();
+    assert!(error.to_string().contains("node 3 already uses"), "{error}");
+    let mut newer = v1.clone();
+    newer.cluster_version = 3;
+    let error = newer.apply(1, &[join(4, 44)]).unwrap_err();
+    assert!(error.to_string().contains("entry format 2"), "{error}");
+}
+
+#[test]
+fn a_join_needs_entry_format_2_and_the_rest_format_1() {
+    assert_eq!(join(4, 1).format(), EntryFormat::V2);
+    assert_eq!(register(2).format(), EntryFormat::V1);
 }

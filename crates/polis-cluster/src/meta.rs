@@ -33,7 +33,14 @@ pub enum MetaCommand {
 impl MetaCommand {
     /// Returns the entry format this command needs.
     pub fn format(&self) -> EntryFormat {
-        EntryFormat::V1
+        match self {
+            Self::Create(_) => EntryFormat::V1,
+            Self::Txn { changes, .. } => changes
+                .iter()
+                .map(MapChange::format)
+                .max()
+                .unwrap_or(EntryFormat::V1),
+        }
     }
 
     /// Returns the entry's encoding.

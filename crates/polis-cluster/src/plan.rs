@@ -115,6 +115,54 @@ pub fn shard_target(map: &ClusterMap, shard: GroupId) -> TargetMembers {
     }
 }
 
+/// Moving one shard replica from one node to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaMove {
+    pub shard: GroupId,
+    pub from: NodeId,
+    pub to: NodeId,
+}
+
+/// Returns the move that evens out the shard replicas per node, if they
+/// are uneven: from the live node holding the most to the live, started
+/// node holding the fewest (of a shard it does not hold yet), when the
+/// two differ by two or more; a difference of one is as even as it gets.
+/// Nodes that are down neither give nor receive.
+pub fn replica_move(map: &ClusterMap, alive: &BTreeSet<NodeId>) -> Option<ReplicaMove> {
+    let mut held: BTreeMap<NodeId, usize> = map
+        .nodes
+        .values()
+        .filter(|node| node.started() && alive.contains(&node.id))
+        .map(|node| (node.id, 0))
+        .collect();
+    for shard in map.shards.values() {
+        for replica in &shard.replicas {
+            if let Some(count) = held.get_mut(&replica.node) {
+                *count += 1;
+            }
+        }
+    }
+    let mut givers: Vec<(NodeId, usize)> = held.iter().map(|(node, n)| (*node, *n)).collect();
+    givers.sort_by_key(|(node, count)| (std::cmp::Reverse(*count), *node));
+    let (to, fewest) = held
+        .iter()
+        .map(|(node, count)| (*node, *count))
+        .min_by_key(|(node, count)| (*count, *node))?;
+    givers
+        .into_iter()
+        .take_while(|(_, count)| *count >= fewest + 2)
+        .find_map(|(from, _)| {
+            map.shards
+                .values()
+                .find(|shard| shard.replica_on(from).is_some() && shard.replica_on(to).is_none())
+                .map(|shard| ReplicaMove {
+                    shard: shard.id,
+                    from,
+                    to,
+                })
+        })
+}
+
 /// Moving one shard's leadership from one node to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaderMove {

@@ -211,3 +211,81 @@ fn an_even_spread_is_left_as_it_is_and_a_plan_is_done_in_one_go() {
         }
     }
 }
+
+fn joined(map: &ClusterMap, node: u64) -> ClusterMap {
+    let change = MapChange::Join {
+        node: NodeId(node),
+        addrs: crate::map::NodeAddrs {
+            peer: format!("p{node}"),
+            resp: format!("r{node}"),
+            admin: format!("a{node}"),
+        },
+        entry_format_max: 2,
+        token: node,
+    };
+    map.apply(map.version, &[change]).unwrap()
+}
+
+fn started(map: &ClusterMap) -> ClusterMap {
+    let mut map = map.clone();
+    for node in map.nodes.values_mut() {
+        node.incarnation = node.incarnation.max(1);
+    }
+    map
+}
+
+fn alive(nodes: &[u64]) -> BTreeSet<NodeId> {
+    nodes.iter().copied().map(NodeId).collect()
+}
+
+#[test]
+fn replicas_move_to_a_new_node_until_no_two_nodes_differ_by_two() {
+    // 3 nodes, 6 shards of 3 replicas: 6 replicas each. Two nodes join.
+    let mut map = joined(&joined(&started(&map(3, 6)), 4), 5);
+    let everyone = alive(&[1, 2, 3, 4, 5]);
+    let mut moves = 0;
+    while let Some(planned) = replica_move(&map, &everyone) {
+        let shard = &map.shards[&planned.shard];
+        assert!(shard.replica_on(planned.from).is_some());
+        assert!(shard.replica_on(planned.to).is_none(), "{planned:?}");
+        let change = MapChange::MoveReplica {
+            shard: planned.shard,
+            from: planned.from,
+            to: planned.to,
+        };
+        map = map.apply(map.version, &[change]).unwrap();
+        moves += 1;
+        assert!(moves <= 18, "the plan does not converge");
+    }
+    let mut held: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for shard in map.shards.values() {
+        for replica in &shard.replicas {
+            *held.entry(replica.node).or_default() += 1;
+        }
+    }
+    let (least, most) = (held.values().min().unwrap(), held.values().max().unwrap());
+    assert!(most - least <= 1, "{held:?}");
+    assert_eq!(held.values().sum::<usize>(), 18, "no replica lost or added");
+    // 18 replicas over 5 nodes (4, 4, 4, 3, 3): each old node gives two.
+    assert_eq!(moves, 6, "{held:?}");
+    // The preferred leaders followed the moves and spread over the new
+    // nodes too: 6 shards over 5 nodes, 1 or 2 each.
+    let mut led: BTreeMap<NodeId, usize> = map.nodes.keys().map(|node| (*node, 0)).collect();
+    for shard in map.shards.values() {
+        assert!(shard.replica_on(shard.preferred_leader).is_some());
+        *led.entry(shard.preferred_leader).or_default() += 1;
+    }
+    assert!(led.values().all(|count| (1..=2).contains(count)), "{led:?}");
+}
+
+#[test]
+fn down_nodes_neither_give_nor_receive_and_an_even_cluster_moves_nothing() {
+    let map = joined(&started(&map(3, 3)), 4);
+    assert_eq!(replica_move(&started(&map), &alive(&[1, 2, 3])), None);
+    let planned = replica_move(&map, &alive(&[1, 2, 3, 4])).unwrap();
+    assert_eq!(planned.to, NodeId(4));
+    // Node 4 is down: nothing moves to it; node 1 down: nothing moves off.
+    assert_eq!(replica_move(&map, &alive(&[1, 2, 3])), None);
+    let from_down = replica_move(&map, &alive(&[2, 3, 4])).unwrap();
+    assert_ne!(from_down.from, NodeId(1));
+}

@@ -26,6 +26,8 @@ pub enum EntryFormat {
     /// The first format: the meta group's map commands; a shard's client
     /// commands, pipelined batches, expiry and slot ownership.
     V1,
+    /// Nodes join a running cluster (`MapChange::Join`).
+    V2,
 }
 
 impl EntryFormat {
@@ -33,12 +35,13 @@ impl EntryFormat {
     pub const fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
+            Self::V2 => 2,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V1.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V2.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,9 +112,12 @@ mod tests {
             ("set".into(), 5)
         );
         let mut newer = bytes.to_vec();
-        newer[0] = 2;
+        newer[0] = (ENTRY_FORMAT_MAX + 1) as u8;
         let error = decode_entry::<(String, u32)>(&newer).unwrap_err();
-        assert!(error.contains("entry format 2"), "{error}");
+        assert!(
+            error.contains(&format!("entry format {}", ENTRY_FORMAT_MAX + 1)),
+            "{error}"
+        );
         assert!(decode_entry::<(String, u32)>(&[]).is_err());
         assert!(decode_entry::<(String, u32)>(&[1, 0xff, 0xff]).is_err());
     }

@@ -133,6 +133,7 @@ pub async fn establish(node: &Arc<Node>) -> Result<Identity, ServerError> {
              older polis; move it away and start with an empty directory",
             node.config.data_dir.display()
         ))),
+        None if !node.config.join.is_empty() => join(node).await,
         None => join_or_create(node).await,
     }
 }
@@ -172,37 +173,58 @@ struct Answer {
 
 /// Asks every other member for its map, concurrently.
 async fn ask_members(node: &Arc<Node>) -> Vec<Answer> {
-    let asks = node
+    let members = node
         .config
         .members
         .iter()
         .filter(|member| member.id != node.config.node_id)
-        .map(|member| {
-            let to = PeerAddr {
-                node: member.id,
-                addr: member.peer_addr.clone(),
-            };
-            let node = node.clone();
-            async move {
-                match rpc::call(&node, &to, &NodeRequest::GetMap).await {
-                    Ok(NodeAnswer::Map {
-                        map,
-                        has_data,
-                        meta_leader,
-                        token,
-                        entry_format_max,
-                    }) => Some(Answer {
-                        member: to.node,
-                        map,
-                        has_data,
-                        meta_leader,
-                        token,
-                        entry_format_max,
-                    }),
-                    _ => None,
-                }
+        .map(|member| PeerAddr {
+            node: member.id,
+            addr: member.peer_addr.clone(),
+        })
+        .collect();
+    ask(node, members).await
+}
+
+/// Asks the `--join` addresses for their maps (their node ids are not
+/// known yet: answers name none).
+async fn ask_seeds(node: &Arc<Node>) -> Vec<Answer> {
+    let seeds = node
+        .config
+        .join
+        .iter()
+        .map(|addr| PeerAddr {
+            node: NodeId::UNKNOWN,
+            addr: addr.clone(),
+        })
+        .collect();
+    ask(node, seeds).await
+}
+
+/// Asks each of `peers` for its map, concurrently.
+async fn ask(node: &Arc<Node>, peers: Vec<PeerAddr>) -> Vec<Answer> {
+    let asks = peers.into_iter().map(|to| {
+        let node = node.clone();
+        async move {
+            match rpc::call(&node, &to, &NodeRequest::GetMap).await {
+                Ok(NodeAnswer::Map {
+                    map,
+                    has_data,
+                    meta_leader,
+                    token,
+                    entry_format_max,
+                }) => Some(Answer {
+                    member: to.node,
+                    map,
+                    has_data,
+                    meta_leader,
+                    token,
+                    entry_format_max,
+                }),
+                _ => None,
             }
-        });
+        }
+    });
     futures::future::join_all(asks)
         .await
         .into_iter()
@@ -266,7 +288,11 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
                 .filter_map(|answer| answer.meta_leader)
                 .find(|leader| *leader != me);
             let hint = leader.or_else(|| with_map.first().map(|answer| answer.member));
-            if let Some(identity) = register(node, hint).await? {
+            let newest = with_map
+                .iter()
+                .filter_map(|answer| answer.map.as_ref())
+                .max_by_key(|map| map.version);
+            if let Some(identity) = register(node, hint, newest, None).await? {
                 return Ok(identity);
             }
         } else if creator {
@@ -293,6 +319,58 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
                 reachable = %reachable.join(","),
                 members,
                 "waiting for the cluster map (the creator needs a majority of the members up)"
+            );
+            said = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(ASK_EVERY).await;
+    }
+}
+
+/// Joins a running cluster through the `--join` addresses: asks them for
+/// the map and registers with the meta leader, as a new node (or, when
+/// the map has this node id already, as the node's next incarnation).
+async fn join(node: &Arc<Node>) -> Result<Identity, ServerError> {
+    let me = node.config.node_id;
+    let mine = NodeAddrs {
+        peer: node.config.peer_addr.clone(),
+        resp: node.config.resp_addr.clone(),
+        admin: node.config.admin_addr.clone(),
+    };
+    let mut said = tokio::time::Instant::now();
+    loop {
+        let answers = ask_seeds(node).await;
+        let newest = answers
+            .iter()
+            .filter_map(|answer| answer.map.as_ref())
+            .max_by_key(|map| map.version);
+        if let Some(map) = newest {
+            match map.node(me) {
+                Some(record) if record.registration == node.token() => {
+                    return take_registration(node, map.clone()).await;
+                }
+                Some(record) if record.addrs != mine => {
+                    return Err(ServerError::Bootstrap(format!(
+                        "node id {me} is in the cluster already, at {} (peer), {} (RESP), {} \
+                         (admin): give this node another --node-id, or the addresses it had",
+                        record.addrs.peer, record.addrs.resp, record.addrs.admin
+                    )));
+                }
+                _ => {}
+            }
+            let hint = answers
+                .iter()
+                .filter_map(|answer| answer.meta_leader)
+                .find(|leader| *leader != me);
+            if let Some(identity) = register(node, hint, Some(map), Some(mine.clone())).await? {
+                return Ok(identity);
+            }
+        }
+        if said.elapsed() >= SAY_EVERY {
+            tracing::warn!(
+                join = %node.config.join.join(","),
+                answered = answers.len(),
+                "waiting to join: no member answered with a map and its meta leader yet \
+                 (--join takes the peer address of a running member)"
             );
             said = tokio::time::Instant::now();
         }
@@ -409,21 +487,41 @@ pub async fn registration_token(node: &Node) -> Result<u64, ServerError> {
 }
 
 /// Registers with the meta leader (trying `hint` first, then following
-/// its redirects); returns `None` when no meta leader answered yet.
-async fn register(node: &Arc<Node>, hint: Option<NodeId>) -> Result<Option<Identity>, ServerError> {
+/// its redirects, whose addresses `map` gives when the node has none
+/// yet); as a new node when `addrs` is given. Returns `None` when no meta
+/// leader answered yet.
+async fn register(
+    node: &Arc<Node>,
+    hint: Option<NodeId>,
+    map: Option<&ClusterMap>,
+    addrs: Option<NodeAddrs>,
+) -> Result<Option<Identity>, ServerError> {
     let me = node.config.node_id;
-    let request = NodeRequest::Register {
-        node: me,
-        entry_format_max: ENTRY_FORMAT_MAX,
-        token: node.token(),
+    let request = match addrs {
+        Some(addrs) => NodeRequest::Join {
+            node: me,
+            addrs,
+            entry_format_max: ENTRY_FORMAT_MAX,
+            token: node.token(),
+        },
+        None => NodeRequest::Register {
+            node: me,
+            entry_format_max: ENTRY_FORMAT_MAX,
+            token: node.token(),
+        },
+    };
+    let peer_addr = |id: NodeId| {
+        map.and_then(|map| map.node(id))
+            .map(|record| PeerAddr {
+                node: id,
+                addr: record.addrs.peer.clone(),
+            })
+            .or_else(|| node.peer_addr(id))
     };
     let mut target = hint;
     // Bounded: a redirect chain longer than the member list is stale.
     for _ in 0..=node.config.members.len() {
-        let Some(to) = target
-            .filter(|id| *id != me)
-            .and_then(|id| node.peer_addr(id))
-        else {
+        let Some(to) = target.filter(|id| *id != me).and_then(peer_addr) else {
             return Ok(None);
         };
         match rpc::call(node, &to, &request).await {

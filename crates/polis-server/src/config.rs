@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// it, the member with the lowest id does, once a majority of the
     /// members answer that they have no data.
     pub init: bool,
+    /// Peer addresses of members of a running cluster this node joins
+    /// (`--join`): it asks them for the map and registers as a new node.
+    pub join: Vec<String>,
     /// The layout of a cluster this node creates.
     pub shape: ClusterShape,
     pub raft: RaftSettings,
@@ -80,6 +83,12 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.node_id.get() == 0 {
             return Err("node id must be at least 1".into());
+        }
+        if self.init && !self.join.is_empty() {
+            return Err(
+                "--init creates a cluster and --join adds this node to a running one: give one"
+                    .into(),
+            );
         }
         if self.me().is_none() {
             return Err(format!("node {} is not in the member list", self.node_id));

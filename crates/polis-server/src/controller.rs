@@ -14,13 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use polis_cluster::plan::{self, CurrentMembers, MembershipStep, TargetMembers};
-use polis_cluster::{MapChange, MetaCommand, MetaMachine, MetaReply, TxnError};
-use polis_raft::{Group, ProposeError, StateMachine};
-use polis_types::{GroupId, NodeId, META_GROUP};
+use polis_cluster::{
+    version, EntryFormat, MapChange, MetaCommand, MetaMachine, MetaReply, NodeAddrs, TxnError,
+};
+use polis_raft::{Group, Leadership, ProposeError, StateMachine};
+use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use tokio::time::Instant;
 
 use crate::machine::{Applied, DataMachine, Op};
-use crate::node::Node;
+use crate::node::{Node, ShardGroup};
 use crate::replicas;
 use crate::rpc::{self, NodeAnswer, NodeRequest};
 
@@ -111,6 +113,7 @@ async fn tick(node: &Arc<Node>) {
         return;
     };
     let map = view.map();
+    let me = node.config.node_id;
     replicas::reconcile(node).await;
     // A shard takes slots only from a map the meta group committed (the
     // first map is routed from as soon as it is made, before that).
@@ -122,6 +125,12 @@ async fn tick(node: &Arc<Node>) {
         let Some(shard) = map.shards.get(&group.id()) else {
             continue;
         };
+        if shard.replica_on(me).map(|replica| replica.replica) != Some(group.replica()) {
+            // The map moved this replica away: hand the leadership to a
+            // replica that stays, which carries the move out.
+            hand_over(node, group.clone(), plan::shard_target(map, group.id()));
+            continue;
+        }
         let owned = group.state().read().app.ownership.version;
         if owned < shard.slots_version {
             if committed < shard.slots_version {
@@ -161,7 +170,122 @@ async fn tick(node: &Arc<Node>) {
     steward(node, &meta, map);
     step_membership(node, meta.clone(), plan::meta_target(map));
     raise_cluster_version(node, &meta, map);
+    balance_replicas(node, &meta, map);
     balance(node, map).await;
+}
+
+/// Hands the leadership of `group`, whose replica here the map moved
+/// away, to a caught-up voter that stays.
+fn hand_over(node: &Arc<Node>, group: ShardGroup, target: TargetMembers) {
+    let status = group.status();
+    let last = status.last_log_index.unwrap_or(0);
+    let Some(to) = status
+        .members
+        .iter()
+        .filter(|member| member.voter && target.voters.contains_key(&member.replica_id))
+        .find(|member| {
+            member
+                .matched
+                .is_some_and(|matched| matched + CAUGHT_UP_LAG_MAX >= last)
+        })
+        .map(|member| member.replica_id)
+    else {
+        return;
+    };
+    let id = group.id();
+    spawn_exclusive(node, id, async move {
+        tracing::info!(shard = %id, %to, "handing leadership over: this replica moves away");
+        if let Err(error) = group.transfer_leader(to).await {
+            tracing::info!(shard = %id, %error, "leadership not handed over; will retry");
+        }
+    });
+}
+
+/// Returns true when the group counts `replica` as a member, as its
+/// leader says (a group whose leader is not known counts every replica).
+pub fn counts(leader: Option<&Leadership>, replica: ReplicaId) -> bool {
+    leader.is_none_or(|leader| {
+        leader.replica == replica || leader.matched.iter().any(|(member, _)| *member == replica)
+    })
+}
+
+/// Starts one replica move when the replicas are uneven over the nodes
+/// and every shard's membership is what the map says (so one membership
+/// operation runs at a time in the whole cluster).
+fn balance_replicas(node: &Arc<Node>, meta: &Group<MetaMachine>, map: &polis_cluster::ClusterMap) {
+    if node.started_at.elapsed() < FAILBACK_AFTER
+        || version::check_enabled(EntryFormat::V2, map.cluster_version).is_err()
+    {
+        return;
+    }
+    let leaders = node.host.leaders();
+    let settled_memberships = map.shards.values().all(|shard| {
+        let Some((_, leader)) = leaders.get(&shard.id) else {
+            return false;
+        };
+        let mut members: BTreeSet<ReplicaId> =
+            leader.matched.iter().map(|(member, _)| *member).collect();
+        members.insert(leader.replica);
+        let wanted: BTreeSet<ReplicaId> = shard
+            .replicas
+            .iter()
+            .map(|replica| replica.replica)
+            .collect();
+        members == wanted
+    });
+    if !settled_memberships {
+        return;
+    }
+    let Some(planned) = plan::replica_move(map, &settled_nodes(node, map)) else {
+        return;
+    };
+    let command = MetaCommand::Txn {
+        expected: map.version,
+        changes: vec![MapChange::MoveReplica {
+            shard: planned.shard,
+            from: planned.from,
+            to: planned.to,
+        }],
+    };
+    let meta = meta.clone();
+    spawn_exclusive(node, META_GROUP, async move {
+        let Ok(payload) = command.encode() else {
+            return;
+        };
+        match meta
+            .propose(payload)
+            .await
+            .map(|answer| MetaReply::decode(&answer))
+        {
+            Ok(MetaReply::Applied { version }) => tracing::info!(
+                shard = %planned.shard,
+                from = %planned.from,
+                to = %planned.to,
+                version,
+                "replica move started"
+            ),
+            Ok(MetaReply::Failed(error)) => tracing::debug!(%error, "replica move not started"),
+            Err(error) => tracing::debug!(%error, "replica move not proposed"),
+        }
+    });
+}
+
+/// Returns the nodes that have beaten for a while (this node included):
+/// the ones leaders and replicas may move to.
+fn settled_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> {
+    let now = Instant::now();
+    let beats = node.host.beats();
+    let me = node.config.node_id;
+    map.nodes
+        .keys()
+        .copied()
+        .filter(|id| {
+            *id == me
+                || beats
+                    .alive_since(*id)
+                    .is_some_and(|since| now.duration_since(since) >= FAILBACK_AFTER)
+        })
+        .collect()
 }
 
 /// Runs `operation` for `group` unless another one runs for it.
@@ -283,12 +407,13 @@ fn raise_cluster_version(
 
 /// Registers `registering` (this node leads the meta group): a
 /// compare-and-set transaction retried from each newer version it loses to.
-pub async fn register(
-    node: &Arc<Node>,
-    registering: NodeId,
-    entry_format_max: u32,
-    token: u64,
-) -> NodeAnswer {
+pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswer {
+    let Registration {
+        node: registering,
+        addrs,
+        entry_format_max,
+        token,
+    } = registration;
     let Some(meta) = node.meta().filter(|meta| meta.is_leader()) else {
         return NodeAnswer::NotMetaLeader {
             leader: node.meta_leader(),
@@ -307,13 +432,25 @@ pub async fn register(
             // Registered already; the answer was lost.
             return NodeAnswer::Registered(view.map().clone());
         }
-        let command = MetaCommand::Txn {
-            expected: view.version(),
-            changes: vec![MapChange::Register {
+        let change = match &addrs {
+            Some(addrs) if view.map().node(registering).is_none() => MapChange::Join {
+                node: registering,
+                addrs: addrs.clone(),
+                entry_format_max,
+                token,
+            },
+            _ => MapChange::Register {
                 node: registering,
                 entry_format_max,
                 token,
-            }],
+            },
+        };
+        if let Err(error) = version::check_enabled(change.format(), view.map().cluster_version) {
+            return NodeAnswer::Refused(error.to_string());
+        }
+        let command = MetaCommand::Txn {
+            expected: view.version(),
+            changes: vec![change],
         };
         let Ok(payload) = command.encode() else {
             return NodeAnswer::Refused("cannot encode the registration".into());
@@ -357,6 +494,16 @@ pub async fn register(
     NodeAnswer::Retry("the map kept changing".into())
 }
 
+/// A node asking to be registered: a member of the map (`addrs` is
+/// `None`), or a new node joining with its addresses.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub node: NodeId,
+    pub addrs: Option<NodeAddrs>,
+    pub entry_format_max: u32,
+    pub token: u64,
+}
+
 /// Hands `shard`'s leadership to its replica on `to`, if this node leads
 /// the shard and that replica holds the whole log.
 pub async fn move_leader(node: &Arc<Node>, shard: GroupId, to: NodeId) -> NodeAnswer {
@@ -372,12 +519,16 @@ pub async fn move_leader(node: &Arc<Node>, shard: GroupId, to: NodeId) -> NodeAn
     else {
         return NodeAnswer::Refused(format!("shard {shard} has no replica on node {to}"));
     };
+    // Nearly caught up is enough under load: the target waits until its
+    // log holds the leader's last entry before it stands for election.
     let status = group.status();
+    let last = status.last_log_index.unwrap_or(0);
     let caught_up = status.members.iter().any(|member| {
         member.replica_id == target.replica
             && member.voter
-            && member.matched.is_some()
-            && member.matched == status.last_log_index
+            && member
+                .matched
+                .is_some_and(|matched| matched + CAUGHT_UP_LAG_MAX >= last)
     });
     if !caught_up {
         return NodeAnswer::Refused(format!("node {to}'s replica is not caught up"));
@@ -410,19 +561,8 @@ async fn balance(node: &Arc<Node>, map: &polis_cluster::ClusterMap) {
         }
         moves.balanced_at = Some(now);
     }
-    let beats = node.host.beats();
     let me = node.config.node_id;
-    let settled: BTreeSet<NodeId> = map
-        .nodes
-        .keys()
-        .copied()
-        .filter(|id| {
-            *id == me
-                || beats
-                    .alive_since(*id)
-                    .is_some_and(|since| now.duration_since(since) >= FAILBACK_AFTER)
-        })
-        .collect();
+    let settled = settled_nodes(node, map);
     let mut leaders = node.leaders();
     leaders.remove(&META_GROUP);
     let planned = plan::leader_moves(map, &leaders, &settled);

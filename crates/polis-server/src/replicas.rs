@@ -5,9 +5,11 @@
 //! (a shard's first replicas start the group with its first membership,
 //! later ones wait for the leader to add them), opened at start-up from
 //! storage, stopped and destroyed (data removed last) when the map no
-//! longer places it here. Stored groups the map does not give this node,
-//! or gives under another replica id, are destroyed before anything
-//! starts: an old replica id never answers again.
+//! longer places it here and the group no longer counts it (a replica
+//! moving away serves until its successor took its place). Stored groups
+//! the map does not give this node, or gives under another replica id,
+//! are destroyed before anything starts: an old replica id never answers
+//! again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,11 +21,12 @@ use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use tokio::sync::watch;
 
 use crate::bootstrap::{self, Identity};
+use crate::controller;
+use crate::machine::DataMachine;
+use crate::node::{Node, ServerError};
 
 /// Elections the replica meant to lead a shard stands for at its start.
 const ELECTION_TRIES_MAX: usize = 5;
-use crate::machine::DataMachine;
-use crate::node::{Node, ServerError};
 
 /// Returns how `node` is reached, for a group membership.
 pub fn peer_node(map: &ClusterMap, node: NodeId) -> PeerNode {
@@ -165,8 +168,14 @@ pub async fn reconcile(node: &Arc<Node>) {
             node: record.id,
             addr: record.addrs.peer.clone(),
         }));
+    let leaders = node.host.leaders();
     for (shard, group) in node.shards() {
         if placed(map, me, shard) != Some(group.replica()) {
+            // Its data goes last: once the group no longer counts it.
+            let leader = leaders.get(&shard).map(|(_, leader)| leader);
+            if controller::counts(leader, group.replica()) {
+                continue;
+            }
             tracing::info!(%shard, replica = %group.replica(), "the map moved this replica away");
             node.remove_shard(shard);
             if let Err(error) = node.host.destroy_group(shard).await {
@@ -211,7 +220,7 @@ async fn start_shard(
     let settings = node.host.settings();
     let heartbeat = Duration::from_millis(settings.heartbeat_ms);
     let election_max = Duration::from_millis(settings.election_timeout_max_ms);
-    if shard.preferred_leader == node.config.node_id {
+    if replica.bootstrap && shard.preferred_leader == node.config.node_id {
         tokio::spawn(async move {
             // Pre-vote elections: they never depose a leader a quorum still
             // hears from. They spare a new group (or a restarted cluster) an

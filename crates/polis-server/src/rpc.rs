@@ -7,11 +7,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use polis_cluster::ClusterMap;
+use polis_cluster::{ClusterMap, NodeAddrs};
 use polis_raft::{AppHandler, PeerAddr};
 use polis_types::{GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
+use crate::controller::Registration;
 use crate::node::Node;
 
 /// A request from one node to another.
@@ -30,6 +31,14 @@ pub enum NodeRequest {
     /// Hand the leadership of `shard` to your peer on `to`, if it is
     /// caught up. Sent by the meta leader to the shard's leader.
     MoveLeader { shard: GroupId, to: NodeId },
+    /// Add me to the cluster: I am not in the map (`--join`). Sent to the
+    /// meta leader, with a token as for [`NodeRequest::Register`].
+    Join {
+        node: NodeId,
+        addrs: NodeAddrs,
+        entry_format_max: u32,
+        token: u64,
+    },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -118,7 +127,30 @@ async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAns
                     "node {from} cannot register node {registering}"
                 ));
             }
-            crate::controller::register(node, registering, entry_format_max, token).await
+            let registration = Registration {
+                node: registering,
+                addrs: None,
+                entry_format_max,
+                token,
+            };
+            crate::controller::register(node, registration).await
+        }
+        NodeRequest::Join {
+            node: joining,
+            addrs,
+            entry_format_max,
+            token,
+        } => {
+            if joining != from {
+                return NodeAnswer::Refused(format!("node {from} cannot add node {joining}"));
+            }
+            let registration = Registration {
+                node: joining,
+                addrs: Some(addrs),
+                entry_format_max,
+                token,
+            };
+            crate::controller::register(node, registration).await
         }
         NodeRequest::MoveLeader { shard, to } => {
             crate::controller::move_leader(node, shard, to).await

@@ -140,6 +140,7 @@ impl SimCluster {
             peer_addr: address(node, "peer"),
             members: self.members.clone(),
             init: false,
+            join: Vec::new(),
             shape: self.shape,
             raft: self.settings.clone(),
             leader_moves_per_minute: 30,

@@ -69,6 +69,12 @@ id_type!(
     "node"
 );
 
+impl NodeId {
+    /// Stands for a node whose id is not known yet (an address given to
+    /// `--join`); never a member's id.
+    pub const UNKNOWN: NodeId = NodeId(0);
+}
+
 id_type!(
     /// Identifies one replica of one Raft group: openraft's node id.
     /// Allocated by the meta group, never reused. Zero is never valid.

@@ -41,6 +41,12 @@ pub struct ServerArgs {
     /// members answer with empty storage.
     #[arg(long, env = "POLIS_INIT")]
     init: bool,
+    /// Join a running cluster: the peer address (`HOST:PORT`) of any of its
+    /// members, comma separated or repeated. The node registers as a new
+    /// node of the cluster (give it a `--node-id` no other node has) and
+    /// then receives replicas.
+    #[arg(long, env = "POLIS_JOIN", value_delimiter = ',')]
+    join: Vec<String>,
     /// Shards of a cluster this node creates.
     #[arg(long, env = "POLIS_SHARDS")]
     shards: Option<usize>,
@@ -112,6 +118,7 @@ struct FileConfig {
     peer_addr: Option<String>,
     members: Option<Vec<MemberSpec>>,
     init: Option<bool>,
+    join: Option<Vec<String>>,
     shards: Option<usize>,
     replicas: Option<usize>,
     leader_moves_per_minute: Option<u32>,
@@ -242,6 +249,11 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         peer_addr,
         members,
         init: args.init || file.init.unwrap_or(false),
+        join: if args.join.is_empty() {
+            file.join.unwrap_or_default()
+        } else {
+            args.join
+        },
         shape: ClusterShape {
             shards: args.shards.or(file.shards).unwrap_or(shape_defaults.shards),
             replicas: args

@@ -55,6 +55,16 @@ pub struct NodeSpec {
     pub admin: String,
     pub peer: String,
     pub data: PathBuf,
+    /// The peer address a node added to the running cluster joins through
+    /// (`--join`); `None` for the first members.
+    pub join: Option<String>,
+}
+
+impl NodeSpec {
+    /// Returns the node as `--member` gives it.
+    fn member(&self) -> String {
+        format!("{}={}/{}/{}", self.id, self.peer, self.resp, self.admin)
+    }
 }
 
 /// A cluster of `polis server` processes.
@@ -62,7 +72,7 @@ pub struct Cluster {
     pub nodes: Vec<NodeSpec>,
     children: Vec<Option<Child>>,
     extra_args: Vec<String>,
-    _ports: std::sync::Arc<polis_client::ports::PortLease>,
+    _ports: Vec<std::sync::Arc<polis_client::ports::PortLease>>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,6 +93,7 @@ impl Cluster {
                 resp: node.resp,
                 admin: node.admin,
                 peer: node.peer,
+                join: None,
             })
             .collect();
         let mut extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
@@ -93,7 +104,7 @@ impl Cluster {
             children: nodes.iter().map(|_| None).collect(),
             nodes,
             extra_args,
-            _ports: ports,
+            _ports: vec![ports],
             _dir: dir,
         };
         for id in 1..=count {
@@ -102,12 +113,34 @@ impl Cluster {
         cluster
     }
 
+    /// Returns the `--member` list of the first members.
     fn members(&self) -> String {
         self.nodes
             .iter()
-            .map(|node| format!("{}={}/{}/{}", node.id, node.peer, node.resp, node.admin))
+            .filter(|node| node.join.is_none())
+            .map(NodeSpec::member)
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Adds node `count + 1` to the running cluster: started with
+    /// `--join` to node `via`'s peer address. Returns its id.
+    pub fn add_node(&mut self, via: u64) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let (addrs, ports) = polis_client::local::free_addrs(1).expect("free ports");
+        let addr = &addrs[0];
+        self.nodes.push(NodeSpec {
+            data: self._dir.path().join(format!("node-{id}")),
+            id,
+            resp: addr.resp.clone(),
+            admin: addr.admin.clone(),
+            peer: addr.peer.clone(),
+            join: Some(self.node(via).peer.clone()),
+        });
+        self.children.push(None);
+        self._ports.push(ports);
+        self.start_node(id);
+        id
     }
 
     pub fn node(&self, id: u64) -> &NodeSpec {
@@ -116,8 +149,11 @@ impl Cluster {
 
     /// Starts (or restarts) node `id` on its data directory.
     pub fn start_node(&mut self, id: u64) {
-        let members = self.members();
         let node = self.node(id);
+        let members = match &node.join {
+            Some(_) => node.member(),
+            None => self.members(),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -137,6 +173,7 @@ impl Cluster {
                 &node.peer,
             ])
             .args(["--member", &members])
+            .args(node.join.iter().flat_map(|seed| ["--join", seed.as_str()]))
             .args([
                 "--heartbeat-ms",
                 "100",

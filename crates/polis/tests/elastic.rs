@@ -1,0 +1,196 @@
+//! An elastic cluster: a node joins a running cluster with `--join`
+//! through any member, follows the cluster map, routes clients, takes its
+//! share of the shard replicas while a writer writes (nothing acknowledged
+//! is lost), and comes back as the same node when restarted; a node id
+//! already taken is refused with a message saying what to do.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::client::FollowingClient;
+use common::probe::{assert_nothing_lost, Probe};
+use common::{shard_keys, wait_for, Cluster};
+
+/// Returns node `id`'s record in a node's `/status`.
+fn record(status: &serde_json::Value, id: u64) -> Option<serde_json::Value> {
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|node| node["id"] == id)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_joins_through_any_member_and_follows_the_map() {
+    let mut cluster = Cluster::start(3, &["--shards", "3"]);
+    let before = cluster.wait_ready(Duration::from_secs(60)).await;
+    let new = cluster.add_node(2);
+    assert_eq!(new, 4);
+
+    // Every node lists node 4, registered once; node 4's meta replica
+    // follows the meta group as a learner and holds the newest map.
+    let status = wait_for(
+        "node 4 in every map, its meta replica following",
+        Duration::from_secs(60),
+        || async {
+            let newest = cluster.cluster_status(1).await?["map_version"].as_u64()?;
+            for id in 1..=3 {
+                let listed = record(&cluster.cluster_status(id).await?, new)?;
+                (listed["incarnation"] == 1).then_some(())?;
+            }
+            let mine = cluster.cluster_status(new).await?;
+            let meta = mine["replicas"]
+                .as_array()?
+                .iter()
+                .find(|replica| replica["group_id"] == 0)?
+                .clone();
+            (meta["state"] == "Learner" && mine["map_version"].as_u64()? >= newest).then_some(mine)
+        },
+    )
+    .await;
+    let me = record(&status, new).unwrap();
+    assert_eq!(me["meta_voter"], false, "four nodes keep three meta voters");
+    assert_eq!(
+        status["shards"].as_array().unwrap().len(),
+        3,
+        "joining moves no shard: {status}"
+    );
+
+    // It routes: a client that starts at node 4 is sent to each shard's
+    // leader and reads back what it wrote.
+    let mut addrs = vec![cluster.node(new).resp.clone()];
+    addrs.extend((1..=3).map(|id| cluster.node(id).resp.clone()));
+    let mut client = FollowingClient::new(addrs, 0);
+    for key in shard_keys(&before, "via-4").values() {
+        let set = redis::cmd("SET").arg(key).arg("v").clone();
+        client.query_idempotent(&set, Duration::from_secs(10)).await;
+        let got = client
+            .query_idempotent(&redis::cmd("GET").arg(key).clone(), Duration::from_secs(10))
+            .await;
+        assert_eq!(got, redis::Value::BulkString(b"v".to_vec()), "{key}");
+    }
+
+    // Replicas move to it until no node holds two more than another,
+    // while a writer keeps writing to every shard; the nodes that gave
+    // replicas delete theirs once the groups no longer count them.
+    let probe = Probe::start(cluster.resp_addrs(), shard_keys(&before, "moving"), 3);
+    let balanced = wait_for(
+        "the replicas to spread over the four nodes",
+        Duration::from_secs(120),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            let mut held = vec![0usize; 4];
+            for shard in status["shards"].as_array()? {
+                for replica in shard["replicas"].as_array()? {
+                    held[replica["node_id"].as_u64()? as usize - 1] += 1;
+                }
+            }
+            let even = held.iter().max()? - held.iter().min()? <= 1;
+            // Each node runs exactly the shard replicas the map gives it,
+            // each a voter of a group of three.
+            for id in 1..=4 {
+                let own = cluster.cluster_status(id).await?;
+                let groups: Vec<&serde_json::Value> = own["replicas"]
+                    .as_array()?
+                    .iter()
+                    .filter(|replica| replica["group_id"] != 0)
+                    .collect();
+                (groups.len() == held[id as usize - 1]).then_some(())?;
+                for group in groups {
+                    let voters = group["members"]
+                        .as_array()?
+                        .iter()
+                        .filter(|member| member["voter"] == true)
+                        .count();
+                    (voters == 3 && group["members"].as_array()?.len() == 3).then_some(())?;
+                }
+            }
+            even.then_some(held)
+        },
+    )
+    .await;
+    assert_eq!(balanced.iter().sum::<usize>(), 9, "{balanced:?}");
+    assert!(balanced[3] >= 2, "node 4 took its share: {balanced:?}");
+    // And the leaders spread over the four nodes: none leads two shards.
+    wait_for(
+        "one leader per node at most",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            let mut led = [0usize; 4];
+            for shard in status["shards"].as_array()? {
+                led[shard["leader_node"].as_u64()? as usize - 1] += 1;
+            }
+            led.iter().all(|count| *count <= 1).then_some(())
+        },
+    )
+    .await;
+    let logs = probe.stop().await;
+    assert_nothing_lost(cluster.resp_addrs(), &logs).await;
+
+    // Restarted, it is the same node: its data directory says who it is.
+    cluster.stop(new).await;
+    cluster.start_node(new);
+    wait_for(
+        "node 4 back with its identity",
+        Duration::from_secs(60),
+        || async {
+            let mine = cluster.cluster_status(new).await?;
+            let me = record(&mine, new)?;
+            (me["incarnation"] == 1 && mine["state"] == "ok").then_some(())
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(cluster.node(new).data.with_extension("log")).unwrap();
+    assert_eq!(
+        log.matches("registered with the cluster").count(),
+        1,
+        "one registration"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joining_with_a_taken_id_is_refused_and_says_why() {
+    let cluster = Cluster::start(3, &[]);
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (addrs, _lease) = polis_client::local::free_addrs(1).unwrap();
+    let addr = &addrs[0];
+    let member = format!("2={}/{}/{}", addr.peer, addr.resp, addr.admin);
+    let log_path = dir.path().join("node.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polis"))
+        .arg("server")
+        .args(["--node-id", "2", "--member", &member])
+        .args(["--resp-addr", &addr.resp, "--admin-addr", &addr.admin])
+        .args(["--peer-addr", &addr.peer])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--join", &cluster.node(1).peer])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let exited = common::wait_for_opt(Duration::from_secs(30), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let status = exited.unwrap_or_else(|| panic!("the node did not stop within 30 s: {log}"));
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("node id 2 is in the cluster already")
+            && log.contains("give this node another --node-id"),
+        "{log}"
+    );
+}
