@@ -153,23 +153,27 @@ def slot_ranges(shard: dict) -> list[tuple[int, int]]:
 class Cluster:
     """A `polis dev` process this test session started, and its nodes."""
 
-    def __init__(self, binary: Path, nodes: int = 3, shards: int = 3, ready_timeout_s: float = 90.0):
+    def __init__(self, binary: Path, nodes: int = 3, shards: int = 3, ready_timeout_s: float = 90.0,
+                 spare_nodes: int = 0):
+        """Starts `polis dev`; `spare_nodes` more nodes' ports are reserved
+        too, for `polis dev --add-node`."""
         if not binary.is_file() or not os.access(binary, os.X_OK):
             raise FileNotFoundError("no polis binary at %s (run: cargo build -j2 --workspace)" % binary)
         self.binary = binary
-        self.base_port, self._port_locks = reserve_base_port(nodes)
+        self.base_port, self._port_locks = reserve_base_port(nodes + spare_nodes)
         self.nodes = [
             Node(node_id=i + 1, resp_port=self.base_port + i, admin_port=self.base_port + ADMIN_PORT_OFFSET + i)
             for i in range(nodes)
         ]
         self._dir = tempfile.TemporaryDirectory(prefix="polis-pytest-")
+        self.data_dir = Path(self._dir.name) / "data"
         self.log_path = Path(self._dir.name) / "polis-dev.log"
         self._log = open(self.log_path, "wb")
         # A session of its own: if polis dev must be killed, its process
         # group (it and the nodes it spawned) goes with it.
         self.process = subprocess.Popen(
             [str(binary), "dev", "--nodes", str(nodes), "--shards", str(shards),
-             "--port", str(self.base_port), "--data", str(Path(self._dir.name) / "data")],
+             "--port", str(self.base_port), "--data", str(self.data_dir)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -44,6 +44,9 @@ pub struct LocalClusterConfig {
 pub struct LocalCluster {
     config: LocalClusterConfig,
     children: BTreeMap<u64, Child>,
+    /// Nodes added to the running cluster, with the peer address they
+    /// join through (`--join`).
+    joined: BTreeMap<u64, String>,
 }
 
 /// Returns `nodes` sets of addresses on leased ports (see
@@ -77,6 +80,7 @@ impl LocalCluster {
         let mut cluster = Self {
             config,
             children: BTreeMap::new(),
+            joined: BTreeMap::new(),
         };
         for id in cluster.ids() {
             cluster.start_node(id)?;
@@ -144,10 +148,15 @@ impl LocalCluster {
             bail!("node {id} is running already");
         }
         let node = self.addrs(id)?.clone();
+        let join = self.joined.get(&id).cloned();
         let members: Vec<String> = self
             .config
             .nodes
             .iter()
+            .filter(|n| match &join {
+                Some(_) => n.id == id,
+                None => !self.joined.contains_key(&n.id),
+            })
             .map(|n| format!("{}={}/{}/{}", n.id, n.peer, n.resp, n.admin))
             .collect();
         let log_path = self.log_path(id);
@@ -165,6 +174,7 @@ impl LocalCluster {
             .args(["--admin-addr", &node.admin])
             .args(["--peer-addr", &node.peer])
             .args(["--member", &members.join(",")])
+            .args(join.iter().flat_map(|seed| ["--join", seed.as_str()]))
             .args(&self.config.server_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -174,6 +184,21 @@ impl LocalCluster {
             .with_context(|| format!("starting node {id}"))?;
         self.children.insert(id, child);
         Ok(())
+    }
+
+    /// Adds a node to the running cluster and starts it: it joins through
+    /// `seed`, the peer address of any member (`--join`).
+    ///
+    /// # Errors
+    /// Returns an error if the id is taken here or the node cannot start.
+    pub fn add_node(&mut self, node: NodeAddrs, seed: &str) -> anyhow::Result<()> {
+        if self.config.nodes.iter().any(|known| known.id == node.id) {
+            bail!("node {} is in this cluster already", node.id);
+        }
+        let id = node.id;
+        self.config.nodes.push(node);
+        self.joined.insert(id, seed.to_owned());
+        self.start_node(id)
     }
 
     /// Returns true if node `id`'s process is alive (running or paused).

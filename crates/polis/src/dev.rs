@@ -34,6 +34,13 @@ pub struct DevArgs {
     /// How long to wait for every shard to have a leader.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
+    /// Add one node to the `polis dev` cluster already running with these
+    /// `--port` and `--data` (it takes the next free node id and joins
+    /// through node 1), then run it until Ctrl-C: shard replicas and
+    /// leaders move to it. Run `polis dev --nodes N` later to start every
+    /// node together again.
+    #[arg(long)]
+    add_node: bool,
     /// Extra flags passed to every `polis server` (after `--`).
     #[arg(last = true)]
     server_args: Vec<String>,
@@ -57,6 +64,9 @@ fn addrs(port: u16, index: u16) -> NodeAddrs {
 
 /// Runs `polis dev` until SIGINT or SIGTERM.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if args.add_node {
+        return add_node(args).await;
+    }
     if args.nodes == 0 || args.nodes > 99 {
         bail!("--nodes must be between 1 and 99");
     }
@@ -141,6 +151,76 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     wait_for_signal_or_exit(&mut cluster).await;
     cluster.stop_all(STOP_GRACE).await;
     println!("polis dev: stopped");
+    Ok(())
+}
+
+/// Adds a node to a running `polis dev` cluster and runs it.
+async fn add_node(args: DevArgs) -> anyhow::Result<()> {
+    let first = addrs(args.port, 0);
+    let status = polis_client::admin::status(&first.admin)
+        .await
+        .with_context(|| {
+            format!(
+                "no polis dev cluster answers at {} (start `polis dev` with the same --port first)",
+                first.admin
+            )
+        })?;
+    let known = status["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|node| node["id"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let index = u16::try_from(known).context("too many nodes")?;
+    if index >= 99 || u32::from(args.port) + 200 + u32::from(index) > u32::from(u16::MAX) {
+        bail!("no room for node {}: at most 99 nodes", known + 1);
+    }
+    let node = addrs(args.port, index);
+    let config = LocalClusterConfig {
+        exe: std::env::current_exe().context("locating the polis binary")?,
+        data_dir: args.data.clone(),
+        nodes: Vec::new(),
+        server_args: args.server_args.clone(),
+        ports: None,
+    };
+    let mut cluster = LocalCluster::start(config)?;
+    let id = node.id;
+    println!(
+        "node {id}: resp {}  admin http://{}  peer {}  log {}  (joining through {})",
+        node.resp,
+        node.admin,
+        node.peer,
+        cluster.log_path(id).display(),
+        first.peer
+    );
+    let admin = node.admin.clone();
+    cluster.add_node(node, &first.peer)?;
+    let joined = polis_client::poll::until(
+        Duration::from_secs(args.ready_timeout_secs),
+        Duration::from_millis(200),
+        || {
+            let admin = admin.clone();
+            async move {
+                let status = polis_client::admin::status(&admin).await.ok()?;
+                (status["state"] == "ok").then_some(())
+            }
+        },
+    )
+    .await;
+    if joined.is_none() {
+        cluster.stop_all(STOP_GRACE).await;
+        bail!(
+            "node {id} did not join within {} s; see {}",
+            args.ready_timeout_secs,
+            cluster.log_path(id).display()
+        );
+    }
+    println!("polis dev: node {id} joined; replicas and leaders move to it once it has run 10 s");
+    println!("watch:  polis status --node {}", first.admin);
+    wait_for_signal_or_exit(&mut cluster).await;
+    cluster.stop_all(STOP_GRACE).await;
+    println!("polis dev: node {id} stopped");
     Ok(())
 }
 
