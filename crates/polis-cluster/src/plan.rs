@@ -123,12 +123,18 @@ pub struct ReplicaMove {
     pub to: NodeId,
 }
 
-/// Returns the move that evens out the shard replicas per node, if they
-/// are uneven: from the live node holding the most to the live, started
-/// node holding the fewest (of a shard it does not hold yet), when the
-/// two differ by two or more; a difference of one is as even as it gets.
-/// Nodes that are down neither give nor receive.
-pub fn replica_move(map: &ClusterMap, alive: &BTreeSet<NodeId>) -> Option<ReplicaMove> {
+/// Returns the next replica move, if one is due. First, a replica on a
+/// node taken for `gone` is rebuilt on the live node holding the fewest
+/// replicas (of those not holding its shard). Then the replicas are
+/// evened out: from the live node holding the most to the live, started
+/// node holding the fewest (of a shard it does not hold yet), when the two
+/// differ by two or more; a difference of one is as even as it gets.
+/// Nodes that are not `alive` neither give nor receive in the evening out.
+pub fn replica_move(
+    map: &ClusterMap,
+    alive: &BTreeSet<NodeId>,
+    gone: &BTreeSet<NodeId>,
+) -> Option<ReplicaMove> {
     let mut held: BTreeMap<NodeId, usize> = map
         .nodes
         .values()
@@ -139,6 +145,21 @@ pub fn replica_move(map: &ClusterMap, alive: &BTreeSet<NodeId>) -> Option<Replic
         for replica in &shard.replicas {
             if let Some(count) = held.get_mut(&replica.node) {
                 *count += 1;
+            }
+        }
+    }
+    for shard in map.shards.values() {
+        for replica in shard.replicas.iter().filter(|r| gone.contains(&r.node)) {
+            let to = held
+                .iter()
+                .filter(|(node, _)| shard.replica_on(**node).is_none())
+                .min_by_key(|(node, count)| (**count, **node));
+            if let Some((to, _)) = to {
+                return Some(ReplicaMove {
+                    shard: shard.id,
+                    from: replica.node,
+                    to: *to,
+                });
             }
         }
     }

@@ -244,7 +244,7 @@ fn replicas_move_to_a_new_node_until_no_two_nodes_differ_by_two() {
     let mut map = joined(&joined(&started(&map(3, 6)), 4), 5);
     let everyone = alive(&[1, 2, 3, 4, 5]);
     let mut moves = 0;
-    while let Some(planned) = replica_move(&map, &everyone) {
+    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new()) {
         let shard = &map.shards[&planned.shard];
         assert!(shard.replica_on(planned.from).is_some());
         assert!(shard.replica_on(planned.to).is_none(), "{planned:?}");
@@ -281,11 +281,43 @@ fn replicas_move_to_a_new_node_until_no_two_nodes_differ_by_two() {
 #[test]
 fn down_nodes_neither_give_nor_receive_and_an_even_cluster_moves_nothing() {
     let map = joined(&started(&map(3, 3)), 4);
-    assert_eq!(replica_move(&started(&map), &alive(&[1, 2, 3])), None);
-    let planned = replica_move(&map, &alive(&[1, 2, 3, 4])).unwrap();
+    assert_eq!(
+        replica_move(&started(&map), &alive(&[1, 2, 3]), &BTreeSet::new()),
+        None
+    );
+    let planned = replica_move(&map, &alive(&[1, 2, 3, 4]), &BTreeSet::new()).unwrap();
     assert_eq!(planned.to, NodeId(4));
     // Node 4 is down: nothing moves to it; node 1 down: nothing moves off.
-    assert_eq!(replica_move(&map, &alive(&[1, 2, 3])), None);
-    let from_down = replica_move(&map, &alive(&[2, 3, 4])).unwrap();
+    assert_eq!(
+        replica_move(&map, &alive(&[1, 2, 3]), &BTreeSet::new()),
+        None
+    );
+    let from_down = replica_move(&map, &alive(&[2, 3, 4]), &BTreeSet::new()).unwrap();
     assert_ne!(from_down.from, NodeId(1));
+}
+
+#[test]
+fn the_replicas_of_a_gone_node_are_rebuilt_on_the_emptiest_live_nodes() {
+    // 4 nodes, 3 shards: shard 1 on 1 2 3, shard 2 on 2 3 4, shard 3 on 3 4 1.
+    let mut map = started(&map(4, 3));
+    let live = alive(&[1, 2, 3]);
+    let gone = alive(&[4]);
+    let mut moves = Vec::new();
+    while let Some(planned) = replica_move(&map, &live, &gone) {
+        assert_eq!(planned.from, NodeId(4), "{planned:?}");
+        moves.push((planned.shard, planned.to));
+        let change = MapChange::MoveReplica {
+            shard: planned.shard,
+            from: planned.from,
+            to: planned.to,
+        };
+        map = map.apply(map.version, &[change]).unwrap();
+        assert!(moves.len() <= 2, "{moves:?}");
+    }
+    assert_eq!(
+        moves,
+        [(GroupId(2), NodeId(1)), (GroupId(3), NodeId(2))],
+        "each to the live node holding fewest, not holding the shard"
+    );
+    assert!(map.replicas_on(NodeId(4)).is_empty());
 }

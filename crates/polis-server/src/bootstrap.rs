@@ -46,6 +46,9 @@ pub const TOKEN_FILE: &str = "registration-token";
 
 /// How long between two rounds of asking the members.
 const ASK_EVERY: Duration = Duration::from_millis(200);
+/// How long one round waits for a member's answer (one lost message must
+/// not hold a round up for long).
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a waiting node says what it waits for.
 const SAY_EVERY: Duration = Duration::from_secs(5);
 /// How long a creator that hears from a majority of the members waits for
@@ -206,7 +209,7 @@ async fn ask(node: &Arc<Node>, peers: Vec<PeerAddr>) -> Vec<Answer> {
     let asks = peers.into_iter().map(|to| {
         let node = node.clone();
         async move {
-            match rpc::call(&node, &to, &NodeRequest::GetMap).await {
+            match rpc::call_within(&node, &to, &NodeRequest::GetMap, ASK_TIMEOUT).await {
                 Ok(NodeAnswer::Map {
                     map,
                     has_data,
@@ -263,8 +266,22 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
     let members = node.config.members.len();
     let mut said = tokio::time::Instant::now();
     let mut majority_since = None;
+    // The members that answered with empty storage, in any round since
+    // (a member that later answers with data is dropped).
+    let mut empty: BTreeMap<NodeId, Registration> = BTreeMap::new();
     loop {
         let answers = ask_members(node).await;
+        for answer in &answers {
+            if answer.has_data || answer.token == 0 {
+                empty.remove(&answer.member);
+            } else {
+                let first = Registration {
+                    token: answer.token,
+                    entry_format_max: answer.entry_format_max,
+                };
+                empty.insert(answer.member, first);
+            }
+        }
         let with_map: Vec<&Answer> = answers
             .iter()
             .filter(|answer| answer.map.is_some())
@@ -301,15 +318,15 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
             // waits for the others rather than start a second cluster. It
             // waits a little for every member, so the meta group starts
             // on as many disks as it can.
-            let empty = answers.iter().filter(|answer| !answer.has_data).count() + 1;
-            if empty * 2 > members {
+            let counted = empty.len() + 1;
+            if counted * 2 > members {
                 majority_since.get_or_insert_with(tokio::time::Instant::now);
             } else {
                 majority_since = None;
             }
             let waited = majority_since.is_some_and(|since| since.elapsed() >= CREATE_GRACE);
-            if node.config.init || empty == members || waited {
-                return create(node, &answers).await;
+            if node.config.init || counted == members || waited {
+                return create(node, empty).await;
             }
         }
         if said.elapsed() >= SAY_EVERY {
@@ -381,7 +398,10 @@ async fn join(node: &Arc<Node>) -> Result<Identity, ServerError> {
 /// Creates the cluster: the first map, written with the identity before
 /// the meta group starts on this node and the members that answered with
 /// empty storage (registered from the start, by their tokens).
-async fn create(node: &Arc<Node>, answers: &[Answer]) -> Result<Identity, ServerError> {
+async fn create(
+    node: &Arc<Node>,
+    mut registered: BTreeMap<NodeId, Registration>,
+) -> Result<Identity, ServerError> {
     let nodes: BTreeMap<NodeId, NodeAddrs> = node
         .config
         .members
@@ -393,17 +413,6 @@ async fn create(node: &Arc<Node>, answers: &[Answer]) -> Result<Identity, Server
                 admin: member.admin_addr.clone(),
             };
             (member.id, addrs)
-        })
-        .collect();
-    let mut registered: BTreeMap<NodeId, Registration> = answers
-        .iter()
-        .filter(|answer| !answer.has_data && answer.token != 0)
-        .map(|answer| {
-            let first = Registration {
-                token: answer.token,
-                entry_format_max: answer.entry_format_max,
-            };
-            (answer.member, first)
         })
         .collect();
     registered.insert(

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub raft: RaftSettings,
     /// Planned leader moves (balancing) per minute, at most.
     pub leader_moves_per_minute: u32,
+    /// A node silent this long is taken for gone and its shard replicas
+    /// are rebuilt on the other nodes.
+    pub down_after: std::time::Duration,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,

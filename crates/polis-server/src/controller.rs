@@ -236,7 +236,8 @@ fn balance_replicas(node: &Arc<Node>, meta: &Group<MetaMachine>, map: &polis_clu
     if !settled_memberships {
         return;
     }
-    let Some(planned) = plan::replica_move(map, &settled_nodes(node, map)) else {
+    let gone = gone_nodes(node, map);
+    let Some(planned) = plan::replica_move(map, &settled_nodes(node, map), &gone) else {
         return;
     };
     let command = MetaCommand::Txn {
@@ -262,12 +263,30 @@ fn balance_replicas(node: &Arc<Node>, meta: &Group<MetaMachine>, map: &polis_clu
                 from = %planned.from,
                 to = %planned.to,
                 version,
+                rebuild = gone.contains(&planned.from),
                 "replica move started"
             ),
             Ok(MetaReply::Failed(error)) => tracing::debug!(%error, "replica move not started"),
             Err(error) => tracing::debug!(%error, "replica move not proposed"),
         }
     });
+}
+
+/// Returns the started nodes silent for `--down-after` (counted from this
+/// node's start for a node it never heard): their replicas are rebuilt on
+/// the others.
+fn gone_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> {
+    let seen = node.host.beats().last_seen();
+    let me = node.config.node_id;
+    map.nodes
+        .values()
+        .filter(|record| record.started() && record.id != me)
+        .filter(|record| {
+            let silent_since = seen.get(&record.id).copied().unwrap_or(node.started_at);
+            silent_since.elapsed() >= node.config.down_after
+        })
+        .map(|record| record.id)
+        .collect()
 }
 
 /// Returns the nodes that have beaten for a while (this node included):

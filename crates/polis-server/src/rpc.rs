@@ -76,10 +76,24 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Errors
 /// A message when the peer cannot be reached or answered garbage.
 pub async fn call(node: &Node, to: &PeerAddr, request: &NodeRequest) -> Result<NodeAnswer, String> {
+    call_within(node, to, request, CALL_TIMEOUT).await
+}
+
+/// Sends `request` to `to` and decodes the answer, if it comes within
+/// `timeout`.
+///
+/// # Errors
+/// A message when the peer cannot be reached, is late or answered garbage.
+pub async fn call_within(
+    node: &Node,
+    to: &PeerAddr,
+    request: &NodeRequest,
+    timeout: Duration,
+) -> Result<NodeAnswer, String> {
     let payload = postcard::to_stdvec(request).map_err(|error| error.to_string())?;
     let answer = node
         .host
-        .call_app(to, payload, CALL_TIMEOUT)
+        .call_app(to, payload, timeout)
         .await
         .map_err(|error| error.to_string())?;
     postcard::from_bytes(&answer).map_err(|error| format!("undecodable answer: {error}"))

@@ -3,12 +3,16 @@
 //! the default.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use polis_server::{ClusterShape, MemberSpec, RaftSettings, ServerConfig};
 use polis_types::{limits, NodeId};
 use serde::Deserialize;
+
+/// How long a node may be silent before its replicas are rebuilt elsewhere.
+const DOWN_AFTER_DEFAULT_SECS: u64 = 30 * 60;
 
 /// Flags of `polis server`. Every flag also reads `POLIS_<NAME>`.
 #[derive(Debug, Args)]
@@ -56,6 +60,10 @@ pub struct ServerArgs {
     /// Planned moves of shard leaders (balancing) per minute, at most.
     #[arg(long, env = "POLIS_LEADER_MOVES_PER_MINUTE")]
     leader_moves_per_minute: Option<u32>,
+    /// A node silent this long is taken for gone: the meta leader rebuilds
+    /// its shard replicas on the other nodes (default 1800 s).
+    #[arg(long, env = "POLIS_DOWN_AFTER_SECS")]
+    down_after_secs: Option<u64>,
     /// Raft heartbeat interval.
     #[arg(long, env = "POLIS_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
@@ -122,6 +130,7 @@ struct FileConfig {
     shards: Option<usize>,
     replicas: Option<usize>,
     leader_moves_per_minute: Option<u32>,
+    down_after_secs: Option<u64>,
     heartbeat_ms: Option<u64>,
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
@@ -265,6 +274,11 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .leader_moves_per_minute
             .or(file.leader_moves_per_minute)
             .unwrap_or(30),
+        down_after: Duration::from_secs(
+            args.down_after_secs
+                .or(file.down_after_secs)
+                .unwrap_or(DOWN_AFTER_DEFAULT_SECS),
+        ),
         raft,
         proto_max_bulk_len: args
             .proto_max_bulk_len

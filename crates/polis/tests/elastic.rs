@@ -194,3 +194,50 @@ async fn a_node_joining_with_a_taken_id_is_refused_and_says_why() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_down_past_down_after_has_its_replicas_rebuilt_elsewhere() {
+    // Four nodes, three shards of three: shard 2 and shard 3 each have a
+    // replica on node 4.
+    let mut cluster = Cluster::start(4, &["--shards", "3", "--down-after-secs", "3"]);
+    let before = cluster.wait_ready(Duration::from_secs(60)).await;
+    let probe = Probe::start(cluster.resp_addrs(), shard_keys(&before, "rebuilt"), 3);
+    probe.wait_acked(9).await;
+    cluster.kill9(4);
+    wait_for(
+        "node 4's replicas to be rebuilt on nodes 1 to 3",
+        Duration::from_secs(120),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            for shard in status["shards"].as_array()? {
+                let nodes: Vec<u64> = shard["replicas"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|replica| replica["node_id"].as_u64())
+                    .collect();
+                (nodes.len() == 3 && !nodes.contains(&4) && shard["serving"] == true)
+                    .then_some(())?;
+            }
+            // Every live node runs its replicas as voters of groups of
+            // three: the dead replicas are out of every membership.
+            for id in 1..=3 {
+                let own = cluster.cluster_status(id).await?;
+                let groups: Vec<&serde_json::Value> = own["replicas"]
+                    .as_array()?
+                    .iter()
+                    .filter(|replica| replica["group_id"] != 0)
+                    .collect();
+                (groups.len() == 3).then_some(())?;
+                for group in groups {
+                    let members = group["members"].as_array()?;
+                    let voters = members.iter().filter(|m| m["voter"] == true).count();
+                    (voters == 3 && members.len() == 3).then_some(())?;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let logs = probe.stop().await;
+    assert_nothing_lost(cluster.resp_addrs()[..3].to_vec(), &logs).await;
+}
