@@ -32,6 +32,9 @@ pub const NODE_STARTS: &str = "node-starts";
 struct Running {
     node: Arc<Node>,
     alive: Arc<AtomicBool>,
+    /// The node's start-up (bootstrap, opening its replicas): a crash ends
+    /// it where it stands, as it ends a process.
+    starting: tokio::task::JoinHandle<()>,
 }
 
 struct NodeSlot {
@@ -192,7 +195,7 @@ impl SimCluster {
         let starting = server.clone();
         let trace = self.trace.clone();
         let alive_now = alive.clone();
-        tokio::spawn(async move {
+        let starting = tokio::spawn(async move {
             if let Err(error) = starting.start().await {
                 if alive_now.load(Ordering::Relaxed) {
                     trace.violation(NODE_STARTS, format!("node {node}: {error}"));
@@ -203,6 +206,7 @@ impl SimCluster {
             slot.running = Some(Running {
                 node: server,
                 alive,
+                starting,
             });
         }
         Ok(())
@@ -220,6 +224,7 @@ impl SimCluster {
         };
         self.trace.record(TraceEvent::Crash { node });
         running.alive.store(false, Ordering::Relaxed);
+        running.starting.abort();
         self.net.detach(node);
         let server = running.node;
         tokio::spawn(async move { server.shutdown().await });
