@@ -44,7 +44,10 @@ pub struct Leadership {
     pub items: u64,
     /// The state machine's own version (see `StateMachine::version`).
     pub version: u64,
-    /// The highest log index known replicated on each member.
+    /// Every member but the leader (voters and learners), with the highest
+    /// log index known replicated on it (0: nothing yet). A replica the
+    /// group still counts is listed even before the first append reaches
+    /// it after an election, so a node never takes a member for gone.
     pub matched: Vec<(ReplicaId, u64)>,
 }
 

@@ -250,6 +250,23 @@ async fn two_groups_replicate_and_survive_the_loss_of_a_leaders_node() {
     cluster.servers.remove(&leader_node).unwrap().abort();
     let new_leader = wait_for(Duration::from_secs(10), || leader_of(&cluster.kv)).await;
     assert_ne!(new_leader, leader_node);
+    // The new leader never reached the stopped node's replica, yet its
+    // claim lists it: the group counts it until a membership change drops
+    // it (a node deletes a replica the map moved away only once no claim
+    // lists it).
+    let gone = replica(KV, leader_node.get());
+    let claim = wait_for(Duration::from_secs(10), || {
+        cluster.hosts[&new_leader]
+            .leaders()
+            .get(&KV)
+            .filter(|(node, _)| *node == new_leader)
+            .map(|(_, claim)| claim.clone())
+    })
+    .await;
+    assert!(
+        claim.matched.iter().any(|(member, _)| *member == gone),
+        "{claim:?}"
+    );
     let group = &cluster.kv[&new_leader];
     group.linearizable_read().await.unwrap();
     assert_eq!(

@@ -20,6 +20,7 @@
 //! boundary.
 
 pub mod admin;
+pub mod balance;
 pub mod bootstrap;
 pub mod clients;
 pub mod config;

@@ -20,8 +20,8 @@ use polis_raft::{GroupSpec, PeerAddr, PeerNode};
 use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use tokio::sync::watch;
 
+use crate::balance;
 use crate::bootstrap::{self, Identity};
-use crate::controller;
 use crate::machine::DataMachine;
 use crate::node::{Node, ServerError};
 
@@ -173,7 +173,7 @@ pub async fn reconcile(node: &Arc<Node>) {
         if placed(map, me, shard) != Some(group.replica()) {
             // Its data goes last: once the group no longer counts it.
             let leader = leaders.get(&shard).map(|(_, leader)| leader);
-            if controller::counts(leader, group.replica()) {
+            if balance::counts(leader, group.replica()) {
                 continue;
             }
             tracing::info!(%shard, replica = %group.replica(), "the map moved this replica away");

@@ -166,8 +166,6 @@ async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAns
             };
             crate::controller::register(node, registration).await
         }
-        NodeRequest::MoveLeader { shard, to } => {
-            crate::controller::move_leader(node, shard, to).await
-        }
+        NodeRequest::MoveLeader { shard, to } => crate::balance::move_leader(node, shard, to).await,
     }
 }

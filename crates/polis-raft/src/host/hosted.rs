@@ -77,7 +77,12 @@ impl<S: StateMachine> Hosted for HostedGroup<S> {
             applied: view.applied,
             items: self.group.state.read().app.items(),
             version: self.group.state.read().app.version(),
-            matched: view.matched.into_iter().collect(),
+            matched: view
+                .members
+                .iter()
+                .filter(|(replica, _, _)| *replica != view.replica)
+                .map(|(replica, _, _)| (*replica, view.matched.get(replica).copied().unwrap_or(0)))
+                .collect(),
         })
     }
 
