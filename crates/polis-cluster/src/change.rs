@@ -166,7 +166,6 @@ impl ClusterMap {
         entry_format_max: u32,
         token: u64,
     ) -> Result<(), TxnError> {
-        let cluster_version = self.cluster_version;
         let record = self.nodes.get(&node).ok_or_else(|| {
             TxnError::Rejected(format!(
                 "node {node} is not in the cluster map: start it with --join to add it"
@@ -175,12 +174,7 @@ impl ClusterMap {
         if token != 0 && record.registration == token {
             return Ok(());
         }
-        if entry_format_max < cluster_version {
-            return Err(TxnError::Rejected(format!(
-                "node {node} understands entry format {entry_format_max}, but the cluster \
-                 uses {cluster_version}: run the same polis version on every node"
-            )));
-        }
+        self.check_entry_format(node, entry_format_max)?;
         let rejoining = record.started();
         if rejoining {
             let meta = self.allocate_replica();
@@ -207,6 +201,18 @@ impl ClusterMap {
             record.incarnation += 1;
             record.entry_format_max = entry_format_max;
             record.registration = token;
+        }
+        Ok(())
+    }
+
+    /// Refuses a node whose binary cannot read the cluster's entries.
+    fn check_entry_format(&self, node: NodeId, entry_format_max: u32) -> Result<(), TxnError> {
+        if entry_format_max < self.cluster_version {
+            return Err(TxnError::Rejected(format!(
+                "node {node} understands entry format {entry_format_max}, but the cluster \
+                 uses {}: run the same polis version on every node",
+                self.cluster_version
+            )));
         }
         Ok(())
     }
@@ -239,13 +245,7 @@ impl ClusterMap {
                 "node {other} already uses the address {addr}"
             )));
         }
-        if entry_format_max < self.cluster_version {
-            return Err(TxnError::Rejected(format!(
-                "node {node} understands entry format {entry_format_max}, but the cluster \
-                 uses {}: run the same polis version on every node",
-                self.cluster_version
-            )));
-        }
+        self.check_entry_format(node, entry_format_max)?;
         let meta_replica = self.allocate_replica();
         self.nodes.insert(
             node,

@@ -51,6 +51,14 @@ pub struct Leadership {
     pub matched: Vec<(ReplicaId, u64)>,
 }
 
+impl Leadership {
+    /// Returns the group's members as the leader counts them: itself and
+    /// every member it lists.
+    pub fn members(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        std::iter::once(self.replica).chain(self.matched.iter().map(|(member, _)| *member))
+    }
+}
+
 /// One beat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Beat {

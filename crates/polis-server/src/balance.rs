@@ -16,7 +16,7 @@ use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use tokio::time::Instant;
 
 use crate::controller::{
-    lock, spawn_exclusive, BALANCE_EVERY, CAUGHT_UP_LAG_MAX, FAILBACK_AFTER, MOVE_AGAIN_AFTER,
+    caught_up, lock, spawn_exclusive, BALANCE_EVERY, FAILBACK_AFTER, MOVE_AGAIN_AFTER,
 };
 use crate::node::{Node, ShardGroup};
 use crate::rpc::{self, NodeAnswer, NodeRequest};
@@ -35,16 +35,11 @@ pub(crate) struct Moves {
 /// away, to a caught-up voter that stays.
 pub(crate) fn hand_over(node: &Arc<Node>, group: ShardGroup, target: TargetMembers) {
     let status = group.status();
-    let last = status.last_log_index.unwrap_or(0);
     let Some(to) = status
         .members
         .iter()
         .filter(|member| member.voter && target.voters.contains_key(&member.replica_id))
-        .find(|member| {
-            member
-                .matched
-                .is_some_and(|matched| matched + CAUGHT_UP_LAG_MAX >= last)
-        })
+        .find(|member| caught_up(member, &status))
         .map(|member| member.replica_id)
     else {
         return;
@@ -61,9 +56,7 @@ pub(crate) fn hand_over(node: &Arc<Node>, group: ShardGroup, target: TargetMembe
 /// Returns true when the group counts `replica` as a member, as its
 /// leader says (a group whose leader is not known counts every replica).
 pub fn counts(leader: Option<&Leadership>, replica: ReplicaId) -> bool {
-    leader.is_none_or(|leader| {
-        leader.replica == replica || leader.matched.iter().any(|(member, _)| *member == replica)
-    })
+    leader.is_none_or(|leader| leader.members().any(|member| member == replica))
 }
 
 /// Starts one replica move when the replicas are uneven over the nodes
@@ -84,9 +77,7 @@ pub(crate) fn replicas(
         let Some((_, leader)) = leaders.get(&shard.id) else {
             return false;
         };
-        let mut members: BTreeSet<ReplicaId> =
-            leader.matched.iter().map(|(member, _)| *member).collect();
-        members.insert(leader.replica);
+        let members: BTreeSet<ReplicaId> = leader.members().collect();
         let wanted: BTreeSet<ReplicaId> = shard
             .replicas
             .iter()
@@ -186,15 +177,10 @@ pub async fn move_leader(node: &Arc<Node>, shard: GroupId, to: NodeId) -> NodeAn
     // Nearly caught up is enough under load: the target waits until its
     // log holds the leader's last entry before it stands for election.
     let status = group.status();
-    let last = status.last_log_index.unwrap_or(0);
-    let caught_up = status.members.iter().any(|member| {
-        member.replica_id == target.replica
-            && member.voter
-            && member
-                .matched
-                .is_some_and(|matched| matched + CAUGHT_UP_LAG_MAX >= last)
+    let ready = status.members.iter().any(|member| {
+        member.replica_id == target.replica && member.voter && caught_up(member, &status)
     });
-    if !caught_up {
+    if !ready {
         return NodeAnswer::Refused(format!("node {to}'s replica is not caught up"));
     }
     match group.transfer_leader(target.replica).await {

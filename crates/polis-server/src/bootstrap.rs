@@ -235,17 +235,37 @@ async fn ask(node: &Arc<Node>, peers: Vec<PeerAddr>) -> Vec<Answer> {
         .collect()
 }
 
+/// Returns the newest map among `answers`.
+fn newest_map(answers: &[Answer]) -> Option<&ClusterMap> {
+    answers
+        .iter()
+        .filter_map(|answer| answer.map.as_ref())
+        .max_by_key(|map| map.version)
+}
+
+/// Returns true when `map` registers this node by its data directory's
+/// token (at the cluster's creation, or a registration whose answer was
+/// lost).
+fn registers_me(node: &Node, map: &ClusterMap) -> bool {
+    map.node(node.config.node_id)
+        .is_some_and(|record| record.registration == node.token())
+}
+
+/// Returns the meta leader some answer names, other than this node.
+fn meta_leader_hint(node: &Node, answers: &[Answer]) -> Option<NodeId> {
+    answers
+        .iter()
+        .filter_map(|answer| answer.meta_leader)
+        .find(|leader| *leader != node.config.node_id)
+}
+
 /// Waits until some member has a map; returns the newest seen.
 async fn wait_for_map(node: &Arc<Node>) -> ClusterMap {
     let mut said = tokio::time::Instant::now();
     loop {
-        let newest = ask_members(node)
-            .await
-            .into_iter()
-            .filter_map(|answer| answer.map)
-            .max_by_key(|map| map.version);
-        if let Some(map) = newest {
-            return map;
+        let answers = ask_members(node).await;
+        if let Some(map) = newest_map(&answers) {
+            return map.clone();
         }
         if said.elapsed() >= SAY_EVERY {
             tracing::warn!("no cached cluster map and no member answers with one; waiting");
@@ -282,34 +302,20 @@ async fn join_or_create(node: &Arc<Node>) -> Result<Identity, ServerError> {
                 empty.insert(answer.member, first);
             }
         }
-        let with_map: Vec<&Answer> = answers
-            .iter()
-            .filter(|answer| answer.map.is_some())
-            .collect();
-        if !with_map.is_empty() {
+        if let Some(map) = newest_map(&answers) {
             // Registered at creation (the creator heard this directory's
             // token): the map is this node's already.
-            let mine = with_map
-                .iter()
-                .filter_map(|answer| answer.map.as_ref())
-                .filter(|map| {
-                    map.node(me)
-                        .is_some_and(|record| record.registration == node.token())
-                })
-                .max_by_key(|map| map.version);
-            if let Some(map) = mine {
+            if registers_me(node, map) {
                 return take_registration(node, map.clone()).await;
             }
-            let leader = with_map
-                .iter()
-                .filter_map(|answer| answer.meta_leader)
-                .find(|leader| *leader != me);
-            let hint = leader.or_else(|| with_map.first().map(|answer| answer.member));
-            let newest = with_map
-                .iter()
-                .filter_map(|answer| answer.map.as_ref())
-                .max_by_key(|map| map.version);
-            if let Some(identity) = register(node, hint, newest, None).await? {
+            let leader = meta_leader_hint(node, &answers);
+            let hint = leader.or_else(|| {
+                answers
+                    .iter()
+                    .find(|answer| answer.map.is_some())
+                    .map(|answer| answer.member)
+            });
+            if let Some(identity) = register(node, hint, Some(map), None).await? {
                 return Ok(identity);
             }
         } else if creator {
@@ -356,15 +362,11 @@ async fn join(node: &Arc<Node>) -> Result<Identity, ServerError> {
     let mut said = tokio::time::Instant::now();
     loop {
         let answers = ask_seeds(node).await;
-        let newest = answers
-            .iter()
-            .filter_map(|answer| answer.map.as_ref())
-            .max_by_key(|map| map.version);
-        if let Some(map) = newest {
+        if let Some(map) = newest_map(&answers) {
+            if registers_me(node, map) {
+                return take_registration(node, map.clone()).await;
+            }
             match map.node(me) {
-                Some(record) if record.registration == node.token() => {
-                    return take_registration(node, map.clone()).await;
-                }
                 Some(record) if record.addrs != mine => {
                     return Err(ServerError::Bootstrap(format!(
                         "node id {me} is in the cluster already, at {} (peer), {} (RESP), {} \
@@ -374,10 +376,7 @@ async fn join(node: &Arc<Node>) -> Result<Identity, ServerError> {
                 }
                 _ => {}
             }
-            let hint = answers
-                .iter()
-                .filter_map(|answer| answer.meta_leader)
-                .find(|leader| *leader != me);
+            let hint = meta_leader_hint(node, &answers);
             if let Some(identity) = register(node, hint, Some(map), Some(mine.clone())).await? {
                 return Ok(identity);
             }
@@ -528,8 +527,9 @@ async fn register(
             .or_else(|| node.peer_addr(id))
     };
     let mut target = hint;
-    // Bounded: a redirect chain longer than the member list is stale.
-    for _ in 0..=node.config.members.len() {
+    // Bounded: a redirect chain longer than the node list is stale.
+    let nodes = map.map_or(0, |map| map.nodes.len());
+    for _ in 0..=node.config.members.len().max(nodes) {
         let Some(to) = target.filter(|id| *id != me).and_then(peer_addr) else {
             return Ok(None);
         };

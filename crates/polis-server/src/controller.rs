@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use polis_cluster::plan::{self, CurrentMembers, MembershipStep, TargetMembers};
 use polis_cluster::{version, MapChange, MetaCommand, MetaMachine, MetaReply, NodeAddrs, TxnError};
-use polis_raft::{Group, ProposeError, StateMachine};
+use polis_raft::{Group, GroupStatus, MemberStatus, ProposeError, StateMachine};
 use polis_types::{GroupId, NodeId, META_GROUP};
 
 use crate::balance::{self, Moves};
@@ -32,7 +32,7 @@ pub(crate) const FAILBACK_AFTER: Duration = Duration::from_secs(10);
 /// How long a shard whose leader moved is left alone.
 pub(crate) const MOVE_AGAIN_AFTER: Duration = Duration::from_secs(10);
 /// Entries a learner may lag behind the leader and still become a voter.
-pub(crate) const CAUGHT_UP_LAG_MAX: u64 = 16;
+const CAUGHT_UP_LAG_MAX: u64 = 16;
 /// How many times a registration retries a lost compare-and-set.
 const REGISTER_ATTEMPTS_MAX: usize = 20;
 
@@ -177,19 +177,24 @@ pub(crate) fn spawn_exclusive(
     });
 }
 
+/// Returns true when `member` holds the log of the leader whose `status`
+/// this is, but for the last few entries: enough to become a voter, or
+/// to take the leadership (the target of a transfer waits for the
+/// leader's last entry before it stands for election).
+pub(crate) fn caught_up(member: &MemberStatus, status: &GroupStatus) -> bool {
+    let last = status.last_log_index.unwrap_or(0);
+    member
+        .matched
+        .is_some_and(|matched| matched + CAUGHT_UP_LAG_MAX >= last)
+}
+
 /// Takes the next membership step toward `target`, if one is due.
 fn step_membership<S: StateMachine>(node: &Arc<Node>, group: Group<S>, target: TargetMembers) {
     let status = group.status();
-    let last = status.last_log_index.unwrap_or(0);
     let caught_up = status
         .members
         .iter()
-        .filter(|member| {
-            member.replica_id == status.replica_id
-                || member
-                    .matched
-                    .is_some_and(|matched| matched + CAUGHT_UP_LAG_MAX >= last)
-        })
+        .filter(|member| member.replica_id == status.replica_id || caught_up(member, &status))
         .map(|member| member.replica_id)
         .collect();
     let members = group.members();

@@ -168,10 +168,11 @@ pub async fn reconcile(node: &Arc<Node>) {
             node: record.id,
             addr: record.addrs.peer.clone(),
         }));
-    let leaders = node.host.leaders();
+    let mut leaders = None;
     for (shard, group) in node.shards() {
         if placed(map, me, shard) != Some(group.replica()) {
             // Its data goes last: once the group no longer counts it.
+            let leaders = leaders.get_or_insert_with(|| node.host.leaders());
             let leader = leaders.get(&shard).map(|(_, leader)| leader);
             if balance::counts(leader, group.replica()) {
                 continue;

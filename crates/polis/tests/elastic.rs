@@ -13,16 +13,7 @@ use std::time::Duration;
 
 use common::client::FollowingClient;
 use common::probe::{assert_nothing_lost, Probe};
-use common::{shard_keys, wait_for, Cluster};
-
-/// Returns node `id`'s record in a node's `/status`.
-fn record(status: &serde_json::Value, id: u64) -> Option<serde_json::Value> {
-    status["nodes"]
-        .as_array()?
-        .iter()
-        .find(|node| node["id"] == id)
-        .cloned()
-}
+use common::{node_record, shard_groups_of_three, shard_keys, wait_for, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_joins_through_any_member_and_follows_the_map() {
@@ -39,7 +30,7 @@ async fn a_node_joins_through_any_member_and_follows_the_map() {
         || async {
             let newest = cluster.cluster_status(1).await?["map_version"].as_u64()?;
             for id in 1..=3 {
-                let listed = record(&cluster.cluster_status(id).await?, new)?;
+                let listed = node_record(&cluster.cluster_status(id).await?, new)?;
                 (listed["incarnation"] == 1).then_some(())?;
             }
             let mine = cluster.cluster_status(new).await?;
@@ -52,7 +43,7 @@ async fn a_node_joins_through_any_member_and_follows_the_map() {
         },
     )
     .await;
-    let me = record(&status, new).unwrap();
+    let me = node_record(&status, new).unwrap();
     assert_eq!(me["meta_voter"], false, "four nodes keep three meta voters");
     assert_eq!(
         status["shards"].as_array().unwrap().len(),
@@ -93,21 +84,8 @@ async fn a_node_joins_through_any_member_and_follows_the_map() {
             // Each node runs exactly the shard replicas the map gives it,
             // each a voter of a group of three.
             for id in 1..=4 {
-                let own = cluster.cluster_status(id).await?;
-                let groups: Vec<&serde_json::Value> = own["replicas"]
-                    .as_array()?
-                    .iter()
-                    .filter(|replica| replica["group_id"] != 0)
-                    .collect();
-                (groups.len() == held[id as usize - 1]).then_some(())?;
-                for group in groups {
-                    let voters = group["members"]
-                        .as_array()?
-                        .iter()
-                        .filter(|member| member["voter"] == true)
-                        .count();
-                    (voters == 3 && group["members"].as_array()?.len() == 3).then_some(())?;
-                }
+                let runs = shard_groups_of_three(&cluster, id).await?;
+                (runs == held[id as usize - 1]).then_some(())?;
             }
             even.then_some(held)
         },
@@ -140,7 +118,7 @@ async fn a_node_joins_through_any_member_and_follows_the_map() {
         Duration::from_secs(60),
         || async {
             let mine = cluster.cluster_status(new).await?;
-            let me = record(&mine, new)?;
+            let me = node_record(&mine, new)?;
             (me["incarnation"] == 1 && mine["state"] == "ok").then_some(())
         },
     )
@@ -221,18 +199,7 @@ async fn a_node_down_past_down_after_has_its_replicas_rebuilt_elsewhere() {
             // Every live node runs its replicas as voters of groups of
             // three: the dead replicas are out of every membership.
             for id in 1..=3 {
-                let own = cluster.cluster_status(id).await?;
-                let groups: Vec<&serde_json::Value> = own["replicas"]
-                    .as_array()?
-                    .iter()
-                    .filter(|replica| replica["group_id"] != 0)
-                    .collect();
-                (groups.len() == 3).then_some(())?;
-                for group in groups {
-                    let members = group["members"].as_array()?;
-                    let voters = members.iter().filter(|m| m["voter"] == true).count();
-                    (voters == 3 && members.len() == 3).then_some(())?;
-                }
+                (shard_groups_of_three(&cluster, id).await? == 3).then_some(())?;
             }
             Some(())
         },

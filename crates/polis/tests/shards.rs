@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::probe::{assert_nothing_lost, Probe};
-use common::{shard_keys, shard_leaders, wait_for, Cluster};
+use common::{node_record, shard_keys, shard_leaders, wait_for, Cluster};
 
 /// How soon a shard must have a new leader after its leader's node died.
 const FAILOVER_MAX: Duration = Duration::from_secs(5);
@@ -200,11 +200,7 @@ async fn the_creator_wiped_as_the_cluster_forms_rejoins() {
         Duration::from_secs(60),
         || async {
             let status = cluster.cluster_status(1).await?;
-            let node = status["nodes"]
-                .as_array()?
-                .iter()
-                .find(|node| node["id"] == 1)?
-                .clone();
+            let node = node_record(&status, 1)?;
             (node["incarnation"] == 2 && status["state"] == "ok").then_some(status)
         },
     )
@@ -244,13 +240,7 @@ async fn restart_empty(victim: u64) {
         },
     )
     .await;
-    let incarnation = after["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|node| node["id"] == victim)
-        .unwrap()["incarnation"]
-        .as_u64();
+    let incarnation = node_record(&after, victim).unwrap()["incarnation"].as_u64();
     assert_eq!(incarnation, Some(2), "{after}");
     let now = own_replicas(&after);
     assert!(

@@ -383,6 +383,32 @@ impl Drop for Cluster {
     }
 }
 
+/// Returns node `id`'s record in a node's `/status`.
+pub fn node_record(status: &serde_json::Value, id: u64) -> Option<serde_json::Value> {
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|node| node["id"] == id)
+        .cloned()
+}
+
+/// Returns how many shard replicas node `id` runs, if each is a voter of
+/// a group of exactly three voters (no learner, no change under way).
+pub async fn shard_groups_of_three(cluster: &Cluster, id: u64) -> Option<usize> {
+    let own = cluster.cluster_status(id).await?;
+    let groups: Vec<&serde_json::Value> = own["replicas"]
+        .as_array()?
+        .iter()
+        .filter(|replica| replica["group_id"] != 0)
+        .collect();
+    for group in &groups {
+        let members = group["members"].as_array()?;
+        let voters = members.iter().filter(|m| m["voter"] == true).count();
+        (voters == 3 && members.len() == 3).then_some(())?;
+    }
+    Some(groups.len())
+}
+
 /// Returns each shard's leader node, as `status` (a node's /status) says.
 pub fn shard_leaders(status: &serde_json::Value) -> BTreeMap<u64, u64> {
     status["shards"]
