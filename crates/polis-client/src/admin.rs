@@ -159,3 +159,30 @@ pub async fn wait_for_leader(
     let status = wait_until_ready(admin_addrs, timeout).await?;
     shard_leader(&status, 1).ok_or_else(|| anyhow::anyhow!("shard 1 has no leader"))
 }
+
+/// Asks the node at admin address `addr` to remove node `node` from the
+/// cluster; returns what the cluster answered.
+///
+/// # Errors
+/// Returns the refusal (a removal that would leave too few nodes, an
+/// unknown node) or why the node could not be asked.
+pub async fn remove_node(addr: &str, node: u64) -> anyhow::Result<String> {
+    let path = format!("/cluster/nodes/{node}/remove");
+    let (code, body) = post(addr, &path, Duration::from_secs(30)).await?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(code == 200, "{text}");
+    Ok(text)
+}
+
+/// Where a node stands, as one /status says: its state (`active`,
+/// `leaving`, `removed`) and how many replicas the map still places on it.
+pub fn node_state(status: &serde_json::Value, node: u64) -> Option<(String, u64)> {
+    let record = status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|record| record["id"] == node)?;
+    Some((
+        record["state"].as_str()?.to_owned(),
+        record["replicas"].as_u64()?,
+    ))
+}

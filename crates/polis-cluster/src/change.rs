@@ -5,12 +5,12 @@
 //! from the new version: a change is never applied over one its author did
 //! not see.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use polis_types::{GroupId, NodeId, ReplicaId, SlotRange, SlotSet};
 use serde::{Deserialize, Serialize};
 
-use crate::map::{ClusterMap, InvalidMap, NodeAddrs, NodeRecord};
+use crate::map::{ClusterMap, InvalidMap, NodeAddrs, NodeRecord, NodeState};
 use crate::version::EntryFormat;
 
 /// One change to the map.
@@ -56,13 +56,24 @@ pub enum MapChange {
         from: NodeId,
         to: NodeId,
     },
+    /// Node `node` leaves the cluster (entry format 2): it is marked
+    /// leaving, the shards it was meant to lead are led from other nodes,
+    /// and its replicas move to the others. Refused when the other active
+    /// nodes could not hold every shard's replicas.
+    RemoveNode { node: NodeId },
+    /// Leaving node `node` holds no replica any more: it is removed for
+    /// good (entry format 2).
+    NodeDrained { node: NodeId },
 }
 
 impl MapChange {
     /// Returns the entry format a transaction carrying this change needs.
     pub fn format(&self) -> EntryFormat {
         match self {
-            Self::Join { .. } | Self::MoveReplica { .. } => EntryFormat::V2,
+            Self::Join { .. }
+            | Self::MoveReplica { .. }
+            | Self::RemoveNode { .. }
+            | Self::NodeDrained { .. } => EntryFormat::V2,
             _ => EntryFormat::V1,
         }
     }
@@ -137,6 +148,8 @@ impl ClusterMap {
                 token,
             } => self.join(*node, addrs, *entry_format_max, *token),
             MapChange::MoveReplica { shard, from, to } => self.move_replica(*shard, *from, *to),
+            MapChange::RemoveNode { node } => self.remove_node(*node),
+            MapChange::NodeDrained { node } => self.node_drained(*node),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(
@@ -173,6 +186,9 @@ impl ClusterMap {
         })?;
         if token != 0 && record.registration == token {
             return Ok(());
+        }
+        if record.removed() {
+            return Err(removed(node));
         }
         self.check_entry_format(node, entry_format_max)?;
         let rejoining = record.started();
@@ -256,15 +272,16 @@ impl ClusterMap {
                 entry_format_max,
                 meta_replica,
                 registration: token,
+                state: NodeState::Active,
             },
         );
         Ok(())
     }
 
     fn move_replica(&mut self, shard: GroupId, from: NodeId, to: NodeId) -> Result<(), TxnError> {
-        if !self.nodes.get(&to).is_some_and(NodeRecord::started) {
+        if !self.nodes.get(&to).is_some_and(NodeRecord::active) {
             return Err(TxnError::Rejected(format!(
-                "node {to} has not started: no replica can move to it"
+                "node {to} is not an active member: no replica can move to it"
             )));
         }
         let replica = self.allocate_replica();
@@ -305,6 +322,100 @@ impl ClusterMap {
         Ok(())
     }
 
+    fn remove_node(&mut self, node: NodeId) -> Result<(), TxnError> {
+        let record = self
+            .nodes
+            .get(&node)
+            .ok_or_else(|| TxnError::Rejected(format!("no node {node} in the cluster")))?;
+        match record.state {
+            NodeState::Removed => return Err(removed(node)),
+            NodeState::Leaving => return Ok(()),
+            NodeState::Active => {}
+        }
+        let remaining: BTreeSet<NodeId> = self
+            .active_nodes()
+            .into_iter()
+            .filter(|other| *other != node)
+            .collect();
+        if remaining.is_empty() {
+            return Err(TxnError::Rejected(format!(
+                "node {node} is the last active node: a cluster keeps at least one"
+            )));
+        }
+        if let Some(shard) = self
+            .shards
+            .values()
+            .filter(|shard| shard.replica_on(node).is_some())
+            .find(|shard| shard.replicas.len() > remaining.len())
+        {
+            return Err(TxnError::Rejected(format!(
+                "cannot remove node {node}: shard {} keeps {} replicas, and only {} other \
+                 active nodes would remain to hold them; add a node first",
+                shard.id,
+                shard.replicas.len(),
+                remaining.len()
+            )));
+        }
+        // How many shards each remaining node is meant to lead.
+        let mut preferred: BTreeMap<NodeId, usize> =
+            remaining.iter().map(|other| (*other, 0)).collect();
+        for shard in self.shards.values() {
+            if let Some(count) = preferred.get_mut(&shard.preferred_leader) {
+                *count += 1;
+            }
+        }
+        for shard in self.shards.values_mut() {
+            if shard.preferred_leader != node {
+                continue;
+            }
+            // Its leadership goes first, to the replica's node meant to
+            // lead the fewest shards.
+            let successor = shard
+                .replicas
+                .iter()
+                .map(|replica| replica.node)
+                .filter(|candidate| remaining.contains(candidate))
+                .min_by_key(|candidate| (preferred.get(candidate).copied(), *candidate));
+            if let Some(successor) = successor {
+                shard.preferred_leader = successor;
+                if let Some(count) = preferred.get_mut(&successor) {
+                    *count += 1;
+                }
+            }
+        }
+        if let Some(record) = self.nodes.get_mut(&node) {
+            record.state = NodeState::Leaving;
+        }
+        Ok(())
+    }
+
+    fn node_drained(&mut self, node: NodeId) -> Result<(), TxnError> {
+        let record = self
+            .nodes
+            .get(&node)
+            .ok_or_else(|| TxnError::Rejected(format!("no node {node} in the cluster")))?;
+        if record.state != NodeState::Leaving {
+            return Err(TxnError::Rejected(format!(
+                "node {node} is {}, not leaving",
+                record.state.name()
+            )));
+        }
+        if let Some(shard) = self
+            .shards
+            .values()
+            .find(|shard| shard.replica_on(node).is_some())
+        {
+            return Err(TxnError::Rejected(format!(
+                "node {node} still holds a replica of shard {}",
+                shard.id
+            )));
+        }
+        if let Some(record) = self.nodes.get_mut(&node) {
+            record.state = NodeState::Removed;
+        }
+        Ok(())
+    }
+
     fn assign_slots(&mut self, shard: GroupId, slots: &[SlotRange]) -> Result<(), TxnError> {
         if !self.shards.contains_key(&shard) {
             return Err(TxnError::Rejected(format!("no shard {shard}")));
@@ -334,6 +445,14 @@ impl ClusterMap {
         }
         Ok(())
     }
+}
+
+/// The refusal of a removed node.
+fn removed(node: NodeId) -> TxnError {
+    TxnError::Rejected(format!(
+        "node {node} was removed from the cluster: start a new node with an unused --node-id \
+         and an empty data directory, with --join"
+    ))
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ impl Layout {
                     entry_format_max: registered.map_or(0, |first| first.entry_format_max),
                     meta_replica: allocate(),
                     registration: registered.map_or(0, |first| first.token),
+                    state: crate::map::NodeState::Active,
                 };
                 (*id, record)
             })

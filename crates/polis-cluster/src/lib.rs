@@ -30,7 +30,7 @@ mod test_support;
 
 pub use change::{MapChange, TxnError};
 pub use layout::{Layout, Registration};
-pub use map::{ClusterMap, MapView, NodeAddrs, NodeRecord, ShardRecord, ShardReplica};
+pub use map::{ClusterMap, MapView, NodeAddrs, NodeRecord, NodeState, ShardRecord, ShardReplica};
 pub use meta::{MetaCommand, MetaMachine, MetaReply};
 pub use route::{classify, Routed, Target};
 pub use version::{EntryFormat, ENTRY_FORMAT_MAX};

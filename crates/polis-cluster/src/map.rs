@@ -39,12 +39,50 @@ pub struct NodeRecord {
     /// registers again with the same token (its answer was lost before it
     /// saved it) gets the same incarnation: its replicas never ran.
     pub registration: u64,
+    /// A member, leaving (being drained) or removed.
+    pub state: NodeState,
+}
+
+/// Where a node stands in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NodeState {
+    /// A member: it holds replicas and may be given more.
+    #[default]
+    Active,
+    /// `polis cluster remove-node` was asked: its replicas move to the
+    /// other nodes (its leaderships first) and it is given none.
+    Leaving,
+    /// Drained and out of the cluster for good: its peers refuse it, and
+    /// its id is never used again.
+    Removed,
+}
+
+impl NodeState {
+    /// Returns the state's name, as `polis status` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Leaving => "leaving",
+            Self::Removed => "removed",
+        }
+    }
 }
 
 impl NodeRecord {
     /// Returns true once the node has started (registered) at least once.
     pub fn started(&self) -> bool {
         self.incarnation > 0
+    }
+
+    /// Returns true for a started node that is neither leaving nor
+    /// removed: one that may hold replicas and lead.
+    pub fn active(&self) -> bool {
+        self.started() && self.state == NodeState::Active
+    }
+
+    /// Returns true once the node was removed.
+    pub fn removed(&self) -> bool {
+        self.state == NodeState::Removed
     }
 }
 
@@ -137,6 +175,8 @@ pub enum InvalidMap {
     TwoReplicasOnNode { shard: GroupId, node: NodeId },
     #[error("shard {shard} names node {node}, which is not in the map")]
     UnknownNode { shard: GroupId, node: NodeId },
+    #[error("shard {shard} has a replica on node {node}, which was removed")]
+    ReplicaOnRemoved { shard: GroupId, node: NodeId },
     #[error("shard {0} has no replica")]
     NoReplica(GroupId),
     #[error("shard {shard}'s preferred leader, node {node}, hosts none of its replicas")]
@@ -195,11 +235,20 @@ impl ClusterMap {
             let mut nodes = BTreeSet::new();
             for replica in &shard.replicas {
                 note(replica.replica)?;
-                if !self.nodes.contains_key(&replica.node) {
-                    return Err(InvalidMap::UnknownNode {
-                        shard: shard.id,
-                        node: replica.node,
-                    });
+                match self.nodes.get(&replica.node) {
+                    None => {
+                        return Err(InvalidMap::UnknownNode {
+                            shard: shard.id,
+                            node: replica.node,
+                        })
+                    }
+                    Some(record) if record.removed() => {
+                        return Err(InvalidMap::ReplicaOnRemoved {
+                            shard: shard.id,
+                            node: replica.node,
+                        })
+                    }
+                    Some(_) => {}
                 }
                 if !nodes.insert(replica.node) {
                     return Err(InvalidMap::TwoReplicasOnNode {
@@ -277,24 +326,44 @@ impl ClusterMap {
     }
 
     /// Returns the voters the meta group should have: the first three
-    /// started nodes by id, or five once the map has five nodes or more.
+    /// active nodes by id, or five once the map has five active nodes or
+    /// more (a node the map has but that has not started counts: the first
+    /// map names them all). A leaving node is no voter.
     pub fn meta_voters(&self) -> BTreeMap<ReplicaId, NodeId> {
-        let wanted = if self.nodes.len() >= 5 { 5 } else { 3 };
+        let members = self
+            .nodes
+            .values()
+            .filter(|node| node.state == NodeState::Active)
+            .count();
+        let wanted = if members >= 5 { 5 } else { 3 };
         self.nodes
             .values()
-            .filter(|node| node.started())
+            .filter(|node| node.active())
             .take(wanted)
             .map(|node| (node.meta_replica, node.id))
             .collect()
     }
 
-    /// Returns the meta replicas of the started nodes that are not voters.
+    /// Returns the meta replicas of the started nodes that are not voters
+    /// (a leaving node's among them: it follows the map until it is
+    /// removed).
     pub fn meta_learners(&self) -> BTreeMap<ReplicaId, NodeId> {
         let voters = self.meta_voters();
         self.nodes
             .values()
-            .filter(|node| node.started() && !voters.contains_key(&node.meta_replica))
+            .filter(|node| {
+                node.started() && !node.removed() && !voters.contains_key(&node.meta_replica)
+            })
             .map(|node| (node.meta_replica, node.id))
+            .collect()
+    }
+
+    /// Returns the started nodes that are neither leaving nor removed.
+    pub fn active_nodes(&self) -> BTreeSet<NodeId> {
+        self.nodes
+            .values()
+            .filter(|node| node.active())
+            .map(|node| node.id)
             .collect()
     }
 }

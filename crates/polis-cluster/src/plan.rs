@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polis_types::{GroupId, NodeId, ReplicaId};
 
-use crate::map::ClusterMap;
+use crate::map::{ClusterMap, NodeState};
 
 /// A group's members as its membership log says, as its leader sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,12 +124,14 @@ pub struct ReplicaMove {
 }
 
 /// Returns the next replica move, if one is due. First, a replica on a
-/// node taken for `gone` is rebuilt on the live node holding the fewest
-/// replicas (of those not holding its shard). Then the replicas are
-/// evened out: from the live node holding the most to the live, started
-/// node holding the fewest (of a shard it does not hold yet), when the two
-/// differ by two or more; a difference of one is as even as it gets.
-/// Nodes that are not `alive` neither give nor receive in the evening out.
+/// leaving node, or on a node taken for `gone`, is moved (rebuilt) to the
+/// live active node holding the fewest replicas (of those not holding its
+/// shard); a leaving node's first, since its removal waits on them. Then
+/// the replicas are evened out: from the live node holding the most to
+/// the live, active node holding the fewest (of a shard it does not hold
+/// yet), when the two differ by two or more; a difference of one is as
+/// even as it gets. Nodes that are not `alive` neither give nor receive in
+/// the evening out.
 pub fn replica_move(
     map: &ClusterMap,
     alive: &BTreeSet<NodeId>,
@@ -138,7 +140,7 @@ pub fn replica_move(
     let mut held: BTreeMap<NodeId, usize> = map
         .nodes
         .values()
-        .filter(|node| node.started() && alive.contains(&node.id))
+        .filter(|node| node.active() && alive.contains(&node.id))
         .map(|node| (node.id, 0))
         .collect();
     for shard in map.shards.values() {
@@ -148,8 +150,20 @@ pub fn replica_move(
             }
         }
     }
-    for shard in map.shards.values() {
-        for replica in shard.replicas.iter().filter(|r| gone.contains(&r.node)) {
+    let leaving = |node: &NodeId| {
+        map.node(*node)
+            .is_some_and(|record| record.state == NodeState::Leaving)
+    };
+    let draining = map
+        .nodes
+        .keys()
+        .filter(|node| leaving(node))
+        .chain(gone.iter().filter(|node| !leaving(node)));
+    for from in draining {
+        for shard in map.shards.values() {
+            if shard.replica_on(*from).is_none() {
+                continue;
+            }
             let to = held
                 .iter()
                 .filter(|(node, _)| shard.replica_on(**node).is_none())
@@ -157,7 +171,7 @@ pub fn replica_move(
             if let Some((to, _)) = to {
                 return Some(ReplicaMove {
                     shard: shard.id,
-                    from: replica.node,
+                    from: *from,
                     to: *to,
                 });
             }
@@ -193,7 +207,7 @@ pub struct LeaderMove {
 }
 
 /// Returns the leader moves that spread leadership evenly over the live
-/// nodes: each shard to its preferred node when that node is alive;
+/// active nodes (a leaving node's leaderships move to them): each shard to its preferred node when that node is alive;
 /// the others stay where they are while their leader's node leads no more
 /// than its share, and otherwise go to the live node hosting them that
 /// leads the fewest. Keeping what is already even makes the plan stable:
@@ -204,14 +218,23 @@ pub fn leader_moves(
     leaders: &BTreeMap<GroupId, NodeId>,
     alive: &BTreeSet<NodeId>,
 ) -> Vec<LeaderMove> {
-    if alive.is_empty() {
+    // Leaving nodes give leaderships away and take none.
+    let takers: BTreeSet<NodeId> = alive
+        .iter()
+        .copied()
+        .filter(|node| {
+            map.node(*node)
+                .is_some_and(|record| record.state == NodeState::Active)
+        })
+        .collect();
+    if takers.is_empty() {
         return Vec::new();
     }
-    let share = map.shards.len() / alive.len();
-    let mut load: BTreeMap<NodeId, usize> = alive.iter().map(|node| (*node, 0)).collect();
+    let share = map.shards.len() / takers.len();
+    let mut load: BTreeMap<NodeId, usize> = takers.iter().map(|node| (*node, 0)).collect();
     let mut targets: BTreeMap<GroupId, NodeId> = BTreeMap::new();
     let hosts = |shard: &crate::map::ShardRecord, node: NodeId| {
-        alive.contains(&node) && shard.replica_on(node).is_some()
+        takers.contains(&node) && shard.replica_on(node).is_some()
     };
     // Shards with a live preferred node first: their target is fixed.
     for shard in map.shards.values() {
@@ -242,7 +265,7 @@ pub fn leader_moves(
             .replicas
             .iter()
             .map(|replica| replica.node)
-            .filter(|node| alive.contains(node))
+            .filter(|node| takers.contains(node))
             .min_by_key(|node| {
                 (
                     load.get(node).copied().unwrap_or(0),

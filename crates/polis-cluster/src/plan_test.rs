@@ -321,3 +321,75 @@ fn the_replicas_of_a_gone_node_are_rebuilt_on_the_emptiest_live_nodes() {
     );
     assert!(map.replicas_on(NodeId(4)).is_empty());
 }
+
+#[test]
+fn a_leaving_node_is_drained_first_receives_nothing_and_is_then_removed() {
+    // 4 nodes, 3 shards: shard 1 on 1 2 3, shard 2 on 2 3 4, shard 3 on 3 4 1.
+    let map = started(&map(4, 3));
+    let everyone = alive(&[1, 2, 3, 4]);
+    let refused = map.apply(map.version, &[MapChange::NodeDrained { node: NodeId(4) }]);
+    assert!(refused.is_err(), "only a leaving node is drained");
+    let mut map = map
+        .apply(map.version, &[MapChange::RemoveNode { node: NodeId(4) }])
+        .unwrap();
+    assert!(
+        map.shards
+            .values()
+            .all(|shard| shard.preferred_leader != NodeId(4)),
+        "its leaderships go first"
+    );
+    assert!(!map.meta_voters().values().any(|node| *node == NodeId(4)));
+    let mut moves = 0;
+    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new()) {
+        assert_eq!(planned.from, NodeId(4), "{planned:?}");
+        assert_ne!(planned.to, NodeId(4));
+        let still = map.apply(map.version, &[MapChange::NodeDrained { node: NodeId(4) }]);
+        assert!(still.is_err(), "removed while it holds replicas");
+        let change = MapChange::MoveReplica {
+            shard: planned.shard,
+            from: planned.from,
+            to: planned.to,
+        };
+        map = map.apply(map.version, &[change]).unwrap();
+        moves += 1;
+        assert!(moves <= 2, "the drain does not converge");
+    }
+    assert_eq!(moves, 2);
+    let map = map
+        .apply(map.version, &[MapChange::NodeDrained { node: NodeId(4) }])
+        .unwrap();
+    assert!(map.nodes[&NodeId(4)].removed());
+    assert!(!map.meta_learners().values().any(|node| *node == NodeId(4)));
+    // Nothing moves to a removed node, and it cannot come back.
+    assert_eq!(replica_move(&map, &everyone, &BTreeSet::new()), None);
+    let back = MapChange::Register {
+        node: NodeId(4),
+        entry_format_max: 2,
+        token: 99,
+    };
+    let error = map.apply(map.version, &[back]).unwrap_err();
+    assert!(error.to_string().contains("was removed"), "{error}");
+}
+
+#[test]
+fn a_removal_that_would_leave_too_few_nodes_for_the_replicas_is_refused() {
+    let map = started(&map(3, 3));
+    let error = map
+        .apply(map.version, &[MapChange::RemoveNode { node: NodeId(2) }])
+        .unwrap_err();
+    assert!(error.to_string().contains("add a node first"), "{error}");
+    let error = map
+        .apply(map.version, &[MapChange::RemoveNode { node: NodeId(9) }])
+        .unwrap_err();
+    assert!(error.to_string().contains("no node 9"), "{error}");
+    // With one replica per shard, removing down to one node is allowed,
+    // the last one is not.
+    let single = started(&crate::test_support::map_with(2, 2, 1));
+    let one = single
+        .apply(single.version, &[MapChange::RemoveNode { node: NodeId(1) }])
+        .unwrap();
+    let error = one
+        .apply(one.version, &[MapChange::RemoveNode { node: NodeId(2) }])
+        .unwrap_err();
+    assert!(error.to_string().contains("last active node"), "{error}");
+}

@@ -10,6 +10,12 @@ use crate::map::{ClusterMap, NodeAddrs};
 /// Returns the first map of `nodes` nodes and `shards` shards of three
 /// replicas, created by node 1.
 pub fn map(nodes: u64, shards: usize) -> ClusterMap {
+    map_with(nodes, shards, 3)
+}
+
+/// Returns the first map of `nodes` nodes and `shards` shards of
+/// `replication` replicas, created by node 1.
+pub fn map_with(nodes: u64, shards: usize, replication: usize) -> ClusterMap {
     let nodes: BTreeMap<NodeId, NodeAddrs> = (1..=nodes)
         .map(|id| {
             let addrs = NodeAddrs {
@@ -24,7 +30,7 @@ pub fn map(nodes: u64, shards: usize) -> ClusterMap {
         cluster_id: 99,
         nodes,
         shards,
-        replication: 3,
+        replication,
         creator: NodeId(1),
         registered: crate::layout::creator_only(NodeId(1)),
     }

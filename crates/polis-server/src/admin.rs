@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
+use crate::rpc::NodeAnswer;
 use crate::stats::Stats;
 
 /// One node of the map, as this node sees it.
@@ -27,6 +28,10 @@ pub struct NodeSummary {
     /// It beats (or it is this node).
     pub up: bool,
     pub incarnation: u64,
+    /// `active`, `leaving` (being drained) or `removed`.
+    pub state: String,
+    /// Shard replicas the map places on it.
+    pub replicas: usize,
     /// Shards it leads, as this node knows.
     pub leads: usize,
     pub meta_voter: bool,
@@ -174,6 +179,8 @@ pub fn status(node: &Node) -> Status {
             peer_addr: record.addrs.peer.clone(),
             up: beats.is_alive(record.id),
             incarnation: record.incarnation,
+            state: record.state.name().into(),
+            replicas: map.replicas_on(record.id).len(),
             leads: shards
                 .iter()
                 .filter(|shard| shard.leader_node == Some(record.id))
@@ -209,7 +216,8 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             "/status",
             get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }),
         )
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/cluster/nodes/{id}/remove", post(remove_node));
     if node.config.enable_fault_injection {
         app = app
             .route("/faults/fsync-error", post(inject_fsync_error))
@@ -219,6 +227,41 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let app = app.with_state(node);
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(%error, "admin server stopped");
+    }
+}
+
+/// Starts removing a node: the meta leader marks it leaving, and drains
+/// it (`polis cluster remove-node`).
+async fn remove_node(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Response {
+    let leaving = NodeId(id);
+    let answer = crate::controller::ask_meta_leader(
+        &node,
+        crate::rpc::NodeRequest::RemoveNode { node: leaving },
+    )
+    .await;
+    answer_response(answer, |version| {
+        format!(
+            "node {leaving} is leaving (map version {version}): its leaderships and replicas \
+             move to the other nodes, then it is removed and stops"
+        )
+    })
+}
+
+/// Returns the HTTP form of a meta leader's answer to a map change.
+fn answer_response(answer: NodeAnswer, done: impl FnOnce(u64) -> String) -> Response {
+    match answer {
+        NodeAnswer::Changed(version) => (StatusCode::OK, done(version)).into_response(),
+        NodeAnswer::Refused(reason) => (StatusCode::CONFLICT, reason).into_response(),
+        NodeAnswer::Retry(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{reason}; try again"),
+        )
+            .into_response(),
+        other => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unexpected answer from the meta leader: {other:?}; try again"),
+        )
+            .into_response(),
     }
 }
 

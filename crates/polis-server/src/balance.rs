@@ -72,20 +72,7 @@ pub(crate) fn replicas(
     {
         return;
     }
-    let leaders = node.host.leaders();
-    let settled_memberships = map.shards.values().all(|shard| {
-        let Some((_, leader)) = leaders.get(&shard.id) else {
-            return false;
-        };
-        let members: BTreeSet<ReplicaId> = leader.members().collect();
-        let wanted: BTreeSet<ReplicaId> = shard
-            .replicas
-            .iter()
-            .map(|replica| replica.replica)
-            .collect();
-        members == wanted
-    });
-    if !settled_memberships {
+    if !memberships_settled(node, map) {
         return;
     }
     let gone = gone_nodes(node, map);
@@ -124,6 +111,24 @@ pub(crate) fn replicas(
     });
 }
 
+/// Returns true when every shard's leader is known and counts exactly
+/// the replicas the map lists: no membership operation is under way.
+pub(crate) fn memberships_settled(node: &Node, map: &polis_cluster::ClusterMap) -> bool {
+    let leaders = node.host.leaders();
+    map.shards.values().all(|shard| {
+        let Some((_, leader)) = leaders.get(&shard.id) else {
+            return false;
+        };
+        let members: BTreeSet<ReplicaId> = leader.members().collect();
+        let wanted: BTreeSet<ReplicaId> = shard
+            .replicas
+            .iter()
+            .map(|replica| replica.replica)
+            .collect();
+        members == wanted
+    })
+}
+
 /// Returns the started nodes silent for `--down-after` (counted from this
 /// node's start for a node it never heard): their replicas are rebuilt on
 /// the others.
@@ -132,7 +137,7 @@ fn gone_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> 
     let me = node.config.node_id;
     map.nodes
         .values()
-        .filter(|record| record.started() && record.id != me)
+        .filter(|record| record.started() && !record.removed() && record.id != me)
         .filter(|record| {
             let silent_since = seen.get(&record.id).copied().unwrap_or(node.started_at);
             silent_since.elapsed() >= node.config.down_after

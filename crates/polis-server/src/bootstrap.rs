@@ -128,6 +128,9 @@ pub async fn establish(node: &Arc<Node>) -> Result<Identity, ServerError> {
                 None => wait_for_map(node).await,
             };
             check_incarnation(&identity, &map)?;
+            if let Some(removed) = crate::removal::said(&map, identity.node) {
+                return Err(ServerError::Removed(removed));
+            }
             node.map.adopt(map);
             Ok(identity)
         }
@@ -233,6 +236,24 @@ async fn ask(node: &Arc<Node>, peers: Vec<PeerAddr>) -> Vec<Answer> {
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Returns the newest map the other nodes of this node's map hold.
+pub(crate) async fn newest_peer_map(node: &Arc<Node>) -> Option<ClusterMap> {
+    let view = node.view()?;
+    let me = node.config.node_id;
+    let peers = view
+        .map()
+        .nodes
+        .values()
+        .filter(|record| record.id != me && !record.removed())
+        .map(|record| PeerAddr {
+            node: record.id,
+            addr: record.addrs.peer.clone(),
+        })
+        .collect();
+    let answers = ask(node, peers).await;
+    newest_map(&answers).cloned()
 }
 
 /// Returns the newest map among `answers`.

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use polis_cluster::plan::{self, CurrentMembers, MembershipStep, TargetMembers};
-use polis_cluster::{version, MapChange, MetaCommand, MetaMachine, MetaReply, NodeAddrs, TxnError};
+use polis_cluster::{
+    version, MapChange, MetaCommand, MetaMachine, MetaReply, NodeAddrs, NodeState, TxnError,
+};
 use polis_raft::{Group, GroupStatus, MemberStatus, ProposeError, StateMachine};
 use polis_types::{GroupId, NodeId, META_GROUP};
 
@@ -21,7 +23,7 @@ use crate::balance::{self, Moves};
 use crate::machine::{Applied, DataMachine, Op};
 use crate::node::Node;
 use crate::replicas;
-use crate::rpc::NodeAnswer;
+use crate::rpc::{self, NodeAnswer, NodeRequest};
 
 /// How often the loop looks at the groups.
 const CONTROL_EVERY: Duration = Duration::from_millis(500);
@@ -33,8 +35,10 @@ pub(crate) const FAILBACK_AFTER: Duration = Duration::from_secs(10);
 pub(crate) const MOVE_AGAIN_AFTER: Duration = Duration::from_secs(10);
 /// Entries a learner may lag behind the leader and still become a voter.
 const CAUGHT_UP_LAG_MAX: u64 = 16;
-/// How many times a registration retries a lost compare-and-set.
-const REGISTER_ATTEMPTS_MAX: usize = 20;
+/// How many times a map change retries a lost compare-and-set.
+const CHANGE_ATTEMPTS_MAX: usize = 20;
+/// How many redirects a request to the meta leader follows.
+const REDIRECTS_MAX: usize = 3;
 
 /// What the loop has under way.
 pub struct Work {
@@ -157,6 +161,7 @@ async fn tick(node: &Arc<Node>) {
     steward(node, &meta, map);
     step_membership(node, meta.clone(), plan::meta_target(map));
     raise_cluster_version(node, &meta, map);
+    finish_removals(node, &meta, map);
     balance::replicas(node, &meta, map);
     balance::leaders(node, map).await;
 }
@@ -283,8 +288,7 @@ fn raise_cluster_version(
     });
 }
 
-/// Registers `registering` (this node leads the meta group): a
-/// compare-and-set transaction retried from each newer version it loses to.
+/// Registers `registering` (this node leads the meta group).
 pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswer {
     let Registration {
         node: registering,
@@ -292,26 +296,17 @@ pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswe
         entry_format_max,
         token,
     } = registration;
-    let Some(meta) = node.meta().filter(|meta| meta.is_leader()) else {
-        return NodeAnswer::NotMetaLeader {
-            leader: node.meta_leader(),
-        };
-    };
-    for _ in 0..REGISTER_ATTEMPTS_MAX {
-        let Some(view) = node.view() else {
-            return NodeAnswer::Retry("this node has no map yet".into());
-        };
+    let changed = change_map(node, |map| {
         if token != 0
-            && view
-                .map()
+            && map
                 .node(registering)
                 .is_some_and(|record| record.registration == token)
         {
             // Registered already; the answer was lost.
-            return NodeAnswer::Registered(view.map().clone());
+            return Err(NodeAnswer::Registered(map.clone()));
         }
         let change = match &addrs {
-            Some(addrs) if view.map().node(registering).is_none() => MapChange::Join {
+            Some(addrs) if map.node(registering).is_none() => MapChange::Join {
                 node: registering,
                 addrs: addrs.clone(),
                 entry_format_max,
@@ -323,15 +318,64 @@ pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswe
                 token,
             },
         };
-        if let Err(error) = version::check_enabled(change.format(), view.map().cluster_version) {
-            return NodeAnswer::Refused(error.to_string());
+        Ok(vec![change])
+    })
+    .await;
+    match changed {
+        Ok(map) => NodeAnswer::Registered(map),
+        Err(answer) => answer,
+    }
+}
+
+/// Starts draining node `leaving` out of the cluster (this node leads the
+/// meta group); the meta leader removes it once it holds no replica.
+pub async fn remove_node(node: &Arc<Node>, leaving: NodeId) -> NodeAnswer {
+    let changed = change_map(node, |map| {
+        if map
+            .node(leaving)
+            .is_some_and(|record| record.state == NodeState::Leaving)
+        {
+            return Err(NodeAnswer::Changed(map.version));
+        }
+        Ok(vec![MapChange::RemoveNode { node: leaving }])
+    })
+    .await;
+    match changed {
+        Ok(map) => NodeAnswer::Changed(map.version),
+        Err(answer) => answer,
+    }
+}
+
+/// Commits the changes `changes` computes from the current map, on this
+/// node (the meta leader): a compare-and-set transaction, computed again
+/// from each newer version it loses to. Returns the map after it, or the
+/// answer to give instead (`changes` may return one: nothing to do).
+async fn change_map(
+    node: &Arc<Node>,
+    mut changes: impl FnMut(&polis_cluster::ClusterMap) -> Result<Vec<MapChange>, NodeAnswer>,
+) -> Result<polis_cluster::ClusterMap, NodeAnswer> {
+    let Some(meta) = node.meta().filter(|meta| meta.is_leader()) else {
+        return Err(NodeAnswer::NotMetaLeader {
+            leader: node.meta_leader(),
+        });
+    };
+    for _ in 0..CHANGE_ATTEMPTS_MAX {
+        let Some(view) = node.view() else {
+            return Err(NodeAnswer::Retry("this node has no map yet".into()));
+        };
+        let changes = changes(view.map())?;
+        for change in &changes {
+            if let Err(error) = version::check_enabled(change.format(), view.map().cluster_version)
+            {
+                return Err(NodeAnswer::Refused(error.to_string()));
+            }
         }
         let command = MetaCommand::Txn {
             expected: view.version(),
-            changes: vec![change],
+            changes,
         };
         let Ok(payload) = command.encode() else {
-            return NodeAnswer::Refused("cannot encode the registration".into());
+            return Err(NodeAnswer::Refused("cannot encode the map change".into()));
         };
         match meta
             .propose(payload)
@@ -341,10 +385,10 @@ pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswe
             Ok(MetaReply::Applied { version }) => {
                 node.map.wait_for(version, Duration::from_secs(5)).await;
                 return match node.view() {
-                    Some(view) if view.version() >= version => {
-                        NodeAnswer::Registered(view.map().clone())
-                    }
-                    _ => NodeAnswer::Retry("registered, but the map did not arrive".into()),
+                    Some(view) if view.version() >= version => Ok(view.map().clone()),
+                    _ => Err(NodeAnswer::Retry(
+                        "the change was made, but the map did not arrive".into(),
+                    )),
                 };
             }
             Ok(MetaReply::Failed(TxnError::Conflict { current, expected })) => {
@@ -357,19 +401,83 @@ pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswe
                 }
             }
             Ok(MetaReply::Failed(TxnError::Rejected(reason))) => {
-                return NodeAnswer::Refused(reason)
+                return Err(NodeAnswer::Refused(reason))
             }
             Err(ProposeError::NotLeader { leader }) => {
-                return NodeAnswer::NotMetaLeader {
+                return Err(NodeAnswer::NotMetaLeader {
                     leader: leader.map(|(_, peer)| peer.node_id),
-                }
+                })
             }
             Err(ProposeError::Unavailable(reason)) => {
-                return NodeAnswer::Retry(format!("the meta group is unavailable: {reason}"))
+                return Err(NodeAnswer::Retry(format!(
+                    "the meta group is unavailable: {reason}"
+                )))
             }
         }
     }
-    NodeAnswer::Retry("the map kept changing".into())
+    Err(NodeAnswer::Retry("the map kept changing".into()))
+}
+
+/// Asks the meta leader, wherever it is, to answer `request` (this node
+/// when it leads), following up to a few redirects.
+pub async fn ask_meta_leader(node: &Arc<Node>, request: NodeRequest) -> NodeAnswer {
+    let me = node.config.node_id;
+    let mut leader = node.meta_leader();
+    for _ in 0..REDIRECTS_MAX {
+        let answer = match leader {
+            None => return NodeAnswer::Retry("the meta group has no leader now".into()),
+            Some(leader) if leader == me => rpc::answer(node, me, request.clone()).await,
+            Some(leader) => match node.peer_addr(leader) {
+                Some(addr) => rpc::call(node, &addr, &request)
+                    .await
+                    .unwrap_or_else(NodeAnswer::Retry),
+                None => NodeAnswer::Retry(format!("no address for node {leader}")),
+            },
+        };
+        match answer {
+            NodeAnswer::NotMetaLeader { leader: next } if next != leader => leader = next,
+            answer => return answer,
+        }
+    }
+    NodeAnswer::Retry("the meta group's leadership is moving".into())
+}
+
+/// Removes the leaving nodes that hold no replica, once no shard counts
+/// one of their replicas any more.
+fn finish_removals(node: &Arc<Node>, meta: &Group<MetaMachine>, map: &polis_cluster::ClusterMap) {
+    let Some(drained) = map
+        .nodes
+        .values()
+        .filter(|record| record.state == NodeState::Leaving)
+        .find(|record| map.replicas_on(record.id).is_empty())
+        .map(|record| record.id)
+    else {
+        return;
+    };
+    if !balance::memberships_settled(node, map) {
+        return;
+    }
+    let command = MetaCommand::Txn {
+        expected: map.version,
+        changes: vec![MapChange::NodeDrained { node: drained }],
+    };
+    let meta = meta.clone();
+    spawn_exclusive(node, META_GROUP, async move {
+        let Ok(payload) = command.encode() else {
+            return;
+        };
+        match meta
+            .propose(payload)
+            .await
+            .map(|answer| MetaReply::decode(&answer))
+        {
+            Ok(MetaReply::Applied { version }) => {
+                tracing::info!(node = %drained, version, "node drained and removed")
+            }
+            Ok(MetaReply::Failed(error)) => tracing::debug!(%error, "node not removed"),
+            Err(error) => tracing::debug!(%error, "node removal not proposed"),
+        }
+    });
 }
 
 /// A node asking to be registered: a member of the map (`addrs` is

@@ -33,6 +33,7 @@ pub mod map_state;
 pub mod node;
 pub mod node_wide;
 pub mod pipeline;
+pub mod removal;
 pub mod replicas;
 pub mod rpc;
 pub mod server_commands;

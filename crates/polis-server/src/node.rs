@@ -32,7 +32,7 @@ use crate::machine::DataMachine;
 use crate::map_state::MapState;
 use crate::settings::Settings;
 use crate::stats::Stats;
-use crate::{admin, bootstrap, connection, controller, expiry, replicas, rpc};
+use crate::{admin, bootstrap, connection, controller, expiry, removal, replicas, rpc};
 
 /// Why a node could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,8 @@ pub enum ServerError {
     Storage(std::io::Error),
     #[error("{0}")]
     Bootstrap(String),
+    #[error("{0}")]
+    Removed(String),
 }
 
 /// A shard replica this node hosts.
@@ -376,13 +378,19 @@ pub async fn run(
         peers.abort();
         return Err(error);
     }
-    shutdown.await;
+    let removed = tokio::select! {
+        () = &mut shutdown => None,
+        removed = removal::watch(node.clone()) => Some(removed),
+    };
+    if let Some(removed) = &removed {
+        tracing::error!("{removed}");
+    }
     tracing::info!("node stopping");
     accept.abort();
     admin.abort();
     node.shutdown().await;
     peers.abort();
-    Ok(())
+    removed.map_or(Ok(()), |removed| Err(ServerError::Removed(removed)))
 }
 
 async fn accept_loop(node: Arc<Node>, listener: TcpListener) {

@@ -163,11 +163,15 @@ pub async fn reconcile(node: &Arc<Node>) {
     };
     let map = view.map();
     let me = node.config.node_id;
-    node.host
-        .set_peers(map.nodes.values().map(|record| PeerAddr {
-            node: record.id,
-            addr: record.addrs.peer.clone(),
-        }));
+    node.host.set_peers(
+        map.nodes
+            .values()
+            .filter(|record| !record.removed())
+            .map(|record| PeerAddr {
+                node: record.id,
+                addr: record.addrs.peer.clone(),
+            }),
+    );
     let mut leaders = None;
     for (shard, group) in node.shards() {
         if placed(map, me, shard) != Some(group.replica()) {

@@ -31,6 +31,9 @@ pub enum NodeRequest {
     /// Hand the leadership of `shard` to your peer on `to`, if it is
     /// caught up. Sent by the meta leader to the shard's leader.
     MoveLeader { shard: GroupId, to: NodeId },
+    /// Drain node `node` out of the cluster (`polis cluster remove-node`).
+    /// Sent to the meta leader.
+    RemoveNode { node: NodeId },
     /// Add me to the cluster: I am not in the map (`--join`). Sent to the
     /// meta leader, with a token as for [`NodeRequest::Register`].
     Join {
@@ -62,6 +65,8 @@ pub enum NodeAnswer {
     NotMetaLeader { leader: Option<NodeId> },
     /// The leadership move was started.
     Moving,
+    /// The map changed as asked; its version after the change.
+    Changed(u64),
     /// The request was refused, and why.
     Refused(String),
     /// Not now (the meta group is busy or unavailable): ask again.
@@ -122,7 +127,16 @@ impl AppHandler for Handler {
     }
 }
 
-async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAnswer {
+/// Answers `request` from node `from`. A removed node is told so, and
+/// refused anything but the map (in which it reads that it was removed).
+pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAnswer {
+    let removed = node
+        .view()
+        .and_then(|view| view.map().node(from).map(|record| record.removed()))
+        .unwrap_or(false);
+    if removed && request != NodeRequest::GetMap {
+        return NodeAnswer::Refused(format!("node {from} was removed from the cluster"));
+    }
     match request {
         NodeRequest::GetMap => NodeAnswer::Map {
             map: node.map.current().map(|view| view.map().clone()),
@@ -167,5 +181,8 @@ async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest) -> NodeAns
             crate::controller::register(node, registration).await
         }
         NodeRequest::MoveLeader { shard, to } => crate::balance::move_leader(node, shard, to).await,
+        NodeRequest::RemoveNode { node: leaving } => {
+            crate::controller::remove_node(node, leaving).await
+        }
     }
 }

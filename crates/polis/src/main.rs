@@ -3,12 +3,14 @@
 //! - `polis server`: one node (flags > `POLIS_*` environment > TOML file > defaults);
 //! - `polis dev`: a local cluster of `polis server` processes on loopback;
 //! - `polis status`: the cluster as one node sees it;
+//! - `polis cluster`: membership changes (remove a node);
 //! - `polis chaos`: network faults on a cluster started with fault injection;
 //! - `polis verify`: clients and a nemesis against a cluster, the history checked;
 //! - `polis bench`: load against one system, or polis beside etcd and Redis with a report.
 
 mod bench;
 mod chaos;
+mod cluster;
 mod dev;
 mod server;
 mod status;
@@ -32,6 +34,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Shows the cluster as one node sees it.
     Status(status::StatusArgs),
+    /// Changes the cluster's membership: removes a node.
+    Cluster(cluster::ClusterArgs),
     /// Injects network faults (nodes started with --enable-fault-injection).
     Chaos(chaos::ChaosArgs),
     /// Runs clients and faults against a cluster and checks the history.
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => runtime.block_on(server::run(*args)),
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Status(args) => runtime.block_on(status::run(args)),
+        Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Chaos(args) => runtime.block_on(chaos::run(args)),
         Command::Verify(args) => {
             if !runtime.block_on(verify::run_verify(*args))? {

@@ -38,16 +38,18 @@ pub fn render(status: &Value) -> String {
         opt(&status["meta_leader"]),
     ));
     out.push_str(&format!(
-        "{:<5} {:<5} {:<22} {:<22} {:<6} {:<5}\n",
-        "NODE", "UP", "RESP", "ADMIN", "LEADS", "META"
+        "{:<5} {:<5} {:<8} {:<22} {:<22} {:<9} {:<6} {:<5}\n",
+        "NODE", "UP", "STATE", "RESP", "ADMIN", "REPLICAS", "LEADS", "META"
     ));
     for node in status["nodes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<5} {:<5} {:<22} {:<22} {:<6} {:<5}\n",
+            "{:<5} {:<5} {:<8} {:<22} {:<22} {:<9} {:<6} {:<5}\n",
             opt(&node["id"]),
             if node["up"] == true { "up" } else { "down" },
+            opt(&node["state"]),
             opt(&node["resp_addr"]),
             opt(&node["admin_addr"]),
+            opt(&node["replicas"]),
             opt(&node["leads"]),
             if node["meta_voter"] == true {
                 "voter"

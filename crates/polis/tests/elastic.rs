@@ -208,3 +208,100 @@ async fn a_node_down_past_down_after_has_its_replicas_rebuilt_elsewhere() {
     let logs = probe.stop().await;
     assert_nothing_lost(cluster.resp_addrs()[..3].to_vec(), &logs).await;
 }
+
+/// Runs `polis cluster ARGS` and returns whether it succeeded and what it
+/// printed.
+fn polis_cluster(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
+        .arg("cluster")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_node_is_drained_then_stops_and_is_refused_when_it_returns() {
+    // Four nodes, four shards of three: node 4 holds three replicas and
+    // is meant to lead one shard.
+    let mut cluster = Cluster::start(4, &["--shards", "4"]);
+    let before = cluster.wait_ready(Duration::from_secs(60)).await;
+    let probe = Probe::start(cluster.resp_addrs(), shard_keys(&before, "drained"), 4);
+    probe.wait_acked(12).await;
+
+    let admin = cluster.node(1).admin.clone();
+    let (removed, said) = polis_cluster(&["--node", &admin, "remove-node", "4"]);
+    assert!(removed, "{said}");
+    assert!(said.contains("node 4 removed"), "{said}");
+
+    // Every shard keeps three replicas, none on node 4, and serves; each
+    // node left runs exactly its replicas as voters of groups of three.
+    let status = wait_for(
+        "the shards to be served from nodes 1 to 3",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            for shard in status["shards"].as_array()? {
+                let nodes: Vec<u64> = shard["replicas"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|replica| replica["node_id"].as_u64())
+                    .collect();
+                (nodes.len() == 3 && !nodes.contains(&4) && shard["serving"] == true)
+                    .then_some(())?;
+            }
+            for id in 1..=3 {
+                (shard_groups_of_three(&cluster, id).await? == 4).then_some(())?;
+            }
+            Some(status)
+        },
+    )
+    .await;
+    let record = node_record(&status, 4).unwrap();
+    assert_eq!(record["state"], "removed", "{record}");
+    assert_eq!(record["meta_voter"], false, "{record}");
+
+    // Node 4 stopped by itself, saying why.
+    let log_path = cluster.node(4).data.with_extension("log");
+    let exited = common::wait_for_opt(Duration::from_secs(30), || {
+        let status = cluster.exit_status(4);
+        async move { status }
+    })
+    .await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let exited = exited.unwrap_or_else(|| panic!("node 4 still runs: {log}"));
+    assert!(!exited.success(), "{log}");
+    assert!(log.contains("node 4 was removed from the cluster"), "{log}");
+
+    let logs = probe.stop().await;
+    assert_nothing_lost(cluster.resp_addrs()[..3].to_vec(), &logs).await;
+
+    // Three nodes cannot hold shards of three replicas without one more.
+    let (removed, said) = polis_cluster(&["--node", &admin, "remove-node", "3"]);
+    assert!(!removed, "{said}");
+    assert!(said.contains("add a node first"), "{said}");
+    let (removed, said) = polis_cluster(&["--node", &admin, "remove-node", "9"]);
+    assert!(!removed && said.contains("no node 9"), "{said}");
+
+    // Started again, node 4 is refused: it stops and says so.
+    let logged_before = log.len();
+    cluster.start_node(4);
+    let exited = common::wait_for_opt(Duration::from_secs(30), || {
+        let status = cluster.exit_status(4);
+        async move { status }
+    })
+    .await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let again = &log[logged_before..];
+    let exited = exited.unwrap_or_else(|| panic!("node 4 runs again: {again}"));
+    assert!(!exited.success(), "{again}");
+    assert!(
+        again.contains("node 4 was removed from the cluster"),
+        "{again}"
+    );
+}
