@@ -1,7 +1,9 @@
 """`polis dev --add-node`: a fourth node joins the running local cluster,
 shard replicas move to it until no node holds two more than another, and
 redis-cli and redis-py find a consistent cluster of four nodes, with every
-key written before the move still there."""
+key written before the move still there. Then `polis cluster remove-node`
+drains it again: its process stops, and the three nodes left hold every
+key and agree about the slots."""
 
 from __future__ import annotations
 
@@ -68,6 +70,30 @@ def test_a_node_added_to_polis_dev_takes_its_share_and_tools_agree():
         client = RedisCluster(host=HOST, port=fourth.resp_port, decode_responses=True, socket_timeout=10)
         assert {name: client.get(name) for name in written} == written
         client.close()
+
+        removal = subprocess.run(
+            [str(cluster.binary), "cluster", "remove-node", "4", "--node", cluster.nodes[0].admin_addr,
+             "--timeout-secs", str(int(ADD_NODE_TIMEOUT_S))],
+            capture_output=True, text=True, timeout=ADD_NODE_TIMEOUT_S + 30,
+        )
+        assert removal.returncode == 0, removal.stdout + removal.stderr
+        assert "node 4 removed" in removal.stdout, removal.stdout
+        adder.wait(timeout=60)
+        cluster.nodes.remove(fourth)
+        status = cluster.status(cluster.nodes[0])
+        assert set(replicas_per_node(status)) == {1, 2, 3}, status
+        cluster.wait_serving(timeout_s=ADD_NODE_TIMEOUT_S)
+
+        def checked_without_4():
+            done = subprocess.run(["redis-cli", "--cluster", "check", "%s:%d" % (HOST, cluster.nodes[0].resp_port)],
+                                  capture_output=True, text=True, timeout=30)
+            agreed = done.returncode == 0 and "[OK] All 16384 slots covered" in done.stdout
+            return done if agreed and ":%d" % fourth.resp_port not in done.stdout else None
+
+        wait_until(checked_without_4, 60.0, "redis-cli --cluster check to pass without node 4")
+        client = RedisCluster(host=HOST, port=cluster.nodes[0].resp_port, decode_responses=True, socket_timeout=10)
+        assert {name: client.get(name) for name in written} == written
+        client.close()
     finally:
         adder_log = ""
         if adder is not None:
@@ -82,4 +108,5 @@ def test_a_node_added_to_polis_dev_takes_its_share_and_tools_agree():
         code = cluster.stop()
     assert adder.returncode == 0, adder_log
     assert "polis dev: node 4 joined" in adder_log, adder_log
+    assert "polis dev: node 4 exited" in adder_log, adder_log
     assert code == 0

@@ -241,8 +241,15 @@ async fn wait_for_signal_or_exit(cluster: &mut LocalCluster) {
             _ = ticker.tick() => {
                 for (id, status) in cluster.exited() {
                     if reported.insert(id) {
-                        eprintln!("polis dev: node {id} exited ({status}); the others keep running");
+                        eprintln!(
+                            "polis dev: node {id} exited ({status}); see {}",
+                            cluster.log_path(id).display()
+                        );
                     }
+                }
+                if cluster.pids().is_empty() {
+                    eprintln!("polis dev: every node of this process exited");
+                    return;
                 }
             }
         }

@@ -211,7 +211,8 @@ fn nodes(topology: &Topology) -> Reply {
     let epoch = map.version;
     let led = topology.led_ranges();
     let mut text = String::new();
-    for record in map.nodes.values() {
+    // A removed node is out of the cluster for good: clients never hear of it.
+    for record in map.nodes.values().filter(|record| !record.removed()) {
         let id = record.id;
         let (host, port, bus_port) = topology.addrs(id);
         let mut flags = Vec::new();
@@ -271,7 +272,8 @@ fn cluster_info(node: &Node, topology: Option<&Topology>) -> Reply {
                 "fail"
             };
             let masters = topology.led_ranges().len();
-            (state, ok_slots, map.nodes.len(), masters, map.version)
+            let known = map.nodes.values().filter(|node| !node.removed()).count();
+            (state, ok_slots, known, masters, map.version)
         }
         None => ("fail", 0, 1, 0, 0),
     };
