@@ -64,6 +64,19 @@ pub enum MapChange {
     /// Leaving node `node` holds no replica any more: it is removed for
     /// good (entry format 2).
     NodeDrained { node: NodeId },
+    /// Begins moving `slots` to shard `target` (entry format 2): one
+    /// migration per shard owning some of them, each copying.
+    BeginMigration {
+        slots: Vec<SlotRange>,
+        target: GroupId,
+    },
+    /// Migration `id`'s target owns its slots from this version on
+    /// (entry format 2). Proposed once the source froze the slots and the
+    /// target staged every change to them.
+    SwitchMigration { id: u64 },
+    /// Migration `id` ends (entry format 2): done once switched, or
+    /// cancelled before the switch.
+    EndMigration { id: u64, cancelled: bool },
 }
 
 impl MapChange {
@@ -73,7 +86,10 @@ impl MapChange {
             Self::Join { .. }
             | Self::MoveReplica { .. }
             | Self::RemoveNode { .. }
-            | Self::NodeDrained { .. } => EntryFormat::V2,
+            | Self::NodeDrained { .. }
+            | Self::BeginMigration { .. }
+            | Self::SwitchMigration { .. }
+            | Self::EndMigration { .. } => EntryFormat::V2,
             _ => EntryFormat::V1,
         }
     }
@@ -150,6 +166,9 @@ impl ClusterMap {
             MapChange::MoveReplica { shard, from, to } => self.move_replica(*shard, *from, *to),
             MapChange::RemoveNode { node } => self.remove_node(*node),
             MapChange::NodeDrained { node } => self.node_drained(*node),
+            MapChange::BeginMigration { slots, target } => self.begin_migration(slots, *target),
+            MapChange::SwitchMigration { id } => self.switch_migration(*id),
+            MapChange::EndMigration { id, cancelled } => self.end_migration(*id, *cancelled),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(
@@ -416,7 +435,11 @@ impl ClusterMap {
         Ok(())
     }
 
-    fn assign_slots(&mut self, shard: GroupId, slots: &[SlotRange]) -> Result<(), TxnError> {
+    pub(crate) fn assign_slots(
+        &mut self,
+        shard: GroupId,
+        slots: &[SlotRange],
+    ) -> Result<(), TxnError> {
         if !self.shards.contains_key(&shard) {
             return Err(TxnError::Rejected(format!("no shard {shard}")));
         }

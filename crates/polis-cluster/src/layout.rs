@@ -158,6 +158,8 @@ impl Layout {
                 .min()
                 .unwrap_or(0),
             next_replica_id,
+            next_migration_id: 1,
+            migrations: BTreeMap::new(),
             nodes,
             shards,
         };

@@ -12,6 +12,8 @@ use polis_types::limits::{NODES_MAX, SHARDS_MAX};
 use polis_types::{GroupId, NodeId, ReplicaId, Slot, SlotRange, SlotSet, META_GROUP, SLOT_COUNT};
 use serde::{Deserialize, Serialize};
 
+use crate::migration::{Migration, MigrationPhase};
+
 /// Where a node listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAddrs {
@@ -154,6 +156,10 @@ pub struct ClusterMap {
     pub next_replica_id: u64,
     pub nodes: BTreeMap<NodeId, NodeRecord>,
     pub shards: BTreeMap<GroupId, ShardRecord>,
+    /// The next migration id to hand out; ids are never reused.
+    pub next_migration_id: u64,
+    /// The slot migrations under way.
+    pub migrations: BTreeMap<u64, Migration>,
 }
 
 /// A map that breaks one of its rules.
@@ -191,6 +197,8 @@ pub enum InvalidMap {
     NodeZero,
     #[error("shard {0}'s slot ranges are not disjoint and in order")]
     RangesOutOfOrder(GroupId),
+    #[error("migration {0} names a shard not in the map, or slots its phase's owner lacks")]
+    BrokenMigration(u64),
 }
 
 impl ClusterMap {
@@ -288,6 +296,24 @@ impl ClusterMap {
             return Err(InvalidMap::Unowned(
                 Slot::new(slot as u16).unwrap_or_default(),
             ));
+        }
+        for migration in self.migrations.values() {
+            let holder = match migration.phase {
+                MigrationPhase::Copying => migration.source,
+                MigrationPhase::Switched => migration.target,
+            };
+            let sound = migration.id < self.next_migration_id
+                && migration.source != migration.target
+                && self.shards.contains_key(&migration.source)
+                && self.shards.contains_key(&migration.target)
+                && migration
+                    .slots
+                    .iter()
+                    .flat_map(SlotRange::slots)
+                    .all(|slot| owner[usize::from(slot.get())] == Some(holder));
+            if !sound {
+                return Err(InvalidMap::BrokenMigration(migration.id));
+            }
         }
         Ok(())
     }

@@ -303,7 +303,7 @@ pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswe
                 .is_some_and(|record| record.registration == token)
         {
             // Registered already; the answer was lost.
-            return Err(NodeAnswer::Registered(map.clone()));
+            return Err(Box::new(NodeAnswer::Registered(map.clone())));
         }
         let change = match &addrs {
             Some(addrs) if map.node(registering).is_none() => MapChange::Join {
@@ -335,7 +335,7 @@ pub async fn remove_node(node: &Arc<Node>, leaving: NodeId) -> NodeAnswer {
             .node(leaving)
             .is_some_and(|record| record.state == NodeState::Leaving)
         {
-            return Err(NodeAnswer::Changed(map.version));
+            return Err(Box::new(NodeAnswer::Changed(map.version)));
         }
         Ok(vec![MapChange::RemoveNode { node: leaving }])
     })
@@ -352,7 +352,7 @@ pub async fn remove_node(node: &Arc<Node>, leaving: NodeId) -> NodeAnswer {
 /// answer to give instead (`changes` may return one: nothing to do).
 async fn change_map(
     node: &Arc<Node>,
-    mut changes: impl FnMut(&polis_cluster::ClusterMap) -> Result<Vec<MapChange>, NodeAnswer>,
+    mut changes: impl FnMut(&polis_cluster::ClusterMap) -> Result<Vec<MapChange>, Box<NodeAnswer>>,
 ) -> Result<polis_cluster::ClusterMap, NodeAnswer> {
     let Some(meta) = node.meta().filter(|meta| meta.is_leader()) else {
         return Err(NodeAnswer::NotMetaLeader {
@@ -363,7 +363,7 @@ async fn change_map(
         let Some(view) = node.view() else {
             return Err(NodeAnswer::Retry("this node has no map yet".into()));
         };
-        let changes = changes(view.map())?;
+        let changes = changes(view.map()).map_err(|answer| *answer)?;
         for change in &changes {
             if let Err(error) = version::check_enabled(change.format(), view.map().cluster_version)
             {

@@ -235,6 +235,17 @@ fn encode(op: &Op) -> Result<Bytes, Reply> {
         .map_err(|error| Reply::Error(ReplyError::err(format!("cannot encode command: {error}"))))
 }
 
+/// The reply to a command on a slot frozen for its migration's switch.
+fn frozen(slot: Option<Slot>) -> Reply {
+    let what = slot.map_or_else(
+        || "a slot of this shard".to_owned(),
+        |slot| format!("slot {slot}"),
+    );
+    Reply::Error(ReplyError::TryAgain(format!(
+        "{what} is moving to another shard (a migration is switching it); try again"
+    )))
+}
+
 /// Proposes one write to `shard` and returns its reply.
 pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
     let Some(view) = node.view() else {
@@ -264,6 +275,7 @@ pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
                     return reply;
                 }
             }
+            Applied::Frozen { slot } => return frozen(slot),
             Applied::Batch(_) => {
                 return Reply::Error(ReplyError::err("a command answered as a batch"))
             }
@@ -325,6 +337,7 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
                     None => write(node, shard, logged).await,
                 }
             }
+            Applied::Frozen { slot } => frozen(slot),
             Applied::Batch(_) => Reply::Error(ReplyError::err("a command answered as a batch")),
         });
     }
@@ -360,6 +373,9 @@ async fn read(
         }
         let version = {
             let state = group.state().read();
+            if state.app.migrations.frozen(Some(slot)) {
+                return frozen(Some(slot));
+            }
             if state.app.owns(Some(slot)) {
                 return command.execute_read(&state.app.db, &context(session));
             }

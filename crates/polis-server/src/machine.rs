@@ -15,6 +15,8 @@ use polis_raft::StateMachine;
 use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
 use polis_types::{GroupId, Slot, SlotSet};
+
+use crate::migrating::{Migrations, ShippedKey};
 use serde::{Deserialize, Serialize};
 
 /// The slots a shard owns, and the map version that gave them.
@@ -33,7 +35,7 @@ pub struct Logged {
 }
 
 /// One log entry of a shard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// A client's write command.
     Command(Logged),
@@ -44,14 +46,43 @@ pub enum Op {
     /// entry's time.
     Expire(Vec<Bytes>),
     /// The shard owns `slots` from map version `version` on (ignored if
-    /// the shard already holds a newer ownership).
+    /// the shard already holds a newer ownership). Keys staged for slots
+    /// it now owns become its keys; keys of slots it gave away go.
     Own { version: u64, slots: SlotSet },
+    /// Source of migration `migration`: record the keys changed in
+    /// `slots` from here on (entry format 2).
+    Track { migration: u64, slots: SlotSet },
+    /// Source: refuse commands on the tracked slots from here on, until
+    /// the switch takes them away (entry format 2).
+    Freeze { migration: u64 },
+    /// Source: the freeze outlasted its bound; writes apply again (entry
+    /// format 2).
+    Thaw { migration: u64 },
+    /// Source: the migration ended; stop tracking (entry format 2).
+    Untrack { migration: u64 },
+    /// Target: keys of the migration's `slots`, kept out of sight until
+    /// the shard owns them; `reset` drops what was staged before (a new
+    /// copy starts) (entry format 2).
+    Stage {
+        migration: u64,
+        slots: SlotSet,
+        reset: bool,
+        keys: Vec<ShippedKey>,
+    },
+    /// Target: the migration ended without a switch; drop what was
+    /// staged (entry format 2).
+    Unstage { migration: u64 },
 }
 
 impl Op {
     /// Returns the entry format this entry needs.
     pub fn format(&self) -> EntryFormat {
-        EntryFormat::V1
+        match self {
+            Self::Command(_) | Self::Batch(_) | Self::Expire(_) | Self::Own { .. } => {
+                EntryFormat::V1
+            }
+            _ => EntryFormat::V2,
+        }
     }
 
     /// Returns the entry's encoding.
@@ -75,6 +106,11 @@ pub enum Applied {
     },
     /// One answer per command of a batch.
     Batch(Vec<Applied>),
+    /// The command's slot is frozen for a migration's switch: nothing
+    /// happened; the client tries again (the slot is about to move).
+    Frozen {
+        slot: Option<Slot>,
+    },
 }
 
 impl Applied {
@@ -103,14 +139,16 @@ impl Applied {
     }
 }
 
-/// The first byte of a shard's snapshot: its format.
-const SNAPSHOT_FORMAT: u8 = 1;
+/// The first byte of a shard's snapshot: its format (1: no migrations
+/// part, still read).
+const SNAPSHOT_FORMAT: u8 = 2;
 
 /// The keyspace of a shard as a Raft state machine.
 pub struct DataMachine {
     group: GroupId,
     pub db: Db,
     pub ownership: Ownership,
+    pub migrations: Migrations,
 }
 
 impl DataMachine {
@@ -120,6 +158,7 @@ impl DataMachine {
             group,
             db: Db::default(),
             ownership: Ownership::default(),
+            migrations: Migrations::default(),
         }
     }
 
@@ -134,12 +173,26 @@ impl DataMachine {
         slot.is_none_or(|slot| self.ownership.slots.contains(slot))
     }
 
-    fn command(&mut self, logged: &Logged, time_ms: u64) -> Applied {
+    fn command(&mut self, logged: &Logged, index: u64, time_ms: u64) -> Applied {
         if !self.owns(logged.slot) {
             return Applied::NotOwned {
                 slot: logged.slot.unwrap_or_default(),
                 version: self.ownership.version,
             };
+        }
+        if self.migrations.frozen(logged.slot) {
+            return Applied::Frozen { slot: logged.slot };
+        }
+        if self.migrations.outgoing.is_some() {
+            match logged.slot {
+                Some(_) => {
+                    let keys = polis_commands::spec::lookup(&logged.args[0])
+                        .map(|spec| polis_commands::spec::command_keys(spec, &logged.args))
+                        .unwrap_or_default();
+                    self.migrations.note_changed(&keys, index);
+                }
+                None => self.migrations.note_all_changed(&self.db, index),
+            }
         }
         Applied::Reply(polis_commands::execute_write(
             &mut self.db,
@@ -148,24 +201,67 @@ impl DataMachine {
         ))
     }
 
-    fn execute(&mut self, op: Op, time_ms: u64) -> Applied {
+    fn execute(&mut self, op: Op, index: u64, time_ms: u64) -> Applied {
         match op {
-            Op::Command(logged) => self.command(&logged, time_ms),
+            Op::Command(logged) => self.command(&logged, index, time_ms),
             Op::Batch(commands) => Applied::Batch(
                 commands
                     .iter()
-                    .map(|logged| self.command(logged, time_ms))
+                    .map(|logged| self.command(logged, index, time_ms))
                     .collect(),
             ),
             Op::Expire(keys) => {
+                self.migrations.note_changed(&keys, index);
                 let deleted = self.db.delete_expired(&keys, time_ms);
                 Applied::Reply(Reply::Integer(deleted as i64))
             }
             Op::Own { version, slots } => {
                 if version > self.ownership.version {
-                    self.ownership = Ownership { version, slots };
+                    let before =
+                        std::mem::replace(&mut self.ownership, Ownership { version, slots });
+                    self.migrations
+                        .owned(&mut self.db, &before.slots, &self.ownership.slots);
                 }
                 Applied::Reply(Reply::Integer(self.ownership.version as i64))
+            }
+            Op::Track { migration, slots } => {
+                self.migrations.track(migration, slots);
+                Applied::Reply(Reply::ok())
+            }
+            Op::Freeze { migration } => {
+                self.migrations.set_frozen(migration, true);
+                Applied::Reply(Reply::ok())
+            }
+            Op::Thaw { migration } => {
+                self.migrations.set_frozen(migration, false);
+                Applied::Reply(Reply::ok())
+            }
+            Op::Untrack { migration } => {
+                self.migrations.untrack(migration);
+                Applied::Reply(Reply::ok())
+            }
+            Op::Stage {
+                migration,
+                slots,
+                reset,
+                keys,
+            } => {
+                if slots
+                    .ranges()
+                    .iter()
+                    .flat_map(|range| range.slots())
+                    .any(|slot| self.ownership.slots.contains(slot))
+                {
+                    // Owned already: the switch applied here, the copy is
+                    // late. Nothing to stage.
+                    return Applied::Reply(Reply::ok());
+                }
+                self.migrations.stage(migration, slots, reset, keys);
+                Applied::Reply(Reply::ok())
+            }
+            Op::Unstage { migration } => {
+                self.migrations.unstage(migration);
+                Applied::Reply(Reply::ok())
             }
         }
     }
@@ -189,17 +285,21 @@ impl StateMachine for DataMachine {
             Ok(op) => op,
             Err(detail) => polis_raft::state_machine::undecodable_entry(self.group, index, &detail),
         };
-        encode(&self.execute(op, time_ms))
+        encode(&self.execute(op, index, time_ms))
     }
 
-    /// `| format (1) | ownership length (u32 LE) | ownership | keyspace |`
+    /// `| format (1) | ownership length (u32 LE) | ownership | migrations
+    /// length (u32 LE) | migrations | keyspace |`
     fn snapshot(&self) -> Vec<u8> {
         let ownership = postcard::to_stdvec(&self.ownership).unwrap_or_default();
+        let migrations = postcard::to_stdvec(&self.migrations).unwrap_or_default();
         let keyspace = self.db.to_snapshot();
-        let mut bytes = Vec::with_capacity(5 + ownership.len() + keyspace.len());
+        let mut bytes = Vec::with_capacity(9 + ownership.len() + migrations.len() + keyspace.len());
         bytes.push(SNAPSHOT_FORMAT);
-        bytes.extend_from_slice(&(ownership.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&ownership);
+        for part in [&ownership, &migrations] {
+            bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(part);
+        }
         bytes.extend_from_slice(&keyspace);
         bytes
     }
@@ -208,23 +308,25 @@ impl StateMachine for DataMachine {
         let Some((&format, rest)) = data.split_first() else {
             return Err("an empty snapshot".into());
         };
-        if format != SNAPSHOT_FORMAT {
+        if format != SNAPSHOT_FORMAT && format != 1 {
             return Err(format!(
-                "snapshot format {format}; this binary reads format {SNAPSHOT_FORMAT}"
+                "snapshot format {format}; this binary reads formats 1 and {SNAPSHOT_FORMAT}"
             ));
         }
-        let (len, rest) = rest
-            .split_first_chunk::<4>()
-            .ok_or("a snapshot cut short")?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err("a snapshot cut short".into());
-        }
-        let (ownership, keyspace) = rest.split_at(len);
+        let (ownership, rest) = length_prefixed(rest)?;
         let ownership: Ownership =
             postcard::from_bytes(ownership).map_err(|error| format!("ownership: {error}"))?;
+        let (migrations, keyspace) = if format == 1 {
+            (Migrations::default(), rest)
+        } else {
+            let (migrations, rest) = length_prefixed(rest)?;
+            let migrations =
+                postcard::from_bytes(migrations).map_err(|error| format!("migrations: {error}"))?;
+            (migrations, rest)
+        };
         self.db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
         self.ownership = ownership;
+        self.migrations = migrations;
         Ok(())
     }
 
@@ -235,6 +337,18 @@ impl StateMachine for DataMachine {
     fn version(&self) -> u64 {
         self.ownership.version
     }
+}
+
+/// Splits a `| length (u32 LE) | part |` prefix off `bytes`.
+fn length_prefixed(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let (len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or("a snapshot cut short")?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err("a snapshot cut short".into());
+    }
+    Ok(rest.split_at(len))
 }
 
 #[cfg(test)]

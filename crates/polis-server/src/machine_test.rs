@@ -64,7 +64,11 @@ fn a_shard_applies_only_commands_for_slots_it_owns_at_apply_time() {
             version: 4
         }
     );
-    assert_eq!(machine.db.len(), 1, "the key stays as it was");
+    assert_eq!(
+        machine.db.len(),
+        0,
+        "the keys of a slot given away leave with it, and the late write made none"
+    );
     // An older ownership entry (a delayed proposal) never goes back.
     apply(&mut machine, 6, &own(3, &[(0, 16383)]));
     assert_eq!(machine.ownership.version, 4);
@@ -119,4 +123,138 @@ fn expired_keys_are_deleted_by_their_entry() {
     assert_eq!(keys.len(), 1);
     let answer = Applied::decode(&machine.apply(3, 5_000, &Op::Expire(keys).encode().unwrap()));
     assert_eq!(answer, Applied::Reply(Reply::Integer(1)));
+}
+
+fn get(machine: &DataMachine, key: &str) -> Option<Bytes> {
+    match machine.db.get(key.as_bytes(), 1_000) {
+        Some(polis_store::Value::String(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_migration_copies_changes_freezes_and_hands_the_keys_over_at_the_switch() {
+    // foo is in slot 12182; source owns everything, target nothing.
+    let foo = key_hash_slot(b"foo");
+    let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
+    let mut source = DataMachine::new(GroupId(1));
+    let mut target = DataMachine::new(GroupId(2));
+    apply(&mut source, 1, &own(1, &[(0, 16383)]));
+    apply(&mut source, 2, &Op::Command(logged("SET foo before")));
+    apply(&mut source, 3, &Op::Command(logged("SET bar other")));
+    let track = Op::Track {
+        migration: 7,
+        slots: moving.clone(),
+    };
+    apply(&mut source, 4, &track);
+
+    // The copy: every key of the slot, then what changed after index 5.
+    let (page, next) = source.migrations.copy_page(&source.db, 0, 100);
+    assert_eq!(next, 0);
+    assert_eq!(page.len(), 1, "bar is not in the moving slot");
+    apply(&mut source, 5, &Op::Command(logged("SET foo during")));
+    apply(&mut source, 6, &Op::Command(logged("SET bar other2")));
+    let changed = source.migrations.changed_after(&source.db, 4);
+    assert_eq!(changed.len(), 1);
+    assert!(source.migrations.changed_after(&source.db, 5).is_empty());
+    let stage = |reset, keys| Op::Stage {
+        migration: 7,
+        slots: moving.clone(),
+        reset,
+        keys,
+    };
+    apply(&mut target, 1, &stage(true, page));
+    apply(&mut target, 2, &stage(false, changed));
+    assert_eq!(target.db.len(), 0, "staged keys are out of sight");
+    assert_eq!(
+        apply(&mut target, 3, &Op::Command(logged("GET foo"))),
+        Applied::NotOwned {
+            slot: foo,
+            version: 0
+        }
+    );
+
+    // Frozen: commands on the slot are refused at apply, others apply.
+    apply(&mut source, 7, &Op::Freeze { migration: 7 });
+    assert_eq!(
+        apply(&mut source, 8, &Op::Command(logged("SET foo late"))),
+        Applied::Frozen { slot: Some(foo) }
+    );
+    assert_eq!(
+        apply(&mut source, 9, &Op::Command(logged("FLUSHALL"))),
+        Applied::Frozen { slot: None }
+    );
+    assert_eq!(
+        apply(&mut source, 10, &Op::Command(logged("SET bar other3"))),
+        Applied::Reply(Reply::ok())
+    );
+    assert!(source.migrations.changed_after(&source.db, 6).is_empty());
+
+    // The switch: the target owns the slot and its staged key becomes
+    // live; the source drops its copy and stops tracking.
+    let mut all_but_foo: Vec<(u16, u16)> = vec![(0, foo.get() - 1)];
+    all_but_foo.push((foo.get() + 1, 16383));
+    apply(&mut source, 11, &own(2, &all_but_foo));
+    apply(&mut target, 4, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(get(&target, "foo"), Some(Bytes::from("during")));
+    assert!(target.migrations.incoming.is_empty());
+    assert_eq!(get(&source, "foo"), None);
+    assert_eq!(get(&source, "bar"), Some(Bytes::from("other3")));
+    assert!(source.migrations.outgoing.is_none());
+
+    // The state survives a snapshot, staging and tracking included.
+    let mut tracking = DataMachine::new(GroupId(1));
+    apply(&mut tracking, 1, &own(1, &[(0, 16383)]));
+    apply(&mut tracking, 2, &track);
+    apply(&mut tracking, 3, &Op::Command(logged("SET foo x")));
+    apply(&mut tracking, 4, &Op::Freeze { migration: 7 });
+    let mut restored = DataMachine::new(GroupId(1));
+    restored.restore(&tracking.snapshot()).unwrap();
+    assert_eq!(restored.migrations, tracking.migrations);
+    assert!(restored.migrations.frozen(Some(foo)));
+}
+
+#[test]
+fn a_cancelled_migration_thaws_the_source_and_drops_the_staging() {
+    let foo = key_hash_slot(b"foo");
+    let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
+    let mut source = DataMachine::new(GroupId(1));
+    apply(&mut source, 1, &own(1, &[(0, 16383)]));
+    apply(
+        &mut source,
+        2,
+        &Op::Track {
+            migration: 3,
+            slots: moving.clone(),
+        },
+    );
+    apply(&mut source, 3, &Op::Freeze { migration: 3 });
+    apply(&mut source, 4, &Op::Thaw { migration: 3 });
+    assert_eq!(
+        apply(&mut source, 5, &Op::Command(logged("SET foo 1"))),
+        Applied::Reply(Reply::ok())
+    );
+    apply(&mut source, 6, &Op::Untrack { migration: 3 });
+    assert!(source.migrations.outgoing.is_none());
+    assert_eq!(get(&source, "foo"), Some(Bytes::from("1")));
+
+    let mut target = DataMachine::new(GroupId(2));
+    let staged = vec![(Bytes::from("foo"), source.db.entry(b"foo", 0).cloned())];
+    apply(
+        &mut target,
+        1,
+        &Op::Stage {
+            migration: 3,
+            slots: moving,
+            reset: true,
+            keys: staged,
+        },
+    );
+    apply(&mut target, 2, &Op::Unstage { migration: 3 });
+    apply(&mut target, 3, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(
+        get(&target, "foo"),
+        None,
+        "nothing staged survives a cancel"
+    );
 }

@@ -1,0 +1,230 @@
+//! A shard's side of slot migrations, part of its replicated state.
+//!
+//! On the **source**, from its `Track` entry on, every applied change to
+//! a key of the moving slots is recorded with its log index, so the copy
+//! can ship what changed since it last looked; from `Freeze` on, commands
+//! on those slots are refused at apply (the client is told to try again)
+//! until the switch hands the slots over, or `Thaw` lets writes in again.
+//! On the **target**, `Stage` entries hold the keys received, out of sight
+//! of every command, until the shard's ownership grows to their slots (the
+//! map's switch): then they become its keys in the same apply.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use polis_store::{Db, Entry};
+use polis_types::{key_hash_slot, Slot, SlotSet};
+use serde::{Deserialize, Serialize};
+
+/// Slots this shard is copying away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub migration: u64,
+    pub slots: SlotSet,
+    /// Each key changed since tracking began, with the log index of its
+    /// last change.
+    pub changed: BTreeMap<Bytes, u64>,
+    pub frozen: bool,
+}
+
+/// Keys staged for slots this shard is about to own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incoming {
+    pub slots: SlotSet,
+    pub keys: BTreeMap<Bytes, Entry>,
+}
+
+/// A key as the source ships it: its entry, or `None` once deleted.
+pub type ShippedKey = (Bytes, Option<Entry>);
+
+/// A shard's migrations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Migrations {
+    pub outgoing: Option<Outgoing>,
+    pub incoming: BTreeMap<u64, Incoming>,
+}
+
+impl Migrations {
+    /// Starts recording changes to `slots` for `migration` (again: a
+    /// repeated entry changes nothing).
+    pub fn track(&mut self, migration: u64, slots: SlotSet) {
+        if self
+            .outgoing
+            .as_ref()
+            .is_some_and(|outgoing| outgoing.migration == migration)
+        {
+            return;
+        }
+        self.outgoing = Some(Outgoing {
+            migration,
+            slots,
+            changed: BTreeMap::new(),
+            frozen: false,
+        });
+    }
+
+    /// Freezes (or thaws) the slots of `migration`.
+    pub fn set_frozen(&mut self, migration: u64, frozen: bool) {
+        if let Some(outgoing) = self
+            .outgoing
+            .as_mut()
+            .filter(|outgoing| outgoing.migration == migration)
+        {
+            outgoing.frozen = frozen;
+        }
+    }
+
+    /// Stops tracking `migration`.
+    pub fn untrack(&mut self, migration: u64) {
+        if self
+            .outgoing
+            .as_ref()
+            .is_some_and(|outgoing| outgoing.migration == migration)
+        {
+            self.outgoing = None;
+        }
+    }
+
+    /// Returns true when commands on `slot` (or keyless writes, for
+    /// `None`) are refused: the slot is frozen for its switch.
+    pub fn frozen(&self, slot: Option<Slot>) -> bool {
+        self.outgoing.as_ref().is_some_and(|outgoing| {
+            outgoing.frozen && slot.is_none_or(|slot| outgoing.slots.contains(slot))
+        })
+    }
+
+    /// Records that `keys` change at `index`, those of tracked slots.
+    pub fn note_changed<'a>(&mut self, keys: impl IntoIterator<Item = &'a Bytes>, index: u64) {
+        let Some(outgoing) = self.outgoing.as_mut() else {
+            return;
+        };
+        for key in keys {
+            if outgoing.slots.contains(key_hash_slot(key)) {
+                outgoing.changed.insert(key.clone(), index);
+            }
+        }
+    }
+
+    /// Records that every key of the tracked slots in `db` changes at
+    /// `index` (a keyless write such as FLUSHALL).
+    pub fn note_all_changed(&mut self, db: &Db, index: u64) {
+        let Some(outgoing) = self.outgoing.as_mut() else {
+            return;
+        };
+        for (key, _) in db.iter(0) {
+            if outgoing.slots.contains(key_hash_slot(key)) {
+                outgoing.changed.insert(key.clone(), index);
+            }
+        }
+    }
+
+    /// Stages `keys` for `migration`; `reset` first drops what was staged.
+    pub fn stage(&mut self, migration: u64, slots: SlotSet, reset: bool, keys: Vec<ShippedKey>) {
+        let incoming = self.incoming.entry(migration).or_insert_with(|| Incoming {
+            slots: slots.clone(),
+            keys: BTreeMap::new(),
+        });
+        if reset {
+            incoming.keys.clear();
+            incoming.slots = slots;
+        }
+        for (key, entry) in keys {
+            match entry {
+                Some(entry) => incoming.keys.insert(key, entry),
+                None => incoming.keys.remove(&key),
+            };
+        }
+    }
+
+    /// Drops what `migration` staged.
+    pub fn unstage(&mut self, migration: u64) {
+        self.incoming.remove(&migration);
+    }
+
+    /// Applies a new ownership: staged keys of slots now owned become
+    /// keys of `db`; keys of slots no longer owned leave it (the switch
+    /// committed, so their new owner holds them); tracking of slots given
+    /// away ends.
+    pub fn owned(&mut self, db: &mut Db, before: &SlotSet, now: &SlotSet) {
+        let arrived: Vec<u64> = self
+            .incoming
+            .iter()
+            .filter(|(_, incoming)| {
+                incoming
+                    .slots
+                    .ranges()
+                    .iter()
+                    .flat_map(|range| range.slots())
+                    .all(|slot| now.contains(slot))
+            })
+            .map(|(migration, _)| *migration)
+            .collect();
+        for migration in arrived {
+            if let Some(incoming) = self.incoming.remove(&migration) {
+                for (key, entry) in incoming.keys {
+                    db.insert(key, entry.value, entry.expire_at_ms, 0);
+                }
+            }
+        }
+        let gave_away = before
+            .ranges()
+            .iter()
+            .flat_map(|range| range.slots())
+            .any(|slot| !now.contains(slot));
+        if !gave_away {
+            return;
+        }
+        let lost: Vec<Bytes> = db
+            .iter(0)
+            .map(|(key, _)| key)
+            .filter(|key| {
+                let slot = key_hash_slot(key);
+                before.contains(slot) && !now.contains(slot)
+            })
+            .cloned()
+            .collect();
+        for key in lost {
+            db.remove(&key, 0);
+        }
+        if self.outgoing.as_ref().is_some_and(|outgoing| {
+            outgoing
+                .slots
+                .ranges()
+                .iter()
+                .flat_map(|range| range.slots())
+                .all(|slot| !now.contains(slot))
+        }) {
+            self.outgoing = None;
+        }
+    }
+
+    /// Returns one page of the keys of the tracked slots, from `cursor`,
+    /// and the next cursor (0 when done).
+    pub fn copy_page(&self, db: &Db, cursor: u64, count: usize) -> (Vec<ShippedKey>, u64) {
+        let Some(outgoing) = self.outgoing.as_ref() else {
+            return (Vec::new(), 0);
+        };
+        let page = db.scan(cursor, count, 0);
+        let keys = page
+            .entries
+            .into_iter()
+            .filter(|(key, _)| outgoing.slots.contains(key_hash_slot(key)))
+            .map(|(key, entry)| (key.clone(), Some(entry.clone())))
+            .collect();
+        (keys, page.next_cursor)
+    }
+
+    /// Returns the keys of the tracked slots changed after log index
+    /// `after`, as they are now (`None`: deleted).
+    pub fn changed_after(&self, db: &Db, after: u64) -> Vec<ShippedKey> {
+        let Some(outgoing) = self.outgoing.as_ref() else {
+            return Vec::new();
+        };
+        outgoing
+            .changed
+            .iter()
+            .filter(|(_, index)| **index > after)
+            .map(|(key, _)| (key.clone(), db.entry(key, 0).cloned()))
+            .collect()
+    }
+}
