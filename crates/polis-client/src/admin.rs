@@ -52,6 +52,17 @@ pub async fn post(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<(
     send(Method::POST, addr, path, None, timeout).await
 }
 
+/// Sends `POST http://{addr}{path}` with a JSON body; returns the status
+/// code and body.
+pub async fn post_json(
+    addr: &str,
+    path: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Bytes)> {
+    send(Method::POST, addr, path, Some(body), timeout).await
+}
+
 /// Sends `PUT http://{addr}{path}` with a JSON body; returns the status
 /// code and body.
 pub async fn put_json(
@@ -185,4 +196,52 @@ pub fn node_state(status: &serde_json::Value, node: u64) -> Option<(String, u64)
         record["state"].as_str()?.to_owned(),
         record["replicas"].as_u64()?,
     ))
+}
+
+/// Asks the node at admin address `addr` to move `slots` (as `0-99,200`)
+/// to shard `to_shard`; returns what the cluster answered.
+///
+/// # Errors
+/// Returns the refusal (bad ranges, an unknown shard, slots the shard
+/// owns already, a shard busy with another migration).
+pub async fn begin_migration(addr: &str, slots: &str, to_shard: u64) -> anyhow::Result<String> {
+    let body = serde_json::json!({ "slots": slots, "to_shard": to_shard });
+    let (code, body) =
+        post_json(addr, "/cluster/migrations", &body, Duration::from_secs(30)).await?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(code == 200, "{text}");
+    Ok(text)
+}
+
+/// Cancels every migration of the cluster that has not switched yet.
+///
+/// # Errors
+/// Returns why the node could not be asked.
+pub async fn cancel_migrations(addr: &str) -> anyhow::Result<String> {
+    let (code, body) = post(addr, "/cluster/migrations/cancel", Duration::from_secs(30)).await?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(code == 200, "{text}");
+    Ok(text)
+}
+
+/// Returns the shard owning `slot`, as one /status says.
+pub fn slot_owner(status: &serde_json::Value, slot: u16) -> Option<u64> {
+    status["shards"].as_array()?.iter().find_map(|shard| {
+        let owns = shard["slots"].as_array()?.iter().any(|range| {
+            let text = range.as_str().unwrap_or_default();
+            let (start, end) = text.split_once('-').unwrap_or((text, text));
+            matches!((start.parse::<u16>(), end.parse::<u16>()), (Ok(start), Ok(end)) if start <= slot && slot <= end)
+        });
+        owns.then(|| shard["id"].as_u64()).flatten()
+    })
+}
+
+/// Returns node `node`'s admin address, as one /status says.
+pub fn node_admin_addr(status: &serde_json::Value, node: u64) -> Option<String> {
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|record| record["id"] == node)?["admin_addr"]
+        .as_str()
+        .map(str::to_owned)
 }

@@ -72,8 +72,13 @@ pub enum MapChange {
     },
     /// Migration `id`'s target owns its slots from this version on
     /// (entry format 2). Proposed once the source froze the slots and the
-    /// target staged every change to them.
-    SwitchMigration { id: u64 },
+    /// target staged every change to them; refused unless the migration
+    /// is still at `attempt`.
+    SwitchMigration { id: u64, attempt: u32 },
+    /// The source of migration `id` lets writes in again after a freeze
+    /// that could not switch in time: no switch of `attempt` may apply
+    /// any more (entry format 2).
+    RetryMigration { id: u64, attempt: u32 },
     /// Migration `id` ends (entry format 2): done once switched, or
     /// cancelled before the switch.
     EndMigration { id: u64, cancelled: bool },
@@ -89,6 +94,7 @@ impl MapChange {
             | Self::NodeDrained { .. }
             | Self::BeginMigration { .. }
             | Self::SwitchMigration { .. }
+            | Self::RetryMigration { .. }
             | Self::EndMigration { .. } => EntryFormat::V2,
             _ => EntryFormat::V1,
         }
@@ -167,7 +173,8 @@ impl ClusterMap {
             MapChange::RemoveNode { node } => self.remove_node(*node),
             MapChange::NodeDrained { node } => self.node_drained(*node),
             MapChange::BeginMigration { slots, target } => self.begin_migration(slots, *target),
-            MapChange::SwitchMigration { id } => self.switch_migration(*id),
+            MapChange::SwitchMigration { id, attempt } => self.switch_migration(*id, *attempt),
+            MapChange::RetryMigration { id, attempt } => self.retry_migration(*id, *attempt),
             MapChange::EndMigration { id, cancelled } => self.end_migration(*id, *cancelled),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {

@@ -12,7 +12,7 @@
 //! the target the slots (it activates what it staged, the source drops
 //! its copy); a cancel is possible only before the switch.
 
-use polis_types::{GroupId, SlotRange, SlotSet};
+use polis_types::{GroupId, Slot, SlotRange, SlotSet, SLOT_COUNT};
 use serde::{Deserialize, Serialize};
 
 use crate::change::TxnError;
@@ -52,6 +52,10 @@ pub struct Migration {
     pub phase: MigrationPhase,
     /// The map version that began it.
     pub began_at_version: u64,
+    /// Grows each time the source lets writes in again after freezing
+    /// them: a switch asked for an earlier attempt is refused, so writes
+    /// the source accepted after it are never left behind.
+    pub attempt: u32,
 }
 
 impl Migration {
@@ -155,6 +159,7 @@ impl ClusterMap {
                     slots: taken.ranges(),
                     phase: MigrationPhase::Copying,
                     began_at_version,
+                    attempt: 0,
                 },
             );
         }
@@ -162,19 +167,41 @@ impl ClusterMap {
     }
 
     /// The switch: the target owns the migration's slots from the next
-    /// version on.
-    pub(crate) fn switch_migration(&mut self, id: u64) -> Result<(), TxnError> {
-        let migration = self.migration(id)?.clone();
-        if migration.phase != MigrationPhase::Copying {
-            return Err(TxnError::Rejected(format!(
-                "migration {id} switched already"
-            )));
-        }
+    /// version on. Refused unless the migration copies at `attempt`.
+    pub(crate) fn switch_migration(&mut self, id: u64, attempt: u32) -> Result<(), TxnError> {
+        let migration = self.copying(id, attempt)?.clone();
         self.assign_slots(migration.target, &migration.slots)?;
         if let Some(record) = self.migrations.get_mut(&id) {
             record.phase = MigrationPhase::Switched;
         }
         Ok(())
+    }
+
+    /// Makes every switch of `attempt` impossible: the source may let
+    /// writes in again.
+    pub(crate) fn retry_migration(&mut self, id: u64, attempt: u32) -> Result<(), TxnError> {
+        self.copying(id, attempt)?;
+        if let Some(record) = self.migrations.get_mut(&id) {
+            record.attempt += 1;
+        }
+        Ok(())
+    }
+
+    /// Returns migration `id` if it copies at `attempt`.
+    fn copying(&self, id: u64, attempt: u32) -> Result<&Migration, TxnError> {
+        let migration = self.migration(id)?;
+        if migration.phase != MigrationPhase::Copying {
+            return Err(TxnError::Rejected(format!(
+                "migration {id} switched already"
+            )));
+        }
+        if migration.attempt != attempt {
+            return Err(TxnError::Rejected(format!(
+                "migration {id} is at attempt {}, not {attempt}",
+                migration.attempt
+            )));
+        }
+        Ok(migration)
     }
 
     /// Ends migration `id`: done (after the switch) or cancelled (only
@@ -203,6 +230,34 @@ impl ClusterMap {
             TxnError::Rejected(format!("no migration {id} under way (it may have ended)"))
         })
     }
+}
+
+/// Reads slot ranges written as `0-99,200,300-310`.
+///
+/// # Errors
+/// Says which part is not a slot (0 to 16383) or a range of them.
+pub fn parse_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
+    let slot = |part: &str| -> Result<Slot, String> {
+        part.trim()
+            .parse::<u16>()
+            .ok()
+            .and_then(Slot::new)
+            .ok_or_else(|| format!("{part:?} is not a slot (0 to {})", SLOT_COUNT - 1))
+    };
+    let mut ranges = Vec::new();
+    for part in text.split(',').filter(|part| !part.trim().is_empty()) {
+        let (start, end) = match part.split_once('-') {
+            Some((start, end)) => (slot(start)?, slot(end)?),
+            None => (slot(part)?, slot(part)?),
+        };
+        let range = SlotRange::new(start, end)
+            .ok_or_else(|| format!("{part:?}: a range starts at or below its end"))?;
+        ranges.push(range);
+    }
+    if ranges.is_empty() {
+        return Err("no slot named: give ranges such as 0-99,200".into());
+    }
+    Ok(ranges)
 }
 
 /// Returns `ranges` as `0-99,200`.

@@ -59,7 +59,10 @@ fn slots_change_owner_once_at_the_switch_and_the_migration_then_ends() {
     let v3 = v2
         .apply(
             v2.version,
-            &[MapChange::SwitchMigration { id: migration.id }],
+            &[MapChange::SwitchMigration {
+                id: migration.id,
+                attempt: 0,
+            }],
         )
         .unwrap();
     assert_eq!(owner(&v3, 150), GroupId(2));
@@ -68,7 +71,10 @@ fn slots_change_owner_once_at_the_switch_and_the_migration_then_ends() {
     assert_eq!(v3.shards[&GroupId(1)].slots_version, v3.version);
     let again = v3.apply(
         v3.version,
-        &[MapChange::SwitchMigration { id: migration.id }],
+        &[MapChange::SwitchMigration {
+            id: migration.id,
+            attempt: 0,
+        }],
     );
     assert!(again.is_err(), "one switch");
     let cancel = v3.apply(
@@ -113,7 +119,7 @@ fn a_cancel_before_the_switch_leaves_ownership_alone() {
         v3.shards[&GroupId(1)].slots_version,
         v1.shards[&GroupId(1)].slots_version
     );
-    let switch = v3.apply(v3.version, &[MapChange::SwitchMigration { id }]);
+    let switch = v3.apply(v3.version, &[MapChange::SwitchMigration { id, attempt: 0 }]);
     assert!(switch.unwrap_err().to_string().contains("no migration"));
 }
 
@@ -142,4 +148,39 @@ fn ranges_over_two_owners_make_two_migrations_and_bad_requests_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("one at a time per shard"), "{error}");
+}
+
+#[test]
+fn a_retry_makes_the_switch_of_the_earlier_attempt_impossible() {
+    let v1 = map(3, 3);
+    let v2 = v1.apply(v1.version, &[begin(&[range(0, 9)], 2)]).unwrap();
+    let id = *v2.migrations.keys().next().unwrap();
+    let v3 = v2
+        .apply(v2.version, &[MapChange::RetryMigration { id, attempt: 0 }])
+        .unwrap();
+    let stale = v3.apply(v3.version, &[MapChange::SwitchMigration { id, attempt: 0 }]);
+    assert!(stale.unwrap_err().to_string().contains("attempt 1, not 0"));
+    let v4 = v3
+        .apply(v3.version, &[MapChange::SwitchMigration { id, attempt: 1 }])
+        .unwrap();
+    assert_eq!(owner(&v4, 5), GroupId(2));
+    let late = v4.apply(v4.version, &[MapChange::RetryMigration { id, attempt: 1 }]);
+    assert!(
+        late.unwrap_err().to_string().contains("switched already"),
+        "no thaw after the switch"
+    );
+}
+
+#[test]
+fn slot_ranges_are_read_and_bad_ones_refused_with_the_reason() {
+    assert_eq!(
+        parse_ranges("0-99,200").unwrap(),
+        [range(0, 99), range(200, 200)]
+    );
+    assert!(parse_ranges("5-2")
+        .unwrap_err()
+        .contains("starts at or below"));
+    assert!(parse_ranges("0-16384").unwrap_err().contains("not a slot"));
+    assert!(parse_ranges("x").unwrap_err().contains("not a slot"));
+    assert!(parse_ranges("").unwrap_err().contains("no slot named"));
 }

@@ -73,6 +73,22 @@ pub struct ShardSummary {
     pub replicas: Vec<ReplicaSummary>,
 }
 
+/// One slot migration under way.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationSummary {
+    pub id: u64,
+    pub source: GroupId,
+    pub target: GroupId,
+    pub slots: String,
+    pub slot_count: usize,
+    /// `copying` or `switched`.
+    pub phase: String,
+    pub attempt: u32,
+    /// The driver's progress, when the asked node drives it (it leads
+    /// the source shard).
+    pub progress: Option<crate::migrate::Progress>,
+}
+
 /// What GET /status returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -88,6 +104,7 @@ pub struct Status {
     pub leader_moves_pending: Option<usize>,
     pub nodes: Vec<NodeSummary>,
     pub shards: Vec<ShardSummary>,
+    pub migrations: Vec<MigrationSummary>,
     /// This node's own replicas (the meta group's first), as it sees them.
     pub replicas: Vec<GroupStatus>,
 }
@@ -109,6 +126,7 @@ pub fn status(node: &Node) -> Status {
             leader_moves_pending: None,
             nodes: Vec::new(),
             shards: Vec::new(),
+            migrations: Vec::new(),
             replicas,
         };
     };
@@ -188,6 +206,22 @@ pub fn status(node: &Node) -> Status {
             meta_voter: voters.values().any(|voter| *voter == record.id),
         })
         .collect();
+    let progress: std::collections::BTreeMap<u64, crate::migrate::Progress> =
+        crate::migrate::progress(node).into_iter().collect();
+    let migrations = map
+        .migrations
+        .values()
+        .map(|migration| MigrationSummary {
+            id: migration.id,
+            source: migration.source,
+            target: migration.target,
+            slots: polis_cluster::migration::render(&migration.slots),
+            slot_count: migration.slots.iter().map(|range| range.len()).sum(),
+            phase: migration.phase.name().into(),
+            attempt: migration.attempt,
+            progress: progress.get(&migration.id).cloned(),
+        })
+        .collect();
     let state = if shards.iter().all(|shard| shard.serving) {
         "ok"
     } else {
@@ -203,6 +237,7 @@ pub fn status(node: &Node) -> Status {
         leader_moves_pending: node.work.leader_moves_pending(),
         nodes,
         shards,
+        migrations,
         replicas,
     }
 }
@@ -217,7 +252,9 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }),
         )
         .route("/metrics", get(metrics))
-        .route("/cluster/nodes/{id}/remove", post(remove_node));
+        .route("/cluster/nodes/{id}/remove", post(remove_node))
+        .route("/cluster/migrations", post(begin_migration))
+        .route("/cluster/migrations/cancel", post(cancel_migrations));
     if node.config.enable_fault_injection {
         app = app
             .route("/faults/fsync-error", post(inject_fsync_error))
@@ -245,6 +282,79 @@ async fn remove_node(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Resp
              move to the other nodes, then it is removed and stops"
         )
     })
+}
+
+/// What POST /cluster/migrations takes.
+#[derive(Debug, serde::Deserialize)]
+struct MigrateRequest {
+    /// Slot ranges, as `0-99,200`.
+    slots: String,
+    to_shard: u64,
+}
+
+/// Begins moving slots to a shard (`polis cluster migrate`).
+async fn begin_migration(
+    State(node): State<Arc<Node>>,
+    Json(request): Json<MigrateRequest>,
+) -> Response {
+    let slots = match polis_cluster::migration::parse_ranges(&request.slots) {
+        Ok(slots) => slots,
+        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+    };
+    let target = GroupId(request.to_shard);
+    let change = polis_cluster::MapChange::BeginMigration {
+        slots: slots.clone(),
+        target,
+    };
+    let answer = crate::controller::ask_meta_leader(
+        &node,
+        crate::rpc::NodeRequest::ChangeMap {
+            changes: vec![change],
+        },
+    )
+    .await;
+    answer_response(answer, |version| {
+        format!(
+            "moving slots {} to shard {target} (map version {version})",
+            polis_cluster::migration::render(&slots)
+        )
+    })
+}
+
+/// Cancels every migration that has not switched yet.
+async fn cancel_migrations(State(node): State<Arc<Node>>) -> Response {
+    let Some(view) = node.view() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no cluster map yet").into_response();
+    };
+    let mut cancelled = Vec::new();
+    for migration in view.map().migrations.values() {
+        if migration.phase != polis_cluster::MigrationPhase::Copying {
+            continue;
+        }
+        let change = polis_cluster::MapChange::EndMigration {
+            id: migration.id,
+            cancelled: true,
+        };
+        let answer = crate::controller::ask_meta_leader(
+            &node,
+            crate::rpc::NodeRequest::ChangeMap {
+                changes: vec![change],
+            },
+        )
+        .await;
+        if matches!(answer, NodeAnswer::Changed(_)) {
+            cancelled.push(migration.id.to_string());
+        }
+    }
+    (
+        StatusCode::OK,
+        format!(
+            "cancelled {} migrations: {}",
+            cancelled.len(),
+            cancelled.join(",")
+        ),
+    )
+        .into_response()
 }
 
 /// Returns the HTTP form of a meta leader's answer to a map change.

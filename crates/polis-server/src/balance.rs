@@ -72,7 +72,8 @@ pub(crate) fn replicas(
     {
         return;
     }
-    if !memberships_settled(node, map) {
+    // Data moves one way at a time: no replica moves while slots do.
+    if !map.migrations.is_empty() || !memberships_settled(node, map) {
         return;
     }
     let gone = gone_nodes(node, map);

@@ -66,6 +66,10 @@ pub struct ServerConfig {
     /// A node silent this long is taken for gone and its shard replicas
     /// are rebuilt on the other nodes.
     pub down_after: std::time::Duration,
+    /// How long a migrating slot range may stay frozen (writes refused)
+    /// before its switch; a switch that cannot make it thaws the range
+    /// and copies again.
+    pub migration_pause_max: std::time::Duration,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,

@@ -49,6 +49,9 @@ pub struct Work {
     /// Groups with an operation in flight.
     busy: Mutex<BTreeSet<GroupId>>,
     pub(crate) moves: Mutex<Moves>,
+    /// Migrations this node drives.
+    pub(crate) migrating: Mutex<BTreeSet<u64>>,
+    pub(crate) migration_progress: Mutex<std::collections::BTreeMap<u64, crate::migrate::Progress>>,
 }
 
 impl Default for Work {
@@ -58,6 +61,8 @@ impl Default for Work {
             adopting: tokio::sync::Mutex::new(()),
             busy: Mutex::new(BTreeSet::new()),
             moves: Mutex::new(Moves::default()),
+            migrating: Mutex::new(BTreeSet::new()),
+            migration_progress: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
@@ -122,6 +127,7 @@ async fn tick(node: &Arc<Node>) {
             balance::hand_over(node, group.clone(), plan::shard_target(map, group.id()));
             continue;
         }
+        crate::migrate::tick(node, &group, map);
         let owned = group.state().read().app.ownership.version;
         if owned < shard.slots_version {
             if committed < shard.slots_version {
@@ -416,6 +422,14 @@ async fn change_map(
         }
     }
     Err(NodeAnswer::Retry("the map kept changing".into()))
+}
+
+/// Commits `changes` as they are (this node leads the meta group).
+pub async fn apply_changes(node: &Arc<Node>, changes: Vec<MapChange>) -> NodeAnswer {
+    match change_map(node, |_| Ok(changes.clone())).await {
+        Ok(map) => NodeAnswer::Changed(map.version),
+        Err(answer) => answer,
+    }
 }
 
 /// Asks the meta leader, wherever it is, to answer `request` (this node

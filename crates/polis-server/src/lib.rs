@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod expiry;
 pub mod machine;
 pub mod map_state;
+pub mod migrate;
 pub mod migrating;
 pub mod node;
 pub mod node_wide;

@@ -7,16 +7,17 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use polis_cluster::{ClusterMap, NodeAddrs};
+use polis_cluster::{ClusterMap, MapChange, NodeAddrs};
 use polis_raft::{AppHandler, PeerAddr};
-use polis_types::{GroupId, NodeId};
+use polis_types::{GroupId, NodeId, SlotSet};
 use serde::{Deserialize, Serialize};
 
 use crate::controller::Registration;
+use crate::migrating::ShippedKey;
 use crate::node::Node;
 
 /// A request from one node to another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeRequest {
     /// What map do you have (and who leads the meta group)?
     GetMap,
@@ -31,9 +32,6 @@ pub enum NodeRequest {
     /// Hand the leadership of `shard` to your peer on `to`, if it is
     /// caught up. Sent by the meta leader to the shard's leader.
     MoveLeader { shard: GroupId, to: NodeId },
-    /// Drain node `node` out of the cluster (`polis cluster remove-node`).
-    /// Sent to the meta leader.
-    RemoveNode { node: NodeId },
     /// Add me to the cluster: I am not in the map (`--join`). Sent to the
     /// meta leader, with a token as for [`NodeRequest::Register`].
     Join {
@@ -41,6 +39,20 @@ pub enum NodeRequest {
         addrs: NodeAddrs,
         entry_format_max: u32,
         token: u64,
+    },
+    /// Drain node `node` out of the cluster (`polis cluster remove-node`).
+    /// Sent to the meta leader.
+    RemoveNode { node: NodeId },
+    /// Commit these map changes as they are. Sent to the meta leader.
+    ChangeMap { changes: Vec<MapChange> },
+    /// Stage keys of migration `migration` on shard `shard`, which you
+    /// lead. Sent by the source's leader; answered once committed.
+    Stage {
+        shard: GroupId,
+        migration: u64,
+        slots: SlotSet,
+        reset: bool,
+        keys: Vec<ShippedKey>,
     },
 }
 
@@ -65,12 +77,12 @@ pub enum NodeAnswer {
     NotMetaLeader { leader: Option<NodeId> },
     /// The leadership move was started.
     Moving,
-    /// The map changed as asked; its version after the change.
-    Changed(u64),
     /// The request was refused, and why.
     Refused(String),
     /// Not now (the meta group is busy or unavailable): ask again.
     Retry(String),
+    /// The map changed as asked; its version after the change.
+    Changed(u64),
 }
 
 /// How long a node message may take.
@@ -184,5 +196,13 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         NodeRequest::RemoveNode { node: leaving } => {
             crate::controller::remove_node(node, leaving).await
         }
+        NodeRequest::ChangeMap { changes } => crate::controller::apply_changes(node, changes).await,
+        NodeRequest::Stage {
+            shard,
+            migration,
+            slots,
+            reset,
+            keys,
+        } => crate::migrate::stage(node, shard, migration, slots, reset, keys).await,
     }
 }

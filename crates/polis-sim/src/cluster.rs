@@ -148,6 +148,7 @@ impl SimCluster {
             raft: self.settings.clone(),
             leader_moves_per_minute: 30,
             down_after: std::time::Duration::from_secs(1800),
+            migration_pause_max: std::time::Duration::from_secs(2),
             proto_max_bulk_len: limits::PROTO_MAX_BULK_LEN_DEFAULT,
             client_query_buffer_limit: limits::QUERY_BUFFER_LEN_MAX_DEFAULT,
             maxclients: limits::CLIENTS_MAX_DEFAULT,

@@ -1,5 +1,5 @@
-//! `polis cluster`: changes to the cluster's membership, carried out by
-//! the meta leader while the cluster serves.
+//! `polis cluster`: changes to the cluster's membership and to where
+//! slots live, carried out while the cluster serves.
 
 use std::time::Duration;
 
@@ -31,6 +31,25 @@ enum ClusterCommand {
         #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
     },
+    /// Moves slots to another shard while clients keep writing: the source
+    /// copies them, freezes them for a moment, and the target takes over.
+    Migrate {
+        /// The slots, as ranges: `0-99,200`.
+        #[arg(long)]
+        slots: String,
+        /// The shard to move them to.
+        #[arg(long)]
+        to_shard: u64,
+        /// Returns at once instead of waiting until the slots moved.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the move, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+    /// Cancels every migration that has not switched yet (one that has
+    /// switched finishes).
+    CancelMigrations,
 }
 
 /// Runs `polis cluster`.
@@ -50,7 +69,115 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             }
             wait_until_removed(&args.node, id, Duration::from_secs(timeout_secs)).await
         }
+        ClusterCommand::Migrate {
+            slots,
+            to_shard,
+            no_wait,
+            timeout_secs,
+        } => {
+            let said = admin::begin_migration(&args.node, &slots, to_shard)
+                .await
+                .context("the migration did not begin")?;
+            println!("{said}");
+            if no_wait {
+                return Ok(());
+            }
+            let ranges = polis_cluster::migration::parse_ranges(&slots)
+                .map_err(|reason| anyhow::anyhow!(reason))?;
+            let probe = ranges.first().map_or(0, |range| range.start.get());
+            wait_until_moved(
+                &args.node,
+                to_shard,
+                probe,
+                Duration::from_secs(timeout_secs),
+            )
+            .await
+        }
+        ClusterCommand::CancelMigrations => {
+            println!("{}", admin::cancel_migrations(&args.node).await?);
+            Ok(())
+        }
     }
+}
+
+/// Shows the migrations to `to_shard` until none is left; succeeds when
+/// `slot` is then the shard's.
+async fn wait_until_moved(
+    addr: &str,
+    to_shard: u64,
+    slot: u16,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut shown = String::new();
+    while tokio::time::Instant::now() < deadline {
+        let status = admin::status(addr).await?;
+        let moving: Vec<&serde_json::Value> = status["migrations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|migration| migration["target"] == to_shard)
+            .collect();
+        if moving.is_empty() {
+            if admin::slot_owner(&status, slot) == Some(to_shard) {
+                println!("slots moved to shard {to_shard}");
+                return Ok(());
+            }
+            anyhow::bail!(
+                "the migration ended without moving the slots (cancelled, or it did not \
+                 converge under the write load): see the source shard leader's log"
+            );
+        }
+        let mut line = String::new();
+        for migration in moving {
+            let progress = source_progress(&status, migration).await;
+            line.push_str(&format!(
+                "migration {} slots {} shard {} -> {}: {}{}  ",
+                migration["id"],
+                migration["slots"].as_str().unwrap_or_default(),
+                migration["source"],
+                migration["target"],
+                migration["phase"].as_str().unwrap_or_default(),
+                progress
+            ));
+        }
+        if line != shown {
+            println!("{}", line.trim_end());
+            shown = line;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("the slots had not moved after {timeout:?}: see `polis status`")
+}
+
+/// Returns the progress the source shard's leader reports for
+/// `migration`, as ` (N keys, M MB sent)`, or nothing.
+async fn source_progress(status: &serde_json::Value, migration: &serde_json::Value) -> String {
+    let Some((leader, _)) = admin::shard_leader(status, migration["source"].as_u64().unwrap_or(0))
+    else {
+        return String::new();
+    };
+    let Some(admin_addr) = admin::node_admin_addr(status, leader) else {
+        return String::new();
+    };
+    let Ok(theirs) = admin::status(&admin_addr).await else {
+        return String::new();
+    };
+    theirs["migrations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|candidate| candidate["id"] == migration["id"])
+        .and_then(|candidate| {
+            let progress = &candidate["progress"];
+            Some(format!(
+                " ({} keys, {:.1} MB sent, {})",
+                progress["keys_sent"].as_u64()?,
+                progress["bytes_sent"].as_u64()? as f64 / 1e6,
+                progress["step"].as_str()?
+            ))
+        })
+        .unwrap_or_default()
 }
 
 /// Shows the drain's progress until node `id` is removed, asking the

@@ -3,7 +3,7 @@
 //! - `polis server`: one node (flags > `POLIS_*` environment > TOML file > defaults);
 //! - `polis dev`: a local cluster of `polis server` processes on loopback;
 //! - `polis status`: the cluster as one node sees it;
-//! - `polis cluster`: membership changes (remove a node);
+//! - `polis cluster`: remove a node, move slots between shards;
 //! - `polis chaos`: network faults on a cluster started with fault injection;
 //! - `polis verify`: clients and a nemesis against a cluster, the history checked;
 //! - `polis bench`: load against one system, or polis beside etcd and Redis with a report.
@@ -34,7 +34,7 @@ enum Command {
     Dev(dev::DevArgs),
     /// Shows the cluster as one node sees it.
     Status(status::StatusArgs),
-    /// Changes the cluster's membership: removes a node.
+    /// Changes the cluster: removes a node, moves slots between shards.
     Cluster(cluster::ClusterArgs),
     /// Injects network faults (nodes started with --enable-fault-injection).
     Chaos(chaos::ChaosArgs),

@@ -64,6 +64,11 @@ pub struct ServerArgs {
     /// its shard replicas on the other nodes (default 1800 s).
     #[arg(long, env = "POLIS_DOWN_AFTER_SECS")]
     down_after_secs: Option<u64>,
+    /// How long a migrating slot range may refuse writes (TRYAGAIN) while
+    /// its switch is made; one that would take longer lets writes in again
+    /// and copies the rest first (default 2000 ms).
+    #[arg(long, env = "POLIS_MIGRATION_PAUSE_MAX_MS")]
+    migration_pause_max_ms: Option<u64>,
     /// Raft heartbeat interval.
     #[arg(long, env = "POLIS_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
@@ -131,6 +136,7 @@ struct FileConfig {
     replicas: Option<usize>,
     leader_moves_per_minute: Option<u32>,
     down_after_secs: Option<u64>,
+    migration_pause_max_ms: Option<u64>,
     heartbeat_ms: Option<u64>,
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
@@ -278,6 +284,11 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             args.down_after_secs
                 .or(file.down_after_secs)
                 .unwrap_or(DOWN_AFTER_DEFAULT_SECS),
+        ),
+        migration_pause_max: Duration::from_millis(
+            args.migration_pause_max_ms
+                .or(file.migration_pause_max_ms)
+                .unwrap_or(2000),
         ),
         raft,
         proto_max_bulk_len: args

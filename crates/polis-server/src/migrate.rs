@@ -1,0 +1,504 @@
+//! Carrying slot migrations out. The leader of a migration's source shard
+//! drives it; every step is a log entry of the source, the target or the
+//! meta group, so whichever node leads the source next resumes it from
+//! what the map and the source's state say:
+//!
+//! 1. `Track` on the source: changes to the moving slots are recorded;
+//! 2. the copy: every key of the slots, in pages, staged on the target
+//!    (`Stage` entries of the target's leader; the first resets what an
+//!    earlier attempt staged);
+//! 3. rounds: the keys changed since the last look, until few are left;
+//! 4. `Freeze` on the source: commands on the slots are refused at apply;
+//!    the last changes are staged; within `--migration-pause-max-ms` the
+//!    meta group is asked for the switch (`SwitchMigration`, at this
+//!    attempt). Past the bound, `RetryMigration` first makes any switch
+//!    of this attempt impossible, then `Thaw` lets writes in again and the
+//!    rounds go on. A migration that does not converge is cancelled;
+//! 5. after the switch: once the target serves the slots (it made its
+//!    staged keys live when it applied its new ownership; the source
+//!    dropped its copy when it applied its own), `EndMigration`.
+//!
+//! A cancelled migration's leftovers (tracking on the source, staged keys
+//! on the target) are dropped by each shard's leader ([`clean_up`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use polis_cluster::{MapChange, Migration, MigrationPhase};
+use polis_types::{GroupId, SlotSet};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::controller::{self, lock, spawn_exclusive};
+use crate::machine::{Applied, Op};
+use crate::migrating::ShippedKey;
+use crate::node::{Node, ShardGroup};
+use crate::rpc::{self, NodeAnswer, NodeRequest};
+
+/// Keys read from the source's keyspace per page of the copy.
+const PAGE_KEYS: usize = 1024;
+/// Bytes of keys per `Stage` entry, at most (a larger single key goes
+/// alone).
+const CHUNK_BYTES: usize = 1 << 20;
+/// Copy rounds before the slots are frozen even if keys keep changing.
+const ROUNDS_MAX: usize = 8;
+/// A round that ships this few keys is the last before the freeze.
+const FREEZE_WHEN_FEWER: usize = 256;
+/// Freezes that may outlast their bound before the migration is
+/// cancelled as unable to converge.
+const FREEZES_MAX: u32 = 5;
+/// How long the driver waits for the target to serve after the switch.
+const SERVE_WAIT: Duration = Duration::from_millis(200);
+
+/// What a migration driver did so far, for `/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub step: String,
+    pub keys_sent: u64,
+    pub bytes_sent: u64,
+    pub rounds: u64,
+    pub freezes: u32,
+    pub started_ms_ago: u64,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+/// Starts driving the migrations whose source this node leads, and drops
+/// the leftovers of ended ones on the shards it leads.
+pub(crate) fn tick(node: &Arc<Node>, group: &ShardGroup, map: &polis_cluster::ClusterMap) {
+    clean_up(node, group, map);
+    let Some(migration) = map
+        .migrations
+        .values()
+        .find(|migration| migration.source == group.id())
+        .cloned()
+    else {
+        return;
+    };
+    if !lock(&node.work.migrating).insert(migration.id) {
+        return;
+    }
+    let node = node.clone();
+    let group = group.clone();
+    tokio::spawn(async move {
+        let id = migration.id;
+        let result = drive(&node, &group, migration).await;
+        if let Err(reason) = result {
+            tracing::info!(migration = id, %reason, "migration paused; it resumes from the map");
+        }
+        lock(&node.work.migrating).remove(&id);
+    });
+}
+
+/// Returns the progress of the migrations this node drives.
+pub fn progress(node: &Node) -> Vec<(u64, Progress)> {
+    lock(&node.work.migration_progress)
+        .iter()
+        .map(|(id, progress)| {
+            let mut progress = progress.clone();
+            progress.started_ms_ago = progress
+                .started
+                .map_or(0, |at| at.elapsed().as_millis() as u64);
+            (*id, progress)
+        })
+        .collect()
+}
+
+fn note(node: &Node, id: u64, update: impl FnOnce(&mut Progress)) {
+    let mut all = lock(&node.work.migration_progress);
+    let progress = all.entry(id).or_insert_with(|| Progress {
+        started: Some(Instant::now()),
+        ..Progress::default()
+    });
+    update(progress);
+}
+
+/// Drops tracking and staging of migrations that ended, on a shard this
+/// node leads.
+fn clean_up(node: &Arc<Node>, group: &ShardGroup, map: &polis_cluster::ClusterMap) {
+    let (outgoing, incoming): (Option<u64>, Vec<u64>) = {
+        let state = group.state().read();
+        let migrations = &state.app.migrations;
+        (
+            migrations
+                .outgoing
+                .as_ref()
+                .map(|outgoing| outgoing.migration),
+            migrations.incoming.keys().copied().collect(),
+        )
+    };
+    let mut ops: Vec<Op> = Vec::new();
+    if let Some(migration) = outgoing.filter(|id| map.migration_ended(*id)) {
+        ops.push(Op::Untrack { migration });
+    }
+    for migration in incoming.into_iter().filter(|id| map.migration_ended(*id)) {
+        ops.push(Op::Unstage { migration });
+    }
+    if ops.is_empty() {
+        return;
+    }
+    let group = group.clone();
+    spawn_exclusive(node, group.id(), async move {
+        for op in ops {
+            tracing::info!(shard = %group.id(), ?op, "dropping what an ended migration left");
+            if let Err(error) = propose(&group, &op).await {
+                tracing::debug!(%error, "migration leftovers not dropped");
+                return;
+            }
+        }
+    });
+}
+
+async fn propose(group: &ShardGroup, op: &Op) -> Result<Applied, String> {
+    let payload = op.encode().map_err(|error| error.to_string())?;
+    let answer = group
+        .propose(payload)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(Applied::decode(&answer))
+}
+
+/// Returns the migration as the node's map has it now.
+fn current(node: &Node, id: u64) -> Option<Migration> {
+    node.view()?.map().migrations.get(&id).cloned()
+}
+
+async fn drive(node: &Arc<Node>, group: &ShardGroup, migration: Migration) -> Result<(), String> {
+    let id = migration.id;
+    if migration.phase == MigrationPhase::Copying {
+        copy_and_switch(node, group, &migration).await?;
+    }
+    // Switched: end it once the target serves the slots.
+    note(node, id, |progress| progress.step = "switched".into());
+    loop {
+        let Some(migration) = current(node, id) else {
+            return Ok(());
+        };
+        if !group.is_leader() {
+            return Err("this node no longer leads the source".into());
+        }
+        if migration.phase == MigrationPhase::Switched && target_serves(node, &migration) {
+            break;
+        }
+        tokio::time::sleep(SERVE_WAIT).await;
+    }
+    meta_change(
+        node,
+        MapChange::EndMigration {
+            id,
+            cancelled: false,
+        },
+    )
+    .await?;
+    tracing::info!(migration = id, "migration done");
+    lock(&node.work.migration_progress).remove(&id);
+    Ok(())
+}
+
+/// Returns true when the target's leader applied the ownership of the
+/// map's slots version (it serves the slots), as its beats say.
+fn target_serves(node: &Node, migration: &Migration) -> bool {
+    let Some(view) = node.view() else {
+        return false;
+    };
+    let Some(shard) = view.map().shards.get(&migration.target) else {
+        return false;
+    };
+    let leaders = node.host.leaders();
+    let beat = leaders
+        .get(&migration.target)
+        .map(|(_, leader)| leader.version);
+    let local = node
+        .shard(migration.target)
+        .filter(|group| group.is_leader())
+        .map(|group| group.state().read().app.ownership.version);
+    local
+        .or(beat)
+        .is_some_and(|owned| owned >= shard.slots_version)
+}
+
+async fn copy_and_switch(
+    node: &Arc<Node>,
+    group: &ShardGroup,
+    migration: &Migration,
+) -> Result<(), String> {
+    let id = migration.id;
+    let slots = migration.slot_set();
+    tracing::info!(migration = id, source = %migration.source, target = %migration.target, "migration copying");
+    note(node, id, |progress| progress.step = "copying".into());
+    propose(
+        group,
+        &Op::Track {
+            migration: id,
+            slots: slots.clone(),
+        },
+    )
+    .await?;
+    let frozen = group.state().read().app.migrations.frozen(None);
+    if frozen {
+        // A driver before this one froze the slots: make its switch
+        // impossible before letting writes in.
+        unfreeze(node, group, id).await?;
+    }
+    let mut sender = Sender::new(node, migration, slots);
+    let mut mark = sender.copy_all(group).await?;
+    for round in 0.. {
+        let (changed, at) = changed_after(group, mark);
+        let count = changed.len();
+        sender.send(changed).await?;
+        mark = at;
+        note(node, id, |progress| progress.rounds += 1);
+        if count <= FREEZE_WHEN_FEWER || round + 1 >= ROUNDS_MAX {
+            break;
+        }
+    }
+    let pause_max = node.config.migration_pause_max;
+    for freeze in 1..=FREEZES_MAX {
+        let attempt = current(node, id)
+            .filter(|migration| migration.phase == MigrationPhase::Copying)
+            .ok_or("the migration ended or switched meanwhile")?
+            .attempt;
+        note(node, id, |progress| {
+            progress.step = "frozen".into();
+            progress.freezes = freeze;
+        });
+        let frozen_at = Instant::now();
+        propose(group, &Op::Freeze { migration: id }).await?;
+        let (changed, at) = changed_after(group, mark);
+        sender.send(changed).await?;
+        mark = at;
+        if frozen_at.elapsed() <= pause_max {
+            match meta_change(node, MapChange::SwitchMigration { id, attempt }).await {
+                Ok(()) => {
+                    tracing::info!(
+                        migration = id,
+                        paused_ms = frozen_at.elapsed().as_millis() as u64,
+                        "migration switched"
+                    );
+                    return Ok(());
+                }
+                Err(reason) => {
+                    tracing::info!(migration = id, %reason, "switch refused");
+                }
+            }
+        }
+        // Too slow (or refused): no switch of this attempt may happen
+        // once writes are let in again.
+        unfreeze(node, group, id).await?;
+        note(node, id, |progress| progress.step = "copying".into());
+        for _ in 0..ROUNDS_MAX {
+            let (changed, at) = changed_after(group, mark);
+            let count = changed.len();
+            sender.send(changed).await?;
+            mark = at;
+            if count <= FREEZE_WHEN_FEWER {
+                break;
+            }
+        }
+    }
+    tracing::warn!(migration = id, "migration cancelled: the slots kept changing too fast to switch within --migration-pause-max-ms");
+    meta_change(
+        node,
+        MapChange::EndMigration {
+            id,
+            cancelled: true,
+        },
+    )
+    .await?;
+    Err("cancelled: it did not converge".into())
+}
+
+/// Thaws the source's frozen slots, once the meta group made the switch
+/// of every earlier attempt impossible. Fails when the migration switched
+/// (the slots stay frozen until the source gives them away).
+async fn unfreeze(node: &Arc<Node>, group: &ShardGroup, id: u64) -> Result<(), String> {
+    let migration = current(node, id).ok_or("the migration ended")?;
+    if migration.phase != MigrationPhase::Copying {
+        return Err("the migration switched".into());
+    }
+    meta_change(
+        node,
+        MapChange::RetryMigration {
+            id,
+            attempt: migration.attempt,
+        },
+    )
+    .await?;
+    propose(group, &Op::Thaw { migration: id }).await?;
+    Ok(())
+}
+
+/// Returns the keys changed after log index `after` and the index they
+/// are read at.
+fn changed_after(group: &ShardGroup, after: u64) -> (Vec<ShippedKey>, u64) {
+    let state = group.state().read();
+    let at = state.last_applied.map_or(0, |log_id| log_id.index);
+    (state.app.migrations.changed_after(&state.app.db, after), at)
+}
+
+/// Commits `change` on the meta leader, wherever it is.
+async fn meta_change(node: &Arc<Node>, change: MapChange) -> Result<(), String> {
+    let request = NodeRequest::ChangeMap {
+        changes: vec![change],
+    };
+    match controller::ask_meta_leader(node, request).await {
+        NodeAnswer::Changed(version) => {
+            node.map.wait_for(version, Duration::from_secs(5)).await;
+            Ok(())
+        }
+        NodeAnswer::Refused(reason) | NodeAnswer::Retry(reason) => Err(reason),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Ships keys to the target's leader in chunks.
+struct Sender {
+    node: Arc<Node>,
+    id: u64,
+    target: GroupId,
+    slots: SlotSet,
+    reset: bool,
+}
+
+impl Sender {
+    fn new(node: &Arc<Node>, migration: &Migration, slots: SlotSet) -> Self {
+        Self {
+            node: node.clone(),
+            id: migration.id,
+            target: migration.target,
+            slots,
+            reset: true,
+        }
+    }
+
+    /// Copies every key of the slots; returns the log index from which
+    /// changes must still be shipped.
+    async fn copy_all(&mut self, group: &ShardGroup) -> Result<u64, String> {
+        let mut cursor = 0;
+        let mut mark = None;
+        let mut chunk: Vec<ShippedKey> = Vec::new();
+        let mut bytes = 0;
+        loop {
+            let (page, next) = {
+                let state = group.state().read();
+                mark.get_or_insert(state.last_applied.map_or(0, |log_id| log_id.index));
+                state
+                    .app
+                    .migrations
+                    .copy_page(&state.app.db, cursor, PAGE_KEYS)
+            };
+            for key in page {
+                bytes += shipped_bytes(&key);
+                chunk.push(key);
+                if bytes >= CHUNK_BYTES {
+                    self.stage(std::mem::take(&mut chunk), bytes).await?;
+                    bytes = 0;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        if !chunk.is_empty() || self.reset {
+            self.stage(chunk, bytes).await?;
+        }
+        Ok(mark.unwrap_or(0))
+    }
+
+    /// Ships `keys` in chunks.
+    async fn send(&mut self, keys: Vec<ShippedKey>) -> Result<(), String> {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        for key in keys {
+            bytes += shipped_bytes(&key);
+            chunk.push(key);
+            if bytes >= CHUNK_BYTES {
+                self.stage(std::mem::take(&mut chunk), bytes).await?;
+                bytes = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            self.stage(chunk, bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Stages one chunk on the target's leader (committed there when this
+    /// returns).
+    async fn stage(&mut self, keys: Vec<ShippedKey>, bytes: usize) -> Result<(), String> {
+        if current(&self.node, self.id).is_none() {
+            return Err("the migration ended".into());
+        }
+        let count = keys.len() as u64;
+        let request = NodeRequest::Stage {
+            shard: self.target,
+            migration: self.id,
+            slots: self.slots.clone(),
+            reset: self.reset,
+            keys,
+        };
+        let leader = self
+            .node
+            .leaders()
+            .get(&self.target)
+            .copied()
+            .ok_or_else(|| format!("shard {} has no known leader", self.target))?;
+        let answer = if leader == self.node.config.node_id {
+            rpc::answer(&self.node, leader, request).await
+        } else {
+            let addr = self
+                .node
+                .peer_addr(leader)
+                .ok_or_else(|| format!("no address for node {leader}"))?;
+            rpc::call(&self.node, &addr, &request).await?
+        };
+        match answer {
+            NodeAnswer::Changed(_) => {
+                self.reset = false;
+                note(&self.node, self.id, |progress| {
+                    progress.keys_sent += count;
+                    progress.bytes_sent += bytes as u64;
+                });
+                Ok(())
+            }
+            NodeAnswer::Refused(reason) | NodeAnswer::Retry(reason) => Err(reason),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+}
+
+fn shipped_bytes((key, entry): &ShippedKey) -> usize {
+    key.len() + entry.as_ref().map_or(0, |entry| entry.value.mem_bytes()) + 16
+}
+
+/// Stages keys on shard `shard`, which this node leads (the target of a
+/// migration): answers once the entry applied.
+pub(crate) async fn stage(
+    node: &Arc<Node>,
+    shard: GroupId,
+    migration: u64,
+    slots: SlotSet,
+    reset: bool,
+    keys: Vec<ShippedKey>,
+) -> NodeAnswer {
+    let Some(group) = node.shard(shard).filter(|group| group.is_leader()) else {
+        return NodeAnswer::Retry(format!("this node does not lead shard {shard}"));
+    };
+    if node
+        .view()
+        .is_some_and(|view| view.map().migration_ended(migration))
+    {
+        return NodeAnswer::Refused(format!("migration {migration} ended"));
+    }
+    let op = Op::Stage {
+        migration,
+        slots,
+        reset,
+        keys,
+    };
+    match propose(&group, &op).await {
+        Ok(_) => NodeAnswer::Changed(node.map.version()),
+        Err(error) => NodeAnswer::Retry(error),
+    }
+}
