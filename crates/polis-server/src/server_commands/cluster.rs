@@ -360,6 +360,9 @@ pub fn cluster(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
                 "KEYSLOT <key>",
                 "COUNTKEYSINSLOT <slot>",
                 "GETKEYSINSLOT <slot> <count>",
+                "MIGRATESLOTS SLOTSRANGE <start> <end> [<start> <end> ...] NODE <node-id>",
+                "GETSLOTMIGRATIONS",
+                "CANCELSLOTMIGRATIONS",
             ]
             .iter()
             .map(|line| Reply::Simple((*line).into()))

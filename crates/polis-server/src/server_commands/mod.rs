@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod info;
 mod introspection;
+mod migrations;
 
 use std::sync::Arc;
 
@@ -52,6 +53,7 @@ pub async fn execute(
         "debug" => config::debug(node, args),
         "function" => config::function(args),
         "time" => Ok(introspection::time()),
+        "cluster" if migrations::handles(&args[1]) => migrations::answer(node, args).await,
         "cluster" => cluster::cluster(node, args),
         "lastsave" => Ok(Reply::Integer((crate::node::now_ms() / 1000) as i64)),
         _ => Err(ReplyError::err(format!(
