@@ -70,6 +70,8 @@ pub struct ServerConfig {
     /// before its switch; a switch that cannot make it thaws the range
     /// and copies again.
     pub migration_pause_max: std::time::Duration,
+    /// Bytes per second a migration ships at most (0: no limit).
+    pub migration_bytes_per_sec: u64,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,

@@ -49,6 +49,11 @@ const FREEZE_WHEN_FEWER: usize = 256;
 const FREEZES_MAX: u32 = 5;
 /// How long the driver waits for the target to serve after the switch.
 const SERVE_WAIT: Duration = Duration::from_millis(200);
+/// Tries of a step that meets a leader change (the meta group's or the
+/// target's) before the driver gives up and starts over.
+const ATTEMPTS_MAX: usize = 50;
+/// Pause between two tries.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// What a migration driver did so far, for `/status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -336,19 +341,26 @@ fn changed_after(group: &ShardGroup, after: u64) -> (Vec<ShippedKey>, u64) {
     (state.app.migrations.changed_after(&state.app.db, after), at)
 }
 
-/// Commits `change` on the meta leader, wherever it is.
+/// Commits `change` on the meta leader, wherever it is, waiting out a
+/// meta leader change.
 async fn meta_change(node: &Arc<Node>, change: MapChange) -> Result<(), String> {
-    let request = NodeRequest::ChangeMap {
-        changes: vec![change],
-    };
-    match controller::ask_meta_leader(node, request).await {
-        NodeAnswer::Changed(version) => {
-            node.map.wait_for(version, Duration::from_secs(5)).await;
-            Ok(())
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS_MAX {
+        let request = NodeRequest::ChangeMap {
+            changes: vec![change.clone()],
+        };
+        match controller::ask_meta_leader(node, request).await {
+            NodeAnswer::Changed(version) => {
+                node.map.wait_for(version, Duration::from_secs(5)).await;
+                return Ok(());
+            }
+            NodeAnswer::Refused(reason) => return Err(reason),
+            NodeAnswer::Retry(reason) => last = reason,
+            other => last = format!("unexpected answer {other:?}"),
         }
-        NodeAnswer::Refused(reason) | NodeAnswer::Retry(reason) => Err(reason),
-        other => Err(format!("unexpected answer {other:?}")),
+        tokio::time::sleep(RETRY_AFTER).await;
     }
+    Err(last)
 }
 
 /// Ships keys to the target's leader in chunks.
@@ -358,6 +370,8 @@ struct Sender {
     target: GroupId,
     slots: SlotSet,
     reset: bool,
+    sent_bytes: u64,
+    started: Instant,
 }
 
 impl Sender {
@@ -368,6 +382,8 @@ impl Sender {
             target: migration.target,
             slots,
             reset: true,
+            sent_bytes: 0,
+            started: Instant::now(),
         }
     }
 
@@ -425,11 +441,8 @@ impl Sender {
     }
 
     /// Stages one chunk on the target's leader (committed there when this
-    /// returns).
+    /// returns), within the bytes-per-second limit.
     async fn stage(&mut self, keys: Vec<ShippedKey>, bytes: usize) -> Result<(), String> {
-        if current(&self.node, self.id).is_none() {
-            return Err("the migration ended".into());
-        }
         let count = keys.len() as u64;
         let request = NodeRequest::Stage {
             shard: self.target,
@@ -438,34 +451,78 @@ impl Sender {
             reset: self.reset,
             keys,
         };
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS_MAX {
+            if current(&self.node, self.id).is_none() {
+                return Err("the migration ended".into());
+            }
+            match self.stage_once(&request).await {
+                Ok(()) => {
+                    self.reset = false;
+                    self.sent_bytes += bytes as u64;
+                    note(&self.node, self.id, |progress| {
+                        progress.keys_sent += count;
+                        progress.bytes_sent += bytes as u64;
+                    });
+                    self.pace().await;
+                    return Ok(());
+                }
+                Err(StageError::Refused(reason)) => return Err(reason),
+                Err(StageError::Retry(reason)) => last = reason,
+            }
+            tokio::time::sleep(RETRY_AFTER).await;
+        }
+        Err(last)
+    }
+
+    async fn stage_once(&self, request: &NodeRequest) -> Result<(), StageError> {
         let leader = self
             .node
             .leaders()
             .get(&self.target)
             .copied()
-            .ok_or_else(|| format!("shard {} has no known leader", self.target))?;
+            .ok_or_else(|| {
+                StageError::Retry(format!("shard {} has no known leader", self.target))
+            })?;
         let answer = if leader == self.node.config.node_id {
-            rpc::answer(&self.node, leader, request).await
+            rpc::answer(&self.node, leader, request.clone()).await
         } else {
             let addr = self
                 .node
                 .peer_addr(leader)
-                .ok_or_else(|| format!("no address for node {leader}"))?;
-            rpc::call(&self.node, &addr, &request).await?
+                .ok_or_else(|| StageError::Retry(format!("no address for node {leader}")))?;
+            rpc::call(&self.node, &addr, request)
+                .await
+                .map_err(StageError::Retry)?
         };
         match answer {
-            NodeAnswer::Changed(_) => {
-                self.reset = false;
-                note(&self.node, self.id, |progress| {
-                    progress.keys_sent += count;
-                    progress.bytes_sent += bytes as u64;
-                });
-                Ok(())
-            }
-            NodeAnswer::Refused(reason) | NodeAnswer::Retry(reason) => Err(reason),
-            other => Err(format!("unexpected answer {other:?}")),
+            NodeAnswer::Changed(_) => Ok(()),
+            NodeAnswer::Refused(reason) => Err(StageError::Refused(reason)),
+            NodeAnswer::Retry(reason) => Err(StageError::Retry(reason)),
+            other => Err(StageError::Retry(format!("unexpected answer {other:?}"))),
         }
     }
+
+    /// Sleeps as long as the bytes shipped so far are ahead of the limit.
+    async fn pace(&self) {
+        let limit = self.node.config.migration_bytes_per_sec;
+        if limit == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.sent_bytes as f64 / limit as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+/// Why a chunk was not staged.
+enum StageError {
+    /// For good: the migration ended.
+    Refused(String),
+    /// For now: a leader is changing.
+    Retry(String),
 }
 
 fn shipped_bytes((key, entry): &ShippedKey) -> usize {

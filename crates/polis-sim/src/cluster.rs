@@ -149,6 +149,7 @@ impl SimCluster {
             leader_moves_per_minute: 30,
             down_after: std::time::Duration::from_secs(1800),
             migration_pause_max: std::time::Duration::from_secs(2),
+            migration_bytes_per_sec: 0,
             proto_max_bulk_len: limits::PROTO_MAX_BULK_LEN_DEFAULT,
             client_query_buffer_limit: limits::QUERY_BUFFER_LEN_MAX_DEFAULT,
             maxclients: limits::CLIENTS_MAX_DEFAULT,

@@ -69,6 +69,10 @@ pub struct ServerArgs {
     /// and copies the rest first (default 2000 ms).
     #[arg(long, env = "POLIS_MIGRATION_PAUSE_MAX_MS")]
     migration_pause_max_ms: Option<u64>,
+    /// Bytes per second each slot migration ships at most, so moving data
+    /// leaves room for clients (default 0: no limit).
+    #[arg(long, env = "POLIS_MIGRATION_BYTES_PER_SEC")]
+    migration_bytes_per_sec: Option<u64>,
     /// Raft heartbeat interval.
     #[arg(long, env = "POLIS_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
@@ -137,6 +141,7 @@ struct FileConfig {
     leader_moves_per_minute: Option<u32>,
     down_after_secs: Option<u64>,
     migration_pause_max_ms: Option<u64>,
+    migration_bytes_per_sec: Option<u64>,
     heartbeat_ms: Option<u64>,
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
@@ -290,6 +295,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
                 .or(file.migration_pause_max_ms)
                 .unwrap_or(2000),
         ),
+        migration_bytes_per_sec: args
+            .migration_bytes_per_sec
+            .or(file.migration_bytes_per_sec)
+            .unwrap_or(0),
         raft,
         proto_max_bulk_len: args
             .proto_max_bulk_len

@@ -167,3 +167,200 @@ async fn slots_move_to_another_shard_under_writes_and_every_key_arrives() {
         assert!(!ok && said.contains(expected), "{all:?}: {said}");
     }
 }
+
+/// Returns `per_range` hash tags whose slots lie in `start..=end`, each
+/// in another slot.
+fn tags_in(start: u16, end: u16, per_range: usize) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    (0u64..)
+        .map(|n| format!("t{n}"))
+        .filter(|tag| {
+            let slot = polis_types::key_hash_slot(format!("{{{tag}}}").as_bytes()).get();
+            (start..=end).contains(&slot) && seen.insert(slot)
+        })
+        .take(per_range)
+        .collect()
+}
+
+/// Loads `keys_per_tag` keys under each tag into shard 1 through its
+/// leader, with pipelines; returns the tags.
+async fn load(cluster: &Cluster, leader: u64, tags: &[String], keys_per_tag: usize) {
+    let mut connection = cluster.connect(leader).await;
+    let value = "v".repeat(100);
+    for tag in tags {
+        let mut pipe = redis::pipe();
+        for n in 0..keys_per_tag {
+            pipe.cmd("SET")
+                .arg(format!("{{{tag}}}:{n}"))
+                .arg(&value)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut connection).await.unwrap();
+    }
+}
+
+/// Checks that every loaded key holds its value, with one MGET per tag.
+async fn assert_loaded(cluster: &Cluster, tags: &[String], keys_per_tag: usize) {
+    let mut client = FollowingClient::new(cluster.resp_addrs(), 0);
+    let value = "v".repeat(100);
+    for tag in tags {
+        let mut mget = redis::cmd("MGET");
+        for n in 0..keys_per_tag {
+            mget.arg(format!("{{{tag}}}:{n}"));
+        }
+        let got = client
+            .query_idempotent(&mget, Duration::from_secs(30))
+            .await;
+        let Value::Array(values) = got else {
+            panic!("MGET answered {got:?}");
+        };
+        let missing = values
+            .iter()
+            .filter(|got| **got != Value::BulkString(value.clone().into_bytes()))
+            .count();
+        assert_eq!(
+            missing, 0,
+            "tag {tag}: {missing} of {keys_per_tag} keys lost"
+        );
+    }
+}
+
+/// Waits until migration `id`'s driver (the source leader) has sent some
+/// keys but is still copying; returns its /status entry.
+async fn wait_copying(cluster: &Cluster, source_shard: u64) -> serde_json::Value {
+    wait_for(
+        "the migration to be copying",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            let (leader, _) = polis_client::admin::shard_leader(&status, source_shard)?;
+            let theirs = cluster.cluster_status(leader).await?;
+            let migration = theirs["migrations"].as_array()?.first()?.clone();
+            let progress = &migration["progress"];
+            (progress["step"] == "copying" && progress["keys_sent"].as_u64()? > 0)
+                .then_some(migration)
+        },
+    )
+    .await
+}
+
+/// Waits until no migration is under way and `slot` belongs to `shard`.
+async fn wait_moved(cluster: &Cluster, ask: u64, slot: u16, shard: u64) {
+    wait_for(
+        "the migration to end with the slots moved",
+        Duration::from_secs(180),
+        || async {
+            let status = cluster.cluster_status(ask).await?;
+            (status["migrations"].as_array()?.is_empty()
+                && polis_client::admin::slot_owner(&status, slot) == Some(shard))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_end_done_or_cancelled_through_kill_9_of_each_leader_and_nothing_is_lost() {
+    // The copy is slowed to 300 KB/s so that each migration (about 1.4 MB)
+    // copies for seconds: long enough to kill a leader in the middle.
+    let mut cluster = Cluster::start(3, &["--shards", "3", "--migration-bytes-per-sec", "300000"]);
+    let status = cluster.wait_ready(Duration::from_secs(60)).await;
+    let (leader, _) = polis_client::admin::shard_leader(&status, 1).unwrap();
+    const KEYS_PER_TAG: usize = 100;
+    let ranges: [(u16, u16); 4] = [(0, 999), (1000, 1999), (2000, 2999), (3000, 3999)];
+    let tags: Vec<Vec<String>> = ranges
+        .iter()
+        .map(|(start, end)| tags_in(*start, *end, 100))
+        .collect();
+    for range_tags in &tags {
+        load(&cluster, leader, range_tags, KEYS_PER_TAG).await;
+    }
+    let mut probed = BTreeMap::new();
+    for (n, (start, end)) in ranges.iter().enumerate() {
+        probed.insert(n as u64 + 1, key_in(*start, *end, "probe"));
+    }
+    probed.insert(9, key_in(12000, 12100, "probe-still"));
+    let probe = Probe::start(cluster.resp_addrs(), probed, 4);
+    probe.wait_acked(20).await;
+
+    // Kill -9 the source's leader, the target's leader, then the meta
+    // leader, each while a migration copies: each migration finishes.
+    for (step, ((start, end), target)) in ranges.iter().zip([2u64, 3, 2]).enumerate() {
+        let slots = format!("{start}-{end}");
+        let source = 1;
+        let (began, said) = polis_cluster(
+            &cluster,
+            &[
+                "migrate",
+                "--slots",
+                &slots,
+                "--to-shard",
+                &target.to_string(),
+                "--no-wait",
+            ],
+        );
+        assert!(began, "{said}");
+        wait_copying(&cluster, source).await;
+        let status = cluster.cluster_status(1).await.unwrap();
+        let victim = match step {
+            0 => {
+                polis_client::admin::shard_leader(&status, source)
+                    .unwrap()
+                    .0
+            }
+            1 => {
+                polis_client::admin::shard_leader(&status, target)
+                    .unwrap()
+                    .0
+            }
+            _ => status["meta_leader"].as_u64().unwrap(),
+        };
+        eprintln!("migration of {slots}: kill -9 node {victim} while copying");
+        cluster.kill9(victim);
+        let ask = (1..=3).find(|id| *id != victim).unwrap();
+        wait_moved(&cluster, ask, *start, target).await;
+        cluster.start_node(victim);
+        cluster.wait_ready(Duration::from_secs(60)).await;
+    }
+
+    // Cancelled while copying: the slots stay where they were; moved
+    // afterwards, everything arrives.
+    let (start, end) = ranges[3];
+    let slots = format!("{start}-{end}");
+    let (began, said) = polis_cluster(
+        &cluster,
+        &["migrate", "--slots", &slots, "--to-shard", "3", "--no-wait"],
+    );
+    assert!(began, "{said}");
+    wait_copying(&cluster, 1).await;
+    let (cancelled, said) = polis_cluster(&cluster, &["cancel-migrations"]);
+    assert!(
+        cancelled && said.contains("cancelled 1 migrations"),
+        "{said}"
+    );
+    let status = cluster.cluster_status(1).await.unwrap();
+    assert!(
+        status["migrations"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    assert_eq!(polis_client::admin::slot_owner(&status, start), Some(1));
+    let (moved, said) = polis_cluster(&cluster, &["migrate", "--slots", &slots, "--to-shard", "3"]);
+    assert!(moved, "{said}");
+
+    probe.wait_acked(40).await;
+    let logs = probe.stop().await;
+    assert_nothing_lost(cluster.resp_addrs(), &logs).await;
+    for range_tags in &tags {
+        assert_loaded(&cluster, range_tags, KEYS_PER_TAG).await;
+    }
+    let loaded = (tags.len() * 100 * KEYS_PER_TAG) as i64;
+    wait_for(
+        "DBSIZE over the leaders to count every key once",
+        Duration::from_secs(30),
+        || async {
+            let total = dbsize_over_leaders(&cluster).await?;
+            (total == loaded + 5).then_some(total)
+        },
+    )
+    .await;
+}
