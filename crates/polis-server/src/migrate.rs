@@ -54,6 +54,8 @@ const SERVE_WAIT: Duration = Duration::from_millis(200);
 const ATTEMPTS_MAX: usize = 50;
 /// Pause between two tries.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// How long the target's leader may take to stage one chunk.
+const STAGE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a migration driver did so far, for `/status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -355,7 +357,10 @@ async fn meta_change(node: &Arc<Node>, change: MapChange) -> Result<(), String> 
                 return Ok(());
             }
             NodeAnswer::Refused(reason) => return Err(reason),
-            NodeAnswer::Retry(reason) => last = reason,
+            NodeAnswer::Retry(reason) => {
+                tracing::debug!(?change, %reason, "map change tried again");
+                last = reason;
+            }
             other => last = format!("unexpected answer {other:?}"),
         }
         tokio::time::sleep(RETRY_AFTER).await;
@@ -468,7 +473,10 @@ impl Sender {
                     return Ok(());
                 }
                 Err(StageError::Refused(reason)) => return Err(reason),
-                Err(StageError::Retry(reason)) => last = reason,
+                Err(StageError::Retry(reason)) => {
+                    tracing::debug!(migration = self.id, %reason, "staging tried again");
+                    last = reason;
+                }
             }
             tokio::time::sleep(RETRY_AFTER).await;
         }
@@ -491,7 +499,7 @@ impl Sender {
                 .node
                 .peer_addr(leader)
                 .ok_or_else(|| StageError::Retry(format!("no address for node {leader}")))?;
-            rpc::call(&self.node, &addr, request)
+            rpc::call_within(&self.node, &addr, request, STAGE_TIMEOUT)
                 .await
                 .map_err(StageError::Retry)?
         };

@@ -49,6 +49,19 @@ pub fn address(node: NodeId, kind: &str) -> String {
     format!("sim-node-{node}-{kind}:0")
 }
 
+/// Returns the shard that owns `slot` in `map`.
+pub fn owner_of(map: &polis_cluster::ClusterMap, slot: u16) -> Option<GroupId> {
+    map.shards
+        .values()
+        .find(|shard| {
+            shard
+                .slots
+                .iter()
+                .any(|range| range.start.get() <= slot && slot <= range.end.get())
+        })
+        .map(|shard| shard.id)
+}
+
 /// Returns the node an address of [`address`] names.
 pub fn node_of_address(addr: &str) -> Option<NodeId> {
     let rest = addr.strip_prefix("sim-node-")?;

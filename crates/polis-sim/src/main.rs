@@ -129,6 +129,15 @@ fn write_outputs(report: &RunReport, outputs: &Outputs) -> std::io::Result<()> {
 }
 
 fn run_one(seed: u64, verbose: bool, outputs: &Outputs, options: &SimOptions) -> ExitCode {
+    // POLIS_SIM_LOG=polis_server=info prints the nodes' logs of one run
+    // (without node names or times: read them beside --trace-out).
+    if let Ok(filter) = std::env::var("POLIS_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .without_time()
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let report = run(seed, options);
     print!("{}", report.summary());
     if let Err(error) = write_outputs(&report, outputs) {

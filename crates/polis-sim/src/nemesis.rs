@@ -167,6 +167,72 @@ impl Nemesis {
         ))
     }
 
+    /// Proposes `changes` to the meta leader, without waiting for them.
+    fn propose_map_changes(&mut self, changes: Vec<MapChange>) -> Option<()> {
+        let map = self.cluster.history().latest()?;
+        let leader = self.cluster.leader(META_GROUP)?;
+        let (server, _) = self.cluster.node(leader)?;
+        let meta = server.meta()?;
+        let command = MetaCommand::Txn {
+            expected: map.version,
+            changes,
+        };
+        let payload = command.encode().ok()?;
+        tokio::spawn(async move {
+            let _ = meta.propose(payload).await;
+        });
+        Some(())
+    }
+
+    /// Begins moving a few slots, one of them a client key's, to another
+    /// shard: the clients' reads and writes of that key must stay
+    /// linearizable through the copy, the freeze and the switch, whatever
+    /// faults hit the leaders meanwhile.
+    fn migrate_slots(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        if map.shards.len() < 2 || self.config.keys == 0 {
+            return None;
+        }
+        let key = format!("k{}", self.rng.random_range(0..self.config.keys));
+        let slot = key_hash_slot(key.as_bytes()).get();
+        let start = slot.saturating_sub(self.rng.random_range(0..8));
+        let end = (slot + self.rng.random_range(0..8)).min(SLOT_COUNT - 1);
+        let range = SlotRange::new(Slot::new(start)?, Slot::new(end)?)?;
+        let owner = crate::cluster::owner_of(&map, slot)?;
+        let others: Vec<GroupId> = map
+            .shards
+            .keys()
+            .copied()
+            .filter(|id| *id != owner)
+            .collect();
+        let target = others[self.rng.random_range(0..others.len())];
+        self.propose_map_changes(vec![MapChange::BeginMigration {
+            slots: vec![range],
+            target,
+        }])?;
+        Some(format!(
+            "migrate slots {range} ({key}) from shard {owner} to {target}"
+        ))
+    }
+
+    /// Cancels the migrations that have not switched, as the map the
+    /// observer saw last says.
+    fn cancel_migrations(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        let copying: Vec<u64> = map
+            .migrations
+            .values()
+            .filter(|migration| migration.phase == polis_cluster::MigrationPhase::Copying)
+            .map(|migration| migration.id)
+            .collect();
+        let id = *copying.first()?;
+        self.propose_map_changes(vec![MapChange::EndMigration {
+            id,
+            cancelled: true,
+        }])?;
+        Some(format!("cancel migration {id}"))
+    }
+
     fn duration(&mut self, max_ms: u64) -> tokio::time::Instant {
         let hold_ms = self.rng.random_range(100..=max_ms);
         tokio::time::Instant::now() + Duration::from_millis(hold_ms)
@@ -216,7 +282,10 @@ impl Nemesis {
                 (name, Effect::Down(vec![node]), self.duration(FAULT_MS_MAX))
             }
             72..=74 => {
-                let name = self.reassign_slots()?;
+                let name = match self.rng.random_range(0..3) {
+                    0 => self.reassign_slots()?,
+                    _ => self.cancel_migrations()?,
+                };
                 (name, Effect::Once, tokio::time::Instant::now())
             }
             75..=79 => {
@@ -230,7 +299,11 @@ impl Nemesis {
                     self.duration(POWER_LOSS_MS_MAX),
                 )
             }
-            80..=89 => {
+            80..=87 => {
+                let name = self.migrate_slots()?;
+                (name, Effect::Once, tokio::time::Instant::now())
+            }
+            88..=93 => {
                 if active
                     .iter()
                     .any(|fault| matches!(fault.effect, Effect::Loss))

@@ -105,6 +105,12 @@ impl ApplyObserver for Observer {
                         .values()
                         .map(|node| (node.id, node.incarnation))
                         .collect(),
+                    migrations: map
+                        .migrations
+                        .values()
+                        .map(|migration| (migration.id, migration.phase.name()))
+                        .collect(),
+                    migrations_begun: map.next_migration_id.saturating_sub(1),
                 });
             }
             return;

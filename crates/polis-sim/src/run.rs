@@ -263,6 +263,36 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
     }
     checker.abort();
     check_logs(&cluster, &trace);
+    // Every migration ends: done or cancelled, within a bounded time of
+    // the heal (one that began just before it still has its copy to do).
+    let mut waited = Duration::ZERO;
+    while waited < MIGRATIONS_END_WAIT
+        && cluster
+            .history()
+            .latest()
+            .is_some_and(|map| !map.migrations.is_empty())
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        waited += Duration::from_millis(250);
+    }
+    if let Some(map) = cluster.history().latest() {
+        if let Some(migration) = map.migrations.values().next() {
+            trace.violation(
+                MIGRATIONS_END,
+                format!(
+                    "migration {} of slots {} (shard {} to {}) is still {} {} s after the \
+                     clients stopped (map version {})",
+                    migration.id,
+                    polis_cluster::migration::render(&migration.slots),
+                    migration.source,
+                    migration.target,
+                    migration.phase.name(),
+                    waited.as_secs(),
+                    map.version
+                ),
+            );
+        }
+    }
     let history = recorder.events();
     if let Err(detail) = linearizable::check(&history) {
         trace.violation(linearizable::NAME, detail);
@@ -290,6 +320,11 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         config,
     }
 }
+
+/// Name of the violation of a migration that never ended.
+pub const MIGRATIONS_END: &str = "migrations-end";
+/// How long after the clients stop a migration may take to end.
+const MIGRATIONS_END_WAIT: Duration = Duration::from_secs(30);
 
 /// Compares the nodes' logs of every group, as they are and as they would
 /// survive a crash.

@@ -54,6 +54,10 @@ pub enum TraceEvent {
         owners: Vec<(GroupId, Vec<SlotRange>)>,
         /// Each node's incarnation in that map.
         incarnations: Vec<(NodeId, u64)>,
+        /// The migrations under way, with their phase.
+        migrations: Vec<(u64, &'static str)>,
+        /// How many migrations began so far.
+        migrations_begun: u64,
     },
     /// Shard `group` on `node` applied a write to `slot` while it owned
     /// the slots of map version `version`.
