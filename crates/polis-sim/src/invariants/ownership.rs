@@ -97,6 +97,8 @@ mod tests {
                     (GroupId(2), vec![range(100, 16383)]),
                 ],
                 incarnations: Vec::new(),
+                migrations: Vec::new(),
+                migrations_begun: 0,
             })
             .unwrap();
         checker
@@ -107,6 +109,8 @@ mod tests {
                     (GroupId(2), vec![range(50, 16383)]),
                 ],
                 incarnations: Vec::new(),
+                migrations: Vec::new(),
+                migrations_begun: 0,
             })
             .unwrap();
         checker.observe(&write(1, 60, 1)).unwrap();
