@@ -30,11 +30,14 @@ pub enum FaultKind {
     Delay,
     /// 20-40 % of messages lost.
     Loss,
+    /// A range of 2,048 slots moved to another shard (a slot migration,
+    /// which runs on while other faults come and go).
+    MoveSlots,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Partition,
         FaultKind::IsolateLeader,
         FaultKind::Bridge,
@@ -43,6 +46,7 @@ impl FaultKind {
         FaultKind::PauseKill,
         FaultKind::Delay,
         FaultKind::Loss,
+        FaultKind::MoveSlots,
     ];
 
     /// True for faults that need fault injection in the peer transport.
@@ -59,7 +63,10 @@ impl FaultKind {
 
     /// True for faults that need control of the processes.
     pub fn is_process(self) -> bool {
-        !self.is_network()
+        matches!(
+            self,
+            FaultKind::Kill | FaultKind::Pause | FaultKind::PauseKill
+        )
     }
 
     fn name(self) -> &'static str {
@@ -72,6 +79,7 @@ impl FaultKind {
             FaultKind::PauseKill => "pause-kill",
             FaultKind::Delay => "delay",
             FaultKind::Loss => "loss",
+            FaultKind::MoveSlots => "move-slots",
         }
     }
 }
@@ -97,7 +105,8 @@ impl FromStr for FaultKind {
 }
 
 /// Parses a comma-separated list of fault kinds; `all`, `network` and
-/// `process` name groups, `none` the empty list.
+/// `process` name groups (`move-slots` is in `all` only), `none` the
+/// empty list.
 ///
 /// # Errors
 /// Returns an error naming an unknown kind.
@@ -140,6 +149,7 @@ pub fn plan(kinds: &[FaultKind], nodes: &[u64], rng: &mut StdRng) -> Option<Plan
     let amount = match kind {
         FaultKind::Delay => rng.random_range(50..=300),
         FaultKind::Loss => rng.random_range(20..=40),
+        FaultKind::MoveSlots => rng.random_range(0..16_384),
         _ => 0,
     };
     Some(PlannedFault {

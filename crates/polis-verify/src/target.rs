@@ -67,6 +67,9 @@ impl Target {
             Target::Redis(_) if kind.is_network() && kind != FaultKind::IsolateLeader => Some(
                 format!("{kind} needs fault injection in the transport, which Redis has not"),
             ),
+            Target::Redis(_) if kind == FaultKind::MoveSlots => {
+                Some("move-slots needs polis's slot migrations".to_owned())
+            }
             _ => None,
         }
     }
@@ -189,7 +192,40 @@ impl Target {
     }
 }
 
+/// Slots one move-slots fault moves.
+const MOVED_SLOTS: u16 = 2048;
+
 impl PolisTarget {
+    /// Begins moving 2,048 slots from the shard owning the slot the plan
+    /// drew to the next shard; the migration runs on by itself.
+    async fn move_slots(&mut self, fault: &PlannedFault) -> anyhow::Result<(String, Undo)> {
+        let admins: Vec<String> = self.faults.members().values().cloned().collect();
+        let status = admin::wait_until_ready(&admins, Duration::from_secs(3)).await?;
+        let shards: Vec<u64> = status["shards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|shard| shard["id"].as_u64())
+            .collect();
+        if shards.len() < 2 {
+            bail!(
+                "move-slots needs two shards or more (start the cluster with --shards 2 or more)"
+            );
+        }
+        let slot = u16::try_from(fault.amount % 16_384)?;
+        let start = slot.min(16_384 - MOVED_SLOTS);
+        let end = start + MOVED_SLOTS - 1;
+        let owner = admin::slot_owner(&status, start).context("a slot without an owner")?;
+        let at = shards.iter().position(|id| *id == owner).unwrap_or(0);
+        let target = shards[(at + 1) % shards.len()];
+        let addr = admins.first().context("no nodes")?;
+        let said = admin::begin_migration(addr, &format!("{start}-{end}"), target).await?;
+        Ok((
+            format!("move slots {start}-{end} to shard {target}: {said}"),
+            Undo::Heal,
+        ))
+    }
+
     fn cluster(&mut self) -> anyhow::Result<&mut LocalCluster> {
         self.cluster
             .as_mut()
@@ -256,6 +292,7 @@ impl PolisTarget {
                     Undo::Restart(victim),
                 ))
             }
+            FaultKind::MoveSlots => self.move_slots(fault).await,
             FaultKind::Pause => {
                 self.cluster()?.pause(victim)?;
                 Ok((format!("pause node {victim}{aimed}"), Undo::Resume(victim)))

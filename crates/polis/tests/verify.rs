@@ -189,3 +189,33 @@ async fn the_checker_catches_redis_losing_acknowledged_writes() {
     assert!(lost > 0, "the control lost nothing: {}", run.summary);
     println!("control: Redis lost {lost} acknowledged writes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_stays_linearizable_while_slots_move_under_kills_and_partitions() {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--faults",
+            "move-slots,kill,partition",
+            "--duration-secs",
+            "60",
+        ],
+        out.path(),
+    )
+    .await;
+    let moves = run
+        .events
+        .iter()
+        .filter(|e| e["f"] == "nemesis" && e["phase"] == "start" && e["error"].is_null())
+        .filter(|e| {
+            e["fault"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("move slots")
+        })
+        .count();
+    println!("slot moves begun: {moves}");
+    assert!(moves >= 1, "no slot move began: {}", run.summary);
+    assert!(run.count("ok", "read") >= 500);
+    assert_meaningful_and_valid(&run, 5);
+}
