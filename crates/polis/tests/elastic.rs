@@ -305,3 +305,81 @@ async fn a_removed_node_is_drained_then_stops_and_is_refused_when_it_returns() {
         "{again}"
     );
 }
+
+/// Returns how many shard replicas each node holds, as `status` says.
+fn replicas_held(status: &serde_json::Value) -> Option<std::collections::BTreeMap<u64, usize>> {
+    let mut held = std::collections::BTreeMap::new();
+    for shard in status["shards"].as_array()? {
+        for replica in shard["replicas"].as_array()? {
+            *held.entry(replica["node_id"].as_u64()?).or_default() += 1;
+        }
+    }
+    Some(held)
+}
+
+/// Waits until the active nodes `nodes` hold the replicas evenly (no two
+/// differ by more than one), each runs exactly its replicas as voters of
+/// groups of three, and every shard serves.
+async fn wait_even(
+    cluster: &Cluster,
+    nodes: &[u64],
+    what: &str,
+) -> std::collections::BTreeMap<u64, usize> {
+    wait_for(what, Duration::from_secs(180), || async {
+        let status = cluster.cluster_status(1).await?;
+        let held = replicas_held(&status)?;
+        let counts: Vec<usize> = nodes
+            .iter()
+            .map(|id| held.get(id).copied().unwrap_or(0))
+            .collect();
+        let even = counts.iter().max()? - counts.iter().min()? <= 1;
+        let only_these = held.keys().all(|id| nodes.contains(id));
+        let serving = status["shards"]
+            .as_array()?
+            .iter()
+            .all(|shard| shard["serving"] == true);
+        for id in nodes {
+            let runs = shard_groups_of_three(cluster, *id).await?;
+            (runs == held.get(id).copied().unwrap_or(0)).then_some(())?;
+        }
+        (even && only_these && serving).then_some(held)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_grow_to_five_and_shrink_back_to_three_under_a_steady_writer() {
+    let mut cluster = Cluster::start(3, &["--shards", "3"]);
+    let before = cluster.wait_ready(Duration::from_secs(60)).await;
+    let probe = Probe::start(cluster.resp_addrs(), shard_keys(&before, "scale"), 3);
+    probe.wait_acked(9).await;
+
+    assert_eq!(cluster.add_node(1), 4);
+    assert_eq!(cluster.add_node(2), 5);
+    let held = wait_even(&cluster, &[1, 2, 3, 4, 5], "nine replicas over five nodes").await;
+    assert_eq!(held.values().sum::<usize>(), 9, "{held:?}");
+    assert!(
+        held[&4] >= 1 && held[&5] >= 1,
+        "the new nodes took their share: {held:?}"
+    );
+    // The writer keeps going through the scale-down: every shard takes
+    // new writes after it.
+    let acked = probe
+        .snapshot()
+        .values()
+        .filter_map(|log| log.acked_max)
+        .max()
+        .unwrap_or(0);
+
+    let admin = cluster.node(1).admin.clone();
+    for leaving in [5u64, 4] {
+        let (removed, said) =
+            polis_cluster(&["--node", &admin, "remove-node", &leaving.to_string()]);
+        assert!(removed, "{said}");
+    }
+    let held = wait_even(&cluster, &[1, 2, 3], "nine replicas back on three nodes").await;
+    assert_eq!(held.values().copied().collect::<Vec<_>>(), [3, 3, 3]);
+    probe.wait_acked(acked + 9).await;
+    let logs = probe.stop().await;
+    assert_nothing_lost(cluster.resp_addrs()[..3].to_vec(), &logs).await;
+}
