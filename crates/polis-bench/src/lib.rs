@@ -14,6 +14,7 @@ pub mod idle;
 pub mod keys;
 pub mod limits;
 pub mod memory;
+pub mod migration;
 pub mod peers;
 pub mod report;
 pub mod schedule;

@@ -34,6 +34,33 @@ enum BenchCommand {
     /// Starts 3-node clusters with more and more shards and measures what
     /// they cost while idle: time to serve, CPU, memory per replica.
     Idle(IdleArgs),
+    /// Measures moving slots between shards on a 3-node cluster: against
+    /// the time loading the same keys took, the SET p99 on other slots
+    /// meanwhile, and under writes into the moving slots.
+    Migration(MigrationArgs),
+}
+
+/// Flags of `polis bench migration`.
+#[derive(Debug, Args)]
+struct MigrationArgs {
+    /// Keys loaded over all slots (shard 1's third of them moves).
+    #[arg(long, default_value_t = 3_000_000)]
+    keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Writes per second into the moving slots during the second move.
+    #[arg(long, default_value_t = 10_000)]
+    write_rate: u64,
+    /// Where the cluster keeps its data [default: a temporary directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Write the figures as JSON to this file too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Extra flags for every `polis server` started here (after `--`).
+    #[arg(last = true)]
+    server_args: Vec<String>,
 }
 
 /// Flags of `polis bench idle`.
@@ -197,6 +224,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Run(args) => run_one(*args).await,
         BenchCommand::Compare(args) => run_compare(*args).await,
         BenchCommand::Idle(args) => run_idle(args).await,
+        BenchCommand::Migration(args) => run_migration(args).await,
     }
 }
 
@@ -259,6 +287,56 @@ async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
     if !report.errors.is_empty() {
         bail!("{}", report.errors.join("; "));
     }
+    Ok(())
+}
+
+async fn run_migration(args: MigrationArgs) -> anyhow::Result<()> {
+    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let config = polis_bench::migration::MigrationConfig {
+        keys: args.keys,
+        value_size: args.value_size,
+        write_rate: args.write_rate,
+        peers: PeerConfig {
+            polis: std::env::current_exe().context("locating the polis binary")?,
+            etcd: PathBuf::from("etcd"),
+            redis_server: PathBuf::from("redis-server"),
+            polis_server_args: args.server_args.clone(),
+        },
+        data_dir,
+    };
+    println!(
+        "polis bench migration: {} keys of {} bytes on 3 nodes, 3 shards",
+        args.keys, args.value_size
+    );
+    let report = polis_bench::migration::measure(&config, &|line| println!("  {line}")).await?;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "move {:.1} s / load of the same keys {:.1} s = {:.2} (target <= 0.5: {})",
+        report.move_s,
+        report.load_moved_s,
+        report.move_vs_load,
+        verdict(report.move_vs_load <= 0.5)
+    );
+    println!(
+        "SET p99 on slots not moving: {:.2} ms during / {:.2} ms idle = {:.2} (target <= 2: {})",
+        report.p99_during_move_ms,
+        report.p99_idle_ms,
+        report.p99_ratio,
+        verdict(report.p99_ratio <= 2.0)
+    );
+    println!(
+        "move under {:.0} writes/s: {:.1} s / {:.1} s = {:.2} (target <= 2: {})",
+        report.writes_per_s_during,
+        report.move_under_writes_s,
+        report.move_s,
+        report.move_under_writes_ratio,
+        verdict(report.move_under_writes_ratio <= 2.0)
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    drop(temporary);
     Ok(())
 }
 

@@ -13,7 +13,7 @@
 mod engine;
 pub mod etcd;
 pub mod resp;
-mod resp_load;
+pub mod resp_load;
 pub mod routes;
 
 use std::sync::{Arc, Mutex};
