@@ -56,6 +56,9 @@ const ATTEMPTS_MAX: usize = 50;
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// How long the target's leader may take to stage one chunk.
 const STAGE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Chunks in flight to the target at once (its leader batches them into
+/// fewer appends and fsyncs).
+const WINDOW: usize = 4;
 
 /// What a migration driver did so far, for `/status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -377,6 +380,7 @@ struct Sender {
     reset: bool,
     sent_bytes: u64,
     started: Instant,
+    in_flight: futures::stream::FuturesUnordered<InFlight>,
 }
 
 impl Sender {
@@ -389,6 +393,7 @@ impl Sender {
             reset: true,
             sent_bytes: 0,
             started: Instant::now(),
+            in_flight: futures::stream::FuturesUnordered::new(),
         }
     }
 
@@ -424,6 +429,7 @@ impl Sender {
         if !chunk.is_empty() || self.reset {
             self.stage(chunk, bytes).await?;
         }
+        self.flush().await?;
         Ok(mark.unwrap_or(0))
     }
 
@@ -442,11 +448,12 @@ impl Sender {
         if !chunk.is_empty() {
             self.stage(chunk, bytes).await?;
         }
-        Ok(())
+        self.flush().await
     }
 
-    /// Stages one chunk on the target's leader (committed there when this
-    /// returns), within the bytes-per-second limit.
+    /// Stages one chunk on the target's leader, with up to [`WINDOW`]
+    /// chunks in flight (the first, which resets the staging, alone);
+    /// [`Sender::flush`] waits for them all.
     async fn stage(&mut self, keys: Vec<ShippedKey>, bytes: usize) -> Result<(), String> {
         let count = keys.len() as u64;
         let request = NodeRequest::Stage {
@@ -456,63 +463,46 @@ impl Sender {
             reset: self.reset,
             keys,
         };
-        let mut last = String::new();
-        for _ in 0..ATTEMPTS_MAX {
-            if current(&self.node, self.id).is_none() {
-                return Err("the migration ended".into());
-            }
-            match self.stage_once(&request).await {
-                Ok(()) => {
-                    self.reset = false;
-                    self.sent_bytes += bytes as u64;
-                    note(&self.node, self.id, |progress| {
-                        progress.keys_sent += count;
-                        progress.bytes_sent += bytes as u64;
-                    });
-                    self.pace().await;
-                    return Ok(());
-                }
-                Err(StageError::Refused(reason)) => return Err(reason),
-                Err(StageError::Retry(reason)) => {
-                    tracing::debug!(migration = self.id, %reason, "staging tried again");
-                    last = reason;
-                }
-            }
-            tokio::time::sleep(RETRY_AFTER).await;
+        let staging = stage_chunk(self.node.clone(), self.id, self.target, request);
+        let staging: InFlight = Box::pin(async move { staging.await.map(|()| (count, bytes)) });
+        if self.reset {
+            let done = staging.await?;
+            self.reset = false;
+            self.account(done).await;
+            return Ok(());
         }
-        Err(last)
+        self.in_flight.push(staging);
+        while self.in_flight.len() >= WINDOW {
+            self.complete_one().await?;
+        }
+        Ok(())
     }
 
-    async fn stage_once(&self, request: &NodeRequest) -> Result<(), StageError> {
-        let leader = self
-            .node
-            .leaders()
-            .get(&self.target)
-            .copied()
-            .ok_or_else(|| {
-                StageError::Retry(format!("shard {} has no known leader", self.target))
-            })?;
-        let answer = if leader == self.node.config.node_id {
-            rpc::answer(&self.node, leader, request.clone()).await
-        } else {
-            let addr = self
-                .node
-                .peer_addr(leader)
-                .ok_or_else(|| StageError::Retry(format!("no address for node {leader}")))?;
-            rpc::call_within(&self.node, &addr, request, STAGE_TIMEOUT)
-                .await
-                .map_err(StageError::Retry)?
-        };
-        match answer {
-            NodeAnswer::Changed(_) => Ok(()),
-            NodeAnswer::Refused(reason) => Err(StageError::Refused(reason)),
-            NodeAnswer::Retry(reason) => Err(StageError::Retry(reason)),
-            other => Err(StageError::Retry(format!("unexpected answer {other:?}"))),
+    /// Waits for every chunk in flight.
+    async fn flush(&mut self) -> Result<(), String> {
+        while !self.in_flight.is_empty() {
+            self.complete_one().await?;
         }
+        Ok(())
     }
 
-    /// Sleeps as long as the bytes shipped so far are ahead of the limit.
-    async fn pace(&self) {
+    async fn complete_one(&mut self) -> Result<(), String> {
+        use futures::StreamExt;
+        if let Some(done) = self.in_flight.next().await {
+            let done = done?;
+            self.account(done).await;
+        }
+        Ok(())
+    }
+
+    /// Counts a staged chunk and sleeps as long as the bytes shipped so
+    /// far are ahead of the limit.
+    async fn account(&mut self, (count, bytes): (u64, usize)) {
+        self.sent_bytes += bytes as u64;
+        note(&self.node, self.id, |progress| {
+            progress.keys_sent += count;
+            progress.bytes_sent += bytes as u64;
+        });
         let limit = self.node.config.migration_bytes_per_sec;
         if limit == 0 {
             return;
@@ -522,6 +512,64 @@ impl Sender {
         if due > elapsed {
             tokio::time::sleep(due - elapsed).await;
         }
+    }
+}
+
+/// A chunk being staged: its keys and bytes once committed.
+type InFlight =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, usize), String>> + Send>>;
+
+/// Stages one chunk on the target's leader (committed there when this
+/// returns), trying again while the leader changes.
+async fn stage_chunk(
+    node: Arc<Node>,
+    id: u64,
+    target: GroupId,
+    request: NodeRequest,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS_MAX {
+        if current(&node, id).is_none() {
+            return Err("the migration ended".into());
+        }
+        match stage_once(&node, target, &request).await {
+            Ok(()) => return Ok(()),
+            Err(StageError::Refused(reason)) => return Err(reason),
+            Err(StageError::Retry(reason)) => {
+                tracing::debug!(migration = id, %reason, "staging tried again");
+                last = reason;
+            }
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+    Err(last)
+}
+
+async fn stage_once(
+    node: &Arc<Node>,
+    target: GroupId,
+    request: &NodeRequest,
+) -> Result<(), StageError> {
+    let leader = node
+        .leaders()
+        .get(&target)
+        .copied()
+        .ok_or_else(|| StageError::Retry(format!("shard {target} has no known leader")))?;
+    let answer = if leader == node.config.node_id {
+        rpc::answer(node, leader, request.clone()).await
+    } else {
+        let addr = node
+            .peer_addr(leader)
+            .ok_or_else(|| StageError::Retry(format!("no address for node {leader}")))?;
+        rpc::call_within(node, &addr, request, STAGE_TIMEOUT)
+            .await
+            .map_err(StageError::Retry)?
+    };
+    match answer {
+        NodeAnswer::Changed(_) => Ok(()),
+        NodeAnswer::Refused(reason) => Err(StageError::Refused(reason)),
+        NodeAnswer::Retry(reason) => Err(StageError::Retry(reason)),
+        other => Err(StageError::Retry(format!("unexpected answer {other:?}"))),
     }
 }
 
