@@ -46,7 +46,7 @@ const ROUNDS_MAX: usize = 8;
 const FREEZE_WHEN_FEWER: usize = 256;
 /// Freezes that may outlast their bound before the migration is
 /// cancelled as unable to converge.
-const FREEZES_MAX: u32 = 5;
+const FREEZES_MAX: u32 = 10;
 /// How long the driver waits for the target to serve after the switch.
 const SERVE_WAIT: Duration = Duration::from_millis(200);
 /// Tries of a step that meets a leader change (the meta group's or the
