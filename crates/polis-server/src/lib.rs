@@ -40,6 +40,7 @@ pub mod replicas;
 pub mod rpc;
 pub mod server_commands;
 pub mod settings;
+pub mod shipping;
 pub mod stats;
 
 pub use config::{ClusterShape, MemberSpec, ServerConfig};

@@ -258,3 +258,69 @@ fn a_cancelled_migration_thaws_the_source_and_drops_the_staging() {
         "nothing staged survives a cancel"
     );
 }
+
+#[test]
+fn a_late_entry_of_an_ended_migration_never_touches_a_newer_one() {
+    let foo = key_hash_slot(b"foo");
+    let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
+    let mut source = DataMachine::new(GroupId(1));
+    apply(&mut source, 1, &own(1, &[(0, 16383)]));
+    apply(
+        &mut source,
+        2,
+        &Op::Track {
+            migration: 5,
+            slots: moving.clone(),
+        },
+    );
+    apply(&mut source, 3, &Op::Command(logged("SET foo 1")));
+    // Migration 4 ended; its driver's late Track must not reset 5's.
+    apply(
+        &mut source,
+        4,
+        &Op::Track {
+            migration: 4,
+            slots: moving.clone(),
+        },
+    );
+    assert_eq!(
+        source.migrations.outgoing.as_ref().map(|o| o.migration),
+        Some(5)
+    );
+    assert_eq!(source.migrations.changed_after(&source.db, 0).len(), 1);
+
+    let mut target = DataMachine::new(GroupId(2));
+    let entry = |value: &str| {
+        Some(polis_store::Entry {
+            value: polis_store::Value::String(Bytes::from(value.to_owned())),
+            expire_at_ms: None,
+        })
+    };
+    let staged = |migration, value: &str| Op::Stage {
+        migration,
+        slots: moving.clone(),
+        reset: true,
+        keys: vec![(Bytes::from("old"), entry(value))],
+    };
+    // A cancelled migration 4 left a staged key; migration 5 begins.
+    apply(&mut target, 1, &staged(4, "stale"));
+    apply(
+        &mut target,
+        2,
+        &Op::Stage {
+            migration: 5,
+            slots: moving.clone(),
+            reset: true,
+            keys: vec![(Bytes::from("foo"), entry("1"))],
+        },
+    );
+    // A late chunk of 4 arrives after 5's.
+    apply(&mut target, 3, &staged(4, "stale"));
+    apply(&mut target, 4, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(get(&target, "foo"), Some(Bytes::from("1")));
+    assert_eq!(
+        get(&target, "old"),
+        None,
+        "nothing of the ended migration went live"
+    );
+}

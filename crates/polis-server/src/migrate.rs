@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polis_cluster::{MapChange, Migration, MigrationPhase};
-use polis_types::{GroupId, SlotSet};
+
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -33,13 +33,9 @@ use crate::controller::{self, lock, spawn_exclusive};
 use crate::machine::{Applied, Op};
 use crate::migrating::ShippedKey;
 use crate::node::{Node, ShardGroup};
-use crate::rpc::{self, NodeAnswer, NodeRequest};
+use crate::rpc::{NodeAnswer, NodeRequest};
+use crate::shipping::Sender;
 
-/// Keys read from the source's keyspace per page of the copy.
-const PAGE_KEYS: usize = 1024;
-/// Bytes of keys per `Stage` entry, at most (a larger single key goes
-/// alone).
-const CHUNK_BYTES: usize = 1 << 20;
 /// Copy rounds before the slots are frozen even if keys keep changing.
 const ROUNDS_MAX: usize = 8;
 /// A round that ships this few keys is the last before the freeze.
@@ -51,14 +47,9 @@ const FREEZES_MAX: u32 = 10;
 const SERVE_WAIT: Duration = Duration::from_millis(200);
 /// Tries of a step that meets a leader change (the meta group's or the
 /// target's) before the driver gives up and starts over.
-const ATTEMPTS_MAX: usize = 50;
+pub(crate) const ATTEMPTS_MAX: usize = 50;
 /// Pause between two tries.
-const RETRY_AFTER: Duration = Duration::from_millis(200);
-/// How long the target's leader may take to stage one chunk.
-const STAGE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Chunks in flight to the target at once (its leader batches them into
-/// fewer appends and fsyncs).
-const WINDOW: usize = 4;
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// What a migration driver did so far, for `/status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -114,7 +105,7 @@ pub fn progress(node: &Node) -> Vec<(u64, Progress)> {
         .collect()
 }
 
-fn note(node: &Node, id: u64, update: impl FnOnce(&mut Progress)) {
+pub(crate) fn note(node: &Node, id: u64, update: impl FnOnce(&mut Progress)) {
     let mut all = lock(&node.work.migration_progress);
     let progress = all.entry(id).or_insert_with(|| Progress {
         started: Some(Instant::now()),
@@ -159,7 +150,7 @@ fn clean_up(node: &Arc<Node>, group: &ShardGroup, map: &polis_cluster::ClusterMa
     });
 }
 
-async fn propose(group: &ShardGroup, op: &Op) -> Result<Applied, String> {
+pub(crate) async fn propose(group: &ShardGroup, op: &Op) -> Result<Applied, String> {
     let payload = op.encode().map_err(|error| error.to_string())?;
     let answer = group
         .propose(payload)
@@ -169,7 +160,7 @@ async fn propose(group: &ShardGroup, op: &Op) -> Result<Applied, String> {
 }
 
 /// Returns the migration as the node's map has it now.
-fn current(node: &Node, id: u64) -> Option<Migration> {
+pub(crate) fn current(node: &Node, id: u64) -> Option<Migration> {
     node.view()?.map().migrations.get(&id).cloned()
 }
 
@@ -369,249 +360,4 @@ async fn meta_change(node: &Arc<Node>, change: MapChange) -> Result<(), String> 
         tokio::time::sleep(RETRY_AFTER).await;
     }
     Err(last)
-}
-
-/// Ships keys to the target's leader in chunks.
-struct Sender {
-    node: Arc<Node>,
-    id: u64,
-    target: GroupId,
-    slots: SlotSet,
-    reset: bool,
-    sent_bytes: u64,
-    started: Instant,
-    in_flight: futures::stream::FuturesUnordered<InFlight>,
-}
-
-impl Sender {
-    fn new(node: &Arc<Node>, migration: &Migration, slots: SlotSet) -> Self {
-        Self {
-            node: node.clone(),
-            id: migration.id,
-            target: migration.target,
-            slots,
-            reset: true,
-            sent_bytes: 0,
-            started: Instant::now(),
-            in_flight: futures::stream::FuturesUnordered::new(),
-        }
-    }
-
-    /// Copies every key of the slots; returns the log index from which
-    /// changes must still be shipped.
-    async fn copy_all(&mut self, group: &ShardGroup) -> Result<u64, String> {
-        let mut cursor = 0;
-        let mut mark = None;
-        let mut chunk: Vec<ShippedKey> = Vec::new();
-        let mut bytes = 0;
-        loop {
-            let (page, next) = {
-                let state = group.state().read();
-                mark.get_or_insert(state.last_applied.map_or(0, |log_id| log_id.index));
-                state
-                    .app
-                    .migrations
-                    .copy_page(&state.app.db, cursor, PAGE_KEYS)
-            };
-            for key in page {
-                bytes += shipped_bytes(&key);
-                chunk.push(key);
-                if bytes >= CHUNK_BYTES {
-                    self.stage(std::mem::take(&mut chunk), bytes).await?;
-                    bytes = 0;
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        if !chunk.is_empty() || self.reset {
-            self.stage(chunk, bytes).await?;
-        }
-        self.flush().await?;
-        Ok(mark.unwrap_or(0))
-    }
-
-    /// Ships `keys` in chunks.
-    async fn send(&mut self, keys: Vec<ShippedKey>) -> Result<(), String> {
-        let mut chunk = Vec::new();
-        let mut bytes = 0;
-        for key in keys {
-            bytes += shipped_bytes(&key);
-            chunk.push(key);
-            if bytes >= CHUNK_BYTES {
-                self.stage(std::mem::take(&mut chunk), bytes).await?;
-                bytes = 0;
-            }
-        }
-        if !chunk.is_empty() {
-            self.stage(chunk, bytes).await?;
-        }
-        self.flush().await
-    }
-
-    /// Stages one chunk on the target's leader, with up to [`WINDOW`]
-    /// chunks in flight (the first, which resets the staging, alone);
-    /// [`Sender::flush`] waits for them all.
-    async fn stage(&mut self, keys: Vec<ShippedKey>, bytes: usize) -> Result<(), String> {
-        let count = keys.len() as u64;
-        let request = NodeRequest::Stage {
-            shard: self.target,
-            migration: self.id,
-            slots: self.slots.clone(),
-            reset: self.reset,
-            keys,
-        };
-        let staging = stage_chunk(self.node.clone(), self.id, self.target, request);
-        let staging: InFlight = Box::pin(async move { staging.await.map(|()| (count, bytes)) });
-        if self.reset {
-            let done = staging.await?;
-            self.reset = false;
-            self.account(done).await;
-            return Ok(());
-        }
-        self.in_flight.push(staging);
-        while self.in_flight.len() >= WINDOW {
-            self.complete_one().await?;
-        }
-        Ok(())
-    }
-
-    /// Waits for every chunk in flight.
-    async fn flush(&mut self) -> Result<(), String> {
-        while !self.in_flight.is_empty() {
-            self.complete_one().await?;
-        }
-        Ok(())
-    }
-
-    async fn complete_one(&mut self) -> Result<(), String> {
-        use futures::StreamExt;
-        if let Some(done) = self.in_flight.next().await {
-            let done = done?;
-            self.account(done).await;
-        }
-        Ok(())
-    }
-
-    /// Counts a staged chunk and sleeps as long as the bytes shipped so
-    /// far are ahead of the limit.
-    async fn account(&mut self, (count, bytes): (u64, usize)) {
-        self.sent_bytes += bytes as u64;
-        note(&self.node, self.id, |progress| {
-            progress.keys_sent += count;
-            progress.bytes_sent += bytes as u64;
-        });
-        let limit = self.node.config.migration_bytes_per_sec;
-        if limit == 0 {
-            return;
-        }
-        let due = Duration::from_secs_f64(self.sent_bytes as f64 / limit as f64);
-        let elapsed = self.started.elapsed();
-        if due > elapsed {
-            tokio::time::sleep(due - elapsed).await;
-        }
-    }
-}
-
-/// A chunk being staged: its keys and bytes once committed.
-type InFlight =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, usize), String>> + Send>>;
-
-/// Stages one chunk on the target's leader (committed there when this
-/// returns), trying again while the leader changes.
-async fn stage_chunk(
-    node: Arc<Node>,
-    id: u64,
-    target: GroupId,
-    request: NodeRequest,
-) -> Result<(), String> {
-    let mut last = String::new();
-    for _ in 0..ATTEMPTS_MAX {
-        if current(&node, id).is_none() {
-            return Err("the migration ended".into());
-        }
-        match stage_once(&node, target, &request).await {
-            Ok(()) => return Ok(()),
-            Err(StageError::Refused(reason)) => return Err(reason),
-            Err(StageError::Retry(reason)) => {
-                tracing::debug!(migration = id, %reason, "staging tried again");
-                last = reason;
-            }
-        }
-        tokio::time::sleep(RETRY_AFTER).await;
-    }
-    Err(last)
-}
-
-async fn stage_once(
-    node: &Arc<Node>,
-    target: GroupId,
-    request: &NodeRequest,
-) -> Result<(), StageError> {
-    let leader = node
-        .leaders()
-        .get(&target)
-        .copied()
-        .ok_or_else(|| StageError::Retry(format!("shard {target} has no known leader")))?;
-    let answer = if leader == node.config.node_id {
-        rpc::answer(node, leader, request.clone()).await
-    } else {
-        let addr = node
-            .peer_addr(leader)
-            .ok_or_else(|| StageError::Retry(format!("no address for node {leader}")))?;
-        rpc::call_within(node, &addr, request, STAGE_TIMEOUT)
-            .await
-            .map_err(StageError::Retry)?
-    };
-    match answer {
-        NodeAnswer::Changed(_) => Ok(()),
-        NodeAnswer::Refused(reason) => Err(StageError::Refused(reason)),
-        NodeAnswer::Retry(reason) => Err(StageError::Retry(reason)),
-        other => Err(StageError::Retry(format!("unexpected answer {other:?}"))),
-    }
-}
-
-/// Why a chunk was not staged.
-enum StageError {
-    /// For good: the migration ended.
-    Refused(String),
-    /// For now: a leader is changing.
-    Retry(String),
-}
-
-fn shipped_bytes((key, entry): &ShippedKey) -> usize {
-    key.len() + entry.as_ref().map_or(0, |entry| entry.value.mem_bytes()) + 16
-}
-
-/// Stages keys on shard `shard`, which this node leads (the target of a
-/// migration): answers once the entry applied.
-pub(crate) async fn stage(
-    node: &Arc<Node>,
-    shard: GroupId,
-    migration: u64,
-    slots: SlotSet,
-    reset: bool,
-    keys: Vec<ShippedKey>,
-) -> NodeAnswer {
-    let Some(group) = node.shard(shard).filter(|group| group.is_leader()) else {
-        return NodeAnswer::Retry(format!("this node does not lead shard {shard}"));
-    };
-    if node
-        .view()
-        .is_some_and(|view| view.map().migration_ended(migration))
-    {
-        return NodeAnswer::Refused(format!("migration {migration} ended"));
-    }
-    let op = Op::Stage {
-        migration,
-        slots,
-        reset,
-        keys,
-    };
-    match propose(&group, &op).await {
-        Ok(_) => NodeAnswer::Changed(node.map.version()),
-        Err(error) => NodeAnswer::Retry(error),
-    }
 }

@@ -48,10 +48,14 @@ impl Migrations {
     /// Starts recording changes to `slots` for `migration` (again: a
     /// repeated entry changes nothing).
     pub fn track(&mut self, migration: u64, slots: SlotSet) {
+        // The same migration again changes nothing; an older one (a late
+        // entry of a driver whose migration ended) must not replace the
+        // tracking of a newer one: a shard takes part in one at a time,
+        // and ids only grow.
         if self
             .outgoing
             .as_ref()
-            .is_some_and(|outgoing| outgoing.migration == migration)
+            .is_some_and(|outgoing| outgoing.migration >= migration)
         {
             return;
         }
@@ -120,6 +124,13 @@ impl Migrations {
 
     /// Stages `keys` for `migration`; `reset` first drops what was staged.
     pub fn stage(&mut self, migration: u64, slots: SlotSet, reset: bool, keys: Vec<ShippedKey>) {
+        // A late chunk of an older migration is dropped; a newer
+        // migration's first chunk drops what older ones left, so that
+        // nothing stale is ever made live beside it.
+        if self.incoming.keys().any(|staged| *staged > migration) {
+            return;
+        }
+        self.incoming.retain(|staged, _| *staged >= migration);
         let incoming = self.incoming.entry(migration).or_insert_with(|| Incoming {
             slots: slots.clone(),
             keys: BTreeMap::new(),

@@ -203,6 +203,6 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             slots,
             reset,
             keys,
-        } => crate::migrate::stage(node, shard, migration, slots, reset, keys).await,
+        } => crate::shipping::stage(node, shard, migration, slots, reset, keys).await,
     }
 }
