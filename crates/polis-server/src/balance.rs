@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polis_cluster::plan::{self, TargetMembers};
-use polis_cluster::{version, EntryFormat, MapChange, MetaCommand, MetaMachine, MetaReply};
+use polis_cluster::{version, EntryFormat, MapChange, MetaMachine};
 use polis_raft::{Group, Leadership};
 use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use tokio::time::Instant;
 
 use crate::controller::{
-    caught_up, lock, spawn_exclusive, BALANCE_EVERY, FAILBACK_AFTER, MOVE_AGAIN_AFTER,
+    caught_up, change_map_in_background, lock, spawn_exclusive, BALANCE_EVERY, FAILBACK_AFTER,
+    MOVE_AGAIN_AFTER,
 };
 use crate::node::{Node, ShardGroup};
 use crate::rpc::{self, NodeAnswer, NodeRequest};
@@ -80,36 +81,27 @@ pub(crate) fn replicas(
     let Some(planned) = plan::replica_move(map, &settled_nodes(node, map), &gone) else {
         return;
     };
-    let command = MetaCommand::Txn {
-        expected: map.version,
-        changes: vec![MapChange::MoveReplica {
+    let rebuild = gone.contains(&planned.from);
+    change_map_in_background(
+        node,
+        meta,
+        map,
+        vec![MapChange::MoveReplica {
             shard: planned.shard,
             from: planned.from,
             to: planned.to,
         }],
-    };
-    let meta = meta.clone();
-    spawn_exclusive(node, META_GROUP, async move {
-        let Ok(payload) = command.encode() else {
-            return;
-        };
-        match meta
-            .propose(payload)
-            .await
-            .map(|answer| MetaReply::decode(&answer))
-        {
-            Ok(MetaReply::Applied { version }) => tracing::info!(
+        move |version| {
+            tracing::info!(
                 shard = %planned.shard,
                 from = %planned.from,
                 to = %planned.to,
                 version,
-                rebuild = gone.contains(&planned.from),
+                rebuild,
                 "replica move started"
-            ),
-            Ok(MetaReply::Failed(error)) => tracing::debug!(%error, "replica move not started"),
-            Err(error) => tracing::debug!(%error, "replica move not proposed"),
-        }
-    });
+            )
+        },
+    );
 }
 
 /// Returns true when every shard's leader is known and counts exactly

@@ -280,16 +280,43 @@ fn raise_cluster_version(
     if supported <= map.cluster_version {
         return;
     }
+    change_map_in_background(
+        node,
+        meta,
+        map,
+        vec![MapChange::RaiseClusterVersion { to: supported }],
+        move |version| tracing::info!(to = supported, version, "cluster version raised"),
+    );
+}
+
+/// Proposes `changes` against `map`'s version on the meta group, which
+/// this node leads, in the background and one meta operation at a time;
+/// `applied` runs with the new version once they commit (a lost
+/// compare-and-set is simply proposed again from a later tick).
+pub(crate) fn change_map_in_background(
+    node: &Arc<Node>,
+    meta: &Group<MetaMachine>,
+    map: &polis_cluster::ClusterMap,
+    changes: Vec<MapChange>,
+    applied: impl FnOnce(u64) + Send + 'static,
+) {
     let command = MetaCommand::Txn {
         expected: map.version,
-        changes: vec![MapChange::RaiseClusterVersion { to: supported }],
+        changes,
     };
     let meta = meta.clone();
     spawn_exclusive(node, META_GROUP, async move {
-        if let Ok(payload) = command.encode() {
-            if let Err(error) = meta.propose(payload).await {
-                tracing::debug!(%error, "cluster version not raised");
-            }
+        let Ok(payload) = command.encode() else {
+            return;
+        };
+        match meta
+            .propose(payload)
+            .await
+            .map(|answer| MetaReply::decode(&answer))
+        {
+            Ok(MetaReply::Applied { version }) => applied(version),
+            Ok(MetaReply::Failed(error)) => tracing::debug!(%error, "map change not made"),
+            Err(error) => tracing::debug!(%error, "map change not proposed"),
         }
     });
 }
@@ -471,27 +498,13 @@ fn finish_removals(node: &Arc<Node>, meta: &Group<MetaMachine>, map: &polis_clus
     if !balance::memberships_settled(node, map) {
         return;
     }
-    let command = MetaCommand::Txn {
-        expected: map.version,
-        changes: vec![MapChange::NodeDrained { node: drained }],
-    };
-    let meta = meta.clone();
-    spawn_exclusive(node, META_GROUP, async move {
-        let Ok(payload) = command.encode() else {
-            return;
-        };
-        match meta
-            .propose(payload)
-            .await
-            .map(|answer| MetaReply::decode(&answer))
-        {
-            Ok(MetaReply::Applied { version }) => {
-                tracing::info!(node = %drained, version, "node drained and removed")
-            }
-            Ok(MetaReply::Failed(error)) => tracing::debug!(%error, "node not removed"),
-            Err(error) => tracing::debug!(%error, "node removal not proposed"),
-        }
-    });
+    change_map_in_background(
+        node,
+        meta,
+        map,
+        vec![MapChange::NodeDrained { node: drained }],
+        move |version| tracing::info!(node = %drained, version, "node drained and removed"),
+    );
 }
 
 /// A node asking to be registered: a member of the map (`addrs` is

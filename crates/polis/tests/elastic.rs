@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::client::FollowingClient;
 use common::probe::{assert_nothing_lost, Probe};
-use common::{node_record, shard_groups_of_three, shard_keys, wait_for, Cluster};
+use common::{node_record, polis_cluster, shard_groups_of_three, shard_keys, wait_for, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_joins_through_any_member_and_follows_the_map() {
@@ -207,22 +207,6 @@ async fn a_node_down_past_down_after_has_its_replicas_rebuilt_elsewhere() {
     .await;
     let logs = probe.stop().await;
     assert_nothing_lost(cluster.resp_addrs()[..3].to_vec(), &logs).await;
-}
-
-/// Runs `polis cluster ARGS` and returns whether it succeeded and what it
-/// printed.
-fn polis_cluster(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
-        .arg("cluster")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use common::client::FollowingClient;
@@ -19,17 +18,9 @@ use redis::Value;
 /// Runs `polis cluster ARGS` against node 1 and returns whether it
 /// succeeded and what it printed.
 fn polis_cluster(cluster: &Cluster, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
-        .args(["cluster", "--node", &cluster.node(1).admin])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    let mut all = vec!["--node", cluster.node(1).admin.as_str()];
+    all.extend_from_slice(args);
+    common::polis_cluster(&all)
 }
 
 fn keys_in(start: u16, end: u16, label: &str, count: usize) -> Vec<String> {
@@ -56,6 +47,7 @@ async fn dbsize_over_leaders(cluster: &Cluster) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slots_move_to_another_shard_under_writes_and_every_key_arrives() {
+    let _turn = common::one_at_a_time().await;
     // Three shards: 0-5460, 5461-10922, 10923-16383.
     let cluster = Cluster::start(3, &["--shards", "3"]);
     cluster.wait_ready(Duration::from_secs(60)).await;
@@ -261,6 +253,7 @@ async fn wait_moved(cluster: &Cluster, ask: u64, slot: u16, shard: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_end_done_or_cancelled_through_kill_9_of_each_leader_and_nothing_is_lost() {
+    let _turn = common::one_at_a_time().await;
     // The copy is slowed to 300 KB/s so that each migration (about 1.4 MB)
     // copies for seconds: long enough to kill a leader in the middle.
     let mut cluster = Cluster::start(3, &["--shards", "3", "--migration-bytes-per-sec", "300000"]);
@@ -338,11 +331,19 @@ async fn migrations_end_done_or_cancelled_through_kill_9_of_each_leader_and_noth
         cancelled && said.contains("cancelled 1 migrations"),
         "{said}"
     );
-    let status = cluster.cluster_status(1).await.unwrap();
-    assert!(
-        status["migrations"].as_array().unwrap().is_empty(),
-        "{status}"
-    );
+    // Node 1 may have restarted lately: it learns of the cancel soon.
+    let status = wait_for(
+        "node 1 to see the migration cancelled",
+        Duration::from_secs(30),
+        || async {
+            let status = cluster.cluster_status(1).await?;
+            status["migrations"]
+                .as_array()?
+                .is_empty()
+                .then_some(status)
+        },
+    )
+    .await;
     assert_eq!(polis_client::admin::slot_owner(&status, start), Some(1));
     let (moved, said) = polis_cluster(&cluster, &["migrate", "--slots", &slots, "--to-shard", "3"]);
     assert!(moved, "{said}");

@@ -383,6 +383,22 @@ impl Drop for Cluster {
     }
 }
 
+/// Runs `polis cluster ARGS` and returns whether it succeeded and what it
+/// printed (standard output, then standard error).
+pub fn polis_cluster(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
+        .arg("cluster")
+        .args(args)
+        .output()
+        .expect("run polis cluster");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// Returns node `id`'s record in a node's `/status`.
 pub fn node_record(status: &serde_json::Value, id: u64) -> Option<serde_json::Value> {
     status["nodes"]
