@@ -324,3 +324,29 @@ fn a_late_entry_of_an_ended_migration_never_touches_a_newer_one() {
         "nothing of the ended migration went live"
     );
 }
+
+#[test]
+fn migrations_of_different_slots_into_one_shard_stage_side_by_side() {
+    // One range owned by two shards makes two migrations into shard 3.
+    let foo = key_hash_slot(b"foo");
+    let bar = key_hash_slot(b"bar");
+    let set = |slot: Slot| SlotSet::from_ranges(&[SlotRange::new(slot, slot).unwrap()]);
+    let entry = Some(polis_store::Entry {
+        value: polis_store::Value::String(Bytes::from("v")),
+        expire_at_ms: None,
+    });
+    let mut target = DataMachine::new(GroupId(3));
+    let stage = |migration, slots: SlotSet, key: &str| Op::Stage {
+        migration,
+        slots,
+        reset: true,
+        keys: vec![(Bytes::from(key.to_owned()), entry.clone())],
+    };
+    apply(&mut target, 1, &stage(7, set(foo), "foo"));
+    apply(&mut target, 2, &stage(8, set(bar), "bar"));
+    apply(&mut target, 3, &stage(7, set(foo), "foo"));
+    let (low, high) = (foo.min(bar).get(), foo.max(bar).get());
+    apply(&mut target, 4, &own(2, &[(low, low), (high, high)]));
+    assert_eq!(get(&target, "foo"), Some(Bytes::from("v")));
+    assert_eq!(get(&target, "bar"), Some(Bytes::from("v")));
+}

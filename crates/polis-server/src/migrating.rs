@@ -34,6 +34,14 @@ pub struct Incoming {
     pub keys: BTreeMap<Bytes, Entry>,
 }
 
+/// Returns true when `a` and `b` share a slot.
+fn overlap(a: &SlotSet, b: &SlotSet) -> bool {
+    a.ranges()
+        .iter()
+        .flat_map(|range| range.slots())
+        .any(|slot| b.contains(slot))
+}
+
 /// A key as the source ships it: its entry, or `None` once deleted.
 pub type ShippedKey = (Bytes, Option<Entry>);
 
@@ -124,13 +132,20 @@ impl Migrations {
 
     /// Stages `keys` for `migration`; `reset` first drops what was staged.
     pub fn stage(&mut self, migration: u64, slots: SlotSet, reset: bool, keys: Vec<ShippedKey>) {
-        // A late chunk of an older migration is dropped; a newer
-        // migration's first chunk drops what older ones left, so that
-        // nothing stale is ever made live beside it.
-        if self.incoming.keys().any(|staged| *staged > migration) {
+        // For the same slots, a late chunk of an older migration is
+        // dropped, and a newer migration's chunk drops what older ones
+        // left, so nothing stale is ever made live beside it. Migrations
+        // of other slots into this shard (one range owned by several
+        // shards makes several) stage side by side.
+        if self
+            .incoming
+            .iter()
+            .any(|(staged, incoming)| *staged > migration && overlap(&incoming.slots, &slots))
+        {
             return;
         }
-        self.incoming.retain(|staged, _| *staged >= migration);
+        self.incoming
+            .retain(|staged, incoming| *staged >= migration || !overlap(&incoming.slots, &slots));
         let incoming = self.incoming.entry(migration).or_insert_with(|| Incoming {
             slots: slots.clone(),
             keys: BTreeMap::new(),
