@@ -191,15 +191,12 @@ async fn the_checker_catches_redis_losing_acknowledged_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_stays_linearizable_while_slots_move_under_kills_and_partitions() {
+async fn polis_stays_linearizable_while_slots_move() {
+    // Every fault is a move (a seed drawing among several kinds may draw
+    // none); moves under kills of each leader are in tests/migration.rs.
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &[
-            "--faults",
-            "move-slots,kill,partition",
-            "--duration-secs",
-            "60",
-        ],
+        &["--faults", "move-slots", "--duration-secs", "60"],
         out.path(),
     )
     .await;
