@@ -243,17 +243,22 @@ fn data_dir_or_temporary(
     Ok((temporary.path().to_path_buf(), Some(temporary)))
 }
 
+/// Returns the peers of a measurement of this binary's polis alone.
+fn local_peers(server_args: &[String]) -> anyhow::Result<PeerConfig> {
+    Ok(PeerConfig {
+        polis: std::env::current_exe().context("locating the polis binary")?,
+        etcd: PathBuf::from("etcd"),
+        redis_server: PathBuf::from("redis-server"),
+        polis_server_args: server_args.to_vec(),
+    })
+}
+
 async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
     let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
     let config = IdleConfig {
         shard_counts: args.shards.clone(),
         window: seconds(args.window_secs, "window-secs")?,
-        peers: PeerConfig {
-            polis: std::env::current_exe().context("locating the polis binary")?,
-            etcd: PathBuf::from("etcd"),
-            redis_server: PathBuf::from("redis-server"),
-            polis_server_args: args.server_args.clone(),
-        },
+        peers: local_peers(&args.server_args)?,
         data_dir,
     };
     println!(
@@ -296,12 +301,7 @@ async fn run_migration(args: MigrationArgs) -> anyhow::Result<()> {
         keys: args.keys,
         value_size: args.value_size,
         write_rate: args.write_rate,
-        peers: PeerConfig {
-            polis: std::env::current_exe().context("locating the polis binary")?,
-            etcd: PathBuf::from("etcd"),
-            redis_server: PathBuf::from("redis-server"),
-            polis_server_args: args.server_args.clone(),
-        },
+        peers: local_peers(&args.server_args)?,
         data_dir,
     };
     println!(
