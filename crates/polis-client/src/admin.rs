@@ -226,13 +226,25 @@ pub async fn cancel_migrations(addr: &str) -> anyhow::Result<String> {
 
 /// Returns the shard owning `slot`, as one /status says.
 pub fn slot_owner(status: &serde_json::Value, slot: u16) -> Option<u64> {
+    slot_range(status, slot).map(|(shard, _)| shard)
+}
+
+/// Returns the shard owning `slot` and the range of slots, as one /status
+/// lists it, that holds `slot`.
+pub fn slot_range(
+    status: &serde_json::Value,
+    slot: u16,
+) -> Option<(u64, std::ops::RangeInclusive<u16>)> {
     status["shards"].as_array()?.iter().find_map(|shard| {
-        let owns = shard["slots"].as_array()?.iter().any(|range| {
+        let range = shard["slots"].as_array()?.iter().find_map(|range| {
             let text = range.as_str().unwrap_or_default();
             let (start, end) = text.split_once('-').unwrap_or((text, text));
-            matches!((start.parse::<u16>(), end.parse::<u16>()), (Ok(start), Ok(end)) if start <= slot && slot <= end)
-        });
-        owns.then(|| shard["id"].as_u64()).flatten()
+            match (start.parse::<u16>(), end.parse::<u16>()) {
+                (Ok(start), Ok(end)) if start <= slot && slot <= end => Some(start..=end),
+                _ => None,
+            }
+        })?;
+        Some((shard["id"].as_u64()?, range))
     })
 }
 
@@ -244,4 +256,22 @@ pub fn node_admin_addr(status: &serde_json::Value, node: u64) -> Option<String> 
         .find(|record| record["id"] == node)?["admin_addr"]
         .as_str()
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_found_in_the_range_that_holds_it() {
+        let status = serde_json::json!({"shards": [
+            {"id": 1, "slots": ["0-99", "200"]},
+            {"id": 2, "slots": ["100-199", "201-16383"]},
+        ]});
+        assert_eq!(slot_range(&status, 0), Some((1, 0..=99)));
+        assert_eq!(slot_range(&status, 150), Some((2, 100..=199)));
+        assert_eq!(slot_range(&status, 200), Some((1, 200..=200)));
+        assert_eq!(slot_owner(&status, 16_383), Some(2));
+        assert_eq!(slot_range(&serde_json::json!({}), 5), None);
+    }
 }

@@ -196,8 +196,9 @@ impl Target {
 const MOVED_SLOTS: u16 = 2048;
 
 impl PolisTarget {
-    /// Begins moving 2,048 slots from the shard owning the slot the plan
-    /// drew to the next shard; the migration runs on by itself.
+    /// Begins moving up to 2,048 slots, all owned by the shard owning the
+    /// slot the plan drew and starting at or before it, to the next shard;
+    /// the migration runs on by itself.
     async fn move_slots(&mut self, fault: &PlannedFault) -> anyhow::Result<(String, Undo)> {
         let admins: Vec<String> = self.faults.members().values().cloned().collect();
         let status = admin::wait_until_ready(&admins, Duration::from_secs(3)).await?;
@@ -213,9 +214,13 @@ impl PolisTarget {
             );
         }
         let slot = u16::try_from(fault.amount % 16_384)?;
-        let start = slot.min(16_384 - MOVED_SLOTS);
-        let end = start + MOVED_SLOTS - 1;
-        let owner = admin::slot_owner(&status, start).context("a slot without an owner")?;
+        let (owner, owned) = admin::slot_range(&status, slot).context("a slot without an owner")?;
+        // Earlier moves split the layout into runs; a move must stay inside
+        // one, since the target cannot receive slots it owns already.
+        let start = slot
+            .min(owned.end().saturating_sub(MOVED_SLOTS - 1))
+            .max(*owned.start());
+        let end = (start + (MOVED_SLOTS - 1)).min(*owned.end());
         let at = shards.iter().position(|id| *id == owner).unwrap_or(0);
         let target = shards[(at + 1) % shards.len()];
         let addr = admins.first().context("no nodes")?;
