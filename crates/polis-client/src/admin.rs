@@ -224,6 +224,113 @@ pub async fn cancel_migrations(addr: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Asks the node at admin address `addr` to split shard `shard`: half its
+/// slots move to a new shard.
+///
+/// # Errors
+/// Returns the refusal (an unknown shard, one of a single slot, a shard
+/// busy with a migration) or why the node could not be asked.
+pub async fn split_shard(addr: &str, shard: u64) -> anyhow::Result<String> {
+    let path = format!("/cluster/shards/{shard}/split");
+    let (code, body) = post(addr, &path, Duration::from_secs(30)).await?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(code == 200, "{text}");
+    Ok(text)
+}
+
+/// Asks the node at admin address `addr` to merge shard `shard` into
+/// shard `into`.
+///
+/// # Errors
+/// Returns the refusal (an unknown shard, a shard busy with a migration)
+/// or why the node could not be asked.
+pub async fn merge_shard(addr: &str, shard: u64, into: u64) -> anyhow::Result<String> {
+    let path = format!("/cluster/shards/{shard}/merge");
+    let body = serde_json::json!({ "into": into });
+    let (code, body) = post_json(addr, &path, &body, Duration::from_secs(30)).await?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(code == 200, "{text}");
+    Ok(text)
+}
+
+/// Asks the meta leader, through the node at `addr`, for a balancing pass
+/// now.
+///
+/// # Errors
+/// Returns why the node could not be asked.
+pub async fn rebalance(addr: &str) -> anyhow::Result<String> {
+    let (code, body) = post(addr, "/cluster/rebalance", Duration::from_secs(30)).await?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(code == 200, "{text}");
+    Ok(text)
+}
+
+/// What the meta leader's scheduler still wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedulerView {
+    pub planned: Option<String>,
+    pub migrations: u64,
+    pub replica_moves: u64,
+    pub leader_moves: u64,
+    pub balanced: bool,
+}
+
+impl SchedulerView {
+    /// Returns the operations under way or planned.
+    pub fn operations_left(&self) -> u64 {
+        self.migrations + self.replica_moves + self.leader_moves + u64::from(self.planned.is_some())
+    }
+
+    /// Returns true while an emptied shard waits to be retired.
+    pub fn retiring(&self) -> bool {
+        self.planned
+            .as_deref()
+            .is_some_and(|planned| planned.starts_with("retire"))
+    }
+
+    /// Returns what is left, in words.
+    pub fn describe(&self) -> String {
+        let mut said = format!(
+            "{} migrations, {} replica moves, {} leader moves",
+            self.migrations, self.replica_moves, self.leader_moves
+        );
+        if let Some(planned) = &self.planned {
+            said.push_str(&format!("; next: {planned}"));
+        }
+        said
+    }
+
+    /// Reads the `scheduler` part of the meta leader's /status.
+    pub fn from_status(status: &serde_json::Value) -> Option<Self> {
+        let report = status.get("scheduler").filter(|report| !report.is_null())?;
+        Some(Self {
+            planned: report["planned"].as_str().map(str::to_owned),
+            migrations: report["migrations"].as_u64()?,
+            replica_moves: report["replica_moves"].as_u64()?,
+            leader_moves: report["leader_moves"].as_u64()?,
+            balanced: report["balanced"].as_bool()?,
+        })
+    }
+}
+
+/// Returns the meta leader's scheduler report, found through the node at
+/// `addr`.
+///
+/// # Errors
+/// Returns why no report could be read (no meta leader, or it has not
+/// made a pass since it was elected).
+pub async fn scheduler_report(addr: &str) -> anyhow::Result<SchedulerView> {
+    let status = status(addr).await?;
+    let leader = status["meta_leader"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("the meta group has no leader now"))?;
+    let leader_addr = node_admin_addr(&status, leader)
+        .ok_or_else(|| anyhow::anyhow!("no admin address for node {leader}"))?;
+    let theirs = self::status(&leader_addr).await?;
+    SchedulerView::from_status(&theirs)
+        .ok_or_else(|| anyhow::anyhow!("node {leader} has no scheduler report yet"))
+}
+
 /// Returns the shard owning `slot`, as one /status says.
 pub fn slot_owner(status: &serde_json::Value, slot: u16) -> Option<u64> {
     slot_range(status, slot).map(|(shard, _)| shard)

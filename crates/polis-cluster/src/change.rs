@@ -82,6 +82,18 @@ pub enum MapChange {
     /// Migration `id` ends (entry format 2): done once switched, or
     /// cancelled before the switch.
     EndMigration { id: u64, cancelled: bool },
+    /// Creates a shard (the next shard id) with one replica on each of
+    /// `nodes`, led from the first, and begins migrating `slots` of
+    /// `shard` to it (entry format 2).
+    SplitShard {
+        shard: GroupId,
+        slots: Vec<SlotRange>,
+        nodes: Vec<NodeId>,
+    },
+    /// Takes shard `shard`, which owns no slot and takes part in no
+    /// migration, out of the map; its replicas are destroyed (entry
+    /// format 2).
+    RetireShard { shard: GroupId },
 }
 
 impl MapChange {
@@ -95,7 +107,9 @@ impl MapChange {
             | Self::BeginMigration { .. }
             | Self::SwitchMigration { .. }
             | Self::RetryMigration { .. }
-            | Self::EndMigration { .. } => EntryFormat::V2,
+            | Self::EndMigration { .. }
+            | Self::SplitShard { .. }
+            | Self::RetireShard { .. } => EntryFormat::V2,
             _ => EntryFormat::V1,
         }
     }
@@ -141,7 +155,7 @@ impl ClusterMap {
         Ok(next)
     }
 
-    fn allocate_replica(&mut self) -> ReplicaId {
+    pub(crate) fn allocate_replica(&mut self) -> ReplicaId {
         let replica = ReplicaId(self.next_replica_id);
         self.next_replica_id += 1;
         replica
@@ -176,6 +190,12 @@ impl ClusterMap {
             MapChange::SwitchMigration { id, attempt } => self.switch_migration(*id, *attempt),
             MapChange::RetryMigration { id, attempt } => self.retry_migration(*id, *attempt),
             MapChange::EndMigration { id, cancelled } => self.end_migration(*id, *cancelled),
+            MapChange::SplitShard {
+                shard,
+                slots,
+                nodes,
+            } => self.split_shard(*shard, slots, nodes),
+            MapChange::RetireShard { shard } => self.retire_shard(*shard),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(

@@ -160,6 +160,8 @@ impl Layout {
             next_replica_id,
             next_migration_id: 1,
             migrations: BTreeMap::new(),
+            next_shard_id: self.shards as u64 + 1,
+            shards_min: self.shards as u32,
             nodes,
             shards,
         };

@@ -23,6 +23,7 @@ pub mod map;
 pub mod meta;
 pub mod migration;
 pub mod plan;
+pub mod reshape;
 pub mod route;
 pub mod version;
 

@@ -160,6 +160,12 @@ pub struct ClusterMap {
     pub next_migration_id: u64,
     /// The slot migrations under way.
     pub migrations: BTreeMap<u64, Migration>,
+    /// The next shard id to hand out; ids are never reused (a retired
+    /// shard's group may linger on a node that was down).
+    pub next_shard_id: u64,
+    /// The shard count the cluster was created with: the scheduler merges
+    /// small shards no further than this.
+    pub shards_min: u32,
 }
 
 /// A map that breaks one of its rules.
@@ -199,6 +205,8 @@ pub enum InvalidMap {
     RangesOutOfOrder(GroupId),
     #[error("migration {0} names a shard not in the map, or slots its phase's owner lacks")]
     BrokenMigration(u64),
+    #[error("shard id {shard} is not below the next id {next}")]
+    ShardAhead { shard: GroupId, next: u64 },
 }
 
 impl ClusterMap {
@@ -236,6 +244,12 @@ impl ClusterMap {
         for shard in self.shards.values() {
             if shard.id == META_GROUP {
                 return Err(InvalidMap::MetaShard(shard.id));
+            }
+            if shard.id.get() >= self.next_shard_id {
+                return Err(InvalidMap::ShardAhead {
+                    shard: shard.id,
+                    next: self.next_shard_id,
+                });
             }
             if shard.replicas.is_empty() {
                 return Err(InvalidMap::NoReplica(shard.id));

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::transport::DispatchError;
 
 /// The format of a beat on the wire.
-const BEAT_FORMAT: u8 = 1;
+const BEAT_FORMAT: u8 = 2;
 
 /// What a node says of one group it leads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +42,8 @@ pub struct Leadership {
     pub applied: u64,
     /// Items in the state machine (keys, for a data group).
     pub items: u64,
+    /// Bytes in the state machine, as it estimates them.
+    pub bytes: u64,
     /// The state machine's own version (see `StateMachine::version`).
     pub version: u64,
     /// Every member but the leader (voters and learners), with the highest
@@ -245,6 +247,7 @@ mod tests {
             committed: 5,
             applied: 5,
             items: 0,
+            bytes: 0,
             version: 0,
             matched: Vec::new(),
         }

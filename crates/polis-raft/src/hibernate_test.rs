@@ -46,6 +46,7 @@ fn claim(leader: u64, term: u64, parked: bool, last_log_index: u64) -> Leadershi
         committed: last_log_index,
         applied: last_log_index,
         items: 0,
+        bytes: 0,
         version: 0,
         matched: Vec::new(),
     }

@@ -52,6 +52,12 @@ pub trait StateMachine: Send + Sync + 'static {
         0
     }
 
+    /// Returns an estimate of the bytes the state holds, for status
+    /// reports and the balancing of shards.
+    fn bytes(&self) -> u64 {
+        0
+    }
+
     /// Returns a version the application gives its state (the map version
     /// of a shard's slot ownership, for instance), reported in beats.
     fn version(&self) -> u64 {

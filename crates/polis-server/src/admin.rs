@@ -105,6 +105,9 @@ pub struct Status {
     pub nodes: Vec<NodeSummary>,
     pub shards: Vec<ShardSummary>,
     pub migrations: Vec<MigrationSummary>,
+    /// On the meta leader: what the scheduler and the balancers still
+    /// want; elsewhere absent.
+    pub scheduler: Option<crate::schedule::SchedulerReport>,
     /// This node's own replicas (the meta group's first), as it sees them.
     pub replicas: Vec<GroupStatus>,
 }
@@ -127,6 +130,7 @@ pub fn status(node: &Node) -> Status {
             nodes: Vec::new(),
             shards: Vec::new(),
             migrations: Vec::new(),
+            scheduler: None,
             replicas,
         };
     };
@@ -238,6 +242,7 @@ pub fn status(node: &Node) -> Status {
         nodes,
         shards,
         migrations,
+        scheduler: crate::schedule::report(node),
         replicas,
     }
 }
@@ -254,7 +259,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         .route("/metrics", get(metrics))
         .route("/cluster/nodes/{id}/remove", post(remove_node))
         .route("/cluster/migrations", post(begin_migration))
-        .route("/cluster/migrations/cancel", post(cancel_migrations));
+        .route("/cluster/migrations/cancel", post(cancel_migrations))
+        .route("/cluster/rebalance", post(rebalance))
+        .route("/cluster/shards/{id}/split", post(split_shard))
+        .route("/cluster/shards/{id}/merge", post(merge_shard));
     if node.config.enable_fault_injection {
         app = app
             .route("/faults/fsync-error", post(inject_fsync_error))
@@ -323,38 +331,63 @@ async fn begin_migration(
 
 /// Cancels every migration that has not switched yet.
 async fn cancel_migrations(State(node): State<Arc<Node>>) -> Response {
-    let Some(view) = node.view() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no cluster map yet").into_response();
-    };
-    let mut cancelled = Vec::new();
-    for migration in view.map().migrations.values() {
-        if migration.phase != polis_cluster::MigrationPhase::Copying {
-            continue;
+    match crate::controller::cancel_migrations(&node).await {
+        Ok(cancelled) => {
+            let ids: Vec<String> = cancelled.ids.iter().map(ToString::to_string).collect();
+            let mut said = format!("cancelled {} migrations: {}", ids.len(), ids.join(","));
+            for refused in cancelled.refused {
+                said.push_str(&format!("\n{refused}"));
+            }
+            (StatusCode::OK, said).into_response()
         }
-        let change = polis_cluster::MapChange::EndMigration {
-            id: migration.id,
-            cancelled: true,
-        };
-        let answer = crate::controller::ask_meta_leader(
-            &node,
-            crate::rpc::NodeRequest::ChangeMap {
-                changes: vec![change],
-            },
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{reason}; try again"),
         )
-        .await;
-        if matches!(answer, NodeAnswer::Changed(_)) {
-            cancelled.push(migration.id.to_string());
-        }
+            .into_response(),
     }
-    (
-        StatusCode::OK,
-        format!(
-            "cancelled {} migrations: {}",
-            cancelled.len(),
-            cancelled.join(",")
-        ),
-    )
-        .into_response()
+}
+
+/// Asks the meta leader for a scheduler pass now.
+async fn rebalance(State(node): State<Arc<Node>>) -> Response {
+    let answer =
+        crate::controller::ask_meta_leader(&node, crate::rpc::NodeRequest::Rebalance).await;
+    answer_response(answer, |version| {
+        format!("rebalancing from map version {version}")
+    })
+}
+
+/// Splits a shard: half its slots move to a new shard.
+async fn split_shard(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Response {
+    let request = crate::rpc::NodeRequest::Split { shard: GroupId(id) };
+    let answer = crate::controller::ask_meta_leader(&node, request).await;
+    answer_response(answer, |version| {
+        format!("splitting shard {id} (map version {version})")
+    })
+}
+
+/// What POST /cluster/shards/{id}/merge takes.
+#[derive(Debug, serde::Deserialize)]
+struct MergeRequest {
+    into: u64,
+}
+
+/// Merges a shard into another: every slot of it moves there, and the
+/// emptied shard is retired.
+async fn merge_shard(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<u64>,
+    Json(request): Json<MergeRequest>,
+) -> Response {
+    let into = request.into;
+    let request = crate::rpc::NodeRequest::Merge {
+        from: GroupId(id),
+        into: GroupId(into),
+    };
+    let answer = crate::controller::ask_meta_leader(&node, request).await;
+    answer_response(answer, |version| {
+        format!("merging shard {id} into shard {into} (map version {version})")
+    })
 }
 
 /// Returns the HTTP form of a meta leader's answer to a map change.

@@ -125,7 +125,7 @@ pub(crate) fn memberships_settled(node: &Node, map: &polis_cluster::ClusterMap) 
 /// Returns the started nodes silent for `--down-after` (counted from this
 /// node's start for a node it never heard): their replicas are rebuilt on
 /// the others.
-fn gone_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> {
+pub(crate) fn gone_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> {
     let seen = node.host.beats().last_seen();
     let me = node.config.node_id;
     map.nodes
@@ -141,7 +141,7 @@ fn gone_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> 
 
 /// Returns the nodes that have beaten for a while (this node included):
 /// the ones leaders and replicas may move to.
-fn settled_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> {
+pub(crate) fn settled_nodes(node: &Node, map: &polis_cluster::ClusterMap) -> BTreeSet<NodeId> {
     let now = Instant::now();
     let beats = node.host.beats();
     let me = node.config.node_id;

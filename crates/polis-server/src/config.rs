@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub migration_pause_max: std::time::Duration,
     /// Bytes per second a migration ships at most (0: no limit).
     pub migration_bytes_per_sec: u64,
+    /// The meta leader splits and merges shards by itself.
+    pub scheduler: bool,
+    /// Past any of these a shard is split (0 turns one off).
+    pub split_above: polis_cluster::reshape::SplitAbove,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,

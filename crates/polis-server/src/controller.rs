@@ -52,6 +52,7 @@ pub struct Work {
     /// Migrations this node drives.
     pub(crate) migrating: Mutex<BTreeSet<u64>>,
     pub(crate) migration_progress: Mutex<std::collections::BTreeMap<u64, crate::migrate::Progress>>,
+    pub(crate) scheduler: Mutex<crate::schedule::Scheduler>,
 }
 
 impl Default for Work {
@@ -63,6 +64,7 @@ impl Default for Work {
             moves: Mutex::new(Moves::default()),
             migrating: Mutex::new(BTreeSet::new()),
             migration_progress: Mutex::new(std::collections::BTreeMap::new()),
+            scheduler: Mutex::new(crate::schedule::Scheduler::default()),
         }
     }
 }
@@ -168,6 +170,7 @@ async fn tick(node: &Arc<Node>) {
     step_membership(node, meta.clone(), plan::meta_target(map));
     raise_cluster_version(node, &meta, map);
     finish_removals(node, &meta, map);
+    crate::schedule::tick(node, &meta, map);
     balance::replicas(node, &meta, map);
     balance::leaders(node, map).await;
 }
@@ -453,10 +456,78 @@ async fn change_map(
 
 /// Commits `changes` as they are (this node leads the meta group).
 pub async fn apply_changes(node: &Arc<Node>, changes: Vec<MapChange>) -> NodeAnswer {
-    match change_map(node, |_| Ok(changes.clone())).await {
+    change_map_answer(node, |_| Ok(changes.clone())).await
+}
+
+/// Commits the changes `changes` computes from the current map (this node
+/// leads the meta group), and answers with the new version.
+pub(crate) async fn change_map_answer(
+    node: &Arc<Node>,
+    changes: impl FnMut(&polis_cluster::ClusterMap) -> Result<Vec<MapChange>, Box<NodeAnswer>>,
+) -> NodeAnswer {
+    match change_map(node, changes).await {
         Ok(map) => NodeAnswer::Changed(map.version),
         Err(answer) => answer,
     }
+}
+
+/// What cancelling the migrations did.
+#[derive(Debug, Default)]
+pub struct Cancelled {
+    /// The migrations cancelled.
+    pub ids: Vec<u64>,
+    /// The ones that could not be, and why (one switched meanwhile: it
+    /// finishes).
+    pub refused: Vec<String>,
+}
+
+/// How long a cancel retries while the meta group elects or the map moves.
+const CANCEL_WITHIN: Duration = Duration::from_secs(10);
+
+/// Cancels every migration of the map that has not switched yet, asking
+/// the meta leader wherever it is, and retrying while it is unavailable.
+///
+/// # Errors
+/// Returns why a migration could not be cancelled in time: try again.
+pub async fn cancel_migrations(node: &Arc<Node>) -> Result<Cancelled, String> {
+    let Some(view) = node.view() else {
+        return Err("this node has no cluster map yet".into());
+    };
+    let deadline = tokio::time::Instant::now() + CANCEL_WITHIN;
+    let mut cancelled = Cancelled::default();
+    for migration in view.map().migrations.values() {
+        if migration.phase != polis_cluster::MigrationPhase::Copying {
+            continue;
+        }
+        let request = NodeRequest::ChangeMap {
+            changes: vec![MapChange::EndMigration {
+                id: migration.id,
+                cancelled: true,
+            }],
+        };
+        loop {
+            match ask_meta_leader(node, request.clone()).await {
+                NodeAnswer::Changed(_) => {
+                    cancelled.ids.push(migration.id);
+                    break;
+                }
+                NodeAnswer::Refused(reason) => {
+                    cancelled
+                        .refused
+                        .push(format!("migration {}: {reason}", migration.id));
+                    break;
+                }
+                other if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!(
+                        "migration {} was not cancelled in time ({other:?})",
+                        migration.id
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    Ok(cancelled)
 }
 
 /// Asks the meta leader, wherever it is, to answer `request` (this node

@@ -38,6 +38,7 @@ pub mod pipeline;
 pub mod removal;
 pub mod replicas;
 pub mod rpc;
+pub mod schedule;
 pub mod server_commands;
 pub mod settings;
 pub mod shipping;

@@ -334,6 +334,10 @@ impl StateMachine for DataMachine {
         self.db.len() as u64
     }
 
+    fn bytes(&self) -> u64 {
+        self.db.used_memory() as u64
+    }
+
     fn version(&self) -> u64 {
         self.ownership.version
     }

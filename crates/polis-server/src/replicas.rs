@@ -6,7 +6,8 @@
 //! later ones wait for the leader to add them), opened at start-up from
 //! storage, stopped and destroyed (data removed last) when the map no
 //! longer places it here and the group no longer counts it (a replica
-//! moving away serves until its successor took its place). Stored groups
+//! moving away serves until its successor took its place; a retired
+//! shard's at once, since it owns nothing). Stored groups
 //! the map does not give this node, or gives under another replica id,
 //! are destroyed before anything starts: an old replica id never answers
 //! again.
@@ -174,6 +175,15 @@ pub async fn reconcile(node: &Arc<Node>) {
     );
     let mut leaders = None;
     for (shard, group) in node.shards() {
+        if !map.shards.contains_key(&shard) {
+            // Retired: the shard owns nothing and no migration needs it.
+            tracing::info!(%shard, "the shard was retired: destroying its replica");
+            node.remove_shard(shard);
+            if let Err(error) = node.host.destroy_group(shard).await {
+                tracing::error!(%shard, %error, "cannot destroy a replica");
+            }
+            continue;
+        }
         if placed(map, me, shard) != Some(group.replica()) {
             // Its data goes last: once the group no longer counts it.
             let leaders = leaders.get_or_insert_with(|| node.host.leaders());

@@ -54,6 +54,13 @@ pub enum NodeRequest {
         reset: bool,
         keys: Vec<ShippedKey>,
     },
+    /// Run a scheduler pass now (`polis cluster rebalance`). Sent to the
+    /// meta leader.
+    Rebalance,
+    /// Split shard `shard` now. Sent to the meta leader.
+    Split { shard: GroupId },
+    /// Merge shard `from` into shard `into` now. Sent to the meta leader.
+    Merge { from: GroupId, into: GroupId },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -204,5 +211,8 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             reset,
             keys,
         } => crate::shipping::stage(node, shard, migration, slots, reset, keys).await,
+        NodeRequest::Rebalance => crate::schedule::ask(node),
+        NodeRequest::Split { shard } => crate::schedule::split(node, shard).await,
+        NodeRequest::Merge { from, into } => crate::schedule::merge(node, from, into).await,
     }
 }

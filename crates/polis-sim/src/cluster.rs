@@ -163,6 +163,8 @@ impl SimCluster {
             down_after: std::time::Duration::from_secs(1800),
             migration_pause_max: std::time::Duration::from_secs(2),
             migration_bytes_per_sec: 0,
+            scheduler: false,
+            split_above: polis_cluster::reshape::SplitAbove::default(),
             proto_max_bulk_len: limits::PROTO_MAX_BULK_LEN_DEFAULT,
             client_query_buffer_limit: limits::QUERY_BUFFER_LEN_MAX_DEFAULT,
             maxclients: limits::CLIENTS_MAX_DEFAULT,

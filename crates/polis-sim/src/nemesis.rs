@@ -2,7 +2,8 @@
 //! group's leader cut off and one-way links), crashes (of any node, of a
 //! group's leader, of every node at once), message loss and slow links —
 //! each held for a while, possibly overlapping — and changes of slot
-//! ownership between shards while writes to those slots are in flight.
+//! ownership between shards while writes to those slots are in flight:
+//! migrations, cancels, splits, merges, and replica moves.
 //! When the fault period ends, everything heals and every node runs again.
 
 use std::sync::Arc;
@@ -233,6 +234,84 @@ impl Nemesis {
         Some(format!("cancel migration {id}"))
     }
 
+    /// Splits a shard drawn from the seed: a new shard, and a migration
+    /// of half its slots to it, in one map version.
+    fn split_shard(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        let shards: Vec<GroupId> = map.shards.keys().copied().collect();
+        let shard = shards[self.rng.random_range(0..shards.len())];
+        let nodes = map.nodes.keys().copied().collect();
+        let split = polis_cluster::reshape::split(&map, shard, &nodes)?;
+        let said = split.describe();
+        let polis_cluster::reshape::Reshape::Split {
+            shard,
+            slots,
+            nodes,
+        } = split
+        else {
+            return None;
+        };
+        self.propose_map_changes(vec![MapChange::SplitShard {
+            shard,
+            slots,
+            nodes,
+        }])?;
+        Some(said)
+    }
+
+    /// Merges a shard drawn from the seed into another: every slot of it
+    /// migrates, and the emptied shard is retired.
+    fn merge_shard(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        let shards: Vec<GroupId> = map
+            .shards
+            .values()
+            .filter(|shard| !shard.slots.is_empty())
+            .map(|shard| shard.id)
+            .collect();
+        if shards.len() < 2 {
+            return None;
+        }
+        let from = shards[self.rng.random_range(0..shards.len())];
+        let others: Vec<GroupId> = shards.into_iter().filter(|id| *id != from).collect();
+        let into = others[self.rng.random_range(0..others.len())];
+        self.propose_map_changes(vec![MapChange::BeginMigration {
+            slots: map.shards.get(&from)?.slots.clone(),
+            target: into,
+        }])?;
+        Some(format!("merge shard {from} into shard {into}"))
+    }
+
+    /// Moves a replica drawn from the seed to a node that holds none of
+    /// its shard (five nodes; with three, every node holds every shard).
+    fn move_replica(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        let shards: Vec<GroupId> = map.shards.keys().copied().collect();
+        let shard = map
+            .shards
+            .get(&shards[self.rng.random_range(0..shards.len())])?;
+        let free: Vec<NodeId> = map
+            .nodes
+            .keys()
+            .copied()
+            .filter(|node| shard.replica_on(*node).is_none())
+            .collect();
+        if free.is_empty() {
+            return None;
+        }
+        let from = shard.replicas[self.rng.random_range(0..shard.replicas.len())].node;
+        let to = free[self.rng.random_range(0..free.len())];
+        self.propose_map_changes(vec![MapChange::MoveReplica {
+            shard: shard.id,
+            from,
+            to,
+        }])?;
+        Some(format!(
+            "move shard {}'s replica from node {from} to {to}",
+            shard.id
+        ))
+    }
+
     fn duration(&mut self, max_ms: u64) -> tokio::time::Instant {
         let hold_ms = self.rng.random_range(100..=max_ms);
         tokio::time::Instant::now() + Duration::from_millis(hold_ms)
@@ -282,9 +361,12 @@ impl Nemesis {
                 (name, Effect::Down(vec![node]), self.duration(FAULT_MS_MAX))
             }
             72..=74 => {
-                let name = match self.rng.random_range(0..3) {
+                let name = match self.rng.random_range(0..6) {
                     0 => self.reassign_slots()?,
-                    _ => self.cancel_migrations()?,
+                    1 | 2 => self.cancel_migrations()?,
+                    3 => self.split_shard()?,
+                    4 => self.merge_shard()?,
+                    _ => self.move_replica()?,
                 };
                 (name, Effect::Once, tokio::time::Instant::now())
             }

@@ -12,7 +12,7 @@ use polis_cluster::version::decode_entry;
 use polis_cluster::{ClusterMap, MetaCommand, MetaReply};
 use polis_raft::{AppliedEntry, ApplyObserver};
 use polis_server::machine::{Applied, Logged, Op};
-use polis_types::{GroupId, NodeId, META_GROUP};
+use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 
 use crate::trace::{digest_extend, Trace, TraceEvent};
 
@@ -21,7 +21,13 @@ use crate::trace::{digest_extend, Trace, TraceEvent};
 #[derive(Clone, Default)]
 pub struct MapHistory {
     maps: Arc<Mutex<BTreeMap<u64, ClusterMap>>>,
+    /// Where each replica id any map handed out lives: an id is never
+    /// given to another group or node.
+    placements: Arc<Mutex<BTreeMap<ReplicaId, (GroupId, NodeId)>>>,
 }
+
+/// Name of the violation of a replica id handed out twice.
+pub const REPLICA_ID_REUSED: &str = "replica-ids-unique";
 
 impl MapHistory {
     /// Takes note of an applied meta entry; returns the map it made, the
@@ -45,6 +51,36 @@ impl MapHistory {
         };
         maps.insert(*version, map.clone());
         Some(map)
+    }
+
+    /// Notes where `map` places every replica; returns a replica id that
+    /// an earlier map placed elsewhere.
+    fn reused(&self, map: &ClusterMap) -> Option<String> {
+        let mut placements = self
+            .placements
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let meta = map
+            .nodes
+            .values()
+            .map(|node| (node.meta_replica, (META_GROUP, node.id)));
+        let shards = map.shards.values().flat_map(|shard| {
+            shard
+                .replicas
+                .iter()
+                .map(|replica| (replica.replica, (shard.id, replica.node)))
+        });
+        for (replica, placed) in meta.chain(shards) {
+            let first = *placements.entry(replica).or_insert(placed);
+            if first != placed {
+                return Some(format!(
+                    "map version {}: replica id {replica} of group {} on node {}, earlier of \
+                     group {} on node {}",
+                    map.version, placed.0, placed.1, first.0, first.1
+                ));
+            }
+        }
+        None
     }
 
     /// Returns the newest map seen.
@@ -93,6 +129,9 @@ impl ApplyObserver for Observer {
                 return;
             };
             if let Some(map) = self.history.observe(command, &reply) {
+                if let Some(detail) = self.history.reused(&map) {
+                    self.trace.violation(REPLICA_ID_REUSED, detail);
+                }
                 self.trace.record(TraceEvent::MapVersion {
                     version: map.version,
                     owners: map

@@ -50,6 +50,45 @@ enum ClusterCommand {
     /// Cancels every migration that has not switched yet (one that has
     /// switched finishes).
     CancelMigrations,
+    /// Splits a shard: the upper half of its slots move to a new shard on
+    /// the nodes holding the fewest replicas.
+    Split {
+        /// The shard to split.
+        #[arg(long)]
+        shard: u64,
+        /// Returns at once instead of waiting until the slots moved.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the split, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+    /// Merges a shard into another: every slot of it moves there, then
+    /// the emptied shard is retired.
+    Merge {
+        /// The shard that goes.
+        #[arg(long)]
+        shard: u64,
+        /// The shard that takes its slots.
+        #[arg(long)]
+        into: u64,
+        /// Returns at once instead of waiting until the slots moved.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the merge, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+    /// Asks the meta leader for a balancing pass now: splits, merges,
+    /// replica and leader moves.
+    Rebalance {
+        /// Shows a progress bar until the cluster is balanced.
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
 }
 
 /// Runs `polis cluster`.
@@ -97,7 +136,87 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             println!("{}", admin::cancel_migrations(&args.node).await?);
             Ok(())
         }
+        ClusterCommand::Split {
+            shard,
+            no_wait,
+            timeout_secs,
+        } => {
+            let said = admin::split_shard(&args.node, shard)
+                .await
+                .with_context(|| format!("shard {shard} was not split"))?;
+            println!("{said}");
+            if no_wait {
+                return Ok(());
+            }
+            wait_until_balanced(&args.node, Duration::from_secs(timeout_secs), false).await
+        }
+        ClusterCommand::Merge {
+            shard,
+            into,
+            no_wait,
+            timeout_secs,
+        } => {
+            let said = admin::merge_shard(&args.node, shard, into)
+                .await
+                .with_context(|| format!("shard {shard} was not merged"))?;
+            println!("{said}");
+            if no_wait {
+                return Ok(());
+            }
+            wait_until_balanced(&args.node, Duration::from_secs(timeout_secs), false).await
+        }
+        ClusterCommand::Rebalance { wait, timeout_secs } => {
+            println!("{}", admin::rebalance(&args.node).await?);
+            if !wait {
+                return Ok(());
+            }
+            wait_until_balanced(&args.node, Duration::from_secs(timeout_secs), true).await
+        }
     }
+}
+
+/// Shows what the scheduler still wants, as a progress bar of the
+/// operations done, until nothing is under way (and, with `balanced`,
+/// nothing is planned either).
+async fn wait_until_balanced(first: &str, timeout: Duration, balanced: bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} operations  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut left_most = 0u64;
+    let mut quiet_passes = 0;
+    while tokio::time::Instant::now() < deadline {
+        let Ok(report) = admin::scheduler_report(first).await else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let left = report.operations_left();
+        left_most = left_most.max(left);
+        bar.set_length(left_most);
+        bar.set_position(left_most - left);
+        bar.set_message(report.describe());
+        let done = if balanced {
+            report.balanced
+        } else {
+            report.migrations == 0 && !report.retiring()
+        };
+        // Twice in a row: a pass may report just before it plans.
+        quiet_passes = if done { quiet_passes + 1 } else { 0 };
+        if quiet_passes >= 2 {
+            bar.finish_with_message("balanced");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    bar.abandon();
+    anyhow::bail!(
+        "the cluster was not balanced within {timeout:?}: see `polis status` for what moves          (a move waits for every shard to have a leader and for the nodes it goes to be up)"
+    )
 }
 
 /// Shows the migrations to `to_shard` until none is left; succeeds when

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use polis_cluster::reshape::SplitAbove;
 use polis_server::{ClusterShape, MemberSpec, RaftSettings, ServerConfig};
 use polis_types::{limits, NodeId};
 use serde::Deserialize;
 
 /// How long a node may be silent before its replicas are rebuilt elsewhere.
 const DOWN_AFTER_DEFAULT_SECS: u64 = 30 * 60;
+/// A shard holding more bytes than this is split, unless told otherwise.
+const SPLIT_ABOVE_BYTES_DEFAULT: u64 = 512 * 1024 * 1024;
 
 /// Flags of `polis server`. Every flag also reads `POLIS_<NAME>`.
 #[derive(Debug, Args)]
@@ -73,6 +76,20 @@ pub struct ServerArgs {
     /// leaves room for clients (default 0: no limit).
     #[arg(long, env = "POLIS_MIGRATION_BYTES_PER_SEC")]
     migration_bytes_per_sec: Option<u64>,
+    /// Let the meta leader split shards past a threshold below and merge
+    /// small ones (true or false; default true).
+    #[arg(long, env = "POLIS_SCHEDULER", action = clap::ArgAction::Set)]
+    scheduler: Option<bool>,
+    /// Split a shard holding more keys than this (default 0: off).
+    #[arg(long, env = "POLIS_SPLIT_ABOVE_KEYS")]
+    split_above_keys: Option<u64>,
+    /// Split a shard holding more bytes than this (default 512 MiB; 0: off).
+    #[arg(long, env = "POLIS_SPLIT_ABOVE_BYTES")]
+    split_above_bytes: Option<u64>,
+    /// Split a shard taking more writes per second than this, sustained
+    /// (default 0: off).
+    #[arg(long, env = "POLIS_SPLIT_ABOVE_WRITES_PER_SEC")]
+    split_above_writes_per_sec: Option<u64>,
     /// Raft heartbeat interval.
     #[arg(long, env = "POLIS_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
@@ -142,6 +159,10 @@ struct FileConfig {
     down_after_secs: Option<u64>,
     migration_pause_max_ms: Option<u64>,
     migration_bytes_per_sec: Option<u64>,
+    scheduler: Option<bool>,
+    split_above_keys: Option<u64>,
+    split_above_bytes: Option<u64>,
+    split_above_writes_per_sec: Option<u64>,
     heartbeat_ms: Option<u64>,
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
@@ -299,6 +320,18 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .migration_bytes_per_sec
             .or(file.migration_bytes_per_sec)
             .unwrap_or(0),
+        scheduler: args.scheduler.or(file.scheduler).unwrap_or(true),
+        split_above: SplitAbove {
+            keys: args.split_above_keys.or(file.split_above_keys).unwrap_or(0),
+            bytes: args
+                .split_above_bytes
+                .or(file.split_above_bytes)
+                .unwrap_or(SPLIT_ABOVE_BYTES_DEFAULT),
+            writes_per_sec: args
+                .split_above_writes_per_sec
+                .or(file.split_above_writes_per_sec)
+                .unwrap_or(0),
+        },
         raft,
         proto_max_bulk_len: args
             .proto_max_bulk_len

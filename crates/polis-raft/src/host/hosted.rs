@@ -76,6 +76,7 @@ impl<S: StateMachine> Hosted for HostedGroup<S> {
             committed: view.committed,
             applied: view.applied,
             items: self.group.state.read().app.items(),
+            bytes: self.group.state.read().app.bytes(),
             version: self.group.state.read().app.version(),
             matched: view
                 .members

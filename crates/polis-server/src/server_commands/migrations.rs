@@ -192,27 +192,8 @@ fn get_slot_migrations(node: &Arc<Node>) -> Result<Reply, ReplyError> {
 }
 
 async fn cancel_slot_migrations(node: &Arc<Node>) -> Result<Reply, ReplyError> {
-    let Some(view) = node.view() else {
-        return Ok(Reply::ok());
-    };
-    for migration in view.map().migrations.values() {
-        if migration.phase != MigrationPhase::Copying {
-            continue;
-        }
-        let change = MapChange::EndMigration {
-            id: migration.id,
-            cancelled: true,
-        };
-        let answer = controller::ask_meta_leader(
-            node,
-            NodeRequest::ChangeMap {
-                changes: vec![change],
-            },
-        )
-        .await;
-        if let NodeAnswer::Retry(reason) = answer {
-            return Err(ReplyError::TryAgain(reason));
-        }
-    }
+    controller::cancel_migrations(node)
+        .await
+        .map_err(ReplyError::TryAgain)?;
     Ok(Reply::ok())
 }
