@@ -43,6 +43,16 @@ impl Faults {
         Ok(Self { members })
     }
 
+    /// Takes node `id`, added to the cluster, as a member.
+    pub fn add_member(&mut self, id: u64, admin: String) {
+        self.members.insert(id, admin);
+    }
+
+    /// Stops injecting faults on node `id`, which leaves the cluster.
+    pub fn remove_member(&mut self, id: u64) {
+        self.members.remove(&id);
+    }
+
     /// Returns the members (node id -> admin address).
     pub fn members(&self) -> &BTreeMap<u64, String> {
         &self.members

@@ -33,11 +33,16 @@ pub enum FaultKind {
     /// A range of 2,048 slots moved to another shard (a slot migration,
     /// which runs on while other faults come and go).
     MoveSlots,
+    /// A node added to the cluster (the replica balancer moves replicas
+    /// to it: learners, catch-up, joint changes), or, when one was added,
+    /// that node removed (its replicas move off, then it stops). Each
+    /// runs on while other faults come and go.
+    AddRemoveNode,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Partition,
         FaultKind::IsolateLeader,
         FaultKind::Bridge,
@@ -47,6 +52,7 @@ impl FaultKind {
         FaultKind::Delay,
         FaultKind::Loss,
         FaultKind::MoveSlots,
+        FaultKind::AddRemoveNode,
     ];
 
     /// True for faults that need fault injection in the peer transport.
@@ -80,6 +86,7 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::Loss => "loss",
             FaultKind::MoveSlots => "move-slots",
+            FaultKind::AddRemoveNode => "add-remove-node",
         }
     }
 }
@@ -105,8 +112,8 @@ impl FromStr for FaultKind {
 }
 
 /// Parses a comma-separated list of fault kinds; `all`, `network` and
-/// `process` name groups (`move-slots` is in `all` only), `none` the
-/// empty list.
+/// `process` name groups (`move-slots` and `add-remove-node` are in `all`
+/// only), `none` the empty list.
 ///
 /// # Errors
 /// Returns an error naming an unknown kind.

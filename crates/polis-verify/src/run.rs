@@ -83,12 +83,16 @@ async fn start_target(config: &RunConfig) -> anyhow::Result<Target> {
                 cluster: Some(cluster),
                 faults,
                 resp,
+                added: None,
+                leases: Vec::new(),
             }))
         }
         TargetConfig::PolisRemote { resp, admin } => Ok(Target::Polis(PolisTarget {
             cluster: None,
             faults: Faults::discover(admin).await?,
             resp: resp.clone(),
+            added: None,
+            leases: Vec::new(),
         })),
         TargetConfig::Redis { exe } => {
             let group = RedisGroup::start(exe.clone(), config.out_dir.join("data"), 2).await?;

@@ -23,6 +23,11 @@ pub struct PolisTarget {
     pub cluster: Option<LocalCluster>,
     pub faults: Faults,
     pub resp: Vec<String>,
+    /// The node the add-remove-node fault added last, while it is a
+    /// member: the next such fault removes it.
+    pub added: Option<u64>,
+    /// The ports of the nodes added, held while they run.
+    pub leases: Vec<std::sync::Arc<polis_client::ports::PortLease>>,
 }
 
 /// The system under test.
@@ -61,14 +66,21 @@ impl Target {
     /// Returns why `kind` cannot be injected here, if it cannot.
     pub fn unsupported(&self, kind: FaultKind) -> Option<String> {
         match self {
-            Target::Polis(PolisTarget { cluster: None, .. }) if kind.is_process() => Some(format!(
-                "{kind} needs the processes: let polis verify start the cluster"
-            )),
+            Target::Polis(PolisTarget { cluster: None, .. })
+                if kind.is_process() || kind == FaultKind::AddRemoveNode =>
+            {
+                Some(format!(
+                    "{kind} needs the processes: let polis verify start the cluster"
+                ))
+            }
             Target::Redis(_) if kind.is_network() && kind != FaultKind::IsolateLeader => Some(
                 format!("{kind} needs fault injection in the transport, which Redis has not"),
             ),
             Target::Redis(_) if kind == FaultKind::MoveSlots => {
                 Some("move-slots needs polis's slot migrations".to_owned())
+            }
+            Target::Redis(_) if kind == FaultKind::AddRemoveNode => {
+                Some("add-remove-node needs polis's membership changes".to_owned())
             }
             _ => None,
         }
@@ -231,6 +243,66 @@ impl PolisTarget {
         ))
     }
 
+    /// Adds a node to the cluster, or removes the one added last once it
+    /// holds replicas: either way the replica balancer moves replicas (to
+    /// the new node; off the leaving one, which stops once drained). Both
+    /// run on by themselves.
+    async fn add_or_remove_node(&mut self) -> anyhow::Result<(String, Undo)> {
+        let admins: Vec<String> = self.faults.members().values().cloned().collect();
+        if let Some(id) = self.added {
+            // Removed once replicas moved to it, so that they move off.
+            let status = admin::wait_until_ready(&admins, Duration::from_secs(3)).await?;
+            let held = admin::node_state(&status, id).map_or(0, |(_, replicas)| replicas);
+            if held == 0 {
+                bail!("node {id} holds no replica yet: it is removed once some moved to it");
+            }
+            // Through any node that answers (one may be down).
+            let mut refused = None;
+            for addr in &admins {
+                match admin::remove_node(addr, id).await {
+                    Ok(said) => {
+                        // It stops once drained: partitions leave it out
+                        // from now on.
+                        self.added = None;
+                        self.faults.remove_member(id);
+                        return Ok((
+                            format!("remove node {id} holding {held} replicas: {said}"),
+                            Undo::Heal,
+                        ));
+                    }
+                    Err(error) => refused = Some(error),
+                }
+            }
+            return Err(refused.unwrap_or_else(|| anyhow::anyhow!("no nodes")));
+        }
+        let status = admin::wait_until_ready(&admins, Duration::from_secs(3)).await?;
+        let known = status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|node| node["id"].as_u64())
+            .max()
+            .unwrap_or(0);
+        let id = known + 1;
+        let seed = status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|node| node["state"] == "active")
+            .and_then(|node| node["peer_addr"].as_str())
+            .context("no active node to join through")?
+            .to_owned();
+        let (mut addrs, lease) = polis_client::local::free_addrs(1)?;
+        let mut node = addrs.pop().context("no address")?;
+        node.id = id;
+        let admin_addr = node.admin.clone();
+        self.cluster()?.add_node(node, &seed)?;
+        self.leases.push(lease);
+        self.faults.add_member(id, admin_addr);
+        self.added = Some(id);
+        Ok((format!("add node {id} (replicas move to it)"), Undo::Heal))
+    }
+
     fn cluster(&mut self) -> anyhow::Result<&mut LocalCluster> {
         self.cluster
             .as_mut()
@@ -298,6 +370,7 @@ impl PolisTarget {
                 ))
             }
             FaultKind::MoveSlots => self.move_slots(fault).await,
+            FaultKind::AddRemoveNode => self.add_or_remove_node().await,
             FaultKind::Pause => {
                 self.cluster()?.pause(victim)?;
                 Ok((format!("pause node {victim}{aimed}"), Undo::Resume(victim)))

@@ -216,3 +216,28 @@ async fn polis_stays_linearizable_while_slots_move() {
     assert!(run.count("ok", "read") >= 500);
     assert_meaningful_and_valid(&run, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_stays_linearizable_while_nodes_join_and_leave() {
+    // Every fault adds a node or removes the one added last once replicas
+    // moved to it, so replicas keep moving (the set workload's run draws
+    // these among every kind).
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &["--faults", "add-remove-node", "--duration-secs", "90"],
+        out.path(),
+    )
+    .await;
+    let begun = |prefix: &str| {
+        run.events
+            .iter()
+            .filter(|e| e["f"] == "nemesis" && e["phase"] == "start" && e["error"].is_null())
+            .filter(|e| e["fault"].as_str().unwrap_or_default().starts_with(prefix))
+            .count()
+    };
+    let (added, removed) = (begun("add node"), begun("remove node"));
+    println!("nodes added: {added}, removed: {removed}");
+    assert!(added >= 2 && removed >= 1, "{}", run.summary);
+    assert!(run.count("ok", "read") >= 500);
+    assert_meaningful_and_valid(&run, 3);
+}
