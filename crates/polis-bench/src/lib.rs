@@ -17,6 +17,7 @@ pub mod memory;
 pub mod migration;
 pub mod peers;
 pub mod report;
+pub mod scale_out;
 pub mod schedule;
 pub mod spec;
 pub mod workload;

@@ -63,6 +63,8 @@ pub struct ShardSummary {
     pub committed: Option<u64>,
     pub applied: Option<u64>,
     pub keys: Option<u64>,
+    /// The bytes the leader's keyspace holds, as it estimates them.
+    pub bytes: Option<u64>,
     /// The map version of the slot ownership the leader applied.
     pub owned_version: Option<u64>,
     /// The map version of the shard's slots: the shard serves once its
@@ -182,6 +184,7 @@ pub fn status(node: &Node) -> Status {
                 committed: lead.map(|lead| lead.committed),
                 applied: lead.map(|lead| lead.applied),
                 keys: lead.map(|lead| lead.items),
+                bytes: lead.map(|lead| lead.bytes),
                 owned_version,
                 slots_version: shard.slots_version,
                 serving: leader_node.is_some()

@@ -38,6 +38,32 @@ enum BenchCommand {
     /// the time loading the same keys took, the SET p99 on other slots
     /// meanwhile, and under writes into the moving slots.
     Migration(MigrationArgs),
+    /// Measures adding 2 nodes to a loaded 3-node cluster: the time until
+    /// the replicas are balanced, and SETs/s meanwhile against before.
+    ScaleOut(ScaleOutArgs),
+}
+
+/// Flags of `polis bench scale-out`.
+#[derive(Debug, Args)]
+struct ScaleOutArgs {
+    /// Keys loaded (1,000,000 of 1,000 bytes: about 1 GB).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 1_000)]
+    value_size: usize,
+    /// Seed of the writers' key choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the cluster keeps its data [default: a temporary directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Write the figures as JSON to this file too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Extra flags for every `polis server` started here (after `--`).
+    #[arg(last = true)]
+    server_args: Vec<String>,
 }
 
 /// Flags of `polis bench migration`.
@@ -225,6 +251,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Compare(args) => run_compare(*args).await,
         BenchCommand::Idle(args) => run_idle(args).await,
         BenchCommand::Migration(args) => run_migration(args).await,
+        BenchCommand::ScaleOut(args) => run_scale_out(args).await,
     }
 }
 
@@ -331,6 +358,35 @@ async fn run_migration(args: MigrationArgs) -> anyhow::Result<()> {
         report.move_s,
         report.move_under_writes_ratio,
         verdict(report.move_under_writes_ratio <= 2.0)
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    drop(temporary);
+    Ok(())
+}
+
+async fn run_scale_out(args: ScaleOutArgs) -> anyhow::Result<()> {
+    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let config = polis_bench::scale_out::ScaleOutConfig {
+        keys: args.keys,
+        value_size: args.value_size,
+        peers: local_peers(&args.server_args)?,
+        data_dir,
+        seed: args.seed,
+    };
+    println!(
+        "polis bench scale-out: {} keys of {} bytes on 3 nodes, 3 shards; 2 nodes added",
+        args.keys, args.value_size
+    );
+    let report = polis_bench::scale_out::measure(&config, &|line| println!("  {line}")).await?;
+    println!(
+        "balanced in {:.1} s; SETs/s during {:.0} / before {:.0} = {:.2}",
+        report.balance_s,
+        report.sets_per_s_during,
+        report.sets_per_s_before,
+        report.during_vs_before
     );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)

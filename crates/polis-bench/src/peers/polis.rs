@@ -22,6 +22,8 @@ pub struct PolisCluster {
     cluster: LocalCluster,
     leader_id: u64,
     leader_resp: String,
+    /// The ports of nodes added later, held while they run.
+    added: Vec<std::sync::Arc<polis_client::ports::PortLease>>,
 }
 
 impl PolisCluster {
@@ -52,6 +54,7 @@ impl PolisCluster {
                 cluster,
                 leader_id,
                 leader_resp,
+                added: Vec::new(),
             }),
             Err(error) => {
                 let logs = cluster.log_path(1);
@@ -62,6 +65,29 @@ impl PolisCluster {
                 )))
             }
         }
+    }
+
+    /// Starts one more node, which joins the running cluster through the
+    /// first node; returns its id.
+    ///
+    /// # Errors
+    /// Returns an error if no port is free or the node cannot start.
+    pub fn add_node(&mut self) -> anyhow::Result<u64> {
+        let id = self.cluster.ids().into_iter().max().unwrap_or(0) + 1;
+        let seed = self
+            .cluster
+            .nodes()
+            .first()
+            .map(|node| node.peer.clone())
+            .ok_or_else(|| anyhow::anyhow!("no node to join through"))?;
+        let (mut addrs, lease) = free_addrs(1)?;
+        let mut node = addrs
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no free address"))?;
+        node.id = id;
+        self.cluster.add_node(node, &seed)?;
+        self.added.push(lease);
+        Ok(id)
     }
 
     /// Returns the nodes' admin addresses.
