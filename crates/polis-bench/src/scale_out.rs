@@ -200,9 +200,10 @@ async fn wait_until_balanced(
         let Some(addr) = admins.first() else {
             bail!("no admin address");
         };
-        let (Ok(status), Ok(report)) =
-            (admin::status(addr).await, admin::scheduler_report(addr).await)
-        else {
+        let (Ok(status), Ok(report)) = (
+            admin::status(addr).await,
+            admin::scheduler_report(addr).await,
+        ) else {
             continue;
         };
         let replicas: Vec<(u64, u64)> = status["nodes"]
@@ -216,9 +217,13 @@ async fn wait_until_balanced(
             say(format!("{:.0} s: {line}", started.elapsed().as_secs_f64()));
             shown = line;
         }
-        let everyone = replicas.len() as u64 >= 3 + ADDED
-            && replicas.iter().all(|(_, held)| *held > 0);
-        quiet = if everyone && report.balanced { quiet + 1 } else { 0 };
+        let everyone =
+            replicas.len() as u64 >= 3 + ADDED && replicas.iter().all(|(_, held)| *held > 0);
+        quiet = if everyone && report.balanced {
+            quiet + 1
+        } else {
+            0
+        };
         if quiet >= 2 {
             return Ok(replicas);
         }

@@ -335,13 +335,13 @@ async fn begin_migration(
 /// Cancels every migration that has not switched yet.
 async fn cancel_migrations(State(node): State<Arc<Node>>) -> Response {
     match crate::controller::cancel_migrations(&node).await {
-        Ok(cancelled) => {
-            let ids: Vec<String> = cancelled.ids.iter().map(ToString::to_string).collect();
-            let mut said = format!("cancelled {} migrations: {}", ids.len(), ids.join(","));
-            for refused in cancelled.refused {
-                said.push_str(&format!("\n{refused}"));
-            }
-            (StatusCode::OK, said).into_response()
+        Ok(ids) => {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            (
+                StatusCode::OK,
+                format!("cancelled {} migrations: {}", ids.len(), ids.join(",")),
+            )
+                .into_response()
         }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -471,63 +471,59 @@ pub(crate) async fn change_map_answer(
     }
 }
 
-/// What cancelling the migrations did.
-#[derive(Debug, Default)]
-pub struct Cancelled {
-    /// The migrations cancelled.
-    pub ids: Vec<u64>,
-    /// The ones that could not be, and why (one switched meanwhile: it
-    /// finishes).
-    pub refused: Vec<String>,
-}
-
-/// How long a cancel retries while the meta group elects or the map moves.
+/// How long a cancel retries while the meta group elects.
 const CANCEL_WITHIN: Duration = Duration::from_secs(10);
 
-/// Cancels every migration of the map that has not switched yet, asking
-/// the meta leader wherever it is, and retrying while it is unavailable.
+/// Cancels every migration that has not switched yet, asking the meta
+/// leader wherever it is (its map is the newest: this node's may not
+/// show a migration begun a moment ago), retrying while it is
+/// unavailable. Returns the migrations cancelled.
 ///
 /// # Errors
-/// Returns why a migration could not be cancelled in time: try again.
-pub async fn cancel_migrations(node: &Arc<Node>) -> Result<Cancelled, String> {
-    let Some(view) = node.view() else {
-        return Err("this node has no cluster map yet".into());
-    };
+/// Returns why they could not be cancelled in time: try again.
+pub async fn cancel_migrations(node: &Arc<Node>) -> Result<Vec<u64>, String> {
     let deadline = tokio::time::Instant::now() + CANCEL_WITHIN;
-    let mut cancelled = Cancelled::default();
-    for migration in view.map().migrations.values() {
-        if migration.phase != polis_cluster::MigrationPhase::Copying {
-            continue;
-        }
-        let request = NodeRequest::ChangeMap {
-            changes: vec![MapChange::EndMigration {
-                id: migration.id,
-                cancelled: true,
-            }],
-        };
-        loop {
-            match ask_meta_leader(node, request.clone()).await {
-                NodeAnswer::Changed(_) => {
-                    cancelled.ids.push(migration.id);
-                    break;
-                }
-                NodeAnswer::Refused(reason) => {
-                    cancelled
-                        .refused
-                        .push(format!("migration {}: {reason}", migration.id));
-                    break;
-                }
-                other if tokio::time::Instant::now() >= deadline => {
-                    return Err(format!(
-                        "migration {} was not cancelled in time ({other:?})",
-                        migration.id
-                    ));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+    loop {
+        match ask_meta_leader(node, NodeRequest::CancelMigrations).await {
+            NodeAnswer::Cancelled(ids) => return Ok(ids),
+            NodeAnswer::Refused(reason) => return Err(reason),
+            other if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "the migrations were not cancelled in time ({other:?})"
+                ))
             }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    Ok(cancelled)
+}
+
+/// Cancels, in one map version, every migration of the map that has not
+/// switched (this node leads the meta group).
+pub(crate) async fn cancel_copying(node: &Arc<Node>) -> NodeAnswer {
+    let mut ids = Vec::new();
+    let changed = change_map(node, |map| {
+        ids = map
+            .migrations
+            .values()
+            .filter(|migration| migration.phase == polis_cluster::MigrationPhase::Copying)
+            .map(|migration| migration.id)
+            .collect();
+        if ids.is_empty() {
+            return Err(Box::new(NodeAnswer::Cancelled(Vec::new())));
+        }
+        Ok(ids
+            .iter()
+            .map(|id| MapChange::EndMigration {
+                id: *id,
+                cancelled: true,
+            })
+            .collect())
+    })
+    .await;
+    match changed {
+        Ok(_) => NodeAnswer::Cancelled(ids),
+        Err(answer) => answer,
+    }
 }
 
 /// Asks the meta leader, wherever it is, to answer `request` (this node

@@ -235,6 +235,42 @@ fn encode(op: &Op) -> Result<Bytes, Reply> {
         .map_err(|error| Reply::Error(ReplyError::err(format!("cannot encode command: {error}"))))
 }
 
+/// How much longer than the longest freeze a command waits for its slot.
+const FROZEN_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits while `slot` is frozen on `group` for its migration's switch: a
+/// freeze lasts at most `--migration-pause-max-ms`, then the slot is the
+/// target's or thawed. Returns false when the freeze outlasted the wait.
+async fn wait_out_freeze(node: &Node, group: &ShardGroup, slot: Slot) -> bool {
+    wait_until(node.config.migration_pause_max + FROZEN_GRACE, || {
+        !group.state().read().app.migrations.frozen(Some(slot))
+    })
+    .await
+}
+
+/// The reply to a write refused because `slot` was frozen: held until the
+/// freeze ends, then `MOVED` to the slot's new owner once the switch gave
+/// it away, else TRYAGAIN. The write is never proposed again here: its
+/// client may have given up meanwhile, and a write applied after its
+/// client moved on would land after the client's later writes.
+async fn frozen_write(node: &Node, group: &ShardGroup, slot: Slot) -> Reply {
+    if !wait_out_freeze(node, group, slot).await {
+        return frozen(Some(slot));
+    }
+    let (owns, version) = {
+        let state = group.state().read();
+        (state.app.owns(Some(slot)), state.app.ownership.version)
+    };
+    if owns {
+        return Reply::Error(ReplyError::TryAgain(format!(
+            "slot {slot} was frozen for a switch that was put off: it stays here; try again"
+        )));
+    }
+    not_owned(node, group, slot, version)
+        .await
+        .unwrap_or_else(|| frozen(Some(slot)))
+}
+
 /// The reply to a command on a slot frozen for its migration's switch.
 fn frozen(slot: Option<Slot>) -> Reply {
     let what = slot.map_or_else(
@@ -275,7 +311,8 @@ pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
                     return reply;
                 }
             }
-            Applied::Frozen { slot } => return frozen(slot),
+            Applied::Frozen { slot: Some(slot) } => return frozen_write(node, &group, slot).await,
+            Applied::Frozen { slot: None } => return frozen(None),
             Applied::Batch(_) => {
                 return Reply::Error(ReplyError::err("a command answered as a batch"))
             }
@@ -374,12 +411,18 @@ async fn read(
         let version = {
             let state = group.state().read();
             if state.app.migrations.frozen(Some(slot)) {
+                None
+            } else if state.app.owns(Some(slot)) {
+                return command.execute_read(&state.app.db, &context(session));
+            } else {
+                Some(state.app.ownership.version)
+            }
+        };
+        let Some(version) = version else {
+            if !wait_out_freeze(node, &group, slot).await {
                 return frozen(Some(slot));
             }
-            if state.app.owns(Some(slot)) {
-                return command.execute_read(&state.app.db, &context(session));
-            }
-            state.app.ownership.version
+            continue;
         };
         if let Some(reply) = not_owned(node, &group, slot, version).await {
             return reply;

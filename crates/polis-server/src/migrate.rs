@@ -129,7 +129,12 @@ fn clean_up(node: &Arc<Node>, group: &ShardGroup, map: &polis_cluster::ClusterMa
         )
     };
     let mut ops: Vec<Op> = Vec::new();
-    if let Some(migration) = outgoing.filter(|id| map.migration_ended(*id)) {
+    // Tracking ends once this shard applied the ownership of the map it
+    // reads (for a migration that switched: gave its slots away).
+    if let Some(migration) = outgoing
+        .filter(|id| map.migration_ended(*id))
+        .filter(|_| gave_away_in(group, map))
+    {
         ops.push(Op::Untrack { migration });
     }
     for migration in incoming.into_iter().filter(|id| map.migration_ended(*id)) {
@@ -178,7 +183,10 @@ async fn drive(node: &Arc<Node>, group: &ShardGroup, migration: Migration) -> Re
         if !group.is_leader() {
             return Err("this node no longer leads the source".into());
         }
-        if migration.phase == MigrationPhase::Switched && target_serves(node, &migration) {
+        if migration.phase == MigrationPhase::Switched
+            && target_serves(node, &migration)
+            && gave_away(node, group)
+        {
             break;
         }
         tokio::time::sleep(SERVE_WAIT).await;
@@ -194,6 +202,28 @@ async fn drive(node: &Arc<Node>, group: &ShardGroup, migration: Migration) -> Re
     tracing::info!(migration = id, "migration done");
     lock(&node.work.migration_progress).remove(&id);
     Ok(())
+}
+
+/// Returns true when `group` applied the ownership `map` gives it.
+fn gave_away_in(group: &ShardGroup, map: &polis_cluster::ClusterMap) -> bool {
+    map.shards
+        .get(&group.id())
+        .is_some_and(|shard| group.state().read().app.ownership.version >= shard.slots_version)
+}
+
+/// Returns true when the source applied the ownership of its map's slots
+/// version: it gave the slots away. Until then its tracking must stay,
+/// frozen: the migration ends only after, and its end drops the tracking
+/// ([`clean_up`]); dropped before, it would let writes to the slots apply
+/// here after the switch, and the ownership entry would then drop them.
+fn gave_away(node: &Node, group: &ShardGroup) -> bool {
+    let Some(wanted) = node
+        .view()
+        .and_then(|view| Some(view.map().shards.get(&group.id())?.slots_version))
+    else {
+        return false;
+    };
+    group.state().read().app.ownership.version >= wanted
 }
 
 /// Returns true when the target's leader applied the ownership of the

@@ -61,6 +61,9 @@ pub enum NodeRequest {
     Split { shard: GroupId },
     /// Merge shard `from` into shard `into` now. Sent to the meta leader.
     Merge { from: GroupId, into: GroupId },
+    /// Cancel every migration that has not switched. Sent to the meta
+    /// leader, whose map is the newest.
+    CancelMigrations,
 }
 
 /// The answer to a [`NodeRequest`].
@@ -90,6 +93,8 @@ pub enum NodeAnswer {
     Retry(String),
     /// The map changed as asked; its version after the change.
     Changed(u64),
+    /// These migrations were cancelled.
+    Cancelled(Vec<u64>),
 }
 
 /// How long a node message may take.
@@ -214,5 +219,6 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         NodeRequest::Rebalance => crate::schedule::ask(node),
         NodeRequest::Split { shard } => crate::schedule::split(node, shard).await,
         NodeRequest::Merge { from, into } => crate::schedule::merge(node, from, into).await,
+        NodeRequest::CancelMigrations => crate::controller::cancel_copying(node).await,
     }
 }

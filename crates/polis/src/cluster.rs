@@ -128,6 +128,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 &args.node,
                 to_shard,
                 probe,
+                map_version_in(&said),
                 Duration::from_secs(timeout_secs),
             )
             .await
@@ -219,18 +220,34 @@ async fn wait_until_balanced(first: &str, timeout: Duration, balanced: bool) -> 
     )
 }
 
+/// Returns the map version an answer names as `(map version N)`, or 0.
+fn map_version_in(said: &str) -> u64 {
+    said.split("map version ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|number| number.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Shows the migrations to `to_shard` until none is left; succeeds when
-/// `slot` is then the shard's.
+/// `slot` is then the shard's. The asked node's map must be at `began`
+/// (the version that began the migration) at least: an older one knows
+/// nothing of the migration yet.
 async fn wait_until_moved(
     addr: &str,
     to_shard: u64,
     slot: u16,
+    began: u64,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut shown = String::new();
     while tokio::time::Instant::now() < deadline {
         let status = admin::status(addr).await?;
+        if status["map_version"].as_u64().unwrap_or(0) < began {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let moving: Vec<&serde_json::Value> = status["migrations"]
             .as_array()
             .into_iter()
@@ -337,4 +354,18 @@ async fn wait_until_removed(first: &str, id: u64, timeout: Duration) -> anyhow::
         "node {id} was not removed within {timeout:?}: see `polis status` for the shards still \
          moving (a replica moves only while its shard has a leader and the node it goes to is up)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_map_version_is_read_from_an_answer() {
+        assert_eq!(
+            map_version_in("moving slots 0-99 to shard 2 (map version 17)"),
+            17
+        );
+        assert_eq!(map_version_in("no version here"), 0);
+    }
 }

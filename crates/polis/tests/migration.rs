@@ -8,6 +8,8 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::client::FollowingClient;
@@ -33,6 +35,65 @@ async fn get(client: &mut FollowingClient, key: &str) -> Value {
     client
         .query_idempotent(redis::cmd("GET").arg(key), Duration::from_secs(30))
         .await
+}
+
+/// What one held key's writer saw.
+struct Held {
+    key: String,
+    answered: u64,
+    tryagain: u64,
+    /// The last value a SET of it was acknowledged with.
+    acked: Option<u64>,
+}
+
+/// SETs and GETs `key` in turn until `stop`, following MOVED by hand
+/// (a cluster client would retry TRYAGAIN and hide it).
+async fn count_tryagain(addrs: Vec<String>, key: String, stop: Arc<AtomicBool>) -> Held {
+    let (mut answered, mut tryagain, mut acked) = (0, 0, None);
+    let mut addr = addrs[0].clone();
+    let mut connection = None;
+    for n in 0u64.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if connection.is_none() {
+            let client = redis::Client::open(format!("redis://{addr}")).unwrap();
+            connection = client.get_multiplexed_async_connection().await.ok();
+        }
+        let Some(open) = connection.as_mut() else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let cmd = if n % 2 == 0 {
+            redis::cmd("SET").arg(&key).arg(n).clone()
+        } else {
+            redis::cmd("GET").arg(&key).clone()
+        };
+        match cmd.query_async::<Value>(open).await {
+            Ok(_) => {
+                answered += 1;
+                if n % 2 == 0 {
+                    acked = Some(n);
+                }
+            }
+            Err(error) if error.code() == Some("TRYAGAIN") => {
+                eprintln!("{key}: {error}");
+                tryagain += 1;
+            }
+            Err(error) => {
+                if let Some((to, _)) = error.redirect_node() {
+                    addr = to.to_owned();
+                }
+                connection = None;
+            }
+        }
+    }
+    Held {
+        key,
+        answered,
+        tryagain,
+        acked,
+    }
 }
 
 /// Returns the sum of DBSIZE over the shard leaders.
@@ -88,12 +149,44 @@ async fn slots_move_to_another_shard_under_writes_and_every_key_arrives() {
     probed.insert(3, key_in(10923, 16383, "probe-3"));
     let probe = Probe::start(cluster.resp_addrs(), probed, 3);
     probe.wait_acked(30).await;
+    // Single-key commands on a moving slot are held through the freeze
+    // and then answered (or redirected): never TRYAGAIN.
+    let stop = Arc::new(AtomicBool::new(false));
+    let held: Vec<_> = (0..8)
+        .map(|n| {
+            tokio::spawn(count_tryagain(
+                cluster.resp_addrs(),
+                key_in(0, 99, &format!("held-{n}")),
+                stop.clone(),
+            ))
+        })
+        .collect();
 
     let (moved, said) = polis_cluster(&cluster, &["migrate", "--slots", "0-99", "--to-shard", "2"]);
     assert!(moved, "{said}");
     assert!(said.contains("slots moved to shard 2"), "{said}");
     probe.wait_acked(60).await;
     let logs = probe.stop().await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut answered, mut tryagain) = (0, 0);
+    for task in held {
+        let held = task.await.unwrap();
+        answered += held.answered;
+        tryagain += held.tryagain;
+        // Its last acknowledged SET is what the key holds: nothing a
+        // source applied after the switch was dropped.
+        if let Some(acked) = held.acked {
+            assert_eq!(
+                get(&mut client, &held.key).await,
+                Value::BulkString(acked.to_string().into_bytes()),
+                "{}",
+                held.key
+            );
+        }
+    }
+    eprintln!("held keys: {answered} answered, {tryagain} TRYAGAIN");
+    assert!(answered > 10, "{answered}");
+    assert_eq!(tryagain, 0, "single-key commands wait out the freeze");
 
     let status = cluster.cluster_status(1).await.unwrap();
     assert_eq!(polis_client::admin::slot_owner(&status, 0), Some(2));
@@ -133,8 +226,9 @@ async fn slots_move_to_another_shard_under_writes_and_every_key_arrives() {
         "DBSIZE over the leaders to count every key once",
         Duration::from_secs(30),
         || async {
+            // The three probe keys and the eight held keys.
             let total = dbsize_over_leaders(&cluster).await?;
-            (total == total_keys + 3).then_some(total)
+            (total == total_keys + 11).then_some(total)
         },
     )
     .await;
