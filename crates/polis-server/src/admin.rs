@@ -91,6 +91,19 @@ pub struct MigrationSummary {
     pub progress: Option<crate::migrate::Progress>,
 }
 
+/// A replica joining or leaving its shard's group: the map and the
+/// group's members (as its leader counts them) differ.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaMoveSummary {
+    pub shard: GroupId,
+    pub replica_id: ReplicaId,
+    pub node_id: Option<NodeId>,
+    /// `adding` (in the map, not yet in the group), `catching-up` (in both,
+    /// lagging) or `leaving` (in the group, no longer in the map).
+    pub phase: String,
+    pub lag: Option<u64>,
+}
+
 /// What GET /status returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -107,6 +120,9 @@ pub struct Status {
     pub nodes: Vec<NodeSummary>,
     pub shards: Vec<ShardSummary>,
     pub migrations: Vec<MigrationSummary>,
+    /// Replicas joining or leaving their shards, as the shard leaders'
+    /// beats show them.
+    pub replica_moves: Vec<ReplicaMoveSummary>,
     /// On the meta leader: what the scheduler and the balancers still
     /// want; elsewhere absent.
     pub scheduler: Option<crate::schedule::SchedulerReport>,
@@ -132,6 +148,7 @@ pub fn status(node: &Node) -> Status {
             nodes: Vec::new(),
             shards: Vec::new(),
             migrations: Vec::new(),
+            replica_moves: Vec::new(),
             scheduler: None,
             replicas,
         };
@@ -245,9 +262,63 @@ pub fn status(node: &Node) -> Status {
         nodes,
         shards,
         migrations,
+        replica_moves: replica_moves(map, &leaderships),
         scheduler: crate::schedule::report(node),
         replicas,
     }
+}
+
+/// Entries a replica may lag and still count as caught up, here.
+const CAUGHT_UP_LAG: u64 = 16;
+
+/// Returns the replicas joining or leaving each shard: where the map and
+/// the members its leader counts differ, or a member lags.
+fn replica_moves(
+    map: &polis_cluster::ClusterMap,
+    leaderships: &std::collections::BTreeMap<GroupId, (NodeId, Leadership)>,
+) -> Vec<ReplicaMoveSummary> {
+    let mut moves = Vec::new();
+    for shard in map.shards.values() {
+        let Some((_, lead)) = leaderships.get(&shard.id) else {
+            continue;
+        };
+        let counted: std::collections::BTreeSet<ReplicaId> = lead.members().collect();
+        let lag = |replica: ReplicaId| {
+            lead.matched
+                .iter()
+                .find(|(member, _)| *member == replica)
+                .map(|(_, matched)| lead.last_log_index.saturating_sub(*matched))
+        };
+        for replica in &shard.replicas {
+            let phase = if !counted.contains(&replica.replica) {
+                "adding"
+            } else if lag(replica.replica).is_some_and(|lag| lag > CAUGHT_UP_LAG) {
+                "catching-up"
+            } else {
+                continue;
+            };
+            moves.push(ReplicaMoveSummary {
+                shard: shard.id,
+                replica_id: replica.replica,
+                node_id: Some(replica.node),
+                phase: phase.into(),
+                lag: lag(replica.replica),
+            });
+        }
+        for member in counted
+            .iter()
+            .filter(|member| shard.node_of(**member).is_none())
+        {
+            moves.push(ReplicaMoveSummary {
+                shard: shard.id,
+                replica_id: *member,
+                node_id: None,
+                phase: "leaving".into(),
+                lag: lag(*member),
+            });
+        }
+    }
+    moves
 }
 
 /// Serves the admin endpoint on `listener` until aborted.

@@ -93,6 +93,76 @@ pub fn render(status: &Value) -> String {
             replicas.join(" "),
         ));
     }
+    let migrations = status["migrations"].as_array().cloned().unwrap_or_default();
+    if !migrations.is_empty() {
+        out.push_str(&format!(
+            "\n{:<10} {:<24} {:<10} {:<10} {:<30}\n",
+            "MIGRATION", "SLOTS", "SHARDS", "PHASE", "PROGRESS (on its source's leader)"
+        ));
+        for migration in &migrations {
+            let progress = &migration["progress"];
+            let progress = if progress.is_null() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{} keys, {:.1} MB sent, {}",
+                    opt(&progress["keys_sent"]),
+                    progress["bytes_sent"].as_f64().unwrap_or(0.0) / 1e6,
+                    opt(&progress["step"])
+                )
+            };
+            out.push_str(&format!(
+                "{:<10} {:<24} {:<10} {:<10} {:<30}\n",
+                opt(&migration["id"]),
+                opt(&migration["slots"]),
+                format!(
+                    "{}->{}",
+                    opt(&migration["source"]),
+                    opt(&migration["target"])
+                ),
+                opt(&migration["phase"]),
+                progress,
+            ));
+        }
+    }
+    let moves = status["replica_moves"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !moves.is_empty() {
+        out.push_str(&format!(
+            "\n{:<12} {:<6} {:<8} {:<6} {:<12} {:<8}\n",
+            "REPLICA MOVE", "SHARD", "REPLICA", "NODE", "PHASE", "LAG"
+        ));
+        for change in &moves {
+            out.push_str(&format!(
+                "{:<12} {:<6} {:<8} {:<6} {:<12} {:<8}\n",
+                "",
+                opt(&change["shard"]),
+                opt(&change["replica_id"]),
+                opt(&change["node_id"]),
+                opt(&change["phase"]),
+                opt(&change["lag"]),
+            ));
+        }
+    }
+    if let Some(report) = status.get("scheduler").filter(|report| !report.is_null()) {
+        out.push_str(&format!(
+            "\nscheduler: {}; {} migrations, {} replica moves, {} leader moves wanted{}\n",
+            if report["balanced"] == true {
+                "balanced"
+            } else {
+                "balancing"
+            },
+            opt(&report["migrations"]),
+            opt(&report["replica_moves"]),
+            opt(&report["leader_moves"]),
+            report["planned"]
+                .as_str()
+                .map(|planned| format!("; next: {planned}"))
+                .unwrap_or_default(),
+        ));
+    }
     if status["shards"]
         .as_array()
         .into_iter()

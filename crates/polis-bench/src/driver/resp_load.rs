@@ -27,6 +27,21 @@ pub struct LoadPlan {
     pub connections: usize,
 }
 
+/// Times a batch is sent again after a leader change or a broken
+/// connection.
+const LOAD_RETRIES_MAX: usize = 20;
+/// Pause before sending it again.
+const LOAD_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Returns true for an error a later try may not meet: the cluster
+/// electing a leader, a slot changing hands, a connection lost.
+fn transient(error: &redis::RedisError) -> bool {
+    matches!(error.code(), Some("CLUSTERDOWN" | "TRYAGAIN" | "LOADING"))
+        || error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+}
+
 /// Loads the keyspace; returns the number of keys loaded.
 ///
 /// # Errors
@@ -106,6 +121,7 @@ impl Loader {
     /// Sends every command, grouped by address, following MOVED.
     async fn send(&mut self, commands: &[(String, Cmd)]) -> Result<(), String> {
         let mut redirects = 0;
+        let mut retries = 0;
         'attempt: loop {
             let mut groups: HashMap<Arc<str>, redis::Pipeline> = HashMap::new();
             for (name, cmd) in commands {
@@ -136,6 +152,21 @@ impl Loader {
                             }
                         }
                         redirects += 1;
+                        continue 'attempt;
+                    }
+                    // Every load command is idempotent (SET, HSET): one
+                    // whose outcome is unknown (a leader changed under
+                    // it) is sent again.
+                    Err(error) if transient(&error) && retries < LOAD_RETRIES_MAX => {
+                        retries += 1;
+                        self.connections.remove(&addr);
+                        tokio::time::sleep(LOAD_RETRY_AFTER).await;
+                        let seed = self.routes.address(0);
+                        if let Ok(mut connection) = self.connection(&seed).await {
+                            if let Some(table) = cluster_slots(&mut connection).await {
+                                self.routes.learn(&table);
+                            }
+                        }
                         continue 'attempt;
                     }
                     Err(error) => return Err(format!("loading on {addr}: {error}")),
