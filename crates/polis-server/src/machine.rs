@@ -67,6 +67,8 @@ pub enum Op {
         migration: u64,
         slots: SlotSet,
         reset: bool,
+        /// The source's log index the keys were read at (at most).
+        read_at: u64,
         keys: Vec<ShippedKey>,
     },
     /// Target: the migration ended without a switch; drop what was
@@ -140,8 +142,8 @@ impl Applied {
 }
 
 /// The first byte of a shard's snapshot: its format (1: no migrations
-/// part, still read).
-const SNAPSHOT_FORMAT: u8 = 2;
+/// part; 2: staging without read indexes; both still read).
+const SNAPSHOT_FORMAT: u8 = 3;
 
 /// The keyspace of a shard as a Raft state machine.
 pub struct DataMachine {
@@ -244,6 +246,7 @@ impl DataMachine {
                 migration,
                 slots,
                 reset,
+                read_at,
                 keys,
             } => {
                 if slots
@@ -256,7 +259,8 @@ impl DataMachine {
                     // late. Nothing to stage.
                     return Applied::Reply(Reply::ok());
                 }
-                self.migrations.stage(migration, slots, reset, keys);
+                self.migrations
+                    .stage(migration, slots, reset, read_at, keys);
                 Applied::Reply(Reply::ok())
             }
             Op::Unstage { migration } => {
@@ -308,9 +312,9 @@ impl StateMachine for DataMachine {
         let Some((&format, rest)) = data.split_first() else {
             return Err("an empty snapshot".into());
         };
-        if format != SNAPSHOT_FORMAT && format != 1 {
+        if !(1..=SNAPSHOT_FORMAT).contains(&format) {
             return Err(format!(
-                "snapshot format {format}; this binary reads formats 1 and {SNAPSHOT_FORMAT}"
+                "snapshot format {format}; this binary reads formats 1 to {SNAPSHOT_FORMAT}"
             ));
         }
         let (ownership, rest) = length_prefixed(rest)?;
@@ -320,8 +324,13 @@ impl StateMachine for DataMachine {
             (Migrations::default(), rest)
         } else {
             let (migrations, rest) = length_prefixed(rest)?;
-            let migrations =
-                postcard::from_bytes(migrations).map_err(|error| format!("migrations: {error}"))?;
+            let migrations = if format == 2 {
+                postcard::from_bytes::<crate::migrating::MigrationsV2>(migrations)
+                    .map(Migrations::from)
+            } else {
+                postcard::from_bytes(migrations)
+            }
+            .map_err(|error| format!("migrations: {error}"))?;
             (migrations, rest)
         };
         self.db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;

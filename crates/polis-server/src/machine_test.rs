@@ -157,14 +157,15 @@ fn a_migration_copies_changes_freezes_and_hands_the_keys_over_at_the_switch() {
     let changed = source.migrations.changed_after(&source.db, 4);
     assert_eq!(changed.len(), 1);
     assert!(source.migrations.changed_after(&source.db, 5).is_empty());
-    let stage = |reset, keys| Op::Stage {
+    let stage = |reset, read_at, keys| Op::Stage {
         migration: 7,
         slots: moving.clone(),
         reset,
+        read_at,
         keys,
     };
-    apply(&mut target, 1, &stage(true, page));
-    apply(&mut target, 2, &stage(false, changed));
+    apply(&mut target, 1, &stage(true, 3, page));
+    apply(&mut target, 2, &stage(false, 6, changed));
     assert_eq!(target.db.len(), 0, "staged keys are out of sight");
     assert_eq!(
         apply(&mut target, 3, &Op::Command(logged("GET foo"))),
@@ -247,6 +248,7 @@ fn a_cancelled_migration_thaws_the_source_and_drops_the_staging() {
             migration: 3,
             slots: moving,
             reset: true,
+            read_at: 1,
             keys: staged,
         },
     );
@@ -300,6 +302,7 @@ fn a_late_entry_of_an_ended_migration_never_touches_a_newer_one() {
         migration,
         slots: moving.clone(),
         reset: true,
+        read_at: 1,
         keys: vec![(Bytes::from("old"), entry(value))],
     };
     // A cancelled migration 4 left a staged key; migration 5 begins.
@@ -311,6 +314,7 @@ fn a_late_entry_of_an_ended_migration_never_touches_a_newer_one() {
             migration: 5,
             slots: moving.clone(),
             reset: true,
+            read_at: 1,
             keys: vec![(Bytes::from("foo"), entry("1"))],
         },
     );
@@ -340,6 +344,7 @@ fn migrations_of_different_slots_into_one_shard_stage_side_by_side() {
         migration,
         slots,
         reset: true,
+        read_at: 1,
         keys: vec![(Bytes::from(key.to_owned()), entry.clone())],
     };
     apply(&mut target, 1, &stage(7, set(foo), "foo"));
@@ -349,4 +354,45 @@ fn migrations_of_different_slots_into_one_shard_stage_side_by_side() {
     apply(&mut target, 4, &own(2, &[(low, low), (high, high)]));
     assert_eq!(get(&target, "foo"), Some(Bytes::from("v")));
     assert_eq!(get(&target, "bar"), Some(Bytes::from("v")));
+}
+
+#[test]
+fn a_chunk_read_earlier_never_overwrites_a_later_one_whatever_the_order() {
+    let foo = key_hash_slot(b"foo");
+    let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
+    let value = |text: &str| {
+        Some(polis_store::Entry {
+            value: polis_store::Value::String(Bytes::from(text.to_owned())),
+            expire_at_ms: None,
+        })
+    };
+    let stage = |reset, read_at, entry| Op::Stage {
+        migration: 9,
+        slots: moving.clone(),
+        reset,
+        read_at,
+        keys: vec![(Bytes::from("foo"), entry)],
+    };
+    let mut target = DataMachine::new(GroupId(2));
+    // A driver copies foo (read at 10), then ships its change (read at
+    // 20); a copy of the first chunk whose answer was lost applies last.
+    apply(&mut target, 1, &stage(true, 10, value("copied")));
+    apply(&mut target, 2, &stage(false, 20, value("changed")));
+    apply(&mut target, 3, &stage(false, 10, value("copied")));
+    // A deletion read at 30, then the late copy again.
+    apply(&mut target, 4, &stage(false, 30, None));
+    apply(&mut target, 5, &stage(false, 20, value("changed")));
+    // A copy through a snapshot, which carries the read indexes.
+    let mut deleted = DataMachine::new(GroupId(2));
+    deleted.restore(&target.snapshot()).unwrap();
+    assert_eq!(deleted.migrations, target.migrations);
+    apply(&mut deleted, 6, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(get(&deleted, "foo"), None, "the later deletion stands");
+
+    // A new driver copies from scratch at 40 (foo written again); a late
+    // chunk of the earlier driver (read at 30) is dropped whole.
+    apply(&mut target, 6, &stage(true, 40, value("again")));
+    apply(&mut target, 7, &stage(false, 35, value("stale")));
+    apply(&mut target, 8, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(get(&target, "foo"), Some(Bytes::from("again")));
 }

@@ -276,7 +276,7 @@ async fn copy_and_switch(
     for round in 0.. {
         let (changed, at) = changed_after(group, mark);
         let count = changed.len();
-        sender.send(changed).await?;
+        sender.send(changed, at).await?;
         mark = at;
         note(node, id, |progress| progress.rounds += 1);
         if count <= FREEZE_WHEN_FEWER || round + 1 >= ROUNDS_MAX {
@@ -296,7 +296,7 @@ async fn copy_and_switch(
         let frozen_at = Instant::now();
         propose(group, &Op::Freeze { migration: id }).await?;
         let (changed, at) = changed_after(group, mark);
-        sender.send(changed).await?;
+        sender.send(changed, at).await?;
         mark = at;
         if frozen_at.elapsed() <= pause_max {
             match meta_change(node, MapChange::SwitchMigration { id, attempt }).await {
@@ -320,7 +320,7 @@ async fn copy_and_switch(
         for _ in 0..ROUNDS_MAX {
             let (changed, at) = changed_after(group, mark);
             let count = changed.len();
-            sender.send(changed).await?;
+            sender.send(changed, at).await?;
             mark = at;
             if count <= FREEZE_WHEN_FEWER {
                 break;

@@ -32,6 +32,49 @@ pub struct Outgoing {
 pub struct Incoming {
     pub slots: SlotSet,
     pub keys: BTreeMap<Bytes, Entry>,
+    /// The source's log index each staged key (or deletion) was read at:
+    /// a chunk read earlier never overwrites what a later one staged, in
+    /// whatever order chunks arrive (a chunk whose answer was lost is
+    /// sent again, and the first copy may still be applied later).
+    pub read_at: BTreeMap<Bytes, u64>,
+    /// The source's log index the latest copy from scratch began at: a
+    /// chunk read before it (one of an earlier driver's, late) is dropped.
+    pub floor: u64,
+}
+
+/// The staging of snapshot format 2, without read indexes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct IncomingV2 {
+    slots: SlotSet,
+    keys: BTreeMap<Bytes, Entry>,
+}
+
+/// A shard's migrations as snapshot format 2 holds them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrationsV2 {
+    outgoing: Option<Outgoing>,
+    incoming: BTreeMap<u64, IncomingV2>,
+}
+
+impl From<MigrationsV2> for Migrations {
+    fn from(old: MigrationsV2) -> Self {
+        Self {
+            outgoing: old.outgoing,
+            incoming: old
+                .incoming
+                .into_iter()
+                .map(|(migration, incoming)| {
+                    let incoming = Incoming {
+                        slots: incoming.slots,
+                        keys: incoming.keys,
+                        read_at: BTreeMap::new(),
+                        floor: 0,
+                    };
+                    (migration, incoming)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Returns true when `a` and `b` share a slot.
@@ -130,8 +173,17 @@ impl Migrations {
         }
     }
 
-    /// Stages `keys` for `migration`; `reset` first drops what was staged.
-    pub fn stage(&mut self, migration: u64, slots: SlotSet, reset: bool, keys: Vec<ShippedKey>) {
+    /// Stages `keys`, read from the source at log index `read_at`, for
+    /// `migration`; `reset` (a copy from scratch) first drops what was
+    /// staged.
+    pub fn stage(
+        &mut self,
+        migration: u64,
+        slots: SlotSet,
+        reset: bool,
+        read_at: u64,
+        keys: Vec<ShippedKey>,
+    ) {
         // For the same slots, a late chunk of an older migration is
         // dropped, and a newer migration's chunk drops what older ones
         // left, so nothing stale is ever made live beside it. Migrations
@@ -149,12 +201,28 @@ impl Migrations {
         let incoming = self.incoming.entry(migration).or_insert_with(|| Incoming {
             slots: slots.clone(),
             keys: BTreeMap::new(),
+            read_at: BTreeMap::new(),
+            floor: 0,
         });
+        if read_at < incoming.floor {
+            // Read before the latest copy from scratch began: stale.
+            return;
+        }
         if reset {
             incoming.keys.clear();
+            incoming.read_at.clear();
             incoming.slots = slots;
+            incoming.floor = read_at;
         }
         for (key, entry) in keys {
+            if incoming
+                .read_at
+                .get(&key)
+                .is_some_and(|staged| *staged > read_at)
+            {
+                continue;
+            }
+            incoming.read_at.insert(key.clone(), read_at);
             match entry {
                 Some(entry) => incoming.keys.insert(key, entry),
                 None => incoming.keys.remove(&key),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller::Registration;
 use crate::migrating::ShippedKey;
 use crate::node::Node;
+use crate::shipping::Staged;
 
 /// A request from one node to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,8 @@ pub enum NodeRequest {
         migration: u64,
         slots: SlotSet,
         reset: bool,
+        /// The source's log index the keys were read at (at most).
+        read_at: u64,
         keys: Vec<ShippedKey>,
     },
     /// Run a scheduler pass now (`polis cluster rebalance`). Sent to the
@@ -214,8 +217,18 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             migration,
             slots,
             reset,
+            read_at,
             keys,
-        } => crate::shipping::stage(node, shard, migration, slots, reset, keys).await,
+        } => {
+            let staged = Staged {
+                migration,
+                slots,
+                reset,
+                read_at,
+                keys,
+            };
+            crate::shipping::stage(node, shard, staged).await
+        }
         NodeRequest::Rebalance => crate::schedule::ask(node),
         NodeRequest::Split { shard } => crate::schedule::split(node, shard).await,
         NodeRequest::Merge { from, into } => crate::schedule::merge(node, from, into).await,

@@ -54,26 +54,32 @@ impl Sender {
     }
 
     /// Copies every key of the slots; returns the log index from which
-    /// changes must still be shipped.
+    /// changes must still be shipped. A chunk is labelled with the index
+    /// its first page was read at: the earliest of its keys'.
     pub(crate) async fn copy_all(&mut self, group: &ShardGroup) -> Result<u64, String> {
         let mut cursor = 0;
         let mut mark = None;
         let mut chunk: Vec<ShippedKey> = Vec::new();
+        let mut chunk_read_at = None;
         let mut bytes = 0;
         loop {
-            let (page, next) = {
+            let (page, next, read_at) = {
                 let state = group.state().read();
-                mark.get_or_insert(state.last_applied.map_or(0, |log_id| log_id.index));
-                state
+                let read_at = state.last_applied.map_or(0, |log_id| log_id.index);
+                mark.get_or_insert(read_at);
+                let (page, next) = state
                     .app
                     .migrations
-                    .copy_page(&state.app.db, cursor, PAGE_KEYS)
+                    .copy_page(&state.app.db, cursor, PAGE_KEYS);
+                (page, next, read_at)
             };
             for key in page {
+                let first = *chunk_read_at.get_or_insert(read_at);
                 bytes += shipped_bytes(&key);
                 chunk.push(key);
                 if bytes >= CHUNK_BYTES {
-                    self.stage(std::mem::take(&mut chunk), bytes).await?;
+                    self.stage(std::mem::take(&mut chunk), first, bytes).await?;
+                    chunk_read_at = None;
                     bytes = 0;
                 }
             }
@@ -82,27 +88,30 @@ impl Sender {
             }
             cursor = next;
         }
+        let mark = mark.unwrap_or(0);
         if !chunk.is_empty() || self.reset {
-            self.stage(chunk, bytes).await?;
+            self.stage(chunk, chunk_read_at.unwrap_or(mark), bytes)
+                .await?;
         }
         self.flush().await?;
-        Ok(mark.unwrap_or(0))
+        Ok(mark)
     }
 
-    /// Ships `keys` in chunks.
-    pub(crate) async fn send(&mut self, keys: Vec<ShippedKey>) -> Result<(), String> {
+    /// Ships `keys`, read at the source's log index `read_at`, in chunks.
+    pub(crate) async fn send(&mut self, keys: Vec<ShippedKey>, read_at: u64) -> Result<(), String> {
         let mut chunk = Vec::new();
         let mut bytes = 0;
         for key in keys {
             bytes += shipped_bytes(&key);
             chunk.push(key);
             if bytes >= CHUNK_BYTES {
-                self.stage(std::mem::take(&mut chunk), bytes).await?;
+                self.stage(std::mem::take(&mut chunk), read_at, bytes)
+                    .await?;
                 bytes = 0;
             }
         }
         if !chunk.is_empty() {
-            self.stage(chunk, bytes).await?;
+            self.stage(chunk, read_at, bytes).await?;
         }
         self.flush().await
     }
@@ -110,13 +119,19 @@ impl Sender {
     /// Stages one chunk on the target's leader, with up to [`WINDOW`]
     /// chunks in flight (the first, which resets the staging, alone);
     /// [`Sender::flush`] waits for them all.
-    async fn stage(&mut self, keys: Vec<ShippedKey>, bytes: usize) -> Result<(), String> {
+    async fn stage(
+        &mut self,
+        keys: Vec<ShippedKey>,
+        read_at: u64,
+        bytes: usize,
+    ) -> Result<(), String> {
         let count = keys.len() as u64;
         let request = NodeRequest::Stage {
             shard: self.target,
             migration: self.id,
             slots: self.slots.clone(),
             reset: self.reset,
+            read_at,
             keys,
         };
         let staging = stage_chunk(self.node.clone(), self.id, self.target, request);
@@ -241,16 +256,25 @@ fn shipped_bytes((key, entry): &ShippedKey) -> usize {
     key.len() + entry.as_ref().map_or(0, |entry| entry.value.mem_bytes()) + 16
 }
 
+/// One chunk to stage on a migration's target.
+pub(crate) struct Staged {
+    pub migration: u64,
+    pub slots: SlotSet,
+    pub reset: bool,
+    pub read_at: u64,
+    pub keys: Vec<ShippedKey>,
+}
+
 /// Stages keys on shard `shard`, which this node leads (the target of a
 /// migration): answers once the entry applied.
-pub(crate) async fn stage(
-    node: &Arc<Node>,
-    shard: GroupId,
-    migration: u64,
-    slots: SlotSet,
-    reset: bool,
-    keys: Vec<ShippedKey>,
-) -> NodeAnswer {
+pub(crate) async fn stage(node: &Arc<Node>, shard: GroupId, staged: Staged) -> NodeAnswer {
+    let Staged {
+        migration,
+        slots,
+        reset,
+        read_at,
+        keys,
+    } = staged;
     let Some(group) = node.shard(shard).filter(|group| group.is_leader()) else {
         return NodeAnswer::Retry(format!("this node does not lead shard {shard}"));
     };
@@ -264,6 +288,7 @@ pub(crate) async fn stage(
         migration,
         slots,
         reset,
+        read_at,
         keys,
     };
     match propose(&group, &op).await {

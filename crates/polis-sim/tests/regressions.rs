@@ -7,6 +7,8 @@
 //! | 238 | default | no first map in 25 s: a creator that heard a majority waited for the rest, but each round of asking waited 5 s for a lost answer and forgot the answers of earlier rounds, so partitions kept it from ever creating | polis-server bootstrap: empty answers counted across rounds, 1 s per answer |
 //! | 1275 | `--nodes 5` | the meta group's first entries differed (log matching): the simulation let a crashed node's start-up run on, and it created a map after the crash that the restarted node created again, differently | polis-sim: a crash aborts the node's start-up |
 //! | 3098 | default | a key read as missing after a slot migration: a range owned by two shards made two migrations into one shard, and the rule dropping late entries of ended migrations dropped one of them's staged keys | polis-server migrating: that rule applies to overlapping slots only |
+//! | 5760 | `--shards 3` | a stale read (and lost writes) after a slot migration: a chunk of the copy staged on the target late (an earlier driver's, or a first try whose answer was lost) overwrote newer values of the same migration | polis-server migrating: each staged key keeps the source index it was read at; older chunks never overwrite, and a copy from scratch drops chunks read before it |
+//! | 5556 | `--shards 3` | the applied-index checker took a replica placed again on a node (a new replica id) for a restart from an older snapshot | polis-sim: a destroyed replica's progress is forgotten |
 //!
 //! A seed replays its run exactly only while the code it runs is the
 //! same: any change to polis-raft, openraft or the simulation may steer a
@@ -40,6 +42,14 @@ fn seeds_that_found_bugs_pass() {
     };
     let report = run(1275, &five);
     assert!(report.passed(), "{}", report.summary());
+    let three_shards = SimOptions {
+        shards: Some(3),
+        ..SimOptions::default()
+    };
+    for seed in [5556, 5760] {
+        let report = run(seed, &three_shards);
+        assert!(report.passed(), "{}", report.summary());
+    }
 }
 
 /// Sends `args` through the nodes' own request path, following MOVED and

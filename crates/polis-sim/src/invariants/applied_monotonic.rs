@@ -3,7 +3,8 @@
 //! snapshot its state was restored from; a snapshot never replaces state
 //! that is further along; and across a restart the node starts from a
 //! snapshot at least as recent as the last one it saved (snapshots are
-//! durable).
+//! durable). A replica destroyed (moved away) takes its progress with it:
+//! a later replica of the group on the node starts from nothing.
 
 use std::collections::BTreeMap;
 
@@ -110,6 +111,17 @@ impl AppliedMonotonic {
                 progress.snapshot = index;
                 Ok(())
             }
+            TraceEvent::Disk {
+                node,
+                event: DiskEvent::Destroyed,
+                ..
+            } => {
+                let progress = self.nodes.entry(*node).or_default();
+                progress.applied = None;
+                progress.snapshot = None;
+                progress.saved = None;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -200,6 +212,33 @@ mod tests {
             .unwrap();
         let error = checker.observe(&snapshot(3, 6, true)).unwrap_err();
         assert!(error.contains("older than"), "{error}");
+    }
+
+    #[test]
+    fn a_replica_destroyed_and_placed_again_starts_from_nothing() {
+        let mut checker = AppliedMonotonic::default();
+        checker.observe(&snapshot(3, 10, false)).unwrap();
+        checker
+            .observe(&TraceEvent::Disk {
+                node: NodeId(3),
+                group: polis_types::GroupId(1),
+                event: DiskEvent::Destroyed,
+            })
+            .unwrap();
+        checker.observe(&applied(3, 0, 1)).unwrap();
+        checker
+            .observe(&TraceEvent::Restart {
+                node: NodeId(3),
+                incarnation: 1,
+            })
+            .unwrap();
+        checker
+            .observe(&TraceEvent::Disk {
+                node: NodeId(3),
+                group: polis_types::GroupId(1),
+                event: DiskEvent::SnapshotLoaded { last: None },
+            })
+            .unwrap();
     }
 
     #[test]
