@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -14,8 +14,8 @@ use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::cluster_ops;
 use crate::node::Node;
-use crate::rpc::NodeAnswer;
 use crate::stats::Stats;
 
 /// One node of the map, as this node sees it.
@@ -331,12 +331,15 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }),
         )
         .route("/metrics", get(metrics))
-        .route("/cluster/nodes/{id}/remove", post(remove_node))
-        .route("/cluster/migrations", post(begin_migration))
-        .route("/cluster/migrations/cancel", post(cancel_migrations))
-        .route("/cluster/rebalance", post(rebalance))
-        .route("/cluster/shards/{id}/split", post(split_shard))
-        .route("/cluster/shards/{id}/merge", post(merge_shard));
+        .route("/cluster/nodes/{id}/remove", post(cluster_ops::remove_node))
+        .route("/cluster/migrations", post(cluster_ops::begin_migration))
+        .route(
+            "/cluster/migrations/cancel",
+            post(cluster_ops::cancel_migrations),
+        )
+        .route("/cluster/rebalance", post(cluster_ops::rebalance))
+        .route("/cluster/shards/{id}/split", post(cluster_ops::split_shard))
+        .route("/cluster/shards/{id}/merge", post(cluster_ops::merge_shard));
     if node.config.enable_fault_injection {
         app = app
             .route("/faults/fsync-error", post(inject_fsync_error))
@@ -346,139 +349,6 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let app = app.with_state(node);
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(%error, "admin server stopped");
-    }
-}
-
-/// Starts removing a node: the meta leader marks it leaving, and drains
-/// it (`polis cluster remove-node`).
-async fn remove_node(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Response {
-    let leaving = NodeId(id);
-    let answer = crate::controller::ask_meta_leader(
-        &node,
-        crate::rpc::NodeRequest::RemoveNode { node: leaving },
-    )
-    .await;
-    answer_response(answer, |version| {
-        format!(
-            "node {leaving} is leaving (map version {version}): its leaderships and replicas \
-             move to the other nodes, then it is removed and stops"
-        )
-    })
-}
-
-/// What POST /cluster/migrations takes.
-#[derive(Debug, serde::Deserialize)]
-struct MigrateRequest {
-    /// Slot ranges, as `0-99,200`.
-    slots: String,
-    to_shard: u64,
-}
-
-/// Begins moving slots to a shard (`polis cluster migrate`).
-async fn begin_migration(
-    State(node): State<Arc<Node>>,
-    Json(request): Json<MigrateRequest>,
-) -> Response {
-    let slots = match polis_cluster::migration::parse_ranges(&request.slots) {
-        Ok(slots) => slots,
-        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
-    };
-    let target = GroupId(request.to_shard);
-    let change = polis_cluster::MapChange::BeginMigration {
-        slots: slots.clone(),
-        target,
-    };
-    let answer = crate::controller::ask_meta_leader(
-        &node,
-        crate::rpc::NodeRequest::ChangeMap {
-            changes: vec![change],
-        },
-    )
-    .await;
-    answer_response(answer, |version| {
-        format!(
-            "moving slots {} to shard {target} (map version {version})",
-            polis_cluster::migration::render(&slots)
-        )
-    })
-}
-
-/// Cancels every migration that has not switched yet.
-async fn cancel_migrations(State(node): State<Arc<Node>>) -> Response {
-    match crate::controller::cancel_migrations(&node).await {
-        Ok(ids) => {
-            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-            (
-                StatusCode::OK,
-                format!("cancelled {} migrations: {}", ids.len(), ids.join(",")),
-            )
-                .into_response()
-        }
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{reason}; try again"),
-        )
-            .into_response(),
-    }
-}
-
-/// Asks the meta leader for a scheduler pass now.
-async fn rebalance(State(node): State<Arc<Node>>) -> Response {
-    let answer =
-        crate::controller::ask_meta_leader(&node, crate::rpc::NodeRequest::Rebalance).await;
-    answer_response(answer, |version| {
-        format!("rebalancing from map version {version}")
-    })
-}
-
-/// Splits a shard: half its slots move to a new shard.
-async fn split_shard(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Response {
-    let request = crate::rpc::NodeRequest::Split { shard: GroupId(id) };
-    let answer = crate::controller::ask_meta_leader(&node, request).await;
-    answer_response(answer, |version| {
-        format!("splitting shard {id} (map version {version})")
-    })
-}
-
-/// What POST /cluster/shards/{id}/merge takes.
-#[derive(Debug, serde::Deserialize)]
-struct MergeRequest {
-    into: u64,
-}
-
-/// Merges a shard into another: every slot of it moves there, and the
-/// emptied shard is retired.
-async fn merge_shard(
-    State(node): State<Arc<Node>>,
-    Path(id): Path<u64>,
-    Json(request): Json<MergeRequest>,
-) -> Response {
-    let into = request.into;
-    let request = crate::rpc::NodeRequest::Merge {
-        from: GroupId(id),
-        into: GroupId(into),
-    };
-    let answer = crate::controller::ask_meta_leader(&node, request).await;
-    answer_response(answer, |version| {
-        format!("merging shard {id} into shard {into} (map version {version})")
-    })
-}
-
-/// Returns the HTTP form of a meta leader's answer to a map change.
-fn answer_response(answer: NodeAnswer, done: impl FnOnce(u64) -> String) -> Response {
-    match answer {
-        NodeAnswer::Changed(version) => (StatusCode::OK, done(version)).into_response(),
-        NodeAnswer::Refused(reason) => (StatusCode::CONFLICT, reason).into_response(),
-        NodeAnswer::Retry(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{reason}; try again"),
-        )
-            .into_response(),
-        other => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("unexpected answer from the meta leader: {other:?}; try again"),
-        )
-            .into_response(),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod admin;
 pub mod balance;
 pub mod bootstrap;
 pub mod clients;
+pub mod cluster_ops;
 pub mod config;
 pub mod connection;
 pub mod controller;

@@ -58,10 +58,12 @@ async fn count_tryagain(addrs: Vec<String>, key: String, stop: Arc<AtomicBool>) 
         }
         if connection.is_none() {
             let client = redis::Client::open(format!("redis://{addr}")).unwrap();
-            connection = client.get_multiplexed_async_connection().await.ok();
+            connection = common::wait_for_opt(Duration::from_secs(10), || async {
+                client.get_multiplexed_async_connection().await.ok()
+            })
+            .await;
         }
         let Some(open) = connection.as_mut() else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let cmd = if n % 2 == 0 {
