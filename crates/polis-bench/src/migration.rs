@@ -22,7 +22,7 @@ use polis_client::admin;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::resp::{RespConnection, RespOptions};
-use crate::driver::resp_load::{self, LoadPlan};
+use crate::driver::resp_load;
 use crate::driver::routes;
 use crate::peers::polis::PolisCluster;
 use crate::peers::PeerConfig;
@@ -123,17 +123,9 @@ async fn run(
         "loading {} keys of {} bytes",
         config.keys, config.value_size
     ));
-    let started = Instant::now();
-    let plan = LoadPlan {
-        keys: config.keys,
-        value: value.clone(),
-        with_counters_and_hashes: false,
-        connections: 8,
-    };
-    resp_load::load(&options, &plan)
+    let load_s = resp_load::load_timed(&options, config.keys, value.clone())
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
-    let load_s = started.elapsed().as_secs_f64();
     let in_range = |key: u64, (start, end): (u16, u16)| {
         let slot = routes::slot(format!("key:{key}").as_bytes());
         start <= slot && slot <= end

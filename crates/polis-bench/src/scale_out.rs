@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::driver::resp::{RespConnection, RespOptions};
-use crate::driver::resp_load::{self, LoadPlan};
+use crate::driver::resp_load;
 use crate::peers::polis::PolisCluster;
 use crate::peers::PeerConfig;
 use crate::workload::Op;
@@ -104,17 +104,9 @@ async fn run(
         "loading {} keys of {} bytes",
         config.keys, config.value_size
     ));
-    let started = Instant::now();
-    let plan = LoadPlan {
-        keys: config.keys,
-        value: value.clone(),
-        with_counters_and_hashes: false,
-        connections: 8,
-    };
-    resp_load::load(&options, &plan)
+    let load_s = resp_load::load_timed(&options, config.keys, value.clone())
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
-    let load_s = started.elapsed().as_secs_f64();
     let status = admin::wait_until_ready(&admins, Duration::from_secs(60)).await?;
     let bytes = leader_bytes(&status);
     say(format!(

@@ -355,6 +355,18 @@ pub fn slot_range(
     })
 }
 
+/// Returns the highest node id one /status lists (0 for none): a node
+/// added next takes the one after it.
+pub fn highest_node_id(status: &serde_json::Value) -> u64 {
+    status["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|node| node["id"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Returns node `node`'s admin address, as one /status says.
 pub fn node_admin_addr(status: &serde_json::Value, node: u64) -> Option<String> {
     status["nodes"]

@@ -217,13 +217,8 @@ fn gave_away_in(group: &ShardGroup, map: &polis_cluster::ClusterMap) -> bool {
 /// ([`clean_up`]); dropped before, it would let writes to the slots apply
 /// here after the switch, and the ownership entry would then drop them.
 fn gave_away(node: &Node, group: &ShardGroup) -> bool {
-    let Some(wanted) = node
-        .view()
-        .and_then(|view| Some(view.map().shards.get(&group.id())?.slots_version))
-    else {
-        return false;
-    };
-    group.state().read().app.ownership.version >= wanted
+    node.view()
+        .is_some_and(|view| gave_away_in(group, view.map()))
 }
 
 /// Returns true when the target's leader applied the ownership of the

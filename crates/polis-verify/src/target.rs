@@ -276,14 +276,7 @@ impl PolisTarget {
             return Err(refused.unwrap_or_else(|| anyhow::anyhow!("no nodes")));
         }
         let status = admin::wait_until_ready(&admins, Duration::from_secs(3)).await?;
-        let known = status["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|node| node["id"].as_u64())
-            .max()
-            .unwrap_or(0);
-        let id = known + 1;
+        let id = admin::highest_node_id(&status) + 1;
         let seed = status["nodes"]
             .as_array()
             .into_iter()

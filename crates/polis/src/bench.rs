@@ -18,7 +18,7 @@ use polis_bench::report::machine::{load_average, Machine, Versions};
 use polis_bench::report::Report;
 use polis_bench::spec::{BenchResult, BenchSpec, Distribution, Mode, Target, Workload};
 
-use crate::bench_moves::{run_migration, run_scale_out, MigrationArgs, ScaleOutArgs};
+use crate::bench_moves::{run_migration, run_scale_out, MigrationArgs, RunPlace, ScaleOutArgs};
 
 /// Flags of `polis bench`.
 #[derive(Debug, Args)]
@@ -54,15 +54,8 @@ struct IdleArgs {
     /// Seconds of idleness measured per cluster.
     #[arg(long, default_value_t = 20.0)]
     window_secs: f64,
-    /// Where the clusters keep their data [default: a temporary directory].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the measurements as JSON to this file too.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Extra flags for every `polis server` started here (after `--`).
-    #[arg(last = true)]
-    server_args: Vec<String>,
+    #[command(flatten)]
+    run: RunPlace,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -237,11 +230,11 @@ pub(crate) fn local_peers(server_args: &[String]) -> anyhow::Result<PeerConfig> 
 }
 
 async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
-    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
     let config = IdleConfig {
         shard_counts: args.shards.clone(),
         window: seconds(args.window_secs, "window-secs")?,
-        peers: local_peers(&args.server_args)?,
+        peers: local_peers(&args.run.server_args)?,
         data_dir,
     };
     println!(
@@ -267,10 +260,7 @@ async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
                 .map_or_else(|| "-".to_owned(), |b| format!("{:.0}", b / 1024.0)),
         );
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    args.run.write_json(&report)?;
     drop(temporary);
     if !report.errors.is_empty() {
         bail!("{}", report.errors.join("; "));

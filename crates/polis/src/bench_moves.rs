@@ -8,6 +8,31 @@ use clap::Args;
 
 use crate::bench::{data_dir_or_temporary, local_peers};
 
+/// Where a benchmark's clusters keep their data and its figures go.
+#[derive(Debug, Args)]
+pub(crate) struct RunPlace {
+    /// Where the cluster keeps its data [default: a temporary directory].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Write the figures as JSON to this file too.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Extra flags for every `polis server` started here (after `--`).
+    #[arg(last = true)]
+    pub(crate) server_args: Vec<String>,
+}
+
+impl RunPlace {
+    /// Writes `report` as JSON to `--json`, if given.
+    pub(crate) fn write_json(&self, report: &impl serde::Serialize) -> anyhow::Result<()> {
+        if let Some(path) = &self.json {
+            std::fs::write(path, serde_json::to_vec_pretty(report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
 /// Flags of `polis bench scale-out`.
 #[derive(Debug, Args)]
 pub(crate) struct ScaleOutArgs {
@@ -20,15 +45,8 @@ pub(crate) struct ScaleOutArgs {
     /// Seed of the writers' key choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where the cluster keeps its data [default: a temporary directory].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the figures as JSON to this file too.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Extra flags for every `polis server` started here (after `--`).
-    #[arg(last = true)]
-    server_args: Vec<String>,
+    #[command(flatten)]
+    run: RunPlace,
 }
 
 /// Flags of `polis bench migration`.
@@ -43,24 +61,17 @@ pub(crate) struct MigrationArgs {
     /// Writes per second into the moving slots during the second move.
     #[arg(long, default_value_t = 10_000)]
     write_rate: u64,
-    /// Where the cluster keeps its data [default: a temporary directory].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the figures as JSON to this file too.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Extra flags for every `polis server` started here (after `--`).
-    #[arg(last = true)]
-    server_args: Vec<String>,
+    #[command(flatten)]
+    run: RunPlace,
 }
 
 pub(crate) async fn run_migration(args: MigrationArgs) -> anyhow::Result<()> {
-    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
     let config = polis_bench::migration::MigrationConfig {
         keys: args.keys,
         value_size: args.value_size,
         write_rate: args.write_rate,
-        peers: local_peers(&args.server_args)?,
+        peers: local_peers(&args.run.server_args)?,
         data_dir,
     };
     println!(
@@ -91,20 +102,17 @@ pub(crate) async fn run_migration(args: MigrationArgs) -> anyhow::Result<()> {
         report.move_under_writes_ratio,
         verdict(report.move_under_writes_ratio <= 2.0)
     );
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    args.run.write_json(&report)?;
     drop(temporary);
     Ok(())
 }
 
 pub(crate) async fn run_scale_out(args: ScaleOutArgs) -> anyhow::Result<()> {
-    let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
+    let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
     let config = polis_bench::scale_out::ScaleOutConfig {
         keys: args.keys,
         value_size: args.value_size,
-        peers: local_peers(&args.server_args)?,
+        peers: local_peers(&args.run.server_args)?,
         data_dir,
         seed: args.seed,
     };
@@ -120,10 +128,7 @@ pub(crate) async fn run_scale_out(args: ScaleOutArgs) -> anyhow::Result<()> {
         report.sets_per_s_before,
         report.during_vs_before
     );
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    args.run.write_json(&report)?;
     drop(temporary);
     Ok(())
 }

@@ -165,13 +165,7 @@ async fn add_node(args: DevArgs) -> anyhow::Result<()> {
                 first.admin
             )
         })?;
-    let known = status["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|node| node["id"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let known = polis_client::admin::highest_node_id(&status);
     let index = u16::try_from(known).context("too many nodes")?;
     if index >= 99 || u32::from(args.port) + 200 + u32::from(index) > u32::from(u16::MAX) {
         bail!("no room for node {}: at most 99 nodes", known + 1);

@@ -42,6 +42,27 @@ fn transient(error: &redis::RedisError) -> bool {
         || error.is_timeout()
 }
 
+/// Loads keys `0..keys` holding `value` with pipelined SETs on 8
+/// connections; returns how long it took, in seconds.
+///
+/// # Errors
+/// Fails as [`load`] does.
+pub async fn load_timed(
+    options: &RespOptions,
+    keys: u64,
+    value: std::sync::Arc<[u8]>,
+) -> Result<f64, String> {
+    let started = std::time::Instant::now();
+    let plan = LoadPlan {
+        keys,
+        value,
+        with_counters_and_hashes: false,
+        connections: 8,
+    };
+    load(options, &plan).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
 /// Loads the keyspace; returns the number of keys loaded.
 ///
 /// # Errors
