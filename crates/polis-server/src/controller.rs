@@ -471,29 +471,39 @@ pub(crate) async fn change_map_answer(
     }
 }
 
-/// How long a cancel retries while the meta group elects.
-const CANCEL_WITHIN: Duration = Duration::from_secs(10);
+/// How long a request to the meta leader waits out an election.
+const META_WAIT: Duration = Duration::from_secs(10);
+
+/// Asks the meta leader, wherever it is, to answer `request`, asking
+/// again while the meta group elects or its leadership moves (for up to
+/// 10 s): what an operator's request should wait out rather than fail on.
+pub async fn ask_meta_leader_patiently(node: &Arc<Node>, request: NodeRequest) -> NodeAnswer {
+    let deadline = tokio::time::Instant::now() + META_WAIT;
+    loop {
+        let answer = ask_meta_leader(node, request.clone()).await;
+        let electing = matches!(
+            answer,
+            NodeAnswer::Retry(_) | NodeAnswer::NotMetaLeader { .. }
+        );
+        if !electing || tokio::time::Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 /// Cancels every migration that has not switched yet, asking the meta
 /// leader wherever it is (its map is the newest: this node's may not
-/// show a migration begun a moment ago), retrying while it is
-/// unavailable. Returns the migrations cancelled.
+/// show a migration begun a moment ago). Returns the migrations
+/// cancelled.
 ///
 /// # Errors
-/// Returns why they could not be cancelled in time: try again.
+/// Returns why they could not be cancelled: try again.
 pub async fn cancel_migrations(node: &Arc<Node>) -> Result<Vec<u64>, String> {
-    let deadline = tokio::time::Instant::now() + CANCEL_WITHIN;
-    loop {
-        match ask_meta_leader(node, NodeRequest::CancelMigrations).await {
-            NodeAnswer::Cancelled(ids) => return Ok(ids),
-            NodeAnswer::Refused(reason) => return Err(reason),
-            other if tokio::time::Instant::now() >= deadline => {
-                return Err(format!(
-                    "the migrations were not cancelled in time ({other:?})"
-                ))
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
+    match ask_meta_leader_patiently(node, NodeRequest::CancelMigrations).await {
+        NodeAnswer::Cancelled(ids) => Ok(ids),
+        NodeAnswer::Refused(reason) => Err(reason),
+        other => Err(format!("the migrations were not cancelled ({other:?})")),
     }
 }
 
