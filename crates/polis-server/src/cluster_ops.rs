@@ -17,7 +17,7 @@ use crate::rpc::NodeAnswer;
 /// it (`polis cluster remove-node`).
 pub(crate) async fn remove_node(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Response {
     let leaving = NodeId(id);
-    let answer = crate::controller::ask_meta_leader_patiently(
+    let answer = crate::meta_leader::ask_patiently(
         &node,
         crate::rpc::NodeRequest::RemoveNode { node: leaving },
     )
@@ -52,7 +52,7 @@ pub(crate) async fn begin_migration(
         slots: slots.clone(),
         target,
     };
-    let answer = crate::controller::ask_meta_leader_patiently(
+    let answer = crate::meta_leader::ask_patiently(
         &node,
         crate::rpc::NodeRequest::ChangeMap {
             changes: vec![change],
@@ -69,7 +69,7 @@ pub(crate) async fn begin_migration(
 
 /// Cancels every migration that has not switched yet.
 pub(crate) async fn cancel_migrations(State(node): State<Arc<Node>>) -> Response {
-    match crate::controller::cancel_migrations(&node).await {
+    match crate::meta_leader::cancel_migrations(&node).await {
         Ok(ids) => {
             let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
             (
@@ -88,9 +88,7 @@ pub(crate) async fn cancel_migrations(State(node): State<Arc<Node>>) -> Response
 
 /// Asks the meta leader for a scheduler pass now.
 pub(crate) async fn rebalance(State(node): State<Arc<Node>>) -> Response {
-    let answer =
-        crate::controller::ask_meta_leader_patiently(&node, crate::rpc::NodeRequest::Rebalance)
-            .await;
+    let answer = crate::meta_leader::ask_patiently(&node, crate::rpc::NodeRequest::Rebalance).await;
     answer_response(answer, |version| {
         format!("rebalancing from map version {version}")
     })
@@ -99,7 +97,7 @@ pub(crate) async fn rebalance(State(node): State<Arc<Node>>) -> Response {
 /// Splits a shard: half its slots move to a new shard.
 pub(crate) async fn split_shard(State(node): State<Arc<Node>>, Path(id): Path<u64>) -> Response {
     let request = crate::rpc::NodeRequest::Split { shard: GroupId(id) };
-    let answer = crate::controller::ask_meta_leader_patiently(&node, request).await;
+    let answer = crate::meta_leader::ask_patiently(&node, request).await;
     answer_response(answer, |version| {
         format!("splitting shard {id} (map version {version})")
     })
@@ -123,7 +121,7 @@ pub(crate) async fn merge_shard(
         from: GroupId(id),
         into: GroupId(into),
     };
-    let answer = crate::controller::ask_meta_leader_patiently(&node, request).await;
+    let answer = crate::meta_leader::ask_patiently(&node, request).await;
     answer_response(answer, |version| {
         format!("merging shard {id} into shard {into} (map version {version})")
     })

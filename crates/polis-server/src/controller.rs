@@ -23,7 +23,7 @@ use crate::balance::{self, Moves};
 use crate::machine::{Applied, DataMachine, Op};
 use crate::node::Node;
 use crate::replicas;
-use crate::rpc::{self, NodeAnswer, NodeRequest};
+use crate::rpc::NodeAnswer;
 
 /// How often the loop looks at the groups.
 const CONTROL_EVERY: Duration = Duration::from_millis(500);
@@ -38,7 +38,6 @@ const CAUGHT_UP_LAG_MAX: u64 = 16;
 /// How many times a map change retries a lost compare-and-set.
 const CHANGE_ATTEMPTS_MAX: usize = 20;
 /// How many redirects a request to the meta leader follows.
-const REDIRECTS_MAX: usize = 3;
 
 /// What the loop has under way.
 pub struct Work {
@@ -471,42 +470,6 @@ pub(crate) async fn change_map_answer(
     }
 }
 
-/// How long a request to the meta leader waits out an election.
-const META_WAIT: Duration = Duration::from_secs(10);
-
-/// Asks the meta leader, wherever it is, to answer `request`, asking
-/// again while the meta group elects or its leadership moves (for up to
-/// 10 s): what an operator's request should wait out rather than fail on.
-pub async fn ask_meta_leader_patiently(node: &Arc<Node>, request: NodeRequest) -> NodeAnswer {
-    let deadline = tokio::time::Instant::now() + META_WAIT;
-    loop {
-        let answer = ask_meta_leader(node, request.clone()).await;
-        let electing = matches!(
-            answer,
-            NodeAnswer::Retry(_) | NodeAnswer::NotMetaLeader { .. }
-        );
-        if !electing || tokio::time::Instant::now() >= deadline {
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Cancels every migration that has not switched yet, asking the meta
-/// leader wherever it is (its map is the newest: this node's may not
-/// show a migration begun a moment ago). Returns the migrations
-/// cancelled.
-///
-/// # Errors
-/// Returns why they could not be cancelled: try again.
-pub async fn cancel_migrations(node: &Arc<Node>) -> Result<Vec<u64>, String> {
-    match ask_meta_leader_patiently(node, NodeRequest::CancelMigrations).await {
-        NodeAnswer::Cancelled(ids) => Ok(ids),
-        NodeAnswer::Refused(reason) => Err(reason),
-        other => Err(format!("the migrations were not cancelled ({other:?})")),
-    }
-}
-
 /// Cancels, in one map version, every migration of the map that has not
 /// switched (this node leads the meta group).
 pub(crate) async fn cancel_copying(node: &Arc<Node>) -> NodeAnswer {
@@ -534,30 +497,6 @@ pub(crate) async fn cancel_copying(node: &Arc<Node>) -> NodeAnswer {
         Ok(_) => NodeAnswer::Cancelled(ids),
         Err(answer) => answer,
     }
-}
-
-/// Asks the meta leader, wherever it is, to answer `request` (this node
-/// when it leads), following up to a few redirects.
-pub async fn ask_meta_leader(node: &Arc<Node>, request: NodeRequest) -> NodeAnswer {
-    let me = node.config.node_id;
-    let mut leader = node.meta_leader();
-    for _ in 0..REDIRECTS_MAX {
-        let answer = match leader {
-            None => return NodeAnswer::Retry("the meta group has no leader now".into()),
-            Some(leader) if leader == me => rpc::answer(node, me, request.clone()).await,
-            Some(leader) => match node.peer_addr(leader) {
-                Some(addr) => rpc::call(node, &addr, &request)
-                    .await
-                    .unwrap_or_else(NodeAnswer::Retry),
-                None => NodeAnswer::Retry(format!("no address for node {leader}")),
-            },
-        };
-        match answer {
-            NodeAnswer::NotMetaLeader { leader: next } if next != leader => leader = next,
-            answer => return answer,
-        }
-    }
-    NodeAnswer::Retry("the meta group's leadership is moving".into())
 }
 
 /// Removes the leaving nodes that hold no replica, once no shard counts

@@ -31,6 +31,7 @@ pub mod dispatch;
 pub mod expiry;
 pub mod machine;
 pub mod map_state;
+pub mod meta_leader;
 pub mod migrate;
 pub mod migrating;
 pub mod node;

@@ -29,7 +29,7 @@ use polis_cluster::{MapChange, Migration, MigrationPhase};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::controller::{self, lock, spawn_exclusive};
+use crate::controller::{lock, spawn_exclusive};
 use crate::machine::{Applied, Op};
 use crate::migrating::ShippedKey;
 use crate::node::{Node, ShardGroup};
@@ -370,7 +370,7 @@ async fn meta_change(node: &Arc<Node>, change: MapChange) -> Result<(), String> 
         let request = NodeRequest::ChangeMap {
             changes: vec![change.clone()],
         };
-        match controller::ask_meta_leader(node, request).await {
+        match crate::meta_leader::ask(node, request).await {
             NodeAnswer::Changed(version) => {
                 node.map.wait_for(version, Duration::from_secs(5)).await;
                 return Ok(());

@@ -17,7 +17,6 @@ use polis_resp::{Reply, ReplyError};
 use polis_types::{GroupId, NodeId, Slot, SlotRange};
 
 use super::lower;
-use crate::controller;
 use crate::node::{node_name, Node};
 use crate::rpc::{NodeAnswer, NodeRequest};
 
@@ -110,7 +109,7 @@ async fn migrate_slots(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyE
         target,
     };
     answered(
-        controller::ask_meta_leader(
+        crate::meta_leader::ask_patiently(
             node,
             NodeRequest::ChangeMap {
                 changes: vec![change],
@@ -192,7 +191,7 @@ fn get_slot_migrations(node: &Arc<Node>) -> Result<Reply, ReplyError> {
 }
 
 async fn cancel_slot_migrations(node: &Arc<Node>) -> Result<Reply, ReplyError> {
-    controller::cancel_migrations(node)
+    crate::meta_leader::cancel_migrations(node)
         .await
         .map_err(ReplyError::TryAgain)?;
     Ok(Reply::ok())
