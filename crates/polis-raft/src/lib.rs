@@ -41,7 +41,7 @@ pub use group::{Clock, Group, GroupStatus, MemberStatus, Members, ProposeError};
 pub use host::{GroupSpec, Host};
 pub use settings::RaftSettings;
 pub use state_machine::{
-    AppliedEntry, ApplyObserver, SmState, SnapshotPacing, StateHandle, StateMachine,
+    AppliedEntry, ApplyObserver, SmState, SnapshotPacing, SnapshotStep, StateHandle, StateMachine,
 };
 pub use transport::{AppHandler, CallError, PeerAddr};
 pub use types::PeerNode;

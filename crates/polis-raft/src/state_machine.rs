@@ -20,12 +20,13 @@ use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 
 use crate::log_store::corruption::{self, Corruption, RecordProblem};
 use crate::log_store::{record, OpenError};
 use crate::mem_log_store::MemLogStore;
+use crate::storage::write_durably;
 use crate::types::{Applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// An application state machine replicated by a Raft group.
@@ -39,6 +40,22 @@ pub trait StateMachine: Send + Sync + 'static {
 
     /// Returns the whole state, encoded.
     fn snapshot(&self) -> Vec<u8>;
+
+    /// Begins a snapshot encoded in steps ([`StateMachine::snapshot_step`])
+    /// and returns its first bytes. Proposals are applied between the
+    /// steps, yet together the bytes must be [`StateMachine::snapshot`] as
+    /// of now. By default the whole snapshot, at once.
+    fn snapshot_begin(&mut self) -> Vec<u8> {
+        self.snapshot()
+    }
+
+    /// Appends the next part of the snapshot begun last to `out`.
+    fn snapshot_step(&mut self, _out: &mut Vec<u8>) -> SnapshotStep {
+        SnapshotStep::Done
+    }
+
+    /// Drops what an unfinished snapshot keeps: its build stopped.
+    fn snapshot_abandon(&mut self) {}
 
     /// Replaces the whole state with a decoded snapshot.
     ///
@@ -63,6 +80,18 @@ pub trait StateMachine: Send + Sync + 'static {
     fn version(&self) -> u64 {
         0
     }
+}
+
+/// Where a snapshot encoded in steps stands after one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStep {
+    /// More steps follow.
+    More,
+    /// The snapshot is complete.
+    Done,
+    /// The state was replaced since the snapshot began (a snapshot was
+    /// installed): begin again.
+    Lost,
 }
 
 /// What an [`ApplyObserver`] is shown of one applied proposal.
@@ -441,53 +470,8 @@ fn restore_into<S: StateMachine>(
     Ok(())
 }
 
-use crate::storage::write_durably;
-
-impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
-    type SnapshotData = Vec<u8>;
-
-    async fn build_snapshot(
-        &mut self,
-    ) -> Result<openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
-        let started = std::time::Instant::now();
-        // Applying waits while the state is encoded: only that happens
-        // under the lock.
-        let (meta, body) = {
-            let state = self.handle.read();
-            self.growth
-                .at_snapshot
-                .store(state.applied_bytes, Ordering::SeqCst);
-            let body = SnapshotBody {
-                time_ms: state.time_ms,
-                app: state.app.snapshot(),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-            };
-            (meta, body)
-        };
-        let locked = started.elapsed();
-        let data = postcard::to_stdvec(&body).map_err(invalid)?;
-        drop(body);
-        self.persist(&meta, &data).await?;
-        self.growth
-            .snapshot_bytes
-            .store(data.len() as u64, Ordering::SeqCst);
-        self.growth.requested.store(false, Ordering::SeqCst);
-        tracing::info!(
-            last_log_id = ?meta.last_log_id,
-            bytes = data.len(),
-            locked_ms = locked.as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "snapshot built"
-        );
-        Ok(openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
-            meta,
-            snapshot: data,
-        })
-    }
-}
+#[path = "snapshot_builder.rs"]
+mod snapshot_builder;
 
 impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     type SnapshotData = Vec<u8>;

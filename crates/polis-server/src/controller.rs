@@ -37,7 +37,6 @@ pub(crate) const MOVE_AGAIN_AFTER: Duration = Duration::from_secs(10);
 const CAUGHT_UP_LAG_MAX: u64 = 16;
 /// How many times a map change retries a lost compare-and-set.
 const CHANGE_ATTEMPTS_MAX: usize = 20;
-/// How many redirects a request to the meta leader follows.
 
 /// What the loop has under way.
 pub struct Work {

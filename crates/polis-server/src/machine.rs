@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use polis_cluster::version::{self, EntryFormat};
-use polis_raft::StateMachine;
+use polis_raft::{SnapshotStep, StateMachine};
 use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
 use polis_types::{GroupId, Slot, SlotSet};
@@ -283,6 +283,25 @@ fn encode(applied: &Applied) -> Bytes {
     }
 }
 
+/// How many keys one step of a snapshot encodes under the state lock:
+/// about a millisecond's work for small values.
+const SNAPSHOT_STEP_KEYS: usize = 2048;
+
+impl DataMachine {
+    /// The snapshot's bytes before the keyspace's.
+    fn snapshot_head(&self) -> Vec<u8> {
+        let ownership = postcard::to_stdvec(&self.ownership).unwrap_or_default();
+        let migrations = postcard::to_stdvec(&self.migrations).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(9 + ownership.len() + migrations.len());
+        bytes.push(SNAPSHOT_FORMAT);
+        for part in [&ownership, &migrations] {
+            bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(part);
+        }
+        bytes
+    }
+}
+
 impl StateMachine for DataMachine {
     fn apply(&mut self, index: u64, time_ms: u64, payload: &[u8]) -> Bytes {
         let op: Op = match version::decode_entry(payload) {
@@ -295,17 +314,29 @@ impl StateMachine for DataMachine {
     /// `| format (1) | ownership length (u32 LE) | ownership | migrations
     /// length (u32 LE) | migrations | keyspace |`
     fn snapshot(&self) -> Vec<u8> {
-        let ownership = postcard::to_stdvec(&self.ownership).unwrap_or_default();
-        let migrations = postcard::to_stdvec(&self.migrations).unwrap_or_default();
-        let keyspace = self.db.to_snapshot();
-        let mut bytes = Vec::with_capacity(9 + ownership.len() + migrations.len() + keyspace.len());
-        bytes.push(SNAPSHOT_FORMAT);
-        for part in [&ownership, &migrations] {
-            bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(part);
-        }
-        bytes.extend_from_slice(&keyspace);
+        let mut bytes = self.snapshot_head();
+        bytes.extend_from_slice(&self.db.to_snapshot());
         bytes
+    }
+
+    /// The same bytes as [`StateMachine::snapshot`]; the keyspace follows
+    /// in steps of [`SNAPSHOT_STEP_KEYS`] keys.
+    fn snapshot_begin(&mut self) -> Vec<u8> {
+        let mut bytes = self.snapshot_head();
+        bytes.extend_from_slice(&self.db.pin());
+        bytes
+    }
+
+    fn snapshot_step(&mut self, out: &mut Vec<u8>) -> SnapshotStep {
+        match self.db.pinned_step(out, SNAPSHOT_STEP_KEYS) {
+            Some(true) => SnapshotStep::Done,
+            Some(false) => SnapshotStep::More,
+            None => SnapshotStep::Lost,
+        }
+    }
+
+    fn snapshot_abandon(&mut self) {
+        self.db.unpin();
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {

@@ -115,6 +115,43 @@ fn a_snapshot_carries_the_keyspace_and_the_ownership() {
 }
 
 #[test]
+fn a_snapshot_in_steps_is_the_state_at_its_beginning_whatever_is_applied_between() {
+    let mut machine = DataMachine::new(GroupId(3));
+    apply(&mut machine, 1, &own(7, &[(0, 16383)]));
+    for index in 0..5_000u64 {
+        let set = format!("SET key:{index} value:{index}");
+        apply(&mut machine, 2 + index, &Op::Command(logged(&set)));
+    }
+    let expected = machine.snapshot();
+    let mut bytes = machine.snapshot_begin();
+    let mut index = 10_000;
+    let mut steps = 0;
+    loop {
+        // Overwrite, delete and add keys between the steps.
+        for line in [
+            format!("SET key:{} changed", steps * 97 % 5_000),
+            format!("DEL key:{}", steps * 31 % 5_000),
+            format!("SET new:{steps} x"),
+        ] {
+            index += 1;
+            apply(&mut machine, index, &Op::Command(logged(&line)));
+        }
+        steps += 1;
+        match machine.snapshot_step(&mut bytes) {
+            SnapshotStep::More => {}
+            SnapshotStep::Done => break,
+            SnapshotStep::Lost => panic!("nothing replaced the state"),
+        }
+    }
+    assert!(steps > 1, "{steps} steps");
+    assert_eq!(bytes, expected);
+    // A snapshot installed meanwhile loses the one being built.
+    let mut bytes = machine.snapshot_begin();
+    machine.restore(&expected).unwrap();
+    assert_eq!(machine.snapshot_step(&mut bytes), SnapshotStep::Lost);
+}
+
+#[test]
 fn expired_keys_are_deleted_by_their_entry() {
     let mut machine = DataMachine::new(GroupId(1));
     apply(&mut machine, 1, &own(1, &[(0, 16383)]));

@@ -48,6 +48,8 @@ pub struct Db {
     /// Node configuration, not replicated state: only OBJECT ENCODING
     /// reads it.
     encoding_limits: EncodingLimits,
+    /// The snapshot being encoded in steps, if any (see [`crate::pinned`]).
+    pub(crate) pin: Option<Box<crate::pinned::Pinned>>,
 }
 
 /// Strings up to this size are copied rather than shared (see [`detached`]).
@@ -219,6 +221,7 @@ impl Db {
         // found absent needs no expiry check or removal either.
         let mut absent = false;
         if expire_at_ms.is_none() {
+            self.preserve(&key);
             match self.keys.get_mut(&key) {
                 Some(entry) if entry.expire_at_ms.is_none() => {
                     let before = entry.value.mem_bytes();
@@ -243,6 +246,7 @@ impl Db {
         if let Some(deadline) = expire_at_ms {
             self.expires.insert((deadline, key.clone()));
         }
+        self.preserve(&key);
         self.keys.insert(key, entry);
     }
 
@@ -276,6 +280,7 @@ impl Db {
         self.expire_if_needed(key, now_ms);
         let (stored_key, entry) = self.keys.get_key_value(key)?;
         let before = entry_bytes(stored_key, entry);
+        self.preserve(key);
         let entry = self.keys.get_mut(key)?;
         let result = update(&mut entry.value);
         let after = key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES;
@@ -302,6 +307,7 @@ impl Db {
         if let Some(deadline) = expire_at_ms {
             self.expires.insert((deadline, stored_key));
         }
+        self.preserve(key);
         if let Some(entry) = self.keys.get_mut(key) {
             entry.expire_at_ms = expire_at_ms;
         }
@@ -311,6 +317,7 @@ impl Db {
     /// Removes every key (FLUSHALL, FLUSHDB). Counters survive, as in
     /// Redis.
     pub fn clear(&mut self) {
+        self.preserve_all();
         self.keys.clear();
         self.expires.clear();
         self.used_bytes = 0;
@@ -318,6 +325,7 @@ impl Db {
 
     /// Removes `key` whatever its deadline, keeping the indexes in step.
     fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
+        self.preserve(key);
         let (stored_key, entry) = self.keys.remove(key)?;
         self.used_bytes = self
             .used_bytes
@@ -344,6 +352,7 @@ impl Db {
             used_bytes,
             stats,
             encoding_limits: EncodingLimits::default(),
+            pin: None,
         }
     }
 }

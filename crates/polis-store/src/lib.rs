@@ -17,6 +17,7 @@
 
 pub mod db;
 pub mod ordered;
+pub mod pinned;
 pub mod snapshot;
 pub mod value;
 

@@ -222,6 +222,29 @@ impl<V> HashOrderedMap<V> {
         self.map.iter().map(|(stored, value)| (&stored.key, value))
     }
 
+    /// Iterates, in order and with their hashes, the entries after the
+    /// position `(hash, key)`, or every entry when `after` is `None`.
+    pub fn iter_after(
+        &self,
+        after: Option<(u64, &[u8])>,
+    ) -> impl Iterator<Item = (u64, &Bytes, &V)> {
+        let probe = after.map(|(hash, key)| Probe { hash, key });
+        let start: Bound<&dyn KeyView> = match &probe {
+            Some(probe) => Bound::Excluded(probe),
+            None => Bound::Unbounded,
+        };
+        self.map
+            .range::<dyn KeyView, _>((start, Bound::Unbounded))
+            .map(|(stored, value)| (stored.hash, &stored.key, value))
+    }
+
+    /// Takes every entry out, in order, with their hashes.
+    pub fn drain_hashed(&mut self) -> impl Iterator<Item = (u64, Bytes, V)> {
+        std::mem::take(&mut self.map)
+            .into_iter()
+            .map(|(stored, value)| (stored.hash, stored.key, value))
+    }
+
     /// Returns the entry at position `index` in iteration order.
     ///
     /// O(n): the B-tree keeps no subtree sizes. Used only by random picks
