@@ -314,6 +314,7 @@ impl Host {
         let network = GroupNetwork::new(group, self.node_id, self.transport.clone());
         let pacing = SnapshotPacing {
             min_bytes: self.settings.snapshot_log_bytes_min,
+            step_items: self.settings.snapshot_step_items,
         };
         let observer = lock(&self.observer).clone();
         let (raft, state, growth) = match &self.storage {

@@ -22,6 +22,9 @@ pub struct RaftSettings {
     /// add up to that snapshot's size, and at least this many bytes
     /// ([`crate::SnapshotPacing`]).
     pub snapshot_log_bytes_min: u64,
+    /// Items (keys) a snapshot encodes per step under the state lock;
+    /// proposals are applied between the steps.
+    pub snapshot_step_items: usize,
     /// Entries kept in the log behind a snapshot, for lagging followers.
     pub entries_kept_after_snapshot: u64,
     /// How long a proposal or a linearizable read may wait (for a quorum,
@@ -42,6 +45,8 @@ impl Default for RaftSettings {
             // A backstop: the log's growth in bytes paces snapshots.
             snapshot_every_entries: 1_000_000,
             snapshot_log_bytes_min: 64 * 1024 * 1024,
+            // About a millisecond's work for small values.
+            snapshot_step_items: 2048,
             entries_kept_after_snapshot: 10_000,
             request_timeout_ms: 10_000,
             hibernate: true,

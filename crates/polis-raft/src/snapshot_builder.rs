@@ -17,6 +17,9 @@ use crate::types::{SnapshotMeta, TypeConfig};
 /// it (a snapshot installed meanwhile) before it encodes the state at once.
 const ATTEMPTS_MAX: usize = 3;
 
+/// Items per step of a store opened without pacing.
+const STEP_ITEMS_UNPACED: usize = 2048;
+
 /// How long the state lock was held for a build: in all, and at most at
 /// once.
 #[derive(Default)]
@@ -64,7 +67,10 @@ impl<S: StateMachine> SmStore<S> {
         let mut abandon = AbandonOnDrop(Some(&self.handle));
         loop {
             let since = Instant::now();
-            let step = self.handle.write().app.snapshot_step(&mut app);
+            let items = self
+                .pacing
+                .map_or(STEP_ITEMS_UNPACED, |pacing| pacing.step_items);
+            let step = self.handle.write().app.snapshot_step(&mut app, items);
             held.add(since);
             match step {
                 SnapshotStep::More => tokio::task::yield_now().await,

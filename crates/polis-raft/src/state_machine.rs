@@ -49,8 +49,9 @@ pub trait StateMachine: Send + Sync + 'static {
         self.snapshot()
     }
 
-    /// Appends the next part of the snapshot begun last to `out`.
-    fn snapshot_step(&mut self, _out: &mut Vec<u8>) -> SnapshotStep {
+    /// Appends the next part (about `items` items) of the snapshot begun
+    /// last to `out`.
+    fn snapshot_step(&mut self, _out: &mut Vec<u8>, _items: usize) -> SnapshotStep {
         SnapshotStep::Done
     }
 
@@ -157,6 +158,8 @@ pub struct SmState<S> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotPacing {
     pub min_bytes: u64,
+    /// Items per step of a snapshot encoded in steps.
+    pub step_items: usize,
 }
 
 /// The bookkeeping behind [`SnapshotPacing`], shared by the state machine

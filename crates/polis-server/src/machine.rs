@@ -283,10 +283,6 @@ fn encode(applied: &Applied) -> Bytes {
     }
 }
 
-/// How many keys one step of a snapshot encodes under the state lock:
-/// about a millisecond's work for small values.
-const SNAPSHOT_STEP_KEYS: usize = 2048;
-
 impl DataMachine {
     /// The snapshot's bytes before the keyspace's.
     fn snapshot_head(&self) -> Vec<u8> {
@@ -320,15 +316,15 @@ impl StateMachine for DataMachine {
     }
 
     /// The same bytes as [`StateMachine::snapshot`]; the keyspace follows
-    /// in steps of [`SNAPSHOT_STEP_KEYS`] keys.
+    /// in steps.
     fn snapshot_begin(&mut self) -> Vec<u8> {
         let mut bytes = self.snapshot_head();
         bytes.extend_from_slice(&self.db.pin());
         bytes
     }
 
-    fn snapshot_step(&mut self, out: &mut Vec<u8>) -> SnapshotStep {
-        match self.db.pinned_step(out, SNAPSHOT_STEP_KEYS) {
+    fn snapshot_step(&mut self, out: &mut Vec<u8>, keys: usize) -> SnapshotStep {
+        match self.db.pinned_step(out, keys) {
             Some(true) => SnapshotStep::Done,
             Some(false) => SnapshotStep::More,
             None => SnapshotStep::Lost,

@@ -137,7 +137,7 @@ fn a_snapshot_in_steps_is_the_state_at_its_beginning_whatever_is_applied_between
             apply(&mut machine, index, &Op::Command(logged(&line)));
         }
         steps += 1;
-        match machine.snapshot_step(&mut bytes) {
+        match machine.snapshot_step(&mut bytes, 100) {
             SnapshotStep::More => {}
             SnapshotStep::Done => break,
             SnapshotStep::Lost => panic!("nothing replaced the state"),
@@ -148,7 +148,7 @@ fn a_snapshot_in_steps_is_the_state_at_its_beginning_whatever_is_applied_between
     // A snapshot installed meanwhile loses the one being built.
     let mut bytes = machine.snapshot_begin();
     machine.restore(&expected).unwrap();
-    assert_eq!(machine.snapshot_step(&mut bytes), SnapshotStep::Lost);
+    assert_eq!(machine.snapshot_step(&mut bytes, 100), SnapshotStep::Lost);
 }
 
 #[test]

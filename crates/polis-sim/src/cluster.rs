@@ -122,6 +122,7 @@ impl SimCluster {
                 snapshot_every_entries: config.snapshot_every_entries,
                 // Unused: the simulation paces snapshots by entries only.
                 snapshot_log_bytes_min: u64::MAX,
+                snapshot_step_items: config.snapshot_step_keys,
                 entries_kept_after_snapshot: config.entries_kept_after_snapshot,
                 request_timeout_ms: config.request_timeout_ms,
                 hibernate: config.hibernate,

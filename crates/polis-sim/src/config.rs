@@ -60,6 +60,8 @@ pub struct SimConfig {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub snapshot_every_entries: u64,
+    /// Keys per step of a snapshot encoded in steps.
+    pub snapshot_step_keys: usize,
     pub entries_kept_after_snapshot: u64,
     pub request_timeout_ms: u64,
     /// Idle groups park (see polis-raft's `hibernate`).
@@ -129,6 +131,8 @@ impl SimConfig {
             lying_disks: options.lying_disks,
             nemesis_tick_min_ms: 300,
             nemesis_tick_max_ms: rng.random_range(800..=4_000),
+            // Drawn last, so the draws before it stay as they were.
+            snapshot_step_keys: rng.random_range(1..=4),
         }
     }
 

@@ -89,12 +89,13 @@ impl RunReport {
         );
         let _ = writeln!(
             out,
-            "  raft: heartbeat {} ms, election {}..{} ms, snapshot every {} entries; \
+            "  raft: heartbeat {} ms, election {}..{} ms, snapshot every {} entries ({} keys a step); \
              network {}+{} us, loss {}%",
             config.heartbeat_ms,
             config.election_timeout_min_ms,
             config.election_timeout_max_ms,
             config.snapshot_every_entries,
+            config.snapshot_step_keys,
             config.latency_min_us,
             config.latency_jitter_us,
             config.loss_percent

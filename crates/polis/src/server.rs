@@ -264,6 +264,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .snapshot_log_bytes_min
             .or(file.snapshot_log_bytes_min)
             .unwrap_or(defaults.snapshot_log_bytes_min),
+        snapshot_step_items: defaults.snapshot_step_items,
         entries_kept_after_snapshot: args
             .entries_kept_after_snapshot
             .or(file.entries_kept_after_snapshot)
