@@ -79,11 +79,15 @@ pub async fn measure(
     config: &MigrationConfig,
     say: &dyn Fn(String),
 ) -> anyhow::Result<MigrationReport> {
+    // The moves measured are the only ones: the scheduler would retire
+    // the emptied shard before the keys move back to it.
+    let mut server_args = vec!["--scheduler".to_owned(), "false".to_owned()];
+    server_args.extend(config.peers.polis_server_args.iter().cloned());
     let mut cluster = PolisCluster::start(
         &config.peers.polis,
         config.data_dir.join("polis"),
         3,
-        &config.peers.polis_server_args,
+        &server_args,
     )
     .await?;
     let result = run(&cluster, config, say).await;
@@ -238,12 +242,19 @@ async fn move_slots(
     probe_slot: u16,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    admin::begin_migration(admin_addr, slots, shard).await?;
+    let said = admin::begin_migration(admin_addr, slots, shard).await?;
+    // A node whose map is older than the one that began the move knows
+    // nothing of it yet.
+    let began = admin::map_version_in(&said);
     loop {
         if started.elapsed() > MOVE_TIMEOUT {
             bail!("moving slots {slots} to shard {shard} took over {MOVE_TIMEOUT:?}");
         }
         if let Ok(status) = admin::status(admin_addr).await {
+            if status["map_version"].as_u64().unwrap_or(0) < began {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             let moving = status["migrations"]
                 .as_array()
                 .is_some_and(|list| !list.is_empty());

@@ -213,6 +213,16 @@ pub async fn begin_migration(addr: &str, slots: &str, to_shard: u64) -> anyhow::
     Ok(text)
 }
 
+/// Returns the map version a node's answer to a map change names ("...
+/// (map version N)"), or 0 when it names none.
+pub fn map_version_in(said: &str) -> u64 {
+    said.split("map version ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|number| number.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Cancels every migration of the cluster that has not switched yet.
 ///
 /// # Errors
@@ -392,5 +402,15 @@ mod tests {
         assert_eq!(slot_range(&status, 200), Some((1, 200..=200)));
         assert_eq!(slot_owner(&status, 16_383), Some(2));
         assert_eq!(slot_range(&serde_json::json!({}), 5), None);
+    }
+
+    #[test]
+    fn the_map_version_of_a_change_is_read_from_its_answer() {
+        assert_eq!(
+            map_version_in("moving slots 0-99 to shard 2 (map version 17)"),
+            17
+        );
+        assert_eq!(map_version_in("rebalancing from map version 4"), 4);
+        assert_eq!(map_version_in("no version here"), 0);
     }
 }

@@ -102,6 +102,11 @@ pub struct ReplicaMoveSummary {
     /// lagging) or `leaving` (in the group, no longer in the map).
     pub phase: String,
     pub lag: Option<u64>,
+    /// Entries per second by which the lag shrank since this node first
+    /// reported the move, once it shrank.
+    pub entries_per_sec: Option<u64>,
+    /// Seconds until the replica catches up at that pace.
+    pub secs_left: Option<u64>,
 }
 
 /// What GET /status returns.
@@ -262,7 +267,7 @@ pub fn status(node: &Node) -> Status {
         nodes,
         shards,
         migrations,
-        replica_moves: replica_moves(map, &leaderships),
+        replica_moves: paced(node, replica_moves(map, &leaderships)),
         scheduler: crate::schedule::report(node),
         replicas,
     }
@@ -303,6 +308,8 @@ fn replica_moves(
                 node_id: Some(replica.node),
                 phase: phase.into(),
                 lag: lag(replica.replica),
+                entries_per_sec: None,
+                secs_left: None,
             });
         }
         for member in counted
@@ -315,10 +322,44 @@ fn replica_moves(
                 node_id: None,
                 phase: "leaving".into(),
                 lag: lag(*member),
+                entries_per_sec: None,
+                secs_left: None,
             });
         }
     }
     moves
+}
+
+/// Fills in each replica move's pace: how fast its lag shrank since this
+/// node first reported the move, and the time left at that pace.
+fn paced(node: &Node, mut moves: Vec<ReplicaMoveSummary>) -> Vec<ReplicaMoveSummary> {
+    let now = std::time::Instant::now();
+    let mut seen = crate::controller::lock(&node.work.replica_moves_seen);
+    seen.retain(|replica, _| moves.iter().any(|each| each.replica_id == *replica));
+    for each in &mut moves {
+        let Some(lag) = each.lag else {
+            continue;
+        };
+        let first = *seen.entry(each.replica_id).or_insert((now, lag));
+        if let Some((rate, left)) = pace(first, now, lag) {
+            each.entries_per_sec = Some(rate);
+            each.secs_left = Some(left);
+        }
+    }
+    moves
+}
+
+/// Returns the entries per second by which a lag shrank from `first`
+/// (when, and how much) to `lag` now, and the seconds left at that pace;
+/// `None` until a second passed and the lag shrank.
+fn pace(first: (std::time::Instant, u64), now: std::time::Instant, lag: u64) -> Option<(u64, u64)> {
+    let (since, first_lag) = first;
+    let secs = now.saturating_duration_since(since).as_secs_f64();
+    if secs < 1.0 || first_lag <= lag {
+        return None;
+    }
+    let rate = (first_lag - lag) as f64 / secs;
+    Some((rate as u64, (lag as f64 / rate).ceil() as u64))
 }
 
 /// Serves the admin endpoint on `listener` until aborted.
@@ -492,4 +533,21 @@ async fn metrics(State(node): State<Arc<Node>>) -> String {
         synced_appends,
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::pace;
+
+    #[test]
+    fn a_replica_move_is_paced_by_how_fast_its_lag_shrinks() {
+        let since = Instant::now();
+        let later = since + Duration::from_secs(4);
+        // 8,000 entries caught up in 4 s: 2,000 a second, 2,000 left.
+        assert_eq!(pace((since, 10_000), later, 2_000), Some((2_000, 1)));
+        assert_eq!(pace((since, 10_000), since, 2_000), None, "too soon");
+        assert_eq!(pace((since, 10_000), later, 12_000), None, "it grew");
+    }
 }

@@ -10,14 +10,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use polis_cluster::plan::{self, CurrentMembers, MembershipStep, TargetMembers};
 use polis_cluster::{
     version, MapChange, MetaCommand, MetaMachine, MetaReply, NodeAddrs, NodeState, TxnError,
 };
 use polis_raft::{Group, GroupStatus, MemberStatus, ProposeError, StateMachine};
-use polis_types::{GroupId, NodeId, META_GROUP};
+use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 
 use crate::balance::{self, Moves};
 use crate::machine::{Applied, DataMachine, Op};
@@ -51,6 +51,8 @@ pub struct Work {
     pub(crate) migrating: Mutex<BTreeSet<u64>>,
     pub(crate) migration_progress: Mutex<std::collections::BTreeMap<u64, crate::migrate::Progress>>,
     pub(crate) scheduler: Mutex<crate::schedule::Scheduler>,
+    /// When this node first reported each replica move, and its lag then.
+    pub(crate) replica_moves_seen: Mutex<std::collections::BTreeMap<ReplicaId, (Instant, u64)>>,
 }
 
 impl Default for Work {
@@ -63,6 +65,7 @@ impl Default for Work {
             migrating: Mutex::new(BTreeSet::new()),
             migration_progress: Mutex::new(std::collections::BTreeMap::new()),
             scheduler: Mutex::new(crate::schedule::Scheduler::default()),
+            replica_moves_seen: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }

@@ -60,8 +60,39 @@ pub struct Progress {
     pub rounds: u64,
     pub freezes: u32,
     pub started_ms_ago: u64,
+    /// The share of the source's keyspace the bulk copy has read, 0 to 1
+    /// (it reads in hash order, over which keys spread evenly).
+    pub copied: f64,
+    /// Bytes shipped per second since the start.
+    pub bytes_per_sec: u64,
+    /// Seconds until the bulk copy ends at the pace so far; `None` before
+    /// it can be told, 0 once the copy is done (what follows is catching up
+    /// with the latest writes and the switch, usually under a second).
+    pub secs_left: Option<u64>,
     #[serde(skip)]
     started: Option<Instant>,
+}
+
+impl Progress {
+    /// Fills in the figures that depend on the time now.
+    fn at(mut self, now: Instant) -> Self {
+        let elapsed = self
+            .started
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.started_ms_ago = elapsed.as_millis() as u64;
+        let secs = elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes_per_sec = (self.bytes_sent as f64 / secs) as u64;
+        }
+        self.secs_left = if self.copied >= 1.0 {
+            Some(0)
+        } else if self.copied > 0.0 {
+            Some((secs * (1.0 - self.copied) / self.copied).ceil() as u64)
+        } else {
+            None
+        };
+        self
+    }
 }
 
 /// Starts driving the migrations whose source this node leads, and drops
@@ -95,13 +126,7 @@ pub(crate) fn tick(node: &Arc<Node>, group: &ShardGroup, map: &polis_cluster::Cl
 pub fn progress(node: &Node) -> Vec<(u64, Progress)> {
     lock(&node.work.migration_progress)
         .iter()
-        .map(|(id, progress)| {
-            let mut progress = progress.clone();
-            progress.started_ms_ago = progress
-                .started
-                .map_or(0, |at| at.elapsed().as_millis() as u64);
-            (*id, progress)
-        })
+        .map(|(id, progress)| (*id, progress.clone().at(Instant::now())))
         .collect()
 }
 
@@ -385,4 +410,39 @@ async fn meta_change(node: &Arc<Node>, change: MapChange) -> Result<(), String> 
         tokio::time::sleep(RETRY_AFTER).await;
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_tells_the_rate_and_the_time_left_from_the_share_copied() {
+        let started = Instant::now();
+        let now = started + Duration::from_secs(10);
+        let progress = Progress {
+            bytes_sent: 50_000_000,
+            copied: 0.25,
+            started: Some(started),
+            ..Progress::default()
+        }
+        .at(now);
+        assert_eq!(progress.started_ms_ago, 10_000);
+        assert_eq!(progress.bytes_per_sec, 5_000_000);
+        // A quarter in 10 s: three quarters in 30 s more.
+        assert_eq!(progress.secs_left, Some(30));
+        let fresh = Progress {
+            started: Some(started),
+            ..Progress::default()
+        }
+        .at(now);
+        assert_eq!(fresh.secs_left, None);
+        let copied = Progress {
+            copied: 1.0,
+            started: Some(started),
+            ..Progress::default()
+        }
+        .at(now);
+        assert_eq!(copied.secs_left, Some(0));
+    }
 }

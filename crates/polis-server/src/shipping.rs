@@ -83,6 +83,12 @@ impl Sender {
                     bytes = 0;
                 }
             }
+            let copied = if next == 0 {
+                1.0
+            } else {
+                next as f64 / u64::MAX as f64
+            };
+            note(&self.node, self.id, |progress| progress.copied = copied);
             if next == 0 {
                 break;
             }

@@ -128,7 +128,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 &args.node,
                 to_shard,
                 probe,
-                map_version_in(&said),
+                admin::map_version_in(&said),
                 Duration::from_secs(timeout_secs),
             )
             .await
@@ -221,14 +221,6 @@ async fn wait_until_balanced(first: &str, timeout: Duration, balanced: bool) -> 
 }
 
 /// Returns the map version an answer names as `(map version N)`, or 0.
-fn map_version_in(said: &str) -> u64 {
-    said.split("map version ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .and_then(|number| number.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Shows the migrations to `to_shard` until none is left; succeeds when
 /// `slot` is then the shard's. The asked node's map must be at `began`
 /// (the version that began the migration) at least: an older one knows
@@ -304,16 +296,27 @@ async fn source_progress(status: &serde_json::Value, migration: &serde_json::Val
         .into_iter()
         .flatten()
         .find(|candidate| candidate["id"] == migration["id"])
-        .and_then(|candidate| {
-            let progress = &candidate["progress"];
-            Some(format!(
-                " ({} keys, {:.1} MB sent, {})",
-                progress["keys_sent"].as_u64()?,
-                progress["bytes_sent"].as_u64()? as f64 / 1e6,
-                progress["step"].as_str()?
-            ))
-        })
+        .filter(|candidate| !candidate["progress"].is_null())
+        .map(|candidate| format!(" ({})", migration_progress(&candidate["progress"])))
         .unwrap_or_default()
+}
+
+/// Renders a migration driver's progress from `/status`: keys and bytes
+/// sent, the rate, the share copied and the time left, the step.
+pub(crate) fn migration_progress(progress: &serde_json::Value) -> String {
+    let number = |field: &str| progress[field].as_f64().unwrap_or(0.0);
+    let left = match progress["secs_left"].as_u64() {
+        Some(0) => "copied".to_owned(),
+        Some(secs) => format!("{:.0}% copied, ~{secs} s left", number("copied") * 100.0),
+        None => "starting".to_owned(),
+    };
+    format!(
+        "{} keys, {:.1} MB at {:.1} MB/s, {left}, {}",
+        number("keys_sent"),
+        number("bytes_sent") / 1e6,
+        number("bytes_per_sec") / 1e6,
+        progress["step"].as_str().unwrap_or("-")
+    )
 }
 
 /// Shows the drain's progress until node `id` is removed, asking the
@@ -361,11 +364,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_map_version_is_read_from_an_answer() {
+    fn a_migration_shows_its_rate_and_time_left() {
+        let copying = serde_json::json!({
+            "keys_sent": 250_000, "bytes_sent": 30_000_000, "bytes_per_sec": 6_000_000,
+            "copied": 0.25, "secs_left": 15, "step": "copying",
+        });
         assert_eq!(
-            map_version_in("moving slots 0-99 to shard 2 (map version 17)"),
-            17
+            migration_progress(&copying),
+            "250000 keys, 30.0 MB at 6.0 MB/s, 25% copied, ~15 s left, copying"
         );
-        assert_eq!(map_version_in("no version here"), 0);
+        let done = serde_json::json!({"copied": 1.0, "secs_left": 0, "step": "frozen"});
+        assert!(migration_progress(&done).ends_with("copied, frozen"));
+        let fresh = serde_json::json!({"step": "copying"});
+        assert!(migration_progress(&fresh).contains("starting"));
     }
 }

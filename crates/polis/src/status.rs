@@ -104,12 +104,7 @@ pub fn render(status: &Value) -> String {
             let progress = if progress.is_null() {
                 "-".to_owned()
             } else {
-                format!(
-                    "{} keys, {:.1} MB sent, {}",
-                    opt(&progress["keys_sent"]),
-                    progress["bytes_sent"].as_f64().unwrap_or(0.0) / 1e6,
-                    opt(&progress["step"])
-                )
+                crate::cluster::migration_progress(progress)
             };
             out.push_str(&format!(
                 "{:<10} {:<24} {:<10} {:<10} {:<30}\n",
@@ -131,18 +126,26 @@ pub fn render(status: &Value) -> String {
         .unwrap_or_default();
     if !moves.is_empty() {
         out.push_str(&format!(
-            "\n{:<12} {:<6} {:<8} {:<6} {:<12} {:<8}\n",
-            "REPLICA MOVE", "SHARD", "REPLICA", "NODE", "PHASE", "LAG"
+            "\n{:<12} {:<6} {:<8} {:<6} {:<12} {:<8} {:<24}\n",
+            "REPLICA MOVE", "SHARD", "REPLICA", "NODE", "PHASE", "LAG", "PACE"
         ));
         for change in &moves {
+            let pace = match (
+                change["entries_per_sec"].as_u64(),
+                change["secs_left"].as_u64(),
+            ) {
+                (Some(rate), Some(left)) => format!("{rate} entries/s, ~{left} s left"),
+                _ => "-".to_owned(),
+            };
             out.push_str(&format!(
-                "{:<12} {:<6} {:<8} {:<6} {:<12} {:<8}\n",
+                "{:<12} {:<6} {:<8} {:<6} {:<12} {:<8} {:<24}\n",
                 "",
                 opt(&change["shard"]),
                 opt(&change["replica_id"]),
                 opt(&change["node_id"]),
                 opt(&change["phase"]),
                 opt(&change["lag"]),
+                pace,
             ));
         }
     }
