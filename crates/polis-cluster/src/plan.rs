@@ -123,6 +123,11 @@ pub struct ReplicaMove {
     pub to: NodeId,
 }
 
+/// Bytes two nodes' replicas may differ by, at least, before replicas
+/// move to even them out (besides a tenth of the mean per node): smaller
+/// differences are not worth the copy.
+pub const BYTES_SPREAD_MIN: u64 = 64 << 20;
+
 /// Returns the next replica move, if one is due. First, a replica on a
 /// leaving node, or on a node taken for `gone`, is moved (rebuilt) to the
 /// live active node holding the fewest replicas (of those not holding its
@@ -130,12 +135,15 @@ pub struct ReplicaMove {
 /// the replicas are evened out: from the live node holding the most to
 /// the live, active node holding the fewest (of a shard it does not hold
 /// yet), when the two differ by two or more; a difference of one is as
-/// even as it gets. Nodes that are not `alive` neither give nor receive in
-/// the evening out.
+/// even as it gets. Of the shards that could go, the one that best evens
+/// the two nodes' bytes goes (`sizes`: each shard's bytes). Last, the
+/// bytes are evened out (see [`bytes_move`]). Nodes that are not `alive`
+/// neither give nor receive in the evening out.
 pub fn replica_move(
     map: &ClusterMap,
     alive: &BTreeSet<NodeId>,
     gone: &BTreeSet<NodeId>,
+    sizes: &BTreeMap<GroupId, u64>,
 ) -> Option<ReplicaMove> {
     let mut held: BTreeMap<NodeId, usize> = map
         .nodes
@@ -177,24 +185,88 @@ pub fn replica_move(
             }
         }
     }
+    let bytes = node_bytes(map, &held, sizes);
+    let size = |shard: GroupId| sizes.get(&shard).copied().unwrap_or(0);
     let mut givers: Vec<(NodeId, usize)> = held.iter().map(|(node, n)| (*node, *n)).collect();
     givers.sort_by_key(|(node, count)| (std::cmp::Reverse(*count), *node));
     let (to, fewest) = held
         .iter()
         .map(|(node, count)| (*node, *count))
         .min_by_key(|(node, count)| (*count, *node))?;
-    givers
+    let by_count = givers
         .into_iter()
         .take_while(|(_, count)| *count >= fewest + 2)
         .find_map(|(from, _)| {
+            // The shard after which the two nodes' bytes differ least.
+            let spread = |shard: GroupId| bytes[&from].abs_diff(bytes[&to] + 2 * size(shard));
             map.shards
                 .values()
-                .find(|shard| shard.replica_on(from).is_some() && shard.replica_on(to).is_none())
+                .filter(|shard| shard.replica_on(from).is_some() && shard.replica_on(to).is_none())
+                .min_by_key(|shard| (spread(shard.id), shard.id))
                 .map(|shard| ReplicaMove {
                     shard: shard.id,
                     from,
                     to,
                 })
+        });
+    by_count.or_else(|| bytes_move(map, &held, &bytes, sizes))
+}
+
+/// The bytes of the replicas each of `held`'s nodes holds.
+fn node_bytes(
+    map: &ClusterMap,
+    held: &BTreeMap<NodeId, usize>,
+    sizes: &BTreeMap<GroupId, u64>,
+) -> BTreeMap<NodeId, u64> {
+    let mut bytes: BTreeMap<NodeId, u64> = held.keys().map(|node| (*node, 0)).collect();
+    for shard in map.shards.values() {
+        let size = sizes.get(&shard.id).copied().unwrap_or(0);
+        for replica in &shard.replicas {
+            if let Some(total) = bytes.get_mut(&replica.node) {
+                *total += size;
+            }
+        }
+    }
+    bytes
+}
+
+/// Evens out bytes once the counts are even: a replica moves from the
+/// node holding the most bytes to the one holding the fewest when they
+/// differ by more than [`BYTES_SPREAD_MIN`] and a tenth of the mean, the
+/// heavier holds more replicas than the lighter (so the counts stay
+/// even), and the move narrows the difference by as much again: the
+/// hysteresis that keeps it from flapping. Each such move lowers the sum
+/// of the squared bytes per node by a bounded amount, and no count move
+/// follows it, so the moves end.
+fn bytes_move(
+    map: &ClusterMap,
+    held: &BTreeMap<NodeId, usize>,
+    bytes: &BTreeMap<NodeId, u64>,
+    sizes: &BTreeMap<GroupId, u64>,
+) -> Option<ReplicaMove> {
+    let (heavy, most) = bytes
+        .iter()
+        .max_by_key(|(node, total)| (**total, std::cmp::Reverse(**node)))?;
+    let (light, least) = bytes.iter().min_by_key(|(node, total)| (**total, **node))?;
+    let spread = most - least;
+    let mean = bytes.values().sum::<u64>() / bytes.len() as u64;
+    let margin = (mean / 10).max(BYTES_SPREAD_MIN);
+    if spread <= margin || held[heavy] <= held[light] {
+        return None;
+    }
+    map.shards
+        .values()
+        .filter(|shard| shard.replica_on(*heavy).is_some() && shard.replica_on(*light).is_none())
+        .map(|shard| {
+            let size = sizes.get(&shard.id).copied().unwrap_or(0);
+            (spread.abs_diff(2 * size), shard.id)
+        })
+        .filter(|(left, _)| left + margin <= spread)
+        .min()
+        .map(|(_, shard)| ReplicaMove {
+            shard,
+            from: *heavy,
+            to: *light,
         })
 }
 

@@ -244,7 +244,7 @@ fn replicas_move_to_a_new_node_until_no_two_nodes_differ_by_two() {
     let mut map = joined(&joined(&started(&map(3, 6)), 4), 5);
     let everyone = alive(&[1, 2, 3, 4, 5]);
     let mut moves = 0;
-    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new()) {
+    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new(), &BTreeMap::new()) {
         let shard = &map.shards[&planned.shard];
         assert!(shard.replica_on(planned.from).is_some());
         assert!(shard.replica_on(planned.to).is_none(), "{planned:?}");
@@ -282,17 +282,29 @@ fn replicas_move_to_a_new_node_until_no_two_nodes_differ_by_two() {
 fn down_nodes_neither_give_nor_receive_and_an_even_cluster_moves_nothing() {
     let map = joined(&started(&map(3, 3)), 4);
     assert_eq!(
-        replica_move(&started(&map), &alive(&[1, 2, 3]), &BTreeSet::new()),
+        replica_move(
+            &started(&map),
+            &alive(&[1, 2, 3]),
+            &BTreeSet::new(),
+            &BTreeMap::new()
+        ),
         None
     );
-    let planned = replica_move(&map, &alive(&[1, 2, 3, 4]), &BTreeSet::new()).unwrap();
+    let planned = replica_move(
+        &map,
+        &alive(&[1, 2, 3, 4]),
+        &BTreeSet::new(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
     assert_eq!(planned.to, NodeId(4));
     // Node 4 is down: nothing moves to it; node 1 down: nothing moves off.
     assert_eq!(
-        replica_move(&map, &alive(&[1, 2, 3]), &BTreeSet::new()),
+        replica_move(&map, &alive(&[1, 2, 3]), &BTreeSet::new(), &BTreeMap::new()),
         None
     );
-    let from_down = replica_move(&map, &alive(&[2, 3, 4]), &BTreeSet::new()).unwrap();
+    let from_down =
+        replica_move(&map, &alive(&[2, 3, 4]), &BTreeSet::new(), &BTreeMap::new()).unwrap();
     assert_ne!(from_down.from, NodeId(1));
 }
 
@@ -303,7 +315,7 @@ fn the_replicas_of_a_gone_node_are_rebuilt_on_the_emptiest_live_nodes() {
     let live = alive(&[1, 2, 3]);
     let gone = alive(&[4]);
     let mut moves = Vec::new();
-    while let Some(planned) = replica_move(&map, &live, &gone) {
+    while let Some(planned) = replica_move(&map, &live, &gone, &BTreeMap::new()) {
         assert_eq!(planned.from, NodeId(4), "{planned:?}");
         moves.push((planned.shard, planned.to));
         let change = MapChange::MoveReplica {
@@ -340,7 +352,7 @@ fn a_leaving_node_is_drained_first_receives_nothing_and_is_then_removed() {
     );
     assert!(!map.meta_voters().values().any(|node| *node == NodeId(4)));
     let mut moves = 0;
-    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new()) {
+    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new(), &BTreeMap::new()) {
         assert_eq!(planned.from, NodeId(4), "{planned:?}");
         assert_ne!(planned.to, NodeId(4));
         let still = map.apply(map.version, &[MapChange::NodeDrained { node: NodeId(4) }]);
@@ -361,7 +373,10 @@ fn a_leaving_node_is_drained_first_receives_nothing_and_is_then_removed() {
     assert!(map.nodes[&NodeId(4)].removed());
     assert!(!map.meta_learners().values().any(|node| *node == NodeId(4)));
     // Nothing moves to a removed node, and it cannot come back.
-    assert_eq!(replica_move(&map, &everyone, &BTreeSet::new()), None);
+    assert_eq!(
+        replica_move(&map, &everyone, &BTreeSet::new(), &BTreeMap::new()),
+        None
+    );
     let back = MapChange::Register {
         node: NodeId(4),
         entry_format_max: 2,
@@ -392,4 +407,126 @@ fn a_removal_that_would_leave_too_few_nodes_for_the_replicas_is_refused() {
         .apply(one.version, &[MapChange::RemoveNode { node: NodeId(2) }])
         .unwrap_err();
     assert!(error.to_string().contains("last active node"), "{error}");
+}
+
+/// Applies replica moves until none is due; returns the map and the
+/// number of moves.
+fn settle(mut map: ClusterMap, sizes: &BTreeMap<GroupId, u64>) -> (ClusterMap, usize) {
+    let everyone: BTreeSet<NodeId> = map.nodes.keys().copied().collect();
+    let mut moves = 0;
+    while let Some(planned) = replica_move(&map, &everyone, &BTreeSet::new(), sizes) {
+        let change = MapChange::MoveReplica {
+            shard: planned.shard,
+            from: planned.from,
+            to: planned.to,
+        };
+        map = map.apply(map.version, &[change]).unwrap();
+        moves += 1;
+        assert!(moves <= 40, "the plan does not converge");
+    }
+    (map, moves)
+}
+
+/// Returns (replicas, bytes) per node.
+fn loads(map: &ClusterMap, sizes: &BTreeMap<GroupId, u64>) -> BTreeMap<NodeId, (usize, u64)> {
+    let mut loads: BTreeMap<NodeId, (usize, u64)> = BTreeMap::new();
+    for shard in map.shards.values() {
+        for replica in &shard.replicas {
+            let load = loads.entry(replica.node).or_default();
+            load.0 += 1;
+            load.1 += sizes[&shard.id];
+        }
+    }
+    loads
+}
+
+fn spreads(map: &ClusterMap, sizes: &BTreeMap<GroupId, u64>) -> (usize, u64) {
+    let loads = loads(map, sizes);
+    let counts = loads.values().map(|load| load.0);
+    let bytes = loads.values().map(|load| load.1);
+    (
+        counts.clone().max().unwrap() - counts.min().unwrap(),
+        bytes.clone().max().unwrap() - bytes.min().unwrap(),
+    )
+}
+
+#[test]
+fn replicas_even_out_bytes_too_and_the_moves_end() {
+    const GIB: u64 = 1 << 30;
+    let map = joined(&joined(&started(&map(3, 6)), 4), 5);
+    // Two large shards and four small ones.
+    let sizes: BTreeMap<GroupId, u64> = map
+        .shards
+        .keys()
+        .enumerate()
+        .map(|(index, shard)| (*shard, if index < 2 { 8 * GIB } else { GIB }))
+        .collect();
+    let zero: BTreeMap<GroupId, u64> = sizes.keys().map(|shard| (*shard, 0)).collect();
+    let (by_count, _) = settle(map.clone(), &zero);
+    let (by_bytes, moves) = settle(map, &sizes);
+    let (count_spread, count_only_bytes) = spreads(&by_count, &sizes);
+    let (count_spread_too, bytes_spread) = spreads(&by_bytes, &sizes);
+    eprintln!(
+        "counts alone: {count_only_bytes} bytes apart; with sizes: {bytes_spread} apart, {moves} moves; {:?}",
+        loads(&by_bytes, &sizes)
+    );
+    assert!(
+        count_spread <= 1 && count_spread_too <= 1,
+        "counts stay even"
+    );
+    assert!(bytes_spread < count_only_bytes, "bytes are evened out");
+    // Settled: nothing more is due, even asked again.
+    let everyone: BTreeSet<NodeId> = by_bytes.nodes.keys().copied().collect();
+    assert_eq!(
+        replica_move(&by_bytes, &everyone, &BTreeSet::new(), &sizes),
+        None
+    );
+}
+
+#[test]
+fn small_byte_differences_move_nothing() {
+    let map = joined(&joined(&started(&map(3, 6)), 4), 5);
+    let (even, _) = settle(map, &BTreeMap::new());
+    // One shard 60 MiB larger than the rest: below the spread that moves.
+    let sizes: BTreeMap<GroupId, u64> = even
+        .shards
+        .keys()
+        .enumerate()
+        .map(|(index, shard)| (*shard, if index == 0 { 61 << 20 } else { 1 << 20 }))
+        .collect();
+    let everyone: BTreeSet<NodeId> = even.nodes.keys().copied().collect();
+    assert_eq!(
+        replica_move(&even, &everyone, &BTreeSet::new(), &sizes),
+        None
+    );
+}
+
+#[test]
+fn once_counts_are_even_a_replica_moves_for_bytes_alone() {
+    const GIB: u64 = 1 << 30;
+    let map = joined(&joined(&started(&map(3, 6)), 4), 5);
+    let (even, _) = settle(map, &BTreeMap::new());
+    // Shards of 1 to 6 GiB, placed as the counts alone placed them.
+    let sizes: BTreeMap<GroupId, u64> = even
+        .shards
+        .keys()
+        .enumerate()
+        .map(|(index, shard)| (*shard, (index as u64 + 1) * GIB))
+        .collect();
+    let squares = |map: &ClusterMap| -> u128 {
+        loads(map, &sizes)
+            .values()
+            .map(|load| u128::from(load.1 / GIB).pow(2))
+            .sum()
+    };
+    let (balanced, moves) = settle(even.clone(), &sizes);
+    eprintln!(
+        "{moves} moves: {:?} -> {:?}",
+        loads(&even, &sizes),
+        loads(&balanced, &sizes)
+    );
+    assert!(moves >= 1, "uneven bytes moved nothing");
+    assert!(spreads(&balanced, &sizes).0 <= 1, "counts stay even");
+    assert!(spreads(&balanced, &sizes).1 < spreads(&even, &sizes).1);
+    assert!(squares(&balanced) < squares(&even));
 }

@@ -78,7 +78,8 @@ pub(crate) fn replicas(
         return;
     }
     let gone = gone_nodes(node, map);
-    let Some(planned) = plan::replica_move(map, &settled_nodes(node, map), &gone) else {
+    let sizes = shard_bytes(node);
+    let Some(planned) = plan::replica_move(map, &settled_nodes(node, map), &gone, &sizes) else {
         return;
     };
     let rebuild = gone.contains(&planned.from);
@@ -102,6 +103,15 @@ pub(crate) fn replicas(
             )
         },
     );
+}
+
+/// Returns each shard's bytes, as its leader last reported them.
+pub(crate) fn shard_bytes(node: &Node) -> BTreeMap<GroupId, u64> {
+    node.host
+        .leaders()
+        .into_iter()
+        .map(|(shard, (_, lead))| (shard, lead.bytes))
+        .collect()
 }
 
 /// Returns true when every shard's leader is known and counts exactly

@@ -200,6 +200,16 @@ fn sample(node: &Node, map: &ClusterMap, now: Instant) -> BTreeMap<GroupId, Shar
                 *rate = RATE_WEIGHT * fresh + (1.0 - RATE_WEIGHT) * *rate;
             }
         }
+        // A leader that has not applied the shard's current slots (a
+        // migration just switched) still counts the keys it gave away or
+        // lacks the ones it took: no load until it has.
+        let current = map
+            .shards
+            .get(shard)
+            .is_some_and(|record| lead.version >= record.slots_version);
+        if !current {
+            continue;
+        }
         loads.insert(
             *shard,
             ShardLoad {
@@ -216,9 +226,10 @@ fn sample(node: &Node, map: &ClusterMap, now: Instant) -> BTreeMap<GroupId, Shar
 /// one after the other (up to [`COUNTED_MOVES_MAX`]).
 fn replica_moves_ahead(node: &Node, map: &ClusterMap, alive: &BTreeSet<NodeId>) -> usize {
     let gone = balance::gone_nodes(node, map);
+    let sizes = balance::shard_bytes(node);
     let mut map = map.clone();
     for counted in 0..COUNTED_MOVES_MAX {
-        let Some(planned) = plan::replica_move(&map, alive, &gone) else {
+        let Some(planned) = plan::replica_move(&map, alive, &gone, &sizes) else {
             return counted;
         };
         let change = MapChange::MoveReplica {

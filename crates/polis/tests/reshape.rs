@@ -38,6 +38,15 @@ async fn settled_shards(cluster: &Cluster, id: u64) -> Option<BTreeMap<u64, u64>
         .collect()
 }
 
+/// Waits until the shards settle (a leader may be moving a moment after
+/// the scheduler called the cluster balanced) and returns them.
+async fn settled(cluster: &Cluster) -> BTreeMap<u64, u64> {
+    wait_for("the shards to settle", Duration::from_secs(30), || {
+        settled_shards(cluster, 1)
+    })
+    .await
+}
+
 /// Returns the shard groups node `id` runs.
 async fn groups_on(cluster: &Cluster, id: u64) -> Option<BTreeSet<u64>> {
     let status = cluster.cluster_status(id).await?;
@@ -110,9 +119,9 @@ async fn a_shard_past_its_threshold_splits_and_small_shards_merge_back() {
     let (balanced, said) =
         polis_cluster(&cluster, &["rebalance", "--wait", "--timeout-secs", "60"]);
     assert!(balanced, "{said}");
-    assert_eq!(settled_shards(&cluster, 1).await.unwrap().len(), 2);
+    assert_eq!(settled(&cluster).await.len(), 2);
     assert_readable(&mut client, &keys).await;
-    let total: u64 = settled_shards(&cluster, 1).await.unwrap().values().sum();
+    let total: u64 = settled(&cluster).await.values().sum();
     assert_eq!(total, keys.len() as u64 + 2, "DBSIZE counts each key once");
 
     // Deleted down to 100 keys: the two merge back into one, and the
@@ -147,7 +156,7 @@ async fn a_shard_past_its_threshold_splits_and_small_shards_merge_back() {
     let logs = probe.stop().await;
     assert_nothing_lost(cluster.resp_addrs(), &logs).await;
     assert_readable(&mut client, &keys[..100]).await;
-    let total: u64 = settled_shards(&cluster, 1).await.unwrap().values().sum();
+    let total: u64 = settled(&cluster).await.values().sum();
     assert_eq!(total, 102);
 }
 
