@@ -31,11 +31,17 @@ struct Attached {
     dispatcher: Arc<Dispatcher>,
 }
 
+/// Tells which node a peer address names.
+pub type Resolver = Arc<dyn Fn(&str) -> Option<NodeId> + Send + Sync>;
+
 /// The running incarnations of the nodes, and the links between them.
 #[derive(Clone)]
 pub struct SimNet {
     nodes: Arc<Mutex<BTreeMap<NodeId, Attached>>>,
     links: Arc<dyn LinkModel>,
+    /// Finds the node of a message sent by address alone (a node joining
+    /// knows its seeds' addresses, not their ids).
+    resolve: Option<Resolver>,
 }
 
 impl SimNet {
@@ -45,7 +51,15 @@ impl SimNet {
         Self {
             nodes: Arc::new(Mutex::new(BTreeMap::new())),
             links,
+            resolve: None,
         }
+    }
+
+    /// Returns the network with `resolve` telling the node of an address.
+    #[must_use]
+    pub fn with_resolver(mut self, resolve: Resolver) -> Self {
+        self.resolve = Some(resolve);
+        self
     }
 
     fn nodes(&self) -> MutexGuard<'_, BTreeMap<NodeId, Attached>> {
@@ -116,7 +130,11 @@ impl SimTransport {
         request: PeerRequest,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let (from, to) = (self.from, to.node);
+        let to = match (&self.net.resolve, to.node) {
+            (Some(resolve), NodeId::UNKNOWN) => resolve(&to.addr).unwrap_or(NodeId::UNKNOWN),
+            (_, node) => node,
+        };
+        let from = self.from;
         let kind = request.kind;
         if !self.net.is_current(from, self.generation) {
             return Err(CallError::Unreachable(format!("node {from} is stopped")));

@@ -42,6 +42,11 @@ struct NodeSlot {
     /// Which run of the node is current (or next, while it is down).
     incarnation: u64,
     running: Option<Running>,
+    /// Peer addresses a node that joined a running cluster asked to join
+    /// (empty for the first members).
+    join: Vec<String>,
+    /// The cluster removed the node: it stopped for good.
+    removed: bool,
 }
 
 /// Returns the simulated address of `node`'s listener `kind`.
@@ -80,25 +85,53 @@ pub struct SimCluster {
     members: Vec<MemberSpec>,
     shape: ClusterShape,
     clock: Clock,
+    /// What a node's disk is made with.
+    disks: DiskRecipe,
+}
+
+/// How the cluster makes a node's disk.
+#[derive(Clone)]
+struct DiskRecipe {
+    seed: u64,
+    flush_delay_max: Duration,
+    lying: bool,
+    observer: Arc<dyn DiskObserver>,
+}
+
+impl DiskRecipe {
+    fn make(&self, node: NodeId) -> MemDisk {
+        let seed = stream_seed(self.seed, &format!("disk-{node}"));
+        let disk = MemDisk::new(
+            node,
+            seed,
+            self.flush_delay_max,
+            Some(self.observer.clone()),
+        );
+        disk.set_lying(self.lying);
+        disk
+    }
 }
 
 impl SimCluster {
     /// Returns a cluster of `config.nodes` stopped nodes with empty disks.
     pub fn new(config: &SimConfig, trace: &Trace, links: Arc<Links>) -> Self {
-        let observer: Arc<dyn DiskObserver> = Arc::new(trace.clone());
-        let flush_delay_max = Duration::from_micros(config.flush_delay_max_us);
+        let disks = DiskRecipe {
+            seed: config.seed,
+            flush_delay_max: Duration::from_micros(config.flush_delay_max_us),
+            lying: config.lying_disks,
+            observer: Arc::new(trace.clone()),
+        };
         let mut nodes = BTreeMap::new();
         let mut members = Vec::new();
         for node in config.node_ids() {
-            let seed = stream_seed(config.seed, &format!("disk-{node}"));
-            let disk = MemDisk::new(node, seed, flush_delay_max, Some(observer.clone()));
-            disk.set_lying(config.lying_disks);
             nodes.insert(
                 node,
                 NodeSlot {
-                    disk,
+                    disk: disks.make(node),
                     incarnation: 0,
                     running: None,
+                    join: Vec::new(),
+                    removed: false,
                 },
             );
             members.push(MemberSpec {
@@ -112,7 +145,7 @@ impl SimCluster {
         let clock: Clock = Arc::new(move || EPOCH_MS + origin.elapsed().as_millis() as u64);
         Self {
             nodes: Arc::new(Mutex::new(nodes)),
-            net: SimNet::new(links),
+            net: SimNet::new(links).with_resolver(Arc::new(node_of_address)),
             trace: trace.clone(),
             history: MapHistory::default(),
             settings: RaftSettings {
@@ -134,6 +167,7 @@ impl SimCluster {
                 replicas: 3,
             },
             clock,
+            disks,
         }
     }
 
@@ -148,16 +182,27 @@ impl SimCluster {
         &self.history
     }
 
-    fn server_config(&self, node: NodeId) -> ServerConfig {
+    fn server_config(&self, node: NodeId, join: Vec<String>) -> ServerConfig {
+        // A node that joins knows only itself and whom to ask.
+        let members = if join.is_empty() {
+            self.members.clone()
+        } else {
+            vec![MemberSpec {
+                id: node,
+                peer_addr: address(node, "peer"),
+                resp_addr: address(node, "resp"),
+                admin_addr: address(node, "admin"),
+            }]
+        };
         ServerConfig {
             node_id: node,
             data_dir: format!("sim-node-{node}").into(),
             resp_addr: address(node, "resp"),
             admin_addr: address(node, "admin"),
             peer_addr: address(node, "peer"),
-            members: self.members.clone(),
+            members,
             init: false,
-            join: Vec::new(),
+            join,
             shape: self.shape,
             raft: self.settings.clone(),
             leader_moves_per_minute: 30,
@@ -179,15 +224,15 @@ impl SimCluster {
     /// # Errors
     /// Returns an error if there is no such node.
     pub async fn start(&self, node: NodeId) -> io::Result<()> {
-        let (disk, incarnation) = {
+        let (disk, incarnation, join) = {
             let nodes = self.lock();
             let Some(slot) = nodes.get(&node) else {
                 return Err(io::Error::other(format!("no node {node}")));
             };
-            if slot.running.is_some() {
+            if slot.running.is_some() || slot.removed {
                 return Ok(());
             }
-            (slot.disk.clone(), slot.incarnation)
+            (slot.disk.clone(), slot.incarnation, slot.join.clone())
         };
         if incarnation > 0 {
             self.trace.record(TraceEvent::Restart { node, incarnation });
@@ -209,7 +254,7 @@ impl SimCluster {
             history: self.history.clone(),
         }));
         let faults = Arc::new(FaultInjector::new(false, 0));
-        let server = Node::new(self.server_config(node), host, faults, 0);
+        let server = Node::new(self.server_config(node, join), host, faults, 0);
         let starting = server.clone();
         let trace = self.trace.clone();
         let alive_now = alive.clone();
@@ -228,6 +273,58 @@ impl SimCluster {
             });
         }
         Ok(())
+    }
+
+    /// Adds node `node`, with an empty disk, and starts it asking the
+    /// first members' peers to let it join (`--join`).
+    ///
+    /// # Errors
+    /// Returns an error if the node exists already.
+    pub async fn join(&self, node: NodeId) -> io::Result<()> {
+        {
+            let mut nodes = self.lock();
+            if nodes.contains_key(&node) {
+                return Err(io::Error::other(format!("node {node} exists already")));
+            }
+            let join = self
+                .members
+                .iter()
+                .map(|member| member.peer_addr.clone())
+                .collect();
+            nodes.insert(
+                node,
+                NodeSlot {
+                    disk: self.disks.make(node),
+                    incarnation: 0,
+                    running: None,
+                    join,
+                    removed: false,
+                },
+            );
+        }
+        self.start(node).await
+    }
+
+    /// Stops `node` for good, as a node the cluster removed stops itself.
+    pub fn remove(&self, node: NodeId) {
+        self.crash(node);
+        if let Some(slot) = self.lock().get_mut(&node) {
+            slot.removed = true;
+        }
+    }
+
+    /// Returns every node the run has had, removed ones included.
+    pub fn ever(&self) -> Vec<NodeId> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Returns every node not removed, running or not.
+    pub fn members_now(&self) -> Vec<NodeId> {
+        self.lock()
+            .iter()
+            .filter(|(_, slot)| !slot.removed)
+            .map(|(node, _)| *node)
+            .collect()
     }
 
     /// Stops `node` abruptly: what its disk had not flushed is lost, and
@@ -265,11 +362,12 @@ impl SimCluster {
             .is_some_and(|slot| slot.running.is_some() && slot.incarnation == incarnation)
     }
 
-    /// Returns the nodes running now, or down now.
+    /// Returns the nodes running now, or down now (a removed node is
+    /// neither).
     pub fn nodes(&self, running: bool) -> Vec<NodeId> {
         self.lock()
             .iter()
-            .filter(|(_, slot)| slot.running.is_some() == running)
+            .filter(|(_, slot)| !slot.removed && slot.running.is_some() == running)
             .map(|(node, _)| *node)
             .collect()
     }

@@ -3,7 +3,8 @@
 //! group's leader, of every node at once), message loss and slow links —
 //! each held for a while, possibly overlapping — and changes of slot
 //! ownership between shards while writes to those slots are in flight:
-//! migrations, cancels, splits, merges, and replica moves.
+//! migrations, cancels, splits, merges, replica moves, and nodes joining
+//! and leaving the cluster.
 //! When the fault period ends, everything heals and every node runs again.
 
 use std::sync::Arc;
@@ -31,6 +32,10 @@ const FAULT_MS_MAX: u64 = 6_000;
 const POWER_LOSS_MS_MAX: u64 = 2_000;
 /// Name of the violation a node that cannot restart reports.
 pub const RESTART_FAILED: &str = "node-restarts";
+/// Nodes a run may have had, at most, joined ones included.
+const NODES_EVER_MAX: u64 = 7;
+/// Shard replicas: a node may leave only while this many others stay.
+const REPLICAS: usize = 3;
 
 /// What a fault changed, so that its end can undo exactly that.
 enum Effect {
@@ -82,7 +87,7 @@ impl Nemesis {
             }
             if self.rng.random_ratio(2, 3) {
                 count += 1;
-                if let Some(fault) = self.start(count, &active) {
+                if let Some(fault) = self.start(count, &active).await {
                     active.push(fault);
                 }
             }
@@ -312,14 +317,64 @@ impl Nemesis {
         ))
     }
 
+    /// Starts a new node that joins the cluster through its first members.
+    async fn join_node(&mut self) -> Option<String> {
+        let next = self.cluster.ever().into_iter().map(|node| node.0).max()? + 1;
+        if next > NODES_EVER_MAX {
+            return None;
+        }
+        let node = NodeId(next);
+        if let Err(error) = self.cluster.join(node).await {
+            self.trace
+                .violation(RESTART_FAILED, format!("node {node} cannot join: {error}"));
+            return None;
+        }
+        Some(format!("join node {node}"))
+    }
+
+    /// Asks the cluster to remove an active node drawn from the seed (its
+    /// replicas move off first), while enough others stay for every
+    /// shard's replicas; the node stops once the map says it is removed,
+    /// as a removed node does.
+    fn remove_node(&mut self) -> Option<String> {
+        let map = self.cluster.history().latest()?;
+        let active: Vec<NodeId> = map
+            .nodes
+            .values()
+            .filter(|record| record.active())
+            .map(|record| record.id)
+            .collect();
+        if active.len() <= REPLICAS {
+            return None;
+        }
+        let node = active[self.rng.random_range(0..active.len())];
+        self.propose_map_changes(vec![MapChange::RemoveNode { node }])?;
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            // Bounded: the run ends well before.
+            for _ in 0..10_000 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let removed = cluster
+                    .history()
+                    .latest()
+                    .and_then(|map| map.node(node).map(|record| record.removed()));
+                if removed == Some(true) {
+                    cluster.remove(node);
+                    return;
+                }
+            }
+        });
+        Some(format!("remove node {node}"))
+    }
+
     fn duration(&mut self, max_ms: u64) -> tokio::time::Instant {
         let hold_ms = self.rng.random_range(100..=max_ms);
         tokio::time::Instant::now() + Duration::from_millis(hold_ms)
     }
 
     /// Starts a fault drawn from the seed, if one fits what is active.
-    fn start(&mut self, count: u64, active: &[Fault]) -> Option<Fault> {
-        let mut nodes = self.config.node_ids();
+    async fn start(&mut self, count: u64, active: &[Fault]) -> Option<Fault> {
+        let mut nodes = self.cluster.members_now();
         let running = self.cluster.nodes(true);
         let (name, effect, until) = match self.rng.random_range(0..100) {
             0..=24 => {
@@ -361,11 +416,13 @@ impl Nemesis {
                 (name, Effect::Down(vec![node]), self.duration(FAULT_MS_MAX))
             }
             72..=74 => {
-                let name = match self.rng.random_range(0..6) {
+                let name = match self.rng.random_range(0..8) {
                     0 => self.reassign_slots()?,
                     1 | 2 => self.cancel_migrations()?,
                     3 => self.split_shard()?,
                     4 => self.merge_shard()?,
+                    5 => self.join_node().await?,
+                    6 => self.remove_node()?,
                     _ => self.move_replica()?,
                 };
                 (name, Effect::Once, tokio::time::Instant::now())

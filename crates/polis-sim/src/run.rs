@@ -294,6 +294,8 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
             );
         }
     }
+    // Every node asked to leave is drained and removed, and stops.
+    check_removals_end(&cluster, &trace).await;
     let history = recorder.events();
     if let Err(detail) = linearizable::check(&history) {
         trace.violation(linearizable::NAME, detail);
@@ -319,6 +321,39 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         virtual_time: start.elapsed(),
         wall_time: Duration::ZERO,
         config,
+    }
+}
+
+/// Name of the violation of a node removal that never ended.
+pub const REMOVALS_END: &str = "removals-end";
+/// How long after the migrations end a removal may take to end.
+const REMOVALS_END_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits, for a bounded time, until no node of the map is leaving and
+/// every removed node has stopped; reports a violation otherwise.
+async fn check_removals_end(cluster: &SimCluster, trace: &Trace) {
+    let leaving = || {
+        cluster.history().latest().and_then(|map| {
+            map.nodes
+                .values()
+                .find(|record| record.state == polis_cluster::NodeState::Leaving)
+                .map(|record| (record.id, map.version))
+        })
+    };
+    let mut waited = Duration::ZERO;
+    while waited < REMOVALS_END_WAIT && leaving().is_some() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        waited += Duration::from_millis(250);
+    }
+    if let Some((node, version)) = leaving() {
+        trace.violation(
+            REMOVALS_END,
+            format!(
+                "node {node} is still leaving {} s after the migrations ended (map version \
+                 {version})",
+                waited.as_secs()
+            ),
+        );
     }
 }
 
