@@ -181,6 +181,25 @@ impl<S: StateMachine> Group<S> {
         ))
     }
 
+    /// Refuses a membership change unless this replica leads and votes:
+    /// a leader that voted itself out steps down once that commits, and
+    /// openraft must not be asked for a change meanwhile (its own
+    /// assertion stops the group); the next leader takes the next step.
+    fn ensure_voting_leader(&self) -> Result<(), ProposeError> {
+        let metrics = self.metrics();
+        let voting = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|voter| voter == self.replica);
+        if metrics.state == ServerState::Leader && voting {
+            return Ok(());
+        }
+        Err(ProposeError::NotLeader {
+            leader: self.leader().filter(|(leader, _)| *leader != self.replica),
+        })
+    }
+
     fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
     }
@@ -445,6 +464,7 @@ impl<S: StateMachine> Group<S> {
         replica: ReplicaId,
         node: PeerNode,
     ) -> Result<(), ProposeError> {
+        self.ensure_voting_leader()?;
         self.hibernation.touch(self.id, &self.raft);
         let add = self.raft.add_learner(replica, node, false);
         match tokio::time::timeout(self.request_timeout, add).await {
@@ -488,6 +508,7 @@ impl<S: StateMachine> Group<S> {
         change: ChangeMembers<ReplicaId, PeerNode>,
         retain: bool,
     ) -> Result<(), ProposeError> {
+        self.ensure_voting_leader()?;
         self.hibernation.touch(self.id, &self.raft);
         let change = self.raft.change_membership(change, retain);
         match tokio::time::timeout(self.request_timeout, change).await {
