@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use openraft::RaftSnapshotBuilder;
 
-use super::{invalid, SmStore, SnapshotBody, SnapshotStep, StateHandle, StateMachine};
+use super::{invalid, SmState, SmStore, SnapshotBody, SnapshotStep, StateHandle, StateMachine};
 use crate::types::{SnapshotMeta, TypeConfig};
 
 /// How many times a build begins again when the state is replaced under
@@ -48,19 +48,25 @@ impl<S: StateMachine> Drop for AbandonOnDrop<'_, S> {
 }
 
 impl<S: StateMachine> SmStore<S> {
+    /// Notes where the log stood when a snapshot of `state` began (for
+    /// pacing) and returns the snapshot's Raft metadata.
+    fn begin(&self, state: &SmState<S>) -> SnapshotMeta {
+        self.growth
+            .at_snapshot
+            .store(state.applied_bytes, Ordering::SeqCst);
+        SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+        }
+    }
+
     /// Encodes the state as it is now, in steps; `None` when it was
     /// replaced before the last step.
     async fn encode_in_steps(&self, held: &mut Held) -> Option<(SnapshotMeta, SnapshotBody)> {
         let since = Instant::now();
         let (meta, time_ms, mut app) = {
             let mut state = self.handle.write();
-            self.growth
-                .at_snapshot
-                .store(state.applied_bytes, Ordering::SeqCst);
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-            };
+            let meta = self.begin(&state);
             (meta, state.time_ms, state.app.snapshot_begin())
         };
         held.add(since);
@@ -90,13 +96,7 @@ impl<S: StateMachine> SmStore<S> {
     fn encode_at_once(&self, held: &mut Held) -> (SnapshotMeta, SnapshotBody) {
         let since = Instant::now();
         let state = self.handle.read();
-        self.growth
-            .at_snapshot
-            .store(state.applied_bytes, Ordering::SeqCst);
-        let meta = SnapshotMeta {
-            last_log_id: state.last_applied,
-            last_membership: state.membership.clone(),
-        };
+        let meta = self.begin(&state);
         let body = SnapshotBody {
             time_ms: state.time_ms,
             app: state.app.snapshot(),
