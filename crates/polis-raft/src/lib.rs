@@ -31,6 +31,7 @@ pub mod runtime;
 pub mod settings;
 pub mod sim_network;
 pub mod state_machine;
+pub mod state_read;
 pub mod storage;
 pub mod transport;
 pub mod types;

@@ -14,7 +14,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::log_store::corruption::{self, Corruption, RecordProblem};
 use crate::log_store::{record, OpenError};
 use crate::mem_log_store::MemLogStore;
+use crate::state_read::{self, StateRead};
 use crate::storage::write_durably;
 use crate::types::{Applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -203,10 +204,9 @@ impl<S> Clone for StateHandle<S> {
 
 impl<S> StateHandle<S> {
     /// Returns a read guard on the state. Hold it briefly: apply waits.
-    pub fn read(&self) -> RwLockReadGuard<'_, SmState<S>> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Never take a second one while holding one (see [`state_read`]).
+    pub fn read(&self) -> StateRead<'_, SmState<S>> {
+        state_read::read(&self.state)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, SmState<S>> {

@@ -67,6 +67,14 @@ impl<S: StateMachine> Hosted for HostedGroup<S> {
         if view.state != ServerState::Leader || view.term == 0 {
             return None;
         }
+        // One guard for all three: a second read taken while the first is
+        // held waits behind a writer that waits for the first (std's
+        // RwLock prefers writers), which stopped both of a node's runtime
+        // workers, the beat task's and the apply task's.
+        let (items, bytes, version) = {
+            let state = self.group.state.read();
+            (state.app.items(), state.app.bytes(), state.app.version())
+        };
         Some(Leadership {
             group: view.group,
             replica: view.replica,
@@ -75,9 +83,9 @@ impl<S: StateMachine> Hosted for HostedGroup<S> {
             last_log_index: view.last_log_index,
             committed: view.committed,
             applied: view.applied,
-            items: self.group.state.read().app.items(),
-            bytes: self.group.state.read().app.bytes(),
-            version: self.group.state.read().app.version(),
+            items,
+            bytes,
+            version,
             matched: view
                 .members
                 .iter()
