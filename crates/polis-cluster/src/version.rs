@@ -28,6 +28,8 @@ pub enum EntryFormat {
     V1,
     /// Nodes join a running cluster (`MapChange::Join`).
     V2,
+    /// A migration ships a large collection in parts (`StageParts`).
+    V3,
 }
 
 impl EntryFormat {
@@ -36,12 +38,13 @@ impl EntryFormat {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+            Self::V3 => 3,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V2.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V3.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::hibernate::Hibernation;
+use crate::snapshot_pace::SnapshotPace;
 use crate::state_machine::StateMachine;
 use crate::transport::{
     CallError, DispatchError, GroupEndpoint, MessageKind, PeerAddr, PeerRequest, Transport,
@@ -34,14 +35,21 @@ pub(crate) struct GroupNetwork {
     group: GroupId,
     from: NodeId,
     transport: Transport,
+    pace: Arc<SnapshotPace>,
 }
 
 impl GroupNetwork {
-    pub(crate) fn new(group: GroupId, from: NodeId, transport: Transport) -> Self {
+    pub(crate) fn new(
+        group: GroupId,
+        from: NodeId,
+        transport: Transport,
+        pace: Arc<SnapshotPace>,
+    ) -> Self {
         Self {
             group,
             from,
             transport,
+            pace,
         }
     }
 }
@@ -59,6 +67,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
                 addr: node.peer_addr.clone(),
             },
             transport: self.transport.clone(),
+            pace: self.pace.clone(),
         }
     }
 }
@@ -70,6 +79,7 @@ pub(crate) struct ReplicaConnection {
     target: ReplicaId,
     to: PeerAddr,
     transport: Transport,
+    pace: Arc<SnapshotPace>,
 }
 
 type Rpc<E = openraft::errors::Infallible> = RPCError<TypeConfig, E>;
@@ -157,11 +167,16 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let request = (vote, snapshot.meta, snapshot.snapshot);
+        let pace = self.pace.clone();
+        let send = async {
+            pace.wait(request.2.len()).await;
+            self.call(MessageKind::Snapshot, &request, &option).await
+        };
         // Biased: a simulation's run must not depend on tokio's random pick.
         tokio::select! {
             biased;
             closed = cancel => Err(StreamingError::Closed(closed)),
-            result = self.call(MessageKind::Snapshot, &request, &option) => Ok(result?),
+            result = send => Ok(result?),
         }
     }
 }

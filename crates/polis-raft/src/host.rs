@@ -34,6 +34,7 @@ use crate::network::{GrpcTransport, PeerService};
 use crate::read_rounds::ReadRounds;
 use crate::settings::{group_config, RaftSettings};
 use crate::sim_network::SimNet;
+use crate::snapshot_pace::SnapshotPace;
 use crate::state_machine::{ApplyObserver, LogGrowth, SmStore, SnapshotPacing, StateMachine};
 use crate::storage::Storage;
 use crate::transport::{
@@ -67,6 +68,7 @@ pub struct Host {
     beats: Arc<Beats>,
     hibernation: Arc<Hibernation>,
     budget: Arc<Budget>,
+    snapshot_pace: Arc<SnapshotPace>,
     clock: Clock,
     hosted: Mutex<BTreeMap<GroupId, Arc<dyn Hosted>>>,
     /// Peers the application named (every node of the cluster map).
@@ -143,6 +145,7 @@ impl Host {
         clock: Clock,
     ) -> Self {
         let hibernation = Arc::new(Hibernation::new(settings.hibernation(), beats.clone()));
+        let snapshot_pace = Arc::new(SnapshotPace::new(settings.snapshot_bytes_per_sec));
         Self {
             node_id,
             settings,
@@ -152,6 +155,7 @@ impl Host {
             beats,
             hibernation,
             budget: Arc::new(Budget::default()),
+            snapshot_pace,
             clock,
             hosted: Mutex::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
@@ -311,7 +315,12 @@ impl Host {
             None => self.storage.set_replica(group, replica).await?,
         }
         let config = group_config(group, &self.settings)?;
-        let network = GroupNetwork::new(group, self.node_id, self.transport.clone());
+        let network = GroupNetwork::new(
+            group,
+            self.node_id,
+            self.transport.clone(),
+            self.snapshot_pace.clone(),
+        );
         let pacing = SnapshotPacing {
             min_bytes: self.settings.snapshot_log_bytes_min,
             step_items: self.settings.snapshot_step_items,

@@ -30,6 +30,7 @@ mod read_rounds;
 pub mod runtime;
 pub mod settings;
 pub mod sim_network;
+pub mod snapshot_pace;
 pub mod state_machine;
 pub mod state_read;
 pub mod storage;

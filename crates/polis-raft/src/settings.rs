@@ -25,6 +25,10 @@ pub struct RaftSettings {
     /// Items (keys) a snapshot encodes per step under the state lock;
     /// proposals are applied between the steps.
     pub snapshot_step_items: usize,
+    /// Bytes per second of snapshots the node sends, at most, over all its
+    /// groups (replica moves and lagging followers); `0`: no limit
+    /// ([`crate::snapshot_pace`]).
+    pub snapshot_bytes_per_sec: u64,
     /// Entries kept in the log behind a snapshot, for lagging followers.
     pub entries_kept_after_snapshot: u64,
     /// How long a proposal or a linearizable read may wait (for a quorum,
@@ -47,6 +51,7 @@ impl Default for RaftSettings {
             snapshot_log_bytes_min: 64 * 1024 * 1024,
             // About a millisecond's work for small values.
             snapshot_step_items: 2048,
+            snapshot_bytes_per_sec: 0,
             entries_kept_after_snapshot: 10_000,
             request_timeout_ms: 10_000,
             hibernate: true,

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use polis_cluster::version::{self, EntryFormat};
 use polis_raft::{SnapshotStep, StateMachine};
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{Db, Value};
 use polis_types::{GroupId, Slot, SlotSet};
 
 use crate::migrating::{Migrations, ShippedKey};
@@ -74,6 +74,15 @@ pub enum Op {
     /// Target: the migration ended without a switch; drop what was
     /// staged (entry format 2).
     Unstage { migration: u64 },
+    /// Target: later parts of collections too large for one `Stage`,
+    /// each added to the key staged from the same read (entry format 3).
+    StageParts {
+        migration: u64,
+        slots: SlotSet,
+        /// The source's log index the whole value was read at.
+        read_at: u64,
+        parts: Vec<(Bytes, Value)>,
+    },
 }
 
 impl Op {
@@ -83,6 +92,7 @@ impl Op {
             Self::Command(_) | Self::Batch(_) | Self::Expire(_) | Self::Own { .. } => {
                 EntryFormat::V1
             }
+            Self::StageParts { .. } => EntryFormat::V3,
             _ => EntryFormat::V2,
         }
     }
@@ -249,18 +259,24 @@ impl DataMachine {
                 read_at,
                 keys,
             } => {
-                if slots
-                    .ranges()
-                    .iter()
-                    .flat_map(|range| range.slots())
-                    .any(|slot| self.ownership.slots.contains(slot))
-                {
+                if self.owns_any(&slots) {
                     // Owned already: the switch applied here, the copy is
                     // late. Nothing to stage.
                     return Applied::Reply(Reply::ok());
                 }
                 self.migrations
                     .stage(migration, slots, reset, read_at, keys);
+                Applied::Reply(Reply::ok())
+            }
+            Op::StageParts {
+                migration,
+                slots,
+                read_at,
+                parts,
+            } => {
+                if !self.owns_any(&slots) {
+                    self.migrations.stage_parts(migration, read_at, parts);
+                }
                 Applied::Reply(Reply::ok())
             }
             Op::Unstage { migration } => {
@@ -284,6 +300,16 @@ fn encode(applied: &Applied) -> Bytes {
 }
 
 impl DataMachine {
+    /// Returns true when this shard owns one of `slots` (a migration's
+    /// switch applied here: a late copy of them stages nothing).
+    fn owns_any(&self, slots: &SlotSet) -> bool {
+        slots
+            .ranges()
+            .iter()
+            .flat_map(|range| range.slots())
+            .any(|slot| self.ownership.slots.contains(slot))
+    }
+
     /// The snapshot's bytes before the keyspace's.
     fn snapshot_head(&self) -> Vec<u8> {
         let ownership = postcard::to_stdvec(&self.ownership).unwrap_or_default();

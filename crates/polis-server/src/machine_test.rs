@@ -433,3 +433,64 @@ fn a_chunk_read_earlier_never_overwrites_a_later_one_whatever_the_order() {
     apply(&mut target, 8, &own(2, &[(foo.get(), foo.get())]));
     assert_eq!(get(&target, "foo"), Some(Bytes::from("again")));
 }
+
+#[test]
+fn a_large_hash_staged_in_parts_goes_live_whole_and_a_newer_read_drops_late_parts() {
+    let foo = key_hash_slot(b"foo");
+    let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
+    let mut source = DataMachine::new(GroupId(1));
+    apply(&mut source, 1, &own(1, &[(0, 16383)]));
+    for index in 0..40 {
+        let line = format!("HSET foo field{index} {}", "v".repeat(500));
+        apply(&mut source, 2 + index, &Op::Command(logged(&line)));
+    }
+    let whole = source.db.entry(b"foo", 0).cloned().unwrap();
+    let parts = whole.value.split(4096).expect("20 KB splits at 4 KB");
+    assert!(parts.len() >= 4, "{} parts", parts.len());
+    let first = polis_store::Entry {
+        value: parts[0].clone(),
+        expire_at_ms: None,
+    };
+    let stage = |read_at, entry| Op::Stage {
+        migration: 5,
+        slots: moving.clone(),
+        reset: read_at == 50,
+        read_at,
+        keys: vec![(Bytes::from("foo"), entry)],
+    };
+    let more = |read_at, part: &polis_store::Value| Op::StageParts {
+        migration: 5,
+        slots: moving.clone(),
+        read_at,
+        parts: vec![(Bytes::from("foo"), part.clone())],
+    };
+    assert_eq!(more(50, &parts[1]).format(), EntryFormat::V3);
+
+    let mut target = DataMachine::new(GroupId(2));
+    apply(&mut target, 1, &stage(50, Some(first.clone())));
+    let mut index = 2;
+    for part in &parts[1..] {
+        apply(&mut target, index, &more(50, part));
+        index += 1;
+    }
+    // A retried part changes nothing; a part of another read is dropped.
+    apply(&mut target, index, &more(50, &parts[1]));
+    apply(&mut target, index + 1, &more(49, &parts[2]));
+    // Staged in parts survives a snapshot like any staging.
+    let mut restored = DataMachine::new(GroupId(2));
+    restored.restore(&target.snapshot()).unwrap();
+    assert_eq!(restored.migrations, target.migrations);
+    apply(&mut restored, index + 2, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(restored.db.entry(b"foo", 0), Some(&whole));
+
+    // The key changed (read again at 60, one part only so far): the rest
+    // of the parts of the read at 50, arriving late, are dropped.
+    let changed = polis_store::Entry {
+        value: parts[0].clone(),
+        expire_at_ms: Some(9_000_000),
+    };
+    apply(&mut target, index + 2, &stage(60, Some(changed.clone())));
+    apply(&mut target, index + 3, &more(50, &parts[2]));
+    apply(&mut target, index + 4, &own(2, &[(foo.get(), foo.get())]));
+    assert_eq!(target.db.entry(b"foo", 0), Some(&changed));
+}

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use polis_store::{Db, Entry};
+use polis_store::{Db, Entry, Value};
 use polis_types::{key_hash_slot, Slot, SlotSet};
 use serde::{Deserialize, Serialize};
 
@@ -227,6 +227,25 @@ impl Migrations {
                 Some(entry) => incoming.keys.insert(key, entry),
                 None => incoming.keys.remove(&key),
             };
+        }
+    }
+
+    /// Adds later parts of large collections to the keys `migration`
+    /// staged from the same read (`read_at`). A part whose key was staged
+    /// again since (a later read, or a deletion) is dropped: the newer read
+    /// brings its own parts. Parts travel one at a time, each after the
+    /// one before committed, and adding one twice changes nothing.
+    pub fn stage_parts(&mut self, migration: u64, read_at: u64, parts: Vec<(Bytes, Value)>) {
+        let Some(incoming) = self.incoming.get_mut(&migration) else {
+            return;
+        };
+        for (key, part) in parts {
+            if incoming.read_at.get(&key) != Some(&read_at) {
+                continue;
+            }
+            if let Some(entry) = incoming.keys.get_mut(&key) {
+                entry.value.absorb(part);
+            }
         }
     }
 

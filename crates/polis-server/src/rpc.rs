@@ -6,16 +6,18 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use polis_cluster::{ClusterMap, MapChange, NodeAddrs};
 use polis_raft::{AppHandler, PeerAddr};
+use polis_store::Value;
 use polis_types::{GroupId, NodeId, SlotSet};
 use serde::{Deserialize, Serialize};
 
 use crate::controller::Registration;
+use crate::machine::Op;
 use crate::migrating::ShippedKey;
 use crate::node::Node;
-use crate::shipping::Staged;
 
 /// A request from one node to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +69,16 @@ pub enum NodeRequest {
     /// Cancel every migration that has not switched. Sent to the meta
     /// leader, whose map is the newest.
     CancelMigrations,
+    /// Add later parts of large collections to keys migration `migration`
+    /// staged on shard `shard`, which you lead, from the read at
+    /// `read_at`. Sent by the source's leader; answered once committed.
+    StageParts {
+        shard: GroupId,
+        migration: u64,
+        slots: SlotSet,
+        read_at: u64,
+        parts: Vec<(Bytes, Value)>,
+    },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -220,14 +232,29 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             read_at,
             keys,
         } => {
-            let staged = Staged {
+            let op = Op::Stage {
                 migration,
                 slots,
                 reset,
                 read_at,
                 keys,
             };
-            crate::shipping::stage(node, shard, staged).await
+            crate::shipping::stage(node, shard, migration, op).await
+        }
+        NodeRequest::StageParts {
+            shard,
+            migration,
+            slots,
+            read_at,
+            parts,
+        } => {
+            let op = Op::StageParts {
+                migration,
+                slots,
+                read_at,
+                parts,
+            };
+            crate::shipping::stage(node, shard, migration, op).await
         }
         NodeRequest::Rebalance => crate::schedule::ask(node),
         NodeRequest::Split { shard } => crate::schedule::split(node, shard).await,

@@ -2,11 +2,15 @@
 //! leader in chunks (up to [`WINDOW`] in flight, paced by
 //! `--migration-bytes-per-sec`), and staging them there: each chunk is
 //! one `Stage` entry of the target, committed before it counts as sent.
+//! A collection larger than a chunk travels in parts of a chunk's size:
+//! its first part as a key of its own, the others in `StageParts`
+//! entries, one at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use polis_cluster::Migration;
+use polis_store::Entry;
 use polis_types::{GroupId, SlotSet};
 use tokio::time::Instant;
 
@@ -73,7 +77,16 @@ impl Sender {
                     .copy_page(&state.app.db, cursor, PAGE_KEYS);
                 (page, next, read_at)
             };
+            if self.reset {
+                // The staging starts over at the first page's index, before
+                // any key goes (a large key's parts go ahead of the chunk
+                // its page's other keys wait in).
+                self.stage(Vec::new(), read_at, 0).await?;
+            }
             for key in page {
+                let Some(key) = self.ship_in_parts(key, read_at).await? else {
+                    continue;
+                };
                 let first = *chunk_read_at.get_or_insert(read_at);
                 bytes += shipped_bytes(&key);
                 chunk.push(key);
@@ -108,6 +121,9 @@ impl Sender {
         let mut chunk = Vec::new();
         let mut bytes = 0;
         for key in keys {
+            let Some(key) = self.ship_in_parts(key, read_at).await? else {
+                continue;
+            };
             bytes += shipped_bytes(&key);
             chunk.push(key);
             if bytes >= CHUNK_BYTES {
@@ -120,6 +136,50 @@ impl Sender {
             self.stage(chunk, read_at, bytes).await?;
         }
         self.flush().await
+    }
+
+    /// Ships a collection too large for one chunk in parts, read at
+    /// `read_at`: the first as a key of its own, then each later part once
+    /// the one before it committed (a part adds to what those before it
+    /// staged). Returns any other key untouched, for a chunk.
+    async fn ship_in_parts(
+        &mut self,
+        key: ShippedKey,
+        read_at: u64,
+    ) -> Result<Option<ShippedKey>, String> {
+        let Some(parts) = key
+            .1
+            .as_ref()
+            .and_then(|entry| entry.value.split(CHUNK_BYTES))
+        else {
+            return Ok(Some(key));
+        };
+        let (key, expire_at_ms) = (key.0, key.1.and_then(|entry| entry.expire_at_ms));
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return Ok(None);
+        };
+        let bytes = first.mem_bytes();
+        let entry = Entry {
+            value: first,
+            expire_at_ms,
+        };
+        self.stage(vec![(key.clone(), Some(entry))], read_at, bytes)
+            .await?;
+        self.flush().await?;
+        for part in parts {
+            let bytes = part.mem_bytes();
+            let request = NodeRequest::StageParts {
+                shard: self.target,
+                migration: self.id,
+                slots: self.slots.clone(),
+                read_at,
+                parts: vec![(key.clone(), part)],
+            };
+            self.send_request(request, 0, bytes).await?;
+            self.flush().await?;
+        }
+        Ok(None)
     }
 
     /// Stages one chunk on the target's leader, with up to [`WINDOW`]
@@ -140,6 +200,16 @@ impl Sender {
             read_at,
             keys,
         };
+        self.send_request(request, count, bytes).await
+    }
+
+    /// Sends one staging request of `count` keys and `bytes` bytes.
+    async fn send_request(
+        &mut self,
+        request: NodeRequest,
+        count: u64,
+        bytes: usize,
+    ) -> Result<(), String> {
         let staging = stage_chunk(self.node.clone(), self.id, self.target, request);
         let staging: InFlight = Box::pin(async move { staging.await.map(|()| (count, bytes)) });
         if self.reset {
@@ -262,25 +332,10 @@ fn shipped_bytes((key, entry): &ShippedKey) -> usize {
     key.len() + entry.as_ref().map_or(0, |entry| entry.value.mem_bytes()) + 16
 }
 
-/// One chunk to stage on a migration's target.
-pub(crate) struct Staged {
-    pub migration: u64,
-    pub slots: SlotSet,
-    pub reset: bool,
-    pub read_at: u64,
-    pub keys: Vec<ShippedKey>,
-}
-
-/// Stages keys on shard `shard`, which this node leads (the target of a
-/// migration): answers once the entry applied.
-pub(crate) async fn stage(node: &Arc<Node>, shard: GroupId, staged: Staged) -> NodeAnswer {
-    let Staged {
-        migration,
-        slots,
-        reset,
-        read_at,
-        keys,
-    } = staged;
+/// Proposes `op` (a `Stage` or `StageParts` of `migration`) on shard
+/// `shard`, which this node leads (the target of a migration): answers
+/// once the entry applied.
+pub(crate) async fn stage(node: &Arc<Node>, shard: GroupId, migration: u64, op: Op) -> NodeAnswer {
     let Some(group) = node.shard(shard).filter(|group| group.is_leader()) else {
         return NodeAnswer::Retry(format!("this node does not lead shard {shard}"));
     };
@@ -290,13 +345,6 @@ pub(crate) async fn stage(node: &Arc<Node>, shard: GroupId, staged: Staged) -> N
     {
         return NodeAnswer::Refused(format!("migration {migration} ended"));
     }
-    let op = Op::Stage {
-        migration,
-        slots,
-        reset,
-        read_at,
-        keys,
-    };
     match propose(&group, &op).await {
         Ok(_) => NodeAnswer::Changed(node.map.version()),
         Err(error) => NodeAnswer::Retry(error),

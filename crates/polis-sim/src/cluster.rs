@@ -156,6 +156,7 @@ impl SimCluster {
                 // Unused: the simulation paces snapshots by entries only.
                 snapshot_log_bytes_min: u64::MAX,
                 snapshot_step_items: config.snapshot_step_keys,
+                snapshot_bytes_per_sec: 0,
                 entries_kept_after_snapshot: config.entries_kept_after_snapshot,
                 request_timeout_ms: config.request_timeout_ms,
                 hibernate: config.hibernate,

@@ -72,6 +72,39 @@ impl Value {
         }
     }
 
+    /// Cuts a collection of more than `part_bytes` (see
+    /// [`Value::mem_bytes`]) into pieces of about that size, in order, so
+    /// that a migration ships it in parts; [`Value::absorb`] puts them
+    /// back together. The first piece keeps what OBJECT ENCODING reports.
+    /// Returns `None` for a string or a collection that fits.
+    pub fn split(&self, part_bytes: usize) -> Option<Vec<Value>> {
+        match self {
+            Value::String(_) => None,
+            Value::Hash(hash) if hash.mem_bytes() <= part_bytes => None,
+            Value::Hash(hash) => Some(
+                hash.split(part_bytes)
+                    .into_iter()
+                    .map(|part| Value::Hash(Box::new(part)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Adds `part`, a later piece of [`Value::split`], to this value.
+    /// Adding the same piece twice changes nothing. Returns false, and
+    /// changes nothing, when `part` is not of this value's type.
+    pub fn absorb(&mut self, part: Value) -> bool {
+        match (self, part) {
+            (Value::Hash(hash), Value::Hash(mut part)) => {
+                for (_, field, value) in part.fields.drain_hashed() {
+                    hash.insert(field, value);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Returns true for an aggregate with no elements, which Redis never
     /// keeps in the keyspace.
     pub fn is_empty_aggregate(&self) -> bool {
@@ -212,6 +245,28 @@ impl HashValue {
     pub fn mem_bytes(&self) -> usize {
         self.payload_bytes + self.fields.len() * HASH_FIELD_OVERHEAD_BYTES + 32
     }
+
+    /// Cuts the fields into hashes of about `part_bytes` each, in order;
+    /// the first keeps this hash's encoding history.
+    fn split(&self, part_bytes: usize) -> Vec<HashValue> {
+        let mut parts = vec![HashValue {
+            peak_len: self.peak_len,
+            peak_item_len: self.peak_item_len,
+            ..HashValue::new()
+        }];
+        for (field, value) in self.iter() {
+            if parts
+                .last()
+                .is_some_and(|part| !part.is_empty() && part.mem_bytes() >= part_bytes)
+            {
+                parts.push(HashValue::new());
+            }
+            if let Some(part) = parts.last_mut() {
+                part.insert(field.clone(), value.clone());
+            }
+        }
+        parts
+    }
 }
 
 impl<V: Serialize> Serialize for HashOrderedMap<V> {
@@ -252,6 +307,63 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for HashOrderedMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn big_hash(fields: usize) -> Value {
+        let mut hash = HashValue::new();
+        for index in 0..fields {
+            hash.insert(
+                Bytes::from(format!("field:{index}")),
+                Bytes::from(format!("value:{index}:{}", "x".repeat(index % 90))),
+            );
+        }
+        // A field removed: the peak stays above the length.
+        hash.remove(b"field:0");
+        Value::Hash(Box::new(hash))
+    }
+
+    #[test]
+    fn a_collection_split_in_parts_and_absorbed_again_is_the_same_value() {
+        let whole = big_hash(5_000);
+        let parts = whole.split(16 * 1024).expect("a large hash splits");
+        assert!(parts.len() > 10, "{} parts", parts.len());
+        for part in &parts {
+            // At most one field past the size.
+            assert!(part.mem_bytes() < 16 * 1024 + 200, "{}", part.mem_bytes());
+        }
+        let mut parts = parts.into_iter();
+        let mut rebuilt = parts.next().expect("a first part");
+        let rest: Vec<Value> = parts.collect();
+        for part in rest.iter().cloned() {
+            assert!(rebuilt.absorb(part));
+        }
+        assert_eq!(rebuilt, whole);
+        // A part absorbed again (a retried message) changes nothing.
+        assert!(rebuilt.absorb(rest[3].clone()));
+        assert_eq!(rebuilt, whole);
+        assert_eq!(
+            rebuilt.encoding(&EncodingLimits::default()),
+            whole.encoding(&EncodingLimits::default())
+        );
+    }
+
+    #[test]
+    fn strings_and_collections_that_fit_are_not_split() {
+        assert_eq!(
+            Value::String(Bytes::from("x".repeat(10_000))).split(10),
+            None
+        );
+        assert_eq!(big_hash(10).split(1 << 20), None);
+    }
+
+    #[test]
+    fn a_part_of_another_type_is_refused() {
+        let mut string = Value::String(Bytes::from_static(b"v"));
+        assert!(!string.absorb(big_hash(3)));
+        assert_eq!(string, Value::String(Bytes::from_static(b"v")));
+        let mut hash = big_hash(3);
+        assert!(!hash.absorb(Value::String(Bytes::from_static(b"v"))));
+        assert_eq!(hash, big_hash(3));
+    }
 
     #[test]
     fn string_encodings_follow_redis_thresholds() {

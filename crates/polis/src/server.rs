@@ -109,6 +109,11 @@ pub struct ServerArgs {
     /// Log entries kept behind a snapshot for lagging followers.
     #[arg(long, env = "POLIS_ENTRIES_KEPT_AFTER_SNAPSHOT")]
     entries_kept_after_snapshot: Option<u64>,
+    /// Bytes per second of snapshots this node sends, at most, over all
+    /// its shards: what a replica move or a lagging follower catches up
+    /// from (default 0: no limit).
+    #[arg(long, env = "POLIS_SNAPSHOT_BYTES_PER_SEC")]
+    snapshot_bytes_per_sec: Option<u64>,
     /// How long a write or linearizable read waits for a quorum before it
     /// fails (outcome unknown for writes).
     #[arg(long, env = "POLIS_REQUEST_TIMEOUT_MS")]
@@ -169,6 +174,7 @@ struct FileConfig {
     snapshot_every_entries: Option<u64>,
     snapshot_log_bytes_min: Option<u64>,
     entries_kept_after_snapshot: Option<u64>,
+    snapshot_bytes_per_sec: Option<u64>,
     request_timeout_ms: Option<u64>,
     hibernate: Option<bool>,
     idle_before_park_ms: Option<u64>,
@@ -265,6 +271,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .or(file.snapshot_log_bytes_min)
             .unwrap_or(defaults.snapshot_log_bytes_min),
         snapshot_step_items: defaults.snapshot_step_items,
+        snapshot_bytes_per_sec: args
+            .snapshot_bytes_per_sec
+            .or(file.snapshot_bytes_per_sec)
+            .unwrap_or(defaults.snapshot_bytes_per_sec),
         entries_kept_after_snapshot: args
             .entries_kept_after_snapshot
             .or(file.entries_kept_after_snapshot)

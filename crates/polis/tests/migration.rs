@@ -142,7 +142,24 @@ async fn slots_move_to_another_shard_under_writes_and_every_key_arrives() {
     client
         .query_idempotent(&set_ex, Duration::from_secs(10))
         .await;
-    let total_keys = (moving.len() + staying.len() + 2) as i64;
+    // A hash of about 3 MB travels in parts (a chunk is 1 MiB), its
+    // deadline with it.
+    let big = key_in(0, 99, "big-hash");
+    for batch in 0..20 {
+        let mut hset = redis::cmd("HSET");
+        hset.arg(&big);
+        for field in batch * 1000..(batch + 1) * 1000 {
+            hset.arg(format!("f{field}")).arg(format!("{field:0>100}"));
+        }
+        client
+            .query_idempotent(&hset, Duration::from_secs(10))
+            .await;
+    }
+    let expire = redis::cmd("EXPIRE").arg(&big).arg(3600).clone();
+    client
+        .query_idempotent(&expire, Duration::from_secs(10))
+        .await;
+    let total_keys = (moving.len() + staying.len() + 3) as i64;
 
     // Writers on a moving key and on a key of each other shard.
     let mut probed = BTreeMap::new();
@@ -213,6 +230,27 @@ async fn slots_move_to_another_shard_under_writes_and_every_key_arrives() {
         fields.as_map_iter().map(Iterator::count).unwrap_or(0),
         2,
         "{fields:?}"
+    );
+    let hlen = client
+        .query_idempotent(redis::cmd("HLEN").arg(&big), Duration::from_secs(10))
+        .await;
+    assert_eq!(hlen, Value::Int(20_000), "every part of the large hash");
+    let field = client
+        .query_idempotent(
+            redis::cmd("HGET").arg(&big).arg("f19999"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        field,
+        Value::BulkString(format!("{:0>100}", 19_999).into_bytes())
+    );
+    let ttl = client
+        .query_idempotent(redis::cmd("TTL").arg(&big), Duration::from_secs(10))
+        .await;
+    assert!(
+        matches!(ttl, Value::Int(seconds) if seconds > 3500 && seconds <= 3600),
+        "the large hash's deadline moved with it: {ttl:?}"
     );
     let ttl = client
         .query_idempotent(redis::cmd("TTL").arg(&expiring), Duration::from_secs(10))
