@@ -287,18 +287,10 @@ impl Migrations {
         if !gave_away {
             return;
         }
-        let lost: Vec<Bytes> = db
-            .iter(0)
-            .map(|(key, _)| key)
-            .filter(|key| {
-                let slot = key_hash_slot(key);
-                before.contains(slot) && !now.contains(slot)
-            })
-            .cloned()
-            .collect();
-        for key in lost {
-            db.remove(&key, 0);
-        }
+        db.remove_where(|key| {
+            let slot = key_hash_slot(key);
+            before.contains(slot) && !now.contains(slot)
+        });
         if self.outgoing.as_ref().is_some_and(|outgoing| {
             outgoing
                 .slots

@@ -323,6 +323,40 @@ impl Db {
         self.used_bytes = 0;
     }
 
+    /// Removes every key for which `gone` holds, whatever its deadline,
+    /// in one pass over the keyspace (a shard giving slots away); returns
+    /// how many went. While a snapshot is encoded in steps each key goes
+    /// by itself, so that what the snapshot has not reached is saved.
+    pub fn remove_where(&mut self, gone: impl Fn(&[u8]) -> bool) -> usize {
+        if self.pin.is_some() {
+            let keys: Vec<Bytes> = self
+                .keys
+                .iter()
+                .filter(|(key, _)| gone(key))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in &keys {
+                self.remove_raw(key);
+            }
+            return keys.len();
+        }
+        let (mut removed, mut freed) = (0, 0);
+        let expires = &mut self.expires;
+        self.keys.retain(|key, entry| {
+            if !gone(key) {
+                return true;
+            }
+            removed += 1;
+            freed += entry_bytes(key, entry);
+            if let Some(deadline) = entry.expire_at_ms {
+                expires.remove(&(deadline, key.clone()));
+            }
+            false
+        });
+        self.used_bytes = self.used_bytes.saturating_sub(freed);
+        removed
+    }
+
     /// Removes `key` whatever its deadline, keeping the indexes in step.
     fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
         self.preserve(key);

@@ -201,6 +201,12 @@ impl<V> HashOrderedMap<V> {
         self.map.insert(HashedKey { hash, key }, value)
     }
 
+    /// Keeps only the entries for which `keep` holds, in one pass without
+    /// a lookup per entry.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Bytes, &mut V) -> bool) {
+        self.map.retain(|stored, value| keep(&stored.key, value));
+    }
+
     /// Removes `key`, returning the stored key and value.
     pub fn remove(&mut self, key: &[u8]) -> Option<(Bytes, V)> {
         let probe = Probe {

@@ -108,6 +108,11 @@ fn writes_between_steps_do_not_change_the_snapshot() {
             if draws.below(40) == 0 {
                 db.clear();
             }
+            if draws.below(30) == 0 {
+                // Keys of slots given away, in one call.
+                let digit = draws.below(10).to_string();
+                db.remove_where(|key| key.ends_with(digit.as_bytes()));
+            }
             // Deadlines pass too: lazy expiry deletes keys.
             now_ms += 400;
         });
@@ -146,4 +151,34 @@ fn saved_values_are_dropped_once_the_steps_pass_them() {
     let behind = db.iter(0).next().map(|(key, _)| key.clone()).unwrap();
     db.insert(behind, Value::String(bytes("y")), None, 0);
     assert_eq!(db.pin.as_ref().map(|pin| pin.saved()), Some(50));
+}
+
+#[test]
+fn removing_keys_in_one_pass_leaves_what_removing_them_one_by_one_leaves() {
+    let gone = |key: &[u8]| key.ends_with(b"3") || key.ends_with(b"4");
+    let mut bulk = loaded(500);
+    let mut one_by_one = loaded(500);
+    let keys: Vec<Bytes> = one_by_one
+        .iter(0)
+        .map(|(key, _)| key.clone())
+        .filter(|key| gone(key))
+        .collect();
+    for key in &keys {
+        one_by_one.remove(key, 0);
+    }
+    assert_eq!(bulk.remove_where(gone), keys.len());
+    assert_eq!(keys.len(), 100);
+    assert_eq!(bulk.to_snapshot(), one_by_one.to_snapshot());
+    assert_eq!(bulk.len(), 400);
+    assert_eq!(bulk.used_memory(), one_by_one.used_memory());
+    assert_eq!(bulk.expires_len(), one_by_one.expires_len());
+    // The expiry index names no removed key.
+    let due = bulk.expired_keys(u64::MAX, usize::MAX);
+    assert_eq!(due.len(), bulk.expires_len());
+    assert_eq!(
+        due.len(),
+        100,
+        "every fourth of the 400 left has a deadline"
+    );
+    assert!(due.iter().all(|key| !gone(key)));
 }
