@@ -210,9 +210,7 @@ impl<S> StateHandle<S> {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, SmState<S>> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        state_read::write(&self.state)
     }
 }
 

@@ -7,9 +7,19 @@
 //! second read waits for the writer, and the node's runtime loses both
 //! workers. The window is tiny, so such code passes tests for weeks; debug
 //! builds make the second read panic at once instead, on every run.
+//!
+//! A task that finds the state locked (apply writing a large entry, a
+//! snapshot step reading) waits off the runtime: its worker goes on with
+//! the node's other tasks meanwhile (heartbeats, other groups' applies).
+//! Waiting on the worker instead stalled the whole node once both workers
+//! waited, long enough for its groups' followers to hold elections.
 
 use std::ops::Deref;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{
+    LockResult, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError, TryLockResult,
+};
+
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// A read guard on a group's state; see the module's text.
 pub struct StateRead<'a, T> {
@@ -34,9 +44,40 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> StateRead<'_, T> {
     #[cfg(debug_assertions)]
     let held = held::Mark::take(std::ptr::from_ref(lock).cast::<()>() as usize);
     StateRead {
-        guard: lock.read().unwrap_or_else(|poisoned| poisoned.into_inner()),
+        guard: take(|| lock.try_read(), || lock.read()),
         #[cfg(debug_assertions)]
         _held: held,
+    }
+}
+
+/// Takes the write guard on `lock`, recovering it from a poisoned state.
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    take(|| lock.try_write(), || lock.write())
+}
+
+/// Takes a guard at once when it is free; else waits for it, handing this
+/// thread's runtime worker to the other tasks while it waits.
+fn take<G>(now: impl FnOnce() -> TryLockResult<G>, wait: impl FnOnce() -> LockResult<G>) -> G {
+    match now() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            off_runtime(|| wait().unwrap_or_else(PoisonError::into_inner))
+        }
+    }
+}
+
+/// Runs `work`, which may take long (waiting for a lock, applying an entry
+/// that touches every key of a slot range), on this thread while the
+/// runtime's worker goes on with other tasks. On a single-threaded runtime
+/// (the simulation) it just runs `work`.
+pub fn off_runtime<R>(work: impl FnOnce() -> R) -> R {
+    let on_shared_runtime = Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if on_shared_runtime {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

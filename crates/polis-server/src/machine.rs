@@ -231,8 +231,12 @@ impl DataMachine {
                 if version > self.ownership.version {
                     let before =
                         std::mem::replace(&mut self.ownership, Ownership { version, slots });
-                    self.migrations
-                        .owned(&mut self.db, &before.slots, &self.ownership.slots);
+                    // Activating or dropping a range's keys touches each
+                    // of them: the node's other groups go on meanwhile.
+                    let (migrations, db) = (&mut self.migrations, &mut self.db);
+                    polis_raft::state_read::off_runtime(|| {
+                        migrations.owned(db, &before.slots, &self.ownership.slots);
+                    });
                 }
                 Applied::Reply(Reply::Integer(self.ownership.version as i64))
             }
