@@ -1,24 +1,25 @@
 //! Read guards on a group's state.
 //!
-//! The state sits behind std's `RwLock`, which prefers writers: a read
-//! waits while a write waits. A thread that takes a second read of the same
-//! state while it holds one therefore deadlocks as soon as the apply task
-//! asks to write between the two: the writer waits for the first read, the
-//! second read waits for the writer, and the node's runtime loses both
-//! workers. The window is tiny, so such code passes tests for weeks; debug
-//! builds make the second read panic at once instead, on every run.
+//! The state sits behind a writer-fair `RwLock`: a read waits while a
+//! write waits. A thread that takes a second read of the same state while
+//! it holds one therefore deadlocks as soon as the apply task asks to
+//! write between the two: the writer waits for the first read, the second
+//! read waits for the writer, and the node's runtime loses both workers.
+//! The window is tiny, so such code passes tests for weeks; debug builds
+//! make the second read panic at once instead, on every run.
 //!
 //! A task that finds the state locked (apply writing a large entry, a
-//! snapshot step reading) waits off the runtime: its worker goes on with
-//! the node's other tasks meanwhile (heartbeats, other groups' applies).
-//! Waiting on the worker instead stalled the whole node once both workers
-//! waited, long enough for its groups' followers to hold elections.
+//! snapshot step) waits off the runtime: its worker goes on with the node's
+//! other tasks meanwhile (heartbeats, other groups' applies). Waiting on
+//! the worker instead stalled the whole node once both workers waited, long
+//! enough for its groups' followers to hold elections. The lock is
+//! parking_lot's, which now and then hands itself to a waiter on release:
+//! with std's, the apply loop took it back entry after entry while a
+//! snapshot step waited for seconds.
 
 use std::ops::Deref;
-use std::sync::{
-    LockResult, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError, TryLockResult,
-};
 
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// A read guard on a group's state; see the module's text.
@@ -36,7 +37,7 @@ impl<T> Deref for StateRead<'_, T> {
     }
 }
 
-/// Takes a read guard on `lock`, recovering it from a poisoned state.
+/// Takes a read guard on `lock`.
 ///
 /// # Panics
 /// In debug builds, when this thread already holds a read of `lock`.
@@ -50,20 +51,17 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> StateRead<'_, T> {
     }
 }
 
-/// Takes the write guard on `lock`, recovering it from a poisoned state.
+/// Takes the write guard on `lock`.
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     take(|| lock.try_write(), || lock.write())
 }
 
 /// Takes a guard at once when it is free; else waits for it, handing this
 /// thread's runtime worker to the other tasks while it waits.
-fn take<G>(now: impl FnOnce() -> TryLockResult<G>, wait: impl FnOnce() -> LockResult<G>) -> G {
+fn take<G>(now: impl FnOnce() -> Option<G>, wait: impl FnOnce() -> G) -> G {
     match now() {
-        Ok(guard) => guard,
-        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => {
-            off_runtime(|| wait().unwrap_or_else(PoisonError::into_inner))
-        }
+        Some(guard) => guard,
+        None => off_runtime(wait),
     }
 }
 

@@ -1,4 +1,4 @@
-use std::sync::RwLock;
+use parking_lot::RwLock;
 
 use super::read;
 
@@ -41,7 +41,7 @@ async fn a_task_waiting_for_the_lock_leaves_the_worker_to_other_tasks() {
     let writer = {
         let lock = lock.clone();
         std::thread::spawn(move || {
-            let mut guard = lock.write().unwrap();
+            let mut guard = lock.write();
             held_tx.send(()).unwrap();
             // Released as soon as the other task ran, or after the
             // deadline, so a failing build ends instead of hanging.
