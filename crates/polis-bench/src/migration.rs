@@ -63,12 +63,26 @@ pub struct MigrationReport {
     pub p99_during_move_ms: f64,
     /// p99 during / p99 idle (target: at most 2).
     pub p99_ratio: f64,
+    /// The p99 during each phase of the move as the status names it, in
+    /// order: "copying" (the copy, its rounds and the freeze), then
+    /// "switched" (from the ownership switch until the move is done: the
+    /// target activates the keys, the source drops them).
+    pub p99_by_phase: Vec<PhaseLatency>,
     pub write_rate: u64,
     /// Writes acknowledged per second into the moving slots, measured.
     pub writes_per_s_during: f64,
     pub move_under_writes_s: f64,
     /// move under writes / move without (target: at most 2).
     pub move_under_writes_ratio: f64,
+}
+
+/// SET latency on the slots not moving during one phase of a move.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PhaseLatency {
+    pub phase: String,
+    pub secs: f64,
+    pub p99_ms: f64,
+    pub samples: u64,
 }
 
 /// Runs the measurement, saying what it does through `say`.
@@ -149,7 +163,7 @@ async fn run(
         .take(1000)
         .collect();
     let idle = latency(&options, &probe_keys, &value, Stop::After(IDLE_WINDOW)).await?;
-    let p99_idle_ms = p99_ms(&idle);
+    let p99_idle_ms = p99_ms(&histogram(&idle, Duration::ZERO, Duration::MAX)?);
     say(format!(
         "SET p99 on shard 3's slots, idle: {p99_idle_ms:.2} ms"
     ));
@@ -157,6 +171,7 @@ async fn run(
     let slots = format!("{}-{}", moving.0, moving.1);
     let admin_addr = admins.first().context("no admin address")?.clone();
     let done = Arc::new(AtomicBool::new(false));
+    let mut phases = Vec::new();
     let probe = {
         let options = options.clone();
         let keys = probe_keys.clone();
@@ -164,13 +179,25 @@ async fn run(
         let done = done.clone();
         tokio::spawn(async move { latency(&options, &keys, &value, Stop::When(done)).await })
     };
-    let move_s = move_slots(&admin_addr, &slots, 2, moving.0).await;
+    let move_s = move_slots(&admin_addr, &slots, 2, moving.0, &mut phases).await;
     done.store(true, Ordering::Relaxed);
     let during = probe.await.context("the latency probe failed")??;
     let move_s = move_s?;
-    let p99_during_move_ms = p99_ms(&during);
+    let p99_during_move_ms = p99_ms(&histogram(&during, Duration::ZERO, Duration::MAX)?);
     say(format!(
         "moved {moved_keys} keys to shard 2 in {move_s:.1} s; SET p99 on shard 3's slots meanwhile {p99_during_move_ms:.2} ms"
+    ));
+    let p99_by_phase = by_phase(&during, &phases, move_s)?;
+    say(format!(
+        "  by phase: {}",
+        p99_by_phase
+            .iter()
+            .map(|phase| format!(
+                "{} {:.1} s p99 {:.2} ms",
+                phase.phase, phase.secs, phase.p99_ms
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
     ));
 
     let writer_keys: Vec<u64> = (0..config.keys)
@@ -196,7 +223,7 @@ async fn run(
     let started = Instant::now();
     // On to shard 3, not back: the emptied shard 1 is retired (even with
     // the scheduler off), and the same keys move either way.
-    let under_writes = move_slots(&admin_addr, &slots, 3, moving.0).await;
+    let under_writes = move_slots(&admin_addr, &slots, 3, moving.0, &mut Vec::new()).await;
     let writes_per_s_during =
         (acked.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -218,6 +245,7 @@ async fn run(
         p99_idle_ms,
         p99_during_move_ms,
         p99_ratio: p99_during_move_ms / p99_idle_ms,
+        p99_by_phase,
         write_rate: config.write_rate,
         writes_per_s_during,
         move_under_writes_s,
@@ -237,12 +265,14 @@ fn target(cluster: &PolisCluster) -> Target {
 }
 
 /// Begins moving `slots` to `shard` and returns how long until the move
-/// ended with `probe_slot` owned by `shard`.
+/// ended with `probe_slot` owned by `shard`; notes in `phases` when each
+/// phase the status reported began (seconds from the start).
 async fn move_slots(
     admin_addr: &str,
     slots: &str,
     shard: u64,
     probe_slot: u16,
+    phases: &mut Vec<(String, f64)>,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     let said = admin::begin_migration(admin_addr, slots, shard).await?;
@@ -261,6 +291,11 @@ async fn move_slots(
             let moving = status["migrations"]
                 .as_array()
                 .is_some_and(|list| !list.is_empty());
+            if let Some(phase) = status["migrations"][0]["phase"].as_str() {
+                if phases.last().is_none_or(|(last, _)| last != phase) {
+                    phases.push((phase.to_owned(), started.elapsed().as_secs_f64()));
+                }
+            }
             if !moving {
                 if admin::slot_owner(&status, probe_slot) == Some(shard) {
                     return Ok(started.elapsed().as_secs_f64());
@@ -278,17 +313,17 @@ enum Stop {
 }
 
 /// SETs `keys` in turn on one connection, one at a time, until told to
-/// stop; returns their latencies (microseconds).
+/// stop; returns when each was sent (from the start) and its latency.
 async fn latency(
     options: &RespOptions,
     keys: &[u64],
     value: &[u8],
     stop: Stop,
-) -> anyhow::Result<Histogram<u64>> {
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
     let connection = RespConnection::connect(options, 0)
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut samples = Vec::new();
     let started = Instant::now();
     for key in keys.iter().cycle() {
         let done = match &stop {
@@ -300,10 +335,49 @@ async fn latency(
         }
         let at = Instant::now();
         if connection.execute(Op::Set, *key, value).await.is_ok() {
-            histogram.saturating_record(at.elapsed().as_micros().max(1) as u64);
+            samples.push((at - started, at.elapsed()));
+        }
+    }
+    Ok(samples)
+}
+
+/// The latencies (microseconds) of the samples sent in `[from, to)`.
+fn histogram(
+    samples: &[(Duration, Duration)],
+    from: Duration,
+    to: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for (sent, took) in samples {
+        if (from..to).contains(sent) {
+            histogram.saturating_record(took.as_micros().max(1) as u64);
         }
     }
     Ok(histogram)
+}
+
+/// The p99 of the samples in each phase of a move that took `move_s`.
+fn by_phase(
+    samples: &[(Duration, Duration)],
+    phases: &[(String, f64)],
+    move_s: f64,
+) -> anyhow::Result<Vec<PhaseLatency>> {
+    let mut out = Vec::new();
+    for (at, (phase, began)) in phases.iter().enumerate() {
+        let ended = phases.get(at + 1).map_or(move_s, |(_, next)| *next);
+        let window = histogram(
+            samples,
+            Duration::from_secs_f64(*began),
+            Duration::from_secs_f64(ended),
+        )?;
+        out.push(PhaseLatency {
+            phase: phase.clone(),
+            secs: ended - began,
+            p99_ms: p99_ms(&window),
+            samples: window.len(),
+        });
+    }
+    Ok(out)
 }
 
 /// Writes `keys` at `rate` per second (in batches every 10 ms) until

@@ -138,3 +138,63 @@ async fn compare_runs_every_system_and_writes_the_report() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));
 }
+
+/// `polis bench migration` on a few thousand keys: both moves end, every
+/// figure is written, each move phase has its latency. (It once failed
+/// after a change elsewhere retired the emptied shard, and nothing ran it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_benchmark_moves_the_keys_twice_and_writes_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("migration.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .args([
+            "bench",
+            "migration",
+            "--keys",
+            "3000",
+            "--write-rate",
+            "200",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+        .await
+        .expect("polis bench migration did not finish in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "polis bench migration failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let moved = report["moved_keys"].as_u64().unwrap();
+    assert!(
+        (800..=1200).contains(&moved),
+        "a third of 3000 keys: {report}"
+    );
+    for figure in [
+        "move_s",
+        "load_moved_s",
+        "p99_during_move_ms",
+        "move_under_writes_s",
+    ] {
+        assert!(report[figure].as_f64().unwrap() > 0.0, "{figure}: {report}");
+    }
+    assert!(
+        report["writes_per_s_during"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    let phases: Vec<&str> = report["p99_by_phase"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|phase| phase["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases.first(), Some(&"copying"), "{report}");
+}
