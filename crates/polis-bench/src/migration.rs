@@ -163,7 +163,7 @@ async fn run(
         .take(1000)
         .collect();
     let idle = latency(&options, &probe_keys, &value, Stop::After(IDLE_WINDOW)).await?;
-    let p99_idle_ms = p99_ms(&histogram(&idle, Duration::ZERO, Duration::MAX)?);
+    let p99_idle_ms = p99_ms(&histogram(&idle, |_| true)?);
     say(format!(
         "SET p99 on shard 3's slots, idle: {p99_idle_ms:.2} ms"
     ));
@@ -183,11 +183,11 @@ async fn run(
     done.store(true, Ordering::Relaxed);
     let during = probe.await.context("the latency probe failed")??;
     let move_s = move_s?;
-    let p99_during_move_ms = p99_ms(&histogram(&during, Duration::ZERO, Duration::MAX)?);
+    let p99_during_move_ms = p99_ms(&histogram(&during, |_| true)?);
     say(format!(
         "moved {moved_keys} keys to shard 2 in {move_s:.1} s; SET p99 on shard 3's slots meanwhile {p99_during_move_ms:.2} ms"
     ));
-    let p99_by_phase = by_phase(&during, &phases, move_s)?;
+    let p99_by_phase = by_phase(&during, &phases)?;
     say(format!(
         "  by phase: {}",
         p99_by_phase
@@ -266,13 +266,13 @@ fn target(cluster: &PolisCluster) -> Target {
 
 /// Begins moving `slots` to `shard` and returns how long until the move
 /// ended with `probe_slot` owned by `shard`; notes in `phases` when each
-/// phase the status reported began (seconds from the start).
+/// phase the status reported began, and "done" when the move ended.
 async fn move_slots(
     admin_addr: &str,
     slots: &str,
     shard: u64,
     probe_slot: u16,
-    phases: &mut Vec<(String, f64)>,
+    phases: &mut Vec<(String, Instant)>,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     let said = admin::begin_migration(admin_addr, slots, shard).await?;
@@ -293,11 +293,12 @@ async fn move_slots(
                 .is_some_and(|list| !list.is_empty());
             if let Some(phase) = status["migrations"][0]["phase"].as_str() {
                 if phases.last().is_none_or(|(last, _)| last != phase) {
-                    phases.push((phase.to_owned(), started.elapsed().as_secs_f64()));
+                    phases.push((phase.to_owned(), Instant::now()));
                 }
             }
             if !moving {
                 if admin::slot_owner(&status, probe_slot) == Some(shard) {
+                    phases.push(("done".to_owned(), Instant::now()));
                     return Ok(started.elapsed().as_secs_f64());
                 }
                 bail!("moving slots {slots} to shard {shard} ended without moving them");
@@ -313,13 +314,13 @@ enum Stop {
 }
 
 /// SETs `keys` in turn on one connection, one at a time, until told to
-/// stop; returns when each was sent (from the start) and its latency.
+/// stop; returns when each was sent and its latency.
 async fn latency(
     options: &RespOptions,
     keys: &[u64],
     value: &[u8],
     stop: Stop,
-) -> anyhow::Result<Vec<(Duration, Duration)>> {
+) -> anyhow::Result<Vec<(Instant, Duration)>> {
     let connection = RespConnection::connect(options, 0)
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
@@ -335,44 +336,41 @@ async fn latency(
         }
         let at = Instant::now();
         if connection.execute(Op::Set, *key, value).await.is_ok() {
-            samples.push((at - started, at.elapsed()));
+            samples.push((at, at.elapsed()));
         }
     }
     Ok(samples)
 }
 
-/// The latencies (microseconds) of the samples sent in `[from, to)`.
+/// The latencies (microseconds) of the samples sent when `when` holds.
 fn histogram(
-    samples: &[(Duration, Duration)],
-    from: Duration,
-    to: Duration,
+    samples: &[(Instant, Duration)],
+    when: impl Fn(Instant) -> bool,
 ) -> anyhow::Result<Histogram<u64>> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for (sent, took) in samples {
-        if (from..to).contains(sent) {
+        if when(*sent) {
             histogram.saturating_record(took.as_micros().max(1) as u64);
         }
     }
     Ok(histogram)
 }
 
-/// The p99 of the samples in each phase of a move that took `move_s`.
+/// The p99 of the samples in each phase of a move (the last entry of
+/// `phases` marks its end).
 fn by_phase(
-    samples: &[(Duration, Duration)],
-    phases: &[(String, f64)],
-    move_s: f64,
+    samples: &[(Instant, Duration)],
+    phases: &[(String, Instant)],
 ) -> anyhow::Result<Vec<PhaseLatency>> {
     let mut out = Vec::new();
-    for (at, (phase, began)) in phases.iter().enumerate() {
-        let ended = phases.get(at + 1).map_or(move_s, |(_, next)| *next);
-        let window = histogram(
-            samples,
-            Duration::from_secs_f64(*began),
-            Duration::from_secs_f64(ended),
-        )?;
+    for pair in phases.windows(2) {
+        let [(phase, began), (_, ended)] = pair else {
+            continue;
+        };
+        let window = histogram(samples, |sent| (*began..*ended).contains(&sent))?;
         out.push(PhaseLatency {
             phase: phase.clone(),
-            secs: ended - began,
+            secs: (*ended - *began).as_secs_f64(),
             p99_ms: p99_ms(&window),
             samples: window.len(),
         });

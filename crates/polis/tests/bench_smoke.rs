@@ -24,6 +24,24 @@ const SYSTEMS: [&str; 6] = [
     "redis-memory",
 ];
 
+/// Runs `command` (`what`, for the messages) within [`RUN_TIMEOUT`],
+/// fails the test unless it succeeds, and returns what it printed.
+async fn run_to_success(mut command: tokio::process::Command, what: &str) -> String {
+    command.kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish in time"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_runs_every_system_and_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,19 +68,8 @@ async fn compare_runs_every_system_and_writes_the_report() {
         .arg("--out")
         .arg(&out)
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
-        .await
-        .expect("polis bench compare did not finish in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "polis bench compare failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+        .arg(dir.path().join("data"));
+    let stdout = run_to_success(command, "polis bench compare").await;
 
     for name in ["report.md", "report.json", "report.html"] {
         let len = std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
@@ -159,19 +166,8 @@ async fn the_migration_benchmark_moves_the_keys_twice_and_writes_its_figures() {
         .arg("--json")
         .arg(&json)
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
-        .await
-        .expect("polis bench migration did not finish in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "polis bench migration failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+        .arg(dir.path().join("data"));
+    run_to_success(command, "polis bench migration").await;
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let moved = report["moved_keys"].as_u64().unwrap();
     assert!(
