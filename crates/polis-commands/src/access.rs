@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, HashValue, Value};
+use polis_store::{Db, HashValue, ListValue, SetValue, StreamValue, Value, ZSetValue};
 
 use crate::command::Protocol;
 
@@ -24,8 +24,7 @@ pub fn hash_at<'a>(
 ) -> Result<Option<&'a HashValue>, ReplyError> {
     match db.get(key, now_ms) {
         None => Ok(None),
-        Some(Value::Hash(hash)) => Ok(Some(hash)),
-        Some(_) => Err(ReplyError::WrongType),
+        Some(value) => value.as_hash().map(Some).ok_or(ReplyError::WrongType),
     }
 }
 
@@ -40,14 +39,165 @@ pub fn update_hash<R>(
 ) -> Result<R, ReplyError> {
     hash_at(db, key, now_ms)?;
     if !db.contains(key, now_ms) {
-        db.insert(key.clone(), Value::Hash(Box::default()), None, now_ms);
+        db.insert(key.clone(), Value::hash(HashValue::new()), None, now_ms);
     }
     let mut update = Some(update);
-    let result = db.update(key, now_ms, |value| match value {
-        Value::Hash(hash) => update.take().map(|update| update(hash)),
-        _ => None,
+    let result = db.update(key, now_ms, |value| {
+        value
+            .as_hash_mut()
+            .and_then(|hash| update.take().map(|update| update(hash)))
     });
     result.flatten().ok_or(ReplyError::WrongType)
+}
+
+/// Returns the live value of one type at `key` (`get` picks the type),
+/// None when absent, or WRONGTYPE.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn typed_at<'a, T: ?Sized>(
+    db: &'a Db,
+    key: &[u8],
+    now_ms: u64,
+    get: fn(&Value) -> Option<&T>,
+) -> Result<Option<&'a T>, ReplyError> {
+    match db.get(key, now_ms) {
+        None => Ok(None),
+        Some(value) => get(value).map(Some).ok_or(ReplyError::WrongType),
+    }
+}
+
+/// Returns the live list at `key`, None when absent, or WRONGTYPE.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn list_at<'a>(
+    db: &'a Db,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'a ListValue>, ReplyError> {
+    typed_at(db, key, now_ms, Value::as_list)
+}
+
+/// Returns the live set at `key`, None when absent, or WRONGTYPE.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn set_at<'a>(db: &'a Db, key: &[u8], now_ms: u64) -> Result<Option<&'a SetValue>, ReplyError> {
+    typed_at(db, key, now_ms, Value::as_set)
+}
+
+/// Returns the live sorted set at `key`, None when absent, or WRONGTYPE.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn zset_at<'a>(
+    db: &'a Db,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'a ZSetValue>, ReplyError> {
+    typed_at(db, key, now_ms, Value::as_zset)
+}
+
+/// Returns the live stream at `key`, None when absent, or WRONGTYPE.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn stream_at<'a>(
+    db: &'a Db,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'a StreamValue>, ReplyError> {
+    typed_at(db, key, now_ms, Value::as_stream)
+}
+
+/// Runs `update` on the value of one type at `key` (`get_mut` picks the
+/// type), creating it with `create` first when the key is absent; an
+/// aggregate left empty is deleted. WRONGTYPE when the key holds another
+/// type (nothing is created then).
+#[allow(dead_code)] // until the family that uses it lands
+pub fn update_typed<T, R>(
+    db: &mut Db,
+    key: &Bytes,
+    now_ms: u64,
+    create: fn() -> Value,
+    get_mut: fn(&mut Value) -> Option<&mut T>,
+    update: impl FnOnce(&mut T) -> R,
+) -> Result<R, ReplyError> {
+    match db.get(key, now_ms) {
+        None => db.insert(key.clone(), create(), None, now_ms),
+        Some(value) if value.type_name() != create().type_name() => {
+            return Err(ReplyError::WrongType)
+        }
+        Some(_) => {}
+    }
+    let mut update = Some(update);
+    let result = db.update(key, now_ms, |value| {
+        get_mut(value).and_then(|inner| update.take().map(|update| update(inner)))
+    });
+    result.flatten().ok_or(ReplyError::WrongType)
+}
+
+/// Runs `update` on the list at `key`, created empty when absent.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn update_list<R>(
+    db: &mut Db,
+    key: &Bytes,
+    now_ms: u64,
+    update: impl FnOnce(&mut ListValue) -> R,
+) -> Result<R, ReplyError> {
+    update_typed(
+        db,
+        key,
+        now_ms,
+        || Value::list(ListValue::new()),
+        Value::as_list_mut,
+        update,
+    )
+}
+
+/// Runs `update` on the set at `key`, created empty when absent.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn update_set<R>(
+    db: &mut Db,
+    key: &Bytes,
+    now_ms: u64,
+    update: impl FnOnce(&mut SetValue) -> R,
+) -> Result<R, ReplyError> {
+    update_typed(
+        db,
+        key,
+        now_ms,
+        || Value::set(SetValue::new()),
+        Value::as_set_mut,
+        update,
+    )
+}
+
+/// Runs `update` on the sorted set at `key`, created empty when absent.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn update_zset<R>(
+    db: &mut Db,
+    key: &Bytes,
+    now_ms: u64,
+    update: impl FnOnce(&mut ZSetValue) -> R,
+) -> Result<R, ReplyError> {
+    update_typed(
+        db,
+        key,
+        now_ms,
+        || Value::zset(ZSetValue::new()),
+        Value::as_zset_mut,
+        update,
+    )
+}
+
+/// Runs `update` on the stream at `key`, created empty when absent.
+#[allow(dead_code)] // until the family that uses it lands
+pub fn update_stream<R>(
+    db: &mut Db,
+    key: &Bytes,
+    now_ms: u64,
+    update: impl FnOnce(&mut StreamValue) -> R,
+) -> Result<R, ReplyError> {
+    update_typed(
+        db,
+        key,
+        now_ms,
+        || Value::stream(StreamValue::new()),
+        Value::as_stream_mut,
+        update,
+    )
 }
 
 /// Returns a bulk reply with the contents of `bytes`.

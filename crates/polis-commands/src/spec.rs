@@ -257,6 +257,9 @@ fn arity_matches(spec: &CommandSpec, argc: usize) -> Result<(), ReplyError> {
 /// a bad arity yields fewer keys rather than a panic.
 pub fn command_keys(spec: &'static CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     let spec = resolve(spec, args);
+    if let Some(keys) = movable_keys(spec.name, args) {
+        return keys;
+    }
     if spec.first_key <= 0 || spec.step <= 0 {
         return Vec::new();
     }
@@ -281,6 +284,42 @@ pub fn command_keys(spec: &'static CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
         position += step;
     }
     keys
+}
+
+/// Returns the keys of a command whose keys move with its arguments
+/// (Redis's `movablekeys`): a key count before the keys, or the keys
+/// after `STREAMS`. None for every other command. A malformed request
+/// yields the keys it has; the command's parser then refuses it.
+fn movable_keys(name: &str, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    // `numkeys` at `at`, the keys right after it.
+    let counted = |at: usize| -> Vec<Bytes> {
+        let count = args
+            .get(at)
+            .and_then(|count| std::str::from_utf8(count).ok())
+            .and_then(|count| count.parse::<usize>().ok())
+            .unwrap_or(0);
+        args.iter().skip(at + 1).take(count).cloned().collect()
+    };
+    let keys = match name {
+        "zunion" | "zinter" | "zdiff" | "sintercard" | "zintercard" | "lmpop" | "zmpop" => {
+            counted(1)
+        }
+        "blmpop" | "bzmpop" => counted(2),
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            let mut keys: Vec<Bytes> = args.get(1).cloned().into_iter().collect();
+            keys.extend(counted(2));
+            keys
+        }
+        "xread" | "xreadgroup" => {
+            let streams = args
+                .iter()
+                .position(|arg| arg.eq_ignore_ascii_case(b"streams"))?;
+            let rest = &args[streams + 1..];
+            rest[..rest.len() / 2].to_vec()
+        }
+        _ => return None,
+    };
+    Some(keys)
 }
 
 /// Returns the flag names COMMAND INFO shows for `spec`.

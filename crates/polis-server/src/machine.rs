@@ -214,12 +214,20 @@ impl DataMachine {
     }
 
     fn execute(&mut self, op: Op, index: u64, time_ms: u64) -> Applied {
+        // Keys written get this entry's index as their version; random
+        // picks follow from the entry's index and time.
+        self.db.begin_write(index, entry_seed(index, time_ms, 0));
         match op {
             Op::Command(logged) => self.command(&logged, index, time_ms),
             Op::Batch(commands) => Applied::Batch(
                 commands
                     .iter()
-                    .map(|logged| self.command(logged, index, time_ms))
+                    .enumerate()
+                    .map(|(position, logged)| {
+                        self.db
+                            .begin_write(index, entry_seed(index, time_ms, position as u64));
+                        self.command(logged, index, time_ms)
+                    })
                     .collect(),
             ),
             Op::Expire(keys) => {
@@ -289,6 +297,12 @@ impl DataMachine {
             }
         }
     }
+}
+
+/// Returns the seed of the random picks of command `position` of the entry
+/// at `index`, proposed at `time_ms`: the same on every replica.
+fn entry_seed(index: u64, time_ms: u64, position: u64) -> u64 {
+    index.rotate_left(32) ^ time_ms ^ position.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn encode(applied: &Applied) -> Bytes {

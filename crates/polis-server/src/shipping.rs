@@ -163,6 +163,7 @@ impl Sender {
         let entry = Entry {
             value: first,
             expire_at_ms,
+            version: 0,
         };
         self.stage(vec![(key.clone(), Some(entry))], read_at, bytes)
             .await?;

@@ -21,6 +21,11 @@ use crate::value::{EncodingLimits, Value, ENTRY_OVERHEAD_BYTES};
 pub struct Entry {
     pub value: Value,
     pub expire_at_ms: Option<u64>,
+    /// The version of the write that last changed the key (WATCH compares
+    /// it). Replicated state, stored in snapshots, but not shipped by a
+    /// migration: a key gets the version of the entry that makes it live.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Entry {
@@ -50,6 +55,13 @@ pub struct Db {
     encoding_limits: EncodingLimits,
     /// The snapshot being encoded in steps, if any (see [`crate::pinned`]).
     pub(crate) pin: Option<Box<crate::pinned::Pinned>>,
+    /// The version stamped on keys written from here on (set by
+    /// [`Db::begin_write`]: the log index of the entry applied).
+    write_version: u64,
+    /// The state of the pseudo-random picks of the write being applied
+    /// (set by [`Db::begin_write`] from the entry, so every replica
+    /// picks alike).
+    entropy: u64,
 }
 
 /// Strings up to this size are copied rather than shared (see [`detached`]).
@@ -122,6 +134,30 @@ impl Db {
     /// `hash-max-listpack-*`). Not replicated: it changes no data.
     pub fn set_encoding_limits(&mut self, limits: EncodingLimits) {
         self.encoding_limits = limits;
+    }
+
+    /// Starts applying a write: keys it changes get `version`, and its
+    /// random picks ([`Db::draw`]) follow from `seed`. Both come from the
+    /// log entry, so every replica stamps and picks alike.
+    pub fn begin_write(&mut self, version: u64, seed: u64) {
+        self.write_version = version;
+        self.entropy = seed;
+    }
+
+    /// Returns the next pseudo-random number of the write being applied
+    /// (splitmix64 over the entry's seed): deterministic on every replica.
+    pub fn draw(&mut self) -> u64 {
+        self.entropy = self.entropy.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut mixed = self.entropy;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^ (mixed >> 31)
+    }
+
+    /// Returns the version of the live `key` at `now_ms`, None when it is
+    /// absent or expired (WATCH).
+    pub fn version_of(&self, key: &[u8], now_ms: u64) -> Option<u64> {
+        self.entry(key, now_ms).map(|entry| entry.version)
     }
 
     // ----- reads: honour expiry, never mutate -----
@@ -227,6 +263,7 @@ impl Db {
                     let before = entry.value.mem_bytes();
                     let after = value.mem_bytes();
                     entry.value = value;
+                    entry.version = self.write_version;
                     self.used_bytes = self.used_bytes.saturating_sub(before) + after;
                     return;
                 }
@@ -241,6 +278,7 @@ impl Db {
         let entry = Entry {
             value,
             expire_at_ms,
+            version: self.write_version,
         };
         self.used_bytes += entry_bytes(&key, &entry);
         if let Some(deadline) = expire_at_ms {
@@ -282,6 +320,7 @@ impl Db {
         let before = entry_bytes(stored_key, entry);
         self.preserve(key);
         let entry = self.keys.get_mut(key)?;
+        entry.version = self.write_version;
         let result = update(&mut entry.value);
         let after = key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES;
         let now_empty = entry.value.is_empty_aggregate();
@@ -310,6 +349,7 @@ impl Db {
         self.preserve(key);
         if let Some(entry) = self.keys.get_mut(key) {
             entry.expire_at_ms = expire_at_ms;
+            entry.version = self.write_version;
         }
         true
     }
@@ -387,6 +427,8 @@ impl Db {
             stats,
             encoding_limits: EncodingLimits::default(),
             pin: None,
+            write_version: 0,
+            entropy: 0,
         }
     }
 }

@@ -94,16 +94,16 @@ fn update_deletes_emptied_hashes_and_tracks_memory() {
     let mut db = Db::new();
     let mut hash = HashValue::new();
     hash.insert(key("f"), key("v"));
-    db.insert(key("h"), Value::Hash(Box::new(hash)), None, 0);
+    db.insert(key("h"), Value::hash(hash), None, 0);
     let before = db.used_memory();
-    let grew = db.update(b"h", 0, |value| match value {
-        Value::Hash(hash) => hash.insert(key("g"), Bytes::from(vec![b'x'; 1000])),
-        Value::String(_) => false,
+    let grew = db.update(b"h", 0, |value| match value.as_hash_mut() {
+        Some(hash) => hash.insert(key("g"), Bytes::from(vec![b'x'; 1000])),
+        None => false,
     });
     assert_eq!(grew, Some(true));
     assert!(db.used_memory() >= before + 1000);
     db.update(b"h", 0, |value| {
-        if let Value::Hash(hash) = value {
+        if let Some(hash) = value.as_hash_mut() {
             hash.remove(b"f");
             hash.remove(b"g");
         }
@@ -174,12 +174,7 @@ fn sample_db(order_reversed: bool) -> Db {
                 hash.insert(key(&format!("f{field}")), key(&format!("{index}")));
             }
             hash.insert(key("last"), key("x"));
-            db.insert(
-                key(&format!("h{index}")),
-                Value::Hash(Box::new(hash)),
-                deadline,
-                0,
-            );
+            db.insert(key(&format!("h{index}")), Value::hash(hash), deadline, 0);
         }
     }
     db
@@ -285,7 +280,7 @@ fn overwriting_keeps_the_indexes_and_the_byte_count_as_a_fresh_insert_would() {
     db.insert(key("gets-ttl"), string("5"), Some(2_000), 10);
     let mut hash = HashValue::default();
     hash.insert(key("field"), key("value"));
-    db.insert(key("was-hash"), Value::Hash(Box::new(hash)), None, 0);
+    db.insert(key("was-hash"), Value::hash(hash), None, 0);
     db.insert(key("was-hash"), string("6"), None, 10);
 
     let mut fresh = Db::new();

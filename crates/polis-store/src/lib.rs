@@ -16,12 +16,20 @@
 //! turns requests into calls on [`Db`] and values into replies.
 
 pub mod db;
+pub mod list;
 pub mod ordered;
 pub mod pinned;
+pub mod set;
 pub mod snapshot;
+pub mod stream;
 pub mod value;
+pub mod zset;
 
 pub use db::{detached, Db, DbStats, Entry};
+pub use list::ListValue;
 pub use ordered::{key_hash, HashOrderedMap, ScanPage};
+pub use set::SetValue;
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};
-pub use value::{string_encoding, EncodingLimits, HashValue, Value};
+pub use stream::{Consumer, ConsumerGroup, PendingEntry, StreamId, StreamValue};
+pub use value::{string_encoding, Aggregate, EncodingLimits, HashValue, Value};
+pub use zset::{Score, ZSetValue};

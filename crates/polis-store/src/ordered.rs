@@ -151,6 +151,18 @@ impl<V> HashOrderedMap<V> {
         }
     }
 
+    /// Returns the map with each value replaced by `convert(value)`, in
+    /// one pass that keeps the keys and their hashes.
+    pub fn map_values<W>(self, mut convert: impl FnMut(V) -> W) -> HashOrderedMap<W> {
+        HashOrderedMap {
+            map: self
+                .map
+                .into_iter()
+                .map(|(key, value)| (key, convert(value)))
+                .collect(),
+        }
+    }
+
     /// Returns the number of entries.
     pub fn len(&self) -> usize {
         self.map.len()

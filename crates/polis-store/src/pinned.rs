@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use crate::db::{Db, DbStats, Entry};
 use crate::ordered::key_hash;
-use crate::snapshot::SNAPSHOT_FORMAT_VERSION;
+use crate::snapshot::{Stored, SNAPSHOT_FORMAT_VERSION};
 
 /// A keyspace position: a key's hash, then its bytes (the map's order).
 type Position = (u64, Bytes);
@@ -115,7 +115,7 @@ impl Db {
                 let Some((hash, key, entry)) = live.next() else {
                     break;
                 };
-                encode_into(&(key, entry), out);
+                encode_into(&(key, Stored(entry)), out);
                 last = Some((hash, key));
             } else {
                 let Some(((hash, key), entry)) = saved.next() else {
@@ -129,7 +129,7 @@ impl Db {
                     live.next();
                 }
                 if let Some(entry) = entry {
-                    encode_into(&(key, entry), out);
+                    encode_into(&(key, Stored(entry)), out);
                 }
                 last = Some((*hash, key));
             }

@@ -68,11 +68,11 @@ fn write(db: &mut Db, draws: &mut Draws, now_ms: u64) {
         6 => {
             let mut hash = HashValue::new();
             hash.insert(bytes("f"), bytes("1"));
-            db.insert(name, Value::Hash(Box::new(hash)), None, now_ms);
+            db.insert(name, Value::hash(hash), None, now_ms);
         }
         7 => {
             db.update(&name, now_ms, |value| {
-                if let Value::Hash(hash) = value {
+                if let Some(hash) = value.as_hash_mut() {
                     hash.insert(bytes("g"), bytes("2"));
                 }
             });

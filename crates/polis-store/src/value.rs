@@ -1,16 +1,19 @@
 //! The values a key can hold.
 //!
-//! [`Value`] is an enum with one variant per Redis type. Strings and hashes
-//! exist today; lists, sets, sorted sets and streams become new variants
-//! (and new snapshot tags: variants are only ever appended, never
-//! reordered, because postcard encodes the variant index).
+//! [`Value`] is an enum with one variant per Redis type (bitmaps are
+//! strings). Variants are only ever appended, never reordered, because
+//! postcard encodes the variant index in snapshots.
 
 use bytes::Bytes;
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::list::ListValue;
 use crate::ordered::HashOrderedMap;
+use crate::set::SetValue;
+use crate::stream::StreamValue;
+use crate::zset::ZSetValue;
 
 /// Approximate bookkeeping bytes of one key in the keyspace (tree slot,
 /// `Bytes` headers, expiry), added to the key and value sizes.
@@ -18,13 +21,17 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 /// Approximate bookkeeping bytes of one field of a hash.
 pub const HASH_FIELD_OVERHEAD_BYTES: usize = 48;
 
-/// The thresholds under which Redis keeps a hash in its compact listpack
-/// encoding (`hash-max-listpack-entries`, `hash-max-listpack-value`). They
-/// only change what OBJECT ENCODING reports: polis stores every hash alike.
+/// The thresholds under which Redis keeps a collection in a compact
+/// encoding (`hash-max-listpack-*`, `set-max-intset-entries`,
+/// `zset-max-listpack-*`). They only change what OBJECT ENCODING reports:
+/// polis stores every collection of a type alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodingLimits {
     pub hash_max_listpack_entries: usize,
     pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for EncodingLimits {
@@ -32,26 +39,93 @@ impl Default for EncodingLimits {
         Self {
             hash_max_listpack_entries: 128,
             hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
         }
     }
 }
 
 /// A value stored under a key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// In memory a key's slot holds a string or one box (two variants keep
+/// the slot as small as a `Bytes`); on the wire and in snapshots each
+/// type has its own tag, in the order types were added (see
+/// [`StoredValue`]), so the layout here can change without changing them.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A binary-safe string.
     String(Bytes),
-    /// A map of fields to values, boxed so that a string key's slot in
-    /// the keyspace stays small.
-    Hash(Box<HashValue>),
+    /// A hash, list, set, sorted set or stream.
+    Other(Box<Aggregate>),
+}
+
+/// The types behind [`Value::Other`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Aggregate {
+    /// A map of fields to values.
+    Hash(HashValue),
+    /// A list of elements.
+    List(ListValue),
+    /// A set of members.
+    Set(SetValue),
+    /// A sorted set: members with scores.
+    ZSet(ZSetValue),
+    /// A stream of entries with its consumer groups.
+    Stream(StreamValue),
+}
+
+/// Declares `Value`'s constructor and accessors of one aggregate type.
+macro_rules! aggregate_access {
+    ($variant:ident, $type:ty, $new:ident, $get:ident, $get_mut:ident) => {
+        /// Returns a value holding `inner`.
+        pub fn $new(inner: $type) -> Value {
+            Value::Other(Box::new(Aggregate::$variant(inner)))
+        }
+
+        /// Returns the inner value when this value is of that type.
+        pub fn $get(&self) -> Option<&$type> {
+            match self {
+                Value::Other(aggregate) => match &**aggregate {
+                    Aggregate::$variant(inner) => Some(inner),
+                    _ => None,
+                },
+                Value::String(_) => None,
+            }
+        }
+
+        /// Returns the inner value, mutably, when this value is of that type.
+        pub fn $get_mut(&mut self) -> Option<&mut $type> {
+            match self {
+                Value::Other(aggregate) => match &mut **aggregate {
+                    Aggregate::$variant(inner) => Some(inner),
+                    _ => None,
+                },
+                Value::String(_) => None,
+            }
+        }
+    };
 }
 
 impl Value {
-    /// Returns the name TYPE reports: `string`, `hash`.
+    aggregate_access!(Hash, HashValue, hash, as_hash, as_hash_mut);
+    aggregate_access!(List, ListValue, list, as_list, as_list_mut);
+    aggregate_access!(Set, SetValue, set, as_set, as_set_mut);
+    aggregate_access!(ZSet, ZSetValue, zset, as_zset, as_zset_mut);
+    aggregate_access!(Stream, StreamValue, stream, as_stream, as_stream_mut);
+
+    /// Returns the name TYPE reports: `string`, `hash`, `list`, `set`,
+    /// `zset`, `stream`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::String(_) => "string",
-            Value::Hash(_) => "hash",
+            Value::Other(aggregate) => match &**aggregate {
+                Aggregate::Hash(_) => "hash",
+                Aggregate::List(_) => "list",
+                Aggregate::Set(_) => "set",
+                Aggregate::ZSet(_) => "zset",
+                Aggregate::Stream(_) => "stream",
+            },
         }
     }
 
@@ -60,7 +134,13 @@ impl Value {
     pub fn encoding(&self, limits: &EncodingLimits) -> &'static str {
         match self {
             Value::String(bytes) => string_encoding(bytes),
-            Value::Hash(hash) => hash.encoding(limits),
+            Value::Other(aggregate) => match &**aggregate {
+                Aggregate::Hash(hash) => hash.encoding(limits),
+                Aggregate::List(list) => list.encoding(),
+                Aggregate::Set(set) => set.encoding(limits),
+                Aggregate::ZSet(zset) => zset.encoding(limits),
+                Aggregate::Stream(_) => "stream",
+            },
         }
     }
 
@@ -68,7 +148,13 @@ impl Value {
     pub fn mem_bytes(&self) -> usize {
         match self {
             Value::String(bytes) => bytes.len() + 16,
-            Value::Hash(hash) => hash.mem_bytes(),
+            Value::Other(aggregate) => match &**aggregate {
+                Aggregate::Hash(hash) => hash.mem_bytes(),
+                Aggregate::List(list) => list.mem_bytes(),
+                Aggregate::Set(set) => set.mem_bytes(),
+                Aggregate::ZSet(zset) => zset.mem_bytes(),
+                Aggregate::Stream(stream) => stream.mem_bytes(),
+            },
         }
     }
 
@@ -76,17 +162,33 @@ impl Value {
     /// [`Value::mem_bytes`]) into pieces of about that size, in order, so
     /// that a migration ships it in parts; [`Value::absorb`] puts them
     /// back together. The first piece keeps what OBJECT ENCODING reports.
-    /// Returns `None` for a string or a collection that fits.
+    /// Returns `None` for a string or a collection that fits, and for
+    /// lists and streams, whose parts could not be absorbed twice without
+    /// changing the value: they travel whole.
     pub fn split(&self, part_bytes: usize) -> Option<Vec<Value>> {
-        match self {
-            Value::String(_) => None,
-            Value::Hash(hash) if hash.mem_bytes() <= part_bytes => None,
-            Value::Hash(hash) => Some(
+        if self.mem_bytes() <= part_bytes {
+            return None;
+        }
+        let Value::Other(aggregate) = self else {
+            return None;
+        };
+        match &**aggregate {
+            Aggregate::Hash(hash) => Some(
                 hash.split(part_bytes)
                     .into_iter()
-                    .map(|part| Value::Hash(Box::new(part)))
+                    .map(Value::hash)
                     .collect(),
             ),
+            Aggregate::Set(set) => {
+                Some(set.split(part_bytes).into_iter().map(Value::set).collect())
+            }
+            Aggregate::ZSet(zset) => Some(
+                zset.split(part_bytes)
+                    .into_iter()
+                    .map(Value::zset)
+                    .collect(),
+            ),
+            Aggregate::List(_) | Aggregate::Stream(_) => None,
         }
     }
 
@@ -94,10 +196,25 @@ impl Value {
     /// Adding the same piece twice changes nothing. Returns false, and
     /// changes nothing, when `part` is not of this value's type.
     pub fn absorb(&mut self, part: Value) -> bool {
-        match (self, part) {
-            (Value::Hash(hash), Value::Hash(mut part)) => {
+        let (Value::Other(aggregate), Value::Other(part)) = (self, part) else {
+            return false;
+        };
+        match (&mut **aggregate, *part) {
+            (Aggregate::Hash(hash), Aggregate::Hash(mut part)) => {
                 for (_, field, value) in part.fields.drain_hashed() {
                     hash.insert(field, value);
+                }
+                true
+            }
+            (Aggregate::Set(set), Aggregate::Set(part)) => {
+                for member in part.iter() {
+                    set.insert(member);
+                }
+                true
+            }
+            (Aggregate::ZSet(zset), Aggregate::ZSet(part)) => {
+                for (member, score) in part.iter_hashed() {
+                    zset.insert(member, score);
                 }
                 true
             }
@@ -110,8 +227,68 @@ impl Value {
     pub fn is_empty_aggregate(&self) -> bool {
         match self {
             Value::String(_) => false,
-            Value::Hash(hash) => hash.is_empty(),
+            Value::Other(aggregate) => match &**aggregate {
+                Aggregate::Hash(hash) => hash.is_empty(),
+                Aggregate::List(list) => list.is_empty(),
+                Aggregate::Set(set) => set.is_empty(),
+                Aggregate::ZSet(zset) => zset.is_empty(),
+                // An empty stream stays: its id and groups are state.
+                Aggregate::Stream(_) => false,
+            },
         }
+    }
+}
+
+/// How a [`Value`] is encoded in log entries and snapshots: one tag per
+/// type, appended in the order types were added, never reordered
+/// (postcard encodes the variant index).
+#[derive(Serialize)]
+enum StoredValue<'a> {
+    String(&'a Bytes),
+    Hash(&'a HashValue),
+    List(&'a ListValue),
+    Set(&'a SetValue),
+    ZSet(&'a ZSetValue),
+    Stream(&'a StreamValue),
+}
+
+/// [`StoredValue`] read back.
+#[derive(Deserialize)]
+enum StoredValueOwned {
+    String(Bytes),
+    Hash(HashValue),
+    List(ListValue),
+    Set(SetValue),
+    ZSet(ZSetValue),
+    Stream(StreamValue),
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let stored = match self {
+            Value::String(bytes) => StoredValue::String(bytes),
+            Value::Other(aggregate) => match &**aggregate {
+                Aggregate::Hash(hash) => StoredValue::Hash(hash),
+                Aggregate::List(list) => StoredValue::List(list),
+                Aggregate::Set(set) => StoredValue::Set(set),
+                Aggregate::ZSet(zset) => StoredValue::ZSet(zset),
+                Aggregate::Stream(stream) => StoredValue::Stream(stream),
+            },
+        };
+        stored.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match StoredValueOwned::deserialize(deserializer)? {
+            StoredValueOwned::String(bytes) => Value::String(bytes),
+            StoredValueOwned::Hash(hash) => Value::hash(hash),
+            StoredValueOwned::List(list) => Value::list(list),
+            StoredValueOwned::Set(set) => Value::set(set),
+            StoredValueOwned::ZSet(zset) => Value::zset(zset),
+            StoredValueOwned::Stream(stream) => Value::stream(stream),
+        })
     }
 }
 
@@ -132,7 +309,7 @@ pub fn string_encoding(bytes: &[u8]) -> &'static str {
 
 /// Returns true when `bytes` is an integer Redis would store as `int`:
 /// an optional `-`, no leading zeros, within `i64`.
-fn is_canonical_integer(bytes: &[u8]) -> bool {
+pub(crate) fn is_canonical_integer(bytes: &[u8]) -> bool {
     let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return false;
@@ -318,7 +495,7 @@ mod tests {
         }
         // A field removed: the peak stays above the length.
         hash.remove(b"field:0");
-        Value::Hash(Box::new(hash))
+        Value::hash(hash)
     }
 
     #[test]
@@ -426,7 +603,7 @@ mod tests {
                 Bytes::from(format!("v{index}")),
             );
         }
-        let value = Value::Hash(Box::new(hash));
+        let value = Value::hash(hash);
         let encoded = postcard::to_stdvec(&value).expect("encode");
         let decoded: Value = postcard::from_bytes(&encoded).expect("decode");
         assert_eq!(decoded, value);

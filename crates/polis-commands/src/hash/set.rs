@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::Db;
 
 use crate::access::{hash_at, update_hash};
 use crate::args::{arg, command_name, wrong_arity};
@@ -98,13 +98,13 @@ impl WriteCommand for HDel {
             Ok(None) => return Reply::Integer(0),
             Err(error) => return Reply::Error(error),
         }
-        let removed = db.update(&self.key, now_ms, |value| match value {
-            Value::Hash(hash) => self
+        let removed = db.update(&self.key, now_ms, |value| match value.as_hash_mut() {
+            Some(hash) => self
                 .fields
                 .iter()
                 .filter(|field| hash.remove(field))
                 .count(),
-            _ => 0,
+            None => 0,
         });
         Reply::Integer(removed.unwrap_or(0) as i64)
     }
