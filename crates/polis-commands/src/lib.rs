@@ -30,6 +30,7 @@ pub mod hash;
 pub mod keyspace;
 pub mod random;
 pub mod spec;
+pub mod stream;
 pub mod string;
 mod table;
 
