@@ -143,6 +143,7 @@ macro_rules! command_set {
     };
 }
 
+use crate::blocking::{BLMPop, BLMove, BPop};
 use crate::hash::{
     HDel, HExists, HGet, HGetAll, HIncrBy, HIncrByFloat, HLen, HMGet, HRandField, HScan, HSet,
     HSetNx, HStrLen,
@@ -227,6 +228,11 @@ command_set! {
         "hdel" => HDel(HDel),
         "hincrby" => HIncrBy(HIncrBy),
         "hincrbyfloat" => HIncrByFloat(HIncrByFloat),
+        "blpop" => BLPop(BPop),
+        "brpop" => BRPop(BPop),
+        "blmove" => BLMove(BLMove),
+        "brpoplpush" => BRPopLPush(BLMove),
+        "blmpop" => BLMPop(BLMPop),
     }
 }
 

@@ -23,6 +23,7 @@
 
 mod access;
 pub mod args;
+pub mod blocking;
 pub mod classify;
 mod command;
 pub mod glob;

@@ -6,8 +6,8 @@
 use crate::spec::{spec, CommandSpec};
 #[allow(unused_imports)]
 use crate::spec::{
-    ADMIN, ALLOW_BUSY, BLOCKING, DENYOOM, FAST, LOADING, MAY_REPLICATE, NODE, NOSCRIPT,
-    NO_ASYNC_LOADING, NO_AUTH, NO_MANDATORY_KEYS, NO_MULTI, PROTECTED, PUBSUB, READONLY,
+    ADMIN, ALLOW_BUSY, BLOCKING, DENYOOM, FAST, LOADING, MAY_REPLICATE, MOVABLE_KEYS, NODE,
+    NOSCRIPT, NO_ASYNC_LOADING, NO_AUTH, NO_MANDATORY_KEYS, NO_MULTI, PROTECTED, PUBSUB, READONLY,
     SKIP_MONITOR, SKIP_SLOWLOG, STALE, WRITE,
 };
 
@@ -82,6 +82,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     spec!("hincrbyfloat", 4, WRITE | DENYOOM | FAST, [1, 1, 1], &["hash"], &[], "hash", "2.6.0"),
     spec!("hscan", -3, READONLY, [1, 1, 1], &["hash"], &["nondeterministic_output"], "hash", "2.8.0"),
     spec!("hrandfield", -2, READONLY, [1, 1, 1], &["hash"], &["nondeterministic_output"], "hash", "6.2.0"),
+    spec!("blpop", -3, WRITE | NOSCRIPT | BLOCKING, [1, -2, 1], &["list"], &[], "list", "2.0.0"),
+    spec!("brpop", -3, WRITE | NOSCRIPT | BLOCKING, [1, -2, 1], &["list"], &[], "list", "2.0.0"),
+    spec!("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, [1, 2, 1], &["list"], &[], "list", "2.2.0"),
+    spec!("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, [1, 2, 1], &["list"], &[], "list", "6.2.0"),
+    spec!("blmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, [0, 0, 0], &["list"], &[], "list", "7.0.0"),
     // Executed by the node.
     spec!("ping", -1, FAST | NODE, [0, 0, 0], &["connection"], &["request_policy:all_shards", "response_policy:all_succeeded"], "connection", "1.0.0"),
     spec!("echo", 2, LOADING | STALE | FAST | NODE, [0, 0, 0], &["connection"], &[], "connection", "1.0.0"),

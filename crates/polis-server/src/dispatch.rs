@@ -316,7 +316,12 @@ pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: 
             Err(error) => return refused(node, shard, slot, error),
         };
         match answer {
-            Applied::Reply(reply) => return reply,
+            Applied::Reply(reply) => {
+                if !node.blocking.is_empty() {
+                    node.blocking.readied(shard, &op_keys(&op));
+                }
+                return reply;
+            }
             Applied::NotOwned { slot, version } => {
                 if let Some(reply) = not_owned(node, &group, slot, version).await {
                     return reply;
@@ -332,6 +337,27 @@ pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: 
     Reply::Error(ReplyError::TryAgain(
         "the shard's slots kept changing; try again".into(),
     ))
+}
+
+/// Returns the keys `op`'s commands may have changed, for the blocked
+/// clients they may serve.
+fn op_keys(op: &Op) -> Vec<Bytes> {
+    let keys = |args: &[Bytes]| {
+        args.first()
+            .and_then(|name| polis_commands::lookup(name))
+            .map(|spec| polis_commands::command_keys(spec, args))
+            .unwrap_or_default()
+    };
+    match op {
+        Op::Command(logged) => keys(&logged.args),
+        Op::Batch(batch) => batch.iter().flat_map(|logged| keys(&logged.args)).collect(),
+        Op::Exec(transaction) => transaction
+            .commands
+            .iter()
+            .flat_map(|args| keys(args))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Proposes pipelined writes of one connection to one shard as one log
@@ -357,7 +383,11 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
     };
     let count = writes.len();
     let slots: Vec<Option<Slot>> = writes.iter().map(|logged| logged.slot).collect();
-    let payload = match encode(&Op::Batch(writes.clone())) {
+    let batch = Op::Batch(writes.clone());
+    if let Err(error) = version::check_enabled(batch.format(), view.map().cluster_version) {
+        return vec![Reply::Error(ReplyError::err(error.to_string())); count];
+    }
+    let payload = match encode(&batch) {
         Ok(payload) => payload,
         Err(reply) => return vec![reply; count],
     };
@@ -365,7 +395,16 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
         .writes_proposed
         .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
     let answers = match group.propose(payload).await {
-        Ok(answer) => Applied::decode(&answer).into_batch(count),
+        Ok(answer) => {
+            if !node.blocking.is_empty() {
+                let keys: Vec<Bytes> = writes
+                    .iter()
+                    .flat_map(|logged| op_keys(&Op::Command(logged.clone())))
+                    .collect();
+                node.blocking.readied(shard, &keys);
+            }
+            Applied::decode(&answer).into_batch(count)
+        }
         Err(error) => {
             return slots
                 .into_iter()

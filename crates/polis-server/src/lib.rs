@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod balance;
+pub mod blocking;
 pub mod bootstrap;
 pub mod clients;
 pub mod cluster_ops;

@@ -107,6 +107,15 @@ pub async fn execute(
                 continue;
             }
         }
+        if crate::blocking::may_block(&args) {
+            waiting.flush(node, &mut replies).await;
+            replies[index] = Some(crate::blocking::execute(node, session, args).await);
+            if session.abort {
+                last = index;
+                break;
+            }
+            continue;
+        }
         match dispatch::prepare(node, args) {
             Prepared::PlainWrite { shard, logged } => {
                 if !waiting.fits(&logged) {
