@@ -30,6 +30,7 @@ pub mod glob;
 pub mod hash;
 pub mod keyspace;
 pub mod random;
+pub mod reference;
 pub mod spec;
 pub mod string;
 mod table;
