@@ -151,6 +151,9 @@ use crate::keyspace::{
     Copy, DbSize, Del, Exists, Expire, Flush, Keys, MemoryUsage, Object, Persist, RandomKey,
     Rename, Scan, Ttl, Type,
 };
+use crate::list::{
+    LIndex, LInsert, LLen, LMPop, LMove, LPos, LRange, LRem, LSet, LTrim, Pop, Push,
+};
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
@@ -190,6 +193,10 @@ command_set! {
         "hvals" => HVals(HGetAll),
         "hscan" => HScan(HScan),
         "hrandfield" => HRandField(HRandField),
+        "llen" => LLen(LLen),
+        "lrange" => LRange(LRange),
+        "lindex" => LIndex(LIndex),
+        "lpos" => LPos(LPos),
     }
     write {
         "set" => Set(Set),
@@ -227,6 +234,19 @@ command_set! {
         "hdel" => HDel(HDel),
         "hincrby" => HIncrBy(HIncrBy),
         "hincrbyfloat" => HIncrByFloat(HIncrByFloat),
+        "lpush" => LPush(Push),
+        "rpush" => RPush(Push),
+        "lpushx" => LPushX(Push),
+        "rpushx" => RPushX(Push),
+        "lpop" => LPop(Pop),
+        "rpop" => RPop(Pop),
+        "lmpop" => LMPop(LMPop),
+        "lmove" => LMove(LMove),
+        "rpoplpush" => RPopLPush(LMove),
+        "linsert" => LInsert(LInsert),
+        "lset" => LSet(LSet),
+        "lrem" => LRem(LRem),
+        "ltrim" => LTrim(LTrim),
     }
 }
 

@@ -28,6 +28,7 @@ mod command;
 pub mod glob;
 pub mod hash;
 pub mod keyspace;
+pub mod list;
 pub mod random;
 pub mod spec;
 pub mod string;
