@@ -152,6 +152,9 @@ use crate::keyspace::{
     Copy, DbSize, Del, Exists, Expire, Flush, Keys, MemoryUsage, Object, Persist, RandomKey,
     Rename, Scan, Ttl, Type,
 };
+use crate::list::{
+    LIndex, LInsert, LLen, LMPop, LMove, LPos, LRange, LRem, LSet, LTrim, Pop, Push,
+};
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
@@ -191,6 +194,10 @@ command_set! {
         "hvals" => HVals(HGetAll),
         "hscan" => HScan(HScan),
         "hrandfield" => HRandField(HRandField),
+        "llen" => LLen(LLen),
+        "lrange" => LRange(LRange),
+        "lindex" => LIndex(LIndex),
+        "lpos" => LPos(LPos),
     }
     write {
         "set" => Set(Set),
@@ -233,6 +240,19 @@ command_set! {
         "blmove" => BLMove(BLMove),
         "brpoplpush" => BRPopLPush(BLMove),
         "blmpop" => BLMPop(BLMPop),
+        "lpush" => LPush(Push),
+        "rpush" => RPush(Push),
+        "lpushx" => LPushX(Push),
+        "rpushx" => RPushX(Push),
+        "lpop" => LPop(Pop),
+        "rpop" => RPop(Pop),
+        "lmpop" => LMPop(LMPop),
+        "lmove" => LMove(LMove),
+        "rpoplpush" => RPopLPush(LMove),
+        "linsert" => LInsert(LInsert),
+        "lset" => LSet(LSet),
+        "lrem" => LRem(LRem),
+        "ltrim" => LTrim(LTrim),
     }
 }
 

@@ -29,6 +29,7 @@ mod command;
 pub mod glob;
 pub mod hash;
 pub mod keyspace;
+pub mod list;
 pub mod random;
 pub mod reference;
 pub mod spec;
