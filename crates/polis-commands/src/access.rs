@@ -66,7 +66,6 @@ pub fn typed_at<'a, T: ?Sized>(
 }
 
 /// Returns the live list at `key`, None when absent, or WRONGTYPE.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn list_at<'a>(
     db: &'a Db,
     key: &[u8],
@@ -105,7 +104,6 @@ pub fn stream_at<'a>(
 /// type), creating it with `create` first when the key is absent; an
 /// aggregate left empty is deleted. WRONGTYPE when the key holds another
 /// type (nothing is created then).
-#[allow(dead_code)] // until the family that uses it lands
 pub fn update_typed<T, R>(
     db: &mut Db,
     key: &Bytes,
@@ -129,7 +127,6 @@ pub fn update_typed<T, R>(
 }
 
 /// Runs `update` on the list at `key`, created empty when absent.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn update_list<R>(
     db: &mut Db,
     key: &Bytes,

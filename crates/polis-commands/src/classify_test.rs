@@ -105,7 +105,8 @@ fn every_data_command_is_classified_and_keyed_ones_go_to_a_slot() {
         if crate::spec::is_node(spec) || !spec.subcommands.is_empty() {
             continue;
         }
-        // Commands with a key count or STREAMS find their keys by arguments.
+        // A numkeys/STREAMS command declares 0 0 0 as Redis does and
+        // finds its keys through `movablekeys`.
         let keyed = spec.first_key > 0 || spec.has(crate::spec::MOVABLE_KEYS);
         let keyless_scoped = NODE_SHARDS.contains(&spec.name);
         assert!(

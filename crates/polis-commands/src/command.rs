@@ -150,6 +150,7 @@ macro_rules! command_set {
     };
 }
 
+use crate::blocking::{BLMPop, BLMove, BPop};
 use crate::hash::{
     HDel, HExists, HGet, HGetAll, HIncrBy, HIncrByFloat, HLen, HMGet, HRandField, HScan, HSet,
     HSetNx, HStrLen,
@@ -157,6 +158,9 @@ use crate::hash::{
 use crate::keyspace::{
     Copy, DbSize, Del, Exists, Expire, Flush, Keys, MemoryUsage, Object, Persist, RandomKey,
     Rename, Scan, Ttl, Type,
+};
+use crate::list::{
+    LIndex, LInsert, LLen, LMPop, LMove, LPos, LRange, LRem, LSet, LTrim, Pop, Push,
 };
 use crate::stream::{
     XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XPending, XRange, XRead, XReadGroup,
@@ -201,6 +205,10 @@ command_set! {
         "hvals" => HVals(HGetAll),
         "hscan" => HScan(HScan),
         "hrandfield" => HRandField(HRandField),
+        "llen" => LLen(LLen),
+        "lrange" => LRange(LRange),
+        "lindex" => LIndex(LIndex),
+        "lpos" => LPos(LPos),
         "xlen" => XLen(XLen),
         "xrange" => XRange(XRange),
         "xrevrange" => XRevRange(XRange),
@@ -244,6 +252,24 @@ command_set! {
         "hdel" => HDel(HDel),
         "hincrby" => HIncrBy(HIncrBy),
         "hincrbyfloat" => HIncrByFloat(HIncrByFloat),
+        "blpop" => BLPop(BPop),
+        "brpop" => BRPop(BPop),
+        "blmove" => BLMove(BLMove),
+        "brpoplpush" => BRPopLPush(BLMove),
+        "blmpop" => BLMPop(BLMPop),
+        "lpush" => LPush(Push),
+        "rpush" => RPush(Push),
+        "lpushx" => LPushX(Push),
+        "rpushx" => RPushX(Push),
+        "lpop" => LPop(Pop),
+        "rpop" => RPop(Pop),
+        "lmpop" => LMPop(LMPop),
+        "lmove" => LMove(LMove),
+        "rpoplpush" => RPopLPush(LMove),
+        "linsert" => LInsert(LInsert),
+        "lset" => LSet(LSet),
+        "lrem" => LRem(LRem),
+        "ltrim" => LTrim(LTrim),
         "xadd" => XAdd(XAdd),
         "xtrim" => XTrim(XTrim),
         "xdel" => XDel(XDel),

@@ -23,12 +23,15 @@
 
 mod access;
 pub mod args;
+pub mod blocking;
 pub mod classify;
 mod command;
 pub mod glob;
 pub mod hash;
 pub mod keyspace;
+pub mod list;
 pub mod random;
+pub mod reference;
 pub mod spec;
 pub mod stream;
 pub mod string;

@@ -286,6 +286,12 @@ pub fn command_keys(spec: &'static CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     keys
 }
 
+/// Returns true for a command whose keys [`command_keys`] finds from a
+/// key count or `STREAMS` rather than fixed positions.
+pub fn has_movable_keys(name: &str) -> bool {
+    movable_keys(name, &[]).is_some()
+}
+
 /// Returns the keys of a command whose keys move with its arguments
 /// (Redis's `movablekeys`): a key count before the keys, or the keys
 /// after `STREAMS`. None for every other command. A malformed request
@@ -311,11 +317,16 @@ fn movable_keys(name: &str, args: &[Bytes]) -> Option<Vec<Bytes>> {
             keys
         }
         "xread" | "xreadgroup" => {
-            let streams = args
+            match args
                 .iter()
-                .position(|arg| arg.eq_ignore_ascii_case(b"streams"))?;
-            let rest = &args[streams + 1..];
-            rest[..rest.len() / 2].to_vec()
+                .position(|arg| arg.eq_ignore_ascii_case(b"streams"))
+            {
+                Some(streams) => {
+                    let rest = &args[streams + 1..];
+                    rest[..rest.len() / 2].to_vec()
+                }
+                None => Vec::new(),
+            }
         }
         _ => return None,
     };

@@ -33,6 +33,13 @@ pub struct Session {
     pub readonly: bool,
     /// Set by QUIT: close after replying.
     pub closing: bool,
+    /// Close without replying: a reply could mislead (a blocked pop whose
+    /// retry's outcome is unknown).
+    pub abort: bool,
+    /// The transaction being queued, after MULTI.
+    pub multi: Option<crate::transaction::Queued>,
+    /// The keys WATCH read, with their versions.
+    pub watched: Vec<crate::transaction::Watched>,
 }
 
 impl Session {
@@ -43,6 +50,9 @@ impl Session {
             protocol: ProtocolVersion::Resp2,
             readonly: false,
             closing: false,
+            abort: false,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 }
@@ -105,7 +115,20 @@ async fn run(
                 }
             }
             let full = requests.len() == limits::PIPELINE_DEPTH_MAX;
-            for reply in pipeline::execute(node, session, requests).await {
+            // A blocked request waits until its client goes away at most
+            // (a client that only half-closes after its requests still
+            // gets the replies of requests that do not block).
+            let may_block = requests.iter().any(|args| crate::blocking::may_block(args));
+            let replies = tokio::select! {
+                replies = pipeline::execute(node, session, requests) => replies,
+                () = gone(stream), if may_block => return Ok(()),
+                _ = handle.killed.changed() => return Ok(()),
+            };
+            if session.abort {
+                // Nothing more is answered: see `Session::abort`.
+                return Ok(());
+            }
+            for reply in replies {
                 finish(node, session, &reply, &mut output);
                 if output.len() >= WRITE_FLUSH_BYTES {
                     stream.write_all(&output).await?;
@@ -131,6 +154,16 @@ async fn run(
             stream.write_all(&output).await?;
             output.clear();
         }
+    }
+}
+
+/// Completes when the client closed its side of the connection; pends for
+/// ever once it sent more (pipelined) bytes, which wait their turn.
+async fn gone(stream: &TcpStream) {
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
     }
 }
 

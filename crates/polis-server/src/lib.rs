@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod balance;
+pub mod blocking;
 pub mod bootstrap;
 pub mod clients;
 pub mod cluster_ops;
@@ -45,6 +46,7 @@ pub mod server_commands;
 pub mod settings;
 pub mod shipping;
 pub mod stats;
+pub mod transaction;
 
 pub use config::{ClusterShape, MemberSpec, ServerConfig};
 pub use node::{run, Node, ServerError};

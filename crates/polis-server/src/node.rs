@@ -65,6 +65,8 @@ pub struct Node {
     meta: RwLock<Option<Group<MetaMachine>>>,
     shards: RwLock<BTreeMap<GroupId, ShardGroup>>,
     pub clients: Arc<Clients>,
+    /// Clients blocked on keys of shards this node leads.
+    pub blocking: crate::blocking::Blocking,
     pub stats: Stats,
     pub settings: Settings,
     pub started_at: Instant,
@@ -125,6 +127,7 @@ impl Node {
             meta: RwLock::new(None),
             shards: RwLock::new(BTreeMap::new()),
             clients: Arc::new(Clients::default()),
+            blocking: crate::blocking::Blocking::default(),
             stats: Stats::default(),
             started_at: Instant::now(),
             run_id: format!(

@@ -296,6 +296,7 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
     }
     // Every node asked to leave is drained and removed, and stops.
     check_removals_end(&cluster, &trace).await;
+    check_replica_states(&cluster, &trace);
     let history = recorder.events();
     if let Err(detail) = linearizable::check(&history) {
         trace.violation(linearizable::NAME, detail);
@@ -321,6 +322,44 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         virtual_time: start.elapsed(),
         wall_time: Duration::ZERO,
         config,
+    }
+}
+
+/// Name of the violation of two replicas of a shard that applied the same
+/// log prefix yet hold different states.
+pub const REPLICA_STATES_AGREE: &str = "replica-states-agree";
+
+/// Compares a digest of every running replica's state (its snapshot's
+/// bytes: keys, values, versions, expiry, ownership, migrations) with the
+/// other replicas of its shard that applied up to the same index: apply
+/// is deterministic, so they must be equal.
+fn check_replica_states(cluster: &SimCluster, trace: &Trace) {
+    let mut seen: BTreeMap<(polis_types::GroupId, u64), (u64, polis_types::NodeId)> =
+        BTreeMap::new();
+    for node_id in cluster.nodes(true) {
+        let Some((node, _)) = cluster.node(node_id) else {
+            continue;
+        };
+        for (shard, group) in node.shards() {
+            let (index, digest) = {
+                let state = group.state().read();
+                let Some(applied) = state.last_applied else {
+                    continue;
+                };
+                let bytes = polis_raft::StateMachine::snapshot(&state.app);
+                (applied.index, digest_extend(0, &bytes))
+            };
+            let (first, first_node) = *seen.entry((shard, index)).or_insert((digest, node_id));
+            if first != digest {
+                trace.violation(
+                    REPLICA_STATES_AGREE,
+                    format!(
+                        "shard {shard} at index {index}: node {first_node} holds state digest \
+                         {first:016x}, node {node_id} {digest:016x}"
+                    ),
+                );
+            }
+        }
     }
 }
 

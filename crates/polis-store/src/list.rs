@@ -109,6 +109,66 @@ impl ListValue {
         self.payload_bytes = self.items.iter().map(Bytes::len).sum();
     }
 
+    /// Iterates the elements of positions `start..=end`, head to tail;
+    /// nothing when `start > end`, and `end` is clamped to the last
+    /// position.
+    pub fn range(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator {
+        let end = end.saturating_add(1).min(self.items.len());
+        let start = start.min(end);
+        self.items.range(start..end)
+    }
+
+    /// Returns the position of the first element equal to `element`,
+    /// from the head.
+    pub fn position(&self, element: &[u8]) -> Option<usize> {
+        self.items
+            .iter()
+            .position(|candidate| candidate.as_ref() == element)
+    }
+
+    /// Removes up to `limit` elements equal to `element` (all of them
+    /// when `limit` is 0), scanning from the tail when `from_tail`, else
+    /// from the head; returns how many went.
+    pub fn remove_matching(&mut self, element: &[u8], limit: usize, from_tail: bool) -> usize {
+        let len = self.items.len();
+        let mut removed = 0;
+        let mut doomed = vec![false; len];
+        let positions: Box<dyn Iterator<Item = usize>> = if from_tail {
+            Box::new((0..len).rev())
+        } else {
+            Box::new(0..len)
+        };
+        for position in positions {
+            if limit != 0 && removed == limit {
+                break;
+            }
+            if self
+                .items
+                .get(position)
+                .is_some_and(|item| item.as_ref() == element)
+            {
+                if let Some(flag) = doomed.get_mut(position) {
+                    *flag = true;
+                }
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            let mut index = 0;
+            self.items.retain(|_| {
+                let keep = !doomed.get(index).copied().unwrap_or(false);
+                index += 1;
+                keep
+            });
+            self.payload_bytes = self.items.iter().map(Bytes::len).sum();
+        }
+        removed
+    }
+
     /// Iterates the elements from head to tail.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator {
         self.items.iter()

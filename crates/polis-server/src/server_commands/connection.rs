@@ -125,6 +125,25 @@ pub fn client(
     let sub = lower(&args[1]);
     match sub.as_str() {
         "id" => Ok(Reply::Integer(session.client_id as i64)),
+        "unblock" => {
+            let id = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(|id| id.parse::<u64>().ok())
+                .ok_or(ReplyError::NotInteger)?;
+            let how = match args.get(3).map(|how| lower(how)).as_deref() {
+                None | Some("timeout") => crate::blocking::Unblock::Timeout,
+                Some("error") => crate::blocking::Unblock::Error,
+                Some(_) => {
+                    return Err(ReplyError::err(
+                        "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ))
+                }
+            };
+            if args.len() > 4 {
+                return Err(ReplyError::Syntax);
+            }
+            Ok(Reply::Integer(i64::from(node.blocking.unblock(id, how))))
+        }
         "setname" if args.len() == 3 => {
             let name = client_name(&args[2])?;
             node.clients.update(session.client_id, |info| {

@@ -101,9 +101,10 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         ),
         "clients" => write!(
             text,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n",
             node.clients.len(),
             node.settings.integer("maxclients"),
+            node.blocking.len(),
         ),
         "memory" => write!(
             text,

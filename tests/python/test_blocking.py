@@ -1,0 +1,111 @@
+"""Blocking commands against polis: waiters live on the shard's leader;
+a push serves the first waiter with an entry that waiter proposed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+from polis_cluster import HOST
+
+
+def leader_client(cluster, key, timeout=10):
+    leader = cluster.leader_for(key)
+    return redis.Redis(host=HOST, port=leader.resp_port, decode_responses=True,
+                       socket_timeout=timeout, single_connection_client=True)
+
+
+def wait_until(condition, timeout_s=10.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def blocked_clients(client):
+    return client.info("clients")["blocked_clients"]
+
+
+def test_a_push_serves_blocked_clients_in_arrival_order(cluster, key):
+    queue = key("queue")
+    admin = leader_client(cluster, queue)
+    results = {}
+
+    def pop(name):
+        results[name] = leader_client(cluster, queue, timeout=30).blpop([queue], timeout=20)
+
+    first = threading.Thread(target=pop, args=("first",))
+    first.start()
+    wait_until(lambda: blocked_clients(admin) >= 1, what="the first waiter")
+    second = threading.Thread(target=pop, args=("second",))
+    second.start()
+    wait_until(lambda: blocked_clients(admin) >= 2, what="the second waiter")
+    # One push of two elements serves both waiters, first come first.
+    admin.rpush(queue, "a", "b")
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert results == {"first": [queue, "a"], "second": [queue, "b"]}
+    assert admin.llen(queue) == 0
+    wait_until(lambda: blocked_clients(admin) == 0, what="no waiter left")
+
+
+def test_a_blocked_pop_times_out_with_null(cluster, key):
+    queue = key("queue")
+    client = leader_client(cluster, queue)
+    started = time.monotonic()
+    assert client.brpop([queue], timeout=0.3) is None
+    assert time.monotonic() - started >= 0.25
+
+
+def test_client_unblock_ends_a_wait(cluster, key):
+    queue = key("queue")
+    admin = leader_client(cluster, queue)
+    waiter = leader_client(cluster, queue, timeout=30)
+    waiter_id = waiter.client_id()
+    results = []
+
+    def pop():
+        try:
+            results.append(waiter.blpop([queue], timeout=0))
+        except redis.ResponseError as error:
+            results.append(str(error))
+
+    thread = threading.Thread(target=pop)
+    thread.start()
+    wait_until(lambda: blocked_clients(admin) >= 1, what="the waiter")
+    assert admin.client_unblock(waiter_id, error=True) == 1
+    thread.join(timeout=30)
+    assert results == ["client unblocked via CLIENT UNBLOCK"]
+    assert admin.client_unblock(waiter_id) == 0
+
+
+def test_blmove_into_a_processing_list_loses_nothing(cluster, key):
+    """Producers push 200 items; 3 consumers BLMOVE them into one
+    processing list: every item arrives exactly once."""
+    tag = "{%s}" % key("tag")
+    source, processing = tag + "jobs", tag + "processing"
+    count = 200
+    done = threading.Event()
+
+    def consume():
+        client = leader_client(cluster, source, timeout=30)
+        while not done.is_set():
+            client.blmove(source, processing, timeout=0.2, src="LEFT", dest="RIGHT")
+
+    consumers = [threading.Thread(target=consume) for _ in range(3)]
+    for consumer in consumers:
+        consumer.start()
+    producer = leader_client(cluster, source)
+    for start in range(0, count, 10):
+        producer.rpush(source, *["job-%d" % n for n in range(start, start + 10)])
+    wait_until(lambda: producer.llen(processing) == count, timeout_s=60, what="every job moved")
+    done.set()
+    for consumer in consumers:
+        consumer.join(timeout=30)
+    moved = producer.lrange(processing, 0, -1)
+    assert sorted(moved) == sorted("job-%d" % n for n in range(count))
+    assert producer.llen(source) == 0
