@@ -160,7 +160,7 @@ impl WriteCommand for XAdd {
         let key = arg(args, 1)?.clone();
         let options = parse_options(args, true)?;
         let fields = args.get(options.id_at + 1..).unwrap_or_default();
-        if fields.len() < 2 || fields.len() % 2 == 1 {
+        if fields.len() < 2 || !fields.len().is_multiple_of(2) {
             return Err(wrong_arity(args));
         }
         if let Some(id) = options.id {

@@ -342,7 +342,7 @@ impl XReadGroup {
             }
             GroupStart::New => {
                 let last = group.last_delivered;
-                if !stream.last_entry_id().is_some_and(|top| top > last) {
+                if stream.last_entry_id().is_none_or(|top| top <= last) {
                     return None;
                 }
                 let from = last.next()?;

@@ -133,7 +133,7 @@ pub fn parse_read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, Rep
             index += 2;
         } else if is(option, "streams") && more > 0 {
             streams_at = Some(index + 1);
-            if (args.len() - index - 1) % 2 != 0 {
+            if !(args.len() - index - 1).is_multiple_of(2) {
                 return Err(ReplyError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
