@@ -30,6 +30,13 @@ fn every_command_family_routes_as_expected() {
         ("HSET h f v", slot_of("h"), true),
         ("HGETALL h", slot_of("h"), false),
         ("HSCAN h 0", slot_of("h"), false),
+        // Sets.
+        ("SADD s a", slot_of("s"), true),
+        ("SPOP s 2", slot_of("s"), true),
+        ("SMOVE {s}a {s}b m", slot_of("s"), true),
+        ("SINTERSTORE {s}d {s}a {s}b", slot_of("s"), true),
+        ("SINTERCARD 2 {s}a {s}b LIMIT 1", slot_of("s"), false),
+        ("SSCAN s 0", slot_of("s"), false),
         // Keys and expiry.
         ("DEL a", slot_of("a"), true),
         ("EXISTS {t}a {t}b", slot_of("t"), false),
@@ -78,6 +85,10 @@ fn errors_are_the_ones_redis_gives() {
             "CROSSSLOT Keys in request don't hash to the same slot",
         ),
         (
+            "SINTERCARD 2 a b",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ),
+        (
             "SET k v EX notanumber",
             "ERR value is not an integer or out of range",
         ),
@@ -105,7 +116,9 @@ fn every_data_command_is_classified_and_keyed_ones_go_to_a_slot() {
         if crate::spec::is_node(spec) || !spec.subcommands.is_empty() {
             continue;
         }
-        let keyed = spec.first_key > 0;
+        // A numkeys command (SINTERCARD, ZUNION, ...) declares no key range
+        // but finds its keys by its arguments (spec.rs `movable_keys`).
+        let keyed = spec.first_key > 0 || spec.has(crate::spec::MOVABLE_KEYS);
         let keyless_scoped = NODE_SHARDS.contains(&spec.name);
         assert!(
             keyed || keyless_scoped,

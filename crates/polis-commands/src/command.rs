@@ -151,6 +151,10 @@ use crate::keyspace::{
     Copy, DbSize, Del, Exists, Expire, Flush, Keys, MemoryUsage, Object, Persist, RandomKey,
     Rename, Scan, Ttl, Type,
 };
+use crate::set::{
+    SAdd, SCard, SInterCard, SIsMember, SMIsMember, SMembers, SMove, SPop, SRandMember, SRem,
+    SScan, SetAlgebra, SetAlgebraStore,
+};
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
@@ -190,6 +194,16 @@ command_set! {
         "hvals" => HVals(HGetAll),
         "hscan" => HScan(HScan),
         "hrandfield" => HRandField(HRandField),
+        "smembers" => SMembers(SMembers),
+        "sismember" => SIsMember(SIsMember),
+        "smismember" => SMIsMember(SMIsMember),
+        "scard" => SCard(SCard),
+        "srandmember" => SRandMember(SRandMember),
+        "sinter" => SInter(SetAlgebra),
+        "sunion" => SUnion(SetAlgebra),
+        "sdiff" => SDiff(SetAlgebra),
+        "sintercard" => SInterCard(SInterCard),
+        "sscan" => SScan(SScan),
     }
     write {
         "set" => Set(Set),
@@ -227,6 +241,13 @@ command_set! {
         "hdel" => HDel(HDel),
         "hincrby" => HIncrBy(HIncrBy),
         "hincrbyfloat" => HIncrByFloat(HIncrByFloat),
+        "sadd" => SAdd(SAdd),
+        "srem" => SRem(SRem),
+        "smove" => SMove(SMove),
+        "spop" => SPop(SPop),
+        "sinterstore" => SInterStore(SetAlgebraStore),
+        "sunionstore" => SUnionStore(SetAlgebraStore),
+        "sdiffstore" => SDiffStore(SetAlgebraStore),
     }
 }
 

@@ -29,6 +29,7 @@ pub mod glob;
 pub mod hash;
 pub mod keyspace;
 pub mod random;
+pub mod set;
 pub mod spec;
 pub mod string;
 mod table;
