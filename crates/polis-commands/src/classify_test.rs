@@ -37,6 +37,10 @@ fn every_command_family_routes_as_expected() {
         ("SINTERSTORE {s}d {s}a {s}b", slot_of("s"), true),
         ("SINTERCARD 2 {s}a {s}b LIMIT 1", slot_of("s"), false),
         ("SSCAN s 0", slot_of("s"), false),
+        // Bitmaps.
+        ("BITOP AND {b}d {b}x {b}y", slot_of("b"), true),
+        ("BITFIELD k INCRBY u8 0 1", slot_of("k"), true),
+        ("BITFIELD_RO k GET u8 0", slot_of("k"), false),
         // Keys and expiry.
         ("DEL a", slot_of("a"), true),
         ("EXISTS {t}a {t}b", slot_of("t"), false),
@@ -86,6 +90,10 @@ fn errors_are_the_ones_redis_gives() {
         ),
         (
             "SINTERCARD 2 a b",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ),
+        (
+            "BITOP OR dest a",
             "CROSSSLOT Keys in request don't hash to the same slot",
         ),
         (

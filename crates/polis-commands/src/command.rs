@@ -159,6 +159,7 @@ use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
 };
+use crate::string::{BitField, BitFieldRo, BitOp};
 
 command_set! {
     read {
@@ -204,6 +205,7 @@ command_set! {
         "sdiff" => SDiff(SetAlgebra),
         "sintercard" => SInterCard(SInterCard),
         "sscan" => SScan(SScan),
+        "bitfield_ro" => BitFieldRo(BitFieldRo),
     }
     write {
         "set" => Set(Set),
@@ -248,6 +250,8 @@ command_set! {
         "sinterstore" => SInterStore(SetAlgebraStore),
         "sunionstore" => SUnionStore(SetAlgebraStore),
         "sdiffstore" => SDiffStore(SetAlgebraStore),
+        "bitop" => BitOp(BitOp),
+        "bitfield" => BitField(BitField),
     }
 }
 

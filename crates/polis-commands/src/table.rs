@@ -99,6 +99,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     spec!("sunionstore", -3, WRITE | DENYOOM, [1, -1, 1], &["set"], &[], "set", "1.0.0"),
     spec!("sdiffstore", -3, WRITE | DENYOOM, [1, -1, 1], &["set"], &[], "set", "1.0.0"),
     spec!("sscan", -3, READONLY, [1, 1, 1], &["set"], &["nondeterministic_output"], "set", "2.8.0"),
+    spec!("bitop", -4, WRITE | DENYOOM, [2, -1, 1], &["bitmap"], &[], "bitmap", "2.6.0"),
+    spec!("bitfield", -2, WRITE | DENYOOM, [1, 1, 1], &["bitmap"], &[], "bitmap", "3.2.0"),
+    spec!("bitfield_ro", -2, READONLY | FAST, [1, 1, 1], &["bitmap"], &[], "bitmap", "6.0.0"),
     // Executed by the node.
     spec!("ping", -1, FAST | NODE, [0, 0, 0], &["connection"], &["request_policy:all_shards", "response_policy:all_succeeded"], "connection", "1.0.0"),
     spec!("echo", 2, LOADING | STALE | FAST | NODE, [0, 0, 0], &["connection"], &[], "connection", "1.0.0"),
