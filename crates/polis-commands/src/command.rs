@@ -155,10 +155,15 @@ use crate::keyspace::{
 use crate::list::{
     LIndex, LInsert, LLen, LMPop, LMove, LPos, LRange, LRem, LSet, LTrim, Pop, Push,
 };
+use crate::set::{
+    SAdd, SCard, SInterCard, SIsMember, SMIsMember, SMembers, SMove, SPop, SRandMember, SRem,
+    SScan, SetAlgebra, SetAlgebraStore,
+};
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
 };
+use crate::string::{BitField, BitFieldRo, BitOp};
 
 command_set! {
     read {
@@ -198,6 +203,17 @@ command_set! {
         "lrange" => LRange(LRange),
         "lindex" => LIndex(LIndex),
         "lpos" => LPos(LPos),
+        "smembers" => SMembers(SMembers),
+        "sismember" => SIsMember(SIsMember),
+        "smismember" => SMIsMember(SMIsMember),
+        "scard" => SCard(SCard),
+        "srandmember" => SRandMember(SRandMember),
+        "sinter" => SInter(SetAlgebra),
+        "sunion" => SUnion(SetAlgebra),
+        "sdiff" => SDiff(SetAlgebra),
+        "sintercard" => SInterCard(SInterCard),
+        "sscan" => SScan(SScan),
+        "bitfield_ro" => BitFieldRo(BitFieldRo),
     }
     write {
         "set" => Set(Set),
@@ -253,6 +269,15 @@ command_set! {
         "lset" => LSet(LSet),
         "lrem" => LRem(LRem),
         "ltrim" => LTrim(LTrim),
+        "sadd" => SAdd(SAdd),
+        "srem" => SRem(SRem),
+        "smove" => SMove(SMove),
+        "spop" => SPop(SPop),
+        "sinterstore" => SInterStore(SetAlgebraStore),
+        "sunionstore" => SUnionStore(SetAlgebraStore),
+        "sdiffstore" => SDiffStore(SetAlgebraStore),
+        "bitop" => BitOp(BitOp),
+        "bitfield" => BitField(BitField),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod keyspace;
 pub mod list;
 pub mod random;
 pub mod reference;
+pub mod set;
 pub mod spec;
 pub mod string;
 mod table;
