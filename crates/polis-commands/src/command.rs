@@ -155,6 +155,10 @@ use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
 };
+use crate::zset::{
+    ZAdd, ZCard, ZCombine, ZCombineStore, ZCount, ZIncrBy, ZInterCard, ZLexCount, ZMPop, ZMScore,
+    ZPop, ZRandMember, ZRange, ZRangeStore, ZRank, ZRem, ZRemRange, ZScan, ZScore,
+};
 
 command_set! {
     read {
@@ -190,6 +194,25 @@ command_set! {
         "hvals" => HVals(HGetAll),
         "hscan" => HScan(HScan),
         "hrandfield" => HRandField(HRandField),
+        "zcard" => ZCard(ZCard),
+        "zscore" => ZScore(ZScore),
+        "zmscore" => ZMScore(ZMScore),
+        "zrank" => ZRank(ZRank),
+        "zrevrank" => ZRevRank(ZRank),
+        "zcount" => ZCount(ZCount),
+        "zlexcount" => ZLexCount(ZLexCount),
+        "zrange" => ZRange(ZRange),
+        "zrevrange" => ZRevRange(ZRange),
+        "zrangebyscore" => ZRangeByScore(ZRange),
+        "zrevrangebyscore" => ZRevRangeByScore(ZRange),
+        "zrangebylex" => ZRangeByLex(ZRange),
+        "zrevrangebylex" => ZRevRangeByLex(ZRange),
+        "zunion" => ZUnion(ZCombine),
+        "zinter" => ZInter(ZCombine),
+        "zdiff" => ZDiff(ZCombine),
+        "zintercard" => ZInterCard(ZInterCard),
+        "zrandmember" => ZRandMember(ZRandMember),
+        "zscan" => ZScan(ZScan),
     }
     write {
         "set" => Set(Set),
@@ -227,6 +250,19 @@ command_set! {
         "hdel" => HDel(HDel),
         "hincrby" => HIncrBy(HIncrBy),
         "hincrbyfloat" => HIncrByFloat(HIncrByFloat),
+        "zadd" => ZAdd(ZAdd),
+        "zincrby" => ZIncrBy(ZIncrBy),
+        "zrem" => ZRem(ZRem),
+        "zremrangebyrank" => ZRemRangeByRank(ZRemRange),
+        "zremrangebyscore" => ZRemRangeByScore(ZRemRange),
+        "zremrangebylex" => ZRemRangeByLex(ZRemRange),
+        "zrangestore" => ZRangeStore(ZRangeStore),
+        "zunionstore" => ZUnionStore(ZCombineStore),
+        "zinterstore" => ZInterStore(ZCombineStore),
+        "zdiffstore" => ZDiffStore(ZCombineStore),
+        "zpopmin" => ZPopMin(ZPop),
+        "zpopmax" => ZPopMax(ZPop),
+        "zmpop" => ZMPop(ZMPop),
     }
 }
 

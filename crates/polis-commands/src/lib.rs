@@ -32,6 +32,7 @@ pub mod random;
 pub mod spec;
 pub mod string;
 mod table;
+pub mod zset;
 
 #[cfg(test)]
 mod test_support;
