@@ -30,6 +30,9 @@ pub enum EntryFormat {
     V2,
     /// A migration ships a large collection in parts (`StageParts`).
     V3,
+    /// Lists, sets, sorted sets, streams, the newer bitmap commands, and
+    /// transactions (`Exec`).
+    V4,
 }
 
 impl EntryFormat {
@@ -39,12 +42,13 @@ impl EntryFormat {
             Self::V1 => 1,
             Self::V2 => 2,
             Self::V3 => 3,
+            Self::V4 => 4,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V3.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V4.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

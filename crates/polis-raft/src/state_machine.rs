@@ -213,6 +213,14 @@ impl<S> StateHandle<S> {
     fn write(&self) -> RwLockWriteGuard<'_, SmState<S>> {
         state_read::write(&self.state)
     }
+
+    /// Runs `configure` on the application state under the write lock:
+    /// for node settings kept beside the data (CONFIG SET of what OBJECT
+    /// ENCODING reports), never for replicated state, which only log
+    /// entries change.
+    pub fn configure(&self, configure: impl FnOnce(&mut S)) {
+        configure(&mut self.write().app);
+    }
 }
 
 /// What a snapshot carries besides Raft's metadata.

@@ -33,6 +33,10 @@ pub struct Session {
     pub readonly: bool,
     /// Set by QUIT: close after replying.
     pub closing: bool,
+    /// The transaction being queued, after MULTI.
+    pub multi: Option<crate::transaction::Queued>,
+    /// The keys WATCH read, with their versions.
+    pub watched: Vec<crate::transaction::Watched>,
 }
 
 impl Session {
@@ -43,6 +47,8 @@ impl Session {
             protocol: ProtocolVersion::Resp2,
             readonly: false,
             closing: false,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 }

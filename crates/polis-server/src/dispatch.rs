@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use polis_cluster::version;
 use polis_cluster::{MapView, Routed, Target};
 use polis_commands::{Command, ReadContext};
 use polis_raft::ProposeError;
@@ -47,7 +48,7 @@ pub enum Prepared {
     Failed(Reply),
 }
 
-fn no_map() -> Reply {
+pub fn no_map() -> Reply {
     Reply::Error(ReplyError::ClusterDown(
         "The cluster is down: this node has no cluster map yet (it is starting)".into(),
     ))
@@ -129,13 +130,13 @@ pub async fn execute_routed(
     }
 }
 
-fn context(session: &Session) -> ReadContext {
+pub fn context(session: &Session) -> ReadContext {
     ReadContext::new(now_ms()).with_protocol(session.protocol)
 }
 
 /// Returns the reply that sends the client to `shard`'s leader for
 /// `slot`: `MOVED` when a leader is known, else `CLUSTERDOWN`.
-fn to_leader(node: &Node, view: &MapView, shard: GroupId, slot: Slot) -> Reply {
+pub fn to_leader(node: &Node, view: &MapView, shard: GroupId, slot: Slot) -> Reply {
     let leader = node.leader_of(shard);
     if leader == Some(node.config.node_id) {
         // This node's replica is the one others name, yet it refused: a
@@ -284,17 +285,27 @@ fn frozen(slot: Option<Slot>) -> Reply {
 
 /// Proposes one write to `shard` and returns its reply.
 pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
+    let slot = logged.slot;
+    write_op(node, shard, slot, Op::Command(logged)).await
+}
+
+/// Proposes `op`, a client's write to `slot` of `shard` (a command or a
+/// transaction), and returns its reply: redirected when the shard did not
+/// own the slot at apply, held while the slot is frozen.
+pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: Op) -> Reply {
     let Some(view) = node.view() else {
         return no_map();
     };
-    let slot = logged.slot;
     let Some(group) = node.shard(shard) else {
         return match slot {
             Some(slot) => to_leader(node, &view, shard, slot),
             None => Reply::Error(ReplyError::err("no replica of this shard here")),
         };
     };
-    let payload = match encode(&Op::Command(logged)) {
+    if let Err(error) = version::check_enabled(op.format(), view.map().cluster_version) {
+        return Reply::Error(ReplyError::err(error.to_string()));
+    }
+    let payload = match encode(&op) {
         Ok(payload) => payload,
         Err(reply) => return reply,
     };
@@ -390,6 +401,22 @@ async fn read(
     slot: Slot,
     command: &Command,
 ) -> Reply {
+    let ctx = context(session);
+    read_with(node, session.readonly, shard, slot, |db| {
+        command.execute_read(db, &ctx)
+    })
+    .await
+}
+
+/// Runs `read` on the keyspace of `shard` once it is linearizable (or,
+/// with `local`, on this replica's copy) and the shard owns `slot`.
+pub async fn read_with(
+    node: &Arc<Node>,
+    local: bool,
+    shard: GroupId,
+    slot: Slot,
+    read: impl Fn(&Db) -> Reply,
+) -> Reply {
     let Some(view) = node.view() else {
         return no_map();
     };
@@ -400,7 +427,7 @@ async fn read(
         // READONLY accepts this replica's copy, whatever its role, as a
         // Redis Cluster master serves reads: no quorum round even on the
         // leader (which is at least as fresh as its followers).
-        if session.readonly {
+        if local {
             Stats::bump(&node.stats.local_reads);
         } else {
             if let Err(error) = group.linearizable_read().await {
@@ -413,7 +440,7 @@ async fn read(
             if state.app.migrations.frozen(Some(slot)) {
                 None
             } else if state.app.owns(Some(slot)) {
-                return command.execute_read(&state.app.db, &context(session));
+                return read(&state.app.db);
             } else {
                 Some(state.app.ownership.version)
             }

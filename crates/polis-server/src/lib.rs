@@ -45,6 +45,7 @@ pub mod server_commands;
 pub mod settings;
 pub mod shipping;
 pub mod stats;
+pub mod transaction;
 
 pub use config::{ClusterShape, MemberSpec, ServerConfig};
 pub use node::{run, Node, ServerError};

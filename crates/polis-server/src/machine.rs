@@ -83,16 +83,36 @@ pub enum Op {
         read_at: u64,
         parts: Vec<(Bytes, Value)>,
     },
+    /// A transaction (MULTI ... EXEC) on one slot: its commands applied
+    /// together, with nothing in between, or none of them when a watched
+    /// key's version changed since WATCH read it (entry format 4).
+    Exec(Transaction),
+}
+
+/// The commands of a transaction and the keys it watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The slot of its keys (none when every command is keyless).
+    pub slot: Option<Slot>,
+    /// Each watched key with the version WATCH read (None: absent).
+    pub watched: Vec<(Bytes, Option<u64>)>,
+    /// The data commands, in order.
+    pub commands: Vec<Vec<Bytes>>,
 }
 
 impl Op {
     /// Returns the entry format this entry needs.
     pub fn format(&self) -> EntryFormat {
         match self {
-            Self::Command(_) | Self::Batch(_) | Self::Expire(_) | Self::Own { .. } => {
-                EntryFormat::V1
-            }
+            Self::Command(logged) => command_format(&logged.args),
+            Self::Batch(batch) => batch
+                .iter()
+                .map(|logged| command_format(&logged.args))
+                .max()
+                .unwrap_or(EntryFormat::V1),
+            Self::Expire(_) | Self::Own { .. } => EntryFormat::V1,
             Self::StageParts { .. } => EntryFormat::V3,
+            Self::Exec(_) => EntryFormat::V4,
             _ => EntryFormat::V2,
         }
     }
@@ -103,6 +123,23 @@ impl Op {
     /// Returns an error if encoding fails (it cannot for these types).
     pub fn encode(&self) -> Result<Bytes, postcard::Error> {
         version::encode_entry(self.format(), self)
+    }
+}
+
+/// Returns the entry format a client command needs: the commands of
+/// lists, sets, sorted sets, streams and the newer bitmap commands came
+/// with format 4 (a replica of an older binary would answer them with an
+/// unknown-command error while the others apply them).
+fn command_format(args: &[Bytes]) -> EntryFormat {
+    let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
+        return EntryFormat::V1;
+    };
+    match spec.group {
+        "list" | "set" | "sorted_set" | "stream" => EntryFormat::V4,
+        "bitmap" if !matches!(spec.name, "setbit" | "getbit" | "bitcount" | "bitpos") => {
+            EntryFormat::V4
+        }
+        _ => EntryFormat::V1,
     }
 }
 
@@ -185,32 +222,73 @@ impl DataMachine {
         slot.is_none_or(|slot| self.ownership.slots.contains(slot))
     }
 
-    fn command(&mut self, logged: &Logged, index: u64, time_ms: u64) -> Applied {
-        if !self.owns(logged.slot) {
-            return Applied::NotOwned {
-                slot: logged.slot.unwrap_or_default(),
+    /// Returns why a command on `slot` may not apply here now, if it may
+    /// not: the shard does not own the slot, or the slot is frozen.
+    fn refusal(&self, slot: Option<Slot>) -> Option<Applied> {
+        if !self.owns(slot) {
+            return Some(Applied::NotOwned {
+                slot: slot.unwrap_or_default(),
                 version: self.ownership.version,
-            };
+            });
         }
-        if self.migrations.frozen(logged.slot) {
-            return Applied::Frozen { slot: logged.slot };
+        if self.migrations.frozen(slot) {
+            return Some(Applied::Frozen { slot });
         }
-        if self.migrations.outgoing.is_some() {
-            match logged.slot {
-                Some(_) => {
-                    let keys = polis_commands::spec::lookup(&logged.args[0])
-                        .map(|spec| polis_commands::spec::command_keys(spec, &logged.args))
-                        .unwrap_or_default();
-                    self.migrations.note_changed(&keys, index);
-                }
-                None => self.migrations.note_all_changed(&self.db, index),
+        None
+    }
+
+    /// Notes the keys `args` may change for an outgoing migration.
+    fn note_changes(&mut self, slot: Option<Slot>, args: &[Bytes], index: u64) {
+        if self.migrations.outgoing.is_none() {
+            return;
+        }
+        match slot {
+            Some(_) => {
+                let keys = args
+                    .first()
+                    .and_then(|name| polis_commands::spec::lookup(name))
+                    .map(|spec| polis_commands::spec::command_keys(spec, args))
+                    .unwrap_or_default();
+                self.migrations.note_changed(&keys, index);
             }
+            None => self.migrations.note_all_changed(&self.db, index),
         }
+    }
+
+    fn command(&mut self, logged: &Logged, index: u64, time_ms: u64) -> Applied {
+        if let Some(refused) = self.refusal(logged.slot) {
+            return refused;
+        }
+        self.note_changes(logged.slot, &logged.args, index);
         Applied::Reply(polis_commands::execute_write(
             &mut self.db,
             &logged.args,
             time_ms,
         ))
+    }
+
+    /// Applies a transaction: all its commands, or none when a watched
+    /// key changed (the null array EXEC replies then). A command that
+    /// fails answers its error and the others still apply, as in Redis.
+    fn transaction(&mut self, transaction: &Transaction, index: u64, time_ms: u64) -> Applied {
+        if let Some(refused) = self.refusal(transaction.slot) {
+            return refused;
+        }
+        let changed = transaction
+            .watched
+            .iter()
+            .any(|(key, version)| self.db.version_of(key, time_ms) != *version);
+        if changed {
+            return Applied::Reply(Reply::NullArray);
+        }
+        let mut replies = Vec::with_capacity(transaction.commands.len());
+        for (position, args) in transaction.commands.iter().enumerate() {
+            self.note_changes(transaction.slot, args, index);
+            self.db
+                .begin_write(index, entry_seed(index, time_ms, position as u64));
+            replies.push(polis_commands::execute_write(&mut self.db, args, time_ms));
+        }
+        Applied::Reply(Reply::Array(replies))
     }
 
     fn execute(&mut self, op: Op, index: u64, time_ms: u64) -> Applied {
@@ -230,6 +308,7 @@ impl DataMachine {
                     })
                     .collect(),
             ),
+            Op::Exec(transaction) => self.transaction(&transaction, index, time_ms),
             Op::Expire(keys) => {
                 self.migrations.note_changed(&keys, index);
                 let deleted = self.db.delete_expired(&keys, time_ms);

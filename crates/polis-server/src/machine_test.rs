@@ -510,3 +510,88 @@ fn a_large_hash_staged_in_parts_goes_live_whole_and_a_newer_read_drops_late_part
         (&changed.value, changed.expire_at_ms)
     );
 }
+
+fn transaction(watched: &[(&str, Option<u64>)], lines: &[&str]) -> Op {
+    Op::Exec(Transaction {
+        slot: Some(key_hash_slot(b"foo")),
+        watched: watched
+            .iter()
+            .map(|(key, version)| (Bytes::from(key.to_string()), *version))
+            .collect(),
+        commands: lines.iter().map(|line| args(line)).collect(),
+    })
+}
+
+#[test]
+fn a_transaction_applies_whole_or_not_at_all_by_the_versions_it_watched() {
+    let mut machine = DataMachine::new(GroupId(1));
+    apply(&mut machine, 1, &own(1, &[(0, 16383)]));
+    apply(&mut machine, 2, &Op::Command(logged("SET foo 1")));
+    assert_eq!(machine.db.version_of(b"foo", 1_000), Some(2));
+    assert_eq!(transaction(&[], &["INCR foo"]).format(), EntryFormat::V4);
+
+    // Versions as WATCH read them: every command applies, in order; a
+    // failing one answers its error in its place.
+    let answer = apply(
+        &mut machine,
+        3,
+        &transaction(
+            &[("foo", Some(2))],
+            &["INCR foo", "HSET foo f v", "GET foo"],
+        ),
+    );
+    let Applied::Reply(Reply::Array(replies)) = answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(replies[0], Reply::Integer(2));
+    assert!(replies[1].is_error(), "{:?}", replies[1]);
+    assert_eq!(replies[2], Reply::bulk("2"));
+    assert_eq!(machine.db.version_of(b"foo", 1_000), Some(3));
+
+    // foo changed since (version 3): nothing applies.
+    assert_eq!(
+        apply(
+            &mut machine,
+            4,
+            &transaction(&[("foo", Some(2))], &["SET foo 9"])
+        ),
+        Applied::Reply(Reply::NullArray)
+    );
+    assert_eq!(
+        machine.db.get(b"foo", 1_000),
+        Some(&Value::String(Bytes::from("2")))
+    );
+    // Watched absent and still absent: applies; watched absent but
+    // created since: nothing applies.
+    assert_eq!(
+        apply(
+            &mut machine,
+            5,
+            &transaction(&[("{foo}x", None)], &["SET foo 7"])
+        ),
+        Applied::Reply(Reply::Array(vec![Reply::ok()]))
+    );
+    assert_eq!(
+        apply(
+            &mut machine,
+            6,
+            &transaction(&[("foo", None)], &["SET foo 8"])
+        ),
+        Applied::Reply(Reply::NullArray)
+    );
+
+    // Versions survive a snapshot, so a restored replica decides alike.
+    let mut restored = DataMachine::new(GroupId(1));
+    restored.restore(&machine.snapshot()).unwrap();
+    for replica in [&mut machine, &mut restored] {
+        assert_eq!(
+            apply(
+                replica,
+                7,
+                &transaction(&[("foo", Some(5))], &["SET foo 10"])
+            ),
+            Applied::Reply(Reply::Array(vec![Reply::ok()]))
+        );
+    }
+    assert_eq!(restored.snapshot(), machine.snapshot());
+}

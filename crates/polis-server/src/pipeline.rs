@@ -100,6 +100,13 @@ pub async fn execute(
     let mut last = requests.len();
     for (index, args) in requests.into_iter().enumerate() {
         note_command(node, session, &args);
+        if session.multi.is_some() || crate::transaction::handles(&args) {
+            waiting.flush(node, &mut replies).await;
+            if let Some(reply) = crate::transaction::intercept(node, session, &args).await {
+                replies[index] = Some(reply);
+                continue;
+            }
+        }
         match dispatch::prepare(node, args) {
             Prepared::PlainWrite { shard, logged } => {
                 if !waiting.fits(&logged) {

@@ -142,6 +142,33 @@ const PARAMS: &[Param] = &[
         default: "64",
     },
     Param {
+        name: "list-compress-depth",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        default: "0",
+    },
+    Param {
+        name: "stream-node-max-bytes",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "4096",
+    },
+    Param {
+        name: "stream-node-max-entries",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "100",
+    },
+    Param {
         name: "lazyfree-lazy-user-del",
         aliases: &[],
         kind: Kind::Bool,
@@ -339,6 +366,18 @@ impl Settings {
             .get(name)
             .and_then(|value| parse_memory(value))
             .unwrap_or(0)
+    }
+
+    /// Returns the thresholds OBJECT ENCODING reports against.
+    pub fn encoding_limits(&self) -> polis_store::EncodingLimits {
+        let size = |name| usize::try_from(self.integer(name)).unwrap_or(0);
+        polis_store::EncodingLimits {
+            hash_max_listpack_entries: size("hash-max-listpack-entries"),
+            hash_max_listpack_value: size("hash-max-listpack-value"),
+            set_max_intset_entries: size("set-max-intset-entries"),
+            zset_max_listpack_entries: size("zset-max-listpack-entries"),
+            zset_max_listpack_value: size("zset-max-listpack-value"),
+        }
     }
 
     /// Sets several parameters at once: all or none (as CONFIG SET does).

@@ -60,3 +60,10 @@ const _: () = assert!(PROPOSAL_BYTES_IN_FLIGHT_MAX <= u32::MAX as usize);
 const _: () = assert!(SHARDS_MAX <= GROUPS_PER_NODE_MAX);
 const _: () = assert!(SHARDS_MAX <= crate::slot::SLOT_COUNT as usize);
 const _: () = assert!(PROTO_MAX_BULK_LEN_DEFAULT as usize <= PEER_MESSAGE_LEN_MAX);
+
+/// Commands one transaction (MULTI ... EXEC) may queue, and keys one
+/// connection may WATCH: the transaction is one log entry.
+pub const TRANSACTION_COMMANDS_MAX: usize = 100_000;
+
+/// Bytes of arguments one transaction may queue (its log entry's size).
+pub const TRANSACTION_BYTES_MAX: usize = 256 * 1024 * 1024;
