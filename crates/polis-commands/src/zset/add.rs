@@ -83,8 +83,7 @@ impl ZAdd {
                 "XX and NX options at the same time are not compatible",
             ));
         }
-        if (options.greater && options.only_new)
-            || (options.less && options.only_new)
+        if ((options.greater || options.less) && options.only_new)
             || (options.greater && options.less)
         {
             return Err(ReplyError::err(
@@ -173,9 +172,7 @@ impl WriteCommand for ZAdd {
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(())) => {
-                    return Reply::Error(ReplyError::err(
-                        "resulting score is not a number (NaN)",
-                    ))
+                    return Reply::Error(ReplyError::err("resulting score is not a number (NaN)"))
                 }
                 Err(error) => return Reply::Error(error),
             }

@@ -358,9 +358,7 @@ impl WriteCommand for ZCombineStore {
 
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
         match self.combination.compute(db, now_ms) {
-            Ok(items) => {
-                Reply::Integer(store_members(db, &self.destination, items, now_ms) as i64)
-            }
+            Ok(items) => Reply::Integer(store_members(db, &self.destination, items, now_ms) as i64),
             Err(error) => Reply::Error(error),
         }
     }

@@ -150,9 +150,7 @@ impl ZMPop {
             "numkeys should be greater than 0",
         )?;
         let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
-        let side_index = numkeys_index
-            .saturating_add(numkeys)
-            .saturating_add(1);
+        let side_index = numkeys_index.saturating_add(numkeys).saturating_add(1);
         let side = match args.get(side_index) {
             Some(word) if is(word, "min") => PopSide::Min,
             Some(word) if is(word, "max") => PopSide::Max,

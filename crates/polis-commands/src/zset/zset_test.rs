@@ -48,21 +48,42 @@ fn zadd_options_and_errors() {
             ("zadd nokey xx 1 a", int(0)),
             ("exists nokey", int(0)),
             ("zadd nokey xx incr 1 a", Reply::Null),
-            ("zadd z xx nx 1 a", err("ERR XX and NX options at the same time are not compatible")),
-            ("zadd z gt nx 1 a", err("ERR GT, LT, and/or NX options at the same time are not compatible")),
-            ("zadd z lt gt 1 a", err("ERR GT, LT, and/or NX options at the same time are not compatible")),
-            ("zadd z incr 1 a 2 b", err("ERR INCR option supports a single increment-element pair")),
+            (
+                "zadd z xx nx 1 a",
+                err("ERR XX and NX options at the same time are not compatible"),
+            ),
+            (
+                "zadd z gt nx 1 a",
+                err("ERR GT, LT, and/or NX options at the same time are not compatible"),
+            ),
+            (
+                "zadd z lt gt 1 a",
+                err("ERR GT, LT, and/or NX options at the same time are not compatible"),
+            ),
+            (
+                "zadd z incr 1 a 2 b",
+                err("ERR INCR option supports a single increment-element pair"),
+            ),
             ("zadd z 1 a 2", err("ERR syntax error")),
-            ("zadd z nx", err("ERR wrong number of arguments for 'zadd' command")),
+            (
+                "zadd z nx",
+                err("ERR wrong number of arguments for 'zadd' command"),
+            ),
             ("zadd z nx ch", err("ERR syntax error")),
             ("zadd z nan a", err("ERR value is not a valid float")),
             ("zadd z 1 a 2x b", err("ERR value is not a valid float")),
             ("zadd str 1 a", err(WRONGTYPE)),
             ("zadd inf +inf a", int(1)),
-            ("zincrby inf -inf a", err("ERR resulting score is not a number (NaN)")),
+            (
+                "zincrby inf -inf a",
+                err("ERR resulting score is not a number (NaN)"),
+            ),
             ("zincrby inf 1 a", double(f64::INFINITY)),
             ("zincrby z 2 new", double(2.0)),
-            ("zincrby z 1 a 2", err("ERR wrong number of arguments for 'zincrby' command")),
+            (
+                "zincrby z 1 a 2",
+                err("ERR wrong number of arguments for 'zincrby' command"),
+            ),
             ("zincrby z x a", err("ERR value is not a valid float")),
             ("zincrby str 1 a", err(WRONGTYPE)),
         ],
@@ -88,9 +109,15 @@ fn zrem_card_rank_count() {
             ("zcount z (2 +inf", int(2)),
             ("zcount z -inf (1", int(0)),
             ("zcount z x 1", err("ERR min or max is not a float")),
-            ("zmscore z a x d", array(vec![double(1.0), Reply::Null, double(4.0)])),
+            (
+                "zmscore z a x d",
+                array(vec![double(1.0), Reply::Null, double(4.0)]),
+            ),
             ("zmscore nokey a", array(vec![Reply::Null])),
-            ("zmscore z", err("ERR wrong number of arguments for 'zmscore' command")),
+            (
+                "zmscore z",
+                err("ERR wrong number of arguments for 'zmscore' command"),
+            ),
             ("zrem z a x", int(1)),
             ("zrem nokey a", int(0)),
             ("zrem z b c d", int(3)),
@@ -164,7 +191,10 @@ fn store_and_remove_ranges() {
         &mut h,
         &[
             ("zrangestore dst z 1 2", int(2)),
-            ("zrange dst 0 -1 withscores", scored(&[("b", 2.0), ("c", 3.0)])),
+            (
+                "zrange dst 0 -1 withscores",
+                scored(&[("b", 2.0), ("c", 3.0)]),
+            ),
             ("zrangestore dst z 10 20", int(0)),
             ("exists dst", int(0)),
             ("zrangestore str z 0 0", int(1)),
@@ -176,8 +206,14 @@ fn store_and_remove_ranges() {
             ("zremrangebylex z - +", int(3)),
             ("exists z", int(0)),
             ("zremrangebyrank z 0 -1", int(0)),
-            ("zremrangebyrank z a 1", err("ERR value is not an integer or out of range")),
-            ("zremrangebyscore z 1 x", err("ERR min or max is not a float")),
+            (
+                "zremrangebyrank z a 1",
+                err("ERR value is not an integer or out of range"),
+            ),
+            (
+                "zremrangebyscore z 1 x",
+                err("ERR min or max is not a float"),
+            ),
         ],
     );
 }
@@ -191,18 +227,33 @@ fn pops_reply_in_each_shape() {
         &mut h,
         &[
             ("zpopmin z", array(vec![bulk("a"), double(1.0)])),
-            ("zpopmax z 2", Reply::Pairs(vec![(bulk("d"), double(4.0)), (bulk("c"), double(3.0))])),
+            (
+                "zpopmax z 2",
+                Reply::Pairs(vec![(bulk("d"), double(4.0)), (bulk("c"), double(3.0))]),
+            ),
             ("zpopmin z 0", Reply::Pairs(vec![])),
-            ("zpopmin z -1", err("ERR value is out of range, must be positive")),
+            (
+                "zpopmin z -1",
+                err("ERR value is out of range, must be positive"),
+            ),
             ("zpopmin z 1 2", err("ERR syntax error")),
             ("zpopmin nokey", bulks(&[])),
             ("zpopmin str", err(WRONGTYPE)),
-            ("zmpop 2 nokey z min count 10", array(vec![bulk("z"), array(vec![array(vec![bulk("b"), double(2.0)])])])),
+            (
+                "zmpop 2 nokey z min count 10",
+                array(vec![
+                    bulk("z"),
+                    array(vec![array(vec![bulk("b"), double(2.0)])]),
+                ]),
+            ),
             ("exists z", int(0)),
             ("zmpop 1 z min", Reply::NullArray),
             ("zmpop 2 nokey str max", err(WRONGTYPE)),
             ("zmpop 0 z min", err("ERR numkeys should be greater than 0")),
-            ("zmpop 1 z min count 0", err("ERR count should be greater than 0")),
+            (
+                "zmpop 1 z min count 0",
+                err("ERR count should be greater than 0"),
+            ),
             ("zmpop 1 z max count 1 count 2", err("ERR syntax error")),
             ("zmpop 1 z bad", err("ERR syntax error")),
             ("zmpop 5 z min", err("ERR syntax error")),
@@ -244,16 +295,31 @@ fn unions_intersections_and_differences() {
     run_table(
         &mut h,
         &[
-            ("zunion 2 a b withscores", scored(&[("x", 1.0), ("y", 12.0), ("z", 23.0), ("w", 30.0)])),
+            (
+                "zunion 2 a b withscores",
+                scored(&[("x", 1.0), ("y", 12.0), ("z", 23.0), ("w", 30.0)]),
+            ),
             ("zinter 2 a b", bulks(&["y", "z"])),
-            ("zinter 2 a b weights 2 0.5 withscores", scored(&[("y", 9.0), ("z", 16.0)])),
-            ("zinter 2 a b aggregate max withscores", scored(&[("y", 10.0), ("z", 20.0)])),
-            ("zunion 2 a b aggregate min withscores", scored(&[("x", 1.0), ("y", 2.0), ("z", 3.0), ("w", 30.0)])),
+            (
+                "zinter 2 a b weights 2 0.5 withscores",
+                scored(&[("y", 9.0), ("z", 16.0)]),
+            ),
+            (
+                "zinter 2 a b aggregate max withscores",
+                scored(&[("y", 10.0), ("z", 20.0)]),
+            ),
+            (
+                "zunion 2 a b aggregate min withscores",
+                scored(&[("x", 1.0), ("y", 2.0), ("z", 3.0), ("w", 30.0)]),
+            ),
             ("zdiff 2 a b withscores", scored(&[("x", 1.0)])),
             ("zdiff 1 nokey", bulks(&[])),
             ("zintercard 2 a b", int(2)),
             ("zintercard 2 a b limit 1", int(1)),
-            ("zintercard 2 a b limit -1", err("ERR LIMIT can't be negative")),
+            (
+                "zintercard 2 a b limit -1",
+                err("ERR LIMIT can't be negative"),
+            ),
             ("zintercard 2 a b withscores", err("ERR syntax error")),
             ("zunionstore dst 2 a b", int(4)),
             ("zrange dst 0 -1", bulks(&["x", "y", "z", "w"])),
@@ -262,15 +328,30 @@ fn unions_intersections_and_differences() {
             ("zdiffstore dst 2 a b", int(1)),
             ("zunionstore dst 2 a b withscores", err("ERR syntax error")),
             ("zdiff 2 a b weights 1 2", err("ERR syntax error")),
-            ("zunion 0 a", err("ERR at least 1 input key is needed for 'zunion' command")),
-            ("zinterstore dst 0 a", err("ERR at least 1 input key is needed for 'zinterstore' command")),
+            (
+                "zunion 0 a",
+                err("ERR at least 1 input key is needed for 'zunion' command"),
+            ),
+            (
+                "zinterstore dst 0 a",
+                err("ERR at least 1 input key is needed for 'zinterstore' command"),
+            ),
             ("zunion 3 a b", err("ERR syntax error")),
-            ("zunion x a", err("ERR value is not an integer or out of range")),
-            ("zunion 2 a b weights 1 x", err("ERR weight value is not a float")),
+            (
+                "zunion x a",
+                err("ERR value is not an integer or out of range"),
+            ),
+            (
+                "zunion 2 a b weights 1 x",
+                err("ERR weight value is not a float"),
+            ),
             ("zunion 2 a b aggregate avg", err("ERR syntax error")),
             ("zunion 2 a str", err(WRONGTYPE)),
             ("zinter 2 a s withscores", scored(&[("x", 2.0)])),
-            ("zunion 2 s b aggregate max withscores", scored(&[("x", 1.0), ("y", 10.0), ("z", 20.0), ("w", 30.0)])),
+            (
+                "zunion 2 s b aggregate max withscores",
+                scored(&[("x", 1.0), ("y", 10.0), ("z", 20.0), ("w", 30.0)]),
+            ),
         ],
     );
     h.run("zadd p +inf m");
@@ -305,10 +386,7 @@ fn random_members_and_scan() {
     assert_error(&h.run("zrandmember z 1 x"), "ERR syntax error");
     assert_eq!(
         h.run("zscan z 0"),
-        array(vec![
-            bulk("0"),
-            bulks(&["a", "1", "b", "2", "c", "3"])
-        ])
+        array(vec![bulk("0"), bulks(&["a", "1", "b", "2", "c", "3"])])
     );
     assert_eq!(
         h.run("zscan z 0 match b*"),
