@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, ZSetValue};
+use polis_store::Db;
 
 use crate::access::{update_zset, zset_at};
 use crate::args::{arg, float_arg, is};
@@ -106,15 +106,15 @@ impl ZAdd {
         })
     }
 
-    /// Adds or updates one member as Redis's `zsetAdd`; Err when INCR
-    /// makes the score NaN.
-    fn add_one(&self, zset: &mut ZSetValue, score: f64, member: &Bytes) -> Result<Outcome, ()> {
+    /// Decides what adding `member` with `score` does to a member whose
+    /// score is `current`, as Redis's `zsetAdd`; Err when INCR makes the
+    /// score NaN.
+    fn decide(&self, current: Option<f64>, score: f64) -> Result<Outcome, ()> {
         let options = &self.options;
-        let Some(current) = zset.score(member) else {
+        let Some(current) = current else {
             if options.only_existing {
                 return Ok(Outcome::Skipped);
             }
-            zset.insert(member, score);
             return Ok(Outcome::Added(score));
         };
         if options.only_new {
@@ -133,8 +133,38 @@ impl ZAdd {
         if score == current {
             return Ok(Outcome::Unchanged(score));
         }
-        zset.insert(member, score);
         Ok(Outcome::Updated(score))
+    }
+
+    /// Returns the reply for `outcomes`, or Redis's NaN error.
+    fn reply(&self, outcomes: &[Result<Outcome, ()>]) -> Reply {
+        let mut added = 0i64;
+        let mut updated = 0i64;
+        let mut last_score = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(Outcome::Added(score)) => {
+                    added += 1;
+                    last_score = Some(*score);
+                }
+                Ok(Outcome::Updated(score)) => {
+                    updated += 1;
+                    last_score = Some(*score);
+                }
+                Ok(Outcome::Unchanged(score)) => last_score = Some(*score),
+                Ok(Outcome::Skipped) => {}
+                Err(()) => {
+                    return Reply::Error(ReplyError::err("resulting score is not a number (NaN)"))
+                }
+            }
+        }
+        if self.options.increment {
+            last_score.map_or(Reply::Null, score_reply)
+        } else if self.options.changed {
+            Reply::Integer(added + updated)
+        } else {
+            Reply::Integer(added)
+        }
     }
 }
 
@@ -144,45 +174,50 @@ impl WriteCommand for ZAdd {
     }
 
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
-        let exists = match zset_at(db, &self.key, now_ms) {
-            Ok(zset) => zset.is_some(),
+        // A dry run against the current scores: until the first change,
+        // each pair sees the set as it is. When nothing would change the
+        // key is left untouched (its version too, for WATCH), as Redis
+        // signals a modified key only when it added or updated a member.
+        let zset = match zset_at(db, &self.key, now_ms) {
+            Ok(zset) => zset,
             Err(error) => return Reply::Error(error),
         };
-        let mut added = 0i64;
-        let mut updated = 0i64;
-        let mut last_score = None;
-        if exists || !self.options.only_existing {
-            let result = update_zset(db, &self.key, now_ms, |zset| {
-                for (score, member) in &self.pairs {
-                    match self.add_one(zset, *score, member)? {
-                        Outcome::Added(score) => {
-                            added += 1;
-                            last_score = Some(score);
-                        }
-                        Outcome::Updated(score) => {
-                            updated += 1;
-                            last_score = Some(score);
-                        }
-                        Outcome::Unchanged(score) => last_score = Some(score),
-                        Outcome::Skipped => {}
-                    }
-                }
-                Ok(())
-            });
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(())) => {
-                    return Reply::Error(ReplyError::err("resulting score is not a number (NaN)"))
-                }
-                Err(error) => return Reply::Error(error),
+        let changes = |outcome: &Result<Outcome, ()>| {
+            matches!(outcome, Ok(Outcome::Added(_) | Outcome::Updated(_)))
+        };
+        let mut dry = Vec::with_capacity(self.pairs.len());
+        for (score, member) in &self.pairs {
+            let outcome = self.decide(zset.and_then(|zset| zset.score(member)), *score);
+            let changed = changes(&outcome);
+            dry.push(outcome);
+            if changed {
+                break;
             }
         }
-        if self.options.increment {
-            last_score.map_or(Reply::Null, score_reply)
-        } else if self.options.changed {
-            Reply::Integer(added + updated)
-        } else {
-            Reply::Integer(added)
+        if !dry.iter().any(changes) {
+            return self.reply(&dry);
+        }
+        let outcomes = update_zset(db, &self.key, now_ms, |zset| {
+            let mut outcomes = Vec::with_capacity(self.pairs.len());
+            for (score, member) in &self.pairs {
+                let outcome = self.decide(zset.score(member), *score);
+                match outcome {
+                    Ok(Outcome::Added(score) | Outcome::Updated(score)) => {
+                        zset.insert(member, score);
+                    }
+                    Err(()) => {
+                        outcomes.push(outcome);
+                        break;
+                    }
+                    _ => {}
+                }
+                outcomes.push(outcome);
+            }
+            outcomes
+        });
+        match outcomes {
+            Ok(outcomes) => self.reply(&outcomes),
+            Err(error) => Reply::Error(error),
         }
     }
 }
@@ -221,8 +256,12 @@ impl WriteCommand for ZRem {
 
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
         match zset_at(db, &self.key, now_ms) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Reply::Integer(0),
+            Ok(Some(zset))
+                if self
+                    .members
+                    .iter()
+                    .any(|member| zset.score(member).is_some()) => {}
+            Ok(_) => return Reply::Integer(0),
             Err(error) => return Reply::Error(error),
         }
         let removed = update_zset(db, &self.key, now_ms, |zset| {

@@ -50,6 +50,10 @@ fn pop_members(
     if zset_at(db, key, now_ms)?.is_none() {
         return Ok(None);
     }
+    if count == 0 {
+        // Nothing to pop: the key stays untouched (its version too).
+        return Ok(Some(Vec::new()));
+    }
     update_zset(db, key, now_ms, |zset| {
         let chosen: Vec<(Bytes, f64)> = match side {
             PopSide::Min => zset

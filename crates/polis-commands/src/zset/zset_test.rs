@@ -398,3 +398,29 @@ fn random_members_and_scan() {
     };
     assert!(matches!(&items[0], Reply::Array(pair) if pair.len() == 2));
 }
+
+#[test]
+fn writes_that_change_nothing_leave_the_key_version_alone() {
+    let mut h = Harness::new();
+    h.db.begin_write(1, 0);
+    h.run("zadd z 1 a 2 b");
+    let version = |h: &Harness| h.db.version_of(b"z", h.now_ms);
+    assert_eq!(version(&h), Some(1));
+    h.db.begin_write(2, 0);
+    for line in [
+        "zadd z 1 a",
+        "zadd z nx 5 a",
+        "zadd z xx 5 c",
+        "zadd z gt 0 b",
+        "zincrby z 0 a",
+        "zrem z c",
+        "zpopmin z 0",
+        "zremrangebyscore z 5 6",
+    ] {
+        h.run(line);
+        assert_eq!(version(&h), Some(1), "{line}");
+    }
+    assert_eq!(h.run("zadd z 1 a 3 b"), int(0));
+    assert_eq!(version(&h), Some(2));
+    assert_eq!(h.run("zscore z b"), double(3.0));
+}
