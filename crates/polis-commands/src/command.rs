@@ -143,7 +143,7 @@ macro_rules! command_set {
     };
 }
 
-use crate::blocking::{BLMPop, BLMove, BPop};
+use crate::blocking::{BLMPop, BLMove, BPop, BZPop};
 use crate::hash::{
     HDel, HExists, HGet, HGetAll, HIncrBy, HIncrByFloat, HLen, HMGet, HRandField, HScan, HSet,
     HSetNx, HStrLen,
@@ -164,6 +164,10 @@ use crate::string::{
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
 };
 use crate::string::{BitField, BitFieldRo, BitOp};
+use crate::zset::{
+    ZAdd, ZCard, ZCombine, ZCombineStore, ZCount, ZIncrBy, ZInterCard, ZLexCount, ZMPop, ZMScore,
+    ZPop, ZRandMember, ZRange, ZRangeStore, ZRank, ZRem, ZRemRange, ZScan, ZScore,
+};
 
 command_set! {
     read {
@@ -214,6 +218,25 @@ command_set! {
         "sintercard" => SInterCard(SInterCard),
         "sscan" => SScan(SScan),
         "bitfield_ro" => BitFieldRo(BitFieldRo),
+        "zcard" => ZCard(ZCard),
+        "zscore" => ZScore(ZScore),
+        "zmscore" => ZMScore(ZMScore),
+        "zrank" => ZRank(ZRank),
+        "zrevrank" => ZRevRank(ZRank),
+        "zcount" => ZCount(ZCount),
+        "zlexcount" => ZLexCount(ZLexCount),
+        "zrange" => ZRange(ZRange),
+        "zrevrange" => ZRevRange(ZRange),
+        "zrangebyscore" => ZRangeByScore(ZRange),
+        "zrevrangebyscore" => ZRevRangeByScore(ZRange),
+        "zrangebylex" => ZRangeByLex(ZRange),
+        "zrevrangebylex" => ZRevRangeByLex(ZRange),
+        "zunion" => ZUnion(ZCombine),
+        "zinter" => ZInter(ZCombine),
+        "zdiff" => ZDiff(ZCombine),
+        "zintercard" => ZInterCard(ZInterCard),
+        "zrandmember" => ZRandMember(ZRandMember),
+        "zscan" => ZScan(ZScan),
     }
     write {
         "set" => Set(Set),
@@ -256,6 +279,9 @@ command_set! {
         "blmove" => BLMove(BLMove),
         "brpoplpush" => BRPopLPush(BLMove),
         "blmpop" => BLMPop(BLMPop),
+        "bzpopmin" => BZPopMin(BZPop),
+        "bzpopmax" => BZPopMax(BZPop),
+        "bzmpop" => BZMPop(BZPop),
         "lpush" => LPush(Push),
         "rpush" => RPush(Push),
         "lpushx" => LPushX(Push),
@@ -278,6 +304,19 @@ command_set! {
         "sdiffstore" => SDiffStore(SetAlgebraStore),
         "bitop" => BitOp(BitOp),
         "bitfield" => BitField(BitField),
+        "zadd" => ZAdd(ZAdd),
+        "zincrby" => ZIncrBy(ZIncrBy),
+        "zrem" => ZRem(ZRem),
+        "zremrangebyrank" => ZRemRangeByRank(ZRemRange),
+        "zremrangebyscore" => ZRemRangeByScore(ZRemRange),
+        "zremrangebylex" => ZRemRangeByLex(ZRemRange),
+        "zrangestore" => ZRangeStore(ZRangeStore),
+        "zunionstore" => ZUnionStore(ZCombineStore),
+        "zinterstore" => ZInterStore(ZCombineStore),
+        "zdiffstore" => ZDiffStore(ZCombineStore),
+        "zpopmin" => ZPopMin(ZPop),
+        "zpopmax" => ZPopMax(ZPop),
+        "zmpop" => ZMPop(ZMPop),
     }
 }
 

@@ -36,6 +36,7 @@ pub mod set;
 pub mod spec;
 pub mod string;
 mod table;
+pub mod zset;
 
 #[cfg(test)]
 mod test_support;
