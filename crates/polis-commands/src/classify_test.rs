@@ -30,6 +30,17 @@ fn every_command_family_routes_as_expected() {
         ("HSET h f v", slot_of("h"), true),
         ("HGETALL h", slot_of("h"), false),
         ("HSCAN h 0", slot_of("h"), false),
+        // Sets.
+        ("SADD s a", slot_of("s"), true),
+        ("SPOP s 2", slot_of("s"), true),
+        ("SMOVE {s}a {s}b m", slot_of("s"), true),
+        ("SINTERSTORE {s}d {s}a {s}b", slot_of("s"), true),
+        ("SINTERCARD 2 {s}a {s}b LIMIT 1", slot_of("s"), false),
+        ("SSCAN s 0", slot_of("s"), false),
+        // Bitmaps.
+        ("BITOP AND {b}d {b}x {b}y", slot_of("b"), true),
+        ("BITFIELD k INCRBY u8 0 1", slot_of("k"), true),
+        ("BITFIELD_RO k GET u8 0", slot_of("k"), false),
         // Keys and expiry.
         ("DEL a", slot_of("a"), true),
         ("EXISTS {t}a {t}b", slot_of("t"), false),
@@ -75,6 +86,14 @@ fn errors_are_the_ones_redis_gives() {
         ("GET", "ERR wrong number of arguments for 'get' command"),
         (
             "MGET a b",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ),
+        (
+            "SINTERCARD 2 a b",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ),
+        (
+            "BITOP OR dest a",
             "CROSSSLOT Keys in request don't hash to the same slot",
         ),
         (

@@ -150,7 +150,7 @@ macro_rules! command_set {
     };
 }
 
-use crate::blocking::{BLMPop, BLMove, BPop};
+use crate::blocking::{BLMPop, BLMove, BPop, BZPop};
 use crate::hash::{
     HDel, HExists, HGet, HGetAll, HIncrBy, HIncrByFloat, HLen, HMGet, HRandField, HScan, HSet,
     HSetNx, HStrLen,
@@ -162,6 +162,10 @@ use crate::keyspace::{
 use crate::list::{
     LIndex, LInsert, LLen, LMPop, LMove, LPos, LRange, LRem, LSet, LTrim, Pop, Push,
 };
+use crate::set::{
+    SAdd, SCard, SInterCard, SIsMember, SMIsMember, SMembers, SMove, SPop, SRandMember, SRem,
+    SScan, SetAlgebra, SetAlgebraStore,
+};
 use crate::stream::{
     XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XPending, XRange, XRead, XReadGroup,
     XSetId, XTrim,
@@ -169,6 +173,11 @@ use crate::stream::{
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
     Lcs, MGet, MSet, Set, SetBit, SetRange, Strlen,
+};
+use crate::string::{BitField, BitFieldRo, BitOp};
+use crate::zset::{
+    ZAdd, ZCard, ZCombine, ZCombineStore, ZCount, ZIncrBy, ZInterCard, ZLexCount, ZMPop, ZMScore,
+    ZPop, ZRandMember, ZRange, ZRangeStore, ZRank, ZRem, ZRemRange, ZScan, ZScore,
 };
 
 command_set! {
@@ -209,6 +218,36 @@ command_set! {
         "lrange" => LRange(LRange),
         "lindex" => LIndex(LIndex),
         "lpos" => LPos(LPos),
+        "smembers" => SMembers(SMembers),
+        "sismember" => SIsMember(SIsMember),
+        "smismember" => SMIsMember(SMIsMember),
+        "scard" => SCard(SCard),
+        "srandmember" => SRandMember(SRandMember),
+        "sinter" => SInter(SetAlgebra),
+        "sunion" => SUnion(SetAlgebra),
+        "sdiff" => SDiff(SetAlgebra),
+        "sintercard" => SInterCard(SInterCard),
+        "sscan" => SScan(SScan),
+        "bitfield_ro" => BitFieldRo(BitFieldRo),
+        "zcard" => ZCard(ZCard),
+        "zscore" => ZScore(ZScore),
+        "zmscore" => ZMScore(ZMScore),
+        "zrank" => ZRank(ZRank),
+        "zrevrank" => ZRevRank(ZRank),
+        "zcount" => ZCount(ZCount),
+        "zlexcount" => ZLexCount(ZLexCount),
+        "zrange" => ZRange(ZRange),
+        "zrevrange" => ZRevRange(ZRange),
+        "zrangebyscore" => ZRangeByScore(ZRange),
+        "zrevrangebyscore" => ZRevRangeByScore(ZRange),
+        "zrangebylex" => ZRangeByLex(ZRange),
+        "zrevrangebylex" => ZRevRangeByLex(ZRange),
+        "zunion" => ZUnion(ZCombine),
+        "zinter" => ZInter(ZCombine),
+        "zdiff" => ZDiff(ZCombine),
+        "zintercard" => ZInterCard(ZInterCard),
+        "zrandmember" => ZRandMember(ZRandMember),
+        "zscan" => ZScan(ZScan),
         "xlen" => XLen(XLen),
         "xrange" => XRange(XRange),
         "xrevrange" => XRevRange(XRange),
@@ -257,6 +296,9 @@ command_set! {
         "blmove" => BLMove(BLMove),
         "brpoplpush" => BRPopLPush(BLMove),
         "blmpop" => BLMPop(BLMPop),
+        "bzpopmin" => BZPopMin(BZPop),
+        "bzpopmax" => BZPopMax(BZPop),
+        "bzmpop" => BZMPop(BZPop),
         "lpush" => LPush(Push),
         "rpush" => RPush(Push),
         "lpushx" => LPushX(Push),
@@ -270,6 +312,28 @@ command_set! {
         "lset" => LSet(LSet),
         "lrem" => LRem(LRem),
         "ltrim" => LTrim(LTrim),
+        "sadd" => SAdd(SAdd),
+        "srem" => SRem(SRem),
+        "smove" => SMove(SMove),
+        "spop" => SPop(SPop),
+        "sinterstore" => SInterStore(SetAlgebraStore),
+        "sunionstore" => SUnionStore(SetAlgebraStore),
+        "sdiffstore" => SDiffStore(SetAlgebraStore),
+        "bitop" => BitOp(BitOp),
+        "bitfield" => BitField(BitField),
+        "zadd" => ZAdd(ZAdd),
+        "zincrby" => ZIncrBy(ZIncrBy),
+        "zrem" => ZRem(ZRem),
+        "zremrangebyrank" => ZRemRangeByRank(ZRemRange),
+        "zremrangebyscore" => ZRemRangeByScore(ZRemRange),
+        "zremrangebylex" => ZRemRangeByLex(ZRemRange),
+        "zrangestore" => ZRangeStore(ZRangeStore),
+        "zunionstore" => ZUnionStore(ZCombineStore),
+        "zinterstore" => ZInterStore(ZCombineStore),
+        "zdiffstore" => ZDiffStore(ZCombineStore),
+        "zpopmin" => ZPopMin(ZPop),
+        "zpopmax" => ZPopMax(ZPop),
+        "zmpop" => ZMPop(ZMPop),
         "xadd" => XAdd(XAdd),
         "xtrim" => XTrim(XTrim),
         "xdel" => XDel(XDel),

@@ -32,10 +32,12 @@ pub mod keyspace;
 pub mod list;
 pub mod random;
 pub mod reference;
+pub mod set;
 pub mod spec;
 pub mod stream;
 pub mod string;
 mod table;
+pub mod zset;
 
 #[cfg(test)]
 mod test_support;

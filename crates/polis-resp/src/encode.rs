@@ -89,6 +89,21 @@ pub fn encode_reply(reply: &Reply, version: ProtocolVersion, out: &mut BytesMut)
             out.put_slice(b"\r\n");
         }
         Reply::Verbatim { text, .. } => put_bulk(out, text),
+        Reply::Pairs(pairs) => {
+            let flat = if resp3 {
+                pairs.len()
+            } else {
+                pairs.len().saturating_mul(2)
+            };
+            put_len_header(out, b'*', flat);
+            for (first, second) in pairs {
+                if resp3 {
+                    put_len_header(out, b'*', 2);
+                }
+                encode_reply(first, version, out);
+                encode_reply(second, version, out);
+            }
+        }
     }
 }
 

@@ -118,6 +118,12 @@ fn table() -> Vec<(Reply, &'static [u8], &'static [u8])> {
             b"$3\r\n# x\r\n",
             b"=7\r\ntxt:# x\r\n",
         ),
+        (
+            Reply::Pairs(vec![(Reply::bulk("a"), Reply::Double(1.0))]),
+            b"*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+            b"*1\r\n*2\r\n$1\r\na\r\n,1\r\n",
+        ),
+        (Reply::Pairs(vec![]), b"*0\r\n", b"*0\r\n"),
     ]
 }
 

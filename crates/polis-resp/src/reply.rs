@@ -32,6 +32,11 @@ pub enum Reply {
         format: String,
         text: Bytes,
     },
+    /// Ordered pairs: two-element arrays for RESP3, one flat array for
+    /// RESP2. For replies whose shape follows the protocol but that a
+    /// write computes without knowing it (ZPOPMIN/ZPOPMAX with a count).
+    /// Last in the enum so the serialized tags of the others stay put.
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {

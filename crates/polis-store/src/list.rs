@@ -195,3 +195,45 @@ impl FromIterator<Bytes> for ListValue {
         list
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(elements: &[&str]) -> ListValue {
+        elements
+            .iter()
+            .map(|element| Bytes::copy_from_slice(element.as_bytes()))
+            .collect()
+    }
+
+    fn texts<'a>(elements: impl Iterator<Item = &'a Bytes>) -> Vec<String> {
+        elements
+            .map(|element| String::from_utf8_lossy(element).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn range_clamps_the_end_and_is_empty_when_inverted() {
+        let list = list(&["a", "b", "c"]);
+        assert_eq!(texts(list.range(1, 1)), ["b"]);
+        assert_eq!(texts(list.range(1, 100)), ["b", "c"]);
+        assert_eq!(texts(list.range(2, 1)), Vec::<String>::new());
+        assert_eq!(texts(list.range(5, usize::MAX)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn remove_matching_counts_from_either_end_and_keeps_the_size() {
+        let mut from_head = list(&["x", "a", "x", "b", "x"]);
+        assert_eq!(from_head.remove_matching(b"x", 2, false), 2);
+        assert_eq!(texts(from_head.iter()), ["a", "b", "x"]);
+        let mut from_tail = list(&["x", "a", "x", "b", "x"]);
+        assert_eq!(from_tail.remove_matching(b"x", 2, true), 2);
+        assert_eq!(texts(from_tail.iter()), ["x", "a", "b"]);
+        assert_eq!(from_tail.remove_matching(b"x", 0, false), 1);
+        assert_eq!(from_tail.remove_matching(b"nothing", 0, false), 0);
+        assert_eq!(from_tail, list(&["a", "b"]));
+        assert_eq!(from_tail.position(b"b"), Some(1));
+        assert_eq!(from_tail.position(b"x"), None);
+    }
+}

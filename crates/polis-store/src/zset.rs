@@ -191,6 +191,35 @@ impl ZSetValue {
             .map(|(score, member)| (member, score.get()))
     }
 
+    /// Iterates `(member, score)` between two `(score, member)` keys, in
+    /// ascending order (reversed for descending ranges): a lexicographic
+    /// range among members of one score. A NaN score gives an empty range.
+    pub fn range_by_key(
+        &self,
+        low: Bound<(f64, &[u8])>,
+        high: Bound<(f64, &[u8])>,
+    ) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+        let key = |bound: Bound<(f64, &[u8])>| -> Option<Bound<(Score, Bytes)>> {
+            let make = |(score, member): (f64, &[u8])| {
+                Score::new(score).map(|score| (score, Bytes::copy_from_slice(member)))
+            };
+            Some(match bound {
+                Bound::Included(at) => Bound::Included(make(at)?),
+                Bound::Excluded(at) => Bound::Excluded(make(at)?),
+                Bound::Unbounded => Bound::Unbounded,
+            })
+        };
+        let origin = (Score(0.0), Bytes::new());
+        let empty = (Bound::Included(origin.clone()), Bound::Excluded(origin));
+        let bounds = match (key(low), key(high)) {
+            (Some(low), Some(high)) if !is_empty_range(&low, &high) => (low, high),
+            _ => empty,
+        };
+        self.by_score
+            .range(bounds)
+            .map(|(score, member)| (member, score.get()))
+    }
+
     /// Returns the members from `cursor` on, in hash order (ZSCAN).
     pub fn scan(&self, cursor: u64, count: usize) -> ScanPage<'_, f64> {
         self.members.scan(cursor, count)

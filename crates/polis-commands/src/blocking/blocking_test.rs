@@ -122,3 +122,38 @@ fn blmpop_pops_up_to_count_from_the_first_nonempty_list() {
         ],
     );
 }
+
+#[test]
+fn blocking_sorted_set_pops_serve_at_once_or_answer_null() {
+    let mut h = Harness::new();
+    h.run("zadd z 1 a 2 b 3 c");
+    h.run("set s x");
+    run_table(
+        &mut h,
+        &[
+            (
+                "bzpopmin none z 0",
+                array(vec![bulk("z"), bulk("a"), Reply::Double(1.0)]),
+            ),
+            (
+                "bzpopmax z 0.5",
+                array(vec![bulk("z"), bulk("c"), Reply::Double(3.0)]),
+            ),
+            ("bzpopmin none 0", Reply::NullArray),
+            ("bzpopmin s 0", err(WRONGTYPE)),
+            ("bzpopmin z -1", err("ERR timeout is negative")),
+            (
+                "bzpopmin z",
+                err("ERR wrong number of arguments for 'bzpopmin' command"),
+            ),
+            (
+                "bzmpop 0 2 none z min count 5",
+                array(vec![
+                    bulk("z"),
+                    array(vec![array(vec![bulk("b"), Reply::Double(2.0)])]),
+                ]),
+            ),
+            ("bzmpop 0 1 z max", Reply::NullArray),
+        ],
+    );
+}

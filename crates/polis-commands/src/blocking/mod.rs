@@ -5,8 +5,10 @@
 //! that serves a waiter is the waiter's own command.
 
 mod list;
+mod zset;
 
 pub use list::{BLMPop, BLMove, BPop};
+pub use zset::BZPop;
 
 use polis_resp::ReplyError;
 
