@@ -79,6 +79,12 @@ pub trait WriteCommand: Sized {
 
     /// Runs the command against `db` at the leader's time `now_ms`.
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply;
+
+    /// Returns the reply of a form that needs no keyspace (XGROUP HELP),
+    /// which the read path may serve; None for every form that writes.
+    fn execute_keyless(&self) -> Option<Reply> {
+        None
+    }
 }
 
 /// Declares the [`Command`] enum and its dispatch from the list of read
@@ -122,8 +128,9 @@ macro_rules! command_set {
             pub fn execute_read(&self, db: &Db, ctx: &ReadContext) -> Reply {
                 match self {
                     $(Command::$read_variant(command) => command.execute(db, ctx),)*
-                    #[allow(unreachable_patterns)]
-                    _ => Reply::Error(ReplyError::err("write command on the read path")),
+                    $(Command::$write_variant(command) => command.execute_keyless().unwrap_or_else(
+                        || Reply::Error(ReplyError::err("write command on the read path"))
+                    ),)*
                 }
             }
 
@@ -158,6 +165,10 @@ use crate::list::{
 use crate::set::{
     SAdd, SCard, SInterCard, SIsMember, SMIsMember, SMembers, SMove, SPop, SRandMember, SRem,
     SScan, SetAlgebra, SetAlgebraStore,
+};
+use crate::stream::{
+    XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XPending, XRange, XRead, XReadGroup,
+    XSetId, XTrim,
 };
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
@@ -237,6 +248,12 @@ command_set! {
         "zintercard" => ZInterCard(ZInterCard),
         "zrandmember" => ZRandMember(ZRandMember),
         "zscan" => ZScan(ZScan),
+        "xlen" => XLen(XLen),
+        "xrange" => XRange(XRange),
+        "xrevrange" => XRevRange(XRange),
+        "xread" => XRead(XRead),
+        "xpending" => XPending(XPending),
+        "xinfo" => XInfo(XInfo),
     }
     write {
         "set" => Set(Set),
@@ -317,6 +334,15 @@ command_set! {
         "zpopmin" => ZPopMin(ZPop),
         "zpopmax" => ZPopMax(ZPop),
         "zmpop" => ZMPop(ZMPop),
+        "xadd" => XAdd(XAdd),
+        "xtrim" => XTrim(XTrim),
+        "xdel" => XDel(XDel),
+        "xsetid" => XSetId(XSetId),
+        "xgroup" => XGroup(XGroup),
+        "xreadgroup" => XReadGroup(XReadGroup),
+        "xack" => XAck(XAck),
+        "xclaim" => XClaim(XClaim),
+        "xautoclaim" => XAutoClaim(XAutoClaim),
     }
 }
 

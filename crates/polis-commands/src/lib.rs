@@ -34,6 +34,7 @@ pub mod random;
 pub mod reference;
 pub mod set;
 pub mod spec;
+pub mod stream;
 pub mod string;
 mod table;
 pub mod zset;

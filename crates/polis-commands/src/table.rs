@@ -159,6 +159,21 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     spec!("zpopmax", -2, WRITE | FAST, [1, 1, 1], &["sortedset"], &[], "sorted_set", "5.0.0"),
     spec!("zmpop", -4, WRITE | crate::spec::MOVABLE_KEYS, [0, 0, 0], &["sortedset"], &[], "sorted_set", "7.0.0"),
     spec!("zrandmember", -2, READONLY, [1, 1, 1], &["sortedset"], &["nondeterministic_output"], "sorted_set", "6.2.0"),
+    spec!("xadd", -5, WRITE | DENYOOM | FAST, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
+    spec!("xtrim", -4, WRITE, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
+    spec!("xdel", -3, WRITE | FAST, [1, 1, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xsetid", -3, WRITE | DENYOOM | FAST, [1, 1, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xlen", 2, READONLY | FAST, [1, 1, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xrange", -4, READONLY, [1, 1, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xrevrange", -4, READONLY, [1, 1, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, [0, 0, 0], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, [0, 0, 0], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xack", -4, WRITE | FAST, [1, 1, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xpending", -3, READONLY, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
+    spec!("xclaim", -6, WRITE | FAST, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
+    spec!("xautoclaim", -6, WRITE | FAST, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "6.2.0"),
+    spec!("xgroup", -2, 0, [0, 0, 0], &[], &[], "stream", "5.0.0", XGROUP_SUBCOMMANDS),
+    spec!("xinfo", -2, 0, [0, 0, 0], &[], &[], "stream", "5.0.0", XINFO_SUBCOMMANDS),
     // Executed by the node.
     spec!("ping", -1, FAST | NODE, [0, 0, 0], &["connection"], &["request_policy:all_shards", "response_policy:all_succeeded"], "connection", "1.0.0"),
     spec!("echo", 2, LOADING | STALE | FAST | NODE, [0, 0, 0], &["connection"], &[], "connection", "1.0.0"),
@@ -194,6 +209,26 @@ const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("object|help", 2, LOADING | STALE, [0, 0, 0], &["keyspace"], &[], "generic", "6.2.0"),
     spec!("object|idletime", 3, READONLY, [2, 2, 1], &["keyspace"], &["nondeterministic_output"], "generic", "2.2.3"),
     spec!("object|refcount", 3, READONLY, [2, 2, 1], &["keyspace"], &["nondeterministic_output"], "generic", "2.2.3"),
+];
+
+/// Subcommands of `XGROUP`.
+#[rustfmt::skip]
+const XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("xgroup|create", -5, WRITE | DENYOOM, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xgroup|createconsumer", 5, WRITE | DENYOOM, [2, 2, 1], &["stream"], &[], "stream", "6.2.0"),
+    spec!("xgroup|delconsumer", 5, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xgroup|destroy", 4, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xgroup|help", 2, LOADING | STALE, [0, 0, 0], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xgroup|setid", -5, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+];
+
+/// Subcommands of `XINFO`.
+#[rustfmt::skip]
+const XINFO_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("xinfo|consumers", 4, READONLY, [2, 2, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
+    spec!("xinfo|groups", 3, READONLY, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xinfo|help", 2, LOADING | STALE, [0, 0, 0], &["stream"], &[], "stream", "5.0.0"),
+    spec!("xinfo|stream", -3, READONLY, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
 ];
 
 /// Subcommands of `MEMORY`.

@@ -6,7 +6,7 @@ use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
 
 use crate::command::{execute_read_with, execute_write, Protocol, ReadContext};
-use crate::spec::{is_write, lookup};
+use crate::spec::{is_write, lookup, resolve};
 
 /// Splits a request line on spaces; `\s` stands for a space inside an
 /// argument and `""` for an empty argument.
@@ -50,6 +50,7 @@ impl Harness {
         let write = args
             .first()
             .and_then(|name| lookup(name))
+            .map(|spec| resolve(spec, args))
             .is_some_and(is_write);
         if write {
             execute_write(&mut self.db, args, self.now_ms)

@@ -1,17 +1,36 @@
-//! The value of a stream key: entries by id, and the consumer groups that
-//! read them with their pending entries lists.
+//! The value of a stream key: entries by id, the nodes Redis would keep
+//! them in, and the consumer groups that read them with their pending
+//! entries lists.
 //!
 //! Every time here (delivery, idle, seen) is a leader's timestamp carried
 //! in a log entry, never a clock read at apply, so every replica holds the
 //! same bytes.
+//!
+//! Redis stores a stream as a radix tree of listpack nodes, and its
+//! approximate trimming (`MAXLEN ~`, `MINID ~`) removes whole nodes only.
+//! polis keeps the entries in one tree but records the same node
+//! boundaries (first id, live and deleted counts, last id, listpack size)
+//! so that approximate trimming removes exactly what Redis would, given
+//! the same `stream-node-max-entries` and `stream-node-max-bytes`. The
+//! boundaries are part of the replicated value: every replica applies the
+//! same appends with the same limits and gets the same nodes.
+
+mod listpack;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use listpack::{integer_bytes, string_bytes, LISTPACK_EMPTY_BYTES};
+
 /// Approximate bookkeeping bytes of one stream entry.
 pub const STREAM_ENTRY_OVERHEAD_BYTES: usize = 48;
+/// Largest listpack Redis builds (`STREAM_LISTPACK_MAX_SIZE`).
+pub const STREAM_LISTPACK_MAX_BYTES: usize = 1 << 30;
+
+/// Entry flags as Redis stores them in a listpack (`STREAM_ITEM_FLAG_*`).
+const FLAG_SAMEFIELDS: i64 = 2;
 
 /// A stream entry id: milliseconds and a sequence number.
 #[derive(
@@ -51,12 +70,77 @@ impl StreamId {
             None => self.ms.checked_sub(1).map(|ms| Self { ms, seq: u64::MAX }),
         }
     }
+
+    /// Returns true for `0-0`.
+    pub fn is_zero(self) -> bool {
+        self == Self::MIN
+    }
 }
 
 impl std::fmt::Display for StreamId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
     }
+}
+
+/// The node sizes Redis cuts a stream at (`stream-node-max-entries`,
+/// `stream-node-max-bytes`); 0 means no limit of that kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeLimits {
+    pub max_entries: u64,
+    pub max_bytes: usize,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 100,
+            max_bytes: 4096,
+        }
+    }
+}
+
+/// One node of Redis's radix tree of listpacks, keyed in
+/// [`StreamValue`] by its master id (the id of its first entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamNode {
+    /// Entries not deleted.
+    pub live: u64,
+    /// Entries flagged deleted but still in the listpack.
+    pub deleted: u64,
+    /// The id of the last entry appended, deleted or not.
+    pub last_id: StreamId,
+    /// The master entry's fields, which later entries may share.
+    master_fields: Vec<Bytes>,
+    /// Listpack bytes, except the live and deleted counters.
+    bytes_without_counters: usize,
+}
+
+impl StreamNode {
+    /// Returns the size of the node's listpack in Redis.
+    pub fn listpack_bytes(&self) -> usize {
+        self.bytes_without_counters
+            + integer_bytes(i64::try_from(self.live).unwrap_or(i64::MAX))
+            + integer_bytes(i64::try_from(self.deleted).unwrap_or(i64::MAX))
+    }
+}
+
+/// How a trim decides what goes (XADD and XTRIM's MAXLEN / MINID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrimStrategy {
+    /// Keep at most this many entries.
+    MaxLen(u64),
+    /// Keep no entry below this id.
+    MinId(StreamId),
+}
+
+/// A trim request: the strategy, `~` (whole nodes only) and the most
+/// entries it may delete (0: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trim {
+    pub strategy: TrimStrategy,
+    pub approx: bool,
+    pub limit: u64,
 }
 
 /// A message delivered to a consumer and not yet acknowledged.
@@ -87,18 +171,99 @@ pub struct ConsumerGroup {
     pub consumers: BTreeMap<Bytes, Consumer>,
 }
 
+impl ConsumerGroup {
+    /// Returns a group that delivered up to `last_delivered`.
+    pub fn new(last_delivered: StreamId, entries_read: Option<u64>) -> Self {
+        Self {
+            last_delivered,
+            entries_read,
+            ..Self::default()
+        }
+    }
+
+    /// Returns the consumer `name`, created when absent, with its seen
+    /// time set to `now_ms` (Redis refreshes it on every lookup that
+    /// reads or claims).
+    pub fn touch_consumer(&mut self, name: &Bytes, now_ms: u64) -> &mut Consumer {
+        let consumer = self.consumers.entry(name.clone()).or_default();
+        consumer.seen_ms = now_ms;
+        consumer
+    }
+
+    /// Creates consumer `name` unless it exists; returns true when created.
+    pub fn create_consumer(&mut self, name: &Bytes, now_ms: u64) -> bool {
+        if self.consumers.contains_key(name) {
+            return false;
+        }
+        self.consumers.insert(
+            name.clone(),
+            Consumer {
+                seen_ms: now_ms,
+                pending: BTreeSet::new(),
+            },
+        );
+        true
+    }
+
+    /// Removes consumer `name` and its pending entries; returns how many
+    /// entries it had pending, or None when it did not exist.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+        let consumer = self.consumers.remove(name)?;
+        for id in &consumer.pending {
+            self.pending.remove(id);
+        }
+        Some(consumer.pending.len())
+    }
+
+    /// Acknowledges `id`; returns true when it was pending.
+    pub fn ack(&mut self, id: StreamId) -> bool {
+        let Some(entry) = self.pending.remove(&id) else {
+            return false;
+        };
+        if let Some(consumer) = self.consumers.get_mut(&entry.consumer) {
+            consumer.pending.remove(&id);
+        }
+        true
+    }
+
+    /// Gives pending entry `id` to `consumer` (which must exist), creating
+    /// it when absent; returns the entry.
+    pub fn assign(&mut self, id: StreamId, consumer: &Bytes, now_ms: u64) -> &mut PendingEntry {
+        let previous = self.pending.get(&id).map(|entry| entry.consumer.clone());
+        if let Some(previous) = previous.filter(|previous| previous != consumer) {
+            if let Some(owner) = self.consumers.get_mut(&previous) {
+                owner.pending.remove(&id);
+            }
+        }
+        if let Some(owner) = self.consumers.get_mut(consumer) {
+            owner.pending.insert(id);
+        }
+        let entry = self.pending.entry(id).or_insert_with(|| PendingEntry {
+            consumer: consumer.clone(),
+            delivered_ms: now_ms,
+            deliveries: 0,
+        });
+        entry.consumer = consumer.clone();
+        entry
+    }
+}
+
 /// A stream: entries of field-value pairs in id order, and its groups.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamValue {
-    /// Each entry's fields and values, alternating.
-    pub entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// Each live entry's fields and values, alternating.
+    entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// Redis's nodes by master id.
+    nodes: BTreeMap<StreamId, StreamNode>,
     pub last_id: StreamId,
+    /// Redis's `recorded-first-entry-id`.
+    pub first_id: StreamId,
     pub max_deleted_id: StreamId,
     /// Entries ever added (XADD), deleted ones included.
     pub entries_added: u64,
     pub groups: BTreeMap<Bytes, ConsumerGroup>,
     /// Sum of field and value lengths of the entries.
-    pub payload_bytes: usize,
+    payload_bytes: usize,
 }
 
 impl StreamValue {
@@ -118,6 +283,315 @@ impl StreamValue {
         self.entries.is_empty()
     }
 
+    /// Returns the live entries in id order.
+    pub fn entries(&self) -> &BTreeMap<StreamId, Vec<Bytes>> {
+        &self.entries
+    }
+
+    /// Returns the fields and values of entry `id`.
+    pub fn get(&self, id: StreamId) -> Option<&Vec<Bytes>> {
+        self.entries.get(&id)
+    }
+
+    /// Returns the nodes Redis would hold, by master id.
+    pub fn nodes(&self) -> &BTreeMap<StreamId, StreamNode> {
+        &self.nodes
+    }
+
+    /// Returns the id of the first live entry.
+    pub fn first_entry_id(&self) -> Option<StreamId> {
+        self.entries.keys().next().copied()
+    }
+
+    /// Returns the id of the last live entry (Redis's `streamLastValidID`).
+    pub fn last_entry_id(&self) -> Option<StreamId> {
+        self.entries.keys().next_back().copied()
+    }
+
+    /// Returns the id `XADD *` gives at `now_ms`: the time when it is past
+    /// the last id's, else the last id plus one. None when the last id is
+    /// the largest.
+    pub fn next_auto_id(&self, now_ms: u64) -> Option<StreamId> {
+        if now_ms > self.last_id.ms {
+            Some(StreamId::new(now_ms, 0))
+        } else {
+            self.last_id.next()
+        }
+    }
+
+    /// Appends an entry with `id`, which the caller checked is above the
+    /// last id, to the last node, or to a new one when the last is full
+    /// under `limits` (Redis's `streamAppendItem`).
+    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>, limits: NodeLimits) {
+        let raw_len: usize = fields.iter().map(Bytes::len).sum();
+        let max_bytes = if limits.max_bytes == 0 || limits.max_bytes > STREAM_LISTPACK_MAX_BYTES {
+            STREAM_LISTPACK_MAX_BYTES
+        } else {
+            limits.max_bytes
+        };
+        let names: Vec<&Bytes> = fields.iter().step_by(2).collect();
+        let tail_has_room = self.nodes.values().next_back().is_some_and(|node| {
+            node.listpack_bytes() + raw_len < max_bytes
+                && (limits.max_entries == 0 || node.live + node.deleted < limits.max_entries)
+        });
+        if !tail_has_room {
+            let master_bytes = integer_bytes(names.len() as i64)
+                + names.iter().map(|name| string_bytes(name)).sum::<usize>()
+                + integer_bytes(0);
+            self.nodes.insert(
+                id,
+                StreamNode {
+                    live: 0,
+                    deleted: 0,
+                    last_id: id,
+                    master_fields: names.iter().map(|name| (*name).clone()).collect(),
+                    bytes_without_counters: LISTPACK_EMPTY_BYTES + master_bytes,
+                },
+            );
+        }
+        if let Some((master_id, node)) = self.nodes.iter_mut().next_back() {
+            let same_fields = node.master_fields.len() == names.len()
+                && node.master_fields.iter().zip(&names).all(|(a, b)| a == *b);
+            let ms_delta = id.ms.wrapping_sub(master_id.ms) as i64;
+            let seq_delta = id.seq.wrapping_sub(master_id.seq) as i64;
+            let mut bytes = integer_bytes(if same_fields { FLAG_SAMEFIELDS } else { 0 })
+                + integer_bytes(ms_delta)
+                + integer_bytes(seq_delta);
+            let pairs = names.len() as i64;
+            let mut pieces = pairs + 3;
+            if same_fields {
+                bytes += fields
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .map(|v| string_bytes(v))
+                    .sum::<usize>();
+            } else {
+                bytes += integer_bytes(pairs);
+                bytes += fields.iter().map(|item| string_bytes(item)).sum::<usize>();
+                pieces += pairs + 1;
+            }
+            bytes += integer_bytes(pieces);
+            node.bytes_without_counters += bytes;
+            node.live += 1;
+            node.last_id = id;
+        }
+        self.payload_bytes += raw_len;
+        self.entries.insert(id, fields);
+        self.entries_added += 1;
+        self.last_id = id;
+        if self.entries.len() == 1 {
+            self.first_id = id;
+        }
+    }
+
+    /// Removes live entry `id` as XDEL does (a node left with no live
+    /// entry goes); returns true when it existed. Does not touch the
+    /// recorded first id or the largest deleted id.
+    fn remove_entry(&mut self, id: StreamId) -> bool {
+        let Some(fields) = self.entries.remove(&id) else {
+            return false;
+        };
+        self.payload_bytes -= fields.iter().map(Bytes::len).sum::<usize>();
+        let master = self
+            .nodes
+            .range(..=id)
+            .next_back()
+            .map(|(master, _)| *master);
+        if let Some(master) = master {
+            let empty = match self.nodes.get_mut(&master) {
+                Some(node) => {
+                    node.live = node.live.saturating_sub(1);
+                    node.deleted += 1;
+                    node.live == 0
+                }
+                None => false,
+            };
+            if empty {
+                self.nodes.remove(&master);
+            }
+        }
+        true
+    }
+
+    /// Deletes the entries `ids` (XDEL); returns how many existed.
+    pub fn delete(&mut self, ids: &[StreamId]) -> u64 {
+        let mut deleted = 0;
+        let mut first_deleted = false;
+        for &id in ids {
+            if self.remove_entry(id) {
+                if id == self.first_id {
+                    first_deleted = true;
+                }
+                if id > self.max_deleted_id {
+                    self.max_deleted_id = id;
+                }
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            if self.entries.is_empty() {
+                self.first_id = StreamId::MIN;
+            } else if first_deleted {
+                self.first_id = self.first_entry_id().unwrap_or_default();
+            }
+        }
+        deleted
+    }
+
+    /// Trims the stream as Redis's `streamTrim` does: whole nodes from the
+    /// head while they fit the strategy, then (unless approximate) entries
+    /// of the next node; never more than `limit` entries when it is not 0.
+    /// Returns the number of entries deleted.
+    pub fn trim(&mut self, trim: Trim) -> u64 {
+        let mut deleted: u64 = 0;
+        // Bounded by the number of nodes: each round removes one or stops.
+        while let Some((&master, node)) = self.nodes.iter().next() {
+            let length = self.entries.len() as u64;
+            if let TrimStrategy::MaxLen(max_len) = trim.strategy {
+                if length <= max_len {
+                    break;
+                }
+            }
+            let live = node.live;
+            if trim.limit != 0 && deleted + live > trim.limit {
+                break;
+            }
+            let remove_node = match trim.strategy {
+                TrimStrategy::MaxLen(max_len) => length - live >= max_len,
+                TrimStrategy::MinId(min_id) => node.last_id < min_id,
+            };
+            let next_master = self
+                .nodes
+                .range(master.next().unwrap_or(StreamId::MAX)..)
+                .next()
+                .map(|(next, _)| *next);
+            let doomed: Vec<StreamId> = match (remove_node, trim.strategy) {
+                (true, _) => self.node_entries(master, next_master),
+                (false, _) if trim.approx => break,
+                (false, TrimStrategy::MaxLen(max_len)) => {
+                    let excess = usize::try_from(length - max_len).unwrap_or(usize::MAX);
+                    let mut ids = self.node_entries(master, next_master);
+                    ids.truncate(excess);
+                    ids
+                }
+                (false, TrimStrategy::MinId(min_id)) => {
+                    let mut ids = self.node_entries(master, next_master);
+                    ids.retain(|id| *id < min_id);
+                    ids
+                }
+            };
+            for id in &doomed {
+                if let Some(fields) = self.entries.remove(id) {
+                    self.payload_bytes -= fields.iter().map(Bytes::len).sum::<usize>();
+                }
+            }
+            deleted += doomed.len() as u64;
+            if remove_node {
+                self.nodes.remove(&master);
+                continue;
+            }
+            if let Some(node) = self.nodes.get_mut(&master) {
+                node.live -= doomed.len() as u64;
+                node.deleted += doomed.len() as u64;
+            }
+            break;
+        }
+        if self.entries.is_empty() {
+            self.first_id = StreamId::MIN;
+        } else if deleted > 0 {
+            self.first_id = self.first_entry_id().unwrap_or_default();
+        }
+        deleted
+    }
+
+    /// Returns the live entry ids of the node at `master` (up to the next
+    /// node's master).
+    fn node_entries(&self, master: StreamId, next_master: Option<StreamId>) -> Vec<StreamId> {
+        match next_master {
+            Some(next) => self
+                .entries
+                .range(master..next)
+                .map(|(id, _)| *id)
+                .collect(),
+            None => self.entries.range(master..).map(|(id, _)| *id).collect(),
+        }
+    }
+
+    /// Returns true when a deleted entry may lie at or after `start`
+    /// (Redis's `streamRangeHasTombstones` with no end).
+    pub fn has_tombstones_from(&self, start: StreamId) -> bool {
+        if self.entries.is_empty() || self.max_deleted_id.is_zero() {
+            return false;
+        }
+        if self.first_id > self.max_deleted_id {
+            return false;
+        }
+        start <= self.max_deleted_id
+    }
+
+    /// Returns how many entries precede `id` since the first ever added,
+    /// when that can be known (Redis's
+    /// `streamEstimateDistanceFromFirstEverEntry`).
+    pub fn entries_read_at(&self, id: StreamId) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if self.entries.is_empty() && id <= self.last_id {
+            return Some(self.entries_added);
+        }
+        if id == self.last_id {
+            return Some(self.entries_added);
+        }
+        if id > self.last_id {
+            return None;
+        }
+        if self.max_deleted_id.is_zero() || self.max_deleted_id < self.first_id {
+            let length = self.entries.len() as u64;
+            if id < self.first_id {
+                return Some(self.entries_added.saturating_sub(length));
+            }
+            if id == self.first_id {
+                return Some(self.entries_added.saturating_sub(length) + 1);
+            }
+        }
+        None
+    }
+
+    /// Returns the lag of `group`: entries not yet delivered, when known.
+    pub fn lag(&self, group: &ConsumerGroup) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if let Some(read) = group.entries_read {
+            if !self.has_tombstones_from(group.last_delivered) {
+                return Some(self.entries_added.saturating_sub(read));
+            }
+        }
+        self.entries_read_at(group.last_delivered)
+            .map(|read| self.entries_added.saturating_sub(read))
+    }
+
+    /// Records that `group` delivered `id`, past its last delivered id
+    /// (Redis's counter upkeep in `streamReplyWithRange`).
+    pub fn advance_group(&mut self, group_name: &[u8], id: StreamId) {
+        let tombstones_ahead = self.has_tombstones_from(id);
+        let estimate = self.entries_read_at(id);
+        let entries_added = self.entries_added;
+        let Some(group) = self.groups.get_mut(group_name) else {
+            return;
+        };
+        if id <= group.last_delivered {
+            return;
+        }
+        match group.entries_read {
+            Some(read) if !tombstones_ahead => group.entries_read = Some(read + 1),
+            _ if entries_added > 0 => group.entries_read = estimate,
+            _ => {}
+        }
+        group.last_delivered = id;
+    }
+
     /// Returns an estimate of the bytes this stream occupies.
     pub fn mem_bytes(&self) -> usize {
         let pending: usize = self
@@ -125,6 +599,13 @@ impl StreamValue {
             .values()
             .map(|group| group.pending.len() * 96 + group.consumers.len() * 64)
             .sum();
-        self.payload_bytes + self.entries.len() * STREAM_ENTRY_OVERHEAD_BYTES + pending + 64
+        self.payload_bytes
+            + self.entries.len() * STREAM_ENTRY_OVERHEAD_BYTES
+            + self.nodes.len() * 64
+            + pending
+            + 64
     }
 }
+
+#[cfg(test)]
+mod tests;

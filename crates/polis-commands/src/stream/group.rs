@@ -1,0 +1,418 @@
+//! XGROUP, XREADGROUP and XACK: consumer groups, their reads and their
+//! acknowledgements. Delivery and seen times are `now_ms`, the leader's
+//! time in the log entry.
+
+use bytes::Bytes;
+use polis_resp::{Reply, ReplyError};
+use polis_store::{ConsumerGroup, Db, StreamId, StreamValue};
+
+use super::id::{
+    entry_reply, help_reply, id_reply, no_such_group, no_such_key_or_group, parse_id,
+    parse_strict_id, subcommand_syntax,
+};
+use super::read::{count_limit, parse_read_args, streams_reply, ReadArgs};
+use crate::access::{stream_at, update_stream};
+use crate::args::{arg, int_arg, is};
+use crate::command::{Protocol, WriteCommand};
+
+const XGROUP_HELP: &[&str] = &[
+    "CREATE <key> <groupname> <id|$> [option]",
+    "    Create a new consumer group. Options are:",
+    "    * MKSTREAM",
+    "      Create the empty stream if it does not exist.",
+    "    * ENTRIESREAD entries_read",
+    "      Set the group's entries_read counter (internal use).",
+    "CREATECONSUMER <key> <groupname> <consumer>",
+    "    Create a new consumer in the specified group.",
+    "DELCONSUMER <key> <groupname> <consumer>",
+    "    Remove the specified consumer.",
+    "DESTROY <key> <groupname>",
+    "    Remove the specified group.",
+    "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+    "    Set the current group ID and entries_read counter.",
+];
+
+/// What XGROUP does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum XGroupAction {
+    Help,
+    /// CREATE with the id argument (`$` or an id), MKSTREAM and
+    /// ENTRIESREAD.
+    Create {
+        id: Bytes,
+        mkstream: bool,
+        entries_read: Option<u64>,
+    },
+    SetId {
+        id: Bytes,
+        entries_read: Option<u64>,
+    },
+    Destroy,
+    CreateConsumer(Bytes),
+    DelConsumer(Bytes),
+}
+
+/// `XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP ...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XGroup {
+    pub key: Bytes,
+    pub group: Bytes,
+    pub action: XGroupAction,
+}
+
+impl WriteCommand for XGroup {
+    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
+        let sub = arg(args, 1)?;
+        if is(sub, "help") {
+            return Ok(Self {
+                key: Bytes::new(),
+                group: Bytes::new(),
+                action: XGroupAction::Help,
+            });
+        }
+        let key = arg(args, 2)?.clone();
+        let group = arg(args, 3)?.clone();
+        let create = is(sub, "create");
+        let setid = is(sub, "setid");
+        let mut mkstream = false;
+        let mut entries_read = None;
+        let mut index = 5;
+        // Bounded by the arguments: every round consumes one or two.
+        while index < args.len() {
+            if create && is(&args[index], "mkstream") {
+                mkstream = true;
+                index += 1;
+            } else if (create || setid) && is(&args[index], "entriesread") && index + 1 < args.len()
+            {
+                let value = int_arg(&args[index + 1])?;
+                if value < -1 {
+                    return Err(ReplyError::err(
+                        "value for ENTRIESREAD must be positive or -1",
+                    ));
+                }
+                entries_read = u64::try_from(value).ok();
+                index += 2;
+            } else {
+                return Err(subcommand_syntax(args));
+            }
+        }
+        let argc = args.len();
+        let action = if create && (5..=8).contains(&argc) {
+            XGroupAction::Create {
+                id: arg(args, 4)?.clone(),
+                mkstream,
+                entries_read,
+            }
+        } else if setid && (argc == 5 || argc == 7) {
+            XGroupAction::SetId {
+                id: arg(args, 4)?.clone(),
+                entries_read,
+            }
+        } else if is(sub, "destroy") && argc == 4 {
+            XGroupAction::Destroy
+        } else if is(sub, "createconsumer") && argc == 5 {
+            XGroupAction::CreateConsumer(arg(args, 4)?.clone())
+        } else if is(sub, "delconsumer") && argc == 5 {
+            XGroupAction::DelConsumer(arg(args, 4)?.clone())
+        } else {
+            return Err(subcommand_syntax(args));
+        };
+        Ok(Self { key, group, action })
+    }
+
+    fn execute_keyless(&self) -> Option<Reply> {
+        (self.action == XGroupAction::Help).then(|| help_reply("XGROUP", XGROUP_HELP))
+    }
+
+    fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
+        crate::access::reply(self.run(db, now_ms))
+    }
+}
+
+impl XGroup {
+    fn run(&self, db: &mut Db, now_ms: u64) -> Result<Reply, ReplyError> {
+        if self.action == XGroupAction::Help {
+            return Ok(help_reply("XGROUP", XGROUP_HELP));
+        }
+        let stream = stream_at(db, &self.key, now_ms)?;
+        let mkstream = matches!(self.action, XGroupAction::Create { mkstream: true, .. });
+        let (last_id, has_group) = match stream {
+            Some(stream) => (stream.last_id, stream.groups.contains_key(&self.group)),
+            None if mkstream => (StreamId::MIN, false),
+            None => {
+                return Err(ReplyError::err(
+                    "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+                ))
+            }
+        };
+        let needs_group = matches!(
+            self.action,
+            XGroupAction::SetId { .. }
+                | XGroupAction::CreateConsumer(_)
+                | XGroupAction::DelConsumer(_)
+        );
+        if needs_group && !has_group {
+            return Err(no_such_group(&self.key, &self.group));
+        }
+        let group = self.group.clone();
+        match &self.action {
+            XGroupAction::Help => Ok(help_reply("XGROUP", XGROUP_HELP)),
+            XGroupAction::Create {
+                id, entries_read, ..
+            } => {
+                let id = match id.as_ref() {
+                    b"$" => last_id,
+                    id => parse_strict_id(id)?,
+                };
+                let created = update_stream(db, &self.key, now_ms, |stream| {
+                    if stream.groups.contains_key(&group) {
+                        return false;
+                    }
+                    stream
+                        .groups
+                        .insert(group, ConsumerGroup::new(id, *entries_read));
+                    true
+                })?;
+                if created {
+                    Ok(Reply::ok())
+                } else {
+                    Err(ReplyError::Other(
+                        "BUSYGROUP Consumer Group name already exists".to_owned(),
+                    ))
+                }
+            }
+            XGroupAction::SetId { id, entries_read } => {
+                let id = match id.as_ref() {
+                    b"$" => last_id,
+                    id => parse_id(id, 0)?,
+                };
+                update_stream(db, &self.key, now_ms, |stream| {
+                    if let Some(group) = stream.groups.get_mut(&group) {
+                        group.last_delivered = id;
+                        group.entries_read = *entries_read;
+                    }
+                })?;
+                Ok(Reply::ok())
+            }
+            XGroupAction::Destroy => {
+                let destroyed = update_stream(db, &self.key, now_ms, |stream| {
+                    stream.groups.remove(&group).is_some()
+                })?;
+                Ok(Reply::Integer(i64::from(destroyed)))
+            }
+            XGroupAction::CreateConsumer(consumer) => {
+                let created = update_stream(db, &self.key, now_ms, |stream| {
+                    stream
+                        .groups
+                        .get_mut(&group)
+                        .is_some_and(|group| group.create_consumer(consumer, now_ms))
+                })?;
+                Ok(Reply::Integer(i64::from(created)))
+            }
+            XGroupAction::DelConsumer(consumer) => {
+                let pending = update_stream(db, &self.key, now_ms, |stream| {
+                    stream
+                        .groups
+                        .get_mut(&group)
+                        .and_then(|group| group.delete_consumer(consumer))
+                        .unwrap_or(0)
+                })?;
+                Ok(Reply::Integer(pending as i64))
+            }
+        }
+    }
+}
+
+/// Where a group read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupStart {
+    /// `>`: entries never delivered to the group.
+    New,
+    /// An id: the consumer's own pending entries after it.
+    History(StreamId),
+}
+
+/// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds]
+/// [NOACK] STREAMS key [key ...] id [id ...]`: a write, since it moves
+/// the group's last delivered id, fills the pending entries lists and
+/// creates the consumer. BLOCK is parsed but not waited on here.
+///
+/// The reply has RESP2's shape (`[[key, entries], ...]`) for every
+/// client: a write's reply is computed at apply, where the client's
+/// protocol is not known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XReadGroup {
+    pub args: ReadArgs,
+}
+
+impl WriteCommand for XReadGroup {
+    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
+        Ok(Self {
+            args: parse_read_args(args, true)?,
+        })
+    }
+
+    fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
+        crate::access::reply(self.run(db, now_ms))
+    }
+}
+
+impl XReadGroup {
+    fn run(&self, db: &mut Db, now_ms: u64) -> Result<Reply, ReplyError> {
+        let Some((group, consumer)) = &self.args.group else {
+            return Err(ReplyError::err("Missing GROUP option for XREADGROUP"));
+        };
+        let mut starts = Vec::with_capacity(self.args.keys.len());
+        for (key, id) in self.args.keys.iter().zip(&self.args.ids) {
+            let stream = stream_at(db, key, now_ms)?;
+            if !stream.is_some_and(|stream| stream.groups.contains_key(group)) {
+                return Err(no_such_key_or_group(
+                    key,
+                    group,
+                    " in XREADGROUP with GROUP option",
+                ));
+            }
+            let start = match id.as_ref() {
+                b"$" => {
+                    return Err(ReplyError::err(
+                        "The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+                    ))
+                }
+                b">" => GroupStart::New,
+                id => match parse_strict_id(id)? {
+                    StreamId::MAX => GroupStart::New,
+                    id => GroupStart::History(id),
+                },
+            };
+            starts.push(start);
+        }
+        let mut served = Vec::new();
+        for (key, start) in self.args.keys.iter().zip(starts) {
+            let entries = update_stream(db, key, now_ms, |stream| {
+                self.serve(stream, group, consumer, start, now_ms)
+            })?;
+            if let Some(entries) = entries {
+                served.push((key.clone(), entries));
+            }
+        }
+        Ok(streams_reply(served, Protocol::Resp2))
+    }
+
+    /// Serves one stream, or returns None when it has nothing for the
+    /// group (then the consumer is not created either).
+    fn serve(
+        &self,
+        stream: &mut StreamValue,
+        group_name: &Bytes,
+        consumer: &Bytes,
+        start: GroupStart,
+        now_ms: u64,
+    ) -> Option<Vec<Reply>> {
+        let limit = count_limit(self.args.count);
+        let group = stream.groups.get(group_name)?;
+        match start {
+            GroupStart::History(after) => {
+                let from = after.next()?;
+                let group = stream.groups.get_mut(group_name)?;
+                let owned: Vec<StreamId> = group
+                    .touch_consumer(consumer, now_ms)
+                    .pending
+                    .range(from..)
+                    .take(limit)
+                    .copied()
+                    .collect();
+                let mut replies = Vec::with_capacity(owned.len());
+                for id in owned {
+                    match stream.get(id) {
+                        Some(fields) => {
+                            replies.push(entry_reply(id, fields));
+                            if let Some(entry) = stream
+                                .groups
+                                .get_mut(group_name)
+                                .and_then(|group| group.pending.get_mut(&id))
+                            {
+                                entry.delivered_ms = now_ms;
+                                entry.deliveries += 1;
+                            }
+                        }
+                        None => replies.push(Reply::Array(vec![id_reply(id), Reply::NullArray])),
+                    }
+                }
+                Some(replies)
+            }
+            GroupStart::New => {
+                let last = group.last_delivered;
+                if stream.last_entry_id().is_none_or(|top| top <= last) {
+                    return None;
+                }
+                let from = last.next()?;
+                let ids: Vec<StreamId> = stream
+                    .entries()
+                    .range(from..)
+                    .take(limit)
+                    .map(|(id, _)| *id)
+                    .collect();
+                stream
+                    .groups
+                    .get_mut(group_name)?
+                    .touch_consumer(consumer, now_ms);
+                let mut replies = Vec::with_capacity(ids.len());
+                for id in ids {
+                    stream.advance_group(group_name, id);
+                    if let Some(fields) = stream.get(id) {
+                        replies.push(entry_reply(id, fields));
+                    }
+                    if !self.args.no_ack {
+                        let group = stream.groups.get_mut(group_name)?;
+                        let entry = group.assign(id, consumer, now_ms);
+                        entry.delivered_ms = now_ms;
+                        entry.deliveries = 1;
+                    }
+                }
+                Some(replies)
+            }
+        }
+    }
+}
+
+/// `XACK key group id [id ...]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XAck {
+    pub key: Bytes,
+    pub group: Bytes,
+    /// The ids, or the first malformed one's error (reported only when
+    /// the key and group exist, as in Redis).
+    pub ids: Result<Vec<StreamId>, ReplyError>,
+}
+
+impl WriteCommand for XAck {
+    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
+        let key = arg(args, 1)?.clone();
+        let group = arg(args, 2)?.clone();
+        arg(args, 3)?;
+        let ids = args[3..].iter().map(|id| parse_strict_id(id)).collect();
+        Ok(Self { key, group, ids })
+    }
+
+    fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
+        match stream_at(db, &self.key, now_ms) {
+            Err(error) => return Reply::Error(error),
+            Ok(Some(stream)) if stream.groups.contains_key(&self.group) => {}
+            Ok(_) => return Reply::Integer(0),
+        }
+        let ids = match &self.ids {
+            Ok(ids) => ids,
+            Err(error) => return Reply::Error(error.clone()),
+        };
+        let acked = update_stream(db, &self.key, now_ms, |stream| {
+            let Some(group) = stream.groups.get_mut(&self.group) else {
+                return 0;
+            };
+            ids.iter().filter(|id| group.ack(**id)).count()
+        });
+        match acked {
+            Ok(acked) => Reply::Integer(acked as i64),
+            Err(error) => Reply::Error(error),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Stream commands (Redis's `t_stream.c`): the message queue of polis.
+//!
+//! Every write here is applied on every replica, so everything it
+//! derives comes from the log entry: ids of `XADD *` and `<ms>-*` from
+//! `now_ms` and the stream's last id, delivery, idle and seen times from
+//! `now_ms`, and approximate trims from the node boundaries recorded in
+//! the stream value. Blocking reads (XREAD/XREADGROUP BLOCK) parse their
+//! timeout but run here as non-blocking reads; the node waits when
+//! nothing was served.
+
+mod add;
+mod claim;
+mod group;
+mod id;
+mod info;
+mod read;
+
+pub use add::{TrimArgs, XAdd, XDel, XLen, XSetId, XTrim};
+pub use claim::{ClaimOptions, Delivery, PendingRange, XAutoClaim, XClaim, XPending};
+pub use group::{XAck, XGroup, XGroupAction, XReadGroup};
+pub use info::{XInfo, XInfoAction};
+pub use read::{ReadArgs, XRange, XRead};
+
+#[cfg(test)]
+mod stream_test;
