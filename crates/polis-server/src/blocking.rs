@@ -369,7 +369,15 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
             continue;
         }
         if let Reply::Error(error) = &reply {
-            if keeps_waiting(&args, error) {
+            if args[0].eq_ignore_ascii_case(b"xreadgroup") {
+                return group_read_ended(node, shard, slot, &args, reply).await;
+            }
+            if matches!(error, ReplyError::WrongType)
+                && !source_has_data(node, shard, slot, &args).await
+            {
+                // Redis 7.0 serves a waiter only from a key of its type:
+                // a source that now holds another type wakes nobody. An
+                // error with data in a source is the destination's.
                 continue;
             }
         }
@@ -377,13 +385,64 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
     }
 }
 
-/// Returns true for an error a blocked client does not see: its key now
-/// holds another type (Redis 7.0 wakes list and sorted set waiters only
-/// for their own type).
-fn keeps_waiting(args: &[Bytes], error: &ReplyError) -> bool {
-    matches!(error, ReplyError::WrongType)
-        && !args[0].eq_ignore_ascii_case(b"xreadgroup")
-        && !args[0].eq_ignore_ascii_case(b"xread")
+/// Returns true when one of the keys a blocked pop takes from holds a
+/// value of the type it pops (the first key only for BLMOVE and
+/// BRPOPLPUSH, whose second key is where the element goes).
+async fn source_has_data(node: &Arc<Node>, shard: GroupId, slot: Slot, args: &[Bytes]) -> bool {
+    let name = args[0].to_ascii_lowercase();
+    let mut keys = polis_commands::lookup(&args[0])
+        .map(|spec| polis_commands::command_keys(spec, args))
+        .unwrap_or_default();
+    if matches!(name.as_slice(), b"blmove" | b"brpoplpush") {
+        keys.truncate(1);
+    }
+    let wanted = if name.starts_with(b"bz") {
+        "zset"
+    } else {
+        "list"
+    };
+    let now = crate::node::now_ms();
+    let found = dispatch::read_with(node, false, shard, slot, |db| {
+        let found = keys.iter().any(|key| {
+            db.get(key, now)
+                .is_some_and(|value| value.type_name() == wanted)
+        });
+        Reply::Integer(i64::from(found))
+    })
+    .await;
+    found == Reply::Integer(1)
+}
+
+/// The reply of a blocked XREADGROUP whose retry failed: Redis's
+/// `UNBLOCKED` when one of its streams is gone (deleted, flushed, or now
+/// another type), else the command's own error (NOGROUP when the group
+/// was destroyed).
+async fn group_read_ended(
+    node: &Arc<Node>,
+    shard: GroupId,
+    slot: Slot,
+    args: &[Bytes],
+    failed: Reply,
+) -> Reply {
+    let keys = polis_commands::lookup(&args[0])
+        .map(|spec| polis_commands::command_keys(spec, args))
+        .unwrap_or_default();
+    let now = crate::node::now_ms();
+    let gone = dispatch::read_with(node, false, shard, slot, |db| {
+        let gone = keys.iter().any(|key| {
+            db.get(key, now)
+                .and_then(|value| value.as_stream())
+                .is_none()
+        });
+        Reply::Integer(i64::from(gone))
+    })
+    .await;
+    if gone == Reply::Integer(1) {
+        return Reply::Error(ReplyError::Other(
+            "UNBLOCKED the stream key no longer exists".into(),
+        ));
+    }
+    failed
 }
 
 /// Returns true when `reply` says the request reached no leader or lost it.
