@@ -48,7 +48,7 @@ def test_a_push_serves_blocked_clients_in_arrival_order(cluster, key):
     admin.rpush(queue, "a", "b")
     first.join(timeout=30)
     second.join(timeout=30)
-    assert results == {"first": [queue, "a"], "second": [queue, "b"]}
+    assert results == {"first": (queue, "a"), "second": (queue, "b")}
     assert admin.llen(queue) == 0
     wait_until(lambda: blocked_clients(admin) == 0, what="no waiter left")
 
@@ -79,7 +79,7 @@ def test_client_unblock_ends_a_wait(cluster, key):
     wait_until(lambda: blocked_clients(admin) >= 1, what="the waiter")
     assert admin.client_unblock(waiter_id, error=True) == 1
     thread.join(timeout=30)
-    assert results == ["client unblocked via CLIENT UNBLOCK"]
+    assert results == ["UNBLOCKED client unblocked via CLIENT UNBLOCK"]
     assert admin.client_unblock(waiter_id) == 0
 
 
