@@ -27,7 +27,11 @@ readonly script_dir repo_root
 readonly suite_dir="$repo_root/.cache/redis-7.0.15"
 readonly skip_list="$script_dir/skip.txt"
 
-readonly default_units=(unit/type/string unit/type/incr unit/type/hash unit/keyspace unit/expire)
+readonly default_units=(
+  unit/type/string unit/type/incr unit/type/hash unit/keyspace unit/expire
+  unit/type/list unit/type/list-2 unit/type/list-3 unit/type/set unit/type/zset
+  unit/type/stream unit/type/stream-cgroups unit/multi unit/scan unit/bitops unit/bitfield
+)
 # The design's command line: tags for what needs a real single Redis process
 # (DEBUG, replication, SAVE, maxmemory, RESET, CONFIG RESETSTAT, PFDEBUG).
 readonly runtest_flags=(

@@ -193,6 +193,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     spec!("time", 1, LOADING | STALE | FAST | NODE, [0, 0, 0], &[], &["nondeterministic_output"], "server", "2.6.0"),
     spec!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NODE, [0, 0, 0], &["connection"], &[], "connection", "1.0.0"),
     spec!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NODE, [0, 0, 0], &["connection"], &[], "connection", "6.2.0"),
+    spec!("save", 1, NOSCRIPT | NO_ASYNC_LOADING | ADMIN | NO_MULTI | NODE, [0, 0, 0], &["dangerous"], &[], "server", "1.0.0"),
+    spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY | NODE, [0, 0, 0], &["dangerous"], &[], "server", "1.0.0"),
     spec!("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NODE, [0, 0, 0], &["transaction"], &[], "transactions", "1.2.0"),
     spec!("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | NODE, [0, 0, 0], &["transaction"], &[], "transactions", "1.2.0"),
     spec!("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NODE, [0, 0, 0], &["transaction"], &[], "transactions", "2.0.0"),

@@ -44,6 +44,8 @@ use crate::node::Node;
 
 /// How often a waiter checks that its node still leads its shard.
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(200);
+/// How long a write's reply waits for the waiters it woke to try.
+const SERVED_BEFORE_REPLY_MAX: Duration = Duration::from_secs(1);
 
 /// How CLIENT UNBLOCK ends a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,36 @@ struct Waiter {
     keys: Vec<Bytes>,
     notify: Notify,
     unblock: Mutex<Option<Unblock>>,
+    /// Tries finished (served or not), and a signal at each.
+    tries: AtomicU64,
+    tried: Notify,
+    /// A try is in flight (a write it proposes does not wait for it).
+    trying: std::sync::atomic::AtomicBool,
+}
+
+/// The waiters a write woke, with how many tries each had finished then:
+/// the write's reply waits until each tried again, so that, as in Redis,
+/// a client that pushed and then reads sees the waiters served.
+#[derive(Default)]
+pub struct Woken(Vec<(Arc<Waiter>, u64)>);
+
+impl Woken {
+    /// Waits (at most [`SERVED_BEFORE_REPLY_MAX`]) until every woken
+    /// waiter finished its next try or left.
+    pub async fn served(self) {
+        let deadline = tokio::time::Instant::now() + SERVED_BEFORE_REPLY_MAX;
+        for (waiter, seen) in self.0 {
+            loop {
+                let tried = waiter.tried.notified();
+                if waiter.tries.load(Ordering::Acquire) > seen {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, tried).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -117,6 +149,9 @@ impl Blocking {
             keys,
             notify: Notify::new(),
             unblock: Mutex::new(None),
+            tries: AtomicU64::new(0),
+            tried: Notify::new(),
+            trying: std::sync::atomic::AtomicBool::new(false),
         });
         let mut registry = self.lock();
         for key in &waiter.keys {
@@ -135,6 +170,19 @@ impl Blocking {
         }
     }
 
+    /// Returns true when no waiter arrived before `registration` on any of
+    /// its keys: it may try at once; otherwise it waits its turn.
+    fn is_first(&self, registration: &Registration<'_>) -> bool {
+        let registry = self.lock();
+        registration.waiter.keys.iter().all(|key| {
+            registry
+                .queues
+                .get(&(registration.waiter.shard, key.clone()))
+                .and_then(|queue| queue.front())
+                .is_none_or(|head| *head == registration.id)
+        })
+    }
+
     /// Removes waiter `id` and wakes the waiters now heading its keys
     /// (what it did not take may serve them).
     fn remove(&self, id: u64) {
@@ -142,6 +190,9 @@ impl Blocking {
         let Some(waiter) = registry.waiters.remove(&id) else {
             return;
         };
+        // Gone counts as tried: a write waiting on it goes on.
+        waiter.tries.store(u64::MAX, Ordering::Release);
+        waiter.tried.notify_waiters();
         for key in &waiter.keys {
             let slot = (waiter.shard, key.clone());
             let Some(queue) = registry.queues.get_mut(&slot) else {
@@ -159,15 +210,25 @@ impl Blocking {
     }
 
     /// Wakes the first waiter of each of `keys` of `shard`: a write to
-    /// them committed.
-    pub fn readied(&self, shard: GroupId, keys: &[Bytes]) {
+    /// them committed. Returns the waiters woken, for the write's reply to
+    /// wait on.
+    pub fn readied(&self, shard: GroupId, keys: &[Bytes]) -> Woken {
+        let mut woken = Woken::default();
         if self.is_empty() {
-            return;
+            return woken;
         }
         let registry = self.lock();
         for key in keys {
-            wake_head(&registry, shard, key);
+            if let Some(waiter) = wake_head(&registry, shard, key) {
+                let idle = !waiter.trying.load(Ordering::Acquire);
+                let new = !woken.0.iter().any(|(seen, _)| Arc::ptr_eq(seen, &waiter));
+                if idle && new {
+                    let tries = waiter.tries.load(Ordering::Acquire);
+                    woken.0.push((waiter, tries));
+                }
+            }
         }
+        woken
     }
 
     /// Ends the wait of client `client_id` (CLIENT UNBLOCK); returns false
@@ -189,15 +250,14 @@ impl Blocking {
     }
 }
 
-fn wake_head(registry: &Registry, shard: GroupId, key: &Bytes) {
-    let head = registry
+fn wake_head(registry: &Registry, shard: GroupId, key: &Bytes) -> Option<Arc<Waiter>> {
+    let waiter = registry
         .queues
         .get(&(shard, key.clone()))
         .and_then(|queue| queue.front())
-        .and_then(|id| registry.waiters.get(id));
-    if let Some(waiter) = head {
-        waiter.notify.notify_one();
-    }
+        .and_then(|id| registry.waiters.get(id))?;
+    waiter.notify.notify_one();
+    Some(waiter.clone())
 }
 
 /// What a blocking request waits with.
@@ -323,9 +383,15 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
     // Registered before the first try: a write committed meanwhile leaves
     // a permit, so no wake-up is lost.
     let registration = node.blocking.register(session.client_id, shard, keys);
-    let first = attempt(node, session, &request, shard, slot, &args).await;
-    if !is_empty_reply(&first) {
-        return first;
+    // Arrival order: behind earlier waiters, it tries when its turn comes
+    // (the waiter ahead of it leaves, or data arrives with it first).
+    if node.blocking.is_first(&registration) {
+        registration.waiter.trying.store(true, Ordering::Release);
+        let first = attempt(node, session, &request, shard, slot, &args).await;
+        registration.waiter.trying.store(false, Ordering::Release);
+        if !is_empty_reply(&first) {
+            return first;
+        }
     }
     let deadline = request
         .timeout
@@ -357,7 +423,12 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
         if !woken {
             continue;
         }
+        let waiter = &registration.waiter;
+        waiter.trying.store(true, Ordering::Release);
         let reply = attempt(node, session, &request, shard, slot, &args).await;
+        waiter.trying.store(false, Ordering::Release);
+        waiter.tries.fetch_add(1, Ordering::AcqRel);
+        waiter.tried.notify_waiters();
         if request.write && is_refusal(&reply) {
             // The retry's entry may have been appended before the leader
             // changed: whether it applied is unknown, and answering could
@@ -373,7 +444,8 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
                 return group_read_ended(node, shard, slot, &args, reply).await;
             }
             if matches!(error, ReplyError::WrongType)
-                && !source_has_data(node, shard, slot, &args).await
+                && (args[0].eq_ignore_ascii_case(b"xread")
+                    || !source_has_data(node, shard, slot, &args).await)
             {
                 // Redis 7.0 serves a waiter only from a key of its type:
                 // a source that now holds another type wakes nobody. An

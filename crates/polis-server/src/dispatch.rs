@@ -318,7 +318,9 @@ pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: 
         match answer {
             Applied::Reply(reply) => {
                 if !node.blocking.is_empty() {
-                    node.blocking.readied(shard, &op_keys(&op));
+                    // As in Redis, the waiters this write can serve are
+                    // served before its reply.
+                    node.blocking.readied(shard, &op_keys(&op)).served().await;
                 }
                 return reply;
             }
@@ -401,7 +403,7 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
                     .iter()
                     .flat_map(|logged| op_keys(&Op::Command(logged.clone())))
                     .collect();
-                node.blocking.readied(shard, &keys);
+                node.blocking.readied(shard, &keys).served().await;
             }
             Applied::decode(&answer).into_batch(count)
         }

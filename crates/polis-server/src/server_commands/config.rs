@@ -59,24 +59,28 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
     }
 }
 
+/// SAVE: every shard replica on this node builds a Raft snapshot now (the
+/// log already makes every acknowledged write durable).
+pub fn save(node: &Arc<Node>) -> Reply {
+    for group in node.shards().into_values() {
+        tokio::spawn(async move {
+            if let Err(error) = group.trigger_snapshot().await {
+                tracing::warn!(%error, "snapshot trigger failed");
+            }
+        });
+    }
+    Reply::ok()
+}
+
 /// DEBUG: the few subcommands clients and tests use; an error for the rest.
 pub fn debug(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
     match lower(&args[1]).as_str() {
         "sleep" => Ok(Reply::ok()),
         "log" => Ok(Reply::ok()),
         "set-active-expire" => Ok(Reply::ok()),
-        "snapshot" => {
-            // polis extension: build a Raft snapshot of every shard
-            // replica on this node now.
-            for group in node.shards().into_values() {
-                tokio::spawn(async move {
-                    if let Err(error) = group.trigger_snapshot().await {
-                        tracing::warn!(%error, "snapshot trigger failed");
-                    }
-                });
-            }
-            Ok(Reply::ok())
-        }
+        // polis extension: build a Raft snapshot of every shard replica
+        // on this node now.
+        "snapshot" => Ok(save(node)),
         other => Err(ReplyError::err(format!(
             "DEBUG {other} is not supported by polis"
         ))),

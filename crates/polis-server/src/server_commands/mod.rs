@@ -55,6 +55,10 @@ pub async fn execute(
         "time" => Ok(introspection::time()),
         "cluster" if migrations::handles(&args[1]) => migrations::answer(node, args).await,
         "cluster" => cluster::cluster(node, args),
+        "save" => Ok(config::save(node)),
+        "shutdown" => Err(ReplyError::err(
+            "SHUTDOWN is not served over RESP: stop a polis node with SIGTERM (or Ctrl-C for polis dev)",
+        )),
         "lastsave" => Ok(Reply::Integer((crate::node::now_ms() / 1000) as i64)),
         _ => Err(ReplyError::err(format!(
             "command '{}' is not available on this node",
