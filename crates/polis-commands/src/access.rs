@@ -52,7 +52,6 @@ pub fn update_hash<R>(
 
 /// Returns the live value of one type at `key` (`get` picks the type),
 /// None when absent, or WRONGTYPE.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn typed_at<'a, T: ?Sized>(
     db: &'a Db,
     key: &[u8],
@@ -75,13 +74,11 @@ pub fn list_at<'a>(
 }
 
 /// Returns the live set at `key`, None when absent, or WRONGTYPE.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn set_at<'a>(db: &'a Db, key: &[u8], now_ms: u64) -> Result<Option<&'a SetValue>, ReplyError> {
     typed_at(db, key, now_ms, Value::as_set)
 }
 
 /// Returns the live sorted set at `key`, None when absent, or WRONGTYPE.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn zset_at<'a>(
     db: &'a Db,
     key: &[u8],
@@ -91,7 +88,6 @@ pub fn zset_at<'a>(
 }
 
 /// Returns the live stream at `key`, None when absent, or WRONGTYPE.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn stream_at<'a>(
     db: &'a Db,
     key: &[u8],
@@ -144,7 +140,6 @@ pub fn update_list<R>(
 }
 
 /// Runs `update` on the set at `key`, created empty when absent.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn update_set<R>(
     db: &mut Db,
     key: &Bytes,
@@ -162,7 +157,6 @@ pub fn update_set<R>(
 }
 
 /// Runs `update` on the sorted set at `key`, created empty when absent.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn update_zset<R>(
     db: &mut Db,
     key: &Bytes,
@@ -180,7 +174,6 @@ pub fn update_zset<R>(
 }
 
 /// Runs `update` on the stream at `key`, created empty when absent.
-#[allow(dead_code)] // until the family that uses it lands
 pub fn update_stream<R>(
     db: &mut Db,
     key: &Bytes,

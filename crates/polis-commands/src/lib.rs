@@ -12,9 +12,11 @@
 //! ```
 //!
 //! One command per type, grouped by family (`string/`, `keyspace/`,
-//! `hash/`), each with a typed `parse` and an `execute`. Writes take time
-//! only from `now_ms`, the leader's timestamp in the log entry, and use no
-//! randomness, so every replica computes the same state and reply.
+//! `hash/`, `list/`, `set/`, `zset/`, `stream/`, `blocking/`), each with a
+//! typed `parse` and an `execute`. Writes take time only from `now_ms`,
+//! the leader's timestamp in the log entry, and randomness only from
+//! `Db::draw` (seeded by the entry), so every replica computes the same
+//! state and reply.
 //!
 //! Must not depend on networking or on Raft. Connection and server
 //! commands (PING, HELLO, INFO, CONFIG, CLUSTER, ...) appear in the table

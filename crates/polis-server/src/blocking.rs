@@ -68,6 +68,8 @@ struct Waiter {
     tried: Notify,
     /// A try is in flight (a write it proposes does not wait for it).
     trying: std::sync::atomic::AtomicBool,
+    /// Its first try found nothing: it counts in `blocked_clients`.
+    blocked: std::sync::atomic::AtomicBool,
 }
 
 /// The waiters a write woke, with how many tries each had finished then:
@@ -106,7 +108,11 @@ struct Registry {
 #[derive(Default)]
 pub struct Blocking {
     registry: Mutex<Registry>,
+    /// Blocked clients (INFO `blocked_clients`).
     count: AtomicUsize,
+    /// Registered waiters, blocked or about to be: a write checks it
+    /// without taking the lock.
+    registered: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -125,14 +131,22 @@ impl Drop for Registration<'_> {
 }
 
 impl Blocking {
-    /// Returns the number of blocked clients (INFO `blocked_clients`).
+    /// Returns the number of blocked clients (INFO `blocked_clients`):
+    /// those whose first try found nothing.
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Returns true when no client is blocked.
+    /// Returns true when no client waits, nor is about to.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.registered.load(Ordering::Acquire) == 0
+    }
+
+    /// Counts `waiter` as blocked: its first try found nothing.
+    fn blocked(&self, waiter: &Waiter) {
+        if !waiter.blocked.swap(true, Ordering::AcqRel) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -152,6 +166,7 @@ impl Blocking {
             tries: AtomicU64::new(0),
             tried: Notify::new(),
             trying: std::sync::atomic::AtomicBool::new(false),
+            blocked: std::sync::atomic::AtomicBool::new(false),
         });
         let mut registry = self.lock();
         for key in &waiter.keys {
@@ -162,7 +177,8 @@ impl Blocking {
                 .push_back(id);
         }
         registry.waiters.insert(id, waiter.clone());
-        self.count.store(registry.waiters.len(), Ordering::Relaxed);
+        self.registered
+            .store(registry.waiters.len(), Ordering::Release);
         Registration {
             blocking: self,
             id,
@@ -193,6 +209,11 @@ impl Blocking {
         // Gone counts as tried: a write waiting on it goes on.
         waiter.tries.store(u64::MAX, Ordering::Release);
         waiter.tried.notify_waiters();
+        if waiter.blocked.swap(false, Ordering::AcqRel) {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.registered
+            .store(registry.waiters.len(), Ordering::Release);
         for key in &waiter.keys {
             let slot = (waiter.shard, key.clone());
             let Some(queue) = registry.queues.get_mut(&slot) else {
@@ -203,7 +224,6 @@ impl Blocking {
                 registry.queues.remove(&slot);
             }
         }
-        self.count.store(registry.waiters.len(), Ordering::Relaxed);
         for key in &waiter.keys {
             wake_head(&registry, waiter.shard, key);
         }
@@ -377,9 +397,7 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
         Ok(args) => args,
         Err(reply) => return reply,
     };
-    let keys = polis_commands::lookup(&args[0])
-        .map(|spec| polis_commands::command_keys(spec, &args))
-        .unwrap_or_default();
+    let keys = source_keys(&args);
     // Registered before the first try: a write committed meanwhile leaves
     // a permit, so no wake-up is lost.
     let registration = node.blocking.register(session.client_id, shard, keys);
@@ -393,6 +411,7 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
             return first;
         }
     }
+    node.blocking.blocked(&registration.waiter);
     let deadline = request
         .timeout
         .map(|timeout| tokio::time::Instant::now() + timeout);
@@ -462,12 +481,7 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
 /// BRPOPLPUSH, whose second key is where the element goes).
 async fn source_has_data(node: &Arc<Node>, shard: GroupId, slot: Slot, args: &[Bytes]) -> bool {
     let name = args[0].to_ascii_lowercase();
-    let mut keys = polis_commands::lookup(&args[0])
-        .map(|spec| polis_commands::command_keys(spec, args))
-        .unwrap_or_default();
-    if matches!(name.as_slice(), b"blmove" | b"brpoplpush") {
-        keys.truncate(1);
-    }
+    let keys = source_keys(args);
     let wanted = if name.starts_with(b"bz") {
         "zset"
     } else {
@@ -483,6 +497,18 @@ async fn source_has_data(node: &Arc<Node>, shard: GroupId, slot: Slot, args: &[B
     })
     .await;
     found == Reply::Integer(1)
+}
+
+/// Returns the keys a blocking request takes from, which it waits on:
+/// every key but BLMOVE's and BRPOPLPUSH's destination.
+fn source_keys(args: &[Bytes]) -> Vec<Bytes> {
+    let mut keys = polis_commands::lookup(&args[0])
+        .map(|spec| polis_commands::command_keys(spec, args))
+        .unwrap_or_default();
+    if args[0].eq_ignore_ascii_case(b"blmove") || args[0].eq_ignore_ascii_case(b"brpoplpush") {
+        keys.truncate(1);
+    }
+    keys
 }
 
 /// The reply of a blocked XREADGROUP whose retry failed: Redis's
