@@ -9,6 +9,35 @@ pub struct SplitMix64 {
 }
 
 impl SplitMix64 {
+    /// Returns `count` distinct indexes below `len` (`count < len`),
+    /// uniformly: HRANDFIELD's and ZRANDMEMBER's picks.
+    pub fn distinct_picks(&mut self, len: usize, count: usize) -> Vec<usize> {
+        if count * 3 <= len {
+            // Few picks: draw until `count` distinct ones. With count <=
+            // len/3 a draw repeats with probability < 1/3, so the attempt
+            // cap is practically never reached; if it is, shuffle instead.
+            let mut seen = std::collections::HashSet::with_capacity(count);
+            let mut picks = Vec::with_capacity(count);
+            for _ in 0..count.saturating_mul(64) {
+                let index = self.below(len);
+                if seen.insert(index) {
+                    picks.push(index);
+                    if picks.len() == count {
+                        return picks;
+                    }
+                }
+            }
+        }
+        // Many picks: shuffle the first `count` places of all indexes.
+        let mut indexes: Vec<usize> = (0..len).collect();
+        for place in 0..count {
+            let other = place + self.below(len - place);
+            indexes.swap(place, other);
+        }
+        indexes.truncate(count);
+        indexes
+    }
+
     /// Returns a generator whose sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         Self { state: seed }

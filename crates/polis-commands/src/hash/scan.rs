@@ -1,7 +1,5 @@
 //! HSCAN and HRANDFIELD: visiting and sampling the fields of a hash.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
@@ -122,7 +120,7 @@ impl ReadCommand for HRandField {
         } else if count.unsigned_abs() >= pairs.len() as u64 {
             (0..pairs.len()).collect()
         } else {
-            distinct_picks(&mut random, pairs.len(), count.unsigned_abs() as usize)
+            random.distinct_picks(pairs.len(), count.unsigned_abs() as usize)
         };
         if self.with_values {
             let chosen = picks
@@ -134,32 +132,4 @@ impl ReadCommand for HRandField {
             Reply::Array(picks.iter().map(|&index| bulk(pairs[index].0)).collect())
         }
     }
-}
-
-/// Returns `count` distinct indexes below `len` (`count < len`), uniformly.
-fn distinct_picks(random: &mut SplitMix64, len: usize, count: usize) -> Vec<usize> {
-    if count * 3 <= len {
-        // Few picks: draw until `count` distinct ones. With count <= len/3
-        // a draw repeats with probability < 1/3, so the attempt cap is
-        // practically never reached; if it is, shuffle instead.
-        let mut seen = HashSet::with_capacity(count);
-        let mut picks = Vec::with_capacity(count);
-        for _ in 0..count.saturating_mul(64) {
-            let index = random.below(len);
-            if seen.insert(index) {
-                picks.push(index);
-                if picks.len() == count {
-                    return picks;
-                }
-            }
-        }
-    }
-    // Many picks: shuffle the first `count` places of all indexes.
-    let mut indexes: Vec<usize> = (0..len).collect();
-    for place in 0..count {
-        let other = place + random.below(len - place);
-        indexes.swap(place, other);
-    }
-    indexes.truncate(count);
-    indexes
 }

@@ -1,8 +1,6 @@
 //! ZSCAN and ZRANDMEMBER: visiting and sampling the members of a sorted
 //! set.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
@@ -132,7 +130,8 @@ impl ReadCommand for ZRandMember {
         } else if count.unsigned_abs() >= members.len() as u64 {
             zset.iter().collect()
         } else {
-            distinct_picks(&mut random, members.len(), count.unsigned_abs() as usize)
+            random
+                .distinct_picks(members.len(), count.unsigned_abs() as usize)
                 .into_iter()
                 .filter_map(|index| members.get(index).copied())
                 .collect()
@@ -147,33 +146,4 @@ impl ReadCommand for ZRandMember {
             Reply::Array(chosen.into_iter().map(|(member, _)| bulk(member)).collect())
         }
     }
-}
-
-/// Returns `count` distinct indexes below `len` (`count < len`), uniformly
-/// (as HRANDFIELD picks).
-fn distinct_picks(random: &mut SplitMix64, len: usize, count: usize) -> Vec<usize> {
-    if count * 3 <= len {
-        // Few picks: draw until `count` distinct ones; a draw repeats with
-        // probability < 1/3, so the attempt cap is practically never
-        // reached; if it is, shuffle instead.
-        let mut seen = HashSet::with_capacity(count);
-        let mut picks = Vec::with_capacity(count);
-        for _ in 0..count.saturating_mul(64) {
-            let index = random.below(len);
-            if seen.insert(index) {
-                picks.push(index);
-                if picks.len() == count {
-                    return picks;
-                }
-            }
-        }
-    }
-    // Many picks: shuffle the first `count` places of all indexes.
-    let mut indexes: Vec<usize> = (0..len).collect();
-    for place in 0..count {
-        let other = place + random.below(len - place);
-        indexes.swap(place, other);
-    }
-    indexes.truncate(count);
-    indexes
 }
