@@ -109,3 +109,66 @@ def test_blmove_into_a_processing_list_loses_nothing(cluster, key):
     moved = producer.lrange(processing, 0, -1)
     assert sorted(moved) == sorted("job-%d" % n for n in range(count))
     assert producer.llen(source) == 0
+
+
+def writes_proposed(client):
+    return client.info("stats")["total_writes_proposed"]
+
+
+def test_waiters_propose_nothing_while_nothing_arrives(cluster, key):
+    """Two clients blocked moving between each other's lists (one pops
+    `a` into `b`, the other `b` into `a`) try once each, then wait: an
+    empty try changed nothing and wakes nobody."""
+    tag = "{%s}" % key("tag")
+    first, second = tag + "a", tag + "b"
+    admin = leader_client(cluster, first)
+    before = writes_proposed(admin)
+    results = []
+
+    def move(source, destination):
+        client = leader_client(cluster, source, timeout=30)
+        results.append(client.brpoplpush(source, destination, timeout=1))
+
+    threads = [threading.Thread(target=move, args=pair)
+               for pair in ((first, second), (second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [None, None]
+    # One try each (a stray wake-up may add one more each), not a loop of
+    # retries for the whole second they waited.
+    proposed = writes_proposed(admin) - before
+    assert proposed <= 4, "blocked clients proposed %d writes while waiting" % proposed
+
+
+def test_a_blocked_group_read_ends_when_its_stream_goes(cluster, key):
+    """XREADGROUP blocked on a stream answers Redis's UNBLOCKED error when
+    the stream is deleted, overwritten by another type, or flushed."""
+    stream = key("stream")
+    admin = leader_client(cluster, stream)
+    endings = {
+        "deleted": lambda: admin.delete(stream),
+        "overwritten": lambda: admin.set(stream, "a string"),
+        "flushed": lambda: admin.flushall(),
+    }
+    for how, end in endings.items():
+        admin.delete(stream)
+        admin.xadd(stream, {"f": "v"}, id="1-0")
+        admin.xgroup_create(stream, "group", id="$")
+        results = []
+
+        def read():
+            reader = leader_client(cluster, stream, timeout=30)
+            try:
+                results.append(reader.xreadgroup("group", "alice", {stream: ">"}, block=0))
+            except redis.ResponseError as error:
+                results.append(str(error))
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        wait_until(lambda: blocked_clients(admin) >= 1, what="the blocked read (%s)" % how)
+        end()
+        thread.join(timeout=30)
+        assert results == ["UNBLOCKED the stream key no longer exists"], how
+        wait_until(lambda: blocked_clients(admin) == 0, what="no waiter left (%s)" % how)

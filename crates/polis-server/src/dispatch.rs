@@ -25,6 +25,7 @@ use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
 use polis_types::{GroupId, Slot};
 
+use crate::blocking::Touched;
 use crate::connection::Session;
 use crate::machine::{Applied, Logged, Op};
 use crate::node::{now_ms, Node, ShardGroup};
@@ -289,10 +290,35 @@ pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
     write_op(node, shard, slot, Op::Command(logged)).await
 }
 
+/// Proposes a try of blocked client `waiter` and returns its reply. A
+/// try that served the client wakes the waiters of its keys but not
+/// `waiter` itself; an empty one (which changed nothing) wakes nobody.
+pub async fn write_as_waiter(
+    node: &Arc<Node>,
+    shard: GroupId,
+    logged: Logged,
+    waiter: u64,
+) -> Reply {
+    let slot = logged.slot;
+    propose_op(node, shard, slot, Op::Command(logged), Some(waiter)).await
+}
+
 /// Proposes `op`, a client's write to `slot` of `shard` (a command or a
 /// transaction), and returns its reply: redirected when the shard did not
 /// own the slot at apply, held while the slot is frozen.
 pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: Op) -> Reply {
+    propose_op(node, shard, slot, op, None).await
+}
+
+/// [`write_op`], waking the blocked clients of the keys written except
+/// `waiter` (the blocked client whose retry this is).
+async fn propose_op(
+    node: &Arc<Node>,
+    shard: GroupId,
+    slot: Option<Slot>,
+    op: Op,
+    waiter: Option<u64>,
+) -> Reply {
     let Some(view) = node.view() else {
         return no_map();
     };
@@ -317,10 +343,17 @@ pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: 
         };
         match answer {
             Applied::Reply(reply) => {
-                if !node.blocking.is_empty() {
+                // A blocked client's empty retry changed nothing: it wakes
+                // nobody (two waiters moving between each other's lists
+                // would otherwise wake each other for ever).
+                let changed = waiter.is_none() || !matches!(reply, Reply::Null | Reply::NullArray);
+                if changed && !node.blocking.is_empty() {
                     // As in Redis, the waiters this write can serve are
                     // served before its reply.
-                    node.blocking.readied(shard, &op_keys(&op)).served().await;
+                    node.blocking
+                        .readied(shard, &op_keys(&op), waiter)
+                        .served()
+                        .await;
                 }
                 return reply;
             }
@@ -343,23 +376,30 @@ pub async fn write_op(node: &Arc<Node>, shard: GroupId, slot: Option<Slot>, op: 
 
 /// Returns the keys `op`'s commands may have changed, for the blocked
 /// clients they may serve.
-fn op_keys(op: &Op) -> Vec<Bytes> {
-    let keys = |args: &[Bytes]| {
-        args.first()
-            .and_then(|name| polis_commands::lookup(name))
-            .map(|spec| polis_commands::command_keys(spec, args))
-            .unwrap_or_default()
-    };
+fn op_keys(op: &Op) -> Touched {
     match op {
-        Op::Command(logged) => keys(&logged.args),
-        Op::Batch(batch) => batch.iter().flat_map(|logged| keys(&logged.args)).collect(),
-        Op::Exec(transaction) => transaction
-            .commands
-            .iter()
-            .flat_map(|args| keys(args))
-            .collect(),
-        _ => Vec::new(),
+        Op::Command(logged) => touched([logged.args.as_slice()]),
+        Op::Batch(batch) => touched(batch.iter().map(|logged| logged.args.as_slice())),
+        Op::Exec(transaction) => touched(transaction.commands.iter().map(Vec::as_slice)),
+        _ => Touched::Keys(Vec::new()),
     }
+}
+
+/// Returns the keys `commands` may change: every key of the shard when
+/// one is a write that names none (FLUSHALL, FLUSHDB).
+fn touched<'a>(commands: impl IntoIterator<Item = &'a [Bytes]>) -> Touched {
+    let mut keys = Vec::new();
+    for args in commands {
+        let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
+            continue;
+        };
+        let named = polis_commands::command_keys(spec, args);
+        if named.is_empty() && polis_commands::spec::is_write(spec) {
+            return Touched::All;
+        }
+        keys.extend(named);
+    }
+    Touched::Keys(keys)
 }
 
 /// Proposes pipelined writes of one connection to one shard as one log
@@ -399,11 +439,8 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
     let answers = match group.propose(payload).await {
         Ok(answer) => {
             if !node.blocking.is_empty() {
-                let keys: Vec<Bytes> = writes
-                    .iter()
-                    .flat_map(|logged| op_keys(&Op::Command(logged.clone())))
-                    .collect();
-                node.blocking.readied(shard, &keys).served().await;
+                let touched = touched(writes.iter().map(|logged| logged.args.as_slice()));
+                node.blocking.readied(shard, &touched, None).served().await;
             }
             Applied::decode(&answer).into_batch(count)
         }

@@ -37,7 +37,8 @@ use polis_types::{GroupId, Slot};
 
 mod registry;
 
-pub use registry::{Blocking, Unblock, Woken};
+use registry::Registration;
+pub use registry::{Blocking, Touched, Unblock, Woken};
 
 use crate::connection::Session;
 use crate::dispatch;
@@ -171,7 +172,7 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
     // (the waiter ahead of it leaves, or data arrives with it first).
     if node.blocking.is_first(&registration) {
         registration.waiter.trying.store(true, Ordering::Release);
-        let first = attempt(node, session, &request, shard, slot, &args).await;
+        let first = attempt(node, session, &request, &registration, slot, &args).await;
         registration.waiter.trying.store(false, Ordering::Release);
         if !is_empty_reply(&first) {
             return first;
@@ -210,7 +211,7 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
         }
         let waiter = &registration.waiter;
         waiter.trying.store(true, Ordering::Release);
-        let reply = attempt(node, session, &request, shard, slot, &args).await;
+        let reply = attempt(node, session, &request, &registration, slot, &args).await;
         waiter.trying.store(false, Ordering::Release);
         waiter.tries.fetch_add(1, Ordering::AcqRel);
         waiter.tried.notify_waiters();
@@ -332,16 +333,17 @@ async fn attempt(
     node: &Arc<Node>,
     session: &Session,
     request: &Request,
-    shard: GroupId,
+    registration: &Registration<'_>,
     slot: Slot,
     args: &[Bytes],
 ) -> Reply {
+    let shard = registration.waiter.shard;
     if request.write {
         let logged = Logged {
             slot: Some(slot),
             args: args.to_vec(),
         };
-        return dispatch::write(node, shard, logged).await;
+        return dispatch::write_as_waiter(node, shard, logged, registration.id).await;
     }
     let command = match polis_commands::parse(args) {
         Ok(command) => command,

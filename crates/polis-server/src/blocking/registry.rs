@@ -63,6 +63,14 @@ impl Woken {
     }
 }
 
+/// What a committed write may have changed.
+pub enum Touched {
+    /// These keys.
+    Keys(Vec<Bytes>),
+    /// Any key of the shard (FLUSHALL, FLUSHDB).
+    All,
+}
+
 #[derive(Default)]
 struct Registry {
     /// Waiters per key, in arrival order.
@@ -202,14 +210,36 @@ impl Blocking {
 
     /// Wakes the first waiter of each of `keys` of `shard`: a write to
     /// them committed. Returns the waiters woken, for the write's reply to
-    /// wait on.
-    pub fn readied(&self, shard: GroupId, keys: &[Bytes]) -> Woken {
+    /// wait on. Waiter `except` (whose own retry the write is) is not
+    /// woken: an empty retry changed nothing, and woken by it a waiter
+    /// would retry for ever.
+    pub fn readied(&self, shard: GroupId, touched: &Touched, except: Option<u64>) -> Woken {
         let mut woken = Woken::default();
         if self.is_empty() {
             return woken;
         }
         let registry = self.lock();
+        let every;
+        let keys = match touched {
+            Touched::Keys(keys) => keys,
+            Touched::All => {
+                every = registry
+                    .queues
+                    .keys()
+                    .filter(|(of, _)| *of == shard)
+                    .map(|(_, key)| key.clone())
+                    .collect::<Vec<_>>();
+                &every
+            }
+        };
         for key in keys {
+            let head = registry
+                .queues
+                .get(&(shard, key.clone()))
+                .and_then(|queue| queue.front());
+            if head.is_some() && head == except.as_ref() {
+                continue;
+            }
             if let Some(waiter) = wake_head(&registry, shard, key) {
                 let idle = !waiter.trying.load(Ordering::Acquire);
                 let new = !woken.0.iter().any(|(seen, _)| Arc::ptr_eq(seen, &waiter));
