@@ -9,7 +9,8 @@
 //!     │          MemDisk (flush-based durability, crash) ── trace ──> Monitor
 //!     ├── network: SimRouter + Links (delay, loss, partitions)
 //!     ├── clients: GET/SET through the node's request path, following MOVED
-//!     │            ──> history (polis-verify format)
+//!     │            ──> history (polis-verify format); queue clients: pushes in
+//!     │            transactions and blocking pops ──> a book checked at the end
 //!     └── nemesis: partitions, crashes, power loss, loss, slow links,
 //!                  slot ownership moved between shards
 //!   end of run: logs compared, history checked for linearizability
@@ -36,6 +37,7 @@ pub mod invariants;
 pub mod nemesis;
 pub mod network;
 pub mod observe;
+pub mod queue;
 pub mod run;
 pub mod trace;
 

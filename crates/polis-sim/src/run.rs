@@ -18,6 +18,7 @@ use crate::history::Recorder;
 use crate::invariants::{linearizable, progress, Violation};
 use crate::nemesis::Nemesis;
 use crate::network::Links;
+use crate::queue::{QueueClients, QueueCounts};
 use crate::trace::{digest_extend, Stamped, Trace};
 
 /// How often the nodes' logs are compared while a run goes on.
@@ -26,6 +27,12 @@ const LOG_CHECK_EVERY: Duration = Duration::from_millis(500);
 const ROUTING_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Events of the trace a failure report shows.
 const TAIL_SHOWN: usize = 40;
+/// Clients of the queue workload (blocking pops and transactions), beside
+/// the register clients.
+const QUEUE_CLIENTS: u64 = 2;
+/// Queue clients' connection ids start after this, apart from the
+/// register clients' ids.
+const QUEUE_CLIENT_IDS: u64 = 1_000;
 /// Name of the violation a panic on the simulation's thread reports.
 pub const NO_PANIC: &str = "no-panic";
 
@@ -50,6 +57,8 @@ pub struct RunReport {
     pub history_events: usize,
     pub reads: OpCounts,
     pub writes: OpCounts,
+    /// What the queue clients did.
+    pub queue: QueueCounts,
     pub violations: Vec<Violation>,
     /// The last events of the trace, for a failure report.
     pub tail: Vec<Stamped>,
@@ -109,6 +118,12 @@ impl RunReport {
             self.reads.ok,
             self.reads.fail,
             self.history_events
+        );
+        let queue = &self.queue;
+        let _ = writeln!(
+            out,
+            "  queue: pushes ok/unknown {}/{}, pops ok/unknown {}/{}, {} left",
+            queue.pushed, queue.maybe_pushed, queue.popped, queue.unknown_pops, queue.left
         );
         let counts: Vec<String> = self
             .counts
@@ -201,6 +216,7 @@ fn failed_to_start(config: SimConfig, options: &SimOptions, error: String) -> Ru
         history_events: 0,
         reads: OpCounts::default(),
         writes: OpCounts::default(),
+        queue: QueueCounts::default(),
         violations: vec![Violation {
             invariant: "runtime",
             time_us: 0,
@@ -253,6 +269,17 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         let rng = stream(config.seed, &format!("client-{id}"));
         handles.push(tokio::spawn(clients.clone().run(id, rng)));
     }
+    let queue = QueueClients {
+        cluster: cluster.clone(),
+        trace: trace.clone(),
+        next_value: Arc::new(AtomicU64::new(1)),
+        book: Arc::default(),
+        end: start + Duration::from_millis(config.duration_ms),
+    };
+    for id in 1..=QUEUE_CLIENTS {
+        let rng = stream(config.seed, &format!("queue-client-{id}"));
+        handles.push(tokio::spawn(queue.clone().run(QUEUE_CLIENT_IDS + id, rng)));
+    }
     let checker = tokio::spawn(check_logs_periodically(cluster.clone(), trace.clone()));
     for handle in handles {
         if let Err(error) = handle.await {
@@ -264,6 +291,7 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
     }
     checker.abort();
     check_logs(&cluster, &trace);
+    let queue = queue.check(&mut stream(config.seed, "queue-check")).await;
     // Every migration ends: done or cancelled, within a bounded time of
     // the heal (one that began just before it still has its copy to do).
     let mut waited = Duration::ZERO;
@@ -315,6 +343,7 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         history_events: history.len(),
         reads,
         writes,
+        queue,
         violations: trace.violations(),
         tail: trace.tail(TAIL_SHOWN),
         full_trace: trace.everything(),
@@ -334,33 +363,54 @@ pub const REPLICA_STATES_AGREE: &str = "replica-states-agree";
 /// other replicas of its shard that applied up to the same index: apply
 /// is deterministic, so they must be equal.
 fn check_replica_states(cluster: &SimCluster, trace: &Trace) {
-    let mut seen: BTreeMap<(polis_types::GroupId, u64), (u64, polis_types::NodeId)> =
-        BTreeMap::new();
+    let mut states = Vec::new();
     for node_id in cluster.nodes(true) {
         let Some((node, _)) = cluster.node(node_id) else {
             continue;
         };
         for (shard, group) in node.shards() {
-            let (index, digest) = {
-                let state = group.state().read();
-                let Some(applied) = state.last_applied else {
-                    continue;
-                };
-                let bytes = polis_raft::StateMachine::snapshot(&state.app);
-                (applied.index, digest_extend(0, &bytes))
+            let state = group.state().read();
+            let Some(applied) = state.last_applied else {
+                continue;
             };
-            let (first, first_node) = *seen.entry((shard, index)).or_insert((digest, node_id));
-            if first != digest {
-                trace.violation(
-                    REPLICA_STATES_AGREE,
-                    format!(
-                        "shard {shard} at index {index}: node {first_node} holds state digest \
-                         {first:016x}, node {node_id} {digest:016x}"
-                    ),
-                );
-            }
+            let bytes = polis_raft::StateMachine::snapshot(&state.app);
+            states.push(ReplicaState {
+                shard,
+                node: node_id,
+                index: applied.index,
+                digest: digest_extend(0, &bytes),
+            });
         }
     }
+    for detail in replica_disagreements(&states) {
+        trace.violation(REPLICA_STATES_AGREE, detail);
+    }
+}
+
+/// One replica's state: the digest of its snapshot at its applied index.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaState {
+    pub shard: polis_types::GroupId,
+    pub node: polis_types::NodeId,
+    pub index: u64,
+    pub digest: u64,
+}
+
+/// Returns a description of each replica whose state differs from that
+/// of the first replica of its shard at the same applied index.
+pub fn replica_disagreements(states: &[ReplicaState]) -> Vec<String> {
+    let mut first: BTreeMap<(polis_types::GroupId, u64), &ReplicaState> = BTreeMap::new();
+    let mut found = Vec::new();
+    for state in states {
+        let seen = *first.entry((state.shard, state.index)).or_insert(state);
+        if seen.digest != state.digest {
+            found.push(format!(
+                "shard {} at index {}: node {} holds state digest {:016x}, node {} {:016x}",
+                state.shard, state.index, seen.node, seen.digest, state.node, state.digest
+            ));
+        }
+    }
+    found
 }
 
 /// Name of the violation of a node removal that never ended.
@@ -441,4 +491,37 @@ fn count_ops(history: &[polis_verify::history::Event]) -> (OpCounts, OpCounts) {
         }
     }
     (reads, writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use polis_types::{GroupId, NodeId};
+
+    use super::*;
+
+    fn state(shard: u64, node: u64, index: u64, digest: u64) -> ReplicaState {
+        ReplicaState {
+            shard: GroupId(shard),
+            node: NodeId(node),
+            index,
+            digest,
+        }
+    }
+
+    #[test]
+    fn replicas_that_applied_the_same_prefix_must_hold_the_same_state() {
+        // Equal states at equal indexes, and any states at other indexes
+        // or of other shards: nothing to say.
+        let agreeing = [
+            state(1, 1, 10, 0xaa),
+            state(1, 2, 10, 0xaa),
+            state(1, 3, 9, 0xbb),
+            state(2, 1, 10, 0xcc),
+        ];
+        assert_eq!(replica_disagreements(&agreeing), Vec::<String>::new());
+        let diverged = [state(1, 1, 10, 0xaa), state(1, 2, 10, 0xab)];
+        let found = replica_disagreements(&diverged);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("at index 10"), "{found:?}");
+    }
 }
