@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the polis-resp request decoder with cargo-fuzz (libFuzzer).
+# Fuzzes the polis-resp request decoder, or the command layer
+# (FUZZ_TARGET=apply_commands), with cargo-fuzz (libFuzzer).
 #
 #   scripts/fuzz.sh                    # 60 s on fuzz_targets/decode_request.rs
+#   FUZZ_TARGET=apply_commands scripts/fuzz.sh   # the command layer, as replicas apply it
 #   FUZZ_SECONDS=600 scripts/fuzz.sh   # longer
 #   FUZZ_SANITIZER=address scripts/fuzz.sh   # with AddressSanitizer
 #   scripts/fuzz.sh -- -only_ascii=1   # extra libFuzzer flags
