@@ -172,3 +172,27 @@ def test_a_blocked_group_read_ends_when_its_stream_goes(cluster, key):
         thread.join(timeout=30)
         assert results == ["UNBLOCKED the stream key no longer exists"], how
         wait_until(lambda: blocked_clients(admin) == 0, what="no waiter left (%s)" % how)
+
+
+def test_info_commandstats_counts_calls_failures_and_rejections(cluster, key):
+    """INFO commandstats as Redis gives it: a call that ran counts in
+    calls (and failed_calls when it answered an error); one refused
+    before it ran (wrong arity) only in rejected_calls."""
+    tag = "{%s}" % key("tag")
+    name, string = tag + "list", tag + "string"
+    client = leader_client(cluster, name)
+    client.config_resetstat()
+    client.rpush(name, "a")
+    client.set(string, "v")
+    try:
+        client.rpush(string, "a")
+    except redis.ResponseError:
+        pass
+    try:
+        client.execute_command("RPUSH", name)
+    except redis.ResponseError:
+        pass
+    stats = client.info("commandstats")["cmdstat_rpush"]
+    assert stats["calls"] == 2
+    assert stats["failed_calls"] == 1
+    assert stats["rejected_calls"] == 1

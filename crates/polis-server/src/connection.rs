@@ -8,8 +8,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,6 +120,9 @@ async fn run(
             // (a client that only half-closes after its requests still
             // gets the replies of requests that do not block).
             let may_block = requests.iter().any(|args| crate::blocking::may_block(args));
+            let names: Vec<Option<&'static str>> =
+                requests.iter().map(|args| command_name(args)).collect();
+            let started = Instant::now();
             let replies = tokio::select! {
                 replies = pipeline::execute(node, session, requests) => replies,
                 () = gone(stream), if may_block => return Ok(()),
@@ -127,6 +131,18 @@ async fn run(
             if session.abort {
                 // Nothing more is answered: see `Session::abort`.
                 return Ok(());
+            }
+            // Time is shared out over the pipeline; a blocked request's
+            // wait is not the command's time, so none is counted then.
+            let usec = if may_block || names.is_empty() {
+                0
+            } else {
+                started.elapsed().as_micros() as u64 / names.len() as u64
+            };
+            for (reply, name) in replies.iter().zip(names) {
+                if let Some(name) = name {
+                    record_call(node, name, usec, reply);
+                }
             }
             for reply in replies {
                 finish(node, session, &reply, &mut output);
@@ -165,6 +181,23 @@ async fn gone(stream: &TcpStream) {
         Ok(0) | Err(_) => {}
         Ok(_) => std::future::pending().await,
     }
+}
+
+/// Returns the command table's name of a request (`xgroup|create` for a
+/// subcommand); None for an unknown command.
+fn command_name(args: &[Bytes]) -> Option<&'static str> {
+    let spec = polis_commands::lookup(args.first()?)?;
+    Some(polis_commands::resolve(spec, args).name)
+}
+
+/// Counts one call in INFO commandstats. A command queued in a
+/// transaction counts as EXEC's, not at queue time.
+fn record_call(node: &Node, name: &'static str, usec: u64, reply: &Reply) {
+    if matches!(reply, Reply::Simple(status) if status == "QUEUED") {
+        return;
+    }
+    node.stats
+        .record_command(name, usec, crate::stats::CallOutcome::of(reply));
 }
 
 fn finish(node: &Node, session: &Session, reply: &Reply, output: &mut BytesMut) {

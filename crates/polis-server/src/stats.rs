@@ -20,6 +20,61 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     pub protocol_errors: AtomicU64,
     errors_by_code: Mutex<BTreeMap<String, u64>>,
+    /// Per command of the table (bounded by it), INFO commandstats.
+    commands: Mutex<BTreeMap<&'static str, CommandStat>>,
+}
+
+/// What INFO commandstats reports of one command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandStat {
+    /// Calls that ran (successful or failed).
+    pub calls: u64,
+    /// Time they took, in microseconds.
+    pub usec: u64,
+    /// Calls refused before they ran (arity, routing, queue-time errors).
+    pub rejected_calls: u64,
+    /// Calls that ran and answered an error.
+    pub failed_calls: u64,
+}
+
+/// How a call ended, for its command's stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Done,
+    Failed,
+    Rejected,
+}
+
+impl CallOutcome {
+    /// Classifies `reply` as Redis does: errors raised before a command
+    /// runs (wrong arity, unknown subcommand, a redirect, a cluster or
+    /// transaction refusal) reject it; others fail it.
+    pub fn of(reply: &polis_resp::Reply) -> CallOutcome {
+        let polis_resp::Reply::Error(error) = reply else {
+            return CallOutcome::Done;
+        };
+        let rejected = match error {
+            ReplyError::WrongArity(_)
+            | ReplyError::Moved { .. }
+            | ReplyError::CrossSlot
+            | ReplyError::ClusterDown(_)
+            | ReplyError::TryAgain(_) => true,
+            other => {
+                let line = other.render();
+                line.starts_with("ERR unknown subcommand")
+                    || line.starts_with("EXECABORT")
+                    || line.starts_with("ASK ")
+                    || line.starts_with("NOAUTH")
+                    || line.starts_with("NOPERM")
+                    || line.starts_with("OOM")
+            }
+        };
+        if rejected {
+            CallOutcome::Rejected
+        } else {
+            CallOutcome::Failed
+        }
+    }
 }
 
 impl Stats {
@@ -52,6 +107,31 @@ impl Stats {
             .clone()
     }
 
+    /// Counts one call of command `name` (a name of the command table).
+    pub fn record_command(&self, name: &'static str, usec: u64, outcome: CallOutcome) {
+        let mut commands = self
+            .commands
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stat = commands.entry(name).or_default();
+        match outcome {
+            CallOutcome::Rejected => stat.rejected_calls += 1,
+            CallOutcome::Done | CallOutcome::Failed => {
+                stat.calls += 1;
+                stat.usec += usec;
+                stat.failed_calls += u64::from(outcome == CallOutcome::Failed);
+            }
+        }
+    }
+
+    /// Returns the stats of every command called since the last reset.
+    pub fn commands(&self) -> BTreeMap<&'static str, CommandStat> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Resets every counter (CONFIG RESETSTAT).
     pub fn reset(&self) {
         for counter in [
@@ -71,5 +151,35 @@ impl Stats {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
+        self.commands
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use polis_resp::Reply;
+
+    use super::*;
+
+    #[test]
+    fn calls_are_counted_as_done_failed_or_rejected() {
+        let stats = Stats::default();
+        let wrong_type = Reply::Error(ReplyError::WrongType);
+        let arity = Reply::Error(ReplyError::WrongArity("lpush".into()));
+        stats.record_command("lpush", 4, CallOutcome::of(&Reply::Integer(1)));
+        stats.record_command("lpush", 6, CallOutcome::of(&wrong_type));
+        stats.record_command("lpush", 9, CallOutcome::of(&arity));
+        let expected = CommandStat {
+            calls: 2,
+            usec: 10,
+            rejected_calls: 1,
+            failed_calls: 1,
+        };
+        assert_eq!(stats.commands().get("lpush"), Some(&expected));
+        stats.reset();
+        assert!(stats.commands().is_empty());
     }
 }

@@ -26,6 +26,10 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
 ];
 
+/// Sections INFO gives only when named (or with `all` / `everything`), as
+/// in Redis.
+const EXTRA_SECTIONS: &[&str] = &["commandstats"];
+
 fn human_bytes(bytes: u64) -> String {
     let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
     for (unit, size) in units {
@@ -39,14 +43,14 @@ fn human_bytes(bytes: u64) -> String {
 /// Returns INFO's text for the sections named in `args` (default: all).
 pub fn info(node: &Arc<Node>, args: &[Bytes]) -> Reply {
     let requested: Vec<String> = args[1..].iter().map(|arg| lower(arg)).collect();
-    let everything = requested
-        .iter()
-        .any(|name| name == "all" || name == "everything" || name == "default");
+    let named = |name: &str| requested.iter().any(|requested| requested == name);
+    let every = named("all") || named("everything");
+    let defaults = requested.is_empty() || named("default");
     let wanted = |section: &str| {
-        requested.is_empty() || everything || requested.iter().any(|name| name == section)
+        every || named(section) || (defaults && DEFAULT_SECTIONS.contains(&section))
     };
     let mut text = String::new();
-    for section in DEFAULT_SECTIONS {
+    for section in DEFAULT_SECTIONS.iter().chain(EXTRA_SECTIONS) {
         if wanted(section) {
             if !text.is_empty() {
                 text.push_str("\r\n");
@@ -162,6 +166,22 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
             let _ = write!(text, "# Keyspace\r\n");
             if keys > 0 {
                 let _ = write!(text, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+            Ok(())
+        }
+        "commandstats" => {
+            let _ = write!(text, "# Commandstats\r\n");
+            for (name, stat) in stats.commands() {
+                let per_call = if stat.calls == 0 {
+                    0.0
+                } else {
+                    stat.usec as f64 / stat.calls as f64
+                };
+                let _ = write!(
+                    text,
+                    "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                    stat.calls, stat.usec, stat.rejected_calls, stat.failed_calls
+                );
             }
             Ok(())
         }
