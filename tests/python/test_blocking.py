@@ -144,13 +144,15 @@ def test_waiters_propose_nothing_while_nothing_arrives(cluster, key):
 
 def test_a_blocked_group_read_ends_when_its_stream_goes(cluster, key):
     """XREADGROUP blocked on a stream answers Redis's UNBLOCKED error when
-    the stream is deleted, overwritten by another type, or flushed."""
+    the stream is deleted, overwritten by another type, flushed or
+    expired."""
     stream = key("stream")
     admin = leader_client(cluster, stream)
     endings = {
         "deleted": lambda: admin.delete(stream),
         "overwritten": lambda: admin.set(stream, "a string"),
         "flushed": lambda: admin.flushall(),
+        "expired": lambda: admin.pexpire(stream, 20),
     }
     for how, end in endings.items():
         admin.delete(stream)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use polis_types::limits::EXPIRE_BATCH_KEYS_MAX;
 
+use crate::blocking::Touched;
 use crate::machine::Op;
 use crate::node::{now_ms, Node};
 
@@ -40,12 +41,22 @@ pub async fn run(node: Arc<Node>) {
                     break;
                 }
                 let full = keys.len() == EXPIRE_BATCH_KEYS_MAX;
+                // A blocked XREADGROUP whose stream expires ends, as when
+                // it is deleted.
+                let waited = (!node.blocking.is_empty()).then(|| keys.clone());
                 let Ok(payload) = Op::Expire(keys).encode() else {
                     break;
                 };
                 if let Err(error) = group.propose(payload).await {
                     tracing::debug!(%error, shard = %group.id(), "expiry proposal not applied");
                     break;
+                }
+                if let Some(keys) = waited {
+                    // Nobody waits for the waiters' tries here.
+                    drop(
+                        node.blocking
+                            .readied(group.id(), &Touched::Keys(keys), None),
+                    );
                 }
                 if !full {
                     break;
