@@ -57,7 +57,7 @@ pub async fn run_client(plan: ClientPlan, recorder: Recorder, values: &AtomicU64
     let mut rng = StdRng::seed_from_u64(plan.seed ^ plan.client.wrapping_mul(0x9e37_79b9));
     let mut client = Client::new(plan.addrs.clone(), plan.client as usize, plan.timeout);
     let mut process = plan.client;
-    let producer = plan.client % 2 == 0;
+    let producer = plan.client.is_multiple_of(2);
     let mut group_ready = false;
     let mut ticker = tokio::time::interval(plan.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
