@@ -151,3 +151,47 @@ pub(super) fn render_pops(report: &PopReport) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_anomaly_makes_the_summary_invalid_and_is_shown() {
+        let mut summary = Summary::new(&[], None, None);
+        assert!(summary.valid);
+        summary.add_queue(&QueueReport {
+            ack_lost: vec![7],
+            details: vec!["ack-lost: 1-0=7 ...".into()],
+            ..QueueReport::default()
+        });
+        assert!(!summary.valid);
+        assert_eq!(summary.anomalies.len(), 1, "{:?}", summary.anomalies);
+        let text = summary.render_text();
+        assert!(text.contains("ack-lost 1: INVALID"), "{text}");
+        assert!(text.contains("  ack-lost: 1-0=7"), "{text}");
+        assert!(text.ends_with("anomalies: 1\n"), "{text}");
+    }
+
+    #[test]
+    fn a_double_pop_makes_the_summary_invalid_and_is_shown() {
+        let mut summary = Summary::new(&[], None, None);
+        summary.add_pops(&PopReport {
+            double_pops: vec![3],
+            ..PopReport::default()
+        });
+        assert!(!summary.valid);
+        let text = summary.render_text();
+        assert!(text.contains("double pops 1"), "{text}");
+        assert!(text.contains("pop: 1 elements popped twice"), "{text}");
+    }
+
+    #[test]
+    fn clean_reports_keep_the_summary_valid() {
+        let mut summary = Summary::new(&[], None, None);
+        summary.add_queue(&QueueReport::default());
+        summary.add_pops(&PopReport::default());
+        assert!(summary.valid);
+        assert!(summary.render_text().ends_with("anomalies: none\n"));
+    }
+}
