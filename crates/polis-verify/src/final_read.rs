@@ -1,4 +1,5 @@
-//! The reads after healing: every register once, and the whole set.
+//! The reads after healing: every register once, the whole set, the
+//! queue's drain, the pop workload's lists.
 //! They are ordinary operations in the history, so the checkers judge
 //! them like any other.
 
@@ -13,7 +14,7 @@ use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::run::RunConfig;
 use crate::target::Target;
-use crate::workload::{register_key, Workload, SET_PREFIX};
+use crate::workload::{pop, queue, register_key, Workload, SET_PREFIX};
 
 /// Final reads run as processes numbered from here, apart from clients.
 pub const FINAL_PROCESS_BASE: u64 = 1 << 40;
@@ -46,6 +47,8 @@ pub async fn run(
             Ok(())
         }
         Workload::Set => read_set(&mut client, recorder).await,
+        Workload::Queue => queue::final_drain(&mut client, recorder, FINAL_PROCESS_BASE).await,
+        Workload::Pop => pop::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
     }
 }
 

@@ -45,8 +45,53 @@ pub enum Op {
     /// Read the whole set, after the cluster healed. In an `ok` event,
     /// every element found; in an `invoke`, `None`.
     ReadAll { elements: Option<Vec<u64>> },
+    /// XADD of a unique payload to the queue stream. In an `ok` event
+    /// `id` is the entry id the stream gave it; in an `invoke`, `None`.
+    Xadd { payload: u64, id: Option<String> },
+    /// XREADGROUP by `consumer` from `from` (`>` for new entries, `0` for
+    /// the consumer's pending ones). In an `ok` event, the entries it
+    /// delivered; in an `invoke`, `None`.
+    Xreadgroup {
+        consumer: String,
+        from: String,
+        entries: Option<Vec<Entry>>,
+    },
+    /// XAUTOCLAIM of idle pending entries by `consumer`; in an `ok` event,
+    /// the entries it claimed (and so delivered).
+    Xautoclaim {
+        consumer: String,
+        entries: Option<Vec<Entry>>,
+    },
+    /// XACK of `ids` by the group.
+    Xack { ids: Vec<String> },
+    /// XPENDING summary: in an `ok` event, how many entries were pending.
+    Xpending { count: Option<u64> },
+    /// XRANGE of the whole stream after healing; in an `ok` event, every
+    /// entry.
+    Xrange { entries: Option<Vec<Entry>> },
+    /// RPUSH of a unique element to `list`.
+    Rpush { list: String, element: u64 },
+    /// BLMOVE (`list` to the processing list) or BLPOP of `list`: in an
+    /// `ok` event, the element popped (`None`: the wait timed out).
+    Pop { list: String, element: Option<u64> },
+    /// LREM of a finished element from the processing list.
+    Lrem { element: u64 },
+    /// LRANGE of a whole list after healing; in an `ok` event, its
+    /// elements.
+    Lrange {
+        list: String,
+        elements: Option<Vec<u64>>,
+    },
     /// A fault the nemesis started or stopped, e.g. `partition 1 | 2,3`.
     Nemesis { fault: String, phase: Phase },
+}
+
+/// A stream entry as the queue workload sees it: its id and the payload
+/// of its one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub payload: u64,
 }
 
 /// Whether a nemesis event starts or ends a fault.

@@ -1,7 +1,8 @@
 //! Tries hard to break polis's guarantees and shows the result: runs
 //! concurrent clients and a nemesis against a cluster, records every
 //! operation as a history, and checks the history (linearizability of
-//! registers, no lost or invented set elements).
+//! registers, no lost or invented set elements, stream entries delivered
+//! and acknowledgements kept, list elements popped once and never lost).
 //!
 //! What it owns: the history format, the checkers, the workloads, the
 //! nemeses and the report. It talks to clusters only over RESP and the

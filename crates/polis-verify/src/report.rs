@@ -2,6 +2,7 @@
 //! verdicts (as text and as JSON), and a timeline page with throughput,
 //! latency and the nemesis's faults.
 
+mod queues;
 mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
+use crate::check::pops::PopReport;
+use crate::check::queue::QueueReport;
 use crate::check::registers::RegisterReport;
 use crate::check::set::SetReport;
 use crate::history::{Event, Kind, Op, NEMESIS_PROCESS};
@@ -44,6 +47,8 @@ pub struct Summary {
     pub faults_problem: Option<String>,
     pub registers: Option<RegisterReport>,
     pub set: Option<SetReport>,
+    pub queue: Option<QueueReport>,
+    pub pops: Option<PopReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -75,6 +80,8 @@ impl Summary {
             faults_problem,
             registers: registers.cloned(),
             set: set.cloned(),
+            queue: None,
+            pops: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
@@ -128,6 +135,12 @@ impl Summary {
         if let Some(report) = &self.set {
             text.push_str(&render_set(report));
         }
+        if let Some(report) = &self.queue {
+            text.push_str(&queues::render_queue(report));
+        }
+        if let Some(report) = &self.pops {
+            text.push_str(&queues::render_pops(report));
+        }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
@@ -146,6 +159,16 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::Cas { .. } => "cas",
         Op::Add { .. } => "add",
         Op::ReadAll { .. } => "read-all",
+        Op::Xadd { .. } => "xadd",
+        Op::Xreadgroup { .. } => "xreadgroup",
+        Op::Xautoclaim { .. } => "xautoclaim",
+        Op::Xack { .. } => "xack",
+        Op::Xpending { .. } => "xpending",
+        Op::Xrange { .. } => "xrange",
+        Op::Rpush { .. } => "rpush",
+        Op::Pop { .. } => "pop",
+        Op::Lrem { .. } => "lrem",
+        Op::Lrange { .. } => "lrange",
         Op::Nemesis { .. } => "nemesis",
     }
 }

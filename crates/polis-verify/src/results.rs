@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::check::pops::{self, PopReport};
+use crate::check::queue::{self, QueueReport};
 use crate::check::registers::{self, Budget, RegisterReport};
 use crate::check::set::{self, SetReport};
 use crate::history::{write_jsonl, Event};
@@ -24,6 +26,8 @@ pub struct Results {
     pub valid: bool,
     pub registers: Option<RegisterReport>,
     pub set: Option<SetReport>,
+    pub queue: Option<QueueReport>,
+    pub pops: Option<PopReport>,
     /// The human summary, as in summary.txt.
     pub text: String,
     pub out_dir: PathBuf,
@@ -42,14 +46,25 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let (registers, set) = match config.workload {
         Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
         Workload::Set => (None, Some(set::check(events))),
+        Workload::Queue | Workload::Pop => (None, None),
     };
+    let queue = (config.workload == Workload::Queue).then(|| queue::check(events));
+    let pops = (config.workload == Workload::Pop).then(|| pops::check(events));
     let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
-        && set.as_ref().is_none_or(SetReport::is_valid);
+        && set.as_ref().is_none_or(SetReport::is_valid)
+        && queue.as_ref().is_none_or(QueueReport::is_valid)
+        && pops.as_ref().is_none_or(PopReport::is_valid);
     let mut text = format!(
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
     );
-    let summary = report::Summary::new(events, registers.as_ref(), set.as_ref());
+    let mut summary = report::Summary::new(events, registers.as_ref(), set.as_ref());
+    if let Some(report) = &queue {
+        summary.add_queue(report);
+    }
+    if let Some(report) = &pops {
+        summary.add_pops(report);
+    }
     text.push_str(&summary.render_text());
     text.push_str(if valid {
         "verdict: valid (no anomalies)\n"
@@ -62,6 +77,8 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         valid,
         registers,
         set,
+        queue,
+        pops,
         text,
         out_dir: dir.clone(),
     };

@@ -4,7 +4,14 @@
 //! - register: GET, SET and compare-and-set (`SET key new IFEQ old`) on a
 //!   few keys, every written value unique, so a read names the write it saw;
 //! - set: every client adds unique elements (one key per element, all in
-//!   one hash slot), read back whole at the end.
+//!   one hash slot), read back whole at the end;
+//! - queue: a stream as a work queue for one consumer group
+//!   ([`queue`]);
+//! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]).
+
+pub mod pop;
+pub mod queue;
+pub mod step;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +37,10 @@ pub enum Workload {
     Register { keys: u32, cas: bool },
     /// Unique adds, then one read of the whole set.
     Set,
+    /// XADD, XREADGROUP, XACK and XAUTOCLAIM on one stream, then a drain.
+    Queue,
+    /// RPUSH, BLMOVE (then LREM) and BLPOP on lists, then a read of each.
+    Pop,
 }
 
 /// Returns the key of register `index`.
@@ -58,6 +69,22 @@ pub async fn run_client(
     recorder: Recorder,
     values: Arc<AtomicU64>,
 ) {
+    match workload {
+        Workload::Queue => queue::run_client(plan, recorder, &values).await,
+        Workload::Pop => pop::run_client(plan, recorder, &values).await,
+        Workload::Register { .. } | Workload::Set => {
+            run_keyed_client(plan, workload, recorder, values).await;
+        }
+    }
+}
+
+/// Runs a client of the register or set workload.
+async fn run_keyed_client(
+    plan: ClientPlan,
+    workload: Workload,
+    recorder: Recorder,
+    values: Arc<AtomicU64>,
+) {
     let mut rng = StdRng::seed_from_u64(plan.seed ^ plan.client.wrapping_mul(0x9e37_79b9));
     let mut client = Client::new(plan.addrs.clone(), plan.client as usize, plan.timeout);
     let mut process = plan.client;
@@ -66,7 +93,9 @@ pub async fn run_client(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while Instant::now() < plan.deadline && !recorder.is_full() {
         ticker.tick().await;
-        let op = next_op(workload, &mut rng, &values, &known);
+        let Some(op) = next_op(workload, &mut rng, &values, &known) else {
+            return;
+        };
         let Some(cmd) = command(&op) else { continue };
         recorder.record(process, Kind::Invoke, invocation(&op), None);
         let outcome = client.call(&cmd).await;
@@ -99,11 +128,13 @@ fn next_op(
     rng: &mut StdRng,
     values: &AtomicU64,
     known: &HashMap<String, u64>,
-) -> Op {
-    match workload {
+) -> Option<Op> {
+    let op = match workload {
         Workload::Set => Op::Add {
             element: values.fetch_add(1, Ordering::Relaxed),
         },
+        // Their clients run in their own modules.
+        Workload::Queue | Workload::Pop => return None,
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);
@@ -121,7 +152,8 @@ fn next_op(
                 },
             }
         }
-    }
+    };
+    Some(op)
 }
 
 fn command(op: &Op) -> Option<redis::Cmd> {
@@ -146,7 +178,8 @@ fn command(op: &Op) -> Option<redis::Cmd> {
             cmd = redis::cmd("SET");
             cmd.arg(format!("{SET_PREFIX}{element}")).arg("1");
         }
-        Op::ReadAll { .. } | Op::Nemesis { .. } => return None,
+        // Final reads, the nemesis, and the other workloads' operations.
+        _ => return None,
     }
     Some(cmd)
 }

@@ -26,6 +26,13 @@ enum WorkloadKind {
     Register,
     /// Unique adds, then a final read: nothing lost, nothing invented.
     Set,
+    /// A stream as a work queue for one consumer group (XADD, XREADGROUP,
+    /// XACK, XAUTOCLAIM), then a drain: every acknowledged entry
+    /// delivered and kept, acknowledgements durable.
+    Queue,
+    /// Lists as work queues (RPUSH, BLMOVE then LREM, BLPOP), then a
+    /// read of each: no element popped twice, none lost.
+    Pop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +132,8 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
             cas: !args.no_cas,
         },
         WorkloadKind::Set => Workload::Set,
+        WorkloadKind::Queue => Workload::Queue,
+        WorkloadKind::Pop => Workload::Pop,
     };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("verify-results").join(format!("{}-seed-{seed}", unix_secs()))

@@ -1,8 +1,9 @@
 //! Bounded `polis verify` runs, as the test suite's share of the fault
 //! testing: polis under partitions, kills and pauses must show no
-//! anomaly, and the positive control (Redis with asynchronous replicas,
-//! failed over while its primary is cut off) must show lost writes. Each
-//! run prints its seed; `POLIS_VERIFY_SEED=N` replays one.
+//! anomaly, in its registers, sets, stream queue and blocking pops, and
+//! the positive control (Redis with asynchronous replicas, failed over
+//! while its primary is cut off) must show lost writes. Each run prints
+//! its seed; `POLIS_VERIFY_SEED=N` replays one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
@@ -240,4 +241,92 @@ async fn polis_stays_linearizable_while_nodes_join_and_leave() {
     assert!(added >= 2 && removed >= 1, "{}", run.summary);
     assert!(run.count("ok", "read") >= 500);
     assert_meaningful_and_valid(&run, 3);
+}
+
+/// Reads one checker's report from a run's summary.json.
+fn checker_report(out: &Path, checker: &str) -> serde_json::Value {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    summary["results"][checker].clone()
+}
+
+/// A queue run must have added, delivered and acknowledged entries under
+/// faults, and found every acknowledged entry delivered and kept.
+async fn queue_run(faults: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--workload",
+            "queue",
+            "--faults",
+            faults,
+            "--duration-secs",
+            "30",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
+        ],
+        out.path(),
+    )
+    .await;
+    let report = checker_report(out.path(), "queue");
+    println!("queue report: {report}");
+    assert!(run.faults_started() >= 2, "{}", run.summary);
+    assert!(report["acknowledged"].as_u64().unwrap() >= 300, "{report}");
+    assert!(report["deliveries"].as_u64().unwrap() >= 300, "{report}");
+    assert!(run.count("ok", "xack") >= 50, "{}", run.summary);
+    assert!(run.count("ok", "xautoclaim") >= 10, "{}", run.summary);
+    assert_eq!(run.count("ok", "xrange"), 1, "one final XRANGE");
+    assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
+}
+
+/// A pop run must have pushed and popped elements under faults, and
+/// found none popped twice, lost or invented.
+async fn pop_run(faults: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--workload",
+            "pop",
+            "--faults",
+            faults,
+            "--duration-secs",
+            "30",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
+        ],
+        out.path(),
+    )
+    .await;
+    let report = checker_report(out.path(), "pops");
+    println!("pop report: {report}");
+    assert!(run.faults_started() >= 2, "{}", run.summary);
+    assert!(report["acknowledged"].as_u64().unwrap() >= 300, "{report}");
+    assert!(report["pops"].as_u64().unwrap() >= 200, "{report}");
+    assert!(run.count("ok", "lrem") >= 50, "{}", run.summary);
+    assert_eq!(run.count("ok", "lrange"), 3, "one final LRANGE per list");
+    assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_queue_delivers_every_acknowledged_entry_under_kills_and_partitions() {
+    queue_run("kill,partition").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_queue_keeps_acknowledgements_under_pauses_and_isolated_leaders() {
+    queue_run("pause,isolate-leader").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_pops_each_element_once_under_kills_and_partitions() {
+    pop_run("kill,partition").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_pops_each_element_once_under_pauses_and_isolated_leaders() {
+    pop_run("pause,isolate-leader").await;
 }

@@ -3,13 +3,18 @@
 //! ```text
 //!   events ──pair──> operations + fault windows
 //!                      ├──registers──> linearizable per key?
-//!                      └──set────────> lost or invented elements?
+//!                      ├──set────────> lost or invented elements?
+//!                      ├──queue──────> stream entries delivered, kept, acks durable?
+//!                      └──pops───────> list elements popped once, none lost?
 //! ```
 //!
-//! Both checkers read the same events; each ignores the operations of the
-//! other workload.
+//! Every checker reads the same events; each ignores the operations of
+//! the other workloads.
 
+mod describe;
 pub mod pair;
+pub mod pops;
+pub mod queue;
 pub mod registers;
 mod search;
 pub mod set;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub use super::describe::describe_op;
 use crate::history::{Event, Kind, Op, Phase, NEMESIS_PROCESS};
 
 /// How an operation ended.
@@ -190,6 +191,24 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
         (Op::Read { key: a, .. }, Op::Read { key: b, .. }) => a == b,
         (Op::ReadAll { .. }, Op::ReadAll { .. }) => true,
         (a @ (Op::Write { .. } | Op::Cas { .. } | Op::Add { .. }), b) => a == b,
+        (Op::Xadd { payload: a, .. }, Op::Xadd { payload: b, .. }) => a == b,
+        (
+            Op::Xreadgroup {
+                consumer: a,
+                from: a_from,
+                ..
+            },
+            Op::Xreadgroup {
+                consumer: b,
+                from: b_from,
+                ..
+            },
+        ) => a == b && a_from == b_from,
+        (Op::Xautoclaim { consumer: a, .. }, Op::Xautoclaim { consumer: b, .. }) => a == b,
+        (Op::Xpending { .. }, Op::Xpending { .. }) | (Op::Xrange { .. }, Op::Xrange { .. }) => true,
+        (Op::Pop { list: a, .. }, Op::Pop { list: b, .. })
+        | (Op::Lrange { list: a, .. }, Op::Lrange { list: b, .. }) => a == b,
+        (a @ (Op::Xack { .. } | Op::Rpush { .. } | Op::Lrem { .. }), b) => a == b,
         _ => false,
     }
 }
@@ -250,25 +269,6 @@ pub fn fault_windows(events: &[Event]) -> Result<Vec<FaultWindow>, PairError> {
         }
     }
     Ok(windows)
-}
-
-/// Renders an op the way reports show it, e.g. `cas(x, 1 -> 2)`.
-pub fn describe_op(op: &Op) -> String {
-    match op {
-        Op::Read { key, value: None } => format!("read({key}) -> nil"),
-        Op::Read {
-            key,
-            value: Some(value),
-        } => format!("read({key}) -> {value}"),
-        Op::Write { key, value } => format!("write({key}, {value})"),
-        Op::Cas { key, from, to } => format!("cas({key}, {from} -> {to})"),
-        Op::Add { element } => format!("add({element})"),
-        Op::ReadAll { elements: None } => "read-all".to_string(),
-        Op::ReadAll {
-            elements: Some(elements),
-        } => format!("read-all -> {} elements", elements.len()),
-        Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
-    }
 }
 
 impl Operation {

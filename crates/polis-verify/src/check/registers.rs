@@ -129,7 +129,8 @@ pub fn check(events: &[Event], budget: Budget) -> RegisterReport {
 fn register_key(op: &Op) -> Option<&str> {
     match op {
         Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } => Some(key),
-        Op::Add { .. } | Op::ReadAll { .. } | Op::Nemesis { .. } => None,
+        // Other workloads' operations, and the nemesis's.
+        _ => None,
     }
 }
 
@@ -185,7 +186,8 @@ fn to_search_op(operation: &Operation) -> Option<SearchOp> {
             },
             u64::MAX,
         ),
-        (Op::Add { .. } | Op::ReadAll { .. } | Op::Nemesis { .. }, _) => return None,
+        // Other workloads' operations, and the nemesis's.
+        _ => return None,
     };
     Some(SearchOp {
         call_ns,

@@ -1,0 +1,75 @@
+//! How reports render an operation on one line, e.g. `cas(x, 1 -> 2)`.
+
+use crate::history::{Entry, Op};
+
+/// Renders an op the way reports show it, e.g. `cas(x, 1 -> 2)`.
+pub fn describe_op(op: &Op) -> String {
+    match op {
+        Op::Read { key, value: None } => format!("read({key}) -> nil"),
+        Op::Read {
+            key,
+            value: Some(value),
+        } => format!("read({key}) -> {value}"),
+        Op::Write { key, value } => format!("write({key}, {value})"),
+        Op::Cas { key, from, to } => format!("cas({key}, {from} -> {to})"),
+        Op::Add { element } => format!("add({element})"),
+        Op::ReadAll { elements: None } => "read-all".to_string(),
+        Op::ReadAll {
+            elements: Some(elements),
+        } => format!("read-all -> {} elements", elements.len()),
+        Op::Xadd { payload, id } => match id {
+            Some(id) => format!("xadd({payload}) -> {id}"),
+            None => format!("xadd({payload})"),
+        },
+        Op::Xreadgroup {
+            consumer,
+            from,
+            entries,
+        } => format!(
+            "xreadgroup({consumer}, {from}){}",
+            describe_entries(entries.as_deref())
+        ),
+        Op::Xautoclaim { consumer, entries } => format!(
+            "xautoclaim({consumer}){}",
+            describe_entries(entries.as_deref())
+        ),
+        Op::Xack { ids } => format!("xack({})", ids.join(" ")),
+        Op::Xpending { count: None } => "xpending".to_string(),
+        Op::Xpending { count: Some(count) } => format!("xpending -> {count}"),
+        Op::Xrange { entries } => format!("xrange{}", describe_entries(entries.as_deref())),
+        Op::Rpush { list, element } => format!("rpush({list}, {element})"),
+        Op::Pop {
+            list,
+            element: None,
+        } => format!("pop({list})"),
+        Op::Pop {
+            list,
+            element: Some(element),
+        } => format!("pop({list}) -> {element}"),
+        Op::Lrem { element } => format!("lrem({element})"),
+        Op::Lrange {
+            list,
+            elements: None,
+        } => format!("lrange({list})"),
+        Op::Lrange {
+            list,
+            elements: Some(elements),
+        } => format!("lrange({list}) -> {} elements", elements.len()),
+        Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
+    }
+}
+
+/// Renders delivered entries as ` -> id=payload, ...` (nothing when the
+/// operation saw none yet).
+fn describe_entries(entries: Option<&[Entry]>) -> String {
+    match entries {
+        None => String::new(),
+        Some(entries) => {
+            let shown: Vec<String> = entries
+                .iter()
+                .map(|entry| format!("{}={}", entry.id, entry.payload))
+                .collect();
+            format!(" -> [{}]", shown.join(", "))
+        }
+    }
+}
