@@ -1,4 +1,5 @@
-//! The reads after healing: every register once, and the whole set.
+//! The reads after healing: every register once, the whole set, every
+//! list.
 //! They are ordinary operations in the history, so the checkers judge
 //! them like any other.
 
@@ -13,7 +14,7 @@ use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::run::RunConfig;
 use crate::target::Target;
-use crate::workload::{register_key, Workload, SET_PREFIX};
+use crate::workload::{self, register_key, Workload, SET_PREFIX};
 
 /// Final reads run as processes numbered from here, apart from clients.
 pub const FINAL_PROCESS_BASE: u64 = 1 << 40;
@@ -36,7 +37,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut addrs = vec![leader.to_owned()];
     addrs.extend(target.client_addrs().into_iter().filter(|a| a != leader));
-    let mut client = Client::new(addrs, 0, config.timeout);
+    let mut client = Client::new(addrs.clone(), 0, config.timeout);
     match config.workload {
         Workload::Register { keys, .. } => {
             for (index, key) in (0..keys).map(|k| (u64::from(k), register_key(k))) {
@@ -46,6 +47,9 @@ pub async fn run(
             Ok(())
         }
         Workload::Set => read_set(&mut client, recorder).await,
+        Workload::Append { .. } => {
+            workload::append::final_read(addrs, config.timeout, recorder, FINAL_PROCESS_BASE).await
+        }
     }
 }
 

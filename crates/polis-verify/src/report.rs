@@ -2,12 +2,14 @@
 //! verdicts (as text and as JSON), and a timeline page with throughput,
 //! latency and the nemesis's faults.
 
+mod append;
 mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::check::append::AppendReport;
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
 use crate::check::registers::RegisterReport;
 use crate::check::set::SetReport;
@@ -44,6 +46,8 @@ pub struct Summary {
     pub faults_problem: Option<String>,
     pub registers: Option<RegisterReport>,
     pub set: Option<SetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append: Option<AppendReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -75,10 +79,19 @@ impl Summary {
             faults_problem,
             registers: registers.cloned(),
             set: set.cloned(),
+            append: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
         }
+    }
+
+    /// Adds the list-append checker's report to the summary.
+    pub fn with_append(mut self, report: &AppendReport) -> Self {
+        self.anomalies.extend(append::anomalies(report));
+        self.valid = self.valid && report.is_valid();
+        self.append = Some(report.clone());
+        self
     }
 
     /// Renders the summary for a terminal or `summary.txt`.
@@ -128,6 +141,9 @@ impl Summary {
         if let Some(report) = &self.set {
             text.push_str(&render_set(report));
         }
+        if let Some(report) = &self.append {
+            text.push_str(&append::render(report));
+        }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
@@ -146,6 +162,7 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::Cas { .. } => "cas",
         Op::Add { .. } => "add",
         Op::ReadAll { .. } => "read-all",
+        Op::Txn { .. } => "txn",
         Op::Nemesis { .. } => "nemesis",
     }
 }

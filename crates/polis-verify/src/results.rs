@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::check::append::{self, AppendReport};
 use crate::check::registers::{self, Budget, RegisterReport};
 use crate::check::set::{self, SetReport};
 use crate::history::{write_jsonl, Event};
@@ -24,6 +25,8 @@ pub struct Results {
     pub valid: bool,
     pub registers: Option<RegisterReport>,
     pub set: Option<SetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append: Option<AppendReport>,
     /// The human summary, as in summary.txt.
     pub text: String,
     pub out_dir: PathBuf,
@@ -42,14 +45,20 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let (registers, set) = match config.workload {
         Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
         Workload::Set => (None, Some(set::check(events))),
+        Workload::Append { .. } => (None, None),
     };
+    let append = matches!(config.workload, Workload::Append { .. }).then(|| append::check(events));
     let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
-        && set.as_ref().is_none_or(SetReport::is_valid);
+        && set.as_ref().is_none_or(SetReport::is_valid)
+        && append.as_ref().is_none_or(AppendReport::is_valid);
     let mut text = format!(
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
     );
-    let summary = report::Summary::new(events, registers.as_ref(), set.as_ref());
+    let mut summary = report::Summary::new(events, registers.as_ref(), set.as_ref());
+    if let Some(report) = &append {
+        summary = summary.with_append(report);
+    }
     text.push_str(&summary.render_text());
     text.push_str(if valid {
         "verdict: valid (no anomalies)\n"
@@ -62,6 +71,7 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         valid,
         registers,
         set,
+        append,
         text,
         out_dir: dir.clone(),
     };

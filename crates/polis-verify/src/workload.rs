@@ -4,7 +4,10 @@
 //! - register: GET, SET and compare-and-set (`SET key new IFEQ old`) on a
 //!   few keys, every written value unique, so a read names the write it saw;
 //! - set: every client adds unique elements (one key per element, all in
-//!   one hash slot), read back whole at the end.
+//!   one hash slot), read back whole at the end;
+//! - append: transactions of list appends and reads (see [`append`]).
+
+pub mod append;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +33,9 @@ pub enum Workload {
     Register { keys: u32, cas: bool },
     /// Unique adds, then one read of the whole set.
     Set,
+    /// MULTI/EXEC transactions of RPUSH and LRANGE on `keys` lists at a
+    /// time, then a read of every list.
+    Append { keys: u32 },
 }
 
 /// Returns the key of register `index`.
@@ -58,6 +64,9 @@ pub async fn run_client(
     recorder: Recorder,
     values: Arc<AtomicU64>,
 ) {
+    if let Workload::Append { keys } = workload {
+        return append::run_client(plan, keys, recorder, values).await;
+    }
     let mut rng = StdRng::seed_from_u64(plan.seed ^ plan.client.wrapping_mul(0x9e37_79b9));
     let mut client = Client::new(plan.addrs.clone(), plan.client as usize, plan.timeout);
     let mut process = plan.client;
@@ -101,7 +110,9 @@ fn next_op(
     known: &HashMap<String, u64>,
 ) -> Op {
     match workload {
-        Workload::Set => Op::Add {
+        // Transactions are drawn by `append::run_client`; an add stands
+        // in should this ever be asked.
+        Workload::Set | Workload::Append { .. } => Op::Add {
             element: values.fetch_add(1, Ordering::Relaxed),
         },
         Workload::Register { keys, cas } => {
@@ -146,7 +157,7 @@ fn command(op: &Op) -> Option<redis::Cmd> {
             cmd = redis::cmd("SET");
             cmd.arg(format!("{SET_PREFIX}{element}")).arg("1");
         }
-        Op::ReadAll { .. } | Op::Nemesis { .. } => return None,
+        Op::ReadAll { .. } | Op::Txn { .. } | Op::Nemesis { .. } => return None,
     }
     Some(cmd)
 }

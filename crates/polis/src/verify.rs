@@ -26,6 +26,9 @@ enum WorkloadKind {
     Register,
     /// Unique adds, then a final read: nothing lost, nothing invented.
     Set,
+    /// MULTI/EXEC transactions of RPUSH and LRANGE, checked for strict
+    /// serializability (Elle's list-append).
+    Append,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,7 +56,8 @@ pub struct VerifyArgs {
     /// The redis-server binary, for --target redis.
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
-    /// Registers (keys) of the register workload.
+    /// Registers (keys) of the register workload; lists in use at a time
+    /// in the append workload.
     #[arg(long, default_value_t = 5)]
     keys: u32,
     /// Leave out compare-and-set (SET IFEQ), e.g. against Redis 7.
@@ -125,6 +129,7 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
             cas: !args.no_cas,
         },
         WorkloadKind::Set => Workload::Set,
+        WorkloadKind::Append => Workload::Append { keys: args.keys },
     };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("verify-results").join(format!("{}-seed-{seed}", unix_secs()))

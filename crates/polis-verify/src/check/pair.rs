@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::history::{Event, Kind, Op, Phase, NEMESIS_PROCESS};
+use crate::history::{Event, Kind, MicroOp, Op, Phase, NEMESIS_PROCESS};
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -189,7 +189,20 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
     match (invoked, completed) {
         (Op::Read { key: a, .. }, Op::Read { key: b, .. }) => a == b,
         (Op::ReadAll { .. }, Op::ReadAll { .. }) => true,
+        (Op::Txn { mops: a }, Op::Txn { mops: b }) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_micro_op(a, b))
+        }
         (a @ (Op::Write { .. } | Op::Cas { .. } | Op::Add { .. }), b) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether a completed micro-op is the invoked one: what a read saw may
+/// differ.
+fn same_micro_op(invoked: &MicroOp, completed: &MicroOp) -> bool {
+    match (invoked, completed) {
+        (MicroOp::Read { key: a, .. }, MicroOp::Read { key: b, .. }) => a == b,
+        (a @ MicroOp::Append { .. }, b) => a == b,
         _ => false,
     }
 }
@@ -267,7 +280,23 @@ pub fn describe_op(op: &Op) -> String {
         Op::ReadAll {
             elements: Some(elements),
         } => format!("read-all -> {} elements", elements.len()),
+        Op::Txn { mops } => {
+            let mops: Vec<String> = mops.iter().map(describe_micro_op).collect();
+            format!("txn[{}]", mops.join(" "))
+        }
         Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
+    }
+}
+
+/// Renders a micro-op, e.g. `append(k1, 7)` or `r(k1) -> [3, 7]`.
+pub fn describe_micro_op(mop: &MicroOp) -> String {
+    match mop {
+        MicroOp::Append { key, value } => format!("append({key}, {value})"),
+        MicroOp::Read { key, value: None } => format!("r({key})"),
+        MicroOp::Read {
+            key,
+            value: Some(list),
+        } => format!("r({key}) -> {list:?}"),
     }
 }
 

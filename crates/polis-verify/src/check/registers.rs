@@ -129,7 +129,7 @@ pub fn check(events: &[Event], budget: Budget) -> RegisterReport {
 fn register_key(op: &Op) -> Option<&str> {
     match op {
         Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } => Some(key),
-        Op::Add { .. } | Op::ReadAll { .. } | Op::Nemesis { .. } => None,
+        Op::Add { .. } | Op::ReadAll { .. } | Op::Txn { .. } | Op::Nemesis { .. } => None,
     }
 }
 
@@ -185,7 +185,9 @@ fn to_search_op(operation: &Operation) -> Option<SearchOp> {
             },
             u64::MAX,
         ),
-        (Op::Add { .. } | Op::ReadAll { .. } | Op::Nemesis { .. }, _) => return None,
+        (Op::Add { .. } | Op::ReadAll { .. } | Op::Txn { .. } | Op::Nemesis { .. }, _) => {
+            return None
+        }
     };
     Some(SearchOp {
         call_ns,
