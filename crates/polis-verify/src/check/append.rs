@@ -218,34 +218,34 @@ impl<'a> Checker<'a> {
     /// Checks each read on its own (duplicates, invented values, aborted
     /// and intermediate reads) and against its key's version order.
     fn check_reads(&mut self) {
+        // (class, explanation, transactions involved), described once found.
+        let mut found: Vec<(&str, String, Vec<usize>)> = Vec::new();
         let mut incompatible_keys = HashSet::new();
-        let reads = std::mem::take(&mut self.reads);
-        for read in &reads {
-            let reader = self.describe(read.txn);
+        for read in &self.reads {
             let mut seen = HashSet::new();
             if let Some(value) = read.list.iter().find(|value| !seen.insert(**value)) {
                 let explanation = format!("{} holds {value} more than once", read.key);
-                self.anomaly("duplicate", explanation, vec![reader.clone()]);
+                found.push(("duplicate", explanation, vec![read.txn]));
             }
             for (position, value) in read.list.iter().enumerate() {
-                let Some(writer) = self.writers.get(value).copied() else {
+                let Some(writer) = self.writers.get(value) else {
                     let explanation = format!("{} holds {value}, which no one appended", read.key);
-                    self.anomaly("invented", explanation, vec![reader.clone()]);
+                    found.push(("invented", explanation, vec![read.txn]));
                     continue;
                 };
-                let steps = vec![self.describe(writer.txn), reader.clone()];
+                let txns = vec![writer.txn, read.txn];
                 if writer.key != read.key {
                     let explanation = format!(
                         "{} holds {value}, which was appended to {}",
                         read.key, writer.key
                     );
-                    self.anomaly("invented", explanation, steps);
+                    found.push(("invented", explanation, txns));
                 } else if self.txns[writer.txn].outcome == Outcome::Fail {
                     let explanation = format!(
                         "aborted read: {} holds {value}, appended by T{} which failed",
                         read.key, writer.txn
                     );
-                    self.anomaly("G1a", explanation, steps);
+                    found.push(("G1a", explanation, txns));
                 } else if position + 1 == read.list.len()
                     && !writer.last_to_key
                     && writer.txn != read.txn
@@ -255,12 +255,13 @@ impl<'a> Checker<'a> {
                          another append to {} in the same transaction",
                         read.key, writer.txn, read.key
                     );
-                    self.anomaly("G1b", explanation, steps);
+                    found.push(("G1b", explanation, txns));
                 }
             }
             let order = self.orders[read.key];
             if !order.starts_with(read.list) && incompatible_keys.insert(read.key) {
-                let longest = reads
+                let longest = self
+                    .reads
                     .iter()
                     .find(|other| other.key == read.key && other.list == order)
                     .map_or(read.txn, |other| other.txn);
@@ -268,11 +269,13 @@ impl<'a> Checker<'a> {
                     "{} read as {:?} and as {:?}: neither is a prefix of the other",
                     read.key, read.list, order
                 );
-                let steps = vec![reader, self.describe(longest)];
-                self.anomaly("incompatible-order", explanation, steps);
+                found.push(("incompatible-order", explanation, vec![read.txn, longest]));
             }
         }
-        self.reads = reads;
+        for (class, explanation, txns) in found {
+            let steps = txns.iter().map(|txn| self.describe(*txn)).collect();
+            self.anomaly(class, explanation, steps);
+        }
     }
 
     /// Checks that each ok transaction's reads agree with its own
