@@ -276,7 +276,9 @@ fn components(graph: &Graph, nodes: &[usize], mask: Kinds) -> Vec<Vec<usize>> {
 mod tests {
     use super::*;
 
-    fn graph(nodes: usize, edges: &[(usize, usize, Kinds)]) -> Graph {
+    type Edge = (usize, usize, Kinds);
+
+    fn graph(nodes: usize, edges: &[Edge]) -> Graph {
         let mut graph = Graph::new(nodes);
         for &(from, to, kind) in edges {
             graph.add(from, to, kind);
@@ -286,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_chain_has_no_cycle() {
-        let edges: Vec<(usize, usize, Kinds)> = (0..10_000).map(|n| (n, n + 1, WW)).collect();
+        let edges: Vec<Edge> = (0..10_000).map(|n| (n, n + 1, WW)).collect();
         assert!(graph(10_001, &edges).cyclic_components().is_empty());
     }
 
@@ -318,7 +320,7 @@ mod tests {
 
     #[test]
     fn classifies_by_the_edges_a_cycle_needs() {
-        let cases: [(&[(usize, usize, Kinds)], &str); 6] = [
+        let cases: [(&[Edge], &str); 6] = [
             (&[(0, 1, WW), (1, 0, WR)], "G1c"),
             (&[(0, 1, RW), (1, 2, WW), (2, 0, WR)], "G-single"),
             (&[(0, 1, RW), (1, 0, RW)], "G2"),
