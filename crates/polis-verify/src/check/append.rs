@@ -31,6 +31,9 @@ use super::append_graph::{kind_name, Graph, Kinds, REALTIME, RW, WR, WW};
 use super::pair::{pair, Operation, Outcome};
 use crate::history::{Event, MicroOp, Op};
 
+/// Steps of a cycle written out; a longer cycle is cut short.
+const CYCLE_STEPS_SHOWN_MAX: usize = 12;
+
 /// Anomalies of one class written out in full; the others are counted.
 const SHOWN_PER_CLASS_MAX: usize = 5;
 
@@ -373,7 +376,7 @@ impl<'a> Checker<'a> {
                 continue;
             };
             let mut steps = Vec::new();
-            for (position, &txn) in cycle.nodes.iter().enumerate() {
+            for (position, &txn) in cycle.nodes.iter().enumerate().take(CYCLE_STEPS_SHOWN_MAX) {
                 let next = cycle.nodes[(position + 1) % cycle.nodes.len()];
                 steps.push(self.describe(txn));
                 steps.push(format!(
@@ -382,10 +385,23 @@ impl<'a> Checker<'a> {
                     self.explain(txn, next, cycle.kinds[position])
                 ));
             }
-            let kinds: Vec<&str> = cycle.kinds.iter().map(|kind| kind_name(*kind)).collect();
+            if cycle.nodes.len() > CYCLE_STEPS_SHOWN_MAX {
+                let more = cycle.nodes.len() - CYCLE_STEPS_SHOWN_MAX;
+                steps.push(format!(
+                    "... and {more} more transactions back to the first"
+                ));
+            }
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for kind in &cycle.kinds {
+                *kinds.entry(kind_name(*kind)).or_default() += 1;
+            }
+            let kinds: Vec<String> = kinds
+                .iter()
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect();
             let explanation = format!(
-                "a cycle of {} transactions ({}) among {} in one strongly connected \
-                 component",
+                "a cycle of {} transactions (edges: {}) among {} in one strongly \
+                 connected component",
                 cycle.nodes.len(),
                 kinds.join(", "),
                 component.len()

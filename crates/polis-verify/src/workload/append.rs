@@ -331,7 +331,23 @@ impl TxnClient {
                 None => return Outcome::Unknown("no reply to EXEC".into()),
             };
             last_error = error.to_string();
-            match classify(&error) {
+            // EXECABORT: a command was refused while queued, so nothing
+            // ran; its refusal may still say where to go (a replica's
+            // READONLY, a MOVED).
+            let queued_error = replies[1..replies.len() - 1]
+                .iter()
+                .find_map(|reply| match reply {
+                    Value::ServerError(error) => Some(RedisError::from(error.clone())),
+                    _ => None,
+                });
+            let verdict = match queued_error {
+                Some(queued) => match classify(&queued) {
+                    Verdict::Unknown => Verdict::Rejected,
+                    verdict => verdict,
+                },
+                None => classify(&error),
+            };
+            match verdict {
                 Verdict::Redirect(addr) => self.follow(&addr),
                 Verdict::Retry => self.rotate(),
                 Verdict::Rejected => return Outcome::Fail(last_error),
