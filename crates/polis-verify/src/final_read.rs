@@ -1,5 +1,6 @@
 //! The reads after healing: every register once, the whole set, the
-//! queue's drain, the pop workload's lists.
+//! queue's drain, the pop workload's lists, every list of the append
+//! workload.
 //! They are ordinary operations in the history, so the checkers judge
 //! them like any other.
 
@@ -14,7 +15,7 @@ use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::run::RunConfig;
 use crate::target::Target;
-use crate::workload::{pop, queue, register_key, Workload, SET_PREFIX};
+use crate::workload::{self, pop, queue, register_key, Workload, SET_PREFIX};
 
 /// Final reads run as processes numbered from here, apart from clients.
 pub const FINAL_PROCESS_BASE: u64 = 1 << 40;
@@ -37,7 +38,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut addrs = vec![leader.to_owned()];
     addrs.extend(target.client_addrs().into_iter().filter(|a| a != leader));
-    let mut client = Client::new(addrs, 0, config.timeout);
+    let mut client = Client::new(addrs.clone(), 0, config.timeout);
     match config.workload {
         Workload::Register { keys, .. } => {
             for (index, key) in (0..keys).map(|k| (u64::from(k), register_key(k))) {
@@ -49,6 +50,9 @@ pub async fn run(
         Workload::Set => read_set(&mut client, recorder).await,
         Workload::Queue => queue::final_drain(&mut client, recorder, FINAL_PROCESS_BASE).await,
         Workload::Pop => pop::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
+        Workload::Append { .. } => {
+            workload::append::final_read(addrs, config.timeout, recorder, FINAL_PROCESS_BASE).await
+        }
     }
 }
 

@@ -82,6 +82,10 @@ pub enum Op {
         list: String,
         elements: Option<Vec<u64>>,
     },
+    /// A transaction of list appends and reads (MULTI/EXEC). In an `ok`
+    /// event every read carries what it saw; in an `invoke`, and in a
+    /// `fail` or `info`, reads carry `None`.
+    Txn { mops: Vec<MicroOp> },
     /// A fault the nemesis started or stopped, e.g. `partition 1 | 2,3`.
     Nemesis { fault: String, phase: Phase },
 }
@@ -92,6 +96,20 @@ pub enum Op {
 pub struct Entry {
     pub id: String,
     pub payload: u64,
+}
+
+/// One step of a [`Op::Txn`], on a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum MicroOp {
+    /// Append a unique `value` to the list at `key` (RPUSH).
+    Append { key: String, value: u64 },
+    /// Read the whole list at `key` (LRANGE 0 -1); `None` until known.
+    /// An absent key reads as the empty list.
+    Read {
+        key: String,
+        value: Option<Vec<u64>>,
+    },
 }
 
 /// Whether a nemesis event starts or ends a fault.

@@ -2,6 +2,7 @@
 //! verdicts (as text and as JSON), and a timeline page with throughput,
 //! latency and the nemesis's faults.
 
+mod append;
 mod queues;
 mod timeline;
 
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::check::append::AppendReport;
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
 use crate::check::pops::PopReport;
 use crate::check::queue::QueueReport;
@@ -49,6 +51,8 @@ pub struct Summary {
     pub set: Option<SetReport>,
     pub queue: Option<QueueReport>,
     pub pops: Option<PopReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append: Option<AppendReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -82,10 +86,19 @@ impl Summary {
             set: set.cloned(),
             queue: None,
             pops: None,
+            append: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
         }
+    }
+
+    /// Adds the list-append checker's report to the summary.
+    pub fn with_append(mut self, report: &AppendReport) -> Self {
+        self.anomalies.extend(append::anomalies(report));
+        self.valid = self.valid && report.is_valid();
+        self.append = Some(report.clone());
+        self
     }
 
     /// Renders the summary for a terminal or `summary.txt`.
@@ -141,6 +154,9 @@ impl Summary {
         if let Some(report) = &self.pops {
             text.push_str(&queues::render_pops(report));
         }
+        if let Some(report) = &self.append {
+            text.push_str(&append::render(report));
+        }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
@@ -169,6 +185,7 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::Pop { .. } => "pop",
         Op::Lrem { .. } => "lrem",
         Op::Lrange { .. } => "lrange",
+        Op::Txn { .. } => "txn",
         Op::Nemesis { .. } => "nemesis",
     }
 }

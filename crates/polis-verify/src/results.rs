@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::check::append::{self, AppendReport};
 use crate::check::pops::{self, PopReport};
 use crate::check::queue::{self, QueueReport};
 use crate::check::registers::{self, Budget, RegisterReport};
@@ -28,6 +29,8 @@ pub struct Results {
     pub set: Option<SetReport>,
     pub queue: Option<QueueReport>,
     pub pops: Option<PopReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append: Option<AppendReport>,
     /// The human summary, as in summary.txt.
     pub text: String,
     pub out_dir: PathBuf,
@@ -46,14 +49,16 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let (registers, set) = match config.workload {
         Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
         Workload::Set => (None, Some(set::check(events))),
-        Workload::Queue | Workload::Pop => (None, None),
+        Workload::Queue | Workload::Pop | Workload::Append { .. } => (None, None),
     };
     let queue = (config.workload == Workload::Queue).then(|| queue::check(events));
     let pops = (config.workload == Workload::Pop).then(|| pops::check(events));
+    let append = matches!(config.workload, Workload::Append { .. }).then(|| append::check(events));
     let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
         && set.as_ref().is_none_or(SetReport::is_valid)
         && queue.as_ref().is_none_or(QueueReport::is_valid)
-        && pops.as_ref().is_none_or(PopReport::is_valid);
+        && pops.as_ref().is_none_or(PopReport::is_valid)
+        && append.as_ref().is_none_or(AppendReport::is_valid);
     let mut text = format!(
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
@@ -64,6 +69,9 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     }
     if let Some(report) = &pops {
         summary.add_pops(report);
+    }
+    if let Some(report) = &append {
+        summary = summary.with_append(report);
     }
     text.push_str(&summary.render_text());
     text.push_str(if valid {
@@ -79,6 +87,7 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         set,
         queue,
         pops,
+        append,
         text,
         out_dir: dir.clone(),
     };

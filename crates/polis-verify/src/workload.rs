@@ -7,8 +7,10 @@
 //!   one hash slot), read back whole at the end;
 //! - queue: a stream as a work queue for one consumer group
 //!   ([`queue`]);
-//! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]).
+//! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]);
+//! - append: transactions of list appends and reads (see [`append`]).
 
+pub mod append;
 pub mod pop;
 pub mod queue;
 pub mod step;
@@ -41,6 +43,9 @@ pub enum Workload {
     Queue,
     /// RPUSH, BLMOVE (then LREM) and BLPOP on lists, then a read of each.
     Pop,
+    /// MULTI/EXEC transactions of RPUSH and LRANGE on `keys` lists at a
+    /// time, then a read of every list.
+    Append { keys: u32 },
 }
 
 /// Returns the key of register `index`.
@@ -72,6 +77,7 @@ pub async fn run_client(
     match workload {
         Workload::Queue => queue::run_client(plan, recorder, &values).await,
         Workload::Pop => pop::run_client(plan, recorder, &values).await,
+        Workload::Append { keys } => append::run_client(plan, keys, recorder, values).await,
         Workload::Register { .. } | Workload::Set => {
             run_keyed_client(plan, workload, recorder, values).await;
         }
@@ -134,7 +140,7 @@ fn next_op(
             element: values.fetch_add(1, Ordering::Relaxed),
         },
         // Their clients run in their own modules.
-        Workload::Queue | Workload::Pop => return None,
+        Workload::Queue | Workload::Pop | Workload::Append { .. } => return None,
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);

@@ -33,6 +33,9 @@ enum WorkloadKind {
     /// Lists as work queues (RPUSH, BLMOVE then LREM, BLPOP), then a
     /// read of each: no element popped twice, none lost.
     Pop,
+    /// MULTI/EXEC transactions of RPUSH and LRANGE, checked for strict
+    /// serializability (Elle's list-append).
+    Append,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,7 +63,8 @@ pub struct VerifyArgs {
     /// The redis-server binary, for --target redis.
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
-    /// Registers (keys) of the register workload.
+    /// Registers (keys) of the register workload; lists in use at a time
+    /// in the append workload.
     #[arg(long, default_value_t = 5)]
     keys: u32,
     /// Leave out compare-and-set (SET IFEQ), e.g. against Redis 7.
@@ -134,6 +138,7 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
         WorkloadKind::Set => Workload::Set,
         WorkloadKind::Queue => Workload::Queue,
         WorkloadKind::Pop => Workload::Pop,
+        WorkloadKind::Append => Workload::Append { keys: args.keys },
     };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("verify-results").join(format!("{}-seed-{seed}", unix_secs()))

@@ -1,9 +1,9 @@
 //! Bounded `polis verify` runs, as the test suite's share of the fault
 //! testing: polis under partitions, kills and pauses must show no
-//! anomaly, in its registers, sets, stream queue and blocking pops, and
-//! the positive control (Redis with asynchronous replicas, failed over
-//! while its primary is cut off) must show lost writes. Each run prints
-//! its seed; `POLIS_VERIFY_SEED=N` replays one.
+//! anomaly, in its registers, sets, list-append transactions, stream queue
+//! and blocking pops, and the positive control (Redis with asynchronous
+//! replicas, failed over while its primary is cut off) must show lost
+//! writes. Each run prints its seed; `POLIS_VERIFY_SEED=N` replays one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
@@ -329,4 +329,64 @@ async fn polis_pops_each_element_once_under_kills_and_partitions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polis_pops_each_element_once_under_pauses_and_isolated_leaders() {
     pop_run("pause,isolate-leader").await;
+}
+
+/// A list-append run (MULTI/EXEC transactions of RPUSH and LRANGE) under
+/// `faults`: enough transactions acknowledged, faults injected, every
+/// list read after healing, and no anomaly.
+async fn append_run_is_valid(faults: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--workload",
+            "append",
+            "--faults",
+            faults,
+            "--duration-secs",
+            "30",
+        ],
+        out.path(),
+    )
+    .await;
+    let final_reads = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "ok" && e["f"] == "txn")
+        .filter(|e| e["process"].as_u64().unwrap() >= 1 << 40)
+        .count();
+    println!(
+        "transactions: {} ok, {} fail, {} unknown; final reads: {final_reads}; faults: {}",
+        run.count("ok", "txn"),
+        run.count("fail", "txn"),
+        run.count("info", "txn"),
+        run.faults_started()
+    );
+    assert!(final_reads >= 1, "no final read: {}", run.summary);
+    assert!(
+        run.count("ok", "txn") >= 300,
+        "only {} transactions acknowledged",
+        run.count("ok", "txn")
+    );
+    assert!(run.faults_started() >= 2, "{}", run.summary);
+    assert!(
+        run.summary.contains(": strictly serializable"),
+        "{}",
+        run.summary
+    );
+    assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_transactions_stay_strictly_serializable_under_kills() {
+    append_run_is_valid("kill,pause-kill").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_transactions_stay_strictly_serializable_under_partitions() {
+    append_run_is_valid("partition,isolate-leader,bridge").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_transactions_stay_strictly_serializable_under_pauses() {
+    append_run_is_valid("pause").await;
 }

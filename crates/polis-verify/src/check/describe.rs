@@ -1,6 +1,6 @@
 //! How reports render an operation on one line, e.g. `cas(x, 1 -> 2)`.
 
-use crate::history::{Entry, Op};
+use crate::history::{Entry, MicroOp, Op};
 
 /// Renders an op the way reports show it, e.g. `cas(x, 1 -> 2)`.
 pub fn describe_op(op: &Op) -> String {
@@ -55,6 +55,10 @@ pub fn describe_op(op: &Op) -> String {
             list,
             elements: Some(elements),
         } => format!("lrange({list}) -> {} elements", elements.len()),
+        Op::Txn { mops } => {
+            let mops: Vec<String> = mops.iter().map(describe_micro_op).collect();
+            format!("txn[{}]", mops.join(" "))
+        }
         Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
     }
 }
@@ -71,5 +75,17 @@ fn describe_entries(entries: Option<&[Entry]>) -> String {
                 .collect();
             format!(" -> [{}]", shown.join(", "))
         }
+    }
+}
+
+/// Renders a micro-op, e.g. `append(k1, 7)` or `r(k1) -> [3, 7]`.
+pub fn describe_micro_op(mop: &MicroOp) -> String {
+    match mop {
+        MicroOp::Append { key, value } => format!("append({key}, {value})"),
+        MicroOp::Read { key, value: None } => format!("r({key})"),
+        MicroOp::Read {
+            key,
+            value: Some(list),
+        } => format!("r({key}) -> {list:?}"),
     }
 }

@@ -5,13 +5,17 @@
 //!                      ├──registers──> linearizable per key?
 //!                      ├──set────────> lost or invented elements?
 //!                      ├──queue──────> stream entries delivered, kept, acks durable?
-//!                      └──pops───────> list elements popped once, none lost?
+//!                      ├──pops───────> list elements popped once, none lost?
+//!                      └──append─────> strictly serializable transactions?
 //! ```
 //!
 //! Every checker reads the same events; each ignores the operations of
 //! the other workloads.
 
 mod describe;
+
+pub mod append;
+mod append_graph;
 pub mod pair;
 pub mod pops;
 pub mod queue;
@@ -19,6 +23,8 @@ pub mod registers;
 mod search;
 pub mod set;
 
+#[cfg(test)]
+mod append_test;
 #[cfg(test)]
 mod registers_oracle_test;
 #[cfg(test)]

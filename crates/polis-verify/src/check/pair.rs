@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-pub use super::describe::describe_op;
-use crate::history::{Event, Kind, Op, Phase, NEMESIS_PROCESS};
+pub use super::describe::{describe_micro_op, describe_op};
+use crate::history::{Event, Kind, MicroOp, Op, Phase, NEMESIS_PROCESS};
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -190,6 +190,9 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
     match (invoked, completed) {
         (Op::Read { key: a, .. }, Op::Read { key: b, .. }) => a == b,
         (Op::ReadAll { .. }, Op::ReadAll { .. }) => true,
+        (Op::Txn { mops: a }, Op::Txn { mops: b }) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_micro_op(a, b))
+        }
         (a @ (Op::Write { .. } | Op::Cas { .. } | Op::Add { .. }), b) => a == b,
         (Op::Xadd { payload: a, .. }, Op::Xadd { payload: b, .. }) => a == b,
         (
@@ -209,6 +212,16 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
         (Op::Pop { list: a, .. }, Op::Pop { list: b, .. })
         | (Op::Lrange { list: a, .. }, Op::Lrange { list: b, .. }) => a == b,
         (a @ (Op::Xack { .. } | Op::Rpush { .. } | Op::Lrem { .. }), b) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether a completed micro-op is the invoked one: what a read saw may
+/// differ.
+fn same_micro_op(invoked: &MicroOp, completed: &MicroOp) -> bool {
+    match (invoked, completed) {
+        (MicroOp::Read { key: a, .. }, MicroOp::Read { key: b, .. }) => a == b,
+        (a @ MicroOp::Append { .. }, b) => a == b,
         _ => false,
     }
 }
