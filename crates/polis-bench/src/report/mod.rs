@@ -4,6 +4,7 @@
 //! versions. Written as `report.md`, `report.json` (everything, raw runs
 //! included) and `report.html` (self-contained, bar charts in inline SVG).
 
+pub mod data_types;
 pub mod format;
 pub mod html;
 pub mod machine;
@@ -55,11 +56,16 @@ impl Report {
                 }
             }
         }
-        let targets = targets::check(
+        let mut targets = targets::check(
             &summaries,
             comparison.memory.as_ref(),
             comparison.idle.as_ref(),
         );
+        targets.extend(targets::check_data_types(
+            &summaries,
+            comparison.element_memory.as_ref(),
+            comparison.queue.as_ref(),
+        ));
         Self {
             machine,
             versions,
