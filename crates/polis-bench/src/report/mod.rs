@@ -56,11 +56,24 @@ impl Report {
                 }
             }
         }
-        let mut targets = targets::check(
-            &summaries,
-            comparison.memory.as_ref(),
-            comparison.idle.as_ref(),
-        );
+        // A run of the data-type scenarios alone (`--data-types`) measures
+        // none of the other targets: they would only read "not measured".
+        let cases = &comparison.settings.cases;
+        let data_types_alone = cases.iter().any(|case| Case::DATA_TYPES.contains(case))
+            && cases
+                .iter()
+                .all(|case| *case == Case::Set || Case::DATA_TYPES.contains(case))
+            && comparison.memory.is_none()
+            && comparison.idle.is_none();
+        let mut targets = if data_types_alone {
+            Vec::new()
+        } else {
+            targets::check(
+                &summaries,
+                comparison.memory.as_ref(),
+                comparison.idle.as_ref(),
+            )
+        };
         targets.extend(targets::check_data_types(
             &summaries,
             comparison.element_memory.as_ref(),
