@@ -26,7 +26,7 @@ const SIGNIFICANT_DIGITS: u8 = 3;
 pub struct Recorder {
     overall: Histogram<u64>,
     /// By [`Op::index`]; created on first use (a histogram is ~140 KiB).
-    by_op: [Option<Histogram<u64>>; 5],
+    by_op: [Option<Histogram<u64>>; Op::ALL.len()],
     errors: u64,
     error_samples: Vec<String>,
 }

@@ -3,7 +3,9 @@
 //!
 //! Keys are numbered `0..keys`; the names are `key:{n}` for strings,
 //! `counter:{n}` for INCR and `hash:{n}` for HSET/HGET, the same names in
-//! every run and on every system.
+//! every run and on every system. The element writes (LPUSH, SADD, ZADD,
+//! XADD) go to [`CONTAINERS`] keys of each type (`list:{n % CONTAINERS}`
+//! ...), the element named after the key number (`member:{n}`).
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -27,6 +29,21 @@ pub fn hash_key(n: u64) -> String {
 
 /// The field that HSET writes and HGET reads in every hash.
 pub const HASH_FIELD: &str = "field";
+
+/// Lists, sets, sorted sets and streams the element writes spread over:
+/// enough that every shard holds many of them.
+pub const CONTAINERS: u64 = 4096;
+
+/// The name of the container of type `kind` (`list`, `set`, `zset`,
+/// `stream`) that key number `n` writes into.
+pub fn container_key(kind: &str, n: u64) -> String {
+    format!("{kind}:{}", n % CONTAINERS)
+}
+
+/// The element (set or sorted-set member) key number `n` adds.
+pub fn member(n: u64) -> String {
+    format!("member:{n}")
+}
 
 /// Chooses key numbers in `0..keys`.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 
 pub mod compare;
 pub mod driver;
+pub mod element_memory;
 pub mod histogram;
 pub mod idle;
 pub mod keys;
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod memory;
 pub mod migration;
 pub mod peers;
+pub mod queue;
 pub mod report;
 pub mod scale_out;
 pub mod schedule;

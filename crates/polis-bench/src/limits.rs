@@ -57,3 +57,31 @@ const _: () = assert!(PIPELINE_MAX <= IN_FLIGHT_MAX);
 const _: () = assert!(CONNECTIONS_MAX <= IN_FLIGHT_MAX);
 const _: () = assert!(KEYS_MAX <= crate::keys::Zipfian::KEYS_MAX);
 const _: () = assert!(LOAD_CONNECTIONS_MAX <= CONNECTIONS_MAX);
+
+/// Elements per collection in the element-memory measurement.
+pub const ELEMENTS_MAX: u64 = 10_000_000;
+
+/// Elements one variadic command adds while building a collection.
+pub const ELEMENT_BATCH: usize = 100;
+
+/// Commands in one pipeline while building a collection.
+pub const ELEMENT_PIPELINE: usize = 16;
+
+/// Connections that build one collection together.
+pub const ELEMENT_LOADERS: usize = 4;
+
+/// Producers, and consumers, on the queue's stream.
+pub const QUEUE_CLIENTS_MAX: usize = 256;
+
+/// Messages the queue measurement produces, at most.
+pub const QUEUE_MESSAGES_MAX: u64 = 100_000_000;
+
+/// Entries one XREADGROUP may return (its COUNT).
+pub const QUEUE_READ_COUNT_MAX: usize = 1000;
+
+/// How long consumers may go on after the producers stopped, draining
+/// what was produced.
+pub const QUEUE_DRAIN_MAX: Duration = Duration::from_secs(30);
+
+const _: () = assert!(ELEMENT_BATCH * ELEMENT_PIPELINE <= IN_FLIGHT_MAX);
+const _: () = assert!(QUEUE_CLIENTS_MAX * 2 <= CONNECTIONS_MAX);

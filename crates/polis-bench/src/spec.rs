@@ -20,6 +20,16 @@ pub enum Workload {
     WriteOnly,
     /// Reads, updates, INCR on counters and HSET/HGET on hashes.
     Mixed,
+    /// LPUSH only, onto a few thousand lists.
+    Lpush,
+    /// SADD only, of new members to a few thousand sets.
+    Sadd,
+    /// ZADD only, of new members to a few thousand sorted sets.
+    Zadd,
+    /// XADD only, to a few thousand streams.
+    Xadd,
+    /// HSET only, of the field of one hash per key.
+    Hset,
 }
 
 /// How keys are chosen.

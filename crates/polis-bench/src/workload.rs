@@ -19,10 +19,29 @@ pub enum Op {
     Hset,
     /// HGET of the field of a hash.
     Hget,
+    /// LPUSH of the value onto one of [`crate::keys::CONTAINERS`] lists.
+    Lpush,
+    /// SADD of a member named after the key number to a set.
+    Sadd,
+    /// ZADD of a member named after the key number (scored by it) to a
+    /// sorted set.
+    Zadd,
+    /// XADD of an entry holding the value to a stream.
+    Xadd,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Get, Op::Set, Op::Incr, Op::Hset, Op::Hget];
+    pub const ALL: [Op; 9] = [
+        Op::Get,
+        Op::Set,
+        Op::Incr,
+        Op::Hset,
+        Op::Hget,
+        Op::Lpush,
+        Op::Sadd,
+        Op::Zadd,
+        Op::Xadd,
+    ];
 
     /// Returns the name used in results (`get`, `set`, ...).
     pub fn name(self) -> &'static str {
@@ -32,13 +51,17 @@ impl Op {
             Op::Incr => "incr",
             Op::Hset => "hset",
             Op::Hget => "hget",
+            Op::Lpush => "lpush",
+            Op::Sadd => "sadd",
+            Op::Zadd => "zadd",
+            Op::Xadd => "xadd",
         }
     }
 
     /// Returns whether the operation changes data (and so goes to a leader
     /// and waits for replicas when asked to).
     pub fn is_write(self) -> bool {
-        matches!(self, Op::Set | Op::Incr | Op::Hset)
+        !matches!(self, Op::Get | Op::Hget)
     }
 
     /// Returns the position of the operation in [`Op::ALL`].
@@ -49,6 +72,10 @@ impl Op {
             Op::Incr => 2,
             Op::Hset => 3,
             Op::Hget => 4,
+            Op::Lpush => 5,
+            Op::Sadd => 6,
+            Op::Zadd => 7,
+            Op::Xadd => 8,
         }
     }
 }
@@ -57,7 +84,7 @@ impl Op {
 #[derive(Debug, Clone)]
 pub struct OpMix {
     /// Cumulative weights in per mille, in the order of [`Op::ALL`].
-    cumulative: [u32; 5],
+    cumulative: [u32; Op::ALL.len()],
 }
 
 impl OpMix {
@@ -66,7 +93,7 @@ impl OpMix {
     /// Returns the mix of `workload`.
     pub fn new(workload: Workload) -> Self {
         let weights = Self::weights(workload);
-        let mut cumulative = [0; 5];
+        let mut cumulative = [0; Op::ALL.len()];
         let mut sum = 0;
         for (slot, weight) in cumulative.iter_mut().zip(weights) {
             sum += weight;
@@ -76,14 +103,25 @@ impl OpMix {
         Self { cumulative }
     }
 
-    /// Returns the weights, in per mille, of get, set, incr, hset, hget.
-    pub fn weights(workload: Workload) -> [u32; 5] {
+    /// Returns the weights, in per mille, of the operations in the
+    /// order of [`Op::ALL`].
+    pub fn weights(workload: Workload) -> [u32; Op::ALL.len()] {
+        let only = |op: Op| {
+            let mut weights = [0; Op::ALL.len()];
+            weights[op.index()] = Self::TOTAL;
+            weights
+        };
         match workload {
-            Workload::A => [500, 500, 0, 0, 0],
-            Workload::B => [950, 50, 0, 0, 0],
-            Workload::C => [1000, 0, 0, 0, 0],
-            Workload::WriteOnly => [0, 1000, 0, 0, 0],
-            Workload::Mixed => [400, 200, 200, 100, 100],
+            Workload::A => [500, 500, 0, 0, 0, 0, 0, 0, 0],
+            Workload::B => [950, 50, 0, 0, 0, 0, 0, 0, 0],
+            Workload::C => [1000, 0, 0, 0, 0, 0, 0, 0, 0],
+            Workload::WriteOnly => only(Op::Set),
+            Workload::Mixed => [400, 200, 200, 100, 100, 0, 0, 0, 0],
+            Workload::Lpush => only(Op::Lpush),
+            Workload::Sadd => only(Op::Sadd),
+            Workload::Zadd => only(Op::Zadd),
+            Workload::Xadd => only(Op::Xadd),
+            Workload::Hset => only(Op::Hset),
         }
     }
 
@@ -112,10 +150,10 @@ mod tests {
 
     use super::*;
 
-    fn proportions(workload: Workload) -> [f64; 5] {
+    fn proportions(workload: Workload) -> [f64; Op::ALL.len()] {
         let mix = OpMix::new(workload);
         let mut rng = StdRng::seed_from_u64(5);
-        let mut counts = [0u32; 5];
+        let mut counts = [0u32; Op::ALL.len()];
         let draws = 100_000;
         for _ in 0..draws {
             counts[mix.next(&mut rng).index()] += 1;
@@ -131,6 +169,11 @@ mod tests {
             Workload::C,
             Workload::WriteOnly,
             Workload::Mixed,
+            Workload::Lpush,
+            Workload::Sadd,
+            Workload::Zadd,
+            Workload::Xadd,
+            Workload::Hset,
         ] {
             let expected = OpMix::weights(workload).map(|w| f64::from(w) / 1000.0);
             let seen = proportions(workload);
@@ -160,5 +203,8 @@ mod tests {
         }
         assert!(Op::Set.is_write() && Op::Incr.is_write() && Op::Hset.is_write());
         assert!(!Op::Get.is_write() && !Op::Hget.is_write());
+        assert!([Op::Lpush, Op::Sadd, Op::Zadd, Op::Xadd]
+            .iter()
+            .all(|op| op.is_write()));
     }
 }

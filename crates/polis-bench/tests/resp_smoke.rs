@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{expected_ops, short_spec, start_redis, ALL_WORKLOADS};
+use common::{expected_ops, short_spec, start_redis, ALL_WORKLOADS, DATA_TYPE_WORKLOADS};
 use polis_bench::driver::{load, run};
 use polis_bench::spec::{BenchResult, Mode, Target, Workload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,6 +56,19 @@ async fn every_workload_closed_and_open_loop() {
     assert_eq!(loaded, 1000);
     // Strings, counters and hashes.
     assert_eq!(dbsize(&server.addr).await, 3000);
+
+    for workload in DATA_TYPE_WORKLOADS {
+        let closed = run(&target, &short_spec(workload, Mode::Closed, 300))
+            .await
+            .unwrap();
+        let what = format!("{workload:?} closed");
+        assert_clean(&closed, &what);
+        assert_eq!(
+            closed.by_op.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected_ops(workload),
+            "{what}"
+        );
+    }
 
     for workload in ALL_WORKLOADS {
         let closed = run(&target, &short_spec(workload, Mode::Closed, 1000))

@@ -147,7 +147,8 @@ struct CompareArgs {
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// Workloads (comma-separated): get, get-readonly, ycsb-b, ycsb-a,
-    /// mixed, set, set-pipeline-16 [default: all].
+    /// mixed, set, set-pipeline-16, and the data-type writes lpush, sadd,
+    /// zadd, xadd, hset (polis only) [default: all].
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
     /// Keys for the memory measurement, 0 to skip it [default: 1000000; quick: 50000].
@@ -160,6 +161,22 @@ struct CompareArgs {
     /// Seconds of idleness measured per shard count [default: 20; quick: 5].
     #[arg(long)]
     idle_secs: Option<f64>,
+    /// Only the data-type scenarios: polis's SET, LPUSH, SADD, ZADD,
+    /// XADD and HSET; memory per element; the queue on one stream
+    /// (memory per key and idle shards skipped, other systems left out).
+    #[arg(long)]
+    data_types: bool,
+    /// Elements per list, set, sorted set and hash for memory per
+    /// element, 0 to skip it [default: 1000000; quick: 20000].
+    #[arg(long)]
+    elements: Option<u64>,
+    /// Seconds the queue's 10 producers produce, 0 to skip the queue
+    /// [default: 10; quick: 2].
+    #[arg(long)]
+    queue_secs: Option<f64>,
+    /// Messages the queue's producers produce, at most.
+    #[arg(long, default_value_t = 1_000_000)]
+    queue_messages: u64,
     /// Keys loaded before the workloads [default: 100000; quick: 10000].
     #[arg(long)]
     keys: Option<u64>,
@@ -390,15 +407,24 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let pick = |explicit: Option<f64>, full: f64, short: f64| {
         explicit.unwrap_or(if quick { short } else { full })
     };
-    let systems = parse_list(&args.systems, &SystemKind::ALL, SystemKind::parse)?;
-    let cases = parse_list(&args.workloads, &Case::ALL, Case::parse)?;
+    let (all_systems, all_cases): (&[SystemKind], Vec<Case>) = if args.data_types {
+        let cases = std::iter::once(Case::Set).chain(Case::DATA_TYPES).collect();
+        (&[SystemKind::Polis], cases)
+    } else {
+        (&SystemKind::ALL, Case::ALL.to_vec())
+    };
+    let systems = parse_list(&args.systems, all_systems, SystemKind::parse)?;
+    let cases = parse_list(&args.workloads, &all_cases, Case::parse)?;
     let profile = match (quick, args.duration_secs.is_some() || args.keys.is_some()) {
         (_, true) => "custom",
+        (true, false) if args.data_types => "quick, data types",
         (true, false) => "quick",
+        (false, false) if args.data_types => "full, data types",
         (false, false) => "full",
     };
     let (data_dir, temporary) = data_dir_or_temporary(args.data_dir.as_ref())?;
     let idle_shards = match args.idle_shards.as_slice() {
+        [] if args.data_types => Vec::new(),
         [] if quick => vec![3, 32],
         [] => idle::SHARD_COUNTS.to_vec(),
         [0] => Vec::new(),
@@ -417,9 +443,16 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
             ops_max: Some(args.ops_max),
             seed: args.seed,
         },
-        memory_keys: args
-            .memory_keys
-            .unwrap_or(if quick { 50_000 } else { 1_000_000 }),
+        memory_keys: args.memory_keys.unwrap_or(match (args.data_types, quick) {
+            (true, _) => 0,
+            (false, true) => 50_000,
+            (false, false) => 1_000_000,
+        }),
+        elements: args
+            .elements
+            .unwrap_or(if quick { 20_000 } else { 1_000_000 }),
+        queue_duration: seconds(pick(args.queue_secs, 10.0, 2.0), "queue-secs")?,
+        queue_messages_max: args.queue_messages,
         idle_shards,
         idle_window: seconds(pick(args.idle_secs, 20.0, 5.0), "idle-secs")?,
         peers: PeerConfig {

@@ -60,6 +60,11 @@ async fn compare_runs_every_system_and_writes_the_report() {
             "3,8",
             "--idle-secs",
             "1",
+            // The data-type scenarios have their own test below.
+            "--elements",
+            "0",
+            "--queue-secs",
+            "0",
         ])
         // Long enough that one stalled request does not empty a run (a
         // Redis WAIT gives up after 1 s).
@@ -134,7 +139,8 @@ async fn compare_runs_every_system_and_writes_the_report() {
 
     // Every target is evaluated (met or not is not this test's business).
     let targets = report["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 10);
+    // Ten, and one per data-type write (those run on polis by default).
+    assert_eq!(targets.len(), 15);
     for target in targets {
         assert!(!target["met"].is_null(), "target not measured: {target}");
     }
@@ -144,6 +150,84 @@ async fn compare_runs_every_system_and_writes_the_report() {
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));
+}
+
+/// `polis bench compare --data-types`, tiny: polis's SET and each data
+/// type's writes run, memory per element is measured for every
+/// collection on both systems, the queue runs on both, and every
+/// data-type target has a figure (met or not is not this test's business).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_data_types_measures_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .args(["bench", "compare", "--quick", "--data-types"])
+        .args(["--keys", "1000", "--elements", "3000"])
+        .args(["--queue-secs", "1", "--queue-messages", "3000"])
+        .args(["--warmup-secs", "0.2", "--duration-secs", "1"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let stdout = run_to_success(command, "polis bench compare --data-types").await;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+
+    let mut cases: Vec<String> = Vec::new();
+    for run in report["comparison"]["runs"].as_array().unwrap() {
+        assert_eq!(run["system"], "polis", "{run}");
+        let ops = run["result"]["ops"].as_u64().unwrap_or(0);
+        assert!(ops > 0, "{run}\n{stdout}");
+        cases.push(run["case"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        cases,
+        ["set", "lpush", "sadd", "zadd", "xadd", "hset"],
+        "{stdout}"
+    );
+
+    let collections = report["comparison"]["element_memory"]["collections"]
+        .as_array()
+        .unwrap();
+    assert_eq!(collections.len(), 4, "{stdout}");
+    for row in collections {
+        for side in ["polis", "redis"] {
+            assert_eq!(row[side]["elements"].as_u64(), Some(3000), "{row}");
+            assert!(row[side]["rss_per_element_bytes"].is_number(), "{row}");
+        }
+        assert!(
+            row["redis"]["used_memory_per_element_bytes"]
+                .as_f64()
+                .unwrap()
+                > 0.0,
+            "{row}"
+        );
+    }
+
+    let queue = &report["comparison"]["queue"];
+    for side in ["polis", "redis"] {
+        assert!(queue[side]["acknowledged"].as_u64().unwrap() > 0, "{queue}");
+        assert!(
+            queue[side]["messages_per_s"].as_f64().unwrap() > 0.0,
+            "{queue}"
+        );
+    }
+
+    // 5 writes against SET, 4 collections, 1 queue: each has a figure.
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 10, "{targets:?}");
+    for target in targets {
+        assert!(!target["met"].is_null(), "target not measured: {target}");
+    }
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for section in [
+        "## Data-type writes against SET",
+        "## Memory per element",
+        "## Queue on one stream",
+    ] {
+        assert!(markdown.contains(section), "{markdown}");
+    }
 }
 
 /// `polis bench migration` on a few thousand keys: both moves end, every

@@ -32,6 +32,16 @@ pub enum Case {
     Set,
     /// SET, 16 requests in flight per connection.
     SetPipeline,
+    /// LPUSH onto lists, one request in flight per connection (polis only).
+    Lpush,
+    /// SADD of new members to sets (polis only).
+    Sadd,
+    /// ZADD of new members to sorted sets (polis only).
+    Zadd,
+    /// XADD to streams (polis only).
+    Xadd,
+    /// HSET of one field per hash (polis only).
+    Hset,
 }
 
 /// What every case shares.
@@ -49,7 +59,7 @@ pub struct CaseBase {
 impl Case {
     /// Every case, in the order they run on each system (reads first,
     /// while the keyspace is as loaded; writes last).
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 12] = [
         Self::Get,
         Self::GetFollower,
         Self::YcsbB,
@@ -57,7 +67,15 @@ impl Case {
         Self::Mixed,
         Self::Set,
         Self::SetPipeline,
+        Self::Lpush,
+        Self::Sadd,
+        Self::Zadd,
+        Self::Xadd,
+        Self::Hset,
     ];
+
+    /// The writes of one data type each, measured against SET.
+    pub const DATA_TYPES: [Self; 5] = [Self::Lpush, Self::Sadd, Self::Zadd, Self::Xadd, Self::Hset];
 
     /// Returns the name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -69,6 +87,11 @@ impl Case {
             Self::Mixed => "mixed",
             Self::Set => "set",
             Self::SetPipeline => "set-pipeline-16",
+            Self::Lpush => "lpush",
+            Self::Sadd => "sadd",
+            Self::Zadd => "zadd",
+            Self::Xadd => "xadd",
+            Self::Hset => "hset",
         }
     }
 
@@ -84,6 +107,11 @@ impl Case {
             Self::Mixed => "mixed: GET, SET, INCR, HSET, HGET, Zipfian 0.99",
             Self::Set => "SET, strong/durable, no pipelining (write-only, uniform keys)",
             Self::SetPipeline => "SET, pipelined 16 deep per connection (write-only)",
+            Self::Lpush => "LPUSH of a 100-byte value onto 4,096 lists, no pipelining",
+            Self::Sadd => "SADD of a new member to 4,096 sets, no pipelining",
+            Self::Zadd => "ZADD of a new member to 4,096 sorted sets, no pipelining",
+            Self::Xadd => "XADD of a 100-byte field to 4,096 streams, no pipelining",
+            Self::Hset => "HSET of one 100-byte field per hash, no pipelining (uniform keys)",
         }
     }
 
@@ -110,6 +138,11 @@ impl Case {
             Self::Mixed => (Workload::Mixed, Distribution::Zipfian(ZIPFIAN_YCSB), 1),
             Self::Set => (Workload::WriteOnly, Distribution::Uniform, 1),
             Self::SetPipeline => (Workload::WriteOnly, Distribution::Uniform, PIPELINE_DEPTH),
+            Self::Lpush => (Workload::Lpush, Distribution::Uniform, 1),
+            Self::Sadd => (Workload::Sadd, Distribution::Uniform, 1),
+            Self::Zadd => (Workload::Zadd, Distribution::Uniform, 1),
+            Self::Xadd => (Workload::Xadd, Distribution::Uniform, 1),
+            Self::Hset => (Workload::Hset, Distribution::Uniform, 1),
         };
         BenchSpec {
             workload,
@@ -128,9 +161,13 @@ impl Case {
 
     /// Returns true if the case means something on `system`: etcd has
     /// only Put and Range (no INCR or hashes) and no follower reads in
-    /// the target; a single Redis node has no replicas to read from.
+    /// the target; a single Redis node has no replicas to read from; the
+    /// data-type writes are measured against polis's own SET.
     pub fn applies_to(self, system: SystemKind) -> bool {
         match self {
+            Self::Lpush | Self::Sadd | Self::Zadd | Self::Xadd | Self::Hset => {
+                system == SystemKind::Polis
+            }
             Self::Mixed => system != SystemKind::Etcd,
             Self::GetFollower => system.is_polis() || system == SystemKind::RedisReplicated,
             _ => true,

@@ -9,7 +9,8 @@
 //! repetition 1: polis -> polis-one-group -> etcd -> redis-replicated -> redis-fsync -> redis-memory
 //! repetition 2: polis-one-group -> etcd -> redis-replicated -> redis-fsync -> redis-memory -> polis
 //!   each: start -> load -> get, get-readonly, ycsb-b, ycsb-a, mixed, set, set-pipeline-16 -> stop
-//! then: memory per key (polis, redis-memory); idle shards (polis with 3, 32, 128 shards)
+//! then: memory per key (polis, redis-memory); idle shards (polis with 3, 32, 128 shards);
+//!       memory per element (polis, redis-memory); a queue on one stream (polis, redis-replicated)
 //! ```
 
 pub mod cases;
@@ -21,13 +22,20 @@ use std::time::{Duration, Instant};
 use self::cases::{load_spec, Case, CaseBase};
 use self::record::{Comparison, LoadRecord, RunRecord, Settings};
 use crate::driver;
+use crate::element_memory::{self, ElementMemoryConfig};
 use crate::idle::{self, IdleConfig};
 use crate::memory::{self, MemoryConfig};
 use crate::peers::usage::UsageStart;
 use crate::peers::{PeerConfig, RunningSystem, SystemKind};
+use crate::queue::{self, QueueConfig};
 
 /// Repetitions of the whole comparison, at most.
 pub const REPETITIONS_MAX: u32 = 20;
+
+/// Producers, consumers and the COUNT of each XREADGROUP in the queue.
+pub const QUEUE_PRODUCERS: usize = 10;
+pub const QUEUE_CONSUMERS: usize = 10;
+pub const QUEUE_READ_COUNT: usize = 10;
 
 /// Time a run may take beyond its warm-up and duration before it is
 /// abandoned (connections, the driver's own draining).
@@ -46,6 +54,12 @@ pub struct CompareConfig {
     pub idle_shards: Vec<usize>,
     /// How long each idle cluster is watched.
     pub idle_window: Duration,
+    /// Elements per collection for memory per element (0: skip it).
+    pub elements: u64,
+    /// How long the queue's producers produce (zero: skip the queue).
+    pub queue_duration: Duration,
+    /// Messages the queue's producers produce, at most.
+    pub queue_messages_max: u64,
     pub peers: PeerConfig,
     /// Where the systems keep their data (a fresh subdirectory per start).
     pub data_dir: PathBuf,
@@ -80,8 +94,13 @@ fn load_timeout(keys: u64) -> Duration {
 /// # Errors
 /// Returns an error only if the configuration is unusable.
 pub async fn run(config: &CompareConfig, log: &dyn Fn(&str)) -> anyhow::Result<Comparison> {
-    anyhow::ensure!(!config.systems.is_empty(), "no system to compare");
-    anyhow::ensure!(!config.cases.is_empty(), "no workload to run");
+    let runs_cases = !config.systems.is_empty() && !config.cases.is_empty();
+    let runs_something = runs_cases
+        || config.memory_keys > 0
+        || !config.idle_shards.is_empty()
+        || config.elements > 0
+        || !config.queue_duration.is_zero();
+    anyhow::ensure!(runs_something, "nothing to measure");
     anyhow::ensure!(
         (1..=REPETITIONS_MAX).contains(&config.repetitions),
         "repetitions must be 1..={REPETITIONS_MAX}"
@@ -121,6 +140,33 @@ pub async fn run(config: &CompareConfig, log: &dyn Fn(&str)) -> anyhow::Result<C
         comparison.idle = Some(idle::measure(&idle_config, log).await);
         if !config.keep_data {
             let _ = std::fs::remove_dir_all(&idle_config.data_dir);
+        }
+    }
+    if config.elements > 0 {
+        let element_config = ElementMemoryConfig {
+            elements: config.elements,
+            peers: config.peers.clone(),
+            data_dir: config.data_dir.join("elements"),
+        };
+        comparison.element_memory = Some(element_memory::measure(&element_config, log).await);
+        if !config.keep_data {
+            let _ = std::fs::remove_dir_all(&element_config.data_dir);
+        }
+    }
+    if !config.queue_duration.is_zero() {
+        let queue_config = QueueConfig {
+            producers: QUEUE_PRODUCERS,
+            consumers: QUEUE_CONSUMERS,
+            read_count: QUEUE_READ_COUNT,
+            messages_max: config.queue_messages_max,
+            duration: config.queue_duration,
+            value_size: config.base.value_size,
+            peers: config.peers.clone(),
+            data_dir: config.data_dir.join("queue"),
+        };
+        comparison.queue = Some(queue::measure(&queue_config, log).await);
+        if !config.keep_data {
+            let _ = std::fs::remove_dir_all(&queue_config.data_dir);
         }
     }
     comparison.elapsed_s = started.elapsed().as_secs_f64();

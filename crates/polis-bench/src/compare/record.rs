@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::cases::{Case, CaseBase};
 use super::CompareConfig;
+use crate::element_memory::ElementMemoryReport;
 use crate::idle::IdleReport;
 use crate::memory::MemoryReport;
 use crate::peers::usage::Usage;
 use crate::peers::SystemKind;
+use crate::queue::QueueReport;
 use crate::spec::BenchResult;
 
 /// Returns the seconds since the Unix epoch.
@@ -37,6 +39,12 @@ pub struct Settings {
     pub memory_keys: u64,
     #[serde(default)]
     pub idle_shards: Vec<usize>,
+    /// Elements per collection in the element-memory measurement (0: skipped).
+    #[serde(default)]
+    pub elements: u64,
+    /// Seconds the queue's producers produce (0: skipped).
+    #[serde(default)]
+    pub queue_s: f64,
     pub data_dir: String,
 }
 
@@ -66,6 +74,8 @@ impl Settings {
             seed,
             memory_keys: config.memory_keys,
             idle_shards: config.idle_shards.clone(),
+            elements: config.elements,
+            queue_s: config.queue_duration.as_secs_f64(),
             data_dir: config.data_dir.display().to_string(),
         }
     }
@@ -163,4 +173,10 @@ pub struct Comparison {
     /// measured).
     #[serde(default)]
     pub idle: Option<IdleReport>,
+    /// Memory per element of each collection type.
+    #[serde(default)]
+    pub element_memory: Option<ElementMemoryReport>,
+    /// The queue on one stream.
+    #[serde(default)]
+    pub queue: Option<QueueReport>,
 }

@@ -82,6 +82,9 @@ impl EtcdConnection {
             }
             Op::Hset => self.put(keys::hash_key(key), value.to_vec()).await,
             Op::Hget => self.range(keys::hash_key(key)).await,
+            Op::Lpush | Op::Sadd | Op::Zadd | Op::Xadd => {
+                Err(format!("etcd has no {}", op.name().to_uppercase()))
+            }
         }
     }
 

@@ -45,6 +45,22 @@ struct Inner {
     wait_replicas: Option<(u32, u64)>,
 }
 
+/// Returns the address among `addrs` that serves `key`: its slot's
+/// primary as CLUSTER SLOTS of the first address says, or that address
+/// itself when it is no cluster.
+///
+/// # Errors
+/// Fails if the first address cannot be reached.
+pub async fn owner_of(addrs: &[String], key: &str) -> Result<String, String> {
+    let first = addrs.first().ok_or("no RESP address given")?;
+    let mut connection = open(first).await?;
+    let mut routes = Routes::new(addrs, 0);
+    if let Some(table) = cluster_slots(&mut connection).await {
+        routes.learn(&table);
+    }
+    Ok(routes.address(routes::slot(key.as_bytes())).to_string())
+}
+
 /// Returns the slot table of the cluster `connection` belongs to (the
 /// primary of each range, from CLUSTER SLOTS), or `None` when it is no
 /// cluster or the answer is unusable.
@@ -397,6 +413,10 @@ fn key_name(op: Op, key: u64) -> String {
         Op::Get | Op::Set => keys::string_key(key),
         Op::Incr => keys::counter_key(key),
         Op::Hset | Op::Hget => keys::hash_key(key),
+        Op::Lpush => keys::container_key("list", key),
+        Op::Sadd => keys::container_key("set", key),
+        Op::Zadd => keys::container_key("zset", key),
+        Op::Xadd => keys::container_key("stream", key),
     }
 }
 
@@ -409,10 +429,26 @@ fn command(op: Op, key: u64, value: &[u8]) -> (String, Cmd) {
         Op::Incr => "INCR",
         Op::Hset => "HSET",
         Op::Hget => "HGET",
+        Op::Lpush => "LPUSH",
+        Op::Sadd => "SADD",
+        Op::Zadd => "ZADD",
+        Op::Xadd => "XADD",
     });
     cmd.arg(&name);
     match op {
         Op::Get | Op::Incr => {}
+        Op::Lpush => {
+            cmd.arg(value);
+        }
+        Op::Sadd => {
+            cmd.arg(keys::member(key));
+        }
+        Op::Zadd => {
+            cmd.arg(key).arg(keys::member(key));
+        }
+        Op::Xadd => {
+            cmd.arg("*").arg(keys::HASH_FIELD).arg(value);
+        }
         Op::Set => {
             cmd.arg(value);
         }
@@ -466,7 +502,7 @@ pub(super) fn redirect(error: &RedisError) -> Result<(String, u16), String> {
 
 /// Locks a mutex, going on if a panicking holder poisoned it (the data is
 /// a cache; any state of it is valid).
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -150,6 +150,17 @@ impl PolisCluster {
         self.cluster.pids().get(&self.leader_id).copied()
     }
 
+    /// Returns the process id of the node listening for RESP on `resp`.
+    pub fn pid_of(&mut self, resp: &str) -> Option<u32> {
+        let id = self
+            .cluster
+            .nodes()
+            .iter()
+            .find(|node| node.resp == resp)?
+            .id;
+        self.cluster.pids().get(&id).copied()
+    }
+
     /// Returns an error if a node has exited.
     ///
     /// # Errors

@@ -120,7 +120,7 @@ pub fn target_cells(check: &TargetCheck) -> (String, String, String) {
     (required, measured, verdict.to_owned())
 }
 
-fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(
         out,
@@ -281,6 +281,7 @@ pub fn render(report: &Report) -> String {
     if let Some(idle) = &report.comparison.idle {
         idle_section(&mut out, idle);
     }
+    super::data_types::render(&mut out, report);
     let _ = writeln!(out, "## Systems\n");
     for system in &settings.systems {
         let _ = writeln!(out, "- `{}`: {}", system.name(), system.description());

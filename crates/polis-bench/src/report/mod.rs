@@ -4,6 +4,7 @@
 //! versions. Written as `report.md`, `report.json` (everything, raw runs
 //! included) and `report.html` (self-contained, bar charts in inline SVG).
 
+pub mod data_types;
 pub mod format;
 pub mod html;
 pub mod machine;
@@ -55,11 +56,29 @@ impl Report {
                 }
             }
         }
-        let targets = targets::check(
+        // A run of the data-type scenarios alone (`--data-types`) measures
+        // none of the other targets: they would only read "not measured".
+        let cases = &comparison.settings.cases;
+        let data_types_alone = cases.iter().any(|case| Case::DATA_TYPES.contains(case))
+            && cases
+                .iter()
+                .all(|case| *case == Case::Set || Case::DATA_TYPES.contains(case))
+            && comparison.memory.is_none()
+            && comparison.idle.is_none();
+        let mut targets = if data_types_alone {
+            Vec::new()
+        } else {
+            targets::check(
+                &summaries,
+                comparison.memory.as_ref(),
+                comparison.idle.as_ref(),
+            )
+        };
+        targets.extend(targets::check_data_types(
             &summaries,
-            comparison.memory.as_ref(),
-            comparison.idle.as_ref(),
-        );
+            comparison.element_memory.as_ref(),
+            comparison.queue.as_ref(),
+        ));
         Self {
             machine,
             versions,

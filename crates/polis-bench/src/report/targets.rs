@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::summary::Summary;
 use crate::compare::cases::Case;
+use crate::element_memory::ElementMemoryReport;
 use crate::idle::IdleReport;
 use crate::memory::MemoryReport;
 use crate::peers::SystemKind;
+use crate::queue::QueueReport;
 
 /// Which way a measurement must fall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +198,52 @@ pub fn check(
                 .map(|bytes| bytes / 1024.0),
         ),
     ]
+}
+
+/// Evaluates the data-type targets of what was measured: each type's
+/// writes against SET, memory per element, the queue. A scenario that did
+/// not run adds no line.
+pub fn check_data_types(
+    summaries: &[Summary],
+    element_memory: Option<&ElementMemoryReport>,
+    queue: Option<&QueueReport>,
+) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    for case in Case::DATA_TYPES {
+        if find(summaries, case, SystemKind::Polis).is_none() {
+            continue;
+        }
+        let command = case.name().to_uppercase();
+        checks.push(TargetCheck::new(
+            &format!("strong {command}, 50 connections, against SET"),
+            &format!("polis {command} ops/s ÷ polis SET ops/s (same run)"),
+            Bound::AtLeast,
+            0.8,
+            "x",
+            throughput_ratio(summaries, case, SystemKind::Polis, Case::Set),
+        ));
+    }
+    for row in element_memory.map_or(&[][..], |memory| &memory.collections) {
+        checks.push(TargetCheck::new(
+            &format!("memory per element: {}", row.collection.name()),
+            "polis serving node's RSS growth per element ÷ Redis used_memory growth per element",
+            Bound::AtMost,
+            2.0,
+            "x",
+            row.ratio(),
+        ));
+    }
+    if let Some(queue) = queue {
+        checks.push(TargetCheck::new(
+            "queue on one stream: messages/s",
+            "polis messages/s ÷ Redis primary + 2 replicas (appendfsync always, WAIT 2 after XADD and XACK) messages/s",
+            Bound::AtLeast,
+            1.0,
+            "x",
+            queue.ratio(),
+        ));
+    }
+    checks
 }
 
 #[cfg(test)]

@@ -208,6 +208,16 @@ pub const ALL_WORKLOADS: [Workload; 5] = [
     Workload::Mixed,
 ];
 
+/// The writes of one data type each (RESP only: etcd has no lists, sets
+/// or streams).
+pub const DATA_TYPE_WORKLOADS: [Workload; 5] = [
+    Workload::Lpush,
+    Workload::Sadd,
+    Workload::Zadd,
+    Workload::Xadd,
+    Workload::Hset,
+];
+
 /// Returns the operation names a workload must show in its results.
 pub fn expected_ops(workload: Workload) -> Vec<&'static str> {
     match workload {
@@ -215,5 +225,10 @@ pub fn expected_ops(workload: Workload) -> Vec<&'static str> {
         Workload::C => vec!["get"],
         Workload::WriteOnly => vec!["set"],
         Workload::Mixed => vec!["get", "hget", "hset", "incr", "set"],
+        Workload::Lpush => vec!["lpush"],
+        Workload::Sadd => vec!["sadd"],
+        Workload::Zadd => vec!["zadd"],
+        Workload::Xadd => vec!["xadd"],
+        Workload::Hset => vec!["hset"],
     }
 }
