@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, RedisError, Value};
+use redis::{Cmd, Pipeline, RedisError, Value};
 
 /// Attempts per command: redirects and refused connections are retried
 /// (neither can have applied the command), up to this many times.
@@ -135,6 +135,87 @@ impl Client {
                 Err(_) => {
                     self.rotate();
                     return Outcome::Unknown(format!("no reply within {:?}", self.timeout));
+                }
+            }
+        }
+        Outcome::Fail(last_error)
+    }
+
+    /// Sends `pipe` (MULTI, its commands, EXEC: `replies` replies in all)
+    /// in one write on one connection, so that a reconnection can never
+    /// run the commands outside the transaction, and classifies what
+    /// became of it as [`Client::call`] does a command. On success, EXEC's
+    /// reply; EXEC's null (a WATCH failed) certainly did nothing.
+    pub async fn transaction(&mut self, pipe: &Pipeline, replies: usize) -> Outcome {
+        let mut last_error = String::from("no attempt");
+        for attempt in 0..ATTEMPTS_MAX {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+            let mut connection = match self.connect().await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    last_error = error;
+                    self.rotate();
+                    continue;
+                }
+            };
+            let sent = connection.send_packed_commands(pipe, 0, replies);
+            let answers = match tokio::time::timeout(self.timeout, sent).await {
+                Ok(Ok(answers)) => answers,
+                Ok(Err(error)) if error.is_connection_refusal() => {
+                    last_error = error.to_string();
+                    self.rotate();
+                    continue;
+                }
+                Ok(Err(error)) => {
+                    self.rotate();
+                    return Outcome::Unknown(error.to_string());
+                }
+                Err(_) => {
+                    self.rotate();
+                    return Outcome::Unknown(format!("no reply within {:?}", self.timeout));
+                }
+            };
+            let error = match answers.last() {
+                _ if answers.len() != replies => {
+                    self.rotate();
+                    return Outcome::Unknown(format!("{} replies to a transaction", answers.len()));
+                }
+                Some(Value::ServerError(error)) => RedisError::from(error.clone()),
+                Some(Value::Nil) => return Outcome::Fail("EXEC answered null".into()),
+                Some(reply) => match answers.first() {
+                    Some(Value::ServerError(error)) => RedisError::from(error.clone()),
+                    _ => return Outcome::Ok(reply.clone()),
+                },
+                None => return Outcome::Unknown("no reply to EXEC".into()),
+            };
+            last_error = error.to_string();
+            // EXECABORT: a command was refused while queued, so nothing
+            // ran; its refusal may still say where to go (a replica's
+            // READONLY, a MOVED).
+            let queued = answers[1..answers.len() - 1]
+                .iter()
+                .find_map(|answer| match answer {
+                    Value::ServerError(error) => Some(RedisError::from(error.clone())),
+                    _ => None,
+                });
+            let verdict = match queued {
+                Some(queued) => match classify(&queued) {
+                    Verdict::Unknown => Verdict::Rejected,
+                    verdict => verdict,
+                },
+                None => classify(&error),
+            };
+            match verdict {
+                Verdict::Redirect(addr) => self.follow(&addr),
+                Verdict::NotApplied { retry: true } => self.rotate(),
+                Verdict::NotApplied { retry: false } | Verdict::Rejected => {
+                    return Outcome::Fail(last_error)
+                }
+                Verdict::Unknown => {
+                    self.rotate();
+                    return Outcome::Unknown(last_error);
                 }
             }
         }

@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use polis_client::resp::Outcome;
+use polis_client::resp::{Client, Outcome};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redis::aio::MultiplexedConnection;
-use redis::{RedisError, Value};
+use redis::Value;
 use tokio::time::Instant;
 
 use super::ClientPlan;
@@ -33,13 +32,6 @@ const APPENDS_PER_KEY: u64 = 32;
 
 /// Micro-ops in one transaction, at most.
 const MICRO_OPS_MAX: usize = 4;
-
-/// Attempts per transaction: redirects and refusals before anything was
-/// proposed are retried, up to this many times.
-const ATTEMPTS_MAX: usize = 6;
-
-/// Pause between two attempts while no node takes the transaction.
-const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Keys read by one transaction of the final read.
 const FINAL_READ_BATCH: usize = 32;
@@ -76,7 +68,7 @@ fn next_txn(rng: &mut StdRng, keys: u32, values: &AtomicU64) -> Vec<MicroOp> {
 /// Runs one client of the list-append workload until the deadline.
 pub async fn run_client(plan: ClientPlan, keys: u32, recorder: Recorder, values: Arc<AtomicU64>) {
     let mut rng = StdRng::seed_from_u64(plan.seed ^ plan.client.wrapping_mul(0x9e37_79b9));
-    let mut client = TxnClient::new(plan.addrs.clone(), plan.client as usize, plan.timeout);
+    let mut client = Client::new(plan.addrs.clone(), plan.client as usize, plan.timeout);
     let mut process = plan.client;
     let mut ticker = tokio::time::interval(plan.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,7 +76,7 @@ pub async fn run_client(plan: ClientPlan, keys: u32, recorder: Recorder, values:
         ticker.tick().await;
         let mops = next_txn(&mut rng, keys, &values);
         recorder.record(process, Kind::Invoke, Op::Txn { mops: mops.clone() }, None);
-        let (kind, completed, error) = complete(&mops, client.exec(&mops).await);
+        let (kind, completed, error) = complete(&mops, exec(&mut client, &mops).await);
         recorder.record(process, kind, Op::Txn { mops: completed }, error);
         if kind == Kind::Info {
             // The transaction stays open forever; this client goes on as
@@ -123,7 +115,7 @@ pub async fn final_read(
         })
         .collect();
     let keys: Vec<String> = keys.into_iter().map(|(_, key)| key).collect();
-    let mut client = TxnClient::new(addrs, 0, timeout);
+    let mut client = Client::new(addrs, 0, timeout);
     for (batch, keys) in keys.chunks(FINAL_READ_BATCH).enumerate() {
         let mops: Vec<MicroOp> = keys
             .iter()
@@ -136,7 +128,7 @@ pub async fn final_read(
         for attempt in 0..FINAL_ATTEMPTS_MAX {
             let process = process_base + batch as u64 + (attempt as u64) * (1 << 20);
             recorder.record(process, Kind::Invoke, Op::Txn { mops: mops.clone() }, None);
-            let (kind, completed, error) = complete(&mops, client.exec(&mops).await);
+            let (kind, completed, error) = complete(&mops, exec(&mut client, &mops).await);
             recorder.record(process, kind, Op::Txn { mops: completed }, error);
             if kind == Kind::Ok {
                 done = true;
@@ -199,188 +191,18 @@ fn parse_list(items: &[Value]) -> Option<Vec<u64>> {
         .collect()
 }
 
-/// Runs transactions on one node at a time from a list, following MOVED
-/// to the slot's leader as [`polis_client::resp::Client`] does, and says
-/// for each whether it happened. MULTI, the commands and EXEC go out in
-/// one write on one connection, so a reconnection can never run the
-/// commands outside the transaction.
-struct TxnClient {
-    addrs: Vec<String>,
-    current: usize,
-    connection: Option<MultiplexedConnection>,
-    timeout: Duration,
-}
-
-/// What an error reply to EXEC (or to MULTI) says about the transaction.
-enum Verdict {
-    /// MOVED: the slot's leader is elsewhere; nothing happened here.
-    Redirect(String),
-    /// Refused before anything was proposed; another attempt may work.
-    Retry,
-    /// Certainly not applied (EXECABORT, a command refused while queued).
-    Rejected,
-    /// May have been applied.
-    Unknown,
-}
-
-impl TxnClient {
-    fn new(addrs: Vec<String>, start: usize, timeout: Duration) -> Self {
-        let current = if addrs.is_empty() {
-            0
-        } else {
-            start % addrs.len()
+/// Runs `mops` as one MULTI/EXEC; on success the EXEC reply.
+async fn exec(client: &mut Client, mops: &[MicroOp]) -> Outcome {
+    let mut pipe = redis::pipe();
+    pipe.cmd("MULTI");
+    for mop in mops {
+        match mop {
+            MicroOp::Append { key, value } => pipe.cmd("RPUSH").arg(key).arg(value.to_string()),
+            MicroOp::Read { key, .. } => pipe.cmd("LRANGE").arg(key).arg(0).arg(-1),
         };
-        Self {
-            addrs,
-            current,
-            connection: None,
-            timeout,
-        }
     }
-
-    async fn connect(&mut self) -> Result<MultiplexedConnection, String> {
-        if let Some(connection) = &self.connection {
-            return Ok(connection.clone());
-        }
-        let addr = self
-            .addrs
-            .get(self.current)
-            .ok_or("no address to connect to")?;
-        let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
-        let connection =
-            tokio::time::timeout(self.timeout, client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| format!("connecting to {addr} timed out"))?
-                .map_err(|error| format!("connecting to {addr}: {error}"))?;
-        self.connection = Some(connection.clone());
-        Ok(connection)
-    }
-
-    fn rotate(&mut self) {
-        self.connection = None;
-        if !self.addrs.is_empty() {
-            self.current = (self.current + 1) % self.addrs.len();
-        }
-    }
-
-    fn follow(&mut self, addr: &str) {
-        self.connection = None;
-        match self.addrs.iter().position(|known| known == addr) {
-            Some(index) => self.current = index,
-            None => {
-                self.addrs.push(addr.to_owned());
-                self.current = self.addrs.len() - 1;
-            }
-        }
-    }
-
-    /// Runs `mops` as one MULTI/EXEC; on success the EXEC reply.
-    async fn exec(&mut self, mops: &[MicroOp]) -> Outcome {
-        let mut pipe = redis::pipe();
-        pipe.cmd("MULTI");
-        for mop in mops {
-            match mop {
-                MicroOp::Append { key, value } => pipe.cmd("RPUSH").arg(key).arg(value.to_string()),
-                MicroOp::Read { key, .. } => pipe.cmd("LRANGE").arg(key).arg(0).arg(-1),
-            };
-        }
-        pipe.cmd("EXEC");
-        let replies_expected = mops.len() + 2;
-        let mut last_error = String::from("no attempt");
-        for attempt in 0..ATTEMPTS_MAX {
-            if attempt > 0 {
-                tokio::time::sleep(RETRY_BACKOFF).await;
-            }
-            let mut connection = match self.connect().await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    // Never sent: it cannot have happened.
-                    last_error = error;
-                    self.rotate();
-                    continue;
-                }
-            };
-            let sent = connection.send_packed_commands(&pipe, 0, replies_expected);
-            let replies = match tokio::time::timeout(self.timeout, sent).await {
-                Ok(Ok(replies)) => replies,
-                Ok(Err(error)) if error.is_connection_refusal() => {
-                    last_error = error.to_string();
-                    self.rotate();
-                    continue;
-                }
-                Ok(Err(error)) => {
-                    self.rotate();
-                    return Outcome::Unknown(error.to_string());
-                }
-                Err(_) => {
-                    self.rotate();
-                    return Outcome::Unknown(format!("no reply within {:?}", self.timeout));
-                }
-            };
-            let error = match replies.last() {
-                _ if replies.len() != replies_expected => {
-                    self.rotate();
-                    return Outcome::Unknown(format!("{} replies to a transaction", replies.len()));
-                }
-                Some(Value::ServerError(error)) => RedisError::from(error.clone()),
-                Some(Value::Nil) => return Outcome::Fail("EXEC answered null".into()),
-                Some(reply) => match replies.first() {
-                    Some(Value::ServerError(error)) => RedisError::from(error.clone()),
-                    _ => return Outcome::Ok(reply.clone()),
-                },
-                None => return Outcome::Unknown("no reply to EXEC".into()),
-            };
-            last_error = error.to_string();
-            // EXECABORT: a command was refused while queued, so nothing
-            // ran; its refusal may still say where to go (a replica's
-            // READONLY, a MOVED).
-            let queued_error = replies[1..replies.len() - 1]
-                .iter()
-                .find_map(|reply| match reply {
-                    Value::ServerError(error) => Some(RedisError::from(error.clone())),
-                    _ => None,
-                });
-            let verdict = match queued_error {
-                Some(queued) => match classify(&queued) {
-                    Verdict::Unknown => Verdict::Rejected,
-                    verdict => verdict,
-                },
-                None => classify(&error),
-            };
-            match verdict {
-                Verdict::Redirect(addr) => self.follow(&addr),
-                Verdict::Retry => self.rotate(),
-                Verdict::Rejected => return Outcome::Fail(last_error),
-                Verdict::Unknown => {
-                    self.rotate();
-                    return Outcome::Unknown(last_error);
-                }
-            }
-        }
-        Outcome::Fail(last_error)
-    }
-}
-
-/// Classifies an error reply to EXEC the way polis's client classifies
-/// one to a single command: polis answers MOVED, TRYAGAIN and the
-/// CLUSTERDOWN of a node without a leader or map before proposing; any
-/// other CLUSTERDOWN may follow a proposal.
-fn classify(error: &RedisError) -> Verdict {
-    if let Some((addr, _slot)) = error.redirect_node() {
-        return Verdict::Redirect(addr.to_owned());
-    }
-    let text = error.to_string();
-    match error.code() {
-        Some("CLUSTERDOWN")
-            if text.contains("no leader is known") || text.contains("no cluster map yet") =>
-        {
-            Verdict::Retry
-        }
-        Some("CLUSTERDOWN") => Verdict::Unknown,
-        Some("READONLY" | "TRYAGAIN" | "LOADING" | "MASTERDOWN") => Verdict::Retry,
-        Some(_) => Verdict::Rejected,
-        None => Verdict::Unknown,
-    }
+    pipe.cmd("EXEC");
+    client.transaction(&pipe, mops.len() + 2).await
 }
 
 #[cfg(test)]
