@@ -162,6 +162,9 @@ impl Clients {
 
     /// Reads what one reply says of the operation.
     fn judge(&self, op: &Op, reply: Reply) -> Attempt {
+        if let Some(next) = redirect(&reply) {
+            return Attempt::Redirect(next);
+        }
         match (op, reply) {
             (Op::Write { key, value }, Reply::Simple(status)) if status == "OK" => {
                 Attempt::Done(Op::Write {
@@ -183,18 +186,6 @@ impl Clients {
                 }),
                 None => self.unexpected(op, &Reply::Bulk(bytes)),
             },
-            (_, Reply::Error(ReplyError::Moved { addr, .. })) => {
-                Attempt::Redirect(node_of_address(&addr))
-            }
-            // Nothing was proposed: the shard has no leader, the node no
-            // map, or the shard is taking its slots.
-            (_, Reply::Error(ReplyError::ClusterDown(reason)))
-                if reason.contains("no leader is known")
-                    || reason.contains("no cluster map yet") =>
-            {
-                Attempt::Redirect(None)
-            }
-            (_, Reply::Error(ReplyError::TryAgain(_))) => Attempt::Redirect(None),
             // The proposal may have been committed: unknown.
             (_, Reply::Error(ReplyError::ClusterDown(reason))) => Attempt::Unknown(reason),
             (_, other) => self.unexpected(op, &other),
@@ -205,6 +196,23 @@ impl Clients {
         let detail = format!("{op:?} replied {reply:?}");
         self.trace.violation(UNEXPECTED_REPLY, detail.clone());
         Attempt::Unknown(detail)
+    }
+}
+
+/// Returns where to send a request again when `reply` says nothing was
+/// proposed: `Some(Some(node))` after MOVED, `Some(None)` (anyone) when the
+/// shard has no leader, the node no map, or the shard is taking its
+/// slots; `None` for any other reply.
+pub fn redirect(reply: &Reply) -> Option<Option<NodeId>> {
+    match reply {
+        Reply::Error(ReplyError::Moved { addr, .. }) => Some(node_of_address(addr)),
+        Reply::Error(ReplyError::ClusterDown(reason))
+            if reason.contains("no leader is known") || reason.contains("no cluster map yet") =>
+        {
+            Some(None)
+        }
+        Reply::Error(ReplyError::TryAgain(_)) => Some(None),
+        _ => None,
     }
 }
 
@@ -220,7 +228,7 @@ fn unknown(op: &Op, error: String) -> (Kind, Op, Option<String>) {
 
 /// Waits a little before trying again, so a retry loop always lets
 /// virtual time advance.
-async fn pause(rng: &mut StdRng) {
+pub async fn pause(rng: &mut StdRng) {
     let pause_ms = rng.random_range(2..=40);
     tokio::time::sleep(Duration::from_millis(pause_ms)).await;
 }

@@ -24,7 +24,8 @@ use polis_types::NodeId;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::cluster::{node_of_address, SimCluster};
+use crate::client::{pause, redirect};
+use crate::cluster::SimCluster;
 use crate::trace::Trace;
 
 /// Name of the violations the queue's book reports.
@@ -217,19 +218,13 @@ impl QueueClients {
                 // The connection broke or was closed: unknown.
                 return Outcome::Unknown;
             }
-            match reply {
-                Reply::Error(ReplyError::Moved { addr, .. }) => {
-                    target = node_of_address(&addr);
+            match redirect(&reply) {
+                Some(next) => target = next,
+                None if matches!(reply, Reply::Error(ReplyError::ClusterDown(_))) => {
+                    // The proposal may have been committed.
+                    return Outcome::Unknown;
                 }
-                Reply::Error(ReplyError::ClusterDown(reason))
-                    if reason.contains("no leader is known")
-                        || reason.contains("no cluster map yet") =>
-                {
-                    target = None;
-                }
-                Reply::Error(ReplyError::TryAgain(_)) => target = None,
-                Reply::Error(ReplyError::ClusterDown(_)) => return Outcome::Unknown,
-                other => return Outcome::Replied(other),
+                None => return Outcome::Replied(reply),
             }
             pause(rng).await;
         }
@@ -374,13 +369,6 @@ fn command(parts: &[&str]) -> Vec<Bytes> {
 
 fn parse(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-/// Waits a little before trying again, so a retry loop always lets
-/// virtual time advance.
-async fn pause(rng: &mut StdRng) {
-    let pause_ms = rng.random_range(2..=40);
-    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
 }
 
 #[cfg(test)]
