@@ -4,6 +4,8 @@
 //! The node routes by the keys a spec finds, checks arity before parsing,
 //! and renders COMMAND, COMMAND INFO/COUNT/DOCS/GETKEYS from this table.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use polis_resp::ReplyError;
 
@@ -175,11 +177,30 @@ impl CommandSpec {
     }
 }
 
+/// The longest command name of the table, with room to spare: a longer
+/// name is no command.
+const NAME_LEN_MAX: usize = 64;
+
+/// The table by lowercase name, built on first use: every request looks
+/// its command up, several times on its way (routing, logging, stats).
+static BY_NAME: std::sync::LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =
+    std::sync::LazyLock::new(|| {
+        COMMANDS
+            .iter()
+            .map(|spec| (spec.name.as_bytes(), spec))
+            .collect()
+    });
+
 /// Returns the spec of the command named `name` (case-insensitive).
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    COMMANDS
-        .iter()
-        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    if name.len() > NAME_LEN_MAX {
+        return None;
+    }
+    let mut lower = [0u8; NAME_LEN_MAX];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    BY_NAME.get(&*lower).copied()
 }
 
 /// Returns every top-level command spec.

@@ -216,3 +216,22 @@ fn read_path_refuses_writes_and_write_path_runs_reads() {
         polis_resp::Reply::bulk("v")
     );
 }
+
+#[test]
+fn every_command_is_found_by_its_name_in_any_case() {
+    for spec in all_commands() {
+        let upper = spec.name.to_ascii_uppercase();
+        assert!(
+            std::ptr::eq(lookup(upper.as_bytes()).unwrap(), spec),
+            "{}",
+            spec.name
+        );
+        assert!(
+            std::ptr::eq(lookup(spec.name.as_bytes()).unwrap(), spec),
+            "{}",
+            spec.name
+        );
+    }
+    assert!(lookup(b"no-such-command").is_none());
+    assert!(lookup(&[b'a'; 1000]).is_none());
+}
