@@ -13,7 +13,7 @@ use crate::spec::{
 
 /// Every top-level command polis knows.
 #[rustfmt::skip]
-pub(crate) const COMMANDS: &[CommandSpec] = &[
+pub(crate) static COMMANDS: &[CommandSpec] = &[
     // Executed by this crate.
     spec!("get", 2, READONLY | FAST, [1, 1, 1], &["string"], &[], "string", "1.0.0"),
     spec!("set", -3, WRITE | DENYOOM, [1, 1, 1], &["string"], &[], "string", "1.0.0"),
