@@ -1,22 +1,213 @@
-//! The value of a list key: elements in order, with the size figure that
-//! memory estimates need kept up to date.
+//! The value of a list key: elements packed side by side in chunks of a
+//! few kilobytes, as Redis packs a quicklist's listpacks.
+//!
+//! A chunk is one byte buffer of entries, each `length | element |
+//! length reversed`, the length a LEB128 varint: the leading copy walks
+//! the chunk from its head, the trailing one from its tail. An 18-byte
+//! element costs 20 bytes, where a deque of `Bytes` costs a 32-byte
+//! handle and a heap block of its own per element.
+//!
+//! How elements fall into chunks depends on the history of writes (and a
+//! restored snapshot packs them afresh), so nothing replicated may depend
+//! on it: equality, serialization and the memory estimate see only the
+//! elements.
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::ops::Range;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::db::detached;
+/// A chunk takes entries until they would pass this many bytes; an
+/// element larger than that gets a chunk of its own (Redis's default
+/// `list-max-listpack-size -2` is the same 8 KiB).
+const CHUNK_BYTES: usize = 8 * 1024;
 
-/// Approximate bookkeeping bytes of one element of a list.
-pub const LIST_ELEMENT_OVERHEAD_BYTES: usize = 40;
+/// Bookkeeping bytes of one chunk in the memory estimate: its slot in the
+/// deque and its heap block's header.
+const CHUNK_OVERHEAD_BYTES: usize = 48;
+
+/// Bookkeeping bytes of an empty list in the memory estimate.
+const LIST_OVERHEAD_BYTES: usize = 48;
+
+/// Returns how many bytes the varint of `value` takes.
+fn varint_len(mut value: usize) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Returns the bytes one element of `len` bytes takes in a chunk.
+fn entry_len(len: usize) -> usize {
+    len + 2 * varint_len(len)
+}
+
+/// Writes the varint of `value` into `out`; returns how many bytes it took.
+fn write_varint(mut value: usize, out: &mut [u8; 10]) -> usize {
+    let mut used = 0;
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out[used] = low;
+            return used + 1;
+        }
+        out[used] = low | 0x80;
+        used += 1;
+    }
+}
+
+/// Returns the bytes of the entry of `element`.
+fn entry_bytes(element: &[u8]) -> impl ExactSizeIterator<Item = u8> + '_ {
+    let mut head = [0u8; 10];
+    let used = write_varint(element.len(), &mut head);
+    let mut tail = head;
+    tail[..used].reverse();
+    let head = head.into_iter().take(used);
+    let tail = tail.into_iter().take(used);
+    // `Chain` is not exact-size; the length is known, so say it.
+    Exact {
+        inner: head.chain(element.iter().copied()).chain(tail),
+        remaining: entry_len(element.len()),
+    }
+}
+
+/// An iterator of a known length.
+struct Exact<I> {
+    inner: I,
+    remaining: usize,
+}
+
+impl<I: Iterator<Item = u8>> Iterator for Exact<I> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.inner.next()?;
+        self.remaining = self.remaining.saturating_sub(1);
+        Some(byte)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<I: Iterator<Item = u8>> ExactSizeIterator for Exact<I> {}
+
+/// Reads the varint starting at `at`; returns its value and length.
+fn read_varint(bytes: &[u8], at: usize) -> (usize, usize) {
+    let mut value = 0usize;
+    let mut used = 0;
+    while let Some(&byte) = bytes.get(at + used) {
+        value |= usize::from(byte & 0x7f)
+            .checked_shl(7 * used as u32)
+            .unwrap_or(0);
+        used += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    (value, used)
+}
+
+/// Reads the reversed varint ending at `end`; returns its value and
+/// length.
+fn read_varint_back(bytes: &[u8], end: usize) -> (usize, usize) {
+    let mut value = 0usize;
+    let mut used = 0;
+    while let Some(&byte) = end.checked_sub(used + 1).and_then(|index| bytes.get(index)) {
+        value |= usize::from(byte & 0x7f)
+            .checked_shl(7 * used as u32)
+            .unwrap_or(0);
+        used += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    (value, used)
+}
+
+/// Elements packed side by side.
+#[derive(Clone, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Chunk {
+    /// Returns the element of the entry starting at `at` and where the
+    /// next entry starts.
+    fn element_at(&self, at: usize) -> (Range<usize>, usize) {
+        let (len, used) = read_varint(&self.bytes, at);
+        let start = (at + used).min(self.bytes.len());
+        let end = (start + len).min(self.bytes.len());
+        (start..end, end + used)
+    }
+
+    /// Returns the element of the entry ending at `end` and where that
+    /// entry starts.
+    fn element_before(&self, end: usize) -> (Range<usize>, usize) {
+        let (len, used) = read_varint_back(&self.bytes, end);
+        let element_end = end.saturating_sub(used);
+        let start = element_end.saturating_sub(len);
+        (start..element_end, start.saturating_sub(used))
+    }
+
+    fn slice(&self, range: Range<usize>) -> &[u8] {
+        self.bytes.get(range).unwrap_or_default()
+    }
+
+    /// Returns where entry `index` of this chunk starts (the chunk's
+    /// length for `index == count`), walking from the nearer end.
+    fn offset_of(&self, index: usize) -> usize {
+        if index <= self.count / 2 {
+            (0..index).fold(0, |at, _| self.element_at(at).1)
+        } else {
+            (index..self.count).fold(self.bytes.len(), |end, _| self.element_before(end).1)
+        }
+    }
+
+    /// Makes room for `additional` bytes, growing by powers of two up to
+    /// [`CHUNK_BYTES`], so a full chunk wastes little.
+    fn reserve(&mut self, additional: usize) {
+        let wanted = self.bytes.len() + additional;
+        if wanted > self.bytes.capacity() {
+            let capacity = (self.bytes.capacity() * 2)
+                .max(wanted.next_power_of_two())
+                .min(CHUNK_BYTES)
+                .max(wanted);
+            self.bytes.reserve_exact(capacity - self.bytes.len());
+        }
+    }
+
+    /// Inserts the entry of `element` at byte offset `at`.
+    fn insert_at(&mut self, at: usize, element: &[u8]) {
+        self.reserve(entry_len(element.len()));
+        self.bytes.splice(at..at, entry_bytes(element));
+        self.count += 1;
+    }
+
+    /// Gives back memory once most of the buffer is unused.
+    fn shrink(&mut self) {
+        if self.bytes.capacity() > 64 && self.bytes.len() <= self.bytes.capacity() / 4 {
+            self.bytes.shrink_to(self.bytes.capacity() / 2);
+        }
+    }
+}
 
 /// A list: a double-ended queue of binary-safe elements.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, Default)]
 pub struct ListValue {
-    items: VecDeque<Bytes>,
-    /// Sum of element lengths.
-    payload_bytes: usize,
+    /// Never holds an empty chunk.
+    chunks: VecDeque<Chunk>,
+    len: usize,
+    /// Bytes of all entries: elements and their lengths.
+    entry_bytes: usize,
 }
 
 impl ListValue {
@@ -27,151 +218,319 @@ impl ListValue {
 
     /// Returns the number of elements.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     /// Returns true when the list has no elements.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     /// Adds `element` at the head.
-    pub fn push_front(&mut self, element: &Bytes) {
-        self.payload_bytes += element.len();
-        self.items.push_front(detached(element));
+    pub fn push_front(&mut self, element: &[u8]) {
+        let need = entry_len(element.len());
+        match self.chunks.front_mut() {
+            Some(chunk) if chunk.bytes.len() + need <= CHUNK_BYTES => chunk.insert_at(0, element),
+            _ => {
+                let mut chunk = Chunk::default();
+                chunk.insert_at(0, element);
+                self.chunks.push_front(chunk);
+            }
+        }
+        self.len += 1;
+        self.entry_bytes += need;
     }
 
     /// Adds `element` at the tail.
-    pub fn push_back(&mut self, element: &Bytes) {
-        self.payload_bytes += element.len();
-        self.items.push_back(detached(element));
+    pub fn push_back(&mut self, element: &[u8]) {
+        let need = entry_len(element.len());
+        match self.chunks.back_mut() {
+            Some(chunk) if chunk.bytes.len() + need <= CHUNK_BYTES => {
+                let at = chunk.bytes.len();
+                chunk.insert_at(at, element);
+            }
+            _ => {
+                let mut chunk = Chunk::default();
+                chunk.insert_at(0, element);
+                self.chunks.push_back(chunk);
+            }
+        }
+        self.len += 1;
+        self.entry_bytes += need;
     }
 
     /// Removes and returns the head element.
     pub fn pop_front(&mut self) -> Option<Bytes> {
-        let element = self.items.pop_front()?;
-        self.payload_bytes -= element.len();
+        let chunk = self.chunks.front_mut()?;
+        let (range, next) = chunk.element_at(0);
+        let element = Bytes::copy_from_slice(chunk.slice(range));
+        chunk.bytes.drain(..next.min(chunk.bytes.len()));
+        self.forget(0, 1, next);
         Some(element)
     }
 
     /// Removes and returns the tail element.
     pub fn pop_back(&mut self) -> Option<Bytes> {
-        let element = self.items.pop_back()?;
-        self.payload_bytes -= element.len();
+        let last = self.chunks.len().checked_sub(1)?;
+        let chunk = self.chunks.get_mut(last)?;
+        let end = chunk.bytes.len();
+        let (range, start) = chunk.element_before(end);
+        let element = Bytes::copy_from_slice(chunk.slice(range));
+        chunk.bytes.truncate(start);
+        self.forget(last, 1, end - start);
         Some(element)
     }
 
+    /// Accounts for `count` elements of `entry_bytes` bytes gone from
+    /// chunk `index`, and drops the chunk once empty.
+    fn forget(&mut self, index: usize, count: usize, entry_bytes: usize) {
+        self.len -= count;
+        self.entry_bytes -= entry_bytes;
+        let Some(chunk) = self.chunks.get_mut(index) else {
+            return;
+        };
+        chunk.count -= count;
+        if chunk.count == 0 {
+            self.chunks.remove(index);
+        } else {
+            chunk.shrink();
+        }
+    }
+
+    /// Returns the chunk holding element `index` and the element's index
+    /// within it, walking the chunks from the nearer end.
+    fn find(&self, index: usize) -> Option<(usize, usize)> {
+        if index >= self.len {
+            return None;
+        }
+        if index < self.len / 2 {
+            let mut first = 0;
+            for (position, chunk) in self.chunks.iter().enumerate() {
+                if index < first + chunk.count {
+                    return Some((position, index - first));
+                }
+                first += chunk.count;
+            }
+        } else {
+            let mut first = self.len;
+            for (position, chunk) in self.chunks.iter().enumerate().rev() {
+                first -= chunk.count;
+                if index >= first {
+                    return Some((position, index - first));
+                }
+            }
+        }
+        None
+    }
+
     /// Returns the element at `index` (0 is the head).
-    pub fn get(&self, index: usize) -> Option<&Bytes> {
-        self.items.get(index)
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        let (position, within) = self.find(index)?;
+        let chunk = self.chunks.get(position)?;
+        let (range, _) = chunk.element_at(chunk.offset_of(within));
+        Some(chunk.slice(range))
     }
 
     /// Replaces the element at `index`; returns false when out of range.
-    pub fn set(&mut self, index: usize, element: &Bytes) -> bool {
-        let Some(slot) = self.items.get_mut(index) else {
+    pub fn set(&mut self, index: usize, element: &[u8]) -> bool {
+        let Some((position, within)) = self.find(index) else {
             return false;
         };
-        self.payload_bytes = self.payload_bytes - slot.len() + element.len();
-        *slot = detached(element);
+        let Some(chunk) = self.chunks.get_mut(position) else {
+            return false;
+        };
+        let at = chunk.offset_of(within);
+        let (_, next) = chunk.element_at(at);
+        chunk.bytes.splice(at..next, entry_bytes(element));
+        self.entry_bytes = self.entry_bytes - (next - at) + entry_len(element.len());
+        self.split_if_large(position);
         true
     }
 
     /// Inserts `element` before position `index` (`len()` appends).
-    pub fn insert(&mut self, index: usize, element: &Bytes) {
-        self.payload_bytes += element.len();
-        self.items
-            .insert(index.min(self.items.len()), detached(element));
+    pub fn insert(&mut self, index: usize, element: &[u8]) {
+        if index == 0 {
+            return self.push_front(element);
+        }
+        let Some((position, within)) = self.find(index) else {
+            return self.push_back(element);
+        };
+        let Some(chunk) = self.chunks.get_mut(position) else {
+            return;
+        };
+        let at = chunk.offset_of(within);
+        chunk.insert_at(at, element);
+        self.len += 1;
+        self.entry_bytes += entry_len(element.len());
+        self.split_if_large(position);
+    }
+
+    /// Cuts chunk `position` in two once it is past [`CHUNK_BYTES`] and
+    /// holds more than one element.
+    fn split_if_large(&mut self, position: usize) {
+        let Some(chunk) = self.chunks.get_mut(position) else {
+            return;
+        };
+        if chunk.bytes.len() <= CHUNK_BYTES || chunk.count < 2 {
+            return;
+        }
+        let mut at = 0;
+        let mut kept = 0;
+        while kept < chunk.count - 1 && at < chunk.bytes.len() / 2 {
+            at = chunk.element_at(at).1;
+            kept += 1;
+        }
+        let kept = kept.max(1);
+        let at = if at == 0 { chunk.element_at(0).1 } else { at };
+        let tail = Chunk {
+            bytes: chunk.bytes[at..].to_vec(),
+            count: chunk.count - kept,
+        };
+        chunk.bytes.truncate(at);
+        chunk.bytes.shrink_to_fit();
+        chunk.count = kept;
+        self.chunks.insert(position + 1, tail);
     }
 
     /// Removes and returns the element at `index`.
     pub fn remove(&mut self, index: usize) -> Option<Bytes> {
-        let element = self.items.remove(index)?;
-        self.payload_bytes -= element.len();
+        let (position, within) = self.find(index)?;
+        let chunk = self.chunks.get_mut(position)?;
+        let at = chunk.offset_of(within);
+        let (range, next) = chunk.element_at(at);
+        let element = Bytes::copy_from_slice(chunk.slice(range));
+        chunk.bytes.drain(at..next);
+        self.forget(position, 1, next - at);
         Some(element)
     }
 
     /// Keeps only the elements of positions `start..=end` (an empty list
     /// when `start > end`).
     pub fn trim(&mut self, start: usize, end: usize) {
-        if start > end || start >= self.items.len() {
-            self.items.clear();
-            self.payload_bytes = 0;
+        if start > end || start >= self.len {
+            *self = Self::new();
             return;
         }
-        self.items.truncate(end + 1);
-        self.items.drain(..start);
-        self.payload_bytes = self.items.iter().map(Bytes::len).sum();
+        let beyond = self.len - 1 - end.min(self.len - 1);
+        self.drop_back(beyond);
+        self.drop_front(start);
+    }
+
+    /// Removes the first `count` elements.
+    fn drop_front(&mut self, mut count: usize) {
+        while count > 0 {
+            let Some(chunk) = self.chunks.front_mut() else {
+                return;
+            };
+            let gone = count.min(chunk.count);
+            let at = chunk.offset_of(gone);
+            chunk.bytes.drain(..at);
+            count -= gone;
+            self.forget(0, gone, at);
+        }
+    }
+
+    /// Removes the last `count` elements.
+    fn drop_back(&mut self, mut count: usize) {
+        while count > 0 {
+            let Some(last) = self.chunks.len().checked_sub(1) else {
+                return;
+            };
+            let Some(chunk) = self.chunks.get_mut(last) else {
+                return;
+            };
+            let gone = count.min(chunk.count);
+            let at = chunk.offset_of(chunk.count - gone);
+            let removed = chunk.bytes.len() - at;
+            chunk.bytes.truncate(at);
+            count -= gone;
+            self.forget(last, gone, removed);
+        }
     }
 
     /// Keeps the elements for which `keep` holds, in order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Bytes) -> bool) {
-        self.items.retain(|element| keep(element));
-        self.payload_bytes = self.items.iter().map(Bytes::len).sum();
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        let mut kept = Self::new();
+        for element in self.iter() {
+            if keep(element) {
+                kept.push_back(element);
+            }
+        }
+        *self = kept;
     }
 
     /// Iterates the elements of positions `start..=end`, head to tail;
     /// nothing when `start > end`, and `end` is clamped to the last
     /// position.
-    pub fn range(
-        &self,
-        start: usize,
-        end: usize,
-    ) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator {
-        let end = end.saturating_add(1).min(self.items.len());
-        let start = start.min(end);
-        self.items.range(start..end)
+    pub fn range(&self, start: usize, end: usize) -> Iter<'_> {
+        let empty = Iter {
+            chunks: &self.chunks,
+            front: (0, 0),
+            back: (0, 0),
+            remaining: 0,
+        };
+        let end = end.min(self.len.saturating_sub(1));
+        if start > end || start >= self.len {
+            return empty;
+        }
+        let (Some((first, first_within)), Some((last, last_within))) =
+            (self.find(start), self.find(end))
+        else {
+            return empty;
+        };
+        let (Some(first_chunk), Some(last_chunk)) = (self.chunks.get(first), self.chunks.get(last))
+        else {
+            return empty;
+        };
+        Iter {
+            chunks: &self.chunks,
+            front: (first, first_chunk.offset_of(first_within)),
+            back: (last, last_chunk.offset_of(last_within + 1)),
+            remaining: end - start + 1,
+        }
     }
 
     /// Returns the position of the first element equal to `element`,
     /// from the head.
     pub fn position(&self, element: &[u8]) -> Option<usize> {
-        self.items
-            .iter()
-            .position(|candidate| candidate.as_ref() == element)
+        self.iter().position(|candidate| candidate == element)
     }
 
     /// Removes up to `limit` elements equal to `element` (all of them
     /// when `limit` is 0), scanning from the tail when `from_tail`, else
     /// from the head; returns how many went.
     pub fn remove_matching(&mut self, element: &[u8], limit: usize, from_tail: bool) -> usize {
-        let len = self.items.len();
-        let mut removed = 0;
-        let mut doomed = vec![false; len];
-        let positions: Box<dyn Iterator<Item = usize>> = if from_tail {
-            Box::new((0..len).rev())
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let matching = |candidate: &&[u8]| *candidate == element;
+        let removed = if from_tail {
+            self.iter().rev().filter(matching).take(limit).count()
         } else {
-            Box::new(0..len)
+            self.iter().filter(matching).take(limit).count()
         };
-        for position in positions {
-            if limit != 0 && removed == limit {
-                break;
-            }
-            if self
-                .items
-                .get(position)
-                .is_some_and(|item| item.as_ref() == element)
-            {
-                if let Some(flag) = doomed.get_mut(position) {
-                    *flag = true;
-                }
-                removed += 1;
-            }
+        if removed == 0 {
+            return 0;
         }
-        if removed > 0 {
-            let mut index = 0;
-            self.items.retain(|_| {
-                let keep = !doomed.get(index).copied().unwrap_or(false);
-                index += 1;
-                keep
-            });
-            self.payload_bytes = self.items.iter().map(Bytes::len).sum();
-        }
+        // The matches to keep are the ones past the first `removed` from
+        // the scanning end.
+        let total = self.iter().filter(matching).count();
+        let mut seen = 0;
+        self.retain(|candidate| {
+            if candidate != element {
+                return true;
+            }
+            seen += 1;
+            if from_tail {
+                seen <= total - removed
+            } else {
+                seen > removed
+            }
+        });
         removed
     }
 
     /// Iterates the elements from head to tail.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator {
-        self.items.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        self.range(0, usize::MAX)
     }
 
     /// Returns what OBJECT ENCODING reports: Redis 7.0 keeps every list
@@ -180,9 +539,93 @@ impl ListValue {
         "quicklist"
     }
 
-    /// Returns an estimate of the bytes this list occupies.
+    /// Returns an estimate of the bytes this list occupies: its entries
+    /// and a share of chunk bookkeeping, from the elements alone (not
+    /// from how they happen to be chunked, which differs between
+    /// replicas).
     pub fn mem_bytes(&self) -> usize {
-        self.payload_bytes + self.items.len() * LIST_ELEMENT_OVERHEAD_BYTES + 32
+        let chunks = self.entry_bytes.div_ceil(CHUNK_BYTES);
+        self.entry_bytes + chunks * CHUNK_OVERHEAD_BYTES + LIST_OVERHEAD_BYTES
+    }
+}
+
+/// The elements of part of a list, in order.
+pub struct Iter<'a> {
+    chunks: &'a VecDeque<Chunk>,
+    /// Chunk and offset of the next element from the front.
+    front: (usize, usize),
+    /// Chunk and end offset of the next element from the back.
+    back: (usize, usize),
+    remaining: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let (mut position, mut at) = self.front;
+        let mut chunk = self.chunks.get(position)?;
+        if at >= chunk.bytes.len() {
+            position += 1;
+            at = 0;
+            chunk = self.chunks.get(position)?;
+        }
+        let (range, next) = chunk.element_at(at);
+        self.front = (position, next);
+        self.remaining -= 1;
+        Some(chunk.slice(range))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let (mut position, mut end) = self.back;
+        if end == 0 {
+            position = position.checked_sub(1)?;
+            end = self.chunks.get(position)?.bytes.len();
+        }
+        let chunk = self.chunks.get(position)?;
+        let (range, start) = chunk.element_before(end);
+        self.back = (position, start);
+        self.remaining -= 1;
+        Some(chunk.slice(range))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl PartialEq for ListValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for ListValue {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_list()
+            .entries(self.iter().map(Bytes::copy_from_slice))
+            .finish()
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for ListValue {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(elements: I) -> Self {
+        let mut list = ListValue::new();
+        for element in elements {
+            list.push_back(element);
+        }
+        list
     }
 }
 
@@ -196,44 +639,86 @@ impl FromIterator<Bytes> for ListValue {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How a list is stored in snapshots: its elements, then the sum of
+/// their lengths (the shape the list has always been stored in; the sum
+/// is recomputed on load, not trusted).
+#[derive(Serialize)]
+#[serde(rename = "ListValue")]
+struct StoredList<'a> {
+    items: StoredElements<'a>,
+    payload_bytes: usize,
+}
 
-    fn list(elements: &[&str]) -> ListValue {
-        elements
-            .iter()
-            .map(|element| Bytes::copy_from_slice(element.as_bytes()))
-            .collect()
-    }
+/// [`StoredList`] read back.
+#[derive(Deserialize)]
+#[serde(rename = "ListValue")]
+struct StoredListOwned {
+    items: StoredElementsOwned,
+    #[allow(dead_code)]
+    payload_bytes: usize,
+}
 
-    fn texts<'a>(elements: impl Iterator<Item = &'a Bytes>) -> Vec<String> {
-        elements
-            .map(|element| String::from_utf8_lossy(element).into_owned())
-            .collect()
-    }
+struct StoredElements<'a>(&'a ListValue);
 
-    #[test]
-    fn range_clamps_the_end_and_is_empty_when_inverted() {
-        let list = list(&["a", "b", "c"]);
-        assert_eq!(texts(list.range(1, 1)), ["b"]);
-        assert_eq!(texts(list.range(1, 100)), ["b", "c"]);
-        assert_eq!(texts(list.range(2, 1)), Vec::<String>::new());
-        assert_eq!(texts(list.range(5, usize::MAX)), Vec::<String>::new());
-    }
+/// One element, stored as a byte string (as `Bytes` stores itself).
+struct StoredElement<'a>(&'a [u8]);
 
-    #[test]
-    fn remove_matching_counts_from_either_end_and_keeps_the_size() {
-        let mut from_head = list(&["x", "a", "x", "b", "x"]);
-        assert_eq!(from_head.remove_matching(b"x", 2, false), 2);
-        assert_eq!(texts(from_head.iter()), ["a", "b", "x"]);
-        let mut from_tail = list(&["x", "a", "x", "b", "x"]);
-        assert_eq!(from_tail.remove_matching(b"x", 2, true), 2);
-        assert_eq!(texts(from_tail.iter()), ["x", "a", "b"]);
-        assert_eq!(from_tail.remove_matching(b"x", 0, false), 1);
-        assert_eq!(from_tail.remove_matching(b"nothing", 0, false), 0);
-        assert_eq!(from_tail, list(&["a", "b"]));
-        assert_eq!(from_tail.position(b"b"), Some(1));
-        assert_eq!(from_tail.position(b"x"), None);
+impl Serialize for StoredElement<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
     }
 }
+
+impl Serialize for StoredElements<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(StoredElement))
+    }
+}
+
+impl Serialize for ListValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredList {
+            items: StoredElements(self),
+            payload_bytes: self.iter().map(<[u8]>::len).sum(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The elements of a stored list, packed as they are read.
+struct StoredElementsOwned(ListValue);
+
+impl<'de> Deserialize<'de> for StoredElementsOwned {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ElementsVisitor;
+
+        impl<'de> Visitor<'de> for ElementsVisitor {
+            type Value = StoredElementsOwned;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a sequence of byte strings")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = ListValue::new();
+                // Bounded by the input: each element consumes bytes.
+                while let Some(element) = seq.next_element::<Bytes>()? {
+                    list.push_back(&element);
+                }
+                Ok(StoredElementsOwned(list))
+            }
+        }
+
+        deserializer.deserialize_seq(ElementsVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        StoredListOwned::deserialize(deserializer).map(|stored| stored.items.0)
+    }
+}
+
+#[cfg(test)]
+#[path = "list_test.rs"]
+mod tests;

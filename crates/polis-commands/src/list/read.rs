@@ -4,7 +4,7 @@ use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::Db;
 
-use crate::access::{bulk, list_at, reply};
+use crate::access::{list_at, reply};
 use crate::args::{arg, int_arg, is, parse_i64};
 use crate::command::{ReadCommand, ReadContext};
 use crate::list::{position, span};
@@ -53,7 +53,9 @@ impl ReadCommand for LRange {
                 return Reply::Array(Vec::new());
             };
             match span(self.start, self.stop, list.len()) {
-                Some((start, end)) => Reply::Array(list.range(start, end).map(bulk).collect()),
+                Some((start, end)) => {
+                    Reply::Array(list.range(start, end).map(Reply::bulk).collect())
+                }
                 None => Reply::Array(Vec::new()),
             }
         }))
@@ -89,7 +91,7 @@ impl LIndex {
         let index = int_arg(&self.index)?;
         Ok(position(index, list.len())
             .and_then(|position| list.get(position))
-            .map_or(Reply::Null, bulk))
+            .map_or(Reply::Null, Reply::bulk))
     }
 }
 
@@ -174,7 +176,7 @@ impl LPos {
             Some(count) => count,
         };
         let from_tail = self.rank < 0;
-        let scanned: Box<dyn Iterator<Item = (usize, &Bytes)>> = if from_tail {
+        let scanned: Box<dyn Iterator<Item = (usize, &[u8])>> = if from_tail {
             Box::new(list.iter().enumerate().rev().take(scan_len))
         } else {
             Box::new(list.iter().enumerate().take(scan_len))
@@ -182,7 +184,7 @@ impl LPos {
         let mut found = Vec::new();
         let mut matches: u64 = 0;
         for (position, element) in scanned {
-            if element != &self.element {
+            if element != self.element.as_ref() {
                 continue;
             }
             matches += 1;
