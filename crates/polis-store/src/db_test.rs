@@ -1,8 +1,8 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::hash::HashValue;
 use crate::snapshot::SnapshotError;
-use crate::value::HashValue;
 
 fn string(text: &str) -> Value {
     Value::String(Bytes::copy_from_slice(text.as_bytes()))

@@ -1,7 +1,8 @@
 use bytes::Bytes;
 
 use crate::db::Db;
-use crate::value::{HashValue, Value};
+use crate::hash::HashValue;
+use crate::value::Value;
 
 fn bytes(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
