@@ -29,7 +29,7 @@ pub mod zset;
 pub use db::{detached, Db, DbStats, Entry};
 pub use hash::HashValue;
 pub use list::ListValue;
-pub use ordered::{key_hash, HashOrderedMap, ScanPage};
+pub use ordered::{key_hash, HashOrderedMap, ScanPage, StoredKey};
 pub use set::SetValue;
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};
 pub use stream::{Consumer, ConsumerGroup, PendingEntry, StreamId, StreamValue};
