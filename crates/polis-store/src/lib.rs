@@ -27,7 +27,7 @@ pub mod value;
 pub mod zset;
 
 pub use db::{detached, Db, DbStats, Entry};
-pub use hash::HashValue;
+pub use hash::{FieldsPage, HashValue};
 pub use list::ListValue;
 pub use ordered::{key_hash, HashOrderedMap, ScanPage, StoredKey};
 pub use set::SetValue;

@@ -171,9 +171,11 @@ pub struct HashOrderedMap<V, K = Bytes> {
     map: BTreeMap<HashedKey<K>, V>,
 }
 
-impl<V: PartialEq, K: StoredKey> PartialEq for HashOrderedMap<V, K> {
+/// Equal when the entries are: whole stored keys, not just the bytes the
+/// map orders them by, and values.
+impl<V: PartialEq, K: StoredKey + PartialEq> PartialEq for HashOrderedMap<V, K> {
     fn eq(&self, other: &Self) -> bool {
-        self.map == other.map
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 

@@ -4,8 +4,8 @@ fn big_hash(fields: usize) -> Value {
     let mut hash = HashValue::new();
     for index in 0..fields {
         hash.insert(
-            Bytes::from(format!("field:{index}")),
-            Bytes::from(format!("value:{index}:{}", "x".repeat(index % 90))),
+            format!("field:{index}").as_bytes(),
+            format!("value:{index}:{}", "x".repeat(index % 90)).as_bytes(),
         );
     }
     // A field removed: the peak stays above the length.
