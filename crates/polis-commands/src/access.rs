@@ -201,6 +201,17 @@ pub fn bulk_or_null(value: Option<&Bytes>) -> Reply {
     value.map_or(Reply::Null, bulk)
 }
 
+/// Returns a bulk reply with a copy of `bytes`, for what the store keeps
+/// in a larger allocation (the fields and values of a hash).
+pub fn bulk_copy(bytes: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(bytes))
+}
+
+/// Returns the [`bulk_copy`] of `value`, or the null reply.
+pub fn bulk_copy_or_null(value: Option<&[u8]>) -> Reply {
+    value.map_or(Reply::Null, bulk_copy)
+}
+
 /// Returns pairs as Redis replies them outside maps: an array of
 /// two-element arrays for RESP3, one flat array for RESP2 (HRANDFIELD
 /// WITHVALUES).

@@ -1,8 +1,8 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::hash::HashValue;
 use crate::snapshot::SnapshotError;
-use crate::value::HashValue;
 
 fn string(text: &str) -> Value {
     Value::String(Bytes::copy_from_slice(text.as_bytes()))
@@ -93,11 +93,11 @@ fn insert_keep_ttl_keeps_only_a_live_deadline() {
 fn update_deletes_emptied_hashes_and_tracks_memory() {
     let mut db = Db::new();
     let mut hash = HashValue::new();
-    hash.insert(key("f"), key("v"));
+    hash.insert(b"f", b"v");
     db.insert(key("h"), Value::hash(hash), None, 0);
     let before = db.used_memory();
     let grew = db.update(b"h", 0, |value| match value.as_hash_mut() {
-        Some(hash) => hash.insert(key("g"), Bytes::from(vec![b'x'; 1000])),
+        Some(hash) => hash.insert(b"g", &[b'x'; 1000]),
         None => false,
     });
     assert_eq!(grew, Some(true));
@@ -171,9 +171,12 @@ fn sample_db(order_reversed: bool) -> Db {
         } else {
             let mut hash = HashValue::new();
             for field in 0..(index % 5) {
-                hash.insert(key(&format!("f{field}")), key(&format!("{index}")));
+                hash.insert(
+                    format!("f{field}").as_bytes(),
+                    format!("{index}").as_bytes(),
+                );
             }
-            hash.insert(key("last"), key("x"));
+            hash.insert(b"last", b"x");
             db.insert(key(&format!("h{index}")), Value::hash(hash), deadline, 0);
         }
     }
@@ -279,7 +282,7 @@ fn overwriting_keeps_the_indexes_and_the_byte_count_as_a_fresh_insert_would() {
     db.insert(key("gets-ttl"), string("4"), None, 0);
     db.insert(key("gets-ttl"), string("5"), Some(2_000), 10);
     let mut hash = HashValue::default();
-    hash.insert(key("field"), key("value"));
+    hash.insert(b"field", b"value");
     db.insert(key("was-hash"), Value::hash(hash), None, 0);
     db.insert(key("was-hash"), string("6"), None, 10);
 

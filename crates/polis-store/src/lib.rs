@@ -16,6 +16,7 @@
 //! turns requests into calls on [`Db`] and values into replies.
 
 pub mod db;
+pub mod hash;
 pub mod list;
 pub mod ordered;
 pub mod pinned;
@@ -26,10 +27,11 @@ pub mod value;
 pub mod zset;
 
 pub use db::{detached, Db, DbStats, Entry};
+pub use hash::{FieldsPage, HashValue};
 pub use list::ListValue;
-pub use ordered::{key_hash, HashOrderedMap, ScanPage};
+pub use ordered::{key_hash, HashOrderedMap, ScanPage, StoredKey};
 pub use set::SetValue;
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};
 pub use stream::{Consumer, ConsumerGroup, PendingEntry, StreamId, StreamValue};
-pub use value::{string_encoding, Aggregate, EncodingLimits, HashValue, Value};
+pub use value::{string_encoding, Aggregate, EncodingLimits, Value};
 pub use zset::{Score, ZSetValue};

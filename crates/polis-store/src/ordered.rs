@@ -44,11 +44,26 @@ pub fn key_hash(key: &[u8]) -> u64 {
     hash.max(1)
 }
 
+/// How a map holds a key: any owned value that shows the key's bytes.
+///
+/// The keyspace, sets and sorted sets keep `Bytes`; a hash keeps each
+/// field packed with its value, so the key is part of a larger allocation.
+pub trait StoredKey {
+    /// Returns the bytes the key is ordered and looked up by.
+    fn key_bytes(&self) -> &[u8];
+}
+
+impl StoredKey for Bytes {
+    fn key_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
 /// A key stored together with its hash; ordered by hash, then bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct HashedKey {
+#[derive(Clone, Debug)]
+struct HashedKey<K> {
     hash: u64,
-    key: Bytes,
+    key: K,
 }
 
 /// A borrowed view of a key and its hash, so lookups by `&[u8]` need no
@@ -58,12 +73,12 @@ trait KeyView {
     fn bytes(&self) -> &[u8];
 }
 
-impl KeyView for HashedKey {
+impl<K: StoredKey> KeyView for HashedKey<K> {
     fn hash(&self) -> u64 {
         self.hash
     }
     fn bytes(&self) -> &[u8] {
-        &self.key
+        self.key.key_bytes()
     }
 }
 
@@ -71,6 +86,16 @@ impl KeyView for HashedKey {
 struct Probe<'a> {
     hash: u64,
     key: &'a [u8],
+}
+
+impl<'a> Probe<'a> {
+    /// Returns the probe that finds `key`.
+    fn of(key: &'a [u8]) -> Self {
+        Self {
+            hash: key_hash(key),
+            key,
+        }
+    }
 }
 
 impl KeyView for Probe<'_> {
@@ -82,7 +107,7 @@ impl KeyView for Probe<'_> {
     }
 }
 
-impl<'a> Borrow<dyn KeyView + 'a> for HashedKey {
+impl<'a, K: StoredKey + 'a> Borrow<dyn KeyView + 'a> for HashedKey<K> {
     fn borrow(&self) -> &(dyn KeyView + 'a) {
         self
     }
@@ -110,40 +135,57 @@ impl Ord for dyn KeyView + '_ {
     }
 }
 
-impl PartialOrd for HashedKey {
+impl<K: StoredKey> PartialEq for HashedKey<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<K: StoredKey> Eq for HashedKey<K> {}
+
+impl<K: StoredKey> PartialOrd for HashedKey<K> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for HashedKey {
+impl<K: StoredKey> Ord for HashedKey<K> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.hash
             .cmp(&other.hash)
-            .then_with(|| self.key.cmp(&other.key))
+            .then_with(|| self.key.key_bytes().cmp(other.key.key_bytes()))
     }
 }
 
 /// One page of a cursor scan: the entries visited and the cursor that
 /// continues after them (0 when the scan is complete).
-pub struct ScanPage<'a, V> {
-    pub entries: Vec<(&'a Bytes, &'a V)>,
+pub struct ScanPage<'a, V, K = Bytes> {
+    pub entries: Vec<(&'a K, &'a V)>,
     pub next_cursor: u64,
 }
 
-/// A map from byte-string keys to `V`, iterated in `(key_hash, key)` order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HashOrderedMap<V> {
-    map: BTreeMap<HashedKey, V>,
+/// A map from byte-string keys, held as `K`, to `V`, iterated in
+/// `(key_hash, key)` order.
+#[derive(Clone, Debug)]
+pub struct HashOrderedMap<V, K = Bytes> {
+    map: BTreeMap<HashedKey<K>, V>,
 }
 
-impl<V> Default for HashOrderedMap<V> {
+/// Equal when the entries are: whole stored keys, not just the bytes the
+/// map orders them by, and values.
+impl<V: PartialEq, K: StoredKey + PartialEq> PartialEq for HashOrderedMap<V, K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<V, K: StoredKey> Default for HashOrderedMap<V, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V> HashOrderedMap<V> {
+impl<V, K: StoredKey> HashOrderedMap<V, K> {
     /// Returns an empty map.
     pub fn new() -> Self {
         Self {
@@ -153,7 +195,7 @@ impl<V> HashOrderedMap<V> {
 
     /// Returns the map with each value replaced by `convert(value)`, in
     /// one pass that keeps the keys and their hashes.
-    pub fn map_values<W>(self, mut convert: impl FnMut(V) -> W) -> HashOrderedMap<W> {
+    pub fn map_values<W>(self, mut convert: impl FnMut(V) -> W) -> HashOrderedMap<W, K> {
         HashOrderedMap {
             map: self
                 .map
@@ -175,19 +217,13 @@ impl<V> HashOrderedMap<V> {
 
     /// Returns the value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        let probe = Probe {
-            hash: key_hash(key),
-            key,
-        };
+        let probe = Probe::of(key);
         self.map.get(&probe as &dyn KeyView)
     }
 
     /// Returns the stored key and value for `key`.
-    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Bytes, &V)> {
-        let probe = Probe {
-            hash: key_hash(key),
-            key,
-        };
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&K, &V)> {
+        let probe = Probe::of(key);
         self.map
             .get_key_value(&probe as &dyn KeyView)
             .map(|(stored, value)| (&stored.key, value))
@@ -195,10 +231,7 @@ impl<V> HashOrderedMap<V> {
 
     /// Returns a mutable reference to the value stored under `key`.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let probe = Probe {
-            hash: key_hash(key),
-            key,
-        };
+        let probe = Probe::of(key);
         self.map.get_mut(&probe as &dyn KeyView)
     }
 
@@ -207,24 +240,35 @@ impl<V> HashOrderedMap<V> {
         self.get(key).is_some()
     }
 
-    /// Stores `value` under `key`, returning the previous value.
-    pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
-        let hash = key_hash(&key);
+    /// Stores `value` under `key`, returning the previous value; a key
+    /// already present keeps the copy stored first.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let hash = key_hash(key.key_bytes());
         self.map.insert(HashedKey { hash, key }, value)
+    }
+
+    /// Stores `key` and `value` in place of any entry with equal key
+    /// bytes, returning that entry.
+    pub fn replace(&mut self, key: K, value: V) -> Option<(K, V)> {
+        let hash = key_hash(key.key_bytes());
+        let probe = Probe {
+            hash,
+            key: key.key_bytes(),
+        };
+        let previous = self.map.remove_entry(&probe as &dyn KeyView);
+        self.map.insert(HashedKey { hash, key }, value);
+        previous.map(|(stored, value)| (stored.key, value))
     }
 
     /// Keeps only the entries for which `keep` holds, in one pass without
     /// a lookup per entry.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Bytes, &mut V) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.map.retain(|stored, value| keep(&stored.key, value));
     }
 
     /// Removes `key`, returning the stored key and value.
-    pub fn remove(&mut self, key: &[u8]) -> Option<(Bytes, V)> {
-        let probe = Probe {
-            hash: key_hash(key),
-            key,
-        };
+    pub fn remove(&mut self, key: &[u8]) -> Option<(K, V)> {
+        let probe = Probe::of(key);
         self.map
             .remove_entry(&probe as &dyn KeyView)
             .map(|(stored, value)| (stored.key, value))
@@ -236,16 +280,13 @@ impl<V> HashOrderedMap<V> {
     }
 
     /// Iterates entries in `(key_hash, key)` order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, &V)> + ExactSizeIterator {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
         self.map.iter().map(|(stored, value)| (&stored.key, value))
     }
 
     /// Iterates, in order and with their hashes, the entries after the
     /// position `(hash, key)`, or every entry when `after` is `None`.
-    pub fn iter_after(
-        &self,
-        after: Option<(u64, &[u8])>,
-    ) -> impl Iterator<Item = (u64, &Bytes, &V)> {
+    pub fn iter_after(&self, after: Option<(u64, &[u8])>) -> impl Iterator<Item = (u64, &K, &V)> {
         let probe = after.map(|(hash, key)| Probe { hash, key });
         let start: Bound<&dyn KeyView> = match &probe {
             Some(probe) => Bound::Excluded(probe),
@@ -257,7 +298,7 @@ impl<V> HashOrderedMap<V> {
     }
 
     /// Takes every entry out, in order, with their hashes.
-    pub fn drain_hashed(&mut self) -> impl Iterator<Item = (u64, Bytes, V)> {
+    pub fn drain_hashed(&mut self) -> impl Iterator<Item = (u64, K, V)> {
         std::mem::take(&mut self.map)
             .into_iter()
             .map(|(stored, value)| (stored.hash, stored.key, value))
@@ -267,7 +308,7 @@ impl<V> HashOrderedMap<V> {
     ///
     /// O(n): the B-tree keeps no subtree sizes. Used only by random picks
     /// (RANDOMKEY, HRANDFIELD), which Redis serves in O(1).
-    pub fn nth(&self, index: usize) -> Option<(&Bytes, &V)> {
+    pub fn nth(&self, index: usize) -> Option<(&K, &V)> {
         self.iter().nth(index)
     }
 
@@ -279,7 +320,7 @@ impl<V> HashOrderedMap<V> {
     /// A key present from the first call to the last is returned at least
     /// once, whatever is inserted or removed in between, because the cursor
     /// only promises that all hashes below it were visited.
-    pub fn scan(&self, cursor: u64, count: usize) -> ScanPage<'_, V> {
+    pub fn scan(&self, cursor: u64, count: usize) -> ScanPage<'_, V, K> {
         let count = count.max(1);
         let probe = Probe {
             hash: cursor,
@@ -338,6 +379,35 @@ mod tests {
         assert_eq!(map.len(), 2);
         assert_eq!(map.remove(b"k2").map(|(_, v)| v), Some(2));
         assert!(!map.contains_key(b"k2"));
+    }
+
+    /// A key that carries more than its bytes, as a hash's packed entry
+    /// does.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Tagged {
+        key: &'static [u8],
+        tag: u8,
+    }
+
+    impl StoredKey for Tagged {
+        fn key_bytes(&self) -> &[u8] {
+            self.key
+        }
+    }
+
+    #[test]
+    fn replace_stores_the_new_key_and_insert_keeps_the_old() {
+        let mut map: HashOrderedMap<u8, Tagged> = HashOrderedMap::new();
+        let first = Tagged { key: b"k", tag: 1 };
+        let second = Tagged { key: b"k", tag: 2 };
+        assert_eq!(map.replace(first.clone(), 10), None);
+        assert_eq!(map.replace(second.clone(), 20), Some((first, 10)));
+        assert_eq!(map.get_key_value(b"k"), Some((&second, &20)));
+        assert_eq!(map.insert(Tagged { key: b"k", tag: 3 }, 30), Some(20));
+        assert_eq!(map.get_key_value(b"k"), Some((&second, &30)));
+        assert_eq!(map.len(), 1);
+        assert_eq!(map.remove(b"k"), Some((second, 30)));
+        assert!(map.is_empty());
     }
 
     #[test]

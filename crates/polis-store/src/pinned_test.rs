@@ -1,7 +1,8 @@
 use bytes::Bytes;
 
 use crate::db::Db;
-use crate::value::{HashValue, Value};
+use crate::hash::HashValue;
+use crate::value::Value;
 
 fn bytes(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
@@ -67,13 +68,13 @@ fn write(db: &mut Db, draws: &mut Draws, now_ms: u64) {
         }
         6 => {
             let mut hash = HashValue::new();
-            hash.insert(bytes("f"), bytes("1"));
+            hash.insert(b"f", b"1");
             db.insert(name, Value::hash(hash), None, now_ms);
         }
         7 => {
             db.update(&name, now_ms, |value| {
                 if let Some(hash) = value.as_hash_mut() {
-                    hash.insert(bytes("g"), bytes("2"));
+                    hash.insert(b"g", b"2");
                 }
             });
         }

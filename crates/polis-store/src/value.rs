@@ -9,6 +9,7 @@ use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::hash::HashValue;
 use crate::list::ListValue;
 use crate::ordered::HashOrderedMap;
 use crate::set::SetValue;
@@ -18,8 +19,6 @@ use crate::zset::ZSetValue;
 /// Approximate bookkeeping bytes of one key in the keyspace (tree slot,
 /// `Bytes` headers, expiry), added to the key and value sizes.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;
-/// Approximate bookkeeping bytes of one field of a hash.
-pub const HASH_FIELD_OVERHEAD_BYTES: usize = 48;
 
 /// The thresholds under which Redis keeps a collection in a compact
 /// encoding (`hash-max-listpack-*`, `set-max-intset-entries`,
@@ -200,10 +199,8 @@ impl Value {
             return false;
         };
         match (&mut **aggregate, *part) {
-            (Aggregate::Hash(hash), Aggregate::Hash(mut part)) => {
-                for (_, field, value) in part.fields.drain_hashed() {
-                    hash.insert(field, value);
-                }
+            (Aggregate::Hash(hash), Aggregate::Hash(part)) => {
+                hash.absorb(part);
                 true
             }
             (Aggregate::Set(set), Aggregate::Set(part)) => {
@@ -321,129 +318,6 @@ pub(crate) fn is_canonical_integer(bytes: &[u8]) -> bool {
         .ok()
         .and_then(|text| text.parse::<i64>().ok())
         .is_some()
-}
-
-/// The value of a hash key: fields in hash order, with the size figures
-/// that memory estimates and OBJECT ENCODING need kept up to date.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-pub struct HashValue {
-    fields: HashOrderedMap<Bytes>,
-    /// Sum of field and value lengths.
-    payload_bytes: usize,
-    /// Largest number of fields the hash ever had; like Redis's one-way
-    /// listpack-to-hashtable conversion, it never shrinks.
-    peak_len: usize,
-    /// Longest field or value ever stored.
-    peak_item_len: usize,
-}
-
-impl HashValue {
-    /// Returns an empty hash.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Returns the number of fields.
-    pub fn len(&self) -> usize {
-        self.fields.len()
-    }
-
-    /// Returns true when the hash has no fields.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
-    /// Returns the value of `field`.
-    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
-        self.fields.get(field)
-    }
-
-    /// Returns true when `field` exists.
-    pub fn contains(&self, field: &[u8]) -> bool {
-        self.fields.contains_key(field)
-    }
-
-    /// Sets `field` to `value`; returns true when the field is new.
-    pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
-        self.peak_item_len = self.peak_item_len.max(field.len()).max(value.len());
-        let added = field.len() + value.len();
-        let field_len = field.len();
-        let previous = self.fields.insert(field, value);
-        self.payload_bytes += added;
-        let is_new = match previous {
-            Some(old) => {
-                self.payload_bytes -= field_len + old.len();
-                false
-            }
-            None => true,
-        };
-        self.peak_len = self.peak_len.max(self.fields.len());
-        is_new
-    }
-
-    /// Removes `field`; returns true when it existed.
-    pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.fields.remove(field) {
-            Some((stored, value)) => {
-                self.payload_bytes -= stored.len() + value.len();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Iterates `(field, value)` pairs in hash order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, &Bytes)> + ExactSizeIterator {
-        self.fields.iter()
-    }
-
-    /// Returns the pair at `index` in iteration order (O(n)).
-    pub fn nth(&self, index: usize) -> Option<(&Bytes, &Bytes)> {
-        self.fields.nth(index)
-    }
-
-    /// Returns the fields from `cursor` on (see [`HashOrderedMap::scan`]).
-    pub fn scan(&self, cursor: u64, count: usize) -> crate::ordered::ScanPage<'_, Bytes> {
-        self.fields.scan(cursor, count)
-    }
-
-    /// Returns `listpack` or `hashtable`, as Redis would under `limits`.
-    pub fn encoding(&self, limits: &EncodingLimits) -> &'static str {
-        if self.peak_len <= limits.hash_max_listpack_entries
-            && self.peak_item_len <= limits.hash_max_listpack_value
-        {
-            "listpack"
-        } else {
-            "hashtable"
-        }
-    }
-
-    /// Returns an estimate of the bytes this hash occupies.
-    pub fn mem_bytes(&self) -> usize {
-        self.payload_bytes + self.fields.len() * HASH_FIELD_OVERHEAD_BYTES + 32
-    }
-
-    /// Cuts the fields into hashes of about `part_bytes` each, in order;
-    /// the first keeps this hash's encoding history.
-    fn split(&self, part_bytes: usize) -> Vec<HashValue> {
-        let mut parts = vec![HashValue {
-            peak_len: self.peak_len,
-            peak_item_len: self.peak_item_len,
-            ..HashValue::new()
-        }];
-        for (field, value) in self.iter() {
-            if parts
-                .last()
-                .is_some_and(|part| !part.is_empty() && part.mem_bytes() >= part_bytes)
-            {
-                parts.push(HashValue::new());
-            }
-            if let Some(part) = parts.last_mut() {
-                part.insert(field.clone(), value.clone());
-            }
-        }
-        parts
-    }
 }
 
 impl<V: Serialize> Serialize for HashOrderedMap<V> {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::{Db, HashValue};
 
-use crate::access::{bulk, bulk_or_null, hash_at};
+use crate::access::{bulk_copy, bulk_copy_or_null, hash_at};
 use crate::args::{arg, command_name};
 use crate::command::{ReadCommand, ReadContext};
 
@@ -42,7 +42,7 @@ impl ReadCommand for HGet {
 
     fn execute(&self, db: &Db, ctx: &ReadContext) -> Reply {
         with_hash(db, &self.key, ctx, |hash| {
-            bulk_or_null(hash.and_then(|hash| hash.get(&self.field)))
+            bulk_copy_or_null(hash.and_then(|hash| hash.get(&self.field)))
         })
     }
 }
@@ -69,7 +69,7 @@ impl ReadCommand for HMGet {
             Reply::Array(
                 self.fields
                     .iter()
-                    .map(|field| bulk_or_null(hash.and_then(|hash| hash.get(field))))
+                    .map(|field| bulk_copy_or_null(hash.and_then(|hash| hash.get(field))))
                     .collect(),
             )
         })
@@ -176,9 +176,15 @@ impl ReadCommand for HGetAll {
         with_hash(db, &self.key, ctx, |hash| {
             let pairs = hash.into_iter().flat_map(|hash| hash.iter());
             match self.part {
-                HashPart::All => Reply::Map(pairs.map(|(f, v)| (bulk(f), bulk(v))).collect()),
-                HashPart::Keys => Reply::Array(pairs.map(|(f, _)| bulk(f)).collect()),
-                HashPart::Values => Reply::Array(pairs.map(|(_, v)| bulk(v)).collect()),
+                HashPart::All => Reply::Map(
+                    pairs
+                        .map(|(field, value)| (bulk_copy(field), bulk_copy(value)))
+                        .collect(),
+                ),
+                HashPart::Keys => Reply::Array(pairs.map(|(field, _)| bulk_copy(field)).collect()),
+                HashPart::Values => {
+                    Reply::Array(pairs.map(|(_, value)| bulk_copy(value)).collect())
+                }
             }
         })
     }

@@ -30,7 +30,7 @@ impl WriteCommand for HIncrBy {
             Ok(hash) => hash.and_then(|hash| hash.get(&self.field)),
             Err(error) => return Reply::Error(error),
         };
-        let current = match current.map(|bytes| parse_i64(bytes)) {
+        let current = match current.map(parse_i64) {
             None => 0,
             Some(Some(value)) => value,
             Some(None) => return Reply::Error(ReplyError::err("hash value is not an integer")),
@@ -40,7 +40,7 @@ impl WriteCommand for HIncrBy {
         };
         let text = Bytes::from(next.to_string());
         match update_hash(db, &self.key, now_ms, |hash| {
-            hash.insert(self.field.clone(), text)
+            hash.insert(&self.field, &text)
         }) {
             Ok(_) => Reply::Integer(next),
             Err(error) => Reply::Error(error),
@@ -76,7 +76,7 @@ impl WriteCommand for HIncrByFloat {
             Ok(hash) => hash.and_then(|hash| hash.get(&self.field)),
             Err(error) => return Reply::Error(error),
         };
-        let current = match current.map(|bytes| parse_f64(bytes)) {
+        let current = match current.map(parse_f64) {
             None => 0.0,
             Some(Some(value)) => value,
             Some(None) => return Reply::Error(ReplyError::err("hash value is not a float")),
@@ -87,7 +87,7 @@ impl WriteCommand for HIncrByFloat {
         }
         let text = Bytes::from(format_float_human(next));
         match update_hash(db, &self.key, now_ms, |hash| {
-            hash.insert(self.field.clone(), text.clone())
+            hash.insert(&self.field, &text)
         }) {
             Ok(_) => Reply::Bulk(text),
             Err(error) => Reply::Error(error),

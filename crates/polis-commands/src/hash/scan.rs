@@ -2,9 +2,9 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{Db, FieldsPage};
 
-use crate::access::{bulk, hash_at, pairs_reply};
+use crate::access::{bulk_copy, hash_at, pairs_reply};
 use crate::args::{arg, int_arg, is};
 use crate::command::{ReadCommand, ReadContext};
 use crate::keyspace::iterate::{parse_scan_options, pattern_matches, scan_reply, ScanOptions};
@@ -37,18 +37,21 @@ impl ReadCommand for HScan {
         };
         let options = &self.options;
         let whole = hash.encoding(&db.encoding_limits()) == "listpack";
-        let (pairs, next_cursor): (Vec<(&Bytes, &Bytes)>, u64) = if whole {
-            (hash.iter().collect(), 0)
+        let page = if whole {
+            FieldsPage {
+                pairs: hash.iter().collect(),
+                next_cursor: 0,
+            }
         } else {
-            let page = hash.scan(options.cursor, options.count);
-            (page.entries, page.next_cursor)
+            hash.scan(options.cursor, options.count)
         };
-        let items = pairs
+        let items = page
+            .pairs
             .into_iter()
             .filter(|(field, _)| pattern_matches(options.pattern.as_ref(), field))
-            .flat_map(|(field, value)| [bulk(field), bulk(value)])
+            .flat_map(|(field, value)| [bulk_copy(field), bulk_copy(value)])
             .collect();
-        scan_reply(next_cursor, items)
+        scan_reply(page.next_cursor, items)
     }
 }
 
@@ -105,12 +108,12 @@ impl ReadCommand for HRandField {
             Ok(None) => return Reply::Null,
             Err(error) => return Reply::Error(error),
         };
-        let pairs: Vec<(&Bytes, &Bytes)> = hash.iter().collect();
+        let pairs: Vec<(&[u8], &[u8])> = hash.iter().collect();
         let mut random = SplitMix64::new(ctx.seed);
         let Some(count) = self.count else {
             return pairs
                 .get(random.below(pairs.len()))
-                .map_or(Reply::Null, |(field, _)| bulk(field));
+                .map_or(Reply::Null, |(field, _)| bulk_copy(field));
         };
         let picks: Vec<usize> = if count < 0 {
             // Parse capped |count| at RANDOM_REPLY_LEN_MAX.
@@ -125,11 +128,16 @@ impl ReadCommand for HRandField {
         if self.with_values {
             let chosen = picks
                 .iter()
-                .map(|&index| (bulk(pairs[index].0), bulk(pairs[index].1)))
+                .map(|&index| (bulk_copy(pairs[index].0), bulk_copy(pairs[index].1)))
                 .collect();
             pairs_reply(chosen, ctx.protocol)
         } else {
-            Reply::Array(picks.iter().map(|&index| bulk(pairs[index].0)).collect())
+            Reply::Array(
+                picks
+                    .iter()
+                    .map(|&index| bulk_copy(pairs[index].0))
+                    .collect(),
+            )
         }
     }
 }

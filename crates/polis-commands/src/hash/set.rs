@@ -36,7 +36,7 @@ impl WriteCommand for HSet {
         let created = update_hash(db, &self.key, now_ms, |hash| {
             self.pairs
                 .iter()
-                .filter(|(field, value)| hash.insert(field.clone(), value.clone()))
+                .filter(|(field, value)| hash.insert(field, value))
                 .count()
         });
         match created {
@@ -66,7 +66,7 @@ impl WriteCommand for HSetNx {
 
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
         let set = update_hash(db, &self.key, now_ms, |hash| {
-            !hash.contains(&self.field) && hash.insert(self.field.clone(), self.value.clone())
+            !hash.contains(&self.field) && hash.insert(&self.field, &self.value)
         });
         match set {
             Ok(set) => Reply::Integer(i64::from(set)),
