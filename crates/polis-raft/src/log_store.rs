@@ -35,7 +35,15 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 use corruption::{Corruption, RecordProblem, Stored};
 
 /// The memtable size of the log keyspace (fjall's default is 64 MiB).
-const LOG_MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+///
+/// Replication reads an entry back soon after it is appended; older
+/// entries are read only by catch-up, from tables on disk. The memtable
+/// is the largest fixed cost of a node's memory: heaptrack saw it peak at
+/// 19 MB with 16 MiB here, while a node's resident set grew by 45 MB
+/// under a 1,000,000-element list of 20 MB. 4 MiB is several hundred
+/// milliseconds of appends at the peak write rates measured, and the
+/// strong SET and LPUSH workloads spent the same CPU per write with it.
+const LOG_MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 const META_VOTE: &[u8] = b"vote";
 const META_COMMITTED: &[u8] = b"committed";
