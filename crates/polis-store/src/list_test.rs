@@ -1,5 +1,7 @@
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use super::*;
 
 fn list(elements: &[&str]) -> ListValue {
