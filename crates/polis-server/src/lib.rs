@@ -38,6 +38,7 @@ pub mod migrating;
 pub mod node;
 pub mod node_wide;
 pub mod pipeline;
+pub mod pubsub;
 pub mod removal;
 pub mod replicas;
 pub mod rpc;
