@@ -302,3 +302,55 @@ def test_a_subscriber_that_never_reads_is_disconnected_and_publishing_stays_fast
         admin.config_set("client-output-buffer-limit", original)
         slow.close()
         admin.close()
+
+
+def test_sharded_pubsub_follows_the_channels_slot(cluster):
+    channel = "pytest:{shardchan}"
+    shard = cluster.shard_for("shardchan")
+    replicas = [cluster.node_by_id(replica["node_id"]) for replica in shard["replicas"]]
+    subscriber_node, publisher_node = replicas[-1], replicas[0]
+    subscriber = connect(subscriber_node)
+    publisher = connect(publisher_node)
+    pubsub = subscriber.pubsub()
+    try:
+        pubsub.ssubscribe(channel)
+        subscribed(pubsub, 1)
+        deadline = time.monotonic() + MESSAGE_TIMEOUT_S
+        received = None
+        while received is None and time.monotonic() < deadline:
+            publisher.execute_command("SPUBLISH", channel, "sharded")
+            received = pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=0.5)
+        assert received is not None
+        assert received["type"] == "smessage"
+        assert received["data"] == "sharded"
+        # Plain PUBLISH does not reach shard channel subscribers.
+        publisher.publish(channel, "plain")
+        assert pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=0.5) is None
+        assert subscriber.execute_command("PUBSUB", "SHARDNUMSUB", channel) == [channel, 1]
+        assert channel in subscriber.execute_command("PUBSUB", "SHARDCHANNELS")
+        # Channels of two slots in one SSUBSCRIBE: CROSSSLOT.
+        raw = RawConnection(subscriber_node)
+        try:
+            error = raw.call("SSUBSCRIBE", "pytest:{a}", "pytest:{b}")
+            assert str(error).startswith("CROSSSLOT"), error
+        finally:
+            raw.close()
+    finally:
+        pubsub.close()
+        subscriber.close()
+        publisher.close()
+
+
+def test_sharded_pubsub_on_a_node_without_the_shard_is_moved(big_cluster):
+    channel = "pytest:{moved}"
+    strangers = big_cluster.strangers_to("moved")
+    assert strangers, "every node holds the shard"
+    leader = big_cluster.leader_for("moved")
+    raw = RawConnection(strangers[0])
+    try:
+        for command in (("SSUBSCRIBE", channel), ("SPUBLISH", channel, "m")):
+            error = raw.call(*command)
+            assert isinstance(error, RespError), error
+            assert str(error).startswith("MOVED ") and str(error).endswith(leader.resp_addr), error
+    finally:
+        raw.close()

@@ -39,6 +39,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Published {
     pub channel: Bytes,
     pub message: Bytes,
+    /// SPUBLISH: for the shard channel's subscribers, not the channel's.
+    pub sharded: bool,
 }
 
 impl Published {
@@ -150,6 +152,10 @@ async fn forward_to(
 /// Delivers messages a peer forwarded to this node's subscribers.
 pub fn deliver(node: &Node, messages: &[Published]) {
     for published in messages {
-        node.pubsub.publish(&published.channel, &published.message);
+        if published.sharded {
+            node.pubsub.spublish(&published.channel, &published.message);
+        } else {
+            node.pubsub.publish(&published.channel, &published.message);
+        }
     }
 }

@@ -65,9 +65,12 @@ pub async fn execute(
         "reset" => Ok(connection::reset(node, session)),
         "subscribe" => Ok(pubsub::subscribe(node, session, Kind::Channel, args)),
         "psubscribe" => Ok(pubsub::subscribe(node, session, Kind::Pattern, args)),
+        "ssubscribe" => Ok(pubsub::ssubscribe(node, session, args)),
         "unsubscribe" => Ok(pubsub::unsubscribe(node, session, Kind::Channel, args)),
         "punsubscribe" => Ok(pubsub::unsubscribe(node, session, Kind::Pattern, args)),
+        "sunsubscribe" => Ok(pubsub::sunsubscribe(node, session, args)),
         "publish" => Ok(pubsub::publish(node, args)),
+        "spublish" => Ok(pubsub::spublish(node, args)),
         "pubsub" => pubsub::pubsub(node, args),
         _ => Err(ReplyError::err(format!(
             "command '{}' is not available on this node",

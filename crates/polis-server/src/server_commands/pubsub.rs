@@ -1,17 +1,19 @@
-//! SUBSCRIBE, PSUBSCRIBE and their UNSUBSCRIBEs, PUBLISH and PUBSUB:
-//! publish/subscribe over the node's registry
+//! SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBEs, PUBLISH,
+//! SPUBLISH and PUBSUB: publish/subscribe over the node's registry
 //! ([`crate::pubsub`]), forwarded to the other nodes ([`crate::fanout`]).
 //!
 //! As in Redis Cluster, what a node answers is its own view: PUBLISH
 //! counts the receivers on the node it was sent to (its peers' are
 //! reached too, but not counted), and PUBSUB CHANNELS/NUMSUB/NUMPAT list
-//! the node's own subscribers.
+//! the node's own subscribers. A shard channel belongs to its slot's
+//! shard: SSUBSCRIBE and SPUBLISH are served by the nodes with a replica
+//! of that shard, others answer MOVED.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use polis_resp::{ProtocolVersion, Reply, ReplyError};
-use polis_types::NodeId;
+use polis_types::{GroupId, NodeId};
 
 use super::lower;
 use crate::connection::Session;
@@ -76,6 +78,25 @@ pub fn unsubscribe(node: &Node, session: &mut Session, kind: Kind, args: &[Bytes
     changed.reply()
 }
 
+/// SSUBSCRIBE shard channels, all of one slot, on a node with a replica
+/// of that slot's shard.
+pub fn ssubscribe(node: &Node, session: &mut Session, args: &[Bytes]) -> Reply {
+    if let Err(reply) = shard_here(node, &args[1..]) {
+        return reply;
+    }
+    subscribe(node, session, Kind::Shard, args)
+}
+
+/// SUNSUBSCRIBE: routed like SSUBSCRIBE when it names channels.
+pub fn sunsubscribe(node: &Node, session: &mut Session, args: &[Bytes]) -> Reply {
+    if args.len() > 1 {
+        if let Err(reply) = shard_here(node, &args[1..]) {
+            return reply;
+        }
+    }
+    unsubscribe(node, session, Kind::Shard, args)
+}
+
 /// PUBLISH channel message: delivered here and forwarded to every other
 /// node of the cluster; answers the receivers on this node.
 pub fn publish(node: &Arc<Node>, args: &[Bytes]) -> Reply {
@@ -93,13 +114,69 @@ pub fn publish(node: &Arc<Node>, args: &[Bytes]) -> Reply {
         let published = Published {
             channel: channel.clone(),
             message: message.clone(),
+            sharded: false,
         };
         node.fanout.forward(node, &published, &peers);
     }
     Reply::Integer(receivers as i64)
 }
 
-/// PUBSUB CHANNELS / NUMSUB / NUMPAT / HELP,
+/// SPUBLISH shardchannel message: delivered here and forwarded to the
+/// other nodes with a replica of the channel's shard.
+pub fn spublish(node: &Arc<Node>, args: &[Bytes]) -> Reply {
+    let (channel, message) = (&args[1], &args[2]);
+    let shard = match shard_here(node, std::slice::from_ref(channel)) {
+        Ok(shard) => shard,
+        Err(reply) => return reply,
+    };
+    let receivers = node.pubsub.spublish(channel, message);
+    let me = node.config.node_id;
+    let peers: Vec<NodeId> = node
+        .view()
+        .and_then(|view| {
+            let record = view.map().shards.get(&shard)?;
+            Some(
+                record
+                    .replicas
+                    .iter()
+                    .map(|replica| replica.node)
+                    .filter(|node| *node != me)
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    let published = Published {
+        channel: channel.clone(),
+        message: message.clone(),
+        sharded: true,
+    };
+    node.fanout.forward(node, &published, &peers);
+    Reply::Integer(receivers as i64)
+}
+
+/// Returns the shard of `channels`' one slot when this node has a replica
+/// of it; else the reply: CROSSSLOT, MOVED (to the shard's leader) or
+/// CLUSTERDOWN.
+fn shard_here(node: &Node, channels: &[Bytes]) -> Result<GroupId, Reply> {
+    let slot = polis_commands::single_slot(channels)
+        .map_err(Reply::Error)?
+        .ok_or_else(|| Reply::Error(ReplyError::err("no shard channel given")))?;
+    let Some(view) = node.view() else {
+        return Err(crate::dispatch::no_map());
+    };
+    let Some(owner) = view.owner(slot) else {
+        return Err(Reply::Error(ReplyError::ClusterDown(format!(
+            "Hash slot {slot} not served"
+        ))));
+    };
+    if node.shard(owner.id).is_some() {
+        Ok(owner.id)
+    } else {
+        Err(crate::dispatch::to_leader(node, &view, owner.id, slot))
+    }
+}
+
+/// PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB / HELP,
 /// answered for this node's subscribers.
 pub fn pubsub(node: &Node, args: &[Bytes]) -> Result<Reply, ReplyError> {
     let names = |names: Vec<Bytes>| Reply::Array(names.into_iter().map(Reply::Bulk).collect());
@@ -116,7 +193,12 @@ pub fn pubsub(node: &Node, args: &[Bytes]) -> Result<Reply, ReplyError> {
             node.pubsub
                 .channels(Kind::Channel, args.get(2).map(|pattern| &pattern[..])),
         )),
+        ("shardchannels", 2 | 3) => Ok(names(
+            node.pubsub
+                .channels(Kind::Shard, args.get(2).map(|pattern| &pattern[..])),
+        )),
         ("numsub", _) => Ok(numsub(node.pubsub.numsub(Kind::Channel, &args[2..]))),
+        ("shardnumsub", _) => Ok(numsub(node.pubsub.numsub(Kind::Shard, &args[2..]))),
         ("numpat", 2) => Ok(Reply::Integer(node.pubsub.numpat() as i64)),
         ("help", 2) => Ok(Reply::Array(
             [
@@ -128,6 +210,10 @@ pub fn pubsub(node: &Node, args: &[Bytes]) -> Result<Reply, ReplyError> {
                 "NUMSUB [<channel> ...]",
                 "    Return the number of subscribers for the specified channels, excluding",
                 "    pattern subscriptions(default: no channels).",
+                "SHARDCHANNELS [<pattern>]",
+                "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Return the number of subscribers for the specified shard level channel(s)",
                 "HELP",
                 "    Prints this help.",
             ]
