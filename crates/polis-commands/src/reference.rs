@@ -53,7 +53,8 @@ pub fn markdown() -> String {
          Generated from the command table (`crates/polis-commands/src/table.rs`) by\n\
          `POLIS_BLESS=1 cargo test -p polis-commands reference`; a test fails when\n\
          this file and the table differ. Semantics are Redis 7.0's unless\n\
-         [the notes](transactions-and-blocking.md) say otherwise.\n\n\
+         [the notes](transactions-and-blocking.md) (and, for pub/sub,\n\
+         [pubsub.md](pubsub.md)) say otherwise.\n\n\
          Columns: arity (Redis's convention: `n` exactly n arguments with the\n\
          name, `-n` at least n); flags; key positions (first, last, step;\n\
          `counted`: a key count or `STREAMS` says where the keys are); ACL\n\

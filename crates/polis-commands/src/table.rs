@@ -201,6 +201,28 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     spec!("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NO_MULTI | NODE, [1, -1, 1], &["transaction"], &[], "transactions", "2.2.0"),
     spec!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NODE, [0, 0, 0], &["transaction"], &[], "transactions", "2.2.0"),
     spec!("slowlog", -2, NODE, [0, 0, 0], &[], &[], "server", "2.2.12", SLOWLOG_SUBCOMMANDS),
+    spec!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
+    spec!("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
+    spec!("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
+    spec!("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
+    spec!("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
+    spec!("pubsub", -2, NODE, [0, 0, 0], &[], &[], "pubsub", "2.8.0", PUBSUB_SUBCOMMANDS),
+    // Sharded pub/sub: the channel is no key, but its slot routes the
+    // command (Redis's `not_key` key spec).
+    spec!("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [1, -1, 1], &[], &[], "pubsub", "7.0.0"),
+    spec!("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [1, -1, 1], &[], &[], "pubsub", "7.0.0"),
+    spec!("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE | NODE, [1, 1, 1], &[], &[], "pubsub", "7.0.0"),
+];
+
+/// Subcommands of `PUBSUB`.
+#[rustfmt::skip]
+const PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("pubsub|channels", -2, PUBSUB | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.8.0"),
+    spec!("pubsub|help", 2, LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "6.2.0"),
+    spec!("pubsub|numpat", 2, PUBSUB | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.8.0"),
+    spec!("pubsub|numsub", -2, PUBSUB | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.8.0"),
+    spec!("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "7.0.0"),
+    spec!("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "7.0.0"),
 ];
 
 /// Subcommands of `OBJECT`.

@@ -34,8 +34,8 @@ pub enum ProtocolVersion {
 /// RESP2 receives RESP3-only shapes degraded as Redis 7.0 degrades them: a
 /// map becomes a flat array of keys and values, a set an array, a double a
 /// bulk string, a boolean the integer 1 or 0, a verbatim string a bulk
-/// string of its text, null `$-1` and the null array `*-1` (RESP3 sends `_`
-/// for both). `\r` and `\n` in simple strings and errors become spaces, so
+/// string of its text, a push a plain array, null `$-1` and the null array
+/// `*-1` (RESP3 sends `_` for both). `\r` and `\n` in simple strings and errors become spaces, so
 /// a message can never break the framing.
 pub fn encode_reply(reply: &Reply, version: ProtocolVersion, out: &mut BytesMut) {
     let resp3 = version == ProtocolVersion::Resp3;
@@ -63,6 +63,17 @@ pub fn encode_reply(reply: &Reply, version: ProtocolVersion, out: &mut BytesMut)
             for (key, value) in pairs {
                 encode_reply(key, version, out);
                 encode_reply(value, version, out);
+            }
+        }
+        Reply::Push(items) => {
+            put_len_header(out, if resp3 { b'>' } else { b'*' }, items.len());
+            for item in items {
+                encode_reply(item, version, out);
+            }
+        }
+        Reply::Frames(frames) => {
+            for frame in frames {
+                encode_reply(frame, version, out);
             }
         }
         Reply::Set(items) => {

@@ -124,6 +124,33 @@ fn table() -> Vec<(Reply, &'static [u8], &'static [u8])> {
             b"*1\r\n*2\r\n$1\r\na\r\n,1\r\n",
         ),
         (Reply::Pairs(vec![]), b"*0\r\n", b"*0\r\n"),
+        (
+            Reply::Push(vec![
+                Reply::bulk("message"),
+                Reply::bulk("news"),
+                Reply::bulk("hi"),
+            ]),
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n",
+            b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n",
+        ),
+        (
+            Reply::Push(vec![
+                Reply::bulk("unsubscribe"),
+                Reply::Null,
+                Reply::Integer(0),
+            ]),
+            b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n",
+            b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n",
+        ),
+        (
+            Reply::Frames(vec![Reply::Push(vec![
+                Reply::bulk("subscribe"),
+                Reply::bulk("a"),
+                Reply::Integer(1),
+            ])]),
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+            b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+        ),
     ]
 }
 
@@ -161,6 +188,44 @@ fn encodings_decode_back_with_redis_protocol() {
             "RESP3 of {reply:?} decoded as {decoded:?}"
         );
     }
+}
+
+/// Frames are whole replies back to back: two pushes decode as two
+/// frames, not one.
+#[test]
+fn frames_are_written_back_to_back() {
+    let push = |channel: &str, count| {
+        Reply::Push(vec![
+            Reply::bulk("subscribe"),
+            Reply::bulk(channel),
+            Reply::Integer(count),
+        ])
+    };
+    let frames = Reply::Frames(vec![push("a", 1), push("b", 2)]);
+    assert!(frames.is_push());
+    assert!(!Reply::Frames(vec![push("a", 1), Reply::ok()]).is_push());
+    let resp3 = encode(&frames, ProtocolVersion::Resp3);
+    assert_eq!(
+        resp3,
+        b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+    );
+    let (first, len) = redis_protocol::resp3::decode::complete::decode(&resp3)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        first,
+        redis_protocol::resp3::types::OwnedFrame::Push { .. }
+    ));
+    assert!(
+        redis_protocol::resp3::decode::complete::decode(&resp3[len..])
+            .unwrap()
+            .is_some()
+    );
+    let resp2 = encode(&frames, ProtocolVersion::Resp2);
+    assert_eq!(
+        resp2,
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// RESP3-only shapes degrade for RESP2 clients the way Redis degrades them:
 /// a map becomes a flat array, a set an array, a double a bulk string, a
-/// boolean an integer, null a null bulk string.
+/// boolean an integer, a push an array, null a null bulk string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
     /// `+OK`-style status line.
@@ -37,6 +37,15 @@ pub enum Reply {
     /// write computes without knowing it (ZPOPMIN/ZPOPMAX with a count).
     /// Last in the enum so the serialized tags of the others stay put.
     Pairs(Vec<(Reply, Reply)>),
+    /// Out-of-band data the server sends unasked (pub/sub messages and
+    /// the (un)subscribe confirmations): RESP3 `>`, a plain array for
+    /// RESP2. After `Pairs` so the serialized tags of the others stay put.
+    Push(Vec<Reply>),
+    /// Several whole replies to one request, written back to back with no
+    /// header of their own: SUBSCRIBE with three channels answers three
+    /// pushes. Meaningful only as a request's whole reply, never inside
+    /// another reply. Last so the serialized tags of the others stay put.
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -53,6 +62,16 @@ impl Reply {
     /// Returns true when this reply is an error.
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
+    }
+
+    /// Returns true when this reply is out-of-band data: a push, or frames
+    /// that are all pushes. CLIENT REPLY OFF silences every other reply.
+    pub fn is_push(&self) -> bool {
+        match self {
+            Reply::Push(_) => true,
+            Reply::Frames(frames) => frames.iter().all(Reply::is_push),
+            _ => false,
+        }
     }
 }
 

@@ -3,6 +3,10 @@
 //! ([`crate::pipeline`]) proposes consecutive writes as one log entry per
 //! shard.
 //!
+//! Pub/sub messages ([`crate::pubsub::Mailbox`]) are written while the
+//! connection waits for the next request, and after a pipeline's replies:
+//! between replies, never inside one.
+//!
 //! A protocol error is connection-fatal: the error is sent and the
 //! connection closed; nothing a client sends can stop the node.
 
@@ -19,6 +23,7 @@ use tokio::net::TcpStream;
 use crate::clients::ClientHandle;
 use crate::node::Node;
 use crate::pipeline;
+use crate::pubsub::{Mailbox, Taken};
 use crate::stats::Stats;
 
 /// Bytes read from the socket per read call, at most.
@@ -41,6 +46,15 @@ pub struct Session {
     pub multi: Option<crate::transaction::Queued>,
     /// The keys WATCH read, with their versions.
     pub watched: Vec<crate::transaction::Watched>,
+    /// Where this client's pub/sub messages wait to be written.
+    pub mailbox: Arc<Mailbox>,
+    /// Subscribed to at least one channel, pattern or shard channel: a
+    /// RESP2 client may then only (un)subscribe, PING, QUIT and RESET.
+    pub subscribed: bool,
+    /// After CLIENT REPLY OFF: no replies but pushes.
+    pub reply_off: bool,
+    /// After CLIENT REPLY SKIP: the next command's reply is not sent.
+    pub reply_skip_next: bool,
 }
 
 impl Session {
@@ -54,6 +68,10 @@ impl Session {
             abort: false,
             multi: None,
             watched: Vec::new(),
+            mailbox: Mailbox::new(client_id),
+            subscribed: false,
+            reply_off: false,
+            reply_skip_next: false,
         }
     }
 }
@@ -74,6 +92,7 @@ pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
     if let Err(error) = run(&node, &mut stream, &mut session, &mut handle).await {
         tracing::debug!(%error, %addr, "connection closed");
     }
+    node.pubsub.forget(session.client_id);
 }
 
 async fn run(
@@ -83,12 +102,18 @@ async fn run(
     handle: &mut ClientHandle,
 ) -> std::io::Result<()> {
     let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = Output::default();
     let mut decoder = RequestDecoder::new(node.decode_limits());
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
             read = stream.read_buf(&mut input) => read?,
+            // Pub/sub messages while the client is idle.
+            () = session.mailbox.ready() => {
+                take_pushes(session, &mut output)?;
+                flush(stream, &mut output, session, handle).await?;
+                continue;
+            }
             _ = handle.killed.changed() => return Ok(()),
         };
         if read == 0 {
@@ -145,32 +170,92 @@ async fn run(
                 }
             }
             for reply in replies {
-                finish(node, session, &reply, &mut output);
-                if output.len() >= WRITE_FLUSH_BYTES {
-                    stream.write_all(&output).await?;
-                    output.clear();
+                finish(node, session, &reply, &mut output.bytes);
+                if output.bytes.len() >= WRITE_FLUSH_BYTES {
+                    flush(stream, &mut output, session, handle).await?;
                 }
             }
+            // Messages published while the pipeline ran follow all of its
+            // replies, never one of them: a SUBSCRIBE's confirmation (a
+            // reply) is then always written before the channel's first
+            // message. PIPELINE_DEPTH_MAX bounds how long they wait.
+            take_pushes(session, &mut output)?;
             if let Some(error) = protocol_error {
                 Stats::bump(&node.stats.protocol_errors);
                 let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
-                encode_reply(&reply, session.protocol, &mut output);
-                stream.write_all(&output).await?;
+                encode_reply(&reply, session.protocol, &mut output.bytes);
+                flush(stream, &mut output, session, handle).await?;
                 return Ok(());
             }
             if session.closing {
-                stream.write_all(&output).await?;
+                flush(stream, &mut output, session, handle).await?;
                 return Ok(());
             }
             if !full {
                 break;
             }
         }
-        if !output.is_empty() {
-            stream.write_all(&output).await?;
-            output.clear();
+        flush(stream, &mut output, session, handle).await?;
+    }
+}
+
+/// Replies and pushes encoded but not yet written.
+#[derive(Default)]
+struct Output {
+    bytes: BytesMut,
+    /// What the pushes among `bytes` count for in the client's mailbox.
+    push_bytes: u64,
+}
+
+/// Encodes the pushes waiting in the client's mailbox after what `output`
+/// holds.
+///
+/// # Errors
+/// When the client passed its pub/sub output limit: the connection closes.
+fn take_pushes(session: &Session, output: &mut Output) -> std::io::Result<()> {
+    match session.mailbox.take() {
+        Taken::Closed => Err(output_limit_passed(session)),
+        Taken::Pushes(pushes, bytes) => {
+            for push in &pushes {
+                encode_reply(push, session.protocol, &mut output.bytes);
+            }
+            output.push_bytes += bytes;
+            Ok(())
         }
     }
+}
+
+fn output_limit_passed(session: &Session) -> std::io::Error {
+    tracing::info!(
+        client = session.client_id,
+        "client closed for overcoming its pub/sub output buffer limit"
+    );
+    std::io::Error::other("pub/sub output buffer limit passed")
+}
+
+/// Writes what `output` holds. A client that does not read is still
+/// disconnected meanwhile when it passes its pub/sub output limit or is
+/// killed.
+async fn flush(
+    stream: &mut TcpStream,
+    output: &mut Output,
+    session: &Session,
+    handle: &mut ClientHandle,
+) -> std::io::Result<()> {
+    if output.bytes.is_empty() {
+        return Ok(());
+    }
+    tokio::select! {
+        written = stream.write_all(&output.bytes) => written?,
+        () = session.mailbox.closed() => return Err(output_limit_passed(session)),
+        _ = handle.killed.changed() => return Err(std::io::Error::other("client killed")),
+    }
+    output.bytes.clear();
+    if output.push_bytes > 0 {
+        session.mailbox.written(output.push_bytes);
+        output.push_bytes = 0;
+    }
+    Ok(())
 }
 
 /// Completes when the client closed its side of the connection; pends for

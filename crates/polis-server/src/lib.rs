@@ -11,6 +11,7 @@
 //!                              (ownership of the slot checked at apply) -> reply or MOVED
 //!           keyed read    -> Group::linearizable_read -> execute on the shard's keyspace
 //!           node-wide     -> every shard this node leads (DBSIZE, SCAN, FLUSHALL...)
+//!           pub/sub       -> pubsub (this node's subscribers) + fanout (the other nodes')
 //!  map follower + controller: replicas, ownership entries, membership, leader balance
 //! ```
 //!
@@ -30,6 +31,7 @@ pub mod connection;
 pub mod controller;
 pub mod dispatch;
 pub mod expiry;
+pub mod fanout;
 pub mod machine;
 pub mod map_state;
 pub mod meta_leader;
@@ -38,6 +40,7 @@ pub mod migrating;
 pub mod node;
 pub mod node_wide;
 pub mod pipeline;
+pub mod pubsub;
 pub mod removal;
 pub mod replicas;
 pub mod rpc;

@@ -67,6 +67,10 @@ pub struct Node {
     pub clients: Arc<Clients>,
     /// Clients blocked on keys of shards this node leads.
     pub blocking: crate::blocking::Blocking,
+    /// This node's pub/sub subscribers.
+    pub pubsub: crate::pubsub::PubSub,
+    /// Queues of pub/sub messages to the other nodes.
+    pub fanout: crate::fanout::Fanout,
     pub stats: Stats,
     pub settings: Settings,
     pub started_at: Instant,
@@ -115,12 +119,15 @@ impl Node {
         faults: Arc<FaultInjector>,
         resp_port: u16,
     ) -> Arc<Self> {
+        let settings = Settings::new(
+            config.proto_max_bulk_len,
+            config.client_query_buffer_limit,
+            config.maxclients,
+        );
         Arc::new(Self {
-            settings: Settings::new(
-                config.proto_max_bulk_len,
-                config.client_query_buffer_limit,
-                config.maxclients,
-            ),
+            pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
+            fanout: crate::fanout::Fanout::default(),
+            settings,
             config,
             host,
             map: MapState::default(),

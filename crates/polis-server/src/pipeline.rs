@@ -96,10 +96,21 @@ pub async fn execute(
     requests: Vec<Vec<Bytes>>,
 ) -> Vec<Reply> {
     let mut replies: Vec<Option<Reply>> = vec![None; requests.len()];
+    let mut silenced = vec![false; requests.len()];
     let mut waiting = Waiting::default();
     let mut last = requests.len();
     for (index, args) in requests.into_iter().enumerate() {
         note_command(node, session, &args);
+        // CLIENT REPLY OFF / SKIP silence every reply but pushes; CLIENT
+        // REPLY itself answers (or not) on its own.
+        let skip = std::mem::take(&mut session.reply_skip_next);
+        silenced[index] = (session.reply_off || skip) && !is_client_reply(&args);
+        if let Some(refusal) =
+            crate::server_commands::pubsub::refused_in_subscribed_mode(session, &args)
+        {
+            replies[index] = Some(refusal);
+            continue;
+        }
         if session.multi.is_some() || crate::transaction::handles(&args) {
             waiting.flush(node, &mut replies).await;
             if let Some(reply) = crate::transaction::intercept(node, session, &args).await {
@@ -137,7 +148,23 @@ pub async fn execute(
     waiting.flush(node, &mut replies).await;
     replies
         .into_iter()
+        .zip(silenced)
         .take(last)
-        .map(|reply| reply.unwrap_or(Reply::Null))
+        .map(|(reply, silenced)| match reply.unwrap_or(Reply::Null) {
+            reply if silenced && !reply.is_push() => Reply::Frames(Vec::new()),
+            reply => reply,
+        })
         .collect()
+}
+
+/// Returns true for CLIENT REPLY and RESET, which answer whatever CLIENT
+/// REPLY said before (they change it).
+fn is_client_reply(args: &[Bytes]) -> bool {
+    match args {
+        [reset] => reset.eq_ignore_ascii_case(b"reset"),
+        [client, reply, ..] => {
+            client.eq_ignore_ascii_case(b"client") && reply.eq_ignore_ascii_case(b"reply")
+        }
+        _ => false,
+    }
 }

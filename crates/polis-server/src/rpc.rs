@@ -79,6 +79,11 @@ pub enum NodeRequest {
         read_at: u64,
         parts: Vec<(Bytes, Value)>,
     },
+    /// Deliver these pub/sub messages, published on the sender, to your
+    /// subscribers. Answered once delivered; the sender does not wait.
+    Publish {
+        messages: Vec<crate::fanout::Published>,
+    },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -110,6 +115,8 @@ pub enum NodeAnswer {
     Changed(u64),
     /// These migrations were cancelled.
     Cancelled(Vec<u64>),
+    /// The pub/sub messages were delivered to this node's subscribers.
+    Delivered,
 }
 
 /// How long a node message may take.
@@ -260,5 +267,9 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         NodeRequest::Split { shard } => crate::schedule::split(node, shard).await,
         NodeRequest::Merge { from, into } => crate::schedule::merge(node, from, into).await,
         NodeRequest::CancelMigrations => crate::controller::cancel_copying(node).await,
+        NodeRequest::Publish { messages } => {
+            crate::fanout::deliver(node, &messages);
+            NodeAnswer::Delivered
+        }
     }
 }

@@ -18,6 +18,9 @@ enum Kind {
     Bool,
     Choice(&'static [&'static str]),
     Text,
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`
+    /// groups; a SET changes the classes it names and keeps the others.
+    OutputBufferLimit,
 }
 
 struct Param {
@@ -56,6 +59,12 @@ const PARAMS: &[Param] = &[
             max: i64::MAX,
         },
         default: "1073741824",
+    },
+    Param {
+        name: "client-output-buffer-limit",
+        aliases: &[],
+        kind: Kind::OutputBufferLimit,
+        default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     },
     Param {
         name: "maxclients",
@@ -322,6 +331,67 @@ fn parse_memory(value: &str) -> Option<i64> {
     None
 }
 
+/// The classes of `client-output-buffer-limit`, in the order Redis
+/// prints them (`slave` is Redis's name for the replica class).
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Parses `client-output-buffer-limit` groups: `<class> <hard> <soft>
+/// <seconds>`, sizes with memory units.
+fn output_limits(value: &str) -> Result<Vec<(String, crate::pubsub::OutputLimit)>, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut classes = Vec::new();
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "replica" | "slave" => "slave".to_owned(),
+            class @ ("normal" | "pubsub") => class.to_owned(),
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let size = |word: &str| parse_memory(word).and_then(|size| u64::try_from(size).ok());
+        let (Some(hard_bytes), Some(soft_bytes), Some(soft_seconds)) =
+            (size(group[1]), size(group[2]), group[3].parse::<u64>().ok())
+        else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        let limit = crate::pubsub::OutputLimit {
+            hard_bytes,
+            soft_bytes,
+            soft_seconds,
+        };
+        classes.push((class, limit));
+    }
+    Ok(classes)
+}
+
+/// Returns `current` with the classes `change` names replaced, printed as
+/// Redis prints the parameter.
+fn merge_output_limits(current: &str, change: &str) -> Result<String, String> {
+    let mut classes = output_limits(current)?;
+    for (class, limit) in output_limits(change)? {
+        match classes.iter_mut().find(|(known, _)| *known == class) {
+            Some((_, known)) => *known = limit,
+            None => classes.push((class, limit)),
+        }
+    }
+    let printed: Vec<String> = OUTPUT_CLASSES
+        .iter()
+        .filter_map(|name| classes.iter().find(|(class, _)| class == name))
+        .map(|(class, limit)| {
+            format!(
+                "{class} {} {} {}",
+                limit.hard_bytes, limit.soft_bytes, limit.soft_seconds
+            )
+        })
+        .collect();
+    Ok(printed.join(" "))
+}
+
 impl Settings {
     /// Returns every parameter at its default, with the limits the node
     /// was started with.
@@ -366,6 +436,19 @@ impl Settings {
             .get(name)
             .and_then(|value| parse_memory(value))
             .unwrap_or(0)
+    }
+
+    /// Returns `client-output-buffer-limit`'s pubsub class.
+    pub fn pubsub_output_limit(&self) -> crate::pubsub::OutputLimit {
+        let value = self
+            .read()
+            .get("client-output-buffer-limit")
+            .cloned()
+            .unwrap_or_default();
+        output_limits(&value)
+            .ok()
+            .and_then(|classes| classes.into_iter().find(|(class, _)| class == "pubsub"))
+            .map_or_else(crate::pubsub::OutputLimit::default, |(_, limit)| limit)
     }
 
     /// Returns the thresholds OBJECT ENCODING reports against.
@@ -426,6 +509,14 @@ impl Settings {
                     lower_value
                 }
                 Kind::Text => value.clone(),
+                Kind::OutputBufferLimit => {
+                    let current = self.read().get(param.name).cloned().unwrap_or_default();
+                    merge_output_limits(&current, value).map_err(|reason| {
+                        ReplyError::err(format!(
+                            "CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                        ))
+                    })?
+                }
             };
             validated.push((param.name, normalized));
         }
@@ -466,5 +557,43 @@ mod tests {
             settings.set_all(&[("maxclients".into(), "5".into()), ("hz".into(), "0".into())]);
         assert!(result.is_err());
         assert_eq!(settings.integer("maxclients"), 100);
+    }
+
+    #[test]
+    fn output_buffer_limits_change_only_the_classes_named() {
+        let settings = Settings::new(512 * 1024 * 1024, 1 << 30, 100);
+        assert_eq!(
+            settings.pubsub_output_limit(),
+            crate::pubsub::OutputLimit::REDIS_DEFAULT
+        );
+        settings
+            .set_all(&[(
+                "client-output-buffer-limit".into(),
+                "pubsub 1mb 512kb 5".into(),
+            )])
+            .unwrap();
+        let limit = settings.pubsub_output_limit();
+        assert_eq!(
+            (limit.hard_bytes, limit.soft_bytes, limit.soft_seconds),
+            (1024 * 1024, 512 * 1024, 5)
+        );
+        let value = settings.get_matching(|name| name == "client-output-buffer-limit");
+        assert_eq!(
+            value[0].1,
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 5"
+        );
+        for bad in [
+            "pubsub 1 2",
+            "teachers 1 2 3",
+            "pubsub x 2 3",
+            "pubsub 1 2 -3",
+        ] {
+            assert!(
+                settings
+                    .set_all(&[("client-output-buffer-limit".into(), bad.into())])
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 }

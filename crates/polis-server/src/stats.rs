@@ -19,6 +19,11 @@ pub struct Stats {
     pub redirects: AtomicU64,
     pub error_replies: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// Pub/sub messages forwarded to peers (one per peer reached).
+    pub pubsub_forwarded: AtomicU64,
+    /// Pub/sub messages a peer missed: its queue was full, or the forward
+    /// failed.
+    pub pubsub_forwards_dropped: AtomicU64,
     errors_by_code: Mutex<BTreeMap<String, u64>>,
     /// Per command of the table (bounded by it), INFO commandstats.
     commands: Mutex<BTreeMap<&'static str, CommandStat>>,
@@ -144,6 +149,8 @@ impl Stats {
             &self.redirects,
             &self.error_replies,
             &self.protocol_errors,
+            &self.pubsub_forwarded,
+            &self.pubsub_forwards_dropped,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

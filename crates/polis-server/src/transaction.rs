@@ -180,6 +180,16 @@ fn queue(node: &Node, queued: &mut Queued, args: &[Bytes]) -> Reply {
             )),
         );
     }
+    if crate::server_commands::pubsub::SUBSCRIPTION_COMMANDS.contains(&routed.class.spec.name) {
+        // Their answers are pushes, which cannot sit inside EXEC's array.
+        return refused(
+            queued,
+            ReplyError::err(format!(
+                "Command not allowed inside a transaction: {}",
+                routed.class.spec.name
+            )),
+        );
+    }
     let item = match routed.target {
         Target::Node => Queue::Node(args.to_vec()),
         Target::Shard { slot, .. } => {

@@ -67,3 +67,20 @@ pub const TRANSACTION_COMMANDS_MAX: usize = 100_000;
 
 /// Bytes of arguments one transaction may queue (its log entry's size).
 pub const TRANSACTION_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Pub/sub messages waiting to be forwarded to one peer node, at most;
+/// more are dropped (and counted): delivery is at most once, and a slow
+/// peer must neither slow the publisher nor grow memory.
+pub const PUBSUB_FORWARD_QUEUE_MAX: usize = 4096;
+/// Bytes of pub/sub messages waiting to be forwarded to one peer, at most.
+pub const PUBSUB_FORWARD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Messages one forward to a peer carries, at most.
+pub const PUBSUB_FORWARD_BATCH_MAX: usize = 256;
+/// Bytes one forward to a peer carries, at most (a bigger message goes
+/// alone).
+pub const PUBSUB_FORWARD_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+const _: () = assert!(PUBSUB_FORWARD_BATCH_MAX <= PUBSUB_FORWARD_QUEUE_MAX);
+const _: () = assert!(PUBSUB_FORWARD_BATCH_BYTES_MAX <= PUBSUB_FORWARD_BYTES_MAX);
+// A forward holds at most the bytes queued for its peer.
+const _: () = assert!(PUBSUB_FORWARD_BYTES_MAX <= PEER_MESSAGE_LEN_MAX);

@@ -35,6 +35,7 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
                 .map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), String::from_utf8_lossy(&pair[1]).into_owned()))
                 .collect();
             node.settings.set_all(&pairs)?;
+            node.pubsub.set_output_limit(node.settings.pubsub_output_limit());
             let limits = node.settings.encoding_limits();
             for group in node.shards().into_values() {
                 group.state().configure(|app| app.db.set_encoding_limits(limits));

@@ -10,12 +10,41 @@ use crate::clients::ClientInfo;
 use crate::connection::Session;
 use crate::node::Node;
 
-pub fn ping(_session: &Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
-    match args.len() {
-        1 => Ok(Reply::Simple("PONG".into())),
-        2 => Ok(Reply::Bulk(args[1].clone())),
-        _ => Err(ReplyError::WrongArity("ping".into())),
+/// PING; a subscribed RESP2 client gets `["pong", <argument or "">]`, as
+/// Redis answers in that context.
+pub fn ping(session: &Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    if args.len() > 2 {
+        return Err(ReplyError::WrongArity("ping".into()));
     }
+    if session.subscribed && session.protocol == ProtocolVersion::Resp2 {
+        let argument = args.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![
+            Reply::bulk("pong"),
+            Reply::Bulk(argument),
+        ]));
+    }
+    Ok(match args.get(1) {
+        Some(argument) => Reply::Bulk(argument.clone()),
+        None => Reply::Simple("PONG".into()),
+    })
+}
+
+/// RESET: the connection as new, as Redis resets it: the transaction and
+/// watched keys dropped (by the transaction layer, before this), every
+/// subscription gone, READWRITE, RESP2, no name, replies on.
+pub fn reset(node: &Node, session: &mut Session) -> Reply {
+    node.pubsub.forget(session.client_id);
+    session.subscribed = false;
+    session.readonly = false;
+    session.protocol = ProtocolVersion::Resp2;
+    session.reply_off = false;
+    session.reply_skip_next = false;
+    node.clients.update(session.client_id, |info| {
+        info.readonly = false;
+        info.protocol = 2;
+        info.name = None;
+    });
+    Reply::Simple("RESET".into())
 }
 
 pub fn select(args: &[Bytes]) -> Result<Reply, ReplyError> {
@@ -101,13 +130,17 @@ fn client_name(name: &[u8]) -> Result<String, ReplyError> {
 }
 
 /// Formats one CLIENT LIST line, fields as Redis 7.0 prints them.
-fn client_line(info: &ClientInfo, session: &Session) -> String {
+fn client_line(node: &Node, info: &ClientInfo) -> String {
     let age = info.connected_at.elapsed().as_secs();
     let idle = info.last_command_at.elapsed().as_secs();
-    let flags = if info.readonly { "r" } else { "N" };
-    let _ = session;
+    let (sub, psub, ssub) = node.pubsub.counts(info.id);
+    let flags = match (info.readonly, sub + psub + ssub > 0) {
+        (true, _) => "r",
+        (false, true) => "P",
+        (false, false) => "N",
+    };
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         info.id,
         info.addr,
         info.local_addr,
@@ -161,7 +194,7 @@ pub fn client(
         "list" => {
             let mut text = String::new();
             for info in node.clients.list() {
-                text.push_str(&client_line(&info, session));
+                text.push_str(&client_line(node, &info));
                 text.push('\n');
             }
             Ok(Reply::Verbatim {
@@ -174,14 +207,30 @@ pub fn client(
                 .clients
                 .info(session.client_id)
                 .ok_or_else(|| ReplyError::err("client not registered"))?;
-            let line = format!("{}\n", client_line(&info, session));
+            let line = format!("{}\n", client_line(node, &info));
             Ok(Reply::Verbatim {
                 format: "txt".into(),
                 text: Bytes::from(line),
             })
         }
         "kill" => client_kill(node, args),
-        "setinfo" | "no-evict" | "no-touch" | "reply" => Ok(Reply::ok()),
+        "reply" if args.len() == 3 => match lower(&args[2]).as_str() {
+            "on" => {
+                session.reply_off = false;
+                session.reply_skip_next = false;
+                Ok(Reply::ok())
+            }
+            "off" => {
+                session.reply_off = true;
+                Ok(Reply::Frames(Vec::new()))
+            }
+            "skip" => {
+                session.reply_skip_next = !session.reply_off;
+                Ok(Reply::Frames(Vec::new()))
+            }
+            _ => Err(ReplyError::Syntax),
+        },
+        "setinfo" | "no-evict" | "no-touch" => Ok(Reply::ok()),
         "help" => Ok(Reply::Array(
             [
                 "CLIENT <subcommand>",

@@ -124,7 +124,7 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         ),
         "stats" => write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_forwarded:{}\r\npubsub_forwards_dropped:{}\r\n",
             Stats::get(&stats.connections_received),
             Stats::get(&stats.commands_processed),
             Stats::get(&stats.connections_rejected),
@@ -134,6 +134,11 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
             Stats::get(&stats.local_reads),
             Stats::get(&stats.redirects),
             Stats::get(&stats.protocol_errors),
+            node.pubsub.channels(crate::pubsub::Kind::Channel, None).len(),
+            node.pubsub.numpat(),
+            node.pubsub.channels(crate::pubsub::Kind::Shard, None).len(),
+            Stats::get(&stats.pubsub_forwarded),
+            Stats::get(&stats.pubsub_forwards_dropped),
         ),
         "replication" => {
             let _ = write!(

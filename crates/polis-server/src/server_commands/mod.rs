@@ -1,5 +1,5 @@
 //! Commands the node answers itself rather than the keyspace: connection
-//! state, introspection, configuration and cluster topology.
+//! state, introspection, configuration, cluster topology and pub/sub.
 
 mod cluster;
 mod config;
@@ -7,6 +7,7 @@ mod connection;
 mod info;
 mod introspection;
 mod migrations;
+pub mod pubsub;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use polis_resp::{Reply, ReplyError};
 
 use crate::connection::Session;
 use crate::node::Node;
+use crate::pubsub::Kind;
 
 /// Executes node-level command `spec` with `args` (arity already checked).
 pub async fn execute(
@@ -60,6 +62,16 @@ pub async fn execute(
             "SHUTDOWN is not served over RESP: stop a polis node with SIGTERM (or Ctrl-C for polis dev)",
         )),
         "lastsave" => Ok(Reply::Integer((crate::node::now_ms() / 1000) as i64)),
+        "reset" => Ok(connection::reset(node, session)),
+        "subscribe" => Ok(pubsub::subscribe(node, session, Kind::Channel, args)),
+        "psubscribe" => Ok(pubsub::subscribe(node, session, Kind::Pattern, args)),
+        "ssubscribe" => Ok(pubsub::ssubscribe(node, session, args)),
+        "unsubscribe" => Ok(pubsub::unsubscribe(node, session, Kind::Channel, args)),
+        "punsubscribe" => Ok(pubsub::unsubscribe(node, session, Kind::Pattern, args)),
+        "sunsubscribe" => Ok(pubsub::sunsubscribe(node, session, args)),
+        "publish" => Ok(pubsub::publish(node, args)),
+        "spublish" => Ok(pubsub::spublish(node, args)),
+        "pubsub" => pubsub::pubsub(node, args),
         _ => Err(ReplyError::err(format!(
             "command '{}' is not available on this node",
             spec.name
