@@ -266,6 +266,31 @@ impl Subscriptions {
 /// Subscribers of one name, by client id.
 type Subscribers = BTreeMap<u64, Arc<Mailbox>>;
 
+/// Gives each of `subscribers` the push made of `fields`; returns how
+/// many got it, and adds those it put past their limit to `overflowed`.
+fn deliver_all(
+    subscribers: &Subscribers,
+    fields: &[&Bytes],
+    limit: &OutputLimit,
+    now: Instant,
+    overflowed: &mut Vec<u64>,
+) -> usize {
+    let slices: Vec<&[u8]> = fields.iter().map(|field| field.as_ref()).collect();
+    let bytes = push_len(&slices);
+    for (id, mailbox) in subscribers {
+        let push = Reply::Push(
+            fields
+                .iter()
+                .map(|&field| Reply::Bulk(field.clone()))
+                .collect(),
+        );
+        if !mailbox.deliver(push, bytes, limit, now) {
+            overflowed.push(*id);
+        }
+    }
+    subscribers.len()
+}
+
 #[derive(Default)]
 struct State {
     limit: OutputLimit,
@@ -465,35 +490,23 @@ impl PubSub {
         let mut receivers = 0;
         let mut overflowed = Vec::new();
         if let Some(subscribers) = state.channels.get(channel) {
-            let bytes = push_len(&[b"message", channel, message]);
-            for (id, mailbox) in subscribers {
-                let push = Reply::Push(vec![
-                    Reply::bulk("message"),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ]);
-                receivers += 1;
-                if !mailbox.deliver(push, bytes, &limit, now) {
-                    overflowed.push(*id);
-                }
-            }
+            receivers += deliver_all(
+                subscribers,
+                &[&Bytes::from_static(b"message"), channel, message],
+                &limit,
+                now,
+                &mut overflowed,
+            );
         }
         for (pattern, subscribers) in &state.patterns {
-            if !glob_match(pattern, channel) {
-                continue;
-            }
-            let bytes = push_len(&[b"pmessage", pattern, channel, message]);
-            for (id, mailbox) in subscribers {
-                let push = Reply::Push(vec![
-                    Reply::bulk("pmessage"),
-                    Reply::Bulk(pattern.clone()),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ]);
-                receivers += 1;
-                if !mailbox.deliver(push, bytes, &limit, now) {
-                    overflowed.push(*id);
-                }
+            if glob_match(pattern, channel) {
+                receivers += deliver_all(
+                    subscribers,
+                    &[&Bytes::from_static(b"pmessage"), pattern, channel, message],
+                    &limit,
+                    now,
+                    &mut overflowed,
+                );
             }
         }
         for id in overflowed {
@@ -511,18 +524,13 @@ impl PubSub {
         let mut receivers = 0;
         let mut overflowed = Vec::new();
         if let Some(subscribers) = state.shard_channels.get(channel) {
-            let bytes = push_len(&[b"smessage", channel, message]);
-            for (id, mailbox) in subscribers {
-                let push = Reply::Push(vec![
-                    Reply::bulk("smessage"),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ]);
-                receivers += 1;
-                if !mailbox.deliver(push, bytes, &limit, now) {
-                    overflowed.push(*id);
-                }
-            }
+            receivers += deliver_all(
+                subscribers,
+                &[&Bytes::from_static(b"smessage"), channel, message],
+                &limit,
+                now,
+                &mut overflowed,
+            );
         }
         for id in overflowed {
             state.forget(id);

@@ -76,11 +76,12 @@ impl<I: Iterator<Item = u8>> Iterator for Exact<I> {
 
 impl<I: Iterator<Item = u8>> ExactSizeIterator for Exact<I> {}
 
-/// Reads the varint starting at `at`; returns its value and length.
-fn read_varint(bytes: &[u8], at: usize) -> (usize, usize) {
+/// Decodes a varint from `bytes`, lowest group first; returns its value
+/// and how many bytes it took.
+fn decode_varint<'a>(bytes: impl Iterator<Item = &'a u8>) -> (usize, usize) {
     let mut value = 0usize;
     let mut used = 0;
-    while let Some(&byte) = bytes.get(at + used) {
+    for &byte in bytes {
         value |= usize::from(byte & 0x7f)
             .checked_shl(7 * used as u32)
             .unwrap_or(0);
@@ -92,21 +93,15 @@ fn read_varint(bytes: &[u8], at: usize) -> (usize, usize) {
     (value, used)
 }
 
+/// Reads the varint starting at `at`; returns its value and length.
+fn read_varint(bytes: &[u8], at: usize) -> (usize, usize) {
+    decode_varint(bytes.get(at..).unwrap_or_default().iter())
+}
+
 /// Reads the reversed varint ending at `end`; returns its value and
 /// length.
 fn read_varint_back(bytes: &[u8], end: usize) -> (usize, usize) {
-    let mut value = 0usize;
-    let mut used = 0;
-    while let Some(&byte) = end.checked_sub(used + 1).and_then(|index| bytes.get(index)) {
-        value |= usize::from(byte & 0x7f)
-            .checked_shl(7 * used as u32)
-            .unwrap_or(0);
-        used += 1;
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    (value, used)
+    decode_varint(bytes.get(..end).unwrap_or_default().iter().rev())
 }
 
 /// Elements packed side by side.
