@@ -394,11 +394,17 @@ pub fn parse(args: &[Bytes]) -> Result<Command, ReplyError> {
 
 /// Parses and runs `args` inside Raft apply. Deterministic: time comes
 /// only from `now_ms`, the leader's timestamp carried in the log entry.
+///
+/// The key events the command records (see [`polis_store::events`]) are
+/// complete when it returns: the collections it left empty get their
+/// `del` after its own events.
 pub fn execute_write(db: &mut Db, args: &[Bytes], now_ms: u64) -> Reply {
-    match parse(args) {
+    let reply = match parse(args) {
         Ok(command) => command.execute_write(db, now_ms),
         Err(error) => Reply::Error(error),
-    }
+    };
+    db.end_command();
+    reply
 }
 
 /// Parses and runs a read-only command with RESP2 reply shapes.

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::events::{class, KeyEvent, Recorder};
 use crate::ordered::{HashOrderedMap, ScanPage};
 use crate::value::{EncodingLimits, Value, ENTRY_OVERHEAD_BYTES};
 
@@ -62,6 +63,9 @@ pub struct Db {
     /// (set by [`Db::begin_write`] from the entry, so every replica
     /// picks alike).
     entropy: u64,
+    /// Key events of the writes applied (see [`crate::events`]); not
+    /// replicated state.
+    recorder: Recorder,
 }
 
 /// Strings up to this size are copied rather than shared (see [`detached`]).
@@ -160,6 +164,34 @@ impl Db {
         self.entry(key, now_ms).map(|entry| entry.version)
     }
 
+    // ----- key events (see crate::events) -----
+
+    /// Records the events of the classes in `mask` from here on (0: none).
+    pub fn set_events_mask(&mut self, mask: u16) {
+        self.recorder.mask = mask;
+    }
+
+    /// Returns the classes of events recorded.
+    pub fn events_mask(&self) -> u16 {
+        self.recorder.mask
+    }
+
+    /// Records that a command did `event` (of `class`) to `key`.
+    pub fn notify(&mut self, class: u16, event: &'static str, key: &[u8]) {
+        self.recorder.record(class, event, key);
+    }
+
+    /// Ends a command's events: the collections it left empty get their
+    /// `del` after its own events.
+    pub fn end_command(&mut self) {
+        self.recorder.end_command();
+    }
+
+    /// Returns the events recorded so far, in order, and forgets them.
+    pub fn take_events(&mut self) -> Vec<KeyEvent> {
+        std::mem::take(&mut self.recorder.events)
+    }
+
     // ----- reads: honour expiry, never mutate -----
 
     /// Returns the live entry of `key` at `now_ms`.
@@ -233,6 +265,7 @@ impl Db {
         if expired {
             self.remove_raw(key);
             self.stats.expired_keys += 1;
+            self.recorder.record(class::EXPIRED, "expired", key);
         }
         expired
     }
@@ -271,9 +304,12 @@ impl Db {
             }
         }
         let key = detached(&key);
-        if !absent {
+        let replaced = !absent && {
             self.expire_if_needed(&key, now_ms);
-            self.remove_raw(&key);
+            self.remove_raw(&key).is_some()
+        };
+        if !replaced {
+            self.recorder.record(class::NEW, "new", &key);
         }
         let entry = Entry {
             value,
@@ -327,6 +363,9 @@ impl Db {
         self.used_bytes = self.used_bytes.saturating_sub(before) + after;
         if now_empty {
             self.remove_raw(key);
+            if self.recorder.wants(class::GENERIC) {
+                self.recorder.emptied.push(Bytes::copy_from_slice(key));
+            }
         }
         Some(result)
     }
@@ -429,6 +468,7 @@ impl Db {
             pin: None,
             write_version: 0,
             entropy: 0,
+            recorder: Recorder::default(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! turns requests into calls on [`Db`] and values into replies.
 
 pub mod db;
+pub mod events;
 pub mod hash;
 pub mod list;
 pub mod ordered;
@@ -27,6 +28,7 @@ pub mod value;
 pub mod zset;
 
 pub use db::{detached, Db, DbStats, Entry};
+pub use events::{class as event_class, KeyEvent};
 pub use hash::{FieldsPage, HashValue};
 pub use list::ListValue;
 pub use ordered::{key_hash, HashOrderedMap, ScanPage, StoredKey};
