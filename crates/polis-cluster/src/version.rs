@@ -33,6 +33,8 @@ pub enum EntryFormat {
     /// Lists, sets, sorted sets, streams, the newer bitmap commands, and
     /// transactions (`Exec`).
     V4,
+    /// Locks and fenced commands, eviction, and the change feed.
+    V5,
 }
 
 impl EntryFormat {
@@ -43,12 +45,13 @@ impl EntryFormat {
             Self::V2 => 2,
             Self::V3 => 3,
             Self::V4 => 4,
+            Self::V5 => 5,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V4.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V5.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -149,6 +149,29 @@ async fn forward_to(
     }
 }
 
+/// Publishes `message` on `channel` to this node's subscribers and queues
+/// it for every other node; returns the receivers on this node.
+pub fn publish_cluster(node: &Arc<Node>, channel: &Bytes, message: &Bytes) -> usize {
+    let receivers = node.pubsub.publish(channel, message);
+    if let Some(view) = node.view() {
+        let me = node.config.node_id;
+        let peers: Vec<NodeId> = view
+            .map()
+            .nodes
+            .values()
+            .filter(|record| record.id != me && record.started() && !record.removed())
+            .map(|record| record.id)
+            .collect();
+        let published = Published {
+            channel: channel.clone(),
+            message: message.clone(),
+            sharded: false,
+        };
+        node.fanout.forward(node, &published, &peers);
+    }
+    receivers
+}
+
 /// Delivers messages a peer forwarded to this node's subscribers.
 pub fn deliver(node: &Node, messages: &[Published]) {
     for published in messages {

@@ -39,6 +39,7 @@ pub mod migrate;
 pub mod migrating;
 pub mod node;
 pub mod node_wide;
+pub mod notify;
 pub mod pipeline;
 pub mod pubsub;
 pub mod removal;

@@ -16,7 +16,10 @@ use polis_resp::{Reply, ReplyError};
 use polis_store::{Db, Value};
 use polis_types::{GroupId, Slot, SlotSet};
 
+use std::sync::Arc;
+
 use crate::migrating::{Migrations, ShippedKey};
+use crate::notify::EventSink;
 use serde::{Deserialize, Serialize};
 
 /// The slots a shard owns, and the map version that gave them.
@@ -198,6 +201,8 @@ pub struct DataMachine {
     pub db: Db,
     pub ownership: Ownership,
     pub migrations: Migrations,
+    /// Where the key events of each applied entry go (none: dropped).
+    events: Option<Arc<dyn EventSink>>,
 }
 
 impl DataMachine {
@@ -208,7 +213,14 @@ impl DataMachine {
             db: Db::default(),
             ownership: Ownership::default(),
             migrations: Migrations::default(),
+            events: None,
         }
+    }
+
+    /// Hands the key events of every applied entry to `sink`.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// Returns the shard.
@@ -324,6 +336,9 @@ impl DataMachine {
                     polis_raft::state_read::off_runtime(|| {
                         migrations.owned(db, &before.slots, &self.ownership.slots);
                     });
+                    // Keys arriving or leaving with slots are no client's
+                    // writes: they notify nothing.
+                    drop(self.db.take_events());
                 }
                 Applied::Reply(Reply::Integer(self.ownership.version as i64))
             }
@@ -427,7 +442,14 @@ impl StateMachine for DataMachine {
             Ok(op) => op,
             Err(detail) => polis_raft::state_machine::undecodable_entry(self.group, index, &detail),
         };
-        encode(&self.execute(op, index, time_ms))
+        let applied = self.execute(op, index, time_ms);
+        if self.db.events_mask() != 0 {
+            let events = self.db.take_events();
+            if let (false, Some(sink)) = (events.is_empty(), &self.events) {
+                sink.emit(self.group, events);
+            }
+        }
+        encode(&applied)
     }
 
     /// `| format (1) | ownership length (u32 LE) | ownership | migrations

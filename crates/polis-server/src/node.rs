@@ -71,6 +71,8 @@ pub struct Node {
     pub pubsub: crate::pubsub::PubSub,
     /// Queues of pub/sub messages to the other nodes.
     pub fanout: crate::fanout::Fanout,
+    /// `notify-keyspace-events`, as flags.
+    pub key_events: crate::notify::KeyEvents,
     pub stats: Stats,
     pub settings: Settings,
     pub started_at: Instant,
@@ -127,6 +129,7 @@ impl Node {
         Arc::new(Self {
             pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
             fanout: crate::fanout::Fanout::default(),
+            key_events: crate::notify::KeyEvents::default(),
             settings,
             config,
             host,

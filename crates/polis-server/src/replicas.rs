@@ -228,7 +228,13 @@ async fn start_shard(
     };
     let group = Arc::new(
         node.host
-            .start_group(spec, DataMachine::new(shard.id))
+            .start_group(spec, {
+                let mut machine =
+                    DataMachine::new(shard.id).with_events(crate::notify::publisher(node));
+                let mask = crate::notify::record_mask(node.key_events.flags());
+                machine.db.set_events_mask(mask);
+                machine
+            })
             .await?,
     );
     node.insert_shard(group.clone());

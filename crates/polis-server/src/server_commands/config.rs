@@ -36,6 +36,7 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
                 .collect();
             node.settings.set_all(&pairs)?;
             node.pubsub.set_output_limit(node.settings.pubsub_output_limit());
+            node.key_events.set_flags(node, node.settings.key_event_flags());
             let limits = node.settings.encoding_limits();
             for group in node.shards().into_values() {
                 group.state().configure(|app| app.db.set_encoding_limits(limits));

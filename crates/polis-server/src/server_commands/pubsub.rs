@@ -100,24 +100,7 @@ pub fn sunsubscribe(node: &Node, session: &mut Session, args: &[Bytes]) -> Reply
 /// PUBLISH channel message: delivered here and forwarded to every other
 /// node of the cluster; answers the receivers on this node.
 pub fn publish(node: &Arc<Node>, args: &[Bytes]) -> Reply {
-    let (channel, message) = (&args[1], &args[2]);
-    let receivers = node.pubsub.publish(channel, message);
-    if let Some(view) = node.view() {
-        let me = node.config.node_id;
-        let peers: Vec<NodeId> = view
-            .map()
-            .nodes
-            .values()
-            .filter(|record| record.id != me && record.started() && !record.removed())
-            .map(|record| record.id)
-            .collect();
-        let published = Published {
-            channel: channel.clone(),
-            message: message.clone(),
-            sharded: false,
-        };
-        node.fanout.forward(node, &published, &peers);
-    }
+    let receivers = crate::fanout::publish_cluster(node, &args[1], &args[2]);
     Reply::Integer(receivers as i64)
 }
 
