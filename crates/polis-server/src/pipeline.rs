@@ -105,6 +105,10 @@ pub async fn execute(
         // REPLY itself answers (or not) on its own.
         let skip = std::mem::take(&mut session.reply_skip_next);
         silenced[index] = (session.reply_off || skip) && !is_client_reply(&args);
+        if session.subscribed && node.pubsub.total(session.client_id) == 0 {
+            // Unsubscribed by the node (a shard channel's slot left it).
+            session.subscribed = false;
+        }
         if let Some(refusal) =
             crate::server_commands::pubsub::refused_in_subscribed_mode(session, &args)
         {

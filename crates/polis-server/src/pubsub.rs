@@ -569,6 +569,8 @@ impl PubSub {
     }
 }
 
+mod lost;
+
 #[cfg(test)]
 #[path = "pubsub_test.rs"]
 mod tests;

@@ -365,3 +365,33 @@ async fn ready_wakes_when_a_message_arrives() {
     assert_eq!(publisher.await.unwrap(), 1);
     assert_eq!(taken(&mailbox), [message("c", "m")]);
 }
+
+#[test]
+fn shard_channels_of_a_lost_slot_end_with_a_sunsubscribe_push() {
+    let pubsub = PubSub::new(OutputLimit::REDIS_DEFAULT);
+    let (one, two) = (Mailbox::new(1), Mailbox::new(2));
+    pubsub.subscribe(&one, Kind::Shard, &names(&["{a}x", "{b}y"]));
+    pubsub.subscribe(&one, Kind::Channel, &names(&["plain"]));
+    pubsub.subscribe(&two, Kind::Shard, &names(&["{a}x"]));
+    taken(&one);
+    taken(&two);
+
+    let ended = pubsub.drop_shard_channels(|channel| channel.starts_with(b"{a}"));
+
+    assert_eq!(ended, 2);
+    let sunsubscribe = |name: &str, count| {
+        Reply::Push(vec![
+            Reply::bulk("sunsubscribe"),
+            Reply::bulk(name),
+            Reply::Integer(count),
+        ])
+    };
+    assert_eq!(taken(&one), vec![sunsubscribe("{a}x", 1)]);
+    assert_eq!(taken(&two), vec![sunsubscribe("{a}x", 0)]);
+    // The channel is gone for both; the others stay.
+    assert_eq!(pubsub.spublish(&bytes("{a}x"), &bytes("m")), 0);
+    assert_eq!(pubsub.spublish(&bytes("{b}y"), &bytes("m")), 1);
+    assert_eq!(pubsub.counts(1), (1, 0, 1));
+    assert_eq!(pubsub.total(2), 0);
+    assert_eq!(pubsub.drop_shard_channels(|_| false), 0);
+}

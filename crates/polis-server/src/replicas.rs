@@ -12,7 +12,7 @@
 //! are destroyed before anything starts: an old replica id never answers
 //! again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,6 +152,35 @@ pub async fn follow_map(node: Arc<Node>) {
     let mut versions = node.map.subscribe();
     while versions.changed().await.is_ok() {
         reconcile(&node).await;
+        drop_lost_shard_channels(&node);
+    }
+}
+
+/// Unsubscribes this node's clients from the shard channels whose slot
+/// belongs to a shard with no replica here any more (see
+/// `crate::pubsub::lost`).
+fn drop_lost_shard_channels(node: &Node) {
+    let Some(view) = node.view() else {
+        return;
+    };
+    let me = node.config.node_id;
+    let held: BTreeSet<GroupId> = view
+        .map()
+        .replicas_on(me)
+        .into_iter()
+        .map(|(shard, _)| shard.id)
+        .collect();
+    let ended = node.pubsub.drop_shard_channels(|channel| {
+        let slot = polis_types::key_hash_slot(channel);
+        !view
+            .owner(slot)
+            .is_some_and(|shard| held.contains(&shard.id))
+    });
+    if ended > 0 {
+        tracing::info!(
+            ended,
+            "shard channel subscriptions ended: their slots left this node"
+        );
     }
 }
 

@@ -84,6 +84,9 @@ pub enum NodeRequest {
     Publish {
         messages: Vec<crate::fanout::Published>,
     },
+    /// Set these cluster-wide CONFIG parameters here too (set on the
+    /// sender by a client's CONFIG SET).
+    SetConfig { pairs: Vec<(String, String)> },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -270,6 +273,12 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         NodeRequest::Publish { messages } => {
             crate::fanout::deliver(node, &messages);
             NodeAnswer::Delivered
+        }
+        NodeRequest::SetConfig { pairs } => {
+            match crate::server_commands::config::set_here(node, &pairs) {
+                Ok(()) => NodeAnswer::Changed(0),
+                Err(error) => NodeAnswer::Refused(error.to_string()),
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use super::lower;
 use crate::node::Node;
 
 /// CONFIG GET/SET/RESETSTAT/REWRITE.
-pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
+pub async fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
     match lower(&args[1]).as_str() {
         "get" => {
             let patterns = &args[2..];
@@ -34,14 +34,8 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
                 .chunks(2)
                 .map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), String::from_utf8_lossy(&pair[1]).into_owned()))
                 .collect();
-            node.settings.set_all(&pairs)?;
-            node.pubsub.set_output_limit(node.settings.pubsub_output_limit());
-            node.key_events.set_flags(node, node.settings.key_event_flags());
-            let limits = node.settings.encoding_limits();
-            for group in node.shards().into_values() {
-                group.state().configure(|app| app.db.set_encoding_limits(limits));
-            }
-            Ok(Reply::ok())
+            set_here(node, &pairs)?;
+            set_on_peers(node, &pairs).await
         }
         "resetstat" => {
             node.stats.reset();
@@ -59,6 +53,77 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
             String::from_utf8_lossy(&args[1])
         ))),
     }
+}
+
+/// The parameters a CONFIG SET changes on every node of the cluster, not
+/// only on the node it was sent to: those that decide what a shard's
+/// leader does, wherever the leader is.
+const CLUSTER_WIDE: &[&str] = &["notify-keyspace-events"];
+
+/// Sets `pairs` on this node and applies what they change.
+///
+/// # Errors
+/// Redis's error naming the first bad parameter; nothing is set then.
+pub fn set_here(node: &Node, pairs: &[(String, String)]) -> Result<(), ReplyError> {
+    node.settings.set_all(pairs)?;
+    node.pubsub
+        .set_output_limit(node.settings.pubsub_output_limit());
+    node.key_events
+        .set_flags(node, node.settings.key_event_flags());
+    let limits = node.settings.encoding_limits();
+    for group in node.shards().into_values() {
+        group
+            .state()
+            .configure(|app| app.db.set_encoding_limits(limits));
+    }
+    Ok(())
+}
+
+/// Sends the cluster-wide ones of `pairs` (already set here) to every
+/// other node; OK when each took them, else an error naming those that
+/// did not (the others keep the new value).
+async fn set_on_peers(node: &Arc<Node>, pairs: &[(String, String)]) -> Result<Reply, ReplyError> {
+    let shared: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(name, _)| CLUSTER_WIDE.contains(&name.to_ascii_lowercase().as_str()))
+        .cloned()
+        .collect();
+    let Some(view) = node.view().filter(|_| !shared.is_empty()) else {
+        return Ok(Reply::ok());
+    };
+    let me = node.config.node_id;
+    let request = crate::rpc::NodeRequest::SetConfig { pairs: shared };
+    let calls = view
+        .map()
+        .nodes
+        .values()
+        .filter(|record| record.id != me && record.started() && !record.removed())
+        .map(|record| {
+            let (id, request) = (record.id, &request);
+            async move {
+                let answer = match node.peer_addr(id) {
+                    Some(to) => crate::rpc::call(node, &to, request).await,
+                    None => Err("no address".to_owned()),
+                };
+                match answer {
+                    Ok(crate::rpc::NodeAnswer::Changed(_)) => None,
+                    Ok(other) => Some(format!("node {id}: {other:?}")),
+                    Err(error) => Some(format!("node {id}: {error}")),
+                }
+            }
+        });
+    let failed: Vec<String> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if failed.is_empty() {
+        return Ok(Reply::ok());
+    }
+    Err(ReplyError::err(format!(
+        "set on this node, but not on every node ({}): run CONFIG SET again once they are reachable",
+        failed.join("; ")
+    )))
 }
 
 /// SAVE: every shard replica on this node builds a Raft snapshot now (the

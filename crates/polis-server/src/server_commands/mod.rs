@@ -2,7 +2,7 @@
 //! state, introspection, configuration, cluster topology and pub/sub.
 
 mod cluster;
-mod config;
+pub mod config;
 mod connection;
 mod info;
 mod introspection;
@@ -51,7 +51,7 @@ pub async fn execute(
         "asking" => Ok(Reply::ok()),
         "command" => introspection::command(args),
         "info" => Ok(info::info(node, args)),
-        "config" => config::config(node, args),
+        "config" => config::config(node, args).await,
         "debug" => config::debug(node, args),
         "function" => config::function(args),
         "time" => Ok(introspection::time()),
