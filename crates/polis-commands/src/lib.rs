@@ -42,6 +42,8 @@ mod table;
 pub mod zset;
 
 #[cfg(test)]
+mod events_collections_test;
+#[cfg(test)]
 mod events_test;
 #[cfg(test)]
 mod test_support;

@@ -1,0 +1,150 @@
+//! The key events list, set, hash, sorted set and stream commands record
+//! (their blocking forms included): the sequences Redis 7.0 notifies
+//! (`notifyKeyspaceEvent` in t_list.c, t_set.c, t_hash.c, t_zset.c and
+//! t_stream.c; tests/unit/pubsub.tcl, "Keyspace notifications").
+
+use polis_store::event_class;
+
+use crate::test_support::*;
+
+// Reference: pubsub.tcl, "Keyspace notifications: we are able to mask
+// events".
+#[test]
+fn mask_selects_classes() {
+    let mut h = Harness::new();
+    h.db.set_events_mask(event_class::LIST);
+    h.run("set foo bar");
+    h.run("lpush mylist a");
+    h.run("lpop mylist");
+    assert_eq!(
+        h.events(),
+        vec![("lpush", "mylist".into()), ("lpop", "mylist".into())]
+    );
+
+    // Only the generic class: the del of the list a pop emptied.
+    h.db.set_events_mask(event_class::GENERIC);
+    h.run("rpush mylist a");
+    h.run("set s v");
+    h.run("rpop mylist");
+    assert_eq!(h.events(), vec![("del", "mylist".into())]);
+
+    h.db.set_events_mask(0);
+    h.run("set foo other");
+    h.run("del foo");
+    assert!(h.events().is_empty());
+}
+
+// Reference: pubsub.tcl, "Keyspace notifications: list events test".
+#[test]
+fn list_events() {
+    let mut h = Harness::new();
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            ("lpush mylist a", &[("new", "mylist"), ("lpush", "mylist")]),
+            ("rpush mylist a", &[("rpush", "mylist")]),
+            ("rpop mylist", &[("rpop", "mylist")]),
+            ("lpushx nokey a", &[]),
+            ("rpushx mylist b c", &[("rpush", "mylist")]),
+            ("linsert mylist before a x", &[("linsert", "mylist")]),
+            ("linsert mylist before nopivot y", &[]),
+            ("lset mylist 0 z", &[("lset", "mylist")]),
+            ("lset mylist 99 z", &[]),
+            ("lrem mylist 0 nothing", &[]),
+            ("lrem mylist 1 z", &[("lrem", "mylist")]),
+            // Redis records ltrim even when nothing goes.
+            ("ltrim mylist 0 -1", &[("ltrim", "mylist")]),
+            ("ltrim nokey 0 1", &[]),
+            ("lpop mylist 0", &[]),
+            ("lpop nokey", &[]),
+            ("lmpop 1 nokey left", &[]),
+        ],
+    );
+}
+
+#[test]
+fn list_left_empty_gets_del_after_the_pop() {
+    let mut h = Harness::new();
+    h.record_all_events();
+    h.run("rpush l a b");
+    h.run("rpush l3 a");
+    h.run("rpush l4 a a");
+    h.run("rpush l5 a");
+    h.events();
+    assert_events(
+        &mut h,
+        &[
+            ("lpop l", &[("lpop", "l")]),
+            ("rpop l 5", &[("rpop", "l"), ("del", "l")]),
+            ("ltrim l3 1 0", &[("ltrim", "l3"), ("del", "l3")]),
+            ("lrem l4 0 a", &[("lrem", "l4"), ("del", "l4")]),
+            (
+                "lmpop 2 nokey l5 right count 3",
+                &[("rpop", "l5"), ("del", "l5")],
+            ),
+        ],
+    );
+}
+
+// Reference: t_list.c lmoveGenericCommand: the push on the destination,
+// then the pop on the source, then the source's del.
+#[test]
+fn lmove_records_push_then_pop_then_del() {
+    let mut h = Harness::new();
+    h.run("rpush src a b");
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            (
+                "lmove src dst left right",
+                &[("new", "dst"), ("rpush", "dst"), ("lpop", "src")],
+            ),
+            (
+                "rpoplpush src dst",
+                &[("lpush", "dst"), ("rpop", "src"), ("del", "src")],
+            ),
+            ("lmove src dst left left", &[]),
+            // One list: rotated, never empty, so no del.
+            ("rpoplpush dst dst", &[("lpush", "dst"), ("rpop", "dst")]),
+            ("rpush one x", &[("new", "one"), ("rpush", "one")]),
+            (
+                "lmove one one left right",
+                &[("rpush", "one"), ("lpop", "one")],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn blocking_list_commands_record_their_non_blocking_events() {
+    let mut h = Harness::new();
+    h.run("rpush b2 x");
+    h.run("rpush b3 x y z");
+    h.run("rpush src a");
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            ("blpop b1 b2 0", &[("lpop", "b2"), ("del", "b2")]),
+            ("blpop b1 b2 0", &[]),
+            ("brpop b3 0", &[("rpop", "b3")]),
+            ("blmpop 0 1 b3 left count 1", &[("lpop", "b3")]),
+            (
+                "blmove src dst right left 0",
+                &[
+                    ("new", "dst"),
+                    ("lpush", "dst"),
+                    ("rpop", "src"),
+                    ("del", "src"),
+                ],
+            ),
+            (
+                "brpoplpush b3 dst 0",
+                &[("lpush", "dst"), ("rpop", "b3"), ("del", "b3")],
+            ),
+            ("brpoplpush nokey dst 0", &[]),
+        ],
+    );
+}
