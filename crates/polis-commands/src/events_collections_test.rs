@@ -148,3 +148,96 @@ fn blocking_list_commands_record_their_non_blocking_events() {
         ],
     );
 }
+
+// Reference: pubsub.tcl, "Keyspace notifications: set events test".
+#[test]
+fn set_events_only_when_members_change() {
+    let mut h = Harness::new();
+    h.db.set_events_mask(event_class::SET);
+    h.run("sadd myset a b c d");
+    h.run("srem myset x");
+    h.run("sadd myset x y z");
+    h.run("sadd myset a b");
+    h.run("srem myset x");
+    assert_eq!(
+        h.events(),
+        vec![
+            ("sadd", "myset".into()),
+            ("sadd", "myset".into()),
+            ("srem", "myset".into()),
+        ]
+    );
+}
+
+#[test]
+fn set_events() {
+    let mut h = Harness::new();
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            ("sadd s1 a", &[("new", "s1"), ("sadd", "s1")]),
+            ("srem s1 a b", &[("srem", "s1"), ("del", "s1")]),
+            ("srem s1 a", &[]),
+            ("sadd p a b c", &[("new", "p"), ("sadd", "p")]),
+            ("spop p", &[("spop", "p")]),
+            ("spop p 0", &[]),
+            ("spop p 5", &[("spop", "p"), ("del", "p")]),
+            ("spop p", &[]),
+            ("sadd p1 a", &[("new", "p1"), ("sadd", "p1")]),
+            ("spop p1", &[("spop", "p1"), ("del", "p1")]),
+        ],
+    );
+}
+
+// Reference: t_set.c smoveCommand: srem on the source, its del when it
+// is left empty, then sadd on the destination when the member is new
+// there.
+#[test]
+fn smove_records_srem_del_then_sadd() {
+    let mut h = Harness::new();
+    h.run("sadd src a b");
+    h.run("sadd s2 m");
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            (
+                "smove src dst a",
+                &[("srem", "src"), ("new", "dst"), ("sadd", "dst")],
+            ),
+            ("sadd dst b", &[("sadd", "dst")]),
+            ("smove src dst b", &[("srem", "src"), ("del", "src")]),
+            ("smove src dst z", &[]),
+            ("smove dst dst a", &[]),
+            (
+                "smove s2 d2 m",
+                &[("srem", "s2"), ("del", "s2"), ("new", "d2"), ("sadd", "d2")],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn set_store_records_its_name_or_del() {
+    let mut h = Harness::new();
+    h.run("sadd x a b");
+    h.run("sadd y b c");
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            (
+                "sinterstore out x y",
+                &[("new", "out"), ("sinterstore", "out")],
+            ),
+            ("sunionstore out x y", &[("sunionstore", "out")]),
+            ("sdiffstore out x y", &[("sdiffstore", "out")]),
+            // An empty result deletes the destination (if it existed).
+            ("sinterstore out x nokey", &[("del", "out")]),
+            ("sinterstore out x nokey", &[]),
+            ("set out v", &[("new", "out"), ("set", "out")]),
+            ("sdiffstore out x x", &[("del", "out")]),
+        ],
+    );
+}
