@@ -241,3 +241,35 @@ fn set_store_records_its_name_or_del() {
         ],
     );
 }
+
+// Reference: pubsub.tcl, "Keyspace notifications: hash events test".
+#[test]
+fn hash_events() {
+    let mut h = Harness::new();
+    h.db.set_events_mask(event_class::HASH);
+    h.run("hmset myhash yes 1 no 0");
+    h.run("hincrby myhash yes 10");
+    assert_eq!(
+        h.events(),
+        vec![("hset", "myhash".into()), ("hincrby", "myhash".into())]
+    );
+
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            ("hset h f v", &[("new", "h"), ("hset", "h")]),
+            // hset even when no field is new.
+            ("hset h f v", &[("hset", "h")]),
+            ("hsetnx h f w", &[]),
+            ("hsetnx h g w", &[("hset", "h")]),
+            ("hincrbyfloat h n 1.5", &[("hincrbyfloat", "h")]),
+            ("hincrby h f 1", &[]),
+            ("hdel h nofield", &[]),
+            ("hdel h f", &[("hdel", "h")]),
+            ("hdel h g n x", &[("hdel", "h"), ("del", "h")]),
+            ("hdel h f", &[]),
+            ("hincrby h2 f 1", &[("new", "h2"), ("hincrby", "h2")]),
+        ],
+    );
+}
