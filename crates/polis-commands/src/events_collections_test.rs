@@ -273,3 +273,101 @@ fn hash_events() {
         ],
     );
 }
+
+// Reference: pubsub.tcl, "Keyspace notifications: zset events test".
+#[test]
+fn zset_events_only_when_members_change() {
+    let mut h = Harness::new();
+    h.db.set_events_mask(event_class::ZSET);
+    h.run("zadd myzset 1 a 2 b");
+    h.run("zrem myzset x");
+    h.run("zadd myzset 3 x 4 y 5 z");
+    h.run("zrem myzset x");
+    assert_eq!(
+        h.events(),
+        vec![
+            ("zadd", "myzset".into()),
+            ("zadd", "myzset".into()),
+            ("zrem", "myzset".into()),
+        ]
+    );
+}
+
+#[test]
+fn zset_events() {
+    let mut h = Harness::new();
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            ("zadd z 1 a 2 b 3 c 4 d 5 e", &[("new", "z"), ("zadd", "z")]),
+            ("zadd z 1 a", &[]),
+            ("zadd z ch 2 a", &[("zadd", "z")]),
+            ("zadd z xx 3 nomember", &[]),
+            ("zadd z nx 9 a", &[]),
+            ("zadd z gt 1 a", &[]),
+            ("zadd z incr 1 a", &[("zincr", "z")]),
+            ("zincrby z 0 a", &[]),
+            ("zincrby z 1 a", &[("zincr", "z")]),
+            ("zadd z2 xx 1 a", &[]),
+            ("zincrby z3 1 m", &[("new", "z3"), ("zincr", "z3")]),
+            ("zrem z nomember", &[]),
+            ("zrem z e", &[("zrem", "z")]),
+            ("zremrangebyscore z 100 200", &[]),
+            ("zremrangebyscore z 2 2", &[("zremrangebyscore", "z")]),
+            ("zremrangebyrank z 5 10", &[]),
+            ("zremrangebyrank z 0 0", &[("zremrangebyrank", "z")]),
+            ("zremrangebylex z [x [y", &[]),
+            ("zremrangebylex z [a [a", &[("zremrangebylex", "z")]),
+            ("zrem z d nomember", &[("zrem", "z"), ("del", "z")]),
+        ],
+    );
+}
+
+#[test]
+fn zset_pops_record_their_side_then_del() {
+    let mut h = Harness::new();
+    h.run("zadd p 1 a 2 b 3 c");
+    h.run("zadd q 1 a 2 b");
+    h.run("zadd r 1 a");
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            ("zpopmin p", &[("zpopmin", "p")]),
+            ("zpopmax p 0", &[]),
+            ("zpopmax p", &[("zpopmax", "p")]),
+            ("zpopmin p 5", &[("zpopmin", "p"), ("del", "p")]),
+            ("zpopmin p", &[]),
+            ("zmpop 2 nokey q max count 1", &[("zpopmax", "q")]),
+            ("bzpopmin nokey q 0", &[("zpopmin", "q"), ("del", "q")]),
+            ("bzmpop 0 1 r min", &[("zpopmin", "r"), ("del", "r")]),
+            ("bzpopmax r 0", &[]),
+        ],
+    );
+}
+
+#[test]
+fn zset_store_records_its_name_or_del() {
+    let mut h = Harness::new();
+    h.run("zadd x 1 a 2 b");
+    h.run("zadd y 2 b 3 c");
+    h.record_all_events();
+    assert_events(
+        &mut h,
+        &[
+            (
+                "zunionstore out 2 x y",
+                &[("new", "out"), ("zunionstore", "out")],
+            ),
+            ("zinterstore out 2 x y", &[("zinterstore", "out")]),
+            ("zdiffstore out 2 x y", &[("zdiffstore", "out")]),
+            ("zrangestore out x 0 0", &[("zrangestore", "out")]),
+            ("zinterstore out 2 x nokey", &[("del", "out")]),
+            ("zinterstore out 2 x nokey", &[]),
+            ("zrangestore out x 5 10", &[]),
+            ("zadd out 1 m", &[("new", "out"), ("zadd", "out")]),
+            ("zrangestore out x 5 10", &[("del", "out")]),
+        ],
+    );
+}
