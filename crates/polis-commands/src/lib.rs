@@ -44,6 +44,8 @@ pub mod zset;
 #[cfg(test)]
 mod events_collections_test;
 #[cfg(test)]
+mod events_stream_test;
+#[cfg(test)]
 mod events_test;
 #[cfg(test)]
 mod test_support;
