@@ -42,6 +42,12 @@ mod table;
 pub mod zset;
 
 #[cfg(test)]
+mod events_collections_test;
+#[cfg(test)]
+mod events_stream_test;
+#[cfg(test)]
+mod events_test;
+#[cfg(test)]
 mod test_support;
 
 pub use classify::{classify, single_slot, Classified, Scope};

@@ -67,6 +67,43 @@ impl Harness {
     pub fn advance(&mut self, millis: u64) {
         self.now_ms += millis;
     }
+
+    /// Records every class of key event from here on, `new` included.
+    pub fn record_all_events(&mut self) {
+        self.db
+            .set_events_mask(polis_store::event_class::ALL | polis_store::event_class::NEW);
+    }
+
+    /// Returns the `(event, key)` pairs recorded since the last call.
+    pub fn events(&mut self) -> Vec<(&'static str, String)> {
+        self.db
+            .take_events()
+            .into_iter()
+            .map(|event| {
+                (
+                    event.event,
+                    String::from_utf8_lossy(&event.key).into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Runs a table of `(request, expected events)` in order on one harness,
+/// each request's `(event, key)` pairs compared in order.
+#[track_caller]
+pub fn assert_events(harness: &mut Harness, table: &[(&str, &[(&str, &str)])]) {
+    harness.events();
+    for (line, expected) in table {
+        let reply = harness.run(line);
+        let got = harness.events();
+        let want: Vec<(&str, &str)> = expected.to_vec();
+        let got: Vec<(&str, &str)> = got
+            .iter()
+            .map(|(event, key)| (*event, key.as_str()))
+            .collect();
+        assert_eq!(got, want, "events of {line:?} (reply {reply:?})");
+    }
 }
 
 pub fn bulk(text: &str) -> Reply {

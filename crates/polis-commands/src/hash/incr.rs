@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{hash_at, update_hash};
 use crate::args::{arg, float_arg, format_float_human, int_arg, parse_f64, parse_i64};
@@ -42,7 +42,10 @@ impl WriteCommand for HIncrBy {
         match update_hash(db, &self.key, now_ms, |hash| {
             hash.insert(&self.field, &text)
         }) {
-            Ok(_) => Reply::Integer(next),
+            Ok(_) => {
+                db.notify(event_class::HASH, "hincrby", &self.key);
+                Reply::Integer(next)
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -89,7 +92,10 @@ impl WriteCommand for HIncrByFloat {
         match update_hash(db, &self.key, now_ms, |hash| {
             hash.insert(&self.field, &text)
         }) {
-            Ok(_) => Reply::Bulk(text),
+            Ok(_) => {
+                db.notify(event_class::HASH, "hincrbyfloat", &self.key);
+                Reply::Bulk(text)
+            }
             Err(error) => Reply::Error(error),
         }
     }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{hash_at, update_hash};
 use crate::args::{arg, command_name, wrong_arity};
@@ -39,10 +39,16 @@ impl WriteCommand for HSet {
                 .filter(|(field, value)| hash.insert(field, value))
                 .count()
         });
-        match created {
-            Ok(_) if self.reply_ok => Reply::ok(),
-            Ok(created) => Reply::Integer(created as i64),
-            Err(error) => Reply::Error(error),
+        let created = match created {
+            Ok(created) => created,
+            Err(error) => return Reply::Error(error),
+        };
+        // Redis records hset whether or not a field was new.
+        db.notify(event_class::HASH, "hset", &self.key);
+        if self.reply_ok {
+            Reply::ok()
+        } else {
+            Reply::Integer(created as i64)
         }
     }
 }
@@ -69,7 +75,12 @@ impl WriteCommand for HSetNx {
             !hash.contains(&self.field) && hash.insert(&self.field, &self.value)
         });
         match set {
-            Ok(set) => Reply::Integer(i64::from(set)),
+            Ok(set) => {
+                if set {
+                    db.notify(event_class::HASH, "hset", &self.key);
+                }
+                Reply::Integer(i64::from(set))
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -98,14 +109,19 @@ impl WriteCommand for HDel {
             Ok(None) => return Reply::Integer(0),
             Err(error) => return Reply::Error(error),
         }
-        let removed = db.update(&self.key, now_ms, |value| match value.as_hash_mut() {
-            Some(hash) => self
-                .fields
-                .iter()
-                .filter(|field| hash.remove(field))
-                .count(),
-            None => 0,
-        });
-        Reply::Integer(removed.unwrap_or(0) as i64)
+        let removed = db
+            .update(&self.key, now_ms, |value| match value.as_hash_mut() {
+                Some(hash) => self
+                    .fields
+                    .iter()
+                    .filter(|field| hash.remove(field))
+                    .count(),
+                None => 0,
+            })
+            .unwrap_or(0);
+        if removed > 0 {
+            db.notify(event_class::HASH, "hdel", &self.key);
+        }
+        Reply::Integer(removed as i64)
     }
 }

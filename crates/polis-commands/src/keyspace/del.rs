@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::args::arg;
 use crate::command::{ReadCommand, ReadContext, WriteCommand};
@@ -23,12 +23,14 @@ impl WriteCommand for Del {
     }
 
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
-        let removed = self
-            .keys
-            .iter()
-            .filter(|key| db.remove(key, now_ms).is_some())
-            .count();
-        Reply::Integer(removed as i64)
+        let mut removed = 0;
+        for key in &self.keys {
+            if db.remove(key, now_ms).is_some() {
+                db.notify(event_class::GENERIC, "del", key);
+                removed += 1;
+            }
+        }
+        Reply::Integer(removed)
     }
 }
 

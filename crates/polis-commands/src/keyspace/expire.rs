@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::args::{arg, command_name, int_arg, is};
 use crate::command::{ReadCommand, ReadContext, WriteCommand};
@@ -112,9 +112,14 @@ impl WriteCommand for Expire {
         match u64::try_from(when) {
             Ok(deadline) if deadline > now_ms => {
                 db.set_expire(&self.key, Some(deadline), now_ms);
+                db.notify(event_class::GENERIC, "expire", &self.key);
             }
+            // A deadline already past deletes the key (Redis replicates
+            // it as a DEL and names the event so).
             _ => {
-                db.remove(&self.key, now_ms);
+                if db.remove(&self.key, now_ms).is_some() {
+                    db.notify(event_class::GENERIC, "del", &self.key);
+                }
             }
         }
         Reply::Integer(1)
@@ -140,6 +145,7 @@ impl WriteCommand for Persist {
             .is_some_and(|entry| entry.expire_at_ms.is_some());
         if has_deadline {
             db.set_expire(&self.key, None, now_ms);
+            db.notify(event_class::GENERIC, "persist", &self.key);
         }
         Reply::Integer(i64::from(has_deadline))
     }

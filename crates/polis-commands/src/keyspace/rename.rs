@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::args::{arg, command_name, is, parse_i64};
 use crate::command::WriteCommand;
@@ -45,7 +45,12 @@ impl WriteCommand for Rename {
         let Some(entry) = db.remove(&self.from, now_ms) else {
             return Reply::Error(ReplyError::NoSuchKey);
         };
+        // The destination is deleted, then created: Redis records `new`
+        // for it even when it existed.
+        db.remove(&self.to, now_ms);
         db.insert(self.to.clone(), entry.value, entry.expire_at_ms, now_ms);
+        db.notify(event_class::GENERIC, "rename_from", &self.from);
+        db.notify(event_class::GENERIC, "rename_to", &self.to);
         done()
     }
 }
@@ -97,7 +102,10 @@ impl WriteCommand for Copy {
         if !self.replace && db.contains(&self.to, now_ms) {
             return Reply::Integer(0);
         }
+        // As for RENAME: deleted, then created (`new` even when replaced).
+        db.remove(&self.to, now_ms);
         db.insert(self.to.clone(), entry.value, entry.expire_at_ms, now_ms);
+        db.notify(event_class::GENERIC, "copy_to", &self.to);
         Reply::Integer(1)
     }
 }

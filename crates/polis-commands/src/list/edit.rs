@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{list_at, reply};
 use crate::args::{arg, int_arg, is};
@@ -60,6 +60,7 @@ impl LInsert {
             })
         });
         let len = len.flatten().ok_or(ReplyError::WrongType)?;
+        db.notify(event_class::LIST, "linsert", &self.key);
         Ok(Reply::Integer(i64::try_from(len).unwrap_or(i64::MAX)))
     }
 }
@@ -96,6 +97,7 @@ impl LSet {
         db.update(&self.key, now_ms, |value| {
             value.as_list_mut().map(|list| list.set(at, &self.element))
         });
+        db.notify(event_class::LIST, "lset", &self.key);
         Ok(Reply::ok())
     }
 }
@@ -129,14 +131,17 @@ impl LRem {
             return Ok(Reply::Integer(0));
         }
         let limit = usize::try_from(self.count.unsigned_abs()).unwrap_or(usize::MAX);
-        let removed = db.update(&self.key, now_ms, |value| {
-            value.as_list_mut().map_or(0, |list| {
-                list.remove_matching(&self.element, limit, self.count < 0)
+        let removed = db
+            .update(&self.key, now_ms, |value| {
+                value.as_list_mut().map_or(0, |list| {
+                    list.remove_matching(&self.element, limit, self.count < 0)
+                })
             })
-        });
-        Ok(Reply::Integer(
-            i64::try_from(removed.unwrap_or(0)).unwrap_or(i64::MAX),
-        ))
+            .unwrap_or(0);
+        if removed > 0 {
+            db.notify(event_class::LIST, "lrem", &self.key);
+        }
+        Ok(Reply::Integer(i64::try_from(removed).unwrap_or(i64::MAX)))
     }
 }
 
@@ -178,6 +183,8 @@ impl LTrim {
                 }
             }
         });
+        // Redis records `ltrim` even when nothing was trimmed.
+        db.notify(event_class::LIST, "ltrim", &self.key);
         Ok(Reply::ok())
     }
 }

@@ -45,6 +45,22 @@ impl End {
             Err(ReplyError::Syntax)
         }
     }
+
+    /// Returns Redis's key event for a push at this end.
+    pub(crate) fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    /// Returns Redis's key event for a pop from this end.
+    pub(crate) fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
 }
 
 /// Returns the position `index` names in a list of `len` elements

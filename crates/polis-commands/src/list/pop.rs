@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, ListValue};
+use polis_store::{event_class, Db, ListValue};
 
 use crate::access::{bulk, list_at, reply, update_list};
 use crate::args::{arg, command_name, parse_i64, wrong_arity};
@@ -29,12 +29,29 @@ fn take(list: &mut ListValue, end: End, count: usize) -> Vec<Bytes> {
 /// in pop order; None when every key is missing. A list left empty is
 /// deleted. This is LMPOP's core, and what the node runs to serve BLPOP
 /// and BRPOP (count 1, reply `[key, element]`) and BLMPOP (reply `[key,
-/// [elements]]`).
+/// [elements]]`), so all of them record the same `lpop`/`rpop` (and the
+/// `del` of a list they empty).
 ///
 /// # Errors
 /// WRONGTYPE when a key met before the first non-empty list holds
 /// another type (keys after it are not looked at, as in Redis).
 pub fn pop_first(
+    db: &mut Db,
+    keys: &[Bytes],
+    end: End,
+    count: usize,
+    now_ms: u64,
+) -> Result<Option<(Bytes, Vec<Bytes>)>, ReplyError> {
+    let Some((key, taken)) = pop_quietly(db, keys, end, count, now_ms)? else {
+        return Ok(None);
+    };
+    db.notify(event_class::LIST, end.pop_event(), &key);
+    Ok(Some((key, taken)))
+}
+
+/// [`pop_first`] without the pop's event, for LMOVE, whose push event
+/// comes first.
+fn pop_quietly(
     db: &mut Db,
     keys: &[Bytes],
     end: End,
@@ -247,12 +264,14 @@ impl LMove {
                     Some(element)
                 })
             });
-            return Ok(moved
-                .flatten()
-                .map_or(Reply::Null, |element| bulk(&element)));
+            let Some(element) = moved.flatten() else {
+                return Ok(Reply::Null);
+            };
+            self.notify(db);
+            return Ok(bulk(&element));
         }
         let Some((_, mut taken)) =
-            pop_first(db, std::slice::from_ref(&self.source), self.from, 1, now_ms)?
+            pop_quietly(db, std::slice::from_ref(&self.source), self.from, 1, now_ms)?
         else {
             return Ok(Reply::Null);
         };
@@ -260,6 +279,15 @@ impl LMove {
             return Ok(Reply::Null);
         };
         update_list(db, &self.destination, now_ms, |list| push(list, &element))?;
+        self.notify(db);
         Ok(bulk(&element))
+    }
+
+    /// Records Redis's events of a move: the push on the destination,
+    /// then the pop on the source (a source left empty gets its `del`
+    /// after both).
+    fn notify(&self, db: &mut Db) {
+        db.notify(event_class::LIST, self.to.push_event(), &self.destination);
+        db.notify(event_class::LIST, self.from.pop_event(), &self.source);
     }
 }

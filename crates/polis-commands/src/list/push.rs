@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{list_at, reply, update_list};
 use crate::args::{arg, command_name};
@@ -56,6 +56,7 @@ impl Push {
             }
             list.len()
         })?;
+        db.notify(event_class::LIST, self.end.push_event(), &self.key);
         Ok(Reply::Integer(i64::try_from(len).unwrap_or(i64::MAX)))
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, SetValue, Value};
+use polis_store::{event_class, Db, SetValue, Value};
 
 use crate::access::{bulk, set_at};
 use crate::args::{arg, command_name, is, parse_i64, wrong_arity};
@@ -24,6 +24,15 @@ impl SetOp {
             "sinter" => SetOp::Inter,
             "sunion" => SetOp::Union,
             _ => SetOp::Diff,
+        }
+    }
+
+    /// Returns Redis's key event for storing the result.
+    fn store_event(self) -> &'static str {
+        match self {
+            SetOp::Inter => "sinterstore",
+            SetOp::Union => "sunionstore",
+            SetOp::Diff => "sdiffstore",
         }
     }
 }
@@ -150,11 +159,14 @@ impl WriteCommand for SetAlgebraStore {
             Err(error) => return Reply::Error(error),
         };
         if result.is_empty() {
-            db.remove(&self.destination, now_ms);
+            if db.remove(&self.destination, now_ms).is_some() {
+                db.notify(event_class::GENERIC, "del", &self.destination);
+            }
             return Reply::Integer(0);
         }
         let len = result.len();
         db.insert(self.destination.clone(), Value::set(result), None, now_ms);
+        db.notify(event_class::SET, self.op.store_event(), &self.destination);
         Reply::Integer(len as i64)
     }
 }

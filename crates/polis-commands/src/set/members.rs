@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{bulk, set_at, update_set};
 use crate::args::{arg, wrong_arity};
@@ -48,7 +48,12 @@ impl WriteCommand for SAdd {
                 .count()
         });
         match added {
-            Ok(added) => Reply::Integer(added as i64),
+            Ok(added) => {
+                if added > 0 {
+                    db.notify(event_class::SET, "sadd", &self.key);
+                }
+                Reply::Integer(added as i64)
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -86,7 +91,12 @@ impl WriteCommand for SRem {
                 .count()
         });
         match removed {
-            Ok(removed) => Reply::Integer(removed as i64),
+            Ok(removed) => {
+                if removed > 0 {
+                    db.notify(event_class::SET, "srem", &self.key);
+                }
+                Reply::Integer(removed as i64)
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -215,9 +225,9 @@ impl WriteCommand for SMove {
         // Redis's order of checks: an absent source replies 0 whatever the
         // destination holds; then the source's type, then the
         // destination's.
-        let source_has = match set_at(db, &self.source, now_ms) {
+        let (source_has, source_len) = match set_at(db, &self.source, now_ms) {
             Ok(None) => return Reply::Integer(0),
-            Ok(Some(set)) => set.contains(&self.member),
+            Ok(Some(set)) => (set.contains(&self.member), set.len()),
             Err(error) => return Reply::Error(error),
         };
         let destination_has = match set_at(db, &self.destination, now_ms) {
@@ -227,18 +237,29 @@ impl WriteCommand for SMove {
         if self.source == self.destination || !source_has {
             return Reply::Integer(i64::from(source_has));
         }
-        let moved =
-            update_set(db, &self.source, now_ms, |set| set.remove(&self.member)).and_then(|_| {
-                if destination_has {
-                    return Ok(());
-                }
-                update_set(db, &self.destination, now_ms, |set| {
-                    set.insert(&self.member);
-                })
-            });
-        match moved {
-            Ok(()) => Reply::Integer(1),
-            Err(error) => Reply::Error(error),
+        // The source's del comes between its srem and the destination's
+        // sadd (as in Redis), so a source losing its last member is
+        // deleted here rather than left for the keyspace to delete.
+        if source_len == 1 {
+            db.remove(&self.source, now_ms);
+            db.notify(event_class::SET, "srem", &self.source);
+            db.notify(event_class::GENERIC, "del", &self.source);
+        } else {
+            if let Err(error) = update_set(db, &self.source, now_ms, |set| set.remove(&self.member))
+            {
+                return Reply::Error(error);
+            }
+            db.notify(event_class::SET, "srem", &self.source);
         }
+        if !destination_has {
+            let added = update_set(db, &self.destination, now_ms, |set| {
+                set.insert(&self.member);
+            });
+            if let Err(error) = added {
+                return Reply::Error(error);
+            }
+            db.notify(event_class::SET, "sadd", &self.destination);
+        }
+        Reply::Integer(1)
     }
 }

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 use polis_types::limits::RANDOM_REPLY_LEN_MAX;
 
 use crate::access::{bulk, set_at, update_set};
@@ -72,6 +72,8 @@ impl WriteCommand for SPop {
             let Some(entry) = db.remove(&self.key, now_ms) else {
                 return Reply::Set(Vec::new());
             };
+            db.notify(event_class::SET, "spop", &self.key);
+            db.notify(event_class::GENERIC, "del", &self.key);
             let members = entry
                 .value
                 .as_set()
@@ -101,6 +103,7 @@ impl WriteCommand for SPop {
         if let Err(error) = removed {
             return Reply::Error(error);
         }
+        db.notify(event_class::SET, "spop", &self.key);
         let replies: Vec<Reply> = chosen.iter().map(bulk).collect();
         match self.count {
             Some(_) => Reply::Set(replies),

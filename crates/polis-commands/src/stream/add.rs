@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::stream::{NodeLimits, Trim, TrimStrategy, STREAM_LISTPACK_MAX_BYTES};
-use polis_store::{Db, StreamId};
+use polis_store::{event_class, Db, StreamId};
 
 use super::id::{id_reply, node_limits, parse_id_full, parse_strict_id, ParsedId};
 use crate::access::{stream_at, update_stream};
@@ -220,14 +220,20 @@ impl WriteCommand for XAdd {
             return Reply::Error(ReplyError::err("Elements are too large to be stored"));
         }
         let limits = node_limits(db);
-        let added = update_stream(db, &self.key, now_ms, |stream| {
+        let trimmed = update_stream(db, &self.key, now_ms, |stream| {
             stream.append(id, self.fields.clone(), limits);
-            if let Some(trim) = &self.trim {
-                stream.trim(trim.resolve(limits));
-            }
+            self.trim
+                .as_ref()
+                .map_or(0, |trim| stream.trim(trim.resolve(limits)))
         });
-        match added {
-            Ok(()) => id_reply(id),
+        match trimmed {
+            Ok(trimmed) => {
+                db.notify(event_class::STREAM, "xadd", &self.key);
+                if trimmed > 0 {
+                    db.notify(event_class::STREAM, "xtrim", &self.key);
+                }
+                id_reply(id)
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -256,7 +262,12 @@ impl WriteCommand for XTrim {
         }
         let trim = self.trim.resolve(node_limits(db));
         match update_stream(db, &self.key, now_ms, |stream| stream.trim(trim)) {
-            Ok(deleted) => Reply::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)),
+            Ok(deleted) => {
+                if deleted > 0 {
+                    db.notify(event_class::STREAM, "xtrim", &self.key);
+                }
+                Reply::Integer(i64::try_from(deleted).unwrap_or(i64::MAX))
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -290,7 +301,12 @@ impl WriteCommand for XDel {
             Err(error) => return Reply::Error(error.clone()),
         };
         match update_stream(db, &self.key, now_ms, |stream| stream.delete(ids)) {
-            Ok(deleted) => Reply::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)),
+            Ok(deleted) => {
+                if deleted > 0 {
+                    db.notify(event_class::STREAM, "xdel", &self.key);
+                }
+                Reply::Integer(i64::try_from(deleted).unwrap_or(i64::MAX))
+            }
             Err(error) => Reply::Error(error),
         }
     }
@@ -373,7 +389,10 @@ impl WriteCommand for XSetId {
             }
         });
         match result {
-            Ok(()) => Reply::ok(),
+            Ok(()) => {
+                db.notify(event_class::STREAM, "xsetid", &self.key);
+                Reply::ok()
+            }
             Err(error) => Reply::Error(error),
         }
     }

@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, StreamId, StreamValue};
+use polis_store::{event_class, Db, StreamId, StreamValue};
 
+use super::group::has_consumer;
 use super::id::{
     entry_reply, id_reply, int_or, no_such_key_or_group, parse_range_end, parse_range_start,
     parse_strict_id,
@@ -263,9 +264,13 @@ impl WriteCommand for XClaim {
             Ok(options) => options,
             Err(error) => return Reply::Error(error.clone()),
         };
+        let had_consumer = has_consumer(db, &self.key, &self.group, &self.consumer, now_ms);
         let result = update_stream(db, &self.key, now_ms, |stream| {
             self.claim(stream, options, now_ms)
         });
+        if !had_consumer && has_consumer(db, &self.key, &self.group, &self.consumer, now_ms) {
+            db.notify(event_class::STREAM, "xgroup-createconsumer", &self.key);
+        }
         crate::access::reply(result.map(Reply::Array))
     }
 }
@@ -437,7 +442,11 @@ impl WriteCommand for XAutoClaim {
                 return Reply::Error(no_such_key_or_group(&self.key, &self.group, ""));
             }
         }
+        let had_consumer = has_consumer(db, &self.key, &self.group, &self.consumer, now_ms);
         let result = update_stream(db, &self.key, now_ms, |stream| self.claim(stream, now_ms));
+        if !had_consumer && has_consumer(db, &self.key, &self.group, &self.consumer, now_ms) {
+            db.notify(event_class::STREAM, "xgroup-createconsumer", &self.key);
+        }
         crate::access::reply(result)
     }
 }

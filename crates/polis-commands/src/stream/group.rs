@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{ConsumerGroup, Db, StreamId, StreamValue};
+use polis_store::{event_class, ConsumerGroup, Db, StreamId, StreamValue};
 
 use super::id::{
     entry_reply, help_reply, id_reply, no_such_group, no_such_key_or_group, parse_id,
@@ -14,6 +14,23 @@ use super::read::{count_limit, parse_read_args, streams_reply, ReadArgs};
 use crate::access::{stream_at, update_stream};
 use crate::args::{arg, int_arg, is};
 use crate::command::{Protocol, WriteCommand};
+
+/// Returns true when the stream at `key` has `consumer` in `group`.
+/// XREADGROUP, XCLAIM and XAUTOCLAIM ask before and after they run, to
+/// record `xgroup-createconsumer` when they created it, as Redis does.
+pub(super) fn has_consumer(
+    db: &Db,
+    key: &[u8],
+    group: &[u8],
+    consumer: &[u8],
+    now_ms: u64,
+) -> bool {
+    stream_at(db, key, now_ms)
+        .ok()
+        .flatten()
+        .and_then(|stream| stream.groups.get(group))
+        .is_some_and(|group| group.consumers.contains_key(consumer))
+}
 
 const XGROUP_HELP: &[&str] = &[
     "CREATE <key> <groupname> <id|$> [option]",
@@ -174,6 +191,7 @@ impl XGroup {
                     true
                 })?;
                 if created {
+                    db.notify(event_class::STREAM, "xgroup-create", &self.key);
                     Ok(Reply::ok())
                 } else {
                     Err(ReplyError::Other(
@@ -192,12 +210,16 @@ impl XGroup {
                         group.entries_read = *entries_read;
                     }
                 })?;
+                db.notify(event_class::STREAM, "xgroup-setid", &self.key);
                 Ok(Reply::ok())
             }
             XGroupAction::Destroy => {
                 let destroyed = update_stream(db, &self.key, now_ms, |stream| {
                     stream.groups.remove(&group).is_some()
                 })?;
+                if destroyed {
+                    db.notify(event_class::STREAM, "xgroup-destroy", &self.key);
+                }
                 Ok(Reply::Integer(i64::from(destroyed)))
             }
             XGroupAction::CreateConsumer(consumer) => {
@@ -207,6 +229,9 @@ impl XGroup {
                         .get_mut(&group)
                         .is_some_and(|group| group.create_consumer(consumer, now_ms))
                 })?;
+                if created {
+                    db.notify(event_class::STREAM, "xgroup-createconsumer", &self.key);
+                }
                 Ok(Reply::Integer(i64::from(created)))
             }
             XGroupAction::DelConsumer(consumer) => {
@@ -215,9 +240,12 @@ impl XGroup {
                         .groups
                         .get_mut(&group)
                         .and_then(|group| group.delete_consumer(consumer))
-                        .unwrap_or(0)
                 })?;
-                Ok(Reply::Integer(pending as i64))
+                // Only a consumer that existed is deleted (and recorded).
+                if pending.is_some() {
+                    db.notify(event_class::STREAM, "xgroup-delconsumer", &self.key);
+                }
+                Ok(Reply::Integer(pending.unwrap_or(0) as i64))
             }
         }
     }
@@ -288,9 +316,13 @@ impl XReadGroup {
         }
         let mut served = Vec::new();
         for (key, start) in self.args.keys.iter().zip(starts) {
+            let had_consumer = has_consumer(db, key, group, consumer, now_ms);
             let entries = update_stream(db, key, now_ms, |stream| {
                 self.serve(stream, group, consumer, start, now_ms)
             })?;
+            if !had_consumer && has_consumer(db, key, group, consumer, now_ms) {
+                db.notify(event_class::STREAM, "xgroup-createconsumer", key);
+            }
             if let Some(entries) = entries {
                 served.push((key.clone(), entries));
             }

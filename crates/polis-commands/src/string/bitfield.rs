@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::{event_class, Db, Value};
 use polis_types::limits::STRING_LEN_MAX;
 
 use crate::access::string_at;
@@ -284,18 +284,27 @@ impl WriteCommand for BitField {
         // Offsets were checked against the string size limit, so the
         // length fits in usize.
         let len_needed = usize::try_from((highest_bit >> 3) + 1).unwrap_or(usize::MAX);
-        let mut changed = current.is_none_or(|current| current.len() < len_needed);
+        let grown = current.is_none_or(|current| current.len() < len_needed);
         if bytes.len() < len_needed {
             bytes.resize(len_needed, 0);
         }
         let mut replies = Vec::with_capacity(self.ops.len());
+        let mut written = false;
+        let mut fields_changed = false;
         for op in &self.ops {
             let (reply, field_changed) = apply(&mut bytes, op);
-            changed |= field_changed;
+            // A write OVERFLOW FAIL refused replies null.
+            written |= op.action != FieldAction::Get && reply != Reply::Null;
+            fields_changed |= field_changed;
             replies.push(reply);
         }
-        if changed {
+        if grown || fields_changed {
             db.insert_keep_ttl(self.key.clone(), Value::String(bytes.freeze()), now_ms);
+        }
+        // Redis counts a write as a change when it changed its field or
+        // the string was created or grown for it; a refused write is none.
+        if fields_changed || (grown && written) {
+            db.notify(event_class::STRING, "setbit", &self.key);
         }
         Reply::Array(replies)
     }

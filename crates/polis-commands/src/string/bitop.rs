@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::{event_class, Db, Value};
 
 use crate::access::string_at;
 use crate::args::{arg, is};
@@ -70,7 +70,9 @@ impl WriteCommand for BitOp {
         };
         let len = sources.iter().map(|source| source.len()).max().unwrap_or(0);
         if len == 0 {
-            db.remove(&self.destination, now_ms);
+            if db.remove(&self.destination, now_ms).is_some() {
+                db.notify(event_class::GENERIC, "del", &self.destination);
+            }
             return Reply::Integer(0);
         }
         let result = combine(self.operation, &sources, len);
@@ -80,6 +82,7 @@ impl WriteCommand for BitOp {
             None,
             now_ms,
         );
+        db.notify(event_class::STRING, "set", &self.destination);
         Reply::Integer(len as i64)
     }
 }

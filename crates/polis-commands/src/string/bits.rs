@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::{event_class, Db, Value};
 use polis_types::limits::STRING_LEN_MAX;
 
 use crate::access::string_at;
@@ -57,6 +57,8 @@ impl WriteCommand for SetBit {
         if let Some(current) = current {
             bytes.extend_from_slice(current);
         }
+        // Created or grown counts as a change, as in Redis.
+        let grown = current.is_none() || bytes.len() <= byte;
         if bytes.len() <= byte {
             bytes.resize(byte + 1, 0);
         }
@@ -67,6 +69,9 @@ impl WriteCommand for SetBit {
             bytes[byte] &= !mask;
         }
         db.insert_keep_ttl(self.key.clone(), Value::String(bytes.freeze()), now_ms);
+        if grown || previous != self.on {
+            db.notify(event_class::STRING, "setbit", &self.key);
+        }
         Reply::Integer(i64::from(previous))
     }
 }

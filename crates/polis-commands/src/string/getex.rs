@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{bulk, string_at};
 use crate::args::arg;
@@ -40,13 +40,24 @@ impl WriteCommand for GetEx {
         };
         match deadline {
             Some(deadline) if self.expire.is_absolute() && deadline <= now_ms => {
-                db.remove(&self.key, now_ms);
+                // The key was read live above, so it is removed here.
+                let removed = db.remove(&self.key, now_ms).is_some();
+                if removed {
+                    db.notify(event_class::GENERIC, "del", &self.key);
+                }
             }
             Some(deadline) => {
                 db.set_expire(&self.key, Some(deadline), now_ms);
+                db.notify(event_class::GENERIC, "expire", &self.key);
             }
             None if self.expire == ExpireOption::Persist => {
-                db.set_expire(&self.key, None, now_ms);
+                let had_deadline = db
+                    .entry(&self.key, now_ms)
+                    .is_some_and(|entry| entry.expire_at_ms.is_some());
+                if had_deadline {
+                    db.set_expire(&self.key, None, now_ms);
+                    db.notify(event_class::GENERIC, "persist", &self.key);
+                }
             }
             None => {}
         }
@@ -71,7 +82,9 @@ impl WriteCommand for GetDel {
         match string_at(db, &self.key, now_ms) {
             Ok(Some(value)) => {
                 let reply = bulk(value);
-                db.remove(&self.key, now_ms);
+                if db.remove(&self.key, now_ms).is_some() {
+                    db.notify(event_class::GENERIC, "del", &self.key);
+                }
                 reply
             }
             Ok(None) => Reply::Null,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::{event_class, Db, Value};
 
 use crate::access::string_at;
 use crate::args::{arg, command_name, format_float_human, int_arg, parse_f64, parse_i64};
@@ -47,6 +47,7 @@ impl WriteCommand for IncrBy {
         };
         let text = Bytes::from(next.to_string());
         db.insert_keep_ttl(self.key.clone(), Value::String(text), now_ms);
+        db.notify(event_class::STRING, "incrby", &self.key);
         Reply::Integer(next)
     }
 }
@@ -85,6 +86,7 @@ impl WriteCommand for IncrByFloat {
         }
         let text = Bytes::from(format_float_human(next));
         db.insert_keep_ttl(self.key.clone(), Value::String(text.clone()), now_ms);
+        db.notify(event_class::STRING, "incrbyfloat", &self.key);
         Reply::Bulk(text)
     }
 }

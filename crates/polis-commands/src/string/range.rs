@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::{event_class, Db, Value};
 use polis_types::limits::STRING_LEN_MAX;
 
 use crate::access::string_at;
@@ -47,6 +47,7 @@ impl WriteCommand for Append {
                 None,
                 now_ms,
             );
+            db.notify(event_class::STRING, "append", &self.key);
             return Reply::Integer(self.value.len() as i64);
         };
         if let Err(error) = check_string_len(current.len() as u64, self.value.len() as u64) {
@@ -57,6 +58,7 @@ impl WriteCommand for Append {
         joined.extend_from_slice(&self.value);
         let len = joined.len() as i64;
         db.insert_keep_ttl(self.key.clone(), Value::String(joined.freeze()), now_ms);
+        db.notify(event_class::STRING, "append", &self.key);
         Reply::Integer(len)
     }
 }
@@ -107,6 +109,7 @@ impl WriteCommand for SetRange {
         patched[offset..end].copy_from_slice(&self.value);
         let len = patched.len() as i64;
         db.insert_keep_ttl(self.key.clone(), Value::String(patched.freeze()), now_ms);
+        db.notify(event_class::STRING, "setrange", &self.key);
         Reply::Integer(len)
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::{event_class, Db, Value};
 
 use crate::access::{bulk_or_null, string_at};
 use crate::args::{arg, command_name, wrong_arity};
@@ -117,6 +117,10 @@ impl WriteCommand for Set {
         } else {
             db.insert(self.key.clone(), value, deadline, now_ms);
         }
+        db.notify(event_class::STRING, "set", &self.key);
+        if deadline.is_some() {
+            db.notify(event_class::GENERIC, "expire", &self.key);
+        }
         old.unwrap_or(match self.reply {
             SetReply::Status => Reply::ok(),
             SetReply::Integer => Reply::Integer(1),
@@ -151,6 +155,7 @@ impl WriteCommand for GetSet {
             None,
             now_ms,
         );
+        db.notify(event_class::STRING, "set", &self.key);
         old
     }
 }
@@ -183,6 +188,7 @@ impl WriteCommand for MSet {
         }
         for (key, value) in &self.pairs {
             db.insert(key.clone(), Value::String(value.clone()), None, now_ms);
+            db.notify(event_class::STRING, "set", key);
         }
         if self.nx {
             Reply::Integer(1)

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{update_zset, zset_at};
 use crate::args::{arg, float_arg, is};
@@ -215,10 +215,19 @@ impl WriteCommand for ZAdd {
             }
             outcomes
         });
-        match outcomes {
-            Ok(outcomes) => self.reply(&outcomes),
-            Err(error) => Reply::Error(error),
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(error) => return Reply::Error(error),
+        };
+        if outcomes.iter().any(changes) {
+            let event = if self.options.increment {
+                "zincr"
+            } else {
+                "zadd"
+            };
+            db.notify(event_class::ZSET, event, &self.key);
         }
+        self.reply(&outcomes)
     }
 }
 
@@ -271,7 +280,12 @@ impl WriteCommand for ZRem {
                 .count()
         });
         match removed {
-            Ok(removed) => Reply::Integer(removed as i64),
+            Ok(removed) => {
+                if removed > 0 {
+                    db.notify(event_class::ZSET, "zrem", &self.key);
+                }
+                Reply::Integer(removed as i64)
+            }
             Err(error) => Reply::Error(error),
         }
     }

@@ -358,7 +358,15 @@ impl WriteCommand for ZCombineStore {
 
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
         match self.combination.compute(db, now_ms) {
-            Ok(items) => Reply::Integer(store_members(db, &self.destination, items, now_ms) as i64),
+            Ok(items) => {
+                let event = match self.combination.op {
+                    SetOp::Union => "zunionstore",
+                    SetOp::Inter => "zinterstore",
+                    SetOp::Diff => "zdiffstore",
+                };
+                let stored = store_members(db, &self.destination, items, event, now_ms);
+                Reply::Integer(stored as i64)
+            }
             Err(error) => Reply::Error(error),
         }
     }

@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{event_class, Db};
 
 use crate::access::{bulk, update_zset, zset_at};
 use crate::args::{arg, command_name, is, parse_i64};
@@ -33,10 +33,21 @@ impl PopSide {
             PopSide::Max => "MAX",
         }
     }
+
+    /// Returns Redis's key event for a pop from this side.
+    fn event(self) -> &'static str {
+        match self {
+            PopSide::Min => "zpopmin",
+            PopSide::Max => "zpopmax",
+        }
+    }
 }
 
 /// Removes up to `count` members from one end of the sorted set at `key`
 /// and returns them with their scores, or None when the key is absent.
+/// ZPOPMIN, ZPOPMAX and ZMPOP (and the blocking pops ZMPOP serves) share
+/// it, so all record `zpopmin`/`zpopmax` (and the `del` of a set they
+/// empty).
 ///
 /// # Errors
 /// WRONGTYPE when `key` holds another type.
@@ -54,7 +65,7 @@ fn pop_members(
         // Nothing to pop: the key stays untouched (its version too).
         return Ok(Some(Vec::new()));
     }
-    update_zset(db, key, now_ms, |zset| {
+    let popped = update_zset(db, key, now_ms, |zset| {
         let chosen: Vec<(Bytes, f64)> = match side {
             PopSide::Min => zset
                 .iter()
@@ -72,8 +83,11 @@ fn pop_members(
             zset.remove(member);
         }
         chosen
-    })
-    .map(Some)
+    })?;
+    if !popped.is_empty() {
+        db.notify(event_class::ZSET, side.event(), key);
+    }
+    Ok(Some(popped))
 }
 
 /// Parses a count as Redis's `getRangeLongFromObjectOrReply` with one

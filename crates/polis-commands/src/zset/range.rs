@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value, ZSetValue};
+use polis_store::{event_class, Db, Value, ZSetValue};
 
 use crate::access::{bulk, pairs_reply, update_zset, zset_at};
 use crate::args::{arg, command_name, int_arg, is};
@@ -245,20 +245,25 @@ impl WriteCommand for ZRangeStore {
             Ok(None) => Vec::new(),
             Err(error) => return Reply::Error(error),
         };
-        Reply::Integer(store_members(db, &self.destination, items, now_ms) as i64)
+        let stored = store_members(db, &self.destination, items, "zrangestore", now_ms);
+        Reply::Integer(stored as i64)
     }
 }
 
-/// Replaces `destination` with a sorted set of `items` (dropping its TTL),
-/// or deletes it when `items` is empty; returns the stored length.
+/// Replaces `destination` with a sorted set of `items` (dropping its TTL)
+/// and records `event` for it, or deletes it (recording `del` if it
+/// existed) when `items` is empty; returns the stored length.
 pub(crate) fn store_members(
     db: &mut Db,
     destination: &Bytes,
     items: Vec<(Bytes, f64)>,
+    event: &'static str,
     now_ms: u64,
 ) -> usize {
     if items.is_empty() {
-        db.remove(destination, now_ms);
+        if db.remove(destination, now_ms).is_some() {
+            db.notify(event_class::GENERIC, "del", destination);
+        }
         return 0;
     }
     let mut zset = ZSetValue::new();
@@ -267,6 +272,7 @@ pub(crate) fn store_members(
     }
     let len = zset.len();
     db.insert(destination.clone(), Value::zset(zset), None, now_ms);
+    db.notify(event_class::ZSET, event, destination);
     len
 }
 
@@ -320,7 +326,17 @@ impl WriteCommand for ZRemRange {
                 .count()
         });
         match removed {
-            Ok(removed) => Reply::Integer(removed as i64),
+            Ok(removed) => {
+                if removed > 0 {
+                    let event = match self.by {
+                        RangeBy::Rank { .. } => "zremrangebyrank",
+                        RangeBy::Score(_) => "zremrangebyscore",
+                        RangeBy::Lex(_) => "zremrangebylex",
+                    };
+                    db.notify(event_class::ZSET, event, &self.key);
+                }
+                Reply::Integer(removed as i64)
+            }
             Err(error) => Reply::Error(error),
         }
     }
