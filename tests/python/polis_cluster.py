@@ -317,10 +317,23 @@ class _Reader:
         if kind == b"$":
             length = int(rest)
             return None if length < 0 else self.exactly(length)
-        if kind == b"*":
+        if kind in (b"*", b">", b"~"):
             count = int(rest)
             return None if count < 0 else [self.reply() for _ in range(count)]
-        raise ValueError("not a RESP2 reply: %r" % line)
+        # RESP3's other types (HELLO 3, pushes).
+        if kind == b"%":
+            return {self._key(self.reply()): self.reply() for _ in range(int(rest))}
+        if kind == b"_":
+            return None
+        if kind == b"#":
+            return rest == b"t"
+        if kind == b",":
+            return float(rest)
+        raise ValueError("not a RESP reply: %r" % line)
+
+    @staticmethod
+    def _key(key):
+        return key.decode() if isinstance(key, bytes) else key
 
 
 def resp_call(port: int, *args: str | bytes):

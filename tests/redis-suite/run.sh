@@ -31,6 +31,7 @@ readonly default_units=(
   unit/type/string unit/type/incr unit/type/hash unit/keyspace unit/expire
   unit/type/list unit/type/list-2 unit/type/list-3 unit/type/set unit/type/zset
   unit/type/stream unit/type/stream-cgroups unit/multi unit/scan unit/bitops unit/bitfield
+  unit/pubsub
 )
 # The design's command line: tags for what needs a real single Redis process
 # (DEBUG, replication, SAVE, maxmemory, RESET, CONFIG RESETSTAT, PFDEBUG).
