@@ -90,6 +90,17 @@ pub enum Op {
     /// together, with nothing in between, or none of them when a watched
     /// key's version changed since WATCH read it (entry format 4).
     Exec(Transaction),
+    /// The change feeds, if newer than the shard's (entry format 5).
+    Feeds(crate::feed::Feeds),
+    /// Feed stream holder: events of shard `source`'s outbox, appended to
+    /// their streams unless appended before (entry format 5).
+    FeedAppend {
+        source: GroupId,
+        events: Vec<crate::feed::FeedEvent>,
+    },
+    /// Source: the outbox's events up to `through` reached their streams
+    /// (entry format 5).
+    FeedAcked { through: crate::feed::Position },
 }
 
 /// The commands of a transaction and the keys it watches.
@@ -116,6 +127,7 @@ impl Op {
             Self::Expire(_) | Self::Own { .. } => EntryFormat::V1,
             Self::StageParts { .. } => EntryFormat::V3,
             Self::Exec(_) => EntryFormat::V4,
+            Self::Feeds(_) | Self::FeedAppend { .. } | Self::FeedAcked { .. } => EntryFormat::V5,
             _ => EntryFormat::V2,
         }
     }
@@ -192,8 +204,9 @@ impl Applied {
 }
 
 /// The first byte of a shard's snapshot: its format (1: no migrations
-/// part; 2: staging without read indexes; both still read).
-const SNAPSHOT_FORMAT: u8 = 3;
+/// part; 2: staging without read indexes; 3: no change feed part; all
+/// still read).
+const SNAPSHOT_FORMAT: u8 = 4;
 
 /// The keyspace of a shard as a Raft state machine.
 pub struct DataMachine {
@@ -201,8 +214,12 @@ pub struct DataMachine {
     pub db: Db,
     pub ownership: Ownership,
     pub migrations: Migrations,
+    /// The change feed: feeds, outbox, marks (replicated, in snapshots).
+    pub feed: crate::feed::FeedState,
     /// Where the key events of each applied entry go (none: dropped).
-    events: Option<Arc<dyn EventSink>>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+    /// The classes the node's keyspace notifications want.
+    pub(crate) notify_mask: u16,
 }
 
 impl DataMachine {
@@ -213,7 +230,9 @@ impl DataMachine {
             db: Db::default(),
             ownership: Ownership::default(),
             migrations: Migrations::default(),
+            feed: crate::feed::FeedState::default(),
             events: None,
+            notify_mask: 0,
         }
     }
 
@@ -236,7 +255,7 @@ impl DataMachine {
 
     /// Returns why a command on `slot` may not apply here now, if it may
     /// not: the shard does not own the slot, or the slot is frozen.
-    fn refusal(&self, slot: Option<Slot>) -> Option<Applied> {
+    pub(crate) fn refusal(&self, slot: Option<Slot>) -> Option<Applied> {
         if !self.owns(slot) {
             return Some(Applied::NotOwned {
                 slot: slot.unwrap_or_default(),
@@ -268,7 +287,10 @@ impl DataMachine {
     }
 
     fn command(&mut self, logged: &Logged, index: u64, time_ms: u64) -> Applied {
-        if let Some(refused) = self.refusal(logged.slot) {
+        if let Some(refused) = self
+            .refusal(logged.slot)
+            .or_else(|| self.feed_refusal(&logged.args))
+        {
             return refused;
         }
         self.note_changes(logged.slot, &logged.args, index);
@@ -283,7 +305,12 @@ impl DataMachine {
     /// key changed (the null array EXEC replies then). A command that
     /// fails answers its error and the others still apply, as in Redis.
     fn transaction(&mut self, transaction: &Transaction, index: u64, time_ms: u64) -> Applied {
-        if let Some(refused) = self.refusal(transaction.slot) {
+        if let Some(refused) = self.refusal(transaction.slot).or_else(|| {
+            transaction
+                .commands
+                .iter()
+                .find_map(|args| self.feed_refusal(args))
+        }) {
             return refused;
         }
         let changed = transaction
@@ -389,6 +416,9 @@ impl DataMachine {
                 self.migrations.unstage(migration);
                 Applied::Reply(Reply::ok())
             }
+            Op::Feeds(feeds) => self.set_feeds(feeds),
+            Op::FeedAppend { source, events } => self.feed_append(source, events, time_ms),
+            Op::FeedAcked { through } => self.feed_acked(through),
         }
     }
 }
@@ -426,9 +456,10 @@ impl DataMachine {
     fn snapshot_head(&self) -> Vec<u8> {
         let ownership = postcard::to_stdvec(&self.ownership).unwrap_or_default();
         let migrations = postcard::to_stdvec(&self.migrations).unwrap_or_default();
-        let mut bytes = Vec::with_capacity(9 + ownership.len() + migrations.len());
+        let feed = postcard::to_stdvec(&self.feed).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(13 + ownership.len() + migrations.len() + feed.len());
         bytes.push(SNAPSHOT_FORMAT);
-        for part in [&ownership, &migrations] {
+        for part in [&ownership, &migrations, &feed] {
             bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
             bytes.extend_from_slice(part);
         }
@@ -443,17 +474,13 @@ impl StateMachine for DataMachine {
             Err(detail) => polis_raft::state_machine::undecodable_entry(self.group, index, &detail),
         };
         let applied = self.execute(op, index, time_ms);
-        if self.db.events_mask() != 0 {
-            let events = self.db.take_events();
-            if let (false, Some(sink)) = (events.is_empty(), &self.events) {
-                sink.emit(self.group, events);
-            }
-        }
+        self.take_events(index);
         encode(&applied)
     }
 
     /// `| format (1) | ownership length (u32 LE) | ownership | migrations
-    /// length (u32 LE) | migrations | keyspace |`
+    /// length (u32 LE) | migrations | feed length (u32 LE) | feed |
+    /// keyspace |`
     fn snapshot(&self) -> Vec<u8> {
         let mut bytes = self.snapshot_head();
         bytes.extend_from_slice(&self.db.to_snapshot());
@@ -505,9 +532,19 @@ impl StateMachine for DataMachine {
             .map_err(|error| format!("migrations: {error}"))?;
             (migrations, rest)
         };
+        let (feed, keyspace) = if format < 4 {
+            (crate::feed::FeedState::default(), keyspace)
+        } else {
+            let (feed, rest) = length_prefixed(keyspace)?;
+            let feed =
+                postcard::from_bytes(feed).map_err(|error| format!("change feed: {error}"))?;
+            (feed, rest)
+        };
         self.db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
         self.ownership = ownership;
         self.migrations = migrations;
+        self.feed = feed;
+        self.refresh_events_mask();
         Ok(())
     }
 

@@ -595,3 +595,71 @@ fn a_transaction_applies_whole_or_not_at_all_by_the_versions_it_watched() {
     }
     assert_eq!(restored.snapshot(), machine.snapshot());
 }
+
+#[test]
+fn the_change_feed_records_committed_writes_appends_once_and_survives_a_snapshot() {
+    let mut source = DataMachine::new(GroupId(1));
+    apply(&mut source, 1, &own(1, &[(0, 16383)]));
+    let feeds = crate::feed::Feeds::parse("orders: {feed}orders", 10).unwrap();
+    apply(&mut source, 2, &Op::Feeds(feeds.clone()));
+    // An older version changes nothing.
+    apply(
+        &mut source,
+        3,
+        &Op::Feeds(crate::feed::Feeds::parse("x y", 9).unwrap()),
+    );
+    assert_eq!(source.feed.feeds, feeds);
+    apply(&mut source, 4, &Op::Command(logged("SET orders:1 a")));
+    apply(&mut source, 5, &Op::Command(logged("SET other b")));
+    apply(&mut source, 6, &Op::Command(logged("INCR orders:1")));
+    apply(&mut source, 7, &Op::Command(logged("DEL orders:1")));
+    let outbox: Vec<(String, u64)> = source
+        .feed
+        .outbox
+        .iter()
+        .map(|event| (event.event.clone(), event.position.0))
+        .collect();
+    // INCR failed (not an integer): no event for it.
+    assert_eq!(
+        outbox,
+        vec![
+            ("new".to_owned(), 4),
+            ("set".to_owned(), 4),
+            ("del".to_owned(), 7)
+        ]
+    );
+
+    let mut restored = DataMachine::new(GroupId(1));
+    restored.restore(&source.snapshot()).unwrap();
+    assert_eq!(restored.feed, source.feed);
+
+    // The stream's holder appends once, however often it is sent.
+    let mut holder = DataMachine::new(GroupId(2));
+    apply(&mut holder, 1, &own(1, &[(0, 16383)]));
+    let events: Vec<crate::feed::FeedEvent> = source.feed.outbox.iter().cloned().collect();
+    for index in [2, 3] {
+        apply(
+            &mut holder,
+            index,
+            &Op::FeedAppend {
+                source: GroupId(1),
+                events: events.clone(),
+            },
+        );
+    }
+    let read = polis_commands::execute_read(&holder.db, &args("XLEN {feed}orders"), 5_000);
+    assert_eq!(read, Reply::Integer(3));
+    let entries = polis_commands::execute_read(&holder.db, &args("XRANGE {feed}orders - +"), 5_000);
+    let text = format!("{entries:?}");
+    for field in ["orders:1", "index", "seq", "shard"] {
+        assert!(text.contains(field), "{text}");
+    }
+    apply(
+        &mut source,
+        8,
+        &Op::FeedAcked {
+            through: events[2].position,
+        },
+    );
+    assert!(source.feed.outbox.is_empty());
+}

@@ -291,7 +291,7 @@ async fn copy_and_switch(
         // impossible before letting writes in.
         unfreeze(node, group, id).await?;
     }
-    let mut sender = Sender::new(node, migration, slots);
+    let mut sender = Sender::new(node, migration, slots.clone());
     let mut mark = sender.copy_all(group).await?;
     for round in 0.. {
         let (changed, at) = changed_after(group, mark);
@@ -318,6 +318,8 @@ async fn copy_and_switch(
         let (changed, at) = changed_after(group, mark);
         sender.send(changed, at).await?;
         mark = at;
+        // The target's change feed events for these keys must follow ours.
+        feed_drained(group, &slots, frozen_at + pause_max).await;
         if frozen_at.elapsed() <= pause_max {
             match meta_change(node, MapChange::SwitchMigration { id, attempt }).await {
                 Ok(()) => {
@@ -357,6 +359,25 @@ async fn copy_and_switch(
     )
     .await?;
     Err("cancelled: it did not converge".into())
+}
+
+/// Waits until the source's change feed outbox holds no event of a key in
+/// `slots` (its leader sends them on meanwhile), or until `deadline`.
+async fn feed_drained(group: &ShardGroup, slots: &polis_types::SlotSet, deadline: Instant) {
+    loop {
+        let pending = group
+            .state()
+            .read()
+            .app
+            .feed
+            .outbox
+            .iter()
+            .any(|event| slots.contains(polis_types::key_hash_slot(&event.key)));
+        if !pending || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Thaws the source's frozen slots, once the meta group made the switch

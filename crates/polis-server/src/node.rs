@@ -174,6 +174,7 @@ impl Node {
             tokio::spawn(replicas::follow_map(self.clone())),
             tokio::spawn(controller::run(self.clone())),
             tokio::spawn(expiry::run(self.clone())),
+            tokio::spawn(crate::feed_forward::run(self.clone())),
         ];
         self.tasks
             .lock()

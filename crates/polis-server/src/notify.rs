@@ -117,7 +117,7 @@ impl KeyEvents {
         for group in node.shards().into_values() {
             group
                 .state()
-                .configure(|machine| machine.db.set_events_mask(mask));
+                .configure(|machine| machine.set_notify_mask(mask));
         }
     }
 }
@@ -138,10 +138,12 @@ impl EventSink for Publisher {
         let Some(node) = self.node.upgrade() else {
             return;
         };
-        if !node.shard(group).is_some_and(|group| group.is_leader()) {
+        let flags = node.key_events.flags();
+        if flags & (KEYSPACE | KEYEVENT) == 0
+            || !node.shard(group).is_some_and(|group| group.is_leader())
+        {
             return;
         }
-        let flags = node.key_events.flags();
         for event in events {
             if flags & event.class == 0 {
                 continue;

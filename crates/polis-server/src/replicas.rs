@@ -260,8 +260,7 @@ async fn start_shard(
             .start_group(spec, {
                 let mut machine =
                     DataMachine::new(shard.id).with_events(crate::notify::publisher(node));
-                let mask = crate::notify::record_mask(node.key_events.flags());
-                machine.db.set_events_mask(mask);
+                machine.set_notify_mask(crate::notify::record_mask(node.key_events.flags()));
                 machine
             })
             .await?,

@@ -87,6 +87,18 @@ pub enum NodeRequest {
     /// Set these cluster-wide CONFIG parameters here too (set on the
     /// sender by a client's CONFIG SET).
     SetConfig { pairs: Vec<(String, String)> },
+    /// Append these change feed events of shard `source` on shard
+    /// `shard`, which you lead (see `crate::feed`).
+    FeedAppend {
+        shard: GroupId,
+        source: GroupId,
+        events: Vec<crate::feed::FeedEvent>,
+    },
+    /// Set these change feeds on shard `shard`, which you lead.
+    SetFeeds {
+        shard: GroupId,
+        feeds: crate::feed::Feeds,
+    },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -273,6 +285,14 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         NodeRequest::Publish { messages } => {
             crate::fanout::deliver(node, &messages);
             NodeAnswer::Delivered
+        }
+        NodeRequest::FeedAppend {
+            shard,
+            source,
+            events,
+        } => crate::feed_forward::append(node, shard, source, events).await,
+        NodeRequest::SetFeeds { shard, feeds } => {
+            crate::feed_forward::set_feeds(node, shard, feeds).await
         }
         NodeRequest::SetConfig { pairs } => {
             match crate::server_commands::config::set_here(node, &pairs) {

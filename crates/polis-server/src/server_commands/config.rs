@@ -13,9 +13,14 @@ pub async fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyErro
     match lower(&args[1]).as_str() {
         "get" => {
             let patterns = &args[2..];
-            let pairs = node.settings.get_matching(|name| {
+            let matches = |name: &str| {
                 patterns.iter().any(|pattern| polis_commands::glob::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes()))
-            });
+            };
+            let mut pairs = node.settings.get_matching(matches);
+            if matches("changefeeds") {
+                let feeds = crate::feed_forward::newest_feeds(node).unwrap_or_default();
+                pairs.push(("changefeeds".to_owned(), feeds.to_text()));
+            }
             let mut seen = std::collections::BTreeSet::new();
             Ok(Reply::Map(
                 pairs
@@ -34,7 +39,13 @@ pub async fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyErro
                 .chunks(2)
                 .map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), String::from_utf8_lossy(&pair[1]).into_owned()))
                 .collect();
+            let (feeds, pairs): (Vec<_>, Vec<_>) = pairs
+                .into_iter()
+                .partition(|(name, _)| name.eq_ignore_ascii_case("changefeeds"));
             set_here(node, &pairs)?;
+            if let Some((_, text)) = feeds.last() {
+                crate::feed_forward::configure(node, text).await?;
+            }
             set_on_peers(node, &pairs).await
         }
         "resetstat" => {
