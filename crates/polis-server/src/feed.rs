@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 /// with `TRYAGAIN` beyond it, until the leader forwarded some.
 pub const OUTBOX_EVENTS_MAX: usize = 100_000;
 
+/// A string value up to this size travels with its key's event.
+pub const VALUE_BYTES_MAX: usize = 64 * 1024;
+
 /// One feed: the keys starting with `prefix` go to stream `stream`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Feed {
@@ -110,16 +113,20 @@ pub struct FeedEvent {
     pub key: Bytes,
     pub event: String,
     pub position: Position,
+    /// The key's value after the command, when it is a string of at most
+    /// [`VALUE_BYTES_MAX`] bytes.
+    pub value: Option<Bytes>,
 }
 
 impl FeedEvent {
     fn bytes(&self) -> usize {
-        self.stream.len() + self.key.len() + self.event.len() + 32
+        let value = self.value.as_ref().map_or(0, Bytes::len);
+        self.stream.len() + self.key.len() + self.event.len() + value + 32
     }
 
     /// The fields of the stream entry it becomes.
     pub fn fields(&self, source: u64) -> Vec<Bytes> {
-        vec![
+        let mut fields = vec![
             Bytes::from_static(b"key"),
             self.key.clone(),
             Bytes::from_static(b"event"),
@@ -130,7 +137,11 @@ impl FeedEvent {
             Bytes::from(self.position.0.to_string()),
             Bytes::from_static(b"seq"),
             Bytes::from(self.position.1.to_string()),
-        ]
+        ];
+        if let Some(value) = &self.value {
+            fields.extend([Bytes::from_static(b"value"), value.clone()]);
+        }
+        fields
     }
 }
 
@@ -142,6 +153,10 @@ pub struct FeedState {
     pub outbox: VecDeque<FeedEvent>,
     /// (stream, source shard) -> the last position appended from it.
     pub marks: BTreeMap<(Bytes, u64), Position>,
+    /// The position the next event of the entry being applied takes
+    /// (entries are never split by a snapshot: not saved).
+    #[serde(skip)]
+    next: Position,
 }
 
 impl FeedState {
@@ -155,22 +170,35 @@ impl FeedState {
         self.outbox.iter().map(FeedEvent::bytes).sum()
     }
 
-    /// Adds the events of the entry at `index` whose keys a feed takes,
-    /// in order.
-    pub fn record(&mut self, index: u64, events: &[KeyEvent]) {
+    /// Adds the events (of the entry at `index`) whose keys a feed takes,
+    /// in order, each with the value `value_of` gives its key; called once
+    /// or more per entry (once per command of a batch).
+    pub fn record(
+        &mut self,
+        index: u64,
+        events: &[KeyEvent],
+        value_of: impl Fn(&[u8]) -> Option<Bytes>,
+    ) {
         if self.feeds.feeds.is_empty() {
             return;
         }
-        let mut seq = 0u32;
+        if self.next.0 != index {
+            self.next = (index, 0);
+        }
         for event in events {
+            let mut value = None;
             for stream in self.feeds.streams_of(&event.key) {
+                if value.is_none() {
+                    value = Some(value_of(&event.key));
+                }
                 self.outbox.push_back(FeedEvent {
                     stream: stream.clone(),
                     key: event.key.clone(),
                     event: event.event.to_owned(),
-                    position: (index, seq),
+                    position: self.next,
+                    value: value.clone().flatten(),
                 });
-                seq += 1;
+                self.next.1 += 1;
             }
         }
     }

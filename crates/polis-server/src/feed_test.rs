@@ -46,8 +46,11 @@ fn events_of_feed_prefixes_enter_the_outbox_in_order_with_their_positions() {
             // A feed stream is never fed, even when a prefix covers it.
             event("feed:orders", "xadd"),
         ],
+        |key| (key == b"orders:1").then(|| Bytes::from_static(b"v")),
     );
-    feed.record(8, &[event("orders:2", "del")]);
+    assert_eq!(feed.outbox[0].value, Some(Bytes::from_static(b"v")));
+    assert_eq!(feed.outbox[1].value, None);
+    feed.record(8, &[event("orders:2", "del")], |_| None);
     let s = |text: &str| text.to_owned();
     assert_eq!(
         summary(&feed.outbox),
@@ -67,15 +70,15 @@ fn events_of_feed_prefixes_enter_the_outbox_in_order_with_their_positions() {
 #[test]
 fn without_feeds_nothing_is_recorded() {
     let mut feed = FeedState::default();
-    feed.record(1, &[event("orders:1", "set")]);
+    feed.record(1, &[event("orders:1", "set")], |_| None);
     assert!(feed.outbox.is_empty());
 }
 
 #[test]
 fn an_append_sent_again_adds_only_what_is_new_per_stream_and_source() {
     let mut feed = state("a: s");
-    feed.record(3, &[event("a:1", "set"), event("a:2", "set")]);
-    feed.record(4, &[event("a:3", "set")]);
+    feed.record(3, &[event("a:1", "set"), event("a:2", "set")], |_| None);
+    feed.record(4, &[event("a:3", "set")], |_| None);
     let events: Vec<FeedEvent> = feed.outbox.iter().cloned().collect();
     let mut holder = FeedState::default();
     assert_eq!(holder.unseen(1, events[..2].to_vec()).len(), 2);
@@ -99,8 +102,8 @@ fn config_text_parses_pairs_and_prints_back() {
 fn a_full_outbox_is_full() {
     let mut feed = state("k s");
     let events: Vec<KeyEvent> = (0..OUTBOX_EVENTS_MAX).map(|_| event("k", "set")).collect();
-    feed.record(1, &events[..OUTBOX_EVENTS_MAX - 1]);
+    feed.record(1, &events[..OUTBOX_EVENTS_MAX - 1], |_| None);
     assert!(!feed.is_full());
-    feed.record(2, &events[..1]);
+    feed.record(2, &events[..1], |_| None);
     assert!(feed.is_full());
 }

@@ -326,6 +326,8 @@ impl DataMachine {
             self.db
                 .begin_write(index, entry_seed(index, time_ms, position as u64));
             replies.push(polis_commands::execute_write(&mut self.db, args, time_ms));
+            // Each command's events with the values it left.
+            self.take_events(index, time_ms);
         }
         Applied::Reply(Reply::Array(replies))
     }
@@ -343,7 +345,9 @@ impl DataMachine {
                     .map(|(position, logged)| {
                         self.db
                             .begin_write(index, entry_seed(index, time_ms, position as u64));
-                        self.command(logged, index, time_ms)
+                        let applied = self.command(logged, index, time_ms);
+                        self.take_events(index, time_ms);
+                        applied
                     })
                     .collect(),
             ),
@@ -474,7 +478,7 @@ impl StateMachine for DataMachine {
             Err(detail) => polis_raft::state_machine::undecodable_entry(self.group, index, &detail),
         };
         let applied = self.execute(op, index, time_ms);
-        self.take_events(index);
+        self.take_events(index, time_ms);
         encode(&applied)
     }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_types::GroupId;
 
-use crate::feed::{FeedEvent, Feeds, Position};
+use crate::feed::{FeedEvent, Feeds, Position, VALUE_BYTES_MAX};
 use crate::machine::{Applied, DataMachine};
 
 impl DataMachine {
@@ -34,7 +34,7 @@ impl DataMachine {
 
     /// Takes the key events the entry at `index` recorded: the feed's into
     /// the outbox; all of them to the notification sink.
-    pub(crate) fn take_events(&mut self, index: u64) {
+    pub(crate) fn take_events(&mut self, index: u64, time_ms: u64) {
         if self.db.events_mask() == 0 {
             return;
         }
@@ -42,7 +42,14 @@ impl DataMachine {
         if events.is_empty() {
             return;
         }
-        self.feed.record(index, &events);
+        let db = &self.db;
+        self.feed
+            .record(index, &events, |key| match db.get(key, time_ms) {
+                Some(polis_store::Value::String(value)) if value.len() <= VALUE_BYTES_MAX => {
+                    Some(value.clone())
+                }
+                _ => None,
+            });
         if let Some(sink) = &self.events {
             sink.emit(self.group(), events);
         }
