@@ -17,6 +17,7 @@ pub mod limits;
 pub mod memory;
 pub mod migration;
 pub mod peers;
+pub mod pubsub;
 pub mod queue;
 pub mod report;
 pub mod scale_out;

@@ -43,6 +43,9 @@ enum BenchCommand {
     /// Measures adding 2 nodes to a loaded 3-node cluster: the time until
     /// the replicas are balanced, and SETs/s meanwhile against before.
     ScaleOut(ScaleOutArgs),
+    /// Measures PUBLISH to subscribers spread over a 3-node cluster:
+    /// messages delivered per second, against one Redis node.
+    Pubsub(crate::bench_pubsub::PubSubArgs),
 }
 
 /// Flags of `polis bench idle`.
@@ -218,6 +221,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Idle(args) => run_idle(args).await,
         BenchCommand::Migration(args) => run_migration(args).await,
         BenchCommand::ScaleOut(args) => run_scale_out(args).await,
+        BenchCommand::Pubsub(args) => crate::bench_pubsub::run_pubsub(args).await,
     }
 }
 
@@ -285,7 +289,7 @@ async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+pub(crate) fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .with_context(|| format!("--{flag} {value} is not a duration"))
 }

@@ -10,6 +10,7 @@
 
 mod bench;
 mod bench_moves;
+mod bench_pubsub;
 mod chaos;
 mod cluster;
 mod dev;
