@@ -278,3 +278,33 @@ async fn the_migration_benchmark_moves_the_keys_twice_and_writes_its_figures() {
         .collect();
     assert_eq!(phases.first(), Some(&"copying"), "{report}");
 }
+
+/// `polis bench pubsub` for a second per system: both run, every message
+/// published reaches every subscriber (nothing overflows at this rate),
+/// and the ratio is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pubsub_benchmark_delivers_to_every_subscriber_on_both_systems() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("pubsub.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .args(["bench", "pubsub", "--subscribers", "6", "--publishers", "2"])
+        .args(["--duration-secs", "1"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    run_to_success(command, "polis bench pubsub").await;
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for side in ["polis", "redis"] {
+        let published = report[side]["published"].as_u64().unwrap();
+        assert!(published > 0, "{side}: {report}");
+        assert_eq!(
+            report[side]["delivered"].as_u64().unwrap(),
+            published * 6,
+            "{side}: {report}"
+        );
+        assert!(report[side]["delivered_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert!(report["ratio"].as_f64().unwrap() > 0.0, "{report}");
+}
