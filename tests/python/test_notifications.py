@@ -165,3 +165,74 @@ def test_publish_inside_multi_is_delivered_when_exec_applies(cluster):
         pubsub.close()
         subscriber.close()
         client.close()
+
+
+def test_redis_py_and_redis_cli_subscribers_keep_receiving_when_the_leader_is_killed():
+    """A cluster of its own (one shard): SIGKILL of the shard's leader,
+    found by its INFO process_id; redis-py's PubSub and `redis-cli
+    subscribe` on the surviving nodes keep their subscriptions and receive
+    what is published after it, and the key events the new leader
+    publishes."""
+    import os
+    import signal
+
+    from polis_cluster import Cluster, polis_binary, resp_call
+
+    cluster = Cluster(polis_binary(), nodes=3, shards=1)
+    watcher = None
+    clients = []
+    try:
+        leader = cluster.leader_for("anything")
+        survivors = [node for node in cluster.nodes if node.node_id != leader.node_id]
+        publisher = connect(survivors[0])
+        subscriber = connect(survivors[1])
+        clients += [publisher, subscriber]
+        assert publisher.config_set("notify-keyspace-events", "E$")
+        pubsub = subscriber.pubsub()
+        pubsub.subscribe("pytest:failover")
+        pubsub.psubscribe("__keyevent@0__:set")
+        subscribed(pubsub, 2)
+        watcher = CliSubscriber(survivors[0], "pytest:*")
+        wait_until(lambda: len(watcher.lines) >= 3, EVENT_TIMEOUT_S, "redis-cli to subscribe")
+
+        info = resp_call(leader.resp_port, "INFO", "server").decode()
+        pid = int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("process_id:")))
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: cluster.status(survivors[0])["shards"][0]["leader_node"] in
+                   [node.node_id for node in survivors] and cluster.status(survivors[0])["state"] == "ok",
+                   60.0, "a new leader")
+
+        # Plain pub/sub goes on from any surviving node.
+        def received(message: str):
+            publisher.publish("pytest:failover", message)
+            got = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            return got if got is not None and got["channel"] == "pytest:failover" else None
+
+        assert wait_until(lambda: received("after"), EVENT_TIMEOUT_S, "a message after the kill")["data"] == "after"
+        wait_until(lambda: any(channel == "pytest:failover" for channel, _ in watcher.messages()),
+                   EVENT_TIMEOUT_S, "redis-cli to receive a message after the kill")
+
+        # The new leader publishes the key events of what it applies.
+        writer = RedisCluster(host=HOST, port=survivors[0].resp_port, decode_responses=True, socket_timeout=10)
+        clients.append(writer)
+        def written():
+            try:
+                return writer.set("pytest:after-failover", "1")
+            except redis.RedisError:
+                return None
+
+        wait_until(written, 60.0, "a write acknowledged after the kill")
+        deadline = time.monotonic() + EVENT_TIMEOUT_S
+        seen = []
+        while ("__keyevent@0__:set", "pytest:after-failover") not in seen:
+            assert time.monotonic() < deadline, seen
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is not None:
+                seen.append((message["channel"], message["data"]))
+        pubsub.close()
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        for client in clients:
+            client.close()
+        cluster.stop()
