@@ -79,6 +79,8 @@ pub struct ServerConfig {
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,
+    /// `notify-keyspace-events` at start (Redis's letters; "" for none).
+    pub notify_keyspace_events: String,
     /// Starts the node with fault injection endpoints enabled.
     pub enable_fault_injection: bool,
 }

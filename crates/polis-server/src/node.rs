@@ -126,10 +126,19 @@ impl Node {
             config.client_query_buffer_limit,
             config.maxclients,
         );
+        // Checked when the configuration was read; a bad value is none.
+        let notify = vec![(
+            "notify-keyspace-events".to_owned(),
+            config.notify_keyspace_events.clone(),
+        )];
+        if let Err(error) = settings.set_all(&notify) {
+            tracing::warn!(%error, "notify-keyspace-events left off");
+        }
+        let key_events = crate::notify::KeyEvents::new(settings.key_event_flags());
         Arc::new(Self {
             pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
             fanout: crate::fanout::Fanout::default(),
-            key_events: crate::notify::KeyEvents::default(),
+            key_events,
             settings,
             config,
             host,

@@ -105,6 +105,13 @@ pub struct KeyEvents {
 }
 
 impl KeyEvents {
+    /// Returns the node's setting at start.
+    pub fn new(flags: u16) -> Self {
+        Self {
+            flags: AtomicU16::new(flags),
+        }
+    }
+
     pub fn flags(&self) -> u16 {
         self.flags.load(Ordering::Relaxed)
     }

@@ -134,6 +134,10 @@ pub struct ServerArgs {
     /// Most concurrent clients.
     #[arg(long, env = "POLIS_MAXCLIENTS")]
     maxclients: Option<usize>,
+    /// Keyspace notifications at start, in Redis's letters (e.g. `KEA`);
+    /// CONFIG SET notify-keyspace-events changes them while running.
+    #[arg(long, env = "POLIS_NOTIFY_KEYSPACE_EVENTS")]
+    notify_keyspace_events: Option<String>,
     /// Serve the fault-injection endpoints of the admin API (tests and
     /// chaos runs only: never in production).
     #[arg(long, env = "POLIS_ENABLE_FAULT_INJECTION")]
@@ -181,6 +185,7 @@ struct FileConfig {
     proto_max_bulk_len: Option<u64>,
     client_query_buffer_limit: Option<u64>,
     maxclients: Option<usize>,
+    notify_keyspace_events: Option<String>,
     enable_fault_injection: Option<bool>,
     log_format: Option<String>,
     log: Option<String>,
@@ -356,6 +361,18 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .maxclients
             .or(file.maxclients)
             .unwrap_or(limits::CLIENTS_MAX_DEFAULT),
+        notify_keyspace_events: {
+            let flags = args
+                .notify_keyspace_events
+                .or(file.notify_keyspace_events)
+                .unwrap_or_default();
+            if polis_server::notify::parse_flags(&flags).is_none() {
+                anyhow::bail!(
+                    "--notify-keyspace-events {flags:?}: use Redis's letters (A g $ l s h z x e t m d n K E), e.g. KEA"
+                );
+            }
+            flags
+        },
         enable_fault_injection: args.enable_fault_injection
             || file.enable_fault_injection.unwrap_or(false),
     };
