@@ -51,6 +51,15 @@ fn every_command_family_routes_as_expected() {
         ("OBJECT ENCODING k", slot_of("k"), false),
         ("OBJECT HELP", Scope::Keyless, false),
         ("MEMORY USAGE k", slot_of("k"), false),
+        // Locks: grants and fences go through the log; FENCED routes by
+        // its lock and the keys of the command it guards.
+        ("LOCK ACQUIRE l o 1000", slot_of("l"), true),
+        ("LOCK REFRESH l 7 1000", slot_of("l"), true),
+        ("LOCK RELEASE l 7", slot_of("l"), true),
+        ("LOCK INFO l", slot_of("l"), false),
+        ("LOCK HELP", Scope::Keyless, false),
+        ("FENCED {l}lock 7 SET {l}k v", slot_of("l"), true),
+        ("FENCED {l}lock 7 GET {l}k", slot_of("l"), true),
         // The keyspace a node serves.
         ("DBSIZE", Scope::NodeShards, false),
         ("KEYS *", Scope::NodeShards, false),

@@ -85,6 +85,13 @@ pub trait WriteCommand: Sized {
     fn execute_keyless(&self) -> Option<Reply> {
         None
     }
+
+    /// Runs a form that only reads (LOCK INFO) on the read path, under
+    /// the shared lock; None for every form that writes.
+    fn execute_read_only(&self, db: &Db, ctx: &ReadContext) -> Option<Reply> {
+        let _ = (db, ctx);
+        self.execute_keyless()
+    }
 }
 
 /// Declares the [`Command`] enum and its dispatch from the list of read
@@ -128,7 +135,7 @@ macro_rules! command_set {
             pub fn execute_read(&self, db: &Db, ctx: &ReadContext) -> Reply {
                 match self {
                     $(Command::$read_variant(command) => command.execute(db, ctx),)*
-                    $(Command::$write_variant(command) => command.execute_keyless().unwrap_or_else(
+                    $(Command::$write_variant(command) => command.execute_read_only(db, ctx).unwrap_or_else(
                         || Reply::Error(ReplyError::err("write command on the read path"))
                     ),)*
                 }
@@ -162,6 +169,7 @@ use crate::keyspace::{
 use crate::list::{
     LIndex, LInsert, LLen, LMPop, LMove, LPos, LRange, LRem, LSet, LTrim, Pop, Push,
 };
+use crate::lock::{Fenced, Lock};
 use crate::set::{
     SAdd, SCard, SInterCard, SIsMember, SMIsMember, SMembers, SMove, SPop, SRandMember, SRem,
     SScan, SetAlgebra, SetAlgebraStore,
@@ -343,6 +351,8 @@ command_set! {
         "xack" => XAck(XAck),
         "xclaim" => XClaim(XClaim),
         "xautoclaim" => XAutoClaim(XAutoClaim),
+        "lock" => Lock(Lock),
+        "fenced" => Fenced(Fenced),
     }
 }
 

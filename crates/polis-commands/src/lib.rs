@@ -12,7 +12,7 @@
 //! ```
 //!
 //! One command per type, grouped by family (`string/`, `keyspace/`,
-//! `hash/`, `list/`, `set/`, `zset/`, `stream/`, `blocking/`), each with a
+//! `hash/`, `list/`, `set/`, `zset/`, `stream/`, `blocking/`, `lock/`), each with a
 //! typed `parse` and an `execute`. Writes take time only from `now_ms`,
 //! the leader's timestamp in the log entry, and randomness only from
 //! `Db::draw` (seeded by the entry), so every replica computes the same
@@ -32,6 +32,7 @@ pub mod glob;
 pub mod hash;
 pub mod keyspace;
 pub mod list;
+pub mod lock;
 pub mod random;
 pub mod reference;
 pub mod set;

@@ -22,6 +22,9 @@ fn path(spec: &CommandSpec) -> &'static str {
 }
 
 fn keys(spec: &CommandSpec) -> String {
+    if spec.name == "fenced" {
+        return "lock + command's".to_owned();
+    }
     if spec.first_key <= 0 {
         return if crate::spec::has_movable_keys(spec.name) {
             "counted".to_owned()
@@ -54,7 +57,8 @@ pub fn markdown() -> String {
          `POLIS_BLESS=1 cargo test -p polis-commands reference`; a test fails when\n\
          this file and the table differ. Semantics are Redis 7.0's unless\n\
          [the notes](transactions-and-blocking.md) (and, for pub/sub,\n\
-         [pubsub.md](pubsub.md)) say otherwise.\n\n\
+         [pubsub.md](pubsub.md)) say otherwise. `LOCK` and `FENCED` are\n\
+         polis's own ([locks.md](locks.md)).\n\n\
          Columns: arity (Redis's convention: `n` exactly n arguments with the\n\
          name, `-n` at least n); flags; key positions (first, last, step;\n\
          `counted`: a key count or `STREAMS` says where the keys are); ACL\n\
@@ -81,9 +85,38 @@ pub fn markdown() -> String {
         for spec in specs {
             row(&mut out, spec);
         }
+        if group == "lock" {
+            out.push_str(LOCK_NOTES);
+        }
     }
     out
 }
+
+/// What the table cannot say about LOCK and FENCED.
+const LOCK_NOTES: &str = "
+Replies: `LOCK ACQUIRE name owner lease-ms` answers the lock's fencing
+token (an integer), or nil while another owner's lease runs; the same
+owner gets its token again, its lease now `lease-ms` from the entry's
+time (so retrying an ACQUIRE whose reply was lost is safe). `LOCK
+REFRESH name token lease-ms` and `LOCK RELEASE name token` answer `OK`.
+`LOCK INFO name` answers a map (`owner`, `token`, `lease_remaining_ms`;
+a flat array for RESP2) or nil when nobody holds a live lease. `FENCED
+name token command ...` answers what the command answers, applied only
+if `token` is the lock's current token and its lease runs.
+
+Errors: a token that does not hold the lock gets `-FENCED token 12 is
+not the current token of lock 'x' (held by 'b' with token 15)`, `(its
+lease ended)` or `(nobody holds it)`, and nothing is applied. A bad
+lease or token is an `ERR` value error; the lock and the command's keys
+in another slot, `CROSSSLOT`; a command FENCED cannot guard (node or
+connection commands, transactions, blocking commands, LOCK, FENCED, a
+command naming no key), `ERR FENCED cannot run ...`. A log entry grants
+at most one lock: a second grant in one transaction gets an `ERR`.
+
+Tokens strictly increase per lock, across leader changes, slot moves and
+the lock's deletion; they are opaque. Why, and what a client sees on
+failover: [locks.md](locks.md).
+";
 
 #[cfg(test)]
 mod tests {

@@ -100,6 +100,8 @@ const ACL_CATEGORY_ORDER: &[&str] = &[
     "connection",
     "transaction",
     "scripting",
+    // polis's own: LOCK and FENCED.
+    "lock",
 ];
 
 /// What Redis 7.0 declares about one command (or one subcommand of a
@@ -314,9 +316,10 @@ pub fn has_movable_keys(name: &str) -> bool {
 }
 
 /// Returns the keys of a command whose keys move with its arguments
-/// (Redis's `movablekeys`): a key count before the keys, or the keys
-/// after `STREAMS`. None for every other command. A malformed request
-/// yields the keys it has; the command's parser then refuses it.
+/// (Redis's `movablekeys`): a key count before the keys, the keys after
+/// `STREAMS`, or FENCED's lock and the keys of the command it guards.
+/// None for every other command. A malformed request yields the keys it
+/// has; the command's parser then refuses it.
 fn movable_keys(name: &str, args: &[Bytes]) -> Option<Vec<Bytes>> {
     // `numkeys` at `at`, the keys right after it.
     let counted = |at: usize| -> Vec<Bytes> {
@@ -348,6 +351,18 @@ fn movable_keys(name: &str, args: &[Bytes]) -> Option<Vec<Bytes>> {
                 }
                 None => Vec::new(),
             }
+        }
+        "fenced" => {
+            let mut keys: Vec<Bytes> = args.get(1).cloned().into_iter().collect();
+            // FENCED's parser refuses a nested FENCED; not looking into
+            // one keeps this bounded.
+            let inner = args.get(3..).unwrap_or_default();
+            if let Some(spec) = inner.first().and_then(|name| lookup(name)) {
+                if spec.name != "fenced" {
+                    keys.extend(command_keys(spec, inner));
+                }
+            }
+            keys
         }
         _ => return None,
     };

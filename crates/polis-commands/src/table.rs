@@ -174,6 +174,9 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     spec!("xautoclaim", -6, WRITE | FAST, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "6.2.0"),
     spec!("xgroup", -2, 0, [0, 0, 0], &[], &[], "stream", "5.0.0", XGROUP_SUBCOMMANDS),
     spec!("xinfo", -2, 0, [0, 0, 0], &[], &[], "stream", "5.0.0", XINFO_SUBCOMMANDS),
+    // polis's own: locks with fencing tokens (docs/locks.md).
+    spec!("lock", -2, 0, [0, 0, 0], &[], &[], "lock", "polis-0.1", LOCK_SUBCOMMANDS),
+    spec!("fenced", -4, WRITE | DENYOOM | MOVABLE_KEYS, [0, 0, 0], &["lock"], &[], "lock", "polis-0.1"),
     // Executed by the node.
     spec!("ping", -1, FAST | NODE, [0, 0, 0], &["connection"], &["request_policy:all_shards", "response_policy:all_succeeded"], "connection", "1.0.0"),
     spec!("echo", 2, LOADING | STALE | FAST | NODE, [0, 0, 0], &["connection"], &[], "connection", "1.0.0"),
@@ -244,6 +247,16 @@ const XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("xgroup|destroy", 4, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
     spec!("xgroup|help", 2, LOADING | STALE, [0, 0, 0], &["stream"], &[], "stream", "5.0.0"),
     spec!("xgroup|setid", -5, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+];
+
+/// Subcommands of `LOCK`.
+#[rustfmt::skip]
+const LOCK_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("lock|acquire", 5, WRITE | DENYOOM | FAST, [2, 2, 1], &["lock"], &[], "lock", "polis-0.1"),
+    spec!("lock|help", 2, LOADING | STALE, [0, 0, 0], &["lock"], &[], "lock", "polis-0.1"),
+    spec!("lock|info", 3, READONLY | FAST, [2, 2, 1], &["lock"], &[], "lock", "polis-0.1"),
+    spec!("lock|refresh", 5, WRITE | FAST, [2, 2, 1], &["lock"], &[], "lock", "polis-0.1"),
+    spec!("lock|release", 4, WRITE | FAST, [2, 2, 1], &["lock"], &[], "lock", "polis-0.1"),
 ];
 
 /// Subcommands of `XINFO`.

@@ -26,6 +26,8 @@ pub struct Harness {
     pub now_ms: u64,
     pub protocol: Protocol,
     pub seed: u64,
+    /// The log index of the last entry [`Harness::run_entry`] ran.
+    pub log_index: u64,
 }
 
 impl Harness {
@@ -36,7 +38,17 @@ impl Harness {
             now_ms: 1_700_000_000_000,
             protocol: Protocol::Resp2,
             seed: 7,
+            log_index: 0,
         }
+    }
+
+    /// Runs `line` as Raft apply runs a log entry's only command: the
+    /// keyspace begins a write at the next log index first (lock grants
+    /// take their tokens from it).
+    pub fn run_entry(&mut self, line: &str) -> Reply {
+        self.log_index += 1;
+        self.db.begin_write(self.log_index, self.log_index);
+        self.run(line)
     }
 
     /// Runs `line` on the write path if its spec says so, else the read

@@ -122,6 +122,10 @@ pub enum ReplyError {
     /// `OOM ...`).
     #[error("{0}")]
     Other(String),
+    /// A fencing token that no longer holds its lock: nothing was
+    /// applied. Last so the serialized tags of the others stay put.
+    #[error("FENCED {0}")]
+    Fenced(String),
 }
 
 impl ReplyError {
@@ -170,10 +174,15 @@ mod tests {
                 "CROSSSLOT Keys in request don't hash to the same slot",
             ),
             (ReplyError::err("boom"), "ERR boom"),
+            (
+                ReplyError::Fenced("token 3 is not the current token of lock 'x'".into()),
+                "FENCED token 3 is not the current token of lock 'x'",
+            ),
         ];
         for (error, line) in table {
             assert_eq!(error.render(), line);
         }
         assert_eq!(ReplyError::WrongType.code(), "WRONGTYPE");
+        assert_eq!(ReplyError::Fenced(String::new()).code(), "FENCED");
     }
 }

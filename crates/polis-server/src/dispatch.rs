@@ -72,13 +72,20 @@ pub fn prepare(node: &Node, args: Vec<Bytes>) -> Prepared {
         Err(error) => return Prepared::Failed(Reply::Error(error)),
     };
     match routed.target {
-        Target::Shard { shard, slot } if routed.class.write => Prepared::PlainWrite {
-            shard,
-            logged: Logged {
-                slot: Some(slot),
-                args,
-            },
-        },
+        // A lock grant is proposed alone: a log entry grants at most one
+        // lock (its token comes from the entry's index), and a batch of
+        // pipelined grants would refuse all but the first.
+        Target::Shard { shard, slot }
+            if routed.class.write && !polis_commands::lock::grants_lock(routed.class.governing) =>
+        {
+            Prepared::PlainWrite {
+                shard,
+                logged: Logged {
+                    slot: Some(slot),
+                    args,
+                },
+            }
+        }
         _ => Prepared::Other { routed, args },
     }
 }

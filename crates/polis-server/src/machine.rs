@@ -126,7 +126,11 @@ impl Op {
                 .unwrap_or(EntryFormat::V1),
             Self::Expire(_) | Self::Own { .. } => EntryFormat::V1,
             Self::StageParts { .. } => EntryFormat::V3,
-            Self::Exec(_) => EntryFormat::V4,
+            Self::Exec(transaction) => transaction
+                .commands
+                .iter()
+                .map(|args| command_format(args))
+                .fold(EntryFormat::V4, EntryFormat::max),
             Self::Feeds(_) | Self::FeedAppend { .. } | Self::FeedAcked { .. } => EntryFormat::V5,
             _ => EntryFormat::V2,
         }
@@ -143,13 +147,15 @@ impl Op {
 
 /// Returns the entry format a client command needs: the commands of
 /// lists, sets, sorted sets, streams and the newer bitmap commands came
-/// with format 4 (a replica of an older binary would answer them with an
-/// unknown-command error while the others apply them).
-fn command_format(args: &[Bytes]) -> EntryFormat {
+/// with format 4, LOCK and FENCED with format 5 (a replica of an older
+/// binary would answer them with an unknown-command error while the
+/// others apply them).
+pub(crate) fn command_format(args: &[Bytes]) -> EntryFormat {
     let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
         return EntryFormat::V1;
     };
     match spec.group {
+        "lock" => EntryFormat::V5,
         "list" | "set" | "sorted_set" | "stream" => EntryFormat::V4,
         "bitmap" if !matches!(spec.name, "setbit" | "getbit" | "bitcount" | "bitpos") => {
             EntryFormat::V4
@@ -334,8 +340,11 @@ impl DataMachine {
 
     fn execute(&mut self, op: Op, index: u64, time_ms: u64) -> Applied {
         // Keys written get this entry's index as their version; random
-        // picks follow from the entry's index and time.
+        // picks follow from the entry's index and time; fencing tokens
+        // from the index and the ownership version, which never goes back
+        // (a slot arrives at a shard with a higher one than it left).
         self.db.begin_write(index, entry_seed(index, time_ms, 0));
+        self.db.set_epoch(self.ownership.version);
         match op {
             Op::Command(logged) => self.command(&logged, index, time_ms),
             Op::Batch(commands) => Applied::Batch(
@@ -580,3 +589,7 @@ fn length_prefixed(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
 #[cfg(test)]
 #[path = "machine_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "machine_lock_test.rs"]
+mod lock_tests;

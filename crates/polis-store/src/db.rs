@@ -58,11 +58,18 @@ pub struct Db {
     pub(crate) pin: Option<Box<crate::pinned::Pinned>>,
     /// The version stamped on keys written from here on (set by
     /// [`Db::begin_write`]: the log index of the entry applied).
-    write_version: u64,
+    pub(crate) write_version: u64,
     /// The state of the pseudo-random picks of the write being applied
     /// (set by [`Db::begin_write`] from the entry, so every replica
     /// picks alike).
     entropy: u64,
+    /// The shard's ownership map version at the entry applied: the high
+    /// part of the fencing tokens it grants (see [`crate::fencing`]).
+    pub(crate) epoch: u64,
+    /// The write version of the last entry that granted a lock: an entry
+    /// grants at most one. Meaningful only within that entry, so not
+    /// replicated state.
+    pub(crate) lock_granted_at: Option<u64>,
     /// Key events of the writes applied (see [`crate::events`]); not
     /// replicated state.
     recorder: Recorder,
@@ -468,6 +475,8 @@ impl Db {
             pin: None,
             write_version: 0,
             entropy: 0,
+            epoch: 0,
+            lock_granted_at: None,
             recorder: Recorder::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! polis-store owns the in-memory data of one shard: the keyspace ([`Db`]),
 //! the values keys hold ([`Value`]), absolute expiry deadlines, the
-//! replicated counters INFO reports, and snapshots of all of it.
+//! replicated counters INFO reports, locks and their fencing tokens
+//! ([`lock`], [`fencing`]), and snapshots of all of it.
 //!
 //! ```text
 //!   polis-commands ──> Db ──> HashOrderedMap<Entry>   keys in (hash, key) order
@@ -17,8 +18,10 @@
 
 pub mod db;
 pub mod events;
+pub mod fencing;
 pub mod hash;
 pub mod list;
+pub mod lock;
 pub mod ordered;
 pub mod pinned;
 pub mod set;
@@ -29,8 +32,10 @@ pub mod zset;
 
 pub use db::{detached, Db, DbStats, Entry};
 pub use events::{class as event_class, KeyEvent};
+pub use fencing::GrantError;
 pub use hash::{FieldsPage, HashValue};
 pub use list::ListValue;
+pub use lock::{Fence, Holder, LockValue};
 pub use ordered::{key_hash, HashOrderedMap, ScanPage, StoredKey};
 pub use set::SetValue;
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};

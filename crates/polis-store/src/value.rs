@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hash::HashValue;
 use crate::list::ListValue;
+use crate::lock::LockValue;
 use crate::ordered::HashOrderedMap;
 use crate::set::SetValue;
 use crate::stream::StreamValue;
@@ -55,7 +56,7 @@ impl Default for EncodingLimits {
 pub enum Value {
     /// A binary-safe string.
     String(Bytes),
-    /// A hash, list, set, sorted set or stream.
+    /// A hash, list, set, sorted set, stream or lock.
     Other(Box<Aggregate>),
 }
 
@@ -72,6 +73,8 @@ pub enum Aggregate {
     ZSet(ZSetValue),
     /// A stream of entries with its consumer groups.
     Stream(StreamValue),
+    /// A lock with a lease and fencing tokens (polis only).
+    Lock(LockValue),
 }
 
 /// Declares `Value`'s constructor and accessors of one aggregate type.
@@ -112,9 +115,10 @@ impl Value {
     aggregate_access!(Set, SetValue, set, as_set, as_set_mut);
     aggregate_access!(ZSet, ZSetValue, zset, as_zset, as_zset_mut);
     aggregate_access!(Stream, StreamValue, stream, as_stream, as_stream_mut);
+    aggregate_access!(Lock, LockValue, lock, as_lock, as_lock_mut);
 
     /// Returns the name TYPE reports: `string`, `hash`, `list`, `set`,
-    /// `zset`, `stream`.
+    /// `zset`, `stream`, `lock`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::String(_) => "string",
@@ -124,6 +128,7 @@ impl Value {
                 Aggregate::Set(_) => "set",
                 Aggregate::ZSet(_) => "zset",
                 Aggregate::Stream(_) => "stream",
+                Aggregate::Lock(_) => "lock",
             },
         }
     }
@@ -139,6 +144,7 @@ impl Value {
                 Aggregate::Set(set) => set.encoding(limits),
                 Aggregate::ZSet(zset) => zset.encoding(limits),
                 Aggregate::Stream(_) => "stream",
+                Aggregate::Lock(_) => "lock",
             },
         }
     }
@@ -153,6 +159,7 @@ impl Value {
                 Aggregate::Set(set) => set.mem_bytes(),
                 Aggregate::ZSet(zset) => zset.mem_bytes(),
                 Aggregate::Stream(stream) => stream.mem_bytes(),
+                Aggregate::Lock(lock) => lock.mem_bytes(),
             },
         }
     }
@@ -161,8 +168,8 @@ impl Value {
     /// [`Value::mem_bytes`]) into pieces of about that size, in order, so
     /// that a migration ships it in parts; [`Value::absorb`] puts them
     /// back together. The first piece keeps what OBJECT ENCODING reports.
-    /// Returns `None` for a string or a collection that fits, and for
-    /// lists and streams, whose parts could not be absorbed twice without
+    /// Returns `None` for a string, a lock or a collection that fits, and
+    /// for lists and streams, whose parts could not be absorbed twice without
     /// changing the value: they travel whole.
     pub fn split(&self, part_bytes: usize) -> Option<Vec<Value>> {
         if self.mem_bytes() <= part_bytes {
@@ -187,7 +194,7 @@ impl Value {
                     .map(Value::zset)
                     .collect(),
             ),
-            Aggregate::List(_) | Aggregate::Stream(_) => None,
+            Aggregate::List(_) | Aggregate::Stream(_) | Aggregate::Lock(_) => None,
         }
     }
 
@@ -229,8 +236,9 @@ impl Value {
                 Aggregate::List(list) => list.is_empty(),
                 Aggregate::Set(set) => set.is_empty(),
                 Aggregate::ZSet(zset) => zset.is_empty(),
-                // An empty stream stays: its id and groups are state.
-                Aggregate::Stream(_) => false,
+                // An empty stream stays: its id and groups are state; a
+                // released lock keeps its last token.
+                Aggregate::Stream(_) | Aggregate::Lock(_) => false,
             },
         }
     }
@@ -247,6 +255,7 @@ enum StoredValue<'a> {
     Set(&'a SetValue),
     ZSet(&'a ZSetValue),
     Stream(&'a StreamValue),
+    Lock(&'a LockValue),
 }
 
 /// [`StoredValue`] read back.
@@ -258,6 +267,7 @@ enum StoredValueOwned {
     Set(SetValue),
     ZSet(ZSetValue),
     Stream(StreamValue),
+    Lock(LockValue),
 }
 
 impl Serialize for Value {
@@ -270,6 +280,7 @@ impl Serialize for Value {
                 Aggregate::Set(set) => StoredValue::Set(set),
                 Aggregate::ZSet(zset) => StoredValue::ZSet(zset),
                 Aggregate::Stream(stream) => StoredValue::Stream(stream),
+                Aggregate::Lock(lock) => StoredValue::Lock(lock),
             },
         };
         stored.serialize(serializer)
@@ -285,6 +296,7 @@ impl<'de> Deserialize<'de> for Value {
             StoredValueOwned::Set(set) => Value::set(set),
             StoredValueOwned::ZSet(zset) => Value::zset(zset),
             StoredValueOwned::Stream(stream) => Value::stream(stream),
+            StoredValueOwned::Lock(lock) => Value::lock(lock),
         })
     }
 }

@@ -91,3 +91,44 @@ fn a_value_is_no_larger_than_a_string() {
     // larger than a string's would grow every string key too.
     assert_eq!(std::mem::size_of::<Value>(), std::mem::size_of::<Bytes>());
 }
+
+/// A snapshot written before locks existed: a string `s`, a hash `h`
+/// (deadline 77) and an empty stream `x`.
+const SNAPSHOT_BEFORE_LOCKS: &[u8] = &[
+    0x02, 0x03, 0x01, 0x78, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x68, 0x01, 0x01, 0x01, 0x66, 0x01, 0x78, 0x02, 0x01, 0x01, 0x01, 0x4d, 0x00,
+    0x01, 0x73, 0x00, 0x01, 0x76, 0x00, 0x00, 0x00,
+];
+
+#[test]
+fn snapshots_from_before_locks_still_decode_and_locks_get_the_next_tag() {
+    let db = crate::Db::from_snapshot(SNAPSHOT_BEFORE_LOCKS).expect("an older snapshot decodes");
+    assert_eq!(
+        db.get(b"s", 0),
+        Some(&Value::String(Bytes::from_static(b"v")))
+    );
+    assert_eq!(
+        db.get(b"h", 0).and_then(Value::as_hash).map(HashValue::len),
+        Some(1)
+    );
+    assert_eq!(
+        db.entry(b"h", 0).and_then(|entry| entry.expire_at_ms),
+        Some(77)
+    );
+    assert_eq!(db.get(b"x", 0).map(Value::type_name), Some("stream"));
+    assert_eq!(db.to_snapshot(), SNAPSHOT_BEFORE_LOCKS, "and encodes alike");
+
+    // A lock is the seventh type: tag 6, after the stream's 5.
+    let lock = Value::lock(crate::LockValue::granted(
+        Bytes::from_static(b"o"),
+        9,
+        1_000,
+    ));
+    let bytes = postcard::to_stdvec(&lock).unwrap();
+    assert_eq!(bytes[0], 6);
+    assert_eq!(postcard::from_bytes::<Value>(&bytes).unwrap(), lock);
+    assert_eq!(lock.type_name(), "lock");
+    assert_eq!(lock.encoding(&EncodingLimits::default()), "lock");
+    assert_eq!(lock.split(1), None);
+    assert!(!lock.is_empty_aggregate());
+}

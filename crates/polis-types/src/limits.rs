@@ -84,3 +84,8 @@ const _: () = assert!(PUBSUB_FORWARD_BATCH_MAX <= PUBSUB_FORWARD_QUEUE_MAX);
 const _: () = assert!(PUBSUB_FORWARD_BATCH_BYTES_MAX <= PUBSUB_FORWARD_BYTES_MAX);
 // A forward holds at most the bytes queued for its peer.
 const _: () = assert!(PUBSUB_FORWARD_BYTES_MAX <= PEER_MESSAGE_LEN_MAX);
+
+/// The longest lease LOCK ACQUIRE and LOCK REFRESH grant, in
+/// milliseconds (30 days): a lock is for work that renews it, and a
+/// bound keeps every deadline far from overflowing.
+pub const LOCK_LEASE_MS_MAX: u64 = 30 * 24 * 3600 * 1000;

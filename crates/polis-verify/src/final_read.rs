@@ -1,6 +1,6 @@
 //! The reads after healing: every register once, the whole set, the
 //! queue's drain, the pop workload's lists, every list of the append
-//! workload.
+//! workload, every list the lock workload's locks guard.
 //! They are ordinary operations in the history, so the checkers judge
 //! them like any other.
 
@@ -15,7 +15,7 @@ use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::run::RunConfig;
 use crate::target::Target;
-use crate::workload::{self, pop, queue, register_key, Workload, SET_PREFIX};
+use crate::workload::{self, lock, pop, queue, register_key, Workload, SET_PREFIX};
 
 /// Final reads run as processes numbered from here, apart from clients.
 pub const FINAL_PROCESS_BASE: u64 = 1 << 40;
@@ -50,6 +50,7 @@ pub async fn run(
         Workload::Set => read_set(&mut client, recorder).await,
         Workload::Queue => queue::final_drain(&mut client, recorder, FINAL_PROCESS_BASE).await,
         Workload::Pop => pop::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
+        Workload::Lock => lock::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
         Workload::Append { .. } => {
             workload::append::final_read(addrs, config.timeout, recorder, FINAL_PROCESS_BASE).await
         }

@@ -86,6 +86,25 @@ pub enum Op {
     /// event every read carries what it saw; in an `invoke`, and in a
     /// `fail` or `info`, reads carry `None`.
     Txn { mops: Vec<MicroOp> },
+    /// LOCK ACQUIRE of `lock` by `owner`: in an `ok` event, the fencing
+    /// token granted (`None`: another owner's lease ran); in an
+    /// `invoke`, `None`.
+    LockAcquire {
+        lock: String,
+        owner: String,
+        token: Option<u64>,
+    },
+    /// FENCED RPUSH of a unique `element` to the list `lock` guards, with
+    /// `token`; a `fail` is a refusal (nothing applied).
+    FencedPush {
+        lock: String,
+        token: u64,
+        element: u64,
+    },
+    /// LOCK REFRESH of `lock` with `token`.
+    LockRefresh { lock: String, token: u64 },
+    /// LOCK RELEASE of `lock` with `token`.
+    LockRelease { lock: String, token: u64 },
     /// A fault the nemesis started or stopped, e.g. `partition 1 | 2,3`.
     Nemesis { fault: String, phase: Phase },
 }

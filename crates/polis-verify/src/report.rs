@@ -3,6 +3,7 @@
 //! latency and the nemesis's faults.
 
 mod append;
+mod locks;
 mod queues;
 mod timeline;
 
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::check::append::AppendReport;
+use crate::check::locks::LockReport;
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
 use crate::check::pops::PopReport;
 use crate::check::queue::QueueReport;
@@ -53,6 +55,8 @@ pub struct Summary {
     pub pops: Option<PopReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub append: Option<AppendReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<LockReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -87,6 +91,7 @@ impl Summary {
             queue: None,
             pops: None,
             append: None,
+            locks: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
@@ -157,6 +162,9 @@ impl Summary {
         if let Some(report) = &self.append {
             text.push_str(&append::render(report));
         }
+        if let Some(report) = &self.locks {
+            text.push_str(&locks::render(report));
+        }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
@@ -186,6 +194,10 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::Lrem { .. } => "lrem",
         Op::Lrange { .. } => "lrange",
         Op::Txn { .. } => "txn",
+        Op::LockAcquire { .. } => "lock-acquire",
+        Op::FencedPush { .. } => "fenced-push",
+        Op::LockRefresh { .. } => "lock-refresh",
+        Op::LockRelease { .. } => "lock-release",
         Op::Nemesis { .. } => "nemesis",
     }
 }

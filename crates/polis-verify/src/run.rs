@@ -107,6 +107,9 @@ async fn start_target(config: &RunConfig) -> anyhow::Result<Target> {
 /// Returns an error if the target cannot be started or does not recover;
 /// anomalies are not errors, they are in the results.
 pub async fn run(config: &RunConfig) -> anyhow::Result<Results> {
+    if let (TargetConfig::Redis { .. }, Workload::Lock) = (&config.target, config.workload) {
+        anyhow::bail!("the lock workload runs LOCK and FENCED, which only polis has");
+    }
     std::fs::create_dir_all(&config.out_dir)
         .with_context(|| format!("creating {}", config.out_dir.display()))?;
     for kind in &config.faults {

@@ -8,9 +8,12 @@
 //! - queue: a stream as a work queue for one consumer group
 //!   ([`queue`]);
 //! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]);
-//! - append: transactions of list appends and reads (see [`append`]).
+//! - append: transactions of list appends and reads (see [`append`]);
+//! - lock: locks with short leases guarding lists written through FENCED,
+//!   holders stalling past their leases ([`lock`]).
 
 pub mod append;
+pub mod lock;
 pub mod pop;
 pub mod queue;
 pub mod step;
@@ -46,6 +49,9 @@ pub enum Workload {
     /// MULTI/EXEC transactions of RPUSH and LRANGE on `keys` lists at a
     /// time, then a read of every list.
     Append { keys: u32 },
+    /// LOCK ACQUIRE, FENCED RPUSH, LOCK REFRESH and RELEASE on a few
+    /// locks, then a read of each guarded list.
+    Lock,
 }
 
 /// Returns the key of register `index`.
@@ -78,6 +84,7 @@ pub async fn run_client(
         Workload::Queue => queue::run_client(plan, recorder, &values).await,
         Workload::Pop => pop::run_client(plan, recorder, &values).await,
         Workload::Append { keys } => append::run_client(plan, keys, recorder, values).await,
+        Workload::Lock => lock::run_client(plan, recorder, &values).await,
         Workload::Register { .. } | Workload::Set => {
             run_keyed_client(plan, workload, recorder, values).await;
         }
@@ -140,7 +147,7 @@ fn next_op(
             element: values.fetch_add(1, Ordering::Relaxed),
         },
         // Their clients run in their own modules.
-        Workload::Queue | Workload::Pop | Workload::Append { .. } => return None,
+        Workload::Queue | Workload::Pop | Workload::Append { .. } | Workload::Lock => return None,
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);

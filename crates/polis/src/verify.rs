@@ -36,6 +36,10 @@ enum WorkloadKind {
     /// MULTI/EXEC transactions of RPUSH and LRANGE, checked for strict
     /// serializability (Elle's list-append).
     Append,
+    /// Locks with short leases (LOCK ACQUIRE/REFRESH/RELEASE) guarding
+    /// lists written through FENCED, holders stalling past their leases:
+    /// tokens increase, no superseded token writes (polis only).
+    Lock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -139,6 +143,7 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
         WorkloadKind::Queue => Workload::Queue,
         WorkloadKind::Pop => Workload::Pop,
         WorkloadKind::Append => Workload::Append { keys: args.keys },
+        WorkloadKind::Lock => Workload::Lock,
     };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("verify-results").join(format!("{}-seed-{seed}", unix_secs()))

@@ -59,6 +59,17 @@ pub fn describe_op(op: &Op) -> String {
             let mops: Vec<String> = mops.iter().map(describe_micro_op).collect();
             format!("txn[{}]", mops.join(" "))
         }
+        Op::LockAcquire { lock, owner, token } => match token {
+            Some(token) => format!("acquire({lock}, {owner}) -> {token}"),
+            None => format!("acquire({lock}, {owner})"),
+        },
+        Op::FencedPush {
+            lock,
+            token,
+            element,
+        } => format!("fenced-push({lock}, {token}, {element})"),
+        Op::LockRefresh { lock, token } => format!("refresh({lock}, {token})"),
+        Op::LockRelease { lock, token } => format!("release({lock}, {token})"),
         Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
     }
 }

@@ -6,7 +6,8 @@
 //!                      ├──set────────> lost or invented elements?
 //!                      ├──queue──────> stream entries delivered, kept, acks durable?
 //!                      ├──pops───────> list elements popped once, none lost?
-//!                      └──append─────> strictly serializable transactions?
+//!                      ├──append─────> strictly serializable transactions?
+//!                      └──locks──────> tokens increase, stale tokens never write?
 //! ```
 //!
 //! Every checker reads the same events; each ignores the operations of
@@ -16,6 +17,7 @@ mod describe;
 
 pub mod append;
 mod append_graph;
+pub mod locks;
 pub mod pair;
 pub mod pops;
 pub mod queue;

@@ -212,6 +212,21 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
         (Op::Pop { list: a, .. }, Op::Pop { list: b, .. })
         | (Op::Lrange { list: a, .. }, Op::Lrange { list: b, .. }) => a == b,
         (a @ (Op::Xack { .. } | Op::Rpush { .. } | Op::Lrem { .. }), b) => a == b,
+        (
+            Op::LockAcquire {
+                lock: a,
+                owner: a_owner,
+                ..
+            },
+            Op::LockAcquire {
+                lock: b,
+                owner: b_owner,
+                ..
+            },
+        ) => a == b && a_owner == b_owner,
+        (a @ (Op::FencedPush { .. } | Op::LockRefresh { .. } | Op::LockRelease { .. }), b) => {
+            a == b
+        }
         _ => false,
     }
 }

@@ -7,9 +7,7 @@
 //! LRANGE reads all three lists whole.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use anyhow::bail;
 use polis_client::resp::Client;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -30,8 +28,6 @@ pub const JOBS_BLPOP: &str = "verify:{bq}jobs2";
 /// How long a blocking pop waits, in seconds (shorter than a client's
 /// reply timeout).
 const BLOCK_SECS: f64 = 0.5;
-/// Attempts at each final read before the run gives up.
-const ATTEMPTS_MAX: usize = 20;
 
 /// What a client of this workload does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,36 +165,11 @@ pub async fn final_read(
     recorder: &Recorder,
     process_base: u64,
 ) -> anyhow::Result<()> {
-    let mut process = process_base;
-    for list in [JOBS, PROCESSING, JOBS_BLPOP] {
-        let mut cmd = redis::cmd("LRANGE");
-        cmd.arg(list).arg(0).arg(-1);
-        let op = |elements| Op::Lrange {
-            list: list.to_owned(),
-            elements,
-        };
-        let parse = |reply: Value| match &reply {
-            Value::Array(items) => items
-                .iter()
-                .map(step::number)
-                .collect::<Option<Vec<u64>>>()
-                .map(|elements| op(Some(elements)))
-                .ok_or_else(|| format!("unexpected LRANGE reply {reply:?}")),
-            _ => Err(format!("unexpected LRANGE reply {reply:?}")),
-        };
-        let mut read = false;
-        for _ in 0..ATTEMPTS_MAX {
-            let (kind, _) = call(client, recorder, process, op(None), &cmd, parse).await;
-            process += 1;
-            if kind == Kind::Ok {
-                read = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if !read {
-            bail!("the final LRANGE of {list} never succeeded");
-        }
-    }
-    Ok(())
+    step::read_lists(
+        client,
+        recorder,
+        process_base,
+        &[JOBS, PROCESSING, JOBS_BLPOP],
+    )
+    .await
 }

@@ -1,6 +1,10 @@
-//! One recorded operation of the queue and blocking-pop workloads: the
-//! invocation, the command, and the completion made from the reply.
+//! One recorded operation of the queue, blocking-pop and lock
+//! workloads: the invocation, the command, and the completion made from
+//! the reply; and the final reads of lists.
 
+use std::time::Duration;
+
+use anyhow::bail;
 use polis_client::resp::{Client, Outcome};
 use redis::{Cmd, Value};
 
@@ -96,4 +100,52 @@ pub fn read_reply(value: &Value) -> Result<Vec<Entry>, String> {
         },
         other => Err(format!("unexpected XREADGROUP reply {other:?}")),
     }
+}
+
+/// Attempts at each final read of a list before the run gives up.
+const LIST_READ_ATTEMPTS_MAX: usize = 20;
+
+/// Reads `lists` whole (LRANGE, elements that are numbers), one after
+/// the other, by processes numbered from `process_base`.
+///
+/// # Errors
+/// Returns an error if a list's read never succeeds.
+pub async fn read_lists(
+    client: &mut Client,
+    recorder: &Recorder,
+    process_base: u64,
+    lists: &[&str],
+) -> anyhow::Result<()> {
+    let mut process = process_base;
+    for list in lists {
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(*list).arg(0).arg(-1);
+        let op = |elements| Op::Lrange {
+            list: (*list).to_owned(),
+            elements,
+        };
+        let parse = |reply: Value| match &reply {
+            Value::Array(items) => items
+                .iter()
+                .map(number)
+                .collect::<Option<Vec<u64>>>()
+                .map(|elements| op(Some(elements)))
+                .ok_or_else(|| format!("unexpected LRANGE reply {reply:?}")),
+            _ => Err(format!("unexpected LRANGE reply {reply:?}")),
+        };
+        let mut read = false;
+        for _ in 0..LIST_READ_ATTEMPTS_MAX {
+            let (kind, _) = call(client, recorder, process, op(None), &cmd, parse).await;
+            process += 1;
+            if kind == Kind::Ok {
+                read = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if !read {
+            bail!("the final LRANGE of {list} never succeeded");
+        }
+    }
+    Ok(())
 }
