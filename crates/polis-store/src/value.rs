@@ -13,7 +13,7 @@ use crate::hash::HashValue;
 use crate::list::ListValue;
 use crate::ordered::HashOrderedMap;
 use crate::set::SetValue;
-use crate::stream::StreamValue;
+use crate::stream::{GroupQueue, StreamValue};
 use crate::zset::ZSetValue;
 
 /// Approximate bookkeeping bytes of one key in the keyspace (tree slot,
@@ -247,6 +247,31 @@ enum StoredValue<'a> {
     Set(&'a SetValue),
     ZSet(&'a ZSetValue),
     Stream(&'a StreamValue),
+    /// A stream some of whose groups have queue options (beyond Redis):
+    /// the stream as [`StoredValue::Stream`] stores it, then each such
+    /// group's name and queue state. Only a stream that has them is
+    /// stored so: the others keep the bytes older binaries read.
+    QueueStream(&'a StreamValue, QueueStates<'a>),
+}
+
+/// The queue state of a stream's groups that have one, by group name.
+struct QueueStates<'a>(&'a StreamValue);
+
+impl Serialize for QueueStates<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let groups = &self.0.groups;
+        let count = groups
+            .values()
+            .filter(|group| group.queue.is_some())
+            .count();
+        let mut seq = serializer.serialize_seq(Some(count))?;
+        for (name, group) in groups {
+            if let Some(queue) = group.queue() {
+                seq.serialize_element(&(name, queue))?;
+            }
+        }
+        seq.end()
+    }
 }
 
 /// [`StoredValue`] read back.
@@ -258,6 +283,7 @@ enum StoredValueOwned {
     Set(SetValue),
     ZSet(ZSetValue),
     Stream(StreamValue),
+    QueueStream(StreamValue, Vec<(Bytes, GroupQueue)>),
 }
 
 impl Serialize for Value {
@@ -269,6 +295,9 @@ impl Serialize for Value {
                 Aggregate::List(list) => StoredValue::List(list),
                 Aggregate::Set(set) => StoredValue::Set(set),
                 Aggregate::ZSet(zset) => StoredValue::ZSet(zset),
+                Aggregate::Stream(stream) if stream.has_queue_state() => {
+                    StoredValue::QueueStream(stream, QueueStates(stream))
+                }
                 Aggregate::Stream(stream) => StoredValue::Stream(stream),
             },
         };
@@ -285,6 +314,14 @@ impl<'de> Deserialize<'de> for Value {
             StoredValueOwned::Set(set) => Value::set(set),
             StoredValueOwned::ZSet(zset) => Value::zset(zset),
             StoredValueOwned::Stream(stream) => Value::stream(stream),
+            StoredValueOwned::QueueStream(mut stream, queues) => {
+                for (name, queue) in queues {
+                    if let Some(group) = stream.groups.get_mut(&name) {
+                        group.queue = Some(Box::new(queue));
+                    }
+                }
+                Value::stream(stream)
+            }
         })
     }
 }
