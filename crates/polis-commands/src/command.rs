@@ -167,8 +167,8 @@ use crate::set::{
     SScan, SetAlgebra, SetAlgebraStore,
 };
 use crate::stream::{
-    XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XPending, XRange, XRead, XReadGroup,
-    XSetId, XTrim,
+    XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XNack, XPending, XRange, XRead,
+    XReadGroup, XSetId, XTrim,
 };
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
@@ -343,6 +343,7 @@ command_set! {
         "xack" => XAck(XAck),
         "xclaim" => XClaim(XClaim),
         "xautoclaim" => XAutoClaim(XAutoClaim),
+        "xnack" => XNack(XNack),
     }
 }
 
