@@ -348,10 +348,14 @@ async fn propose_op(
                 // would otherwise wake each other for ever).
                 let changed = waiter.is_none() || !matches!(reply, Reply::Null | Reply::NullArray);
                 if changed && !node.blocking.is_empty() {
+                    let mut touched = op_keys(&op);
+                    if let Touched::Keys(keys) = &mut touched {
+                        keys.extend(dead_letter_keys(&group, &op));
+                    }
                     // As in Redis, the waiters this write can serve are
                     // served before its reply.
                     node.blocking
-                        .readied(shard, &op_keys(&op), waiter)
+                        .readied(shard, &touched, waiter)
                         .served()
                         .await;
                 }
@@ -383,6 +387,33 @@ fn op_keys(op: &Op) -> Touched {
         Op::Exec(transaction) => touched(transaction.commands.iter().map(Vec::as_slice)),
         _ => Touched::Keys(Vec::new()),
     }
+}
+
+/// Returns the dead-letter streams the group reads of `op` may have
+/// appended to (read from the shard's state after the write applied).
+fn dead_letter_keys(group: &ShardGroup, op: &Op) -> Vec<Bytes> {
+    let commands: Vec<&[Bytes]> = match op {
+        Op::Command(logged) => vec![logged.args.as_slice()],
+        Op::Batch(batch) => batch.iter().map(|logged| logged.args.as_slice()).collect(),
+        Op::Exec(transaction) => transaction.commands.iter().map(Vec::as_slice).collect(),
+        _ => Vec::new(),
+    };
+    let reads: Vec<&[Bytes]> = commands
+        .into_iter()
+        .filter(|args| {
+            args.first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"xreadgroup"))
+        })
+        .collect();
+    if reads.is_empty() {
+        return Vec::new();
+    }
+    let state = group.state().read();
+    let now = crate::node::now_ms();
+    reads
+        .into_iter()
+        .flat_map(|args| polis_commands::stream::dead_letter_keys(&state.app.db, args, now))
+        .collect()
 }
 
 /// Returns the keys `commands` may change: every key of the shard when
