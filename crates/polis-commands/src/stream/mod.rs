@@ -26,7 +26,7 @@ pub use queue::{
     dead_letter_keys, uses_queue_extensions, OptionChanges, XNack, DEAD_LETTER_MOVES_MAX,
     QUEUE_WAIT_MS_MAX,
 };
-pub use read::{parse_read_args, ReadArgs, XRange, XRead};
+pub use read::{parse_read_args, streams_reply_resp3, ReadArgs, XRange, XRead};
 pub use read_group::XReadGroup;
 
 #[cfg(test)]

@@ -507,3 +507,19 @@ fn setoptions_records_its_event() {
         ],
     );
 }
+
+#[test]
+fn a_group_read_reply_takes_resp3_shape_for_resp3_clients() {
+    let mut h = Harness::new();
+    h.run("xgroup create {s} g $ mkstream");
+    h.run("xadd {s} 1-1 f a");
+    let reply = super::streams_reply_resp3(read(&mut h, "c"));
+    assert_eq!(
+        reply,
+        Reply::Map(vec![(bulk("{s}"), array(vec![entry("1-1", &["f", "a"])]))])
+    );
+    assert_eq!(
+        super::streams_reply_resp3(Reply::NullArray),
+        Reply::NullArray
+    );
+}
