@@ -22,10 +22,7 @@ pub use add::{TrimArgs, XAdd, XDel, XLen, XSetId, XTrim};
 pub use claim::{ClaimOptions, Delivery, PendingRange, XAutoClaim, XClaim, XPending};
 pub use group::{XAck, XGroup, XGroupAction};
 pub use info::{XInfo, XInfoAction};
-pub use queue::{
-    dead_letter_keys, uses_queue_extensions, OptionChanges, XNack, DEAD_LETTER_MOVES_MAX,
-    QUEUE_WAIT_MS_MAX,
-};
+pub use queue::{dead_letter_keys, uses_queue_extensions, OptionChanges, XNack};
 pub use read::{parse_read_args, streams_reply_resp3, ReadArgs, XRange, XRead};
 pub use read_group::XReadGroup;
 

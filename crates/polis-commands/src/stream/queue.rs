@@ -17,17 +17,13 @@ use polis_resp::{Reply, ReplyError};
 use polis_store::stream::QueueOptions;
 use polis_store::{event_class, Db, StreamId};
 use polis_types::key_hash_slot;
+use polis_types::limits::QUEUE_WAIT_MS_MAX;
 
 use super::id::{no_such_key_or_group, node_limits, parse_strict_id};
 use crate::access::{stream_at, update_stream};
 use crate::args::{arg, int_arg, is};
 use crate::command::WriteCommand;
 
-/// Longest ACKWAIT and XNACK DELAY: a year, in milliseconds.
-pub const QUEUE_WAIT_MS_MAX: u64 = 365 * 24 * 3600 * 1000;
-/// Entries one read moves to a dead-letter stream at most (the others
-/// wait for the next read), so that one apply stays short.
-pub const DEAD_LETTER_MOVES_MAX: usize = 1024;
 /// Why an entry went to the dead-letter stream (its `reason` field).
 pub const REASON_MAX_DELIVERIES: &str = "max-deliveries";
 

@@ -12,10 +12,11 @@
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::{event_class, Db, StreamId, StreamValue};
+use polis_types::limits::QUEUE_DEAD_LETTER_MOVES_MAX;
 
 use super::group::has_consumer;
 use super::id::{entry_reply, id_reply, no_such_key_or_group, parse_strict_id};
-use super::queue::{move_to_dead_letter, DEAD_LETTER_MOVES_MAX};
+use super::queue::move_to_dead_letter;
 use super::read::{count_limit, parse_read_args, streams_reply, ReadArgs};
 use crate::access::{stream_at, update_stream};
 use crate::command::{Protocol, WriteCommand};
@@ -118,8 +119,11 @@ impl XReadGroup {
         let Some(consumer_group) = stream.groups.get(group) else {
             return Ok(Vec::new());
         };
-        let due =
-            consumer_group.due_entries(now_ms, count_limit(self.args.count), DEAD_LETTER_MOVES_MAX);
+        let due = consumer_group.due_entries(
+            now_ms,
+            count_limit(self.args.count),
+            QUEUE_DEAD_LETTER_MOVES_MAX,
+        );
         if !due.dead.is_empty() {
             move_to_dead_letter(db, key, group, &due.dead, now_ms)?;
         }

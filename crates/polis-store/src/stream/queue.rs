@@ -19,16 +19,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use polis_types::limits::QUEUE_DUE_SCAN_ENTRIES_MAX;
 use serde::{Deserialize, Serialize};
 
 use super::{ConsumerGroup, PendingEntry, StreamId};
-
-/// Pending entries one look for due entries examines at most (a read, or
-/// the leader's timer for blocked readers), so that no apply takes longer
-/// than a bounded scan. Entries are examined in id order: in a group with
-/// more pending entries than this, later ones wait until earlier ones are
-/// acknowledged.
-pub const DUE_SCAN_ENTRIES_MAX: usize = 100_000;
 
 /// The queue options of a group; each `None` is Redis's behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,7 +179,7 @@ impl ConsumerGroup {
             return due;
         };
         let has_dead_letter = queue.options.dead_letter.is_some();
-        for (id, entry) in self.pending.iter().take(DUE_SCAN_ENTRIES_MAX) {
+        for (id, entry) in self.pending.iter().take(QUEUE_DUE_SCAN_ENTRIES_MAX) {
             if due.redeliver.len() >= limit {
                 break;
             }
@@ -209,7 +203,7 @@ impl ConsumerGroup {
         let has_dead_letter = queue.options.dead_letter.is_some();
         self.pending
             .iter()
-            .take(DUE_SCAN_ENTRIES_MAX)
+            .take(QUEUE_DUE_SCAN_ENTRIES_MAX)
             .filter(|(_, entry)| {
                 has_dead_letter
                     || queue
