@@ -123,6 +123,37 @@ def test_a_blocked_reader_is_woken_when_the_ack_wait_passes(cluster, key):
         assert result["served_after_s"] < block_ms / 1000 / 2, result
 
 
+def test_a_reader_blocked_on_the_dead_letter_stream_sees_the_move(cluster, key):
+    stream, dead = queue_names(key)
+    admin = leader_client(cluster, stream)
+    admin.execute_command("XGROUP", "CREATE", stream, "workers", "$", "MKSTREAM",
+                          "ACKWAIT", 300, "MAXDELIVERIES", 1, "DEADLETTER", dead)
+    message_id = admin.xadd(stream, {"job": "poison"})
+    assert read_new(admin, stream, "alice") == [(message_id, {"job": "poison"})]
+    result = {}
+
+    def watch_dead_letters():
+        watcher = leader_client(cluster, stream, timeout=30)
+        result["dead"] = watcher.xread({dead: "$"}, block=20_000)
+
+    def blocked_read():
+        # Its retry at the due time moves the message and serves bob
+        # nothing: he waits on, and times out.
+        reader = leader_client(cluster, stream, timeout=30)
+        result["bob"] = reader.xreadgroup("workers", "bob", {stream: ">"}, block=3_000)
+
+    threads = [threading.Thread(target=watch_dead_letters), threading.Thread(target=blocked_read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert result["bob"] in (None, [])
+    ((name, ((_, fields),)),) = result["dead"]
+    assert name == dead
+    assert (fields["source-id"], fields["reason"], fields["job"]) == (message_id, "max-deliveries", "poison")
+
+
 def test_xnack_redelivers_at_once_or_after_its_delay(client, key):
     stream, _ = queue_names(key)
     client.execute_command("XGROUP", "CREATE", stream, "workers", "$", "MKSTREAM")

@@ -337,21 +337,36 @@ async fn propose_op(
     };
     for _ in 0..WRITE_ATTEMPTS_MAX {
         Stats::bump(&node.stats.writes_proposed);
+        // A group read may append to dead-letter streams it does not name.
+        let dead_letters_before = if node.blocking.is_empty() {
+            Vec::new()
+        } else {
+            crate::blocking::dead_letters::tops(&group, &op)
+        };
         let answer = match group.propose(payload.clone()).await {
             Ok(answer) => Applied::decode(&answer),
             Err(error) => return refused(node, shard, slot, error),
         };
         match answer {
             Applied::Reply(reply) => {
-                // A blocked client's empty retry changed nothing: it wakes
-                // nobody (two waiters moving between each other's lists
-                // would otherwise wake each other for ever).
+                // A blocked client's empty retry changed nothing of its
+                // keys: it wakes nobody there (two waiters moving between
+                // each other's lists would otherwise wake each other for
+                // ever). A dead-letter stream it appended to is woken.
                 let changed = waiter.is_none() || !matches!(reply, Reply::Null | Reply::NullArray);
-                if changed && !node.blocking.is_empty() {
-                    let mut touched = op_keys(&op);
-                    if let Touched::Keys(keys) = &mut touched {
-                        keys.extend(dead_letter_keys(&group, &op));
-                    }
+                let mut touched = if changed {
+                    op_keys(&op)
+                } else {
+                    Touched::Keys(Vec::new())
+                };
+                if let Touched::Keys(keys) = &mut touched {
+                    keys.extend(crate::blocking::dead_letters::grown(
+                        &group,
+                        dead_letters_before,
+                    ));
+                }
+                let touches = !matches!(&touched, Touched::Keys(keys) if keys.is_empty());
+                if touches && !node.blocking.is_empty() {
                     // As in Redis, the waiters this write can serve are
                     // served before its reply.
                     node.blocking
@@ -387,33 +402,6 @@ fn op_keys(op: &Op) -> Touched {
         Op::Exec(transaction) => touched(transaction.commands.iter().map(Vec::as_slice)),
         _ => Touched::Keys(Vec::new()),
     }
-}
-
-/// Returns the dead-letter streams the group reads of `op` may have
-/// appended to (read from the shard's state after the write applied).
-fn dead_letter_keys(group: &ShardGroup, op: &Op) -> Vec<Bytes> {
-    let commands: Vec<&[Bytes]> = match op {
-        Op::Command(logged) => vec![logged.args.as_slice()],
-        Op::Batch(batch) => batch.iter().map(|logged| logged.args.as_slice()).collect(),
-        Op::Exec(transaction) => transaction.commands.iter().map(Vec::as_slice).collect(),
-        _ => Vec::new(),
-    };
-    let reads: Vec<&[Bytes]> = commands
-        .into_iter()
-        .filter(|args| {
-            args.first()
-                .is_some_and(|name| name.eq_ignore_ascii_case(b"xreadgroup"))
-        })
-        .collect();
-    if reads.is_empty() {
-        return Vec::new();
-    }
-    let state = group.state().read();
-    let now = crate::node::now_ms();
-    reads
-        .into_iter()
-        .flat_map(|args| polis_commands::stream::dead_letter_keys(&state.app.db, args, now))
-        .collect()
 }
 
 /// Returns the keys `commands` may change: every key of the shard when

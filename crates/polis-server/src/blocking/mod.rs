@@ -39,6 +39,7 @@ use polis_cluster::Target;
 use polis_resp::{Reply, ReplyError};
 use polis_types::{GroupId, Slot};
 
+pub(crate) mod dead_letters;
 mod due;
 mod registry;
 
