@@ -175,8 +175,8 @@ use crate::set::{
     SScan, SetAlgebra, SetAlgebraStore,
 };
 use crate::stream::{
-    XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XPending, XRange, XRead, XReadGroup,
-    XSetId, XTrim,
+    XAck, XAdd, XAutoClaim, XClaim, XDel, XGroup, XInfo, XLen, XNack, XPending, XRange, XRead,
+    XReadGroup, XSetId, XTrim,
 };
 use crate::string::{
     Append, BitCount, BitPos, Get, GetBit, GetDel, GetEx, GetRange, GetSet, IncrBy, IncrByFloat,
@@ -353,6 +353,7 @@ command_set! {
         "xautoclaim" => XAutoClaim(XAutoClaim),
         "lock" => Lock(Lock),
         "fenced" => Fenced(Fenced),
+        "xnack" => XNack(XNack),
     }
 }
 

@@ -58,7 +58,9 @@ pub fn markdown() -> String {
          this file and the table differ. Semantics are Redis 7.0's unless\n\
          [the notes](transactions-and-blocking.md) (and, for pub/sub,\n\
          [pubsub.md](pubsub.md)) say otherwise. `LOCK` and `FENCED` are\n\
-         polis's own ([locks.md](locks.md)).\n\n\
+         polis's own ([locks.md](locks.md)), and so are `XNACK` and `XGROUP\n\
+         SETOPTIONS`: the queue options of consumer groups\n\
+         ([queues.md](queues.md)); their `since` says so.\n\n\
          Columns: arity (Redis's convention: `n` exactly n arguments with the\n\
          name, `-n` at least n); flags; key positions (first, last, step;\n\
          `counted`: a key count or `STREAMS` says where the keys are); ACL\n\

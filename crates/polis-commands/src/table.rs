@@ -172,6 +172,8 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     spec!("xpending", -3, READONLY, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
     spec!("xclaim", -6, WRITE | FAST, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "5.0.0"),
     spec!("xautoclaim", -6, WRITE | FAST, [1, 1, 1], &["stream"], &["nondeterministic_output"], "stream", "6.2.0"),
+    // polis's queue extension: not a Redis command (docs/queues.md).
+    spec!("xnack", -4, WRITE | FAST, [1, 1, 1], &["stream"], &[], "stream", "polis 0.1.0"),
     spec!("xgroup", -2, 0, [0, 0, 0], &[], &[], "stream", "5.0.0", XGROUP_SUBCOMMANDS),
     spec!("xinfo", -2, 0, [0, 0, 0], &[], &[], "stream", "5.0.0", XINFO_SUBCOMMANDS),
     // polis's own: locks with fencing tokens (docs/locks.md).
@@ -247,6 +249,8 @@ const XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("xgroup|destroy", 4, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
     spec!("xgroup|help", 2, LOADING | STALE, [0, 0, 0], &["stream"], &[], "stream", "5.0.0"),
     spec!("xgroup|setid", -5, WRITE, [2, 2, 1], &["stream"], &[], "stream", "5.0.0"),
+    // polis's queue extension: not a Redis subcommand (docs/queues.md).
+    spec!("xgroup|setoptions", -5, WRITE, [2, 2, 1], &["stream"], &[], "stream", "polis 0.1.0"),
 ];
 
 /// Subcommands of `LOCK`.

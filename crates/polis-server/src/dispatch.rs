@@ -344,21 +344,40 @@ async fn propose_op(
     };
     for _ in 0..WRITE_ATTEMPTS_MAX {
         Stats::bump(&node.stats.writes_proposed);
+        // A group read may append to dead-letter streams it does not name.
+        let dead_letters_before = if node.blocking.is_empty() {
+            Vec::new()
+        } else {
+            crate::blocking::dead_letters::tops(&group, &op)
+        };
         let answer = match group.propose(payload.clone()).await {
             Ok(answer) => Applied::decode(&answer),
             Err(error) => return refused(node, shard, slot, error),
         };
         match answer {
             Applied::Reply(reply) => {
-                // A blocked client's empty retry changed nothing: it wakes
-                // nobody (two waiters moving between each other's lists
-                // would otherwise wake each other for ever).
+                // A blocked client's empty retry changed nothing of its
+                // keys: it wakes nobody there (two waiters moving between
+                // each other's lists would otherwise wake each other for
+                // ever). A dead-letter stream it appended to is woken.
                 let changed = waiter.is_none() || !matches!(reply, Reply::Null | Reply::NullArray);
-                if changed && !node.blocking.is_empty() {
+                let mut touched = if changed {
+                    op_keys(&op)
+                } else {
+                    Touched::Keys(Vec::new())
+                };
+                if let Touched::Keys(keys) = &mut touched {
+                    keys.extend(crate::blocking::dead_letters::grown(
+                        &group,
+                        dead_letters_before,
+                    ));
+                }
+                let touches = !matches!(&touched, Touched::Keys(keys) if keys.is_empty());
+                if touches && !node.blocking.is_empty() {
                     // As in Redis, the waiters this write can serve are
                     // served before its reply.
                     node.blocking
-                        .readied(shard, &op_keys(&op), waiter)
+                        .readied(shard, &touched, waiter)
                         .served()
                         .await;
                 }

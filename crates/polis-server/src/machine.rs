@@ -147,15 +147,18 @@ impl Op {
 
 /// Returns the entry format a client command needs: the commands of
 /// lists, sets, sorted sets, streams and the newer bitmap commands came
-/// with format 4, LOCK and FENCED with format 5 (a replica of an older
-/// binary would answer them with an unknown-command error while the
-/// others apply them).
+/// with format 4 (a replica of an older binary would answer them with an
+/// unknown-command error while the others apply them); LOCK and FENCED,
+/// and the queue options of consumer groups (XNACK, XGROUP SETOPTIONS,
+/// XGROUP CREATE with ACKWAIT, MAXDELIVERIES, DEADLETTER) with format 5,
+/// while Redis's forms of the same commands stay at 4.
 pub(crate) fn command_format(args: &[Bytes]) -> EntryFormat {
     let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
         return EntryFormat::V1;
     };
     match spec.group {
         "lock" => EntryFormat::V5,
+        "stream" if polis_commands::stream::uses_queue_extensions(args) => EntryFormat::V5,
         "list" | "set" | "sorted_set" | "stream" => EntryFormat::V4,
         "bitmap" if !matches!(spec.name, "setbit" | "getbit" | "bitcount" | "bitpos") => {
             EntryFormat::V4
@@ -274,18 +277,22 @@ impl DataMachine {
         None
     }
 
-    /// Notes the keys `args` may change for an outgoing migration.
-    fn note_changes(&mut self, slot: Option<Slot>, args: &[Bytes], index: u64) {
+    /// Notes the keys `args` may change for an outgoing migration: those
+    /// it names, and the dead-letter streams a group read may append to.
+    fn note_changes(&mut self, slot: Option<Slot>, args: &[Bytes], index: u64, time_ms: u64) {
         if self.migrations.outgoing.is_none() {
             return;
         }
         match slot {
             Some(_) => {
-                let keys = args
+                let mut keys = args
                     .first()
                     .and_then(|name| polis_commands::spec::lookup(name))
                     .map(|spec| polis_commands::spec::command_keys(spec, args))
                     .unwrap_or_default();
+                keys.extend(polis_commands::stream::dead_letter_keys(
+                    &self.db, args, time_ms,
+                ));
                 self.migrations.note_changed(&keys, index);
             }
             None => self.migrations.note_all_changed(&self.db, index),
@@ -299,7 +306,7 @@ impl DataMachine {
         {
             return refused;
         }
-        self.note_changes(logged.slot, &logged.args, index);
+        self.note_changes(logged.slot, &logged.args, index, time_ms);
         Applied::Reply(polis_commands::execute_write(
             &mut self.db,
             &logged.args,
@@ -328,7 +335,7 @@ impl DataMachine {
         }
         let mut replies = Vec::with_capacity(transaction.commands.len());
         for (position, args) in transaction.commands.iter().enumerate() {
-            self.note_changes(transaction.slot, args, index);
+            self.note_changes(transaction.slot, args, index, time_ms);
             self.db
                 .begin_write(index, entry_seed(index, time_ms, position as u64));
             replies.push(polis_commands::execute_write(&mut self.db, args, time_ms));
@@ -586,6 +593,9 @@ fn length_prefixed(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
     Ok(rest.split_at(len))
 }
 
+#[cfg(test)]
+#[path = "machine_queue_test.rs"]
+mod queue_tests;
 #[cfg(test)]
 #[path = "machine_test.rs"]
 mod tests;

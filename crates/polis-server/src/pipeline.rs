@@ -97,6 +97,17 @@ pub async fn execute(
 ) -> Vec<Reply> {
     let mut replies: Vec<Option<Reply>> = vec![None; requests.len()];
     let mut silenced = vec![false; requests.len()];
+    // XREADGROUP's reply is shaped at apply, where the client's protocol
+    // is not known: RESP2's, made RESP3's here for a RESP3 client.
+    let group_reads: Vec<bool> = requests
+        .iter()
+        .map(|args| {
+            session.protocol == polis_resp::ProtocolVersion::Resp3
+                && args
+                    .first()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"xreadgroup"))
+        })
+        .collect();
     let mut waiting = Waiting::default();
     let mut last = requests.len();
     for (index, args) in requests.into_iter().enumerate() {
@@ -153,11 +164,15 @@ pub async fn execute(
     replies
         .into_iter()
         .zip(silenced)
+        .zip(group_reads)
         .take(last)
-        .map(|(reply, silenced)| match reply.unwrap_or(Reply::Null) {
-            reply if silenced && !reply.is_push() => Reply::Frames(Vec::new()),
-            reply => reply,
-        })
+        .map(
+            |((reply, silenced), group_read)| match reply.unwrap_or(Reply::Null) {
+                reply if silenced && !reply.is_push() => Reply::Frames(Vec::new()),
+                reply if group_read => polis_commands::stream::streams_reply_resp3(reply),
+                reply => reply,
+            },
+        )
         .collect()
 }
 

@@ -17,8 +17,10 @@
 
 mod id;
 mod listpack;
+pub mod queue;
 
 pub use id::StreamId;
+pub use queue::{DueEntries, DueState, GroupQueue, QueueOptions};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -121,6 +123,12 @@ pub struct ConsumerGroup {
     pub entries_read: Option<u64>,
     pub pending: BTreeMap<StreamId, PendingEntry>,
     pub consumers: BTreeMap<Bytes, Consumer>,
+    /// polis's queue options and their state (see [`queue`]); None for a
+    /// plain Redis group. Not in this derived encoding, which stays the
+    /// one older binaries read: a stream whose groups have it is stored
+    /// under its own tag (`value.rs`).
+    #[serde(skip)]
+    pub queue: Option<Box<GroupQueue>>,
 }
 
 impl ConsumerGroup {
@@ -163,6 +171,7 @@ impl ConsumerGroup {
         let consumer = self.consumers.remove(name)?;
         for id in &consumer.pending {
             self.pending.remove(id);
+            self.forget_nack(*id);
         }
         Some(consumer.pending.len())
     }
@@ -175,12 +184,15 @@ impl ConsumerGroup {
         if let Some(consumer) = self.consumers.get_mut(&entry.consumer) {
             consumer.pending.remove(&id);
         }
+        self.forget_nack(id);
         true
     }
 
     /// Gives pending entry `id` to `consumer` (which must exist), creating
-    /// it when absent; returns the entry.
+    /// it when absent; returns the entry. A negative acknowledgement of it
+    /// is forgotten: it is delivered again.
     pub fn assign(&mut self, id: StreamId, consumer: &Bytes, now_ms: u64) -> &mut PendingEntry {
+        self.forget_nack(id);
         let previous = self.pending.get(&id).map(|entry| entry.consumer.clone());
         if let Some(previous) = previous.filter(|previous| previous != consumer) {
             if let Some(owner) = self.consumers.get_mut(&previous) {
@@ -544,12 +556,23 @@ impl StreamValue {
         group.last_delivered = id;
     }
 
+    /// Returns true when a group has queue state, which the stream's
+    /// encoding must carry (`value.rs`).
+    pub fn has_queue_state(&self) -> bool {
+        self.groups.values().any(|group| group.queue.is_some())
+    }
+
     /// Returns an estimate of the bytes this stream occupies.
     pub fn mem_bytes(&self) -> usize {
         let pending: usize = self
             .groups
             .values()
-            .map(|group| group.pending.len() * 96 + group.consumers.len() * 64)
+            .map(|group| {
+                let nacked = group
+                    .queue()
+                    .map_or(0, |queue| 64 + queue.nacked.len() * 48);
+                group.pending.len() * 96 + group.consumers.len() * 64 + nacked
+            })
             .sum();
         self.payload_bytes
             + self.entries.len() * STREAM_ENTRY_OVERHEAD_BYTES

@@ -14,7 +14,7 @@ use crate::list::ListValue;
 use crate::lock::LockValue;
 use crate::ordered::HashOrderedMap;
 use crate::set::SetValue;
-use crate::stream::StreamValue;
+use crate::stream::{GroupQueue, StreamValue};
 use crate::zset::ZSetValue;
 
 /// Approximate bookkeeping bytes of one key in the keyspace (tree slot,
@@ -256,6 +256,31 @@ enum StoredValue<'a> {
     ZSet(&'a ZSetValue),
     Stream(&'a StreamValue),
     Lock(&'a LockValue),
+    /// A stream some of whose groups have queue options (beyond Redis):
+    /// the stream as [`StoredValue::Stream`] stores it, then each such
+    /// group's name and queue state. Only a stream that has them is
+    /// stored so: the others keep the bytes older binaries read.
+    QueueStream(&'a StreamValue, QueueStates<'a>),
+}
+
+/// The queue state of a stream's groups that have one, by group name.
+struct QueueStates<'a>(&'a StreamValue);
+
+impl Serialize for QueueStates<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let groups = &self.0.groups;
+        let count = groups
+            .values()
+            .filter(|group| group.queue.is_some())
+            .count();
+        let mut seq = serializer.serialize_seq(Some(count))?;
+        for (name, group) in groups {
+            if let Some(queue) = group.queue() {
+                seq.serialize_element(&(name, queue))?;
+            }
+        }
+        seq.end()
+    }
 }
 
 /// [`StoredValue`] read back.
@@ -268,6 +293,7 @@ enum StoredValueOwned {
     ZSet(ZSetValue),
     Stream(StreamValue),
     Lock(LockValue),
+    QueueStream(StreamValue, Vec<(Bytes, GroupQueue)>),
 }
 
 impl Serialize for Value {
@@ -279,6 +305,9 @@ impl Serialize for Value {
                 Aggregate::List(list) => StoredValue::List(list),
                 Aggregate::Set(set) => StoredValue::Set(set),
                 Aggregate::ZSet(zset) => StoredValue::ZSet(zset),
+                Aggregate::Stream(stream) if stream.has_queue_state() => {
+                    StoredValue::QueueStream(stream, QueueStates(stream))
+                }
                 Aggregate::Stream(stream) => StoredValue::Stream(stream),
                 Aggregate::Lock(lock) => StoredValue::Lock(lock),
             },
@@ -297,6 +326,14 @@ impl<'de> Deserialize<'de> for Value {
             StoredValueOwned::ZSet(zset) => Value::zset(zset),
             StoredValueOwned::Stream(stream) => Value::stream(stream),
             StoredValueOwned::Lock(lock) => Value::lock(lock),
+            StoredValueOwned::QueueStream(mut stream, queues) => {
+                for (name, queue) in queues {
+                    if let Some(group) = stream.groups.get_mut(&name) {
+                        group.queue = Some(Box::new(queue));
+                    }
+                }
+                Value::stream(stream)
+            }
         })
     }
 }

@@ -89,3 +89,18 @@ const _: () = assert!(PUBSUB_FORWARD_BYTES_MAX <= PEER_MESSAGE_LEN_MAX);
 /// milliseconds (30 days): a lock is for work that renews it, and a
 /// bound keeps every deadline far from overflowing.
 pub const LOCK_LEASE_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
+/// Longest ack-wait of a consumer group and longest XNACK delay (polis's
+/// queue options): a year, in milliseconds.
+pub const QUEUE_WAIT_MS_MAX: u64 = 365 * 24 * 3600 * 1000;
+/// Pending entries of a group one look for due entries examines at most
+/// (a read of new entries at apply, or the leader's timer for blocked
+/// readers), in id order: in a group with more pending entries, later
+/// ones wait until earlier ones are acknowledged.
+pub const QUEUE_DUE_SCAN_ENTRIES_MAX: usize = 100_000;
+/// Entries one read moves to a dead-letter stream at most; the others
+/// wait for the next read.
+pub const QUEUE_DEAD_LETTER_MOVES_MAX: usize = 1024;
+
+const _: () = assert!(QUEUE_DEAD_LETTER_MOVES_MAX <= QUEUE_DUE_SCAN_ENTRIES_MAX);
+// A due time (now + wait) stays far from u64's end for any leader clock.
+const _: () = assert!(QUEUE_WAIT_MS_MAX <= u64::MAX / 2);

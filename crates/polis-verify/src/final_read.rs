@@ -48,7 +48,9 @@ pub async fn run(
             Ok(())
         }
         Workload::Set => read_set(&mut client, recorder).await,
-        Workload::Queue => queue::final_drain(&mut client, recorder, FINAL_PROCESS_BASE).await,
+        Workload::Queue { mode } => {
+            queue::final_drain(&mut client, mode, recorder, FINAL_PROCESS_BASE).await
+        }
         Workload::Pop => pop::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
         Workload::Lock => lock::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
         Workload::Append { .. } => {

@@ -64,11 +64,18 @@ pub enum Op {
     },
     /// XACK of `ids` by the group.
     Xack { ids: Vec<String> },
+    /// XNACK of `ids` (polis's queue extension): a consumer gives them
+    /// back for the next reader.
+    Xnack { ids: Vec<String> },
     /// XPENDING summary: in an `ok` event, how many entries were pending.
     Xpending { count: Option<u64> },
     /// XRANGE of the whole stream after healing; in an `ok` event, every
     /// entry.
     Xrange { entries: Option<Vec<Entry>> },
+    /// XRANGE of the whole dead-letter stream after healing; in an `ok`
+    /// event, every entry, each as the entry it came from (its
+    /// `source-id` and payload).
+    XrangeDead { entries: Option<Vec<Entry>> },
     /// RPUSH of a unique element to `list`.
     Rpush { list: String, element: u64 },
     /// BLMOVE (`list` to the processing list) or BLPOP of `list`: in an

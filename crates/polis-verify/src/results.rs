@@ -52,9 +52,14 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let (registers, set) = match config.workload {
         Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
         Workload::Set => (None, Some(set::check(events))),
-        Workload::Queue | Workload::Pop | Workload::Append { .. } | Workload::Lock => (None, None),
+        Workload::Queue { .. } | Workload::Pop | Workload::Append { .. } | Workload::Lock => {
+            (None, None)
+        }
     };
-    let queue = (config.workload == Workload::Queue).then(|| queue::check(events));
+    let queue = match config.workload {
+        Workload::Queue { mode } => Some(queue::check(events, mode)),
+        _ => None,
+    };
     let pops = (config.workload == Workload::Pop).then(|| pops::check(events));
     let append = matches!(config.workload, Workload::Append { .. }).then(|| append::check(events));
     let locks = (config.workload == Workload::Lock).then(|| locks::check(events));

@@ -6,7 +6,8 @@
 //! - set: every client adds unique elements (one key per element, all in
 //!   one hash slot), read back whole at the end;
 //! - queue: a stream as a work queue for one consumer group
-//!   ([`queue`]);
+//!   ([`queue`]), in Redis's way (XAUTOCLAIM) or with polis's group
+//!   options (ack-wait redelivery, a dead-letter stream, XNACK);
 //! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]);
 //! - append: transactions of list appends and reads (see [`append`]);
 //! - lock: locks with short leases guarding lists written through FENCED,
@@ -17,6 +18,8 @@ pub mod lock;
 pub mod pop;
 pub mod queue;
 pub mod step;
+
+pub use queue::QueueMode;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +45,9 @@ pub enum Workload {
     Register { keys: u32, cas: bool },
     /// Unique adds, then one read of the whole set.
     Set,
-    /// XADD, XREADGROUP, XACK and XAUTOCLAIM on one stream, then a drain.
-    Queue,
+    /// XADD, XREADGROUP, XACK and XAUTOCLAIM (or, in the redeliver mode,
+    /// XNACK and the group's redelivery) on one stream, then a drain.
+    Queue { mode: QueueMode },
     /// RPUSH, BLMOVE (then LREM) and BLPOP on lists, then a read of each.
     Pop,
     /// MULTI/EXEC transactions of RPUSH and LRANGE on `keys` lists at a
@@ -81,7 +85,7 @@ pub async fn run_client(
     values: Arc<AtomicU64>,
 ) {
     match workload {
-        Workload::Queue => queue::run_client(plan, recorder, &values).await,
+        Workload::Queue { mode } => queue::run_client(plan, mode, recorder, &values).await,
         Workload::Pop => pop::run_client(plan, recorder, &values).await,
         Workload::Append { keys } => append::run_client(plan, keys, recorder, values).await,
         Workload::Lock => lock::run_client(plan, recorder, &values).await,
@@ -147,7 +151,9 @@ fn next_op(
             element: values.fetch_add(1, Ordering::Relaxed),
         },
         // Their clients run in their own modules.
-        Workload::Queue | Workload::Pop | Workload::Append { .. } | Workload::Lock => return None,
+        Workload::Queue { .. } | Workload::Pop | Workload::Append { .. } | Workload::Lock => {
+            return None
+        }
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use polis_verify::nemesis::parse_faults;
 use polis_verify::run::{run, RunConfig, TargetConfig};
-use polis_verify::workload::Workload;
+use polis_verify::workload::{QueueMode, Workload};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TargetKind {
@@ -40,6 +40,12 @@ enum WorkloadKind {
     /// lists written through FENCED, holders stalling past their leases:
     /// tokens increase, no superseded token writes (polis only).
     Lock,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum QueueModeKind {
+    Claim,
+    Redeliver,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +80,13 @@ pub struct VerifyArgs {
     /// Leave out compare-and-set (SET IFEQ), e.g. against Redis 7.
     #[arg(long)]
     no_cas: bool,
+    /// How the queue workload's consumers recover entries others left
+    /// pending: `claim` (Redis's XAUTOCLAIM) or `redeliver` (polis's group
+    /// options: ack-wait redelivery, max deliveries and a dead-letter
+    /// stream, XNACK; every acknowledged entry must end acknowledged or
+    /// dead-lettered).
+    #[arg(long, value_enum, default_value = "claim")]
+    queue_mode: QueueModeKind,
     #[arg(long, default_value_t = 10)]
     clients: u64,
     /// Operations per second, all clients together.
@@ -140,7 +153,12 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
             cas: !args.no_cas,
         },
         WorkloadKind::Set => Workload::Set,
-        WorkloadKind::Queue => Workload::Queue,
+        WorkloadKind::Queue => Workload::Queue {
+            mode: match args.queue_mode {
+                QueueModeKind::Claim => QueueMode::Claim,
+                QueueModeKind::Redeliver => QueueMode::Redeliver,
+            },
+        },
         WorkloadKind::Pop => Workload::Pop,
         WorkloadKind::Append => Workload::Append { keys: args.keys },
         WorkloadKind::Lock => Workload::Lock,

@@ -251,13 +251,17 @@ fn checker_report(out: &Path, checker: &str) -> serde_json::Value {
 }
 
 /// A queue run must have added, delivered and acknowledged entries under
-/// faults, and found every acknowledged entry delivered and kept.
-async fn queue_run(faults: &str) {
+/// faults, and found every acknowledged entry delivered and kept; in the
+/// redeliver mode (`mode`), also every one acknowledged or dead-lettered,
+/// with redeliveries, XNACKs and dead letters among them.
+async fn queue_run(faults: &str, mode: &str) {
     let out = tempfile::tempdir().unwrap();
     let run = verify(
         &[
             "--workload",
             "queue",
+            "--queue-mode",
+            mode,
             "--faults",
             faults,
             "--duration-secs",
@@ -276,8 +280,15 @@ async fn queue_run(faults: &str) {
     assert!(report["acknowledged"].as_u64().unwrap() >= 300, "{report}");
     assert!(report["deliveries"].as_u64().unwrap() >= 300, "{report}");
     assert!(run.count("ok", "xack") >= 50, "{}", run.summary);
-    assert!(run.count("ok", "xautoclaim") >= 10, "{}", run.summary);
     assert_eq!(run.count("ok", "xrange"), 1, "one final XRANGE");
+    if mode == "redeliver" {
+        assert!(report["duplicates"].as_u64().unwrap() >= 10, "{report}");
+        assert!(report["dead_lettered"].as_u64().unwrap() >= 1, "{report}");
+        assert!(run.count("ok", "xnack") >= 10, "{}", run.summary);
+        assert_eq!(run.count("ok", "xrange-dead"), 1, "one final dead XRANGE");
+    } else {
+        assert!(run.count("ok", "xautoclaim") >= 10, "{}", run.summary);
+    }
     assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
 }
 
@@ -313,12 +324,17 @@ async fn pop_run(faults: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polis_queue_delivers_every_acknowledged_entry_under_kills_and_partitions() {
-    queue_run("kill,partition").await;
+    queue_run("kill,partition", "claim").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polis_queue_keeps_acknowledgements_under_pauses_and_isolated_leaders() {
-    queue_run("pause,isolate-leader").await;
+    queue_run("pause,isolate-leader", "claim").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_queue_redelivers_or_dead_letters_every_entry_under_kills_and_partitions() {
+    queue_run("kill,partition", "redeliver").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

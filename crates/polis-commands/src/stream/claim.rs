@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
+use polis_store::stream::DueState;
 use polis_store::{event_class, Db, StreamId, StreamValue};
 
 use super::group::has_consumer;
@@ -19,14 +20,17 @@ use crate::command::{ReadCommand, ReadContext, WriteCommand};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingRange {
     pub min_idle_ms: i64,
+    /// DUE (polis's queue extension): only entries due for redelivery,
+    /// which the next read of new entries takes.
+    pub due: bool,
     pub start: StreamId,
     pub end: StreamId,
     pub count: u64,
     pub consumer: Option<Bytes>,
 }
 
-/// `XPENDING key group [[IDLE min-idle-time] start end count
-/// [consumer]]`.
+/// `XPENDING key group [[IDLE min-idle-time] [DUE] start end count
+/// [consumer]]` (DUE is polis's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct XPending {
     pub key: Bytes,
@@ -40,7 +44,16 @@ impl ReadCommand for XPending {
         let key = arg(args, 1)?.clone();
         let group = arg(args, 2)?.clone();
         let argc = args.len();
-        if argc != 3 && !(6..=9).contains(&argc) {
+        let due_at = if args.get(3).is_some_and(|arg| is(arg, "idle")) {
+            5
+        } else {
+            3
+        };
+        let due = args.get(due_at).is_some_and(|arg| is(arg, "due"));
+        if due && argc - due_at - 1 != 3 && argc - due_at - 1 != 4 {
+            return Err(ReplyError::Syntax);
+        }
+        if !due && argc != 3 && !(6..=9).contains(&argc) {
             return Err(ReplyError::Syntax);
         }
         if argc == 3 {
@@ -59,6 +72,9 @@ impl ReadCommand for XPending {
             }
             at = 5;
         }
+        if due {
+            at += 1;
+        }
         let count = u64::try_from(int_arg(arg(args, at + 2)?)?).unwrap_or(0);
         let start = parse_range_start(arg(args, at)?)?;
         let end = parse_range_end(arg(args, at + 1)?)?;
@@ -68,6 +84,7 @@ impl ReadCommand for XPending {
             group,
             range: Some(PendingRange {
                 min_idle_ms,
+                due,
                 start,
                 end,
                 count,
@@ -140,6 +157,13 @@ impl ReadCommand for XPending {
             .filter(|(_, entry)| {
                 range.min_idle_ms == 0
                     || now.wrapping_sub(entry.delivered_ms as i64) >= range.min_idle_ms
+            })
+            .filter(|(id, entry)| {
+                !range.due
+                    || matches!(
+                        group.due_state(*id, entry, ctx.now_ms),
+                        DueState::Due | DueState::Exhausted
+                    )
             })
             .take(limit)
             .map(|(id, entry)| {

@@ -1,19 +1,16 @@
-//! XGROUP, XREADGROUP and XACK: consumer groups, their reads and their
-//! acknowledgements. Delivery and seen times are `now_ms`, the leader's
-//! time in the log entry.
+//! XGROUP and XACK: consumer groups and their acknowledgements, and the
+//! queue options polis adds to XGROUP (see [`super::queue`]). Seen times
+//! are `now_ms`, the leader's time in the log entry.
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::{event_class, ConsumerGroup, Db, StreamId, StreamValue};
+use polis_store::{event_class, ConsumerGroup, Db, StreamId};
 
-use super::id::{
-    entry_reply, help_reply, id_reply, no_such_group, no_such_key_or_group, parse_id,
-    parse_strict_id, subcommand_syntax,
-};
-use super::read::{count_limit, parse_read_args, streams_reply, ReadArgs};
+use super::id::{help_reply, no_such_group, parse_id, parse_strict_id, subcommand_syntax};
+use super::queue::{check_dead_letter_type, OptionChanges};
 use crate::access::{stream_at, update_stream};
 use crate::args::{arg, int_arg, is};
-use crate::command::{Protocol, WriteCommand};
+use crate::command::WriteCommand;
 
 /// Returns true when the stream at `key` has `consumer` in `group`.
 /// XREADGROUP, XCLAIM and XAUTOCLAIM ask before and after they run, to
@@ -47,19 +44,31 @@ const XGROUP_HELP: &[&str] = &[
     "    Remove the specified group.",
     "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
     "    Set the current group ID and entries_read counter.",
+    "CREATE and SETOPTIONS also take polis's queue options:",
+    "    * ACKWAIT ms",
+    "      Redeliver an entry not acknowledged within ms (0: never).",
+    "    * MAXDELIVERIES n",
+    "      Deliver an entry at most n times (0: no limit).",
+    "    * DEADLETTER key | NODEADLETTER",
+    "      Move entries past MAXDELIVERIES to the stream key (same slot).",
+    "SETOPTIONS <key> <groupname> option [option ...]",
+    "    Change the queue options of a group.",
 ];
 
 /// What XGROUP does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum XGroupAction {
     Help,
-    /// CREATE with the id argument (`$` or an id), MKSTREAM and
-    /// ENTRIESREAD.
+    /// CREATE with the id argument (`$` or an id), MKSTREAM,
+    /// ENTRIESREAD and queue options.
     Create {
         id: Bytes,
         mkstream: bool,
         entries_read: Option<u64>,
+        options: OptionChanges,
     },
+    /// SETOPTIONS: queue options changed.
+    SetOptions(OptionChanges),
     SetId {
         id: Bytes,
         entries_read: Option<u64>,
@@ -91,12 +100,21 @@ impl WriteCommand for XGroup {
         let group = arg(args, 3)?.clone();
         let create = is(sub, "create");
         let setid = is(sub, "setid");
+        let setoptions = is(sub, "setoptions");
         let mut mkstream = false;
         let mut entries_read = None;
-        let mut index = 5;
+        let mut options = OptionChanges::default();
+        let mut index = if setoptions { 4 } else { 5 };
         // Bounded by the arguments: every round consumes one or two.
         while index < args.len() {
-            if create && is(&args[index], "mkstream") {
+            let taken = if create || setoptions {
+                options.parse_at(args, index, &key)?
+            } else {
+                0
+            };
+            if taken > 0 {
+                index += taken;
+            } else if create && is(&args[index], "mkstream") {
                 mkstream = true;
                 index += 1;
             } else if (create || setid) && is(&args[index], "entriesread") && index + 1 < args.len()
@@ -114,12 +132,15 @@ impl WriteCommand for XGroup {
             }
         }
         let argc = args.len();
-        let action = if create && (5..=8).contains(&argc) {
+        let action = if create && ((5..=8).contains(&argc) || !options.is_empty()) {
             XGroupAction::Create {
                 id: arg(args, 4)?.clone(),
                 mkstream,
                 entries_read,
+                options,
             }
+        } else if setoptions && !options.is_empty() {
+            XGroupAction::SetOptions(options)
         } else if setid && (argc == 5 || argc == 7) {
             XGroupAction::SetId {
                 id: arg(args, 4)?.clone(),
@@ -147,6 +168,15 @@ impl WriteCommand for XGroup {
 }
 
 impl XGroup {
+    /// Returns true when this form uses polis's queue options.
+    pub fn uses_queue_options(&self) -> bool {
+        match &self.action {
+            XGroupAction::Create { options, .. } => !options.is_empty(),
+            XGroupAction::SetOptions(_) => true,
+            _ => false,
+        }
+    }
+
     fn run(&self, db: &mut Db, now_ms: u64) -> Result<Reply, ReplyError> {
         if self.action == XGroupAction::Help {
             return Ok(help_reply("XGROUP", XGROUP_HELP));
@@ -165,6 +195,7 @@ impl XGroup {
         let needs_group = matches!(
             self.action,
             XGroupAction::SetId { .. }
+                | XGroupAction::SetOptions(_)
                 | XGroupAction::CreateConsumer(_)
                 | XGroupAction::DelConsumer(_)
         );
@@ -175,19 +206,27 @@ impl XGroup {
         match &self.action {
             XGroupAction::Help => Ok(help_reply("XGROUP", XGROUP_HELP)),
             XGroupAction::Create {
-                id, entries_read, ..
+                id,
+                entries_read,
+                options,
+                ..
             } => {
                 let id = match id.as_ref() {
                     b"$" => last_id,
                     id => parse_strict_id(id)?,
                 };
+                if !has_group {
+                    check_dead_letter_type(db, options, now_ms)?;
+                }
                 let created = update_stream(db, &self.key, now_ms, |stream| {
                     if stream.groups.contains_key(&group) {
                         return false;
                     }
-                    stream
-                        .groups
-                        .insert(group, ConsumerGroup::new(id, *entries_read));
+                    let mut created = ConsumerGroup::new(id, *entries_read);
+                    if !options.is_empty() {
+                        created.set_options(options.applied_to(Default::default()));
+                    }
+                    stream.groups.insert(group, created);
                     true
                 })?;
                 if created {
@@ -211,6 +250,16 @@ impl XGroup {
                     }
                 })?;
                 db.notify(event_class::STREAM, "xgroup-setid", &self.key);
+                Ok(Reply::ok())
+            }
+            XGroupAction::SetOptions(changes) => {
+                check_dead_letter_type(db, changes, now_ms)?;
+                update_stream(db, &self.key, now_ms, |stream| {
+                    if let Some(group) = stream.groups.get_mut(&group) {
+                        group.set_options(changes.applied_to(group.options()));
+                    }
+                })?;
+                db.notify(event_class::STREAM, "xgroup-setoptions", &self.key);
                 Ok(Reply::ok())
             }
             XGroupAction::Destroy => {
@@ -246,162 +295,6 @@ impl XGroup {
                     db.notify(event_class::STREAM, "xgroup-delconsumer", &self.key);
                 }
                 Ok(Reply::Integer(pending.unwrap_or(0) as i64))
-            }
-        }
-    }
-}
-
-/// Where a group read starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GroupStart {
-    /// `>`: entries never delivered to the group.
-    New,
-    /// An id: the consumer's own pending entries after it.
-    History(StreamId),
-}
-
-/// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds]
-/// [NOACK] STREAMS key [key ...] id [id ...]`: a write, since it moves
-/// the group's last delivered id, fills the pending entries lists and
-/// creates the consumer. BLOCK is parsed but not waited on here.
-///
-/// The reply has RESP2's shape (`[[key, entries], ...]`) for every
-/// client: a write's reply is computed at apply, where the client's
-/// protocol is not known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct XReadGroup {
-    pub args: ReadArgs,
-}
-
-impl WriteCommand for XReadGroup {
-    fn parse(args: &[Bytes]) -> Result<Self, ReplyError> {
-        Ok(Self {
-            args: parse_read_args(args, true)?,
-        })
-    }
-
-    fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
-        crate::access::reply(self.run(db, now_ms))
-    }
-}
-
-impl XReadGroup {
-    fn run(&self, db: &mut Db, now_ms: u64) -> Result<Reply, ReplyError> {
-        let Some((group, consumer)) = &self.args.group else {
-            return Err(ReplyError::err("Missing GROUP option for XREADGROUP"));
-        };
-        let mut starts = Vec::with_capacity(self.args.keys.len());
-        for (key, id) in self.args.keys.iter().zip(&self.args.ids) {
-            let stream = stream_at(db, key, now_ms)?;
-            if !stream.is_some_and(|stream| stream.groups.contains_key(group)) {
-                return Err(no_such_key_or_group(
-                    key,
-                    group,
-                    " in XREADGROUP with GROUP option",
-                ));
-            }
-            let start = match id.as_ref() {
-                b"$" => {
-                    return Err(ReplyError::err(
-                        "The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
-                    ))
-                }
-                b">" => GroupStart::New,
-                id => match parse_strict_id(id)? {
-                    StreamId::MAX => GroupStart::New,
-                    id => GroupStart::History(id),
-                },
-            };
-            starts.push(start);
-        }
-        let mut served = Vec::new();
-        for (key, start) in self.args.keys.iter().zip(starts) {
-            let had_consumer = has_consumer(db, key, group, consumer, now_ms);
-            let entries = update_stream(db, key, now_ms, |stream| {
-                self.serve(stream, group, consumer, start, now_ms)
-            })?;
-            if !had_consumer && has_consumer(db, key, group, consumer, now_ms) {
-                db.notify(event_class::STREAM, "xgroup-createconsumer", key);
-            }
-            if let Some(entries) = entries {
-                served.push((key.clone(), entries));
-            }
-        }
-        Ok(streams_reply(served, Protocol::Resp2))
-    }
-
-    /// Serves one stream, or returns None when it has nothing for the
-    /// group (then the consumer is not created either).
-    fn serve(
-        &self,
-        stream: &mut StreamValue,
-        group_name: &Bytes,
-        consumer: &Bytes,
-        start: GroupStart,
-        now_ms: u64,
-    ) -> Option<Vec<Reply>> {
-        let limit = count_limit(self.args.count);
-        let group = stream.groups.get(group_name)?;
-        match start {
-            GroupStart::History(after) => {
-                let from = after.next()?;
-                let group = stream.groups.get_mut(group_name)?;
-                let owned: Vec<StreamId> = group
-                    .touch_consumer(consumer, now_ms)
-                    .pending
-                    .range(from..)
-                    .take(limit)
-                    .copied()
-                    .collect();
-                let mut replies = Vec::with_capacity(owned.len());
-                for id in owned {
-                    match stream.get(id) {
-                        Some(fields) => {
-                            replies.push(entry_reply(id, fields));
-                            if let Some(entry) = stream
-                                .groups
-                                .get_mut(group_name)
-                                .and_then(|group| group.pending.get_mut(&id))
-                            {
-                                entry.delivered_ms = now_ms;
-                                entry.deliveries += 1;
-                            }
-                        }
-                        None => replies.push(Reply::Array(vec![id_reply(id), Reply::NullArray])),
-                    }
-                }
-                Some(replies)
-            }
-            GroupStart::New => {
-                let last = group.last_delivered;
-                if stream.last_entry_id().is_none_or(|top| top <= last) {
-                    return None;
-                }
-                let from = last.next()?;
-                let ids: Vec<StreamId> = stream
-                    .entries()
-                    .range(from..)
-                    .take(limit)
-                    .map(|(id, _)| *id)
-                    .collect();
-                stream
-                    .groups
-                    .get_mut(group_name)?
-                    .touch_consumer(consumer, now_ms);
-                let mut replies = Vec::with_capacity(ids.len());
-                for id in ids {
-                    stream.advance_group(group_name, id);
-                    if let Some(fields) = stream.get(id) {
-                        replies.push(entry_reply(id, fields));
-                    }
-                    if !self.args.no_ack {
-                        let group = stream.groups.get_mut(group_name)?;
-                        let entry = group.assign(id, consumer, now_ms);
-                        entry.delivered_ms = now_ms;
-                        entry.deliveries = 1;
-                    }
-                }
-                Some(replies)
             }
         }
     }

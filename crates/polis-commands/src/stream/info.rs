@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
+use polis_store::stream::DueState;
 use polis_store::{ConsumerGroup, Db, StreamId, StreamValue};
 
 use super::id::{entry_reply, help_reply, id_reply, no_such_group, subcommand_syntax, text};
@@ -88,12 +89,12 @@ impl ReadCommand for XInfo {
             XInfoAction::Help => help_reply("XINFO", XINFO_HELP),
             XInfoAction::Unknown(error) => Reply::Error(error.clone()),
             XInfoAction::Stream { full: None } => stream_summary(stream),
-            XInfoAction::Stream { full: Some(count) } => stream_full(stream, *count),
+            XInfoAction::Stream { full: Some(count) } => stream_full(stream, *count, ctx.now_ms),
             XInfoAction::Groups => Reply::Array(
                 stream
                     .groups
                     .iter()
-                    .map(|(name, group)| group_summary(stream, name, group))
+                    .map(|(name, group)| group_summary(stream, name, group, ctx.now_ms))
                     .collect(),
             ),
             XInfoAction::Consumers(name) => match stream.groups.get(name) {
@@ -173,7 +174,7 @@ fn stream_summary(stream: &StreamValue) -> Reply {
     Reply::Map(fields)
 }
 
-fn stream_full(stream: &StreamValue, count: u64) -> Reply {
+fn stream_full(stream: &StreamValue, count: u64, now_ms: u64) -> Reply {
     let limit = if count == 0 {
         usize::MAX
     } else {
@@ -235,7 +236,7 @@ fn stream_full(stream: &StreamValue, count: u64) -> Reply {
                     ])
                 })
                 .collect();
-            Reply::Map(vec![
+            let mut fields = vec![
                 (text("name"), bulk(name)),
                 (text("last-delivered-id"), id_reply(group.last_delivered)),
                 (text("entries-read"), entries_read_reply(group)),
@@ -246,15 +247,17 @@ fn stream_full(stream: &StreamValue, count: u64) -> Reply {
                 ),
                 (text("pending"), Reply::Array(pending)),
                 (text("consumers"), Reply::Array(consumers)),
-            ])
+            ];
+            fields.extend(queue_fields(group, now_ms));
+            Reply::Map(fields)
         })
         .collect();
     fields.push((text("groups"), Reply::Array(groups)));
     Reply::Map(fields)
 }
 
-fn group_summary(stream: &StreamValue, name: &Bytes, group: &ConsumerGroup) -> Reply {
-    Reply::Map(vec![
+fn group_summary(stream: &StreamValue, name: &Bytes, group: &ConsumerGroup, now_ms: u64) -> Reply {
+    let mut fields = vec![
         (text("name"), bulk(name)),
         (
             text("consumers"),
@@ -264,7 +267,50 @@ fn group_summary(stream: &StreamValue, name: &Bytes, group: &ConsumerGroup) -> R
         (text("last-delivered-id"), id_reply(group.last_delivered)),
         (text("entries-read"), entries_read_reply(group)),
         (text("lag"), lag_reply(stream, group)),
-    ])
+    ];
+    fields.extend(queue_fields(group, now_ms));
+    Reply::Map(fields)
+}
+
+/// The fields polis adds after Redis's for a group with queue state
+/// (none for a plain Redis group, whose reply keeps Redis's shape):
+/// the options (null when unset), the entries negatively acknowledged,
+/// those due for redelivery at `now_ms`, and the redeliveries and
+/// dead-letter moves so far.
+fn queue_fields(group: &ConsumerGroup, now_ms: u64) -> Vec<(Reply, Reply)> {
+    let Some(queue) = group.queue() else {
+        return Vec::new();
+    };
+    let number =
+        |value: Option<u64>| value.map_or(Reply::Null, |value| Reply::Integer(value as i64));
+    let due = group
+        .pending
+        .iter()
+        .filter(|(id, entry)| {
+            matches!(
+                group.due_state(**id, entry, now_ms),
+                DueState::Due | DueState::Exhausted
+            )
+        })
+        .count();
+    vec![
+        (text("ack-wait"), number(queue.options.ack_wait_ms)),
+        (text("max-deliveries"), number(queue.options.max_deliveries)),
+        (
+            text("dead-letter"),
+            queue.options.dead_letter.as_ref().map_or(Reply::Null, bulk),
+        ),
+        (text("nacked"), Reply::Integer(queue.nacked.len() as i64)),
+        (text("due"), Reply::Integer(due as i64)),
+        (
+            text("redeliveries"),
+            Reply::Integer(queue.redeliveries as i64),
+        ),
+        (
+            text("dead-lettered"),
+            Reply::Integer(queue.dead_lettered as i64),
+        ),
+    ]
 }
 
 fn entries_read_reply(group: &ConsumerGroup) -> Reply {

@@ -198,6 +198,29 @@ pub fn streams_reply(served: Vec<(Bytes, Vec<Reply>)>, protocol: Protocol) -> Re
     }
 }
 
+/// Returns a served read's RESP2 reply (`[[key, entries], ...]`, as a
+/// write computes it at apply) in RESP3's shape, a map of key to entries;
+/// any other reply (null, an error) as it is.
+pub fn streams_reply_resp3(reply: Reply) -> Reply {
+    let served_shape = |stream: &Reply| matches!(stream, Reply::Array(pair) if pair.len() == 2);
+    match reply {
+        Reply::Array(streams) if streams.iter().all(served_shape) => Reply::Map(
+            streams
+                .into_iter()
+                .filter_map(|stream| match stream {
+                    Reply::Array(mut pair) => {
+                        let entries = pair.pop()?;
+                        let key = pair.pop()?;
+                        Some((key, entries))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Returns the COUNT limit as an iterator bound.
 pub fn count_limit(count: u64) -> usize {
     if count == 0 {

@@ -17,6 +17,10 @@
 //!            └─ this node no longer leads the shard, or the slot moved ─> MOVED
 //! ```
 //!
+//! A blocked XREADGROUP of new entries also tries again when a pending
+//! entry of its group becomes due (its ack-wait or XNACK delay passed):
+//! the leader's timer in [`due`].
+//!
 //! Nothing is lost and nothing taken twice: only the entry a waiter
 //! proposed serves it, and its reply follows that entry's commit. A
 //! waiter registers before its first try, so a write committed during
@@ -35,6 +39,8 @@ use polis_cluster::Target;
 use polis_resp::{Reply, ReplyError};
 use polis_types::{GroupId, Slot};
 
+pub(crate) mod dead_letters;
+mod due;
 mod registry;
 
 use registry::Registration;
@@ -165,6 +171,9 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
         Err(reply) => return reply,
     };
     let keys = source_keys(&args);
+    let group_read = due::group_read(&args);
+    // Entries due after this are the timer's; earlier ones the first try's.
+    let mut due_checked_ms = crate::node::now_ms();
     // Registered before the first try: a write committed meanwhile leaves
     // a permit, so no wake-up is lost.
     let registration = node.blocking.register(session.client_id, shard, keys);
@@ -183,10 +192,17 @@ pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) 
         .timeout
         .map(|timeout| tokio::time::Instant::now() + timeout);
     loop {
+        let due_ms = group_read
+            .as_ref()
+            .and_then(|read| due::next_due_ms(node, shard, read, due_checked_ms));
         let woken = tokio::select! {
             () = registration.waiter.notify.notified() => true,
             () = sleep_until(deadline) => return timed_out(&args),
             () = tokio::time::sleep(LEADERSHIP_CHECK) => false,
+            () = sleep_until_ms(due_ms) => {
+                due_checked_ms = crate::node::now_ms();
+                true
+            }
         };
         let unblocked = registration
             .waiter
@@ -318,6 +334,17 @@ fn is_refusal(reply: &Reply) -> bool {
             ReplyError::Moved { .. } | ReplyError::ClusterDown(_) | ReplyError::TryAgain(_)
         )
     )
+}
+
+/// Sleeps until the node's clock reads `at_ms` (for ever when None).
+async fn sleep_until_ms(at_ms: Option<u64>) {
+    match at_ms {
+        Some(at_ms) => {
+            let wait_ms = at_ms.saturating_sub(crate::node::now_ms());
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

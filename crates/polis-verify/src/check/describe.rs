@@ -34,9 +34,13 @@ pub fn describe_op(op: &Op) -> String {
             describe_entries(entries.as_deref())
         ),
         Op::Xack { ids } => format!("xack({})", ids.join(" ")),
+        Op::Xnack { ids } => format!("xnack({})", ids.join(" ")),
         Op::Xpending { count: None } => "xpending".to_string(),
         Op::Xpending { count: Some(count) } => format!("xpending -> {count}"),
         Op::Xrange { entries } => format!("xrange{}", describe_entries(entries.as_deref())),
+        Op::XrangeDead { entries } => {
+            format!("xrange-dead{}", describe_entries(entries.as_deref()))
+        }
         Op::Rpush { list, element } => format!("rpush({list}, {element})"),
         Op::Pop {
             list,

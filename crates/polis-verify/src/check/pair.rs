@@ -208,10 +208,14 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
             },
         ) => a == b && a_from == b_from,
         (Op::Xautoclaim { consumer: a, .. }, Op::Xautoclaim { consumer: b, .. }) => a == b,
-        (Op::Xpending { .. }, Op::Xpending { .. }) | (Op::Xrange { .. }, Op::Xrange { .. }) => true,
+        (Op::Xpending { .. }, Op::Xpending { .. })
+        | (Op::Xrange { .. }, Op::Xrange { .. })
+        | (Op::XrangeDead { .. }, Op::XrangeDead { .. }) => true,
         (Op::Pop { list: a, .. }, Op::Pop { list: b, .. })
         | (Op::Lrange { list: a, .. }, Op::Lrange { list: b, .. }) => a == b,
-        (a @ (Op::Xack { .. } | Op::Rpush { .. } | Op::Lrem { .. }), b) => a == b,
+        (a @ (Op::Xack { .. } | Op::Xnack { .. } | Op::Rpush { .. } | Op::Lrem { .. }), b) => {
+            a == b
+        }
         (
             Op::LockAcquire {
                 lock: a,

@@ -12,6 +12,19 @@
 //! - `ack-lost`: an entry delivered by a read invoked after an XACK of its
 //!   id was acknowledged: the acknowledgement did not last (across a
 //!   failover, say), and the entry came back from the pending list.
+//!
+//! In the redeliver mode (the group's ack-wait, max deliveries and
+//! dead-letter stream), an entry must also end somewhere, and the final
+//! XRANGE of the dead-letter stream shows where the others went:
+//! - `unresolved`: an acknowledged XADD's id neither acknowledged by an
+//!   XACK nor in the dead-letter stream: the entry vanished from the
+//!   group;
+//! - `dead-invented`: a dead-letter entry whose source no XADD added, or
+//!   not under that id;
+//! - `dead-twice`: an entry dead-lettered more than once.
+//!
+//! There, an entry dead-lettered need not have been seen delivered: its
+//! deliveries may all have been reads whose replies were lost.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,6 +32,7 @@ use serde::Serialize;
 
 use super::pair::{pair, Operation, Outcome};
 use crate::history::{Entry, Event, Op};
+use crate::workload::QueueMode;
 
 /// How many anomalies a report explains one by one.
 const DETAILS_MAX: usize = 20;
@@ -54,6 +68,17 @@ pub struct QueueReport {
     pub invented: Vec<u64>,
     /// Delivered again after an acknowledged XACK: anomalies.
     pub ack_lost: Vec<u64>,
+    /// Entries the final XRANGE of the dead-letter stream returned (the
+    /// redeliver mode).
+    pub dead_lettered: usize,
+    /// Acknowledged, then neither acknowledged by a consumer nor
+    /// dead-lettered: anomalies (the redeliver mode).
+    pub unresolved: Vec<u64>,
+    /// Dead-lettered but never (successfully) added, or under another id:
+    /// anomalies.
+    pub dead_invented: Vec<u64>,
+    /// Dead-lettered more than once: anomalies.
+    pub dead_twice: Vec<u64>,
     /// The first anomalies, each with the events that show it.
     pub details: Vec<String>,
     /// Why the history could not be checked, when it could not.
@@ -69,6 +94,9 @@ impl QueueReport {
             && self.lost.is_empty()
             && self.invented.is_empty()
             && self.ack_lost.is_empty()
+            && self.unresolved.is_empty()
+            && self.dead_invented.is_empty()
+            && self.dead_twice.is_empty()
     }
 
     fn explain(&mut self, line: String) {
@@ -92,8 +120,8 @@ struct Delivery<'a> {
     operation: &'a Operation,
 }
 
-/// Checks the queue operations of `events`.
-pub fn check(events: &[Event]) -> QueueReport {
+/// Checks the queue operations of `events`, run in `mode`.
+pub fn check(events: &[Event], mode: QueueMode) -> QueueReport {
     let paired = match pair(events) {
         Ok(paired) => paired,
         Err(error) => return problem(format!("the history is malformed: {error}")),
@@ -104,6 +132,7 @@ pub fn check(events: &[Event]) -> QueueReport {
     // Entry id -> (time, event index) of its earliest acknowledged XACK.
     let mut acked: HashMap<&str, (u64, u64)> = HashMap::new();
     let mut final_range: Option<(&Operation, &[Entry])> = None;
+    let mut final_dead: Option<(&Operation, &[Entry])> = None;
     for operation in &paired.operations {
         match (&operation.seen, operation.outcome) {
             (Op::Xadd { payload, id }, outcome) => {
@@ -147,13 +176,13 @@ pub fn check(events: &[Event]) -> QueueReport {
                     entries: Some(entries),
                 },
                 Outcome::Ok,
-            ) => {
-                let later = final_range
-                    .is_none_or(|(earlier, _)| earlier.complete_index < operation.complete_index);
-                if later {
-                    final_range = Some((operation, entries));
-                }
-            }
+            ) => latest(&mut final_range, operation, entries),
+            (
+                Op::XrangeDead {
+                    entries: Some(entries),
+                },
+                Outcome::Ok,
+            ) => latest(&mut final_dead, operation, entries),
             _ => {}
         }
     }
@@ -207,12 +236,38 @@ pub fn check(events: &[Event]) -> QueueReport {
             }
         }
     }
+    let dead = match (mode, final_dead) {
+        (QueueMode::Claim, _) => None,
+        (QueueMode::Redeliver, Some(dead)) => Some(dead),
+        (QueueMode::Redeliver, None) => {
+            report.problem = Some(
+                "no successful final XRANGE of the dead-letter stream: nothing shows which \
+                 entries moved there"
+                    .into(),
+            );
+            return report;
+        }
+    };
+    let dead_ids = dead.map_or_else(BTreeSet::new, |(_, entries)| {
+        check_dead_letters(&mut report, &attempts, entries)
+    });
     let ranged: BTreeSet<&str> = entries.iter().map(|entry| entry.id.as_str()).collect();
     for (payload, attempt) in &attempts {
         let Some((id, index)) = &attempt.acknowledged else {
             continue;
         };
-        if !delivered.contains_key(payload) {
+        if let Some((dead_range, _)) = dead {
+            let resolved = acked.contains_key(id.as_str()) || dead_ids.contains(id.as_str());
+            if !resolved && *index < dead_range.invoke_index {
+                report.unresolved.push(*payload);
+                report.explain(format!(
+                    "unresolved: {id}={payload}, acknowledged at event {index}, never \
+                     acknowledged by a consumer nor in {}",
+                    dead_range.describe()
+                ));
+            }
+        }
+        if !delivered.contains_key(payload) && !dead_ids.contains(id.as_str()) {
             report.undelivered.push(*payload);
             report.explain(format!(
                 "undelivered: {id}={payload}, acknowledged at event {index}, never delivered"
@@ -229,6 +284,50 @@ pub fn check(events: &[Event]) -> QueueReport {
     report.invented = invented.into_iter().collect();
     report.ack_lost = ack_lost.into_iter().collect();
     report
+}
+
+/// Keeps the latest successful final read of a kind.
+fn latest<'a>(
+    kept: &mut Option<(&'a Operation, &'a [Entry])>,
+    operation: &'a Operation,
+    entries: &'a [Entry],
+) {
+    let later = kept.is_none_or(|(earlier, _)| earlier.complete_index < operation.complete_index);
+    if later {
+        *kept = Some((operation, entries));
+    }
+}
+
+/// Checks the entries of the dead-letter stream (each as the entry it
+/// came from): each added, and only once. Returns their source ids.
+fn check_dead_letters<'a>(
+    report: &mut QueueReport,
+    attempts: &BTreeMap<u64, Attempts>,
+    entries: &'a [Entry],
+) -> BTreeSet<&'a str> {
+    report.dead_lettered = entries.len();
+    let mut ids = BTreeSet::new();
+    let mut invented = BTreeSet::new();
+    let mut twice = BTreeSet::new();
+    for entry in entries {
+        if let Some(reason) = invention(attempts, entry) {
+            if invented.insert(entry.payload) {
+                report.explain(format!(
+                    "dead-invented: {}={} in the dead-letter stream ({reason})",
+                    entry.id, entry.payload
+                ));
+            }
+        }
+        if !ids.insert(entry.id.as_str()) && twice.insert(entry.payload) {
+            report.explain(format!(
+                "dead-twice: {}={} is in the dead-letter stream more than once",
+                entry.id, entry.payload
+            ));
+        }
+    }
+    report.dead_invented = invented.into_iter().collect();
+    report.dead_twice = twice.into_iter().collect();
+    ids
 }
 
 /// Returns why `entry` cannot have come from an XADD, if it cannot.

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::history::Kind;
+use crate::workload::QueueMode;
 
 type Step = (u64, Kind, Op);
 
@@ -84,7 +85,33 @@ fn range(entries: &[Entry]) -> Vec<Step> {
 }
 
 fn run(parts: &[Vec<Step>]) -> QueueReport {
-    check(&history(&parts.concat()))
+    check(&history(&parts.concat()), QueueMode::Claim)
+}
+
+/// Checks a history of the redeliver mode.
+fn run_redeliver(parts: &[Vec<Step>]) -> QueueReport {
+    check(&history(&parts.concat()), QueueMode::Redeliver)
+}
+
+/// The final XRANGE of the dead-letter stream, each entry as its source.
+fn dead_range(entries: &[Entry]) -> Vec<Step> {
+    vec![
+        (97, Kind::Invoke, Op::XrangeDead { entries: None }),
+        (
+            97,
+            Kind::Ok,
+            Op::XrangeDead {
+                entries: Some(entries.to_vec()),
+            },
+        ),
+    ]
+}
+
+fn nack(process: u64, ids: &[&str]) -> Vec<Step> {
+    let op = Op::Xnack {
+        ids: ids.iter().map(|id| id.to_string()).collect(),
+    };
+    vec![(process, Kind::Invoke, op.clone()), (process, Kind::Ok, op)]
 }
 
 #[test]
@@ -267,4 +294,83 @@ fn no_final_range_is_invalid_with_a_reason() {
         .problem
         .unwrap()
         .contains("no successful final XRANGE"));
+}
+
+#[test]
+fn redelivered_acknowledged_and_dead_lettered_entries_are_valid() {
+    let report = run_redeliver(&[
+        xadd(1, 1, "1-0", Kind::Ok),
+        xadd(1, 2, "2-0", Kind::Ok),
+        xadd(1, 3, "3-0", Kind::Ok),
+        read(2, ">", &[entry("1-0", 1), entry("2-0", 2)]),
+        // Consumer 2 crashed; 1-0 and 2-0 come back after the ack-wait.
+        read(4, ">", &[entry("1-0", 1), entry("2-0", 2)]),
+        ack(4, &["1-0"]),
+        nack(4, &["2-0"]),
+        // 3-0 was delivered by reads whose replies were lost, then moved:
+        // dead-lettered, it need not have been seen delivered.
+        read(6, ">", &[entry("2-0", 2)]),
+        range(&[entry("1-0", 1), entry("2-0", 2), entry("3-0", 3)]),
+        dead_range(&[entry("2-0", 2), entry("3-0", 3)]),
+    ]);
+    assert!(report.is_valid(), "{report:?}");
+    assert_eq!((report.dead_lettered, report.duplicates), (2, 3));
+}
+
+#[test]
+fn an_entry_neither_acknowledged_nor_dead_lettered_is_unresolved() {
+    let report = run_redeliver(&[
+        xadd(1, 1, "1-0", Kind::Ok),
+        xadd(1, 2, "2-0", Kind::Ok),
+        read(2, ">", &[entry("1-0", 1), entry("2-0", 2)]),
+        ack(2, &["1-0"]),
+        // 2-0 vanished from the group: no XACK, not dead-lettered.
+        range(&[entry("1-0", 1), entry("2-0", 2)]),
+        dead_range(&[]),
+    ]);
+    assert!(!report.is_valid());
+    assert_eq!(report.unresolved, [2]);
+    assert!(
+        report.details[0].starts_with("unresolved: 2-0=2"),
+        "{report:?}"
+    );
+    // The claim mode does not ask where entries ended.
+    let claim_mode = run(&[
+        xadd(1, 1, "1-0", Kind::Ok),
+        read(2, ">", &[entry("1-0", 1)]),
+        range(&[entry("1-0", 1)]),
+    ]);
+    assert!(claim_mode.is_valid(), "{claim_mode:?}");
+}
+
+#[test]
+fn a_dead_letter_never_added_or_moved_twice_is_an_anomaly() {
+    let report = run_redeliver(&[
+        xadd(1, 1, "1-0", Kind::Ok),
+        xadd(1, 2, "2-0", Kind::Fail),
+        read(2, ">", &[entry("1-0", 1)]),
+        range(&[entry("1-0", 1)]),
+        dead_range(&[
+            entry("1-0", 1),
+            entry("1-0", 1),
+            entry("2-0", 2),
+            entry("7-0", 7),
+        ]),
+    ]);
+    assert!(!report.is_valid());
+    assert_eq!(report.dead_twice, [1]);
+    assert_eq!(report.dead_invented, [2, 7]);
+    assert!(report.unresolved.is_empty());
+}
+
+#[test]
+fn the_redeliver_mode_needs_the_dead_letter_range() {
+    let report = run_redeliver(&[
+        xadd(1, 1, "1-0", Kind::Ok),
+        read(2, ">", &[entry("1-0", 1)]),
+        ack(2, &["1-0"]),
+        range(&[entry("1-0", 1)]),
+    ]);
+    assert!(!report.is_valid());
+    assert!(report.problem.unwrap().contains("dead-letter stream"));
 }

@@ -51,6 +51,18 @@ fn queue_anomalies(report: &QueueReport) -> Vec<String> {
             &report.ack_lost,
             "delivered again after an acknowledged XACK (ack-lost)",
         ),
+        (
+            &report.unresolved,
+            "acknowledged, then neither acknowledged by a consumer nor dead-lettered (unresolved)",
+        ),
+        (
+            &report.dead_invented,
+            "in the dead-letter stream but never added (dead-invented)",
+        ),
+        (
+            &report.dead_twice,
+            "in the dead-letter stream more than once (dead-twice)",
+        ),
     ] {
         if !payloads.is_empty() {
             lines.push(format!(
@@ -98,7 +110,8 @@ pub(super) fn render_queue(report: &QueueReport) -> String {
     let mut text = format!(
         "queue: {} added, {} acknowledged, {} unknown, {} failed; \
          {} deliveries of {} payloads, {} duplicates; {} entries in the stream; \
-         {} XPENDING samples (max {}); undelivered {}, lost {}, invented {}, ack-lost {}: {}\n",
+         {} XPENDING samples (max {}); {} dead-lettered; undelivered {}, lost {}, invented {}, \
+         ack-lost {}, unresolved {}, dead-invented {}, dead-twice {}: {}\n",
         report.attempted,
         report.acknowledged,
         report.indeterminate,
@@ -109,10 +122,14 @@ pub(super) fn render_queue(report: &QueueReport) -> String {
         report.ranged,
         report.pending_samples,
         report.pending_max,
+        report.dead_lettered,
         report.undelivered.len(),
         report.lost.len(),
         report.invented.len(),
         report.ack_lost.len(),
+        report.unresolved.len(),
+        report.dead_invented.len(),
+        report.dead_twice.len(),
         verdict(report.is_valid()),
     );
     for line in queue_anomalies(report)
@@ -168,7 +185,8 @@ mod tests {
         assert!(!summary.valid);
         assert_eq!(summary.anomalies.len(), 1, "{:?}", summary.anomalies);
         let text = summary.render_text();
-        assert!(text.contains("ack-lost 1: INVALID"), "{text}");
+        assert!(text.contains("ack-lost 1, unresolved 0"), "{text}");
+        assert!(text.contains("dead-twice 0: INVALID"), "{text}");
         assert!(text.contains("  ack-lost: 1-0=7"), "{text}");
         assert!(text.ends_with("anomalies: 1\n"), "{text}");
     }

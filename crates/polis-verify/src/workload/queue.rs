@@ -12,6 +12,16 @@
 //! After healing, the final drain reads every known consumer's pending
 //! entries (XREADGROUP from 0), then new entries until none is left, then
 //! the whole stream (XRANGE).
+//!
+//! In the redeliver mode ([`QueueMode::Redeliver`]) the group has polis's
+//! queue options instead: entries not acknowledged within the ack-wait go
+//! to the next reader, and those delivered max-deliveries times to the
+//! dead-letter stream. Consumers never claim; they crash more often (one
+//! delivery in four is dropped), and now and then give entries back with
+//! XNACK. The final drain reads new entries (redeliveries among them) and
+//! acknowledges them until nothing is pending, then reads the stream and
+//! the dead-letter stream: every acknowledged XADD must end acknowledged
+//! by a consumer or dead-lettered.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +41,45 @@ use crate::recorder::Recorder;
 
 /// The stream.
 pub const STREAM: &str = "verify:queue";
+/// The stream of the redeliver mode and its dead-letter stream: one hash
+/// tag, one slot, as the dead-letter option requires.
+pub const REDELIVER_STREAM: &str = "{verify:queue}";
+pub const DEAD_STREAM: &str = "{verify:queue}:dead";
+/// The redeliver mode's group options.
+const ACK_WAIT_MS: u64 = 1_000;
+const MAX_DELIVERIES: u64 = 3;
+/// In the redeliver mode, of every `REDELIVER_ROLLS` deliveries,
+/// `CRASH_ROLLS` are dropped (the consumer crashed), `NACK_ROLLS` given
+/// back with XNACK, the others acknowledged: about one entry in twenty
+/// misses its three chances and is dead-lettered.
+const REDELIVER_ROLLS: u32 = 8;
+const CRASH_ROLLS: u32 = 2;
+const NACK_ROLLS: u32 = 1;
+/// How long the redeliver mode's drain waits for pending entries to come
+/// back, at most, and how often it looks.
+const DRAIN_REDELIVERY_MAX: Duration = Duration::from_secs(60);
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+
+/// How the queue workload's consumers recover entries others left
+/// pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    /// Redis's way: XAUTOCLAIM of entries idle for long.
+    Claim,
+    /// polis's group options: ack-wait redelivery to the next reader,
+    /// max deliveries and a dead-letter stream, XNACK.
+    Redeliver,
+}
+
+impl QueueMode {
+    /// Returns the stream the mode uses.
+    pub fn stream(self) -> &'static str {
+        match self {
+            Self::Claim => STREAM,
+            Self::Redeliver => REDELIVER_STREAM,
+        }
+    }
+}
 /// The consumer group.
 pub const GROUP: &str = "g";
 /// Entries one XREADGROUP or XAUTOCLAIM asks for.
@@ -53,7 +102,8 @@ const DRAIN_CALLS_MAX: usize = 10_000;
 const ATTEMPTS_MAX: usize = 20;
 
 /// Runs one queue client until the deadline.
-pub async fn run_client(plan: ClientPlan, recorder: Recorder, values: &AtomicU64) {
+pub async fn run_client(plan: ClientPlan, mode: QueueMode, recorder: Recorder, values: &AtomicU64) {
+    let stream = mode.stream();
     let mut rng = StdRng::seed_from_u64(plan.seed ^ plan.client.wrapping_mul(0x9e37_79b9));
     let mut client = Client::new(plan.addrs.clone(), plan.client as usize, plan.timeout);
     let mut process = plan.client;
@@ -68,23 +118,35 @@ pub async fn run_client(plan: ClientPlan, recorder: Recorder, values: &AtomicU64
         ticker.tick().await;
         let kind = if producer {
             let payload = values.fetch_add(1, Ordering::Relaxed);
-            xadd(&mut client, &recorder, process, payload).await
+            xadd(&mut client, &recorder, stream, process, payload).await
         } else if !group_ready {
-            group_ready = create_group(&mut client).await;
+            group_ready = create_group(&mut client, mode).await;
             Kind::Ok
         } else if step % PENDING_EVERY == PENDING_EVERY - 1 {
-            xpending(&mut client, &recorder, process).await
+            xpending(&mut client, &recorder, stream, process).await.0
         } else {
-            let claim = step % CLAIM_EVERY == CLAIM_EVERY - 1;
-            let (kind, entries) = consume(&mut client, &recorder, process, claim).await;
-            if kind == Kind::Ok && !entries.is_empty() {
-                if rng.random_ratio(1, CRASH_ONE_IN) {
+            let claim = mode == QueueMode::Claim && step % CLAIM_EVERY == CLAIM_EVERY - 1;
+            let (kind, entries) = consume(&mut client, &recorder, stream, process, claim).await;
+            if kind != Kind::Ok || entries.is_empty() {
+                kind
+            } else {
+                let (crashed, nacked) = match mode {
+                    QueueMode::Claim => (rng.random_ratio(1, CRASH_ONE_IN), false),
+                    QueueMode::Redeliver => {
+                        let roll = rng.random_range(0..REDELIVER_ROLLS);
+                        (roll < CRASH_ROLLS, roll < CRASH_ROLLS + NACK_ROLLS)
+                    }
+                };
+                if crashed {
                     process += plan.clients;
                     continue;
                 }
-                xack(&mut client, &recorder, process, &entries).await
-            } else {
-                kind
+                let ids: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
+                if nacked {
+                    xnack(&mut client, &recorder, process, &ids).await
+                } else {
+                    xack(&mut client, &recorder, stream, process, ids).await
+                }
             }
         };
         if kind == Kind::Info {
@@ -96,14 +158,19 @@ pub async fn run_client(plan: ClientPlan, recorder: Recorder, values: &AtomicU64
 }
 
 /// Creates the group at the stream's start (entries added before it are
-/// delivered too); returns whether it exists now.
-async fn create_group(client: &mut Client) -> bool {
+/// delivered too), with the mode's options; returns whether it exists now.
+async fn create_group(client: &mut Client, mode: QueueMode) -> bool {
     let mut cmd = redis::cmd("XGROUP");
     cmd.arg("CREATE")
-        .arg(STREAM)
+        .arg(mode.stream())
         .arg(GROUP)
         .arg("0")
         .arg("MKSTREAM");
+    if mode == QueueMode::Redeliver {
+        cmd.arg("ACKWAIT").arg(ACK_WAIT_MS);
+        cmd.arg("MAXDELIVERIES").arg(MAX_DELIVERIES);
+        cmd.arg("DEADLETTER").arg(DEAD_STREAM);
+    }
     match client.call(&cmd).await {
         Outcome::Ok(_) => true,
         Outcome::Fail(error) => error.contains("BUSYGROUP"),
@@ -111,9 +178,15 @@ async fn create_group(client: &mut Client) -> bool {
     }
 }
 
-async fn xadd(client: &mut Client, recorder: &Recorder, process: u64, payload: u64) -> Kind {
+async fn xadd(
+    client: &mut Client,
+    recorder: &Recorder,
+    stream: &str,
+    process: u64,
+    payload: u64,
+) -> Kind {
     let mut cmd = redis::cmd("XADD");
-    cmd.arg(STREAM).arg("*").arg("p").arg(payload.to_string());
+    cmd.arg(stream).arg("*").arg("p").arg(payload.to_string());
     let op = Op::Xadd { payload, id: None };
     let parse = |reply: Value| match step::text(&reply) {
         Some(id) => Ok(Op::Xadd {
@@ -130,6 +203,7 @@ async fn xadd(client: &mut Client, recorder: &Recorder, process: u64, payload: u
 async fn consume(
     client: &mut Client,
     recorder: &Recorder,
+    stream: &str,
     process: u64,
     claim: bool,
 ) -> (Kind, Vec<Entry>) {
@@ -140,7 +214,7 @@ async fn consume(
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg(GROUP).arg(&consumer);
         cmd.arg("COUNT").arg(COUNT).arg("BLOCK").arg(BLOCK_MS);
-        cmd.arg("STREAMS").arg(STREAM).arg(">");
+        cmd.arg("STREAMS").arg(stream).arg(">");
         xreadgroup(client, recorder, process, &consumer, ">", &cmd).await
     };
     let entries = match seen {
@@ -202,10 +276,15 @@ async fn xautoclaim(
     call(client, recorder, process, op(None), &cmd, parse).await
 }
 
-async fn xack(client: &mut Client, recorder: &Recorder, process: u64, entries: &[Entry]) -> Kind {
-    let ids: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
+async fn xack(
+    client: &mut Client,
+    recorder: &Recorder,
+    stream: &str,
+    process: u64,
+    ids: Vec<String>,
+) -> Kind {
     let mut cmd = redis::cmd("XACK");
-    cmd.arg(STREAM).arg(GROUP).arg(&ids);
+    cmd.arg(stream).arg(GROUP).arg(&ids);
     let op = Op::Xack { ids };
     let parse = |reply: Value| match reply {
         Value::Int(_) => Ok(op.clone()),
@@ -216,9 +295,30 @@ async fn xack(client: &mut Client, recorder: &Recorder, process: u64, entries: &
         .0
 }
 
-async fn xpending(client: &mut Client, recorder: &Recorder, process: u64) -> Kind {
+/// XNACK of `ids` (the redeliver mode): due again at once.
+async fn xnack(client: &mut Client, recorder: &Recorder, process: u64, ids: &[String]) -> Kind {
+    let mut cmd = redis::cmd("XNACK");
+    cmd.arg(REDELIVER_STREAM).arg(GROUP).arg(ids);
+    let op = Op::Xnack { ids: ids.to_vec() };
+    let parse = |reply: Value| match reply {
+        Value::Int(_) => Ok(op.clone()),
+        other => Err(format!("unexpected XNACK reply {other:?}")),
+    };
+    call(client, recorder, process, op.clone(), &cmd, parse)
+        .await
+        .0
+}
+
+/// XPENDING's summary; returns the outcome and, when it is `ok`, the
+/// count of pending entries.
+async fn xpending(
+    client: &mut Client,
+    recorder: &Recorder,
+    stream: &str,
+    process: u64,
+) -> (Kind, Option<u64>) {
     let mut cmd = redis::cmd("XPENDING");
-    cmd.arg(STREAM).arg(GROUP);
+    cmd.arg(stream).arg(GROUP);
     let parse = |reply: Value| match &reply {
         Value::Array(parts) => match parts.first() {
             Some(Value::Int(count)) => Ok(Op::Xpending {
@@ -229,27 +329,57 @@ async fn xpending(client: &mut Client, recorder: &Recorder, process: u64) -> Kin
         _ => Err(format!("unexpected XPENDING reply {reply:?}")),
     };
     let op = Op::Xpending { count: None };
-    call(client, recorder, process, op, &cmd, parse).await.0
+    match call(client, recorder, process, op, &cmd, parse).await {
+        (kind, Op::Xpending { count }) => (kind, count),
+        (kind, _) => (kind, None),
+    }
 }
 
-/// The final drain, by processes numbered from `process_base`: the pending
-/// entries of every consumer the history names, then new entries until
-/// none is left, then the whole stream.
+/// The final drain, by processes numbered from `process_base`, in the
+/// mode's way ([`claim_drain`] or [`redeliver_drain`]), then the whole
+/// stream (and in the redeliver mode, the whole dead-letter stream).
 ///
 /// # Errors
 /// Returns an error if a final read never succeeds.
 pub async fn final_drain(
     client: &mut Client,
+    mode: QueueMode,
     recorder: &Recorder,
     process_base: u64,
 ) -> anyhow::Result<()> {
     let mut process = process_base;
     for _ in 0..ATTEMPTS_MAX {
-        if create_group(client).await {
+        if create_group(client, mode).await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    match mode {
+        QueueMode::Claim => claim_drain(client, recorder, &mut process).await?,
+        QueueMode::Redeliver => redeliver_drain(client, recorder, &mut process).await?,
+    }
+    let stream = mode.stream();
+    final_range(client, recorder, &mut process, stream, |entries| {
+        Op::Xrange { entries }
+    })
+    .await?;
+    if mode == QueueMode::Redeliver {
+        final_range(client, recorder, &mut process, DEAD_STREAM, |entries| {
+            Op::XrangeDead { entries }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The claim mode's drain: the pending entries of every consumer the
+/// history names (XREADGROUP from 0), then new entries until none is
+/// left.
+async fn claim_drain(
+    client: &mut Client,
+    recorder: &Recorder,
+    process: &mut u64,
+) -> anyhow::Result<()> {
     let mut consumers: BTreeSet<String> = BTreeSet::new();
     for event in recorder.events() {
         if let Op::Xreadgroup { consumer, .. } | Op::Xautoclaim { consumer, .. } = event.op {
@@ -262,8 +392,8 @@ pub async fn final_drain(
         loop {
             calls += 1;
             anyhow::ensure!(calls <= DRAIN_CALLS_MAX, "the final drain never ended");
-            let cmd = drain_read(consumer, &after);
-            let found = drain_step(client, recorder, &mut process, consumer, "0", &cmd).await?;
+            let cmd = drain_read(STREAM, consumer, &after);
+            let found = drain_step(client, recorder, process, consumer, "0", &cmd).await?;
             match found.last() {
                 Some(last) => after.clone_from(&last.id),
                 None => break,
@@ -274,35 +404,149 @@ pub async fn final_drain(
     loop {
         calls += 1;
         anyhow::ensure!(calls <= DRAIN_CALLS_MAX, "the final drain never ended");
-        let cmd = drain_read(consumer, ">");
-        let found = drain_step(client, recorder, &mut process, consumer, ">", &cmd).await?;
+        let cmd = drain_read(STREAM, consumer, ">");
+        let found = drain_step(client, recorder, process, consumer, ">", &cmd).await?;
         if found.is_empty() {
-            break;
+            return Ok(());
         }
     }
-    let mut cmd = redis::cmd("XRANGE");
-    cmd.arg(STREAM).arg("-").arg("+");
+}
+
+/// The redeliver mode's drain: reads new entries as one consumer and
+/// acknowledges them, until a read finds nothing and nothing is pending.
+/// Entries other consumers left pending come back after the ack-wait (or
+/// move to the dead-letter stream), so the drain waits for them, up to
+/// [`DRAIN_REDELIVERY_MAX`].
+async fn redeliver_drain(
+    client: &mut Client,
+    recorder: &Recorder,
+    process: &mut u64,
+) -> anyhow::Result<()> {
+    let consumer = "drain";
+    let deadline = Instant::now() + DRAIN_REDELIVERY_MAX;
+    let mut poll = tokio::time::interval(DRAIN_POLL);
+    for _ in 0..DRAIN_CALLS_MAX {
+        let cmd = drain_read(REDELIVER_STREAM, consumer, ">");
+        let found = drain_step(client, recorder, process, consumer, ">", &cmd).await?;
+        if !found.is_empty() {
+            let ids: Vec<String> = found.into_iter().map(|entry| entry.id).collect();
+            drain_ack(client, recorder, process, ids).await?;
+            continue;
+        }
+        let mut pending = None;
+        for _ in 0..ATTEMPTS_MAX {
+            if let (Kind::Ok, count) = xpending(client, recorder, REDELIVER_STREAM, *process).await
+            {
+                pending = count;
+                break;
+            }
+            *process += 1;
+        }
+        if pending == Some(0) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "entries still pending {DRAIN_REDELIVERY_MAX:?} into the final drain"
+        );
+        poll.tick().await;
+    }
+    bail!("the final drain never ended")
+}
+
+/// Acknowledges what the drain read, until an XACK succeeds (XACK is
+/// idempotent: trying again is safe).
+async fn drain_ack(
+    client: &mut Client,
+    recorder: &Recorder,
+    process: &mut u64,
+    ids: Vec<String>,
+) -> anyhow::Result<()> {
     for _ in 0..ATTEMPTS_MAX {
-        let parse = |reply: Value| step::entries(&reply).map(|e| Op::Xrange { entries: Some(e) });
-        let op = Op::Xrange { entries: None };
-        let (kind, _) = call(client, recorder, process, op, &cmd, parse).await;
+        if xack(client, recorder, REDELIVER_STREAM, *process, ids.clone()).await == Kind::Ok {
+            return Ok(());
+        }
+        // A new process: an `info` leaves the old one open.
+        *process += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("a final XACK never succeeded")
+}
+
+/// Reads the whole of `stream` until a read succeeds, recorded as `op`.
+async fn final_range(
+    client: &mut Client,
+    recorder: &Recorder,
+    process: &mut u64,
+    stream: &str,
+    op: fn(Option<Vec<Entry>>) -> Op,
+) -> anyhow::Result<()> {
+    let mut cmd = redis::cmd("XRANGE");
+    cmd.arg(stream).arg("-").arg("+");
+    let dead = stream == DEAD_STREAM;
+    for _ in 0..ATTEMPTS_MAX {
+        let parse = |reply: Value| {
+            let entries = if dead {
+                dead_entries(&reply)
+            } else {
+                step::entries(&reply)
+            };
+            entries.map(|entries| op(Some(entries)))
+        };
+        let (kind, _) = call(client, recorder, *process, op(None), &cmd, parse).await;
         if kind == Kind::Ok {
             return Ok(());
         }
-        process += 1;
+        *process += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("the final XRANGE never succeeded")
+    bail!("the final XRANGE of {stream} never succeeded")
 }
 
-fn drain_read(consumer: &str, from: &str) -> redis::Cmd {
+/// Parses the dead-letter stream's entries as the entries they came
+/// from: each one's `source-id` and the payload of its last field (the
+/// original entry's one field comes after the fields naming the source).
+///
+/// # Errors
+/// Returns the reply, described, when it is not such a list.
+pub fn dead_entries(value: &Value) -> Result<Vec<Entry>, String> {
+    let unexpected = || format!("unexpected dead-letter entries {value:?}");
+    let Value::Array(items) = value else {
+        return Err(unexpected());
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(parts) = item else {
+            return Err(unexpected());
+        };
+        let [_id, Value::Array(fields)] = parts.as_slice() else {
+            return Err(unexpected());
+        };
+        let texts: Vec<Option<String>> = fields.iter().map(step::text).collect();
+        let source = texts
+            .chunks(2)
+            .find(|pair| pair[0].as_deref() == Some("source-id"))
+            .and_then(|pair| pair.get(1).cloned().flatten())
+            .ok_or_else(unexpected)?;
+        let payload = fields
+            .last()
+            .and_then(step::number)
+            .ok_or_else(unexpected)?;
+        entries.push(Entry {
+            id: source,
+            payload,
+        });
+    }
+    Ok(entries)
+}
+
+fn drain_read(stream: &str, consumer: &str, from: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP").arg(GROUP).arg(consumer);
     cmd.arg("COUNT").arg(DRAIN_COUNT);
-    cmd.arg("STREAMS").arg(STREAM).arg(from);
+    cmd.arg("STREAMS").arg(stream).arg(from);
     cmd
 }
-
 /// Runs one final XREADGROUP until it succeeds; returns what it delivered.
 async fn drain_step(
     client: &mut Client,
