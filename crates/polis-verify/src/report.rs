@@ -186,6 +186,9 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::Lrem { .. } => "lrem",
         Op::Lrange { .. } => "lrange",
         Op::Txn { .. } => "txn",
+        Op::FeedAppend { .. } => "feed-append",
+        Op::FeedGet { .. } => "feed-get",
+        Op::FeedRead { .. } => "feed-read",
         Op::Nemesis { .. } => "nemesis",
     }
 }

@@ -6,7 +6,8 @@
 //!                      ├──set────────> lost or invented elements?
 //!                      ├──queue──────> stream entries delivered, kept, acks durable?
 //!                      ├──pops───────> list elements popped once, none lost?
-//!                      └──append─────> strictly serializable transactions?
+//!                      ├──append─────> strictly serializable transactions?
+//!                      └──changefeed─> the feed lists every write once, in order?
 //! ```
 //!
 //! Every checker reads the same events; each ignores the operations of
@@ -16,6 +17,7 @@ mod describe;
 
 pub mod append;
 mod append_graph;
+pub mod changefeed;
 pub mod pair;
 pub mod pops;
 pub mod queue;
@@ -25,6 +27,8 @@ pub mod set;
 
 #[cfg(test)]
 mod append_test;
+#[cfg(test)]
+mod changefeed_test;
 #[cfg(test)]
 mod registers_oracle_test;
 #[cfg(test)]

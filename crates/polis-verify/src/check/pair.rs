@@ -212,6 +212,16 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
         (Op::Pop { list: a, .. }, Op::Pop { list: b, .. })
         | (Op::Lrange { list: a, .. }, Op::Lrange { list: b, .. }) => a == b,
         (a @ (Op::Xack { .. } | Op::Rpush { .. } | Op::Lrem { .. }), b) => a == b,
+        (
+            Op::FeedAppend {
+                key: a, token: ta, ..
+            },
+            Op::FeedAppend {
+                key: b, token: tb, ..
+            },
+        ) => a == b && ta == tb,
+        (Op::FeedGet { key: a, .. }, Op::FeedGet { key: b, .. })
+        | (Op::FeedRead { stream: a, .. }, Op::FeedRead { stream: b, .. }) => a == b,
         _ => false,
     }
 }
