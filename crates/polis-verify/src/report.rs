@@ -3,6 +3,7 @@
 //! latency and the nemesis's faults.
 
 mod append;
+mod changefeed;
 mod queues;
 mod timeline;
 
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::check::append::AppendReport;
+use crate::check::changefeed::FeedReport;
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
 use crate::check::pops::PopReport;
 use crate::check::queue::QueueReport;
@@ -53,6 +55,8 @@ pub struct Summary {
     pub pops: Option<PopReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub append: Option<AppendReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changefeed: Option<FeedReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -87,6 +91,7 @@ impl Summary {
             queue: None,
             pops: None,
             append: None,
+            changefeed: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
@@ -98,6 +103,14 @@ impl Summary {
         self.anomalies.extend(append::anomalies(report));
         self.valid = self.valid && report.is_valid();
         self.append = Some(report.clone());
+        self
+    }
+
+    /// Adds the change-feed checker's report to the summary.
+    pub fn with_changefeed(mut self, report: &FeedReport) -> Self {
+        self.anomalies.extend(changefeed::anomalies(report));
+        self.valid = self.valid && report.is_valid();
+        self.changefeed = Some(report.clone());
         self
     }
 
@@ -156,6 +169,9 @@ impl Summary {
         }
         if let Some(report) = &self.append {
             text.push_str(&append::render(report));
+        }
+        if let Some(report) = &self.changefeed {
+            text.push_str(&changefeed::render(report));
         }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {

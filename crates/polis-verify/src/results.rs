@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::check::append::{self, AppendReport};
+use crate::check::changefeed::{self, FeedReport};
 use crate::check::pops::{self, PopReport};
 use crate::check::queue::{self, QueueReport};
 use crate::check::registers::{self, Budget, RegisterReport};
@@ -31,6 +32,8 @@ pub struct Results {
     pub pops: Option<PopReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub append: Option<AppendReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changefeed: Option<FeedReport>,
     /// The human summary, as in summary.txt.
     pub text: String,
     pub out_dir: PathBuf,
@@ -49,16 +52,21 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let (registers, set) = match config.workload {
         Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
         Workload::Set => (None, Some(set::check(events))),
-        Workload::Queue | Workload::Pop | Workload::Append { .. } => (None, None),
+        Workload::Queue | Workload::Pop | Workload::Append { .. } | Workload::Changefeed { .. } => {
+            (None, None)
+        }
     };
     let queue = (config.workload == Workload::Queue).then(|| queue::check(events));
     let pops = (config.workload == Workload::Pop).then(|| pops::check(events));
     let append = matches!(config.workload, Workload::Append { .. }).then(|| append::check(events));
+    let changefeed =
+        matches!(config.workload, Workload::Changefeed { .. }).then(|| changefeed::check(events));
     let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
         && set.as_ref().is_none_or(SetReport::is_valid)
         && queue.as_ref().is_none_or(QueueReport::is_valid)
         && pops.as_ref().is_none_or(PopReport::is_valid)
-        && append.as_ref().is_none_or(AppendReport::is_valid);
+        && append.as_ref().is_none_or(AppendReport::is_valid)
+        && changefeed.as_ref().is_none_or(FeedReport::is_valid);
     let mut text = format!(
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
@@ -72,6 +80,9 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     }
     if let Some(report) = &append {
         summary = summary.with_append(report);
+    }
+    if let Some(report) = &changefeed {
+        summary = summary.with_changefeed(report);
     }
     text.push_str(&summary.render_text());
     text.push_str(if valid {
@@ -88,6 +99,7 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         queue,
         pops,
         append,
+        changefeed,
         text,
         out_dir: dir.clone(),
     };

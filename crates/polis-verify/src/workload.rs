@@ -8,9 +8,12 @@
 //! - queue: a stream as a work queue for one consumer group
 //!   ([`queue`]);
 //! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]);
-//! - append: transactions of list appends and reads (see [`append`]).
+//! - append: transactions of list appends and reads (see [`append`]);
+//! - changefeed: APPENDs to keys a change feed takes, then the feed read
+//!   back whole ([`changefeed`]).
 
 pub mod append;
+pub mod changefeed;
 pub mod pop;
 pub mod queue;
 pub mod step;
@@ -46,6 +49,9 @@ pub enum Workload {
     /// MULTI/EXEC transactions of RPUSH and LRANGE on `keys` lists at a
     /// time, then a read of every list.
     Append { keys: u32 },
+    /// APPENDs of unique tokens to `keys` string keys at a time under a
+    /// change feed's prefix, then a read of every key and of the feed.
+    Changefeed { keys: u32 },
 }
 
 /// Returns the key of register `index`.
@@ -78,6 +84,9 @@ pub async fn run_client(
         Workload::Queue => queue::run_client(plan, recorder, &values).await,
         Workload::Pop => pop::run_client(plan, recorder, &values).await,
         Workload::Append { keys } => append::run_client(plan, keys, recorder, values).await,
+        Workload::Changefeed { keys } => {
+            changefeed::run_client(plan, keys, recorder, values).await;
+        }
         Workload::Register { .. } | Workload::Set => {
             run_keyed_client(plan, workload, recorder, values).await;
         }
@@ -140,7 +149,9 @@ fn next_op(
             element: values.fetch_add(1, Ordering::Relaxed),
         },
         // Their clients run in their own modules.
-        Workload::Queue | Workload::Pop | Workload::Append { .. } => return None,
+        Workload::Queue | Workload::Pop | Workload::Append { .. } | Workload::Changefeed { .. } => {
+            return None
+        }
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);
