@@ -213,6 +213,71 @@ pub async fn begin_migration(addr: &str, slots: &str, to_shard: u64) -> anyhow::
     Ok(text)
 }
 
+/// Returns a node's `GET /changefeeds`: the newest feeds its replicas hold
+/// (`version`, `feeds`) and, per replica, `version` and `outbox_events`.
+///
+/// # Errors
+/// Returns why the node did not answer.
+pub async fn changefeeds(addr: &str) -> anyhow::Result<serde_json::Value> {
+    let (code, body) = get(addr, "/changefeeds", Duration::from_secs(5)).await?;
+    anyhow::ensure!(
+        code == 200,
+        "GET /changefeeds answered {code}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Sets the change feeds through the node at `addr` (`PUT /changefeeds`),
+/// each `(prefix, stream)`; returns what it answered (`version`, `feeds`).
+///
+/// # Errors
+/// Returns the refusal, or why the node could not be asked.
+pub async fn set_changefeeds(
+    addr: &str,
+    feeds: &[(&str, &str)],
+) -> anyhow::Result<serde_json::Value> {
+    let body: Vec<serde_json::Value> = feeds
+        .iter()
+        .map(|(prefix, stream)| serde_json::json!({ "prefix": prefix, "stream": stream }))
+        .collect();
+    let (code, body) = put_json(
+        addr,
+        "/changefeeds",
+        &serde_json::Value::Array(body),
+        Duration::from_secs(30),
+    )
+    .await?;
+    anyhow::ensure!(
+        code == 200,
+        "PUT /changefeeds answered {code}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Returns true when every replica `view` (a node's `GET /changefeeds`)
+/// lists holds the newest feeds it shows, and some were set.
+pub fn changefeeds_adopted(view: &serde_json::Value) -> bool {
+    let version = view["version"].as_u64().filter(|version| *version > 0);
+    view["replicas"].as_array().is_some_and(|replicas| {
+        version.is_some()
+            && replicas
+                .iter()
+                .all(|replica| replica["version"].as_u64() == version)
+    })
+}
+
+/// Returns true when no replica `view` (a node's `GET /changefeeds`)
+/// lists holds events still to send.
+pub fn changefeeds_drained(view: &serde_json::Value) -> bool {
+    view["replicas"].as_array().is_some_and(|replicas| {
+        replicas
+            .iter()
+            .all(|replica| replica["outbox_events"].as_u64() == Some(0))
+    })
+}
+
 /// Returns the map version a node's answer to a map change names ("...
 /// (map version N)"), or 0 when it names none.
 pub fn map_version_in(said: &str) -> u64 {

@@ -1,5 +1,6 @@
-//! The admin HTTP endpoint: health, status (what `polis status` shows) and
-//! Prometheus metrics.
+//! The admin HTTP endpoint: health, status (what `polis status` shows),
+//! Prometheus metrics, cluster changes ([`crate::cluster_ops`]) and change
+//! feeds ([`crate::admin_feeds`]).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use polis_types::{GroupId, NodeId, ReplicaId, META_GROUP};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::cluster_ops;
 use crate::node::Node;
 use crate::stats::Stats;
+use crate::{admin_feeds, cluster_ops};
 
 /// One node of the map, as this node sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -380,7 +381,11 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         )
         .route("/cluster/rebalance", post(cluster_ops::rebalance))
         .route("/cluster/shards/{id}/split", post(cluster_ops::split_shard))
-        .route("/cluster/shards/{id}/merge", post(cluster_ops::merge_shard));
+        .route("/cluster/shards/{id}/merge", post(cluster_ops::merge_shard))
+        .route(
+            "/changefeeds",
+            get(admin_feeds::get_feeds).put(admin_feeds::put_feeds),
+        );
     if node.config.enable_fault_injection {
         app = app
             .route("/faults/fsync-error", post(inject_fsync_error))

@@ -163,12 +163,12 @@ pub(crate) async fn append(
 
 /// CONFIG SET changefeeds: proposes the new feeds on a shard this node
 /// leads (or the first shard's leader); the others adopt them from the
-/// replicas they share.
+/// replicas they share. Returns the feeds set, with their version.
 ///
 /// # Errors
 /// Redis-style errors for a bad value, a cluster not upgraded yet, or no
 /// shard reachable.
-pub async fn configure(node: &Arc<Node>, text: &str) -> Result<(), ReplyError> {
+pub async fn configure(node: &Arc<Node>, text: &str) -> Result<Feeds, ReplyError> {
     let previous = newest_feeds(node).map_or(0, |feeds| feeds.version);
     let version = previous.max(crate::node::now_ms()) + 1;
     let feeds = Feeds::parse(text, version).map_err(|reason| {
@@ -182,8 +182,8 @@ pub async fn configure(node: &Arc<Node>, text: &str) -> Result<(), ReplyError> {
     version::check_enabled(EntryFormat::V5, view.map().cluster_version)
         .map_err(|error| ReplyError::err(error.to_string()))?;
     if let Some(group) = node.led_shards().into_iter().next() {
-        return match propose(&group, &Op::Feeds(feeds)).await {
-            Ok(_) => Ok(()),
+        return match propose(&group, &Op::Feeds(feeds.clone())).await {
+            Ok(_) => Ok(feeds),
             Err(error) => Err(ReplyError::TryAgain(format!(
                 "change feeds not set: {error}"
             ))),
@@ -203,8 +203,12 @@ pub async fn configure(node: &Arc<Node>, text: &str) -> Result<(), ReplyError> {
     let to = node
         .peer_addr(leader)
         .ok_or_else(|| ReplyError::TryAgain(format!("no address for node {leader}")))?;
-    match crate::rpc::call(node, &to, &NodeRequest::SetFeeds { shard, feeds }).await {
-        Ok(NodeAnswer::Changed(_)) => Ok(()),
+    let request = NodeRequest::SetFeeds {
+        shard,
+        feeds: feeds.clone(),
+    };
+    match crate::rpc::call(node, &to, &request).await {
+        Ok(NodeAnswer::Changed(_)) => Ok(feeds),
         Ok(other) => Err(ReplyError::TryAgain(format!(
             "change feeds not set: {other:?}"
         ))),

@@ -21,6 +21,7 @@
 //! boundary.
 
 pub mod admin;
+pub mod admin_feeds;
 pub mod balance;
 pub mod blocking;
 pub mod bootstrap;

@@ -437,7 +437,7 @@ impl DataMachine {
                 Applied::Reply(Reply::ok())
             }
             Op::Feeds(feeds) => self.set_feeds(feeds),
-            Op::FeedAppend { source, events } => self.feed_append(source, events, time_ms),
+            Op::FeedAppend { source, events } => self.feed_append(source, events, index, time_ms),
             Op::FeedAcked { through } => self.feed_acked(through),
         }
     }

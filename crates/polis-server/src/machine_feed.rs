@@ -81,13 +81,16 @@ impl DataMachine {
         Applied::Reply(Reply::Integer(self.feed.feeds.version as i64))
     }
 
-    /// `Op::FeedAppend`: appends to their streams the events of `source`
-    /// not appended before. Refused whole when the shard does not own a
-    /// stream's slot (its owner takes them).
+    /// `Op::FeedAppend` at log index `index`: appends to their streams the
+    /// events of `source` not appended before. Refused whole when the
+    /// shard does not own a stream's slot (its owner takes them). A stream
+    /// whose slot is being copied away is noted as changed, like any
+    /// write, so that the copy ships its new entries.
     pub(crate) fn feed_append(
         &mut self,
         source: GroupId,
         events: Vec<FeedEvent>,
+        index: u64,
         time_ms: u64,
     ) -> Applied {
         for event in &events {
@@ -105,6 +108,7 @@ impl DataMachine {
                 Bytes::from_static(b"*"),
             ];
             args.extend(event.fields(source.0));
+            self.migrations.note_changed([&event.stream], index);
             let reply = polis_commands::execute_write(&mut self.db, &args, time_ms);
             if reply.is_error() {
                 // Not a stream (someone wrote another type there): the
@@ -123,3 +127,7 @@ impl DataMachine {
         Applied::Reply(Reply::Integer(self.feed.outbox.len() as i64))
     }
 }
+
+#[cfg(test)]
+#[path = "machine_feed_test.rs"]
+mod tests;

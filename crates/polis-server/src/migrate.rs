@@ -318,9 +318,10 @@ async fn copy_and_switch(
         let (changed, at) = changed_after(group, mark);
         sender.send(changed, at).await?;
         mark = at;
-        // The target's change feed events for these keys must follow ours.
-        feed_drained(group, &slots, frozen_at + pause_max).await;
-        if frozen_at.elapsed() <= pause_max {
+        // The target's change feed events for these keys must follow ours:
+        // no switch while some of ours wait in the outbox.
+        let drained = feed_drained(group, &slots, frozen_at + pause_max).await;
+        if drained && frozen_at.elapsed() <= pause_max {
             match meta_change(node, MapChange::SwitchMigration { id, attempt }).await {
                 Ok(()) => {
                     tracing::info!(
@@ -362,8 +363,9 @@ async fn copy_and_switch(
 }
 
 /// Waits until the source's change feed outbox holds no event of a key in
-/// `slots` (its leader sends them on meanwhile), or until `deadline`.
-async fn feed_drained(group: &ShardGroup, slots: &polis_types::SlotSet, deadline: Instant) {
+/// `slots` (its leader sends them on meanwhile); returns false if it still
+/// holds some at `deadline`.
+async fn feed_drained(group: &ShardGroup, slots: &polis_types::SlotSet, deadline: Instant) -> bool {
     loop {
         let pending = group
             .state()
@@ -373,8 +375,11 @@ async fn feed_drained(group: &ShardGroup, slots: &polis_types::SlotSet, deadline
             .outbox
             .iter()
             .any(|event| slots.contains(polis_types::key_hash_slot(&event.key)));
-        if !pending || Instant::now() >= deadline {
-            return;
+        if !pending {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -1,6 +1,7 @@
 //! The reads after healing: every register once, the whole set, the
 //! queue's drain, the pop workload's lists, every list of the append
-//! workload, every list the lock workload's locks guard.
+//! workload, every list the lock workload's locks guard, every key of the
+//! change-feed workload and its feed.
 //! They are ordinary operations in the history, so the checkers judge
 //! them like any other.
 
@@ -15,7 +16,7 @@ use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::run::RunConfig;
 use crate::target::Target;
-use crate::workload::{self, lock, pop, queue, register_key, Workload, SET_PREFIX};
+use crate::workload::{self, changefeed, lock, pop, queue, register_key, Workload, SET_PREFIX};
 
 /// Final reads run as processes numbered from here, apart from clients.
 pub const FINAL_PROCESS_BASE: u64 = 1 << 40;
@@ -55,6 +56,15 @@ pub async fn run(
         Workload::Lock => lock::final_read(&mut client, recorder, FINAL_PROCESS_BASE).await,
         Workload::Append { .. } => {
             workload::append::final_read(addrs, config.timeout, recorder, FINAL_PROCESS_BASE).await
+        }
+        Workload::Changefeed { .. } => {
+            let admins = target.admin_addrs().unwrap_or_default();
+            let deadline = tokio::time::Instant::now() + config.recovery_timeout;
+            if !changefeed::wait_drained(&admins, deadline).await {
+                println!("polis verify: change feed outboxes still hold events; reading anyway");
+            }
+            let stream = changefeed::FEED_STREAM;
+            changefeed::final_read(&mut client, recorder, stream, FINAL_PROCESS_BASE).await
         }
     }
 }

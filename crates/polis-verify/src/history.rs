@@ -112,6 +112,23 @@ pub enum Op {
     LockRefresh { lock: String, token: u64 },
     /// LOCK RELEASE of `lock` with `token`.
     LockRelease { lock: String, token: u64 },
+    /// APPEND of a unique `token` to `key`, a string under the change
+    /// feed's prefix. In an `ok` event `length` is the length APPEND
+    /// answered; in an `invoke`, `None`.
+    FeedAppend {
+        key: String,
+        token: String,
+        length: Option<u64>,
+    },
+    /// GET of a fed key after healing. In an `ok` event, its value
+    /// (`None`: the key does not exist); in an `invoke`, `None`.
+    FeedGet { key: String, value: Option<String> },
+    /// XRANGE of the whole feed stream after healing, page by page. In
+    /// an `ok` event, every entry in stream order; in an `invoke`, `None`.
+    FeedRead {
+        stream: String,
+        entries: Option<Vec<FeedEntry>>,
+    },
     /// A fault the nemesis started or stopped, e.g. `partition 1 | 2,3`.
     Nemesis { fault: String, phase: Phase },
 }
@@ -122,6 +139,31 @@ pub enum Op {
 pub struct Entry {
     pub id: String,
     pub payload: u64,
+}
+
+/// One entry of a change feed stream: the key event it carries and the
+/// source shard's log position (`shard`, `index`, `seq`), which is the
+/// same when an event is appended twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// The stream entry's id.
+    pub id: String,
+    pub key: String,
+    /// The Redis keyspace event name: `append`, `new`, `del`, ...
+    pub event: String,
+    pub shard: u64,
+    pub index: u64,
+    pub seq: u64,
+    /// The string value the write left, when the entry carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl FeedEntry {
+    /// Returns where the event sits in its source shard's log.
+    pub fn position(&self) -> (u64, u64, u64) {
+        (self.shard, self.index, self.seq)
+    }
 }
 
 /// One step of a [`Op::Txn`], on a list.

@@ -3,6 +3,7 @@
 //! latency and the nemesis's faults.
 
 mod append;
+mod changefeed;
 mod locks;
 mod queues;
 mod timeline;
@@ -12,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::check::append::AppendReport;
+use crate::check::changefeed::FeedReport;
 use crate::check::locks::LockReport;
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
 use crate::check::pops::PopReport;
@@ -57,6 +59,7 @@ pub struct Summary {
     pub append: Option<AppendReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockReport>,
+    pub changefeed: Option<FeedReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -92,6 +95,7 @@ impl Summary {
             pops: None,
             append: None,
             locks: None,
+            changefeed: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
@@ -103,6 +107,14 @@ impl Summary {
         self.anomalies.extend(append::anomalies(report));
         self.valid = self.valid && report.is_valid();
         self.append = Some(report.clone());
+        self
+    }
+
+    /// Adds the change-feed checker's report to the summary.
+    pub fn with_changefeed(mut self, report: &FeedReport) -> Self {
+        self.anomalies.extend(changefeed::anomalies(report));
+        self.valid = self.valid && report.is_valid();
+        self.changefeed = Some(report.clone());
         self
     }
 
@@ -165,6 +177,9 @@ impl Summary {
         if let Some(report) = &self.locks {
             text.push_str(&locks::render(report));
         }
+        if let Some(report) = &self.changefeed {
+            text.push_str(&changefeed::render(report));
+        }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
@@ -200,6 +215,9 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::FencedPush { .. } => "fenced-push",
         Op::LockRefresh { .. } => "lock-refresh",
         Op::LockRelease { .. } => "lock-release",
+        Op::FeedAppend { .. } => "feed-append",
+        Op::FeedGet { .. } => "feed-get",
+        Op::FeedRead { .. } => "feed-read",
         Op::Nemesis { .. } => "nemesis",
     }
 }

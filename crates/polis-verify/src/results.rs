@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::check::append::{self, AppendReport};
+use crate::check::changefeed::{self, FeedReport};
 use crate::check::locks::{self, LockReport};
 use crate::check::pops::{self, PopReport};
 use crate::check::queue::{self, QueueReport};
@@ -34,6 +35,7 @@ pub struct Results {
     pub append: Option<AppendReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockReport>,
+    pub changefeed: Option<FeedReport>,
     /// The human summary, as in summary.txt.
     pub text: String,
     pub out_dir: PathBuf,
@@ -52,9 +54,11 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let (registers, set) = match config.workload {
         Workload::Register { .. } => (Some(registers::check(events, Budget::default())), None),
         Workload::Set => (None, Some(set::check(events))),
-        Workload::Queue { .. } | Workload::Pop | Workload::Append { .. } | Workload::Lock => {
-            (None, None)
-        }
+        Workload::Queue { .. }
+        | Workload::Pop
+        | Workload::Append { .. }
+        | Workload::Lock
+        | Workload::Changefeed { .. } => (None, None),
     };
     let queue = match config.workload {
         Workload::Queue { mode } => Some(queue::check(events, mode)),
@@ -63,12 +67,15 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let pops = (config.workload == Workload::Pop).then(|| pops::check(events));
     let append = matches!(config.workload, Workload::Append { .. }).then(|| append::check(events));
     let locks = (config.workload == Workload::Lock).then(|| locks::check(events));
+    let changefeed =
+        matches!(config.workload, Workload::Changefeed { .. }).then(|| changefeed::check(events));
     let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
         && set.as_ref().is_none_or(SetReport::is_valid)
         && queue.as_ref().is_none_or(QueueReport::is_valid)
         && pops.as_ref().is_none_or(PopReport::is_valid)
         && append.as_ref().is_none_or(AppendReport::is_valid)
-        && locks.as_ref().is_none_or(LockReport::is_valid);
+        && locks.as_ref().is_none_or(LockReport::is_valid)
+        && changefeed.as_ref().is_none_or(FeedReport::is_valid);
     let mut text = format!(
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
@@ -86,6 +93,9 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     if let Some(report) = &locks {
         summary.add_locks(report);
     }
+    if let Some(report) = &changefeed {
+        summary = summary.with_changefeed(report);
+    }
     text.push_str(&summary.render_text());
     text.push_str(if valid {
         "verdict: valid (no anomalies)\n"
@@ -102,6 +112,7 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         pops,
         append,
         locks,
+        changefeed,
         text,
         out_dir: dir.clone(),
     };

@@ -136,6 +136,20 @@ async fn run_on(config: &RunConfig, target: &mut Target) -> anyhow::Result<Resul
         .recover(config.recovery_timeout)
         .await
         .context("the target did not become ready")?;
+    if let Workload::Changefeed { .. } = config.workload {
+        let admins = target
+            .admin_addrs()
+            .context("the changefeed workload needs a polis target")?;
+        workload::changefeed::configure(
+            &target.client_addrs(),
+            &admins,
+            workload::changefeed::FEED_PREFIX,
+            workload::changefeed::FEED_STREAM,
+            config.recovery_timeout,
+        )
+        .await
+        .context("setting the change feed")?;
+    }
     println!("polis verify: target ready; seed {}", config.seed);
     let recorder = Recorder::new();
     let values = Arc::new(AtomicU64::new(1));

@@ -55,6 +55,14 @@ impl Target {
         }
     }
 
+    /// Returns the admin addresses of the nodes (polis only).
+    pub fn admin_addrs(&self) -> Option<Vec<String>> {
+        match self {
+            Target::Polis(polis) => Some(polis.faults.members().values().cloned().collect()),
+            Target::Redis(_) => None,
+        }
+    }
+
     /// Returns the node ids (polis) or process indexes (Redis).
     pub fn nodes(&self) -> Vec<u64> {
         match self {

@@ -11,9 +11,12 @@
 //! - pop: lists as work queues, taken from by BLMOVE and BLPOP ([`pop`]);
 //! - append: transactions of list appends and reads (see [`append`]);
 //! - lock: locks with short leases guarding lists written through FENCED,
-//!   holders stalling past their leases ([`lock`]).
+//!   holders stalling past their leases ([`lock`]);
+//! - changefeed: APPENDs to keys a change feed takes, then the feed read
+//!   back whole ([`changefeed`]).
 
 pub mod append;
+pub mod changefeed;
 pub mod lock;
 pub mod pop;
 pub mod queue;
@@ -56,6 +59,9 @@ pub enum Workload {
     /// LOCK ACQUIRE, FENCED RPUSH, LOCK REFRESH and RELEASE on a few
     /// locks, then a read of each guarded list.
     Lock,
+    /// APPENDs of unique tokens to `keys` string keys at a time under a
+    /// change feed's prefix, then a read of every key and of the feed.
+    Changefeed { keys: u32 },
 }
 
 /// Returns the key of register `index`.
@@ -89,6 +95,9 @@ pub async fn run_client(
         Workload::Pop => pop::run_client(plan, recorder, &values).await,
         Workload::Append { keys } => append::run_client(plan, keys, recorder, values).await,
         Workload::Lock => lock::run_client(plan, recorder, &values).await,
+        Workload::Changefeed { keys } => {
+            changefeed::run_client(plan, keys, recorder, values).await;
+        }
         Workload::Register { .. } | Workload::Set => {
             run_keyed_client(plan, workload, recorder, values).await;
         }
@@ -151,9 +160,11 @@ fn next_op(
             element: values.fetch_add(1, Ordering::Relaxed),
         },
         // Their clients run in their own modules.
-        Workload::Queue { .. } | Workload::Pop | Workload::Append { .. } | Workload::Lock => {
-            return None
-        }
+        Workload::Queue { .. }
+        | Workload::Pop
+        | Workload::Append { .. }
+        | Workload::Lock
+        | Workload::Changefeed { .. } => return None,
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);

@@ -40,6 +40,10 @@ enum WorkloadKind {
     /// lists written through FENCED, holders stalling past their leases:
     /// tokens increase, no superseded token writes (polis only).
     Lock,
+    /// APPENDs to keys under a change feed's prefix, then every key and
+    /// the feed stream read back: each write in the feed once, in the
+    /// order it applied, nothing lost or invented.
+    Changefeed,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -73,8 +77,8 @@ pub struct VerifyArgs {
     /// The redis-server binary, for --target redis.
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
-    /// Registers (keys) of the register workload; lists in use at a time
-    /// in the append workload.
+    /// Registers (keys) of the register workload; lists (append) or
+    /// strings (changefeed) in use at a time.
     #[arg(long, default_value_t = 5)]
     keys: u32,
     /// Leave out compare-and-set (SET IFEQ), e.g. against Redis 7.
@@ -162,6 +166,7 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
         WorkloadKind::Pop => Workload::Pop,
         WorkloadKind::Append => Workload::Append { keys: args.keys },
         WorkloadKind::Lock => Workload::Lock,
+        WorkloadKind::Changefeed => Workload::Changefeed { keys: args.keys },
     };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("verify-results").join(format!("{}-seed-{seed}", unix_secs()))

@@ -1,7 +1,7 @@
 //! Bounded `polis verify` runs, as the test suite's share of the fault
 //! testing: polis under partitions, kills and pauses must show no
 //! anomaly, in its registers, sets, list-append transactions, stream queue,
-//! blocking pops and fenced locks, and the positive control (Redis with asynchronous
+//! blocking pops, fenced locks and change feed, and the positive control (Redis with asynchronous
 //! replicas, failed over while its primary is cut off) must show lost
 //! writes. Each run prints its seed; `POLIS_VERIFY_SEED=N` replays one.
 
@@ -442,4 +442,51 @@ async fn lock_run_is_valid(faults: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polis_fences_off_stalled_lock_holders_under_pauses_kills_and_partitions() {
     lock_run_is_valid("pause,kill,partition").await;
+}
+
+/// A change-feed run under `faults`: APPENDs acknowledged under faults,
+/// every key and the whole feed read after healing, and every write in
+/// the feed once, in the order it applied.
+async fn changefeed_run_is_valid(faults: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--workload",
+            "changefeed",
+            "--faults",
+            faults,
+            "--duration-secs",
+            "30",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
+        ],
+        out.path(),
+    )
+    .await;
+    let report = checker_report(out.path(), "changefeed");
+    println!("changefeed report: {report}");
+    assert!(run.faults_started() >= 2, "{}", run.summary);
+    assert_eq!(run.count("ok", "feed-read"), 1, "one read of the feed");
+    let acknowledged = report["ok"].as_u64().unwrap();
+    assert!(acknowledged >= 300, "{report}");
+    // Each acknowledged APPEND is an event, and each key's creation one more.
+    let keys = report["keys"].as_u64().unwrap();
+    assert!(
+        report["events"].as_u64().unwrap() >= acknowledged + keys / 2,
+        "{report}"
+    );
+    assert!(keys >= 10, "{report}");
+    assert!(
+        run.summary.contains("every write once, in order"),
+        "{}",
+        run.summary
+    );
+    assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_change_feed_lists_every_write_once_in_order_under_kills_pauses_and_partitions() {
+    changefeed_run_is_valid("kill,pause,partition").await;
 }

@@ -74,6 +74,29 @@ pub fn describe_op(op: &Op) -> String {
         } => format!("fenced-push({lock}, {token}, {element})"),
         Op::LockRefresh { lock, token } => format!("refresh({lock}, {token})"),
         Op::LockRelease { lock, token } => format!("release({lock}, {token})"),
+        Op::FeedAppend {
+            key,
+            token,
+            length: None,
+        } => format!("append({key}, {token})"),
+        Op::FeedAppend {
+            key,
+            token,
+            length: Some(length),
+        } => format!("append({key}, {token}) -> {length}"),
+        Op::FeedGet { key, value: None } => format!("get({key})"),
+        Op::FeedGet {
+            key,
+            value: Some(value),
+        } => format!("get({key}) -> {} bytes", value.len()),
+        Op::FeedRead {
+            stream,
+            entries: None,
+        } => format!("read-feed({stream})"),
+        Op::FeedRead {
+            stream,
+            entries: Some(entries),
+        } => format!("read-feed({stream}) -> {} entries", entries.len()),
         Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
     }
 }

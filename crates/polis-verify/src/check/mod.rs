@@ -7,7 +7,8 @@
 //!                      ├──queue──────> stream entries delivered, kept, acks durable?
 //!                      ├──pops───────> list elements popped once, none lost?
 //!                      ├──append─────> strictly serializable transactions?
-//!                      └──locks──────> tokens increase, stale tokens never write?
+//!                      ├──locks──────> tokens increase, stale tokens never write?
+//!                      └──changefeed─> the feed lists every write once, in order?
 //! ```
 //!
 //! Every checker reads the same events; each ignores the operations of
@@ -17,6 +18,7 @@ mod describe;
 
 pub mod append;
 mod append_graph;
+pub mod changefeed;
 pub mod locks;
 pub mod pair;
 pub mod pops;
@@ -27,6 +29,8 @@ pub mod set;
 
 #[cfg(test)]
 mod append_test;
+#[cfg(test)]
+mod changefeed_test;
 #[cfg(test)]
 mod registers_oracle_test;
 #[cfg(test)]

@@ -231,6 +231,16 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
         (a @ (Op::FencedPush { .. } | Op::LockRefresh { .. } | Op::LockRelease { .. }), b) => {
             a == b
         }
+        (
+            Op::FeedAppend {
+                key: a, token: ta, ..
+            },
+            Op::FeedAppend {
+                key: b, token: tb, ..
+            },
+        ) => a == b && ta == tb,
+        (Op::FeedGet { key: a, .. }, Op::FeedGet { key: b, .. })
+        | (Op::FeedRead { stream: a, .. }, Op::FeedRead { stream: b, .. }) => a == b,
         _ => false,
     }
 }
