@@ -152,7 +152,7 @@ impl Op {
 /// and the queue options of consumer groups (XNACK, XGROUP SETOPTIONS,
 /// XGROUP CREATE with ACKWAIT, MAXDELIVERIES, DEADLETTER) with format 5,
 /// while Redis's forms of the same commands stay at 4.
-pub(crate) fn command_format(args: &[Bytes]) -> EntryFormat {
+fn command_format(args: &[Bytes]) -> EntryFormat {
     let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
         return EntryFormat::V1;
     };
