@@ -18,8 +18,12 @@ use polis_types::{GroupId, Slot, SlotSet};
 
 use std::sync::Arc;
 
+#[path = "machine_format.rs"]
+mod format;
+
 use crate::migrating::{Migrations, ShippedKey};
 use crate::notify::EventSink;
+use format::command_format;
 use serde::{Deserialize, Serialize};
 
 /// The slots a shard owns, and the map version that gave them.
@@ -142,28 +146,6 @@ impl Op {
     /// Returns an error if encoding fails (it cannot for these types).
     pub fn encode(&self) -> Result<Bytes, postcard::Error> {
         version::encode_entry(self.format(), self)
-    }
-}
-
-/// Returns the entry format a client command needs: the commands of
-/// lists, sets, sorted sets, streams and the newer bitmap commands came
-/// with format 4 (a replica of an older binary would answer them with an
-/// unknown-command error while the others apply them); LOCK and FENCED,
-/// and the queue options of consumer groups (XNACK, XGROUP SETOPTIONS,
-/// XGROUP CREATE with ACKWAIT, MAXDELIVERIES, DEADLETTER) with format 5,
-/// while Redis's forms of the same commands stay at 4.
-fn command_format(args: &[Bytes]) -> EntryFormat {
-    let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
-        return EntryFormat::V1;
-    };
-    match spec.group {
-        "lock" => EntryFormat::V5,
-        "stream" if polis_commands::stream::uses_queue_extensions(args) => EntryFormat::V5,
-        "list" | "set" | "sorted_set" | "stream" => EntryFormat::V4,
-        "bitmap" if !matches!(spec.name, "setbit" | "getbit" | "bitcount" | "bitpos") => {
-            EntryFormat::V4
-        }
-        _ => EntryFormat::V1,
     }
 }
 
