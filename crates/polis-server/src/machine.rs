@@ -580,7 +580,7 @@ fn length_prefixed(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
 mod queue_tests;
 #[cfg(test)]
 #[path = "machine_test.rs"]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 #[path = "machine_lock_test.rs"]

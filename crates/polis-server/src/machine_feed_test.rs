@@ -7,41 +7,10 @@
 use bytes::Bytes;
 use polis_raft::StateMachine;
 use polis_resp::Reply;
-use polis_types::{GroupId, Slot, SlotRange, SlotSet};
+use polis_types::GroupId;
 
-use crate::machine::{Applied, DataMachine, Logged, Op};
-
-fn args(line: &str) -> Vec<Bytes> {
-    line.split_whitespace()
-        .map(|word| Bytes::from(word.to_owned()))
-        .collect()
-}
-
-fn logged(line: &str) -> Logged {
-    let args = args(line);
-    let slot = match polis_commands::classify(&args).unwrap().scope {
-        polis_commands::Scope::Slot(slot) => Some(slot),
-        _ => None,
-    };
-    Logged { slot, args }
-}
-
-fn apply(machine: &mut DataMachine, index: u64, op: &Op) -> Applied {
-    Applied::decode(&machine.apply(index, 1_000, &op.encode().unwrap()))
-}
-
-fn own(version: u64, ranges: &[(u16, u16)]) -> Op {
-    let ranges: Vec<SlotRange> = ranges
-        .iter()
-        .map(|(start, end)| {
-            SlotRange::new(Slot::new(*start).unwrap(), Slot::new(*end).unwrap()).unwrap()
-        })
-        .collect();
-    Op::Own {
-        version,
-        slots: SlotSet::from_ranges(&ranges),
-    }
-}
+use crate::machine::tests::{apply, args, logged, own};
+use crate::machine::{Applied, DataMachine, Op};
 
 #[test]
 fn the_change_feed_records_committed_writes_appends_once_and_survives_a_snapshot() {

@@ -5,21 +5,11 @@
 
 use polis_types::{key_hash_slot, SlotRange};
 
+use super::tests::{args, logged};
 use super::*;
 
-fn args(line: &str) -> Vec<Bytes> {
-    line.split_whitespace()
-        .map(|word| Bytes::from(word.to_owned()))
-        .collect()
-}
-
 fn command(line: &str) -> Op {
-    let args = args(line);
-    let slot = match polis_commands::classify(&args).unwrap().scope {
-        polis_commands::Scope::Slot(slot) => Some(slot),
-        _ => None,
-    };
-    Op::Command(Logged { slot, args })
+    Op::Command(logged(line))
 }
 
 fn own_everything(version: u64) -> Op {

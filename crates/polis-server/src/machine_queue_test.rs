@@ -6,13 +6,8 @@
 
 use polis_types::key_hash_slot;
 
+use super::tests::args;
 use super::*;
-
-fn args(line: &str) -> Vec<Bytes> {
-    line.split_whitespace()
-        .map(|word| Bytes::from(word.to_owned()))
-        .collect()
-}
 
 fn logged(line: &str) -> Logged {
     Logged {

@@ -4,13 +4,13 @@ use polis_types::{key_hash_slot, SlotRange};
 
 use super::*;
 
-fn args(line: &str) -> Vec<Bytes> {
+pub(crate) fn args(line: &str) -> Vec<Bytes> {
     line.split_whitespace()
         .map(|word| Bytes::from(word.to_owned()))
         .collect()
 }
 
-fn logged(line: &str) -> Logged {
+pub(crate) fn logged(line: &str) -> Logged {
     let args = args(line);
     let slot = match polis_commands::classify(&args).unwrap().scope {
         polis_commands::Scope::Slot(slot) => Some(slot),
@@ -19,11 +19,11 @@ fn logged(line: &str) -> Logged {
     Logged { slot, args }
 }
 
-fn apply(machine: &mut DataMachine, index: u64, op: &Op) -> Applied {
+pub(crate) fn apply(machine: &mut DataMachine, index: u64, op: &Op) -> Applied {
     Applied::decode(&machine.apply(index, 1_000, &op.encode().unwrap()))
 }
 
-fn own(version: u64, ranges: &[(u16, u16)]) -> Op {
+pub(crate) fn own(version: u64, ranges: &[(u16, u16)]) -> Op {
     let ranges: Vec<SlotRange> = ranges
         .iter()
         .map(|(start, end)| {
