@@ -9,30 +9,92 @@
 //! (lazy expiry) and counts it in [`DbStats::expired_keys`].
 
 use std::collections::BTreeSet;
+use std::num::NonZeroU64;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Access, Tracking};
 use crate::events::{class, KeyEvent, Recorder};
 use crate::ordered::{HashOrderedMap, ScanPage};
 use crate::value::{EncodingLimits, Value, ENTRY_OVERHEAD_BYTES};
 
-/// A key's value and its absolute expiry deadline in Unix milliseconds.
+/// A key's value, its absolute expiry deadline in Unix milliseconds, and
+/// what eviction knows of its use.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub value: Value,
-    pub expire_at_ms: Option<u64>,
+    /// The deadline, never 0 (a deadline of 0 is stored as 1 ms: both are
+    /// long past), so that it fits in 8 bytes and the entry keeps its
+    /// size with the access word beside it.
+    #[serde(rename = "expire_at_ms", with = "deadline_serde")]
+    expire_at: Option<NonZeroU64>,
     /// The version of the write that last changed the key (WATCH compares
     /// it). Replicated state, stored in snapshots, but not shipped by a
     /// migration: a key gets the version of the entry that makes it live.
     #[serde(skip)]
     pub version: u64,
+    /// The LRU clock or LFU counter (see [`crate::access`]): this
+    /// replica's own, never shipped or stored.
+    #[serde(skip)]
+    access: Access,
+}
+
+/// An entry keeps to 56 bytes: a key of the keyspace costs a B-tree slot
+/// of its entry and its key handle (40 bytes).
+const _: () = assert!(std::mem::size_of::<Entry>() <= 56);
+
+/// Returns the stored form of a deadline.
+fn deadline(expire_at_ms: Option<u64>) -> Option<NonZeroU64> {
+    expire_at_ms.and_then(|ms| NonZeroU64::new(ms.max(1)))
+}
+
+/// An entry's deadline as snapshots and migrations have always written
+/// it: an `Option<u64>`.
+mod deadline_serde {
+    use std::num::NonZeroU64;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        deadline: &Option<NonZeroU64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        deadline.map(NonZeroU64::get).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<NonZeroU64>, D::Error> {
+        Ok(super::deadline(Option::<u64>::deserialize(deserializer)?))
+    }
 }
 
 impl Entry {
+    /// Returns an entry of `value` with deadline `expire_at_ms` and
+    /// version `version`, used never.
+    pub fn new(value: Value, expire_at_ms: Option<u64>, version: u64) -> Self {
+        Self {
+            value,
+            expire_at: deadline(expire_at_ms),
+            version,
+            access: Access::default(),
+        }
+    }
+
+    /// Returns the deadline in Unix milliseconds, if the key has one.
+    pub fn expire_at_ms(&self) -> Option<u64> {
+        self.expire_at.map(NonZeroU64::get)
+    }
+
     /// Returns true when the deadline has passed at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.expire_at_ms, Some(deadline) if deadline <= now_ms)
+        matches!(self.expire_at_ms(), Some(deadline) if deadline <= now_ms)
+    }
+
+    /// Returns what eviction knows of the key's use on this replica.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 }
 
@@ -66,6 +128,11 @@ pub struct Db {
     /// Key events of the writes applied (see [`crate::events`]); not
     /// replicated state.
     recorder: Recorder,
+    /// How access words are kept (node configuration, not replicated).
+    tracking: Tracking,
+    /// The time of the log entry being applied (set by
+    /// [`Db::set_write_time`]): what writes stamp access words with.
+    write_time_ms: u64,
 }
 
 /// Strings up to this size are copied rather than shared (see [`detached`]).
@@ -140,6 +207,42 @@ impl Db {
         self.encoding_limits = limits;
     }
 
+    /// Returns how access words are kept.
+    pub fn tracking(&self) -> Tracking {
+        self.tracking
+    }
+
+    /// Sets how access words are kept from here on (CONFIG SET
+    /// `maxmemory-policy`, `lfu-*`). Not replicated: the words already
+    /// stored are read the new way, as Redis does.
+    pub fn set_tracking(&mut self, tracking: Tracking) {
+        self.tracking = tracking;
+    }
+
+    /// Copies the node configuration (encoding limits, the key events
+    /// recorded, how access words are kept) of `other`: a keyspace read
+    /// from a snapshot takes over the one it replaces.
+    pub fn configure_like(&mut self, other: &Db) {
+        self.encoding_limits = other.encoding_limits;
+        self.recorder.mask = other.recorder.mask;
+        self.tracking = other.tracking;
+    }
+
+    /// Sets the time of the log entry being applied: the keys its writes
+    /// touch are stamped with it (a write passing an earlier time, as a
+    /// migration's does, still counts as a use now).
+    pub fn set_write_time(&mut self, time_ms: u64) {
+        self.write_time_ms = time_ms;
+    }
+
+    /// Stamps every key as used at `now_ms` (a keyspace just read from a
+    /// snapshot, whose access words were not stored).
+    pub fn stamp_access(&mut self, now_ms: u64) {
+        for (_, entry) in self.keys.iter() {
+            entry.access.stamp(self.tracking, now_ms);
+        }
+    }
+
     /// Starts applying a write: keys it changes get `version`, and its
     /// random picks ([`Db::draw`]) follow from `seed`. Both come from the
     /// log entry, so every replica stamps and picks alike.
@@ -161,7 +264,7 @@ impl Db {
     /// Returns the version of the live `key` at `now_ms`, None when it is
     /// absent or expired (WATCH).
     pub fn version_of(&self, key: &[u8], now_ms: u64) -> Option<u64> {
-        self.entry(key, now_ms).map(|entry| entry.version)
+        self.peek(key, now_ms).map(|entry| entry.version)
     }
 
     // ----- key events (see crate::events) -----
@@ -194,19 +297,29 @@ impl Db {
 
     // ----- reads: honour expiry, never mutate -----
 
-    /// Returns the live entry of `key` at `now_ms`.
+    /// Returns the live entry of `key` at `now_ms`, and counts the lookup
+    /// as a use of the key (its LRU clock or LFU counter): what commands
+    /// read goes through here.
     pub fn entry(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let entry = self.peek(key, now_ms)?;
+        entry.access.touch(self.tracking, now_ms);
+        Some(entry)
+    }
+
+    /// Returns the live entry of `key` at `now_ms` without counting a use
+    /// (Redis's `LOOKUP_NOTOUCH`: OBJECT, TYPE, TTL, EXISTS, WATCH).
+    pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.keys.get(key).filter(|entry| !entry.is_expired(now_ms))
     }
 
-    /// Returns the live value of `key` at `now_ms`.
+    /// Returns the live value of `key` at `now_ms`, a use of the key.
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
         self.entry(key, now_ms).map(|entry| &entry.value)
     }
 
-    /// Returns true when `key` is live at `now_ms`.
+    /// Returns true when `key` is live at `now_ms` (not a use of it).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.entry(key, now_ms).is_some()
+        self.peek(key, now_ms).is_some()
     }
 
     /// Iterates the live keys in hash order. O(n).
@@ -292,11 +405,12 @@ impl Db {
         if expire_at_ms.is_none() {
             self.preserve(&key);
             match self.keys.get_mut(&key) {
-                Some(entry) if entry.expire_at_ms.is_none() => {
+                Some(entry) if entry.expire_at.is_none() => {
                     let before = entry.value.mem_bytes();
                     let after = value.mem_bytes();
                     entry.value = value;
                     entry.version = self.write_version;
+                    entry.access.touch(self.tracking, now_ms.max(self.write_time_ms));
                     self.used_bytes = self.used_bytes.saturating_sub(before) + after;
                     return;
                 }
@@ -304,20 +418,28 @@ impl Db {
             }
         }
         let key = detached(&key);
-        let replaced = !absent && {
+        let used_at_ms = now_ms.max(self.write_time_ms);
+        let replaced = if absent {
+            None
+        } else {
             self.expire_if_needed(&key, now_ms);
-            self.remove_raw(&key).is_some()
+            self.remove_raw(&key)
         };
-        if !replaced {
-            self.recorder.record(class::NEW, "new", &key);
+        let mut entry = Entry::new(value, expire_at_ms, self.write_version);
+        match replaced {
+            // An overwritten key keeps its history (its LFU counter), as
+            // in Redis, and this write is one more use.
+            Some(previous) => {
+                entry.access = previous.access;
+                entry.access.touch(self.tracking, used_at_ms);
+            }
+            None => {
+                entry.access = Access::new(self.tracking, used_at_ms);
+                self.recorder.record(class::NEW, "new", &key);
+            }
         }
-        let entry = Entry {
-            value,
-            expire_at_ms,
-            version: self.write_version,
-        };
         self.used_bytes += entry_bytes(&key, &entry);
-        if let Some(deadline) = expire_at_ms {
+        if let Some(deadline) = entry.expire_at_ms() {
             self.expires.insert((deadline, key.clone()));
         }
         self.preserve(&key);
@@ -328,8 +450,8 @@ impl Db {
     /// value (SET KEEPTTL, SETRANGE on an existing key, ...).
     pub fn insert_keep_ttl(&mut self, key: Bytes, value: Value, now_ms: u64) {
         let deadline = self
-            .entry(&key, now_ms)
-            .and_then(|entry| entry.expire_at_ms);
+            .peek(&key, now_ms)
+            .and_then(Entry::expire_at_ms);
         self.insert(key, value, deadline, now_ms);
     }
 
@@ -357,6 +479,7 @@ impl Db {
         self.preserve(key);
         let entry = self.keys.get_mut(key)?;
         entry.version = self.write_version;
+        entry.access.touch(self.tracking, now_ms.max(self.write_time_ms));
         let result = update(&mut entry.value);
         let after = key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES;
         let now_empty = entry.value.is_empty_aggregate();
@@ -378,17 +501,19 @@ impl Db {
             return false;
         };
         let stored_key = stored_key.clone();
-        let previous = entry.expire_at_ms;
-        if let Some(deadline) = previous {
-            self.expires.remove(&(deadline, stored_key.clone()));
+        if let Some(previous) = entry.expire_at_ms() {
+            self.expires.remove(&(previous, stored_key.clone()));
         }
-        if let Some(deadline) = expire_at_ms {
-            self.expires.insert((deadline, stored_key));
+        let expire_at = deadline(expire_at_ms);
+        if let Some(deadline) = expire_at {
+            self.expires.insert((deadline.get(), stored_key));
         }
         self.preserve(key);
+        let (tracking, used_at_ms) = (self.tracking, now_ms.max(self.write_time_ms));
         if let Some(entry) = self.keys.get_mut(key) {
-            entry.expire_at_ms = expire_at_ms;
+            entry.expire_at = expire_at;
             entry.version = self.write_version;
+            entry.access.touch(tracking, used_at_ms);
         }
         true
     }
@@ -427,7 +552,7 @@ impl Db {
             }
             removed += 1;
             freed += entry_bytes(key, entry);
-            if let Some(deadline) = entry.expire_at_ms {
+            if let Some(deadline) = entry.expire_at_ms() {
                 expires.remove(&(deadline, key.clone()));
             }
             false
@@ -443,7 +568,7 @@ impl Db {
         self.used_bytes = self
             .used_bytes
             .saturating_sub(entry_bytes(&stored_key, &entry));
-        if let Some(deadline) = entry.expire_at_ms {
+        if let Some(deadline) = entry.expire_at_ms() {
             self.expires.remove(&(deadline, stored_key));
         }
         Some(entry)
@@ -455,7 +580,7 @@ impl Db {
         let mut used_bytes = 0;
         for (key, entry) in keys.iter() {
             used_bytes += entry_bytes(key, entry);
-            if let Some(deadline) = entry.expire_at_ms {
+            if let Some(deadline) = entry.expire_at_ms() {
                 expires.insert((deadline, key.clone()));
             }
         }
@@ -469,6 +594,8 @@ impl Db {
             write_version: 0,
             entropy: 0,
             recorder: Recorder::default(),
+            tracking: Tracking::default(),
+            write_time_ms: 0,
         }
     }
 }

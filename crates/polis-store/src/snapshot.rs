@@ -35,7 +35,7 @@ pub(crate) struct Stored<'a>(pub(crate) &'a Entry);
 
 impl Serialize for Stored<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (&self.0.value, self.0.expire_at_ms, self.0.version).serialize(serializer)
+        (&self.0.value, self.0.expire_at_ms(), self.0.version).serialize(serializer)
     }
 }
 
@@ -121,10 +121,8 @@ impl Db {
         }
         let keys = owned
             .keys
-            .map_values(|StoredOwned(value, expire_at_ms, version)| Entry {
-                value,
-                expire_at_ms,
-                version,
+            .map_values(|StoredOwned(value, expire_at_ms, version)| {
+                Entry::new(value, expire_at_ms, version)
             });
         Ok(Db::from_parts(keys, owned.stats))
     }

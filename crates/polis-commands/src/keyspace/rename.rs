@@ -45,7 +45,8 @@ impl WriteCommand for Rename {
         let Some(entry) = db.remove(&self.from, now_ms) else {
             return Reply::Error(ReplyError::NoSuchKey);
         };
-        db.insert(self.to.clone(), entry.value, entry.expire_at_ms, now_ms);
+        let deadline = entry.expire_at_ms();
+        db.insert(self.to.clone(), entry.value, deadline, now_ms);
         done()
     }
 }
@@ -97,7 +98,8 @@ impl WriteCommand for Copy {
         if !self.replace && db.contains(&self.to, now_ms) {
             return Reply::Integer(0);
         }
-        db.insert(self.to.clone(), entry.value, entry.expire_at_ms, now_ms);
+        let deadline = entry.expire_at_ms();
+        db.insert(self.to.clone(), entry.value, deadline, now_ms);
         Reply::Integer(1)
     }
 }
