@@ -103,6 +103,8 @@ impl Entry {
 pub struct DbStats {
     /// Keys deleted because their deadline passed (lazily or actively).
     pub expired_keys: u64,
+    /// Keys deleted to keep the node within `maxmemory`.
+    pub evicted_keys: u64,
 }
 
 /// The keyspace of one shard.
@@ -157,7 +159,7 @@ pub fn detached(bytes: &Bytes) -> Bytes {
 }
 
 /// Returns the estimated bytes one keyspace entry occupies.
-fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
+pub(crate) fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
     key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES
 }
 
@@ -353,6 +355,13 @@ impl Db {
             .chain(self.keys.iter().take(start))
             .find(|(_, entry)| !entry.is_expired(now_ms))
             .map(|(key, _)| key)
+    }
+
+    /// Returns the bytes the live `key` counts for in
+    /// [`Db::used_memory`] (MEMORY USAGE), not a use of it.
+    pub fn key_footprint(&self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let (stored, entry) = self.keys.get_key_value(key)?;
+        (!entry.is_expired(now_ms)).then(|| entry_bytes(stored, entry))
     }
 
     /// Returns up to `limit` keys whose deadline is `<= now_ms`, earliest
@@ -562,7 +571,7 @@ impl Db {
     }
 
     /// Removes `key` whatever its deadline, keeping the indexes in step.
-    fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
+    pub(crate) fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
         self.preserve(key);
         let (stored_key, entry) = self.keys.remove(key)?;
         self.used_bytes = self

@@ -6,6 +6,7 @@
 //!   polis-commands ──> Db ──> HashOrderedMap<Entry>   keys in (hash, key) order
 //!                        │        Entry { Value, deadline, version, access }
 //!                        └──> expiry index            (deadline, key), earliest first
+//!   the node's evictor ──> Evictor: samples ──> pool ──> victims (read only)
 //! ```
 //!
 //! Everything replicated here is deterministic: time comes in as
@@ -21,6 +22,7 @@
 pub mod access;
 pub mod db;
 pub mod events;
+pub mod evict;
 pub mod hash;
 pub mod list;
 pub mod ordered;
@@ -34,6 +36,7 @@ pub mod zset;
 pub use access::{Access, Tracking};
 pub use db::{detached, Db, DbStats, Entry};
 pub use events::{class as event_class, KeyEvent};
+pub use evict::{Choice, EvictionPolicy, Evictor, Victim};
 pub use hash::{FieldsPage, HashValue};
 pub use list::ListValue;
 pub use ordered::{key_hash, HashOrderedMap, ScanPage, StoredKey};
