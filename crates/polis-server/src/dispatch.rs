@@ -331,6 +331,13 @@ async fn propose_op(
     if let Err(error) = version::check_enabled(op.format(), view.map().cluster_version) {
         return Reply::Error(ReplyError::err(error.to_string()));
     }
+    // A blocked client's retry was admitted when it first came (Redis
+    // does not refuse a blocked client it serves).
+    if waiter.is_none() && crate::eviction::op_denies_oom(&op) {
+        if let Err(reply) = crate::eviction::admit(node).await {
+            return reply;
+        }
+    }
     let payload = match encode(&op) {
         Ok(payload) => payload,
         Err(reply) => return reply,

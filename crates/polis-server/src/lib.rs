@@ -30,6 +30,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod dispatch;
+pub mod eviction;
 pub mod expiry;
 pub mod fanout;
 pub mod machine;

@@ -10,15 +10,16 @@
 //! replica cannot decode stops it.
 
 use bytes::Bytes;
-use polis_cluster::version::{self, EntryFormat};
+use polis_cluster::version;
 use polis_raft::{SnapshotStep, StateMachine};
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::Db;
 use polis_types::{GroupId, Slot, SlotSet};
 
 use std::sync::Arc;
 
-use crate::migrating::{Migrations, ShippedKey};
+use crate::eviction::Footprint;
+use crate::migrating::Migrations;
 use crate::notify::EventSink;
 use serde::{Deserialize, Serialize};
 
@@ -29,122 +30,10 @@ pub struct Ownership {
     pub slots: SlotSet,
 }
 
-/// One client command as it enters the log: the slot its keys hash to
-/// (none for a keyless command such as FLUSHALL) and its arguments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Logged {
-    pub slot: Option<Slot>,
-    pub args: Vec<Bytes>,
-}
+#[path = "machine_op.rs"]
+mod op;
 
-/// One log entry of a shard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Op {
-    /// A client's write command.
-    Command(Logged),
-    /// Pipelined write commands of one connection, applied in order; the
-    /// answer is one per command.
-    Batch(Vec<Logged>),
-    /// Active expiry: delete these keys if they are still expired at the
-    /// entry's time.
-    Expire(Vec<Bytes>),
-    /// The shard owns `slots` from map version `version` on (ignored if
-    /// the shard already holds a newer ownership). Keys staged for slots
-    /// it now owns become its keys; keys of slots it gave away go.
-    Own { version: u64, slots: SlotSet },
-    /// Source of migration `migration`: record the keys changed in
-    /// `slots` from here on (entry format 2).
-    Track { migration: u64, slots: SlotSet },
-    /// Source: refuse commands on the tracked slots from here on, until
-    /// the switch takes them away (entry format 2).
-    Freeze { migration: u64 },
-    /// Source: the freeze outlasted its bound; writes apply again (entry
-    /// format 2).
-    Thaw { migration: u64 },
-    /// Source: the migration ended; stop tracking (entry format 2).
-    Untrack { migration: u64 },
-    /// Target: keys of the migration's `slots`, kept out of sight until
-    /// the shard owns them; `reset` drops what was staged before (a new
-    /// copy starts) (entry format 2).
-    Stage {
-        migration: u64,
-        slots: SlotSet,
-        reset: bool,
-        /// The source's log index the keys were read at (at most).
-        read_at: u64,
-        keys: Vec<ShippedKey>,
-    },
-    /// Target: the migration ended without a switch; drop what was
-    /// staged (entry format 2).
-    Unstage { migration: u64 },
-    /// Target: later parts of collections too large for one `Stage`,
-    /// each added to the key staged from the same read (entry format 3).
-    StageParts {
-        migration: u64,
-        slots: SlotSet,
-        /// The source's log index the whole value was read at.
-        read_at: u64,
-        parts: Vec<(Bytes, Value)>,
-    },
-    /// A transaction (MULTI ... EXEC) on one slot: its commands applied
-    /// together, with nothing in between, or none of them when a watched
-    /// key's version changed since WATCH read it (entry format 4).
-    Exec(Transaction),
-}
-
-/// The commands of a transaction and the keys it watches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transaction {
-    /// The slot of its keys (none when every command is keyless).
-    pub slot: Option<Slot>,
-    /// Each watched key with the version WATCH read (None: absent).
-    pub watched: Vec<(Bytes, Option<u64>)>,
-    /// The data commands, in order.
-    pub commands: Vec<Vec<Bytes>>,
-}
-
-impl Op {
-    /// Returns the entry format this entry needs.
-    pub fn format(&self) -> EntryFormat {
-        match self {
-            Self::Command(logged) => command_format(&logged.args),
-            Self::Batch(batch) => batch
-                .iter()
-                .map(|logged| command_format(&logged.args))
-                .max()
-                .unwrap_or(EntryFormat::V1),
-            Self::Expire(_) | Self::Own { .. } => EntryFormat::V1,
-            Self::StageParts { .. } => EntryFormat::V3,
-            Self::Exec(_) => EntryFormat::V4,
-            _ => EntryFormat::V2,
-        }
-    }
-
-    /// Returns the entry's encoding.
-    ///
-    /// # Errors
-    /// Returns an error if encoding fails (it cannot for these types).
-    pub fn encode(&self) -> Result<Bytes, postcard::Error> {
-        version::encode_entry(self.format(), self)
-    }
-}
-
-/// Returns the entry format a client command needs: the commands of
-/// lists, sets, sorted sets, streams and the newer bitmap commands came
-/// with format 4 (a replica of an older binary would answer them with an
-/// unknown-command error while the others apply them).
-fn command_format(args: &[Bytes]) -> EntryFormat {
-    let Some(spec) = args.first().and_then(|name| polis_commands::lookup(name)) else {
-        return EntryFormat::V1;
-    };
-    match spec.group {
-        "list" | "set" | "sorted_set" | "stream" => EntryFormat::V4,
-        "bitmap" if !matches!(spec.name, "setbit" | "getbit" | "bitcount" | "bitpos") => {
-            EntryFormat::V4
-        }
-        _ => EntryFormat::V1,
-    }
-}
+pub use op::{Logged, Op, Transaction};
 
 /// What applying an entry answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,6 +92,9 @@ pub struct DataMachine {
     pub migrations: Migrations,
     /// Where the key events of each applied entry go (none: dropped).
     events: Option<Arc<dyn EventSink>>,
+    /// The node's footprint this replica's keyspace counts in, and what
+    /// it last added to it.
+    footprint: Option<(Arc<Footprint>, u64)>,
 }
 
 impl DataMachine {
@@ -214,6 +106,25 @@ impl DataMachine {
             ownership: Ownership::default(),
             migrations: Migrations::default(),
             events: None,
+            footprint: None,
+        }
+    }
+
+    /// Counts this replica's keyspace in `footprint` (the node's memory
+    /// that `maxmemory` bounds).
+    pub fn with_footprint(mut self, footprint: Arc<Footprint>) -> Self {
+        let bytes = self.db.used_memory() as u64;
+        footprint.add(bytes as i64);
+        self.footprint = Some((footprint, bytes));
+        self
+    }
+
+    /// Brings the node's footprint up to date with the keyspace.
+    fn report_footprint(&mut self) {
+        if let Some((footprint, reported)) = &mut self.footprint {
+            let bytes = self.db.used_memory() as u64;
+            footprint.add(bytes as i64 - *reported as i64);
+            *reported = bytes;
         }
     }
 
@@ -305,8 +216,10 @@ impl DataMachine {
 
     fn execute(&mut self, op: Op, index: u64, time_ms: u64) -> Applied {
         // Keys written get this entry's index as their version; random
-        // picks follow from the entry's index and time.
+        // picks follow from the entry's index and time; the keys it
+        // touches are used at its time.
         self.db.begin_write(index, entry_seed(index, time_ms, 0));
+        self.db.set_write_time(time_ms);
         match op {
             Op::Command(logged) => self.command(&logged, index, time_ms),
             Op::Batch(commands) => Applied::Batch(
@@ -325,6 +238,11 @@ impl DataMachine {
                 self.migrations.note_changed(&keys, index);
                 let deleted = self.db.delete_expired(&keys, time_ms);
                 Applied::Reply(Reply::Integer(deleted as i64))
+            }
+            Op::Evict(keys) => {
+                self.migrations.note_changed(&keys, index);
+                let evicted = self.db.evict(&keys);
+                Applied::Reply(Reply::Integer(evicted as i64))
             }
             Op::Own { version, slots } => {
                 if version > self.ownership.version {
@@ -443,6 +361,7 @@ impl StateMachine for DataMachine {
             Err(detail) => polis_raft::state_machine::undecodable_entry(self.group, index, &detail),
         };
         let applied = self.execute(op, index, time_ms);
+        self.report_footprint();
         if self.db.events_mask() != 0 {
             let events = self.db.take_events();
             if let (false, Some(sink)) = (events.is_empty(), &self.events) {
@@ -505,9 +424,15 @@ impl StateMachine for DataMachine {
             .map_err(|error| format!("migrations: {error}"))?;
             (migrations, rest)
         };
-        self.db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
+        let mut db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
+        // The node's configuration stays; access words were not stored:
+        // every key counts as used now (this replica knows no better).
+        db.configure_like(&self.db);
+        db.stamp_access(crate::node::now_ms());
+        self.db = db;
         self.ownership = ownership;
         self.migrations = migrations;
+        self.report_footprint();
         Ok(())
     }
 
@@ -521,6 +446,15 @@ impl StateMachine for DataMachine {
 
     fn version(&self) -> u64 {
         self.ownership.version
+    }
+}
+
+/// A replica that goes takes its keyspace out of the node's footprint.
+impl Drop for DataMachine {
+    fn drop(&mut self) {
+        if let Some((footprint, reported)) = &self.footprint {
+            footprint.add(-(*reported as i64));
+        }
     }
 }
 
@@ -539,3 +473,7 @@ fn length_prefixed(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
 #[cfg(test)]
 #[path = "machine_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "machine_evict_test.rs"]
+mod evict_tests;

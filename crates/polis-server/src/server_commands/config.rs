@@ -38,8 +38,14 @@ pub fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
             node.pubsub.set_output_limit(node.settings.pubsub_output_limit());
             node.key_events.set_flags(node, node.settings.key_event_flags());
             let limits = node.settings.encoding_limits();
+            let eviction = node.settings.eviction();
+            node.eviction.configure(eviction);
+            let tracking = eviction.tracking();
             for group in node.shards().into_values() {
-                group.state().configure(|app| app.db.set_encoding_limits(limits));
+                group.state().configure(|app| {
+                    app.db.set_encoding_limits(limits);
+                    app.db.set_tracking(tracking);
+                });
             }
             Ok(Reply::ok())
         }
