@@ -179,10 +179,7 @@ pub fn op_denies_oom(op: &Op) -> bool {
     match op {
         Op::Command(logged) => denies_oom(&logged.args),
         Op::Batch(batch) => batch.iter().any(|logged| denies_oom(&logged.args)),
-        Op::Exec(transaction) => transaction
-            .commands
-            .iter()
-            .any(|args| denies_oom(args)),
+        Op::Exec(transaction) => transaction.commands.iter().any(|args| denies_oom(args)),
         _ => false,
     }
 }
@@ -237,7 +234,9 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
     };
     if version::check_enabled(EntryFormat::V5, view.map().cluster_version).is_err() {
         if !node.eviction.format_warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!("over maxmemory, but eviction needs every node upgraded (entry format 5)");
+            tracing::warn!(
+                "over maxmemory, but eviction needs every node upgraded (entry format 5)"
+            );
         }
         return 0;
     }
@@ -326,7 +325,10 @@ mod tests {
     use super::*;
 
     fn args(words: &[&str]) -> Vec<Bytes> {
-        words.iter().map(|word| Bytes::from(word.to_string())).collect()
+        words
+            .iter()
+            .map(|word| Bytes::from(word.to_string()))
+            .collect()
     }
 
     #[test]

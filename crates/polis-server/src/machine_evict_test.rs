@@ -54,7 +54,10 @@ fn owning_everything(machine: &mut DataMachine) {
 }
 
 fn keys(names: &[&str]) -> Vec<Bytes> {
-    names.iter().map(|name| Bytes::from(name.to_string())).collect()
+    names
+        .iter()
+        .map(|name| Bytes::from(name.to_string()))
+        .collect()
 }
 
 #[test]
@@ -64,7 +67,12 @@ fn an_evict_entry_deletes_whatever_the_deadline_counts_and_notifies() {
     machine.db.set_events_mask(event_class::EVICTED);
     owning_everything(&mut machine);
     apply(&mut machine, 2, 1_000, &command("SET plain v"));
-    apply(&mut machine, 3, 1_000, &command("SET volatile v PX 1000000"));
+    apply(
+        &mut machine,
+        3,
+        1_000,
+        &command("SET volatile v PX 1000000"),
+    );
     // Past its deadline at the evict entry's time, not yet deleted.
     apply(&mut machine, 4, 1_000, &command("SET due v PX 10"));
     let evict = Op::Evict(keys(&["plain", "volatile", "due", "absent"]));

@@ -130,4 +130,3 @@ fn command_format(args: &[Bytes]) -> EntryFormat {
         _ => EntryFormat::V1,
     }
 }
-

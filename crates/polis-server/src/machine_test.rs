@@ -332,7 +332,11 @@ fn a_late_entry_of_an_ended_migration_never_touches_a_newer_one() {
 
     let mut target = DataMachine::new(GroupId(2));
     let entry = |value: &str| {
-        Some(polis_store::Entry::new(polis_store::Value::String(Bytes::from(value.to_owned())), None, 0))
+        Some(polis_store::Entry::new(
+            polis_store::Value::String(Bytes::from(value.to_owned())),
+            None,
+            0,
+        ))
     };
     let staged = |migration, value: &str| Op::Stage {
         migration,
@@ -371,7 +375,11 @@ fn migrations_of_different_slots_into_one_shard_stage_side_by_side() {
     let foo = key_hash_slot(b"foo");
     let bar = key_hash_slot(b"bar");
     let set = |slot: Slot| SlotSet::from_ranges(&[SlotRange::new(slot, slot).unwrap()]);
-    let entry = Some(polis_store::Entry::new(polis_store::Value::String(Bytes::from("v")), None, 0));
+    let entry = Some(polis_store::Entry::new(
+        polis_store::Value::String(Bytes::from("v")),
+        None,
+        0,
+    ));
     let mut target = DataMachine::new(GroupId(3));
     let stage = |migration, slots: SlotSet, key: &str| Op::Stage {
         migration,
@@ -394,7 +402,11 @@ fn a_chunk_read_earlier_never_overwrites_a_later_one_whatever_the_order() {
     let foo = key_hash_slot(b"foo");
     let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
     let value = |text: &str| {
-        Some(polis_store::Entry::new(polis_store::Value::String(Bytes::from(text.to_owned())), None, 0))
+        Some(polis_store::Entry::new(
+            polis_store::Value::String(Bytes::from(text.to_owned())),
+            None,
+            0,
+        ))
     };
     let stage = |reset, read_at, entry| Op::Stage {
         migration: 9,

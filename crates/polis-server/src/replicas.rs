@@ -234,7 +234,9 @@ async fn start_shard(
                     .with_footprint(node.eviction.footprint());
                 let mask = crate::notify::record_mask(node.key_events.flags());
                 machine.db.set_events_mask(mask);
-                machine.db.set_encoding_limits(node.settings.encoding_limits());
+                machine
+                    .db
+                    .set_encoding_limits(node.settings.encoding_limits());
                 machine.db.set_tracking(node.eviction.config().tracking());
                 machine
             })

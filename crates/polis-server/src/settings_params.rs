@@ -321,4 +321,3 @@ pub(super) const PARAMS: &[Param] = &[
         default: "notice",
     },
 ];
-

@@ -340,7 +340,12 @@ impl Evictor {
             if choice.policy == EvictionPolicy::VolatileTtl {
                 db.nearest_deadlines(choice.samples, &mut offer);
             } else {
-                db.sample(seed, choice.samples, choice.policy.volatile_only(), &mut offer);
+                db.sample(
+                    seed,
+                    choice.samples,
+                    choice.policy.volatile_only(),
+                    &mut offer,
+                );
             }
         }
     }
@@ -382,9 +387,7 @@ pub fn score(db: &Db, entry: &Entry, policy: EvictionPolicy, now_ms: u64) -> Opt
     }
     Some(match policy {
         EvictionPolicy::NoEviction => return None,
-        EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru => {
-            entry.access().idle_ms(now_ms)
-        }
+        EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru => entry.access().idle_ms(now_ms),
         EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu => {
             let decay_minutes = match db.tracking() {
                 Tracking::Lfu { decay_minutes, .. } => decay_minutes,

@@ -84,7 +84,10 @@ fn lru_with_five_samples_evicts_mostly_the_untouched() {
             index >= 1_000
         })
         .count();
-    assert!(untouched >= 190, "only {untouched} of 200 victims were untouched");
+    assert!(
+        untouched >= 190,
+        "only {untouched} of 200 victims were untouched"
+    );
     let distinct: BTreeSet<Bytes> = keys_of(&victims).into_iter().collect();
     assert_eq!(distinct.len(), 200, "a key chosen twice");
 }
@@ -110,7 +113,12 @@ fn lfu_picks_the_least_frequently_used() {
     let once: BTreeSet<Bytes> = [0, 9, 18, 27, 36].into_iter().map(key).collect();
     assert_eq!(keys_of(&victims).into_iter().collect::<BTreeSet<_>>(), once);
     assert_eq!(
-        score(&db, db.peek(&key(0), T0).unwrap(), EvictionPolicy::AllKeysLfu, T0),
+        score(
+            &db,
+            db.peek(&key(0), T0).unwrap(),
+            EvictionPolicy::AllKeysLfu,
+            T0
+        ),
         Some(255 - 6)
     );
 }
@@ -156,7 +164,11 @@ fn volatile_policies_never_choose_keys_without_a_deadline() {
         let sources = [(1, &db)];
         let victims = evictor.choose(&sources, choice(policy, 5, 100));
         let chosen: BTreeSet<Bytes> = keys_of(&victims).into_iter().collect();
-        assert_eq!(chosen.len(), victims.len(), "{policy:?}: a key chosen twice");
+        assert_eq!(
+            chosen.len(),
+            victims.len(),
+            "{policy:?}: a key chosen twice"
+        );
         assert!(
             chosen.is_subset(&volatile),
             "{policy:?} chose keys without a deadline: {chosen:?}"
@@ -196,7 +208,10 @@ fn a_choice_stops_at_the_bytes_asked_for() {
     let freed: usize = victims.iter().map(|victim| victim.bytes).sum();
     let last = victims.last().map_or(0, |victim| victim.bytes);
     assert!(freed >= bounded.bytes, "{victims:?}");
-    assert!(freed - last < bounded.bytes, "one victim too many: {victims:?}");
+    assert!(
+        freed - last < bounded.bytes,
+        "one victim too many: {victims:?}"
+    );
     assert!((3..=4).contains(&victims.len()), "{victims:?}");
     bounded.policy = EvictionPolicy::NoEviction;
     assert!(evictor.choose(&sources, bounded).is_empty());
@@ -279,7 +294,11 @@ fn evict_deletes_whatever_the_deadline_and_counts_and_records() {
         .collect();
     assert_eq!(
         events,
-        vec![("evicted", key(0)), ("evicted", key(1)), ("evicted", key(2))]
+        vec![
+            ("evicted", key(0)),
+            ("evicted", key(1)),
+            ("evicted", key(2))
+        ]
     );
     assert_eq!(db.used_memory(), {
         let rest = [key(3), key(4)];
@@ -294,6 +313,9 @@ fn policies_parse_by_their_redis_names() {
     for policy in EvictionPolicy::ALL {
         assert_eq!(EvictionPolicy::parse(policy.name()), Some(policy));
     }
-    assert_eq!(EvictionPolicy::parse("allkeys-lfu").map(EvictionPolicy::is_lfu), Some(true));
+    assert_eq!(
+        EvictionPolicy::parse("allkeys-lfu").map(EvictionPolicy::is_lfu),
+        Some(true)
+    );
     assert_eq!(EvictionPolicy::parse("lru"), None);
 }

@@ -314,8 +314,7 @@ impl<V, K: StoredKey> HashOrderedMap<V, K> {
         let tail = self.map.range::<dyn KeyView, _>((split, Bound::Unbounded));
         let split: Bound<&dyn KeyView> = Bound::Excluded(&probe);
         let head = self.map.range::<dyn KeyView, _>((Bound::Unbounded, split));
-        tail.chain(head)
-            .map(|(stored, value)| (&stored.key, value))
+        tail.chain(head).map(|(stored, value)| (&stored.key, value))
     }
 
     /// Returns the entry at position `index` in iteration order.

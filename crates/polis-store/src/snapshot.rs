@@ -148,7 +148,10 @@ impl Db {
             }
             2 => {
                 let owned: SnapshotOwnedV2 = decode_whole(body)?;
-                Ok(Db::from_parts(with_versions(owned.keys), owned.stats.into()))
+                Ok(Db::from_parts(
+                    with_versions(owned.keys),
+                    owned.stats.into(),
+                ))
             }
             SNAPSHOT_FORMAT_VERSION => {
                 let owned: SnapshotOwned = decode_whole(body)?;

@@ -80,9 +80,7 @@ impl ReadCommand for Object {
             return Reply::Null;
         };
         match (self.query, db.tracking()) {
-            (ObjectQuery::Encoding, _) => {
-                Reply::bulk(entry.value.encoding(&db.encoding_limits()))
-            }
+            (ObjectQuery::Encoding, _) => Reply::bulk(entry.value.encoding(&db.encoding_limits())),
             (ObjectQuery::RefCount, _) => Reply::Integer(1),
             (ObjectQuery::IdleTime, Tracking::Lru) => {
                 Reply::Integer((entry.access().idle_ms(ctx.now_ms) / 1000) as i64)
@@ -92,9 +90,9 @@ impl ReadCommand for Object {
                  Please note that when switching between policies at runtime LRU and LFU \
                  data will take some time to adjust.",
             )),
-            (ObjectQuery::Freq, Tracking::Lfu { decay_minutes, .. }) => Reply::Integer(
-                i64::from(entry.access().frequency(ctx.now_ms, decay_minutes)),
-            ),
+            (ObjectQuery::Freq, Tracking::Lfu { decay_minutes, .. }) => Reply::Integer(i64::from(
+                entry.access().frequency(ctx.now_ms, decay_minutes),
+            )),
             (ObjectQuery::Freq, Tracking::Lru) => Reply::Error(ReplyError::err(
                 "An LFU maxmemory policy is not selected, access frequency not tracked. \
                  Please note that when switching between policies at runtime LRU and LFU \
