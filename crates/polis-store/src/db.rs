@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{Access, Tracking};
 use crate::events::{class, KeyEvent, Recorder};
+use crate::memory::{btree_entry_bytes, heap_bytes, Fill};
 use crate::ordered::{HashOrderedMap, ScanPage};
-use crate::value::{EncodingLimits, Value, ENTRY_OVERHEAD_BYTES};
+use crate::value::{EncodingLimits, Value};
 
 /// A key's value, its absolute expiry deadline in Unix milliseconds, and
 /// what eviction knows of its use.
@@ -158,9 +159,25 @@ pub fn detached(bytes: &Bytes) -> Bytes {
     }
 }
 
-/// Returns the estimated bytes one keyspace entry occupies.
+/// A key's share of the keyspace's B-tree: its slot holds a 40-byte key
+/// handle (hash and `Bytes`) and its entry, and keys come in hash order.
+pub const KEY_SLOT_BYTES: usize =
+    btree_entry_bytes(40 + std::mem::size_of::<Entry>(), Fill::Random);
+/// What a deadline adds: a slot of the expiry index (deadline and key
+/// handle, deadlines mostly ascending) and the shared header the key's
+/// second handle makes it allocate.
+pub const DEADLINE_BYTES: usize = btree_entry_bytes(40, Fill::Ascending) + 32;
+
+/// Returns the bytes one keyspace entry counts for in
+/// [`Db::used_memory`]: its slot, its key's and value's heap blocks, and
+/// its deadline's place in the expiry index (see [`crate::memory`]).
 pub(crate) fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
-    key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES
+    let deadline = if entry.expire_at.is_some() {
+        DEADLINE_BYTES
+    } else {
+        0
+    };
+    KEY_SLOT_BYTES + heap_bytes(key.len()) + entry.value.mem_bytes() + deadline
 }
 
 impl Db {
@@ -192,8 +209,9 @@ impl Db {
         self.stats
     }
 
-    /// Returns an estimate of the bytes the keyspace occupies (INFO
-    /// `used_memory` adds the process's own overhead to it).
+    /// Returns the bytes the keyspace holds, as the allocator counts them
+    /// (see [`crate::memory`]): INFO `used_memory` sums it over a node's
+    /// shard replicas, and `maxmemory` bounds that sum.
     pub fn used_memory(&self) -> usize {
         self.used_bytes
     }
@@ -419,7 +437,9 @@ impl Db {
                     let after = value.mem_bytes();
                     entry.value = value;
                     entry.version = self.write_version;
-                    entry.access.touch(self.tracking, now_ms.max(self.write_time_ms));
+                    entry
+                        .access
+                        .touch(self.tracking, now_ms.max(self.write_time_ms));
                     self.used_bytes = self.used_bytes.saturating_sub(before) + after;
                     return;
                 }
@@ -458,9 +478,7 @@ impl Db {
     /// Stores `value` under `key`, keeping the deadline of a live previous
     /// value (SET KEEPTTL, SETRANGE on an existing key, ...).
     pub fn insert_keep_ttl(&mut self, key: Bytes, value: Value, now_ms: u64) {
-        let deadline = self
-            .peek(&key, now_ms)
-            .and_then(Entry::expire_at_ms);
+        let deadline = self.peek(&key, now_ms).and_then(Entry::expire_at_ms);
         self.insert(key, value, deadline, now_ms);
     }
 
@@ -488,9 +506,11 @@ impl Db {
         self.preserve(key);
         let entry = self.keys.get_mut(key)?;
         entry.version = self.write_version;
-        entry.access.touch(self.tracking, now_ms.max(self.write_time_ms));
+        entry
+            .access
+            .touch(self.tracking, now_ms.max(self.write_time_ms));
         let result = update(&mut entry.value);
-        let after = key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES;
+        let after = entry_bytes(key, entry);
         let now_empty = entry.value.is_empty_aggregate();
         self.used_bytes = self.used_bytes.saturating_sub(before) + after;
         if now_empty {
@@ -520,9 +540,12 @@ impl Db {
         self.preserve(key);
         let (tracking, used_at_ms) = (self.tracking, now_ms.max(self.write_time_ms));
         if let Some(entry) = self.keys.get_mut(key) {
+            let before = entry_bytes(key, entry);
             entry.expire_at = expire_at;
             entry.version = self.write_version;
             entry.access.touch(tracking, used_at_ms);
+            let after = entry_bytes(key, entry);
+            self.used_bytes = self.used_bytes.saturating_sub(before) + after;
         }
         true
     }

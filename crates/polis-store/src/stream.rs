@@ -27,8 +27,23 @@ use serde::{Deserialize, Serialize};
 
 use listpack::{integer_bytes, string_bytes, LISTPACK_EMPTY_BYTES};
 
-/// Approximate bookkeeping bytes of one stream entry.
-pub const STREAM_ENTRY_OVERHEAD_BYTES: usize = 48;
+use crate::db::detached;
+use crate::memory::{btree_bytes, btree_entry_bytes, heap_bytes_spread, Fill};
+
+/// An entry's B-tree slot: its id and its `Vec` of fields and values.
+const ENTRY_SLOT_BYTES: usize = 40;
+/// A field's or value's handle in an entry's `Vec`.
+const ITEM_HANDLE_BYTES: usize = 32;
+/// A node's B-tree slot: its master id and its [`StreamNode`].
+const NODE_SLOT_BYTES: usize = 80;
+/// A node's master fields: a `Vec` of handles sharing the first entry's
+/// buffers, which that makes allocate shared headers.
+const NODE_FIELDS_BYTES: usize = 96;
+/// A pending entry: its slot in the group's list and in its consumer's.
+const PENDING_BYTES: usize =
+    btree_entry_bytes(64, Fill::Ascending) + btree_entry_bytes(16, Fill::Ascending);
+/// A consumer: its slot and its name.
+const CONSUMER_BYTES: usize = btree_entry_bytes(64, Fill::Random) + 32;
 /// Largest listpack Redis builds (`STREAM_LISTPACK_MAX_SIZE`).
 pub const STREAM_LISTPACK_MAX_BYTES: usize = 1 << 30;
 
@@ -216,6 +231,10 @@ pub struct StreamValue {
     pub groups: BTreeMap<Bytes, ConsumerGroup>,
     /// Sum of field and value lengths of the entries.
     payload_bytes: usize,
+    /// Fields and values of the entries: derived from them, so not
+    /// stored ([`StreamValue::recount`] after reading).
+    #[serde(skip)]
+    items: usize,
 }
 
 impl StreamValue {
@@ -329,6 +348,9 @@ impl StreamValue {
             node.last_id = id;
         }
         self.payload_bytes += raw_len;
+        self.items += fields.len();
+        // Copies, so that an entry keeps no request's buffer alive.
+        let fields: Vec<Bytes> = fields.iter().map(detached).collect();
         self.entries.insert(id, fields);
         self.entries_added += 1;
         self.last_id = id;
@@ -345,6 +367,7 @@ impl StreamValue {
             return false;
         };
         self.payload_bytes -= fields.iter().map(Bytes::len).sum::<usize>();
+        self.items -= fields.len();
         let master = self
             .nodes
             .range(..=id)
@@ -436,6 +459,7 @@ impl StreamValue {
             for id in &doomed {
                 if let Some(fields) = self.entries.remove(id) {
                     self.payload_bytes -= fields.iter().map(Bytes::len).sum::<usize>();
+                    self.items -= fields.len();
                 }
             }
             deleted += doomed.len() as u64;
@@ -544,18 +568,31 @@ impl StreamValue {
         group.last_delivered = id;
     }
 
-    /// Returns an estimate of the bytes this stream occupies.
+    /// Counts the fields and values of the entries again (a stream read
+    /// from a snapshot or a log entry).
+    pub(crate) fn recount(&mut self) {
+        self.items = self.entries.values().map(Vec::len).sum();
+    }
+
+    /// Returns the heap bytes this stream holds (see [`crate::memory`]):
+    /// its entries' B-tree, each entry's handles and each field's and
+    /// value's bytes, the nodes, and the groups' pending entries and
+    /// consumers.
     pub fn mem_bytes(&self) -> usize {
-        let pending: usize = self
+        let entries = self.entries.len();
+        let groups: usize = self
             .groups
             .values()
-            .map(|group| group.pending.len() * 96 + group.consumers.len() * 64)
+            .map(|group| {
+                group.pending.len() * PENDING_BYTES + group.consumers.len() * CONSUMER_BYTES
+            })
             .sum();
-        self.payload_bytes
-            + self.entries.len() * STREAM_ENTRY_OVERHEAD_BYTES
-            + self.nodes.len() * 64
-            + pending
-            + 64
+        btree_bytes(entries, ENTRY_SLOT_BYTES, Fill::Ascending)
+            + heap_bytes_spread(self.items * ITEM_HANDLE_BYTES, entries)
+            + heap_bytes_spread(self.payload_bytes, self.items)
+            + btree_bytes(self.nodes.len(), NODE_SLOT_BYTES, Fill::Ascending)
+            + self.nodes.len() * NODE_FIELDS_BYTES
+            + groups
     }
 }
 
