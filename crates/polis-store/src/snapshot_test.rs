@@ -17,11 +17,14 @@ struct StatsV2 {
     expired_keys: u64,
 }
 
+/// An entry as format 2 wrote it: value, deadline, version.
+type EntryV2<'a> = (&'a Value, Option<u64>, u64);
+
 /// A keyspace as format 2 wrote it: entries with versions, counters
 /// without evictions.
 #[derive(Serialize)]
 struct SnapshotV2<'a> {
-    keys: Vec<(&'a Bytes, (&'a Value, Option<u64>, u64))>,
+    keys: Vec<(&'a Bytes, EntryV2<'a>)>,
     stats: StatsV2,
 }
 
