@@ -11,16 +11,20 @@
 //! ```text
 //!  DENYOOM write ──> over maxmemory? ── no ──> propose
 //!                        │ yes
-//!                        ├─ noeviction ──────────────> -OOM
-//!                        └─ evict a round (shared by every writer waiting)
+//!                        ├─ noeviction ──────────────────────────────> -OOM
+//!                        ├─ over by <= slack, eviction progressing ──> wake the loop, propose
+//!                        └─ wait for a round (shared by every writer waiting)
 //!                              ├─ freed something ──> propose
 //!                              └─ nothing to evict ─> -OOM
-//!  background loop, every 100 ms: over maxmemory? ──> rounds until under
+//!  background loop, every 100 ms or woken: over maxmemory? ──> rounds until under
 //! ```
 //!
 //! A round frees what the node is over plus a little headroom
 //! ([`HEADROOM_DIVISOR`]), so the writes after it do not each wait for
-//! one, and at most [`EVICT_BATCH_KEYS_MAX`] keys.
+//! one, and at most [`EVICT_BATCH_KEYS_MAX`] keys: the node's share of
+//! it, as the part of its bytes in the shards it leads, since every
+//! leader of its other replicas is a node over the same limit (when the
+//! replicas are spread evenly) that frees its own share.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -43,8 +47,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// Rounds the background loop runs per tick at most, so eviction never
 /// starves clients.
 const ROUNDS_PER_TICK_MAX: usize = 16;
-/// A round frees what the node is over plus `maxmemory / 64`: the writes
-/// that follow find room without waiting for a round each.
+/// A round frees what the node is over plus `maxmemory / 64`, so that the
+/// writes that follow find room; and writes go ahead while eviction runs
+/// as long as the node is over by at most that much.
 pub const HEADROOM_DIVISOR: u64 = 64;
 
 /// What eviction works with (CONFIG `maxmemory*`, `lfu-*`).
@@ -184,25 +189,39 @@ pub fn op_denies_oom(op: &Op) -> bool {
     }
 }
 
-/// Admits a DENYOOM write: at once within the limit; over it, after a
-/// round of eviction that freed something (Redis evicts before running
-/// the command); else answers -OOM.
+/// Admits a DENYOOM write: at once within the limit. Over it, the write
+/// sets eviction going and, while the last round freed something and the
+/// node is over by at most the slack ([`HEADROOM_DIVISOR`] of the
+/// limit), goes ahead meanwhile, as Redis admits a command while its
+/// eviction goes on in the background (`EVICT_RUNNING`); further over,
+/// it waits for a round. Nothing to evict, or noeviction: -OOM.
 ///
 /// # Errors
 /// The -OOM reply.
 pub async fn admit(node: &Arc<Node>) -> Result<(), Reply> {
-    let config = node.eviction.config();
-    if node.eviction.over(&config) == 0 {
+    let eviction = &node.eviction;
+    let config = eviction.config();
+    let over = eviction.over(&config);
+    if over == 0 {
         return Ok(());
     }
     if !config.policy.evicts() {
         return Err(oom());
     }
-    if make_room(node).await || node.eviction.over(&node.eviction.config()) == 0 {
+    if over <= slack(&config) && eviction.last_round_freed.load(Ordering::Acquire) {
+        eviction.wake.notify_one();
+        return Ok(());
+    }
+    if make_room(node).await || eviction.over(&eviction.config()) == 0 {
         Ok(())
     } else {
         Err(oom())
     }
+}
+
+/// Returns how far over the limit writes go ahead while eviction runs.
+pub fn slack(config: &EvictionConfig) -> u64 {
+    config.maxmemory_bytes / HEADROOM_DIVISOR
 }
 
 /// Runs a round of eviction, or waits for the one under way and takes
@@ -240,14 +259,6 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
         }
         return 0;
     }
-    let choice = Choice {
-        policy: config.policy,
-        samples: config.samples.max(1),
-        bytes: usize::try_from(over + config.maxmemory_bytes / HEADROOM_DIVISOR)
-            .unwrap_or(usize::MAX),
-        keys_max: EVICT_BATCH_KEYS_MAX,
-        now_ms: now_ms(),
-    };
     // Led shards come in shard order: their read guards are taken in one
     // order everywhere.
     let led = node.led_shards();
@@ -258,6 +269,18 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
             .zip(&guards)
             .map(|(group, guard)| (group.id().0, &guard.app.db))
             .collect();
+        let led_bytes: u64 = sources.iter().map(|(_, db)| db.used_memory() as u64).sum();
+        let choice = Choice {
+            policy: config.policy,
+            samples: config.samples.max(1),
+            bytes: share_to_free(
+                over + config.maxmemory_bytes / HEADROOM_DIVISOR,
+                led_bytes,
+                node.eviction.used_memory(),
+            ),
+            keys_max: EVICT_BATCH_KEYS_MAX,
+            now_ms: now_ms(),
+        };
         evictor.choose(&sources, choice)
     };
     let mut by_shard: BTreeMap<u64, Vec<Bytes>> = BTreeMap::new();
@@ -268,6 +291,21 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
         .into_iter()
         .map(|(shard, keys)| evict_on(node, GroupId(shard), keys));
     futures::future::join_all(proposals).await.into_iter().sum()
+}
+
+/// Returns what this node frees of `to_free`: its share, as the part of
+/// the node's bytes in shards it leads (`led_bytes` of `node_bytes`). The
+/// leaders of the node's other replicas, on other nodes over the same
+/// limit, free theirs; a node whose other replicas' leaders are not over
+/// frees the rest in its next rounds. At least one byte: a round that
+/// runs evicts something.
+fn share_to_free(to_free: u64, led_bytes: u64, node_bytes: u64) -> usize {
+    let share = if node_bytes == 0 || led_bytes >= node_bytes {
+        to_free
+    } else {
+        (u128::from(to_free) * u128::from(led_bytes) / u128::from(node_bytes)) as u64
+    };
+    usize::try_from(share.max(1)).unwrap_or(usize::MAX)
 }
 
 /// Proposes the eviction of `keys` on `shard`; returns how many went.
@@ -346,6 +384,17 @@ mod tests {
             error.render(),
             "OOM command not allowed when used memory > 'maxmemory'."
         );
+    }
+
+    #[test]
+    fn a_node_frees_its_share_of_what_it_is_over() {
+        // Leading every byte it holds: all of it.
+        assert_eq!(share_to_free(900, 3_000, 3_000), 900);
+        // Leading a third (3 nodes, 3 shards, one led each): a third.
+        assert_eq!(share_to_free(900, 1_000, 3_000), 300);
+        // Always something, once a round runs.
+        assert_eq!(share_to_free(900, 1, 3_000_000), 1);
+        assert_eq!(share_to_free(900, 0, 0), 900);
     }
 
     #[test]
