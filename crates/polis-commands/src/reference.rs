@@ -54,7 +54,8 @@ pub fn markdown() -> String {
          `POLIS_BLESS=1 cargo test -p polis-commands reference`; a test fails when\n\
          this file and the table differ. Semantics are Redis 7.0's unless\n\
          [the notes](transactions-and-blocking.md) (and, for pub/sub,\n\
-         [pubsub.md](pubsub.md)) say otherwise.\n\n\
+         [pubsub.md](pubsub.md); for `maxmemory`, -OOM on `denyoom` commands\n\
+         and OBJECT FREQ/IDLETIME, [eviction.md](eviction.md)) say otherwise.\n\n\
          Columns: arity (Redis's convention: `n` exactly n arguments with the\n\
          name, `-n` at least n); flags; key positions (first, last, step;\n\
          `counted`: a key count or `STREAMS` says where the keys are); ACL\n\
