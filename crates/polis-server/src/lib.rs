@@ -13,6 +13,7 @@
 //!           node-wide     -> every shard this node leads (DBSIZE, SCAN, FLUSHALL...)
 //!           pub/sub       -> pubsub (this node's subscribers) + fanout (the other nodes')
 //!  map follower + controller: replicas, ownership entries, membership, leader balance
+//!  expiry, eviction: the leaders' own entries (deadlines passed; a node over maxmemory)
 //! ```
 //!
 //! It owns policy that cuts across commands (routing, MOVED, READONLY,

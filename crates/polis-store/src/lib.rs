@@ -21,6 +21,7 @@
 
 pub mod access;
 pub mod db;
+pub mod entry;
 pub mod events;
 pub mod evict;
 pub mod hash;
