@@ -332,8 +332,9 @@ async fn propose_op(
         return Reply::Error(ReplyError::err(error.to_string()));
     }
     // A blocked client's retry was admitted when it first came (Redis
-    // does not refuse a blocked client it serves).
-    if waiter.is_none() && crate::eviction::op_denies_oom(&op) {
+    // does not refuse a blocked client it serves); a replica that does
+    // not lead redirects rather than judge memory it does not evict.
+    if waiter.is_none() && group.is_leader() && crate::eviction::op_denies_oom(&op) {
         if let Err(reply) = crate::eviction::admit(node).await {
             return reply;
         }

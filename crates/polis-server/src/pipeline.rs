@@ -84,13 +84,22 @@ async fn refuse_over_maxmemory(
     replies: &mut [Option<Reply>],
 ) {
     let grows = |logged: &Logged| crate::eviction::denies_oom(&logged.args);
-    if !batches.values().flatten().any(|(_, logged)| grows(logged)) {
+    // Only the leader that proposes judges: a replica that does not lead
+    // redirects the write.
+    let leads = |shard: &GroupId| node.shard(*shard).is_some_and(|group| group.is_leader());
+    let judged = |shard: &GroupId, writes: &Vec<(usize, Logged)>| {
+        leads(shard) && writes.iter().any(|(_, logged)| grows(logged))
+    };
+    if !batches.iter().any(|(shard, writes)| judged(shard, writes)) {
         return;
     }
     if crate::eviction::admit(node).await.is_ok() {
         return;
     }
-    for writes in batches.values_mut() {
+    for (shard, writes) in batches.iter_mut() {
+        if !leads(shard) {
+            continue;
+        }
         writes.retain(|(place, logged)| {
             if !grows(logged) {
                 return true;
