@@ -10,6 +10,8 @@
 pub mod compare;
 pub mod driver;
 pub mod element_memory;
+pub mod eviction;
+pub mod footprint;
 pub mod histogram;
 pub mod idle;
 pub mod keys;

@@ -57,7 +57,9 @@ pub fn markdown() -> String {
          `POLIS_BLESS=1 cargo test -p polis-commands reference`; a test fails when\n\
          this file and the table differ. Semantics are Redis 7.0's unless\n\
          [the notes](transactions-and-blocking.md) (and, for pub/sub,\n\
-         [pubsub.md](pubsub.md)) say otherwise. `LOCK` and `FENCED` are\n\
+         [pubsub.md](pubsub.md); for `maxmemory`, -OOM on `denyoom` commands\n\
+         and OBJECT FREQ/IDLETIME, [eviction.md](eviction.md)) say otherwise.\n\
+         `LOCK` and `FENCED` are\n\
          polis's own ([locks.md](locks.md)), and so are `XNACK` and `XGROUP\n\
          SETOPTIONS`: the queue options of consumer groups\n\
          ([queues.md](queues.md)); their `since` says so.\n\n\

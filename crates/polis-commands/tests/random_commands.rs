@@ -248,6 +248,15 @@ fn apply(db: &mut Db, args: &[Bytes], step: u64, now_ms: u64) -> Reply {
     }
 }
 
+/// Returns true for OBJECT IDLETIME and OBJECT FREQ: they read a
+/// replica's own record of use, which snapshots leave out, so a replica
+/// restored from one answers differently until its keys are used again.
+fn reads_access_words(args: &[Bytes]) -> bool {
+    args.len() > 1
+        && args[0].eq_ignore_ascii_case(b"object")
+        && (args[1].eq_ignore_ascii_case(b"idletime") || args[1].eq_ignore_ascii_case(b"freq"))
+}
+
 fn render(args: &[Bytes]) -> String {
     args.iter()
         .map(|arg| format!("{:?}", String::from_utf8_lossy(arg)))
@@ -278,12 +287,14 @@ fn run(seed: u64, count: u64) {
         }));
         let (one, other) = replies
             .unwrap_or_else(|_| panic!("seed {seed}, step {step}: {} panicked", render(&args)));
-        assert_eq!(
-            one,
-            other,
-            "seed {seed}, step {step}: {} answered differently",
-            render(&args)
-        );
+        if !reads_access_words(&args) {
+            assert_eq!(
+                one,
+                other,
+                "seed {seed}, step {step}: {} answered differently",
+                render(&args)
+            );
+        }
         errors += u64::from(one.is_error());
         if step % COMPARE_EVERY == 0 {
             let bytes = first.to_snapshot();

@@ -79,8 +79,9 @@ pub struct ServerConfig {
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxclients: usize,
-    /// `notify-keyspace-events` at start (Redis's letters; "" for none).
-    pub notify_keyspace_events: String,
+    /// CONFIG parameters set at start, as CONFIG SET would set them
+    /// (`notify-keyspace-events`, `maxmemory`, `maxmemory-policy`, ...).
+    pub parameters: Vec<(String, String)>,
     /// Starts the node with fault injection endpoints enabled.
     pub enable_fault_injection: bool,
 }
@@ -129,6 +130,13 @@ impl ServerConfig {
                 limits::PROTO_MAX_BULK_LEN_MIN
             ));
         }
+        crate::settings::Settings::new(
+            self.proto_max_bulk_len,
+            self.client_query_buffer_limit,
+            self.maxclients,
+        )
+        .set_all(&self.parameters)
+        .map_err(|error| error.render())?;
         if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms
             || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
         {

@@ -32,6 +32,11 @@ use crate::node::{now_ms, Node, ShardGroup};
 use crate::server_commands;
 use crate::stats::Stats;
 
+#[path = "dispatch_frozen.rs"]
+mod frozen;
+
+use frozen::{frozen, frozen_write, wait_out_freeze};
+
 /// How long a request waits for the map or a shard's ownership to catch
 /// up before the client is told to try again.
 const CATCH_UP_MAX: Duration = Duration::from_secs(2);
@@ -244,53 +249,6 @@ fn encode(op: &Op) -> Result<Bytes, Reply> {
         .map_err(|error| Reply::Error(ReplyError::err(format!("cannot encode command: {error}"))))
 }
 
-/// How much longer than the longest freeze a command waits for its slot.
-const FROZEN_GRACE: Duration = Duration::from_secs(1);
-
-/// Waits while `slot` is frozen on `group` for its migration's switch: a
-/// freeze lasts at most `--migration-pause-max-ms`, then the slot is the
-/// target's or thawed. Returns false when the freeze outlasted the wait.
-async fn wait_out_freeze(node: &Node, group: &ShardGroup, slot: Slot) -> bool {
-    wait_until(node.config.migration_pause_max + FROZEN_GRACE, || {
-        !group.state().read().app.migrations.frozen(Some(slot))
-    })
-    .await
-}
-
-/// The reply to a write refused because `slot` was frozen: held until the
-/// freeze ends, then `MOVED` to the slot's new owner once the switch gave
-/// it away, else TRYAGAIN. The write is never proposed again here: its
-/// client may have given up meanwhile, and a write applied after its
-/// client moved on would land after the client's later writes.
-async fn frozen_write(node: &Node, group: &ShardGroup, slot: Slot) -> Reply {
-    if !wait_out_freeze(node, group, slot).await {
-        return frozen(Some(slot));
-    }
-    let (owns, version) = {
-        let state = group.state().read();
-        (state.app.owns(Some(slot)), state.app.ownership.version)
-    };
-    if owns {
-        return Reply::Error(ReplyError::TryAgain(format!(
-            "slot {slot} was frozen for a switch that was put off: it stays here; try again"
-        )));
-    }
-    not_owned(node, group, slot, version)
-        .await
-        .unwrap_or_else(|| frozen(Some(slot)))
-}
-
-/// The reply to a command on a slot frozen for its migration's switch.
-fn frozen(slot: Option<Slot>) -> Reply {
-    let what = slot.map_or_else(
-        || "a slot of this shard".to_owned(),
-        |slot| format!("slot {slot}"),
-    );
-    Reply::Error(ReplyError::TryAgain(format!(
-        "{what} is moving to another shard (a migration is switching it); try again"
-    )))
-}
-
 /// Proposes one write to `shard` and returns its reply.
 pub async fn write(node: &Arc<Node>, shard: GroupId, logged: Logged) -> Reply {
     let slot = logged.slot;
@@ -337,6 +295,14 @@ async fn propose_op(
     };
     if let Err(error) = version::check_enabled(op.format(), view.map().cluster_version) {
         return Reply::Error(ReplyError::err(error.to_string()));
+    }
+    // A blocked client's retry was admitted when it first came (Redis
+    // does not refuse a blocked client it serves); a replica that does
+    // not lead redirects rather than judge memory it does not evict.
+    if waiter.is_none() && group.is_leader() && crate::eviction::op_denies_oom(&op) {
+        if let Err(reply) = crate::eviction::admit(node).await {
+            return reply;
+        }
     }
     let payload = match encode(&op) {
         Ok(payload) => payload,

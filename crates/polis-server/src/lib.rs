@@ -13,6 +13,7 @@
 //!           node-wide     -> every shard this node leads (DBSIZE, SCAN, FLUSHALL...)
 //!           pub/sub       -> pubsub (this node's subscribers) + fanout (the other nodes')
 //!  map follower + controller: replicas, ownership entries, membership, leader balance
+//!  expiry, eviction: the leaders' own entries (deadlines passed; a node over maxmemory)
 //! ```
 //!
 //! It owns policy that cuts across commands (routing, MOVED, READONLY,
@@ -31,6 +32,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod dispatch;
+pub mod eviction;
 pub mod expiry;
 pub mod fanout;
 pub mod feed;

@@ -10,20 +10,17 @@
 //! replica cannot decode stops it.
 
 use bytes::Bytes;
-use polis_cluster::version::{self, EntryFormat};
+use polis_cluster::version;
 use polis_raft::{SnapshotStep, StateMachine};
 use polis_resp::{Reply, ReplyError};
-use polis_store::{Db, Value};
+use polis_store::Db;
 use polis_types::{GroupId, Slot, SlotSet};
 
 use std::sync::Arc;
 
-#[path = "machine_format.rs"]
-mod format;
-
-use crate::migrating::{Migrations, ShippedKey};
+use crate::eviction::Footprint;
+use crate::migrating::Migrations;
 use crate::notify::EventSink;
-use format::command_format;
 use serde::{Deserialize, Serialize};
 
 /// The slots a shard owns, and the map version that gave them.
@@ -33,121 +30,10 @@ pub struct Ownership {
     pub slots: SlotSet,
 }
 
-/// One client command as it enters the log: the slot its keys hash to
-/// (none for a keyless command such as FLUSHALL) and its arguments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Logged {
-    pub slot: Option<Slot>,
-    pub args: Vec<Bytes>,
-}
+#[path = "machine_op.rs"]
+mod op;
 
-/// One log entry of a shard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Op {
-    /// A client's write command.
-    Command(Logged),
-    /// Pipelined write commands of one connection, applied in order; the
-    /// answer is one per command.
-    Batch(Vec<Logged>),
-    /// Active expiry: delete these keys if they are still expired at the
-    /// entry's time.
-    Expire(Vec<Bytes>),
-    /// The shard owns `slots` from map version `version` on (ignored if
-    /// the shard already holds a newer ownership). Keys staged for slots
-    /// it now owns become its keys; keys of slots it gave away go.
-    Own { version: u64, slots: SlotSet },
-    /// Source of migration `migration`: record the keys changed in
-    /// `slots` from here on (entry format 2).
-    Track { migration: u64, slots: SlotSet },
-    /// Source: refuse commands on the tracked slots from here on, until
-    /// the switch takes them away (entry format 2).
-    Freeze { migration: u64 },
-    /// Source: the freeze outlasted its bound; writes apply again (entry
-    /// format 2).
-    Thaw { migration: u64 },
-    /// Source: the migration ended; stop tracking (entry format 2).
-    Untrack { migration: u64 },
-    /// Target: keys of the migration's `slots`, kept out of sight until
-    /// the shard owns them; `reset` drops what was staged before (a new
-    /// copy starts) (entry format 2).
-    Stage {
-        migration: u64,
-        slots: SlotSet,
-        reset: bool,
-        /// The source's log index the keys were read at (at most).
-        read_at: u64,
-        keys: Vec<ShippedKey>,
-    },
-    /// Target: the migration ended without a switch; drop what was
-    /// staged (entry format 2).
-    Unstage { migration: u64 },
-    /// Target: later parts of collections too large for one `Stage`,
-    /// each added to the key staged from the same read (entry format 3).
-    StageParts {
-        migration: u64,
-        slots: SlotSet,
-        /// The source's log index the whole value was read at.
-        read_at: u64,
-        parts: Vec<(Bytes, Value)>,
-    },
-    /// A transaction (MULTI ... EXEC) on one slot: its commands applied
-    /// together, with nothing in between, or none of them when a watched
-    /// key's version changed since WATCH read it (entry format 4).
-    Exec(Transaction),
-    /// The change feeds, if newer than the shard's (entry format 5).
-    Feeds(crate::feed::Feeds),
-    /// Feed stream holder: events of shard `source`'s outbox, appended to
-    /// their streams unless appended before (entry format 5).
-    FeedAppend {
-        source: GroupId,
-        events: Vec<crate::feed::FeedEvent>,
-    },
-    /// Source: the outbox's events up to `through` reached their streams
-    /// (entry format 5).
-    FeedAcked { through: crate::feed::Position },
-}
-
-/// The commands of a transaction and the keys it watches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transaction {
-    /// The slot of its keys (none when every command is keyless).
-    pub slot: Option<Slot>,
-    /// Each watched key with the version WATCH read (None: absent).
-    pub watched: Vec<(Bytes, Option<u64>)>,
-    /// The data commands, in order.
-    pub commands: Vec<Vec<Bytes>>,
-}
-
-impl Op {
-    /// Returns the entry format this entry needs.
-    pub fn format(&self) -> EntryFormat {
-        match self {
-            Self::Command(logged) => command_format(&logged.args),
-            Self::Batch(batch) => batch
-                .iter()
-                .map(|logged| command_format(&logged.args))
-                .max()
-                .unwrap_or(EntryFormat::V1),
-            Self::Expire(_) | Self::Own { .. } => EntryFormat::V1,
-            Self::StageParts { .. } => EntryFormat::V3,
-            Self::Exec(transaction) => transaction
-                .commands
-                .iter()
-                .map(|args| command_format(args))
-                .fold(EntryFormat::V4, EntryFormat::max),
-            Self::Feeds(_) | Self::FeedAppend { .. } | Self::FeedAcked { .. } => EntryFormat::V5,
-            _ => EntryFormat::V2,
-        }
-    }
-
-    /// Returns the entry's encoding.
-    ///
-    /// # Errors
-    /// Returns an error if encoding fails (it cannot for these types).
-    pub fn encode(&self) -> Result<Bytes, postcard::Error> {
-        version::encode_entry(self.format(), self)
-    }
-}
+pub use op::{Logged, Op, Transaction};
 
 /// What applying an entry answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +97,9 @@ pub struct DataMachine {
     pub(crate) events: Option<Arc<dyn EventSink>>,
     /// The classes the node's keyspace notifications want.
     pub(crate) notify_mask: u16,
+    /// The node's footprint this replica's keyspace counts in, and what
+    /// it last added to it.
+    footprint: Option<(Arc<Footprint>, u64)>,
 }
 
 impl DataMachine {
@@ -224,6 +113,25 @@ impl DataMachine {
             feed: crate::feed::FeedState::default(),
             events: None,
             notify_mask: 0,
+            footprint: None,
+        }
+    }
+
+    /// Counts this replica's keyspace in `footprint` (the node's memory
+    /// that `maxmemory` bounds).
+    pub fn with_footprint(mut self, footprint: Arc<Footprint>) -> Self {
+        let bytes = self.db.used_memory() as u64;
+        footprint.add(bytes as i64);
+        self.footprint = Some((footprint, bytes));
+        self
+    }
+
+    /// Brings the node's footprint up to date with the keyspace.
+    fn report_footprint(&mut self) {
+        if let Some((footprint, reported)) = &mut self.footprint {
+            let bytes = self.db.used_memory() as u64;
+            footprint.add(bytes as i64 - *reported as i64);
+            *reported = bytes;
         }
     }
 
@@ -331,9 +239,11 @@ impl DataMachine {
         // Keys written get this entry's index as their version; random
         // picks follow from the entry's index and time; fencing tokens
         // from the index and the ownership version, which never goes back
-        // (a slot arrives at a shard with a higher one than it left).
+        // (a slot arrives at a shard with a higher one than it left); the
+        // keys it touches are used at its time.
         self.db.begin_write(index, entry_seed(index, time_ms, 0));
         self.db.set_epoch(self.ownership.version);
+        self.db.set_write_time(time_ms);
         match op {
             Op::Command(logged) => self.command(&logged, index, time_ms),
             Op::Batch(commands) => Applied::Batch(
@@ -354,6 +264,11 @@ impl DataMachine {
                 self.migrations.note_changed(&keys, index);
                 let deleted = self.db.delete_expired(&keys, time_ms);
                 Applied::Reply(Reply::Integer(deleted as i64))
+            }
+            Op::Evict(keys) => {
+                self.migrations.note_changed(&keys, index);
+                let evicted = self.db.evict(&keys);
+                Applied::Reply(Reply::Integer(evicted as i64))
             }
             Op::Own { version, slots } => {
                 if version > self.ownership.version {
@@ -476,6 +391,7 @@ impl StateMachine for DataMachine {
             Err(detail) => polis_raft::state_machine::undecodable_entry(self.group, index, &detail),
         };
         let applied = self.execute(op, index, time_ms);
+        self.report_footprint();
         self.take_events(index, time_ms);
         encode(&applied)
     }
@@ -542,11 +458,17 @@ impl StateMachine for DataMachine {
                 postcard::from_bytes(feed).map_err(|error| format!("change feed: {error}"))?;
             (feed, rest)
         };
-        self.db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
+        let mut db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
+        // The node's configuration stays; access words were not stored:
+        // every key counts as used now (this replica knows no better).
+        db.configure_like(&self.db);
+        db.stamp_access(crate::node::now_ms());
+        self.db = db;
         self.ownership = ownership;
         self.migrations = migrations;
         self.feed = feed;
         self.refresh_events_mask();
+        self.report_footprint();
         Ok(())
     }
 
@@ -560,6 +482,15 @@ impl StateMachine for DataMachine {
 
     fn version(&self) -> u64 {
         self.ownership.version
+    }
+}
+
+/// A replica that goes takes its keyspace out of the node's footprint.
+impl Drop for DataMachine {
+    fn drop(&mut self) {
+        if let Some((footprint, reported)) = &self.footprint {
+            footprint.add(-(*reported as i64));
+        }
     }
 }
 
@@ -585,3 +516,7 @@ pub(crate) mod tests;
 #[cfg(test)]
 #[path = "machine_lock_test.rs"]
 mod lock_tests;
+
+#[cfg(test)]
+#[path = "machine_evict_test.rs"]
+mod evict_tests;

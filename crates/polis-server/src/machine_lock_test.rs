@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+use polis_cluster::version::EntryFormat;
+use polis_store::Value;
 use polis_types::{key_hash_slot, SlotRange};
 
 use super::tests::{args, logged};

@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+use polis_cluster::version::EntryFormat;
+use polis_store::Value;
 use polis_types::{key_hash_slot, SlotRange};
 
 use super::*;
@@ -330,11 +332,11 @@ fn a_late_entry_of_an_ended_migration_never_touches_a_newer_one() {
 
     let mut target = DataMachine::new(GroupId(2));
     let entry = |value: &str| {
-        Some(polis_store::Entry {
-            value: polis_store::Value::String(Bytes::from(value.to_owned())),
-            expire_at_ms: None,
-            version: 0,
-        })
+        Some(polis_store::Entry::new(
+            polis_store::Value::String(Bytes::from(value.to_owned())),
+            None,
+            0,
+        ))
     };
     let staged = |migration, value: &str| Op::Stage {
         migration,
@@ -373,11 +375,11 @@ fn migrations_of_different_slots_into_one_shard_stage_side_by_side() {
     let foo = key_hash_slot(b"foo");
     let bar = key_hash_slot(b"bar");
     let set = |slot: Slot| SlotSet::from_ranges(&[SlotRange::new(slot, slot).unwrap()]);
-    let entry = Some(polis_store::Entry {
-        value: polis_store::Value::String(Bytes::from("v")),
-        expire_at_ms: None,
-        version: 0,
-    });
+    let entry = Some(polis_store::Entry::new(
+        polis_store::Value::String(Bytes::from("v")),
+        None,
+        0,
+    ));
     let mut target = DataMachine::new(GroupId(3));
     let stage = |migration, slots: SlotSet, key: &str| Op::Stage {
         migration,
@@ -400,11 +402,11 @@ fn a_chunk_read_earlier_never_overwrites_a_later_one_whatever_the_order() {
     let foo = key_hash_slot(b"foo");
     let moving = SlotSet::from_ranges(&[SlotRange::new(foo, foo).unwrap()]);
     let value = |text: &str| {
-        Some(polis_store::Entry {
-            value: polis_store::Value::String(Bytes::from(text.to_owned())),
-            expire_at_ms: None,
-            version: 0,
-        })
+        Some(polis_store::Entry::new(
+            polis_store::Value::String(Bytes::from(text.to_owned())),
+            None,
+            0,
+        ))
     };
     let stage = |reset, read_at, entry| Op::Stage {
         migration: 9,
@@ -450,11 +452,7 @@ fn a_large_hash_staged_in_parts_goes_live_whole_and_a_newer_read_drops_late_part
     let whole = source.db.entry(b"foo", 0).cloned().unwrap();
     let parts = whole.value.split(4096).expect("20 KB splits at 4 KB");
     assert!(parts.len() >= 4, "{} parts", parts.len());
-    let first = polis_store::Entry {
-        value: parts[0].clone(),
-        expire_at_ms: None,
-        version: 0,
-    };
+    let first = polis_store::Entry::new(parts[0].clone(), None, 0);
     let stage = |read_at, entry| Op::Stage {
         migration: 5,
         slots: moving.clone(),
@@ -489,25 +487,21 @@ fn a_large_hash_staged_in_parts_goes_live_whole_and_a_newer_read_drops_late_part
     // it live here (versions are not shipped).
     let live = restored.db.entry(b"foo", 0).unwrap();
     assert_eq!(
-        (&live.value, live.expire_at_ms),
-        (&whole.value, whole.expire_at_ms)
+        (&live.value, live.expire_at_ms()),
+        (&whole.value, whole.expire_at_ms())
     );
     assert_eq!(live.version, index + 2);
 
     // The key changed (read again at 60, one part only so far): the rest
     // of the parts of the read at 50, arriving late, are dropped.
-    let changed = polis_store::Entry {
-        value: parts[0].clone(),
-        expire_at_ms: Some(9_000_000),
-        version: 0,
-    };
+    let changed = polis_store::Entry::new(parts[0].clone(), Some(9_000_000), 0);
     apply(&mut target, index + 2, &stage(60, Some(changed.clone())));
     apply(&mut target, index + 3, &more(50, &parts[2]));
     apply(&mut target, index + 4, &own(2, &[(foo.get(), foo.get())]));
     let live = target.db.entry(b"foo", 0).unwrap();
     assert_eq!(
-        (&live.value, live.expire_at_ms),
-        (&changed.value, changed.expire_at_ms)
+        (&live.value, live.expire_at_ms()),
+        (&changed.value, changed.expire_at_ms())
     );
 }
 

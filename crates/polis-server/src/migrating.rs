@@ -275,7 +275,8 @@ impl Migrations {
         for migration in arrived {
             if let Some(incoming) = self.incoming.remove(&migration) {
                 for (key, entry) in incoming.keys {
-                    db.insert(key, entry.value, entry.expire_at_ms, 0);
+                    let deadline = entry.expire_at_ms();
+                    db.insert(key, entry.value, deadline, 0);
                 }
             }
         }
@@ -329,7 +330,7 @@ impl Migrations {
             .changed
             .iter()
             .filter(|(_, index)| **index > after)
-            .map(|(key, _)| (key.clone(), db.entry(key, 0).cloned()))
+            .map(|(key, _)| (key.clone(), db.peek(key, 0).cloned()))
             .collect()
     }
 }

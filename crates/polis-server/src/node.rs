@@ -6,7 +6,7 @@
 //!   run ─> bind listeners ─> Host (storage, peers) ─> Node::start
 //!            Node::start ─> bootstrap (identity, map: create / register / reopen)
 //!                       ─> replicas (meta + shards from the map)
-//!                       ─> tasks: map follower, controller, expiry
+//!                       ─> tasks: map follower, controller, expiry, eviction
 //! ```
 //!
 //! [`Node`] holds no socket: the simulation runs the same node on a
@@ -32,7 +32,7 @@ use crate::machine::DataMachine;
 use crate::map_state::MapState;
 use crate::settings::Settings;
 use crate::stats::Stats;
-use crate::{admin, bootstrap, connection, controller, expiry, removal, replicas, rpc};
+use crate::{admin, bootstrap, connection, controller, eviction, expiry, removal, replicas, rpc};
 
 /// Why a node could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,8 @@ pub struct Node {
     pub key_events: crate::notify::KeyEvents,
     pub stats: Stats,
     pub settings: Settings,
+    /// `maxmemory` and what keeps the node within it.
+    pub eviction: crate::eviction::Eviction,
     pub started_at: Instant,
     /// Random per process, like Redis's run_id.
     pub run_id: String,
@@ -126,16 +128,15 @@ impl Node {
             config.client_query_buffer_limit,
             config.maxclients,
         );
-        // Checked when the configuration was read; a bad value is none.
-        let notify = vec![(
-            "notify-keyspace-events".to_owned(),
-            config.notify_keyspace_events.clone(),
-        )];
-        if let Err(error) = settings.set_all(&notify) {
-            tracing::warn!(%error, "notify-keyspace-events left off");
+        if let Err(error) = settings.set_all(&config.parameters) {
+            // validate() tried them already.
+            tracing::error!(error = %error.render(), "a configuration parameter was refused");
         }
+        let eviction_seed = polis_raft::runtime::random_u64();
+        tracing::debug!(eviction_seed, "eviction's random picks");
         let key_events = crate::notify::KeyEvents::new(settings.key_event_flags());
         Arc::new(Self {
+            eviction: crate::eviction::Eviction::new(settings.eviction(), eviction_seed),
             pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
             fanout: crate::fanout::Fanout::default(),
             key_events,
@@ -184,6 +185,7 @@ impl Node {
             tokio::spawn(controller::run(self.clone())),
             tokio::spawn(expiry::run(self.clone())),
             tokio::spawn(crate::feed_forward::run(self.clone())),
+            tokio::spawn(eviction::run(self.clone())),
         ];
         self.tasks
             .lock()

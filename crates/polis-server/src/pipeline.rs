@@ -59,7 +59,8 @@ impl Waiting {
         }
         self.count = 0;
         self.bytes = 0;
-        let batches = std::mem::take(&mut self.by_shard);
+        let mut batches = std::mem::take(&mut self.by_shard);
+        refuse_over_maxmemory(node, &mut batches, replies).await;
         let proposals = batches.into_iter().map(|(shard, writes)| {
             let (places, logged): (Vec<usize>, Vec<Logged>) = writes.into_iter().unzip();
             async move { (places, dispatch::write_batch(node, shard, logged).await) }
@@ -72,6 +73,44 @@ impl Waiting {
             }
         }
     }
+}
+
+/// Takes the DENYOOM writes out of `batches`, answered -OOM, when the
+/// node is over `maxmemory` and eviction cannot make room (checked once
+/// for the whole flush, as Redis checks once per command).
+async fn refuse_over_maxmemory(
+    node: &Arc<Node>,
+    batches: &mut BTreeMap<GroupId, Vec<(usize, Logged)>>,
+    replies: &mut [Option<Reply>],
+) {
+    let grows = |logged: &Logged| crate::eviction::denies_oom(&logged.args);
+    // Only the leader that proposes judges: a replica that does not lead
+    // redirects the write.
+    let leads = |shard: &GroupId| node.shard(*shard).is_some_and(|group| group.is_leader());
+    let judged = |shard: &GroupId, writes: &Vec<(usize, Logged)>| {
+        leads(shard) && writes.iter().any(|(_, logged)| grows(logged))
+    };
+    if !batches.iter().any(|(shard, writes)| judged(shard, writes)) {
+        return;
+    }
+    if crate::eviction::admit(node).await.is_ok() {
+        return;
+    }
+    for (shard, writes) in batches.iter_mut() {
+        if !leads(shard) {
+            continue;
+        }
+        writes.retain(|(place, logged)| {
+            if !grows(logged) {
+                return true;
+            }
+            if let Some(reply) = replies.get_mut(*place) {
+                *reply = Some(crate::eviction::oom());
+            }
+            false
+        });
+    }
+    batches.retain(|_, writes| !writes.is_empty());
 }
 
 /// Notes a command in the node's counters and the client's info.

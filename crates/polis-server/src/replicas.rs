@@ -258,9 +258,14 @@ async fn start_shard(
     let group = Arc::new(
         node.host
             .start_group(spec, {
-                let mut machine =
-                    DataMachine::new(shard.id).with_events(crate::notify::publisher(node));
+                let mut machine = DataMachine::new(shard.id)
+                    .with_events(crate::notify::publisher(node))
+                    .with_footprint(node.eviction.footprint());
                 machine.set_notify_mask(crate::notify::record_mask(node.key_events.flags()));
+                machine
+                    .db
+                    .set_encoding_limits(node.settings.encoding_limits());
+                machine.db.set_tracking(node.eviction.config().tracking());
                 machine
             })
             .await?,

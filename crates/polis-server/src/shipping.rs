@@ -154,17 +154,13 @@ impl Sender {
         else {
             return Ok(Some(key));
         };
-        let (key, expire_at_ms) = (key.0, key.1.and_then(|entry| entry.expire_at_ms));
+        let (key, expire_at_ms) = (key.0, key.1.and_then(|entry| entry.expire_at_ms()));
         let mut parts = parts.into_iter();
         let Some(first) = parts.next() else {
             return Ok(None);
         };
         let bytes = first.mem_bytes();
-        let entry = Entry {
-            value: first,
-            expire_at_ms,
-            version: 0,
-        };
+        let entry = Entry::new(first, expire_at_ms, 0);
         self.stage(vec![(key.clone(), Some(entry))], read_at, bytes)
             .await?;
         self.flush().await?;

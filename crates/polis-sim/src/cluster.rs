@@ -215,7 +215,7 @@ impl SimCluster {
             proto_max_bulk_len: limits::PROTO_MAX_BULK_LEN_DEFAULT,
             client_query_buffer_limit: limits::QUERY_BUFFER_LEN_MAX_DEFAULT,
             maxclients: limits::CLIENTS_MAX_DEFAULT,
-            notify_keyspace_events: String::new(),
+            parameters: Vec::new(),
             enable_fault_injection: false,
         }
     }

@@ -13,34 +13,20 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Access, Tracking};
+pub use crate::entry::Entry;
+pub(crate) use crate::entry::{deadline, entry_bytes};
 use crate::events::{class, KeyEvent, Recorder};
 use crate::ordered::{HashOrderedMap, ScanPage};
-use crate::value::{EncodingLimits, Value, ENTRY_OVERHEAD_BYTES};
-
-/// A key's value and its absolute expiry deadline in Unix milliseconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    pub value: Value,
-    pub expire_at_ms: Option<u64>,
-    /// The version of the write that last changed the key (WATCH compares
-    /// it). Replicated state, stored in snapshots, but not shipped by a
-    /// migration: a key gets the version of the entry that makes it live.
-    #[serde(skip)]
-    pub version: u64,
-}
-
-impl Entry {
-    /// Returns true when the deadline has passed at `now_ms`.
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.expire_at_ms, Some(deadline) if deadline <= now_ms)
-    }
-}
+use crate::value::{EncodingLimits, Value};
 
 /// Counters that are part of the replicated state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbStats {
     /// Keys deleted because their deadline passed (lazily or actively).
     pub expired_keys: u64,
+    /// Keys deleted to keep the node within `maxmemory`.
+    pub evicted_keys: u64,
 }
 
 /// The keyspace of one shard.
@@ -73,6 +59,11 @@ pub struct Db {
     /// Key events of the writes applied (see [`crate::events`]); not
     /// replicated state.
     recorder: Recorder,
+    /// How access words are kept (node configuration, not replicated).
+    tracking: Tracking,
+    /// The time of the log entry being applied (set by
+    /// [`Db::set_write_time`]): what writes stamp access words with.
+    write_time_ms: u64,
 }
 
 /// Strings up to this size are copied rather than shared (see [`detached`]).
@@ -94,11 +85,6 @@ pub fn detached(bytes: &Bytes) -> Bytes {
     } else {
         bytes.clone()
     }
-}
-
-/// Returns the estimated bytes one keyspace entry occupies.
-fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
-    key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES
 }
 
 impl Db {
@@ -130,8 +116,9 @@ impl Db {
         self.stats
     }
 
-    /// Returns an estimate of the bytes the keyspace occupies (INFO
-    /// `used_memory` adds the process's own overhead to it).
+    /// Returns the bytes the keyspace holds, as the allocator counts them
+    /// (see [`crate::memory`]): INFO `used_memory` sums it over a node's
+    /// shard replicas, and `maxmemory` bounds that sum.
     pub fn used_memory(&self) -> usize {
         self.used_bytes
     }
@@ -145,6 +132,42 @@ impl Db {
     /// `hash-max-listpack-*`). Not replicated: it changes no data.
     pub fn set_encoding_limits(&mut self, limits: EncodingLimits) {
         self.encoding_limits = limits;
+    }
+
+    /// Returns how access words are kept.
+    pub fn tracking(&self) -> Tracking {
+        self.tracking
+    }
+
+    /// Sets how access words are kept from here on (CONFIG SET
+    /// `maxmemory-policy`, `lfu-*`). Not replicated: the words already
+    /// stored are read the new way, as Redis does.
+    pub fn set_tracking(&mut self, tracking: Tracking) {
+        self.tracking = tracking;
+    }
+
+    /// Copies the node configuration (encoding limits, the key events
+    /// recorded, how access words are kept) of `other`: a keyspace read
+    /// from a snapshot takes over the one it replaces.
+    pub fn configure_like(&mut self, other: &Db) {
+        self.encoding_limits = other.encoding_limits;
+        self.recorder.mask = other.recorder.mask;
+        self.tracking = other.tracking;
+    }
+
+    /// Sets the time of the log entry being applied: the keys its writes
+    /// touch are stamped with it (a write passing an earlier time, as a
+    /// migration's does, still counts as a use now).
+    pub fn set_write_time(&mut self, time_ms: u64) {
+        self.write_time_ms = time_ms;
+    }
+
+    /// Stamps every key as used at `now_ms` (a keyspace just read from a
+    /// snapshot, whose access words were not stored).
+    pub fn stamp_access(&mut self, now_ms: u64) {
+        for (_, entry) in self.keys.iter() {
+            entry.access.stamp(self.tracking, now_ms);
+        }
     }
 
     /// Starts applying a write: keys it changes get `version`, and its
@@ -168,7 +191,7 @@ impl Db {
     /// Returns the version of the live `key` at `now_ms`, None when it is
     /// absent or expired (WATCH).
     pub fn version_of(&self, key: &[u8], now_ms: u64) -> Option<u64> {
-        self.entry(key, now_ms).map(|entry| entry.version)
+        self.peek(key, now_ms).map(|entry| entry.version)
     }
 
     // ----- key events (see crate::events) -----
@@ -201,19 +224,29 @@ impl Db {
 
     // ----- reads: honour expiry, never mutate -----
 
-    /// Returns the live entry of `key` at `now_ms`.
+    /// Returns the live entry of `key` at `now_ms`, and counts the lookup
+    /// as a use of the key (its LRU clock or LFU counter): what commands
+    /// read goes through here.
     pub fn entry(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let entry = self.peek(key, now_ms)?;
+        entry.access.touch(self.tracking, now_ms);
+        Some(entry)
+    }
+
+    /// Returns the live entry of `key` at `now_ms` without counting a use
+    /// (Redis's `LOOKUP_NOTOUCH`: OBJECT, TYPE, TTL, EXISTS, WATCH).
+    pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.keys.get(key).filter(|entry| !entry.is_expired(now_ms))
     }
 
-    /// Returns the live value of `key` at `now_ms`.
+    /// Returns the live value of `key` at `now_ms`, a use of the key.
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
         self.entry(key, now_ms).map(|entry| &entry.value)
     }
 
-    /// Returns true when `key` is live at `now_ms`.
+    /// Returns true when `key` is live at `now_ms` (not a use of it).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.entry(key, now_ms).is_some()
+        self.peek(key, now_ms).is_some()
     }
 
     /// Iterates the live keys in hash order. O(n).
@@ -247,6 +280,13 @@ impl Db {
             .chain(self.keys.iter().take(start))
             .find(|(_, entry)| !entry.is_expired(now_ms))
             .map(|(key, _)| key)
+    }
+
+    /// Returns the bytes the live `key` counts for in
+    /// [`Db::used_memory`] (MEMORY USAGE), not a use of it.
+    pub fn key_footprint(&self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let (stored, entry) = self.keys.get_key_value(key)?;
+        (!entry.is_expired(now_ms)).then(|| entry_bytes(stored, entry))
     }
 
     /// Returns up to `limit` keys whose deadline is `<= now_ms`, earliest
@@ -299,11 +339,14 @@ impl Db {
         if expire_at_ms.is_none() {
             self.preserve(&key);
             match self.keys.get_mut(&key) {
-                Some(entry) if entry.expire_at_ms.is_none() => {
+                Some(entry) if entry.expire_at.is_none() => {
                     let before = entry.value.mem_bytes();
                     let after = value.mem_bytes();
                     entry.value = value;
                     entry.version = self.write_version;
+                    entry
+                        .access
+                        .touch(self.tracking, now_ms.max(self.write_time_ms));
                     self.used_bytes = self.used_bytes.saturating_sub(before) + after;
                     return;
                 }
@@ -311,20 +354,28 @@ impl Db {
             }
         }
         let key = detached(&key);
-        let replaced = !absent && {
+        let used_at_ms = now_ms.max(self.write_time_ms);
+        let replaced = if absent {
+            None
+        } else {
             self.expire_if_needed(&key, now_ms);
-            self.remove_raw(&key).is_some()
+            self.remove_raw(&key)
         };
-        if !replaced {
-            self.recorder.record(class::NEW, "new", &key);
+        let mut entry = Entry::new(value, expire_at_ms, self.write_version);
+        match replaced {
+            // An overwritten key keeps its history (its LFU counter), as
+            // in Redis, and this write is one more use.
+            Some(previous) => {
+                entry.access = previous.access;
+                entry.access.touch(self.tracking, used_at_ms);
+            }
+            None => {
+                entry.access = Access::new(self.tracking, used_at_ms);
+                self.recorder.record(class::NEW, "new", &key);
+            }
         }
-        let entry = Entry {
-            value,
-            expire_at_ms,
-            version: self.write_version,
-        };
         self.used_bytes += entry_bytes(&key, &entry);
-        if let Some(deadline) = expire_at_ms {
+        if let Some(deadline) = entry.expire_at_ms() {
             self.expires.insert((deadline, key.clone()));
         }
         self.preserve(&key);
@@ -334,9 +385,7 @@ impl Db {
     /// Stores `value` under `key`, keeping the deadline of a live previous
     /// value (SET KEEPTTL, SETRANGE on an existing key, ...).
     pub fn insert_keep_ttl(&mut self, key: Bytes, value: Value, now_ms: u64) {
-        let deadline = self
-            .entry(&key, now_ms)
-            .and_then(|entry| entry.expire_at_ms);
+        let deadline = self.peek(&key, now_ms).and_then(Entry::expire_at_ms);
         self.insert(key, value, deadline, now_ms);
     }
 
@@ -364,8 +413,11 @@ impl Db {
         self.preserve(key);
         let entry = self.keys.get_mut(key)?;
         entry.version = self.write_version;
+        entry
+            .access
+            .touch(self.tracking, now_ms.max(self.write_time_ms));
         let result = update(&mut entry.value);
-        let after = key.len() + entry.value.mem_bytes() + ENTRY_OVERHEAD_BYTES;
+        let after = entry_bytes(key, entry);
         let now_empty = entry.value.is_empty_aggregate();
         self.used_bytes = self.used_bytes.saturating_sub(before) + after;
         if now_empty {
@@ -385,17 +437,22 @@ impl Db {
             return false;
         };
         let stored_key = stored_key.clone();
-        let previous = entry.expire_at_ms;
-        if let Some(deadline) = previous {
-            self.expires.remove(&(deadline, stored_key.clone()));
+        if let Some(previous) = entry.expire_at_ms() {
+            self.expires.remove(&(previous, stored_key.clone()));
         }
-        if let Some(deadline) = expire_at_ms {
-            self.expires.insert((deadline, stored_key));
+        let expire_at = deadline(expire_at_ms);
+        if let Some(deadline) = expire_at {
+            self.expires.insert((deadline.get(), stored_key));
         }
         self.preserve(key);
+        let (tracking, used_at_ms) = (self.tracking, now_ms.max(self.write_time_ms));
         if let Some(entry) = self.keys.get_mut(key) {
-            entry.expire_at_ms = expire_at_ms;
+            let before = entry_bytes(key, entry);
+            entry.expire_at = expire_at;
             entry.version = self.write_version;
+            entry.access.touch(tracking, used_at_ms);
+            let after = entry_bytes(key, entry);
+            self.used_bytes = self.used_bytes.saturating_sub(before) + after;
         }
         true
     }
@@ -434,7 +491,7 @@ impl Db {
             }
             removed += 1;
             freed += entry_bytes(key, entry);
-            if let Some(deadline) = entry.expire_at_ms {
+            if let Some(deadline) = entry.expire_at_ms() {
                 expires.remove(&(deadline, key.clone()));
             }
             false
@@ -444,13 +501,13 @@ impl Db {
     }
 
     /// Removes `key` whatever its deadline, keeping the indexes in step.
-    fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
+    pub(crate) fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
         self.preserve(key);
         let (stored_key, entry) = self.keys.remove(key)?;
         self.used_bytes = self
             .used_bytes
             .saturating_sub(entry_bytes(&stored_key, &entry));
-        if let Some(deadline) = entry.expire_at_ms {
+        if let Some(deadline) = entry.expire_at_ms() {
             self.expires.remove(&(deadline, stored_key));
         }
         Some(entry)
@@ -462,7 +519,7 @@ impl Db {
         let mut used_bytes = 0;
         for (key, entry) in keys.iter() {
             used_bytes += entry_bytes(key, entry);
-            if let Some(deadline) = entry.expire_at_ms {
+            if let Some(deadline) = entry.expire_at_ms() {
                 expires.insert((deadline, key.clone()));
             }
         }
@@ -478,6 +535,8 @@ impl Db {
             epoch: 0,
             lock_granted_at: None,
             recorder: Recorder::default(),
+            tracking: Tracking::default(),
+            write_time_ms: 0,
         }
     }
 }

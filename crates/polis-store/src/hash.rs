@@ -13,15 +13,13 @@ use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::memory::{btree_bytes, heap_bytes_spread, Fill};
 use crate::ordered::{HashOrderedMap, StoredKey};
 use crate::value::EncodingLimits;
 
-/// Approximate bookkeeping bytes of one field of a hash, beyond the bytes
-/// of the field and its value: the B-tree slot (a 16-byte box pointer and
-/// the 8-byte hash, in nodes about 70% full, with their share of the
-/// inner nodes: ~40), and the packed allocation's header, rounding and
-/// length prefix (~17).
-pub const HASH_FIELD_OVERHEAD_BYTES: usize = 56;
+/// A field's B-tree slot: its 8-byte hash and the packed allocation's
+/// 16-byte box pointer.
+const FIELD_SLOT_BYTES: usize = 24;
 
 /// The longest LEB128 encoding of a `u64`.
 const VARINT_LEN_MAX: usize = 10;
@@ -217,10 +215,14 @@ impl HashValue {
         }
     }
 
-    /// Returns an estimate of the bytes this hash occupies: a function of
-    /// its contents alone, so every replica reports the same.
+    /// Returns the heap bytes this hash holds (see [`crate::memory`]):
+    /// its B-tree and each field's packed allocation (the field's length,
+    /// the field, the value), from its contents alone, so every replica
+    /// reports the same.
     pub fn mem_bytes(&self) -> usize {
-        self.payload_bytes + self.fields.len() * HASH_FIELD_OVERHEAD_BYTES + 32
+        let len = self.fields.len();
+        btree_bytes(len, FIELD_SLOT_BYTES, Fill::Random)
+            + heap_bytes_spread(self.payload_bytes + len, len)
     }
 
     /// Cuts the fields into hashes of about `part_bytes` each, in order;

@@ -213,8 +213,12 @@ fn the_memory_estimate_depends_on_the_contents_only() {
     }
     assert_eq!(grown.mem_bytes(), direct.mem_bytes());
     let fields: usize = (0..500).map(|index| format!("f{index}").len()).sum();
+    // Each field packed with its length and value: 1 + f{index} + "v",
+    // 5 to 7 bytes, one 32-byte chunk each; and the B-tree's nodes.
+    let packed = fields + 500 + 500;
     assert_eq!(
         direct.mem_bytes(),
-        fields + 500 + 500 * HASH_FIELD_OVERHEAD_BYTES + 32
+        500 * crate::memory::heap_bytes(packed.div_ceil(500))
+            + crate::memory::btree_bytes(500, 24, crate::memory::Fill::Random)
     );
 }

@@ -22,12 +22,11 @@ use bytes::Bytes;
 
 use chunk::{entry_bytes, entry_len, Chunk, CHUNK_BYTES};
 
-/// Bookkeeping bytes of one chunk in the memory estimate: its slot in the
-/// deque and its heap block's header.
-const CHUNK_OVERHEAD_BYTES: usize = 48;
+use crate::memory::heap_bytes;
 
-/// Bookkeeping bytes of an empty list in the memory estimate.
-const LIST_OVERHEAD_BYTES: usize = 48;
+/// Chunk handles the deque's buffer holds at least (std's `VecDeque`
+/// starts at 4, then doubles).
+const DEQUE_CAPACITY_MIN: usize = 4;
 
 /// A list: a double-ended queue of binary-safe elements.
 #[derive(Clone, Default)]
@@ -368,13 +367,27 @@ impl ListValue {
         "quicklist"
     }
 
-    /// Returns an estimate of the bytes this list occupies: its entries
-    /// and a share of chunk bookkeeping, from the elements alone (not
-    /// from how they happen to be chunked, which differs between
-    /// replicas).
+    /// Returns the heap bytes this list holds (see [`crate::memory`]),
+    /// from the elements alone (not from how they happen to be chunked,
+    /// which differs between replicas): a lone chunk grows by powers of
+    /// two, more chunks are full ones of [`CHUNK_BYTES`], and the deque
+    /// holds their handles.
     pub fn mem_bytes(&self) -> usize {
+        if self.entry_bytes == 0 {
+            return 0;
+        }
         let chunks = self.entry_bytes.div_ceil(CHUNK_BYTES);
-        self.entry_bytes + chunks * CHUNK_OVERHEAD_BYTES + LIST_OVERHEAD_BYTES
+        let buffers = if chunks == 1 {
+            heap_bytes(
+                self.entry_bytes
+                    .next_power_of_two()
+                    .clamp(self.entry_bytes, CHUNK_BYTES),
+            )
+        } else {
+            chunks * heap_bytes(CHUNK_BYTES)
+        };
+        let handles = chunks.next_power_of_two().max(DEQUE_CAPACITY_MIN);
+        buffers + heap_bytes(handles * std::mem::size_of::<Chunk>())
     }
 }
 

@@ -304,6 +304,19 @@ impl<V, K: StoredKey> HashOrderedMap<V, K> {
             .map(|(stored, value)| (stored.hash, stored.key, value))
     }
 
+    /// Iterates every entry once, in order, starting at the first whose
+    /// hash is at least `hash` and wrapping around to the first entry
+    /// after the last. Finding the start is O(log n): random samples
+    /// (eviction) start at a random hash.
+    pub fn iter_from(&self, hash: u64) -> impl Iterator<Item = (&K, &V)> {
+        let probe = Probe { hash, key: &[] };
+        let split: Bound<&dyn KeyView> = Bound::Included(&probe);
+        let tail = self.map.range::<dyn KeyView, _>((split, Bound::Unbounded));
+        let split: Bound<&dyn KeyView> = Bound::Excluded(&probe);
+        let head = self.map.range::<dyn KeyView, _>((Bound::Unbounded, split));
+        tail.chain(head).map(|(stored, value)| (&stored.key, value))
+    }
+
     /// Returns the entry at position `index` in iteration order.
     ///
     /// O(n): the B-tree keeps no subtree sizes. Used only by random picks
@@ -459,6 +472,28 @@ mod tests {
                 "missed {index}"
             );
         }
+    }
+
+    #[test]
+    fn iter_from_visits_every_entry_once_from_a_hash() {
+        let mut map = HashOrderedMap::new();
+        for index in 0..200u32 {
+            map.insert(Bytes::from(format!("key:{index}")), index);
+        }
+        let ordered: Vec<u32> = map.iter().map(|(_, value)| *value).collect();
+        for start in [0, 1, u64::MAX / 3, u64::MAX / 2, u64::MAX] {
+            let from: Vec<u32> = map.iter_from(start).map(|(_, value)| *value).collect();
+            assert_eq!(from.len(), ordered.len(), "from {start}");
+            let first = map
+                .iter()
+                .position(|(key, _)| key_hash(key) >= start)
+                .unwrap_or(0);
+            let mut expected = ordered[first..].to_vec();
+            expected.extend_from_slice(&ordered[..first]);
+            assert_eq!(from, expected, "from {start}");
+        }
+        let empty: HashOrderedMap<u8> = HashOrderedMap::new();
+        assert_eq!(empty.iter_from(7).count(), 0);
     }
 
     #[test]

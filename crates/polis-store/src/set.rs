@@ -6,11 +6,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::db::detached;
+use crate::memory::{btree_bytes, heap_bytes_spread, Fill};
 use crate::ordered::{HashOrderedMap, ScanPage};
 use crate::value::EncodingLimits;
 
-/// Approximate bookkeeping bytes of one member of a set.
-pub const SET_MEMBER_OVERHEAD_BYTES: usize = 48;
+/// A member's B-tree slot: its 8-byte hash and its `Bytes`.
+const MEMBER_SLOT_BYTES: usize = 40;
 
 /// A set of binary-safe members.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -93,9 +94,12 @@ impl SetValue {
         }
     }
 
-    /// Returns an estimate of the bytes this set occupies.
+    /// Returns the heap bytes this set holds (see [`crate::memory`]): its
+    /// B-tree and each member's allocation.
     pub fn mem_bytes(&self) -> usize {
-        self.payload_bytes + self.members.len() * SET_MEMBER_OVERHEAD_BYTES + 32
+        let len = self.members.len();
+        btree_bytes(len, MEMBER_SLOT_BYTES, Fill::Random)
+            + heap_bytes_spread(self.payload_bytes, len)
     }
 
     /// Cuts the members into sets of about `part_bytes` each, in order;

@@ -13,9 +13,10 @@ use crate::db::{Db, DbStats, Entry};
 use crate::ordered::HashOrderedMap;
 use crate::value::Value;
 
-/// The snapshot format this build writes (1: keys without versions, still
-/// read; their versions are 0).
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+/// The snapshot format this build writes (1: keys without versions, whose
+/// versions read as 0; 2: counters without `evicted_keys`, which reads as
+/// 0; both still read).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
 
 /// Why a snapshot could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,7 @@ pub(crate) struct Stored<'a>(pub(crate) &'a Entry);
 
 impl Serialize for Stored<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (&self.0.value, self.0.expire_at_ms, self.0.version).serialize(serializer)
+        (&self.0.value, self.0.expire_at_ms(), self.0.version).serialize(serializer)
     }
 }
 
@@ -70,11 +71,49 @@ struct SnapshotOwned {
     stats: DbStats,
 }
 
+/// The counters of formats 1 and 2: no evictions yet.
+#[derive(Deserialize)]
+struct DbStatsV2 {
+    expired_keys: u64,
+}
+
+impl From<DbStatsV2> for DbStats {
+    fn from(stats: DbStatsV2) -> Self {
+        DbStats {
+            expired_keys: stats.expired_keys,
+            evicted_keys: 0,
+        }
+    }
+}
+
+/// The deserialized form of format 2.
+#[derive(Deserialize)]
+struct SnapshotOwnedV2 {
+    keys: HashOrderedMap<StoredOwned>,
+    stats: DbStatsV2,
+}
+
 /// The deserialized form of format 1, whose entries had no version.
 #[derive(Deserialize)]
 struct SnapshotOwnedV1 {
     keys: HashOrderedMap<Entry>,
-    stats: DbStats,
+    stats: DbStatsV2,
+}
+
+/// Returns what `body` holds as a `T`, with nothing left over.
+fn decode_whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SnapshotError> {
+    let (owned, rest): (T, &[u8]) = postcard::take_from_bytes(body)?;
+    if !rest.is_empty() {
+        return Err(SnapshotError::TrailingBytes(rest.len()));
+    }
+    Ok(owned)
+}
+
+/// Returns the keys of a snapshot with their versions.
+fn with_versions(keys: HashOrderedMap<StoredOwned>) -> HashOrderedMap<Entry> {
+    keys.map_values(|StoredOwned(value, expire_at_ms, version)| {
+        Entry::new(value, expire_at_ms, version)
+    })
 }
 
 impl Db {
@@ -102,30 +141,42 @@ impl Db {
     /// body does not decode completely.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Db, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
-        if version == 1 {
-            let (owned, rest): (SnapshotOwnedV1, &[u8]) = postcard::take_from_bytes(body)?;
-            if !rest.is_empty() {
-                return Err(SnapshotError::TrailingBytes(rest.len()));
+        match version {
+            1 => {
+                let owned: SnapshotOwnedV1 = decode_whole(body)?;
+                Ok(Db::from_parts(owned.keys, owned.stats.into()))
             }
-            return Ok(Db::from_parts(owned.keys, owned.stats));
-        }
-        if version != SNAPSHOT_FORMAT_VERSION {
-            return Err(SnapshotError::UnsupportedVersion {
-                found: version,
+            2 => {
+                let owned: SnapshotOwnedV2 = decode_whole(body)?;
+                Ok(Db::from_parts(
+                    with_versions(owned.keys),
+                    owned.stats.into(),
+                ))
+            }
+            SNAPSHOT_FORMAT_VERSION => {
+                let owned: SnapshotOwned = decode_whole(body)?;
+                Ok(Db::from_parts(with_versions(owned.keys), owned.stats))
+            }
+            found => Err(SnapshotError::UnsupportedVersion {
+                found,
                 expected: SNAPSHOT_FORMAT_VERSION,
-            });
+            }),
         }
-        let (owned, rest): (SnapshotOwned, &[u8]) = postcard::take_from_bytes(body)?;
-        if !rest.is_empty() {
-            return Err(SnapshotError::TrailingBytes(rest.len()));
-        }
-        let keys = owned
-            .keys
-            .map_values(|StoredOwned(value, expire_at_ms, version)| Entry {
-                value,
-                expire_at_ms,
-                version,
-            });
-        Ok(Db::from_parts(keys, owned.stats))
     }
 }
+
+/// Returns a format 2 snapshot as this build writes it: the same keys and
+/// values, the header's format 3 and an `evicted_keys` of 0 after the
+/// other counter (postcard writes 0 as one byte).
+#[cfg(test)]
+pub(crate) fn in_current_format(format_2: &[u8]) -> Vec<u8> {
+    assert_eq!(format_2.first(), Some(&2), "a format 2 snapshot");
+    let mut bytes = vec![SNAPSHOT_FORMAT_VERSION];
+    bytes.extend_from_slice(&format_2[1..]);
+    bytes.push(0);
+    bytes
+}
+
+#[cfg(test)]
+#[path = "snapshot_test.rs"]
+mod tests;

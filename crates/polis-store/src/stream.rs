@@ -15,22 +15,39 @@
 //! boundaries are part of the replicated value: every replica applies the
 //! same appends with the same limits and gets the same nodes.
 
+mod group;
 mod id;
 mod listpack;
 pub mod queue;
 
+pub use group::{Consumer, ConsumerGroup, PendingEntry};
 pub use id::StreamId;
 pub use queue::{DueEntries, DueState, GroupQueue, QueueOptions};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use listpack::{integer_bytes, string_bytes, LISTPACK_EMPTY_BYTES};
 
-/// Approximate bookkeeping bytes of one stream entry.
-pub const STREAM_ENTRY_OVERHEAD_BYTES: usize = 48;
+use crate::db::detached;
+use crate::memory::{btree_bytes, btree_entry_bytes, heap_bytes_spread, Fill};
+
+/// An entry's B-tree slot: its id and its `Vec` of fields and values.
+const ENTRY_SLOT_BYTES: usize = 40;
+/// A field's or value's handle in an entry's `Vec`.
+const ITEM_HANDLE_BYTES: usize = 32;
+/// A node's B-tree slot: its master id and its [`StreamNode`].
+const NODE_SLOT_BYTES: usize = 80;
+/// A node's master fields: a `Vec` of handles sharing the first entry's
+/// buffers, which that makes allocate shared headers.
+const NODE_FIELDS_BYTES: usize = 96;
+/// A pending entry: its slot in the group's list and in its consumer's.
+const PENDING_BYTES: usize =
+    btree_entry_bytes(64, Fill::Ascending) + btree_entry_bytes(16, Fill::Ascending);
+/// A consumer: its slot and its name.
+const CONSUMER_BYTES: usize = btree_entry_bytes(64, Fill::Random) + 32;
 /// Largest listpack Redis builds (`STREAM_LISTPACK_MAX_SIZE`).
 pub const STREAM_LISTPACK_MAX_BYTES: usize = 1 << 30;
 
@@ -97,121 +114,6 @@ pub struct Trim {
     pub limit: u64,
 }
 
-/// A message delivered to a consumer and not yet acknowledged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingEntry {
-    pub consumer: Bytes,
-    /// The leader's time of the last delivery.
-    pub delivered_ms: u64,
-    pub deliveries: u64,
-}
-
-/// A consumer of a group.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Consumer {
-    /// The leader's time of the consumer's last read or claim.
-    pub seen_ms: u64,
-    /// The ids of its pending entries.
-    pub pending: BTreeSet<StreamId>,
-}
-
-/// A consumer group of a stream.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConsumerGroup {
-    pub last_delivered: StreamId,
-    /// Entries the group read (Redis 7.0's `entries-read`), when known.
-    pub entries_read: Option<u64>,
-    pub pending: BTreeMap<StreamId, PendingEntry>,
-    pub consumers: BTreeMap<Bytes, Consumer>,
-    /// polis's queue options and their state (see [`queue`]); None for a
-    /// plain Redis group. Not in this derived encoding, which stays the
-    /// one older binaries read: a stream whose groups have it is stored
-    /// under its own tag (`value.rs`).
-    #[serde(skip)]
-    pub queue: Option<Box<GroupQueue>>,
-}
-
-impl ConsumerGroup {
-    /// Returns a group that delivered up to `last_delivered`.
-    pub fn new(last_delivered: StreamId, entries_read: Option<u64>) -> Self {
-        Self {
-            last_delivered,
-            entries_read,
-            ..Self::default()
-        }
-    }
-
-    /// Returns the consumer `name`, created when absent, with its seen
-    /// time set to `now_ms` (Redis refreshes it on every lookup that
-    /// reads or claims).
-    pub fn touch_consumer(&mut self, name: &Bytes, now_ms: u64) -> &mut Consumer {
-        let consumer = self.consumers.entry(name.clone()).or_default();
-        consumer.seen_ms = now_ms;
-        consumer
-    }
-
-    /// Creates consumer `name` unless it exists; returns true when created.
-    pub fn create_consumer(&mut self, name: &Bytes, now_ms: u64) -> bool {
-        if self.consumers.contains_key(name) {
-            return false;
-        }
-        self.consumers.insert(
-            name.clone(),
-            Consumer {
-                seen_ms: now_ms,
-                pending: BTreeSet::new(),
-            },
-        );
-        true
-    }
-
-    /// Removes consumer `name` and its pending entries; returns how many
-    /// entries it had pending, or None when it did not exist.
-    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
-        let consumer = self.consumers.remove(name)?;
-        for id in &consumer.pending {
-            self.pending.remove(id);
-            self.forget_nack(*id);
-        }
-        Some(consumer.pending.len())
-    }
-
-    /// Acknowledges `id`; returns true when it was pending.
-    pub fn ack(&mut self, id: StreamId) -> bool {
-        let Some(entry) = self.pending.remove(&id) else {
-            return false;
-        };
-        if let Some(consumer) = self.consumers.get_mut(&entry.consumer) {
-            consumer.pending.remove(&id);
-        }
-        self.forget_nack(id);
-        true
-    }
-
-    /// Gives pending entry `id` to `consumer` (which must exist), creating
-    /// it when absent; returns the entry. A negative acknowledgement of it
-    /// is forgotten: it is delivered again.
-    pub fn assign(&mut self, id: StreamId, consumer: &Bytes, now_ms: u64) -> &mut PendingEntry {
-        self.forget_nack(id);
-        let previous = self.pending.get(&id).map(|entry| entry.consumer.clone());
-        if let Some(previous) = previous.filter(|previous| previous != consumer) {
-            if let Some(owner) = self.consumers.get_mut(&previous) {
-                owner.pending.remove(&id);
-            }
-        }
-        if let Some(owner) = self.consumers.get_mut(consumer) {
-            owner.pending.insert(id);
-        }
-        let entry = self.pending.entry(id).or_insert_with(|| PendingEntry {
-            consumer: consumer.clone(),
-            delivered_ms: now_ms,
-            deliveries: 0,
-        });
-        entry.consumer = consumer.clone();
-        entry
-    }
-}
-
 /// A stream: entries of field-value pairs in id order, and its groups.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamValue {
@@ -228,6 +130,10 @@ pub struct StreamValue {
     pub groups: BTreeMap<Bytes, ConsumerGroup>,
     /// Sum of field and value lengths of the entries.
     payload_bytes: usize,
+    /// Fields and values of the entries: derived from them, so not
+    /// stored ([`StreamValue::recount`] after reading).
+    #[serde(skip)]
+    items: usize,
 }
 
 impl StreamValue {
@@ -341,6 +247,9 @@ impl StreamValue {
             node.last_id = id;
         }
         self.payload_bytes += raw_len;
+        self.items += fields.len();
+        // Copies, so that an entry keeps no request's buffer alive.
+        let fields: Vec<Bytes> = fields.iter().map(detached).collect();
         self.entries.insert(id, fields);
         self.entries_added += 1;
         self.last_id = id;
@@ -357,6 +266,7 @@ impl StreamValue {
             return false;
         };
         self.payload_bytes -= fields.iter().map(Bytes::len).sum::<usize>();
+        self.items -= fields.len();
         let master = self
             .nodes
             .range(..=id)
@@ -448,6 +358,7 @@ impl StreamValue {
             for id in &doomed {
                 if let Some(fields) = self.entries.remove(id) {
                     self.payload_bytes -= fields.iter().map(Bytes::len).sum::<usize>();
+                    self.items -= fields.len();
                 }
             }
             deleted += doomed.len() as u64;
@@ -562,23 +473,36 @@ impl StreamValue {
         self.groups.values().any(|group| group.queue.is_some())
     }
 
-    /// Returns an estimate of the bytes this stream occupies.
+    /// Counts the fields and values of the entries again (a stream read
+    /// from a snapshot or a log entry).
+    pub(crate) fn recount(&mut self) {
+        self.items = self.entries.values().map(Vec::len).sum();
+    }
+
+    /// Returns the heap bytes this stream holds (see [`crate::memory`]):
+    /// its entries' B-tree, each entry's handles and each field's and
+    /// value's bytes, the nodes, and the groups' pending entries and
+    /// consumers.
     pub fn mem_bytes(&self) -> usize {
-        let pending: usize = self
+        let entries = self.entries.len();
+        let groups: usize = self
             .groups
             .values()
             .map(|group| {
                 let nacked = group
                     .queue()
                     .map_or(0, |queue| 64 + queue.nacked.len() * 48);
-                group.pending.len() * 96 + group.consumers.len() * 64 + nacked
+                group.pending.len() * PENDING_BYTES
+                    + group.consumers.len() * CONSUMER_BYTES
+                    + nacked
             })
             .sum();
-        self.payload_bytes
-            + self.entries.len() * STREAM_ENTRY_OVERHEAD_BYTES
-            + self.nodes.len() * 64
-            + pending
-            + 64
+        btree_bytes(entries, ENTRY_SLOT_BYTES, Fill::Ascending)
+            + heap_bytes_spread(self.items * ITEM_HANDLE_BYTES, entries)
+            + heap_bytes_spread(self.payload_bytes, self.items)
+            + btree_bytes(self.nodes.len(), NODE_SLOT_BYTES, Fill::Ascending)
+            + self.nodes.len() * NODE_FIELDS_BYTES
+            + groups
     }
 }
 

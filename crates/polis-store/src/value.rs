@@ -12,14 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::hash::HashValue;
 use crate::list::ListValue;
 use crate::lock::LockValue;
+use crate::memory::heap_bytes;
 use crate::ordered::HashOrderedMap;
 use crate::set::SetValue;
 use crate::stream::{GroupQueue, StreamValue};
 use crate::zset::ZSetValue;
 
-/// Approximate bookkeeping bytes of one key in the keyspace (tree slot,
-/// `Bytes` headers, expiry), added to the key and value sizes.
-pub const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// The heap block of a collection's [`Aggregate`] (behind its box).
+const AGGREGATE_BYTES: usize = heap_bytes(std::mem::size_of::<Aggregate>());
 
 /// The thresholds under which Redis keeps a collection in a compact
 /// encoding (`hash-max-listpack-*`, `set-max-intset-entries`,
@@ -149,18 +149,22 @@ impl Value {
         }
     }
 
-    /// Returns an estimate of the bytes this value occupies.
+    /// Returns the heap bytes this value holds beyond its slot in the
+    /// keyspace, as the allocator counts them (see [`crate::memory`]).
     pub fn mem_bytes(&self) -> usize {
         match self {
-            Value::String(bytes) => bytes.len() + 16,
-            Value::Other(aggregate) => match &**aggregate {
-                Aggregate::Hash(hash) => hash.mem_bytes(),
-                Aggregate::List(list) => list.mem_bytes(),
-                Aggregate::Set(set) => set.mem_bytes(),
-                Aggregate::ZSet(zset) => zset.mem_bytes(),
-                Aggregate::Stream(stream) => stream.mem_bytes(),
-                Aggregate::Lock(lock) => lock.mem_bytes(),
-            },
+            Value::String(bytes) => heap_bytes(bytes.len()),
+            Value::Other(aggregate) => {
+                AGGREGATE_BYTES
+                    + match &**aggregate {
+                        Aggregate::Hash(hash) => hash.mem_bytes(),
+                        Aggregate::List(list) => list.mem_bytes(),
+                        Aggregate::Set(set) => set.mem_bytes(),
+                        Aggregate::ZSet(zset) => zset.mem_bytes(),
+                        Aggregate::Stream(stream) => stream.mem_bytes(),
+                        Aggregate::Lock(lock) => lock.mem_bytes(),
+                    }
+            }
         }
     }
 
@@ -324,9 +328,13 @@ impl<'de> Deserialize<'de> for Value {
             StoredValueOwned::List(list) => Value::list(list),
             StoredValueOwned::Set(set) => Value::set(set),
             StoredValueOwned::ZSet(zset) => Value::zset(zset),
-            StoredValueOwned::Stream(stream) => Value::stream(stream),
             StoredValueOwned::Lock(lock) => Value::lock(lock),
+            StoredValueOwned::Stream(mut stream) => {
+                stream.recount();
+                Value::stream(stream)
+            }
             StoredValueOwned::QueueStream(mut stream, queues) => {
+                stream.recount();
                 for (name, queue) in queues {
                     if let Some(group) = stream.groups.get_mut(&name) {
                         group.queue = Some(Box::new(queue));

@@ -10,12 +10,18 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::db::detached;
+use crate::memory::{btree_bytes, heap_bytes_spread, Fill};
 use crate::ordered::{HashOrderedMap, ScanPage};
 use crate::value::EncodingLimits;
 
-/// Approximate bookkeeping bytes of one member of a sorted set (its two
-/// index entries).
-pub const ZSET_MEMBER_OVERHEAD_BYTES: usize = 96;
+/// A member's slot in the index by member: its 8-byte hash, its `Bytes`
+/// and its score.
+const MEMBER_SLOT_BYTES: usize = 48;
+/// A member's slot in the index by score: its score and a second `Bytes`.
+const SCORE_SLOT_BYTES: usize = 40;
+/// The header the member's second handle makes it allocate (its buffer
+/// becomes shared).
+const SHARED_HEADER_BYTES: usize = 32;
 
 /// A score with the total order sorted sets need: never NaN, and -0 is
 /// stored as 0.
@@ -241,9 +247,15 @@ impl ZSetValue {
         }
     }
 
-    /// Returns an estimate of the bytes this sorted set occupies.
+    /// Returns the heap bytes this sorted set holds (see
+    /// [`crate::memory`]): its two B-trees, each member's allocation and
+    /// its shared header.
     pub fn mem_bytes(&self) -> usize {
-        self.payload_bytes + self.members.len() * ZSET_MEMBER_OVERHEAD_BYTES + 48
+        let len = self.members.len();
+        btree_bytes(len, MEMBER_SLOT_BYTES, Fill::Random)
+            + btree_bytes(len, SCORE_SLOT_BYTES, Fill::Random)
+            + heap_bytes_spread(self.payload_bytes, len)
+            + len * SHARED_HEADER_BYTES
     }
 
     /// Cuts the members into sorted sets of about `part_bytes` each; the

@@ -36,6 +36,12 @@ pub const NODES_MAX: usize = 1000;
 pub const PEER_MESSAGE_LEN_MAX: usize = 1024 * 1024 * 1024;
 /// Largest number of keys one active-expiry proposal deletes.
 pub const EXPIRE_BATCH_KEYS_MAX: usize = 256;
+/// Largest number of keys one eviction proposal deletes: a round of
+/// eviction chooses at most this many over all the shards a node leads.
+pub const EVICT_BATCH_KEYS_MAX: usize = 256;
+/// Largest `maxmemory-samples`: keys sampled per shard for each key
+/// evicted.
+pub const EVICTION_SAMPLES_MAX: usize = 64;
 /// Largest number of elements one HRANDFIELD reply may hold. Redis has no
 /// such cap (a huge negative count streams until the client's output
 /// limit); polis builds replies in memory, so it refuses instead.

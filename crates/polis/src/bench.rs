@@ -18,6 +18,7 @@ use polis_bench::report::machine::{load_average, Machine, Versions};
 use polis_bench::report::Report;
 use polis_bench::spec::{BenchResult, BenchSpec, Distribution, Mode, Target, Workload};
 
+use crate::bench_memory::{run_eviction, run_footprint, EvictionArgs, FootprintArgs};
 use crate::bench_moves::{run_migration, run_scale_out, MigrationArgs, RunPlace, ScaleOutArgs};
 
 /// Flags of `polis bench`.
@@ -46,6 +47,12 @@ enum BenchCommand {
     /// Measures PUBLISH to subscribers spread over a 3-node cluster:
     /// messages delivered per second, against one Redis node.
     Pubsub(crate::bench_pubsub::PubSubArgs),
+    /// Compares the memory figure maxmemory bounds (INFO used_memory)
+    /// with the node's resident set growth, per data type.
+    Footprint(FootprintArgs),
+    /// Measures SET at maxmemory (eviction active) against the same load
+    /// without a limit, on fresh 3-node clusters.
+    Eviction(EvictionArgs),
 }
 
 /// Flags of `polis bench idle`.
@@ -222,6 +229,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Migration(args) => run_migration(args).await,
         BenchCommand::ScaleOut(args) => run_scale_out(args).await,
         BenchCommand::Pubsub(args) => crate::bench_pubsub::run_pubsub(args).await,
+        BenchCommand::Footprint(args) => run_footprint(args).await,
+        BenchCommand::Eviction(args) => run_eviction(args).await,
     }
 }
 

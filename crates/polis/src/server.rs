@@ -138,6 +138,24 @@ pub struct ServerArgs {
     /// CONFIG SET notify-keyspace-events changes them while running.
     #[arg(long, env = "POLIS_NOTIFY_KEYSPACE_EVENTS")]
     notify_keyspace_events: Option<String>,
+    /// The keyspace bytes this node may hold over all its shard replicas
+    /// (`100mb`, `2gb`; default 0: no limit), as CONFIG SET maxmemory.
+    #[arg(long, env = "POLIS_MAXMEMORY")]
+    maxmemory: Option<String>,
+    /// What goes over maxmemory: noeviction (writes get -OOM),
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru,
+    /// volatile-lfu, volatile-random, volatile-ttl.
+    #[arg(long, env = "POLIS_MAXMEMORY_POLICY")]
+    maxmemory_policy: Option<String>,
+    /// Keys sampled per shard for each key evicted (1 to 64; default 5).
+    #[arg(long, env = "POLIS_MAXMEMORY_SAMPLES")]
+    maxmemory_samples: Option<u32>,
+    /// LFU: how many hits a counter needs to grow (default 10).
+    #[arg(long, env = "POLIS_LFU_LOG_FACTOR")]
+    lfu_log_factor: Option<u32>,
+    /// LFU: minutes per step a counter loses while unused (default 1).
+    #[arg(long, env = "POLIS_LFU_DECAY_TIME")]
+    lfu_decay_time: Option<u32>,
     /// Serve the fault-injection endpoints of the admin API (tests and
     /// chaos runs only: never in production).
     #[arg(long, env = "POLIS_ENABLE_FAULT_INJECTION")]
@@ -186,6 +204,11 @@ struct FileConfig {
     client_query_buffer_limit: Option<u64>,
     maxclients: Option<usize>,
     notify_keyspace_events: Option<String>,
+    maxmemory: Option<String>,
+    maxmemory_policy: Option<String>,
+    maxmemory_samples: Option<u32>,
+    lfu_log_factor: Option<u32>,
+    lfu_decay_time: Option<u32>,
     enable_fault_injection: Option<bool>,
     log_format: Option<String>,
     log: Option<String>,
@@ -297,6 +320,43 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .or(file.idle_before_park_ms)
             .unwrap_or(defaults.idle_before_park_ms),
     };
+    let notify_keyspace_events = args.notify_keyspace_events.or(file.notify_keyspace_events);
+    if let Some(flags) = &notify_keyspace_events {
+        if polis_server::notify::parse_flags(flags).is_none() {
+            anyhow::bail!(
+                "--notify-keyspace-events {flags:?}: use Redis's letters (A g $ l s h z x e t m d n K E), e.g. KEA"
+            );
+        }
+    }
+    let parameters: Vec<(String, String)> = [
+        ("notify-keyspace-events", notify_keyspace_events),
+        ("maxmemory", args.maxmemory.or(file.maxmemory)),
+        (
+            "maxmemory-policy",
+            args.maxmemory_policy.or(file.maxmemory_policy),
+        ),
+        (
+            "maxmemory-samples",
+            args.maxmemory_samples
+                .or(file.maxmemory_samples)
+                .map(|samples| samples.to_string()),
+        ),
+        (
+            "lfu-log-factor",
+            args.lfu_log_factor
+                .or(file.lfu_log_factor)
+                .map(|factor| factor.to_string()),
+        ),
+        (
+            "lfu-decay-time",
+            args.lfu_decay_time
+                .or(file.lfu_decay_time)
+                .map(|minutes| minutes.to_string()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
+    .collect();
     let shape_defaults = ClusterShape::default();
     let config = ServerConfig {
         node_id,
@@ -361,18 +421,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
             .maxclients
             .or(file.maxclients)
             .unwrap_or(limits::CLIENTS_MAX_DEFAULT),
-        notify_keyspace_events: {
-            let flags = args
-                .notify_keyspace_events
-                .or(file.notify_keyspace_events)
-                .unwrap_or_default();
-            if polis_server::notify::parse_flags(&flags).is_none() {
-                anyhow::bail!(
-                    "--notify-keyspace-events {flags:?}: use Redis's letters (A g $ l s h z x e t m d n K E), e.g. KEA"
-                );
-            }
-            flags
-        },
+        parameters,
         enable_fault_injection: args.enable_fault_injection
             || file.enable_fault_injection.unwrap_or(false),
     };

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
 use polis_store::{event_class, Db};
 
-use crate::args::arg;
+use crate::args::{arg, is};
 use crate::command::{ReadCommand, ReadContext, WriteCommand};
 
 /// `DEL key [key ...]` and `UNLINK key [key ...]` (identical here: there
@@ -35,11 +35,13 @@ impl WriteCommand for Del {
 }
 
 /// `EXISTS key [key ...]` and `TOUCH key [key ...]`: counts live keys, a
-/// repeated key once per mention. polis keeps no access times, so TOUCH
-/// only counts.
+/// repeated key once per mention. TOUCH counts as a use of each key (its
+/// LRU clock or LFU counter, on the leader that serves it); EXISTS does
+/// not, as in Redis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exists {
     pub keys: Vec<Bytes>,
+    pub touch: bool,
 }
 
 impl ReadCommand for Exists {
@@ -47,6 +49,7 @@ impl ReadCommand for Exists {
         arg(args, 1)?;
         Ok(Self {
             keys: args[1..].to_vec(),
+            touch: is(&args[0], "touch"),
         })
     }
 
@@ -54,7 +57,13 @@ impl ReadCommand for Exists {
         let live = self
             .keys
             .iter()
-            .filter(|key| db.contains(key, ctx.now_ms))
+            .filter(|key| {
+                if self.touch {
+                    db.entry(key, ctx.now_ms).is_some()
+                } else {
+                    db.contains(key, ctx.now_ms)
+                }
+            })
             .count();
         Reply::Integer(live as i64)
     }
@@ -75,8 +84,8 @@ impl ReadCommand for Type {
 
     fn execute(&self, db: &Db, ctx: &ReadContext) -> Reply {
         let name = db
-            .get(&self.key, ctx.now_ms)
-            .map_or("none", |value| value.type_name());
+            .peek(&self.key, ctx.now_ms)
+            .map_or("none", |entry| entry.value.type_name());
         Reply::Simple(name.to_owned())
     }
 }

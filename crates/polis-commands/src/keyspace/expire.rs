@@ -99,7 +99,7 @@ impl WriteCommand for Expire {
             return Reply::Integer(0);
         };
         let current = entry
-            .expire_at_ms
+            .expire_at_ms()
             .map(|at| i64::try_from(at).unwrap_or(i64::MAX));
         let conditions = self.conditions;
         let refused = (conditions.nx && current.is_some())
@@ -142,7 +142,7 @@ impl WriteCommand for Persist {
     fn execute(&self, db: &mut Db, now_ms: u64) -> Reply {
         let has_deadline = db
             .entry(&self.key, now_ms)
-            .is_some_and(|entry| entry.expire_at_ms.is_some());
+            .is_some_and(|entry| entry.expire_at_ms().is_some());
         if has_deadline {
             db.set_expire(&self.key, None, now_ms);
             db.notify(event_class::GENERIC, "persist", &self.key);
@@ -187,10 +187,11 @@ impl ReadCommand for Ttl {
     }
 
     fn execute(&self, db: &Db, ctx: &ReadContext) -> Reply {
-        let Some(entry) = db.entry(&self.key, ctx.now_ms) else {
+        // As in Redis, asking for the time to live is no use of the key.
+        let Some(entry) = db.peek(&self.key, ctx.now_ms) else {
             return Reply::Integer(-2);
         };
-        let Some(deadline) = entry.expire_at_ms else {
+        let Some(deadline) = entry.expire_at_ms() else {
             return Reply::Integer(-1);
         };
         let remaining = deadline.saturating_sub(ctx.now_ms);

@@ -470,6 +470,51 @@ fn object_and_memory_usage() {
 }
 
 #[test]
+fn object_idletime_and_freq_follow_the_policy() {
+    let mut h = Harness::new();
+    h.run("set k v");
+    h.run("set other v");
+    h.advance(7_500);
+    // Looking (OBJECT, TYPE, TTL, EXISTS) is no use of the key.
+    h.run("type k");
+    h.run("ttl k");
+    h.run("exists k");
+    assert_eq!(h.run("object idletime k"), int(7));
+    // A read is; so is TOUCH.
+    h.run("get k");
+    h.run("touch other");
+    h.advance(2_000);
+    assert_eq!(h.run("object idletime k"), int(2));
+    assert_eq!(h.run("object idletime other"), int(2));
+    let refused = |reply: Reply, start: &str| {
+        assert!(
+            matches!(&reply, Reply::Error(error) if error.render().starts_with(start)),
+            "{reply:?}"
+        );
+    };
+    refused(
+        h.run("object freq k"),
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked.",
+    );
+    // Under an LFU policy the word is a counter: 5 for a new key, one
+    // more per hit with lfu-log-factor 0.
+    h.db.set_tracking(polis_store::Tracking::Lfu {
+        log_factor: 0,
+        decay_minutes: 1,
+    });
+    h.run("set fresh v");
+    assert_eq!(h.run("object freq fresh"), int(5));
+    h.run("get fresh");
+    h.run("get fresh");
+    assert_eq!(h.run("object freq fresh"), int(7));
+    refused(
+        h.run("object idletime fresh"),
+        "ERR An LFU maxmemory policy is selected, idle time not tracked.",
+    );
+    assert_eq!(h.run("object freq nokey"), Reply::Null);
+}
+
+#[test]
 fn wrong_type_errors_on_generic_commands_do_not_apply() {
     // Generic commands work on any type.
     let mut h = Harness::new();

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use polis_resp::{Reply, ReplyError};
-use polis_store::Db;
+use polis_store::{Db, Tracking};
 
 use crate::args::{arg, int_arg, is};
 use crate::command::{ReadCommand, ReadContext};
@@ -31,9 +31,9 @@ const OBJECT_HELP: &[&str] = &[
     "ENCODING <key>",
     "    The internal encoding Redis would use for the value at <key>.",
     "FREQ <key>",
-    "    Access frequency (needs an LFU maxmemory policy; polis keeps none).",
+    "    Return the access frequency index of the key <key>.",
     "IDLETIME <key>",
-    "    Seconds since the last access (polis keeps no access times: 0).",
+    "    Return the idle time of the key <key>.",
     "REFCOUNT <key>",
     "    References to the value (always 1 in polis).",
     "HELP",
@@ -75,25 +75,37 @@ impl ReadCommand for Object {
                     .collect(),
             );
         };
-        let Some(value) = db.get(key, ctx.now_ms) else {
+        // Looking is no use of the key (Redis's LOOKUP_NOTOUCH).
+        let Some(entry) = db.peek(key, ctx.now_ms) else {
             return Reply::Null;
         };
-        match self.query {
-            ObjectQuery::Encoding => Reply::bulk(value.encoding(&db.encoding_limits())),
-            ObjectQuery::RefCount => Reply::Integer(1),
-            ObjectQuery::IdleTime => Reply::Integer(0),
-            ObjectQuery::Freq => Reply::Error(ReplyError::err(
+        match (self.query, db.tracking()) {
+            (ObjectQuery::Encoding, _) => Reply::bulk(entry.value.encoding(&db.encoding_limits())),
+            (ObjectQuery::RefCount, _) => Reply::Integer(1),
+            (ObjectQuery::IdleTime, Tracking::Lru) => {
+                Reply::Integer((entry.access().idle_ms(ctx.now_ms) / 1000) as i64)
+            }
+            (ObjectQuery::IdleTime, Tracking::Lfu { .. }) => Reply::Error(ReplyError::err(
+                "An LFU maxmemory policy is selected, idle time not tracked. \
+                 Please note that when switching between policies at runtime LRU and LFU \
+                 data will take some time to adjust.",
+            )),
+            (ObjectQuery::Freq, Tracking::Lfu { decay_minutes, .. }) => Reply::Integer(i64::from(
+                entry.access().frequency(ctx.now_ms, decay_minutes),
+            )),
+            (ObjectQuery::Freq, Tracking::Lru) => Reply::Error(ReplyError::err(
                 "An LFU maxmemory policy is not selected, access frequency not tracked. \
                  Please note that when switching between policies at runtime LRU and LFU \
                  data will take some time to adjust.",
             )),
-            ObjectQuery::Help => Reply::Null,
+            (ObjectQuery::Help, _) => Reply::Null,
         }
     }
 }
 
-/// `MEMORY USAGE key [SAMPLES count]`: the estimated bytes of the key and
-/// its value, or null. (The other MEMORY subcommands are the node's.)
+/// `MEMORY USAGE key [SAMPLES count]`: the bytes of the key and its
+/// value, as the keyspace counts them against `maxmemory`, or null. (The
+/// other MEMORY subcommands are the node's.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryUsage {
     pub key: Bytes,
@@ -120,11 +132,8 @@ impl ReadCommand for MemoryUsage {
     }
 
     fn execute(&self, db: &Db, ctx: &ReadContext) -> Reply {
-        match db.get(&self.key, ctx.now_ms) {
-            Some(value) => Reply::Integer(
-                (self.key.len() + value.mem_bytes() + polis_store::value::ENTRY_OVERHEAD_BYTES)
-                    as i64,
-            ),
+        match db.key_footprint(&self.key, ctx.now_ms) {
+            Some(bytes) => Reply::Integer(bytes as i64),
             None => Reply::Null,
         }
     }

@@ -47,8 +47,9 @@ impl WriteCommand for Rename {
         };
         // The destination is deleted, then created: Redis records `new`
         // for it even when it existed.
+        let deadline = entry.expire_at_ms();
         db.remove(&self.to, now_ms);
-        db.insert(self.to.clone(), entry.value, entry.expire_at_ms, now_ms);
+        db.insert(self.to.clone(), entry.value, deadline, now_ms);
         db.notify(event_class::GENERIC, "rename_from", &self.from);
         db.notify(event_class::GENERIC, "rename_to", &self.to);
         done()
@@ -103,8 +104,9 @@ impl WriteCommand for Copy {
             return Reply::Integer(0);
         }
         // As for RENAME: deleted, then created (`new` even when replaced).
+        let deadline = entry.expire_at_ms();
         db.remove(&self.to, now_ms);
-        db.insert(self.to.clone(), entry.value, entry.expire_at_ms, now_ms);
+        db.insert(self.to.clone(), entry.value, deadline, now_ms);
         db.notify(event_class::GENERIC, "copy_to", &self.to);
         Reply::Integer(1)
     }

@@ -53,7 +53,7 @@ impl WriteCommand for GetEx {
             None if self.expire == ExpireOption::Persist => {
                 let had_deadline = db
                     .entry(&self.key, now_ms)
-                    .is_some_and(|entry| entry.expire_at_ms.is_some());
+                    .is_some_and(|entry| entry.expire_at_ms().is_some());
                 if had_deadline {
                     db.set_expire(&self.key, None, now_ms);
                     db.notify(event_class::GENERIC, "persist", &self.key);

@@ -82,10 +82,14 @@ pub fn set_here(node: &Node, pairs: &[(String, String)]) -> Result<(), ReplyErro
     node.key_events
         .set_flags(node, node.settings.key_event_flags());
     let limits = node.settings.encoding_limits();
+    let eviction = node.settings.eviction();
+    node.eviction.configure(eviction);
+    let tracking = eviction.tracking();
     for group in node.shards().into_values() {
-        group
-            .state()
-            .configure(|app| app.db.set_encoding_limits(limits));
+        group.state().configure(|app| {
+            app.db.set_encoding_limits(limits);
+            app.db.set_tracking(tracking);
+        });
     }
     Ok(())
 }

@@ -69,19 +69,19 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
     // The keyspace a node reports is the shards it leads, as a Redis
     // Cluster master reports its own; memory is every replica it holds.
     let led = node.led_shards();
-    let (mut keys, mut expires, mut expired_keys) = (0usize, 0usize, 0u64);
+    let (mut keys, mut expires, mut expired_keys, mut evicted_keys) = (0usize, 0usize, 0u64, 0u64);
     for group in &led {
         let state = group.state().read();
         let db = &state.app.db;
         keys += db.len();
         expires += db.expires_len();
         expired_keys += db.stats().expired_keys;
+        evicted_keys += db.stats().evicted_keys;
     }
     let hosted = node.shards();
-    let used_memory: u64 = hosted
-        .values()
-        .map(|group| group.state().read().app.db.used_memory() as u64)
-        .sum();
+    // What maxmemory bounds: the keyspaces of every replica held here.
+    let used_memory = node.eviction.used_memory();
+    let eviction = node.eviction.config();
     let (last_log_index, snapshot_index) = hosted.values().fold((0, 0), |(log, snap), group| {
         let status = group.status();
         (
@@ -112,9 +112,11 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         ),
         "memory" => write!(
             text,
-            "# Memory\r\nused_memory:{used_memory}\r\nused_memory_human:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:1.00\r\n",
+            "# Memory\r\nused_memory:{used_memory}\r\nused_memory_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\n",
             human_bytes(used_memory),
-            node.settings.integer("maxmemory"),
+            eviction.maxmemory_bytes,
+            human_bytes(eviction.maxmemory_bytes),
+            eviction.policy.name(),
         ),
         "persistence" => write!(
             text,
@@ -124,7 +126,7 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         ),
         "stats" => write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_forwarded:{}\r\npubsub_forwards_dropped:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:{evicted_keys}\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_forwarded:{}\r\npubsub_forwards_dropped:{}\r\n",
             Stats::get(&stats.connections_received),
             Stats::get(&stats.commands_processed),
             Stats::get(&stats.connections_rejected),
