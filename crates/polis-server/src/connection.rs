@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
@@ -107,7 +107,20 @@ async fn run(
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
-            read = stream.read_buf(&mut input) => read?,
+            ready = stream.readable() => {
+                ready?;
+                // Busy before the bytes leave the socket: a publisher sees
+                // them there or sees the flag (`pubsub/input.rs`).
+                session.mailbox.input.begin();
+                match stream.try_read_buf(&mut input) {
+                    Ok(read) => read,
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        session.mailbox.input.end();
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
             // Pub/sub messages while the client is idle.
             () = session.mailbox.ready() => {
                 take_pushes(session, &mut output)?;
@@ -195,6 +208,10 @@ async fn run(
                 break;
             }
         }
+        if session.subscribed {
+            session.mailbox.input.watch(stream);
+        }
+        session.mailbox.input.end();
         flush(stream, &mut output, session, handle).await?;
     }
 }

@@ -106,6 +106,8 @@ pub struct Mailbox {
     client_id: u64,
     queue: Mutex<Queue>,
     ready: Notify,
+    /// What the client sent and the connection has not executed yet.
+    pub input: input::Input,
 }
 
 /// What [`Mailbox::take`] found.
@@ -125,6 +127,7 @@ impl Mailbox {
             client_id,
             queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
+            input: input::Input::default(),
         })
     }
 
@@ -569,6 +572,7 @@ impl PubSub {
     }
 }
 
+mod input;
 mod lost;
 
 #[cfg(test)]

@@ -69,8 +69,8 @@ pub async fn execute(
         "unsubscribe" => Ok(pubsub::unsubscribe(node, session, Kind::Channel, args)),
         "punsubscribe" => Ok(pubsub::unsubscribe(node, session, Kind::Pattern, args)),
         "sunsubscribe" => Ok(pubsub::sunsubscribe(node, session, args)),
-        "publish" => Ok(pubsub::publish(node, args)),
-        "spublish" => Ok(pubsub::spublish(node, args)),
+        "publish" => Ok(pubsub::publish(node, session, args).await),
+        "spublish" => Ok(pubsub::spublish(node, session, args).await),
         "pubsub" => pubsub::pubsub(node, args),
         _ => Err(ReplyError::err(format!(
             "command '{}' is not available on this node",

@@ -99,19 +99,28 @@ pub fn sunsubscribe(node: &Node, session: &mut Session, args: &[Bytes]) -> Reply
 
 /// PUBLISH channel message: delivered here and forwarded to every other
 /// node of the cluster; answers the receivers on this node.
-pub fn publish(node: &Arc<Node>, args: &[Bytes]) -> Reply {
+///
+/// Requests of its subscribers that reached this node before it are
+/// executed first, as in Redis (see `pubsub/input.rs`).
+pub async fn publish(node: &Arc<Node>, session: &Session, args: &[Bytes]) -> Reply {
+    node.pubsub
+        .after_receivers_requests(&args[1], false, session.client_id)
+        .await;
     let receivers = crate::fanout::publish_cluster(node, &args[1], &args[2]);
     Reply::Integer(receivers as i64)
 }
 
 /// SPUBLISH shardchannel message: delivered here and forwarded to the
 /// other nodes with a replica of the channel's shard.
-pub fn spublish(node: &Arc<Node>, args: &[Bytes]) -> Reply {
+pub async fn spublish(node: &Arc<Node>, session: &Session, args: &[Bytes]) -> Reply {
     let (channel, message) = (&args[1], &args[2]);
     let shard = match shard_here(node, std::slice::from_ref(channel)) {
         Ok(shard) => shard,
         Err(reply) => return reply,
     };
+    node.pubsub
+        .after_receivers_requests(channel, true, session.client_id)
+        .await;
     let receivers = node.pubsub.spublish(channel, message);
     let me = node.config.node_id;
     let peers: Vec<NodeId> = node
