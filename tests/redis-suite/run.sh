@@ -34,11 +34,12 @@ readonly default_units=(
   unit/pubsub
 )
 # The design's command line: tags for what needs a real single Redis process
-# (DEBUG, replication, SAVE, maxmemory, RESET, CONFIG RESETSTAT, PFDEBUG).
+# (DEBUG, replication, SAVE, RESET, CONFIG RESETSTAT, PFDEBUG). Tests that
+# set maxmemory run: polis keeps it, per node (docs/eviction.md).
 readonly runtest_flags=(
   --singledb --ignore-encoding --ignore-digest
   --tags -needs:debug --tags -needs:repl --tags -needs:save
-  --tags -needs:config-maxmemory --tags -needs:reset
+  --tags -needs:reset
   --tags -needs:config-resetstat --tags -needs:pfdebug
   # polis is a cluster: multi-key commands need one slot (-CROSSSLOT), as in
   # Redis Cluster. Redis's suite tags the tests that assume otherwise

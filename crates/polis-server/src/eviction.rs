@@ -162,6 +162,21 @@ impl Eviction {
     }
 }
 
+/// Returns true when this node is over `maxmemory` under noeviction: a
+/// write is then refused for certain (other policies evict first, and
+/// [`admit`] judges).
+pub fn refusing_writes(node: &Node) -> bool {
+    let config = node.eviction.config();
+    !config.policy.evicts() && node.eviction.over(&config) > 0
+}
+
+/// Redis's reply to an EXEC refused for memory: its transaction is gone.
+pub fn exec_oom() -> Reply {
+    Reply::Error(ReplyError::Other(
+        "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.".into(),
+    ))
+}
+
 /// Redis's reply to a DENYOOM command over the limit.
 pub fn oom() -> Reply {
     Reply::Error(ReplyError::Other(

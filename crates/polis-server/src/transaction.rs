@@ -190,6 +190,17 @@ fn queue(node: &Node, queued: &mut Queued, args: &[Bytes]) -> Reply {
             )),
         );
     }
+    // Queued commands take memory too: over the limit, Redis refuses any
+    // (and EXEC aborts). The node judges what it would execute: the
+    // shard's leader, or itself for the rest.
+    let judged_here = match routed.target {
+        Target::Shard { shard, .. } => node.shard(shard).is_some_and(|group| group.is_leader()),
+        _ => true,
+    };
+    if judged_here && crate::eviction::refusing_writes(node) {
+        queued.failed = true;
+        return crate::eviction::oom();
+    }
     let item = match routed.target {
         Target::Node => Queue::Node(args.to_vec()),
         Target::Shard { slot, .. } => {
@@ -301,6 +312,7 @@ async fn exec(
         match dispatch::write_op(node, shard, slot, Op::Exec(transaction)).await {
             Reply::Array(replies) => replies,
             Reply::NullArray => return Reply::NullArray,
+            refused if refused == crate::eviction::oom() => return crate::eviction::exec_oom(),
             other => return other,
         }
     };
