@@ -221,4 +221,4 @@ impl<K: Ord + Clone, P: Merge + Clone + Default> Merge for AddWinsMap<K, P> {
 
 #[cfg(test)]
 #[path = "merge_test.rs"]
-mod tests;
+pub(crate) mod tests;

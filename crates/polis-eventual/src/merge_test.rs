@@ -20,12 +20,12 @@ const REPLICAS: usize = 3;
 /// One step of a history: a write at a replica, or a replica taking in
 /// another's state.
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
     Write { replica: usize, key: u8, op: u8 },
     Sync { from: usize, to: usize },
 }
 
-fn steps() -> impl Strategy<Value = Vec<Step>> {
+pub(crate) fn steps() -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
         3 => (0..REPLICAS, 0u8..4, 0u8..4).prop_map(|(replica, key, op)| Step::Write { replica, key, op }),
         1 => (0..REPLICAS, 0..REPLICAS).prop_map(|(from, to)| Step::Sync { from, to }),
@@ -35,7 +35,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 
 /// Orders of delivery: every replica's state at least once, some twice or
 /// more, shuffled.
-fn deliveries() -> impl Strategy<Value = Vec<usize>> {
+pub(crate) fn deliveries() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(0..REPLICAS, 0..6)
         .prop_map(|mut extra| {
             extra.extend(0..REPLICAS);
@@ -46,7 +46,7 @@ fn deliveries() -> impl Strategy<Value = Vec<usize>> {
 
 /// Runs `steps` on fresh replicas; `write` applies one write with a
 /// version newer than every earlier one (as the hybrid clock gives).
-fn run<S: Merge + Clone + Default>(
+pub(crate) fn run<S: Merge + Clone + Default>(
     steps: &[Step],
     mut write: impl FnMut(&mut S, NodeId, u8, u8, Version),
 ) -> Vec<S> {
@@ -79,7 +79,10 @@ fn merged<S: Merge + Clone>(a: &S, b: &S) -> S {
     out
 }
 
-fn check_laws<S: Merge + Clone + Default + PartialEq + Debug>(replicas: &[S], order: &[usize]) {
+pub(crate) fn check_laws<S: Merge + Clone + Default + PartialEq + Debug>(
+    replicas: &[S],
+    order: &[usize],
+) {
     let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
     assert_eq!(merged(a, b), merged(b, a), "commutative");
     assert_eq!(
@@ -162,7 +165,7 @@ fn hash_write(
 /// The cases come from a printed seed (POLIS_TEST_SEED replays one; a
 /// soak run loops over seeds). A failure prints the smallest history that
 /// breaks the law; nothing is written to the source tree.
-fn config() -> ProptestConfig {
+pub(crate) fn config() -> ProptestConfig {
     let seed = std::env::var("POLIS_TEST_SEED")
         .ok()
         .and_then(|seed| seed.parse().ok())
