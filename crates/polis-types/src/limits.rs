@@ -110,3 +110,10 @@ pub const QUEUE_DEAD_LETTER_MOVES_MAX: usize = 1024;
 const _: () = assert!(QUEUE_DEAD_LETTER_MOVES_MAX <= QUEUE_DUE_SCAN_ENTRIES_MAX);
 // A due time (now + wait) stays far from u64's end for any leader clock.
 const _: () = assert!(QUEUE_WAIT_MS_MAX <= u64::MAX / 2);
+
+/// Namespaces a cluster holds at most: every key's lookup may scan them.
+pub const NAMESPACES_MAX: usize = 1024;
+/// Bytes of a namespace's prefix at most.
+pub const NAMESPACE_PREFIX_LEN_MAX: usize = 256;
+/// Replicas (N) of an eventual namespace at most.
+pub const NAMESPACE_REPLICAS_MAX: u8 = 7;
