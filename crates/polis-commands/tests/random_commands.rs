@@ -276,6 +276,9 @@ fn run(seed: u64, count: u64) {
     let mut second = Db::new();
     let mut now_ms = 1_700_000_000_000;
     let mut errors = 0u64;
+    // The most keys the keyspace held at once (it may end empty: a late
+    // FLUSHALL, then a STORE of an empty result).
+    let mut keys_seen = 0;
     for step in 1..=count {
         now_ms += rng.next_u64() % 50;
         let args = request(&mut rng, &commands);
@@ -296,6 +299,7 @@ fn run(seed: u64, count: u64) {
             );
         }
         errors += u64::from(one.is_error());
+        keys_seen = keys_seen.max(first.len());
         if step % COMPARE_EVERY == 0 {
             let bytes = first.to_snapshot();
             assert!(
@@ -318,7 +322,7 @@ fn run(seed: u64, count: u64) {
         "only {} commands of {count} succeeded",
         count - errors
     );
-    assert!(!first.is_empty(), "no command left a key behind");
+    assert!(keys_seen > 0, "no command ever made a key");
 }
 
 #[test]
