@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use polis_types::{GroupId, NodeId, ReplicaId, SlotRange, SlotSet};
 use serde::{Deserialize, Serialize};
 
 use crate::map::{ClusterMap, InvalidMap, NodeAddrs, NodeRecord, NodeState};
+use crate::namespace::Namespace;
 use crate::version::EntryFormat;
 
 /// One change to the map.
@@ -94,6 +96,12 @@ pub enum MapChange {
     /// migration, out of the map; its replicas are destroyed (entry
     /// format 2).
     RetireShard { shard: GroupId },
+    /// Adds a namespace, or replaces the one with its prefix (entry
+    /// format 6). Whether keys would change consistency is checked by the
+    /// author against the data before it proposes this.
+    SetNamespace(Namespace),
+    /// Removes the namespace of `prefix` (entry format 6).
+    RemoveNamespace { prefix: Bytes },
 }
 
 impl MapChange {
@@ -110,6 +118,7 @@ impl MapChange {
             | Self::EndMigration { .. }
             | Self::SplitShard { .. }
             | Self::RetireShard { .. } => EntryFormat::V2,
+            Self::SetNamespace(_) | Self::RemoveNamespace { .. } => EntryFormat::V6,
             _ => EntryFormat::V1,
         }
     }
@@ -196,6 +205,15 @@ impl ClusterMap {
                 nodes,
             } => self.split_shard(*shard, slots, nodes),
             MapChange::RetireShard { shard } => self.retire_shard(*shard),
+            MapChange::SetNamespace(namespace) => self.set_namespace(namespace),
+            MapChange::RemoveNamespace { prefix } => {
+                self.namespaces.remove(prefix).map(drop).ok_or_else(|| {
+                    TxnError::Rejected(format!(
+                        "no namespace has the prefix {:?}",
+                        String::from_utf8_lossy(prefix)
+                    ))
+                })
+            }
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(
@@ -217,6 +235,27 @@ impl ClusterMap {
                 Ok(())
             }
         }
+    }
+
+    fn set_namespace(&mut self, namespace: &Namespace) -> Result<(), TxnError> {
+        if let Some(quorums) = namespace.quorums {
+            let fewest = self
+                .shards
+                .values()
+                .map(|shard| shard.replicas.len())
+                .min()
+                .unwrap_or(0);
+            if usize::from(quorums.replicas) > fewest {
+                return Err(TxnError::Rejected(format!(
+                    "--replicas {} is more than the {fewest} replicas a shard keeps: eventual \
+                     keys live on their shard's replicas",
+                    quorums.replicas
+                )));
+            }
+        }
+        self.namespaces
+            .set(namespace.clone())
+            .map_err(|error| TxnError::Rejected(error.to_string()))
     }
 
     fn register(

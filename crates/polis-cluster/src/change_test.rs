@@ -213,3 +213,80 @@ fn a_join_needs_entry_format_2_and_the_rest_format_1() {
     assert_eq!(join(4, 1).format(), EntryFormat::V2);
     assert_eq!(register(2).format(), EntryFormat::V1);
 }
+
+fn eventual(prefix: &'static str, replicas: u8) -> crate::namespace::Namespace {
+    crate::namespace::Namespace {
+        prefix: bytes::Bytes::from_static(prefix.as_bytes()),
+        consistency: crate::namespace::Consistency::Eventual,
+        quorums: Some(crate::namespace::Quorums {
+            replicas,
+            write: 1,
+            read: 1,
+        }),
+    }
+}
+
+#[test]
+fn namespaces_are_set_replaced_and_removed_at_entry_format_6() {
+    let map = map(3, 3);
+    let set = MapChange::SetNamespace(eventual("stock:", 3));
+    assert_eq!(set.format(), EntryFormat::V6);
+    let next = map.apply(map.version, &[set]).unwrap();
+    assert_eq!(
+        next.namespaces.consistency(b"stock:1"),
+        crate::namespace::Consistency::Eventual
+    );
+    let replaced = next
+        .apply(
+            next.version,
+            &[MapChange::SetNamespace(eventual("stock:", 2))],
+        )
+        .unwrap();
+    assert_eq!(replaced.namespaces.iter().count(), 1);
+    assert_eq!(
+        replaced
+            .namespaces
+            .lookup(b"stock:1")
+            .unwrap()
+            .quorums
+            .unwrap()
+            .replicas,
+        2
+    );
+    let remove = MapChange::RemoveNamespace {
+        prefix: bytes::Bytes::from_static(b"stock:"),
+    };
+    assert_eq!(remove.format(), EntryFormat::V6);
+    let removed = replaced.apply(replaced.version, &[remove.clone()]).unwrap();
+    assert_eq!(removed.namespaces.iter().count(), 0);
+    let error = removed.apply(removed.version, &[remove]).unwrap_err();
+    assert!(
+        error.to_string().contains("no namespace has the prefix"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_namespace_may_not_ask_more_replicas_than_a_shard_keeps() {
+    let map = map(3, 3);
+    let error = map
+        .apply(
+            map.version,
+            &[MapChange::SetNamespace(eventual("stock:", 4))],
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("more than the 3 replicas"),
+        "{error}"
+    );
+    let error = map
+        .apply(
+            map.version,
+            &[MapChange::SetNamespace(crate::namespace::Namespace {
+                quorums: None,
+                ..eventual("stock:", 3)
+            })],
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("needs --replicas"), "{error}");
+}

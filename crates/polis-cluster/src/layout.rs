@@ -14,6 +14,7 @@ use polis_types::limits::{NODES_MAX, SHARDS_MAX};
 use polis_types::{split_evenly, GroupId, NodeId, ReplicaId};
 
 use crate::map::{ClusterMap, InvalidMap, NodeAddrs, NodeRecord, ShardRecord, ShardReplica};
+use crate::namespace::Namespaces;
 
 /// What a new cluster is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +163,7 @@ impl Layout {
             migrations: BTreeMap::new(),
             next_shard_id: self.shards as u64 + 1,
             shards_min: self.shards as u32,
+            namespaces: Namespaces::default(),
             nodes,
             shards,
         };

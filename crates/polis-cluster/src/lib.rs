@@ -20,6 +20,7 @@
 pub mod change;
 pub mod layout;
 pub mod map;
+mod map_wire;
 pub mod meta;
 pub mod migration;
 pub mod namespace;

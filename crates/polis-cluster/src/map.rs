@@ -13,6 +13,7 @@ use polis_types::{GroupId, NodeId, ReplicaId, Slot, SlotRange, SlotSet, META_GRO
 use serde::{Deserialize, Serialize};
 
 use crate::migration::{Migration, MigrationPhase};
+use crate::namespace::Namespaces;
 
 /// Where a node listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +167,10 @@ pub struct ClusterMap {
     /// The shard count the cluster was created with: the scheduler merges
     /// small shards no further than this.
     pub shards_min: u32,
+    /// The key prefixes with settings (entry format 6). The last field:
+    /// a map stored before namespaces existed ends before it, and
+    /// [`ClusterMap::decode`] reads it as a map without namespaces.
+    pub namespaces: Namespaces,
 }
 
 /// A map that breaks one of its rules.

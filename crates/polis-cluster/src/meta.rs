@@ -21,8 +21,10 @@ use crate::version::{self, EntryFormat};
 /// One entry of the meta group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaCommand {
-    /// Creates the first map; only a group without a map accepts it.
-    Create(ClusterMap),
+    /// Creates the first map; only a group without a map accepts it. It
+    /// has no namespace yet, and is stored in the shape every binary
+    /// reads (see [`crate::map_wire`]).
+    Create(#[serde(with = "crate::map_wire::created")] ClusterMap),
     /// Changes the map at version `expected` (compare-and-set).
     Txn {
         expected: u64,
@@ -119,6 +121,11 @@ impl MetaMachine {
                 if let Err(invalid) = map.validate() {
                     return MetaReply::Failed(invalid.into());
                 }
+                if map.namespaces.iter().next().is_some() {
+                    return MetaReply::Failed(TxnError::Rejected(
+                        "a new map has no namespace: set them once the cluster runs".into(),
+                    ));
+                }
                 self.set(map);
                 MetaReply::Applied { version: 1 }
             }
@@ -167,8 +174,8 @@ impl StateMachine for MetaMachine {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let map: Option<ClusterMap> =
-            postcard::from_bytes(data).map_err(|error| format!("meta snapshot: {error}"))?;
+        let map =
+            ClusterMap::decode_optional(data).map_err(|error| format!("meta snapshot: {error}"))?;
         match map {
             Some(map) => self.set(map),
             None => self.map = None,

@@ -35,6 +35,8 @@ pub enum EntryFormat {
     V4,
     /// Locks and fenced commands, eviction, and the change feed.
     V5,
+    /// Namespaces in the cluster map (`SetNamespace`, `RemoveNamespace`).
+    V6,
 }
 
 impl EntryFormat {
@@ -46,12 +48,13 @@ impl EntryFormat {
             Self::V3 => 3,
             Self::V4 => 4,
             Self::V5 => 5,
+            Self::V6 => 6,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V5.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V6.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

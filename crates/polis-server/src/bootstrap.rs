@@ -76,7 +76,7 @@ fn stored(node: &Node) -> Result<(Option<Identity>, Option<ClusterMap>), ServerE
     let map = storage
         .read_file(MAP_FILE)
         .map_err(ServerError::Storage)?
-        .map(|bytes| postcard::from_bytes::<ClusterMap>(&bytes))
+        .map(|bytes| ClusterMap::decode(&bytes))
         .transpose()
         .map_err(|error| ServerError::Bootstrap(format!("{MAP_FILE}: {error}")))?;
     Ok((identity, map))
