@@ -10,3 +10,4 @@
 pub mod expiry;
 pub mod hlc;
 pub mod merge;
+pub mod value;
