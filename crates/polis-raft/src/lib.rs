@@ -34,6 +34,7 @@ pub mod snapshot_pace;
 pub mod state_machine;
 pub mod state_read;
 pub mod storage;
+pub mod storage_eventual;
 pub mod transport;
 pub mod types;
 

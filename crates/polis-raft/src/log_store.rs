@@ -57,6 +57,8 @@ pub struct LogEngine {
     db: Database,
     logs: Keyspace,
     meta: Keyspace,
+    /// The keys of eventual namespaces (see `crate::storage_eventual`).
+    pub(crate) eventual: Keyspace,
     group_commit: GroupCommit,
     /// The database directory, named in corruption reports.
     dir: Arc<Path>,
@@ -135,6 +137,9 @@ impl LogEngine {
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
             .map_err(|error| open_failed(dir, error))?;
+        let eventual = db
+            .keyspace("eventual", KeyspaceCreateOptions::default)
+            .map_err(|error| open_failed(dir, error))?;
         let verified = verify::verify(dir, &logs, &meta)?;
         let torn = audit.torn();
         tracing::info!(
@@ -151,9 +156,25 @@ impl LogEngine {
             db,
             logs,
             meta,
+            eventual,
             group_commit,
             dir: Arc::from(dir),
         })
+    }
+
+    /// Returns the database (for a batch across keyspaces).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Returns the group-commit thread every write of the engine waits on.
+    pub(crate) fn group_commit(&self) -> &GroupCommit {
+        &self.group_commit
+    }
+
+    /// Returns the database directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Returns the log store of `group`.

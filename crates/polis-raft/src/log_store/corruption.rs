@@ -91,6 +91,13 @@ pub enum Corruption {
         file: PathBuf,
         problem: RecordProblem,
     },
+    /// A stored eventual key's record fails its checksum.
+    #[error("eventual key {key:02x?} in {} failed verification: {problem}", dir.display())]
+    Eventual {
+        dir: PathBuf,
+        key: Vec<u8>,
+        problem: RecordProblem,
+    },
     /// fjall or lsm-tree found damage (a block checksum, a malformed
     /// journal batch, an unreadable table).
     #[error("the log engine in {} found damaged data: {detail}", dir.display())]

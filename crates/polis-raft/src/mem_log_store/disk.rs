@@ -96,6 +96,8 @@ pub(super) struct DiskState {
     pub(super) groups: BTreeMap<GroupId, GroupDisk>,
     journal: Vec<(GroupId, Write)>,
     files: BTreeMap<String, Vec<u8>>,
+    /// The eventual keys, durable at once (as files are).
+    pub(crate) eventual: BTreeMap<Vec<u8>, Vec<u8>>,
     pub(super) waiters: Vec<Waiter>,
     flush_scheduled: bool,
     rng: StdRng,
@@ -148,6 +150,7 @@ impl MemDisk {
                 groups: BTreeMap::new(),
                 journal: Vec::new(),
                 files: BTreeMap::new(),
+                eventual: BTreeMap::new(),
                 waiters: Vec::new(),
                 flush_scheduled: false,
                 rng: StdRng::seed_from_u64(seed),
@@ -198,6 +201,11 @@ impl MemDisk {
     /// Stores the file `name`, durably.
     pub fn write_file(&self, name: &str, bytes: Vec<u8>) {
         self.lock().files.insert(name.to_owned(), bytes);
+    }
+
+    /// Runs `f` on the eventual keys.
+    pub(crate) fn with_eventual<T>(&self, f: impl FnOnce(&mut BTreeMap<Vec<u8>, Vec<u8>>) -> T) -> T {
+        f(&mut self.lock().eventual)
     }
 
     /// Loses everything not yet flushed and fences every handle of the
