@@ -257,7 +257,9 @@ fn namespaces_are_set_replaced_and_removed_at_entry_format_6() {
         prefix: bytes::Bytes::from_static(b"stock:"),
     };
     assert_eq!(remove.format(), EntryFormat::V6);
-    let removed = replaced.apply(replaced.version, &[remove.clone()]).unwrap();
+    let removed = replaced
+        .apply(replaced.version, std::slice::from_ref(&remove))
+        .unwrap();
     assert_eq!(removed.namespaces.iter().count(), 0);
     let error = removed.apply(removed.version, &[remove]).unwrap_err();
     assert!(

@@ -7,6 +7,7 @@
 //! side; the coordinator, hinted handoff, read repair and anti-entropy
 //! will live here too, over these pieces.
 
+pub mod command;
 pub mod expiry;
 pub mod hlc;
 pub mod merge;

@@ -26,7 +26,9 @@ fn key_write(state: &mut BTreeMap<u8, KeyState>, node: NodeId, key: u8, op: u8, 
         0 => key.clear(version),
         1 => {
             key.prepare(Kind::String, version, now, node, true);
-            key.string.state.set(version, Some(Bytes::from(op.to_string())));
+            key.string
+                .state
+                .set(version, Some(Bytes::from(op.to_string())));
             key.expiry.set(node, None);
         }
         2 => {
@@ -111,8 +113,13 @@ fn counting_on_a_non_integer_or_past_i64_is_refused_and_counts_nothing() {
         key.string.state.add(NodeId(1), 1),
         Err(CountError::NotAnInteger)
     );
-    key.string.state.set(at(2, 1), Some(Bytes::from(i64::MAX.to_string())));
-    assert_eq!(key.string.state.add(NodeId(1), 1), Err(CountError::Overflow));
+    key.string
+        .state
+        .set(at(2, 1), Some(Bytes::from(i64::MAX.to_string())));
+    assert_eq!(
+        key.string.state.add(NodeId(1), 1),
+        Err(CountError::Overflow)
+    );
     assert_eq!(
         key.string.state.value(),
         Some(Bytes::from(i64::MAX.to_string()))
@@ -141,9 +148,15 @@ fn the_type_written_last_is_shown_and_wrongtype_is_reported() {
     let mut key = KeyState::default();
     assert!(key.prepare(Kind::Set, at(1, 1), 1, one, false));
     key.set.state.add(one, Bytes::from("a"), ());
-    assert!(!key.prepare(Kind::Hash, at(2, 1), 2, one, false), "WRONGTYPE");
+    assert!(
+        !key.prepare(Kind::Hash, at(2, 1), 2, one, false),
+        "WRONGTYPE"
+    );
     assert_eq!(key.kind(), Some(Kind::Set));
-    assert!(key.prepare(Kind::String, at(3, 1), 3, one, true), "SET replaces");
+    assert!(
+        key.prepare(Kind::String, at(3, 1), 3, one, true),
+        "SET replaces"
+    );
     key.string.state.set(at(3, 1), Some(Bytes::from("x")));
     assert_eq!(key.kind(), Some(Kind::String));
     assert!(key.set.state.is_empty(), "the members it saw are gone");

@@ -150,7 +150,11 @@ impl Storage {
         let found: Vec<(Vec<u8>, Vec<u8>)> = match self {
             Self::Disk { engine, .. } => {
                 let mut found = Vec::new();
-                for guard in engine.eventual.range::<Vec<u8>, _>((lower, upper)).take(limit) {
+                for guard in engine
+                    .eventual
+                    .range::<Vec<u8>, _>((lower, upper))
+                    .take(limit)
+                {
                     let (key, value) = guard.into_inner().map_err(io::Error::other)?;
                     found.push((key.to_vec(), value.to_vec()));
                 }
@@ -210,12 +214,24 @@ mod tests {
             .eventual_put(vec![(last.clone(), Some(b"4".to_vec()))])
             .await
             .unwrap();
-        assert_eq!(storage.eventual_scan(u16::MAX, b"", false, 10).unwrap().len(), 1);
+        assert_eq!(
+            storage
+                .eventual_scan(u16::MAX, b"", false, 10)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
     async fn eventual_keys_round_trip_on_the_simulated_disk() {
-        round_trip(Storage::Memory(MemDisk::new(polis_types::NodeId(1), 1, std::time::Duration::ZERO, None))).await;
+        round_trip(Storage::Memory(MemDisk::new(
+            polis_types::NodeId(1),
+            1,
+            std::time::Duration::ZERO,
+            None,
+        )))
+        .await;
     }
 
     #[tokio::test]

@@ -204,7 +204,10 @@ impl MemDisk {
     }
 
     /// Runs `f` on the eventual keys.
-    pub(crate) fn with_eventual<T>(&self, f: impl FnOnce(&mut BTreeMap<Vec<u8>, Vec<u8>>) -> T) -> T {
+    pub(crate) fn with_eventual<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<Vec<u8>, Vec<u8>>) -> T,
+    ) -> T {
         f(&mut self.lock().eventual)
     }
 
