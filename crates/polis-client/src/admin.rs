@@ -11,7 +11,7 @@ use hyper_util::rt::TokioExecutor;
 
 /// Sends one request to `http://{addr}{path}` and returns the status code
 /// and body; `json` is sent as the body when given.
-async fn send(
+pub(crate) async fn send(
     method: Method,
     addr: &str,
     path: &str,

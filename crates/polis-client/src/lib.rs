@@ -8,6 +8,7 @@
 //! the wire.
 
 pub mod admin;
+pub mod admin_namespaces;
 pub mod faults;
 pub mod local;
 pub mod poll;

@@ -130,6 +130,11 @@ impl Namespaces {
         self.by_prefix.remove(prefix)
     }
 
+    /// Returns true when there is no namespace (every key is strong).
+    pub fn is_empty(&self) -> bool {
+        self.by_prefix.is_empty()
+    }
+
     /// Returns the namespaces in prefix order.
     pub fn iter(&self) -> impl Iterator<Item = &Namespace> {
         self.by_prefix.values()

@@ -8,6 +8,7 @@ use polis_resp::ReplyError;
 use polis_types::{GroupId, Slot};
 
 use crate::map::MapView;
+use crate::namespace::{Consistency, Quorums};
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,13 @@ pub enum Target {
     Keyless,
     /// The shard that owns the slot of its keys.
     Shard { shard: GroupId, slot: Slot },
+    /// Keys of an eventual namespace, on the replicas of the shard that
+    /// owns their slot: any of them coordinates, without Raft.
+    Eventual {
+        shard: GroupId,
+        slot: Slot,
+        quorums: Quorums,
+    },
 }
 
 /// A classified request and where it goes.
@@ -44,13 +52,49 @@ pub fn classify(args: &[Bytes], view: &MapView) -> Result<Routed, ReplyError> {
             let shard = view
                 .owner(slot)
                 .ok_or_else(|| ReplyError::ClusterDown(format!("Hash slot {slot} not served")))?;
-            Target::Shard {
-                shard: shard.id,
-                slot,
+            match eventual_quorums(&class, args, view)? {
+                Some(quorums) => Target::Eventual {
+                    shard: shard.id,
+                    slot,
+                    quorums,
+                },
+                None => Target::Shard {
+                    shard: shard.id,
+                    slot,
+                },
             }
         }
     };
     Ok(Routed { class, target })
+}
+
+/// Returns the quorums of a keyed request's eventual namespace, or None
+/// when its keys are strong.
+///
+/// # Errors
+/// When the keys mix strong and eventual namespaces.
+fn eventual_quorums(
+    class: &Classified,
+    args: &[Bytes],
+    view: &MapView,
+) -> Result<Option<Quorums>, ReplyError> {
+    let namespaces = &view.map().namespaces;
+    if namespaces.is_empty() {
+        return Ok(None);
+    }
+    let keys = polis_commands::spec::command_keys(class.spec, args);
+    match namespaces.common_consistency(keys.iter().map(|key| &key[..])) {
+        Some(Consistency::Strong) => Ok(None),
+        Some(Consistency::Eventual) => Ok(keys
+            .first()
+            .and_then(|key| namespaces.lookup(key))
+            .and_then(|namespace| namespace.quorums)),
+        None => Err(ReplyError::err(format!(
+            "'{}' names keys of both strong and eventual namespaces; a command may not mix \
+             them: use keys of one consistency (see `polis namespace list`)",
+            class.spec.name
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -251,6 +251,11 @@ impl KeyState {
         true
     }
 
+    /// Returns true for the state of a key never written.
+    pub fn is_untouched(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// Returns true when the key holds nothing (a tombstone or nothing at
     /// all), whatever its deadline.
     pub fn is_empty(&self) -> bool {

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::node::Node;
 use crate::stats::Stats;
-use crate::{admin_feeds, cluster_ops};
+use crate::{admin_feeds, admin_namespaces, cluster_ops};
 
 /// One node of the map, as this node sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -382,6 +382,12 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         .route("/cluster/rebalance", post(cluster_ops::rebalance))
         .route("/cluster/shards/{id}/split", post(cluster_ops::split_shard))
         .route("/cluster/shards/{id}/merge", post(cluster_ops::merge_shard))
+        .route(
+            "/namespaces",
+            get(admin_namespaces::list)
+                .put(admin_namespaces::set)
+                .delete(admin_namespaces::remove),
+        )
         .route(
             "/changefeeds",
             get(admin_feeds::get_feeds).put(admin_feeds::put_feeds),

@@ -128,7 +128,7 @@ pub(crate) async fn merge_shard(
 }
 
 /// Returns the HTTP form of a meta leader's answer to a map change.
-fn answer_response(answer: NodeAnswer, done: impl FnOnce(u64) -> String) -> Response {
+pub(crate) fn answer_response(answer: NodeAnswer, done: impl FnOnce(u64) -> String) -> Response {
     match answer {
         NodeAnswer::Changed(version) => (StatusCode::OK, done(version)).into_response(),
         NodeAnswer::Refused(reason) => (StatusCode::CONFLICT, reason).into_response(),

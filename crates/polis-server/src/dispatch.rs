@@ -125,6 +125,9 @@ pub async fn execute_routed(
             Some(command) => node_shards(node, session, &command, class.write, args).await,
             None => Reply::Error(ReplyError::err("unclassified command")),
         },
+        Target::Eventual { slot, quorums, .. } => {
+            crate::eventual::execute(node, &class, args, slot, quorums, false).await
+        }
         Target::Shard { shard, slot } => match class.command {
             Some(_) if class.write => {
                 write(

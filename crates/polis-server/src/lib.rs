@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod admin_feeds;
+pub mod admin_namespaces;
 pub mod balance;
 pub mod blocking;
 pub mod bootstrap;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod dispatch;
+pub mod eventual;
 pub mod eviction;
 pub mod expiry;
 pub mod fanout;

@@ -77,6 +77,8 @@ pub struct Node {
     pub settings: Settings,
     /// `maxmemory` and what keeps the node within it.
     pub eviction: crate::eviction::Eviction,
+    /// The keys of eventual namespaces.
+    pub eventual: crate::eventual::Eventual,
     pub started_at: Instant,
     /// Random per process, like Redis's run_id.
     pub run_id: String,
@@ -139,6 +141,7 @@ impl Node {
             eviction: crate::eviction::Eviction::new(settings.eviction(), eviction_seed),
             pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
             fanout: crate::fanout::Fanout::default(),
+            eventual: crate::eventual::Eventual::new(config.node_id),
             key_events,
             settings,
             config,
@@ -179,6 +182,8 @@ impl Node {
         }));
         self.host.start_background();
         let identity = bootstrap::establish(self).await?;
+        self.eventual
+            .set_incarnation(identity.node, identity.incarnation);
         replicas::open(self, &identity).await?;
         let tasks = vec![
             tokio::spawn(replicas::follow_map(self.clone())),

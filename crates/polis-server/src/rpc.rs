@@ -99,6 +99,25 @@ pub enum NodeRequest {
         shard: GroupId,
         feeds: crate::feed::Feeds,
     },
+    /// Merge these states of eventual keys of `slot` into yours, durably;
+    /// `stamp` is the sender's clock (refused when too far ahead).
+    EventualMerge {
+        slot: u16,
+        stamp: polis_eventual::hlc::Timestamp,
+        states: crate::eventual::WireStates,
+    },
+    /// Send your states of these eventual keys of `slot`.
+    EventualRead { slot: u16, keys: Vec<Bytes> },
+    /// Coordinate this eventual request: the sender holds no replica of
+    /// its slot.
+    EventualCommand { args: Vec<Bytes> },
+    /// How many keys under `prefix` do you hold whose consistency differs
+    /// between these namespaces?
+    KeysChanging {
+        prefix: Bytes,
+        before: polis_cluster::Namespaces,
+        after: polis_cluster::Namespaces,
+    },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -132,6 +151,15 @@ pub enum NodeAnswer {
     Cancelled(Vec<u64>),
     /// The pub/sub messages were delivered to this node's subscribers.
     Delivered,
+    /// The eventual states were merged, durably.
+    EventualMerged,
+    /// This node's states of the eventual keys asked (keys it never saw
+    /// are left out).
+    EventualStates(crate::eventual::WireStates),
+    /// The reply to a forwarded eventual request (a postcard `Reply`).
+    EventualReply(Vec<u8>),
+    /// The keys that would change consistency, and one of them.
+    KeysChanging { count: u64, example: Option<Bytes> },
 }
 
 /// How long a node message may take.
@@ -294,6 +322,18 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         NodeRequest::SetFeeds { shard, feeds } => {
             crate::feed_forward::set_feeds(node, shard, feeds).await
         }
+        NodeRequest::EventualMerge {
+            slot,
+            stamp,
+            states,
+        } => crate::eventual::merge_here(node, from, slot, stamp, states).await,
+        NodeRequest::EventualRead { slot, keys } => crate::eventual::read_here(node, slot, &keys),
+        NodeRequest::EventualCommand { args } => crate::eventual::run_forwarded(node, args).await,
+        NodeRequest::KeysChanging {
+            prefix,
+            before,
+            after,
+        } => crate::admin_namespaces::keys_changing(node, &prefix, &before, &after),
         NodeRequest::SetConfig { pairs } => {
             match crate::server_commands::config::set_here(node, &pairs) {
                 Ok(()) => NodeAnswer::Changed(0),

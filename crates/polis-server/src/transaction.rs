@@ -211,6 +211,15 @@ fn queue(node: &Node, queued: &mut Queued, args: &[Bytes]) -> Reply {
             Queue::Data(args.to_vec())
         }
         Target::Keyless | Target::NodeShards => Queue::Data(args.to_vec()),
+        Target::Eventual { .. } => {
+            return refused(
+                queued,
+                ReplyError::err(
+                    "keys of eventual namespaces cannot be used in MULTI: a transaction needs \
+                     one order of writes (use a strong namespace)",
+                ),
+            );
+        }
     };
     queued.commands.push(item);
     Reply::Simple("QUEUED".into())

@@ -15,6 +15,7 @@ mod bench_pubsub;
 mod chaos;
 mod cluster;
 mod dev;
+mod namespace;
 mod server;
 mod status;
 mod verify;
@@ -39,6 +40,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Changes the cluster: removes a node, moves slots between shards.
     Cluster(cluster::ClusterArgs),
+    /// Sets, lists and removes namespaces: key prefixes that are strong
+    /// or eventual.
+    Namespace(namespace::NamespaceArgs),
     /// Injects network faults (nodes started with --enable-fault-injection).
     Chaos(chaos::ChaosArgs),
     /// Runs clients and faults against a cluster and checks the history.
@@ -57,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Status(args) => runtime.block_on(status::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
+        Command::Namespace(args) => runtime.block_on(namespace::run(args)),
         Command::Chaos(args) => runtime.block_on(chaos::run(args)),
         Command::Verify(args) => {
             if !runtime.block_on(verify::run_verify(*args))? {

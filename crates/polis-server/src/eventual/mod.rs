@@ -1,0 +1,247 @@
+//! Keys of eventual namespaces on a node: stored merged states, the
+//! hybrid logical clock that versions their writes, and the coordinator
+//! that replicates them without Raft.
+//!
+//! ```text
+//!  client ─> any replica of the slot's shard (else forwarded to one)
+//!     write: lock keys ─> run on local states ─> store (durable) ─> send states to the other N-1
+//!            ─> W acknowledgements (this node's own included) ─> reply; fewer by the deadline
+//!            ─> OUTCOMEUNKNOWN (the write stays here and spreads later)
+//!     read:  local states + R-1 replicas' ─> merge ─> reply; replicas that were behind get
+//!            the merged states (read repair)
+//!  replica: Merge ─> clock within bound? ─> lock keys ─> stored ⊔ received ─> store ─> ack
+//! ```
+//!
+//! A state is the whole of one key (see `polis_eventual::value`), merged
+//! by a join: a replica takes in states in any order, any number of
+//! times, and ends in the same state.
+
+mod coordinator;
+mod replica;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use polis_eventual::command::States;
+use polis_eventual::hlc::{Clock, Hlc, SystemClock, MAX_AHEAD_MS_DEFAULT};
+use polis_eventual::merge::Merge;
+use polis_eventual::value::KeyState;
+use polis_raft::storage::Storage;
+use polis_raft::storage_eventual::{eventual_key, EventualWrite};
+use polis_types::{NodeId, Slot};
+
+pub(crate) use coordinator::run_forwarded;
+pub use coordinator::{execute, replicas_of};
+pub(crate) use replica::{merge_here, read_here, WireStates};
+
+/// Stripes of the key locks: a key's read-modify-write on this node holds
+/// its stripe, so two commands (or a command and a replica's merge) on one
+/// key never overwrite each other.
+const STRIPES: usize = 256;
+
+/// The machine's clock, moved by an offset (fault injection: clock skew).
+#[derive(Default)]
+pub struct NodeClock {
+    offset_ms: AtomicI64,
+}
+
+impl NodeClock {
+    /// Moves this node's clock `offset_ms` away from the machine's.
+    pub fn set_offset(&self, offset_ms: i64) {
+        self.offset_ms.store(offset_ms, Ordering::Relaxed);
+    }
+
+    /// Returns the offset set by [`NodeClock::set_offset`].
+    pub fn offset(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl Clock for NodeClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock
+            .now_ms()
+            .saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Counters of eventual replication.
+#[derive(Default)]
+pub struct EventualStats {
+    pub writes: AtomicU64,
+    pub reads: AtomicU64,
+    /// Writes answered OUTCOMEUNKNOWN: fewer than W replicas acknowledged.
+    pub outcome_unknown: AtomicU64,
+    /// Reads refused: fewer than R replicas answered.
+    pub reads_short: AtomicU64,
+    /// Replicas sent merged states because a read found them behind.
+    pub read_repairs: AtomicU64,
+    /// Requests forwarded to a replica (this node holds none of the slot).
+    pub forwarded: AtomicU64,
+}
+
+/// A node's eventual side.
+pub struct Eventual {
+    pub clock: Arc<NodeClock>,
+    pub hlc: Hlc,
+    /// Who this node counts and adds as (set once the node knows its
+    /// incarnation).
+    actor: OnceLock<NodeId>,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    pub stats: EventualStats,
+}
+
+impl Eventual {
+    /// Returns the eventual side of node `node`.
+    pub fn new(node: NodeId) -> Self {
+        let clock = Arc::new(NodeClock::default());
+        Self {
+            hlc: Hlc::new(node, clock.clone(), MAX_AHEAD_MS_DEFAULT),
+            clock,
+            actor: OnceLock::new(),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            stats: EventualStats::default(),
+        }
+    }
+
+    /// Sets who this node counts and adds as, in `incarnation`.
+    pub fn set_incarnation(&self, node: NodeId, incarnation: u64) {
+        let _ = self
+            .actor
+            .set(polis_eventual::command::actor(node, incarnation));
+    }
+
+    fn actor(&self) -> Option<NodeId> {
+        self.actor.get().copied()
+    }
+
+    /// Locks the stripes of `keys` (in order, so two lockers never wait
+    /// on each other).
+    async fn lock(
+        &self,
+        keys: impl IntoIterator<Item = &Bytes>,
+    ) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let stripes: BTreeSet<usize> = keys.into_iter().map(|key| stripe(key)).collect();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for index in stripes {
+            guards.push(self.stripes[index].lock().await);
+        }
+        guards
+    }
+}
+
+fn stripe(key: &[u8]) -> usize {
+    // FNV-1a: cheap and spreads keys that share a prefix.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % STRIPES as u64) as usize
+}
+
+/// Returns the stored states of `keys` in `slot` (a key never written is
+/// left out).
+fn load(storage: &Storage, slot: Slot, keys: &[Bytes]) -> io::Result<States> {
+    let mut states = States::new();
+    for key in keys {
+        if let Some(bytes) = storage.eventual_get(&eventual_key(slot.get(), key))? {
+            states.insert(key.clone(), decode(&bytes)?);
+        }
+    }
+    Ok(states)
+}
+
+fn decode(bytes: &[u8]) -> io::Result<KeyState> {
+    postcard::from_bytes(bytes).map_err(|error| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an eventual key's state does not decode: {error}"),
+        )
+    })
+}
+
+fn encode(state: &KeyState) -> io::Result<Vec<u8>> {
+    postcard::to_stdvec(state).map_err(io::Error::other)
+}
+
+/// Stores `states` of `slot`, durably.
+async fn store(storage: &Storage, slot: Slot, states: &States) -> io::Result<()> {
+    let writes: Vec<EventualWrite> = states
+        .iter()
+        .map(|(key, state)| Ok((eventual_key(slot.get(), key), Some(encode(state)?))))
+        .collect::<io::Result<_>>()?;
+    storage.eventual_put(writes).await
+}
+
+/// Merges `incoming` into the stored states (under the keys' locks) and
+/// returns the states after the merge.
+async fn merge_stored(
+    eventual: &Eventual,
+    storage: &Storage,
+    slot: Slot,
+    incoming: States,
+) -> io::Result<States> {
+    let keys: Vec<Bytes> = incoming.keys().cloned().collect();
+    let _locked = eventual.lock(&keys).await;
+    let mut stored = load(storage, slot, &keys)?;
+    let mut changed = States::new();
+    for (key, state) in incoming {
+        let current = stored.entry(key.clone()).or_default();
+        let before = current.clone();
+        current.merge(&state);
+        if *current != before {
+            changed.insert(key, current.clone());
+        }
+    }
+    if !changed.is_empty() {
+        store(storage, slot, &changed).await?;
+    }
+    Ok(stored)
+}
+
+/// Counts the live eventual keys this node holds for which `matches`
+/// holds, and returns one of them.
+///
+/// # Errors
+/// Returns an error if the storage cannot be read.
+pub fn live_keys(
+    node: &crate::node::Node,
+    matches: &dyn Fn(&[u8]) -> bool,
+) -> io::Result<(u64, Option<Bytes>)> {
+    let storage = node.host.storage();
+    let now = polis_eventual::hlc::Clock::now_ms(node.eventual.clock.as_ref());
+    let mut count = 0;
+    let mut example = None;
+    for slot in 0..polis_types::SLOT_COUNT {
+        let mut from: Vec<u8> = Vec::new();
+        let mut after = false;
+        loop {
+            let page = storage.eventual_scan(slot, &from, after, SCAN_PAGE)?;
+            for (stored, bytes) in &page {
+                let Some((_, key)) = polis_raft::storage_eventual::split_eventual_key(stored)
+                else {
+                    continue;
+                };
+                if matches(key) && decode(bytes)?.live_kind(now).is_some() {
+                    count += 1;
+                    example.get_or_insert_with(|| Bytes::copy_from_slice(key));
+                }
+            }
+            match page.last() {
+                Some((stored, _)) if page.len() == SCAN_PAGE => {
+                    from = stored[2..].to_vec();
+                    after = true;
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok((count, example))
+}
+
+/// Keys read from storage at once by a scan.
+const SCAN_PAGE: usize = 1024;
