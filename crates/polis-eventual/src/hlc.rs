@@ -92,7 +92,7 @@ pub struct TooFarAhead {
 pub struct Hlc {
     node: NodeId,
     clock: Arc<dyn Clock>,
-    max_ahead_ms: u64,
+    max_ahead_ms: AtomicU64,
     last: Mutex<Timestamp>,
     refused: AtomicU64,
 }
@@ -104,7 +104,7 @@ impl Hlc {
         Self {
             node,
             clock,
-            max_ahead_ms,
+            max_ahead_ms: AtomicU64::new(max_ahead_ms),
             last: Mutex::new(Timestamp::default()),
             refused: AtomicU64::new(0),
         }
@@ -145,11 +145,12 @@ impl Hlc {
     pub fn observe(&self, remote: Timestamp) -> Result<(), TooFarAhead> {
         let wall = self.clock.now_ms();
         let ahead_ms = remote.physical_ms.saturating_sub(wall);
-        if ahead_ms > self.max_ahead_ms {
+        let max_ahead_ms = self.max_ahead_ms.load(Ordering::Relaxed);
+        if ahead_ms > max_ahead_ms {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(TooFarAhead {
                 ahead_ms,
-                max_ahead_ms: self.max_ahead_ms,
+                max_ahead_ms,
             });
         }
         let mut last = self.last();
@@ -157,6 +158,16 @@ impl Hlc {
             *last = remote;
         }
         Ok(())
+    }
+
+    /// Changes the bound on how far ahead a remote timestamp may be.
+    pub fn set_max_ahead_ms(&self, max_ahead_ms: u64) {
+        self.max_ahead_ms.store(max_ahead_ms, Ordering::Relaxed);
+    }
+
+    /// Returns the wall clock's reading, in milliseconds.
+    pub fn wall_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// Returns how many remote timestamps were refused as too far ahead.

@@ -125,6 +125,55 @@ impl Storage {
         }
     }
 
+    /// Returns up to `limit` stored keys (as [`eventual_key`] makes them)
+    /// and states after `after` (from the first when none), in order,
+    /// across slots.
+    ///
+    /// # Errors
+    /// Returns an error if the storage cannot be read.
+    pub fn eventual_page(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let lower = match after {
+            Some(stored) => Bound::Excluded(stored.to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.eventual_range((lower, Bound::Unbounded), limit)
+    }
+
+    fn eventual_range(
+        &self,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        limit: usize,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let found: Vec<(Vec<u8>, Vec<u8>)> = match self {
+            Self::Disk { engine, .. } => {
+                let mut found = Vec::new();
+                for guard in engine.eventual.range::<Vec<u8>, _>(range).take(limit) {
+                    let (key, value) = guard.into_inner().map_err(io::Error::other)?;
+                    found.push((key.to_vec(), value.to_vec()));
+                }
+                found
+            }
+            Self::Memory(disk) => disk.with_eventual(|table| {
+                table
+                    .range::<Vec<u8>, _>(range)
+                    .take(limit)
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            }),
+        };
+        Ok(found
+            .into_iter()
+            .map(|(key, value)| {
+                let payload = self.open_record(&key, &value);
+                (key, payload)
+            })
+            .collect())
+    }
+
     /// Returns up to `limit` stored keys and states from `from` (included,
     /// or after it when `after`) to the end of slot `slot`, in order.
     ///
@@ -147,34 +196,7 @@ impl Storage {
             Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
             None => Bound::Unbounded,
         };
-        let found: Vec<(Vec<u8>, Vec<u8>)> = match self {
-            Self::Disk { engine, .. } => {
-                let mut found = Vec::new();
-                for guard in engine
-                    .eventual
-                    .range::<Vec<u8>, _>((lower, upper))
-                    .take(limit)
-                {
-                    let (key, value) = guard.into_inner().map_err(io::Error::other)?;
-                    found.push((key.to_vec(), value.to_vec()));
-                }
-                found
-            }
-            Self::Memory(disk) => disk.with_eventual(|table| {
-                table
-                    .range::<Vec<u8>, _>((lower, upper))
-                    .take(limit)
-                    .map(|(key, value)| (key.clone(), value.clone()))
-                    .collect()
-            }),
-        };
-        Ok(found
-            .into_iter()
-            .map(|(key, value)| {
-                let payload = self.open_record(&key, &value);
-                (key, payload)
-            })
-            .collect())
+        self.eventual_range((lower, upper), limit)
     }
 }
 

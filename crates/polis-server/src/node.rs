@@ -141,7 +141,10 @@ impl Node {
             eviction: crate::eviction::Eviction::new(settings.eviction(), eviction_seed),
             pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
             fanout: crate::fanout::Fanout::default(),
-            eventual: crate::eventual::Eventual::new(config.node_id),
+            eventual: crate::eventual::Eventual::new(
+                config.node_id,
+                u64::try_from(settings.integer("eventual-max-clock-ahead-ms")).unwrap_or(500),
+            ),
             key_events,
             settings,
             config,
@@ -191,6 +194,7 @@ impl Node {
             tokio::spawn(expiry::run(self.clone())),
             tokio::spawn(crate::feed_forward::run(self.clone())),
             tokio::spawn(eviction::run(self.clone())),
+            tokio::spawn(crate::eventual::run_anti_entropy(self.clone())),
         ];
         self.tasks
             .lock()

@@ -111,6 +111,18 @@ pub enum NodeRequest {
     /// Coordinate this eventual request: the sender holds no replica of
     /// its slot.
     EventualCommand { args: Vec<Bytes> },
+    /// Here are my anti-entropy digests of the slots we share: which
+    /// differ from yours?
+    EventualDigests { slots: Vec<(u16, u64)> },
+    /// My keys (and their states' hashes) of `slot` from `from` up to
+    /// `to` (the slot's end when none): send what I lack or differ on,
+    /// and name what you lack or differ on.
+    EventualSync {
+        slot: u16,
+        from: Bytes,
+        to: Option<Bytes>,
+        entries: Vec<(Bytes, u64)>,
+    },
     /// How many keys under `prefix` do you hold whose consistency differs
     /// between these namespaces?
     KeysChanging {
@@ -158,6 +170,14 @@ pub enum NodeAnswer {
     EventualStates(crate::eventual::WireStates),
     /// The reply to a forwarded eventual request (a postcard `Reply`).
     EventualReply(Vec<u8>),
+    /// The slots whose anti-entropy digests differ.
+    EventualDiffer(Vec<u16>),
+    /// The states the asker lacks or differs on, and the keys the
+    /// answerer wants.
+    EventualSynced {
+        give: crate::eventual::WireStates,
+        want: Vec<Bytes>,
+    },
     /// The keys that would change consistency, and one of them.
     KeysChanging { count: u64, example: Option<Bytes> },
 }
@@ -329,6 +349,13 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
         } => crate::eventual::merge_here(node, from, slot, stamp, states).await,
         NodeRequest::EventualRead { slot, keys } => crate::eventual::read_here(node, slot, &keys),
         NodeRequest::EventualCommand { args } => crate::eventual::run_forwarded(node, args).await,
+        NodeRequest::EventualDigests { slots } => crate::eventual::differing(node, from, &slots),
+        NodeRequest::EventualSync {
+            slot,
+            from: start,
+            to,
+            entries,
+        } => crate::eventual::sync_answer(node, from, slot, (start, to), &entries),
         NodeRequest::KeysChanging {
             prefix,
             before,

@@ -154,6 +154,11 @@ impl Settings {
             .unwrap_or(0)
     }
 
+    /// Returns a yes/no parameter's value.
+    pub fn flag(&self, name: &str) -> bool {
+        self.read().get(name).is_some_and(|value| value == "yes")
+    }
+
     /// Returns `client-output-buffer-limit`'s pubsub class.
     pub fn pubsub_output_limit(&self) -> crate::pubsub::OutputLimit {
         let value = self

@@ -315,6 +315,45 @@ pub(super) const PARAMS: &[Param] = &[
         default: "1",
     },
     Param {
+        name: "eventual-read-repair",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Param {
+        name: "eventual-hints",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Param {
+        name: "eventual-hint-window-ms",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: 7 * 24 * 3600 * 1000,
+        },
+        default: "10800000",
+    },
+    Param {
+        name: "eventual-anti-entropy-ms",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: 24 * 3600 * 1000,
+        },
+        default: "1000",
+    },
+    Param {
+        name: "eventual-max-clock-ahead-ms",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 1,
+            max: 24 * 3600 * 1000,
+        },
+        default: "500",
+    },
+    Param {
         name: "loglevel",
         aliases: &[],
         kind: Kind::Choice(&["debug", "verbose", "notice", "warning", "nothing"]),

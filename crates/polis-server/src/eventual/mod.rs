@@ -16,6 +16,7 @@
 //! by a join: a replica takes in states in any order, any number of
 //! times, and ends in the same state.
 
+mod anti_entropy;
 mod coordinator;
 mod replica;
 
@@ -26,13 +27,15 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use polis_eventual::command::States;
-use polis_eventual::hlc::{Clock, Hlc, SystemClock, MAX_AHEAD_MS_DEFAULT};
+use polis_eventual::hlc::{Clock, Hlc, SystemClock};
 use polis_eventual::merge::Merge;
 use polis_eventual::value::KeyState;
 use polis_raft::storage::Storage;
 use polis_raft::storage_eventual::{eventual_key, EventualWrite};
 use polis_types::{NodeId, Slot};
 
+pub use anti_entropy::run as run_anti_entropy;
+pub(crate) use anti_entropy::{differing, sync_answer};
 pub(crate) use coordinator::run_forwarded;
 pub use coordinator::{execute, replicas_of};
 pub(crate) use replica::{merge_here, read_here, WireStates};
@@ -81,6 +84,10 @@ pub struct EventualStats {
     pub read_repairs: AtomicU64,
     /// Requests forwarded to a replica (this node holds none of the slot).
     pub forwarded: AtomicU64,
+    /// Anti-entropy rounds run.
+    pub anti_entropy_rounds: AtomicU64,
+    /// Bytes of keys and states anti-entropy sent and received.
+    pub anti_entropy_bytes: AtomicU64,
 }
 
 /// A node's eventual side.
@@ -92,18 +99,22 @@ pub struct Eventual {
     actor: OnceLock<NodeId>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     pub stats: EventualStats,
+    /// Anti-entropy's digests, when and at which map version computed.
+    digests: std::sync::Mutex<Option<(std::time::Instant, u64, Arc<anti_entropy::Digests>)>>,
 }
 
 impl Eventual {
-    /// Returns the eventual side of node `node`.
-    pub fn new(node: NodeId) -> Self {
+    /// Returns the eventual side of node `node`, refusing remote clocks
+    /// more than `max_ahead_ms` ahead.
+    pub fn new(node: NodeId, max_ahead_ms: u64) -> Self {
         let clock = Arc::new(NodeClock::default());
         Self {
-            hlc: Hlc::new(node, clock.clone(), MAX_AHEAD_MS_DEFAULT),
+            hlc: Hlc::new(node, clock.clone(), max_ahead_ms),
             clock,
             actor: OnceLock::new(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             stats: EventualStats::default(),
+            digests: std::sync::Mutex::new(None),
         }
     }
 

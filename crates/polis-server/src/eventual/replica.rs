@@ -39,8 +39,10 @@ pub(crate) fn holds(node: &Node, slot: Slot) -> bool {
     })
 }
 
-fn slot_of(slot: u16) -> Result<Slot, NodeAnswer> {
-    Slot::new(slot).ok_or_else(|| NodeAnswer::Refused(format!("slot {slot} does not exist")))
+/// Returns the slot, or the refusal of a slot that does not exist.
+fn slot_of(slot: u16) -> Result<Slot, Box<NodeAnswer>> {
+    Slot::new(slot)
+        .ok_or_else(|| Box::new(NodeAnswer::Refused(format!("slot {slot} does not exist"))))
 }
 
 /// Merges states node `from` sent for `slot` into this node's, durably.
@@ -53,7 +55,7 @@ pub(crate) async fn merge_here(
 ) -> NodeAnswer {
     let slot = match slot_of(slot) {
         Ok(slot) => slot,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if let Err(too_far) = node.eventual.hlc.observe(stamp) {
         tracing::warn!(from = %from, %too_far, "eventual write refused: the sender's clock is ahead");
@@ -79,7 +81,7 @@ pub(crate) async fn merge_here(
 pub(crate) fn read_here(node: &Arc<Node>, slot: u16, keys: &[Bytes]) -> NodeAnswer {
     let slot = match slot_of(slot) {
         Ok(slot) => slot,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if !holds(node, slot) {
         return NodeAnswer::Refused(format!(

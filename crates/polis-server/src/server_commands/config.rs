@@ -69,7 +69,14 @@ pub async fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyErro
 /// The parameters a CONFIG SET changes on every node of the cluster, not
 /// only on the node it was sent to: those that decide what a shard's
 /// leader does, wherever the leader is.
-const CLUSTER_WIDE: &[&str] = &["notify-keyspace-events"];
+const CLUSTER_WIDE: &[&str] = &[
+    "notify-keyspace-events",
+    "eventual-read-repair",
+    "eventual-hints",
+    "eventual-hint-window-ms",
+    "eventual-anti-entropy-ms",
+    "eventual-max-clock-ahead-ms",
+];
 
 /// Sets `pairs` on this node and applies what they change.
 ///
@@ -77,6 +84,9 @@ const CLUSTER_WIDE: &[&str] = &["notify-keyspace-events"];
 /// Redis's error naming the first bad parameter; nothing is set then.
 pub fn set_here(node: &Node, pairs: &[(String, String)]) -> Result<(), ReplyError> {
     node.settings.set_all(pairs)?;
+    node.eventual.hlc.set_max_ahead_ms(
+        u64::try_from(node.settings.integer("eventual-max-clock-ahead-ms")).unwrap_or(500),
+    );
     node.pubsub
         .set_output_limit(node.settings.pubsub_output_limit());
     node.key_events

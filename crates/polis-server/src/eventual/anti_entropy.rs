@@ -1,0 +1,403 @@
+//! Anti-entropy: replicas of eventual keys compare digests and exchange
+//! what differs, so they converge even when hints and read repair miss a
+//! write (a replica down past the hint window, a coordinator that
+//! crashed before it sent).
+//!
+//! ```text
+//!  every round, with each peer:
+//!    A: digest per slot of the keys A holds that the peer replicates ─> B: the slots that differ
+//!    for each differing slot (at most SLOTS_PER_ROUND), page by page:
+//!      A: (key, hash) of its keys in a key range ─> B: its states A lacks or differs on (give),
+//!                                                     the keys it lacks or differs on (want)
+//!      A merges what B gave, and sends B the states it wanted
+//! ```
+//!
+//! A slot's digest is the XOR of one hash per key and state, so it does
+//! not depend on order and a node computes every peer's digests in one
+//! pass over its keys (cached for half a round).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use polis_cluster::{Consistency, MapView};
+use polis_eventual::command::States;
+use polis_raft::storage_eventual::split_eventual_key;
+use polis_types::{NodeId, Slot};
+
+use super::coordinator::replicas_of;
+use super::replica::{from_wire, to_wire, WireStates};
+use super::{decode, merge_stored};
+use crate::node::Node;
+use crate::rpc::{self, NodeAnswer, NodeRequest};
+
+/// Slots one round syncs with one peer at most (the rest wait for the
+/// next round): the throttle.
+const SLOTS_PER_ROUND: usize = 256;
+/// Keys compared in one message.
+const PAGE: usize = 512;
+/// How long one exchange may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Per peer, per slot: the digest of the keys this node holds that the
+/// peer replicates too.
+pub type Digests = BTreeMap<NodeId, BTreeMap<u16, u64>>;
+
+/// Returns the hash of one key and its stored state.
+pub(crate) fn entry_hash(key: &[u8], state: &[u8]) -> u64 {
+    // FNV-1a over the key's length, the key and the state.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let length = (key.len() as u64).to_le_bytes();
+    for byte in length.iter().chain(key).chain(state) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// Returns the nodes that replicate `key` of `slot` besides this one, or
+/// None when this node is not one of them (or the key is no longer
+/// eventual).
+fn peers_of(view: &MapView, me: NodeId, slot: Slot, key: &[u8]) -> Option<Vec<NodeId>> {
+    let namespace = view.map().namespaces.lookup(key)?;
+    if namespace.consistency != Consistency::Eventual {
+        return None;
+    }
+    let quorums = namespace.quorums?;
+    let replicas = replicas_of(view, slot, quorums.replicas);
+    replicas
+        .contains(&me)
+        .then(|| replicas.into_iter().filter(|node| *node != me).collect())
+}
+
+/// Computes every peer's digests in one pass over this node's keys.
+fn compute(node: &Node, view: &MapView) -> io::Result<Digests> {
+    let me = node.config.node_id;
+    let storage = node.host.storage();
+    let mut digests = Digests::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = storage.eventual_page(after.as_deref(), PAGE)?;
+        for (stored, state) in &page {
+            let Some((slot, key)) = split_eventual_key(stored) else {
+                continue;
+            };
+            let Some(slot) = Slot::new(slot) else {
+                continue;
+            };
+            let Some(peers) = peers_of(view, me, slot, key) else {
+                continue;
+            };
+            let hash = entry_hash(key, state);
+            for peer in peers {
+                *digests
+                    .entry(peer)
+                    .or_default()
+                    .entry(slot.get())
+                    .or_default() ^= hash;
+            }
+        }
+        match page.last() {
+            Some((stored, _)) if page.len() == PAGE => after = Some(stored.clone()),
+            _ => break,
+        }
+    }
+    Ok(digests)
+}
+
+/// Returns this node's digests, computed at most half a round ago.
+fn digests(node: &Node, view: &MapView) -> io::Result<Arc<Digests>> {
+    let fresh_for = Duration::from_millis(interval_ms(node).max(200) / 2);
+    let mut cached = node
+        .eventual
+        .digests
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((at, version, digests)) = cached.as_ref() {
+        if at.elapsed() < fresh_for && *version == view.version() {
+            return Ok(digests.clone());
+        }
+    }
+    let computed = Arc::new(compute(node, view)?);
+    *cached = Some((std::time::Instant::now(), view.version(), computed.clone()));
+    Ok(computed)
+}
+
+fn interval_ms(node: &Node) -> u64 {
+    u64::try_from(node.settings.integer("eventual-anti-entropy-ms")).unwrap_or(0)
+}
+
+/// Answers a peer's digests with the slots whose digests differ here.
+pub(crate) fn differing(node: &Arc<Node>, from: NodeId, theirs: &[(u16, u64)]) -> NodeAnswer {
+    let Some(view) = node.view() else {
+        return NodeAnswer::Refused("no cluster map yet".into());
+    };
+    let mine = match digests(node, &view) {
+        Ok(digests) => digests,
+        Err(error) => return NodeAnswer::Refused(format!("storage: {error}")),
+    };
+    let empty = BTreeMap::new();
+    let mine = mine.get(&from).unwrap_or(&empty);
+    let theirs: BTreeMap<u16, u64> = theirs.iter().copied().collect();
+    let slots: BTreeSet<u16> = theirs.keys().chain(mine.keys()).copied().collect();
+    let differ = slots
+        .into_iter()
+        .filter(|slot| {
+            theirs.get(slot).copied().unwrap_or(0) != mine.get(slot).copied().unwrap_or(0)
+        })
+        .collect();
+    NodeAnswer::EventualDiffer(differ)
+}
+
+/// This node's keys of `slot` in `[from, to)` that `peer` replicates,
+/// with their stored states.
+fn keys_in(
+    node: &Node,
+    view: &MapView,
+    peer: NodeId,
+    slot: Slot,
+    from: &[u8],
+    to: Option<&[u8]>,
+    limit: usize,
+) -> io::Result<Vec<(Bytes, Vec<u8>)>> {
+    let me = node.config.node_id;
+    let storage = node.host.storage();
+    let mut found = Vec::new();
+    let mut start = from.to_vec();
+    let mut after = false;
+    'pages: loop {
+        let page = storage.eventual_scan(slot.get(), &start, after, PAGE)?;
+        for (stored, state) in &page {
+            let Some((_, key)) = split_eventual_key(stored) else {
+                continue;
+            };
+            if to.is_some_and(|to| key >= to) || found.len() >= limit {
+                break 'pages;
+            }
+            if peers_of(view, me, slot, key).is_some_and(|peers| peers.contains(&peer)) {
+                found.push((Bytes::copy_from_slice(key), state.clone()));
+            }
+        }
+        match page.last() {
+            Some((stored, _)) if page.len() == PAGE => {
+                start = stored[2..].to_vec();
+                after = true;
+            }
+            _ => break,
+        }
+    }
+    Ok(found)
+}
+
+/// Answers a peer's keys and hashes of a range of `slot`: the states this
+/// node has that the peer lacks or differs on, and the keys it wants.
+pub(crate) fn sync_answer(
+    node: &Arc<Node>,
+    from: NodeId,
+    slot: u16,
+    range: (Bytes, Option<Bytes>),
+    entries: &[(Bytes, u64)],
+) -> NodeAnswer {
+    let (Some(view), Some(slot)) = (node.view(), Slot::new(slot)) else {
+        return NodeAnswer::Refused("no cluster map yet, or no such slot".into());
+    };
+    let mine = match keys_in(
+        node,
+        &view,
+        from,
+        slot,
+        &range.0,
+        range.1.as_deref(),
+        usize::MAX,
+    ) {
+        Ok(mine) => mine,
+        Err(error) => return NodeAnswer::Refused(format!("storage: {error}")),
+    };
+    let theirs: BTreeMap<&Bytes, u64> = entries.iter().map(|(key, hash)| (key, *hash)).collect();
+    let mut give = WireStates::new();
+    let mut held = BTreeSet::new();
+    for (key, state) in mine {
+        let hash = entry_hash(&key, &state);
+        if theirs.get(&key) != Some(&hash) {
+            give.push((key.clone(), state));
+        }
+        held.insert((key, hash));
+    }
+    let want = entries
+        .iter()
+        .filter(|(key, hash)| !held.contains(&(key.clone(), *hash)))
+        .map(|(key, _)| key.clone())
+        .collect();
+    let bytes: usize = give
+        .iter()
+        .map(|(key, state)| key.len() + state.len())
+        .sum();
+    node.eventual
+        .stats
+        .anti_entropy_bytes
+        .fetch_add(bytes as u64, Ordering::Relaxed);
+    NodeAnswer::EventualSynced { give, want }
+}
+
+/// Runs anti-entropy rounds until the node stops.
+pub async fn run(node: Arc<Node>) {
+    loop {
+        let interval = interval_ms(&node);
+        tokio::time::sleep(Duration::from_millis(if interval == 0 {
+            1000
+        } else {
+            interval
+        }))
+        .await;
+        if interval == 0 {
+            continue;
+        }
+        let Some(view) = node.view() else {
+            continue;
+        };
+        if view
+            .map()
+            .namespaces
+            .iter()
+            .all(|ns| ns.consistency != Consistency::Eventual)
+        {
+            continue;
+        }
+        if let Err(error) = round(&node, &view).await {
+            tracing::warn!(%error, "an anti-entropy round failed");
+        }
+    }
+}
+
+/// One round with every peer that shares a shard with this node.
+pub(crate) async fn round(node: &Arc<Node>, view: &MapView) -> io::Result<()> {
+    let me = node.config.node_id;
+    let peers: BTreeSet<NodeId> = view
+        .map()
+        .replicas_on(me)
+        .iter()
+        .flat_map(|(shard, _)| shard.replicas.iter().map(|replica| replica.node))
+        .filter(|peer| *peer != me)
+        .collect();
+    let digests = digests(node, view)?;
+    for peer in peers {
+        let mine: Vec<(u16, u64)> = digests
+            .get(&peer)
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|(slot, digest)| (*slot, *digest))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Err(error) = with_peer(node, view, peer, mine).await {
+            tracing::debug!(peer = %peer, %error, "anti-entropy with a peer stopped");
+        }
+    }
+    node.eventual
+        .stats
+        .anti_entropy_rounds
+        .fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+async fn ask(node: &Arc<Node>, peer: NodeId, request: &NodeRequest) -> Result<NodeAnswer, String> {
+    let addr = node
+        .peer_addr(peer)
+        .ok_or_else(|| format!("node {peer} has no address"))?;
+    rpc::call_within(node, &addr, request, CALL_TIMEOUT).await
+}
+
+async fn with_peer(
+    node: &Arc<Node>,
+    view: &MapView,
+    peer: NodeId,
+    mine: Vec<(u16, u64)>,
+) -> Result<(), String> {
+    let differ = match ask(node, peer, &NodeRequest::EventualDigests { slots: mine }).await? {
+        NodeAnswer::EventualDiffer(slots) => slots,
+        other => return Err(format!("answered {other:?}")),
+    };
+    for slot in differ.into_iter().take(SLOTS_PER_ROUND) {
+        let Some(slot) = Slot::new(slot) else {
+            continue;
+        };
+        sync_slot(node, view, peer, slot).await?;
+    }
+    Ok(())
+}
+
+/// Brings this node and `peer` to the same states of `slot`.
+async fn sync_slot(
+    node: &Arc<Node>,
+    view: &MapView,
+    peer: NodeId,
+    slot: Slot,
+) -> Result<(), String> {
+    let storage_error = |error: io::Error| format!("storage: {error}");
+    let mut from = Bytes::new();
+    loop {
+        let page = keys_in(node, view, peer, slot, &from, None, PAGE + 1).map_err(storage_error)?;
+        let next = page.get(PAGE).map(|(key, _)| key.clone());
+        let page = &page[..page.len().min(PAGE)];
+        let entries: Vec<(Bytes, u64)> = page
+            .iter()
+            .map(|(key, state)| (key.clone(), entry_hash(key, state)))
+            .collect();
+        let request = NodeRequest::EventualSync {
+            slot: slot.get(),
+            from: from.clone(),
+            to: next.clone(),
+            entries,
+        };
+        let (give, want) = match ask(node, peer, &request).await? {
+            NodeAnswer::EventualSynced { give, want } => (give, want),
+            other => return Err(format!("answered {other:?}")),
+        };
+        let stats = &node.eventual.stats;
+        let received: usize = give
+            .iter()
+            .map(|(key, state)| key.len() + state.len())
+            .sum();
+        stats
+            .anti_entropy_bytes
+            .fetch_add(received as u64, Ordering::Relaxed);
+        if !give.is_empty() {
+            let states = from_wire(&give).map_err(storage_error)?;
+            merge_stored(&node.eventual, node.host.storage(), slot, states)
+                .await
+                .map_err(storage_error)?;
+        }
+        if !want.is_empty() {
+            let wanted: BTreeSet<&Bytes> = want.iter().collect();
+            let mut states = States::new();
+            for (key, state) in page.iter().filter(|(key, _)| wanted.contains(key)) {
+                states.insert(key.clone(), decode(state).map_err(storage_error)?);
+            }
+            let wire = to_wire(&states).map_err(storage_error)?;
+            let sent: usize = wire
+                .iter()
+                .map(|(key, state)| key.len() + state.len())
+                .sum();
+            stats
+                .anti_entropy_bytes
+                .fetch_add(sent as u64, Ordering::Relaxed);
+            let merge = NodeRequest::EventualMerge {
+                slot: slot.get(),
+                stamp: node.eventual.hlc.now().time,
+                states: wire,
+            };
+            match ask(node, peer, &merge).await? {
+                NodeAnswer::EventualMerged => {}
+                other => return Err(format!("answered {other:?}")),
+            }
+        }
+        match next {
+            Some(next) => from = next,
+            None => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Eventual namespaces beside strong ones, through a partition: the shop
+//! of the README, with `order:` strong and `stock:` eventual. Orders on
+//! the minority side are refused; stock updates are accepted on both
+//! sides and converge after the heal, every acknowledged update counted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::client::FollowingClient;
+use common::{wait_for, Cluster};
+use redis::Value;
+
+/// Runs `polis namespace ARGS` against node 1; panics if it fails.
+fn namespace(cluster: &Cluster, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_polis"))
+        .arg("namespace")
+        .args(args)
+        .args(["--node", &cluster.node(1).admin])
+        .output()
+        .expect("run polis namespace");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "polis namespace {args:?}: {text}");
+    text
+}
+
+async fn query(cluster: &Cluster, id: u64, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+    let mut connection = cluster.connect(id).await;
+    cmd.query_async(&mut connection).await
+}
+
+/// Waits until every node answers `cmd` with `expected`.
+async fn converge(cluster: &Cluster, cmd: &redis::Cmd, expected: &Value, what: &str) {
+    wait_for(what, Duration::from_secs(30), || async {
+        for id in 1..=3 {
+            match query(cluster, id, cmd).await {
+                Ok(value) if value == *expected => {}
+                _ => return None,
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+fn bulk(text: &str) -> Value {
+    Value::BulkString(text.as_bytes().to_vec())
+}
+
+fn members(value: Value) -> Vec<String> {
+    let Value::Array(items) = value else {
+        panic!("expected an array, got {value:?}");
+    };
+    let mut names: Vec<String> = items
+        .into_iter()
+        .map(|item| match item {
+            Value::BulkString(bytes) => String::from_utf8(bytes).unwrap(),
+            other => panic!("expected a bulk string, got {other:?}"),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_keeps_stock_writable_on_both_sides_and_orders_on_the_majority() {
+    let cluster = Cluster::start(3, &["--enable-fault-injection"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    namespace(&cluster, &["set", "order:", "--consistency", "strong"]);
+    namespace(
+        &cluster,
+        &[
+            "set",
+            "stock:",
+            "--consistency",
+            "eventual",
+            "--replicas",
+            "3",
+            "--write-quorum",
+            "1",
+            "--read-quorum",
+            "1",
+        ],
+    );
+    let listed = namespace(&cluster, &["list"]);
+    assert!(
+        listed.contains("stock:") && listed.contains("N=3 W=1 R=1"),
+        "{listed}"
+    );
+
+    // Any node takes eventual writes itself; every replica gets them.
+    let set = query(&cluster, 2, redis::cmd("SET").arg("stock:apple").arg(100)).await;
+    assert_eq!(set.unwrap(), Value::Okay);
+    converge(
+        &cluster,
+        redis::cmd("GET").arg("stock:apple"),
+        &bulk("100"),
+        "stock on every node",
+    )
+    .await;
+
+    // A command may not mix strong and eventual keys.
+    let mixed = query(
+        &cluster,
+        1,
+        redis::cmd("MGET").arg("stock:{a}").arg("order:{a}"),
+    )
+    .await;
+    let error = mixed.unwrap_err().to_string();
+    assert!(error.contains("both strong and eventual"), "{error}");
+    // Lists are not offered on eventual keys.
+    let list = query(&cluster, 1, redis::cmd("LPUSH").arg("stock:list").arg("x")).await;
+    assert!(list
+        .unwrap_err()
+        .to_string()
+        .contains("not offered on eventual keys"));
+
+    cluster.chaos(&["isolate", "3"]);
+
+    // The minority refuses orders: no acknowledgement within 3 s.
+    let mut minority = cluster.connect(3).await;
+    let mut order = redis::cmd("SET");
+    order.arg("order:minority").arg("1");
+    let order = order.query_async::<Value>(&mut minority);
+    if let Ok(Ok(value)) = tokio::time::timeout(Duration::from_secs(3), order).await {
+        panic!("the minority acknowledged an order: {value:?}");
+    }
+    // Both sides sell apples, and add colours.
+    for _ in 0..5 {
+        let sold = query(&cluster, 3, redis::cmd("DECRBY").arg("stock:apple").arg(1)).await;
+        assert!(matches!(sold, Ok(Value::Int(_))), "{sold:?}");
+        let sold = query(&cluster, 1, redis::cmd("DECRBY").arg("stock:apple").arg(2)).await;
+        assert!(matches!(sold, Ok(Value::Int(_))), "{sold:?}");
+    }
+    let red = query(
+        &cluster,
+        3,
+        redis::cmd("SADD").arg("stock:colours").arg("red"),
+    )
+    .await;
+    assert_eq!(red.unwrap(), Value::Int(1));
+    let blue = query(
+        &cluster,
+        2,
+        redis::cmd("SADD").arg("stock:colours").arg("blue"),
+    )
+    .await;
+    assert_eq!(blue.unwrap(), Value::Int(1));
+    // The majority takes orders.
+    let majority: Vec<String> = [1, 2]
+        .iter()
+        .map(|id| cluster.node(*id).resp.clone())
+        .collect();
+    let mut client = FollowingClient::new(majority, 0);
+    client
+        .query(redis::cmd("SET").arg("order:majority").arg("1"), 200)
+        .await
+        .unwrap();
+
+    cluster.chaos(&["heal"]);
+
+    // Every acknowledged sale counts on every node: 100 - 5 - 10.
+    converge(
+        &cluster,
+        redis::cmd("GET").arg("stock:apple"),
+        &bulk("85"),
+        "stock after the heal",
+    )
+    .await;
+    wait_for(
+        "both colours on every node",
+        Duration::from_secs(30),
+        || async {
+            for id in 1..=3 {
+                let value = query(&cluster, id, redis::cmd("SMEMBERS").arg("stock:colours"))
+                    .await
+                    .ok()?;
+                if members(value) != ["blue", "red"] {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let mut client = FollowingClient::new(cluster.resp_addrs(), 0);
+    let minority_order = client
+        .query(redis::cmd("GET").arg("order:minority"), 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        minority_order,
+        Value::Nil,
+        "an order the minority refused appeared"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_short_of_its_quorum_is_reported_unknown_and_still_spreads() {
+    let cluster = Cluster::start(3, &["--enable-fault-injection"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    namespace(
+        &cluster,
+        &[
+            "set",
+            "cart:",
+            "--consistency",
+            "eventual",
+            "--replicas",
+            "3",
+            "--write-quorum",
+            "2",
+            "--read-quorum",
+            "2",
+        ],
+    );
+    let set = query(&cluster, 1, redis::cmd("SET").arg("cart:1").arg("a")).await;
+    assert_eq!(set.unwrap(), Value::Okay);
+
+    cluster.chaos(&["isolate", "3"]);
+    let short = query(&cluster, 3, redis::cmd("SET").arg("cart:1").arg("b")).await;
+    let error = short.unwrap_err().to_string();
+    assert!(error.contains("OUTCOMEUNKNOWN"), "{error}");
+    let read = query(&cluster, 3, redis::cmd("GET").arg("cart:1")).await;
+    let error = read.unwrap_err().to_string();
+    assert!(error.to_ascii_uppercase().contains("TRYAGAIN"), "{error}");
+    // The majority side reads and writes with its two replicas.
+    let read = query(&cluster, 1, redis::cmd("GET").arg("cart:1")).await;
+    assert_eq!(read.unwrap(), bulk("a"));
+
+    cluster.chaos(&["heal"]);
+    // The unacknowledged write was kept and is the newest: it spreads.
+    converge(
+        &cluster,
+        redis::cmd("GET").arg("cart:1"),
+        &bulk("b"),
+        "the unknown write after the heal",
+    )
+    .await;
+}
