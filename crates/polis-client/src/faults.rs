@@ -184,6 +184,17 @@ impl Faults {
         Ok(())
     }
 
+    /// Moves node `on`'s clock `offset_ms` away from the machine's (the
+    /// clock of eventual keys' versions; 0 puts it back).
+    ///
+    /// # Errors
+    /// Returns an error if the node is unknown or unreachable.
+    pub async fn clock_skew(&self, on: u64, offset_ms: i64) -> anyhow::Result<()> {
+        self.admin_of(on)?;
+        self.update(on, |faults| faults["clock_offset_ms"] = json!(offset_ms))
+            .await
+    }
+
     fn selected(&self, on: Option<u64>) -> anyhow::Result<Vec<u64>> {
         match on {
             Some(id) => {

@@ -31,6 +31,11 @@ pub struct NetworkFaults {
     /// Share of outgoing messages lost at random, in percent (0..=100).
     #[serde(default)]
     pub loss_percent: u8,
+    /// How far this node's clock is moved from the machine's, in
+    /// milliseconds (ahead when positive): clock skew for the hybrid
+    /// clocks of eventual keys.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
 
 impl NetworkFaults {

@@ -174,6 +174,28 @@ impl Storage {
             .collect())
     }
 
+    /// Returns up to `limit` stored keys starting with `prefix` (after
+    /// `after` when given), with their values, in order.
+    ///
+    /// # Errors
+    /// Returns an error if the storage cannot be read.
+    pub fn eventual_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let lower = match after {
+            Some(stored) => Bound::Excluded(stored.to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut found = self.eventual_range((lower, Bound::Unbounded), limit)?;
+        if let Some(end) = found.iter().position(|(key, _)| !key.starts_with(prefix)) {
+            found.truncate(end);
+        }
+        Ok(found)
+    }
+
     /// Returns up to `limit` stored keys and states from `from` (included,
     /// or after it when `after`) to the end of slot `slot`, in order.
     ///

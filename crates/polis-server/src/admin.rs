@@ -417,8 +417,12 @@ async fn get_faults(State(node): State<Arc<Node>>) -> Json<NetworkFaults> {
 }
 
 async fn put_faults(State(node): State<Arc<Node>>, Json(faults): Json<NetworkFaults>) -> Response {
+    let offset = faults.clock_offset_ms;
     match node.faults.set(faults) {
-        Ok(()) => (StatusCode::OK, Json(node.faults.faults())).into_response(),
+        Ok(()) => {
+            node.eventual.clock.set_offset(offset);
+            (StatusCode::OK, Json(node.faults.faults())).into_response()
+        }
         Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
     }
 }
@@ -543,6 +547,11 @@ async fn metrics(State(node): State<Arc<Node>>) -> String {
         "counter",
         synced_appends,
     );
+    for figure in crate::eventual::figures(&node) {
+        let kind = if figure.counter { "counter" } else { "gauge" };
+        let name = format!("polis_eventual_{}", figure.name);
+        gauge(&name, figure.help, kind, figure.value);
+    }
     text
 }
 

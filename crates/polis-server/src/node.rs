@@ -195,6 +195,7 @@ impl Node {
             tokio::spawn(crate::feed_forward::run(self.clone())),
             tokio::spawn(eviction::run(self.clone())),
             tokio::spawn(crate::eventual::run_anti_entropy(self.clone())),
+            tokio::spawn(crate::eventual::run_hints(self.clone())),
         ];
         self.tasks
             .lock()

@@ -48,6 +48,13 @@ enum Action {
         #[arg(long)]
         on: Option<u64>,
     },
+    /// Moves one node's clock away from the machine's (the clock that
+    /// versions eventual writes): positive is ahead, 0 puts it back.
+    ClockSkew {
+        node_id: u64,
+        #[arg(allow_negative_numbers = true)]
+        offset_ms: i64,
+    },
     /// Loses a share of the messages a node sends, at random.
     Loss {
         percent: u8,
@@ -115,6 +122,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
                 "delay {delay_ms} ms + up to {jitter_ms} ms on {}",
                 on_text(on)
             );
+        }
+        Action::ClockSkew { node_id, offset_ms } => {
+            faults.clock_skew(node_id, offset_ms).await?;
+            println!("node {node_id}'s clock is {offset_ms} ms off");
         }
         Action::Loss { percent, on } => {
             faults.loss(on, percent).await?;

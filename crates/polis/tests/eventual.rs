@@ -245,3 +245,200 @@ async fn a_write_short_of_its_quorum_is_reported_unknown_and_still_spreads() {
     )
     .await;
 }
+
+/// Returns INFO eventual's field `name` on node `id`.
+async fn eventual_figure(cluster: &Cluster, id: u64, name: &str) -> u64 {
+    let info = query(cluster, id, redis::cmd("INFO").arg("eventual"))
+        .await
+        .unwrap();
+    let text = match info {
+        Value::BulkString(bytes) => String::from_utf8(bytes).unwrap(),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("INFO answered {other:?}"),
+    };
+    let field = format!("eventual_{name}:");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&field))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn eventual_namespace(cluster: &Cluster, prefix: &str, write: &str, read: &str) {
+    namespace(
+        cluster,
+        &[
+            "set",
+            prefix,
+            "--consistency",
+            "eventual",
+            "--replicas",
+            "3",
+            "--write-quorum",
+            write,
+            "--read-quorum",
+            read,
+        ],
+    );
+}
+
+async fn config_set(cluster: &Cluster, name: &str, value: &str) {
+    let set = query(
+        cluster,
+        1,
+        redis::cmd("CONFIG").arg("SET").arg(name).arg(value),
+    )
+    .await;
+    assert_eq!(set.unwrap(), Value::Okay, "CONFIG SET {name} {value}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_within_the_bound_loses_nothing_and_past_it_is_refused_and_counted() {
+    let cluster = Cluster::start(3, &["--enable-fault-injection"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    eventual_namespace(&cluster, "profile:", "3", "1");
+
+    // Node 3 runs 300 ms ahead, within the 500 ms bound: a write made on
+    // node 1 after node 3's (node 1 saw it) still wins.
+    cluster.chaos(&["clock-skew", "3", "300"]);
+    let ahead = query(
+        &cluster,
+        3,
+        redis::cmd("SET").arg("profile:a").arg("from-3"),
+    )
+    .await;
+    assert_eq!(ahead.unwrap(), Value::Okay);
+    let later = query(
+        &cluster,
+        1,
+        redis::cmd("SET").arg("profile:a").arg("from-1"),
+    )
+    .await;
+    assert_eq!(later.unwrap(), Value::Okay);
+    converge(
+        &cluster,
+        redis::cmd("GET").arg("profile:a"),
+        &bulk("from-1"),
+        "the later write everywhere",
+    )
+    .await;
+    assert_eq!(eventual_figure(&cluster, 1, "clock_refused_total").await, 0);
+
+    // Past the bound, the other replicas refuse node 3's writes: not
+    // acknowledged (W=3), counted, never silently taken.
+    cluster.chaos(&["clock-skew", "3", "5000"]);
+    let refused = query(
+        &cluster,
+        3,
+        redis::cmd("SET").arg("profile:b").arg("skewed"),
+    )
+    .await;
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("OUTCOMEUNKNOWN"), "{error}");
+    let counted = eventual_figure(&cluster, 1, "clock_refused_total").await
+        + eventual_figure(&cluster, 2, "clock_refused_total").await;
+    assert!(counted >= 2, "{counted} refusals counted");
+    let elsewhere = query(&cluster, 1, redis::cmd("GET").arg("profile:b")).await;
+    assert_eq!(elsewhere.unwrap(), Value::Nil);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_bring_a_replica_the_writes_it_missed_without_anti_entropy() {
+    let cluster = Cluster::start(3, &["--enable-fault-injection"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    eventual_namespace(&cluster, "cache:", "1", "1");
+    config_set(&cluster, "eventual-anti-entropy-ms", "0").await;
+    config_set(&cluster, "eventual-read-repair", "no").await;
+
+    cluster.chaos(&["isolate", "3"]);
+    for index in 0..20 {
+        let set = query(
+            &cluster,
+            1,
+            redis::cmd("SET").arg(format!("cache:{index}")).arg(index),
+        )
+        .await;
+        assert_eq!(set.unwrap(), Value::Okay);
+    }
+    wait_for("20 hints for node 3", Duration::from_secs(30), || async {
+        (eventual_figure(&cluster, 1, "hints_pending").await >= 20).then_some(())
+    })
+    .await;
+    let mut rounds_before = 0;
+    for id in 1..=3 {
+        rounds_before += eventual_figure(&cluster, id, "anti_entropy_rounds_total").await;
+    }
+    cluster.chaos(&["heal"]);
+    for index in 0..20 {
+        let cmd = redis::cmd("GET").arg(format!("cache:{index}")).clone();
+        converge(
+            &cluster,
+            &cmd,
+            &bulk(&index.to_string()),
+            "hinted writes on node 3",
+        )
+        .await;
+    }
+    wait_for(
+        "the hints counted as delivered",
+        Duration::from_secs(10),
+        || async {
+            (eventual_figure(&cluster, 1, "hints_delivered_total").await >= 20).then_some(())
+        },
+    )
+    .await;
+    let mut rounds_after = 0;
+    for id in 1..=3 {
+        rounds_after += eventual_figure(&cluster, id, "anti_entropy_rounds_total").await;
+    }
+    assert_eq!(
+        rounds_after, rounds_before,
+        "no anti-entropy round ran: hints did it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_past_the_hint_window_is_brought_back_by_anti_entropy() {
+    let cluster = Cluster::start(3, &["--enable-fault-injection"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    eventual_namespace(&cluster, "cache:", "1", "1");
+    config_set(&cluster, "eventual-anti-entropy-ms", "0").await;
+    config_set(&cluster, "eventual-read-repair", "no").await;
+    config_set(&cluster, "eventual-hint-window-ms", "1").await;
+
+    cluster.chaos(&["isolate", "3"]);
+    for index in 0..20 {
+        let set = query(
+            &cluster,
+            2,
+            redis::cmd("SET").arg(format!("cache:{index}")).arg(index),
+        )
+        .await;
+        assert_eq!(set.unwrap(), Value::Okay);
+    }
+    wait_for("the hints to expire", Duration::from_secs(30), || async {
+        (eventual_figure(&cluster, 2, "hints_expired_total").await >= 20).then_some(())
+    })
+    .await;
+    cluster.chaos(&["heal"]);
+    let missed = query(&cluster, 3, redis::cmd("GET").arg("cache:0")).await;
+    assert_eq!(
+        missed.unwrap(),
+        Value::Nil,
+        "no hint, no anti-entropy: node 3 lacks it"
+    );
+
+    config_set(&cluster, "eventual-anti-entropy-ms", "200").await;
+    for index in 0..20 {
+        let cmd = redis::cmd("GET").arg(format!("cache:{index}")).clone();
+        converge(
+            &cluster,
+            &cmd,
+            &bulk(&index.to_string()),
+            "anti-entropy on node 3",
+        )
+        .await;
+    }
+    assert!(eventual_figure(&cluster, 3, "anti_entropy_bytes_total").await > 0);
+}

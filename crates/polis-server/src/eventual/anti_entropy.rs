@@ -252,7 +252,8 @@ pub async fn run(node: Arc<Node>) {
             interval
         }))
         .await;
-        if interval == 0 {
+        // Turned off while this round waited: no round.
+        if interval_ms(&node) == 0 {
             continue;
         }
         let Some(view) = node.view() else {

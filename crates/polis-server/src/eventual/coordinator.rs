@@ -150,7 +150,10 @@ async fn coordinate_write(
         states: wire,
     };
     let needed = usize::from(quorums.write).saturating_sub(1);
-    let acknowledged = 1 + gather(node, others, request, needed).await.len();
+    let hint = (slot, changed.keys().cloned().collect());
+    let acknowledged = 1 + gather(node, others, request, needed, Some(hint))
+        .await
+        .len();
     if acknowledged >= usize::from(quorums.write) {
         return reply;
     }
@@ -169,27 +172,35 @@ async fn coordinate_write(
 
 /// Sends `request` to every node of `to` and returns the answers of the
 /// first `needed` that answer well (or all that did by the deadline). The
-/// requests not answered by then still run.
+/// requests not answered by then still run; a merge a node does not take
+/// leaves a hint for it (`hint`: the slot and keys written).
 async fn gather(
     node: &Arc<Node>,
     to: &[NodeId],
     request: NodeRequest,
     needed: usize,
+    hint: Option<(Slot, Vec<Bytes>)>,
 ) -> Vec<(NodeId, NodeAnswer)> {
     if needed == 0 && matches!(request, NodeRequest::EventualRead { .. }) {
         return Vec::new();
     }
     let (answered, mut answers) = mpsc::channel(to.len().max(1));
     for peer in to {
-        let Some(addr) = node.peer_addr(*peer) else {
-            continue;
-        };
         let node = node.clone();
         let request = request.clone();
         let answered = answered.clone();
         let peer = *peer;
+        let hint = hint.clone();
         tokio::spawn(async move {
-            let answer = rpc::call_within(&node, &addr, &request, QUORUM_WAIT).await;
+            let answer = match node.peer_addr(peer) {
+                Some(addr) => rpc::call_within(&node, &addr, &request, QUORUM_WAIT).await,
+                None => Err(format!("node {peer} has no address")),
+            };
+            if let Some((slot, keys)) = &hint {
+                if !matches!(answer, Ok(NodeAnswer::EventualMerged)) {
+                    super::hints::record(&node, peer, *slot, keys).await;
+                }
+            }
             let _ = answered.send((peer, answer)).await;
         });
     }
@@ -232,7 +243,7 @@ async fn coordinate_read(
         slot: slot.get(),
         keys: keys.to_vec(),
     };
-    let answers = gather(node, others, request, needed).await;
+    let answers = gather(node, others, request, needed, None).await;
     if answers.len() < needed {
         eventual.stats.reads_short.fetch_add(1, Ordering::Relaxed);
         return Reply::Error(ReplyError::TryAgain(format!(
@@ -257,7 +268,9 @@ async fn coordinate_read(
             merged.entry(key.clone()).or_default().merge(state);
         }
     }
-    repair(node, slot, &merged, &local, &seen).await;
+    if node.settings.flag("eventual-read-repair") {
+        repair(node, slot, &merged, &local, &seen).await;
+    }
     let Some(ctx) = ctx(eventual) else {
         return crate::dispatch::no_map();
     };

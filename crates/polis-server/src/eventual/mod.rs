@@ -18,6 +18,7 @@
 
 mod anti_entropy;
 mod coordinator;
+mod hints;
 mod replica;
 
 use std::collections::BTreeSet;
@@ -38,6 +39,7 @@ pub use anti_entropy::run as run_anti_entropy;
 pub(crate) use anti_entropy::{differing, sync_answer};
 pub(crate) use coordinator::run_forwarded;
 pub use coordinator::{execute, replicas_of};
+pub use hints::run as run_hints;
 pub(crate) use replica::{merge_here, read_here, WireStates};
 
 /// Stripes of the key locks: a key's read-modify-write on this node holds
@@ -84,10 +86,103 @@ pub struct EventualStats {
     pub read_repairs: AtomicU64,
     /// Requests forwarded to a replica (this node holds none of the slot).
     pub forwarded: AtomicU64,
+    /// Hints stored for replicas that missed a write.
+    pub hints_written: AtomicU64,
+    /// Hints delivered.
+    pub hints_delivered: AtomicU64,
+    /// Hints dropped past the hint window.
+    pub hints_expired: AtomicU64,
     /// Anti-entropy rounds run.
     pub anti_entropy_rounds: AtomicU64,
     /// Bytes of keys and states anti-entropy sent and received.
     pub anti_entropy_bytes: AtomicU64,
+}
+
+/// One figure of eventual replication, as INFO and /metrics show it.
+pub struct Figure {
+    /// The INFO field; /metrics prefixes `polis_eventual_`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub counter: bool,
+    pub value: u64,
+}
+
+/// Returns the node's figures of eventual replication.
+pub fn figures(node: &crate::node::Node) -> Vec<Figure> {
+    let stats = &node.eventual.stats;
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let figure = |name, help, counter, value| Figure {
+        name,
+        help,
+        counter,
+        value,
+    };
+    vec![
+        figure("writes_total", "Eventual writes this node coordinated.", true, get(&stats.writes)),
+        figure("reads_total", "Eventual reads this node coordinated.", true, get(&stats.reads)),
+        figure(
+            "outcome_unknown_total",
+            "Eventual writes answered OUTCOMEUNKNOWN (fewer than W acknowledged).",
+            true,
+            get(&stats.outcome_unknown),
+        ),
+        figure(
+            "reads_short_total",
+            "Eventual reads refused: fewer than R replicas answered.",
+            true,
+            get(&stats.reads_short),
+        ),
+        figure(
+            "read_repairs_total",
+            "Replicas sent merged states because a read found them behind.",
+            true,
+            get(&stats.read_repairs),
+        ),
+        figure(
+            "forwarded_total",
+            "Eventual requests forwarded to a replica of their slot.",
+            true,
+            get(&stats.forwarded),
+        ),
+        figure(
+            "hints_pending",
+            "Hints waiting for a replica that missed writes.",
+            false,
+            hints::pending(node).unwrap_or(0),
+        ),
+        figure("hints_written_total", "Hints stored.", true, get(&stats.hints_written)),
+        figure("hints_delivered_total", "Hints delivered.", true, get(&stats.hints_delivered)),
+        figure(
+            "hints_expired_total",
+            "Hints dropped past the hint window (anti-entropy covers them).",
+            true,
+            get(&stats.hints_expired),
+        ),
+        figure(
+            "anti_entropy_rounds_total",
+            "Anti-entropy rounds run.",
+            true,
+            get(&stats.anti_entropy_rounds),
+        ),
+        figure(
+            "anti_entropy_bytes_total",
+            "Bytes of keys and states anti-entropy sent and received.",
+            true,
+            get(&stats.anti_entropy_bytes),
+        ),
+        figure(
+            "clock_refused_total",
+            "Remote timestamps refused as too far ahead of this node's clock.",
+            true,
+            node.eventual.hlc.refused(),
+        ),
+        figure(
+            "clock_offset_ms",
+            "The size of the offset injected into this node's clock, in either direction (fault injection).",
+            false,
+            node.eventual.clock.offset().unsigned_abs(),
+        ),
+    ]
 }
 
 /// A node's eventual side.

@@ -28,7 +28,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
 
 /// Sections INFO gives only when named (or with `all` / `everything`), as
 /// in Redis.
-const EXTRA_SECTIONS: &[&str] = &["commandstats"];
+const EXTRA_SECTIONS: &[&str] = &["commandstats", "eventual"];
 
 fn human_bytes(bytes: u64) -> String {
     let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
@@ -169,6 +169,13 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         }
         "cpu" => write!(text, "# CPU\r\n"),
         "cluster" => write!(text, "# Cluster\r\ncluster_enabled:1\r\n"),
+        "eventual" => {
+            let _ = write!(text, "# Eventual\r\n");
+            for figure in crate::eventual::figures(node) {
+                let _ = write!(text, "eventual_{}:{}\r\n", figure.name, figure.value);
+            }
+            Ok(())
+        }
         "keyspace" => {
             let _ = write!(text, "# Keyspace\r\n");
             if keys > 0 {
