@@ -388,6 +388,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
                 .put(admin_namespaces::set)
                 .delete(admin_namespaces::remove),
         )
+        .route("/eventual", get(admin_namespaces::eventual))
         .route(
             "/changefeeds",
             get(admin_feeds::get_feeds).put(admin_feeds::put_feeds),

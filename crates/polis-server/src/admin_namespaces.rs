@@ -277,3 +277,29 @@ pub(crate) fn keys_changing(
     }
     NodeAnswer::KeysChanging { count, example }
 }
+
+/// GET /eventual: this node's eventual keys (how many it stores,
+/// tombstones included, and one digest of their states: two nodes that
+/// converged show the same) and its eventual figures.
+pub(crate) async fn eventual(State(node): State<Arc<Node>>) -> Response {
+    let (keys, digest) = match crate::eventual::whole_digest(&node) {
+        Ok(found) => found,
+        Err(error) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storage: {error}"),
+            )
+                .into_response()
+        }
+    };
+    let figures: serde_json::Map<String, serde_json::Value> = crate::eventual::figures(&node)
+        .into_iter()
+        .map(|figure| (figure.name.to_owned(), figure.value.into()))
+        .collect();
+    Json(serde_json::json!({
+        "keys": keys,
+        "digest": format!("{digest:016x}"),
+        "figures": figures,
+    }))
+    .into_response()
+}

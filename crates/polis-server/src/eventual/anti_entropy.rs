@@ -242,6 +242,36 @@ pub(crate) fn sync_answer(
     NodeAnswer::EventualSynced { give, want }
 }
 
+/// Returns how many eventual keys this node stores (tombstones included)
+/// and one digest of them all: equal on two nodes when they hold the same
+/// states (what a convergence check compares).
+///
+/// # Errors
+/// Returns an error if the storage cannot be read.
+pub fn whole_digest(node: &Node) -> io::Result<(u64, u64)> {
+    let storage = node.host.storage();
+    let (mut keys, mut digest) = (0u64, 0u64);
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = storage.eventual_page(after.as_deref(), PAGE)?;
+        for (stored, state) in &page {
+            let Some((slot, key)) = split_eventual_key(stored) else {
+                continue;
+            };
+            if Slot::new(slot).is_none() {
+                // Hints, after every slot: not keys.
+                return Ok((keys, digest));
+            }
+            keys += 1;
+            digest ^= entry_hash(key, state);
+        }
+        match page.last() {
+            Some((stored, _)) if page.len() == PAGE => after = Some(stored.clone()),
+            _ => return Ok((keys, digest)),
+        }
+    }
+}
+
 /// Runs anti-entropy rounds until the node stops.
 pub async fn run(node: Arc<Node>) {
     loop {

@@ -35,8 +35,8 @@ use polis_raft::storage::Storage;
 use polis_raft::storage_eventual::{eventual_key, EventualWrite};
 use polis_types::{NodeId, Slot};
 
-pub use anti_entropy::run as run_anti_entropy;
 pub(crate) use anti_entropy::{differing, sync_answer};
+pub use anti_entropy::{run as run_anti_entropy, whole_digest};
 pub(crate) use coordinator::run_forwarded;
 pub use coordinator::{execute, replicas_of};
 pub use hints::run as run_hints;
