@@ -123,6 +123,9 @@ pub enum NodeRequest {
         to: Option<Bytes>,
         entries: Vec<(Bytes, u64)>,
     },
+    /// Purge these dead eventual keys of `slot` if you still hold exactly
+    /// the state each hash names (every replica held it).
+    EventualPurge { slot: u16, keys: Vec<(Bytes, u64)> },
     /// How many keys under `prefix` do you hold whose consistency differs
     /// between these namespaces?
     KeysChanging {
@@ -356,6 +359,9 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             to,
             entries,
         } => crate::eventual::sync_answer(node, from, slot, (start, to), &entries),
+        NodeRequest::EventualPurge { slot, keys } => {
+            crate::eventual::purge_here(node, slot, &keys).await
+        }
         NodeRequest::KeysChanging {
             prefix,
             before,

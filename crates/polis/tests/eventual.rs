@@ -442,3 +442,85 @@ async fn a_replica_cut_off_past_the_hint_window_is_brought_back_by_anti_entropy(
     }
     assert!(eventual_figure(&cluster, 3, "anti_entropy_bytes_total").await > 0);
 }
+
+/// Returns node `id`'s GET /eventual.
+async fn eventual_status(cluster: &Cluster, id: u64) -> Option<serde_json::Value> {
+    let (code, body) =
+        polis_client::admin::get(&cluster.node(id).admin, "/eventual", Duration::from_secs(5))
+            .await
+            .ok()?;
+    (code == 200).then(|| serde_json::from_slice(&body).ok())?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_keys_are_purged_once_every_replica_holds_the_tombstone_and_stay_deleted() {
+    let cluster = Cluster::start(3, &["--enable-fault-injection"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    eventual_namespace(&cluster, "user:", "2", "1");
+    config_set(&cluster, "eventual-anti-entropy-ms", "200").await;
+    for id in 1..=3 {
+        let set = query(
+            &cluster,
+            id,
+            redis::cmd("SET").arg(format!("user:{id}")).arg("x"),
+        )
+        .await;
+        assert_eq!(set.unwrap(), Value::Okay);
+    }
+    let sadd = query(
+        &cluster,
+        1,
+        redis::cmd("SADD").arg("user:set").arg("a").arg("b"),
+    )
+    .await;
+    assert_eq!(sadd.unwrap(), Value::Int(2));
+    converge(
+        &cluster,
+        redis::cmd("SCARD").arg("user:set"),
+        &Value::Int(2),
+        "the set everywhere",
+    )
+    .await;
+
+    // Node 3 misses the deletes: it holds the values while cut off.
+    cluster.chaos(&["isolate", "3"]);
+    for key in ["user:1", "user:2", "user:3", "user:set"] {
+        let del = query(&cluster, 1, redis::cmd("DEL").arg(key)).await;
+        assert_eq!(del.unwrap(), Value::Int(1), "DEL {key}");
+    }
+    let held = query(&cluster, 3, redis::cmd("GET").arg("user:3")).await;
+    assert_eq!(held.unwrap(), bulk("x"));
+    cluster.chaos(&["heal"]);
+
+    // Every replica ends with nothing stored, and the keys stay deleted.
+    wait_for(
+        "every tombstone purged everywhere",
+        Duration::from_secs(60),
+        || async {
+            for id in 1..=3 {
+                if eventual_status(&cluster, id).await?["keys"] != 0 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let mut purged = 0;
+    for id in 1..=3 {
+        purged += eventual_figure(&cluster, id, "tombstones_purged_total").await;
+    }
+    assert!(purged >= 4, "{purged} purged");
+    for id in 1..=3 {
+        for key in ["user:1", "user:2", "user:3"] {
+            let value = query(&cluster, id, redis::cmd("GET").arg(key)).await;
+            assert_eq!(value.unwrap(), Value::Nil, "{key} came back on node {id}");
+        }
+        let set = query(&cluster, id, redis::cmd("SCARD").arg("user:set")).await;
+        assert_eq!(
+            set.unwrap(),
+            Value::Int(0),
+            "the set came back on node {id}"
+        );
+    }
+}

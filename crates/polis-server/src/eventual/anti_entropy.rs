@@ -37,6 +37,9 @@ use crate::rpc::{self, NodeAnswer, NodeRequest};
 /// Slots one round syncs with one peer at most (the rest wait for the
 /// next round): the throttle.
 const SLOTS_PER_ROUND: usize = 256;
+/// Dead keys are looked at every this many rounds (a pass decodes every
+/// state of the clean slots).
+const GC_EVERY_ROUNDS: u64 = 5;
 /// Keys compared in one message.
 const PAGE: usize = 512;
 /// How long one exchange may take.
@@ -61,7 +64,7 @@ pub(crate) fn entry_hash(key: &[u8], state: &[u8]) -> u64 {
 /// Returns the nodes that replicate `key` of `slot` besides this one, or
 /// None when this node is not one of them (or the key is no longer
 /// eventual).
-fn peers_of(view: &MapView, me: NodeId, slot: Slot, key: &[u8]) -> Option<Vec<NodeId>> {
+pub(crate) fn peers_of(view: &MapView, me: NodeId, slot: Slot, key: &[u8]) -> Option<Vec<NodeId>> {
     let namespace = view.map().namespaces.lookup(key)?;
     if namespace.consistency != Consistency::Eventual {
         return None;
@@ -314,6 +317,9 @@ pub(crate) async fn round(node: &Arc<Node>, view: &MapView) -> io::Result<()> {
         .filter(|peer| *peer != me)
         .collect();
     let digests = digests(node, view)?;
+    // Slots where some peer's digest differed (or the peer did not
+    // answer): the rest are clean, the same on every replica.
+    let mut unclean: BTreeSet<u16> = BTreeSet::new();
     for peer in peers {
         let mine: Vec<(u16, u64)> = digests
             .get(&peer)
@@ -324,14 +330,28 @@ pub(crate) async fn round(node: &Arc<Node>, view: &MapView) -> io::Result<()> {
                     .collect()
             })
             .unwrap_or_default();
-        if let Err(error) = with_peer(node, view, peer, mine).await {
-            tracing::debug!(peer = %peer, %error, "anti-entropy with a peer stopped");
+        let shared: Vec<u16> = mine.iter().map(|(slot, _)| *slot).collect();
+        match with_peer(node, view, peer, mine).await {
+            Ok(differ) => unclean.extend(differ),
+            Err(error) => {
+                unclean.extend(shared);
+                tracing::debug!(peer = %peer, %error, "anti-entropy with a peer stopped");
+            }
         }
     }
-    node.eventual
+    let rounds = node
+        .eventual
         .stats
         .anti_entropy_rounds
         .fetch_add(1, Ordering::Relaxed);
+    if rounds.is_multiple_of(GC_EVERY_ROUNDS) {
+        let clean: BTreeSet<u16> = digests
+            .values()
+            .flat_map(|slots| slots.keys().copied())
+            .filter(|slot| !unclean.contains(slot))
+            .collect();
+        super::gc::collect(node, view, &clean).await?;
+    }
     Ok(())
 }
 
@@ -342,23 +362,24 @@ async fn ask(node: &Arc<Node>, peer: NodeId, request: &NodeRequest) -> Result<No
     rpc::call_within(node, &addr, request, CALL_TIMEOUT).await
 }
 
+/// Syncs the slots whose digests differ with `peer`; returns them.
 async fn with_peer(
     node: &Arc<Node>,
     view: &MapView,
     peer: NodeId,
     mine: Vec<(u16, u64)>,
-) -> Result<(), String> {
+) -> Result<Vec<u16>, String> {
     let differ = match ask(node, peer, &NodeRequest::EventualDigests { slots: mine }).await? {
         NodeAnswer::EventualDiffer(slots) => slots,
         other => return Err(format!("answered {other:?}")),
     };
-    for slot in differ.into_iter().take(SLOTS_PER_ROUND) {
-        let Some(slot) = Slot::new(slot) else {
+    for slot in differ.iter().take(SLOTS_PER_ROUND) {
+        let Some(slot) = Slot::new(*slot) else {
             continue;
         };
         sync_slot(node, view, peer, slot).await?;
     }
-    Ok(())
+    Ok(differ)
 }
 
 /// Brings this node and `peer` to the same states of `slot`.

@@ -18,6 +18,7 @@
 
 mod anti_entropy;
 mod coordinator;
+mod gc;
 mod hints;
 mod replica;
 
@@ -39,6 +40,7 @@ pub(crate) use anti_entropy::{differing, sync_answer};
 pub use anti_entropy::{run as run_anti_entropy, whole_digest};
 pub(crate) use coordinator::run_forwarded;
 pub use coordinator::{execute, replicas_of};
+pub(crate) use gc::purge_here;
 pub use hints::run as run_hints;
 pub(crate) use replica::{merge_here, read_here, WireStates};
 
@@ -94,6 +96,11 @@ pub struct EventualStats {
     pub hints_expired: AtomicU64,
     /// Anti-entropy rounds run.
     pub anti_entropy_rounds: AtomicU64,
+    /// Dead keys (tombstones, passed deadlines) purged once every replica
+    /// held them.
+    pub tombstones_purged: AtomicU64,
+    /// Merges refused as stale (stamped before the purge horizon).
+    pub stale_refused: AtomicU64,
     /// Bytes of keys and states anti-entropy sent and received.
     pub anti_entropy_bytes: AtomicU64,
 }
@@ -171,6 +178,24 @@ pub fn figures(node: &crate::node::Node) -> Vec<Figure> {
             get(&stats.anti_entropy_bytes),
         ),
         figure(
+            "tombstones_purged_total",
+            "Dead keys purged once every replica held the same state.",
+            true,
+            get(&stats.tombstones_purged),
+        ),
+        figure(
+            "tombstones_waiting",
+            "Dead keys seen the same on every replica, waiting out the quiet period.",
+            false,
+            node.eventual.candidates.len() as u64,
+        ),
+        figure(
+            "stale_refused_total",
+            "Merges refused as stamped before the purge horizon.",
+            true,
+            get(&stats.stale_refused),
+        ),
+        figure(
             "clock_refused_total",
             "Remote timestamps refused as too far ahead of this node's clock.",
             true,
@@ -194,6 +219,8 @@ pub struct Eventual {
     actor: OnceLock<NodeId>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     pub stats: EventualStats,
+    /// Dead keys waiting to be purged.
+    candidates: gc::Candidates,
     /// Anti-entropy's digests, when and at which map version computed.
     digests: std::sync::Mutex<Option<(std::time::Instant, u64, Arc<anti_entropy::Digests>)>>,
 }
@@ -210,6 +237,7 @@ impl Eventual {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             stats: EventualStats::default(),
             digests: std::sync::Mutex::new(None),
+            candidates: gc::Candidates::default(),
         }
     }
 

@@ -57,6 +57,20 @@ pub(crate) async fn merge_here(
         Ok(slot) => slot,
         Err(refused) => return *refused,
     };
+    let now = node.eventual.hlc.wall_ms();
+    let stale_ms = super::gc::STALE_AFTER.as_millis() as u64;
+    if stamp.physical_ms.saturating_add(stale_ms) < now {
+        node.eventual
+            .stats
+            .stale_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return NodeAnswer::Refused(format!(
+            "node {} refused a merge stamped {} ms ago (at most {stale_ms} ms: deleted keys may \
+             have been purged since)",
+            node.config.node_id,
+            now - stamp.physical_ms
+        ));
+    }
     if let Err(too_far) = node.eventual.hlc.observe(stamp) {
         tracing::warn!(from = %from, %too_far, "eventual write refused: the sender's clock is ahead");
         return NodeAnswer::Refused(format!("node {} refused: {too_far}", node.config.node_id));
