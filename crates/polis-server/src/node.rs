@@ -196,6 +196,7 @@ impl Node {
             tokio::spawn(eviction::run(self.clone())),
             tokio::spawn(crate::eventual::run_anti_entropy(self.clone())),
             tokio::spawn(crate::eventual::run_hints(self.clone())),
+            tokio::spawn(crate::eventual::run_handoff(self.clone())),
         ];
         self.tasks
             .lock()

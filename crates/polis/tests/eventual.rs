@@ -524,3 +524,90 @@ async fn deleted_keys_are_purged_once_every_replica_holds_the_tombstone_and_stay
         );
     }
 }
+
+/// Returns the nodes holding a replica of `shard`, from node 1's status.
+async fn shard_nodes(cluster: &Cluster, shard: u64) -> Vec<u64> {
+    let status = cluster.cluster_status(1).await.unwrap();
+    let mut nodes: Vec<u64> = status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|record| record["id"] == shard)
+        .unwrap()["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|replica| replica["node_id"].as_u64().unwrap())
+        .collect();
+    nodes.sort_unstable();
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventual_keys_and_tombstones_follow_their_slots_to_another_shard() {
+    let cluster = Cluster::start(4, &["--shards", "2", "--replicas", "3"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    eventual_namespace(&cluster, "inv:", "3", "1");
+    let keys: Vec<String> = (0..10)
+        .map(|n| common::probe::key_in(0, 99, &format!("inv:k{n}")))
+        .collect();
+    for (index, key) in keys.iter().enumerate() {
+        let set = query(
+            &cluster,
+            1 + index as u64 % 4,
+            redis::cmd("SET").arg(key).arg(index),
+        )
+        .await;
+        assert_eq!(set.unwrap(), Value::Okay, "{key}");
+    }
+    let deleted = &keys[9];
+    let del = query(&cluster, 2, redis::cmd("DEL").arg(deleted)).await;
+    assert_eq!(del.unwrap(), Value::Int(1));
+    let source = shard_nodes(&cluster, 1).await;
+    let target = shard_nodes(&cluster, 2).await;
+    let leaver = *source
+        .iter()
+        .find(|id| !target.contains(id))
+        .expect("a node of shard 1 only");
+    let newcomer = *target
+        .iter()
+        .find(|id| !source.contains(id))
+        .expect("a node of shard 2 only");
+    wait_for(
+        "the leaver holds the keys",
+        Duration::from_secs(30),
+        || async { (eventual_status(&cluster, leaver).await?["keys"] == 10).then_some(()) },
+    )
+    .await;
+
+    let (moved, said) = common::polis_cluster(&[
+        "--node",
+        &cluster.node(1).admin,
+        "migrate",
+        "--slots",
+        "0-99",
+        "--to-shard",
+        "2",
+    ]);
+    assert!(moved, "{said}");
+    // The keys, the tombstone among them, leave the node that no longer
+    // replicates their slot for the one that now does.
+    wait_for("the keys handed off", Duration::from_secs(60), || async {
+        let left = eventual_status(&cluster, leaver).await?["keys"] == 0;
+        let arrived = eventual_status(&cluster, newcomer).await?["keys"] == 10;
+        (left && arrived).then_some(())
+    })
+    .await;
+    for id in 1..=4 {
+        for (index, key) in keys.iter().enumerate().take(9) {
+            let value = query(&cluster, id, redis::cmd("GET").arg(key))
+                .await
+                .unwrap();
+            assert_eq!(value, bulk(&index.to_string()), "{key} on node {id}");
+        }
+        let gone = query(&cluster, id, redis::cmd("GET").arg(deleted))
+            .await
+            .unwrap();
+        assert_eq!(gone, Value::Nil, "the deleted key came back on node {id}");
+    }
+}

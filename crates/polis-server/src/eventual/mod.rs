@@ -19,6 +19,7 @@
 mod anti_entropy;
 mod coordinator;
 mod gc;
+mod handoff;
 mod hints;
 mod replica;
 
@@ -41,6 +42,7 @@ pub use anti_entropy::{run as run_anti_entropy, whole_digest};
 pub(crate) use coordinator::run_forwarded;
 pub use coordinator::{execute, replicas_of};
 pub(crate) use gc::purge_here;
+pub use handoff::run as run_handoff;
 pub use hints::run as run_hints;
 pub(crate) use replica::{merge_here, read_here, WireStates};
 
@@ -99,6 +101,8 @@ pub struct EventualStats {
     /// Dead keys (tombstones, passed deadlines) purged once every replica
     /// held them.
     pub tombstones_purged: AtomicU64,
+    /// Keys handed off to the replicas of their slot's new place.
+    pub handed_off: AtomicU64,
     /// Merges refused as stale (stamped before the purge horizon).
     pub stale_refused: AtomicU64,
     /// Bytes of keys and states anti-entropy sent and received.
@@ -188,6 +192,12 @@ pub fn figures(node: &crate::node::Node) -> Vec<Figure> {
             "Dead keys seen the same on every replica, waiting out the quiet period.",
             false,
             node.eventual.candidates.len() as u64,
+        ),
+        figure(
+            "handed_off_total",
+            "Keys sent to the new replicas of their slot, then forgotten here.",
+            true,
+            get(&stats.handed_off),
         ),
         figure(
             "stale_refused_total",
