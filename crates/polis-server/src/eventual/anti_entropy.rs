@@ -125,7 +125,11 @@ fn digests(node: &Node, view: &MapView) -> io::Result<Arc<Digests>> {
         }
     }
     let computed = Arc::new(compute(node, view)?);
-    *cached = Some((std::time::Instant::now(), view.version(), computed.clone()));
+    *cached = Some((
+        tokio::time::Instant::now(),
+        view.version(),
+        computed.clone(),
+    ));
     Ok(computed)
 }
 

@@ -22,7 +22,7 @@ use polis_types::{NodeId, Slot};
 
 use super::load;
 use super::replica::to_wire;
-use crate::node::{now_ms, Node};
+use crate::node::Node;
 use crate::rpc::{self, NodeAnswer, NodeRequest};
 
 const HINTS: [u8; 2] = [0xff, 0xff];
@@ -63,7 +63,7 @@ pub(crate) async fn record(node: &Node, to: NodeId, slot: Slot, keys: &[Bytes]) 
     if !node.settings.flag("eventual-hints") {
         return;
     }
-    let at = now_ms().to_be_bytes().to_vec();
+    let at = node.eventual.hlc.wall_ms().to_be_bytes().to_vec();
     let writes: Vec<EventualWrite> = keys
         .iter()
         .map(|key| (hint_key(to, slot, key), Some(at.clone())))
@@ -108,7 +108,7 @@ pub async fn run(node: Arc<Node>) {
 async fn deliver(node: &Arc<Node>) -> io::Result<()> {
     let storage = node.host.storage();
     let window = u64::try_from(node.settings.integer("eventual-hint-window-ms")).unwrap_or(0);
-    let now = now_ms();
+    let now = node.eventual.hlc.wall_ms();
     let mut after: Option<Vec<u8>> = None;
     loop {
         // The first hint after `after` names the next node with hints.

@@ -52,9 +52,25 @@ pub(crate) use replica::{merge_here, read_here, WireStates};
 const STRIPES: usize = 256;
 
 /// The machine's clock, moved by an offset (fault injection: clock skew).
-#[derive(Default)]
+/// In a simulation it is the run's virtual time from a fixed epoch, so a
+/// seed replays the same versions.
 pub struct NodeClock {
     offset_ms: AtomicI64,
+    /// The virtual start and the wall time it stands for (simulation).
+    simulated: Option<(tokio::time::Instant, u64)>,
+}
+
+/// The wall time a simulation's virtual start stands for (2026-01-01).
+const SIMULATION_EPOCH_MS: u64 = 1_767_225_600_000;
+
+impl Default for NodeClock {
+    fn default() -> Self {
+        Self {
+            offset_ms: AtomicI64::new(0),
+            simulated: polis_raft::runtime::is_simulated()
+                .then(|| (tokio::time::Instant::now(), SIMULATION_EPOCH_MS)),
+        }
+    }
 }
 
 impl NodeClock {
@@ -71,9 +87,11 @@ impl NodeClock {
 
 impl Clock for NodeClock {
     fn now_ms(&self) -> u64 {
-        SystemClock
-            .now_ms()
-            .saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+        let base = match self.simulated {
+            Some((start, epoch)) => epoch + start.elapsed().as_millis() as u64,
+            None => SystemClock.now_ms(),
+        };
+        base.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -232,7 +250,7 @@ pub struct Eventual {
     /// Dead keys waiting to be purged.
     candidates: gc::Candidates,
     /// Anti-entropy's digests, when and at which map version computed.
-    digests: std::sync::Mutex<Option<(std::time::Instant, u64, Arc<anti_entropy::Digests>)>>,
+    digests: std::sync::Mutex<Option<(tokio::time::Instant, u64, Arc<anti_entropy::Digests>)>>,
 }
 
 impl Eventual {
