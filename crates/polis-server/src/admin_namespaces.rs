@@ -181,9 +181,60 @@ async fn change(
         },
     )
     .await;
+    // Answer once every node routes by the new map, so a key written
+    // right after is taken by the new rule wherever it lands.
+    let lagging = match answer {
+        NodeAnswer::Changed(version) => nodes_behind(node, version).await,
+        _ => Vec::new(),
+    };
     crate::cluster_ops::answer_response(answer, |version| {
-        format!("namespace '{shown}' changed (map version {version})")
+        let mut said = format!("namespace '{shown}' changed (map version {version})");
+        if !lagging.is_empty() {
+            let names: Vec<String> = lagging.iter().map(ToString::to_string).collect();
+            said.push_str(&format!(
+                "; nodes {} did not show that version within {} s (they route by their \
+                 older map until it reaches them)",
+                names.join(","),
+                MAP_WAIT.as_secs()
+            ));
+        }
+        said
     })
+}
+
+/// How long a namespace change waits for every node to have its map.
+const MAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits (up to [`MAP_WAIT`]) until every node of the map holds map
+/// `version`; returns those that did not.
+async fn nodes_behind(node: &Arc<Node>, version: u64) -> Vec<polis_types::NodeId> {
+    let deadline = tokio::time::Instant::now() + MAP_WAIT;
+    loop {
+        let mut behind = Vec::new();
+        let Some(view) = node.view() else {
+            return behind;
+        };
+        for record in view.map().nodes.values().filter(|record| record.active()) {
+            let reached = if record.id == node.config.node_id {
+                view.version() >= version
+            } else {
+                match node.peer_addr(record.id) {
+                    Some(addr) => matches!(
+                        rpc::call_within(node, &addr, &NodeRequest::GetMap, MAP_WAIT).await,
+                        Ok(NodeAnswer::Map { map: Some(map), .. }) if map.version >= version
+                    ),
+                    None => false,
+                }
+            };
+            if !reached {
+                behind.push(record.id);
+            }
+        }
+        if behind.is_empty() || tokio::time::Instant::now() >= deadline {
+            return behind;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Asks every node whether it holds a key under `prefix` whose
