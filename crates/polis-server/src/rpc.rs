@@ -216,6 +216,40 @@ pub async fn call_within(
     postcard::from_bytes(&answer).map_err(|error| format!("undecodable answer: {error}"))
 }
 
+/// Why a call got no answer: whether the request may have reached the
+/// peer (and run there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailure {
+    /// It was not delivered, or the peer refused it before running it.
+    NotDelivered(String),
+    /// No answer in time, or one that does not decode: it may have run.
+    Unknown(String),
+}
+
+/// Sends `request` to `to`, as [`call_within`] does, saying whether a
+/// failed call may have run on the peer.
+///
+/// # Errors
+/// A [`CallFailure`].
+pub async fn call_checked(
+    node: &Node,
+    to: &PeerAddr,
+    request: &NodeRequest,
+    timeout: Duration,
+) -> Result<NodeAnswer, CallFailure> {
+    let payload = postcard::to_stdvec(request)
+        .map_err(|error| CallFailure::NotDelivered(error.to_string()))?;
+    let answer = match node.host.call_app(to, payload, timeout).await {
+        Ok(answer) => answer,
+        Err(error @ polis_raft::CallError::Timeout(_)) => {
+            return Err(CallFailure::Unknown(error.to_string()))
+        }
+        Err(error) => return Err(CallFailure::NotDelivered(error.to_string())),
+    };
+    postcard::from_bytes(&answer)
+        .map_err(|error| CallFailure::Unknown(format!("undecodable answer: {error}")))
+}
+
 /// Serves [`NodeRequest`]s for a node (held weakly: the node owns the host
 /// that owns this handler).
 pub struct Handler {

@@ -81,7 +81,7 @@ pub async fn execute(
                  is changing"
             )));
         }
-        return forward(node, &replicas, args).await;
+        return forward(node, &replicas, args, write).await;
     }
     let keys = polis_commands::spec::command_keys(class.spec, &args);
     let others: Vec<NodeId> = replicas.into_iter().filter(|other| *other != me).collect();
@@ -327,29 +327,49 @@ async fn repair(
     }
 }
 
-/// Sends the request to a replica of its slot, which coordinates it.
-async fn forward(node: &Arc<Node>, replicas: &[NodeId], args: Vec<Bytes>) -> Reply {
+/// Sends the request to a replica of its slot, which coordinates it:
+/// those this node hears beating first. A read goes on to the next
+/// replica after any failure; a write only after one that certainly did
+/// not reach the replica (it must not run twice), and a write that may
+/// have reached one is answered OUTCOMEUNKNOWN.
+async fn forward(node: &Arc<Node>, replicas: &[NodeId], args: Vec<Bytes>, write: bool) -> Reply {
     node.eventual
         .stats
         .forwarded
         .fetch_add(1, Ordering::Relaxed);
+    let beats = node.host.beats();
+    let mut order: Vec<NodeId> = replicas.to_vec();
+    order.sort_by_key(|replica| !beats.is_alive(*replica));
     let request = NodeRequest::EventualCommand { args };
-    for replica in replicas {
-        let Some(addr) = node.peer_addr(*replica) else {
+    for replica in order {
+        let Some(addr) = node.peer_addr(replica) else {
             continue;
         };
-        match rpc::call_within(node, &addr, &request, QUORUM_WAIT * 2).await {
+        match rpc::call_checked(node, &addr, &request, QUORUM_WAIT * 2).await {
             Ok(NodeAnswer::EventualReply(bytes)) => {
                 return postcard::from_bytes(&bytes).unwrap_or_else(|error| {
                     Reply::Error(ReplyError::err(format!("undecodable reply: {error}")))
                 });
             }
             Ok(other) => tracing::debug!(replica = %replica, answer = ?other, "forward refused"),
-            Err(error) => tracing::debug!(replica = %replica, %error, "forward failed"),
+            Err(rpc::CallFailure::Unknown(error)) if write => {
+                node.eventual
+                    .stats
+                    .outcome_unknown
+                    .fetch_add(1, Ordering::Relaxed);
+                return Reply::Error(ReplyError::Other(format!(
+                    "OUTCOMEUNKNOWN the write was forwarded to node {replica}, a replica of its \
+                     slot, which did not answer in time ({error}): it may or may not take \
+                     effect; read the key to learn"
+                )));
+            }
+            Err(error) => tracing::debug!(replica = %replica, ?error, "forward failed"),
         }
     }
     Reply::Error(ReplyError::ClusterDown(
-        "no replica of these eventual keys answered this node: connect to one of them".into(),
+        "no replica of these eventual keys could be reached from this node: connect to one of \
+         them"
+            .into(),
     ))
 }
 
