@@ -1,7 +1,8 @@
 //! The reads after healing: every register once, the whole set, the
 //! queue's drain, the pop workload's lists, every list of the append
 //! workload, every list the lock workload's locks guard, every key of the
-//! change-feed workload and its feed.
+//! change-feed workload and its feed, every key of the eventual workload
+//! from every node once they converged.
 //! They are ordinary operations in the history, so the checkers judge
 //! them like any other.
 
@@ -16,6 +17,7 @@ use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::run::RunConfig;
 use crate::target::Target;
+use crate::workload::eventual_final::{self, FinalPlan};
 use crate::workload::{self, changefeed, lock, pop, queue, register_key, Workload, SET_PREFIX};
 
 /// Final reads run as processes numbered from here, apart from clients.
@@ -65,6 +67,20 @@ pub async fn run(
             }
             let stream = changefeed::FEED_STREAM;
             changefeed::final_read(&mut client, recorder, stream, FINAL_PROCESS_BASE).await
+        }
+        Workload::Eventual {
+            write_quorum,
+            read_quorum,
+            ..
+        } => {
+            let plan = FinalPlan {
+                nodes: target.client_addrs(),
+                admins: target.admin_addrs().unwrap_or_default(),
+                quorums: (write_quorum, read_quorum),
+                timeout: config.timeout,
+                recovery_timeout: config.recovery_timeout,
+            };
+            eventual_final::run(&plan, recorder).await
         }
     }
 }

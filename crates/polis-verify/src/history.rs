@@ -129,6 +129,71 @@ pub enum Op {
         stream: String,
         entries: Option<Vec<FeedEntry>>,
     },
+    /// SET of a unique `value` on an eventual key: a register, or a key
+    /// its client deletes later. In a completion `node` is the node that
+    /// answered (for `fail` and `info`: the node it went to first); in an
+    /// `invoke`, `None`; so for every write of the eventual workload.
+    EventualSet {
+        key: String,
+        value: u64,
+        node: Option<String>,
+    },
+    /// INCRBY of a positive `delta` on an eventual counter. In an `ok`
+    /// event `value` is what INCRBY answered; in an `invoke`, `None`.
+    EventualIncrby {
+        key: String,
+        delta: u64,
+        value: Option<i64>,
+        node: Option<String>,
+    },
+    /// SADD of a unique `element` to an eventual set.
+    EventualSadd {
+        key: String,
+        element: u64,
+        node: Option<String>,
+    },
+    /// SREM of `element` from an eventual set. In an `ok` event
+    /// `removed` is SREM's reply: 1 when the coordinating node held the
+    /// add and removed it, 0 when it had not received the add yet.
+    EventualSrem {
+        key: String,
+        element: u64,
+        removed: Option<u64>,
+        node: Option<String>,
+    },
+    /// DEL of an eventual key. In an `ok` event `removed` is DEL's reply:
+    /// 1 when the coordinating node held a value and deleted it.
+    EventualDel {
+        key: String,
+        removed: Option<u64>,
+        node: Option<String>,
+    },
+    /// After healing, waiting until every node's `GET /eventual` shows
+    /// the same keys and digest. In an `ok` event, the keys and digest
+    /// they agreed on; a `fail` did not converge in time.
+    EventualConverge {
+        keys: Option<u64>,
+        digest: Option<String>,
+    },
+    /// GET of an eventual string (register, counter or deleted key) from
+    /// the node at `node` alone, after healing: before the nodes
+    /// converged, or once they had (`converged`). In an `ok` event its
+    /// value (`None`: nil); in an `invoke`, `None`.
+    EventualGet {
+        key: String,
+        node: String,
+        converged: bool,
+        value: Option<String>,
+    },
+    /// SMEMBERS of an eventual set from one node, as
+    /// [`Op::EventualGet`]. In an `ok` event, the members; in an
+    /// `invoke`, `None`.
+    EventualMembers {
+        key: String,
+        node: String,
+        converged: bool,
+        members: Option<Vec<String>>,
+    },
     /// A fault the nemesis started or stopped, e.g. `partition 1 | 2,3`.
     Nemesis { fault: String, phase: Phase },
 }

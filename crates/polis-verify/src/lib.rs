@@ -2,7 +2,8 @@
 //! concurrent clients and a nemesis against a cluster, records every
 //! operation as a history, and checks the history (linearizability of
 //! registers, no lost or invented set elements, stream entries delivered
-//! and acknowledgements kept, list elements popped once and never lost).
+//! and acknowledgements kept, list elements popped once and never lost,
+//! eventual keys converging on every node with nothing lost or invented).
 //!
 //! What it owns: the history format, the checkers, the workloads, the
 //! nemeses and the report. It talks to clusters only over RESP and the

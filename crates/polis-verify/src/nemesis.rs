@@ -38,11 +38,29 @@ pub enum FaultKind {
     /// that node removed (its replicas move off, then it stops). Each
     /// runs on while other faults come and go.
     AddRemoveNode,
+    /// A random node's clock (the hybrid clock of eventual keys' versions)
+    /// moved ahead or behind by a random offset, within
+    /// [`CLOCK_AHEAD_MS_MAX`] half the time and beyond it otherwise;
+    /// restored when the fault stops.
+    ClockSkew,
+    /// A random node cut off from everyone for longer than the hint
+    /// window, which the eventual workload (and the fault itself) sets to
+    /// [`crate::workload::eventual::HINT_WINDOW_MS`]: the hints for it
+    /// expire, and only anti-entropy (or read repair) brings it back.
+    HintWindow,
 }
+
+/// How far ahead of a replica's clock a sender's may run before the
+/// replica refuses its writes (polis's `eventual-max-clock-ahead-ms`
+/// default).
+pub const CLOCK_AHEAD_MS_MAX: u64 = 500;
+
+/// The largest clock offset the clock-skew fault draws.
+pub const CLOCK_SKEW_MS_MAX: u64 = 2_000;
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Partition,
         FaultKind::IsolateLeader,
         FaultKind::Bridge,
@@ -53,6 +71,8 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::MoveSlots,
         FaultKind::AddRemoveNode,
+        FaultKind::ClockSkew,
+        FaultKind::HintWindow,
     ];
 
     /// True for faults that need fault injection in the peer transport.
@@ -64,7 +84,14 @@ impl FaultKind {
                 | FaultKind::Bridge
                 | FaultKind::Delay
                 | FaultKind::Loss
+                | FaultKind::HintWindow
         )
+    }
+
+    /// True for faults aimed at eventual namespaces' replication (in the
+    /// `all` group only).
+    pub fn is_eventual(self) -> bool {
+        matches!(self, FaultKind::ClockSkew | FaultKind::HintWindow)
     }
 
     /// True for faults that need control of the processes.
@@ -87,6 +114,8 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::MoveSlots => "move-slots",
             FaultKind::AddRemoveNode => "add-remove-node",
+            FaultKind::ClockSkew => "clock-skew",
+            FaultKind::HintWindow => "hint-window",
         }
     }
 }
@@ -112,8 +141,8 @@ impl FromStr for FaultKind {
 }
 
 /// Parses a comma-separated list of fault kinds; `all`, `network` and
-/// `process` name groups (`move-slots` and `add-remove-node` are in `all`
-/// only), `none` the empty list.
+/// `process` name groups (`move-slots`, `add-remove-node`, `clock-skew`
+/// and `hint-window` are in `all` only), `none` the empty list.
 ///
 /// # Errors
 /// Returns an error naming an unknown kind.
@@ -123,7 +152,11 @@ pub fn parse_faults(text: &str) -> anyhow::Result<Vec<FaultKind>> {
         match word {
             "none" => {}
             "all" => kinds.extend(FaultKind::ALL),
-            "network" => kinds.extend(FaultKind::ALL.into_iter().filter(|k| k.is_network())),
+            "network" => kinds.extend(
+                FaultKind::ALL
+                    .into_iter()
+                    .filter(|k| k.is_network() && !k.is_eventual()),
+            ),
             "process" => kinds.extend(FaultKind::ALL.into_iter().filter(|k| k.is_process())),
             other => {
                 kinds.insert(other.parse()?);
@@ -146,6 +179,9 @@ pub struct PlannedFault {
     pub shuffle: Vec<u64>,
     /// Delay (ms) or loss (%), when the kind needs one.
     pub amount: u64,
+    /// How far the clock-skew fault moves its node's clock (ahead when
+    /// positive); 0 for the other kinds.
+    pub offset_ms: i64,
 }
 
 /// Draws the next fault from `kinds`.
@@ -159,12 +195,33 @@ pub fn plan(kinds: &[FaultKind], nodes: &[u64], rng: &mut StdRng) -> Option<Plan
         FaultKind::MoveSlots => rng.random_range(0..16_384),
         _ => 0,
     };
+    let at_leader = rng.random_bool(0.5);
+    let group_pick = rng.random();
+    // Drawn last, and only for this kind, so that schedules without it
+    // stay as they were.
+    let offset_ms = match kind {
+        FaultKind::ClockSkew => {
+            let magnitude = if rng.random_bool(0.5) {
+                rng.random_range(50..CLOCK_AHEAD_MS_MAX)
+            } else {
+                rng.random_range(CLOCK_AHEAD_MS_MAX + 100..=CLOCK_SKEW_MS_MAX)
+            };
+            let magnitude = i64::try_from(magnitude).unwrap_or(i64::MAX);
+            if rng.random_bool(0.5) {
+                magnitude
+            } else {
+                -magnitude
+            }
+        }
+        _ => 0,
+    };
     Some(PlannedFault {
         kind,
-        at_leader: rng.random_bool(0.5),
-        group_pick: rng.random(),
+        at_leader,
+        group_pick,
         shuffle,
         amount,
+        offset_ms,
     })
 }
 
@@ -188,6 +245,31 @@ mod tests {
             .all(|kind| kind.is_network()));
         assert!(parse_faults("none").unwrap().is_empty());
         assert!(parse_faults("kill,explode").is_err());
+        assert_eq!(
+            parse_faults("clock-skew,hint-window").unwrap(),
+            vec![FaultKind::ClockSkew, FaultKind::HintWindow]
+        );
+        assert!(!parse_faults("network")
+            .unwrap()
+            .contains(&FaultKind::HintWindow));
+    }
+
+    #[test]
+    fn clock_skews_fall_within_the_bound_and_beyond_it() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let offsets: Vec<i64> = (0..200)
+            .filter_map(|_| plan(&[FaultKind::ClockSkew], &[1, 2, 3], &mut rng))
+            .map(|fault| fault.offset_ms)
+            .collect();
+        let bound = CLOCK_AHEAD_MS_MAX as i64;
+        let skew_max = CLOCK_SKEW_MS_MAX as i64;
+        assert!(offsets.iter().all(|offset| *offset != 0));
+        assert!(offsets.iter().all(|offset| offset.abs() <= skew_max));
+        assert!(offsets.iter().any(|offset| offset.abs() < bound));
+        assert!(offsets.iter().any(|offset| *offset > bound));
+        assert!(offsets.iter().any(|offset| *offset < -bound));
+        let kill = plan(&[FaultKind::Kill], &[1, 2, 3], &mut rng).unwrap();
+        assert_eq!(kill.offset_ms, 0);
     }
 
     #[test]

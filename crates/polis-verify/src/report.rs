@@ -4,6 +4,7 @@
 
 mod append;
 mod changefeed;
+mod eventual;
 mod locks;
 mod queues;
 mod timeline;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::check::append::AppendReport;
 use crate::check::changefeed::FeedReport;
+use crate::check::eventual::EventualReport;
 use crate::check::locks::LockReport;
 use crate::check::pair::{fault_windows, format_seconds, FaultWindow};
 use crate::check::pops::PopReport;
@@ -60,6 +62,8 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockReport>,
     pub changefeed: Option<FeedReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eventual: Option<EventualReport>,
     /// Every anomaly the checkers found, one line each.
     pub anomalies: Vec<String>,
     /// Whether every checker that ran found the history correct.
@@ -96,6 +100,7 @@ impl Summary {
             append: None,
             locks: None,
             changefeed: None,
+            eventual: None,
             anomalies,
             valid: registers.is_none_or(RegisterReport::is_valid)
                 && set.is_none_or(SetReport::is_valid),
@@ -118,6 +123,14 @@ impl Summary {
         self
     }
 
+    /// Adds the eventual checker's report to the summary.
+    pub fn with_eventual(mut self, report: &EventualReport) -> Self {
+        self.anomalies.extend(eventual::anomalies(report));
+        self.valid = self.valid && report.is_valid();
+        self.eventual = Some(report.clone());
+        self
+    }
+
     /// Renders the summary for a terminal or `summary.txt`.
     pub fn render_text(&self) -> String {
         let mut text = String::new();
@@ -127,13 +140,21 @@ impl Summary {
             self.events,
             self.faults.len()
         ));
+        // As wide as the longest name (`eventual-converge`), at least 10.
+        let width = self
+            .counts
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(10);
         text.push_str(&format!(
-            "  {:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
+            "  {:<width$} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
             "operation", "total", "ok", "fail", "info", "p50 ms", "p99 ms", "max ms"
         ));
         for (name, counts) in &self.counts {
             text.push_str(&format!(
-                "  {name:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
+                "  {name:<width$} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
                 counts.total,
                 counts.ok,
                 counts.fail,
@@ -180,6 +201,9 @@ impl Summary {
         if let Some(report) = &self.changefeed {
             text.push_str(&changefeed::render(report));
         }
+        if let Some(report) = &self.eventual {
+            text.push_str(&eventual::render(report));
+        }
         // Each checker's section above shows its anomalies in full.
         if self.anomalies.is_empty() {
             text.push_str("anomalies: none\n");
@@ -218,6 +242,14 @@ pub fn function_name(op: &Op) -> &'static str {
         Op::FeedAppend { .. } => "feed-append",
         Op::FeedGet { .. } => "feed-get",
         Op::FeedRead { .. } => "feed-read",
+        Op::EventualSet { .. } => "eventual-set",
+        Op::EventualIncrby { .. } => "eventual-incrby",
+        Op::EventualSadd { .. } => "eventual-sadd",
+        Op::EventualSrem { .. } => "eventual-srem",
+        Op::EventualDel { .. } => "eventual-del",
+        Op::EventualConverge { .. } => "eventual-converge",
+        Op::EventualGet { .. } => "eventual-get",
+        Op::EventualMembers { .. } => "eventual-members",
         Op::Nemesis { .. } => "nemesis",
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::check::append::{self, AppendReport};
 use crate::check::changefeed::{self, FeedReport};
+use crate::check::eventual::{self, EventualReport};
 use crate::check::locks::{self, LockReport};
 use crate::check::pops::{self, PopReport};
 use crate::check::queue::{self, QueueReport};
@@ -36,6 +37,8 @@ pub struct Results {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockReport>,
     pub changefeed: Option<FeedReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eventual: Option<EventualReport>,
     /// The human summary, as in summary.txt.
     pub text: String,
     pub out_dir: PathBuf,
@@ -58,7 +61,8 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         | Workload::Pop
         | Workload::Append { .. }
         | Workload::Lock
-        | Workload::Changefeed { .. } => (None, None),
+        | Workload::Changefeed { .. }
+        | Workload::Eventual { .. } => (None, None),
     };
     let queue = match config.workload {
         Workload::Queue { mode } => Some(queue::check(events, mode)),
@@ -69,13 +73,16 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     let locks = (config.workload == Workload::Lock).then(|| locks::check(events));
     let changefeed =
         matches!(config.workload, Workload::Changefeed { .. }).then(|| changefeed::check(events));
+    let eventual =
+        matches!(config.workload, Workload::Eventual { .. }).then(|| eventual::check(events));
     let valid = registers.as_ref().is_none_or(RegisterReport::is_valid)
         && set.as_ref().is_none_or(SetReport::is_valid)
         && queue.as_ref().is_none_or(QueueReport::is_valid)
         && pops.as_ref().is_none_or(PopReport::is_valid)
         && append.as_ref().is_none_or(AppendReport::is_valid)
         && locks.as_ref().is_none_or(LockReport::is_valid)
-        && changefeed.as_ref().is_none_or(FeedReport::is_valid);
+        && changefeed.as_ref().is_none_or(FeedReport::is_valid)
+        && eventual.as_ref().is_none_or(EventualReport::is_valid);
     let mut text = format!(
         "polis verify: seed {} workload {:?} target {:?}\n",
         config.seed, config.workload, config.target
@@ -96,6 +103,9 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
     if let Some(report) = &changefeed {
         summary = summary.with_changefeed(report);
     }
+    if let Some(report) = &eventual {
+        summary = summary.with_eventual(report);
+    }
     text.push_str(&summary.render_text());
     text.push_str(if valid {
         "verdict: valid (no anomalies)\n"
@@ -113,6 +123,7 @@ pub fn write(config: &RunConfig, events: &[Event]) -> anyhow::Result<Results> {
         append,
         locks,
         changefeed,
+        eventual,
         text,
         out_dir: dir.clone(),
     };

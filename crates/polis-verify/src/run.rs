@@ -110,12 +110,15 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Results> {
     if let (TargetConfig::Redis { .. }, Workload::Lock) = (&config.target, config.workload) {
         anyhow::bail!("the lock workload runs LOCK and FENCED, which only polis has");
     }
+    if let Workload::Eventual { .. } = config.workload {
+        check_eventual(config)?;
+    }
     std::fs::create_dir_all(&config.out_dir)
         .with_context(|| format!("creating {}", config.out_dir.display()))?;
     for kind in &config.faults {
         if let TargetConfig::PolisRemote { .. } = config.target {
             anyhow::ensure!(
-                kind.is_network(),
+                kind.is_network() || *kind == FaultKind::ClockSkew,
                 "{kind} needs the processes: let polis verify start the cluster"
             );
         }
@@ -124,6 +127,51 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<Results> {
     let outcome = run_on(config, &mut target).await;
     target.shutdown().await;
     outcome
+}
+
+/// Refuses what the eventual workload cannot run with: it compares every
+/// node's whole eventual keyspace, so every node must hold a replica of
+/// every slot (3 nodes, N=3), and a hint-window fault must outlast the
+/// window.
+fn check_eventual(config: &RunConfig) -> anyhow::Result<()> {
+    let Workload::Eventual {
+        write_quorum,
+        read_quorum,
+        ..
+    } = config.workload
+    else {
+        return Ok(());
+    };
+    let replicas = workload::eventual::REPLICAS;
+    for (name, quorum) in [("write", write_quorum), ("read", read_quorum)] {
+        anyhow::ensure!(
+            (1..=replicas).contains(&quorum),
+            "the {name} quorum must be between 1 and N={replicas}, not {quorum}"
+        );
+    }
+    match &config.target {
+        TargetConfig::Redis { .. } => {
+            anyhow::bail!("the eventual workload needs polis's eventual namespaces")
+        }
+        TargetConfig::PolisLocal { nodes, .. } => anyhow::ensure!(
+            *nodes == u64::from(replicas),
+            "the eventual workload compares every node's eventual keys, so every node must hold \
+             every slot: run it on {replicas} nodes (N={replicas}), not {nodes}"
+        ),
+        TargetConfig::PolisRemote { .. } => {}
+    }
+    anyhow::ensure!(
+        !config.faults.contains(&FaultKind::AddRemoveNode),
+        "add-remove-node moves replicas between nodes, and the eventual workload compares \
+         every node's eventual keys: leave it out (`all` includes it; name the faults, e.g. \
+         --faults partition,kill,clock-skew,hint-window)"
+    );
+    let window = Duration::from_millis(workload::eventual::HINT_WINDOW_MS);
+    anyhow::ensure!(
+        !config.faults.contains(&FaultKind::HintWindow) || config.fault_for > window,
+        "a hint-window fault must last longer than the {window:?} hint window"
+    );
+    Ok(())
 }
 
 async fn run_on(config: &RunConfig, target: &mut Target) -> anyhow::Result<Results> {
@@ -149,6 +197,25 @@ async fn run_on(config: &RunConfig, target: &mut Target) -> anyhow::Result<Resul
         )
         .await
         .context("setting the change feed")?;
+    }
+    if let Workload::Eventual {
+        write_quorum,
+        read_quorum,
+        ..
+    } = config.workload
+    {
+        let admins = target
+            .admin_addrs()
+            .context("the eventual workload needs a polis target")?;
+        workload::eventual::configure(
+            &target.client_addrs(),
+            &admins,
+            (write_quorum, read_quorum),
+            config.faults.contains(&FaultKind::HintWindow),
+            config.recovery_timeout,
+        )
+        .await
+        .context("setting the eventual namespace")?;
     }
     println!("polis verify: target ready; seed {}", config.seed);
     let recorder = Recorder::new();

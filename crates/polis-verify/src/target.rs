@@ -9,7 +9,7 @@ use polis_client::admin;
 use polis_client::faults::Faults;
 use polis_client::local::LocalCluster;
 
-use crate::nemesis::{FaultKind, PlannedFault};
+use crate::nemesis::{FaultKind, PlannedFault, CLOCK_AHEAD_MS_MAX};
 use crate::redis_control::RedisGroup;
 
 /// How long the followers stay paused before the leader is killed in a
@@ -81,6 +81,14 @@ impl Target {
                     "{kind} needs the processes: let polis verify start the cluster"
                 ))
             }
+            Target::Redis(_) if kind == FaultKind::ClockSkew => Some(
+                "clock-skew moves the hybrid clock of polis's eventual keys, which Redis has not"
+                    .to_owned(),
+            ),
+            Target::Redis(_) if kind == FaultKind::HintWindow => Some(
+                "hint-window needs polis's hinted handoff and fault injection in the transport"
+                    .to_owned(),
+            ),
             Target::Redis(_) if kind.is_network() && kind != FaultKind::IsolateLeader => Some(
                 format!("{kind} needs fault injection in the transport, which Redis has not"),
             ),
@@ -368,6 +376,35 @@ impl PolisTarget {
                 Ok((
                     format!("kill -9 node {victim}{aimed}"),
                     Undo::Restart(victim),
+                ))
+            }
+            FaultKind::ClockSkew => {
+                let victim = *nodes.first().context("no nodes")?;
+                self.faults.clock_skew(victim, fault.offset_ms).await?;
+                let bound = if fault.offset_ms.unsigned_abs() < CLOCK_AHEAD_MS_MAX {
+                    "within"
+                } else {
+                    "beyond"
+                };
+                Ok((
+                    format!(
+                        "clock skew node {victim} {:+} ms ({bound} the {CLOCK_AHEAD_MS_MAX} ms \
+                         bound)",
+                        fault.offset_ms
+                    ),
+                    Undo::Heal,
+                ))
+            }
+            FaultKind::HintWindow => {
+                // A node restarted since the workload set the window came
+                // back with the default: set it again, everywhere.
+                let window_ms = crate::workload::eventual::HINT_WINDOW_MS;
+                crate::workload::eventual::set_hint_window(&self.resp, window_ms).await?;
+                let victim = *nodes.first().context("no nodes")?;
+                self.faults.partition(&[BTreeSet::from([victim])]).await?;
+                Ok((
+                    format!("isolate node {victim} past the {window_ms} ms hint window"),
+                    Undo::Heal,
                 ))
             }
             FaultKind::MoveSlots => self.move_slots(fault).await,

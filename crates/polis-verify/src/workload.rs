@@ -13,10 +13,15 @@
 //! - lock: locks with short leases guarding lists written through FENCED,
 //!   holders stalling past their leases ([`lock`]);
 //! - changefeed: APPENDs to keys a change feed takes, then the feed read
-//!   back whole ([`changefeed`]).
+//!   back whole ([`changefeed`]);
+//! - eventual: registers, counters, sets and deleted keys in an eventual
+//!   namespace, written on any node, then every key read from every node
+//!   once they converged ([`eventual`], [`eventual_final`]).
 
 pub mod append;
 pub mod changefeed;
+pub mod eventual;
+pub mod eventual_final;
 pub mod lock;
 pub mod pop;
 pub mod queue;
@@ -62,6 +67,15 @@ pub enum Workload {
     /// APPENDs of unique tokens to `keys` string keys at a time under a
     /// change feed's prefix, then a read of every key and of the feed.
     Changefeed { keys: u32 },
+    /// SETs to `keys` registers, INCRBYs to `keys` counters, SADDs and
+    /// SREMs to `keys` sets, SET then DEL of keys each client owns, in an
+    /// eventual namespace (N=3, `write_quorum`, `read_quorum`); then every
+    /// key read from every node once they converged.
+    Eventual {
+        keys: u32,
+        write_quorum: u8,
+        read_quorum: u8,
+    },
 }
 
 /// Returns the key of register `index`.
@@ -97,6 +111,9 @@ pub async fn run_client(
         Workload::Lock => lock::run_client(plan, recorder, &values).await,
         Workload::Changefeed { keys } => {
             changefeed::run_client(plan, keys, recorder, values).await;
+        }
+        Workload::Eventual { keys, .. } => {
+            eventual::run_client(plan, keys, recorder, values).await;
         }
         Workload::Register { .. } | Workload::Set => {
             run_keyed_client(plan, workload, recorder, values).await;
@@ -164,7 +181,8 @@ fn next_op(
         | Workload::Pop
         | Workload::Append { .. }
         | Workload::Lock
-        | Workload::Changefeed { .. } => return None,
+        | Workload::Changefeed { .. }
+        | Workload::Eventual { .. } => return None,
         Workload::Register { keys, cas } => {
             let key = register_key(rng.random_range(0..keys.max(1)));
             let roll = rng.random_range(0..10);

@@ -44,6 +44,12 @@ enum WorkloadKind {
     /// the feed stream read back: each write in the feed once, in the
     /// order it applied, nothing lost or invented.
     Changefeed,
+    /// Registers, counters, sets and deleted keys in an eventual
+    /// namespace (`ev:`, N=3, --write-quorum, --read-quorum), written on
+    /// every node; after healing, every key read from every node once
+    /// their digests agree: the same everywhere, nothing acknowledged
+    /// lost, nothing invented, nothing deleted back (polis only).
+    Eventual,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -78,9 +84,19 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
     /// Registers (keys) of the register workload; lists (append) or
-    /// strings (changefeed) in use at a time.
+    /// strings (changefeed) in use at a time; registers, counters and sets
+    /// each (eventual).
     #[arg(long, default_value_t = 5)]
     keys: u32,
+    /// The eventual workload's write quorum W: replicas (of N=3, the
+    /// coordinator included) that must take a write before it is
+    /// acknowledged; fewer in 1 s answer OUTCOMEUNKNOWN.
+    #[arg(long, default_value_t = 1)]
+    write_quorum: u8,
+    /// The eventual workload's read quorum R: replicas a read asks and
+    /// merges (the final reads set it to 1, so each node answers alone).
+    #[arg(long, default_value_t = 1)]
+    read_quorum: u8,
     /// Leave out compare-and-set (SET IFEQ), e.g. against Redis 7.
     #[arg(long)]
     no_cas: bool,
@@ -101,7 +117,8 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 60)]
     duration_secs: u64,
     /// Faults to draw from: partition, isolate-leader, bridge, kill,
-    /// pause, pause-kill, delay, loss; or all, network, process, none.
+    /// pause, pause-kill, delay, loss, move-slots, add-remove-node,
+    /// clock-skew, hint-window; or all, network, process, none.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Calm between faults, in seconds.
@@ -167,6 +184,11 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<bool> {
         WorkloadKind::Append => Workload::Append { keys: args.keys },
         WorkloadKind::Lock => Workload::Lock,
         WorkloadKind::Changefeed => Workload::Changefeed { keys: args.keys },
+        WorkloadKind::Eventual => Workload::Eventual {
+            keys: args.keys,
+            write_quorum: args.write_quorum,
+            read_quorum: args.read_quorum,
+        },
     };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("verify-results").join(format!("{}-seed-{seed}", unix_secs()))

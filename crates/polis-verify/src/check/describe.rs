@@ -98,6 +98,81 @@ pub fn describe_op(op: &Op) -> String {
             entries: Some(entries),
         } => format!("read-feed({stream}) -> {} entries", entries.len()),
         Op::Nemesis { fault, phase } => format!("nemesis {phase:?} {fault}"),
+        eventual => describe_eventual(eventual),
+    }
+}
+
+/// Renders an operation of the eventual workload, e.g. `srem(ev:s:1, 7)
+/// @127.0.0.1:7001 -> 1` (the node that answered, when known) or
+/// `get(ev:r:0) @127.0.0.1:7001 -> "12"`.
+fn describe_eventual(op: &Op) -> String {
+    let answered = |reply: Option<String>| reply.map_or_else(String::new, |r| format!(" -> {r}"));
+    let by = |node: &Option<String>| node.as_ref().map_or_else(String::new, |n| format!(" @{n}"));
+    let at = |node: &str, converged: bool| {
+        let when = if converged {
+            ""
+        } else {
+            " (before converging)"
+        };
+        format!(" @{node}{when}")
+    };
+    match op {
+        Op::EventualSet { key, value, node } => {
+            format!("set({key}, {value}){}", by(node))
+        }
+        Op::EventualIncrby {
+            key,
+            delta,
+            value,
+            node,
+        } => format!(
+            "incrby({key}, {delta}){}{}",
+            by(node),
+            answered(value.map(|v| v.to_string()))
+        ),
+        Op::EventualSadd { key, element, node } => {
+            format!("sadd({key}, {element}){}", by(node))
+        }
+        Op::EventualSrem {
+            key,
+            element,
+            removed,
+            node,
+        } => format!(
+            "srem({key}, {element}){}{}",
+            by(node),
+            answered(removed.map(|r| r.to_string()))
+        ),
+        Op::EventualDel { key, removed, node } => format!(
+            "del({key}){}{}",
+            by(node),
+            answered(removed.map(|r| r.to_string()))
+        ),
+        Op::EventualConverge { keys, digest } => match (keys, digest) {
+            (Some(keys), Some(digest)) => format!("converge -> {keys} keys, digest {digest}"),
+            _ => "converge".to_owned(),
+        },
+        Op::EventualGet {
+            key,
+            node,
+            converged,
+            value,
+        } => format!(
+            "get({key}){}{}",
+            at(node, *converged),
+            answered(value.as_ref().map(|v| format!("{v:?}")))
+        ),
+        Op::EventualMembers {
+            key,
+            node,
+            converged,
+            members,
+        } => format!(
+            "smembers({key}){}{}",
+            at(node, *converged),
+            answered(members.as_ref().map(|m| format!("{} members", m.len())))
+        ),
+        other => format!("{other:?}"),
     }
 }
 

@@ -8,7 +8,8 @@
 //!                      ├──pops───────> list elements popped once, none lost?
 //!                      ├──append─────> strictly serializable transactions?
 //!                      ├──locks──────> tokens increase, stale tokens never write?
-//!                      └──changefeed─> the feed lists every write once, in order?
+//!                      ├──changefeed─> the feed lists every write once, in order?
+//!                      └──eventual───> replicas converged, nothing lost or invented?
 //! ```
 //!
 //! Every checker reads the same events; each ignores the operations of
@@ -19,6 +20,8 @@ mod describe;
 pub mod append;
 mod append_graph;
 pub mod changefeed;
+pub mod eventual;
+mod eventual_rules;
 pub mod locks;
 pub mod pair;
 pub mod pops;
@@ -31,6 +34,8 @@ pub mod set;
 mod append_test;
 #[cfg(test)]
 mod changefeed_test;
+#[cfg(test)]
+mod eventual_test;
 #[cfg(test)]
 mod registers_oracle_test;
 #[cfg(test)]

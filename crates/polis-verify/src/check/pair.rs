@@ -241,7 +241,7 @@ fn same_operation(invoked: &Op, completed: &Op) -> bool {
         ) => a == b && ta == tb,
         (Op::FeedGet { key: a, .. }, Op::FeedGet { key: b, .. })
         | (Op::FeedRead { stream: a, .. }, Op::FeedRead { stream: b, .. }) => a == b,
-        _ => false,
+        (a, b) => super::eventual::same_operation(a, b),
     }
 }
 
