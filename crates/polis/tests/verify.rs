@@ -1,7 +1,9 @@
 //! Bounded `polis verify` runs, as the test suite's share of the fault
 //! testing: polis under partitions, kills and pauses must show no
 //! anomaly, in its registers, sets, list-append transactions, stream queue,
-//! blocking pops, fenced locks and change feed, and the positive control (Redis with asynchronous
+//! blocking pops, fenced locks and change feed, and its eventual namespaces
+//! (under partitions, kills, clock skew and hints expiring) must converge
+//! with nothing lost or invented, and the positive control (Redis with asynchronous
 //! replicas, failed over while its primary is cut off) must show lost
 //! writes. Each run prints its seed; `POLIS_VERIFY_SEED=N` replays one.
 
@@ -489,4 +491,58 @@ async fn changefeed_run_is_valid(faults: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polis_change_feed_lists_every_write_once_in_order_under_kills_pauses_and_partitions() {
     changefeed_run_is_valid("kill,pause,partition").await;
+}
+
+/// An eventual run with write quorum `write` and read quorum `read`
+/// under partitions, kills, clock skew and hint-window isolations: writes
+/// acknowledged on every node under faults (SREMs and DELs that removed
+/// something among them), the nodes' digests agreeing after healing,
+/// every key read from each of the 3 nodes, and no anomaly.
+async fn eventual_run_is_valid(write: &str, read: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let run = verify(
+        &[
+            "--workload",
+            "eventual",
+            "--write-quorum",
+            write,
+            "--read-quorum",
+            read,
+            "--faults",
+            "partition,kill,clock-skew,hint-window",
+            "--duration-secs",
+            "21",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "3",
+        ],
+        out.path(),
+    )
+    .await;
+    let report = checker_report(out.path(), "eventual");
+    println!("eventual report: {report}");
+    assert!(run.faults_started() >= 3, "{}", run.summary);
+    let acknowledged: usize = ["eventual-set", "eventual-incrby", "eventual-sadd"]
+        .iter()
+        .map(|f| run.count("ok", f))
+        .sum();
+    assert!(acknowledged >= 1_000, "{}", run.summary);
+    assert!(report["srem_removed"].as_u64().unwrap() >= 50, "{report}");
+    assert!(report["del_removed"].as_u64().unwrap() >= 50, "{report}");
+    assert_eq!(run.count("ok", "eventual-converge"), 1, "{}", run.summary);
+    assert_eq!(report["converged"], true, "{report}");
+    assert_eq!(report["nodes"], 3, "{report}");
+    assert_eq!(report["divergent"], 0, "{report}");
+    assert!(run.summary.contains("verdict: valid"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_eventual_keys_converge_with_nothing_lost_at_w1_r1() {
+    eventual_run_is_valid("1", "1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polis_eventual_keys_converge_with_nothing_lost_at_w2_r2() {
+    eventual_run_is_valid("2", "2").await;
 }
