@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod driver;
 pub mod element_memory;
+pub mod eventual;
 pub mod eviction;
 pub mod footprint;
 pub mod histogram;

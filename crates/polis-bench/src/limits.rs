@@ -85,3 +85,20 @@ pub const QUEUE_DRAIN_MAX: Duration = Duration::from_secs(30);
 
 const _: () = assert!(ELEMENT_BATCH * ELEMENT_PIPELINE <= IN_FLIGHT_MAX);
 const _: () = assert!(QUEUE_CLIENTS_MAX * 2 <= CONNECTIONS_MAX);
+
+/// Distinct keys written during the eventual benchmark's partition.
+pub const PARTITION_KEYS_MAX: u64 = 10_000_000;
+
+/// Writer connections on each side of the eventual benchmark's partition.
+pub const PARTITION_WRITERS_MAX: usize = 256;
+
+/// How long the eventual benchmark's partition writes may run past the
+/// partition's duration (writes slower than their pacing) before the
+/// rest are left unwritten.
+pub const PARTITION_OVERRUN_MAX: Duration = Duration::from_secs(120);
+
+/// The longest wait for replicas of eventual keys to converge.
+pub const CONVERGE_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+const _: () = assert!(PARTITION_KEYS_MAX <= KEYS_MAX);
+const _: () = assert!(PARTITION_WRITERS_MAX * 2 <= CONNECTIONS_MAX);

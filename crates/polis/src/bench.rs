@@ -53,6 +53,10 @@ enum BenchCommand {
     /// Measures SET at maxmemory (eviction active) against the same load
     /// without a limit, on fresh 3-node clusters.
     Eviction(EvictionArgs),
+    /// Measures SET on eventual keys (W=1, W=2) against strong keys, and
+    /// convergence by anti-entropy after a partition, on fresh 3-node
+    /// clusters.
+    Eventual(crate::bench_eventual::EventualArgs),
 }
 
 /// Flags of `polis bench idle`.
@@ -231,6 +235,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Pubsub(args) => crate::bench_pubsub::run_pubsub(args).await,
         BenchCommand::Footprint(args) => run_footprint(args).await,
         BenchCommand::Eviction(args) => run_eviction(args).await,
+        BenchCommand::Eventual(args) => crate::bench_eventual::run_eventual(args).await,
     }
 }
 

@@ -354,3 +354,69 @@ async fn the_eviction_benchmark_runs_both_sides() {
     );
     assert_eq!(report["unlimited"]["evicted_keys"].as_u64(), Some(0));
 }
+
+/// `polis bench eventual --quick`, smaller still: the three SET workloads
+/// run, and after the partition every replica converges by anti-entropy
+/// alone on every key written, with its figures (whether the targets are
+/// met is not this test's business: seconds of load on a shared machine
+/// measure nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eventual_benchmark_runs_three_workloads_and_converges_after_the_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eventual.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .args(["bench", "eventual", "--quick", "--connections", "6"])
+        .args(["--partition-keys", "1000", "--shared-percent", "10"])
+        .args(["--partition-writers", "2", "--anti-entropy-ms", "200"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let stdout = run_to_success(command, "polis bench eventual").await;
+    assert!(stdout.contains("eventual W=1 / strong"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+
+    let workloads = report["sets"]["workloads"].as_array().unwrap();
+    let names: Vec<&str> = workloads
+        .iter()
+        .map(|workload| workload["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["strong", "eventual N=3 W=1 R=1", "eventual N=3 W=2 R=1"],
+        "{report}"
+    );
+    for workload in workloads {
+        assert!(
+            workload["result"]["ops"].as_u64().unwrap() > 0,
+            "{workload}"
+        );
+    }
+
+    let partition = &report["partition"];
+    assert_eq!(partition["converged"], true, "{partition}");
+    // 450 keys on each side alone, 100 on both: 1,100 SETs.
+    assert_eq!(partition["operations"].as_u64(), Some(1100), "{partition}");
+    assert_eq!(
+        partition["divergent_keys"].as_u64(),
+        Some(1000),
+        "{partition}"
+    );
+    for view in partition["after"].as_array().unwrap() {
+        assert_eq!(view["keys"].as_u64(), Some(1000), "{partition}");
+    }
+    // Node 3 held only its own side's keys at the heal.
+    let before = partition["before_heal"].as_array().unwrap();
+    assert_eq!(before[2]["keys"].as_u64(), Some(550), "{partition}");
+    assert!(partition["diverged_bytes"].as_u64().unwrap() > 0);
+    assert!(partition["anti_entropy_bytes"].as_u64().unwrap() > 0);
+    // Hints and read repair were off: anti-entropy alone converged.
+    assert_eq!(partition["hints_written"].as_u64(), Some(0), "{partition}");
+    assert_eq!(partition["read_repairs"].as_u64(), Some(0), "{partition}");
+}

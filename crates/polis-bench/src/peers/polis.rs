@@ -90,6 +90,11 @@ impl PolisCluster {
         Ok(id)
     }
 
+    /// Returns each node's id and addresses, in id order.
+    pub fn nodes(&self) -> &[polis_client::local::NodeAddrs] {
+        self.cluster.nodes()
+    }
+
     /// Returns the nodes' admin addresses.
     pub fn admin_addrs(&self) -> Vec<String> {
         self.cluster.admin_addrs().into_values().collect()
