@@ -29,11 +29,31 @@ pub struct Ctx {
     pub now_ms: u64,
 }
 
-/// Returns the actor of `node` in `incarnation`: the id its counts and
-/// adds are made under. A node whose data was wiped comes back in a new
-/// incarnation and never reuses the sequence numbers of the old one.
-pub fn actor(node: NodeId, incarnation: u64) -> NodeId {
-    NodeId((incarnation << 32) | (node.get() & 0xffff_ffff))
+/// Returns the actor of `node` in `incarnation` and actor `epoch`: the id
+/// its counts and adds are made under.
+///
+/// A counter keeps one running total per actor, and an add-wins set one
+/// sequence of adds per actor, merged by taking the larger: an actor must
+/// never write from a copy that lacks its own earlier writes, or the
+/// merge would hide the new ones. A node takes a new epoch every time it
+/// starts (a crash may have lost writes it had not yet made durable but
+/// had already shown to a peer) and every time it forgets keys (a purge or
+/// a hand-off), and a new incarnation when its data was wiped; each gives
+/// a new actor. The three are mixed into 64 bits (a collision between two
+/// actors is as likely as one of two random 64-bit numbers).
+pub fn actor(node: NodeId, incarnation: u64, epoch: u64) -> NodeId {
+    let mut mixed = node.get();
+    for part in [incarnation, epoch] {
+        mixed = splitmix64(mixed ^ splitmix64(part));
+    }
+    NodeId(mixed)
+}
+
+fn splitmix64(state: u64) -> u64 {
+    let mut mixed = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    mixed ^ (mixed >> 31)
 }
 
 /// The states of a command's keys, by key (a key never written is the

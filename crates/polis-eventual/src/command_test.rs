@@ -205,5 +205,16 @@ fn what_is_offered_is_listed_and_the_rest_is_refused_with_what_to_do() {
         "{refusal}"
     );
     assert!(refusal.contains("stock:"), "{refusal}");
-    assert_eq!(actor(NodeId(3), 2), NodeId((2 << 32) | 3));
+    let actors: std::collections::BTreeSet<NodeId> = (1..=3)
+        .flat_map(|node| {
+            (1..=3).flat_map(move |incarnation| (0..3).map(move |epoch| (node, incarnation, epoch)))
+        })
+        .map(|(node, incarnation, epoch)| actor(NodeId(node), incarnation, epoch))
+        .collect();
+    assert_eq!(
+        actors.len(),
+        27,
+        "every node, incarnation and epoch acts apart"
+    );
+    assert_eq!(actor(NodeId(3), 2, 1), actor(NodeId(3), 2, 1));
 }

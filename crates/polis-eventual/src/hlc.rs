@@ -160,6 +160,16 @@ impl Hlc {
         Ok(())
     }
 
+    /// Takes in a timestamp this node already holds (a version in its own
+    /// stored states), whatever the bound: a write made after it must be
+    /// newer, even when this node's wall clock went back.
+    pub fn witness(&self, held: Timestamp) {
+        let mut last = self.last();
+        if held > *last {
+            *last = held;
+        }
+    }
+
     /// Changes the bound on how far ahead a remote timestamp may be.
     pub fn set_max_ahead_ms(&self, max_ahead_ms: u64) {
         self.max_ahead_ms.store(max_ahead_ms, Ordering::Relaxed);

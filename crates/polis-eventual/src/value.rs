@@ -251,6 +251,30 @@ impl KeyState {
         true
     }
 
+    /// Returns the newest version the state holds (of its writes, births
+    /// and hash fields), if any: a write made after seeing this state must
+    /// be newer.
+    pub fn max_version(&self) -> Option<Version> {
+        let string = &self.string;
+        [
+            Some(string.born),
+            Some(string.state.base.version),
+            string.state.counts.keys().next_back().copied(),
+            Some(self.set.born),
+            Some(self.hash.born),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(
+            self.hash
+                .state
+                .keys()
+                .filter_map(|field| self.hash.state.get(field).map(|value| value.version)),
+        )
+        .filter(|version| *version != Version::default())
+        .max()
+    }
+
     /// Returns true for the state of a key never written.
     pub fn is_untouched(&self) -> bool {
         *self == Self::default()

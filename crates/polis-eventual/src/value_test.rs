@@ -177,3 +177,22 @@ fn an_expired_key_is_cleared_before_a_write_and_loses_its_deadline() {
     let members: Vec<_> = key.set.state.keys().cloned().collect();
     assert_eq!(members, vec![Bytes::from("new")]);
 }
+
+#[test]
+fn the_newest_version_a_state_holds_is_found_in_every_part() {
+    let one = NodeId(1);
+    let mut key = KeyState::default();
+    assert_eq!(key.max_version(), None);
+    key.prepare(Kind::Hash, at(3, 1), 3, one, false);
+    key.hash.state.add(
+        one,
+        Bytes::from("f"),
+        Register {
+            version: at(9, 2),
+            value: Some(Bytes::from("v")),
+        },
+    );
+    assert_eq!(key.max_version(), Some(at(9, 2)), "a hash field's version");
+    key.string.state.set(at(12, 3), None);
+    assert_eq!(key.max_version(), Some(at(12, 3)), "a tombstone's version");
+}

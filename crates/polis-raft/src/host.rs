@@ -127,7 +127,7 @@ impl Host {
         Arc::new(Self::assemble(
             node_id,
             settings,
-            Storage::Memory(disk),
+            Storage::Memory(disk.bound()),
             transport,
             dispatcher,
             beats,

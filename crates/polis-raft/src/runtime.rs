@@ -37,6 +37,23 @@ pub fn set_simulation_seed(seed: Option<u64>) {
     SIMULATION_SEED.with(|cell| cell.set(seed));
 }
 
+thread_local! {
+    /// The virtual instant a simulation started at, on this thread.
+    static SIMULATION_ORIGIN: Cell<Option<tokio::time::Instant>> = const { Cell::new(None) };
+}
+
+/// Records the instant the simulation on this thread started at (`None`
+/// when it ends), so every node of the run reads one virtual wall clock,
+/// a restarted node included.
+pub fn set_simulation_origin(origin: Option<tokio::time::Instant>) {
+    SIMULATION_ORIGIN.with(|cell| cell.set(origin));
+}
+
+/// Returns the instant the simulation on this thread started at.
+pub fn simulation_origin() -> Option<tokio::time::Instant> {
+    SIMULATION_ORIGIN.with(Cell::get)
+}
+
 /// Returns true when a simulation set a seed on this thread.
 pub fn is_simulated() -> bool {
     SIMULATION_SEED.with(|cell| cell.get().is_some())

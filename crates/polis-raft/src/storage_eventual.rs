@@ -73,7 +73,7 @@ impl Storage {
                 .get(key)
                 .map_err(io::Error::other)?
                 .map(|slice| slice.to_vec()),
-            Self::Memory(disk) => disk.with_eventual(|table| table.get(key).cloned()),
+            Self::Memory(disk) => disk.with_eventual(|table| table.get(key).cloned())?,
         };
         Ok(bytes.map(|bytes| self.open_record(key, &bytes)))
     }
@@ -106,22 +106,19 @@ impl Storage {
                     .await
                     .map_err(|_| io::Error::other("group commit stopped"))?
             }
-            Self::Memory(disk) => {
-                disk.with_eventual(|table| {
-                    for (key, value) in writes {
-                        match value {
-                            Some(value) => {
-                                let sealed = seal(&key, &value);
-                                table.insert(key, sealed);
-                            }
-                            None => {
-                                table.remove(&key);
-                            }
+            Self::Memory(disk) => disk.with_eventual(|table| {
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => {
+                            let sealed = seal(&key, &value);
+                            table.insert(key, sealed);
+                        }
+                        None => {
+                            table.remove(&key);
                         }
                     }
-                });
-                Ok(())
-            }
+                }
+            }),
         }
     }
 
@@ -163,7 +160,7 @@ impl Storage {
                     .take(limit)
                     .map(|(key, value)| (key.clone(), value.clone()))
                     .collect()
-            }),
+            })?,
         };
         Ok(found
             .into_iter()
@@ -290,7 +287,9 @@ mod tests {
                 Ok(storage) => break storage,
                 Err(error) if std::time::Instant::now() < deadline => {
                     assert_eq!(error.kind(), io::ErrorKind::WouldBlock, "{error}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    // The lock frees once the thread lets go.
+                    let pause = std::time::Duration::from_millis(10);
+                    tokio::time::sleep(pause).await; // retry-backoff
                 }
                 Err(error) => panic!("the database stayed locked: {error}"),
             }

@@ -186,7 +186,9 @@ impl Node {
         self.host.start_background();
         let identity = bootstrap::establish(self).await?;
         self.eventual
-            .set_incarnation(identity.node, identity.incarnation);
+            .start(self.host.storage(), identity.incarnation)
+            .await
+            .map_err(ServerError::Storage)?;
         replicas::open(self, &identity).await?;
         let tasks = vec![
             tokio::spawn(replicas::follow_map(self.clone())),

@@ -132,6 +132,9 @@ impl DiskState {
 #[derive(Clone)]
 pub struct MemDisk {
     state: Arc<Mutex<DiskState>>,
+    /// The incarnation this handle's eventual keys belong to, when bound
+    /// (see [`MemDisk::bound`]): a handle of a crashed run fails.
+    bound_to: Option<u64>,
 }
 
 impl MemDisk {
@@ -158,6 +161,17 @@ impl MemDisk {
                 observer,
                 lying: false,
             })),
+            bound_to: None,
+        }
+    }
+
+    /// Returns a handle bound to the disk's current incarnation: after a
+    /// crash its eventual reads and writes fail, as a crashed process
+    /// writes nothing (a leftover task of the old run may still hold it).
+    pub fn bound(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            bound_to: Some(self.lock().generation),
         }
     }
 
@@ -204,11 +218,18 @@ impl MemDisk {
     }
 
     /// Runs `f` on the eventual keys.
+    ///
+    /// # Errors
+    /// When the handle is bound to an incarnation that crashed.
     pub(crate) fn with_eventual<T>(
         &self,
         f: impl FnOnce(&mut BTreeMap<Vec<u8>, Vec<u8>>) -> T,
-    ) -> T {
-        f(&mut self.lock().eventual)
+    ) -> std::io::Result<T> {
+        let mut state = self.lock();
+        if self.bound_to.is_some_and(|bound| bound != state.generation) {
+            return Err(std::io::Error::other("the node of this handle crashed"));
+        }
+        Ok(f(&mut state.eventual))
     }
 
     /// Loses everything not yet flushed and fences every handle of the

@@ -425,7 +425,10 @@ async fn sync_slot(
             let states = from_wire(&give).map_err(storage_error)?;
             merge_stored(&node.eventual, node.host.storage(), slot, states)
                 .await
-                .map_err(storage_error)?;
+                .map_err(|error| {
+                    tracing::warn!(peer = %peer, %error, "anti-entropy states refused");
+                    error.to_string()
+                })?;
         }
         if !want.is_empty() {
             let wanted: BTreeSet<&Bytes> = want.iter().collect();

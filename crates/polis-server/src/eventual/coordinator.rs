@@ -11,6 +11,7 @@ use polis_cluster::{MapView, Quorums};
 use polis_commands::Classified;
 use polis_eventual::command::{self, Ctx, States};
 use polis_eventual::merge::Merge;
+use polis_eventual::value::KeyState;
 use polis_resp::{Reply, ReplyError};
 use polis_types::{NodeId, Slot};
 use tokio::sync::mpsc;
@@ -119,6 +120,11 @@ async fn coordinate_write(
             Err(error) => return storage_error(&error),
         };
         let before = states.clone();
+        // The write must be newer than everything it saw, whatever this
+        // node's clock says.
+        if let Some(newest) = states.values().filter_map(KeyState::max_version).max() {
+            eventual.hlc.witness(newest.time);
+        }
         let Some(ctx) = ctx(eventual) else {
             return crate::dispatch::no_map();
         };

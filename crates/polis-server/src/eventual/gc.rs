@@ -146,7 +146,11 @@ pub(crate) async fn collect(
         }
     }
     for (slot, keys) in local {
-        purge(node, slot, &keys).await?;
+        let removed = purge(node, slot, &keys).await?;
+        node.eventual
+            .stats
+            .tombstones_purged
+            .fetch_add(removed, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -168,11 +172,11 @@ pub(crate) async fn purge(node: &Node, slot: u16, keys: &[(Bytes, u64)]) -> io::
     }
     let removed = removals.len() as u64;
     if removed > 0 {
+        // This node's contributions to these keys may live on elsewhere:
+        // a later write to them must not start from nothing as the same
+        // actor.
+        node.eventual.next_epoch(storage).await?;
         storage.eventual_put(removals).await?;
-        node.eventual
-            .stats
-            .tombstones_purged
-            .fetch_add(removed, Ordering::Relaxed);
     }
     Ok(removed)
 }
@@ -180,7 +184,13 @@ pub(crate) async fn purge(node: &Node, slot: u16, keys: &[(Bytes, u64)]) -> io::
 /// Answers a peer's purge.
 pub(crate) async fn purge_here(node: &Arc<Node>, slot: u16, keys: &[(Bytes, u64)]) -> NodeAnswer {
     match purge(node, slot, keys).await {
-        Ok(removed) => NodeAnswer::Changed(removed),
+        Ok(removed) => {
+            node.eventual
+                .stats
+                .tombstones_purged
+                .fetch_add(removed, Ordering::Relaxed);
+            NodeAnswer::Changed(removed)
+        }
         Err(error) => NodeAnswer::Refused(format!("storage: {error}")),
     }
 }

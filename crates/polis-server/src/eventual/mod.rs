@@ -26,7 +26,7 @@ mod replica;
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use polis_eventual::command::States;
@@ -46,14 +46,18 @@ pub use handoff::run as run_handoff;
 pub use hints::run as run_hints;
 pub(crate) use replica::{merge_here, read_here, WireStates};
 
+/// The file holding the node's actor epoch.
+pub const EPOCH_FILE: &str = "eventual-actor-epoch";
+
 /// Stripes of the key locks: a key's read-modify-write on this node holds
 /// its stripe, so two commands (or a command and a replica's merge) on one
 /// key never overwrite each other.
 const STRIPES: usize = 256;
 
 /// The machine's clock, moved by an offset (fault injection: clock skew).
-/// In a simulation it is the run's virtual time from a fixed epoch, so a
-/// seed replays the same versions.
+/// In a simulation it is the run's virtual time since the run began (the
+/// same for every node and every restart) from a fixed epoch, so a seed
+/// replays the same versions.
 pub struct NodeClock {
     offset_ms: AtomicI64,
     /// The virtual start and the wall time it stands for (simulation).
@@ -67,8 +71,11 @@ impl Default for NodeClock {
     fn default() -> Self {
         Self {
             offset_ms: AtomicI64::new(0),
-            simulated: polis_raft::runtime::is_simulated()
-                .then(|| (tokio::time::Instant::now(), SIMULATION_EPOCH_MS)),
+            simulated: polis_raft::runtime::is_simulated().then(|| {
+                let origin = polis_raft::runtime::simulation_origin()
+                    .unwrap_or_else(tokio::time::Instant::now);
+                (origin, SIMULATION_EPOCH_MS)
+            }),
         }
     }
 }
@@ -244,7 +251,13 @@ pub struct Eventual {
     pub hlc: Hlc,
     /// Who this node counts and adds as (set once the node knows its
     /// incarnation).
-    actor: OnceLock<NodeId>,
+    node: NodeId,
+    /// The node's incarnation, once it started (0 before).
+    incarnation: AtomicU64,
+    /// The actor epoch (see `polis_eventual::command::actor`), stored in
+    /// [`EPOCH_FILE`] before it is used.
+    epoch: AtomicU64,
+    epoch_lock: tokio::sync::Mutex<()>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     pub stats: EventualStats,
     /// Dead keys waiting to be purged.
@@ -261,7 +274,10 @@ impl Eventual {
         Self {
             hlc: Hlc::new(node, clock.clone(), max_ahead_ms),
             clock,
-            actor: OnceLock::new(),
+            node,
+            incarnation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            epoch_lock: tokio::sync::Mutex::new(()),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             stats: EventualStats::default(),
             digests: std::sync::Mutex::new(None),
@@ -269,15 +285,38 @@ impl Eventual {
         }
     }
 
-    /// Sets who this node counts and adds as, in `incarnation`.
-    pub fn set_incarnation(&self, node: NodeId, incarnation: u64) {
-        let _ = self
-            .actor
-            .set(polis_eventual::command::actor(node, incarnation));
+    /// Starts the node's eventual side in `incarnation`: a new actor
+    /// epoch, stored before any write uses it.
+    ///
+    /// # Errors
+    /// Returns an error if the epoch cannot be stored.
+    pub async fn start(&self, storage: &Storage, incarnation: u64) -> io::Result<()> {
+        self.incarnation.store(incarnation, Ordering::Relaxed);
+        self.next_epoch(storage).await
     }
 
+    /// Moves to the next actor epoch, durably: after a start, and after
+    /// this node forgot keys (their copies elsewhere may hold its
+    /// contributions, which a write from nothing must not collide with).
+    async fn next_epoch(&self, storage: &Storage) -> io::Result<()> {
+        let _held = self.epoch_lock.lock().await;
+        let stored = storage
+            .read_file(EPOCH_FILE)?
+            .and_then(|bytes| bytes.as_slice().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let next = stored.max(self.epoch.load(Ordering::Relaxed)) + 1;
+        storage.write_file(EPOCH_FILE, &next.to_be_bytes()).await?;
+        self.epoch.store(next, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Returns who this node counts and adds as now (none before it
+    /// started).
     fn actor(&self) -> Option<NodeId> {
-        self.actor.get().copied()
+        let incarnation = self.incarnation.load(Ordering::Relaxed);
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        (incarnation > 0 && epoch > 0)
+            .then(|| polis_eventual::command::actor(self.node, incarnation, epoch))
     }
 
     /// Locks the stripes of `keys` (in order, so two lockers never wait
@@ -339,14 +378,29 @@ async fn store(storage: &Storage, slot: Slot, states: &States) -> io::Result<()>
     storage.eventual_put(writes).await
 }
 
+/// Why states were not merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("storage: {0}")]
+    Io(#[from] io::Error),
+    /// A state holds a version too far ahead of this node's clock.
+    #[error("{0}")]
+    TooFarAhead(#[from] polis_eventual::hlc::TooFarAhead),
+}
+
 /// Merges `incoming` into the stored states (under the keys' locks) and
-/// returns the states after the merge.
+/// returns the states after the merge. States holding a version more than
+/// the clock bound ahead of this node's clock are refused (and counted):
+/// taken in, they would win every conflict for as long as the skew lasts.
 async fn merge_stored(
     eventual: &Eventual,
     storage: &Storage,
     slot: Slot,
     incoming: States,
-) -> io::Result<States> {
+) -> Result<States, MergeError> {
+    if let Some(newest) = incoming.values().filter_map(KeyState::max_version).max() {
+        eventual.hlc.observe(newest.time)?;
+    }
     let keys: Vec<Bytes> = incoming.keys().cloned().collect();
     let _locked = eventual.lock(&keys).await;
     let mut stored = load(storage, slot, &keys)?;

@@ -87,7 +87,10 @@ pub(crate) async fn merge_here(
     };
     match merge_stored(&node.eventual, node.host.storage(), slot, states).await {
         Ok(_) => NodeAnswer::EventualMerged,
-        Err(error) => NodeAnswer::Refused(format!("storage: {error}")),
+        Err(error) => {
+            tracing::warn!(from = %from, %error, "eventual states refused");
+            NodeAnswer::Refused(format!("node {} refused: {error}", node.config.node_id))
+        }
     }
 }
 

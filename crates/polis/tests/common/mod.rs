@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod eventual;
 pub mod probe;
 
 use std::collections::BTreeMap;
