@@ -32,6 +32,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod eventual;
 pub mod history;
 pub mod invariants;
 pub mod nemesis;

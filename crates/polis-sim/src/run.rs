@@ -14,6 +14,7 @@ use polis_verify::history::{Kind, Op};
 use crate::client::Clients;
 use crate::cluster::SimCluster;
 use crate::config::{stream, stream_seed, SimConfig, SimOptions};
+use crate::eventual::{EventualClients, EventualCounts};
 use crate::history::Recorder;
 use crate::invariants::{linearizable, progress, Violation};
 use crate::nemesis::Nemesis;
@@ -30,6 +31,8 @@ const TAIL_SHOWN: usize = 40;
 /// Clients of the queue workload (blocking pops and transactions), beside
 /// the register clients.
 const QUEUE_CLIENTS: u64 = 2;
+/// Clients of the eventual namespace, beside the others.
+const EVENTUAL_CLIENTS: u64 = 2;
 /// Queue clients' connection ids start after this, apart from the
 /// register clients' ids.
 const QUEUE_CLIENT_IDS: u64 = 1_000;
@@ -59,6 +62,8 @@ pub struct RunReport {
     pub writes: OpCounts,
     /// What the queue clients did.
     pub queue: QueueCounts,
+    /// What the eventual clients did.
+    pub eventual: EventualCounts,
     pub violations: Vec<Violation>,
     /// The last events of the trace, for a failure report.
     pub tail: Vec<Stamped>,
@@ -125,6 +130,12 @@ impl RunReport {
             "  queue: pushes ok/unknown {}/{}, pops ok/unknown {}/{}, {} left",
             queue.pushed, queue.maybe_pushed, queue.popped, queue.unknown_pops, queue.left
         );
+        let eventual = &self.eventual;
+        let _ = writeln!(
+            out,
+            "  eventual: ok/unknown {}/{}, converged {} ms after the check began",
+            eventual.acknowledged, eventual.unknown, eventual.converged_ms
+        );
         let counts: Vec<String> = self
             .counts
             .iter()
@@ -188,6 +199,7 @@ pub fn run(seed: u64, options: &SimOptions) -> RunReport {
             // Dropping the runtime drops every task still running.
             drop(runtime);
             polis_raft::runtime::set_simulation_seed(None);
+            polis_raft::runtime::set_simulation_origin(None);
             report
         }
         Err(error) => failed_to_start(config, options, error.to_string()),
@@ -217,6 +229,7 @@ fn failed_to_start(config: SimConfig, options: &SimOptions, error: String) -> Ru
         reads: OpCounts::default(),
         writes: OpCounts::default(),
         queue: QueueCounts::default(),
+        eventual: EventualCounts::default(),
         violations: vec![Violation {
             invariant: "runtime",
             time_us: 0,
@@ -232,6 +245,7 @@ fn failed_to_start(config: SimConfig, options: &SimOptions, error: String) -> Ru
 
 async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
     let start = tokio::time::Instant::now();
+    polis_raft::runtime::set_simulation_origin(Some(start));
     let trace = if options.keep_trace {
         Trace::keeping_everything()
     } else {
@@ -280,6 +294,34 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         let rng = stream(config.seed, &format!("queue-client-{id}"));
         handles.push(tokio::spawn(queue.clone().run(QUEUE_CLIENT_IDS + id, rng)));
     }
+    let eventual = EventualClients {
+        cluster: cluster.clone(),
+        trace: trace.clone(),
+        next_value: Arc::new(AtomicU64::new(1)),
+        book: Arc::default(),
+        end: start + Duration::from_millis(config.duration_ms),
+    };
+    {
+        let eventual = eventual.clone();
+        let seed = config.seed;
+        handles.push(tokio::spawn(async move {
+            if !eventual
+                .configure(&mut stream(seed, "eventual-setup"))
+                .await
+            {
+                return;
+            }
+            let clients: Vec<_> = (1..=EVENTUAL_CLIENTS)
+                .map(|id| {
+                    let rng = stream(seed, &format!("eventual-client-{id}"));
+                    tokio::spawn(eventual.clone().run(crate::eventual::CLIENT_IDS + id, rng))
+                })
+                .collect();
+            for client in clients {
+                let _ = client.await;
+            }
+        }));
+    }
     let checker = tokio::spawn(check_logs_periodically(cluster.clone(), trace.clone()));
     for handle in handles {
         if let Err(error) = handle.await {
@@ -292,6 +334,9 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
     checker.abort();
     check_logs(&cluster, &trace);
     let queue = queue.check(&mut stream(config.seed, "queue-check")).await;
+    let eventual = eventual
+        .check(&mut stream(config.seed, "eventual-check"))
+        .await;
     // Every migration ends: done or cancelled, within a bounded time of
     // the heal (one that began just before it still has its copy to do).
     let mut waited = Duration::ZERO;
@@ -344,6 +389,7 @@ async fn simulate(config: SimConfig, options: SimOptions) -> RunReport {
         reads,
         writes,
         queue,
+        eventual,
         violations: trace.violations(),
         tail: trace.tail(TAIL_SHOWN),
         full_trace: trace.everything(),
