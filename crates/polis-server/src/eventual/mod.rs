@@ -132,7 +132,7 @@ pub struct EventualStats {
     pub handed_off: AtomicU64,
     /// Merges refused as stale (stamped before the purge horizon).
     pub stale_refused: AtomicU64,
-    /// Bytes of keys and states anti-entropy sent and received.
+    /// Bytes anti-entropy sent (digests, key hashes, keys wanted, states).
     pub anti_entropy_bytes: AtomicU64,
 }
 
@@ -204,7 +204,7 @@ pub fn figures(node: &crate::node::Node) -> Vec<Figure> {
         ),
         figure(
             "anti_entropy_bytes_total",
-            "Bytes of keys and states anti-entropy sent and received.",
+            "Bytes anti-entropy sent: digests, keys with their hashes, keys wanted and states.",
             true,
             get(&stats.anti_entropy_bytes),
         ),
