@@ -258,6 +258,9 @@ fn classify(error: &RedisError) -> Verdict {
         // A replica refuses writes before doing anything.
         Some("READONLY") => Verdict::NotApplied { retry: true },
         Some("TRYAGAIN" | "LOADING" | "MASTERDOWN") => Verdict::NotApplied { retry: true },
+        // polis, eventual keys: fewer replicas than the write quorum took
+        // the write in time; it is kept and may still take effect.
+        Some("OUTCOMEUNKNOWN") => Verdict::Unknown,
         Some(_) => Verdict::Rejected,
         None => Verdict::Unknown,
     }
