@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::StreamExt;
 use polis_cluster::{Consistency, MapView};
 use polis_eventual::command::States;
 use polis_raft::storage_eventual::split_eventual_key;
@@ -36,11 +35,8 @@ use crate::node::Node;
 use crate::rpc::{self, NodeAnswer, NodeRequest};
 
 /// Slots one round syncs with one peer at most (the rest wait for the
-/// next round), and bytes it sends at most: the throttle.
-const SLOTS_PER_ROUND: usize = 4096;
-const ROUND_BYTES_MAX: u64 = 32 * 1024 * 1024;
-/// Slots synced with one peer at once.
-const SLOTS_IN_FLIGHT: usize = 8;
+/// next round): the throttle.
+const SLOTS_PER_ROUND: usize = 256;
 /// Dead keys are looked at every this many rounds (a pass decodes every
 /// state of the clean slots).
 const GC_EVERY_ROUNDS: u64 = 5;
@@ -237,7 +233,7 @@ pub(crate) fn sync_answer(
         }
         held.insert((key, hash));
     }
-    let want: Vec<Bytes> = entries
+    let want = entries
         .iter()
         .filter(|(key, hash)| !held.contains(&(key.clone(), *hash)))
         .map(|(key, _)| key.clone())
@@ -245,7 +241,6 @@ pub(crate) fn sync_answer(
     let bytes: usize = give
         .iter()
         .map(|(key, state)| key.len() + state.len())
-        .chain(want.iter().map(Bytes::len))
         .sum();
     node.eventual
         .stats
@@ -378,40 +373,15 @@ async fn with_peer(
     peer: NodeId,
     mine: Vec<(u16, u64)>,
 ) -> Result<Vec<u16>, String> {
-    node.eventual
-        .stats
-        .anti_entropy_bytes
-        .fetch_add(mine.len() as u64 * 10, Ordering::Relaxed);
     let differ = match ask(node, peer, &NodeRequest::EventualDigests { slots: mine }).await? {
         NodeAnswer::EventualDiffer(slots) => slots,
         other => return Err(format!("answered {other:?}")),
     };
-    let sent_before = node
-        .eventual
-        .stats
-        .anti_entropy_bytes
-        .load(Ordering::Relaxed);
-    let budget_left = || {
-        node.eventual
-            .stats
-            .anti_entropy_bytes
-            .load(Ordering::Relaxed)
-            - sent_before
-            < ROUND_BYTES_MAX
-    };
-    {
-        let slots: Vec<Slot> = differ
-            .iter()
-            .take(SLOTS_PER_ROUND)
-            .filter_map(|slot| Slot::new(*slot))
-            .collect();
-        let mut syncs = futures::stream::iter(slots)
-            .take_while(|_| std::future::ready(budget_left()))
-            .map(|slot| sync_slot(node, view, peer, slot))
-            .buffer_unordered(SLOTS_IN_FLIGHT);
-        while let Some(synced) = syncs.next().await {
-            synced?;
-        }
+    for slot in differ.iter().take(SLOTS_PER_ROUND) {
+        let Some(slot) = Slot::new(*slot) else {
+            continue;
+        };
+        sync_slot(node, view, peer, slot).await?;
     }
     Ok(differ)
 }
@@ -433,11 +403,6 @@ async fn sync_slot(
             .iter()
             .map(|(key, state)| (key.clone(), entry_hash(key, state)))
             .collect();
-        let listed: usize = entries.iter().map(|(key, _)| key.len() + 8).sum();
-        node.eventual
-            .stats
-            .anti_entropy_bytes
-            .fetch_add(listed as u64, Ordering::Relaxed);
         let request = NodeRequest::EventualSync {
             slot: slot.get(),
             from: from.clone(),
@@ -449,6 +414,13 @@ async fn sync_slot(
             other => return Err(format!("answered {other:?}")),
         };
         let stats = &node.eventual.stats;
+        let received: usize = give
+            .iter()
+            .map(|(key, state)| key.len() + state.len())
+            .sum();
+        stats
+            .anti_entropy_bytes
+            .fetch_add(received as u64, Ordering::Relaxed);
         if !give.is_empty() {
             let states = from_wire(&give).map_err(storage_error)?;
             merge_stored(&node.eventual, node.host.storage(), slot, states)

@@ -130,7 +130,7 @@ pub struct EventualStats {
     pub handed_off: AtomicU64,
     /// Merges refused as stale (stamped before the purge horizon).
     pub stale_refused: AtomicU64,
-    /// Bytes anti-entropy sent (digests, key hashes, keys wanted, states).
+    /// Bytes of keys and states anti-entropy sent and received.
     pub anti_entropy_bytes: AtomicU64,
 }
 
@@ -202,7 +202,7 @@ pub fn figures(node: &crate::node::Node) -> Vec<Figure> {
         ),
         figure(
             "anti_entropy_bytes_total",
-            "Bytes anti-entropy sent: digests, keys with their hashes, keys wanted and states.",
+            "Bytes of keys and states anti-entropy sent and received.",
             true,
             get(&stats.anti_entropy_bytes),
         ),
