@@ -50,17 +50,7 @@ pub async fn set_namespace(addr: &str, settings: NamespaceSettings<'_>) -> anyho
         body["write_quorum"] = write.into();
         body["read_quorum"] = read.into();
     }
-    let (code, answer) = send(
-        Method::PUT,
-        addr,
-        "/namespaces",
-        Some(&body),
-        CHANGE_TIMEOUT,
-    )
-    .await?;
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    anyhow::ensure!(code == 200, "{text}");
-    Ok(text)
+    change(Method::PUT, addr, &body).await
 }
 
 /// Removes the namespace of `prefix` through the node at `addr`.
@@ -69,14 +59,12 @@ pub async fn set_namespace(addr: &str, settings: NamespaceSettings<'_>) -> anyho
 /// Returns the refusal, or why the node could not be asked.
 pub async fn remove_namespace(addr: &str, prefix: &str) -> anyhow::Result<String> {
     let body = serde_json::json!({ "prefix": prefix });
-    let (code, answer) = send(
-        Method::DELETE,
-        addr,
-        "/namespaces",
-        Some(&body),
-        CHANGE_TIMEOUT,
-    )
-    .await?;
+    change(Method::DELETE, addr, &body).await
+}
+
+/// Sends a namespace change and returns what the node answered.
+async fn change(method: Method, addr: &str, body: &serde_json::Value) -> anyhow::Result<String> {
+    let (code, answer) = send(method, addr, "/namespaces", Some(body), CHANGE_TIMEOUT).await?;
     let text = String::from_utf8_lossy(&answer).into_owned();
     anyhow::ensure!(code == 200, "{text}");
     Ok(text)
