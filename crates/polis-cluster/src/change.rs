@@ -12,7 +12,7 @@ use polis_types::{GroupId, NodeId, ReplicaId, SlotRange, SlotSet};
 use serde::{Deserialize, Serialize};
 
 use crate::map::{ClusterMap, InvalidMap, NodeAddrs, NodeRecord, NodeState};
-use crate::namespace::Namespace;
+use crate::namespace::{CacheLimits, Namespace};
 use crate::version::EntryFormat;
 
 /// One change to the map.
@@ -102,6 +102,13 @@ pub enum MapChange {
     SetNamespace(Namespace),
     /// Removes the namespace of `prefix` (entry format 6).
     RemoveNamespace { prefix: Bytes },
+    /// Sets (`Some`) or lifts (`None`) the cache limits of the strong
+    /// namespace of `prefix` (entry format 7). `SetNamespace` lifts them
+    /// too: a transaction setting a namespace with limits carries both.
+    SetNamespaceCache {
+        prefix: Bytes,
+        limits: Option<CacheLimits>,
+    },
 }
 
 impl MapChange {
@@ -119,6 +126,7 @@ impl MapChange {
             | Self::SplitShard { .. }
             | Self::RetireShard { .. } => EntryFormat::V2,
             Self::SetNamespace(_) | Self::RemoveNamespace { .. } => EntryFormat::V6,
+            Self::SetNamespaceCache { .. } => EntryFormat::V7,
             _ => EntryFormat::V1,
         }
     }
@@ -214,6 +222,10 @@ impl ClusterMap {
                     ))
                 })
             }
+            MapChange::SetNamespaceCache { prefix, limits } => self
+                .namespaces
+                .set_cache(prefix, *limits)
+                .map_err(|error| TxnError::Rejected(error.to_string())),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(

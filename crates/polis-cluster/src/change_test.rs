@@ -292,3 +292,67 @@ fn a_namespace_may_not_ask_more_replicas_than_a_shard_keeps() {
         .unwrap_err();
     assert!(error.to_string().contains("needs --replicas"), "{error}");
 }
+
+#[test]
+fn cache_limits_go_with_a_strong_namespace_at_entry_format_7() {
+    use crate::namespace::{CacheLimits, Consistency, Namespace};
+    let map = map(3, 3);
+    let prefix = bytes::Bytes::from_static(b"cache:");
+    let strong = Namespace {
+        prefix: prefix.clone(),
+        consistency: Consistency::Strong,
+        quorums: None,
+    };
+    let limits = CacheLimits {
+        maxmemory_bytes: 64 << 20,
+        policy: polis_types::EvictionPolicy::AllKeysLfu,
+    };
+    let cache = MapChange::SetNamespaceCache {
+        prefix: prefix.clone(),
+        limits: Some(limits),
+    };
+    assert_eq!(cache.format(), EntryFormat::V7);
+    let error = map
+        .apply(map.version, std::slice::from_ref(&cache))
+        .unwrap_err();
+    assert!(error.to_string().contains("set the namespace first"), "{error}");
+    let cached = map
+        .apply(
+            map.version,
+            &[MapChange::SetNamespace(strong.clone()), cache.clone()],
+        )
+        .unwrap();
+    assert_eq!(cached.namespaces.cache(b"cache:"), Some(limits));
+    assert_eq!(cached.namespaces.caches().count(), 1);
+    // Setting the namespace again, without limits, lifts them.
+    let plain = cached
+        .apply(cached.version, &[MapChange::SetNamespace(strong)])
+        .unwrap();
+    assert_eq!(plain.namespaces.cache(b"cache:"), None);
+    // An eventual namespace takes none; removing a namespace drops them.
+    let error = map
+        .apply(
+            map.version,
+            &[MapChange::SetNamespace(eventual("cache:", 3)), cache.clone()],
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("for strong namespaces"), "{error}");
+    let removed = cached
+        .apply(
+            cached.version,
+            &[MapChange::RemoveNamespace {
+                prefix: prefix.clone(),
+            }],
+        )
+        .unwrap();
+    assert_eq!(removed.namespaces.cache(b"cache:"), None);
+    let zero = MapChange::SetNamespaceCache {
+        prefix,
+        limits: Some(CacheLimits {
+            maxmemory_bytes: 0,
+            ..limits
+        }),
+    };
+    let error = cached.apply(cached.version, &[zero]).unwrap_err();
+    assert!(error.to_string().contains("above 0"), "{error}");
+}

@@ -37,6 +37,6 @@ pub use layout::{Layout, Registration};
 pub use map::{ClusterMap, MapView, NodeAddrs, NodeRecord, NodeState, ShardRecord, ShardReplica};
 pub use meta::{MetaCommand, MetaMachine, MetaReply};
 pub use migration::{Migration, MigrationPhase};
-pub use namespace::{Consistency, Namespace, NamespaceError, Namespaces, Quorums};
+pub use namespace::{CacheLimits, Consistency, Namespace, NamespaceError, Namespaces, Quorums};
 pub use route::{classify, Routed, Target};
 pub use version::{EntryFormat, ENTRY_FORMAT_MAX};

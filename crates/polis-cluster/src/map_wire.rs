@@ -8,6 +8,7 @@
 //! ```text
 //!   format 1..5: cluster_id .. shards_min
 //!   format 6:    cluster_id .. shards_min  namespaces
+//!   format 7:    cluster_id .. shards_min  namespaces  caches
 //! ```
 //!
 //! A new map holds no namespace yet, so [`MetaCommand::Create`] carries
@@ -22,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::map::{ClusterMap, NodeRecord, ShardRecord};
 use crate::migration::Migration;
-use crate::namespace::Namespaces;
+use crate::namespace::{Namespace, Namespaces};
 
 /// The map as binaries before entry format 6 wrote it.
 #[derive(Serialize, Deserialize)]
@@ -38,6 +39,22 @@ struct MapV5 {
     migrations: BTreeMap<u64, Migration>,
     next_shard_id: u64,
     shards_min: u32,
+}
+
+/// The map as binaries of entry format 6 wrote it: namespaces without
+/// cache limits.
+#[derive(Serialize, Deserialize)]
+struct MapV6 {
+    v5: MapV5,
+    namespaces: BTreeMap<bytes::Bytes, Namespace>,
+}
+
+impl From<MapV6> for ClusterMap {
+    fn from(old: MapV6) -> Self {
+        let mut map = ClusterMap::from(old.v5);
+        map.namespaces = Namespaces::without_caches(old.namespaces);
+        map
+    }
 }
 
 impl From<MapV5> for ClusterMap {
@@ -79,14 +96,15 @@ impl From<&ClusterMap> for MapV5 {
 
 impl ClusterMap {
     /// Reads a map that ends `bytes`, in this binary's form or an older
-    /// one (which has no namespaces).
+    /// one (format 6: no cache limits; before it: no namespaces).
     ///
     /// # Errors
     /// The error of the newest form when no form reads the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes::<ClusterMap>(bytes).or_else(|newest| {
-            postcard::from_bytes::<MapV5>(bytes)
+            postcard::from_bytes::<MapV6>(bytes)
                 .map(ClusterMap::from)
+                .or_else(|_| postcard::from_bytes::<MapV5>(bytes).map(ClusterMap::from))
                 .map_err(|_| newest)
         })
     }
@@ -98,8 +116,11 @@ impl ClusterMap {
     /// The error of the newest form when no form reads the bytes.
     pub fn decode_optional(bytes: &[u8]) -> Result<Option<Self>, postcard::Error> {
         postcard::from_bytes::<Option<ClusterMap>>(bytes).or_else(|newest| {
-            postcard::from_bytes::<Option<MapV5>>(bytes)
+            postcard::from_bytes::<Option<MapV6>>(bytes)
                 .map(|old| old.map(ClusterMap::from))
+                .or_else(|_| {
+                    postcard::from_bytes::<Option<MapV5>>(bytes).map(|old| old.map(ClusterMap::from))
+                })
                 .map_err(|_| newest)
         })
     }
@@ -176,5 +197,45 @@ mod tests {
         let older: MapV5 = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(older.shards, map.shards);
         assert!(ClusterMap::decode(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn a_map_of_format_6_reads_with_its_namespaces_and_no_cache_limits() {
+        let mut map = with_namespace();
+        let strong = Namespace {
+            prefix: Bytes::from_static(b"cache:"),
+            consistency: Consistency::Strong,
+            quorums: None,
+        };
+        map.namespaces.set(strong).unwrap();
+        let limits = crate::namespace::CacheLimits {
+            maxmemory_bytes: 1 << 20,
+            policy: polis_types::EvictionPolicy::AllKeysLru,
+        };
+        map.namespaces.set_cache(b"cache:", Some(limits)).unwrap();
+        let by_prefix: BTreeMap<Bytes, Namespace> = map
+            .namespaces
+            .iter()
+            .map(|namespace| (namespace.prefix.clone(), namespace.clone()))
+            .collect();
+        let old = MapV6 {
+            v5: MapV5::from(&map),
+            namespaces: by_prefix.clone(),
+        };
+        let read = ClusterMap::decode(&postcard::to_stdvec(&old).unwrap()).unwrap();
+        assert_eq!(read.namespaces.iter().count(), 2);
+        assert_eq!(read.namespaces.cache(b"cache:"), None);
+        let snapshot = postcard::to_stdvec(&Some(old)).unwrap();
+        let read = ClusterMap::decode_optional(&snapshot).unwrap().unwrap();
+        assert_eq!(read.namespaces.iter().count(), 2);
+        // This binary's map keeps the limits; a format 6 binary reads the
+        // namespaces before them.
+        let bytes = postcard::to_stdvec(&map).unwrap();
+        assert_eq!(
+            ClusterMap::decode(&bytes).unwrap().namespaces.cache(b"cache:"),
+            Some(limits)
+        );
+        let older: MapV6 = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(older.namespaces, by_prefix);
     }
 }

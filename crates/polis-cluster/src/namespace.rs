@@ -1,7 +1,8 @@
 //! Namespaces: key prefixes with settings, of which the longest matching
 //! a key decides its consistency (strong: Raft per shard; eventual:
-//! leaderless quorums), its quorums, and its cache limits. A key outside
-//! every namespace is strong.
+//! leaderless quorums), its quorums, and its cache limits (strong
+//! namespaces: a `maxmemory` per node and a policy). A key outside every
+//! namespace is strong.
 //!
 //! ```text
 //!   "stock:"        eventual N=3 W=2 R=2
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use polis_types::limits::{NAMESPACES_MAX, NAMESPACE_PREFIX_LEN_MAX, NAMESPACE_REPLICAS_MAX};
+use polis_types::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Which side of CAP a namespace's keys are on.
@@ -65,6 +67,15 @@ pub struct Namespace {
     pub quorums: Option<Quorums>,
 }
 
+/// A strong namespace's cache limits: on every node, its keys are kept
+/// within `maxmemory_bytes` by `policy`, as a node keeps all its keys
+/// within its own `maxmemory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheLimits {
+    pub maxmemory_bytes: u64,
+    pub policy: EvictionPolicy,
+}
+
 /// A namespace that cannot be set, and what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NamespaceError {
@@ -78,16 +89,26 @@ pub enum NamespaceError {
     BadQuorums { replicas: u8, write: u8, read: u8 },
     #[error("a cluster holds at most {max} namespaces: remove one first", max = NAMESPACES_MAX)]
     TooMany,
+    #[error("cache limits are for strong namespaces: eventual keys are kept on disk, not in memory (drop --maxmemory and --maxmemory-policy)")]
+    CacheOnEventual,
+    #[error("--maxmemory must be above 0 (drop it and --maxmemory-policy for no limit)")]
+    CacheWithoutLimit,
+    #[error("no namespace has this prefix: set the namespace first")]
+    CacheWithoutNamespace,
 }
 
 /// The cluster's namespaces, by prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces {
     by_prefix: BTreeMap<Bytes, Namespace>,
+    /// The cache limits of strong namespaces, by prefix (entry format 7;
+    /// the last field, see [`crate::map_wire`]).
+    caches: BTreeMap<Bytes, CacheLimits>,
 }
 
 impl Namespaces {
-    /// Adds `namespace`, or replaces the one with its prefix.
+    /// Adds `namespace`, or replaces the one with its prefix, with no
+    /// cache limits.
     ///
     /// # Errors
     /// A [`NamespaceError`] saying what to change; nothing is set then.
@@ -121,13 +142,64 @@ impl Namespaces {
         {
             return Err(NamespaceError::TooMany);
         }
+        self.caches.remove(&namespace.prefix);
         self.by_prefix.insert(namespace.prefix.clone(), namespace);
         Ok(())
     }
 
-    /// Removes the namespace of `prefix`; returns it, if there was one.
+    /// Sets (`Some`) or lifts (`None`) the cache limits of the strong
+    /// namespace of `prefix`.
+    ///
+    /// # Errors
+    /// A [`NamespaceError`] saying what to change; nothing is set then.
+    pub fn set_cache(
+        &mut self,
+        prefix: &[u8],
+        limits: Option<CacheLimits>,
+    ) -> Result<(), NamespaceError> {
+        let namespace = self
+            .by_prefix
+            .get(prefix)
+            .ok_or(NamespaceError::CacheWithoutNamespace)?;
+        let Some(limits) = limits else {
+            self.caches.remove(prefix);
+            return Ok(());
+        };
+        if namespace.consistency != Consistency::Strong {
+            return Err(NamespaceError::CacheOnEventual);
+        }
+        if limits.maxmemory_bytes == 0 {
+            return Err(NamespaceError::CacheWithoutLimit);
+        }
+        self.caches.insert(namespace.prefix.clone(), limits);
+        Ok(())
+    }
+
+    /// Returns the cache limits of the namespace of `prefix`, if it has
+    /// any.
+    pub fn cache(&self, prefix: &[u8]) -> Option<CacheLimits> {
+        self.caches.get(prefix).copied()
+    }
+
+    /// Returns the namespaces with cache limits, in prefix order.
+    pub fn caches(&self) -> impl Iterator<Item = (&Bytes, &CacheLimits)> {
+        self.caches.iter()
+    }
+
+    /// Removes the namespace of `prefix` and its cache limits; returns
+    /// it, if there was one.
     pub fn remove(&mut self, prefix: &[u8]) -> Option<Namespace> {
+        self.caches.remove(prefix);
         self.by_prefix.remove(prefix)
+    }
+
+    /// Returns namespaces as a map of entry format 6 holds them: none
+    /// with cache limits.
+    pub(crate) fn without_caches(by_prefix: BTreeMap<Bytes, Namespace>) -> Self {
+        Self {
+            by_prefix,
+            caches: BTreeMap::new(),
+        }
     }
 
     /// Returns true when there is no namespace (every key is strong).

@@ -37,6 +37,8 @@ pub enum EntryFormat {
     V5,
     /// Namespaces in the cluster map (`SetNamespace`, `RemoveNamespace`).
     V6,
+    /// Cache limits of namespaces (`SetNamespaceCache`).
+    V7,
 }
 
 impl EntryFormat {
@@ -49,12 +51,13 @@ impl EntryFormat {
             Self::V4 => 4,
             Self::V5 => 5,
             Self::V6 => 6,
+            Self::V7 => 7,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V6.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V7.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

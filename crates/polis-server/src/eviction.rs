@@ -66,8 +66,7 @@ pub struct EvictionConfig {
 impl EvictionConfig {
     /// Returns how keys' access words are kept under this configuration.
     pub fn tracking(&self) -> Tracking {
-        self.policy
-            .tracking(self.lfu_log_factor, self.lfu_decay_minutes)
+        polis_store::tracking_of(self.policy, self.lfu_log_factor, self.lfu_decay_minutes)
     }
 }
 

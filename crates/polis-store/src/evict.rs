@@ -23,6 +23,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+pub use polis_types::EvictionPolicy;
+
 use crate::access::Tracking;
 use crate::db::{entry_bytes, Db, Entry};
 use crate::events::class;
@@ -37,85 +39,16 @@ pub const EVICTION_POOL_SIZE: usize = 16;
 /// the deadline index around a random deadline instead.
 pub const VOLATILE_WALK_MAX: usize = 1024;
 
-/// Redis's `maxmemory-policy` values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum EvictionPolicy {
-    #[default]
-    NoEviction,
-    AllKeysLru,
-    AllKeysLfu,
-    AllKeysRandom,
-    VolatileLru,
-    VolatileLfu,
-    VolatileRandom,
-    VolatileTtl,
-}
-
-impl EvictionPolicy {
-    /// Every policy, in the order Redis's documentation lists them.
-    pub const ALL: [Self; 8] = [
-        Self::NoEviction,
-        Self::AllKeysLru,
-        Self::AllKeysLfu,
-        Self::AllKeysRandom,
-        Self::VolatileLru,
-        Self::VolatileLfu,
-        Self::VolatileRandom,
-        Self::VolatileTtl,
-    ];
-
-    /// Returns the policy Redis names `name` (lowercase).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|policy| policy.name() == name)
-    }
-
-    /// Returns Redis's name of the policy.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::NoEviction => "noeviction",
-            Self::AllKeysLru => "allkeys-lru",
-            Self::AllKeysLfu => "allkeys-lfu",
-            Self::AllKeysRandom => "allkeys-random",
-            Self::VolatileLru => "volatile-lru",
-            Self::VolatileLfu => "volatile-lfu",
-            Self::VolatileRandom => "volatile-random",
-            Self::VolatileTtl => "volatile-ttl",
+/// Returns how keys' access words are kept under this policy, with
+/// `lfu-log-factor` and `lfu-decay-time` for the LFU ones.
+pub fn tracking_of(policy: EvictionPolicy, log_factor: u32, decay_minutes: u32) -> Tracking {
+    if policy.is_lfu() {
+        Tracking::Lfu {
+            log_factor,
+            decay_minutes,
         }
-    }
-
-    /// Returns true when the policy evicts keys at all.
-    pub fn evicts(self) -> bool {
-        self != Self::NoEviction
-    }
-
-    /// Returns true when only keys with a deadline may go.
-    pub fn volatile_only(self) -> bool {
-        matches!(
-            self,
-            Self::VolatileLru | Self::VolatileLfu | Self::VolatileRandom | Self::VolatileTtl
-        )
-    }
-
-    /// Returns true for the LFU policies, whose keys keep counters.
-    pub fn is_lfu(self) -> bool {
-        matches!(self, Self::AllKeysLfu | Self::VolatileLfu)
-    }
-
-    /// Returns how keys' access words are kept under this policy, with
-    /// `lfu-log-factor` and `lfu-decay-time` for the LFU ones.
-    pub fn tracking(self, log_factor: u32, decay_minutes: u32) -> Tracking {
-        if self.is_lfu() {
-            Tracking::Lfu {
-                log_factor,
-                decay_minutes,
-            }
-        } else {
-            Tracking::Lru
-        }
-    }
-
-    fn is_random(self) -> bool {
-        matches!(self, Self::AllKeysRandom | Self::VolatileRandom)
+    } else {
+        Tracking::Lru
     }
 }
 

@@ -153,7 +153,7 @@ fn volatile_policies_never_choose_keys_without_a_deadline() {
         EvictionPolicy::VolatileRandom,
         EvictionPolicy::VolatileTtl,
     ] {
-        let mut db = keyspace(3_000, policy.tracking(10, 1));
+        let mut db = keyspace(3_000, crate::tracking_of(policy, 10, 1));
         // Few keys with a deadline, so samples walk far or fall back on
         // the deadline index.
         let volatile: BTreeSet<Bytes> = (0..3_000).step_by(400).map(key).collect();
@@ -175,7 +175,7 @@ fn volatile_policies_never_choose_keys_without_a_deadline() {
         );
         assert_eq!(chosen, volatile, "{policy:?}: every volatile key may go");
         // Without any key with a deadline, nothing may go.
-        let plain = keyspace(100, policy.tracking(10, 1));
+        let plain = keyspace(100, crate::tracking_of(policy, 10, 1));
         let sources = [(1, &plain)];
         assert!(evictor.choose(&sources, choice(policy, 5, 10)).is_empty());
     }

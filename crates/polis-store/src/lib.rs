@@ -41,7 +41,7 @@ pub mod zset;
 pub use access::{Access, Tracking};
 pub use db::{detached, Db, DbStats, Entry};
 pub use events::{class as event_class, KeyEvent};
-pub use evict::{Choice, EvictionPolicy, Evictor, Victim};
+pub use evict::{tracking_of, Choice, EvictionPolicy, Evictor, Victim};
 pub use fencing::GrantError;
 pub use hash::{FieldsPage, HashValue};
 pub use list::ListValue;

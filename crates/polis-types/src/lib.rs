@@ -4,9 +4,11 @@
 //! of polis and holds no I/O. Every configurable cap lives in [`limits`],
 //! with `const` assertions on how the caps relate to each other.
 
+pub mod eviction;
 pub mod ids;
 pub mod limits;
 pub mod slot;
 
+pub use eviction::EvictionPolicy;
 pub use ids::{GroupId, NodeId, ReplicaId, META_GROUP};
 pub use slot::{key_hash_slot, split_evenly, Slot, SlotRange, SlotSet, SLOT_COUNT};
