@@ -17,6 +17,7 @@ use crate::access::{Access, Tracking};
 pub use crate::entry::Entry;
 pub(crate) use crate::entry::{deadline, entry_bytes};
 use crate::events::{class, KeyEvent, Recorder};
+use crate::namespace_usage::NamespaceUsage;
 use crate::ordered::{HashOrderedMap, ScanPage};
 use crate::value::{EncodingLimits, Value};
 
@@ -61,6 +62,10 @@ pub struct Db {
     recorder: Recorder,
     /// How access words are kept (node configuration, not replicated).
     tracking: Tracking,
+    /// The bytes per cache namespace, when the node has any (node
+    /// configuration and what follows from it; see
+    /// [`crate::namespace_usage`]).
+    pub(crate) namespaces: Option<Box<NamespaceUsage>>,
     /// The time of the log entry being applied (set by
     /// [`Db::set_write_time`]): what writes stamp access words with.
     write_time_ms: u64,
@@ -147,12 +152,22 @@ impl Db {
     }
 
     /// Copies the node configuration (encoding limits, the key events
-    /// recorded, how access words are kept) of `other`: a keyspace read
+    /// recorded, how access words are kept, the cache namespaces counted)
+    /// of `other`: a keyspace read
     /// from a snapshot takes over the one it replaces.
     pub fn configure_like(&mut self, other: &Db) {
         self.encoding_limits = other.encoding_limits;
         self.recorder.mask = other.recorder.mask;
         self.tracking = other.tracking;
+        self.set_namespaces(other.namespace_table().cloned());
+    }
+
+    /// Moves the count of `key`'s cache namespace, if any, from `before`
+    /// to `after` bytes.
+    fn account(&mut self, key: &[u8], before: usize, after: usize) {
+        if let Some(usage) = &mut self.namespaces {
+            usage.account(key, before, after);
+        }
     }
 
     /// Sets the time of the log entry being applied: the keys its writes
@@ -348,6 +363,7 @@ impl Db {
                         .access
                         .touch(self.tracking, now_ms.max(self.write_time_ms));
                     self.used_bytes = self.used_bytes.saturating_sub(before) + after;
+                    self.account(&key, before, after);
                     return;
                 }
                 found => absent = found.is_none(),
@@ -374,7 +390,9 @@ impl Db {
                 self.recorder.record(class::NEW, "new", &key);
             }
         }
-        self.used_bytes += entry_bytes(&key, &entry);
+        let bytes = entry_bytes(&key, &entry);
+        self.used_bytes += bytes;
+        self.account(&key, 0, bytes);
         if let Some(deadline) = entry.expire_at_ms() {
             self.expires.insert((deadline, key.clone()));
         }
@@ -420,6 +438,7 @@ impl Db {
         let after = entry_bytes(key, entry);
         let now_empty = entry.value.is_empty_aggregate();
         self.used_bytes = self.used_bytes.saturating_sub(before) + after;
+        self.account(key, before, after);
         if now_empty {
             self.remove_raw(key);
             if self.recorder.wants(class::GENERIC) {
@@ -453,6 +472,7 @@ impl Db {
             entry.access.touch(tracking, used_at_ms);
             let after = entry_bytes(key, entry);
             self.used_bytes = self.used_bytes.saturating_sub(before) + after;
+            self.account(key, before, after);
         }
         true
     }
@@ -464,6 +484,9 @@ impl Db {
         self.keys.clear();
         self.expires.clear();
         self.used_bytes = 0;
+        if let Some(usage) = &mut self.namespaces {
+            usage.bytes.iter_mut().for_each(|bytes| *bytes = 0);
+        }
     }
 
     /// Removes every key for which `gone` holds, whatever its deadline,
@@ -485,12 +508,17 @@ impl Db {
         }
         let (mut removed, mut freed) = (0, 0);
         let expires = &mut self.expires;
+        let mut usage = self.namespaces.as_deref_mut();
         self.keys.retain(|key, entry| {
             if !gone(key) {
                 return true;
             }
             removed += 1;
-            freed += entry_bytes(key, entry);
+            let bytes = entry_bytes(key, entry);
+            freed += bytes;
+            if let Some(usage) = usage.as_mut() {
+                usage.account(key, bytes, 0);
+            }
             if let Some(deadline) = entry.expire_at_ms() {
                 expires.remove(&(deadline, key.clone()));
             }
@@ -504,9 +532,9 @@ impl Db {
     pub(crate) fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
         self.preserve(key);
         let (stored_key, entry) = self.keys.remove(key)?;
-        self.used_bytes = self
-            .used_bytes
-            .saturating_sub(entry_bytes(&stored_key, &entry));
+        let bytes = entry_bytes(&stored_key, &entry);
+        self.used_bytes = self.used_bytes.saturating_sub(bytes);
+        self.account(&stored_key, bytes, 0);
         if let Some(deadline) = entry.expire_at_ms() {
             self.expires.remove(&(deadline, stored_key));
         }
@@ -537,6 +565,7 @@ impl Db {
             recorder: Recorder::default(),
             tracking: Tracking::default(),
             write_time_ms: 0,
+            namespaces: None,
         }
     }
 }

@@ -38,6 +38,9 @@ pub const EVICTION_POOL_SIZE: usize = 16;
 /// deadline among keys without one; past it the sample takes keys from
 /// the deadline index around a random deadline instead.
 pub const VOLATILE_WALK_MAX: usize = 1024;
+/// Keys a sample scoped to one cache namespace walks past, at most,
+/// looking for the namespace's keys among the others.
+pub const NAMESPACE_WALK_MAX: usize = 16 * 1024;
 
 /// Returns how keys' access words are kept under this policy, with
 /// `lfu-log-factor` and `lfu-decay-time` for the LFU ones.
@@ -122,7 +125,10 @@ pub struct Victim {
 
 /// What a choice of victims is bounded by and works with.
 #[derive(Clone, Copy, Debug)]
-pub struct Choice {
+pub struct Choice<'a> {
+    /// Only keys counted in the cache namespace of this prefix (see
+    /// [`Db::limited_namespace_of`]); None: any key.
+    pub within: Option<&'a [u8]>,
     pub policy: EvictionPolicy,
     /// `maxmemory-samples`.
     pub samples: usize,
@@ -171,7 +177,7 @@ impl Evictor {
     /// to evict under `choice`, in the order they should go: until they
     /// free `choice.bytes`, `choice.keys_max` are chosen, or no key may
     /// go (none at all, or none with a deadline for a volatile policy).
-    pub fn choose(&mut self, sources: &[(u64, &Db)], choice: Choice) -> Vec<Victim> {
+    pub fn choose(&mut self, sources: &[(u64, &Db)], choice: Choice<'_>) -> Vec<Victim> {
         let mut victims = Vec::new();
         if !choice.policy.evicts() || sources.is_empty() {
             return victims;
@@ -200,7 +206,7 @@ impl Evictor {
     fn random_victim(
         &mut self,
         sources: &[(u64, &Db)],
-        choice: Choice,
+        choice: Choice<'_>,
         chosen: &HashSet<(u64, Bytes)>,
     ) -> Option<Victim> {
         let volatile = choice.policy.volatile_only();
@@ -209,7 +215,10 @@ impl Evictor {
             self.next_source = self.next_source.wrapping_add(1);
             let seed = self.next_random();
             let mut found = None;
-            db.sample(seed, 1, volatile, &mut |key, entry| {
+            db.sample(seed, 1, volatile, walk_max(choice), &mut |key, entry| {
+                if !within(db, key, choice) {
+                    return false;
+                }
                 let key = Bytes::copy_from_slice(key);
                 if chosen.contains(&(source, key.clone())) {
                     return false;
@@ -233,7 +242,7 @@ impl Evictor {
     fn pooled_victim(
         &mut self,
         sources: &[(u64, &Db)],
-        choice: Choice,
+        choice: Choice<'_>,
         chosen: &HashSet<(u64, Bytes)>,
     ) -> Option<Victim> {
         // A pool left holding only keys gone since is filled again: a few
@@ -251,11 +260,19 @@ impl Evictor {
     }
 
     /// Samples every keyspace into the pool.
-    fn populate(&mut self, sources: &[(u64, &Db)], choice: Choice, chosen: &HashSet<(u64, Bytes)>) {
+    fn populate(
+        &mut self,
+        sources: &[(u64, &Db)],
+        choice: Choice<'_>,
+        chosen: &HashSet<(u64, Bytes)>,
+    ) {
         for (source, db) in sources {
             let seed = self.next_random();
             let pool = &mut self.pool;
             let mut offer = |key: &[u8], entry: &Entry| {
+                if !within(db, key, choice) {
+                    return false;
+                }
                 let Some(score) = score(db, entry, choice.policy, choice.now_ms) else {
                     return false;
                 };
@@ -271,16 +288,34 @@ impl Evictor {
                 true
             };
             if choice.policy == EvictionPolicy::VolatileTtl {
-                db.nearest_deadlines(choice.samples, &mut offer);
+                db.nearest_deadlines(choice.samples, walk_max(choice), &mut offer);
             } else {
                 db.sample(
                     seed,
                     choice.samples,
                     choice.policy.volatile_only(),
+                    walk_max(choice),
                     &mut offer,
                 );
             }
         }
+    }
+}
+
+/// Returns true when `key` of `db` is in the scope of `choice`.
+fn within(db: &Db, key: &[u8], choice: Choice<'_>) -> bool {
+    choice.within.is_none_or(|prefix| {
+        db.limited_namespace_of(key)
+            .is_some_and(|counted| counted.as_ref() == prefix)
+    })
+}
+
+/// Returns how many keys a sample of `choice` walks past at most.
+fn walk_max(choice: Choice<'_>) -> usize {
+    if choice.within.is_some() {
+        NAMESPACE_WALK_MAX
+    } else {
+        VOLATILE_WALK_MAX
     }
 }
 
@@ -337,14 +372,17 @@ impl Db {
     /// Offers keys to `visit` from a random position (`seed`), in hash
     /// order, until it accepted `count` (it returns true for a key it
     /// takes): any key, or with `volatile` only keys with a deadline.
-    /// O(log n) to start; a walk passes at most [`VOLATILE_WALK_MAX`] keys
-    /// it does not take, and a volatile sample that found nothing that
-    /// way takes keys from the deadline index, around a random deadline.
+    /// O(log n) to start; a walk passes at most `passed_max` keys it does
+    /// not take ([`VOLATILE_WALK_MAX`], or [`NAMESPACE_WALK_MAX`] for a
+    /// sample of one namespace), and a volatile sample that found nothing
+    /// that way takes keys from the deadline index, around a random
+    /// deadline.
     pub fn sample(
         &self,
         seed: u64,
         count: usize,
         volatile: bool,
+        passed_max: usize,
         visit: &mut dyn FnMut(&[u8], &Entry) -> bool,
     ) {
         if count == 0 || self.keys.is_empty() || (volatile && self.expires.is_empty()) {
@@ -352,7 +390,7 @@ impl Db {
         }
         let (mut taken, mut passed) = (0, 0);
         for (key, entry) in self.keys.iter_from(seed) {
-            if taken == count || passed > VOLATILE_WALK_MAX {
+            if taken == count || passed > passed_max {
                 break;
             }
             let offered = !volatile || entry.expire_at_ms().is_some();
@@ -378,7 +416,7 @@ impl Db {
         let head = self.expires.range(..&from);
         let mut passed = 0;
         for (_, key) in tail.chain(head) {
-            if taken == count || passed > VOLATILE_WALK_MAX {
+            if taken == count || passed > passed_max {
                 break;
             }
             match self.keys.get(key) {
@@ -389,11 +427,16 @@ impl Db {
     }
 
     /// Offers `visit` the keys with the nearest deadlines, nearest first,
-    /// until it accepted `count` or passed [`VOLATILE_WALK_MAX`].
-    pub fn nearest_deadlines(&self, count: usize, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+    /// until it accepted `count` or passed `passed_max` keys.
+    pub fn nearest_deadlines(
+        &self,
+        count: usize,
+        passed_max: usize,
+        visit: &mut dyn FnMut(&[u8], &Entry) -> bool,
+    ) {
         let (mut taken, mut passed) = (0, 0);
         for (_, key) in &self.expires {
-            if taken == count || passed > VOLATILE_WALK_MAX {
+            if taken == count || passed > passed_max {
                 break;
             }
             match self.keys.get(key) {

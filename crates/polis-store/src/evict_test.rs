@@ -36,8 +36,9 @@ fn keyspace(count: usize, tracking: Tracking) -> Db {
     db
 }
 
-fn choice(policy: EvictionPolicy, samples: usize, keys_max: usize) -> Choice {
+fn choice(policy: EvictionPolicy, samples: usize, keys_max: usize) -> Choice<'static> {
     Choice {
+        within: None,
         policy,
         samples,
         bytes: usize::MAX,
