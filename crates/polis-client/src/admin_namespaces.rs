@@ -10,18 +10,24 @@ use crate::admin::{get, send};
 /// How long a namespace change may take: it asks every node first.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The settings of one namespace: strong, or eventual with N, W and R.
+/// The settings of one namespace: strong (with cache limits, if any), or
+/// eventual with N, W and R.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NamespaceSettings<'a> {
     pub prefix: &'a str,
     pub consistency: &'a str,
     /// (replicas, write quorum, read quorum), for eventual namespaces.
     pub quorums: Option<(u8, u8, u8)>,
+    /// The cache limit per node in bytes, for strong namespaces.
+    pub maxmemory_bytes: Option<u64>,
+    /// The eviction policy over that limit (Redis's names).
+    pub maxmemory_policy: Option<&'a str>,
 }
 
 /// Returns the namespaces of the node at `addr`, as JSON objects
 /// (`prefix`, `consistency`, and `replicas`, `write_quorum`,
-/// `read_quorum` for eventual ones).
+/// `read_quorum` for eventual ones, `maxmemory_bytes` and
+/// `maxmemory_policy` for strong ones with cache limits).
 ///
 /// # Errors
 /// Returns why the node did not answer.
@@ -49,6 +55,12 @@ pub async fn set_namespace(addr: &str, settings: NamespaceSettings<'_>) -> anyho
         body["replicas"] = replicas.into();
         body["write_quorum"] = write.into();
         body["read_quorum"] = read.into();
+    }
+    if let Some(bytes) = settings.maxmemory_bytes {
+        body["maxmemory_bytes"] = bytes.into();
+    }
+    if let Some(policy) = settings.maxmemory_policy {
+        body["maxmemory_policy"] = policy.into();
     }
     change(Method::PUT, addr, &body).await
 }

@@ -315,7 +315,10 @@ fn cache_limits_go_with_a_strong_namespace_at_entry_format_7() {
     let error = map
         .apply(map.version, std::slice::from_ref(&cache))
         .unwrap_err();
-    assert!(error.to_string().contains("set the namespace first"), "{error}");
+    assert!(
+        error.to_string().contains("set the namespace first"),
+        "{error}"
+    );
     let cached = map
         .apply(
             map.version,
@@ -333,10 +336,16 @@ fn cache_limits_go_with_a_strong_namespace_at_entry_format_7() {
     let error = map
         .apply(
             map.version,
-            &[MapChange::SetNamespace(eventual("cache:", 3)), cache.clone()],
+            &[
+                MapChange::SetNamespace(eventual("cache:", 3)),
+                cache.clone(),
+            ],
         )
         .unwrap_err();
-    assert!(error.to_string().contains("for strong namespaces"), "{error}");
+    assert!(
+        error.to_string().contains("for strong namespaces"),
+        "{error}"
+    );
     let removed = cached
         .apply(
             cached.version,

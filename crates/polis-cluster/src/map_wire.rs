@@ -119,7 +119,8 @@ impl ClusterMap {
             postcard::from_bytes::<Option<MapV6>>(bytes)
                 .map(|old| old.map(ClusterMap::from))
                 .or_else(|_| {
-                    postcard::from_bytes::<Option<MapV5>>(bytes).map(|old| old.map(ClusterMap::from))
+                    postcard::from_bytes::<Option<MapV5>>(bytes)
+                        .map(|old| old.map(ClusterMap::from))
                 })
                 .map_err(|_| newest)
         })
@@ -232,7 +233,10 @@ mod tests {
         // namespaces before them.
         let bytes = postcard::to_stdvec(&map).unwrap();
         assert_eq!(
-            ClusterMap::decode(&bytes).unwrap().namespaces.cache(b"cache:"),
+            ClusterMap::decode(&bytes)
+                .unwrap()
+                .namespaces
+                .cache(b"cache:"),
             Some(limits)
         );
         let older: MapV6 = postcard::from_bytes(&bytes).unwrap();

@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use bytes::Bytes;
-use polis_cluster::{Consistency, MapChange, Namespace, Namespaces, Quorums};
+use polis_cluster::{CacheLimits, Consistency, MapChange, Namespace, Namespaces, Quorums};
+use polis_types::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::node::{now_ms, Node};
@@ -31,11 +32,24 @@ pub struct NamespaceView {
     pub write_quorum: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_quorum: Option<u8>,
+    /// A strong namespace's cache limit per node, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxmemory_bytes: Option<u64>,
+    /// Its eviction policy (Redis's names; noeviction when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxmemory_policy: Option<String>,
+    /// What the namespace's keys take on the node that answered, in
+    /// bytes (shown for namespaces with cache limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
 }
 
 impl NamespaceView {
-    fn of(namespace: &Namespace) -> Self {
+    fn of(namespace: &Namespace, cache: Option<CacheLimits>) -> Self {
         Self {
+            maxmemory_bytes: cache.map(|limits| limits.maxmemory_bytes),
+            maxmemory_policy: cache.map(|limits| limits.policy.name().to_owned()),
+            used_bytes: None,
             prefix: String::from_utf8_lossy(&namespace.prefix).into_owned(),
             consistency: namespace.consistency.name().to_owned(),
             replicas: namespace.quorums.map(|quorums| quorums.replicas),
@@ -68,6 +82,32 @@ impl NamespaceView {
             quorums,
         })
     }
+
+    fn cache(&self) -> Result<Option<CacheLimits>, String> {
+        let policy = match &self.maxmemory_policy {
+            None => EvictionPolicy::NoEviction,
+            Some(name) => EvictionPolicy::parse(&name.to_ascii_lowercase()).ok_or_else(|| {
+                let names: Vec<&str> = EvictionPolicy::ALL
+                    .iter()
+                    .map(|policy| policy.name())
+                    .collect();
+                format!(
+                    "unknown --maxmemory-policy '{name}': use one of {}",
+                    names.join(", ")
+                )
+            })?,
+        };
+        match self.maxmemory_bytes {
+            Some(maxmemory_bytes) => Ok(Some(CacheLimits {
+                maxmemory_bytes,
+                policy,
+            })),
+            None if self.maxmemory_policy.is_some() => {
+                Err("--maxmemory-policy needs --maxmemory".to_owned())
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 /// What DELETE /namespaces takes.
@@ -83,7 +123,15 @@ pub(crate) async fn list(State(node): State<Arc<Node>>) -> Response {
             view.map()
                 .namespaces
                 .iter()
-                .map(NamespaceView::of)
+                .map(|namespace| {
+                    let cache = view.map().namespaces.cache(&namespace.prefix);
+                    let mut shown = NamespaceView::of(namespace, cache);
+                    if cache.is_some() {
+                        let footprint = node.eviction.footprint();
+                        shown.used_bytes = Some(footprint.namespace_bytes(&namespace.prefix));
+                    }
+                    shown
+                })
                 .collect::<Vec<_>>(),
         )
         .into_response(),
@@ -100,8 +148,11 @@ pub(crate) async fn set(
     State(node): State<Arc<Node>>,
     Json(request): Json<NamespaceView>,
 ) -> Response {
-    let namespace = match request.namespace() {
-        Ok(namespace) => namespace,
+    let (namespace, cache) = match request
+        .namespace()
+        .and_then(|namespace| request.cache().map(|cache| (namespace, cache)))
+    {
+        Ok(settings) => settings,
         Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
     };
     let Some(view) = node.view() else {
@@ -113,18 +164,21 @@ pub(crate) async fn set(
     };
     let before = view.map().namespaces.clone();
     let mut after = before.clone();
-    if let Err(error) = after.set(namespace.clone()) {
+    let prefix = namespace.prefix.clone();
+    if let Err(error) = after
+        .set(namespace.clone())
+        .and_then(|()| after.set_cache(&prefix, cache))
+    {
         return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
     }
-    let prefix = namespace.prefix.clone();
-    change(
-        &node,
-        &prefix,
-        before,
-        after,
-        MapChange::SetNamespace(namespace),
-    )
-    .await
+    let mut changes = vec![MapChange::SetNamespace(namespace)];
+    if cache.is_some() {
+        changes.push(MapChange::SetNamespaceCache {
+            prefix: prefix.clone(),
+            limits: cache,
+        });
+    }
+    change(&node, &prefix, before, after, changes).await
 }
 
 /// DELETE /namespaces: removes a namespace; its keys fall under the next
@@ -156,7 +210,7 @@ pub(crate) async fn remove(
     let change_of = MapChange::RemoveNamespace {
         prefix: prefix.clone(),
     };
-    change(&node, &prefix, before, after, change_of).await
+    change(&node, &prefix, before, after, vec![change_of]).await
 }
 
 async fn change(
@@ -164,7 +218,7 @@ async fn change(
     prefix: &Bytes,
     before: Namespaces,
     after: Namespaces,
-    change: MapChange,
+    changes: Vec<MapChange>,
 ) -> Response {
     // Keys under the prefix change consistency only where the namespace
     // governing the prefix itself did; longer ones stay as they are.
@@ -174,13 +228,7 @@ async fn change(
         }
     }
     let shown = String::from_utf8_lossy(prefix).into_owned();
-    let answer = crate::meta_leader::ask_patiently(
-        node,
-        NodeRequest::ChangeMap {
-            changes: vec![change],
-        },
-    )
-    .await;
+    let answer = crate::meta_leader::ask_patiently(node, NodeRequest::ChangeMap { changes }).await;
     // Answer once every node routes by the new map, so a key written
     // right after is taken by the new rule wherever it lands.
     let lagging = match answer {

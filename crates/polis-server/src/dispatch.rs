@@ -306,6 +306,9 @@ async fn propose_op(
         if let Err(reply) = crate::eviction::admit(node).await {
             return reply;
         }
+        if let Err(reply) = crate::cache_namespaces::admit_op(node, &op).await {
+            return reply;
+        }
     }
     let payload = match encode(&op) {
         Ok(payload) => payload,

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -70,12 +70,15 @@ impl EvictionConfig {
     }
 }
 
-/// The keyspace bytes of every shard replica a node holds: each replica
-/// adds what its keyspace grew by since it last reported (at the end of
-/// every apply and restore), and takes its share back when it goes.
+/// The keyspace bytes of every shard replica a node holds, in all and per
+/// cache namespace: each replica adds what its keyspace grew by since it
+/// last reported (at the end of every apply and restore, see
+/// [`Reported`]), and takes its share back when it goes.
 #[derive(Debug, Default)]
 pub struct Footprint {
     bytes: AtomicI64,
+    /// Bytes per cache namespace, by prefix.
+    namespaces: Mutex<BTreeMap<Bytes, i64>>,
 }
 
 impl Footprint {
@@ -87,6 +90,74 @@ impl Footprint {
     /// Adds `delta` (negative: shrank).
     pub fn add(&self, delta: i64) {
         self.bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Returns the bytes every replica holds in the cache namespace of
+    /// `prefix`.
+    pub fn namespace_bytes(&self, prefix: &[u8]) -> u64 {
+        let namespaces = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        namespaces
+            .get(prefix)
+            .map_or(0, |bytes| u64::try_from(*bytes).unwrap_or(0))
+    }
+
+    fn add_namespace(&self, prefix: &Bytes, delta: i64) {
+        let mut namespaces = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bytes = namespaces.entry(prefix.clone()).or_default();
+        *bytes += delta;
+        if *bytes == 0 {
+            namespaces.remove(prefix);
+        }
+    }
+}
+
+/// What one replica last added to its node's [`Footprint`].
+#[derive(Debug, Default)]
+pub struct Reported {
+    bytes: u64,
+    namespaces: BTreeMap<Bytes, u64>,
+}
+
+impl Reported {
+    /// Brings `footprint` up to date with `db`.
+    pub fn report(&mut self, footprint: &Footprint, db: &Db) {
+        let bytes = db.used_memory() as u64;
+        footprint.add(bytes as i64 - self.bytes as i64);
+        self.bytes = bytes;
+        if self.namespaces.is_empty() && db.namespace_table().is_none() {
+            return;
+        }
+        let now: BTreeMap<Bytes, u64> = db
+            .namespace_usage()
+            .map(|(prefix, bytes)| (prefix.clone(), bytes as u64))
+            .collect();
+        for (prefix, before) in &self.namespaces {
+            let after = now.get(prefix).copied().unwrap_or(0);
+            if after != *before {
+                footprint.add_namespace(prefix, after as i64 - *before as i64);
+            }
+        }
+        for (prefix, after) in &now {
+            if !self.namespaces.contains_key(prefix) && *after != 0 {
+                footprint.add_namespace(prefix, *after as i64);
+            }
+        }
+        self.namespaces = now;
+    }
+
+    /// Takes back from `footprint` all this replica added (it goes).
+    pub fn withdraw(&mut self, footprint: &Footprint) {
+        footprint.add(-(self.bytes as i64));
+        for (prefix, bytes) in std::mem::take(&mut self.namespaces) {
+            footprint.add_namespace(&prefix, -(bytes as i64));
+        }
+        self.bytes = 0;
     }
 }
 
@@ -106,6 +177,8 @@ pub struct Eviction {
     /// The entry format was not enabled when a round wanted to evict
     /// (logged once).
     format_warned: AtomicBool,
+    /// The cache namespaces' limits, kept by the same loop.
+    pub caches: crate::cache_namespaces::CacheNamespaces,
 }
 
 impl Eviction {
@@ -120,6 +193,7 @@ impl Eviction {
             last_round_freed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             format_warned: AtomicBool::new(false),
+            caches: crate::cache_namespaces::CacheNamespaces::new(seed.rotate_left(32)),
         }
     }
 
@@ -138,6 +212,11 @@ impl Eviction {
             .config
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
+        self.wake.notify_one();
+    }
+
+    /// Wakes the background loop (a limit is exceeded).
+    pub fn wake(&self) {
         self.wake.notify_one();
     }
 
@@ -262,6 +341,35 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
     if over == 0 || !config.policy.evicts() {
         return 0;
     }
+    let scope = Scope {
+        within: None,
+        policy: config.policy,
+        over,
+        maxmemory_bytes: config.maxmemory_bytes,
+        node_bytes: node.eviction.used_memory(),
+    };
+    evict_round(node, evictor, scope).await
+}
+
+/// What a round evicts: any key or only one cache namespace's, by which
+/// policy, and how far over which limit the node is.
+pub(crate) struct Scope<'a> {
+    pub within: Option<&'a [u8]>,
+    pub policy: EvictionPolicy,
+    pub over: u64,
+    pub maxmemory_bytes: u64,
+    /// What the limit bounds on this node: all its keys, or the
+    /// namespace's.
+    pub node_bytes: u64,
+}
+
+/// Chooses victims of `scope` on the shards this node leads and proposes
+/// their eviction; returns how many keys went.
+pub(crate) async fn evict_round(
+    node: &Arc<Node>,
+    evictor: &mut Evictor,
+    scope: Scope<'_>,
+) -> usize {
     let Some(view) = node.view() else {
         return 0;
     };
@@ -273,6 +381,7 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
         }
         return 0;
     }
+    let samples = node.eviction.config().samples.max(1);
     // Led shards come in shard order: their read guards are taken in one
     // order everywhere.
     let led = node.led_shards();
@@ -283,14 +392,21 @@ async fn round(node: &Arc<Node>, evictor: &mut Evictor) -> usize {
             .zip(&guards)
             .map(|(group, guard)| (group.id().0, &guard.app.db))
             .collect();
-        let led_bytes: u64 = sources.iter().map(|(_, db)| db.used_memory() as u64).sum();
+        let led_bytes: u64 = sources
+            .iter()
+            .map(|(_, db)| match scope.within {
+                None => db.used_memory() as u64,
+                Some(prefix) => db.namespace_bytes(prefix) as u64,
+            })
+            .sum();
         let choice = Choice {
-            policy: config.policy,
-            samples: config.samples.max(1),
+            within: scope.within,
+            policy: scope.policy,
+            samples,
             bytes: share_to_free(
-                over + config.maxmemory_bytes / HEADROOM_DIVISOR,
+                scope.over + scope.maxmemory_bytes / HEADROOM_DIVISOR,
                 led_bytes,
-                node.eviction.used_memory(),
+                scope.node_bytes,
             ),
             keys_max: EVICT_BATCH_KEYS_MAX,
             now_ms: now_ms(),
@@ -351,7 +467,8 @@ async fn evict_on(node: &Arc<Node>, shard: GroupId, keys: Vec<Bytes>) -> usize {
     evicted
 }
 
-/// Keeps the node within `maxmemory` in the background, until aborted.
+/// Keeps the node within `maxmemory`, and its cache namespaces within
+/// theirs, in the background, until aborted.
 pub async fn run(node: Arc<Node>) {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -369,6 +486,7 @@ pub async fn run(node: Arc<Node>) {
                 break;
             }
         }
+        crate::cache_namespaces::tick(&node).await;
     }
 }
 

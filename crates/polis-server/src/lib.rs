@@ -27,6 +27,7 @@ pub mod admin_namespaces;
 pub mod balance;
 pub mod blocking;
 pub mod bootstrap;
+pub mod cache_namespaces;
 pub mod clients;
 pub mod cluster_ops;
 pub mod config;

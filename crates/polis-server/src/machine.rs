@@ -18,7 +18,7 @@ use polis_types::{GroupId, Slot, SlotSet};
 
 use std::sync::Arc;
 
-use crate::eviction::Footprint;
+use crate::eviction::{Footprint, Reported};
 use crate::migrating::Migrations;
 use crate::notify::EventSink;
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,7 @@ pub struct DataMachine {
     pub(crate) notify_mask: u16,
     /// The node's footprint this replica's keyspace counts in, and what
     /// it last added to it.
-    footprint: Option<(Arc<Footprint>, u64)>,
+    footprint: Option<(Arc<Footprint>, Reported)>,
 }
 
 impl DataMachine {
@@ -120,18 +120,16 @@ impl DataMachine {
     /// Counts this replica's keyspace in `footprint` (the node's memory
     /// that `maxmemory` bounds).
     pub fn with_footprint(mut self, footprint: Arc<Footprint>) -> Self {
-        let bytes = self.db.used_memory() as u64;
-        footprint.add(bytes as i64);
-        self.footprint = Some((footprint, bytes));
+        let mut reported = Reported::default();
+        reported.report(&footprint, &self.db);
+        self.footprint = Some((footprint, reported));
         self
     }
 
     /// Brings the node's footprint up to date with the keyspace.
-    fn report_footprint(&mut self) {
+    pub(crate) fn report_footprint(&mut self) {
         if let Some((footprint, reported)) = &mut self.footprint {
-            let bytes = self.db.used_memory() as u64;
-            footprint.add(bytes as i64 - *reported as i64);
-            *reported = bytes;
+            reported.report(footprint, &self.db);
         }
     }
 
@@ -488,8 +486,8 @@ impl StateMachine for DataMachine {
 /// A replica that goes takes its keyspace out of the node's footprint.
 impl Drop for DataMachine {
     fn drop(&mut self) {
-        if let Some((footprint, reported)) = &self.footprint {
-            footprint.add(-(*reported as i64));
+        if let Some((footprint, reported)) = &mut self.footprint {
+            reported.withdraw(footprint);
         }
     }
 }

@@ -77,7 +77,9 @@ impl Waiting {
 
 /// Takes the DENYOOM writes out of `batches`, answered -OOM, when the
 /// node is over `maxmemory` and eviction cannot make room (checked once
-/// for the whole flush, as Redis checks once per command).
+/// for the whole flush, as Redis checks once per command), or when the
+/// cache namespace of a write's key is over its limit and cannot make
+/// room (checked per write).
 async fn refuse_over_maxmemory(
     node: &Arc<Node>,
     batches: &mut BTreeMap<GroupId, Vec<(usize, Logged)>>,
@@ -93,22 +95,35 @@ async fn refuse_over_maxmemory(
     if !batches.iter().any(|(shard, writes)| judged(shard, writes)) {
         return;
     }
-    if crate::eviction::admit(node).await.is_ok() {
+    let node_admitted = crate::eviction::admit(node).await.is_ok();
+    if node_admitted && node.eviction.caches.table().is_none() {
         return;
     }
     for (shard, writes) in batches.iter_mut() {
         if !leads(shard) {
             continue;
         }
-        writes.retain(|(place, logged)| {
-            if !grows(logged) {
-                return true;
+        let mut kept = Vec::with_capacity(writes.len());
+        for (place, logged) in writes.drain(..) {
+            let refusal = if !grows(&logged) {
+                None
+            } else if !node_admitted {
+                Some(crate::eviction::oom())
+            } else {
+                crate::cache_namespaces::admit(node, &logged.args)
+                    .await
+                    .err()
+            };
+            match refusal {
+                Some(reply) => {
+                    if let Some(slot) = replies.get_mut(place) {
+                        *slot = Some(reply);
+                    }
+                }
+                None => kept.push((place, logged)),
             }
-            if let Some(reply) = replies.get_mut(*place) {
-                *reply = Some(crate::eviction::oom());
-            }
-            false
-        });
+        }
+        *writes = kept;
     }
     batches.retain(|_, writes| !writes.is_empty());
 }

@@ -193,6 +193,7 @@ pub async fn reconcile(node: &Arc<Node>) {
     };
     let map = view.map();
     let me = node.config.node_id;
+    crate::cache_namespaces::follow(node, map);
     node.host.set_peers(
         map.nodes
             .values()
@@ -266,6 +267,7 @@ async fn start_shard(
                     .db
                     .set_encoding_limits(node.settings.encoding_limits());
                 machine.db.set_tracking(node.eviction.config().tracking());
+                machine.db.set_namespaces(node.eviction.caches.table());
                 machine
             })
             .await?,

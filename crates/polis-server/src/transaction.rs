@@ -201,6 +201,12 @@ fn queue(node: &Node, queued: &mut Queued, args: &[Bytes]) -> Reply {
         queued.failed = true;
         return crate::eviction::oom();
     }
+    if judged_here && crate::eviction::denies_oom(args) {
+        if let Some(reply) = crate::cache_namespaces::refusing(node, args) {
+            queued.failed = true;
+            return reply;
+        }
+    }
     let item = match routed.target {
         Target::Node => Queue::Node(args.to_vec()),
         Target::Shard { slot, .. } => {

@@ -128,6 +128,13 @@ impl Db {
             .map_or(0, |place| usage.bytes[place])
     }
 
+    /// Returns every cache namespace's prefix and the bytes it holds here.
+    pub fn namespace_usage(&self) -> impl Iterator<Item = (&Bytes, usize)> {
+        self.namespaces
+            .iter()
+            .flat_map(|usage| usage.table.limited.iter().zip(usage.bytes.iter().copied()))
+    }
+
     /// Returns the cache namespace `key` counts in, if any.
     pub fn limited_namespace_of(&self, key: &[u8]) -> Option<&Bytes> {
         let usage = self.namespaces.as_ref()?;

@@ -32,9 +32,16 @@ fn recount(db: &Db, prefix: &[u8]) -> usize {
 #[test]
 fn a_key_counts_in_its_longest_namespace_when_that_one_is_limited() {
     let table = table();
-    assert_eq!(table.limited(), [Bytes::from_static(b"s:"), Bytes::from_static(b"t:")]);
+    assert_eq!(
+        table.limited(),
+        [Bytes::from_static(b"s:"), Bytes::from_static(b"t:")]
+    );
     assert_eq!(table.limited_of(b"s:1"), Some(0));
-    assert_eq!(table.limited_of(b"s:cold:1"), None, "a longer namespace without limits");
+    assert_eq!(
+        table.limited_of(b"s:cold:1"),
+        None,
+        "a longer namespace without limits"
+    );
     assert_eq!(table.limited_of(b"t:x"), Some(1));
     assert_eq!(table.limited_of(b"order:1"), None);
     assert_eq!(table.limited_of(b"other"), None);
@@ -51,8 +58,18 @@ fn the_counts_follow_every_write_and_match_a_fresh_count() {
     for index in 0..200 {
         let key = Bytes::from(format!("s:{index}"));
         db.insert(key, string(&"v".repeat(index)), None, T0);
-        db.insert(Bytes::from(format!("t:{index}")), string("x"), Some(T0 + 10_000), T0);
-        db.insert(Bytes::from(format!("s:cold:{index}")), string("cold"), None, T0);
+        db.insert(
+            Bytes::from(format!("t:{index}")),
+            string("x"),
+            Some(T0 + 10_000),
+            T0,
+        );
+        db.insert(
+            Bytes::from(format!("s:cold:{index}")),
+            string("cold"),
+            None,
+            T0,
+        );
         db.insert(Bytes::from(format!("order:{index}")), string("o"), None, T0);
     }
     db.set_expire(b"s:5", Some(T0 + 5_000), T0);
@@ -60,11 +77,18 @@ fn the_counts_follow_every_write_and_match_a_fresh_count() {
     db.update(b"s:9", T0, |value| *value = string(&"w".repeat(5_000)));
     db.remove_where(|key| key.starts_with(b"t:1"));
     for prefix in [&b"s:"[..], b"t:"] {
-        assert_eq!(db.namespace_bytes(prefix), recount(&db, prefix), "{prefix:?}");
+        assert_eq!(
+            db.namespace_bytes(prefix),
+            recount(&db, prefix),
+            "{prefix:?}"
+        );
     }
     assert_eq!(db.namespace_bytes(b"order:"), 0, "not limited: not counted");
     let total = db.namespace_bytes(b"s:") + db.namespace_bytes(b"t:");
-    assert!(total < db.used_memory(), "other namespaces' keys are not counted");
+    assert!(
+        total < db.used_memory(),
+        "other namespaces' keys are not counted"
+    );
     db.clear();
     assert_eq!(db.namespace_bytes(b"s:"), 0);
     db.set_namespaces(None);
@@ -81,7 +105,12 @@ fn a_choice_within_a_namespace_takes_only_its_keys() {
     }
     for index in 0..50 {
         db.insert(Bytes::from(format!("s:{index}")), string("v"), None, T0);
-        db.insert(Bytes::from(format!("s:cold:{index}")), string("v"), None, T0);
+        db.insert(
+            Bytes::from(format!("s:cold:{index}")),
+            string("v"),
+            None,
+            T0,
+        );
     }
     for policy in [EvictionPolicy::AllKeysLru, EvictionPolicy::AllKeysRandom] {
         let mut evictor = Evictor::new(7);

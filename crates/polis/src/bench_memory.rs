@@ -81,7 +81,7 @@ pub(crate) struct EvictionArgs {
 }
 
 /// Parses a size with Redis's memory units (`8mb`, `1gb`, `500k`).
-fn parse_bytes(text: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_bytes(text: &str) -> anyhow::Result<u64> {
     let lower = text.to_ascii_lowercase();
     let units: [(&str, u64); 7] = [
         ("kb", 1 << 10),

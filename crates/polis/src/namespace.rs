@@ -35,6 +35,14 @@ enum NamespaceCommand {
         /// Replicas an eventual read asks (R).
         #[arg(long)]
         read_quorum: Option<u8>,
+        /// A strong namespace's cache limit on each node (`64mb`, `1gb`):
+        /// its keys there are kept within it.
+        #[arg(long)]
+        maxmemory: Option<String>,
+        /// What goes over that limit: one of Redis's eight policies
+        /// (`allkeys-lru`, `volatile-ttl`, ...; default noeviction).
+        #[arg(long)]
+        maxmemory_policy: Option<String>,
     },
     /// Lists the namespaces; keys outside all of them are strong.
     List,
@@ -59,6 +67,8 @@ pub async fn run(args: NamespaceArgs) -> anyhow::Result<()> {
             replicas,
             write_quorum,
             read_quorum,
+            maxmemory,
+            maxmemory_policy,
         } => {
             let quorums = match (replicas, write_quorum, read_quorum) {
                 (None, None, None) => None,
@@ -69,6 +79,11 @@ pub async fn run(args: NamespaceArgs) -> anyhow::Result<()> {
                 prefix: &prefix,
                 consistency: &consistency,
                 quorums,
+                maxmemory_bytes: maxmemory
+                    .as_deref()
+                    .map(crate::bench_memory::parse_bytes)
+                    .transpose()?,
+                maxmemory_policy: maxmemory_policy.as_deref(),
             };
             let said = admin_namespaces::set_namespace(node, settings)
                 .await
@@ -96,6 +111,14 @@ pub async fn run(args: NamespaceArgs) -> anyhow::Result<()> {
                         text("replicas"),
                         text("write_quorum"),
                         text("read_quorum")
+                    ));
+                }
+                if namespace.get("maxmemory_bytes").is_some() {
+                    line.push_str(&format!(
+                        "  maxmemory={} {} (used here: {})",
+                        text("maxmemory_bytes"),
+                        text("maxmemory_policy"),
+                        text("used_bytes")
                     ));
                 }
                 println!("{line}");

@@ -177,6 +177,8 @@ pub async fn make_namespaces(
                 prefix,
                 consistency: "eventual",
                 quorums: Some((REPLICAS, *write_quorum, 1)),
+                maxmemory_bytes: None,
+                maxmemory_policy: None,
             },
         )
         .await?;

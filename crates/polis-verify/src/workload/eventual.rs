@@ -324,6 +324,8 @@ pub async fn set_quorums(
         prefix: PREFIX,
         consistency: "eventual",
         quorums: Some((REPLICAS, write_quorum, read_quorum)),
+        maxmemory_bytes: None,
+        maxmemory_policy: None,
     };
     let mut last_error = String::from("no node to ask");
     let mut set = false;
