@@ -106,6 +106,11 @@ pub enum NodeRequest {
         stamp: polis_eventual::hlc::Timestamp,
         states: crate::eventual::WireStates,
     },
+    /// Merge the states of these writes into yours, durably (one batch of
+    /// a coordinator's queue to you).
+    EventualMergeMany {
+        items: Vec<crate::eventual::MergeItem>,
+    },
     /// Send your states of these eventual keys of `slot`.
     EventualRead { slot: u16, keys: Vec<Bytes> },
     /// Coordinate this eventual request: the sender holds no replica of
@@ -168,6 +173,9 @@ pub enum NodeAnswer {
     Delivered,
     /// The eventual states were merged, durably.
     EventualMerged,
+    /// Which of the writes of an `EventualMergeMany` were merged, in
+    /// order.
+    EventualMergedMany(Vec<bool>),
     /// This node's states of the eventual keys asked (keys it never saw
     /// are left out).
     EventualStates(crate::eventual::WireStates),
@@ -384,6 +392,9 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             stamp,
             states,
         } => crate::eventual::merge_here(node, from, slot, stamp, states).await,
+        NodeRequest::EventualMergeMany { items } => {
+            crate::eventual::merge_many_here(node, from, items).await
+        }
         NodeRequest::EventualRead { slot, keys } => crate::eventual::read_here(node, slot, &keys),
         NodeRequest::EventualCommand { args } => crate::eventual::run_forwarded(node, args).await,
         NodeRequest::EventualDigests { slots } => crate::eventual::differing(node, from, &slots),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use polis_cluster::{MapView, Quorums};
 use polis_commands::Classified;
 use polis_eventual::command::{self, Ctx, States};
@@ -150,16 +151,24 @@ async fn coordinate_write(
         Ok(wire) => wire,
         Err(error) => return storage_error(&error),
     };
-    let request = NodeRequest::EventualMerge {
+    let item = super::MergeItem {
         slot: slot.get(),
         stamp,
         states: wire,
     };
-    let needed = usize::from(quorums.write).saturating_sub(1);
-    let hint = (slot, changed.keys().cloned().collect());
-    let acknowledged = 1 + gather(node, others, request, needed, Some(hint))
-        .await
-        .len();
+    let mut waiting: FuturesUnordered<_> = others
+        .iter()
+        .map(|peer| eventual.outboxes.send(node, *peer, item.clone()))
+        .collect();
+    let mut acknowledged = 1;
+    let deadline = tokio::time::Instant::now() + QUORUM_WAIT;
+    while acknowledged < usize::from(quorums.write) {
+        match tokio::time::timeout_at(deadline, waiting.next()).await {
+            Ok(Some(Ok(true))) => acknowledged += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
     if acknowledged >= usize::from(quorums.write) {
         return reply;
     }
@@ -176,18 +185,15 @@ async fn coordinate_write(
     )))
 }
 
-/// Sends `request` to every node of `to` and returns the answers of the
-/// first `needed` that answer well (or all that did by the deadline). The
-/// requests not answered by then still run; a merge a node does not take
-/// leaves a hint for it (`hint`: the slot and keys written).
+/// Sends a read to every node of `to` and returns the answers of the
+/// first `needed` that answer well (or all that did by the deadline).
 async fn gather(
     node: &Arc<Node>,
     to: &[NodeId],
     request: NodeRequest,
     needed: usize,
-    hint: Option<(Slot, Vec<Bytes>)>,
 ) -> Vec<(NodeId, NodeAnswer)> {
-    if needed == 0 && matches!(request, NodeRequest::EventualRead { .. }) {
+    if needed == 0 {
         return Vec::new();
     }
     let (answered, mut answers) = mpsc::channel(to.len().max(1));
@@ -196,17 +202,11 @@ async fn gather(
         let request = request.clone();
         let answered = answered.clone();
         let peer = *peer;
-        let hint = hint.clone();
         tokio::spawn(async move {
             let answer = match node.peer_addr(peer) {
                 Some(addr) => rpc::call_within(&node, &addr, &request, QUORUM_WAIT).await,
                 None => Err(format!("node {peer} has no address")),
             };
-            if let Some((slot, keys)) = &hint {
-                if !matches!(answer, Ok(NodeAnswer::EventualMerged)) {
-                    super::hints::record(&node, peer, *slot, keys).await;
-                }
-            }
             let _ = answered.send((peer, answer)).await;
         });
     }
@@ -249,7 +249,7 @@ async fn coordinate_read(
         slot: slot.get(),
         keys: keys.to_vec(),
     };
-    let answers = gather(node, others, request, needed, None).await;
+    let answers = gather(node, others, request, needed).await;
     if answers.len() < needed {
         eventual.stats.reads_short.fetch_add(1, Ordering::Relaxed);
         return Reply::Error(ReplyError::TryAgain(format!(

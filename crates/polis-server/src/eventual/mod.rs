@@ -21,9 +21,10 @@ mod coordinator;
 mod gc;
 mod handoff;
 mod hints;
+mod outbox;
 mod replica;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,7 +45,8 @@ pub use coordinator::{execute, replicas_of};
 pub(crate) use gc::purge_here;
 pub use handoff::run as run_handoff;
 pub use hints::run as run_hints;
-pub(crate) use replica::{merge_here, read_here, WireStates};
+pub use outbox::MergeItem;
+pub(crate) use replica::{merge_here, merge_many_here, read_here, WireStates};
 
 /// The file holding the node's actor epoch.
 pub const EPOCH_FILE: &str = "eventual-actor-epoch";
@@ -262,6 +264,8 @@ pub struct Eventual {
     pub stats: EventualStats,
     /// Dead keys waiting to be purged.
     candidates: gc::Candidates,
+    /// Merges queued for each peer.
+    outboxes: outbox::Outboxes,
     /// Anti-entropy's digests, when and at which map version computed.
     digests: std::sync::Mutex<Option<(tokio::time::Instant, u64, Arc<anti_entropy::Digests>)>>,
 }
@@ -282,6 +286,7 @@ impl Eventual {
             stats: EventualStats::default(),
             digests: std::sync::Mutex::new(None),
             candidates: gc::Candidates::default(),
+            outboxes: outbox::Outboxes::default(),
         }
     }
 
@@ -461,3 +466,45 @@ pub fn live_keys(
 
 /// Keys read from storage at once by a scan.
 const SCAN_PAGE: usize = 1024;
+
+/// Merges the states of several writes (each of one slot) into the stored
+/// ones under one lock of all their keys, in one durable write. The
+/// states were checked against the clock bound by the caller.
+async fn merge_many(
+    eventual: &Eventual,
+    storage: &Storage,
+    items: Vec<(Slot, States)>,
+) -> io::Result<()> {
+    let keys: Vec<Bytes> = items
+        .iter()
+        .flat_map(|(_, states)| states.keys().cloned())
+        .collect();
+    let _locked = eventual.lock(&keys).await;
+    let mut merged: BTreeMap<(Slot, Bytes), KeyState> = BTreeMap::new();
+    let mut touched: BTreeMap<(Slot, Bytes), bool> = BTreeMap::new();
+    for (slot, states) in items {
+        for (key, state) in states {
+            let entry = (slot, key);
+            if !merged.contains_key(&entry) {
+                let stored = load(storage, slot, std::slice::from_ref(&entry.1))?;
+                let current = stored.into_values().next().unwrap_or_default();
+                merged.insert(entry.clone(), current);
+            }
+            let current = merged.entry(entry.clone()).or_default();
+            let before = current.clone();
+            current.merge(&state);
+            if *current != before {
+                touched.insert(entry, true);
+            }
+        }
+    }
+    let writes: Vec<EventualWrite> = touched
+        .keys()
+        .filter_map(|entry| Some((entry, merged.get(entry)?)))
+        .map(|((slot, key), state)| Ok((eventual_key(slot.get(), key), Some(encode(state)?))))
+        .collect::<io::Result<_>>()?;
+    if writes.is_empty() {
+        return Ok(());
+    }
+    storage.eventual_put(writes).await
+}

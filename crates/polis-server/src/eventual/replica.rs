@@ -111,3 +111,65 @@ pub(crate) fn read_here(node: &Arc<Node>, slot: u16, keys: &[Bytes]) -> NodeAnsw
         Err(error) => NodeAnswer::Refused(format!("storage: {error}")),
     }
 }
+
+/// Why one write of a batch is refused, if it is.
+fn refusal(node: &Node, from: NodeId, item: &super::MergeItem) -> Option<String> {
+    let now = node.eventual.hlc.wall_ms();
+    let stale_ms = super::gc::STALE_AFTER.as_millis() as u64;
+    if item.stamp.physical_ms.saturating_add(stale_ms) < now {
+        node.eventual
+            .stats
+            .stale_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Some("stale".into());
+    }
+    if let Err(too_far) = node.eventual.hlc.observe(item.stamp) {
+        tracing::warn!(from = %from, %too_far, "eventual write refused: the sender's clock is ahead");
+        return Some(too_far.to_string());
+    }
+    let slot = Slot::new(item.slot)?;
+    if !holds(node, slot) {
+        return Some(format!("no replica of slot {slot}"));
+    }
+    None
+}
+
+/// Merges a batch of writes node `from` sent; answers which it took.
+pub(crate) async fn merge_many_here(
+    node: &Arc<Node>,
+    from: NodeId,
+    items: Vec<super::MergeItem>,
+) -> NodeAnswer {
+    let mut taken = vec![false; items.len()];
+    let mut accepted: Vec<(Slot, States)> = Vec::with_capacity(items.len());
+    let mut positions = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        if refusal(node, from, item).is_some() {
+            continue;
+        }
+        let (Some(slot), Ok(states)) = (Slot::new(item.slot), from_wire(&item.states)) else {
+            continue;
+        };
+        let newest = states
+            .values()
+            .filter_map(polis_eventual::value::KeyState::max_version)
+            .max();
+        if let Some(newest) = newest {
+            if let Err(too_far) = node.eventual.hlc.observe(newest.time) {
+                tracing::warn!(from = %from, %too_far, "eventual states refused");
+                continue;
+            }
+        }
+        accepted.push((slot, states));
+        positions.push(position);
+    }
+    match super::merge_many(&node.eventual, node.host.storage(), accepted).await {
+        Ok(()) => {
+            for position in positions {
+                taken[position] = true;
+            }
+        }
+        Err(error) => tracing::warn!(%error, "an eventual batch was not stored"),
+    }
+    NodeAnswer::EventualMergedMany(taken)
+}
