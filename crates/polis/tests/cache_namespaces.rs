@@ -192,8 +192,7 @@ async fn cache_namespaces_keep_within_their_own_limits() {
             break;
         }
     }
-    let (refused, error) =
-        refusal.expect("a namespace past its noeviction limit refused no write");
+    let (refused, error) = refusal.expect("a namespace past its noeviction limit refused no write");
     let text = format!("{error:?}");
     assert!(text.contains("OOM") && text.contains("'fixed:'"), "{text}");
     assert!(refused > 10, "refused too early, at write {refused}");

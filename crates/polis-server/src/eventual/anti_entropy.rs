@@ -6,7 +6,8 @@
 //! ```text
 //!  every round, with each peer:
 //!    A: digest per slot of the keys A holds that the peer replicates ─> B: the slots that differ
-//!    for each differing slot (at most SLOTS_PER_ROUND), page by page:
+//!    for each differing slot, one after the other (at most SLOTS_PER_ROUND
+//!    slots and ROUND_BYTES_MAX bytes of states moved), page by page:
 //!      A: (key, hash) of its keys in a key range ─> B: its states A lacks or differs on (give),
 //!                                                     the keys it lacks or differs on (want)
 //!      A merges what B gave, and sends B the states it wanted
@@ -34,9 +35,11 @@ use super::{decode, merge_stored};
 use crate::node::Node;
 use crate::rpc::{self, NodeAnswer, NodeRequest};
 
-/// Slots one round syncs with one peer at most (the rest wait for the
-/// next round): the throttle.
-const SLOTS_PER_ROUND: usize = 256;
+/// Slots one round syncs with one peer at most, and bytes of states it
+/// moves at most (received and sent; the slot that passes it ends the
+/// round): the throttle. The rest wait for the next round.
+const SLOTS_PER_ROUND: usize = 4096;
+const ROUND_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Dead keys are looked at every this many rounds (a pass decodes every
 /// state of the clean slots).
 const GC_EVERY_ROUNDS: u64 = 5;
@@ -377,24 +380,30 @@ async fn with_peer(
         NodeAnswer::EventualDiffer(slots) => slots,
         other => return Err(format!("answered {other:?}")),
     };
+    let mut moved = 0;
     for slot in differ.iter().take(SLOTS_PER_ROUND) {
         let Some(slot) = Slot::new(*slot) else {
             continue;
         };
-        sync_slot(node, view, peer, slot).await?;
+        moved += sync_slot(node, view, peer, slot).await?;
+        if moved >= ROUND_BYTES_MAX {
+            break;
+        }
     }
     Ok(differ)
 }
 
-/// Brings this node and `peer` to the same states of `slot`.
+/// Brings this node and `peer` to the same states of `slot`; returns the
+/// bytes of states moved (received and sent).
 async fn sync_slot(
     node: &Arc<Node>,
     view: &MapView,
     peer: NodeId,
     slot: Slot,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let storage_error = |error: io::Error| format!("storage: {error}");
     let mut from = Bytes::new();
+    let mut moved = 0;
     loop {
         let page = keys_in(node, view, peer, slot, &from, None, PAGE + 1).map_err(storage_error)?;
         let next = page.get(PAGE).map(|(key, _)| key.clone());
@@ -421,6 +430,7 @@ async fn sync_slot(
         stats
             .anti_entropy_bytes
             .fetch_add(received as u64, Ordering::Relaxed);
+        moved += received;
         if !give.is_empty() {
             let states = from_wire(&give).map_err(storage_error)?;
             merge_stored(&node.eventual, node.host.storage(), slot, states)
@@ -444,6 +454,7 @@ async fn sync_slot(
             stats
                 .anti_entropy_bytes
                 .fetch_add(sent as u64, Ordering::Relaxed);
+            moved += sent;
             let merge = NodeRequest::EventualMerge {
                 slot: slot.get(),
                 stamp: node.eventual.hlc.now().time,
@@ -456,7 +467,7 @@ async fn sync_slot(
         }
         match next {
             Some(next) => from = next,
-            None => return Ok(()),
+            None => return Ok(moved),
         }
     }
 }
