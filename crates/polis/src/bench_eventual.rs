@@ -227,15 +227,13 @@ fn partition_summary(partition: &PartitionReport) -> String {
         .map(|(node, bytes)| format!("node {node} {}", thousands(*bytes as f64)))
         .collect();
     text.push_str(&format!(
-        "  AE bytes:        {} counted over the nodes ({}); every byte moved is counted by its sender, and by its receiver too when it was given in answer to a page, so halved: {}\n",
-        thousands(partition.anti_entropy_bytes_counted as f64),
+        "  AE bytes:        {} sent over the nodes ({}): digests, key hashes and states, each byte counted once by its sender\n",
+        thousands(partition.anti_entropy_bytes as f64),
         by_node.join(", "),
-        thousands(partition.anti_entropy_bytes as f64)
     ));
     text.push_str(&format!(
-        "  AE / diverged:   {:.2}x halved, {:.2}x counted (target <= {ANTI_ENTROPY_RATIO_TARGET}x on the halved figure): {}\n",
+        "  AE / diverged:   {:.2}x (target <= {ANTI_ENTROPY_RATIO_TARGET}x): {}\n",
         partition.ratio,
-        partition.ratio_counted,
         verdict(partition.converged && partition.ratio <= ANTI_ENTROPY_RATIO_TARGET)
     ));
     text.push_str(&format!(

@@ -16,11 +16,9 @@
 //! write acknowledged on the majority side (which node 3 lacks); a shared
 //! key counts once per side, since each side lacks the other's write.
 //!
-//! A node counts anti-entropy bytes it sends and receives: the states a
-//! node gives in answer to a peer's page are counted by both ends, the
-//! states it then pushes to the peer only by the sender. The sum over the
-//! nodes is thus between once and twice the bytes moved; the report
-//! halves it (the bytes moved, at least) and keeps the sum (at most).
+//! A node counts the anti-entropy bytes it sends: digests, slot numbers,
+//! the keys and hashes of its pages, and the states it gives. The sum
+//! over the nodes is the bytes on the wire (message framing aside).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,14 +96,10 @@ pub struct PartitionReport {
     /// Growth of anti_entropy_bytes_total per node from the heal until
     /// converged.
     pub anti_entropy_bytes_by_node: Vec<(u64, u64)>,
-    /// Their sum: each byte moved counted once or twice.
-    pub anti_entropy_bytes_counted: u64,
-    /// Half the sum: the bytes moved, at least.
+    /// Their sum: every byte sent for anti-entropy, once.
     pub anti_entropy_bytes: u64,
     /// anti_entropy_bytes / diverged_bytes.
     pub ratio: f64,
-    /// anti_entropy_bytes_counted / diverged_bytes.
-    pub ratio_counted: f64,
     /// Rounds run over all nodes from the heal until converged.
     pub anti_entropy_rounds: u64,
     /// Hints written and read repairs over the whole measurement (both
@@ -229,10 +223,8 @@ pub async fn measure(
         converge_s,
         poll_ms: POLL_EVERY.as_millis() as u64,
         anti_entropy_bytes_by_node: by_node,
-        anti_entropy_bytes_counted: counted,
-        anti_entropy_bytes: counted / 2,
-        ratio: per_diverged(counted / 2),
-        ratio_counted: per_diverged(counted),
+        anti_entropy_bytes: counted,
+        ratio: per_diverged(counted),
         anti_entropy_rounds: view::growth(&before_heal, &after, ANTI_ENTROPY_ROUNDS)
             .iter()
             .map(|(_, rounds)| rounds)

@@ -7,11 +7,16 @@
 //!  every round, with each peer:
 //!    A: digest per slot of the keys A holds that the peer replicates ─> B: the slots that differ
 //!    for each differing slot, one after the other (at most SLOTS_PER_ROUND
-//!    slots and ROUND_BYTES_MAX bytes of states moved), page by page:
-//!      A: (key, hash) of its keys in a key range ─> B: its states A lacks or differs on (give),
-//!                                                     the keys it lacks or differs on (want)
-//!      A merges what B gave, and sends B the states it wanted
+//!    slots and ROUND_BYTES_MAX bytes of states taken), page by page:
+//!      A: (key, hash) of its keys in a key range ─> B: its states A lacks or differs on
+//!      A merges what B gave
 //! ```
+//!
+//! A node only pulls: what it holds reaches each peer when that peer
+//! pulls in its own round. Peers are taken one after the other, so states
+//! a node took from its first peer are not taken again from the second
+//! (after a partition, the majority's keys reach the minority once, not
+//! once from each node of the majority).
 //!
 //! A slot's digest is the XOR of one hash per key and state, so it does
 //! not depend on order and a node computes every peer's digests in one
@@ -25,13 +30,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use polis_cluster::{Consistency, MapView};
-use polis_eventual::command::States;
 use polis_raft::storage_eventual::split_eventual_key;
 use polis_types::{NodeId, Slot};
 
 use super::coordinator::replicas_of;
-use super::replica::{from_wire, to_wire, WireStates};
-use super::{decode, merge_stored};
+use super::merge_stored;
+use super::replica::{from_wire, WireStates};
 use crate::node::Node;
 use crate::rpc::{self, NodeAnswer, NodeRequest};
 
@@ -158,8 +162,19 @@ pub(crate) fn differing(node: &Arc<Node>, from: NodeId, theirs: &[(u16, u64)]) -
         .filter(|slot| {
             theirs.get(slot).copied().unwrap_or(0) != mine.get(slot).copied().unwrap_or(0)
         })
-        .collect();
+        .collect::<Vec<u16>>();
+    count_sent(node, differ.len() * 2);
     NodeAnswer::EventualDiffer(differ)
+}
+
+/// Counts `bytes` this node sends for anti-entropy (digests, slot
+/// numbers, key hashes, states): summed over the nodes, the bytes on the
+/// wire, message framing aside.
+fn count_sent(node: &Node, bytes: usize) {
+    node.eventual
+        .stats
+        .anti_entropy_bytes
+        .fetch_add(bytes as u64, Ordering::Relaxed);
 }
 
 /// This node's keys of `slot` in `[from, to)` that `peer` replicates,
@@ -228,28 +243,22 @@ pub(crate) fn sync_answer(
     };
     let theirs: BTreeMap<&Bytes, u64> = entries.iter().map(|(key, hash)| (key, *hash)).collect();
     let mut give = WireStates::new();
-    let mut held = BTreeSet::new();
     for (key, state) in mine {
-        let hash = entry_hash(&key, &state);
-        if theirs.get(&key) != Some(&hash) {
-            give.push((key.clone(), state));
+        if theirs.get(&key) != Some(&entry_hash(&key, &state)) {
+            give.push((key, state));
         }
-        held.insert((key, hash));
     }
-    let want = entries
-        .iter()
-        .filter(|(key, hash)| !held.contains(&(key.clone(), *hash)))
-        .map(|(key, _)| key.clone())
-        .collect();
     let bytes: usize = give
         .iter()
         .map(|(key, state)| key.len() + state.len())
         .sum();
-    node.eventual
-        .stats
-        .anti_entropy_bytes
-        .fetch_add(bytes as u64, Ordering::Relaxed);
-    NodeAnswer::EventualSynced { give, want }
+    count_sent(node, bytes);
+    // Nothing is pushed: the asker's peers pull what it holds in their
+    // own rounds (an older asker would send the keys wanted).
+    NodeAnswer::EventualSynced {
+        give,
+        want: Vec::new(),
+    }
 }
 
 /// Returns how many eventual keys this node stores (tombstones included)
@@ -376,6 +385,7 @@ async fn with_peer(
     peer: NodeId,
     mine: Vec<(u16, u64)>,
 ) -> Result<Vec<u16>, String> {
+    count_sent(node, mine.len() * 10);
     let differ = match ask(node, peer, &NodeRequest::EventualDigests { slots: mine }).await? {
         NodeAnswer::EventualDiffer(slots) => slots,
         other => return Err(format!("answered {other:?}")),
@@ -393,8 +403,8 @@ async fn with_peer(
     Ok(differ)
 }
 
-/// Brings this node and `peer` to the same states of `slot`; returns the
-/// bytes of states moved (received and sent).
+/// Takes from `peer` the states of `slot` it holds that differ from this
+/// node's, and merges them; returns their bytes.
 async fn sync_slot(
     node: &Arc<Node>,
     view: &MapView,
@@ -412,25 +422,26 @@ async fn sync_slot(
             .iter()
             .map(|(key, state)| (key.clone(), entry_hash(key, state)))
             .collect();
+        let listed: usize = entries.iter().map(|(key, _)| key.len() + 8).sum();
+        count_sent(
+            node,
+            listed + from.len() + next.as_ref().map_or(0, Bytes::len),
+        );
         let request = NodeRequest::EventualSync {
             slot: slot.get(),
             from: from.clone(),
             to: next.clone(),
             entries,
         };
-        let (give, want) = match ask(node, peer, &request).await? {
-            NodeAnswer::EventualSynced { give, want } => (give, want),
+        let give = match ask(node, peer, &request).await? {
+            NodeAnswer::EventualSynced { give, .. } => give,
             other => return Err(format!("answered {other:?}")),
         };
-        let stats = &node.eventual.stats;
-        let received: usize = give
+        // Counted by the peer, which sent them.
+        moved += give
             .iter()
             .map(|(key, state)| key.len() + state.len())
-            .sum();
-        stats
-            .anti_entropy_bytes
-            .fetch_add(received as u64, Ordering::Relaxed);
-        moved += received;
+            .sum::<usize>();
         if !give.is_empty() {
             let states = from_wire(&give).map_err(storage_error)?;
             merge_stored(&node.eventual, node.host.storage(), slot, states)
@@ -439,31 +450,6 @@ async fn sync_slot(
                     tracing::warn!(peer = %peer, %error, "anti-entropy states refused");
                     error.to_string()
                 })?;
-        }
-        if !want.is_empty() {
-            let wanted: BTreeSet<&Bytes> = want.iter().collect();
-            let mut states = States::new();
-            for (key, state) in page.iter().filter(|(key, _)| wanted.contains(key)) {
-                states.insert(key.clone(), decode(state).map_err(storage_error)?);
-            }
-            let wire = to_wire(&states).map_err(storage_error)?;
-            let sent: usize = wire
-                .iter()
-                .map(|(key, state)| key.len() + state.len())
-                .sum();
-            stats
-                .anti_entropy_bytes
-                .fetch_add(sent as u64, Ordering::Relaxed);
-            moved += sent;
-            let merge = NodeRequest::EventualMerge {
-                slot: slot.get(),
-                stamp: node.eventual.hlc.now().time,
-                states: wire,
-            };
-            match ask(node, peer, &merge).await? {
-                NodeAnswer::EventualMerged => {}
-                other => return Err(format!("answered {other:?}")),
-            }
         }
         match next {
             Some(next) => from = next,
