@@ -119,9 +119,10 @@ pub enum NodeRequest {
     /// Here are my anti-entropy digests of the slots we share: which
     /// differ from yours?
     EventualDigests { slots: Vec<(u16, u64)> },
-    /// My keys (and their states' hashes) of `slot` from `from` up to
-    /// `to` (the slot's end when none): send what I lack or differ on,
-    /// and name what you lack or differ on.
+    /// The hashes (each of a key and its state) of my keys of `slot`
+    /// from `from` up to `to` (the slot's end when none): send the states
+    /// whose hashes I lack. Keys are sent empty (older nodes sent them,
+    /// and named in `want` what the answerer lacked; nothing pushes now).
     EventualSync {
         slot: u16,
         from: Bytes,

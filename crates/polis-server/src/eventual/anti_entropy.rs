@@ -119,6 +119,15 @@ fn compute(node: &Node, view: &MapView) -> io::Result<Digests> {
 }
 
 /// Returns this node's digests, computed at most half a round ago.
+/// Drops the cached digests: the next call computes them afresh.
+fn forget_digests(node: &Node) {
+    *node
+        .eventual
+        .digests
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+}
+
 fn digests(node: &Node, view: &MapView) -> io::Result<Arc<Digests>> {
     let fresh_for = Duration::from_millis(interval_ms(node).max(200) / 2);
     let mut cached = node
@@ -241,10 +250,12 @@ pub(crate) fn sync_answer(
         Ok(mine) => mine,
         Err(error) => return NodeAnswer::Refused(format!("storage: {error}")),
     };
-    let theirs: BTreeMap<&Bytes, u64> = entries.iter().map(|(key, hash)| (key, *hash)).collect();
+    // An entry's hash covers its key and state: what the asker holds is
+    // told by the hashes alone (it sends no keys; an older one did).
+    let theirs: BTreeSet<u64> = entries.iter().map(|(_, hash)| *hash).collect();
     let mut give = WireStates::new();
     for (key, state) in mine {
-        if theirs.get(&key) != Some(&entry_hash(&key, &state)) {
+        if !theirs.contains(&entry_hash(&key, &state)) {
             give.push((key, state));
         }
     }
@@ -332,11 +343,18 @@ pub(crate) async fn round(node: &Arc<Node>, view: &MapView) -> io::Result<()> {
         .flat_map(|(shard, _)| shard.replicas.iter().map(|replica| replica.node))
         .filter(|peer| *peer != me)
         .collect();
-    let digests = digests(node, view)?;
+    let mut digests = digests(node, view)?;
     // Slots where some peer's digest differed (or the peer did not
     // answer): the rest are clean, the same on every replica.
     let mut unclean: BTreeSet<u16> = BTreeSet::new();
+    let mut took = false;
     for peer in peers {
+        if took {
+            // What was taken from the peer before changed the digests:
+            // the next peer compares with them as they are now.
+            forget_digests(node);
+            digests = self::digests(node, view)?;
+        }
         let mine: Vec<(u16, u64)> = digests
             .get(&peer)
             .map(|slots| {
@@ -348,7 +366,10 @@ pub(crate) async fn round(node: &Arc<Node>, view: &MapView) -> io::Result<()> {
             .unwrap_or_default();
         let shared: Vec<u16> = mine.iter().map(|(slot, _)| *slot).collect();
         match with_peer(node, view, peer, mine).await {
-            Ok(differ) => unclean.extend(differ),
+            Ok((differ, moved)) => {
+                took = moved > 0;
+                unclean.extend(differ);
+            }
             Err(error) => {
                 unclean.extend(shared);
                 tracing::debug!(peer = %peer, %error, "anti-entropy with a peer stopped");
@@ -378,13 +399,14 @@ async fn ask(node: &Arc<Node>, peer: NodeId, request: &NodeRequest) -> Result<No
     rpc::call_within(node, &addr, request, CALL_TIMEOUT).await
 }
 
-/// Syncs the slots whose digests differ with `peer`; returns them.
+/// Takes from `peer` what differs in the slots whose digests differ;
+/// returns them and the bytes of states taken.
 async fn with_peer(
     node: &Arc<Node>,
     view: &MapView,
     peer: NodeId,
     mine: Vec<(u16, u64)>,
-) -> Result<Vec<u16>, String> {
+) -> Result<(Vec<u16>, usize), String> {
     count_sent(node, mine.len() * 10);
     let differ = match ask(node, peer, &NodeRequest::EventualDigests { slots: mine }).await? {
         NodeAnswer::EventualDiffer(slots) => slots,
@@ -400,7 +422,7 @@ async fn with_peer(
             break;
         }
     }
-    Ok(differ)
+    Ok((differ, moved))
 }
 
 /// Takes from `peer` the states of `slot` it holds that differ from this
@@ -418,11 +440,12 @@ async fn sync_slot(
         let page = keys_in(node, view, peer, slot, &from, None, PAGE + 1).map_err(storage_error)?;
         let next = page.get(PAGE).map(|(key, _)| key.clone());
         let page = &page[..page.len().min(PAGE)];
+        // Hashes only: each covers the key and its state.
         let entries: Vec<(Bytes, u64)> = page
             .iter()
-            .map(|(key, state)| (key.clone(), entry_hash(key, state)))
+            .map(|(key, state)| (Bytes::new(), entry_hash(key, state)))
             .collect();
-        let listed: usize = entries.iter().map(|(key, _)| key.len() + 8).sum();
+        let listed = entries.len() * 8;
         count_sent(
             node,
             listed + from.len() + next.as_ref().map_or(0, Bytes::len),
