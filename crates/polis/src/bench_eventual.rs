@@ -237,6 +237,11 @@ fn partition_summary(partition: &PartitionReport) -> String {
         verdict(partition.converged && partition.ratio <= ANTI_ENTROPY_RATIO_TARGET)
     ));
     text.push_str(&format!(
+        "  AE / missing:    {:.2}x of {} bytes: the diverged bytes once per replica lacking them (a minority write reaches both majority nodes), what anti-entropy moves at least\n",
+        partition.ratio_missing,
+        thousands(partition.missing_bytes as f64)
+    ));
+    text.push_str(&format!(
         "  rounds:          {} anti-entropy rounds over the nodes until converged; {} hints written, {} read repairs over the whole partition\n",
         partition.anti_entropy_rounds, partition.hints_written, partition.read_repairs
     ));

@@ -100,6 +100,12 @@ pub struct PartitionReport {
     pub anti_entropy_bytes: u64,
     /// anti_entropy_bytes / diverged_bytes.
     pub ratio: f64,
+    /// The diverged bytes counted once per replica that lacks them: a
+    /// minority write is lacked by both majority nodes, a majority write
+    /// by the minority node. What anti-entropy must move at least.
+    pub missing_bytes: u64,
+    /// anti_entropy_bytes / missing_bytes.
+    pub ratio_missing: f64,
     /// Rounds run over all nodes from the heal until converged.
     pub anti_entropy_rounds: u64,
     /// Hints written and read repairs over the whole measurement (both
@@ -191,13 +197,16 @@ pub async fn measure(
     let by_node = view::growth(&before_heal, &after, ANTI_ENTROPY_BYTES);
     let counted: u64 = by_node.iter().map(|(_, bytes)| bytes).sum();
     let diverged_bytes = minority_tally.bytes + majority_tally.bytes;
-    let per_diverged = |bytes: u64| {
-        if diverged_bytes > 0 {
-            bytes as f64 / diverged_bytes as f64
+    let majority_nodes = nodes.len().saturating_sub(1) as u64;
+    let missing_bytes = minority_tally.bytes * majority_nodes + majority_tally.bytes;
+    let ratio_of = |bytes: u64, of: u64| {
+        if of > 0 {
+            bytes as f64 / of as f64
         } else {
             0.0
         }
     };
+    let per_diverged = |bytes: u64| ratio_of(bytes, diverged_bytes);
     let total = |views: &[NodeView], name: &str| -> u64 {
         view::growth(&start_views, views, name)
             .iter()
@@ -225,6 +234,8 @@ pub async fn measure(
         anti_entropy_bytes_by_node: by_node,
         anti_entropy_bytes: counted,
         ratio: per_diverged(counted),
+        missing_bytes,
+        ratio_missing: ratio_of(counted, missing_bytes),
         anti_entropy_rounds: view::growth(&before_heal, &after, ANTI_ENTROPY_ROUNDS)
             .iter()
             .map(|(_, rounds)| rounds)
