@@ -237,7 +237,7 @@ fn partition_summary(partition: &PartitionReport) -> String {
         verdict(partition.converged && partition.ratio <= ANTI_ENTROPY_RATIO_TARGET)
     ));
     text.push_str(&format!(
-        "  AE / missing:    {:.2}x of {} bytes: the diverged bytes once per replica lacking them (a minority write reaches both majority nodes), what anti-entropy moves at least\n",
+        "  AE / missing:    {:.2}x of {} bytes: the diverged bytes once per replica lacking them (a minority write is lacked by both majority nodes)\n",
         partition.ratio_missing,
         thousands(partition.missing_bytes as f64)
     ));

@@ -102,7 +102,7 @@ pub struct PartitionReport {
     pub ratio: f64,
     /// The diverged bytes counted once per replica that lacks them: a
     /// minority write is lacked by both majority nodes, a majority write
-    /// by the minority node. What anti-entropy must move at least.
+    /// by the minority node.
     pub missing_bytes: u64,
     /// anti_entropy_bytes / missing_bytes.
     pub ratio_missing: f64,
