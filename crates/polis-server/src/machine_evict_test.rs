@@ -160,3 +160,55 @@ fn replicas_report_their_keyspace_to_the_node_footprint() {
     drop(first);
     assert_eq!(footprint.bytes(), 0, "a replica that goes takes its bytes");
 }
+
+#[test]
+fn replicas_report_their_cache_namespaces_to_the_node_footprint() {
+    let table = Arc::new(polis_store::NamespaceTable::new([
+        (Bytes::from_static(b"c:"), true),
+        (Bytes::from_static(b"s:"), false),
+    ]));
+    let footprint = Arc::new(Footprint::default());
+    let mut first = DataMachine::new(GroupId(1)).with_footprint(footprint.clone());
+    let mut second = DataMachine::new(GroupId(2)).with_footprint(footprint.clone());
+    owning_everything(&mut first);
+    owning_everything(&mut second);
+    apply(&mut first, 2, 1_000, &command("SET c:1 before"));
+    // Keys present when the table comes are counted, by the next report.
+    first.db.set_namespaces(Some(table.clone()));
+    second.db.set_namespaces(Some(table));
+    apply(&mut first, 3, 1_000, &command("SET s:1 strong"));
+    apply(&mut second, 2, 1_000, &command("SET c:2 cached"));
+    apply(&mut second, 3, 1_000, &command("SET c:3 cached"));
+    let cached = |machine: &DataMachine| machine.db.namespace_bytes(b"c:") as u64;
+    assert!(cached(&first) > 0 && cached(&second) > cached(&first));
+    assert_eq!(
+        footprint.namespace_bytes(b"c:"),
+        cached(&first) + cached(&second)
+    );
+    assert_eq!(
+        footprint.namespace_bytes(b"s:"),
+        0,
+        "no limits: not counted"
+    );
+    apply(&mut second, 4, 1_000, &Op::Evict(keys(&["c:2"])));
+    assert_eq!(
+        footprint.namespace_bytes(b"c:"),
+        cached(&first) + cached(&second)
+    );
+    let snapshot = first.snapshot();
+    first.restore(&snapshot).unwrap();
+    assert_eq!(
+        cached(&first),
+        footprint.namespace_bytes(b"c:") - cached(&second)
+    );
+    drop(second);
+    assert_eq!(footprint.namespace_bytes(b"c:"), cached(&first));
+    first.db.set_namespaces(None);
+    first.report_footprint();
+    assert_eq!(
+        footprint.namespace_bytes(b"c:"),
+        0,
+        "a table that goes takes its bytes"
+    );
+    assert_eq!(footprint.bytes(), first.db.used_memory() as u64);
+}
