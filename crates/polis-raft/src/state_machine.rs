@@ -40,6 +40,12 @@ pub trait StateMachine: Send + Sync + 'static {
     /// clock (never decreasing), taken from the proposals.
     fn apply(&mut self, index: u64, time_ms: u64, payload: &[u8]) -> Bytes;
 
+    /// Told, before [`StateMachine::apply`], the term of the leader that
+    /// appended the entry: a new leader applies its predecessors'
+    /// entries too, and may need to tell them from its own. Nothing by
+    /// default.
+    fn begin_entry(&mut self, _term: u64) {}
+
     /// Returns the whole state, encoded.
     fn snapshot(&self) -> Vec<u8>;
 
@@ -507,6 +513,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                         let time_ms = proposal.time_ms.max(state.time_ms);
                         state.time_ms = time_ms;
                         state.applied_bytes += proposal.payload.len() as u64;
+                        state.app.begin_entry(log_id.leader_id.term);
                         let answer = state.app.apply(log_id.index(), time_ms, &proposal.payload);
                         if let Some((group, observer)) = &self.observer {
                             observer.applied(&AppliedEntry {

@@ -100,6 +100,8 @@ pub struct DataMachine {
     /// The node's footprint this replica's keyspace counts in, and what
     /// it last added to it.
     footprint: Option<(Arc<Footprint>, Reported)>,
+    /// The term of the entry being applied (see [`StateMachine::begin_entry`]).
+    pub(crate) entry_term: u64,
 }
 
 impl DataMachine {
@@ -114,6 +116,7 @@ impl DataMachine {
             events: None,
             notify_mask: 0,
             footprint: None,
+            entry_term: 0,
         }
     }
 
@@ -383,6 +386,10 @@ impl DataMachine {
 }
 
 impl StateMachine for DataMachine {
+    fn begin_entry(&mut self, term: u64) {
+        self.entry_term = term;
+    }
+
     fn apply(&mut self, index: u64, time_ms: u64, payload: &[u8]) -> Bytes {
         let op: Op = match version::decode_entry(payload) {
             Ok(op) => op,

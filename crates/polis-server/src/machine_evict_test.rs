@@ -15,7 +15,7 @@ use super::*;
 struct Kept(Mutex<Vec<KeyEvent>>);
 
 impl EventSink for Kept {
-    fn emit(&self, _group: GroupId, events: Vec<KeyEvent>) {
+    fn emit(&self, _group: GroupId, _term: u64, events: Vec<KeyEvent>) {
         self.0.lock().unwrap().extend(events);
     }
 }

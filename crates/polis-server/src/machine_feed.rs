@@ -51,7 +51,7 @@ impl DataMachine {
                 _ => None,
             });
         if let Some(sink) = &self.events {
-            sink.emit(self.group(), events);
+            sink.emit(self.group(), self.entry_term, events);
         }
     }
 

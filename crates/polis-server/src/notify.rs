@@ -3,8 +3,9 @@
 //!
 //! Every replica's keyspace records the events of the classes
 //! `notify-keyspace-events` selects as it applies the log; only the shard's
-//! leader publishes them, so each event goes out once, in log order, on
-//! the `__keyspace@0__:<key>` channel (message: the event) and the
+//! leader publishes them, and only for the entries of its own term, so
+//! each event goes out once at most, in log order, on the
+//! `__keyspace@0__:<key>` channel (message: the event) and the
 //! `__keyevent@0__:<event>` channel (message: the key), to the subscribers
 //! of every node, as PUBLISH does.
 //!
@@ -16,7 +17,9 @@
 //!
 //! Delivery is at most once, as for PUBLISH: around a leader change the
 //! entries the old leader applied after it stopped leading publish
-//! nothing.
+//! nothing, and neither do the entries of earlier terms a new leader
+//! applies (the old leader may have published them already: a follower
+//! learns that an entry committed only after its leader applied it).
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Weak};
@@ -132,22 +135,28 @@ impl KeyEvents {
 /// Where a shard's state machine hands the events of each entry it
 /// applied.
 pub trait EventSink: Send + Sync {
-    fn emit(&self, group: GroupId, events: Vec<KeyEvent>);
+    /// `term`: the term of the leader that appended the entry.
+    fn emit(&self, group: GroupId, term: u64, events: Vec<KeyEvent>);
 }
 
-/// Publishes the events of shards this node leads.
+/// Publishes the events of shards this node leads, for the entries
+/// appended in its term.
 pub struct Publisher {
     pub node: Weak<Node>,
 }
 
 impl EventSink for Publisher {
-    fn emit(&self, group: GroupId, events: Vec<KeyEvent>) {
+    fn emit(&self, group: GroupId, term: u64, events: Vec<KeyEvent>) {
         let Some(node) = self.node.upgrade() else {
             return;
         };
         let flags = node.key_events.flags();
+        let leads_this_term =
+            |group: &crate::node::ShardGroup| group.is_leader() && group.term() == term;
         if flags & (KEYSPACE | KEYEVENT) == 0
-            || !node.shard(group).is_some_and(|group| group.is_leader())
+            || !node
+                .shard(group)
+                .is_some_and(|group| leads_this_term(&group))
         {
             return;
         }
