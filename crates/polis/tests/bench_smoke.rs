@@ -5,8 +5,14 @@
 //! files are written. No
 //! performance target is asserted: seconds of load on a shared machine
 //! measure nothing worth asserting.
+//!
+//! The benchmarks take turns (`common::one_at_a_time`): two at once on
+//! two cores would measure each other, and the eviction run's memory
+//! bound assumes eviction keeps pace with the writes it admits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +50,7 @@ async fn run_to_success(mut command: tokio::process::Command, what: &str) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_runs_every_system_and_writes_the_report() {
+    let _turn = common::one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
@@ -158,6 +165,7 @@ async fn compare_runs_every_system_and_writes_the_report() {
 /// data-type target has a figure (met or not is not this test's business).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_data_types_measures_every_figure() {
+    let _turn = common::one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
@@ -235,6 +243,7 @@ async fn compare_data_types_measures_every_figure() {
 /// after a change elsewhere retired the emptied shard, and nothing ran it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_benchmark_moves_the_keys_twice_and_writes_its_figures() {
+    let _turn = common::one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("migration.json");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
@@ -284,6 +293,7 @@ async fn the_migration_benchmark_moves_the_keys_twice_and_writes_its_figures() {
 /// and the ratio is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pubsub_benchmark_delivers_to_every_subscriber_on_both_systems() {
+    let _turn = common::one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("pubsub.json");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
@@ -315,6 +325,7 @@ async fn the_pubsub_benchmark_delivers_to_every_subscriber_on_both_systems() {
 /// business: a second of load on a shared machine measures nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eviction_benchmark_runs_both_sides() {
+    let _turn = common::one_at_a_time().await;
     const LIMIT_BYTES: u64 = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eviction.json");
@@ -362,6 +373,7 @@ async fn the_eviction_benchmark_runs_both_sides() {
 /// measure nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eventual_benchmark_runs_three_workloads_and_converges_after_the_partition() {
+    let _turn = common::one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eventual.json");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
