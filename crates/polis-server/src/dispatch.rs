@@ -302,18 +302,22 @@ async fn propose_op(
     // A blocked client's retry was admitted when it first came (Redis
     // does not refuse a blocked client it serves); a replica that does
     // not lead redirects rather than judge memory it does not evict.
+    let payload = match encode(&op) {
+        Ok(payload) => payload,
+        Err(reply) => return reply,
+    };
+    // Held until the write is applied: it counts against maxmemory
+    // meanwhile.
+    let mut _admitted = None;
     if waiter.is_none() && group.is_leader() && crate::eviction::op_denies_oom(&op) {
-        if let Err(reply) = crate::eviction::admit(node).await {
-            return reply;
+        match crate::admission::admit(node, payload.len() as u64).await {
+            Ok(admitted) => _admitted = Some(admitted),
+            Err(reply) => return reply,
         }
         if let Err(reply) = crate::cache_namespaces::admit_op(node, &op).await {
             return reply;
         }
     }
-    let payload = match encode(&op) {
-        Ok(payload) => payload,
-        Err(reply) => return reply,
-    };
     for _ in 0..WRITE_ATTEMPTS_MAX {
         Stats::bump(&node.stats.writes_proposed);
         // A group read may append to dead-letter streams it does not name.

@@ -8,14 +8,10 @@
 //! per shard, so every replica deletes the same keys at the same log
 //! position.
 //!
+//! A DENYOOM write is admitted by [`crate::admission`]: within the
+//! limit at once, over it after eviction makes room.
+//!
 //! ```text
-//!  DENYOOM write ──> over maxmemory? ── no ──> propose
-//!                        │ yes
-//!                        ├─ noeviction ──────────────────────────────> -OOM
-//!                        ├─ over by <= slack, eviction progressing ──> wake the loop, propose
-//!                        └─ wait for a round (shared by every writer waiting)
-//!                              ├─ freed something ──> propose
-//!                              └─ nothing to evict ─> -OOM
 //!  background loop, every 100 ms or woken: over maxmemory? ──> rounds until under
 //! ```
 //!
@@ -169,11 +165,14 @@ pub struct Eviction {
     evictor: tokio::sync::Mutex<Evictor>,
     /// Rounds finished, so a writer that waited for another's round does
     /// not run one more.
-    rounds: AtomicU64,
+    pub(crate) rounds: AtomicU64,
     /// Whether the last round evicted anything.
-    last_round_freed: AtomicBool,
+    pub(crate) last_round_freed: AtomicBool,
     /// Wakes the background loop (a lower limit was set).
     wake: tokio::sync::Notify,
+    /// Bytes of writes admitted and not yet applied
+    /// ([`crate::admission::Admitted`]).
+    pub(crate) pending: AtomicU64,
     /// The entry format was not enabled when a round wanted to evict
     /// (logged once).
     format_warned: AtomicBool,
@@ -192,6 +191,7 @@ impl Eviction {
             rounds: AtomicU64::new(0),
             last_round_freed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            pending: AtomicU64::new(0),
             format_warned: AtomicBool::new(false),
             caches: crate::cache_namespaces::CacheNamespaces::new(seed.rotate_left(32)),
         }
@@ -232,7 +232,7 @@ impl Eviction {
     }
 
     /// Returns the bytes over the limit (0 when within it or unlimited).
-    fn over(&self, config: &EvictionConfig) -> u64 {
+    pub(crate) fn over(&self, config: &EvictionConfig) -> u64 {
         if config.maxmemory_bytes == 0 {
             return 0;
         }
@@ -279,36 +279,6 @@ pub fn op_denies_oom(op: &Op) -> bool {
         Op::Batch(batch) => batch.iter().any(|logged| denies_oom(&logged.args)),
         Op::Exec(transaction) => transaction.commands.iter().any(|args| denies_oom(args)),
         _ => false,
-    }
-}
-
-/// Admits a DENYOOM write: at once within the limit. Over it, the write
-/// sets eviction going and, while the last round freed something and the
-/// node is over by at most the slack ([`HEADROOM_DIVISOR`] of the
-/// limit), goes ahead meanwhile, as Redis admits a command while its
-/// eviction goes on in the background (`EVICT_RUNNING`); further over,
-/// it waits for a round. Nothing to evict, or noeviction: -OOM.
-///
-/// # Errors
-/// The -OOM reply.
-pub async fn admit(node: &Arc<Node>) -> Result<(), Reply> {
-    let eviction = &node.eviction;
-    let config = eviction.config();
-    let over = eviction.over(&config);
-    if over == 0 {
-        return Ok(());
-    }
-    if !config.policy.evicts() {
-        return Err(oom());
-    }
-    if over <= slack(&config) && eviction.last_round_freed.load(Ordering::Acquire) {
-        eviction.wake.notify_one();
-        return Ok(());
-    }
-    if make_room(node).await || eviction.over(&eviction.config()) == 0 {
-        Ok(())
-    } else {
-        Err(oom())
     }
 }
 

@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod admin_feeds;
 pub mod admin_namespaces;
+pub mod admission;
 pub mod balance;
 pub mod blocking;
 pub mod bootstrap;

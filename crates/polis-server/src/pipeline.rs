@@ -60,7 +60,9 @@ impl Waiting {
         self.count = 0;
         self.bytes = 0;
         let mut batches = std::mem::take(&mut self.by_shard);
-        refuse_over_maxmemory(node, &mut batches, replies).await;
+        // Held until the batches are applied: they count against
+        // maxmemory meanwhile.
+        let _admitted = refuse_over_maxmemory(node, &mut batches, replies).await;
         let proposals = batches.into_iter().map(|(shard, writes)| {
             let (places, logged): (Vec<usize>, Vec<Logged>) = writes.into_iter().unzip();
             async move { (places, dispatch::write_batch(node, shard, logged).await) }
@@ -76,15 +78,16 @@ impl Waiting {
 }
 
 /// Takes the DENYOOM writes out of `batches`, answered -OOM, when the
-/// node is over `maxmemory` and eviction cannot make room (checked once
-/// for the whole flush, as Redis checks once per command), or when the
-/// cache namespace of a write's key is over its limit and cannot make
-/// room (checked per write).
-async fn refuse_over_maxmemory(
-    node: &Arc<Node>,
+/// node has no room within `maxmemory` for what they bring together and
+/// eviction cannot make it (judged once for the whole flush), or when
+/// the cache namespace of a write's key is over its limit and cannot
+/// make room (checked per write). Returns the reservation of the writes
+/// kept.
+async fn refuse_over_maxmemory<'a>(
+    node: &'a Arc<Node>,
     batches: &mut BTreeMap<GroupId, Vec<(usize, Logged)>>,
     replies: &mut [Option<Reply>],
-) {
+) -> Option<crate::admission::Admitted<'a>> {
     let grows = |logged: &Logged| crate::eviction::denies_oom(&logged.args);
     // Only the leader that proposes judges: a replica that does not lead
     // redirects the write.
@@ -93,11 +96,19 @@ async fn refuse_over_maxmemory(
         leads(shard) && writes.iter().any(|(_, logged)| grows(logged))
     };
     if !batches.iter().any(|(shard, writes)| judged(shard, writes)) {
-        return;
+        return None;
     }
-    let node_admitted = crate::eviction::admit(node).await.is_ok();
+    let bytes: u64 = batches
+        .iter()
+        .filter(|(shard, _)| leads(shard))
+        .flat_map(|(_, writes)| writes)
+        .filter(|(_, logged)| grows(logged))
+        .map(|(_, logged)| crate::admission::estimate(&logged.args))
+        .sum();
+    let admitted = crate::admission::admit(node, bytes).await.ok();
+    let node_admitted = admitted.is_some();
     if node_admitted && node.eviction.caches.table().is_none() {
-        return;
+        return admitted;
     }
     for (shard, writes) in batches.iter_mut() {
         if !leads(shard) {
@@ -126,6 +137,7 @@ async fn refuse_over_maxmemory(
         *writes = kept;
     }
     batches.retain(|_, writes| !writes.is_empty());
+    admitted
 }
 
 /// Notes a command in the node's counters and the client's info.

@@ -117,3 +117,21 @@ pub const NAMESPACES_MAX: usize = 1024;
 pub const NAMESPACE_PREFIX_LEN_MAX: usize = 256;
 /// Replicas (N) of an eventual namespace at most.
 pub const NAMESPACE_REPLICAS_MAX: u8 = 7;
+
+/// Replies a gateway client may be owed (its pipeline depth through the
+/// gateway); past it the gateway stops reading the client until replies
+/// go out.
+pub const GATEWAY_OWED_MAX: usize = PIPELINE_DEPTH_MAX;
+/// Reply frames an upstream connection of the gateway may have read and
+/// not yet handed to its client (then the node waits on TCP).
+pub const GATEWAY_UPSTREAM_FRAMES_MAX: usize = 256;
+/// Largest reply frame the gateway takes from a node; a larger one
+/// closes that upstream connection.
+pub const GATEWAY_REPLY_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Idle upstream connections the gateway keeps per node.
+pub const GATEWAY_IDLE_PER_NODE_MAX: usize = 64;
+/// Times the gateway sends a command again after MOVED, ASK, TRYAGAIN
+/// or CLUSTERDOWN (none of which applied it).
+pub const GATEWAY_ATTEMPTS_MAX: usize = 8;
+
+const _: () = assert!(GATEWAY_OWED_MAX <= PIPELINE_DEPTH_MAX);
