@@ -173,7 +173,7 @@ class Cluster:
         # group (it and the nodes it spawned) goes with it.
         self.process = subprocess.Popen(
             [str(binary), "dev", "--nodes", str(nodes), "--shards", str(shards),
-             "--port", str(self.base_port), "--data", str(self.data_dir)],
+             "--port", str(self.base_port), "--gateway-port", "0", "--data", str(self.data_dir)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

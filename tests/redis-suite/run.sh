@@ -228,7 +228,7 @@ start_server() {
   local deadline=$((SECONDS + ready_timeout_s))
   case "$server_kind" in
     polis)
-      setsid "$polis_bin" dev --nodes 3 --shards 1 --port "$base" --data "$unit_dir/data" \
+      setsid "$polis_bin" dev --nodes 3 --shards 1 --port "$base" --gateway-port 0 --data "$unit_dir/data" \
         >"$unit_dir/server.log" 2>&1 </dev/null &
       server_pid=$!
       until grep -q '^polis dev: ready' "$unit_dir/server.log" 2>/dev/null; do

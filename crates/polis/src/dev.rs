@@ -41,6 +41,14 @@ pub struct DevArgs {
     /// node together again.
     #[arg(long)]
     add_node: bool,
+    /// Port of the gateway started beside the nodes (one endpoint for
+    /// clients that know nothing of clusters); default `--port` + 300,
+    /// 0 for one the OS picks.
+    #[arg(long)]
+    gateway_port: Option<u16>,
+    /// Start no gateway.
+    #[arg(long)]
+    no_gateway: bool,
     /// Extra flags passed to every `polis server` (after `--`).
     #[arg(last = true)]
     server_args: Vec<String>,
@@ -144,6 +152,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             shard["leader_node"],
             shard["leader_resp_addr"].as_str().unwrap_or("-"),
         );
+    }
+    if !args.no_gateway {
+        let port = args.gateway_port.unwrap_or(args.port.saturating_add(300));
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        match crate::gateway::start_beside(listen, cluster.resp_addrs()).await {
+            Ok(addr) => println!(
+                "gateway: resp {addr}  (any Redis client: redis-cli -p {})",
+                addr.port()
+            ),
+            Err(error) => println!("polis dev: no gateway: {error}"),
+        }
     }
     println!("try:    redis-cli -c -p {}", args.port);
     println!("status: polis status --node {}", addrs(args.port, 0).admin);

@@ -2,6 +2,7 @@
 //!
 //! - `polis server`: one node (flags > `POLIS_*` environment > TOML file > defaults);
 //! - `polis dev`: a local cluster of `polis server` processes on loopback;
+//! - `polis gateway`: one Redis endpoint for a whole cluster;
 //! - `polis status`: the cluster as one node sees it;
 //! - `polis cluster`: remove a node, move slots between shards;
 //! - `polis chaos`: network faults on a cluster started with fault injection;
@@ -16,6 +17,7 @@ mod bench_pubsub;
 mod chaos;
 mod cluster;
 mod dev;
+mod gateway;
 mod namespace;
 mod server;
 mod status;
@@ -37,6 +39,9 @@ enum Command {
     Server(Box<server::ServerArgs>),
     /// Runs a local cluster of separate node processes on loopback.
     Dev(dev::DevArgs),
+    /// Serves one Redis endpoint for a whole cluster, to clients that
+    /// know nothing of clusters.
+    Gateway(gateway::GatewayArgs),
     /// Shows the cluster as one node sees it.
     Status(status::StatusArgs),
     /// Changes the cluster: removes a node, moves slots between shards.
@@ -60,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(*args)),
         Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Gateway(args) => runtime.block_on(gateway::run(args)),
         Command::Status(args) => runtime.block_on(status::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Namespace(args) => runtime.block_on(namespace::run(args)),

@@ -1,0 +1,86 @@
+//! The polis gateway: one Redis endpoint for a whole polis cluster, for
+//! clients that know nothing of clusters.
+//!
+//! ```text
+//!  clients ──RESP2/3──> gateway ──┬─ by slot (the nodes' classifier) ──> the slot's leader
+//!                                 ├─ MGET/DEL/EXISTS/UNLINK/TOUCH ─────> split by slot, merged
+//!                                 ├─ DBSIZE/KEYS/SCAN/FLUSHALL ────────> every shard, merged
+//!                                 └─ MULTI..EXEC, WATCH ───────────────> pinned to one node
+//! ```
+//!
+//! - [`cluster`]: the topology (`CLUSTER SHARDS`, refreshed, taught by
+//!   `MOVED`), node health (PING and failed connections), the pool of
+//!   idle connections;
+//! - [`route`]: where a request goes;
+//! - `session`: one client, its connections to the nodes, replies in
+//!   order; `replies`: frames to their requests, redirects followed;
+//!   `transaction`: what a session answers itself;
+//! - [`upstream`], [`frame`]: a connection to a node and its reply frames;
+//! - [`merge`]: replies of several nodes made into one.
+//!
+//! Must not depend on the node's crates (polis-server, polis-raft): it
+//! speaks to the nodes only as a Redis client does.
+
+pub mod cluster;
+pub mod frame;
+pub mod merge;
+mod replies;
+pub mod route;
+mod session;
+pub mod topology;
+mod transaction;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use cluster::Cluster;
+
+/// A gateway bound to its address, not yet serving.
+pub struct Gateway {
+    listener: TcpListener,
+    cluster: Arc<Cluster>,
+}
+
+impl Gateway {
+    /// Binds `listen` and reads the cluster's topology from `seeds` (RESP
+    /// addresses of nodes).
+    ///
+    /// # Errors
+    /// The address cannot be bound, or no seed described the cluster.
+    pub async fn bind(listen: SocketAddr, seeds: Vec<String>) -> Result<Self, String> {
+        let cluster = Cluster::connect(seeds).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+        Ok(Self { listener, cluster })
+    }
+
+    /// Returns the address clients connect to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves clients until the task is aborted.
+    pub async fn serve(self) {
+        let topology = tokio::spawn(self.cluster.clone().keep_topology());
+        let health = tokio::spawn(self.cluster.clone().keep_health());
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(session::serve(self.cluster.clone(), stream));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a client failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+            if topology.is_finished() || health.is_finished() {
+                tracing::error!("a gateway task ended");
+                return;
+            }
+        }
+    }
+}

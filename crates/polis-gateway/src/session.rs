@@ -1,0 +1,574 @@
+//! One client of the gateway: its requests are routed as they come, to
+//! connections of its own to the nodes (pooled), written in pipelines;
+//! the replies go back in the order the requests came, whichever node
+//! answers first.
+//!
+//! ```text
+//!  client ─ requests ─> plan ─┬─ answer here (PING, MULTI queueing, errors)
+//!                             ├─ one node ──────────> upstream ─┐
+//!                             └─ split / fan out ──> upstreams ─┤  frames (reader tasks)
+//!  client <─ replies in request order <─ owed <─ merge/redirect ─┘
+//! ```
+//!
+//! A reply owed to the client has a sequence number; each upstream
+//! connection expects its replies in the order it was sent requests, so
+//! a frame finds its place even when a redirect sent a request again
+//! elsewhere. Pushes (pub/sub) go out between replies, as they come.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use polis_resp::{DecodeLimits, ProtocolVersion, Reply, ReplyError, RequestDecoder};
+use polis_types::limits::GATEWAY_OWED_MAX;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::cluster::Cluster;
+use crate::frame::Frame;
+use crate::merge::{Combine, Merging};
+use crate::route::{lower, plan, MergeKind, Plan, Target};
+use crate::topology::Addr;
+use crate::upstream::{Event, Expect, Upstream, EVENTS_MAX};
+
+/// Bytes read from the client per read call, at most.
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies buffered for the client before they are written mid-batch.
+const WRITE_FLUSH_BYTES: usize = 64 * 1024;
+
+/// A reply owed to the client.
+pub(crate) struct Owed {
+    pub state: OwedState,
+    /// Not sent (CLIENT REPLY OFF or SKIP).
+    pub silent: bool,
+}
+
+pub(crate) enum OwedState {
+    Waiting,
+    Ready(Bytes),
+    Merging(Merging),
+}
+
+/// After CLIENT REPLY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyMode {
+    On,
+    Off,
+    SkipNext,
+}
+
+/// One client's state.
+pub struct Session {
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) protocol: ProtocolVersion,
+    pub(crate) upstreams: Vec<Option<Upstream>>,
+    pub(crate) by_addr: HashMap<Addr, usize>,
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) owed: VecDeque<Owed>,
+    /// The sequence number of `owed[0]`.
+    pub(crate) first_seq: u64,
+    pub(crate) multi: Option<crate::transaction::Multi>,
+    pub(crate) watch: Option<crate::transaction::Watch>,
+    pub(crate) reply_mode: ReplyMode,
+    pub(crate) readonly: bool,
+    pub(crate) closing: bool,
+    pub(crate) home: Option<Addr>,
+    /// Requests to send again after TRYAGAIN or CLUSTERDOWN, and when.
+    pub(crate) retries: Vec<(Instant, Expect)>,
+    /// Spreads READONLY reads over replicas.
+    pub(crate) pick: usize,
+}
+
+/// Serves one client until it leaves.
+pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let (events, mut incoming) = mpsc::channel(EVENTS_MAX);
+    let mut session = Session {
+        cluster,
+        protocol: ProtocolVersion::Resp2,
+        upstreams: Vec::new(),
+        by_addr: HashMap::new(),
+        events,
+        owed: VecDeque::new(),
+        first_seq: 0,
+        multi: None,
+        watch: None,
+        reply_mode: ReplyMode::On,
+        readonly: false,
+        closing: false,
+        home: None,
+        retries: Vec::new(),
+        pick: 0,
+    };
+    if let Err(error) = session.run(stream, &mut incoming).await {
+        tracing::debug!(%error, "gateway client left");
+    }
+    session.release_all().await;
+}
+
+impl Session {
+    async fn run(
+        &mut self,
+        mut stream: TcpStream,
+        incoming: &mut mpsc::Receiver<Event>,
+    ) -> std::io::Result<()> {
+        let mut input = BytesMut::with_capacity(READ_CHUNK);
+        let mut output = BytesMut::new();
+        let mut decoder = RequestDecoder::new(DecodeLimits::default());
+        let mut requests: VecDeque<Vec<Bytes>> = VecDeque::new();
+        let mut health = self.cluster.health_changes();
+        loop {
+            while let Some(args) = requests.front() {
+                if self.owed.len() >= GATEWAY_OWED_MAX || self.closing {
+                    break;
+                }
+                if is_barrier(args) && !self.owed.is_empty() {
+                    break;
+                }
+                let Some(args) = requests.pop_front() else {
+                    break;
+                };
+                self.handle(args).await;
+            }
+            self.flush_upstreams().await;
+            self.write_ready(&mut output);
+            if !output.is_empty() {
+                stream.write_all(&output).await?;
+                output.clear();
+            }
+            if self.closing && self.owed.is_empty() {
+                return Ok(());
+            }
+            let reading = requests.is_empty() && !self.closing;
+            let next_retry = self.retries.iter().map(|(at, _)| *at).min();
+            tokio::select! {
+                read = stream.read_buf(&mut input), if reading => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    loop {
+                        match decoder.decode(&mut input) {
+                            Ok(Some(request)) => requests.push_back(request.args),
+                            Ok(None) => break,
+                            Err(error) => {
+                                let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
+                                stream.write_all(&Frame::of(&reply, self.protocol).bytes).await?;
+                                return Ok(());
+                            }
+                        }
+                    }
+                    input.reserve(READ_CHUNK);
+                }
+                event = incoming.recv() => {
+                    let Some(event) = event else { return Ok(()) };
+                    self.on_event(event).await;
+                    while let Ok(event) = incoming.try_recv() {
+                        self.on_event(event).await;
+                        if self.ready_bytes() > WRITE_FLUSH_BYTES {
+                            break;
+                        }
+                    }
+                }
+                () = sleep_until(next_retry), if next_retry.is_some() => self.retry_due().await,
+                changed = health.changed() => {
+                    if changed.is_ok() {
+                        self.leave_unhealthy();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one request.
+    async fn handle(&mut self, args: Vec<Bytes>) {
+        let silent = match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::On;
+                true
+            }
+        };
+        let name = args.first().map(|name| lower(name)).unwrap_or_default();
+        if self.protocol == ProtocolVersion::Resp2
+            && self.subscribed_any()
+            && !allowed_subscribed(&name)
+        {
+            let error = format!(
+                "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            );
+            self.answer(Reply::Error(ReplyError::err(error)), silent);
+            return;
+        }
+        let plan = plan(&args);
+        if self.multi.is_some() && !matches!(plan, Plan::Session(_)) {
+            let reply = self.queue(args, &plan);
+            self.answer(reply, silent);
+            return;
+        }
+        match plan {
+            Plan::Answer(reply) => self.answer(reply, silent),
+            Plan::Session(command) => self.session_command(command, args, silent).await,
+            Plan::Send { target, write } => {
+                let seq = self.owe(OwedState::Waiting, silent);
+                let slot = match target {
+                    Target::Slot(slot) => Some(slot),
+                    _ => None,
+                };
+                let expect = Expect {
+                    seq,
+                    args,
+                    slot,
+                    attempts: 0,
+                    silent: false,
+                    retry: slot.is_some(),
+                    part: None,
+                };
+                self.send(&target, expect, !write).await;
+            }
+            Plan::Fanout { target, merge } => {
+                let topology = self.cluster.topology();
+                let nodes = match target {
+                    Target::All => topology.nodes(),
+                    _ => topology.leaders(),
+                };
+                let merging = Merging::new(Combine::Kind(merge), nodes.len(), Vec::new());
+                let seq = self.owe(OwedState::Merging(merging), silent);
+                for (part, addr) in nodes.into_iter().enumerate() {
+                    let expect = Expect {
+                        seq,
+                        args: args.clone(),
+                        slot: None,
+                        attempts: 0,
+                        silent: false,
+                        retry: false,
+                        part: Some(part),
+                    };
+                    self.send_to(addr, expect, false).await;
+                }
+            }
+            Plan::Split { merge, parts } => {
+                let places = parts.iter().map(|(_, _, places)| places.clone()).collect();
+                let merging = Merging::new(Combine::Kind(merge), parts.len(), places);
+                let seq = self.owe(OwedState::Merging(merging), silent);
+                let read = merge == MergeKind::Places
+                    || args.first().is_some_and(|name| lower(name) == "exists");
+                for (part, (slot, part_args, _)) in parts.into_iter().enumerate() {
+                    let expect = Expect {
+                        seq,
+                        args: part_args,
+                        slot: Some(slot),
+                        attempts: 0,
+                        silent: false,
+                        retry: true,
+                        part: Some(part),
+                    };
+                    self.send(&Target::Slot(slot), expect, read).await;
+                }
+            }
+            Plan::Scan => self.scan(args, silent).await,
+            Plan::Subscription { target } => self.subscription(&target, &name, args).await,
+        }
+    }
+
+    /// Sends SCAN to the leader of the shard its cursor names.
+    async fn scan(&mut self, args: Vec<Bytes>, silent: bool) {
+        let shards = self.cluster.topology().shards.len();
+        let cursor: Option<u64> = args
+            .get(1)
+            .and_then(|cursor| std::str::from_utf8(cursor).ok())
+            .and_then(|cursor| cursor.parse().ok());
+        let Some(cursor) = cursor else {
+            self.answer(Reply::Error(ReplyError::err("invalid cursor")), silent);
+            return;
+        };
+        let shard = (cursor >> crate::merge::SCAN_INDEX_SHIFT) as usize;
+        let Some(addr) = (shard < shards)
+            .then(|| self.cluster.route_shard(shard))
+            .flatten()
+        else {
+            self.answer(
+                Reply::Array(vec![
+                    Reply::Bulk(Bytes::from_static(b"0")),
+                    Reply::Array(Vec::new()),
+                ]),
+                silent,
+            );
+            return;
+        };
+        let merging = Merging::new(Combine::Scan { shard, shards }, 1, Vec::new());
+        let seq = self.owe(OwedState::Merging(merging), silent);
+        let expect = Expect {
+            seq,
+            args,
+            slot: None,
+            attempts: 0,
+            silent: false,
+            retry: false,
+            part: Some(0),
+        };
+        self.send_to(addr, expect, false).await;
+    }
+
+    /// Sends a (P|S)(UN)SUBSCRIBE: its confirmations are pushes, owed to
+    /// no request.
+    async fn subscription(&mut self, target: &Target, name: &str, args: Vec<Bytes>) {
+        let Some(addr) = self.resolve(target, false) else {
+            self.answer(
+                Reply::Error(ReplyError::ClusterDown("no node reachable".to_owned())),
+                false,
+            );
+            return;
+        };
+        let Some(id) = self.upstream(&addr).await else {
+            self.answer(Reply::Error(unreachable(&addr)), false);
+            return;
+        };
+        if let Some(upstream) = self.upstream_mut(id) {
+            upstream.dirty = true;
+            upstream.subscribing = true;
+            if name.ends_with("subscribe") && !name.contains("un") {
+                let count = &mut upstream.subscriptions;
+                *count = (*count).max(1);
+            }
+            upstream.push(&args);
+        }
+    }
+
+    /// Owes the client `reply` now.
+    pub(crate) fn answer(&mut self, reply: Reply, silent: bool) {
+        let frame = Frame::of(&reply, self.protocol);
+        self.owe(OwedState::Ready(frame.bytes), silent);
+    }
+
+    /// Owes the client a reply; returns its sequence number.
+    pub(crate) fn owe(&mut self, state: OwedState, silent: bool) -> u64 {
+        self.owed.push_back(Owed { state, silent });
+        self.first_seq + self.owed.len() as u64 - 1
+    }
+
+    /// Returns the node a target names now.
+    pub(crate) fn resolve(&mut self, target: &Target, read: bool) -> Option<Addr> {
+        match target {
+            Target::Slot(slot) if read && self.readonly => {
+                self.pick = self.pick.wrapping_add(1);
+                self.cluster.route_replica(*slot, self.pick)
+            }
+            Target::Slot(slot) => self.cluster.route(*slot),
+            _ => {
+                if self
+                    .home
+                    .as_ref()
+                    .is_none_or(|home| !self.cluster.is_healthy(home))
+                {
+                    self.home = self.cluster.any_node();
+                }
+                self.home.clone()
+            }
+        }
+    }
+
+    /// Sends `expect`'s request to where `target` routes.
+    pub(crate) async fn send(&mut self, target: &Target, expect: Expect, read: bool) {
+        // A node that cannot be reached is marked unhealthy, and the next
+        // try goes elsewhere.
+        for _ in 0..2 {
+            let Some(addr) = self.resolve(target, read) else {
+                break;
+            };
+            if self.upstream(&addr).await.is_some() {
+                self.send_to(addr, expect, read).await;
+                return;
+            }
+        }
+        let reply = Reply::Error(ReplyError::ClusterDown(
+            "no node serving this slot is reachable".to_owned(),
+        ));
+        self.fill(
+            expect.seq,
+            expect.part,
+            Frame::of(&reply, self.protocol),
+            self.protocol,
+        );
+    }
+
+    /// Sends `expect`'s request to `addr`.
+    pub(crate) async fn send_to(&mut self, addr: Addr, expect: Expect, read: bool) {
+        let Some(id) = self.upstream(&addr).await else {
+            let reply = Reply::Error(unreachable(&addr));
+            self.fill(
+                expect.seq,
+                expect.part,
+                Frame::of(&reply, self.protocol),
+                self.protocol,
+            );
+            return;
+        };
+        let readonly = read && self.readonly;
+        let Some(upstream) = self.upstream_mut(id) else {
+            return;
+        };
+        if readonly && !upstream.readonly {
+            upstream.readonly = true;
+            upstream.dirty = true;
+            upstream.push(&[Bytes::from_static(b"READONLY")]);
+            upstream.expect.push_back(Expect {
+                silent: true,
+                retry: false,
+                args: Vec::new(),
+                part: None,
+                ..expect.clone()
+            });
+        }
+        if is_stateful(&expect.args) {
+            upstream.dirty = true;
+        }
+        upstream.push(&expect.args);
+        upstream.expect.push_back(expect);
+    }
+
+    /// Returns the number of this client's connection to `addr`, opening
+    /// one if needed.
+    pub(crate) async fn upstream(&mut self, addr: &Addr) -> Option<usize> {
+        if let Some(id) = self.by_addr.get(addr) {
+            return Some(*id);
+        }
+        let id = self.upstreams.len();
+        match Upstream::open(
+            &self.cluster,
+            addr.clone(),
+            self.protocol,
+            id,
+            self.events.clone(),
+        )
+        .await
+        {
+            Ok(upstream) => {
+                self.upstreams.push(Some(upstream));
+                self.by_addr.insert(addr.clone(), id);
+                Some(id)
+            }
+            Err(error) => {
+                tracing::debug!(%error, "gateway cannot reach a node");
+                self.cluster.failed(addr);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn upstream_mut(&mut self, id: usize) -> Option<&mut Upstream> {
+        self.upstreams.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// Writes what each connection has queued.
+    async fn flush_upstreams(&mut self) {
+        let mut broken = Vec::new();
+        for (id, upstream) in self.upstreams.iter_mut().enumerate() {
+            let Some(upstream) = upstream else { continue };
+            if let Err(error) = upstream.flush().await {
+                broken.push((id, error.to_string()));
+            }
+        }
+        for (id, why) in broken {
+            self.lost(id, &why);
+        }
+    }
+
+    /// Ends every connection: the clean ones go back to the pool.
+    pub(crate) async fn release_all(&mut self) {
+        self.by_addr.clear();
+        self.home = None;
+        for upstream in std::mem::take(&mut self.upstreams).into_iter().flatten() {
+            upstream.release(&self.cluster).await;
+        }
+    }
+
+    fn ready_bytes(&self) -> usize {
+        self.owed
+            .iter()
+            .map(|owed| match &owed.state {
+                OwedState::Ready(bytes) => bytes.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Moves the replies ready at the front to `output`.
+    fn write_ready(&mut self, output: &mut BytesMut) {
+        while let Some(owed) = self.owed.front() {
+            let OwedState::Ready(bytes) = &owed.state else {
+                break;
+            };
+            if !owed.silent {
+                output.extend_from_slice(bytes);
+            }
+            self.owed.pop_front();
+            self.first_seq += 1;
+        }
+    }
+
+    /// Returns true while a RESP2 client is subscribed somewhere.
+    pub(crate) fn subscribed_any(&self) -> bool {
+        self.upstreams
+            .iter()
+            .flatten()
+            .any(|upstream| upstream.subscriptions > 0)
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unreachable(addr: &str) -> ReplyError {
+    ReplyError::ClusterDown(format!("node {addr} is unreachable"))
+}
+
+/// Requests that wait for every reply owed before them: they change how
+/// the client's connections speak.
+fn is_barrier(args: &[Bytes]) -> bool {
+    args.first()
+        .is_some_and(|name| matches!(lower(name).as_str(), "hello" | "reset"))
+}
+
+/// Returns true for commands that leave state on the node's connection.
+fn is_stateful(args: &[Bytes]) -> bool {
+    let Some(name) = args.first() else {
+        return false;
+    };
+    let name = lower(name);
+    name.starts_with('b')
+        || matches!(
+            name.as_str(),
+            "client"
+                | "select"
+                | "watch"
+                | "multi"
+                | "xread"
+                | "xreadgroup"
+                | "wait"
+                | "asking"
+                | "monitor"
+                | "auth"
+        )
+}
+
+fn allowed_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}

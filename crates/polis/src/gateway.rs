@@ -1,0 +1,51 @@
+//! `polis gateway`: one Redis endpoint for a whole polis cluster.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+
+/// Flags of `polis gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address clients connect to.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    listen: SocketAddr,
+    /// RESP addresses of one or more nodes (comma-separated); the gateway
+    /// learns the rest of the cluster from them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    cluster: Vec<String>,
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let gateway = polis_gateway::Gateway::bind(args.listen, args.cluster.clone())
+        .await
+        .map_err(anyhow::Error::msg)
+        .with_context(|| {
+            format!(
+                "starting the gateway (is a node of the cluster listening at {}?)",
+                args.cluster.join(",")
+            )
+        })?;
+    let addr = gateway.local_addr().context("the gateway has no address")?;
+    println!(
+        "polis gateway: listening on {addr} for {}",
+        args.cluster.join(",")
+    );
+    println!("try:    redis-cli -p {}", addr.port());
+    let serving = tokio::spawn(gateway.serve());
+    crate::server::shutdown_signal().await;
+    serving.abort();
+    println!("polis gateway: stopped");
+    Ok(())
+}
+
+/// Starts a gateway in this process for `polis dev`; returns its address,
+/// or why it did not start (the cluster keeps running without it).
+pub async fn start_beside(listen: SocketAddr, cluster: Vec<String>) -> Result<SocketAddr, String> {
+    let gateway = polis_gateway::Gateway::bind(listen, cluster).await?;
+    let addr = gateway.local_addr().ok_or("the gateway has no address")?;
+    tokio::spawn(gateway.serve());
+    Ok(addr)
+}
