@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::cluster::Cluster;
 use crate::frame::Frame;
 use crate::merge::{Combine, Merging};
-use crate::route::{lower, plan, MergeKind, Plan, Target};
+use crate::route::{lower, plan, MergeKind, Plan, SessionCommand, Target};
 use crate::topology::Addr;
 use crate::upstream::{Event, Expect, Upstream, EVENTS_MAX};
 
@@ -203,7 +203,18 @@ impl Session {
             return;
         }
         let plan = plan(&args);
-        if self.multi.is_some() && !matches!(plan, Plan::Session(_)) {
+        let transactional = matches!(
+            plan,
+            Plan::Session(
+                SessionCommand::Multi
+                    | SessionCommand::Exec
+                    | SessionCommand::Discard
+                    | SessionCommand::Watch
+                    | SessionCommand::Quit
+                    | SessionCommand::Reset
+            )
+        );
+        if self.multi.is_some() && !transactional {
             let reply = self.queue(args, &plan);
             self.answer(reply, silent);
             return;
