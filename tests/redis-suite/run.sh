@@ -6,6 +6,7 @@
 #
 #   tests/redis-suite/run.sh                  # polis, the default units
 #   tests/redis-suite/run.sh --server redis   # control: a fresh redis-server per unit
+#   tests/redis-suite/run.sh --server gateway # through polis gateway, 3 nodes, 3 shards
 #   tests/redis-suite/run.sh unit/type/incr   # only the units named
 #   tests/redis-suite/run.sh --verbose        # print every unit's full output
 #   tests/redis-suite/run.sh -- --cluster-mode   # extra runtest flags after --
@@ -15,7 +16,8 @@
 #
 # The suite comes from scripts/fetch-redis-tests.sh (.cache/redis-7.0.15).
 # Tests named in tests/redis-suite/skip.txt are skipped for polis, never for
-# the control run: real Redis must pass every test we run.
+# the control run: real Redis must pass every test we run. Through the
+# gateway, those of skip-gateway.txt are skipped too, each with its reason.
 #
 # Exit status: 0 only when every unit ran at least one test and had no [err]
 # nor [exception].
@@ -26,6 +28,7 @@ repo_root="$(cd "$script_dir/../.." && pwd)"
 readonly script_dir repo_root
 readonly suite_dir="$repo_root/.cache/redis-7.0.15"
 readonly skip_list="$script_dir/skip.txt"
+readonly gateway_skip_list="$script_dir/skip-gateway.txt"
 
 readonly default_units=(
   unit/type/string unit/type/incr unit/type/hash unit/keyspace unit/expire
@@ -77,11 +80,11 @@ done
 ((${#units[@]} > 0)) || units=("${default_units[@]}")
 
 case "$server_kind" in
-  polis)
+  polis | gateway)
     [[ -x "$polis_bin" ]] || { echo "run.sh: no polis binary at $polis_bin (cargo build first)" >&2; exit 2; } ;;
   redis)
     command -v redis-server >/dev/null || { echo "run.sh: redis-server missing (scripts/install-deps.sh)" >&2; exit 2; } ;;
-  *) echo "run.sh: --server must be polis or redis, not '$server_kind'" >&2; exit 2 ;;
+  *) echo "run.sh: --server must be polis, gateway or redis, not '$server_kind'" >&2; exit 2 ;;
 esac
 [[ -x "$suite_dir/runtest" ]] || { echo "run.sh: no suite at $suite_dir (scripts/fetch-redis-tests.sh)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "run.sh: python3 missing" >&2; exit 2; }
@@ -246,6 +249,23 @@ start_server() {
       done
       server_address="$(polis_leader "$base" $((deadline - SECONDS + 1)))" || return 1
       ;;
+    gateway)
+      # Three shards, one led from each node: the TCL client sees one
+      # endpoint, the gateway, and the keys of a unit spread over shards.
+      setsid "$polis_bin" dev --nodes 3 --shards 3 --port "$base" --gateway-port 0 --data "$unit_dir/data" \
+        >"$unit_dir/server.log" 2>&1 </dev/null &
+      server_pid=$!
+      until grep -q '^polis dev: ready' "$unit_dir/server.log" 2>/dev/null; do
+        if ! alive "$server_pid" || ((SECONDS >= deadline)); then
+          log "polis dev with a gateway not ready; its output:" >&2
+          cat "$unit_dir/server.log" >&2
+          return 1
+        fi
+        sleep 0.1
+      done
+      server_address="$(sed -n 's/^gateway: resp \([0-9.:]*\).*/\1/p' "$unit_dir/server.log" | head -1)"
+      [[ -n "$server_address" ]] || { log "polis dev started no gateway:" >&2; cat "$unit_dir/server.log" >&2; return 1; }
+      ;;
     redis)
       mkdir -p "$unit_dir/data"
       setsid redis-server --port "$base" --bind 127.0.0.1 --dir "$unit_dir/data" \
@@ -266,9 +286,11 @@ start_server() {
 }
 
 skip_args=()
-if [[ "$server_kind" == polis && -f "$skip_list" ]]; then
+if [[ "$server_kind" != redis && -f "$skip_list" ]]; then
   # runtest's --skipfile reads every line as a name; give it names only.
-  grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$skip_list" >"$work_dir/skipfile" || true
+  skip_lists=("$skip_list")
+  [[ "$server_kind" == gateway && -f "$gateway_skip_list" ]] && skip_lists+=("$gateway_skip_list")
+  cat "${skip_lists[@]}" | grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' >"$work_dir/skipfile" || true
   if [[ -s "$work_dir/skipfile" ]]; then
     skip_args=(--skipfile "$work_dir/skipfile")
     log "skipping $(wc -l <"$work_dir/skipfile") test(s) listed in tests/redis-suite/skip.txt"
@@ -335,7 +357,7 @@ for unit in "${units[@]}"; do
     failed_units=$((failed_units + 1))
     log "$unit: $result; runtest output:"
     cat "$unit_dir/runtest.plain"
-    if [[ "$server_kind" == polis ]]; then
+    if [[ "$server_kind" != redis ]]; then
       log "$unit: last lines of polis dev output:"
       tail -n 40 "$unit_dir/server.log"
     fi

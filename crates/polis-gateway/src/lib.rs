@@ -63,6 +63,12 @@ impl Gateway {
         self.listener.local_addr().ok()
     }
 
+    /// Returns what the gateway knows of the cluster (its health checks
+    /// among it).
+    pub fn cluster(&self) -> Arc<Cluster> {
+        self.cluster.clone()
+    }
+
     /// Serves clients until the task is aborted.
     pub async fn serve(self) {
         let topology = tokio::spawn(self.cluster.clone().keep_topology());

@@ -21,6 +21,9 @@ pub enum MergeKind {
     AllOk,
     /// The first part that is not null (RANDOMKEY).
     FirstNonNull,
+    /// INFO: the home node's text, with the counts that add up over the
+    /// cluster (clients, blocked clients, keys) added up.
+    Info,
 }
 
 /// Where a part of a request goes.
@@ -211,6 +214,12 @@ fn node_command(
                 },
             };
         }
+        "info" => {
+            return Plan::Fanout {
+                target: Target::All,
+                merge: MergeKind::Info,
+            }
+        }
         "config" if sub == "set" || sub == "resetstat" => {
             return Plan::Fanout {
                 target: Target::All,
@@ -336,8 +345,15 @@ mod tests {
             plan(&args(&["client", "REPLY", "off"])),
             Plan::Session(SessionCommand::ClientReply)
         );
+        assert_eq!(
+            plan(&args(&["INFO", "clients"])),
+            Plan::Fanout {
+                target: Target::All,
+                merge: MergeKind::Info
+            }
+        );
         assert!(matches!(
-            plan(&args(&["INFO"])),
+            plan(&args(&["TIME"])),
             Plan::Send {
                 target: Target::Home,
                 ..

@@ -241,10 +241,21 @@ impl Session {
             }
             Plan::Fanout { target, merge } => {
                 let topology = self.cluster.topology();
-                let nodes = match target {
+                let mut nodes = match target {
                     Target::All => topology.nodes(),
                     _ => topology.leaders(),
                 };
+                if merge == MergeKind::Info {
+                    // The home node's text, the others' counts.
+                    if let Some(home) = self.resolve(&Target::Home, false) {
+                        nodes.retain(|node| *node != home);
+                        nodes.insert(0, home);
+                    }
+                }
+                if merge == MergeKind::FirstNonNull {
+                    // RANDOMKEY: a random node's key, not always the first's.
+                    rand::seq::SliceRandom::shuffle(&mut nodes[..], &mut rand::rng());
+                }
                 let merging = Merging::new(Combine::Kind(merge), nodes.len(), Vec::new());
                 let seq = self.owe(OwedState::Merging(merging), silent);
                 for (part, addr) in nodes.into_iter().enumerate() {

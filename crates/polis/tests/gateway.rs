@@ -19,6 +19,17 @@ use redis::Value;
 const KEYS: usize = 300;
 
 async fn start() -> (Cluster, std::net::SocketAddr) {
+    let (cluster, addr, _) = start_watched().await;
+    (cluster, addr)
+}
+
+/// Starts 3 nodes of 3 shards and a gateway; returns the gateway's view
+/// of the cluster too.
+async fn start_watched() -> (
+    Cluster,
+    std::net::SocketAddr,
+    std::sync::Arc<polis_gateway::Cluster>,
+) {
     let cluster = Cluster::start(3, &["--shards", "3"]);
     cluster.wait_ready(Duration::from_secs(60)).await;
     let gateway =
@@ -26,8 +37,9 @@ async fn start() -> (Cluster, std::net::SocketAddr) {
             .await
             .unwrap();
     let addr = gateway.local_addr().unwrap();
+    let view = gateway.cluster();
     tokio::spawn(gateway.serve());
-    (cluster, addr)
+    (cluster, addr, view)
 }
 
 async fn connect(addr: std::net::SocketAddr) -> MultiplexedConnection {
@@ -264,4 +276,78 @@ async fn a_subscriber_of_the_gateway_hears_what_any_node_publishes() {
             "no message published on node {id} reached the gateway's subscriber"
         );
     }
+}
+
+/// Writes every key once through the gateway; returns how many were
+/// acknowledged. Every command must answer within 5 s, error or not:
+/// nothing behind the gateway may hang a client.
+async fn write_all(client: &mut MultiplexedConnection, round: usize) -> usize {
+    let mut acknowledged = 0;
+    for index in 0..30 {
+        let value = format!("{round}");
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            query::<()>(client, &["SET", &key(index), &value]),
+        )
+        .await
+        .expect("a SET through the gateway hung");
+        acknowledged += usize::from(answer.is_ok());
+    }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_behind_the_gateway_costs_a_failover_and_hangs_nothing() {
+    let _turn = common::one_at_a_time().await;
+    let (mut cluster, addr, view) = start_watched().await;
+    let mut client = connect(addr).await;
+    assert_eq!(write_all(&mut client, 0).await, 30);
+    let victim_addr = cluster.node(2).resp.clone();
+    cluster.kill9(2);
+    wait_for(
+        "the gateway to mark the killed node unhealthy",
+        Duration::from_secs(10),
+        || {
+            let healthy = view.is_healthy(&victim_addr);
+            async move { (!healthy).then_some(()) }
+        },
+    )
+    .await;
+    // Until the killed node's shard has a new leader, its keys answer
+    // errors; then every write goes through again.
+    let mut round = 1;
+    wait_for(
+        "every key writable through the gateway again",
+        Duration::from_secs(60),
+        || {
+            round += 1;
+            let mut client = client.clone();
+            let round = round;
+            async move { (write_all(&mut client, round).await == 30).then_some(round) }
+        },
+    )
+    .await;
+    let last = round;
+    for index in 0..30 {
+        let value: String = query(&mut client, &["GET", &key(index)]).await.unwrap();
+        assert_eq!(
+            value,
+            last.to_string(),
+            "{} lost its acknowledged write",
+            key(index)
+        );
+    }
+    // The node comes back, and so does the gateway's traffic to it.
+    cluster.start_node(2);
+    wait_for(
+        "the gateway to mark the node healthy again",
+        Duration::from_secs(60),
+        || {
+            let healthy = view.is_healthy(&victim_addr);
+            async move { healthy.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(write_all(&mut client, last + 1).await, 30);
+    assert_eq!(query::<usize>(&mut client, &["DBSIZE"]).await.unwrap(), 30);
 }
