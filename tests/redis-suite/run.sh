@@ -252,8 +252,10 @@ start_server() {
     gateway)
       # Three shards, one led from each node: the TCL client sees one
       # endpoint, the gateway, and the keys of a unit spread over shards.
-      setsid "$polis_bin" dev --nodes 3 --shards 3 --port "$base" --gateway-port 0 --data "$unit_dir/data" \
-        >"$unit_dir/server.log" 2>&1 </dev/null &
+      # Leaders stay where they were elected (no balancing, no wait for
+      # it): the gateway serves whoever leads.
+      setsid "$polis_bin" dev --nodes 3 --shards 3 --no-settle --port "$base" --gateway-port 0 --data "$unit_dir/data" \
+        -- --leader-moves-per-minute 0 >"$unit_dir/server.log" 2>&1 </dev/null &
       server_pid=$!
       until grep -q '^polis dev: ready' "$unit_dir/server.log" 2>/dev/null; do
         if ! alive "$server_pid" || ((SECONDS >= deadline)); then

@@ -25,6 +25,9 @@ pub const HEALTH_EVERY: Duration = Duration::from_millis(500);
 /// How long a PING or a topology read may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// An idle connection to a node, and the client id the node gave it.
+type Idle = (TcpStream, i64);
+
 /// What the gateway knows of the cluster, shared by every client.
 pub struct Cluster {
     seeds: Vec<String>,
@@ -35,7 +38,11 @@ pub struct Cluster {
     /// connections to it.
     health_epoch: tokio::sync::watch::Sender<u64>,
     refresh: tokio::sync::Notify,
-    idle: Mutex<HashMap<(Addr, bool), Vec<TcpStream>>>,
+    idle: Mutex<HashMap<(Addr, bool), Vec<Idle>>>,
+    next_client_id: std::sync::atomic::AtomicU64,
+    /// Each client's connections: the node and the client id the node
+    /// gave it (for CLIENT UNBLOCK by the gateway's id).
+    clients: Mutex<HashMap<u64, Vec<(Addr, i64)>>>,
 }
 
 impl Cluster {
@@ -53,6 +60,8 @@ impl Cluster {
             health_epoch: tokio::sync::watch::channel(0).0,
             refresh: tokio::sync::Notify::new(),
             idle: Mutex::new(HashMap::new()),
+            next_client_id: std::sync::atomic::AtomicU64::new(1),
+            clients: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -170,18 +179,18 @@ impl Cluster {
     }
 
     /// Takes an idle connection to `addr` in `protocol`, if one is open.
-    pub fn lease(&self, addr: &Addr, protocol: ProtocolVersion) -> Option<TcpStream> {
+    pub fn lease(&self, addr: &Addr, protocol: ProtocolVersion) -> Option<(TcpStream, i64)> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let streams = idle.get_mut(&(addr.clone(), protocol == ProtocolVersion::Resp3))?;
-        while let Some(stream) = streams.pop() {
+        while let Some((stream, id)) = streams.pop() {
             // A connection the node closed meanwhile reads as end of file.
             let mut probe = [0u8; 1];
             match stream.try_read(&mut probe) {
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Some(stream)
+                    return Some((stream, id))
                 }
                 _ => continue,
             }
@@ -191,7 +200,7 @@ impl Cluster {
 
     /// Gives an idle connection back (at most
     /// [`GATEWAY_IDLE_PER_NODE_MAX`] per node are kept).
-    pub fn give_back(&self, addr: Addr, protocol: ProtocolVersion, stream: TcpStream) {
+    pub fn give_back(&self, addr: Addr, protocol: ProtocolVersion, stream: TcpStream, id: i64) {
         let mut idle = self
             .idle
             .lock()
@@ -200,8 +209,38 @@ impl Cluster {
             .entry((addr, protocol == ProtocolVersion::Resp3))
             .or_default();
         if streams.len() < GATEWAY_IDLE_PER_NODE_MAX {
-            streams.push(stream);
+            streams.push((stream, id));
         }
+    }
+
+    /// Returns a new client's id (CLIENT ID through the gateway).
+    pub fn new_client(&self) -> u64 {
+        self.next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes the connections of client `id` to the nodes (empty: the
+    /// client left).
+    pub fn note_connections(&self, id: u64, connections: Vec<(Addr, i64)>) {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if connections.is_empty() {
+            clients.remove(&id);
+        } else {
+            clients.insert(id, connections);
+        }
+    }
+
+    /// Returns the connections of client `id` to the nodes.
+    pub fn connections_of(&self, id: u64) -> Vec<(Addr, i64)> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Reads the topology every second, or sooner when asked, until

@@ -23,6 +23,7 @@
 
 pub mod cluster;
 pub mod frame;
+mod info;
 pub mod merge;
 mod replies;
 pub mod route;

@@ -104,75 +104,9 @@ impl Merging {
                 .into_iter()
                 .find(|part| !matches!(part, Reply::Null))
                 .unwrap_or(Reply::Null),
-            Combine::Kind(MergeKind::Info) => info(parts),
+            Combine::Kind(MergeKind::Info) => crate::info::merge(parts),
             Combine::Scan { shard, shards } => scan_page(parts.into_iter().next(), shard, shards),
         }
-    }
-}
-
-/// The INFO fields that add up over the nodes (each node counts its own
-/// clients, and the keys of the shards it leads).
-const INFO_SUMS: &[&str] = &["connected_clients", "blocked_clients"];
-
-/// Returns the first part's INFO text with [`INFO_SUMS`] and the keyspace
-/// counts added up over every part.
-fn info(parts: Vec<Reply>) -> Reply {
-    let text = |part: &Reply| match part {
-        Reply::Bulk(text) | Reply::Verbatim { text, .. } => {
-            Some(String::from_utf8_lossy(text).into_owned())
-        }
-        _ => None,
-    };
-    let Some(first) = parts.first() else {
-        return Reply::Null;
-    };
-    let texts: Vec<String> = parts.iter().filter_map(text).collect();
-    let Some(home) = texts.first() else {
-        return first.clone();
-    };
-    let field_sum = |field: &str| -> i64 {
-        texts
-            .iter()
-            .filter_map(|text| {
-                text.lines()
-                    .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-                    .and_then(|value| value.trim().parse::<i64>().ok())
-            })
-            .sum()
-    };
-    let db_sum = |name: &str| -> i64 {
-        texts
-            .iter()
-            .filter_map(|text| {
-                let line = text.lines().find_map(|line| line.strip_prefix("db0:"))?;
-                line.split(',')
-                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-                    .and_then(|value| value.parse::<i64>().ok())
-            })
-            .sum()
-    };
-    let merged: Vec<String> = home
-        .split("\r\n")
-        .map(|line| match line.split_once(':') {
-            Some((field, _)) if INFO_SUMS.contains(&field) => {
-                format!("{field}:{}", field_sum(field))
-            }
-            Some(("db0", _)) => format!(
-                "db0:keys={},expires={},avg_ttl=0",
-                db_sum("keys"),
-                db_sum("expires")
-            ),
-            _ => line.to_owned(),
-        })
-        .collect();
-    let merged = merged.join("\r\n");
-    let merged = Bytes::from(merged);
-    match first {
-        Reply::Verbatim { format, .. } => Reply::Verbatim {
-            format: format.clone(),
-            text: merged,
-        },
-        _ => Reply::Bulk(merged),
     }
 }
 
@@ -242,24 +176,6 @@ mod tests {
             merging.take(1, Reply::Integer(1)),
             Some(Reply::Error(_))
         ));
-    }
-
-    #[test]
-    fn info_adds_up_clients_and_keys_over_the_nodes() {
-        let node = |blocked: i64, keys: i64| {
-            Reply::Bulk(Bytes::from(format!(
-                "# Clients\r\nconnected_clients:2\r\nblocked_clients:{blocked}\r\n\r\n# Keyspace\r\ndb0:keys={keys},expires=1,avg_ttl=0\r\n"
-            )))
-        };
-        let mut merging = Merging::new(Combine::Kind(MergeKind::Info), 3, Vec::new());
-        merging.take(0, node(0, 10));
-        merging.take(1, node(1, 20));
-        assert_eq!(
-            merging.take(2, node(0, 30)),
-            Some(Reply::Bulk(Bytes::from_static(
-                b"# Clients\r\nconnected_clients:6\r\nblocked_clients:1\r\n\r\n# Keyspace\r\ndb0:keys=60,expires=3,avg_ttl=0\r\n"
-            )))
-        );
     }
 
     #[test]

@@ -159,6 +159,7 @@ impl Session {
             return;
         };
         self.by_addr.remove(&upstream.addr);
+        self.note_connections();
         if self.home.as_ref() == Some(&upstream.addr) {
             self.home = None;
         }

@@ -76,6 +76,8 @@ pub enum SessionCommand {
     Watch,
     Unwatch,
     ClientReply,
+    ClientId,
+    ClientUnblock,
     ReadOnly,
     ReadWrite,
 }
@@ -162,6 +164,10 @@ fn session_command(name: &str, args: &[Bytes]) -> Option<SessionCommand> {
         "readwrite" => SessionCommand::ReadWrite,
         "client" if args.get(1).is_some_and(|sub| lower(sub) == "reply") => {
             SessionCommand::ClientReply
+        }
+        "client" if args.len() == 2 && lower(&args[1]) == "id" => SessionCommand::ClientId,
+        "client" if args.get(1).is_some_and(|sub| lower(sub) == "unblock") => {
+            SessionCommand::ClientUnblock
         }
         _ => return None,
     })

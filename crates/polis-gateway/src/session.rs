@@ -62,6 +62,8 @@ pub(crate) enum ReplyMode {
 /// One client's state.
 pub struct Session {
     pub(crate) cluster: Arc<Cluster>,
+    /// The client's id at the gateway (CLIENT ID).
+    pub(crate) id: u64,
     pub(crate) protocol: ProtocolVersion,
     pub(crate) upstreams: Vec<Option<Upstream>>,
     pub(crate) by_addr: HashMap<Addr, usize>,
@@ -85,7 +87,9 @@ pub struct Session {
 pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (events, mut incoming) = mpsc::channel(EVENTS_MAX);
+    let id = cluster.new_client();
     let mut session = Session {
+        id,
         cluster,
         protocol: ProtocolVersion::Resp2,
         upstreams: Vec::new(),
@@ -106,6 +110,7 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream) {
         tracing::debug!(%error, "gateway client left");
     }
     session.release_all().await;
+    session.cluster.note_connections(session.id, Vec::new());
 }
 
 impl Session {
@@ -215,8 +220,7 @@ impl Session {
             )
         );
         if self.multi.is_some() && !transactional {
-            let reply = self.queue(args, &plan);
-            self.answer(reply, silent);
+            self.queue(args, &plan, silent).await;
             return;
         }
         match plan {
@@ -470,6 +474,7 @@ impl Session {
             Ok(upstream) => {
                 self.upstreams.push(Some(upstream));
                 self.by_addr.insert(addr.clone(), id);
+                self.note_connections();
                 Some(id)
             }
             Err(error) => {
@@ -482,6 +487,17 @@ impl Session {
 
     pub(crate) fn upstream_mut(&mut self, id: usize) -> Option<&mut Upstream> {
         self.upstreams.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// Tells the cluster this client's connections (for CLIENT UNBLOCK).
+    pub(crate) fn note_connections(&self) {
+        let connections = self
+            .upstreams
+            .iter()
+            .flatten()
+            .map(|upstream| (upstream.addr.clone(), upstream.node_client_id))
+            .collect();
+        self.cluster.note_connections(self.id, connections);
     }
 
     /// Writes what each connection has queued.
@@ -505,6 +521,7 @@ impl Session {
         for upstream in std::mem::take(&mut self.upstreams).into_iter().flatten() {
             upstream.release(&self.cluster).await;
         }
+        self.note_connections();
     }
 
     fn ready_bytes(&self) -> usize {

@@ -1,11 +1,13 @@
 //! The commands a gateway session answers or orchestrates itself:
 //! connection commands, and MULTI/EXEC/WATCH pinned to one node.
 //!
-//! A transaction is queued here (each command checked by the classifier,
-//! as a node checks it when queued) and sent whole at EXEC, as MULTI,
-//! the commands and EXEC, to the node serving its slot: one slot, as on
-//! the nodes. WATCH goes at once to the node of its keys, and pins the
-//! transaction that follows to that node.
+//! MULTI is answered here; the transaction is pinned to a node by its
+//! first command on a key (the node of the keys WATCH named, else the
+//! node serving that key's slot): MULTI and the commands queued before
+//! go there then, and every command after, so the node queues and checks
+//! them as it would for a direct client (-OOM, -CROSSSLOT, EXECABORT).
+//! A transaction with no key at all is sent whole at EXEC. One slot per
+//! transaction, as on the nodes.
 
 use bytes::Bytes;
 use polis_resp::{ProtocolVersion, Reply, ReplyError};
@@ -17,9 +19,11 @@ use crate::upstream::Expect;
 /// A transaction being queued.
 #[derive(Debug, Default)]
 pub struct Multi {
+    /// Commands queued before the transaction was pinned to a node.
     commands: Vec<Vec<Bytes>>,
-    slot: Option<u16>,
-    /// A command was refused when queued: EXEC aborts.
+    /// The node the transaction went to, once a command named a key.
+    pinned: Option<crate::topology::Addr>,
+    /// A command was refused here when queued: EXEC aborts.
     failed: bool,
 }
 
@@ -31,36 +35,75 @@ pub struct Watch {
 }
 
 impl Session {
-    /// Queues a command of a transaction; returns +QUEUED or why not.
-    pub(crate) fn queue(&mut self, args: Vec<Bytes>, plan: &Plan) -> Reply {
-        let watched = self.watch.as_ref().map(|watch| watch.slot);
+    /// Queues a command of a transaction: on its node once pinned, here
+    /// before.
+    pub(crate) async fn queue(&mut self, args: Vec<Bytes>, plan: &Plan, silent: bool) {
+        let watch = self.watch.clone();
         let Some(multi) = self.multi.as_mut() else {
-            return Reply::Error(ReplyError::err("MULTI is not active"));
+            return;
         };
+        if let Some(addr) = multi.pinned.clone() {
+            // The node checks it as it queues it.
+            let seq = self.owe(OwedState::Waiting, silent);
+            self.send_to(addr, expect(seq, args, false), false).await;
+            return;
+        }
         let slot = match plan {
             Plan::Answer(error) => {
                 multi.failed = true;
-                return error.clone();
+                let error = error.clone();
+                self.answer(error, silent);
+                return;
+            }
+            Plan::Split { .. } => {
+                multi.failed = true;
+                self.answer(Reply::Error(ReplyError::CrossSlot), silent);
+                return;
             }
             Plan::Send {
                 target: Target::Slot(slot),
                 ..
-            } => Some(*slot),
-            Plan::Split { .. } => {
-                multi.failed = true;
-                return Reply::Error(ReplyError::CrossSlot);
+            } => *slot,
+            _ => {
+                multi.commands.push(args);
+                self.answer(Reply::Simple("QUEUED".to_owned()), silent);
+                return;
             }
-            _ => None,
         };
-        if let Some(slot) = slot {
-            if multi.slot.or(watched).is_some_and(|pinned| pinned != slot) {
-                multi.failed = true;
-                return Reply::Error(ReplyError::CrossSlot);
-            }
-            multi.slot = Some(slot);
+        if watch.as_ref().is_some_and(|watch| watch.slot != slot) {
+            multi.failed = true;
+            self.answer(Reply::Error(ReplyError::CrossSlot), silent);
+            return;
         }
-        multi.commands.push(args);
-        Reply::Simple("QUEUED".to_owned())
+        let addr = match watch {
+            Some(watch) => Some(watch.addr),
+            None => self.resolve(&Target::Slot(slot), false),
+        };
+        let Some(addr) = addr else {
+            if let Some(multi) = self.multi.as_mut() {
+                multi.failed = true;
+            }
+            let reply = Reply::Error(ReplyError::ClusterDown("no node reachable".to_owned()));
+            self.answer(reply, silent);
+            return;
+        };
+        let queued = match self.multi.as_mut() {
+            Some(multi) => {
+                multi.pinned = Some(addr.clone());
+                std::mem::take(&mut multi.commands)
+            }
+            None => Vec::new(),
+        };
+        // MULTI's +OK and the +QUEUED of what was queued here went to the
+        // client already; what the node says of this command goes to it.
+        let seq = self.owe(OwedState::Waiting, silent);
+        let mut quiet = expect(seq, vec![Bytes::from_static(b"MULTI")], true);
+        self.send_to(addr.clone(), quiet.clone(), false).await;
+        for command in queued {
+            quiet.args = command;
+            self.send_to(addr.clone(), quiet.clone(), false).await;
+        }
+        self.send_to(addr, expect(seq, args, false), false).await;
     }
 
     /// Runs a command the session answers or orchestrates itself.
@@ -116,17 +159,24 @@ impl Session {
                 }
             }
             SessionCommand::Exec => self.exec(silent).await,
-            SessionCommand::Discard => {
-                if self.multi.take().is_none() {
-                    self.answer(
-                        Reply::Error(ReplyError::err("DISCARD without MULTI")),
-                        silent,
-                    );
-                    return;
+            SessionCommand::Discard => match self.multi.take() {
+                None => {
+                    let reply = Reply::Error(ReplyError::err("DISCARD without MULTI"));
+                    self.answer(reply, silent);
                 }
-                self.unwatch_silently().await;
-                self.answer(Reply::ok(), silent);
-            }
+                Some(Multi {
+                    pinned: Some(addr), ..
+                }) => {
+                    // The node's DISCARD ends its WATCH too.
+                    self.watch = None;
+                    let seq = self.owe(OwedState::Waiting, silent);
+                    self.send_to(addr, expect(seq, args, false), false).await;
+                }
+                Some(_) => {
+                    self.unwatch_silently().await;
+                    self.answer(Reply::ok(), silent);
+                }
+            },
             SessionCommand::Watch => self.watch(args, silent).await,
             SessionCommand::Unwatch => match self.watch.take() {
                 Some(watch) => {
@@ -152,6 +202,8 @@ impl Session {
                     _ => self.answer(Reply::Error(ReplyError::Syntax), silent),
                 }
             }
+            SessionCommand::ClientId => self.answer(Reply::Integer(self.id as i64), silent),
+            SessionCommand::ClientUnblock => self.client_unblock(args, silent).await,
             SessionCommand::ReadOnly => {
                 self.readonly = true;
                 self.answer(Reply::ok(), silent);
@@ -160,6 +212,53 @@ impl Session {
                 self.readonly = false;
                 self.answer(Reply::ok(), silent);
             }
+        }
+    }
+
+    /// CLIENT UNBLOCK of a gateway client: sent to each node it has a
+    /// connection to, naming the node's id for it; 1 when one unblocked.
+    async fn client_unblock(&mut self, args: Vec<Bytes>, silent: bool) {
+        let id = args
+            .get(2)
+            .and_then(|id| polis_commands::args::parse_i64(id))
+            .filter(|id| *id >= 0);
+        let Some(id) = id else {
+            self.answer(Reply::Error(ReplyError::NotInteger), silent);
+            return;
+        };
+        let mode = args.get(3).map(|mode| lower(mode));
+        if args.len() > 4
+            || mode
+                .as_deref()
+                .is_some_and(|mode| mode != "timeout" && mode != "error")
+        {
+            let reply = Reply::Error(ReplyError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+            self.answer(reply, silent);
+            return;
+        }
+        let connections = self.cluster.connections_of(id as u64);
+        if connections.is_empty() {
+            self.answer(Reply::Integer(0), silent);
+            return;
+        }
+        let merging = crate::merge::Merging::new(
+            crate::merge::Combine::Kind(crate::route::MergeKind::Sum),
+            connections.len(),
+            Vec::new(),
+        );
+        let seq = self.owe(OwedState::Merging(merging), silent);
+        for (part, (addr, node_id)) in connections.into_iter().enumerate() {
+            let mut request = vec![
+                Bytes::from_static(b"CLIENT"),
+                Bytes::from_static(b"UNBLOCK"),
+                Bytes::from(node_id.to_string()),
+            ];
+            request.extend(args.get(3).cloned());
+            let mut unblock = expect(seq, request, false);
+            unblock.part = Some(part);
+            self.send_to(addr, unblock, false).await;
         }
     }
 
@@ -186,6 +285,13 @@ impl Session {
             return;
         };
         if multi.failed {
+            if let Some(addr) = multi.pinned {
+                // The node's DISCARD ends its WATCH too.
+                self.watch = None;
+                let seq = self.owe(OwedState::Ready(Bytes::new()), true);
+                let discard = expect(seq, vec![Bytes::from_static(b"DISCARD")], true);
+                self.send_to(addr, discard, false).await;
+            }
             self.unwatch_silently().await;
             self.answer(
                 Reply::Error(ReplyError::Other(
@@ -196,33 +302,32 @@ impl Session {
             return;
         }
         let watch = self.watch.take();
-        let addr = match (&watch, multi.slot) {
-            (Some(watch), _) => Some(watch.addr.clone()),
-            (None, Some(slot)) => self.resolve(&Target::Slot(slot), false),
-            (None, None) => self.resolve(&Target::Home, false),
+        let seq = self.owe(OwedState::Waiting, silent);
+        if let Some(addr) = multi.pinned {
+            let exec = expect(seq, vec![Bytes::from_static(b"EXEC")], false);
+            self.send_to(addr, exec, false).await;
+            return;
+        }
+        let addr = match &watch {
+            Some(watch) => Some(watch.addr.clone()),
+            None => self.resolve(&Target::Home, false),
         };
         let Some(addr) = addr else {
-            self.answer(
-                Reply::Error(ReplyError::ClusterDown("no node reachable".to_owned())),
-                silent,
-            );
+            let reply = Reply::Error(ReplyError::ClusterDown("no node reachable".to_owned()));
+            let frame = crate::frame::Frame::of(&reply, self.protocol);
+            self.fill(seq, None, frame, self.protocol);
             return;
         };
-        let seq = self.owe(OwedState::Waiting, silent);
-        // MULTI's +OK and each +QUEUED go nowhere: the client had them
-        // from the gateway. A command the node refuses makes EXEC abort.
+        // No key in it: sent whole. MULTI's +OK and each +QUEUED go
+        // nowhere: the client had them from the gateway.
         let mut quiet = expect(seq, vec![Bytes::from_static(b"MULTI")], true);
         self.send_to(addr.clone(), quiet.clone(), false).await;
         for command in multi.commands {
             quiet.args = command;
             self.send_to(addr.clone(), quiet.clone(), false).await;
         }
-        self.send_to(
-            addr,
-            expect(seq, vec![Bytes::from_static(b"EXEC")], false),
-            false,
-        )
-        .await;
+        let exec = expect(seq, vec![Bytes::from_static(b"EXEC")], false);
+        self.send_to(addr, exec, false).await;
     }
 
     async fn watch(&mut self, args: Vec<Bytes>, silent: bool) {

@@ -71,6 +71,8 @@ pub struct Upstream {
     /// Channels and patterns subscribed on it, as the last confirmation
     /// counted them.
     pub subscriptions: i64,
+    /// The id the node gave this connection (CLIENT ID there).
+    pub node_client_id: i64,
 }
 
 impl Upstream {
@@ -86,8 +88,8 @@ impl Upstream {
         id: usize,
         events: mpsc::Sender<Event>,
     ) -> Result<Self, String> {
-        let stream = match cluster.lease(&addr, protocol) {
-            Some(stream) => stream,
+        let (stream, node_client_id) = match cluster.lease(&addr, protocol) {
+            Some(leased) => leased,
             None => connect(&addr, protocol).await?,
         };
         let (reader, writer) = stream.into_split();
@@ -107,6 +109,7 @@ impl Upstream {
             subscribing: false,
             readonly: false,
             subscriptions: 0,
+            node_client_id,
         })
     }
 
@@ -153,7 +156,12 @@ impl Upstream {
         match stopped {
             Ok(Ok(Some((read, leftover)))) if leftover.is_empty() => {
                 if let Ok(stream) = read.reunite(self.writer) {
-                    cluster.give_back(self.addr.clone(), self.protocol, stream);
+                    cluster.give_back(
+                        self.addr.clone(),
+                        self.protocol,
+                        stream,
+                        self.node_client_id,
+                    );
                 }
             }
             _ => reader.abort(),
@@ -172,40 +180,53 @@ impl Drop for ReaderTask {
     }
 }
 
-/// Connects to `addr` and, for RESP3, switches the connection with HELLO.
-async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<TcpStream, String> {
+/// Connects to `addr`, switches the connection to RESP3 with HELLO when
+/// asked, and returns it with the id the node gave it.
+async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(TcpStream, i64), String> {
     let mut stream =
         tokio::time::timeout(std::time::Duration::from_secs(2), TcpStream::connect(addr))
             .await
             .map_err(|_| format!("connecting to {addr} timed out"))?
             .map_err(|error| format!("connecting to {addr}: {error}"))?;
     let _ = stream.set_nodelay(true);
+    let mut handshake = Vec::new();
     if protocol == ProtocolVersion::Resp3 {
-        stream
-            .write_all(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+        handshake.extend_from_slice(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n");
+    }
+    handshake.extend_from_slice(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n");
+    stream
+        .write_all(&handshake)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let wanted = if protocol == ProtocolVersion::Resp3 {
+        2
+    } else {
+        1
+    };
+    while frames.len() < wanted {
+        if let Some(frame) = Frame::split(&mut buf, protocol).map_err(|error| error.to_string())? {
+            frames.push(frame);
+            continue;
+        }
+        if stream
+            .read_buf(&mut buf)
             .await
-            .map_err(|error| error.to_string())?;
-        let mut buf = BytesMut::new();
-        let frame = loop {
-            if let Some(frame) =
-                Frame::split(&mut buf, protocol).map_err(|error| error.to_string())?
-            {
-                break frame;
-            }
-            if stream
-                .read_buf(&mut buf)
-                .await
-                .map_err(|error| error.to_string())?
-                == 0
-            {
-                return Err(format!("{addr} closed the connection"));
-            }
-        };
-        if let Some(error) = frame.error() {
-            return Err(format!("{addr} refused RESP3: {error}"));
+            .map_err(|error| error.to_string())?
+            == 0
+        {
+            return Err(format!("{addr} closed the connection"));
         }
     }
-    Ok(stream)
+    if let Some(error) = frames.iter().find_map(Frame::error) {
+        return Err(format!("{addr} refused the connection: {error}"));
+    }
+    let id = match frames.last().and_then(|frame| frame.value(protocol)) {
+        Some(Reply::Integer(id)) => id,
+        _ => 0,
+    };
+    Ok((stream, id))
 }
 
 /// Reads frames until the connection ends or the session stops it;

@@ -49,6 +49,11 @@ pub struct DevArgs {
     /// Start no gateway.
     #[arg(long)]
     no_gateway: bool,
+    /// Say ready once every shard has a leader, without waiting for the
+    /// leader balancer to lead each shard from its preferred node (clients
+    /// of the gateway, or that follow MOVED, need not wait).
+    #[arg(long)]
+    no_settle: bool,
     /// Extra flags passed to every `polis server` (after `--`).
     #[arg(last = true)]
     server_args: Vec<String>,
@@ -131,11 +136,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // Clients and tests that look once at who leads what (the Redis test
     // suite, a first CLUSTER NODES) should find the layout the balancer
     // keeps, not a leader it is about to move.
-    let status = match cluster.wait_until_settled(SETTLE_TIMEOUT).await {
-        Ok(settled) => settled,
-        Err(error) => {
-            println!("polis dev: {error}; the leader balancer will move them, serving meanwhile");
-            status
+    let status = if args.no_settle {
+        status
+    } else {
+        match cluster.wait_until_settled(SETTLE_TIMEOUT).await {
+            Ok(settled) => settled,
+            Err(error) => {
+                println!(
+                    "polis dev: {error}; the leader balancer will move them, serving meanwhile"
+                );
+                status
+            }
         }
     };
     for shard in status["shards"].as_array().into_iter().flatten() {
