@@ -9,9 +9,10 @@
 #   6. cargo test -j2 --workspace --no-fail-fast   (every test binary runs)
 #   7. python3 -m pytest -q tests/python     (redis-py and redis-cli against polis dev)
 #   8. tests/redis-suite/run.sh              (Redis's own tests against polis dev)
+#   9. tests/redis-suite/run.sh --server gateway   (the same through polis gateway, 3 shards)
 #
 # Every stage runs under `timeout`, and all of them within TEST_BUDGET_S
-# (default 50 minutes; CI allows 90). A failing stage does not stop the
+# (default 65 minutes; CI allows 90). A failing stage does not stop the
 # stages that do not depend on it. The last line counts tests:
 #   polis: N passed, N failed
 # (cargo tests + pytest tests + TCL tests; a stage that failed without a
@@ -22,7 +23,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-budget_s="${TEST_BUDGET_S:-3000}"
+budget_s="${TEST_BUDGET_S:-3900}"
 readonly budget_s
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/polis-test.XXXXXX")"
 trap 'rm -rf "$log_dir"' EXIT
@@ -180,6 +181,15 @@ if ((built && deps_ok && suite_fetched)); then
   record redis-suite "$status" "$passed" "$failed"
 else
   not_run redis-suite "needs the build, the dependencies and the fetched suite"
+fi
+
+if ((built && deps_ok && suite_fetched)); then
+  status=0
+  run_stage redis-suite-gateway 1200 ./tests/redis-suite/run.sh --server gateway || status=$?
+  read -r passed failed < <(suite_counts "$log_dir/redis-suite-gateway.log")
+  record redis-suite-gateway "$status" "$passed" "$failed"
+else
+  not_run redis-suite-gateway "needs the build, the dependencies and the fetched suite"
 fi
 
 banner "summary (${SECONDS}s)"

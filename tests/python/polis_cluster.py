@@ -194,6 +194,14 @@ class Cluster:
             raise Fatal("polis dev exited with %s before ready:\n%s" % (self.process.returncode, self.log_text()))
         return any(line.startswith("polis dev: ready") for line in self.log_text().splitlines())
 
+    def gateway_port(self) -> int:
+        """Returns the port of the gateway `polis dev` started (the OS
+        picked it: `--gateway-port 0`)."""
+        for line in self.log_text().splitlines():
+            if line.startswith("gateway: resp "):
+                return int(line.split()[2].rsplit(":", 1)[1])
+        raise AssertionError("polis dev started no gateway:\n%s" % self.log_text())
+
     def status(self, node: Node) -> dict:
         """Returns `polis status --node <admin> --json` of one node."""
         done = subprocess.run(

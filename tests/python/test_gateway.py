@@ -1,0 +1,72 @@
+"""The gateway `polis dev` starts, with clients that know nothing of
+clusters: redis-py's plain client (RESP2 and RESP3), redis-cli without
+-c, and redis-benchmark, against 3 nodes and 3 shards."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import redis
+
+from polis_cluster import HOST
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def plain(cluster, request):
+    connected = redis.Redis(host=HOST, port=cluster.gateway_port(), protocol=request.param,
+                            decode_responses=True, socket_timeout=10)
+    yield connected
+    connected.close()
+
+
+def test_keys_of_every_shard_through_one_endpoint(plain, key):
+    names = ["%s:%d" % (key, index) for index in range(60)]
+    for index, name in enumerate(names):
+        assert plain.set(name, index)
+    assert plain.mget(names + ["%s:missing" % key]) == [str(index) for index in range(60)] + [None]
+    assert plain.exists(*names) == 60
+    found = set(plain.scan_iter(match="%s:*" % key, count=7))
+    assert found == set(names)
+    assert plain.delete(*names) == 60
+    with pytest.raises(redis.ResponseError, match="don.t hash to the same slot"):
+        plain.mset({"%s:a" % key: 1, "%s:b" % key: 2})
+
+
+def test_a_transaction_and_a_watch(plain, key):
+    tagged = "{%s}" % key
+    pipe = plain.pipeline(transaction=True)
+    pipe.set(tagged + "a", 1).incr(tagged + "a").get(tagged + "a")
+    assert pipe.execute() == [True, 2, "2"]
+    with plain.pipeline(transaction=True) as pipe:
+        pipe.watch(tagged + "a")
+        plain.set(tagged + "a", "changed elsewhere")
+        pipe.multi()
+        pipe.set(tagged + "a", "mine")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert plain.get(tagged + "a") == "changed elsewhere"
+
+
+def test_redis_cli_without_cluster_mode(cluster, key):
+    def cli(*args: str) -> str:
+        done = subprocess.run(["redis-cli", "-h", HOST, "-p", str(cluster.gateway_port()), *args],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    for index in range(20):
+        assert cli("set", "%s:%d" % (key, index), "v") == "OK"
+    assert int(cli("dbsize")) >= 20
+    assert cli("get", "%s:7" % key) == "v"
+
+
+def test_redis_benchmark_through_the_gateway_has_no_errors(cluster):
+    done = subprocess.run(
+        ["redis-benchmark", "-h", HOST, "-p", str(cluster.gateway_port()), "-c", "10", "-n", "2000",
+         "-t", "set,get", "-q"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "SET:" in done.stdout and "GET:" in done.stdout, done.stdout
+    assert "ERR" not in done.stdout + done.stderr, done.stdout + done.stderr
