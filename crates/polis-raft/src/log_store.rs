@@ -26,6 +26,7 @@ use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
+use polis_types::limits::APPEND_ENTRIES_BYTES_MAX;
 use polis_types::{GroupId, ReplicaId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -443,6 +444,36 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 .into_inner()
                 .map_err(|error| self.read_failed(error))?;
             entries.push(self.read_entry(&key, &value)?);
+        }
+        Ok(entries)
+    }
+
+    /// Returns the entries from `start` on, up to `end` (excluded), as
+    /// many as fit in [`APPEND_ENTRIES_BYTES_MAX`] bytes and at least one:
+    /// what one AppendEntries carries to a follower.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for guard in self
+            .engine
+            .logs
+            .range(log_key(self.group, start)..log_key(self.group, end))
+        {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|error| self.read_failed(error))?;
+            bytes += value.len();
+            entries.push(self.read_entry(&key, &value)?);
+            if bytes >= APPEND_ENTRIES_BYTES_MAX {
+                break;
+            }
         }
         Ok(entries)
     }

@@ -118,6 +118,16 @@ pub const NAMESPACE_PREFIX_LEN_MAX: usize = 256;
 /// Replicas (N) of an eventual namespace at most.
 pub const NAMESPACE_REPLICAS_MAX: u8 = 7;
 
+/// Bytes of log entries one AppendEntries carries at most (at least one
+/// entry, however large): a follower far behind a log of large entries
+/// catches up in requests that each finish within the RPC timeout. One
+/// request of 300 entries of 1 MiB took longer than that, timed out, and
+/// was read and sent again, over and over.
+pub const APPEND_ENTRIES_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+const _: () = assert!(APPEND_ENTRIES_BYTES_MAX <= PEER_MESSAGE_LEN_MAX);
+const _: () = assert!(WRITE_BATCH_BYTES_MAX <= APPEND_ENTRIES_BYTES_MAX);
+
 /// Replies a gateway client may be owed (its pipeline depth through the
 /// gateway); past it the gateway stops reading the client until replies
 /// go out.

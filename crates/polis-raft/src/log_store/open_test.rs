@@ -101,6 +101,47 @@ async fn appended_entries_read_back_verified() {
     );
 }
 
+#[tokio::test]
+async fn one_append_entries_carries_at_most_its_bytes_and_at_least_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open_verified(dir.path()).unwrap();
+    let mut store = engine.group(GROUP);
+    // Ten entries of 1 MiB: four fill a request.
+    let big: Vec<Entry> = (1..=10).map(|index| entry(index, 1 << 20)).collect();
+    store.append(big.clone(), IOFlushed::noop()).await.unwrap();
+    assert_eq!(
+        store.limited_get_log_entries(1, 11).await.unwrap(),
+        big[..4]
+    );
+    assert_eq!(
+        store.limited_get_log_entries(9, 11).await.unwrap(),
+        big[8..]
+    );
+    // One entry larger than the limit still goes, alone.
+    let huge = entry(11, APPEND_ENTRIES_BYTES_MAX + 1);
+    store
+        .append(vec![huge.clone()], IOFlushed::noop())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.limited_get_log_entries(11, 12).await.unwrap(),
+        vec![huge]
+    );
+    assert_eq!(
+        store.limited_get_log_entries(12, 12).await.unwrap(),
+        Vec::<Entry>::new()
+    );
+    // Small entries: the whole range.
+    let small: Vec<Entry> = (12..=40).map(|index| entry(index, 100)).collect();
+    store
+        .append(small.clone(), IOFlushed::noop())
+        .await
+        .unwrap();
+    assert_eq!(store.limited_get_log_entries(12, 41).await.unwrap(), small);
+    // The apply path still reads every entry asked for.
+    assert_eq!(store.try_get_log_entries(1..=10).await.unwrap(), big);
+}
+
 #[test]
 fn an_intact_store_opens() {
     let dir = tempfile::tempdir().unwrap();
