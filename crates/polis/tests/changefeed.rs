@@ -240,6 +240,14 @@ async fn the_feed_keeps_each_keys_writes_in_order_while_their_slot_and_the_strea
     println!("seed {seed} (POLIS_TEST_SEED={seed} replays the writers' choices)");
     let cluster = Cluster::start(3, &["--shards", "3"]);
     cluster.wait_ready(Duration::from_secs(60)).await;
+    // The moves below start from the settled layout. Waiting for it here,
+    // before any writer runs, keeps the writes to what the moves need:
+    // writers running while the balancer settles (ten seconds and more)
+    // made values of thousands of tokens, whose feed events (each with
+    // the key's value) filled the log with hundreds of megabytes.
+    admin::wait_until_settled(&admins(&cluster), Duration::from_secs(60))
+        .await
+        .unwrap();
     let (prefix, stream) = ("moving:", "{feedmove}stream");
     changefeed::configure(
         &cluster.resp_addrs(),
