@@ -24,6 +24,7 @@
 //! executes them.
 
 mod access;
+pub mod acl;
 pub mod args;
 pub mod blocking;
 pub mod classify;

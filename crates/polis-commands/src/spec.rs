@@ -369,6 +369,11 @@ fn movable_keys(name: &str, args: &[Bytes]) -> Option<Vec<Bytes>> {
     Some(keys)
 }
 
+/// Returns the ACL category names (without `@`), in Redis's order.
+pub fn acl_category_names() -> &'static [&'static str] {
+    ACL_CATEGORY_ORDER
+}
+
 /// Returns the flag names COMMAND INFO shows for `spec`.
 pub fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
     FLAG_NAMES

@@ -1,0 +1,31 @@
+//! Redis ACL users: the rule language of `ACL SETUSER` and the check of a
+//! command, its keys and its channels against a user, as Redis 7.0 words
+//! its errors. Pure: where the users are kept (the cluster map) and who
+//! is asking (a connection) belong to the node.
+//!
+//! ```text
+//!  "on >secret ~app:* &news +@read -keys"  --User::apply-->  User
+//!  User + (spec, keys, channels)           --User::check-->  Ok | Denied (-NOPERM ...)
+//!  User + password                         --User::accepts-> bool (-WRONGPASS ...)
+//! ```
+//!
+//! Key permissions follow the command's flags: a write command needs `W`
+//! on every key, any other command `R`. Redis reads finer access flags
+//! from each command's key specs (INCR needs both, DEL only `W`); polis
+//! asks for `W` alone on every key of a write, a documented difference.
+
+mod rules;
+mod user;
+
+pub use rules::AclError;
+pub use user::{Denied, User};
+
+/// The name of the user every connection starts as.
+pub const DEFAULT_USER: &str = "default";
+
+/// Redis's reply to AUTH with a wrong password or a disabled user.
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+#[cfg(test)]
+#[path = "acl_test.rs"]
+mod acl_test;
