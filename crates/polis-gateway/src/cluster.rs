@@ -1,7 +1,8 @@
 //! The gateway's shared view of the cluster: the topology (refreshed every
 //! second and whenever a `MOVED` reply shows it stale), each node's
-//! health (active: a PING every [`HEALTH_EVERY`]; passive: a connection
-//! that fails), and the pool of idle upstream connections.
+//! health (active: a PING every [`HEALTH_EVERY`], two missed in a row;
+//! passive: a connection that fails), and the pool of idle upstream
+//! connections.
 //!
 //! Routing a slot: the node a `MOVED` named since the last refresh, else
 //! the shard's leader, else, while the leader is unhealthy, the shard's
@@ -22,6 +23,8 @@ use crate::topology::{ask, Addr, Moves, Topology};
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// How often every node is sent a PING.
 pub const HEALTH_EVERY: Duration = Duration::from_millis(500);
+/// PINGs in a row a node may miss before it is unhealthy.
+const PINGS_MISSED_MAX: u32 = 2;
 /// How long a PING or a topology read may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -279,6 +282,7 @@ impl Cluster {
     /// node that does not answer in time is unhealthy, one that answers
     /// is healthy again.
     pub async fn keep_health(self: Arc<Self>) {
+        let mut missed: HashMap<Addr, u32> = HashMap::new();
         loop {
             tokio::time::sleep(HEALTH_EVERY).await;
             let nodes = self.topology().nodes();
@@ -287,10 +291,20 @@ impl Cluster {
                 .map(|addr| async move { (addr, ask(addr, &["PING"], PROBE_TIMEOUT).await) });
             for (addr, answer) in futures::future::join_all(probes).await {
                 match answer {
-                    Ok(_) => self.recovered(addr),
+                    Ok(_) => {
+                        missed.remove(addr);
+                        self.recovered(addr);
+                    }
                     Err(error) => {
                         tracing::debug!(node = &**addr, %error, "PING failed");
-                        self.failed(addr);
+                        let count = missed.entry(addr.clone()).or_default();
+                        *count += 1;
+                        // One late PING on a busy machine is not a dead
+                        // node; a refused connection marks it at once
+                        // (the passive check).
+                        if *count >= PINGS_MISSED_MAX {
+                            self.failed(addr);
+                        }
                     }
                 }
             }
