@@ -274,6 +274,52 @@ fn node_command(
     }
 }
 
+/// Requests that wait for every reply owed before them: they change how
+/// the client's connections speak.
+pub(crate) fn is_barrier(args: &[Bytes]) -> bool {
+    args.first()
+        .is_some_and(|name| matches!(lower(name).as_str(), "hello" | "reset"))
+}
+
+/// Returns true for commands that leave state on the node's connection.
+pub(crate) fn is_stateful(args: &[Bytes]) -> bool {
+    let Some(name) = args.first() else {
+        return false;
+    };
+    let name = lower(name);
+    name.starts_with('b')
+        || matches!(
+            name.as_str(),
+            "client"
+                | "select"
+                | "watch"
+                | "multi"
+                | "xread"
+                | "xreadgroup"
+                | "wait"
+                | "asking"
+                | "monitor"
+                | "auth"
+        )
+}
+
+/// Returns true for the commands a RESP2 client may send while
+/// subscribed.
+pub(crate) fn allowed_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

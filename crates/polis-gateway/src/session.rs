@@ -29,7 +29,10 @@ use tokio::sync::mpsc;
 use crate::cluster::Cluster;
 use crate::frame::Frame;
 use crate::merge::{Combine, Merging};
-use crate::route::{lower, plan, MergeKind, Plan, SessionCommand, Target};
+use crate::route::{
+    allowed_subscribed, is_barrier, is_stateful, lower, plan, MergeKind, Plan, SessionCommand,
+    Target,
+};
 use crate::topology::Addr;
 use crate::upstream::{Event, Expect, Upstream, EVENTS_MAX};
 
@@ -566,48 +569,4 @@ async fn sleep_until(at: Option<Instant>) {
 
 fn unreachable(addr: &str) -> ReplyError {
     ReplyError::ClusterDown(format!("node {addr} is unreachable"))
-}
-
-/// Requests that wait for every reply owed before them: they change how
-/// the client's connections speak.
-fn is_barrier(args: &[Bytes]) -> bool {
-    args.first()
-        .is_some_and(|name| matches!(lower(name).as_str(), "hello" | "reset"))
-}
-
-/// Returns true for commands that leave state on the node's connection.
-fn is_stateful(args: &[Bytes]) -> bool {
-    let Some(name) = args.first() else {
-        return false;
-    };
-    let name = lower(name);
-    name.starts_with('b')
-        || matches!(
-            name.as_str(),
-            "client"
-                | "select"
-                | "watch"
-                | "multi"
-                | "xread"
-                | "xreadgroup"
-                | "wait"
-                | "asking"
-                | "monitor"
-                | "auth"
-        )
-}
-
-fn allowed_subscribed(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe"
-            | "psubscribe"
-            | "ssubscribe"
-            | "unsubscribe"
-            | "punsubscribe"
-            | "sunsubscribe"
-            | "ping"
-            | "quit"
-            | "reset"
-    )
 }
