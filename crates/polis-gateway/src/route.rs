@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use polis_commands::classify::{classify, single_slot, Scope};
-use polis_commands::spec::{command_keys, is_write, lookup};
+use polis_commands::spec::{command_keys, is_write, lookup, BLOCKING};
 use polis_resp::{Reply, ReplyError};
 use polis_types::key_hash_slot;
 
@@ -281,25 +281,17 @@ pub(crate) fn is_barrier(args: &[Bytes]) -> bool {
         .is_some_and(|name| matches!(lower(name).as_str(), "hello" | "reset"))
 }
 
-/// Returns true for commands that leave state on the node's connection.
+/// Returns true for commands that leave state on the node's connection:
+/// those the command table flags blocking (one may still be blocked when
+/// the client leaves), and the connection commands that change it.
 pub(crate) fn is_stateful(args: &[Bytes]) -> bool {
     let Some(name) = args.first() else {
         return false;
     };
-    let name = lower(name);
-    name.starts_with('b')
+    lookup(name).is_some_and(|spec| spec.has(BLOCKING))
         || matches!(
-            name.as_str(),
-            "client"
-                | "select"
-                | "watch"
-                | "multi"
-                | "xread"
-                | "xreadgroup"
-                | "wait"
-                | "asking"
-                | "monitor"
-                | "auth"
+            lower(name).as_str(),
+            "client" | "select" | "watch" | "multi" | "asking" | "monitor" | "auth"
         )
 }
 
@@ -329,6 +321,20 @@ mod tests {
             .iter()
             .map(|word| Bytes::copy_from_slice(word.as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn blocking_and_connection_commands_leave_state_on_a_connection() {
+        for words in [
+            &["BLPOP", "q", "0"][..],
+            &["xread", "BLOCK", "0", "STREAMS", "s", "$"],
+            &["CLIENT", "SETNAME", "n"],
+        ] {
+            assert!(is_stateful(&args(words)), "{words:?}");
+        }
+        for words in [&["BITCOUNT", "k"][..], &["GET", "k"], &["BITFIELD", "k"]] {
+            assert!(!is_stateful(&args(words)), "{words:?}");
+        }
     }
 
     #[test]

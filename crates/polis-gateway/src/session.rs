@@ -38,8 +38,6 @@ use crate::upstream::{Event, Expect, Upstream, EVENTS_MAX};
 
 /// Bytes read from the client per read call, at most.
 const READ_CHUNK: usize = 16 * 1024;
-/// Replies buffered for the client before they are written mid-batch.
-const WRITE_FLUSH_BYTES: usize = 64 * 1024;
 
 /// A reply owed to the client.
 pub(crate) struct Owed {
@@ -172,11 +170,11 @@ impl Session {
                 event = incoming.recv() => {
                     let Some(event) = event else { return Ok(()) };
                     self.on_event(event).await;
-                    while let Ok(event) = incoming.try_recv() {
+                    // What else has come, in one go, so replies go out
+                    // together; bounded, so the client is read again.
+                    for _ in 0..EVENTS_MAX {
+                        let Ok(event) = incoming.try_recv() else { break };
                         self.on_event(event).await;
-                        if self.ready_bytes() > WRITE_FLUSH_BYTES {
-                            break;
-                        }
                     }
                 }
                 () = sleep_until(next_retry), if next_retry.is_some() => self.retry_due().await,
@@ -525,16 +523,6 @@ impl Session {
             upstream.release(&self.cluster).await;
         }
         self.note_connections();
-    }
-
-    fn ready_bytes(&self) -> usize {
-        self.owed
-            .iter()
-            .map(|owed| match &owed.state {
-                OwedState::Ready(bytes) => bytes.len(),
-                _ => 0,
-            })
-            .sum()
     }
 
     /// Moves the replies ready at the front to `output`.
