@@ -109,6 +109,12 @@ pub enum MapChange {
         prefix: Bytes,
         limits: Option<CacheLimits>,
     },
+    /// Applies ACL SETUSER `rules` to user `name`, creating it when new
+    /// (entry format 8). All or none; a rule refused rejects the change.
+    SetUser { name: String, rules: Vec<String> },
+    /// Deletes ACL users `names`, those that exist (entry format 8);
+    /// the default user cannot be deleted.
+    DeleteUsers { names: Vec<String> },
 }
 
 impl MapChange {
@@ -127,6 +133,7 @@ impl MapChange {
             | Self::RetireShard { .. } => EntryFormat::V2,
             Self::SetNamespace(_) | Self::RemoveNamespace { .. } => EntryFormat::V6,
             Self::SetNamespaceCache { .. } => EntryFormat::V7,
+            Self::SetUser { .. } | Self::DeleteUsers { .. } => EntryFormat::V8,
             _ => EntryFormat::V1,
         }
     }
@@ -226,6 +233,8 @@ impl ClusterMap {
                 .namespaces
                 .set_cache(prefix, *limits)
                 .map_err(|error| TxnError::Rejected(error.to_string())),
+            MapChange::SetUser { name, rules } => self.set_user(name, rules),
+            MapChange::DeleteUsers { names } => self.delete_users(names),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(

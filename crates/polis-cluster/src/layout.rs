@@ -164,6 +164,7 @@ impl Layout {
             next_shard_id: self.shards as u64 + 1,
             shards_min: self.shards as u32,
             namespaces: Namespaces::default(),
+            users: BTreeMap::new(),
             nodes,
             shards,
         };

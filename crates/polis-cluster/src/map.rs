@@ -167,10 +167,14 @@ pub struct ClusterMap {
     /// The shard count the cluster was created with: the scheduler merges
     /// small shards no further than this.
     pub shards_min: u32,
-    /// The key prefixes with settings (entry format 6). The last field:
-    /// a map stored before namespaces existed ends before it, and
+    /// The key prefixes with settings (entry format 6): a map stored
+    /// before namespaces existed ends before it, and
     /// [`ClusterMap::decode`] reads it as a map without namespaces.
     pub namespaces: Namespaces,
+    /// The ACL users by name, each as the rules that make it (entry
+    /// format 8; the last field, see [`crate::map_wire`]). The default
+    /// user is absent until changed: `on nopass ~* &* +@all`.
+    pub users: BTreeMap<String, Vec<String>>,
 }
 
 /// A map that breaks one of its rules.
@@ -417,6 +421,8 @@ impl ClusterMap {
 #[derive(Debug, Clone)]
 pub struct MapView {
     map: ClusterMap,
+    /// The map's users, read once.
+    users: crate::users::UserTable,
     /// The owning shard of every slot, by index into `shard_ids`.
     owners: Box<[u16]>,
     shard_ids: Vec<GroupId>,
@@ -436,6 +442,7 @@ impl MapView {
             }
         }
         Self {
+            users: crate::users::read_users(&map),
             map,
             owners,
             shard_ids,
@@ -445,6 +452,16 @@ impl MapView {
     /// Returns the map.
     pub fn map(&self) -> &ClusterMap {
         &self.map
+    }
+
+    /// Returns user `name`, if the map has it.
+    pub fn user(&self, name: &str) -> Option<&std::sync::Arc<polis_commands::acl::User>> {
+        self.users.get(name)
+    }
+
+    /// Returns every user, by name.
+    pub fn users(&self) -> &crate::users::UserTable {
+        &self.users
     }
 
     /// Returns the map's version.

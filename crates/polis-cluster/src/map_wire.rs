@@ -9,6 +9,7 @@
 //!   format 1..5: cluster_id .. shards_min
 //!   format 6:    cluster_id .. shards_min  namespaces
 //!   format 7:    cluster_id .. shards_min  namespaces  caches
+//!   format 8:    cluster_id .. shards_min  namespaces  caches  users
 //! ```
 //!
 //! A new map holds no namespace yet, so [`MetaCommand::Create`] carries
@@ -49,6 +50,21 @@ struct MapV6 {
     namespaces: BTreeMap<bytes::Bytes, Namespace>,
 }
 
+/// The map as binaries of entry format 7 wrote it: no ACL users.
+#[derive(Serialize, Deserialize)]
+struct MapV7 {
+    v5: MapV5,
+    namespaces: Namespaces,
+}
+
+impl From<MapV7> for ClusterMap {
+    fn from(old: MapV7) -> Self {
+        let mut map = ClusterMap::from(old.v5);
+        map.namespaces = old.namespaces;
+        map
+    }
+}
+
 impl From<MapV6> for ClusterMap {
     fn from(old: MapV6) -> Self {
         let mut map = ClusterMap::from(old.v5);
@@ -72,6 +88,7 @@ impl From<MapV5> for ClusterMap {
             next_shard_id: old.next_shard_id,
             shards_min: old.shards_min,
             namespaces: Namespaces::default(),
+            users: BTreeMap::new(),
         }
     }
 }
@@ -96,14 +113,16 @@ impl From<&ClusterMap> for MapV5 {
 
 impl ClusterMap {
     /// Reads a map that ends `bytes`, in this binary's form or an older
-    /// one (format 6: no cache limits; before it: no namespaces).
+    /// one (format 7: no users; format 6: no cache limits; before it: no
+    /// namespaces).
     ///
     /// # Errors
     /// The error of the newest form when no form reads the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes::<ClusterMap>(bytes).or_else(|newest| {
-            postcard::from_bytes::<MapV6>(bytes)
+            postcard::from_bytes::<MapV7>(bytes)
                 .map(ClusterMap::from)
+                .or_else(|_| postcard::from_bytes::<MapV6>(bytes).map(ClusterMap::from))
                 .or_else(|_| postcard::from_bytes::<MapV5>(bytes).map(ClusterMap::from))
                 .map_err(|_| newest)
         })
@@ -116,8 +135,12 @@ impl ClusterMap {
     /// The error of the newest form when no form reads the bytes.
     pub fn decode_optional(bytes: &[u8]) -> Result<Option<Self>, postcard::Error> {
         postcard::from_bytes::<Option<ClusterMap>>(bytes).or_else(|newest| {
-            postcard::from_bytes::<Option<MapV6>>(bytes)
+            postcard::from_bytes::<Option<MapV7>>(bytes)
                 .map(|old| old.map(ClusterMap::from))
+                .or_else(|_| {
+                    postcard::from_bytes::<Option<MapV6>>(bytes)
+                        .map(|old| old.map(ClusterMap::from))
+                })
                 .or_else(|_| {
                     postcard::from_bytes::<Option<MapV5>>(bytes)
                         .map(|old| old.map(ClusterMap::from))
@@ -241,5 +264,27 @@ mod tests {
         );
         let older: MapV6 = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(older.namespaces, by_prefix);
+    }
+
+    #[test]
+    fn a_map_of_format_7_reads_with_no_users_and_a_format_7_binary_reads_ours() {
+        let mut map = with_namespace();
+        let old = MapV7 {
+            v5: MapV5::from(&map),
+            namespaces: map.namespaces.clone(),
+        };
+        let read = ClusterMap::decode(&postcard::to_stdvec(&old).unwrap()).unwrap();
+        assert_eq!(read, map);
+        let snapshot = postcard::to_stdvec(&Some(old)).unwrap();
+        assert_eq!(
+            ClusterMap::decode_optional(&snapshot).unwrap(),
+            Some(map.clone())
+        );
+        map.users
+            .insert("alice".into(), vec!["on".into(), "nopass".into()]);
+        let bytes = postcard::to_stdvec(&map).unwrap();
+        assert_eq!(ClusterMap::decode(&bytes).unwrap(), map);
+        let older: MapV7 = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(older.namespaces, map.namespaces);
     }
 }

@@ -39,6 +39,8 @@ pub enum EntryFormat {
     V6,
     /// Cache limits of namespaces (`SetNamespaceCache`).
     V7,
+    /// ACL users in the cluster map (`SetUser`, `DeleteUsers`).
+    V8,
 }
 
 impl EntryFormat {
@@ -52,12 +54,13 @@ impl EntryFormat {
             Self::V5 => 5,
             Self::V6 => 6,
             Self::V7 => 7,
+            Self::V8 => 8,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V7.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V8.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -196,6 +196,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     spec!("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED | NODE, [0, 0, 0], &[], &[], "server", "1.0.0"),
     spec!("function", -2, NODE, [0, 0, 0], &[], &[], "scripting", "7.0.0", FUNCTION_SUBCOMMANDS),
     spec!("time", 1, LOADING | STALE | FAST | NODE, [0, 0, 0], &[], &["nondeterministic_output"], "server", "2.6.0"),
+    spec!("acl", -2, NODE, [0, 0, 0], &[], &[], "server", "6.0.0", ACL_SUBCOMMANDS),
     spec!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NODE, [0, 0, 0], &["connection"], &[], "connection", "1.0.0"),
     spec!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NODE, [0, 0, 0], &["connection"], &[], "connection", "6.2.0"),
     spec!("save", 1, NOSCRIPT | NO_ASYNC_LOADING | ADMIN | NO_MULTI | NODE, [0, 0, 0], &["dangerous"], &[], "server", "1.0.0"),
@@ -359,6 +360,24 @@ const CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cluster|shards", 2, STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output"], "cluster", "7.0.0"),
     spec!("cluster|slaves", 3, ADMIN | STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output"], "cluster", "3.0.0"),
     spec!("cluster|slots", 2, STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output"], "cluster", "3.0.0"),
+];
+
+/// Subcommands of `ACL`.
+#[rustfmt::skip]
+const ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("acl|cat", -2, NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|deluser", -3, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["request_policy:all_nodes", "response_policy:all_succeeded"], "server", "6.0.0"),
+    spec!("acl|dryrun", -4, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "7.0.0"),
+    spec!("acl|genpass", -2, NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|help", 2, LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|list", 2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|load", 2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|log", -2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|save", 2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["request_policy:all_nodes", "response_policy:all_succeeded"], "server", "6.0.0"),
+    spec!("acl|setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["request_policy:all_nodes", "response_policy:all_succeeded"], "server", "6.0.0"),
+    spec!("acl|users", 2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
+    spec!("acl|whoami", 2, NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.0.0"),
 ];
 
 /// Subcommands of `FUNCTION`.

@@ -232,7 +232,7 @@ async fn change(
     // Answer once every node routes by the new map, so a key written
     // right after is taken by the new rule wherever it lands.
     let lagging = match answer {
-        NodeAnswer::Changed(version) => nodes_behind(node, version).await,
+        NodeAnswer::Changed(version) => nodes_behind(node, version, MAP_WAIT).await,
         _ => Vec::new(),
     };
     crate::cluster_ops::answer_response(answer, |version| {
@@ -253,10 +253,14 @@ async fn change(
 /// How long a namespace change waits for every node to have its map.
 const MAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Waits (up to [`MAP_WAIT`]) until every node of the map holds map
-/// `version`; returns those that did not.
-async fn nodes_behind(node: &Arc<Node>, version: u64) -> Vec<polis_types::NodeId> {
-    let deadline = tokio::time::Instant::now() + MAP_WAIT;
+/// Waits (up to `wait`) until every node of the map holds map `version`;
+/// returns those that did not.
+pub(crate) async fn nodes_behind(
+    node: &Arc<Node>,
+    version: u64,
+    wait: std::time::Duration,
+) -> Vec<polis_types::NodeId> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let mut behind = Vec::new();
         let Some(view) = node.view() else {

@@ -21,6 +21,8 @@ pub struct ClientInfo {
     pub last_command: String,
     pub protocol: u8,
     pub readonly: bool,
+    /// The ACL user the client authenticated as.
+    pub user: String,
 }
 
 struct Slot {
@@ -80,6 +82,7 @@ impl Clients {
             last_command: "NULL".into(),
             protocol: 2,
             readonly: false,
+            user: polis_commands::acl::DEFAULT_USER.to_owned(),
         };
         slots.insert(id, Slot { info, kill });
         Some(ClientHandle {

@@ -55,6 +55,8 @@ pub struct Session {
     pub reply_off: bool,
     /// After CLIENT REPLY SKIP: the next command's reply is not sent.
     pub reply_skip_next: bool,
+    /// The ACL user this connection is authenticated as.
+    pub identity: crate::acl::Identity,
 }
 
 impl Session {
@@ -72,6 +74,7 @@ impl Session {
             subscribed: false,
             reply_off: false,
             reply_skip_next: false,
+            identity: crate::acl::Identity::default(),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! depend on this crate. It never imports openraft: polis-raft is the
 //! boundary.
 
+pub mod acl;
 pub mod admin;
 pub mod admin_feeds;
 pub mod admin_namespaces;

@@ -74,6 +74,8 @@ pub struct Node {
     /// `notify-keyspace-events`, as flags.
     pub key_events: crate::notify::KeyEvents,
     pub stats: Stats,
+    /// ACL refusals: ACL LOG and INFO's counts.
+    pub acl_log: crate::acl::AclLog,
     pub settings: Settings,
     /// `maxmemory` and what keeps the node within it.
     pub eviction: crate::eviction::Eviction,
@@ -155,6 +157,7 @@ impl Node {
             clients: Arc::new(Clients::default()),
             blocking: crate::blocking::Blocking::default(),
             stats: Stats::default(),
+            acl_log: crate::acl::AclLog::default(),
             started_at: Instant::now(),
             run_id: format!(
                 "{:020x}{:020x}",

@@ -182,6 +182,14 @@ pub async fn execute(
         // REPLY itself answers (or not) on its own.
         let skip = std::mem::take(&mut session.reply_skip_next);
         silenced[index] = (session.reply_off || skip) && !is_client_reply(&args);
+        if let Some(refusal) = crate::acl::gate(node, session, &args) {
+            // A refused command inside MULTI makes EXEC abort, as Redis.
+            if let Some(queued) = session.multi.as_mut() {
+                queued.fail();
+            }
+            replies[index] = Some(refusal);
+            continue;
+        }
         if session.subscribed && node.pubsub.total(session.client_id) == 0 {
             // Unsubscribed by the node (a shard channel's slot left it).
             session.subscribed = false;

@@ -48,6 +48,13 @@ pub struct Queued {
     failed: bool,
 }
 
+impl Queued {
+    /// Marks the transaction refused: EXEC will answer EXECABORT.
+    pub fn fail(&mut self) {
+        self.failed = true;
+    }
+}
+
 /// One queued command.
 #[derive(Debug)]
 enum Queue {

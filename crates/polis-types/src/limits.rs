@@ -145,3 +145,11 @@ pub const GATEWAY_IDLE_PER_NODE_MAX: usize = 64;
 pub const GATEWAY_ATTEMPTS_MAX: usize = 8;
 
 const _: () = assert!(GATEWAY_OWED_MAX <= PIPELINE_DEPTH_MAX);
+
+/// ACL users a cluster holds at most (the default user among them).
+pub const ACL_USERS_MAX: usize = 1024;
+/// Bytes of one ACL user's stored rules at most (its name, passwords,
+/// patterns and command rules).
+pub const ACL_USER_BYTES_MAX: usize = 64 * 1024;
+/// Entries ACL LOG keeps on a node, the oldest dropped first.
+pub const ACL_LOG_ENTRIES_MAX: usize = 128;

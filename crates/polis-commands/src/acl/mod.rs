@@ -14,14 +14,34 @@
 //! from each command's key specs (INCR needs both, DEL only `W`); polis
 //! asks for `W` alone on every key of a write, a documented difference.
 
+use bytes::Bytes;
+
 mod rules;
 mod user;
 
 pub use rules::AclError;
-pub use user::{Denied, User};
+pub use user::{hex, Denied, User};
 
 /// The name of the user every connection starts as.
 pub const DEFAULT_USER: &str = "default";
+
+/// Redis's reply to a command sent before AUTH, when the default user
+/// needs a password.
+pub const NOAUTH: &str = "NOAUTH Authentication required.";
+
+/// Returns the channels and the channel patterns command `name` (a
+/// governing spec's name) names in `args`, as the ACL check takes them:
+/// PUBLISH and SPUBLISH name one channel, SUBSCRIBE and SSUBSCRIBE
+/// channels, PSUBSCRIBE patterns; unsubscribing needs no permission.
+pub fn channels_of<'a>(name: &str, args: &'a [Bytes]) -> (&'a [Bytes], &'a [Bytes]) {
+    let rest = args.get(1..).unwrap_or_default();
+    match name {
+        "publish" | "spublish" => (args.get(1..2).unwrap_or_default(), &[]),
+        "subscribe" | "ssubscribe" => (rest, &[]),
+        "psubscribe" => (&[], rest),
+        _ => (&[], &[]),
+    }
+}
 
 /// Redis's reply to AUTH with a wrong password or a disabled user.
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";

@@ -53,7 +53,7 @@ pub(crate) fn hash(password: &[u8]) -> [u8; 32] {
 }
 
 /// Returns `bytes` as lowercase hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
@@ -147,29 +147,56 @@ impl User {
     /// Returns the user's rules as ACL LIST shows them
     /// (`on nopass ~* &* +@all`), without the leading `user <name>`.
     pub fn describe(&self) -> String {
+        self.rules().join(" ")
+    }
+
+    /// Returns the rules that make this user from [`User::new`], one per
+    /// item (passwords as their hashes): what the cluster map keeps, and
+    /// [`User::from_rules`] reads back.
+    pub fn rules(&self) -> Vec<String> {
         let mut parts = vec![if self.enabled { "on" } else { "off" }.to_owned()];
         if self.nopass {
             parts.push("nopass".to_owned());
         }
         parts.extend(self.passwords.iter().map(|hash| format!("#{}", hex(hash))));
-        parts.extend(self.keys.iter().map(|key| {
-            let pattern = String::from_utf8_lossy(&key.pattern);
-            match (key.read, key.write) {
-                (true, true) => format!("~{pattern}"),
-                (true, false) => format!("%R~{pattern}"),
-                _ => format!("%W~{pattern}"),
-            }
-        }));
+        parts.extend(self.key_patterns());
         if self.channels.is_empty() {
             parts.push("resetchannels".to_owned());
         }
-        parts.extend(
-            self.channels
+        parts.extend(self.channel_patterns());
+        if self
+            .command_rules
+            .first()
+            .is_none_or(|first| first != "+@all")
+        {
+            parts.push("-@all".to_owned());
+        }
+        parts.extend(self.command_rules.iter().cloned());
+        parts
+    }
+
+    /// Returns user `name` made by `rules` (as [`User::rules`] gave them).
+    ///
+    /// # Errors
+    /// The first rule refused.
+    pub fn from_rules(name: &str, rules: &[String]) -> Result<Self, super::AclError> {
+        let mut user = Self::new(name);
+        for rule in rules {
+            user.apply(rule)?;
+        }
+        Ok(user)
+    }
+
+    /// Returns true when this user may run every command on every key and
+    /// channel: checking its commands would refuse nothing.
+    pub fn is_unrestricted(&self) -> bool {
+        self.command_rules.len() == 1
+            && self.command_rules[0] == "+@all"
+            && self
+                .keys
                 .iter()
-                .map(|channel| format!("&{}", String::from_utf8_lossy(channel))),
-        );
-        parts.push(self.command_rules());
-        parts.join(" ")
+                .any(|key| &key.pattern[..] == b"*" && key.read && key.write)
+            && self.channels.iter().any(|channel| &channel[..] == b"*")
     }
 
     /// Returns the hex SHA-256 of each password (ACL GETUSER `passwords`).

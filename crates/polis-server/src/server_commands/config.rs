@@ -17,6 +17,9 @@ pub async fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyErro
                 patterns.iter().any(|pattern| polis_commands::glob::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes()))
             };
             let mut pairs = node.settings.get_matching(matches);
+            if matches("requirepass") {
+                pairs.push(("requirepass".to_owned(), super::acl::requirepass(node)));
+            }
             if matches("changefeeds") {
                 let feeds = crate::feed_forward::newest_feeds(node).unwrap_or_default();
                 pairs.push(("changefeeds".to_owned(), feeds.to_text()));
@@ -42,7 +45,13 @@ pub async fn config(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyErro
             let (feeds, pairs): (Vec<_>, Vec<_>) = pairs
                 .into_iter()
                 .partition(|(name, _)| name.eq_ignore_ascii_case("changefeeds"));
+            let (passwords, pairs): (Vec<_>, Vec<_>) = pairs
+                .into_iter()
+                .partition(|(name, _)| name.eq_ignore_ascii_case("requirepass"));
             set_here(node, &pairs)?;
+            if let Some((_, password)) = passwords.last() {
+                super::acl::set_requirepass(node, password).await?;
+            }
             if let Some((_, text)) = feeds.last() {
                 crate::feed_forward::configure(node, text).await?;
             }

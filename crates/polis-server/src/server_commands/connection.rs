@@ -39,10 +39,14 @@ pub fn reset(node: &Node, session: &mut Session) -> Reply {
     session.protocol = ProtocolVersion::Resp2;
     session.reply_off = false;
     session.reply_skip_next = false;
+    // Back to the default user: authenticated again if it needs no
+    // password, as at a new connection.
+    session.identity = crate::acl::Identity::default();
     node.clients.update(session.client_id, |info| {
         info.readonly = false;
         info.protocol = 2;
         info.name = None;
+        polis_commands::acl::DEFAULT_USER.clone_into(&mut info.user);
     });
     Reply::Simple("RESET".into())
 }
@@ -57,9 +61,10 @@ pub fn select(args: &[Bytes]) -> Result<Reply, ReplyError> {
 
 pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
     let mut index = 1;
+    let mut protocol = session.protocol;
     if let Some(version) = args.get(1) {
         index = 2;
-        session.protocol = match polis_commands::args::parse_i64(version) {
+        protocol = match polis_commands::args::parse_i64(version) {
             Some(2) => ProtocolVersion::Resp2,
             Some(3) => ProtocolVersion::Resp3,
             Some(_) => return Err(ReplyError::NoProto),
@@ -71,10 +76,11 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
         };
     }
     let mut name = None;
+    let mut credentials = None;
     while index < args.len() {
         match lower(&args[index]).as_str() {
             "auth" if index + 2 < args.len() => {
-                // No ACLs yet: only the default user, which needs no password.
+                credentials = Some((&args[index + 1], &args[index + 2]));
                 index += 3;
             }
             "setname" if index + 1 < args.len() => {
@@ -89,6 +95,19 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
             }
         }
     }
+    match credentials {
+        Some((user, password)) => crate::acl::authenticate(node, session, user, password)?,
+        None if session.identity.user.is_none() && session.identity.decided => {
+            return Err(ReplyError::Other(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                 select the RESP protocol version at the same time"
+                    .into(),
+            ))
+        }
+        None => {}
+    }
+    session.protocol = protocol;
     let protocol = if session.protocol == ProtocolVersion::Resp3 {
         3
     } else {
@@ -140,12 +159,13 @@ fn client_line(node: &Node, info: &ClientInfo) -> String {
         (false, false) => "N",
     };
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         info.id,
         info.addr,
         info.local_addr,
         info.name.clone().unwrap_or_default(),
         info.last_command,
+        info.user,
         info.protocol,
     )
 }

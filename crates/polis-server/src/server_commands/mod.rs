@@ -1,6 +1,7 @@
 //! Commands the node answers itself rather than the keyspace: connection
 //! state, introspection, configuration, cluster topology and pub/sub.
 
+pub(crate) mod acl;
 mod cluster;
 pub mod config;
 mod connection;
@@ -30,6 +31,8 @@ pub async fn execute(
         "ping" => connection::ping(session, args),
         "echo" => Ok(Reply::Bulk(args[1].clone())),
         "hello" => connection::hello(node, session, args),
+        "auth" => crate::acl::auth(node, session, args),
+        "acl" => acl::acl(node, session, args).await,
         "quit" => {
             session.closing = true;
             Ok(Reply::ok())
