@@ -13,7 +13,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from polis_cluster import HOST, RespError, _Reader, resp_call
+from polis_cluster import HOST, RespError, _Reader, resp_call, wait_until
 
 _user_counter = itertools.count()
 
@@ -233,6 +233,35 @@ def test_requirepass_asks_every_new_connection_for_the_password(cluster, admin):
         assert admin.config_get("requirepass")["requirepass"].startswith("#")
     finally:
         admin.config_set("requirepass", "")
+        # The gateway (which has no password) marks nodes unhealthy while
+        # they ask it for one; it takes them back at its next PING.
+        gateway = Raw(cluster.gateway_port())
+        wait_until(lambda: gateway.call("SET", "requirepass:probe", "1") == "OK", 15,
+                   "the gateway to serve again")
     assert node_client(cluster, 2).ping()
     assert "without any password configured" in error_text(
         lambda: node_client(cluster, 2).execute_command("AUTH", "x"))
+
+
+def test_the_gateway_enforces_the_same_users(cluster, user):
+    name = user("on", ">pw", "+get", "+set", "+acl|whoami", "~gw:*")
+    port = cluster.gateway_port()
+    # The gateway reads the users once a second.
+    connected = wait_until(lambda: authenticated(port, name, "pw"), 10, "the gateway to know %s" % name)
+    assert connected.call("ACL", "WHOAMI") == name.encode()
+    assert connected.call("SET", "gw:1", "v") == "OK"
+    assert connected.call("GET", "gw:1") == b"v"
+    assert str(connected.call("SET", "other", "v")) == "NOPERM " + NOPERM_KEY_TEXT
+    assert str(connected.call("DEL", "gw:1")) == "NOPERM this user has no permissions to run the 'del' command"
+    assert str(Raw(port).call("AUTH", name, "bad")) == WRONGPASS
+    assert Raw(port).call("ACL", "WHOAMI") == b"default"
+    hello = Raw(port)
+    answer = hello.call("HELLO", "2", "AUTH", name, "pw")
+    assert isinstance(answer, list) and b"proto" in answer
+    assert hello.call("ACL", "WHOAMI") == name.encode()
+    RedisCluster(host=HOST, port=cluster.nodes[0].resp_port, socket_timeout=10).delete("gw:1")
+
+
+def authenticated(port: int, name: str, password: str):
+    connection = Raw(port)
+    return connection if connection.call("AUTH", name, password) == "OK" else None

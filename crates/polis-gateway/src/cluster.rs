@@ -13,10 +13,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use polis_resp::ProtocolVersion;
+use polis_resp::{ProtocolVersion, Reply};
 use polis_types::limits::GATEWAY_IDLE_PER_NODE_MAX;
 use tokio::net::TcpStream;
 
+use crate::auth::Users;
 use crate::topology::{ask, Addr, Moves, Topology};
 
 /// How often the topology is read again.
@@ -41,6 +42,8 @@ pub struct Cluster {
     /// connections to it.
     health_epoch: tokio::sync::watch::Sender<u64>,
     refresh: tokio::sync::Notify,
+    /// The ACL users, read from the nodes.
+    users: RwLock<Arc<Users>>,
     idle: Mutex<HashMap<(Addr, bool), Vec<Idle>>>,
     next_client_id: std::sync::atomic::AtomicU64,
     /// Each client's connections: the node and the client id the node
@@ -55,7 +58,12 @@ impl Cluster {
     /// No seed answered `CLUSTER SHARDS` with a topology.
     pub async fn connect(seeds: Vec<String>) -> Result<Arc<Self>, String> {
         let topology = read_topology(seeds.iter().map(String::as_str)).await?;
+        let table = read_users(seeds.iter().map(String::as_str)).await?;
         Ok(Arc::new(Self {
+            users: RwLock::new(Arc::new(Users {
+                generation: 1,
+                table,
+            })),
             seeds,
             topology: RwLock::new(Arc::new(topology)),
             moves: RwLock::new(Moves::default()),
@@ -66,6 +74,35 @@ impl Cluster {
             next_client_id: std::sync::atomic::AtomicU64::new(1),
             clients: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Returns the ACL users as last read.
+    pub fn users(&self) -> Arc<Users> {
+        self.users
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Keeps the users read from `addrs`, when they changed.
+    async fn refresh_users(&self, addrs: &[&str]) {
+        match read_users(addrs.iter().copied()).await {
+            Ok(table) => {
+                let mut users = self
+                    .users
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if users.table != table {
+                    *users = Arc::new(Users {
+                        generation: users.generation + 1,
+                        table,
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "gateway: ACL users not read (the last ones stay)")
+            }
+        }
     }
 
     /// Returns the topology now.
@@ -261,6 +298,7 @@ impl Cluster {
                 .map(|addr| &**addr)
                 .chain(self.seeds.iter().map(String::as_str))
                 .collect();
+            self.refresh_users(&healthy).await;
             match read_topology(healthy.into_iter()).await {
                 Ok(topology) => {
                     *self
@@ -310,6 +348,27 @@ impl Cluster {
             }
         }
     }
+}
+
+/// Reads the ACL users (`ACL LIST`) from the first of `addrs` that
+/// answers.
+async fn read_users<'a>(
+    addrs: impl Iterator<Item = &'a str>,
+) -> Result<std::collections::BTreeMap<String, Arc<polis_commands::acl::User>>, String> {
+    let mut last_error = "no node to ask".to_owned();
+    for addr in addrs {
+        match ask(addr, &["ACL", "LIST"], PROBE_TIMEOUT).await {
+            Ok(Reply::Error(error)) => {
+                last_error = format!(
+                    "{addr} refused ACL LIST ({error}): give the gateway a user that may run it \
+                     (--user, --password-file)"
+                )
+            }
+            Ok(reply) => return Users::read(&reply),
+            Err(error) => last_error = format!("{addr}: {error}"),
+        }
+    }
+    Err(last_error)
 }
 
 /// Reads `CLUSTER SHARDS` from the first of `addrs` that answers.

@@ -21,6 +21,7 @@
 //! Must not depend on the node's crates (polis-server, polis-raft): it
 //! speaks to the nodes only as a Redis client does.
 
+pub mod auth;
 pub mod cluster;
 pub mod frame;
 mod info;

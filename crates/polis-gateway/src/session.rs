@@ -82,6 +82,8 @@ pub struct Session {
     pub(crate) retries: Vec<(Instant, Expect)>,
     /// Spreads READONLY reads over replicas.
     pub(crate) pick: usize,
+    /// The ACL user the client authenticated as.
+    pub(crate) identity: crate::auth::Identity,
 }
 
 /// Serves one client until it leaves.
@@ -106,6 +108,7 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream) {
         home: None,
         retries: Vec::new(),
         pick: 0,
+        identity: crate::auth::Identity::default(),
     };
     if let Err(error) = session.run(stream, &mut incoming).await {
         tracing::debug!(%error, "gateway client left");
@@ -188,7 +191,7 @@ impl Session {
     }
 
     /// Handles one request.
-    async fn handle(&mut self, args: Vec<Bytes>) {
+    async fn handle(&mut self, mut args: Vec<Bytes>) {
         let silent = match self.reply_mode {
             ReplyMode::On => false,
             ReplyMode::Off => true,
@@ -197,6 +200,15 @@ impl Session {
                 true
             }
         };
+        let users = self.cluster.users();
+        if let Some(reply) = crate::auth::check(&users, &mut self.identity, &mut args) {
+            // A refused command inside MULTI makes EXEC abort, as Redis.
+            if let (Some(multi), Reply::Error(_)) = (self.multi.as_mut(), &reply) {
+                multi.failed = true;
+            }
+            self.answer(reply, silent);
+            return;
+        }
         let name = args.first().map(|name| lower(name)).unwrap_or_default();
         if self.protocol == ProtocolVersion::Resp2
             && self.subscribed_any()

@@ -151,7 +151,8 @@ pub async fn ask(addr: &str, args: &[&str], timeout: std::time::Duration) -> Res
         let mut stream = TcpStream::connect(addr)
             .await
             .map_err(|error| error.to_string())?;
-        let mut request = BytesMut::new();
+        let mut request = crate::auth::handshake().unwrap_or_default();
+        let mut replies_skipped = usize::from(!request.is_empty());
         polis_resp::encode_reply(
             &Reply::Array(
                 args.iter()
@@ -170,6 +171,13 @@ pub async fn ask(addr: &str, args: &[&str], timeout: std::time::Duration) -> Res
             if let Some(frame) =
                 Frame::split(&mut buf, ProtocolVersion::Resp2).map_err(|error| error.to_string())?
             {
+                if replies_skipped > 0 {
+                    replies_skipped -= 1;
+                    if let Some(error) = frame.error() {
+                        return Err(format!("{addr} refused the gateway's AUTH: {error}"));
+                    }
+                    continue;
+                }
                 return frame
                     .value(ProtocolVersion::Resp2)
                     .ok_or_else(|| "an unreadable reply".to_owned());

@@ -24,7 +24,7 @@ pub struct Multi {
     /// The node the transaction went to, once a command named a key.
     pinned: Option<crate::topology::Addr>,
     /// A command was refused here when queued: EXEC aborts.
-    failed: bool,
+    pub(crate) failed: bool,
 }
 
 /// Keys being watched: their slot and the node the WATCH went to.

@@ -189,7 +189,10 @@ async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(TcpStream, i6
             .map_err(|_| format!("connecting to {addr} timed out"))?
             .map_err(|error| format!("connecting to {addr}: {error}"))?;
     let _ = stream.set_nodelay(true);
-    let mut handshake = Vec::new();
+    let mut handshake = crate::auth::handshake()
+        .map(|auth| auth.to_vec())
+        .unwrap_or_default();
+    let authenticating = !handshake.is_empty();
     if protocol == ProtocolVersion::Resp3 {
         handshake.extend_from_slice(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n");
     }
@@ -200,11 +203,12 @@ async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(TcpStream, i6
         .map_err(|error| error.to_string())?;
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
-    let wanted = if protocol == ProtocolVersion::Resp3 {
-        2
-    } else {
-        1
-    };
+    let wanted = usize::from(authenticating)
+        + if protocol == ProtocolVersion::Resp3 {
+            2
+        } else {
+            1
+        };
     while frames.len() < wanted {
         if let Some(frame) = Frame::split(&mut buf, protocol).map_err(|error| error.to_string())? {
             frames.push(frame);

@@ -15,10 +15,35 @@ pub struct GatewayArgs {
     /// learns the rest of the cluster from them.
     #[arg(long, value_delimiter = ',', required = true)]
     cluster: Vec<String>,
+    /// ACL user the gateway authenticates as on its connections to the
+    /// nodes: it needs every command its clients may run, and ACL LIST.
+    #[arg(long, default_value = "default")]
+    user: String,
+    /// File holding that user's password (its first line). Without it,
+    /// the environment variable POLIS_GATEWAY_PASSWORD, else no AUTH.
+    #[arg(long)]
+    password_file: Option<std::path::PathBuf>,
+}
+
+/// Reads the gateway's password: `--password-file`, else the
+/// environment's `POLIS_GATEWAY_PASSWORD`.
+fn password(args: &GatewayArgs) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the gateway's password from {}", path.display()))?;
+        return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
+    }
+    Ok(std::env::var("POLIS_GATEWAY_PASSWORD").ok())
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    if let Some(password) = password(&args)? {
+        polis_gateway::auth::set_credentials(polis_gateway::auth::Credentials {
+            user: args.user.clone(),
+            password,
+        });
+    }
     let gateway = polis_gateway::Gateway::bind(args.listen, args.cluster.clone())
         .await
         .map_err(anyhow::Error::msg)
