@@ -84,6 +84,8 @@ pub struct ServerConfig {
     pub parameters: Vec<(String, String)>,
     /// Starts the node with fault injection endpoints enabled.
     pub enable_fault_injection: bool,
+    /// A TLS listener for clients beside the plaintext one.
+    pub tls: Option<polis_tls::TlsListen>,
 }
 
 impl ServerConfig {

@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
@@ -30,6 +30,64 @@ use crate::stats::Stats;
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies buffered before they are flushed mid-pipeline.
 const WRITE_FLUSH_BYTES: usize = 64 * 1024;
+
+/// A client's connection: plaintext, or TLS over TCP.
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// Returns the TCP connection under it.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(stream) => stream,
+            Self::Tls(stream) => stream.get_ref().0,
+        }
+    }
+
+    /// Reads what the client sent into `input`: Some(0) at its end, None
+    /// when the socket's readiness was spurious. Marks `busy` before the
+    /// bytes leave the socket (plaintext) or as they are decrypted (TLS).
+    /// Cancel-safe: a cancelled call read nothing.
+    async fn read_input(
+        &mut self,
+        input: &mut BytesMut,
+        busy: &crate::pubsub::input::Input,
+    ) -> std::io::Result<Option<usize>> {
+        match self {
+            Self::Plain(stream) => {
+                stream.readable().await?;
+                // Busy before the bytes leave the socket: a publisher sees
+                // them there or sees the flag (`pubsub/input.rs`).
+                busy.begin();
+                match stream.try_read_buf(input) {
+                    Ok(read) => Ok(Some(read)),
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        busy.end();
+                        Ok(None)
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Self::Tls(stream) => {
+                let read = stream.read_buf(input).await?;
+                busy.begin();
+                Ok(Some(read))
+            }
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(stream) => stream.write_all(bytes).await,
+            Self::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+}
 
 /// The per-connection state commands may change.
 pub struct Session {
@@ -79,9 +137,32 @@ impl Session {
     }
 }
 
+/// Serves one client of the TLS port: the handshake first (at most
+/// [`polis_tls::HANDSHAKE_TIMEOUT`]); a client that fails it is logged,
+/// counted and closed.
+pub async fn serve_tls(
+    node: Arc<Node>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let handshake = tokio::time::timeout(polis_tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => serve(node, ClientStream::Tls(Box::new(stream)), addr).await,
+        Ok(Err(error)) => {
+            Stats::bump(&node.stats.tls_handshake_failures);
+            tracing::info!(%error, %addr, "TLS handshake refused");
+        }
+        Err(_) => {
+            Stats::bump(&node.stats.tls_handshake_failures);
+            tracing::info!(%addr, "TLS handshake not finished in time");
+        }
+    }
+}
+
 /// Serves one client until it disconnects, is killed, or errs.
-pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
-    let local_addr = stream.local_addr().unwrap_or(addr);
+pub async fn serve(node: Arc<Node>, mut stream: ClientStream, addr: SocketAddr) {
+    let local_addr = stream.tcp().local_addr().unwrap_or(addr);
     let maxclients = node.settings.integer("maxclients").max(1) as usize;
     let Some(mut handle) = node.clients.register(addr, local_addr, maxclients) else {
         Stats::bump(&node.stats.connections_rejected);
@@ -90,7 +171,7 @@ pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
             .await;
         return;
     };
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     let mut session = Session::new(handle.id);
     if let Err(error) = run(&node, &mut stream, &mut session, &mut handle).await {
         tracing::debug!(%error, %addr, "connection closed");
@@ -100,7 +181,7 @@ pub async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
 
 async fn run(
     node: &Arc<Node>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     session: &mut Session,
     handle: &mut ClientHandle,
 ) -> std::io::Result<()> {
@@ -110,20 +191,10 @@ async fn run(
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
-            ready = stream.readable() => {
-                ready?;
-                // Busy before the bytes leave the socket: a publisher sees
-                // them there or sees the flag (`pubsub/input.rs`).
-                session.mailbox.input.begin();
-                match stream.try_read_buf(&mut input) {
-                    Ok(read) => read,
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                        session.mailbox.input.end();
-                        continue;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
+            read = stream.read_input(&mut input, &session.mailbox.input) => match read? {
+                Some(read) => read,
+                None => continue,
+            },
             // Pub/sub messages while the client is idle.
             () = session.mailbox.ready() => {
                 take_pushes(session, &mut output)?;
@@ -166,7 +237,7 @@ async fn run(
             let started = Instant::now();
             let replies = tokio::select! {
                 replies = pipeline::execute(node, session, requests) => replies,
-                () = gone(stream), if may_block => return Ok(()),
+                () = gone(stream.tcp()), if may_block => return Ok(()),
                 _ = handle.killed.changed() => return Ok(()),
             };
             if session.abort {
@@ -212,7 +283,7 @@ async fn run(
             }
         }
         if session.subscribed {
-            session.mailbox.input.watch(stream);
+            session.mailbox.input.watch(stream.tcp());
         }
         session.mailbox.input.end();
         flush(stream, &mut output, session, handle).await?;
@@ -257,7 +328,7 @@ fn output_limit_passed(session: &Session) -> std::io::Error {
 /// disconnected meanwhile when it passes its pub/sub output limit or is
 /// killed.
 async fn flush(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     output: &mut Output,
     session: &Session,
     handle: &mut ClientHandle,

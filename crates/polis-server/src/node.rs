@@ -371,6 +371,13 @@ pub async fn run(
     let peer_listener = bind("peer", &config.peer_addr).await?;
     let resp_listener = bind("RESP", &config.resp_addr).await?;
     let admin_listener = bind("admin", &config.admin_addr).await?;
+    let tls = match &config.tls {
+        Some(listen) => Some((
+            bind("TLS", &listen.addr).await?,
+            polis_tls::Reloading::new(listen.files.clone()).map_err(ServerError::Config)?,
+        )),
+        None => None,
+    };
     let resp_port = resp_listener
         .local_addr()
         .map(|addr| addr.port())
@@ -405,7 +412,13 @@ pub async fn run(
         }
     });
     let admin = tokio::spawn(admin::serve(node.clone(), admin_listener));
-    let accept = tokio::spawn(accept_loop(node.clone(), resp_listener));
+    let accept = tokio::spawn(accept_loop(node.clone(), resp_listener, None));
+    let tls_accept = tls.map(|(listener, reloading)| {
+        [
+            tokio::spawn(reloading.clone().keep_reloading()),
+            tokio::spawn(accept_loop(node.clone(), listener, Some(reloading))),
+        ]
+    });
 
     tokio::pin!(shutdown);
     let started = tokio::select! {
@@ -414,6 +427,7 @@ pub async fn run(
     };
     if let Err(error) = started {
         accept.abort();
+        tls_accept.iter().flatten().for_each(|task| task.abort());
         admin.abort();
         node.shutdown().await;
         peers.abort();
@@ -428,13 +442,18 @@ pub async fn run(
     }
     tracing::info!("node stopping");
     accept.abort();
+    tls_accept.iter().flatten().for_each(|task| task.abort());
     admin.abort();
     node.shutdown().await;
     peers.abort();
     removed.map_or(Ok(()), |removed| Err(ServerError::Removed(removed)))
 }
 
-async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+async fn accept_loop(
+    node: Arc<Node>,
+    listener: TcpListener,
+    tls: Option<Arc<polis_tls::Reloading>>,
+) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -447,6 +466,18 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             }
         };
         Stats::bump(&node.stats.connections_received);
-        tokio::spawn(connection::serve(node.clone(), stream, addr));
+        match &tls {
+            None => tokio::spawn(connection::serve(
+                node.clone(),
+                connection::ClientStream::Plain(stream),
+                addr,
+            )),
+            Some(tls) => tokio::spawn(connection::serve_tls(
+                node.clone(),
+                stream,
+                addr,
+                tls.acceptor(),
+            )),
+        };
     }
 }

@@ -572,7 +572,7 @@ impl PubSub {
     }
 }
 
-mod input;
+pub(crate) mod input;
 mod lost;
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub struct Stats {
     pub redirects: AtomicU64,
     pub error_replies: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// TLS clients refused at their handshake (plaintext on the TLS
+    /// port, an unknown CA, an expired certificate, too slow).
+    pub tls_handshake_failures: AtomicU64,
     /// Pub/sub messages forwarded to peers (one per peer reached).
     pub pubsub_forwarded: AtomicU64,
     /// Pub/sub messages a peer missed: its queue was full, or the forward

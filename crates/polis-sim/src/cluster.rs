@@ -217,6 +217,7 @@ impl SimCluster {
             maxclients: limits::CLIENTS_MAX_DEFAULT,
             parameters: Vec::new(),
             enable_fault_injection: false,
+            tls: None,
         }
     }
 

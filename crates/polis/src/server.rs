@@ -166,6 +166,8 @@ pub struct ServerArgs {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `polis_raft=debug`.
     #[arg(long, env = "POLIS_LOG")]
     log: Option<String>,
+    #[command(flatten)]
+    tls: crate::tls_args::TlsArgs,
 }
 
 /// The same settings, as the TOML file spells them.
@@ -212,6 +214,11 @@ struct FileConfig {
     enable_fault_injection: Option<bool>,
     log_format: Option<String>,
     log: Option<String>,
+    tls_port: Option<u16>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_ca_cert_file: Option<PathBuf>,
+    tls_auth_clients: Option<String>,
 }
 
 fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
@@ -358,9 +365,20 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
     .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
     .collect();
     let shape_defaults = ClusterShape::default();
+    let tls = args.tls.resolve(
+        crate::tls_args::TlsArgs {
+            tls_port: file.tls_port,
+            tls_cert_file: file.tls_cert_file.clone(),
+            tls_key_file: file.tls_key_file.clone(),
+            tls_ca_cert_file: file.tls_ca_cert_file.clone(),
+            tls_auth_clients: file.tls_auth_clients.clone(),
+        },
+        &resp_addr,
+    )?;
     let config = ServerConfig {
         node_id,
         data_dir,
+        tls,
         resp_addr,
         admin_addr,
         peer_addr,

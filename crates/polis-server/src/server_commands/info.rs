@@ -126,7 +126,7 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
         ),
         "stats" => write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:{evicted_keys}\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_forwarded:{}\r\npubsub_forwards_dropped:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired_keys}\r\nevicted_keys:{evicted_keys}\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\ntotal_error_replies:{}\r\nunexpected_error_replies:0\r\ntotal_writes_proposed:{}\r\ntotal_linearizable_reads:{}\r\ntotal_local_reads:{}\r\ntotal_redirects:{}\r\ntotal_protocol_errors:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_forwarded:{}\r\npubsub_forwards_dropped:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\ntls_handshake_failures:{}\r\n",
             Stats::get(&stats.connections_received),
             Stats::get(&stats.commands_processed),
             Stats::get(&stats.connections_rejected),
@@ -145,6 +145,7 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
             Stats::get(&node.acl_log.denied_cmd),
             Stats::get(&node.acl_log.denied_key),
             Stats::get(&node.acl_log.denied_channel),
+            Stats::get(&stats.tls_handshake_failures),
         ),
         "replication" => {
             let _ = write!(
