@@ -43,6 +43,8 @@ pub use cluster::Cluster;
 /// A gateway bound to its address, not yet serving.
 pub struct Gateway {
     listener: TcpListener,
+    /// A TLS listener beside the plaintext one, with its certificates.
+    tls: Option<(TcpListener, Arc<polis_tls::Reloading>)>,
     cluster: Arc<Cluster>,
 }
 
@@ -57,7 +59,35 @@ impl Gateway {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-        Ok(Self { listener, cluster })
+        Ok(Self {
+            listener,
+            tls: None,
+            cluster,
+        })
+    }
+
+    /// Adds a TLS listener at `listen` with the certificates of `files`.
+    ///
+    /// # Errors
+    /// The address cannot be bound or the files do not read.
+    pub async fn bind_tls(
+        &mut self,
+        listen: SocketAddr,
+        files: polis_tls::TlsFiles,
+    ) -> Result<(), String> {
+        let reloading = polis_tls::Reloading::new(files)?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|error| format!("cannot listen on {listen} (TLS): {error}"))?;
+        self.tls = Some((listener, reloading));
+        Ok(())
+    }
+
+    /// Returns the address TLS clients connect to, if any.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Returns the address clients connect to.
@@ -75,9 +105,18 @@ impl Gateway {
     pub async fn serve(self) {
         let topology = tokio::spawn(self.cluster.clone().keep_topology());
         let health = tokio::spawn(self.cluster.clone().keep_health());
+        let tls = self.tls.map(|(listener, reloading)| {
+            let cluster = self.cluster.clone();
+            [
+                tokio::spawn(reloading.clone().keep_reloading()),
+                tokio::spawn(serve_tls(cluster, listener, reloading)),
+            ]
+        });
+        let _stop_tls = AbortOnDrop(tls.into_iter().flatten().collect());
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
                     tokio::spawn(session::serve(self.cluster.clone(), stream));
                 }
                 Err(error) => {
@@ -90,5 +129,49 @@ impl Gateway {
                 return;
             }
         }
+    }
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Accepts TLS clients: each handshake (10 s at most) in its own task; a
+/// client that fails it is logged and closed.
+async fn serve_tls(
+    cluster: Arc<Cluster>,
+    listener: TcpListener,
+    reloading: Arc<polis_tls::Reloading>,
+) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a TLS client failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = reloading.acceptor();
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(polis_tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(stream)) => session::serve(cluster, stream).await,
+                Ok(Err(error)) => {
+                    tracing::info!(%error, %addr, "gateway: TLS handshake refused")
+                }
+                Err(_) => tracing::info!(%addr, "gateway: TLS handshake not finished in time"),
+            }
+        });
     }
 }

@@ -22,8 +22,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use polis_resp::{DecodeLimits, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits::GATEWAY_OWED_MAX;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::cluster::Cluster;
@@ -86,9 +85,12 @@ pub struct Session {
     pub(crate) identity: crate::auth::Identity,
 }
 
-/// Serves one client until it leaves.
-pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+/// Serves one client until it leaves: plaintext or TLS (the handshake
+/// done).
+pub async fn serve<S>(cluster: Arc<Cluster>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (events, mut incoming) = mpsc::channel(EVENTS_MAX);
     let id = cluster.new_client();
     let mut session = Session {
@@ -118,11 +120,14 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream) {
 }
 
 impl Session {
-    async fn run(
+    async fn run<S>(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: S,
         incoming: &mut mpsc::Receiver<Event>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::new();
         let mut decoder = RequestDecoder::new(DecodeLimits::default());
@@ -145,6 +150,8 @@ impl Session {
             self.write_ready(&mut output);
             if !output.is_empty() {
                 stream.write_all(&output).await?;
+                // TLS holds records until flushed; for TCP this is free.
+                stream.flush().await?;
                 output.clear();
             }
             if self.closing && self.owed.is_empty() {
@@ -164,6 +171,7 @@ impl Session {
                             Err(error) => {
                                 let reply = Reply::Error(ReplyError::Protocol(error.to_string()));
                                 stream.write_all(&Frame::of(&reply, self.protocol).bytes).await?;
+                                stream.flush().await?;
                                 return Ok(());
                             }
                         }

@@ -23,6 +23,8 @@ pub struct GatewayArgs {
     /// the environment variable POLIS_GATEWAY_PASSWORD, else no AUTH.
     #[arg(long)]
     password_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    tls: crate::tls_args::TlsArgs,
 }
 
 /// Reads the gateway's password: `--password-file`, else the
@@ -37,14 +39,18 @@ fn password(args: &GatewayArgs) -> anyhow::Result<Option<String>> {
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
-pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
     if let Some(password) = password(&args)? {
         polis_gateway::auth::set_credentials(polis_gateway::auth::Credentials {
             user: args.user.clone(),
             password,
         });
     }
-    let gateway = polis_gateway::Gateway::bind(args.listen, args.cluster.clone())
+    let tls = std::mem::take(&mut args.tls).resolve(
+        crate::tls_args::TlsArgs::default(),
+        &args.listen.to_string(),
+    )?;
+    let mut gateway = polis_gateway::Gateway::bind(args.listen, args.cluster.clone())
         .await
         .map_err(anyhow::Error::msg)
         .with_context(|| {
@@ -53,11 +59,24 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
                 args.cluster.join(",")
             )
         })?;
+    if let Some(tls) = tls {
+        let listen = tls
+            .addr
+            .parse()
+            .with_context(|| format!("the TLS address {}", tls.addr))?;
+        gateway
+            .bind_tls(listen, tls.files)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     let addr = gateway.local_addr().context("the gateway has no address")?;
     println!(
         "polis gateway: listening on {addr} for {}",
         args.cluster.join(",")
     );
+    if let Some(tls_addr) = gateway.tls_local_addr() {
+        println!("polis gateway: TLS on {tls_addr}");
+    }
     println!("try:    redis-cli -p {}", addr.port());
     let serving = tokio::spawn(gateway.serve());
     crate::server::shutdown_signal().await;
@@ -66,11 +85,20 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts a gateway in this process for `polis dev`; returns its address,
-/// or why it did not start (the cluster keeps running without it).
-pub async fn start_beside(listen: SocketAddr, cluster: Vec<String>) -> Result<SocketAddr, String> {
-    let gateway = polis_gateway::Gateway::bind(listen, cluster).await?;
+/// Starts a gateway in this process for `polis dev`, with a TLS listener
+/// too when `tls` is given; returns its addresses (plaintext, TLS), or why
+/// it did not start (the cluster keeps running without it).
+pub async fn start_beside(
+    listen: SocketAddr,
+    cluster: Vec<String>,
+    tls: Option<(SocketAddr, polis_tls::TlsFiles)>,
+) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    let mut gateway = polis_gateway::Gateway::bind(listen, cluster).await?;
+    if let Some((tls_listen, files)) = tls {
+        gateway.bind_tls(tls_listen, files).await?;
+    }
     let addr = gateway.local_addr().ok_or("the gateway has no address")?;
+    let tls_addr = gateway.tls_local_addr();
     tokio::spawn(gateway.serve());
-    Ok(addr)
+    Ok((addr, tls_addr))
 }
