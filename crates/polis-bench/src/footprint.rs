@@ -254,6 +254,7 @@ async fn measure_case(
         data_dir: config.data_dir.join(format!("case-{index}")),
         nodes,
         server_args: args,
+        node_args: Default::default(),
         ports: Some(ports),
     })?;
     let result = async {

@@ -35,6 +35,9 @@ pub struct LocalClusterConfig {
     pub nodes: Vec<NodeAddrs>,
     /// Flags passed to every `polis server` (`--shards`, timings...).
     pub server_args: Vec<String>,
+    /// Flags passed to one node's `polis server` only, by node id (a TLS
+    /// port of its own).
+    pub node_args: BTreeMap<u64, Vec<String>>,
     /// The lease on the nodes' ports, held as long as the cluster may use
     /// them (see [`crate::ports`]).
     pub ports: Option<Arc<PortLease>>,
@@ -176,6 +179,7 @@ impl LocalCluster {
             .args(["--member", &members.join(",")])
             .args(join.iter().flat_map(|seed| ["--join", seed.as_str()]))
             .args(&self.config.server_args)
+            .args(self.config.node_args.get(&id).into_iter().flatten())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -75,6 +75,7 @@ async fn start_target(config: &RunConfig) -> anyhow::Result<Target> {
                 data_dir: config.out_dir.join("data"),
                 nodes: addrs,
                 server_args: args,
+                node_args: Default::default(),
                 ports: Some(ports),
             })?;
             let faults = Faults::new(cluster.admin_addrs());

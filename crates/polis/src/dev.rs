@@ -54,6 +54,17 @@ pub struct DevArgs {
     /// of the gateway, or that follow MOVED, need not wait).
     #[arg(long)]
     no_settle: bool,
+    /// A secure cluster: a CA and certificates generated under `--data`
+    /// (`tls/`, kept across restarts), a TLS port per node at `--port` +
+    /// 400 (client certificates checked when given), and a password for
+    /// the default user (`--data`/password). Plaintext ports stay open
+    /// on loopback.
+    #[arg(long)]
+    secure: bool,
+    /// TLS ports and certificates as `--secure`, without the password
+    /// (for clients that cannot authenticate, such as Redis's TCL suite).
+    #[arg(long)]
+    tls: bool,
     /// Extra flags passed to every `polis server` (after `--`).
     #[arg(last = true)]
     server_args: Vec<String>,
@@ -102,6 +113,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         args.replicas.to_string(),
     ];
     server_args.extend(args.server_args.iter().cloned());
+    let secure = if args.secure || args.tls {
+        Some(crate::dev_secure::prepare(&args.data, args.secure)?)
+    } else {
+        None
+    };
+    let mut node_args = std::collections::BTreeMap::new();
+    if let Some(secure) = &secure {
+        server_args.extend(secure.server_args());
+        for index in 0..args.nodes {
+            let tls_port = crate::dev_secure::tls_port(args.port, index)?;
+            node_args.insert(
+                u64::from(index) + 1,
+                vec!["--tls-port".to_owned(), tls_port.to_string()],
+            );
+        }
+    }
     let config = LocalClusterConfig {
         exe: std::env::current_exe().context("locating the polis binary")?,
         data_dir: args.data.clone(),
@@ -109,6 +136,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .map(|index| addrs(args.port, index))
             .collect(),
         server_args,
+        node_args,
         ports: None,
     };
     let mut cluster = LocalCluster::start(config)?;
@@ -164,14 +192,36 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             shard["leader_resp_addr"].as_str().unwrap_or("-"),
         );
     }
+    if let Some(secure) = &secure {
+        secure.require_password(&cluster.resp_addrs()).await?;
+        secure.describe(args.port, args.nodes);
+    }
     if !args.no_gateway {
         let port = args.gateway_port.unwrap_or(args.port.saturating_add(300));
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        match crate::gateway::start_beside(listen, cluster.resp_addrs()).await {
-            Ok(addr) => println!(
-                "gateway: resp {addr}  (any Redis client: redis-cli -p {})",
-                addr.port()
-            ),
+        // Its TLS listener (with --tls or --secure) at the gateway's port
+        // + 100, or where the OS puts it when that port is the OS's pick.
+        let tls = secure.as_ref().map(|secure| {
+            let tls_port = if port == 0 {
+                0
+            } else {
+                port.saturating_add(100)
+            };
+            (
+                std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)),
+                secure.files(),
+            )
+        });
+        match crate::gateway::start_beside(listen, cluster.resp_addrs(), tls).await {
+            Ok((addr, tls_addr)) => {
+                println!(
+                    "gateway: resp {addr}  (any Redis client: redis-cli -p {})",
+                    addr.port()
+                );
+                if let Some(tls_addr) = tls_addr {
+                    println!("gateway: tls {tls_addr}");
+                }
+            }
             Err(error) => println!("polis dev: no gateway: {error}"),
         }
     }
@@ -206,6 +256,7 @@ async fn add_node(args: DevArgs) -> anyhow::Result<()> {
         data_dir: args.data.clone(),
         nodes: Vec::new(),
         server_args: args.server_args.clone(),
+        node_args: Default::default(),
         ports: None,
     };
     let mut cluster = LocalCluster::start(config)?;

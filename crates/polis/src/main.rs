@@ -17,10 +17,13 @@ mod bench_pubsub;
 mod chaos;
 mod cluster;
 mod dev;
+mod dev_secure;
 mod gateway;
 mod namespace;
 mod server;
 mod status;
+mod tls_args;
+mod tls_certs;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +58,9 @@ enum Command {
     Verify(Box<verify::VerifyArgs>),
     /// Measures throughput and latency, alone or beside etcd and Redis.
     Bench(bench::BenchArgs),
+    /// TLS helpers: a CA and certificates for trying TLS out.
+    #[command(subcommand)]
+    Tls(tls_certs::TlsCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,5 +83,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Tls(command) => tls_certs::run(command),
     }
 }

@@ -46,6 +46,7 @@ impl PolisCluster {
             data_dir: dir,
             nodes,
             server_args: args,
+            node_args: Default::default(),
             ports: Some(ports),
         };
         let mut cluster = LocalCluster::start(config)?;

@@ -1,0 +1,151 @@
+//! `polis dev --secure` (and `--tls`, the same without the password):
+//! certificates, TLS ports and a password for the local cluster.
+//!
+//! ```text
+//!  DATA/tls/{ca,server,client}.{crt,key}   made once (polis tls certs), kept
+//!  DATA/password                           made once (256 random bits, hex), kept
+//!  node i: --tls-port PORT+400+i --tls-cert-file ... --tls-auth-clients optional
+//!  once ready: CONFIG SET requirepass <password> (a restarted cluster has it already)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use polis_resp::Reply;
+
+/// The files of a secure dev cluster.
+pub struct Secure {
+    tls_dir: PathBuf,
+    /// The password's file and the password, with `--secure`.
+    password: Option<(PathBuf, String)>,
+}
+
+/// Returns node `index`'s TLS port.
+///
+/// # Errors
+/// The port would pass 65535.
+pub fn tls_port(port: u16, index: u16) -> anyhow::Result<u16> {
+    match port
+        .checked_add(400)
+        .and_then(|port| port.checked_add(index))
+    {
+        Some(port) => Ok(port),
+        None => bail!("--port is too high for TLS ports at --port + 400"),
+    }
+}
+
+/// Makes (or finds) the certificates, and the password when
+/// `with_password`, under `data`.
+///
+/// # Errors
+/// A file cannot be read or written.
+pub fn prepare(data: &Path, with_password: bool) -> anyhow::Result<Secure> {
+    let tls_dir = data.join("tls");
+    if !tls_dir.join("ca.crt").is_file() {
+        crate::tls_certs::write_certs(&tls_dir, false)?;
+    }
+    if !with_password {
+        return Ok(Secure {
+            tls_dir,
+            password: None,
+        });
+    }
+    let password_file = data.join("password");
+    let password = match std::fs::read_to_string(&password_file) {
+        Ok(text) => text.trim().to_owned(),
+        Err(_) => {
+            let bytes: [u8; 32] = rand::random();
+            let password = polis_commands::acl::hex(&bytes);
+            crate::tls_certs::write_private(&password_file, &format!("{password}\n"))?;
+            password
+        }
+    };
+    Ok(Secure {
+        tls_dir,
+        password: Some((password_file, password)),
+    })
+}
+
+impl Secure {
+    /// Returns the certificate files, as a TLS listener takes them.
+    pub fn files(&self) -> polis_tls::TlsFiles {
+        polis_tls::TlsFiles {
+            cert_file: self.tls_dir.join("server.crt"),
+            key_file: self.tls_dir.join("server.key"),
+            ca_cert_file: Some(self.tls_dir.join("ca.crt")),
+            auth_clients: polis_tls::AuthClients::Optional,
+        }
+    }
+
+    /// Returns the flags every node gets.
+    pub fn server_args(&self) -> Vec<String> {
+        let file = |name: &str| self.tls_dir.join(name).display().to_string();
+        vec![
+            "--tls-cert-file".to_owned(),
+            file("server.crt"),
+            "--tls-key-file".to_owned(),
+            file("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            file("ca.crt"),
+            "--tls-auth-clients".to_owned(),
+            "optional".to_owned(),
+        ]
+    }
+
+    /// Gives the default user the password (once: a restarted cluster
+    /// asks for it already), then lets this process's gateway use it.
+    ///
+    /// # Errors
+    /// No node took the password.
+    pub async fn require_password(&self, resp_addrs: &[String]) -> anyhow::Result<()> {
+        let Some((_, password)) = &self.password else {
+            return Ok(());
+        };
+        let addr = resp_addrs.first().context("no node")?;
+        let args = ["CONFIG", "SET", "requirepass", password];
+        let reply = polis_gateway::topology::ask(addr, &args, Duration::from_secs(10))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        match reply {
+            Reply::Simple(_) => {}
+            Reply::Error(error) if error.to_string().starts_with("NOAUTH") => {}
+            other => bail!("setting the password: {addr} answered {other:?}"),
+        }
+        polis_gateway::auth::set_credentials(polis_gateway::auth::Credentials {
+            user: polis_commands::acl::DEFAULT_USER.to_owned(),
+            password: password.clone(),
+        });
+        Ok(())
+    }
+
+    /// Prints how to reach the secure cluster.
+    pub fn describe(&self, port: u16, nodes: u16) {
+        let ca = self.tls_dir.join("ca.crt");
+        let ports: Vec<String> = (0..nodes)
+            .filter_map(|index| tls_port(port, index).ok())
+            .map(|port| port.to_string())
+            .collect();
+        println!(
+            "tls: ports {}, CA {}, client certificate {} (optional)",
+            ports.join(","),
+            ca.display(),
+            self.tls_dir.join("client.crt").display(),
+        );
+        let first = ports.first().map_or("", String::as_str);
+        match &self.password {
+            Some((file, _)) => {
+                println!("password: in {} (user default)", file.display());
+                println!(
+                    "try:    redis-cli --tls --cacert {} -p {first} --pass \"$(cat {})\" ping",
+                    ca.display(),
+                    file.display(),
+                );
+            }
+            None => println!(
+                "try:    redis-cli --tls --cacert {} -p {first} ping",
+                ca.display()
+            ),
+        }
+    }
+}
