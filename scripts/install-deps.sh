@@ -2,7 +2,8 @@
 # Installs what polis's tests need, and nothing that is already there.
 #
 #   Debian: redis-tools (redis-cli, redis-benchmark), redis-server (the
-#           control for the Redis TCL suite), tcl (runs that suite),
+#           control for the Redis TCL suite), tcl (runs that suite), tcl-tls
+#           (its --tls mode),
 #           dpkg-dev (apt-get source unpacks with dpkg-source),
 #           etcd-server (etcd 3.4, a peer of `polis bench compare`)
 #   PyPI:   redis (redis-py), pytest
@@ -20,6 +21,7 @@ debian_packages=(
   "redis-tools:redis-cli"
   "redis-server:redis-server"
   "tcl:tclsh"
+  "tcl-tls:-"
   "dpkg-dev:dpkg-source"
   "etcd-server:etcd"
 )
@@ -28,7 +30,8 @@ missing=()
 for entry in "${debian_packages[@]}"; do
   package="${entry%%:*}"
   command_name="${entry#*:}"
-  if dpkg -s "$package" >/dev/null 2>&1 && command -v "$command_name" >/dev/null 2>&1; then
+  if dpkg -s "$package" >/dev/null 2>&1 &&
+    { [[ "$command_name" == - ]] || command -v "$command_name" >/dev/null 2>&1; }; then
     continue
   fi
   missing+=("$package")

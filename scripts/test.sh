@@ -10,6 +10,7 @@
 #   7. python3 -m pytest -q tests/python     (redis-py and redis-cli against polis dev)
 #   8. tests/redis-suite/run.sh              (Redis's own tests against polis dev)
 #   9. tests/redis-suite/run.sh --server gateway   (the same through polis gateway, 3 shards)
+#  10. tests/redis-suite/run.sh --tls unit/type/string unit/type/hash   (runtest --tls)
 #
 # Every stage runs under `timeout`, and all of them within TEST_BUDGET_S
 # (default 65 minutes; CI allows 90). A failing stage does not stop the
@@ -190,6 +191,15 @@ if ((built && deps_ok && suite_fetched)); then
   record redis-suite-gateway "$status" "$passed" "$failed"
 else
   not_run redis-suite-gateway "needs the build, the dependencies and the fetched suite"
+fi
+
+if ((built && deps_ok && suite_fetched)); then
+  status=0
+  run_stage redis-suite-tls 600 ./tests/redis-suite/run.sh --tls unit/type/string unit/type/hash || status=$?
+  read -r passed failed < <(suite_counts "$log_dir/redis-suite-tls.log")
+  record redis-suite-tls "$status" "$passed" "$failed"
+else
+  not_run redis-suite-tls "needs the build, the dependencies and the fetched suite"
 fi
 
 banner "summary (${SECONDS}s)"

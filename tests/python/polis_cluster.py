@@ -32,6 +32,7 @@ HOST = "127.0.0.1"
 # Port blocks of `polis dev`, as offsets from the base port.
 ADMIN_PORT_OFFSET = 100
 PEER_PORT_OFFSET = 200
+TLS_PORT_OFFSET = 400
 POLL_INTERVAL_S = 0.05
 
 
@@ -73,7 +74,7 @@ def _lock_port(port: int):
     return handle
 
 
-def reserve_base_port(nodes: int, attempts_max: int = 500):
+def reserve_base_port(nodes: int, attempts_max: int = 500, tls: bool = False):
     """Returns (base, locks): a base port whose RESP, admin and peer ports
     (`polis dev`'s blocks) are free and locked for this process while the
     lock files stay open.
@@ -83,9 +84,10 @@ def reserve_base_port(nodes: int, attempts_max: int = 500):
     the locks keep other test processes off them.
     """
     rng = random.SystemRandom()
-    offsets = [block + i for block in (0, ADMIN_PORT_OFFSET, PEER_PORT_OFFSET) for i in range(nodes)]
+    blocks = (0, ADMIN_PORT_OFFSET, PEER_PORT_OFFSET) + ((TLS_PORT_OFFSET,) if tls else ())
+    offsets = [block + i for block in blocks for i in range(nodes)]
     for _ in range(attempts_max):
-        base = rng.randrange(20000, 32000 - PEER_PORT_OFFSET - nodes)
+        base = rng.randrange(20000, 32000 - max(blocks) - nodes)
         locks = []
         for offset in offsets:
             handle = _lock_port(base + offset)
@@ -154,13 +156,14 @@ class Cluster:
     """A `polis dev` process this test session started, and its nodes."""
 
     def __init__(self, binary: Path, nodes: int = 3, shards: int = 3, ready_timeout_s: float = 90.0,
-                 spare_nodes: int = 0):
+                 spare_nodes: int = 0, secure: bool = False):
         """Starts `polis dev`; `spare_nodes` more nodes' ports are reserved
-        too, for `polis dev --add-node`."""
+        too, for `polis dev --add-node`; `secure` starts it with `--secure`
+        (TLS ports at +400, a CA under the data directory, a password)."""
         if not binary.is_file() or not os.access(binary, os.X_OK):
             raise FileNotFoundError("no polis binary at %s (run: cargo build -j2 --workspace)" % binary)
         self.binary = binary
-        self.base_port, self._port_locks = reserve_base_port(nodes + spare_nodes)
+        self.base_port, self._port_locks = reserve_base_port(nodes + spare_nodes, tls=secure)
         self.nodes = [
             Node(node_id=i + 1, resp_port=self.base_port + i, admin_port=self.base_port + ADMIN_PORT_OFFSET + i)
             for i in range(nodes)
@@ -173,7 +176,8 @@ class Cluster:
         # group (it and the nodes it spawned) goes with it.
         self.process = subprocess.Popen(
             [str(binary), "dev", "--nodes", str(nodes), "--shards", str(shards),
-             "--port", str(self.base_port), "--gateway-port", "0", "--data", str(self.data_dir)],
+             "--port", str(self.base_port), "--gateway-port", "0", "--data", str(self.data_dir)]
+            + (["--secure"] if secure else []),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

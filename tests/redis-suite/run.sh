@@ -7,6 +7,7 @@
 #   tests/redis-suite/run.sh                  # polis, the default units
 #   tests/redis-suite/run.sh --server redis   # control: a fresh redis-server per unit
 #   tests/redis-suite/run.sh --server gateway # through polis gateway, 3 nodes, 3 shards
+#   tests/redis-suite/run.sh --tls unit/type/string  # over TLS (polis dev --tls, runtest --tls)
 #   tests/redis-suite/run.sh unit/type/incr   # only the units named
 #   tests/redis-suite/run.sh --verbose        # print every unit's full output
 #   tests/redis-suite/run.sh -- --cluster-mode   # extra runtest flags after --
@@ -57,6 +58,7 @@ stop_timeout_s="${STOP_TIMEOUT_S:-30}"
 polis_bin="${POLIS_BIN:-${CARGO_TARGET_DIR:-$repo_root/target}/debug/polis}"
 
 server_kind=polis
+tls=0
 verbose=0
 units=()
 extra_runtest_args=()
@@ -70,6 +72,7 @@ while (($# > 0)); do
     --server) server_kind="${2:-}"; shift 2 ;;
     --server=*) server_kind="${1#*=}"; shift ;;
     --polis) polis_bin="${2:-}"; shift 2 ;;
+    --tls) tls=1; shift ;;
     --verbose | -v) verbose=1; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; extra_runtest_args=("$@"); break ;;
@@ -86,6 +89,14 @@ case "$server_kind" in
     command -v redis-server >/dev/null || { echo "run.sh: redis-server missing (scripts/install-deps.sh)" >&2; exit 2; } ;;
   *) echo "run.sh: --server must be polis, gateway or redis, not '$server_kind'" >&2; exit 2 ;;
 esac
+if ((tls)) && [[ "$server_kind" != polis ]]; then
+  echo "run.sh: --tls runs against polis nodes only (--server polis)" >&2
+  exit 2
+fi
+if ((tls)) && ! echo 'puts [package require tls]' | tclsh >/dev/null 2>&1; then
+  echo "run.sh: --tls needs Tcl's tls package (Debian tcl-tls; scripts/install-deps.sh)" >&2
+  exit 2
+fi
 [[ -x "$suite_dir/runtest" ]] || { echo "run.sh: no suite at $suite_dir (scripts/fetch-redis-tests.sh)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "run.sh: python3 missing" >&2; exit 2; }
 
@@ -101,12 +112,13 @@ runtest_pid=""
 # P+200..P+202 (peer); for redis-server, P alone. Candidates lie below the
 # kernel's ephemeral range so that outgoing connections do not take them.
 free_base_port() {
-  python3 - "$server_kind" <<'PY'
+  python3 - "$server_kind" "$tls" <<'PY'
 import random
 import socket
 import sys
 
-offsets = [0] if sys.argv[1] == "redis" else [i + block for block in (0, 100, 200) for i in range(3)]
+blocks = (0, 100, 200, 400) if sys.argv[2] == "1" else (0, 100, 200)
+offsets = [0] if sys.argv[1] == "redis" else [i + block for block in blocks for i in range(3)]
 
 def free(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -231,8 +243,10 @@ start_server() {
   local deadline=$((SECONDS + ready_timeout_s))
   case "$server_kind" in
     polis)
+      local tls_flag=()
+      ((tls)) && tls_flag=(--tls)
       setsid "$polis_bin" dev --nodes 3 --shards 1 --port "$base" --gateway-port 0 --data "$unit_dir/data" \
-        >"$unit_dir/server.log" 2>&1 </dev/null &
+        "${tls_flag[@]}" >"$unit_dir/server.log" 2>&1 </dev/null &
       server_pid=$!
       until grep -q '^polis dev: ready' "$unit_dir/server.log" 2>/dev/null; do
         if ! alive "$server_pid"; then
@@ -248,6 +262,15 @@ start_server() {
         sleep 0.1
       done
       server_address="$(polis_leader "$base" $((deadline - SECONDS + 1)))" || return 1
+      if ((tls)); then
+        # The leader's TLS port (polis dev --tls: RESP port + 400), and
+        # the certificates this cluster made, where runtest --tls reads
+        # them (tests/tls: ca.crt, client.crt, client.key).
+        server_address="${server_address%:*}:$((${server_address##*:} + 400))"
+        mkdir -p "$suite_dir/tests/tls"
+        cp "$unit_dir/data/tls/ca.crt" "$unit_dir/data/tls/client.crt" "$unit_dir/data/tls/client.key" \
+          "$suite_dir/tests/tls/"
+      fi
       ;;
     gateway)
       # Three shards, one led from each node: the TCL client sees one
@@ -299,6 +322,9 @@ if [[ "$server_kind" != redis && -f "$skip_list" ]]; then
   fi
 fi
 
+tls_runtest_flag=()
+((tls)) && tls_runtest_flag=(--tls)
+
 declare -A count_ok count_err count_exception count_skip count_ignore unit_result
 failed_units=0
 
@@ -322,7 +348,7 @@ for unit in "${units[@]}"; do
   # In the background with `wait`, so that a signal to this script runs its
   # trap at once (bash defers traps until a foreground command ends).
   (cd "$suite_dir" && TERM=dumb exec timeout --kill-after=10 "$unit_timeout_s" \
-    ./runtest --host "$host" --port "$port" "${runtest_flags[@]}" \
+    ./runtest --host "$host" --port "$port" "${runtest_flags[@]}" "${tls_runtest_flag[@]}" \
     "${skip_args[@]}" "${extra_runtest_args[@]}" --single "$unit") >"$unit_dir/runtest.log" 2>&1 </dev/null &
   runtest_pid=$!
   runtest_status=0
@@ -370,7 +396,7 @@ for unit in "${units[@]}"; do
 done
 
 echo
-printf 'Redis 7.0.15 TCL suite against %s\n' "$server_kind"
+printf 'Redis 7.0.15 TCL suite against %s%s\n' "$server_kind" "$( ((tls)) && echo ' over TLS')"
 printf '%-20s %5s %5s %9s %5s %7s  %s\n' unit ok err exception skip ignored result
 total_ok=0 total_err=0 total_exception=0 total_skip=0 total_ignore=0
 for unit in "${units[@]}"; do
