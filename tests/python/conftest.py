@@ -25,8 +25,8 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _session_cluster(nodes: int, shards: int):
-    started = Cluster(polis_binary(), nodes=nodes, shards=shards)
+def _session_cluster(nodes: int, shards: int, **options):
+    started = Cluster(polis_binary(), nodes=nodes, shards=shards, **options)
     try:
         yield started
     finally:
@@ -41,6 +41,13 @@ def cluster():
     """The default `polis dev`: 3 nodes, 3 shards of 3 replicas, one led
     from each node. Stopped (by its PID) after the session."""
     yield from _session_cluster(nodes=3, shards=3)
+
+
+@pytest.fixture(scope="session")
+def secure():
+    """`polis dev --secure`: TLS ports at +400, a CA under its data
+    directory, a password for the default user."""
+    yield from _session_cluster(nodes=3, shards=3, secure=True)
 
 
 @pytest.fixture(scope="session")

@@ -20,18 +20,6 @@ import redis
 from polis_cluster import HOST, TLS_PORT_OFFSET, Cluster, polis_binary, wait_until
 
 
-@pytest.fixture(scope="module")
-def secure():
-    started = Cluster(polis_binary(), nodes=3, shards=3, secure=True)
-    try:
-        yield started
-    finally:
-        log = started.log_text()
-        code = started.stop()
-        if code != 0:
-            pytest.fail("polis dev --secure exited with %s; its output:\n%s" % (code, log))
-
-
 def tls_dir(cluster: Cluster) -> Path:
     return cluster.data_dir / "tls"
 

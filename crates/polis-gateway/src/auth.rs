@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use polis_commands::acl::{channels_of, User, DEFAULT_USER, NOAUTH, WRONGPASS};
-use polis_commands::spec::{check_arity, command_keys, lookup, resolve, NO_AUTH};
-use polis_resp::{ProtocolVersion, Reply, ReplyError};
+use polis_commands::acl::{User, DEFAULT_USER, NOAUTH, WRONGPASS};
+use polis_commands::spec::{check_arity, lookup, NO_AUTH};
+use polis_resp::{Reply, ReplyError};
 
 /// What the gateway authenticates as on its connections to the nodes.
 #[derive(Debug, Clone)]
@@ -41,18 +41,11 @@ pub fn set_credentials(credentials: Credentials) {
 /// when the gateway has credentials.
 pub(crate) fn handshake() -> Option<BytesMut> {
     let credentials = CREDENTIALS.get()?;
-    let mut request = BytesMut::new();
-    let args = ["AUTH", &credentials.user, &credentials.password];
-    polis_resp::encode_reply(
-        &Reply::Array(
-            args.iter()
-                .map(|arg| Reply::Bulk(Bytes::copy_from_slice(arg.as_bytes())))
-                .collect(),
-        ),
-        ProtocolVersion::Resp2,
-        &mut request,
-    );
-    Some(request)
+    Some(crate::topology::encode_command(&[
+        "AUTH",
+        &credentials.user,
+        &credentials.password,
+    ]))
 }
 
 /// The users, as the gateway last read them.
@@ -201,10 +194,8 @@ pub(crate) fn check(
     if user.is_unrestricted() {
         identity.open_at = Some(users.generation);
     } else {
-        let governing = resolve(spec, args);
-        let keys = command_keys(spec, args);
-        let (channels, patterns) = channels_of(governing.name, args);
-        if let Err(denied) = user.check(governing, &keys, channels, patterns) {
+        if let Err(refusal) = user.check_request(spec, args) {
+            let denied = refusal.denied;
             tracing::info!(user = name, %denied, "gateway: ACL refused a request");
             return Some(error(&denied.to_string()));
         }

@@ -142,6 +142,21 @@ fn pairs(reply: &Reply) -> Option<Vec<(String, &Reply)>> {
     }
 }
 
+/// Returns `args` as a RESP2 request.
+pub(crate) fn encode_command(args: &[&str]) -> BytesMut {
+    let mut request = BytesMut::new();
+    polis_resp::encode_reply(
+        &Reply::Array(
+            args.iter()
+                .map(|arg| Reply::Bulk(Bytes::copy_from_slice(arg.as_bytes())))
+                .collect(),
+        ),
+        ProtocolVersion::Resp2,
+        &mut request,
+    );
+    request
+}
+
 /// Asks the node at `addr` one command and returns its reply (RESP2).
 ///
 /// # Errors
@@ -153,15 +168,7 @@ pub async fn ask(addr: &str, args: &[&str], timeout: std::time::Duration) -> Res
             .map_err(|error| error.to_string())?;
         let mut request = crate::auth::handshake().unwrap_or_default();
         let mut replies_skipped = usize::from(!request.is_empty());
-        polis_resp::encode_reply(
-            &Reply::Array(
-                args.iter()
-                    .map(|arg| Reply::Bulk(Bytes::copy_from_slice(arg.as_bytes())))
-                    .collect(),
-            ),
-            ProtocolVersion::Resp2,
-            &mut request,
-        );
+        request.extend_from_slice(&encode_command(args));
         stream
             .write_all(&request)
             .await

@@ -22,8 +22,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::Bytes;
-use polis_commands::acl::{channels_of, Denied, DEFAULT_USER, NOAUTH, WRONGPASS};
-use polis_commands::spec::{check_arity, command_keys, lookup, resolve, NO_AUTH};
+use polis_commands::acl::{Denied, Refusal, DEFAULT_USER, NOAUTH, WRONGPASS};
+use polis_commands::spec::{check_arity, lookup, NO_AUTH};
 use polis_resp::{Reply, ReplyError};
 use polis_types::limits::ACL_LOG_ENTRIES_MAX;
 
@@ -210,14 +210,11 @@ pub fn gate(node: &Node, session: &mut Session, args: &[Bytes]) -> Option<Reply>
         identity.open_at = Some(view.version());
         return None;
     }
-    let governing = resolve(spec, args);
-    let keys = command_keys(spec, args);
-    let (channels, patterns) = channels_of(governing.name, args);
-    let denied = user.check(governing, &keys, channels, patterns).err()?;
-    let (reason, object) = match &denied {
-        Denied::Command(command) => (Reason::Command, command.clone()),
-        Denied::Key => (Reason::Key, first_text(keys.iter())),
-        Denied::Channel => (Reason::Channel, first_text(channels.iter().chain(patterns))),
+    let Refusal { denied, object } = user.check_request(spec, args).err()?;
+    let reason = match &denied {
+        Denied::Command(_) => Reason::Command,
+        Denied::Key => Reason::Key,
+        Denied::Channel => Reason::Channel,
     };
     let context = if session.multi.is_some() {
         "multi"
@@ -233,13 +230,6 @@ pub fn gate(node: &Node, session: &mut Session, args: &[Bytes]) -> Option<Reply>
         client_text(node, session),
     );
     Some(Reply::Error(ReplyError::Other(denied.to_string())))
-}
-
-fn first_text<'a>(mut items: impl Iterator<Item = &'a Bytes>) -> String {
-    items
-        .next()
-        .map(|item| String::from_utf8_lossy(item).into_owned())
-        .unwrap_or_default()
 }
 
 /// Authenticates the connection as `user` with `password` (AUTH, HELLO

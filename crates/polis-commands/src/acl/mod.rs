@@ -43,6 +43,47 @@ pub fn channels_of<'a>(name: &str, args: &'a [Bytes]) -> (&'a [Bytes], &'a [Byte
     }
 }
 
+/// A request refused, with what it names for ACL LOG: the command, or the
+/// first of its keys or channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub denied: Denied,
+    pub object: String,
+}
+
+impl User {
+    /// Checks request `args` of command `spec` (known, its arity
+    /// checked) against this user: its governing spec (a subcommand's for
+    /// a container), its keys and its channels.
+    ///
+    /// # Errors
+    /// The refusal, as [`User::check`] words it.
+    pub fn check_request(
+        &self,
+        spec: &'static crate::spec::CommandSpec,
+        args: &[Bytes],
+    ) -> Result<(), Refusal> {
+        let governing = crate::spec::resolve(spec, args);
+        let keys = crate::spec::command_keys(spec, args);
+        let (channels, patterns) = channels_of(governing.name, args);
+        self.check(governing, &keys, channels, patterns)
+            .map_err(|denied| {
+                let first = |items: &mut dyn Iterator<Item = &Bytes>| {
+                    items
+                        .next()
+                        .map(|item| String::from_utf8_lossy(item).into_owned())
+                        .unwrap_or_default()
+                };
+                let object = match &denied {
+                    Denied::Command(command) => command.clone(),
+                    Denied::Key => first(&mut keys.iter()),
+                    Denied::Channel => first(&mut channels.iter().chain(patterns)),
+                };
+                Refusal { denied, object }
+            })
+    }
+}
+
 /// Redis's reply to AUTH with a wrong password or a disabled user.
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 

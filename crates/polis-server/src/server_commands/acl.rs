@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use polis_cluster::MapChange;
-use polis_commands::acl::{channels_of, Denied, User, DEFAULT_USER};
-use polis_commands::spec::{
-    acl_categories, acl_category_names, all_commands, check_arity, command_keys, lookup, resolve,
-};
+use polis_commands::acl::{User, DEFAULT_USER};
+use polis_commands::spec::{acl_categories, acl_category_names, all_commands, check_arity, lookup};
 use polis_resp::{Reply, ReplyError};
 
 use super::lower;
@@ -285,16 +283,11 @@ fn dryrun(node: &Node, name: &str, args: &[Bytes]) -> Result<Reply, ReplyError> 
     let spec = lookup(&args[0])
         .ok_or_else(|| ReplyError::err(format!("Command '{}' not found", text(&args[0]))))?;
     check_arity(spec, args)?;
-    let governing = resolve(spec, args);
-    let keys = command_keys(spec, args);
-    let (channels, patterns) = channels_of(governing.name, args);
-    Ok(match user.check(governing, &keys, channels, patterns) {
+    Ok(match user.check_request(spec, args) {
         Ok(()) => Reply::ok(),
-        Err(Denied::Command(command)) => Reply::bulk(format!(
-            "This user has no permissions to run the '{command}' command"
-        )),
-        Err(denied) => Reply::bulk(
-            denied
+        Err(refusal) => Reply::bulk(
+            refusal
+                .denied
                 .to_string()
                 .trim_start_matches("NOPERM ")
                 .replacen("this", "This", 1),
