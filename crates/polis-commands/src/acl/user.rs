@@ -164,14 +164,7 @@ impl User {
             parts.push("resetchannels".to_owned());
         }
         parts.extend(self.channel_patterns());
-        if self
-            .command_rules
-            .first()
-            .is_none_or(|first| first != "+@all")
-        {
-            parts.push("-@all".to_owned());
-        }
-        parts.extend(self.command_rules.iter().cloned());
+        parts.extend(self.command_rule_list());
         parts
     }
 
@@ -229,6 +222,12 @@ impl User {
 
     /// Returns the command rules (`+@all -keys`).
     pub fn command_rules(&self) -> String {
+        self.command_rule_list().join(" ")
+    }
+
+    /// Returns the command rules one by one, from `-@all` unless they
+    /// start from `+@all`.
+    fn command_rule_list(&self) -> Vec<String> {
         let mut rules = Vec::with_capacity(self.command_rules.len() + 1);
         if self
             .command_rules
@@ -238,6 +237,6 @@ impl User {
             rules.push("-@all".to_owned());
         }
         rules.extend(self.command_rules.iter().cloned());
-        rules.join(" ")
+        rules
     }
 }
