@@ -6,7 +6,8 @@
 #           (its --tls mode),
 #           dpkg-dev (apt-get source unpacks with dpkg-source),
 #           etcd-server (etcd 3.4, a peer of `polis bench compare`)
-#   PyPI:   redis (redis-py), pytest
+#   PyPI:   redis (redis-py), pytest, schemathesis (checks the gateway's
+#           HTTP API against its OpenAPI description)
 #
 # Idempotent: every package is checked first; `apt-get update` runs only when
 # a Debian package is missing. Runs as root with no stdin (CI).
@@ -63,6 +64,7 @@ fi
 python_missing=()
 "$python" -c 'import redis' >/dev/null 2>&1 || python_missing+=(redis)
 "$python" -c 'import pytest' >/dev/null 2>&1 || python_missing+=(pytest)
+"$python" -c 'import schemathesis' >/dev/null 2>&1 || python_missing+=('schemathesis>=4,<5')
 if ((${#python_missing[@]} > 0)); then
   log "installing PyPI packages: ${python_missing[*]}"
   "$python" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_missing[@]}" </dev/null

@@ -206,6 +206,13 @@ class Cluster:
                 return int(line.split()[2].rsplit(":", 1)[1])
         raise AssertionError("polis dev started no gateway:\n%s" % self.log_text())
 
+    def gateway_http_port(self) -> int:
+        """Returns the port of the gateway's HTTP/JSON API."""
+        for line in self.log_text().splitlines():
+            if line.startswith("gateway: http "):
+                return int(line.split()[2].rsplit(":", 1)[1])
+        raise AssertionError("polis dev's gateway serves no HTTP API:\n%s" % self.log_text())
+
     def status(self, node: Node) -> dict:
         """Returns `polis status --node <admin> --json` of one node."""
         done = subprocess.run(

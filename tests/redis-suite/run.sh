@@ -334,6 +334,7 @@ for unit in "${units[@]}"; do
   count_ok[$unit]=0 count_err[$unit]=0 count_exception[$unit]=0
   count_skip[$unit]=0 count_ignore[$unit]=0
 
+  unit_started_s=$SECONDS
   log "$unit: starting a fresh $server_kind"
   if ! start_server "$unit_dir"; then
     unit_result[$unit]="no server"
@@ -392,7 +393,7 @@ for unit in "${units[@]}"; do
   elif ((verbose)); then
     cat "$unit_dir/runtest.plain"
   fi
-  log "$unit: $result (ok ${count_ok[$unit]}, err ${count_err[$unit]}, exception ${count_exception[$unit]}, skip ${count_skip[$unit]})"
+  log "$unit: $result (ok ${count_ok[$unit]}, err ${count_err[$unit]}, exception ${count_exception[$unit]}, skip ${count_skip[$unit]}) in $((SECONDS - unit_started_s)) s"
 done
 
 echo

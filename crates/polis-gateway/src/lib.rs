@@ -16,17 +16,26 @@
 //!   order; `replies`: frames to their requests, redirects followed;
 //!   `transaction`: what a session answers itself;
 //! - [`upstream`], [`frame`]: a connection to a node and its reply frames;
-//! - [`merge`]: replies of several nodes made into one.
+//! - [`merge`]: replies of several nodes made into one;
+//! - [`http`]: the HTTP/JSON API, through `loopback` sessions;
+//! - [`rate`]: rate limits per user and per client address;
+//!   [`requests`]: the sampled request log.
 //!
 //! Must not depend on the node's crates (polis-server, polis-raft): it
 //! speaks to the nodes only as a Redis client does.
 
 pub mod auth;
 pub mod cluster;
+mod fanout;
 pub mod frame;
+pub mod http;
 mod info;
+mod loopback;
 pub mod merge;
+mod policy;
+pub mod rate;
 mod replies;
+pub mod requests;
 pub mod route;
 mod session;
 pub mod topology;
@@ -39,10 +48,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use cluster::Cluster;
+pub use policy::Options;
+use policy::Policy;
 
 /// A gateway bound to its address, not yet serving.
 pub struct Gateway {
     listener: TcpListener,
+    options: Options,
+    /// The HTTP/JSON API's listener, if it serves one.
+    http: Option<TcpListener>,
     /// A TLS listener beside the plaintext one, with its certificates.
     tls: Option<(TcpListener, Arc<polis_tls::Reloading>)>,
     cluster: Arc<Cluster>,
@@ -61,6 +75,8 @@ impl Gateway {
             .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
         Ok(Self {
             listener,
+            options: Options::default(),
+            http: None,
             tls: None,
             cluster,
         })
@@ -81,6 +97,30 @@ impl Gateway {
             .map_err(|error| format!("cannot listen on {listen} (TLS): {error}"))?;
         self.tls = Some((listener, reloading));
         Ok(())
+    }
+
+    /// Sets the rate limits and the request log's sampling.
+    pub fn set_options(&mut self, options: Options) {
+        self.options = options;
+    }
+
+    /// Adds the HTTP/JSON API at `listen`.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind_http(&mut self, listen: SocketAddr) -> Result<(), String> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|error| format!("cannot listen on {listen} (HTTP): {error}"))?;
+        self.http = Some(listener);
+        Ok(())
+    }
+
+    /// Returns the address of the HTTP/JSON API, if any.
+    pub fn http_local_addr(&self) -> Option<SocketAddr> {
+        self.http
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Returns the address TLS clients connect to, if any.
@@ -105,19 +145,24 @@ impl Gateway {
     pub async fn serve(self) {
         let topology = tokio::spawn(self.cluster.clone().keep_topology());
         let health = tokio::spawn(self.cluster.clone().keep_health());
+        let policy = Arc::new(Policy::new(self.options));
         let tls = self.tls.map(|(listener, reloading)| {
             let cluster = self.cluster.clone();
             [
                 tokio::spawn(reloading.clone().keep_reloading()),
-                tokio::spawn(serve_tls(cluster, listener, reloading)),
+                tokio::spawn(serve_tls(cluster, policy.clone(), listener, reloading)),
             ]
         });
-        let _stop_tls = AbortOnDrop(tls.into_iter().flatten().collect());
+        let http = self.http.map(|listener| {
+            tokio::spawn(http::serve(self.cluster.clone(), policy.clone(), listener))
+        });
+        let _stop_others = AbortOnDrop(tls.into_iter().flatten().chain(http).collect());
         loop {
             match self.listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(session::serve(self.cluster.clone(), stream));
+                    let cluster = self.cluster.clone();
+                    tokio::spawn(session::serve(cluster, policy.clone(), stream, peer));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "accepting a client failed");
@@ -147,6 +192,7 @@ impl Drop for AbortOnDrop {
 /// client that fails it is logged and closed.
 async fn serve_tls(
     cluster: Arc<Cluster>,
+    policy: Arc<Policy>,
     listener: TcpListener,
     reloading: Arc<polis_tls::Reloading>,
 ) {
@@ -162,11 +208,12 @@ async fn serve_tls(
         let _ = stream.set_nodelay(true);
         let acceptor = reloading.acceptor();
         let cluster = cluster.clone();
+        let policy = policy.clone();
         tokio::spawn(async move {
             let handshake =
                 tokio::time::timeout(polis_tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             match handshake.await {
-                Ok(Ok(stream)) => session::serve(cluster, stream).await,
+                Ok(Ok(stream)) => session::serve(cluster, policy, stream, addr).await,
                 Ok(Err(error)) => {
                     tracing::info!(%error, %addr, "gateway: TLS handshake refused")
                 }

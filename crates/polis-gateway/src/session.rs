@@ -16,6 +16,7 @@
 //! elsewhere. Pushes (pub/sub) go out between replies, as they come.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,10 +28,11 @@ use tokio::sync::mpsc;
 
 use crate::cluster::Cluster;
 use crate::frame::Frame;
-use crate::merge::{Combine, Merging};
+use crate::merge::Merging;
+use crate::policy::Policy;
+use crate::requests::Sampled;
 use crate::route::{
-    allowed_subscribed, is_barrier, is_stateful, lower, plan, MergeKind, Plan, SessionCommand,
-    Target,
+    allowed_subscribed, is_barrier, is_stateful, lower, plan, Plan, SessionCommand, Target,
 };
 use crate::topology::Addr;
 use crate::upstream::{Event, Expect, Upstream, EVENTS_MAX};
@@ -43,6 +45,8 @@ pub(crate) struct Owed {
     pub state: OwedState,
     /// Not sent (CLIENT REPLY OFF or SKIP).
     pub silent: bool,
+    /// Picked for the request log.
+    pub sampled: Option<Box<Sampled>>,
 }
 
 pub(crate) enum OwedState {
@@ -62,6 +66,12 @@ pub(crate) enum ReplyMode {
 /// One client's state.
 pub struct Session {
     pub(crate) cluster: Arc<Cluster>,
+    pub(crate) policy: Arc<Policy>,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// The request being handled, when it was picked for the log: the
+    /// reply it is owed takes it.
+    pub(crate) sampling: Option<Box<Sampled>>,
     /// The client's id at the gateway (CLIENT ID).
     pub(crate) id: u64,
     pub(crate) protocol: ProtocolVersion,
@@ -87,7 +97,7 @@ pub struct Session {
 
 /// Serves one client until it leaves: plaintext or TLS (the handshake
 /// done).
-pub async fn serve<S>(cluster: Arc<Cluster>, stream: S)
+pub async fn serve<S>(cluster: Arc<Cluster>, policy: Arc<Policy>, stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -96,6 +106,9 @@ where
     let mut session = Session {
         id,
         cluster,
+        policy,
+        peer,
+        sampling: None,
         protocol: ProtocolVersion::Resp2,
         upstreams: Vec::new(),
         by_addr: HashMap::new(),
@@ -199,7 +212,7 @@ impl Session {
     }
 
     /// Handles one request.
-    async fn handle(&mut self, mut args: Vec<Bytes>) {
+    async fn handle(&mut self, args: Vec<Bytes>) {
         let silent = match self.reply_mode {
             ReplyMode::On => false,
             ReplyMode::Off => true,
@@ -208,6 +221,27 @@ impl Session {
                 true
             }
         };
+        self.sampling = self.policy.sample(&args, self.identity.name());
+        match self
+            .policy
+            .admit(&args, self.identity.name(), self.peer.ip())
+        {
+            Ok(()) => self.dispatch(args, silent).await,
+            Err(refusal) => {
+                if let Some(multi) = self.multi.as_mut() {
+                    multi.failed = true;
+                }
+                self.answer(Reply::Error(refusal), silent);
+            }
+        }
+        if let Some(sampled) = self.sampling.take() {
+            // Nothing was owed (a subscription's replies are pushes).
+            sampled.log(self.id, self.peer, b"+\r\n");
+        }
+    }
+
+    /// Handles one request the gateway's policy admitted.
+    async fn dispatch(&mut self, mut args: Vec<Bytes>, silent: bool) {
         let users = self.cluster.users();
         if let Some(reply) = crate::auth::check(&users, &mut self.identity, &mut args) {
             // A refused command inside MULTI makes EXEC abort, as Redis.
@@ -264,99 +298,11 @@ impl Session {
                 };
                 self.send(&target, expect, !write).await;
             }
-            Plan::Fanout { target, merge } => {
-                let topology = self.cluster.topology();
-                let mut nodes = match target {
-                    Target::All => topology.nodes(),
-                    _ => topology.leaders(),
-                };
-                if merge == MergeKind::Info {
-                    // The home node's text, the others' counts.
-                    if let Some(home) = self.resolve(&Target::Home, false) {
-                        nodes.retain(|node| *node != home);
-                        nodes.insert(0, home);
-                    }
-                }
-                if merge == MergeKind::FirstNonNull {
-                    // RANDOMKEY: a random node's key, not always the first's.
-                    rand::seq::SliceRandom::shuffle(&mut nodes[..], &mut rand::rng());
-                }
-                let merging = Merging::new(Combine::Kind(merge), nodes.len(), Vec::new());
-                let seq = self.owe(OwedState::Merging(merging), silent);
-                for (part, addr) in nodes.into_iter().enumerate() {
-                    let expect = Expect {
-                        seq,
-                        args: args.clone(),
-                        slot: None,
-                        attempts: 0,
-                        silent: false,
-                        retry: false,
-                        part: Some(part),
-                    };
-                    self.send_to(addr, expect, false).await;
-                }
-            }
-            Plan::Split { merge, parts } => {
-                let places = parts.iter().map(|(_, _, places)| places.clone()).collect();
-                let merging = Merging::new(Combine::Kind(merge), parts.len(), places);
-                let seq = self.owe(OwedState::Merging(merging), silent);
-                let read = merge == MergeKind::Places
-                    || args.first().is_some_and(|name| lower(name) == "exists");
-                for (part, (slot, part_args, _)) in parts.into_iter().enumerate() {
-                    let expect = Expect {
-                        seq,
-                        args: part_args,
-                        slot: Some(slot),
-                        attempts: 0,
-                        silent: false,
-                        retry: true,
-                        part: Some(part),
-                    };
-                    self.send(&Target::Slot(slot), expect, read).await;
-                }
-            }
+            Plan::Fanout { target, merge } => self.fan_out(target, merge, args, silent).await,
+            Plan::Split { merge, parts } => self.split(merge, parts, args, silent).await,
             Plan::Scan => self.scan(args, silent).await,
             Plan::Subscription { target } => self.subscription(&target, &name, args).await,
         }
-    }
-
-    /// Sends SCAN to the leader of the shard its cursor names.
-    async fn scan(&mut self, args: Vec<Bytes>, silent: bool) {
-        let shards = self.cluster.topology().shards.len();
-        let cursor: Option<u64> = args
-            .get(1)
-            .and_then(|cursor| std::str::from_utf8(cursor).ok())
-            .and_then(|cursor| cursor.parse().ok());
-        let Some(cursor) = cursor else {
-            self.answer(Reply::Error(ReplyError::err("invalid cursor")), silent);
-            return;
-        };
-        let shard = (cursor >> crate::merge::SCAN_INDEX_SHIFT) as usize;
-        let Some(addr) = (shard < shards)
-            .then(|| self.cluster.route_shard(shard))
-            .flatten()
-        else {
-            self.answer(
-                Reply::Array(vec![
-                    Reply::Bulk(Bytes::from_static(b"0")),
-                    Reply::Array(Vec::new()),
-                ]),
-                silent,
-            );
-            return;
-        };
-        let merging = Merging::new(Combine::Scan { shard, shards }, 1, Vec::new());
-        let seq = self.owe(OwedState::Merging(merging), silent);
-        let expect = Expect {
-            seq,
-            args,
-            slot: None,
-            attempts: 0,
-            silent: false,
-            retry: false,
-            part: Some(0),
-        };
-        self.send_to(addr, expect, false).await;
     }
 
     /// Sends a (P|S)(UN)SUBSCRIBE: its confirmations are pushes, owed to
@@ -392,7 +338,12 @@ impl Session {
 
     /// Owes the client a reply; returns its sequence number.
     pub(crate) fn owe(&mut self, state: OwedState, silent: bool) -> u64 {
-        self.owed.push_back(Owed { state, silent });
+        let sampled = self.sampling.take();
+        self.owed.push_back(Owed {
+            state,
+            silent,
+            sampled,
+        });
         self.first_seq + self.owed.len() as u64 - 1
     }
 
@@ -553,6 +504,9 @@ impl Session {
             };
             if !owed.silent {
                 output.extend_from_slice(bytes);
+            }
+            if let Some(sampled) = &owed.sampled {
+                sampled.log(self.id, self.peer, bytes);
             }
             self.owed.pop_front();
             self.first_seq += 1;

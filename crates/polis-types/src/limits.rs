@@ -144,7 +144,21 @@ pub const GATEWAY_IDLE_PER_NODE_MAX: usize = 64;
 /// or CLUSTERDOWN (none of which applied it).
 pub const GATEWAY_ATTEMPTS_MAX: usize = 8;
 
+/// Rate-limit buckets (users and client addresses) a gateway keeps;
+/// past it, buckets that have filled up again are dropped, and when none
+/// has, a request of a new user or address is refused.
+pub const GATEWAY_RATE_BUCKETS_MAX: usize = 65_536;
+
+/// Largest request body the gateway's HTTP API takes (a larger one gets
+/// 413).
+pub const HTTP_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Stream entries one HTTP read returns at most.
+pub const HTTP_STREAM_READ_COUNT_MAX: u64 = 1000;
+/// Longest time to live the HTTP API sets: ten years, in milliseconds.
+pub const HTTP_TTL_MS_MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
+
 const _: () = assert!(GATEWAY_OWED_MAX <= PIPELINE_DEPTH_MAX);
+const _: () = assert!(HTTP_BODY_BYTES_MAX as u64 <= PROTO_MAX_BULK_LEN_MIN);
 
 /// ACL users a cluster holds at most (the default user among them).
 pub const ACL_USERS_MAX: usize = 1024;

@@ -200,27 +200,33 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let port = args.gateway_port.unwrap_or(args.port.saturating_add(300));
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         // Its TLS listener (with --tls or --secure) at the gateway's port
-        // + 100, or where the OS puts it when that port is the OS's pick.
-        let tls = secure.as_ref().map(|secure| {
-            let tls_port = if port == 0 {
+        // + 1 and its HTTP API at + 2, or where the OS puts them when the
+        // gateway's port is the OS's pick.
+        let beside = |offset: u16| {
+            let port = if port == 0 {
                 0
             } else {
-                port.saturating_add(100)
+                port.saturating_add(offset)
             };
-            (
-                std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)),
-                secure.files(),
-            )
-        });
-        match crate::gateway::start_beside(listen, cluster.resp_addrs(), tls).await {
-            Ok((addr, tls_addr)) => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], port))
+        };
+        let tls = secure.as_ref().map(|secure| (beside(1), secure.files()));
+        let started =
+            crate::gateway::start_beside(listen, cluster.resp_addrs(), tls, beside(2)).await;
+        match started {
+            Ok(started) => {
                 println!(
-                    "gateway: resp {addr}  (any Redis client: redis-cli -p {})",
-                    addr.port()
+                    "gateway: resp {}  (any Redis client: redis-cli -p {})",
+                    started.resp,
+                    started.resp.port()
                 );
-                if let Some(tls_addr) = tls_addr {
+                if let Some(tls_addr) = started.tls {
                     println!("gateway: tls {tls_addr}");
                 }
+                println!(
+                    "gateway: http {}  (HTTP/JSON API: curl http://{}/v1/keys/KEY)",
+                    started.http, started.http
+                );
             }
             Err(error) => println!("polis dev: no gateway: {error}"),
         }

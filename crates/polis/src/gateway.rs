@@ -23,6 +23,30 @@ pub struct GatewayArgs {
     /// the environment variable POLIS_GATEWAY_PASSWORD, else no AUTH.
     #[arg(long)]
     password_file: Option<std::path::PathBuf>,
+    /// Requests per second each ACL user may make, over all its
+    /// connections: RATE or RATE:BURST (the burst is RATE unless given).
+    /// Past it, requests get -RATELIMITED. No limit unless set.
+    #[arg(long, value_name = "RATE[:BURST]")]
+    rate_limit_user: Option<polis_gateway::rate::Rate>,
+    /// Requests per second each client IP address may make, over all its
+    /// connections and users: RATE or RATE:BURST. No limit unless set.
+    #[arg(long, value_name = "RATE[:BURST]")]
+    rate_limit_address: Option<polis_gateway::rate::Rate>,
+    /// Share of requests logged (0 to 1): client, user, command, argument
+    /// count, latency and outcome, never keys or values. Logged at info
+    /// under the target polis_gateway::requests.
+    #[arg(long, default_value_t = 0.0, value_name = "RATIO")]
+    log_requests: f64,
+    /// Address of the HTTP/JSON API (keys, counters, publish, streams;
+    /// described at /openapi.json). None unless set.
+    #[arg(long, value_name = "HOST:PORT")]
+    http_listen: Option<SocketAddr>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `warn`.
+    #[arg(long, default_value = "info")]
+    log: String,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
     #[command(flatten)]
     tls: crate::tls_args::TlsArgs,
 }
@@ -40,6 +64,16 @@ fn password(args: &GatewayArgs) -> anyhow::Result<Option<String>> {
 
 /// Runs the gateway until SIGINT or SIGTERM.
 pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
+    crate::server::init_logging(&args.log_format, &args.log)?;
+    let options = polis_gateway::Options {
+        rate_limits: polis_gateway::rate::RateLimits {
+            per_user: args.rate_limit_user,
+            per_address: args.rate_limit_address,
+        },
+        request_sampling: polis_gateway::requests::Sampling::new(args.log_requests)
+            .map_err(anyhow::Error::msg)
+            .context("--log-requests")?,
+    };
     if let Some(password) = password(&args)? {
         polis_gateway::auth::set_credentials(polis_gateway::auth::Credentials {
             user: args.user.clone(),
@@ -59,6 +93,13 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
                 args.cluster.join(",")
             )
         })?;
+    gateway.set_options(options);
+    if let Some(listen) = args.http_listen {
+        gateway
+            .bind_http(listen)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     if let Some(tls) = tls {
         let listen = tls
             .addr
@@ -77,6 +118,9 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
     if let Some(tls_addr) = gateway.tls_local_addr() {
         println!("polis gateway: TLS on {tls_addr}");
     }
+    if let Some(http_addr) = gateway.http_local_addr() {
+        println!("polis gateway: HTTP API on http://{http_addr} (described at /openapi.json)");
+    }
     println!("try:    redis-cli -p {}", addr.port());
     let serving = tokio::spawn(gateway.serve());
     crate::server::shutdown_signal().await;
@@ -85,20 +129,35 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The addresses of a gateway started beside `polis dev`'s nodes.
+pub struct Started {
+    pub resp: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    pub http: SocketAddr,
+}
+
 /// Starts a gateway in this process for `polis dev`, with a TLS listener
-/// too when `tls` is given; returns its addresses (plaintext, TLS), or why
-/// it did not start (the cluster keeps running without it).
+/// too when `tls` is given, and its HTTP API at `http`; returns its
+/// addresses, or why it did not start (the cluster keeps running without
+/// it).
 pub async fn start_beside(
     listen: SocketAddr,
     cluster: Vec<String>,
     tls: Option<(SocketAddr, polis_tls::TlsFiles)>,
-) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    http: SocketAddr,
+) -> Result<Started, String> {
     let mut gateway = polis_gateway::Gateway::bind(listen, cluster).await?;
     if let Some((tls_listen, files)) = tls {
         gateway.bind_tls(tls_listen, files).await?;
     }
-    let addr = gateway.local_addr().ok_or("the gateway has no address")?;
-    let tls_addr = gateway.tls_local_addr();
+    gateway.bind_http(http).await?;
+    let started = Started {
+        resp: gateway.local_addr().ok_or("the gateway has no address")?,
+        tls: gateway.tls_local_addr(),
+        http: gateway
+            .http_local_addr()
+            .ok_or("the gateway's HTTP API has no address")?,
+    };
     tokio::spawn(gateway.serve());
-    Ok((addr, tls_addr))
+    Ok(started)
 }

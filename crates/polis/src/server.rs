@@ -451,7 +451,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
     Ok((config, log_format, log))
 }
 
-fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
+pub(crate) fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).context("bad log filter")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

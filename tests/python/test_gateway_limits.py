@@ -1,0 +1,165 @@
+"""Rate limits and the sampled request log of `polis gateway`, started
+here as a process of its own (with the flags under test) in front of the
+session's 3-node cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+
+from polis_cluster import HOST, _Reader, polis_binary, wait_until
+
+
+@contextlib.contextmanager
+def gateway(cluster, *flags: str):
+    """Runs `polis gateway --listen 127.0.0.1:0 ...` (the OS picks the
+    port) until the block ends; yields (port, path of its output)."""
+    seeds = ",".join(node.resp_addr for node in cluster.nodes)
+    with tempfile.TemporaryDirectory(prefix="polis-gateway-") as directory:
+        log_path = Path(directory) / "gateway.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [str(polis_binary()), "gateway", "--listen", "%s:0" % HOST, "--cluster", seeds, *flags],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+            try:
+                def port():
+                    if process.poll() is not None:
+                        raise AssertionError("polis gateway exited with %s:\n%s"
+                                             % (process.returncode, log_path.read_text()))
+                    for line in log_path.read_text().splitlines():
+                        if line.startswith("polis gateway: listening on "):
+                            return int(line.split()[4].rsplit(":", 1)[1])
+                    return None
+                yield wait_until(port, 30, "polis gateway to listen"), log_path
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def bare_call(connection: socket.socket, reader: _Reader, *args: str):
+    """Sends one command on a bare connection (no client library's own
+    commands at connect, which would take tokens too); returns the reply."""
+    payload = b"*%d\r\n" % len(args)
+    for arg in args:
+        payload += b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode())
+    connection.sendall(payload)
+    return reader.reply()
+
+
+def connect(port: int) -> redis.Redis:
+    return redis.Redis(host=HOST, port=port, decode_responses=True, socket_timeout=10)
+
+
+def test_an_address_over_its_rate_gets_ratelimited_and_others_do_not(cluster, key):
+    key = key()
+    # 5 per second, burst 20: a quick loop of 60 gets about 20 through.
+    with gateway(cluster, "--rate-limit-address", "5:20") as (port, _):
+        # A bare connection: no client library's own commands at connect.
+        with socket.create_connection((HOST, port), timeout=10) as bare:
+            reader = _Reader(bare)
+            admitted, refused = 0, []
+            for index in range(60):
+                reply = bare_call(bare, reader, "SET", "%s:%d" % (key, index), "1")
+                if reply == "OK":
+                    admitted += 1
+                else:
+                    refused.append(str(reply))
+        client = connect(port)
+        assert 20 <= admitted <= 30, (admitted, refused[:3])
+        assert len(refused) == 60 - admitted
+        assert all(text.startswith("RATELIMITED ") for text in refused), refused[:3]
+        assert "client address 127.0.0.1" in refused[0]
+        # The connection stays usable: the bucket refills (5 per second).
+        assert wait_until(lambda: client.get("%s:0" % key) == "1", 10, "the bucket to refill")
+        # Drain this address's bucket again; another address (a client
+        # bound to 127.0.0.2, loopback too) still has a budget of its own.
+        drained = False
+        for _ in range(1000):
+            try:
+                client.ping()
+            except redis.ResponseError:
+                drained = True
+                break
+        assert drained
+        with socket.create_connection((HOST, port), timeout=10, source_address=("127.0.0.2", 0)) as other:
+            other.sendall(b"*1\r\n$4\r\nPING\r\n")
+            assert _Reader(other).reply() == "PONG"
+
+
+def test_a_user_over_its_rate_is_limited_across_connections(cluster, key):
+    key = key()
+    with gateway(cluster, "--rate-limit-user", "2:10") as (port, _):
+        first = socket.create_connection((HOST, port), timeout=10)
+        second = socket.create_connection((HOST, port), timeout=10)
+        readers = {first: _Reader(first), second: _Reader(second)}
+        results = []
+        for index in range(20):
+            connection = first if index % 2 == 0 else second
+            results.append(bare_call(connection, readers[connection], "INCR", key))
+        first.close()
+        second.close()
+        results = [result if isinstance(result, int) else str(result) for result in results]
+        granted = [result for result in results if isinstance(result, int)]
+        refused = [result for result in results if isinstance(result, str)]
+        # Both connections are the default user: one bucket of 10.
+        assert 10 <= len(granted) <= 12, results
+        assert refused and all("RATELIMITED" in text and "user 'default'" in text for text in refused)
+        # What was refused was not applied.
+        assert int(wait_until(lambda: cluster_value(cluster, key), 10, "a read")) == len(granted)
+
+
+def cluster_value(cluster, key: str):
+    """Reads `key` straight from the cluster (not rate-limited)."""
+    direct = redis.Redis(host=HOST, port=cluster.gateway_port(), decode_responses=True, socket_timeout=10)
+    try:
+        return direct.get(key)
+    finally:
+        direct.close()
+
+
+def test_the_request_log_names_command_user_and_outcome_never_values(cluster, key):
+    key = key()
+    secret = "value-that-must-not-be-logged-%s" % key
+    with gateway(cluster, "--log-requests", "1", "--log-format", "json") as (port, log_path):
+        client = connect(port)
+        client.set(key, secret)
+        assert client.get(key) == secret
+        with pytest.raises(redis.ResponseError):
+            client.incr(key)
+
+        def lines():
+            found = []
+            for line in log_path.read_text().splitlines():
+                if line.startswith("{"):
+                    entry = json.loads(line)
+                    if entry.get("fields", {}).get("message") == "request":
+                        found.append(entry["fields"])
+            return found if any(entry["command"] == "incrby" for entry in found) else None
+        entries = wait_until(lines, 10, "the line of the INCRBY (redis-py's incr)")
+        commands = [(entry["command"], entry["outcome"]) for entry in entries]
+        assert ("set", "ok") in commands
+        assert ("get", "ok") in commands
+        assert ("incrby", "ERR") in commands
+        assert all(entry["user"] == "default" and entry["addr"].startswith("127.0.0.1:") for entry in entries)
+        assert all(isinstance(entry["micros"], int) for entry in entries)
+        assert secret not in log_path.read_text()
+        assert key not in log_path.read_text()
+
+
+def test_bad_limit_flags_are_refused_with_a_clear_error(cluster):
+    seeds = cluster.nodes[0].resp_addr
+    for flags, words in [(["--rate-limit-user", "0"], "at least 1"),
+                         (["--rate-limit-address", "x"], "not a number"),
+                         (["--log-requests", "2"], "between 0")]:
+        done = subprocess.run([str(polis_binary()), "gateway", "--listen", "%s:0" % HOST, "--cluster", seeds,
+                               *flags], capture_output=True, text=True, timeout=30)
+        assert done.returncode != 0
+        assert words in done.stderr, done.stderr
