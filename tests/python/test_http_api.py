@@ -162,7 +162,8 @@ def test_every_operation_conforms_to_the_openapi_description(http_cluster, tmp_p
     command = [str(schemathesis) if schemathesis.exists() else "schemathesis", "run", url,
                "--checks", "all", "--max-examples", "60", "--seed", str(seed), "--no-color",
                "--request-timeout", "15", "--report-dir", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # In the test's directory: schemathesis keeps a cache where it runs.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     print(done.stdout[-4000:])
     assert done.returncode == 0, "schemathesis found failures (seed %d):\n%s\n%s" % (
         seed, done.stdout[-8000:], done.stderr[-2000:])
