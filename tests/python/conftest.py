@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import sys
 from pathlib import Path
@@ -70,8 +71,9 @@ _key_counter = itertools.count()
 
 @pytest.fixture
 def key(request):
-    """Returns a function making key names unique to this test."""
-    test_name = request.node.name
+    """Returns a function making key names unique to this test (free of
+    glob characters, so a name can head a SCAN or KEYS pattern)."""
+    test_name = re.sub(r"[][*?\\]", "_", request.node.name)
 
     def make(label: str = "k") -> str:
         return "pytest:%s:%s:%d" % (test_name, label, next(_key_counter))

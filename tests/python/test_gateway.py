@@ -21,6 +21,7 @@ def plain(cluster, request):
 
 
 def test_keys_of_every_shard_through_one_endpoint(plain, key):
+    key = key()
     names = ["%s:%d" % (key, index) for index in range(60)]
     for index, name in enumerate(names):
         assert plain.set(name, index)
@@ -34,6 +35,7 @@ def test_keys_of_every_shard_through_one_endpoint(plain, key):
 
 
 def test_a_transaction_and_a_watch(plain, key):
+    key = key()
     tagged = "{%s}" % key
     pipe = plain.pipeline(transaction=True)
     pipe.set(tagged + "a", 1).incr(tagged + "a").get(tagged + "a")
@@ -49,6 +51,7 @@ def test_a_transaction_and_a_watch(plain, key):
 
 
 def test_redis_cli_without_cluster_mode(cluster, key):
+    key = key()
     def cli(*args: str) -> str:
         done = subprocess.run(["redis-cli", "-h", HOST, "-p", str(cluster.gateway_port()), *args],
                               capture_output=True, text=True, timeout=30)

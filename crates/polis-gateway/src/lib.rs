@@ -210,14 +210,9 @@ async fn serve_tls(
         let cluster = cluster.clone();
         let policy = policy.clone();
         tokio::spawn(async move {
-            let handshake =
-                tokio::time::timeout(polis_tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-            match handshake.await {
-                Ok(Ok(stream)) => session::serve(cluster, policy, stream, addr).await,
-                Ok(Err(error)) => {
-                    tracing::info!(%error, %addr, "gateway: TLS handshake refused")
-                }
-                Err(_) => tracing::info!(%addr, "gateway: TLS handshake not finished in time"),
+            match polis_tls::handshake(acceptor, stream).await {
+                Ok(stream) => session::serve(cluster, policy, stream, addr).await,
+                Err(error) => tracing::info!(%error, %addr, "gateway: a TLS client was refused"),
             }
         });
     }

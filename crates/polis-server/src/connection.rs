@@ -146,16 +146,11 @@ pub async fn serve_tls(
     addr: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
 ) {
-    let handshake = tokio::time::timeout(polis_tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-    match handshake.await {
-        Ok(Ok(stream)) => serve(node, ClientStream::Tls(Box::new(stream)), addr).await,
-        Ok(Err(error)) => {
+    match polis_tls::handshake(acceptor, stream).await {
+        Ok(stream) => serve(node, ClientStream::Tls(Box::new(stream)), addr).await,
+        Err(error) => {
             Stats::bump(&node.stats.tls_handshake_failures);
-            tracing::info!(%error, %addr, "TLS handshake refused");
-        }
-        Err(_) => {
-            Stats::bump(&node.stats.tls_handshake_failures);
-            tracing::info!(%addr, "TLS handshake not finished in time");
+            tracing::info!(%error, %addr, "a TLS client was refused");
         }
     }
 }

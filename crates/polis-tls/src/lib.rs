@@ -25,6 +25,31 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// How long a client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a client's handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeFailure {
+    #[error("TLS handshake refused: {0}")]
+    Refused(std::io::Error),
+    #[error("TLS handshake not finished in {}s", HANDSHAKE_TIMEOUT.as_secs())]
+    TimedOut,
+}
+
+/// Runs a client's handshake on `stream`, for `HANDSHAKE_TIMEOUT` at most.
+///
+/// # Errors
+/// The client was refused (a plaintext client, a certificate the CA did
+/// not sign, ...) or was too slow.
+pub async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, HandshakeFailure> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(HandshakeFailure::Refused(error)),
+        Err(_) => Err(HandshakeFailure::TimedOut),
+    }
+}
+
 /// Whether clients must present a certificate (`tls-auth-clients`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthClients {
