@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,22 +124,36 @@ fn ok(status: StatusCode, body: Value) -> Answer {
     Ok((status, axum::Json(body)).into_response())
 }
 
-/// A session for one HTTP request, authenticated with its Basic
+/// What every operation starts from: the key or channel its path names,
+/// and a session for the request, authenticated with its HTTP Basic
 /// credentials if it sent any.
-async fn session(
-    shared: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<Loopback, Failure> {
-    let mut session = Loopback::open(shared.cluster.clone(), shared.policy.clone(), peer);
-    if let Some((user, password)) = basic_credentials(headers)? {
-        call(
-            &mut session,
-            &[b"AUTH", user.as_bytes(), password.as_bytes()],
-        )
-        .await?;
+struct Named {
+    name: String,
+    session: Loopback,
+}
+
+impl FromRequestParts<Shared> for Named {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Self, Failure> {
+        let Path(name) = Path::<String>::from_request_parts(parts, shared)
+            .await
+            .map_err(|rejection| Failure::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, shared)
+            .await
+            .map_err(|rejection| {
+                Failure::new(StatusCode::INTERNAL_SERVER_ERROR, rejection.body_text())
+            })?;
+        let mut session = Loopback::open(shared.cluster.clone(), shared.policy.clone(), peer);
+        if let Some((user, password)) = basic_credentials(&parts.headers)? {
+            call(
+                &mut session,
+                &[b"AUTH", user.as_bytes(), password.as_bytes()],
+            )
+            .await?;
+        }
+        Ok(Self { name, session })
     }
-    Ok(session)
 }
 
 /// Reads `Authorization: Basic ...`, if present.
@@ -177,12 +192,6 @@ async fn call(session: &mut Loopback, args: &[&[u8]]) -> Result<Reply, Failure> 
         Reply::Error(error) => Err(Failure::redis(error.to_string())),
         reply => Ok(reply),
     }
-}
-
-fn path<T>(extracted: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
-    extracted
-        .map(|Path(value)| value)
-        .map_err(|rejection| Failure::new(StatusCode::BAD_REQUEST, rejection.body_text()))
 }
 
 /// Reads a JSON object body (whatever its content type says). An array
@@ -243,13 +252,11 @@ async fn openapi() -> Response {
 }
 
 async fn get_key(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
 ) -> Answer {
-    let key = path(key)?;
-    let mut session = session(&shared, peer, &headers).await?;
     match call(&mut session, &[b"GET", key.as_bytes()]).await? {
         Reply::Null => Err(Failure::new(
             StatusCode::NOT_FOUND,
@@ -270,15 +277,13 @@ struct PutKey {
 }
 
 async fn put_key(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let key = path(key)?;
     let put: PutKey = body(bytes)?;
-    let mut session = session(&shared, peer, &headers).await?;
     match put.ttl_ms {
         Some(ttl_ms) if !(1..=HTTP_TTL_MS_MAX).contains(&ttl_ms) => {
             return Err(Failure::new(
@@ -309,25 +314,21 @@ async fn put_key(
 }
 
 async fn delete_key(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
 ) -> Answer {
-    let key = path(key)?;
-    let mut session = session(&shared, peer, &headers).await?;
     let deleted = integer(&call(&mut session, &[b"DEL", key.as_bytes()]).await?)?;
     ok(StatusCode::OK, json!({ "key": key, "deleted": deleted }))
 }
 
 async fn get_counter(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
 ) -> Answer {
-    let key = path(key)?;
-    let mut session = session(&shared, peer, &headers).await?;
     let value = match call(&mut session, &[b"GET", key.as_bytes()]).await? {
         Reply::Null => 0,
         reply => text(&reply, "the counter")?.parse::<i64>().map_err(|_| {
@@ -352,15 +353,13 @@ fn one() -> i64 {
 }
 
 async fn increment(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let key = path(key)?;
     let increment: Increment = body(bytes)?;
-    let mut session = session(&shared, peer, &headers).await?;
     let by = increment.by.to_string();
     let reply = call(&mut session, &[b"INCRBY", key.as_bytes(), by.as_bytes()])
         .await
@@ -384,15 +383,13 @@ struct Publish {
 }
 
 async fn publish(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    channel: Result<Path<String>, PathRejection>,
+    Named {
+        name: channel,
+        mut session,
+    }: Named,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let channel = path(channel)?;
     let publish: Publish = body(bytes)?;
-    let mut session = session(&shared, peer, &headers).await?;
     let args: [&[u8]; 3] = [b"PUBLISH", channel.as_bytes(), publish.message.as_bytes()];
     let receivers = integer(&call(&mut session, &args).await?)?;
     ok(
@@ -408,13 +405,12 @@ struct Append {
 }
 
 async fn append_stream(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let key = path(key)?;
     let append: Append = body(bytes)?;
     if append.fields.is_empty() {
         return Err(Failure::new(
@@ -437,7 +433,6 @@ async fn append_stream(
         args.push(field.as_bytes());
         args.push(value.as_bytes());
     }
-    let mut session = session(&shared, peer, &headers).await?;
     let id = text(&call(&mut session, &args).await?, "the entry's id")?;
     ok(StatusCode::CREATED, json!({ "key": key, "id": id }))
 }
@@ -450,13 +445,12 @@ struct Range {
 }
 
 async fn read_stream(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    Named {
+        name: key,
+        mut session,
+    }: Named,
     range: Result<Query<Range>, QueryRejection>,
 ) -> Answer {
-    let key = path(key)?;
     let Query(range) =
         range.map_err(|rejection| Failure::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
     let count = range.count.unwrap_or(100);
@@ -473,7 +467,6 @@ async fn read_stream(
         Some(None) => return ok(StatusCode::OK, json!({ "key": key, "entries": [] })),
     };
     let count = count.to_string();
-    let mut session = session(&shared, peer, &headers).await?;
     let args: [&[u8]; 6] = [
         b"XRANGE",
         key.as_bytes(),
