@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use polis_commands::acl::{User, DEFAULT_USER, NOAUTH, WRONGPASS};
-use polis_commands::spec::{check_arity, lookup, NO_AUTH};
+pub use polis_commands::acl::Identity;
+use polis_commands::acl::{Admission, User, DEFAULT_USER, NOAUTH, WRONGPASS};
 use polis_resp::{Reply, ReplyError};
 
 /// What the gateway authenticates as on its connections to the nodes.
@@ -87,22 +87,6 @@ impl Users {
     }
 }
 
-/// What a client is authenticated as.
-#[derive(Debug, Clone, Default)]
-pub struct Identity {
-    pub user: Option<String>,
-    /// Whether the start as the default user was decided.
-    decided: bool,
-    /// The users' generation at which `user` allowed everything.
-    open_at: Option<u64>,
-}
-
-impl Identity {
-    pub fn name(&self) -> &str {
-        self.user.as_deref().unwrap_or(DEFAULT_USER)
-    }
-}
-
 fn is(arg: Option<&Bytes>, name: &str) -> bool {
     arg.is_some_and(|arg| arg.eq_ignore_ascii_case(name.as_bytes()))
 }
@@ -117,11 +101,7 @@ fn authenticate(users: &Users, identity: &mut Identity, user: &[u8], password: &
         .user(&name)
         .is_some_and(|found| found.accepts(password));
     if accepted {
-        *identity = Identity {
-            user: Some(name),
-            decided: true,
-            open_at: None,
-        };
+        *identity = Identity::authenticated(name);
     } else {
         tracing::info!(user = name, "gateway: AUTH refused");
     }
@@ -136,15 +116,8 @@ pub(crate) fn check(
     identity: &mut Identity,
     args: &mut Vec<Bytes>,
 ) -> Option<Reply> {
-    if !identity.decided {
-        identity.decided = true;
-        if users
-            .user(DEFAULT_USER)
-            .is_some_and(|user| user.accepts(b""))
-        {
-            identity.user = Some(DEFAULT_USER.to_owned());
-        }
-    }
+    let lookup_user = |name: &str| users.user(name).cloned();
+    identity.decide_start(lookup_user);
     let first = args.first();
     if is(first, "auth") {
         return Some(auth(users, identity, args));
@@ -162,7 +135,7 @@ pub(crate) fn check(
             if !authenticate(users, identity, &user, &password) {
                 return Some(error(WRONGPASS));
             }
-        } else if identity.user.is_none() {
+        } else if identity.needs_auth() {
             return Some(error(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
                  HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
@@ -175,31 +148,16 @@ pub(crate) fn check(
         *identity = Identity::default();
         return None;
     }
-    let whoami = is(first, "acl") && is(args.get(1), "whoami");
-    if identity.open_at == Some(users.generation) && !whoami {
-        return None;
-    }
-    let spec = lookup(args.first()?)?;
-    check_arity(spec, args).ok()?;
-    if spec.has(NO_AUTH) {
-        return None;
-    }
-    let Some(name) = identity.user.as_deref() else {
-        return Some(error(NOAUTH));
-    };
-    let Some(user) = users.user(name) else {
-        identity.user = None;
-        return Some(error(NOAUTH));
-    };
-    if user.is_unrestricted() {
-        identity.open_at = Some(users.generation);
-    } else {
-        if let Err(refusal) = user.check_request(spec, args) {
+    match identity.admit(users.generation, lookup_user, args) {
+        Admission::Admitted => {}
+        Admission::NoAuth => return Some(error(NOAUTH)),
+        Admission::Refused { user, refusal } => {
             let denied = refusal.denied;
-            tracing::info!(user = name, %denied, "gateway: ACL refused a request");
+            tracing::info!(user = user.name, %denied, "gateway: ACL refused a request");
             return Some(error(&denied.to_string()));
         }
     }
+    let whoami = is(args.first(), "acl") && is(args.get(1), "whoami");
     whoami.then(|| Reply::bulk(identity.name()))
 }
 

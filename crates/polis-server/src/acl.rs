@@ -22,34 +22,14 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::Bytes;
-use polis_commands::acl::{Denied, Refusal, DEFAULT_USER, NOAUTH, WRONGPASS};
-use polis_commands::spec::{check_arity, lookup, NO_AUTH};
+pub use polis_commands::acl::Identity;
+use polis_commands::acl::{Admission, Denied, Refusal, DEFAULT_USER, NOAUTH, WRONGPASS};
 use polis_resp::{Reply, ReplyError};
 use polis_types::limits::ACL_LOG_ENTRIES_MAX;
 
 use crate::connection::Session;
 use crate::node::Node;
 use crate::stats::Stats;
-
-/// What a connection is authenticated as.
-#[derive(Debug, Clone, Default)]
-pub struct Identity {
-    /// The user, once authenticated.
-    pub user: Option<String>,
-    /// Whether the start (the default user, when it needs no password)
-    /// was decided: at the first request the node has a map for.
-    pub decided: bool,
-    /// The map version at which `user` was last found to allow
-    /// everything: requests skip the check until the map changes.
-    pub open_at: Option<u64>,
-}
-
-impl Identity {
-    /// Returns the user's name for ACL WHOAMI and CLIENT LIST.
-    pub fn name(&self) -> &str {
-        self.user.as_deref().unwrap_or(DEFAULT_USER)
-    }
-}
 
 /// Why an ACL LOG entry was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,37 +160,13 @@ fn client_text(node: &Node, session: &Session) -> String {
 /// run (unknown commands and wrong arities run, to fail as usual).
 pub fn gate(node: &Node, session: &mut Session, args: &[Bytes]) -> Option<Reply> {
     let view = node.view()?;
-    let identity = &mut session.identity;
-    if identity.open_at == Some(view.version()) {
-        return None;
-    }
-    if !identity.decided {
-        identity.decided = true;
-        if view
-            .user(DEFAULT_USER)
-            .is_some_and(|user| user.accepts(b""))
-        {
-            identity.user = Some(DEFAULT_USER.to_owned());
-        }
-    }
-    let spec = lookup(args.first()?)?;
-    check_arity(spec, args).ok()?;
-    if spec.has(NO_AUTH) {
-        return None;
-    }
-    let Some(name) = identity.user.as_deref() else {
-        return Some(Reply::Error(ReplyError::Other(NOAUTH.into())));
-    };
-    let Some(user) = view.user(name) else {
-        // Deleted since it authenticated: authenticate again.
-        identity.user = None;
-        return Some(Reply::Error(ReplyError::Other(NOAUTH.into())));
-    };
-    if user.is_unrestricted() {
-        identity.open_at = Some(view.version());
-        return None;
-    }
-    let Refusal { denied, object } = user.check_request(spec, args).err()?;
+    let users = |name: &str| view.user(name).cloned();
+    let (user, Refusal { denied, object }) =
+        match session.identity.admit(view.version(), users, args) {
+            Admission::Admitted => return None,
+            Admission::NoAuth => return Some(Reply::Error(ReplyError::Other(NOAUTH.into()))),
+            Admission::Refused { user, refusal } => (user, refusal),
+        };
     let reason = match &denied {
         Denied::Command(_) => Reason::Command,
         Denied::Key => Reason::Key,
@@ -221,12 +177,11 @@ pub fn gate(node: &Node, session: &mut Session, args: &[Bytes]) -> Option<Reply>
     } else {
         "toplevel"
     };
-    let username = user.name.clone();
     node.acl_log.record(
         reason,
         context,
         object,
-        &username,
+        &user.name,
         client_text(node, session),
     );
     Some(Reply::Error(ReplyError::Other(denied.to_string())))
@@ -259,11 +214,7 @@ pub fn authenticate(
         );
         return Err(ReplyError::Other(WRONGPASS.into()));
     }
-    session.identity = Identity {
-        user: Some(name.clone()),
-        decided: true,
-        open_at: None,
-    };
+    session.identity = Identity::authenticated(name.clone());
     node.clients
         .update(session.client_id, |info| info.user.clone_from(&name));
     Ok(())

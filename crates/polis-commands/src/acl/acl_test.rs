@@ -257,3 +257,58 @@ fn the_errors_are_worded_as_redis_words_them() {
         "WRONGPASS invalid username-password pair or user is disabled."
     );
 }
+
+#[test]
+fn a_connection_starts_as_the_default_user_only_while_it_needs_no_password() {
+    let open = std::sync::Arc::new(User::default_user());
+    let mut identity = Identity::default();
+    let users = |name: &str| (name == DEFAULT_USER).then(|| open.clone());
+    assert!(matches!(
+        identity.admit(1, users, &rules(&["flushall"])),
+        Admission::Admitted
+    ));
+    assert_eq!(identity.user.as_deref(), Some(DEFAULT_USER));
+    assert!(!identity.needs_auth());
+
+    let mut locked = User::default_user();
+    locked.apply_all(&rules(&["resetpass", ">secret"])).unwrap();
+    let locked = std::sync::Arc::new(locked);
+    let mut identity = Identity::default();
+    let users = |name: &str| (name == DEFAULT_USER).then(|| locked.clone());
+    assert!(matches!(
+        identity.admit(1, users, &rules(&["get", "k"])),
+        Admission::NoAuth
+    ));
+    assert!(identity.needs_auth());
+    // AUTH and HELLO may run before authenticating (NO_AUTH).
+    assert!(matches!(
+        identity.admit(1, users, &rules(&["auth", "secret"])),
+        Admission::Admitted
+    ));
+}
+
+#[test]
+fn a_restricted_user_is_checked_and_a_deleted_one_must_authenticate_again() {
+    let reader = std::sync::Arc::new(user_with(&["on", ">pw", "~app:*", "+get"]));
+    let mut identity = Identity::authenticated(reader.name.clone());
+    let present = |name: &str| (name == reader.name).then(|| reader.clone());
+    assert!(matches!(
+        identity.admit(1, present, &rules(&["get", "app:1"])),
+        Admission::Admitted
+    ));
+    let Admission::Refused { user, refusal } =
+        identity.admit(1, present, &rules(&["get", "other"]))
+    else {
+        panic!("a key outside ~app:* was admitted");
+    };
+    assert_eq!(
+        (user.name.as_str(), refusal.denied),
+        (reader.name.as_str(), Denied::Key)
+    );
+    let absent = |_: &str| None;
+    assert!(matches!(
+        identity.admit(2, absent, &rules(&["get", "app:1"])),
+        Admission::NoAuth
+    ));
+    assert!(identity.user.is_none());
+}

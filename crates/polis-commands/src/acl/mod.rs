@@ -1,7 +1,8 @@
 //! Redis ACL users: the rule language of `ACL SETUSER` and the check of a
 //! command, its keys and its channels against a user, as Redis 7.0 words
-//! its errors. Pure: where the users are kept (the cluster map) and who
-//! is asking (a connection) belong to the node.
+//! its errors, and a connection's [`Identity`] with the check of its
+//! requests. Pure: where the users are kept (the cluster map, or the
+//! gateway's copy) and what a refusal is logged as belong to the callers.
 //!
 //! ```text
 //!  "on >secret ~app:* &news +@read -keys"  --User::apply-->  User
@@ -16,9 +17,11 @@
 
 use bytes::Bytes;
 
+mod identity;
 mod rules;
 mod user;
 
+pub use identity::{Admission, Identity};
 pub use rules::AclError;
 pub use user::{hex, Denied, User};
 

@@ -97,7 +97,7 @@ pub fn hello(node: &Arc<Node>, session: &mut Session, args: &[Bytes]) -> Result<
     }
     match credentials {
         Some((user, password)) => crate::acl::authenticate(node, session, user, password)?,
-        None if session.identity.user.is_none() && session.identity.decided => {
+        None if session.identity.needs_auth() => {
             return Err(ReplyError::Other(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
                  HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
