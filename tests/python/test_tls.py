@@ -1,12 +1,14 @@
 """TLS with clients no one here wrote: redis-cli --tls and redis-py
 (`ssl=True`) against `polis dev --secure` (a CA generated under its data
-directory, a TLS port per node at +400, a password). Also what must be
-refused: a plaintext client on a TLS port, a client certificate of
-another CA; and certificates that change on disk are taken without a
-restart."""
+directory, a TLS port per node at +400, a password, mutual TLS between
+the nodes). Also what must be refused: a plaintext client on a TLS port,
+a client certificate of another CA, and on the peer port anything but a
+node of the cluster; and certificates that change on disk are taken
+without a restart."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import socket
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from polis_cluster import HOST, TLS_PORT_OFFSET, Cluster, polis_binary, wait_until
+from polis_cluster import HOST, PEER_PORT_OFFSET, TLS_PORT_OFFSET, Cluster, polis_binary, wait_until
 
 
 def tls_dir(cluster: Cluster) -> Path:
@@ -110,14 +112,15 @@ def test_new_certificate_files_are_taken_without_a_restart(secure):
         shutil.copytree(live, saved)
         fresh = certs(Path(scratch) / "fresh")
         try:
-            for name in ("server.crt", "server.key", "ca.crt"):
+            # The nodes' TLS ports present node.crt (server.crt is the gateway's).
+            for name in ("node.crt", "node.key", "ca.crt"):
                 shutil.copy(fresh / name, live / name)
             wait_until(lambda: tls_client(secure, node, ca=fresh / "ca.crt").ping(), 15,
                        "the node to present the new certificate")
             with pytest.raises(redis.ConnectionError):
                 tls_client(secure, node, ca=saved / "ca.crt").ping()
         finally:
-            for name in ("server.crt", "server.key", "ca.crt"):
+            for name in ("node.crt", "node.key", "ca.crt"):
                 shutil.copy(saved / name, live / name)
             wait_until(lambda: tls_client(secure, node).ping(), 15, "the old certificate back")
 
@@ -144,3 +147,64 @@ def test_the_gateway_serves_tls_clients_with_the_password(secure):
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host=HOST, port=port, ssl=True, ssl_ca_certs=str(tls_dir(secure) / "ca.crt"),
                     socket_timeout=10).get("tls:gw:0")
+
+
+# What an HTTP/2 client sends first: the preface and an empty SETTINGS frame.
+HTTP2_START = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def node_log(cluster: Cluster, node) -> str:
+    for line in cluster.log_text().splitlines():
+        found = re.match(r"node %d: .* log (\S+)$" % node.node_id, line)
+        if found:
+            return Path(found.group(1)).read_text(errors="replace")
+    raise AssertionError("no log path for node %d in:\n%s" % (node.node_id, cluster.log_text()))
+
+
+def peer_exchange(cluster: Cluster, node, cert: Path, key: Path) -> bytes:
+    """Opens TLS to `node`'s peer port as a client presenting `cert`
+    (checking the node for the cluster's CA and name), starts HTTP/2 and
+    returns what the node answers (b"" when it closed the connection)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(tls_dir(cluster) / "ca.crt"))
+    context.load_cert_chain(str(cert), str(key))
+    with socket.create_connection((HOST, node.resp_port + PEER_PORT_OFFSET), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="polis-node") as wrapped:
+            try:
+                wrapped.sendall(HTTP2_START)
+                return wrapped.recv(9)
+            except (ssl.SSLError, ConnectionError):
+                return b""
+
+
+def test_nodes_speak_mutual_tls_and_the_peer_port_refuses_strangers(secure):
+    node = secure.nodes[1]
+    live = tls_dir(secure)
+    # The cluster runs on mutual TLS: it was serving before this test, and
+    # its own certificate gets an HTTP/2 SETTINGS frame (type 4) back.
+    answer = peer_exchange(secure, node, live / "node.crt", live / "node.key")
+    assert len(answer) == 9 and answer[3] == 4, answer
+    # Signed by the cluster's CA, but a client's: no cluster name.
+    assert peer_exchange(secure, node, live / "client.crt", live / "client.key") == b""
+    with tempfile.TemporaryDirectory() as other:
+        # A node's name, signed by another CA.
+        stranger = certs(Path(other))
+        assert peer_exchange(secure, node, stranger / "node.crt", stranger / "node.key") == b""
+    # Plaintext on the peer port.
+    with socket.create_connection((HOST, node.resp_port + PEER_PORT_OFFSET), timeout=10) as plain:
+        plain.sendall(HTTP2_START)
+        try:
+            answer = plain.recv(9)
+        except ConnectionError:
+            answer = b""
+        # At most a TLS alert (content type 21), never HTTP/2.
+        assert answer[:1] in (b"", b"\x15"), answer
+    # Each refusal is logged by the node.
+    wait_until(lambda: node_log(secure, node).count("a peer was refused") >= 3, 10,
+               "three refusals in node %d's log" % node.node_id)
+    # And the cluster still commits writes, which need its peers.
+    try:
+        assert tls_client(secure, node).set("peer-tls-check", "1")
+    except redis.exceptions.MovedError as moved:
+        leader = secure.node_by_resp_addr(str(moved).split()[-1])
+        assert tls_client(secure, leader).set("peer-tls-check", "1")

@@ -85,7 +85,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Host {
     /// Opens the Raft side of node `node_id` on its data directory, with
-    /// the real network (gRPC) under `faults`.
+    /// the real network (gRPC) under `faults`, over mutual TLS when
+    /// `peer_tls` is given.
     ///
     /// # Errors
     /// Returns an error if the data directory or the log engine cannot be
@@ -95,11 +96,12 @@ impl Host {
         data_dir: &Path,
         settings: RaftSettings,
         faults: Arc<FaultInjector>,
+        peer_tls: Option<Arc<polis_tls::PeerTls>>,
     ) -> io::Result<Arc<Self>> {
         let storage = Storage::open_disk(data_dir)?;
         let beats = Arc::new(Beats::new(node_id, settings.liveness_timeout()));
         let dispatcher = Arc::new(Dispatcher::new(beats.clone(), Some(faults.clone())));
-        let transport = Transport::Grpc(GrpcTransport::new(faults));
+        let transport = Transport::Grpc(GrpcTransport::new(faults, peer_tls));
         Ok(Arc::new(Self::assemble(
             node_id,
             settings,
@@ -194,18 +196,32 @@ impl Host {
         &self.clock
     }
 
-    /// Serves peer messages on `listener` until the future is dropped.
+    /// Serves peer messages on `listener` until the future is dropped;
+    /// with `tls`, only to peers that pass its mutual TLS (a refused one is
+    /// logged).
     ///
     /// # Errors
     /// Returns an error if the server fails.
-    pub async fn serve_peers(&self, listener: tokio::net::TcpListener) -> io::Result<()> {
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
-            .add_service(PeerService::server(self.dispatcher.clone()))
-            .serve_with_incoming(incoming)
-            .await
-            .map_err(io::Error::other)
+    pub async fn serve_peers(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Option<Arc<polis_tls::PeerTls>>,
+    ) -> io::Result<()> {
+        let server = tonic::transport::Server::builder()
+            .add_service(PeerService::server(self.dispatcher.clone()));
+        let served = match tls {
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                server.serve_with_incoming(incoming).await
+            }
+            Some(tls) => {
+                server
+                    .serve_with_incoming(tls_incoming(listener, tls))
+                    .await
+            }
+        };
+        served.map_err(io::Error::other)
     }
 
     /// Reports every proposal applied by groups started from now on to
@@ -520,4 +536,44 @@ async fn ask_for_snapshots<S: StateMachine>(group: GroupId, raft: Raft<S>, growt
             return;
         }
     }
+}
+
+/// Peers that finished the mutual TLS handshake, as a stream for tonic:
+/// each handshake runs in a task of its own (10 s at most), and a refused
+/// one is logged and dropped.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: Arc<polis_tls::PeerTls>,
+) -> impl futures::Stream<Item = io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>
+{
+    let (ready, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a peer failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, sender) = (acceptor.clone(), ready.clone());
+            tokio::spawn(async move {
+                match polis_tls::handshake(acceptor, stream).await {
+                    Ok(stream) => {
+                        let _ = sender.send(Ok(stream)).await;
+                    }
+                    Err(error) => tracing::warn!(%error, %addr, "a peer was refused"),
+                }
+            });
+            if ready.is_closed() {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|stream| (stream, receiver))
+    })
 }

@@ -1,14 +1,17 @@
 //! The real peer transport: gRPC (tonic) over TCP, one HTTP/2 connection
 //! per peer address shared by every group and by the node's own messages;
-//! requests on it run concurrently.
+//! requests on it run concurrently. With `tls-cluster`, each connection is
+//! mutual TLS (polis-tls's [`PeerTls`]): the dialled peer's certificate is
+//! checked for the cluster's CA and name, and this node presents its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use polis_tls::PeerTls;
 use polis_types::limits::PEER_MESSAGE_LEN_MAX;
 use polis_types::{GroupId, NodeId, ReplicaId};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::faults::{FaultInjector, Verdict};
 use crate::transport::{CallError, DispatchError, Dispatcher, MessageKind, PeerAddr, PeerRequest};
@@ -36,6 +39,8 @@ const RPC_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 struct Channels {
     by_addr: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Mutual TLS to every peer, when the cluster runs it.
+    tls: Option<Arc<PeerTls>>,
 }
 
 impl Channels {
@@ -51,7 +56,11 @@ impl Channels {
                     .map_err(|error| format!("bad peer address {addr}: {error}"))?
                     .connect_timeout(CONNECT_TIMEOUT)
                     .tcp_nodelay(true);
-                let channel = endpoint.connect_lazy();
+                let channel = match &self.tls {
+                    // The scheme stays http: the TLS is the connector's.
+                    Some(tls) => endpoint.connect_with_connector_lazy(tls_connector(tls.clone())),
+                    None => endpoint.connect_lazy(),
+                };
                 by_addr.insert(addr.to_owned(), channel.clone());
                 channel
             }
@@ -62,6 +71,39 @@ impl Channels {
     }
 }
 
+/// Dials a peer and runs the TLS handshake as this node (tonic bounds the
+/// whole by the connect timeout).
+fn tls_connector(
+    tls: Arc<PeerTls>,
+) -> impl tower::Service<
+    Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
+       + 'static {
+    tower::service_fn(move |uri: Uri| {
+        let tls = tls.clone();
+        async move {
+            let addr = uri
+                .authority()
+                .map(|authority| authority.as_str().to_owned())
+                .ok_or_else(|| std::io::Error::other(format!("no peer address in {uri}")))?;
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+            let stream = connector
+                .connect(tls.name.clone(), tcp)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, peer = %addr, "TLS to a peer failed");
+                    error
+                })?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
+}
+
 /// The sending side over gRPC, with the node's network fault injection.
 #[derive(Clone)]
 pub struct GrpcTransport {
@@ -70,10 +112,14 @@ pub struct GrpcTransport {
 }
 
 impl GrpcTransport {
-    /// Returns a transport whose messages pass through `faults`.
-    pub fn new(faults: Arc<FaultInjector>) -> Self {
+    /// Returns a transport whose messages pass through `faults`, over
+    /// mutual TLS when `tls` is given.
+    pub fn new(faults: Arc<FaultInjector>, tls: Option<Arc<PeerTls>>) -> Self {
         Self {
-            channels: Channels::default(),
+            channels: Channels {
+                by_addr: Arc::default(),
+                tls,
+            },
             faults,
         }
     }

@@ -125,6 +125,7 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
             dir.path(),
             settings.clone(),
             Arc::new(polis_raft::FaultInjector::new(false, 0)),
+            None,
         )
         .unwrap();
         host.start_background();
@@ -152,7 +153,7 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
             .unwrap();
         let serving = host.clone();
         let server = tokio::spawn(async move {
-            let _ = serving.serve_peers(listener).await;
+            let _ = serving.serve_peers(listener, None).await;
         });
         cluster.hosts.insert(NodeId(node), host);
         cluster.kv.insert(NodeId(node), kv);
@@ -327,6 +328,7 @@ async fn a_group_refuses_to_start_on_another_replicas_data_until_destroyed() {
         dir.path(),
         RaftSettings::default(),
         Arc::new(polis_raft::FaultInjector::new(false, 0)),
+        None,
     )
     .unwrap();
     let spec = |replica| GroupSpec {

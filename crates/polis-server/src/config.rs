@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub enable_fault_injection: bool,
     /// A TLS listener for clients beside the plaintext one.
     pub tls: Option<polis_tls::TlsListen>,
+    /// Mutual TLS on the peer port and to every peer (`tls-cluster yes`).
+    pub peer_tls: Option<polis_tls::PeerFiles>,
 }
 
 impl ServerConfig {

@@ -391,11 +391,18 @@ pub async fn run(
         config.enable_fault_injection,
         fault_seed,
     ));
+    let peer_tls = match &config.peer_tls {
+        Some(files) => Some(Arc::new(
+            polis_tls::PeerTls::load(files).map_err(ServerError::Config)?,
+        )),
+        None => None,
+    };
     let host = Host::open(
         config.node_id,
         &config.data_dir,
         config.raft.clone(),
         faults.clone(),
+        peer_tls.clone(),
     )
     .map_err(ServerError::Storage)?;
     let node = Node::new(config, host.clone(), faults, resp_port);
@@ -407,7 +414,7 @@ pub async fn run(
         "node listening"
     );
     let peers = tokio::spawn(async move {
-        if let Err(error) = host.serve_peers(peer_listener).await {
+        if let Err(error) = host.serve_peers(peer_listener, peer_tls).await {
             tracing::error!(%error, "peer server stopped");
         }
     });

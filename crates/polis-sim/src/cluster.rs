@@ -218,6 +218,7 @@ impl SimCluster {
             parameters: Vec::new(),
             enable_fault_injection: false,
             tls: None,
+            peer_tls: None,
         }
     }
 

@@ -20,6 +20,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
+mod peer;
+
+pub use peer::{PeerFiles, PeerTls, CLUSTER_NAME_DEFAULT};
+
 /// How often the certificate files are checked for changes.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// How long a client has to finish its handshake.

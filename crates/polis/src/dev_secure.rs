@@ -2,9 +2,10 @@
 //! certificates, TLS ports and a password for the local cluster.
 //!
 //! ```text
-//!  DATA/tls/{ca,server,client}.{crt,key}   made once (polis tls certs), kept
-//!  DATA/password                           made once (256 random bits, hex), kept
-//!  node i: --tls-port PORT+400+i --tls-cert-file ... --tls-auth-clients optional
+//!  DATA/tls/{ca,server,client,node}.{crt,key}   made once (polis tls certs), kept
+//!  DATA/password                                made once (256 random bits, hex), kept
+//!  node i: --tls-port PORT+400+i --tls-cert-file node.crt ... --tls-auth-clients optional
+//!          --tls-cluster yes (peers speak mutual TLS, node.crt as server and client)
 //!  once ready: CONFIG SET requirepass <password> (a restarted cluster has it already)
 //! ```
 
@@ -42,7 +43,8 @@ pub fn tls_port(port: u16, index: u16) -> anyhow::Result<u16> {
 /// A file cannot be read or written.
 pub fn prepare(data: &Path, with_password: bool) -> anyhow::Result<Secure> {
     let tls_dir = data.join("tls");
-    if !tls_dir.join("ca.crt").is_file() {
+    // node.crt came last: a directory without it predates tls-cluster.
+    if !tls_dir.join("node.crt").is_file() {
         crate::tls_certs::write_certs(&tls_dir, false)?;
     }
     if !with_password {
@@ -83,13 +85,15 @@ impl Secure {
         let file = |name: &str| self.tls_dir.join(name).display().to_string();
         vec![
             "--tls-cert-file".to_owned(),
-            file("server.crt"),
+            file("node.crt"),
             "--tls-key-file".to_owned(),
-            file("server.key"),
+            file("node.key"),
             "--tls-ca-cert-file".to_owned(),
             file("ca.crt"),
             "--tls-auth-clients".to_owned(),
             "optional".to_owned(),
+            "--tls-cluster".to_owned(),
+            "yes".to_owned(),
         ]
     }
 

@@ -168,6 +168,8 @@ pub struct ServerArgs {
     log: Option<String>,
     #[command(flatten)]
     tls: crate::tls_args::TlsArgs,
+    #[command(flatten)]
+    cluster_tls: crate::tls_args::ClusterTlsArgs,
 }
 
 /// The same settings, as the TOML file spells them.
@@ -219,6 +221,8 @@ struct FileConfig {
     tls_key_file: Option<PathBuf>,
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
+    tls_cluster: Option<String>,
+    tls_cluster_name: Option<String>,
 }
 
 fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
@@ -365,6 +369,23 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
     .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
     .collect();
     let shape_defaults = ClusterShape::default();
+    let peer_tls = args.cluster_tls.resolve(
+        crate::tls_args::ClusterTlsArgs {
+            tls_cluster: file.tls_cluster.clone(),
+            tls_cluster_name: file.tls_cluster_name.clone(),
+        },
+        [
+            args.tls
+                .tls_cert_file
+                .clone()
+                .or(file.tls_cert_file.clone()),
+            args.tls.tls_key_file.clone().or(file.tls_key_file.clone()),
+            args.tls
+                .tls_ca_cert_file
+                .clone()
+                .or(file.tls_ca_cert_file.clone()),
+        ],
+    )?;
     let tls = args.tls.resolve(
         crate::tls_args::TlsArgs {
             tls_port: file.tls_port,
@@ -379,6 +400,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         node_id,
         data_dir,
         tls,
+        peer_tls,
         resp_addr,
         admin_addr,
         peer_addr,

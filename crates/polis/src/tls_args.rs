@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use polis_tls::{AuthClients, TlsFiles, TlsListen};
+use polis_tls::{AuthClients, PeerFiles, TlsFiles, TlsListen, CLUSTER_NAME_DEFAULT};
 
 /// TLS for clients (`--tls-port` with a certificate and key); every flag
 /// also reads `POLIS_<NAME>`.
@@ -70,6 +70,61 @@ impl TlsArgs {
                 ca_cert_file: args.tls_ca_cert_file,
                 auth_clients,
             },
+        }))
+    }
+}
+
+/// Mutual TLS between nodes, as Redis's `tls-cluster`: the node's own
+/// certificate (`--tls-cert-file`, `--tls-key-file`) as server and as
+/// client, `--tls-ca-cert-file` as the cluster's CA.
+#[derive(Debug, Default, Args)]
+pub struct ClusterTlsArgs {
+    /// Mutual TLS on the peer port and to every peer: yes, or no (the
+    /// default). Every node of a cluster must say the same.
+    #[arg(long, env = "POLIS_TLS_CLUSTER")]
+    pub tls_cluster: Option<String>,
+    /// The DNS name every node's certificate must carry (default
+    /// polis-node): a certificate of the same CA without it, a client's,
+    /// is refused on the peer port.
+    #[arg(long, env = "POLIS_TLS_CLUSTER_NAME")]
+    pub tls_cluster_name: Option<String>,
+}
+
+impl ClusterTlsArgs {
+    /// Resolves flags over `file`, with the node's certificate, key and CA
+    /// files (flags over file, in that order).
+    ///
+    /// # Errors
+    /// `tls-cluster` is neither yes nor no, or yes without the files.
+    pub fn resolve(
+        self,
+        file: ClusterTlsArgs,
+        [cert_file, key_file, ca_cert_file]: [Option<PathBuf>; 3],
+    ) -> anyhow::Result<Option<PeerFiles>> {
+        let enabled = self.tls_cluster.or(file.tls_cluster);
+        match enabled.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("no") => return Ok(None),
+            Some("yes") => {}
+            Some(other) => bail!("--tls-cluster takes yes or no, not '{other}'"),
+        }
+        let (Some(cert_file), Some(key_file), Some(ca_cert_file)) =
+            (cert_file, key_file, ca_cert_file)
+        else {
+            bail!(
+                "--tls-cluster yes needs --tls-cert-file and --tls-key-file (this node's \
+                 certificate, for serving and dialling peers) and --tls-ca-cert-file (the \
+                 cluster's CA)"
+            );
+        };
+        let name = self
+            .tls_cluster_name
+            .or(file.tls_cluster_name)
+            .unwrap_or_else(|| CLUSTER_NAME_DEFAULT.to_owned());
+        Ok(Some(PeerFiles {
+            cert_file,
+            key_file,
+            ca_cert_file,
+            name,
         }))
     }
 }

@@ -40,7 +40,8 @@ pub fn run(command: TlsCommand) -> anyhow::Result<()> {
         TlsCommand::Certs(args) => {
             write_certs(&args.dir, args.expired)?;
             println!(
-                "polis tls: wrote ca.crt, server.crt/.key and client.crt/.key to {}",
+                "polis tls: wrote ca.crt, server.crt/.key, client.crt/.key and node.crt/.key \
+                 (tls-cluster) to {}",
                 args.dir.display()
             );
             Ok(())
@@ -96,27 +97,50 @@ pub fn write_certs(dir: &Path, expired: bool) -> anyhow::Result<()> {
         KeyUsagePurpose::DigitalSignature,
     ];
     let ca = ca_params.self_signed(&ca_key).context("signing the CA")?;
-    let issue =
-        |names: &[&str], common_name: &str, usage| -> anyhow::Result<(Certificate, KeyPair)> {
-            let key = KeyPair::generate().context("generating a key")?;
-            let mut params = params(names, common_name, expired)?;
-            params.extended_key_usages = vec![usage];
-            let cert = params
-                .signed_by(&key, &ca, &ca_key)
-                .with_context(|| format!("signing the certificate of {common_name}"))?;
-            Ok((cert, key))
-        };
+    let issue = |names: &[&str],
+                 common_name: &str,
+                 usages: Vec<ExtendedKeyUsagePurpose>|
+     -> anyhow::Result<(Certificate, KeyPair)> {
+        let key = KeyPair::generate().context("generating a key")?;
+        let mut params = params(names, common_name, expired)?;
+        params.extended_key_usages = usages;
+        let cert = params
+            .signed_by(&key, &ca, &ca_key)
+            .with_context(|| format!("signing the certificate of {common_name}"))?;
+        Ok((cert, key))
+    };
     let (server, server_key) = issue(
         &["localhost", "127.0.0.1", "::1"],
         "polis node",
-        ExtendedKeyUsagePurpose::ServerAuth,
+        vec![ExtendedKeyUsagePurpose::ServerAuth],
     )?;
-    let (client, client_key) = issue(&[], "polis-client", ExtendedKeyUsagePurpose::ClientAuth)?;
+    let (client, client_key) = issue(
+        &[],
+        "polis-client",
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    )?;
+    // A node's own: server and client of its peers (tls-cluster), named
+    // for the cluster as well as for loopback.
+    let (node, node_key) = issue(
+        &[
+            polis_tls::CLUSTER_NAME_DEFAULT,
+            "localhost",
+            "127.0.0.1",
+            "::1",
+        ],
+        "polis node",
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    )?;
     write(dir, "ca.crt", &ca.pem())?;
     write(dir, "ca.key", &ca_key.serialize_pem())?;
     write(dir, "server.crt", &server.pem())?;
     write(dir, "server.key", &server_key.serialize_pem())?;
     write(dir, "client.crt", &client.pem())?;
     write(dir, "client.key", &client_key.serialize_pem())?;
+    write(dir, "node.crt", &node.pem())?;
+    write(dir, "node.key", &node_key.serialize_pem())?;
     Ok(())
 }
