@@ -158,17 +158,9 @@ impl Gateway {
         });
         let _stop_others = AbortOnDrop(tls.into_iter().flatten().chain(http).collect());
         loop {
-            match self.listener.accept().await {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let cluster = self.cluster.clone();
-                    tokio::spawn(session::serve(cluster, policy.clone(), stream, peer));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a client failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            }
+            let (stream, peer) = polis_tls::accept(&self.listener, "a client").await;
+            let cluster = self.cluster.clone();
+            tokio::spawn(session::serve(cluster, policy.clone(), stream, peer));
             if topology.is_finished() || health.is_finished() {
                 tracing::error!("a gateway task ended");
                 return;
@@ -197,15 +189,7 @@ async fn serve_tls(
     reloading: Arc<polis_tls::Reloading>,
 ) {
     loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a TLS client failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, addr) = polis_tls::accept(&listener, "a TLS client").await;
         let acceptor = reloading.acceptor();
         let cluster = cluster.clone();
         let policy = policy.clone();

@@ -550,15 +550,7 @@ fn tls_incoming(
     tokio::spawn(async move {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
         loop {
-            let (stream, addr) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a peer failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+            let (stream, addr) = polis_tls::accept(&listener, "a peer").await;
             let (acceptor, sender) = (acceptor.clone(), ready.clone());
             tokio::spawn(async move {
                 match polis_tls::handshake(acceptor, stream).await {

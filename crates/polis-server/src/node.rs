@@ -462,16 +462,7 @@ async fn accept_loop(
     tls: Option<Arc<polis_tls::Reloading>>,
 ) {
     loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: back off briefly
-                // rather than spin.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, addr) = polis_tls::accept(&listener, "a client").await;
         Stats::bump(&node.stats.connections_received);
         match &tls {
             None => tokio::spawn(connection::serve(

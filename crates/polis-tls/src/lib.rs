@@ -29,6 +29,28 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// How long a client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Accepts the next connection on `listener`, with TCP_NODELAY set. An
+/// accept that fails (out of file descriptors and the like) is logged as
+/// accepting `what` and tried again after a short pause rather than spun
+/// on.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    what: &str,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, addr);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting {what} failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Why a client's handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeFailure {
