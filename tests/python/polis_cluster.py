@@ -355,14 +355,38 @@ class _Reader:
         return key.decode() if isinstance(key, bytes) else key
 
 
-def resp_call(port: int, *args: str | bytes):
-    """Sends one command as a RESP2 array on a new connection and returns the
-    reply undecoded: str (status), RespError (error, returned, not raised),
-    int, bytes or None (bulk), list (array)."""
+def encode_request(*args: str | bytes) -> bytes:
+    """Returns one command as a RESP2 array of bulk strings."""
     payload = b"*%d\r\n" % len(args)
     for arg in args:
         encoded = arg.encode() if isinstance(arg, str) else arg
         payload += b"$%d\r\n%s\r\n" % (len(encoded), encoded)
+    return payload
+
+
+def resp_call(port: int, *args: str | bytes):
+    """Sends one command as a RESP2 array on a new connection and returns the
+    reply undecoded: str (status), RespError (error, returned, not raised),
+    int, bytes or None (bulk), list (array)."""
     with socket.create_connection((HOST, port), timeout=10) as connection:
-        connection.sendall(payload)
+        connection.sendall(encode_request(*args))
         return _Reader(connection).reply()
+
+
+class Raw:
+    """One RESP2 connection, its replies undecoded (errors returned as
+    RespError): no client library retrying, authenticating or sending
+    commands of its own at connect. `source` binds the client's end to
+    another loopback address (127.0.0.2, ...)."""
+
+    def __init__(self, port: int, source: str | None = None):
+        self.connection = socket.create_connection(
+            (HOST, port), timeout=10, source_address=(source, 0) if source else None)
+        self.reader = _Reader(self.connection)
+
+    def call(self, *args: str | bytes):
+        self.connection.sendall(encode_request(*args))
+        return self.reader.reply()
+
+    def close(self):
+        self.connection.close()

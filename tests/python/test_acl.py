@@ -7,13 +7,12 @@ deletes them; the requirepass test puts the default user back."""
 from __future__ import annotations
 
 import itertools
-import socket
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from polis_cluster import HOST, RespError, _Reader, resp_call, wait_until
+from polis_cluster import HOST, Raw, RespError, resp_call, wait_until
 
 _user_counter = itertools.count()
 
@@ -21,22 +20,6 @@ NOPERM_KEY = "No permissions to access a key"
 NOPERM_KEY_TEXT = "this user has no permissions to access one of the keys used as arguments"
 NOPERM_CHANNEL_TEXT = "this user has no permissions to access one of the channels used as arguments"
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
-
-
-class Raw:
-    """One RESP2 connection, its replies undecoded (errors returned as
-    RespError): no client library retrying or authenticating on its own."""
-
-    def __init__(self, port: int):
-        self.connection = socket.create_connection((HOST, port), timeout=10)
-        self.reader = _Reader(self.connection)
-
-    def call(self, *args: str):
-        payload = b"*%d\r\n" % len(args)
-        for arg in args:
-            payload += b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode())
-        self.connection.sendall(payload)
-        return self.reader.reply()
 
 
 def node_client(cluster, index: int, **kwargs) -> redis.Redis:

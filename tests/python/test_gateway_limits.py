@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from polis_cluster import HOST, _Reader, polis_binary, wait_until
+from polis_cluster import HOST, Raw, polis_binary, wait_until
 
 
 @contextlib.contextmanager
@@ -44,16 +43,6 @@ def gateway(cluster, *flags: str):
                 process.wait(timeout=30)
 
 
-def bare_call(connection: socket.socket, reader: _Reader, *args: str):
-    """Sends one command on a bare connection (no client library's own
-    commands at connect, which would take tokens too); returns the reply."""
-    payload = b"*%d\r\n" % len(args)
-    for arg in args:
-        payload += b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode())
-    connection.sendall(payload)
-    return reader.reply()
-
-
 def connect(port: int) -> redis.Redis:
     return redis.Redis(host=HOST, port=port, decode_responses=True, socket_timeout=10)
 
@@ -62,16 +51,17 @@ def test_an_address_over_its_rate_gets_ratelimited_and_others_do_not(cluster, ke
     key = key()
     # 5 per second, burst 20: a quick loop of 60 gets about 20 through.
     with gateway(cluster, "--rate-limit-address", "5:20") as (port, _):
-        # A bare connection: no client library's own commands at connect.
-        with socket.create_connection((HOST, port), timeout=10) as bare:
-            reader = _Reader(bare)
-            admitted, refused = 0, []
-            for index in range(60):
-                reply = bare_call(bare, reader, "SET", "%s:%d" % (key, index), "1")
-                if reply == "OK":
-                    admitted += 1
-                else:
-                    refused.append(str(reply))
+        # A raw connection: no client library's own commands at connect,
+        # which would take tokens too.
+        raw = Raw(port)
+        admitted, refused = 0, []
+        for index in range(60):
+            reply = raw.call("SET", "%s:%d" % (key, index), "1")
+            if reply == "OK":
+                admitted += 1
+            else:
+                refused.append(str(reply))
+        raw.close()
         client = connect(port)
         assert 20 <= admitted <= 30, (admitted, refused[:3])
         assert len(refused) == 60 - admitted
@@ -89,21 +79,16 @@ def test_an_address_over_its_rate_gets_ratelimited_and_others_do_not(cluster, ke
                 drained = True
                 break
         assert drained
-        with socket.create_connection((HOST, port), timeout=10, source_address=("127.0.0.2", 0)) as other:
-            other.sendall(b"*1\r\n$4\r\nPING\r\n")
-            assert _Reader(other).reply() == "PONG"
+        other = Raw(port, source="127.0.0.2")
+        assert other.call("PING") == "PONG"
+        other.close()
 
 
 def test_a_user_over_its_rate_is_limited_across_connections(cluster, key):
     key = key()
     with gateway(cluster, "--rate-limit-user", "2:10") as (port, _):
-        first = socket.create_connection((HOST, port), timeout=10)
-        second = socket.create_connection((HOST, port), timeout=10)
-        readers = {first: _Reader(first), second: _Reader(second)}
-        results = []
-        for index in range(20):
-            connection = first if index % 2 == 0 else second
-            results.append(bare_call(connection, readers[connection], "INCR", key))
+        first, second = Raw(port), Raw(port)
+        results = [(first if index % 2 == 0 else second).call("INCR", key) for index in range(20)]
         first.close()
         second.close()
         results = [result if isinstance(result, int) else str(result) for result in results]

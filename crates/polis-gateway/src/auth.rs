@@ -43,8 +43,8 @@ pub(crate) fn handshake() -> Option<BytesMut> {
     let credentials = CREDENTIALS.get()?;
     Some(crate::topology::encode_command(&[
         "AUTH",
-        &credentials.user,
-        &credentials.password,
+        credentials.user.as_str(),
+        credentials.password.as_str(),
     ]))
 }
 

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use polis_resp::{ProtocolVersion, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -46,15 +46,8 @@ impl Loopback {
     /// # Errors
     /// The session ended first.
     pub async fn call(&mut self, args: &[&[u8]]) -> Result<Reply, Closed> {
-        let request = Reply::Array(
-            args.iter()
-                .map(|arg| Reply::Bulk(Bytes::copy_from_slice(arg)))
-                .collect(),
-        );
-        let mut out = BytesMut::new();
-        polis_resp::encode_reply(&request, ProtocolVersion::Resp2, &mut out);
         self.stream
-            .write_all(&out)
+            .write_all(&crate::topology::encode_command(args))
             .await
             .map_err(|error| Closed(error.to_string()))?;
         loop {

@@ -227,12 +227,7 @@ impl Session {
             .admit(&args, self.identity.name(), self.peer.ip())
         {
             Ok(()) => self.dispatch(args, silent).await,
-            Err(refusal) => {
-                if let Some(multi) = self.multi.as_mut() {
-                    multi.failed = true;
-                }
-                self.answer(Reply::Error(refusal), silent);
-            }
+            Err(refusal) => self.refuse(Reply::Error(refusal), silent),
         }
         if let Some(sampled) = self.sampling.take() {
             // Nothing was owed (a subscription's replies are pushes).
@@ -244,11 +239,7 @@ impl Session {
     async fn dispatch(&mut self, mut args: Vec<Bytes>, silent: bool) {
         let users = self.cluster.users();
         if let Some(reply) = crate::auth::check(&users, &mut self.identity, &mut args) {
-            // A refused command inside MULTI makes EXEC abort, as Redis.
-            if let (Some(multi), Reply::Error(_)) = (self.multi.as_mut(), &reply) {
-                multi.failed = true;
-            }
-            self.answer(reply, silent);
+            self.refuse(reply, silent);
             return;
         }
         let name = args.first().map(|name| lower(name)).unwrap_or_default();
@@ -328,6 +319,16 @@ impl Session {
             }
             upstream.push(&args);
         }
+    }
+
+    /// Owes the client `reply`, the gateway's own answer to a request it
+    /// did not route (a refusal, AUTH, ACL WHOAMI). An error inside MULTI
+    /// makes EXEC abort, as Redis.
+    fn refuse(&mut self, reply: Reply, silent: bool) {
+        if let (Some(multi), Reply::Error(_)) = (self.multi.as_mut(), &reply) {
+            multi.failed = true;
+        }
+        self.answer(reply, silent);
     }
 
     /// Owes the client `reply` now.

@@ -143,12 +143,12 @@ fn pairs(reply: &Reply) -> Option<Vec<(String, &Reply)>> {
 }
 
 /// Returns `args` as a RESP2 request.
-pub(crate) fn encode_command(args: &[&str]) -> BytesMut {
+pub(crate) fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> BytesMut {
     let mut request = BytesMut::new();
     polis_resp::encode_reply(
         &Reply::Array(
             args.iter()
-                .map(|arg| Reply::Bulk(Bytes::copy_from_slice(arg.as_bytes())))
+                .map(|arg| Reply::Bulk(Bytes::copy_from_slice(arg.as_ref())))
                 .collect(),
         ),
         ProtocolVersion::Resp2,
