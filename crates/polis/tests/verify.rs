@@ -6,6 +6,12 @@
 //! with nothing lost or invented, and the positive control (Redis with asynchronous
 //! replicas, failed over while its primary is cut off) must show lost
 //! writes. Each run prints its seed; `POLIS_VERIFY_SEED=N` replays one.
+//!
+//! The runs are short (20 to 40 s of 4 s faults with 2 s of calm between,
+//! a few minutes for them all) to keep the suite within its budget; a soak
+//! runs the same commands for longer and over many seeds, for example
+//! `for seed in $(seq 1 1000); do polis verify --faults all
+//! --duration-secs 300 --seed $seed || break; done`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
@@ -112,7 +118,11 @@ async fn polis_stays_linearizable_under_partitions() {
             "--faults",
             "partition,isolate-leader,bridge",
             "--duration-secs",
-            "60",
+            "40",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
         ],
         out.path(),
     )
@@ -125,7 +135,16 @@ async fn polis_stays_linearizable_under_partitions() {
 async fn polis_stays_linearizable_under_kills() {
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &["--faults", "kill,pause-kill", "--duration-secs", "60"],
+        &[
+            "--faults",
+            "kill,pause-kill",
+            "--duration-secs",
+            "40",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
+        ],
         out.path(),
     )
     .await;
@@ -137,7 +156,16 @@ async fn polis_stays_linearizable_under_kills() {
 async fn polis_stays_linearizable_under_pauses_and_slow_networks() {
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &["--faults", "pause,delay,loss", "--duration-secs", "60"],
+        &[
+            "--faults",
+            "pause,delay,loss",
+            "--duration-secs",
+            "40",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
+        ],
         out.path(),
     )
     .await;
@@ -155,7 +183,11 @@ async fn polis_loses_no_acknowledged_set_element() {
             "--faults",
             "all",
             "--duration-secs",
-            "40",
+            "24",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
         ],
         out.path(),
     )
@@ -267,7 +299,7 @@ async fn queue_run(faults: &str, mode: &str) {
             "--faults",
             faults,
             "--duration-secs",
-            "30",
+            "24",
             "--quiet-secs",
             "2",
             "--fault-secs",
@@ -305,7 +337,7 @@ async fn pop_run(faults: &str) {
             "--faults",
             faults,
             "--duration-secs",
-            "30",
+            "24",
             "--quiet-secs",
             "2",
             "--fault-secs",
@@ -361,7 +393,11 @@ async fn append_run_is_valid(faults: &str) {
             "--faults",
             faults,
             "--duration-secs",
-            "30",
+            "24",
+            "--quiet-secs",
+            "2",
+            "--fault-secs",
+            "4",
         ],
         out.path(),
     )
@@ -421,7 +457,7 @@ async fn lock_run_is_valid(faults: &str) {
             "--faults",
             faults,
             "--duration-secs",
-            "30",
+            "24",
             "--quiet-secs",
             "2",
             "--fault-secs",
@@ -458,7 +494,7 @@ async fn changefeed_run_is_valid(faults: &str) {
             "--faults",
             faults,
             "--duration-secs",
-            "30",
+            "24",
             "--quiet-secs",
             "2",
             "--fault-secs",
