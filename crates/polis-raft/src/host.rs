@@ -86,7 +86,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Host {
     /// Opens the Raft side of node `node_id` on its data directory, with
     /// the real network (gRPC) under `faults`, over mutual TLS when
-    /// `peer_tls` is given.
+    /// `peer_tls` is given, encrypted at rest when `master_key` is.
     ///
     /// # Errors
     /// Returns an error if the data directory or the log engine cannot be
@@ -97,8 +97,9 @@ impl Host {
         settings: RaftSettings,
         faults: Arc<FaultInjector>,
         peer_tls: Option<Arc<polis_tls::PeerTls>>,
+        master_key: Option<&crate::MasterKey>,
     ) -> io::Result<Arc<Self>> {
-        let storage = Storage::open_disk(data_dir)?;
+        let storage = Storage::open_disk(data_dir, master_key)?;
         let beats = Arc::new(Beats::new(node_id, settings.liveness_timeout()));
         let dispatcher = Arc::new(Dispatcher::new(beats.clone(), Some(faults.clone())));
         let transport = Transport::Grpc(GrpcTransport::new(faults, peer_tls));
@@ -344,9 +345,13 @@ impl Host {
         let observer = lock(&self.observer).clone();
         let (raft, state, growth) = match &self.storage {
             Storage::Disk { dir, engine } => {
-                let store = SmStore::open(app, Storage::snapshot_path(dir, group))?
-                    .with_pacing(pacing)
-                    .with_observer(group, observer);
+                let store = SmStore::open(
+                    app,
+                    Storage::snapshot_path(dir, group),
+                    engine.cipher().clone(),
+                )?
+                .with_pacing(pacing)
+                .with_observer(group, observer);
                 let (state, growth) = (store.handle(), store.log_growth());
                 let raft = Raft::new(replica, config, network, engine.group(group), store)
                     .await

@@ -16,6 +16,7 @@
 //! [`AppHandler`]; it must not know openraft's types, and this crate must
 //! not know commands, RESP or the data model.
 
+pub mod at_rest;
 pub mod beats;
 pub mod faults;
 pub mod group;
@@ -38,6 +39,7 @@ pub mod storage_eventual;
 pub mod transport;
 pub mod types;
 
+pub use at_rest::{Cipher, MasterKey};
 pub use beats::{Beats, Leadership};
 pub use faults::{FaultInjector, NetworkFaults};
 pub use group::{Clock, Group, GroupStatus, MemberStatus, Members, ProposeError};

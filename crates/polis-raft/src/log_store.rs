@@ -4,7 +4,8 @@
 //! `logs`: `group (u64 BE) | index (u64 BE)` -> record of a postcard entry;
 //! `meta`: `group (u64 BE) | name` -> record of a postcard value.
 //! Every value is stored as a [`record`]: a format version and a checksum
-//! in front of the payload, checked on every read. Appends become durable
+//! in front of the payload, checked on every read, or, in an encrypted
+//! data directory, sealed with AES-256-GCM (see [`crate::at_rest`]). Appends become durable
 //! through [`GroupCommit`], which batches fsyncs across groups.
 //!
 //! Opening checks everything stored (see [`LogEngine::open_verified`]): a
@@ -31,6 +32,7 @@ use polis_types::{GroupId, ReplicaId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::at_rest::Cipher;
 use crate::group_commit::{self, GroupCommit};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 use corruption::{Corruption, RecordProblem, Stored};
@@ -63,6 +65,8 @@ pub struct LogEngine {
     group_commit: GroupCommit,
     /// The database directory, named in corruption reports.
     dir: Arc<Path>,
+    /// How every value is sealed.
+    cipher: Cipher,
 }
 
 /// Why the log engine did not open.
@@ -92,8 +96,8 @@ impl LogEngine {
     ///
     /// # Errors
     /// Returns an error if the database cannot be opened.
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        match Self::open_verified(dir) {
+    pub fn open(dir: &Path, cipher: Cipher) -> io::Result<Self> {
+        match Self::open_verified(dir, cipher) {
             Ok(engine) => Ok(engine),
             Err(OpenError::Corrupt(corruption)) => corruption::refuse_to_start(&corruption),
             Err(OpenError::Io(error)) => Err(error),
@@ -113,7 +117,7 @@ impl LogEngine {
     /// # Errors
     /// Returns [`OpenError::Corrupt`] if stored data fails a check, or the
     /// I/O error that stopped the opening.
-    pub fn open_verified(dir: &Path) -> Result<Self, OpenError> {
+    pub fn open_verified(dir: &Path, cipher: Cipher) -> Result<Self, OpenError> {
         let audit = journal_audit::audit(dir)?;
         let db = Database::builder(dir)
             // Appends are made durable by group commit, never one by one.
@@ -141,7 +145,7 @@ impl LogEngine {
         let eventual = db
             .keyspace("eventual", KeyspaceCreateOptions::default)
             .map_err(|error| open_failed(dir, error))?;
-        let verified = verify::verify(dir, &logs, &meta)?;
+        let verified = verify::verify(dir, &logs, &meta, &cipher)?;
         let torn = audit.torn();
         tracing::info!(
             dir = %dir.display(),
@@ -160,7 +164,13 @@ impl LogEngine {
             eventual,
             group_commit,
             dir: Arc::from(dir),
+            cipher,
         })
+    }
+
+    /// Returns how the engine's values are sealed.
+    pub(crate) fn cipher(&self) -> &Cipher {
+        &self.cipher
     }
 
     /// Returns the database (for a batch across keyspaces).
@@ -261,28 +271,35 @@ fn invalid(message: impl std::fmt::Display) -> io::Error {
 }
 
 /// Returns the record of `value` to store under `key`.
-fn encode_record<T: Serialize>(key: &[u8], value: &T) -> io::Result<Vec<u8>> {
-    let mut bytes = postcard::to_extend(value, record::start(64)).map_err(invalid)?;
-    record::seal(key, &mut bytes);
+fn encode_record<T: Serialize>(cipher: &Cipher, key: &[u8], value: &T) -> io::Result<Vec<u8>> {
+    let mut bytes = postcard::to_extend(value, cipher.start(64)).map_err(invalid)?;
+    cipher.seal(key, &mut bytes);
     // Both sides of the boundary: what goes to fjall verifies now, and
-    // every read verifies it again.
-    assert!(
-        record::verify(key, &bytes).is_ok(),
-        "a record fails verification as it is written"
-    );
+    // every read verifies it again (a checksum costs nanoseconds; a
+    // decryption, here only in debug builds, about as much as the seal).
+    if !cipher.is_encrypted() || cfg!(debug_assertions) {
+        assert!(
+            cipher.open(key, &bytes).is_ok(),
+            "a record fails verification as it is written"
+        );
+    }
     Ok(bytes)
 }
 
 /// Returns the value of the record `bytes` read from under `key`.
-fn decode_record<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, RecordProblem> {
-    let payload = record::verify(key, bytes)?;
-    postcard::from_bytes(payload).map_err(|error| RecordProblem::Decode(error.to_string()))
+fn decode_record<T: DeserializeOwned>(
+    cipher: &Cipher,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, RecordProblem> {
+    let payload = cipher.open(key, bytes)?;
+    postcard::from_bytes(&payload).map_err(|error| RecordProblem::Decode(error.to_string()))
 }
 
 /// Returns the entry of the record `bytes` read from under the log key
 /// `key`, which must hold the entry of that index.
-fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<Entry, RecordProblem> {
-    let entry: Entry = decode_record(key, bytes)?;
+fn decode_entry(cipher: &Cipher, key: &[u8], bytes: &[u8]) -> Result<Entry, RecordProblem> {
+    let entry: Entry = decode_record(cipher, key, bytes)?;
     let key_index = split_log_key(key).map_or(u64::MAX, |(_, index)| index);
     if entry.index() != key_index {
         return Err(RecordProblem::MisplacedEntry {
@@ -339,7 +356,7 @@ impl LogStore {
         else {
             return Ok(None);
         };
-        match decode_record(&key, &bytes) {
+        match decode_record(&self.engine.cipher, &key, &bytes) {
             Ok(value) => Ok(Some(value)),
             Err(problem) => {
                 let name = String::from_utf8_lossy(name).into_owned();
@@ -350,7 +367,7 @@ impl LogStore {
 
     fn put_meta<T: Serialize>(&self, name: &[u8], value: &T) -> io::Result<()> {
         let key = meta_key(self.group, name);
-        let record = encode_record(&key, value)?;
+        let record = encode_record(&self.engine.cipher, &key, value)?;
         self.engine
             .meta
             .insert(key, record)
@@ -392,7 +409,8 @@ impl LogStore {
                 self.group
             )));
         }
-        decode_entry(key, bytes).or_else(|problem| self.corrupt(Stored::Entry(index), problem))
+        decode_entry(&self.engine.cipher, key, bytes)
+            .or_else(|problem| self.corrupt(Stored::Entry(index), problem))
     }
 
     fn first_and_last_index(&self, range: (Bound<u64>, Bound<u64>)) -> (u64, u64) {
@@ -555,7 +573,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
             previous = Some(index);
             let key = log_key(self.group, index);
-            let record = encode_record(&key, &entry)?;
+            let record = encode_record(&self.engine.cipher, &key, &entry)?;
             batch.insert(&self.engine.logs, key, record);
         }
         // Written (and readable) now; durable after the next group fsync.

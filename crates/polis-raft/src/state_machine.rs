@@ -8,8 +8,12 @@
 //!
 //! A snapshot file is one record in the log engine's format (see
 //! [`record`]): a version byte and an xxh3 checksum before the encoded
-//! snapshot, verified on every read. A damaged file stops the node (exit
-//! code 71) as damaged log data does; it never restores a wrong keyspace.
+//! snapshot (or the snapshot sealed with AES-256-GCM in an encrypted data
+//! directory, see [`crate::at_rest`]), verified on every read. A damaged
+//! file stops the node (exit code 71) as damaged log data does; it never
+//! restores a wrong keyspace.
+//!
+//! [`record`]: crate::log_store::record
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,8 +28,9 @@ use openraft::{EntryPayload, OptionalSend};
 use parking_lot::{RwLock, RwLockWriteGuard};
 use serde::{Deserialize, Serialize};
 
+use crate::at_rest::Cipher;
 use crate::log_store::corruption::{self, Corruption, RecordProblem};
-use crate::log_store::{record, OpenError};
+use crate::log_store::OpenError;
 use crate::mem_log_store::MemLogStore;
 use crate::state_read::{self, StateRead};
 use crate::storage::write_durably;
@@ -254,8 +259,9 @@ struct SnapshotFileRef<'a> {
 /// Where a group's snapshot is kept.
 #[derive(Clone)]
 enum SnapshotPlace {
-    /// A file, written atomically and durably.
-    File(PathBuf),
+    /// A file, written atomically and durably, sealed as the node's
+    /// records are.
+    File(PathBuf, Cipher),
     /// A simulated disk (synchronous, so a simulation stays deterministic).
     Memory(MemLogStore),
 }
@@ -298,8 +304,8 @@ impl<S: StateMachine> SmStore<S> {
     /// Returns an error if the snapshot file exists but cannot be read.
     /// A damaged snapshot file ends the process with exit code 71 before
     /// it serves anything (see [`SmStore::open_verified`]).
-    pub fn open(app: S, snapshot_path: PathBuf) -> io::Result<Self> {
-        match Self::open_verified(app, snapshot_path) {
+    pub fn open(app: S, snapshot_path: PathBuf, cipher: Cipher) -> io::Result<Self> {
+        match Self::open_verified(app, snapshot_path, cipher) {
             Ok(store) => Ok(store),
             Err(OpenError::Corrupt(corruption)) => corruption::refuse_to_start(&corruption),
             Err(OpenError::Io(error)) => Err(error),
@@ -312,12 +318,16 @@ impl<S: StateMachine> SmStore<S> {
     /// # Errors
     /// Returns [`OpenError::Corrupt`] if the file fails verification, or
     /// the I/O error that stopped reading it.
-    pub fn open_verified(app: S, snapshot_path: PathBuf) -> Result<Self, OpenError> {
-        let file = read_snapshot_file(&snapshot_path)?;
+    pub fn open_verified(
+        app: S,
+        snapshot_path: PathBuf,
+        cipher: Cipher,
+    ) -> Result<Self, OpenError> {
+        let file = read_snapshot_file(&snapshot_path, &cipher)?;
         Ok(Self::open_with(
             app,
             file,
-            SnapshotPlace::File(snapshot_path),
+            SnapshotPlace::File(snapshot_path, cipher),
         )?)
     }
 
@@ -330,7 +340,7 @@ impl<S: StateMachine> SmStore<S> {
     pub fn open_in_memory(app: S, store: MemLogStore) -> io::Result<Self> {
         let file = store
             .load_snapshot()?
-            .map(|bytes| decode_snapshot_file(&bytes).map_err(invalid))
+            .map(|bytes| decode_snapshot_file(&Cipher::Plain, &bytes).map_err(invalid))
             .transpose()?;
         let opened = Self::open_with(app, file, SnapshotPlace::Memory(store.clone()))?;
         store.snapshot_loaded(opened.handle.read().last_applied);
@@ -404,9 +414,13 @@ impl<S: StateMachine> SmStore<S> {
     }
 
     async fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let bytes = encode_snapshot_file(meta, data)?;
+        let cipher = match &self.place {
+            SnapshotPlace::File(_, cipher) => cipher.clone(),
+            SnapshotPlace::Memory(_) => Cipher::Plain,
+        };
+        let bytes = encode_snapshot_file(&cipher, meta, data)?;
         match &self.place {
-            SnapshotPlace::File(path) => {
+            SnapshotPlace::File(path, _) => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
                     .await
@@ -421,9 +435,9 @@ impl<S: StateMachine> SmStore<S> {
     /// node at once (exit code 71), as a damaged log entry does.
     async fn load(&self) -> io::Result<Option<SnapshotFile>> {
         match &self.place {
-            SnapshotPlace::File(path) => {
-                let path = path.clone();
-                let read = tokio::task::spawn_blocking(move || read_snapshot_file(&path))
+            SnapshotPlace::File(path, cipher) => {
+                let (path, cipher) = (path.clone(), cipher.clone());
+                let read = tokio::task::spawn_blocking(move || read_snapshot_file(&path, &cipher))
                     .await
                     .map_err(io::Error::other)?;
                 match read {
@@ -434,7 +448,7 @@ impl<S: StateMachine> SmStore<S> {
             }
             SnapshotPlace::Memory(store) => store
                 .load_snapshot()?
-                .map(|bytes| decode_snapshot_file(&bytes).map_err(invalid))
+                .map(|bytes| decode_snapshot_file(&Cipher::Plain, &bytes).map_err(invalid))
                 .transpose(),
         }
     }
@@ -444,33 +458,35 @@ impl<S: StateMachine> SmStore<S> {
 const SNAPSHOT_RECORD_KEY: &[u8] = b"snapshot";
 
 /// Returns the stored form of a snapshot: one sealed record.
-fn encode_snapshot_file(meta: &SnapshotMeta, data: &[u8]) -> io::Result<Vec<u8>> {
+fn encode_snapshot_file(cipher: &Cipher, meta: &SnapshotMeta, data: &[u8]) -> io::Result<Vec<u8>> {
     let file = SnapshotFileRef { meta, data };
-    let mut bytes = postcard::to_extend(&file, record::start(data.len() + 64)).map_err(invalid)?;
-    record::seal(SNAPSHOT_RECORD_KEY, &mut bytes);
+    let mut bytes = postcard::to_extend(&file, cipher.start(data.len() + 64)).map_err(invalid)?;
+    cipher.seal(SNAPSHOT_RECORD_KEY, &mut bytes);
     Ok(bytes)
 }
 
 /// Verifies and decodes what [`encode_snapshot_file`] stored.
-fn decode_snapshot_file(bytes: &[u8]) -> Result<SnapshotFile, RecordProblem> {
-    let payload = record::verify(SNAPSHOT_RECORD_KEY, bytes)?;
-    postcard::from_bytes(payload).map_err(|error| RecordProblem::Decode(error.to_string()))
+fn decode_snapshot_file(cipher: &Cipher, bytes: &[u8]) -> Result<SnapshotFile, RecordProblem> {
+    let payload = cipher.open(SNAPSHOT_RECORD_KEY, bytes)?;
+    postcard::from_bytes(&payload).map_err(|error| RecordProblem::Decode(error.to_string()))
 }
 
 /// Reads and verifies the snapshot file at `path`; `None` if there is
 /// none.
-fn read_snapshot_file(path: &Path) -> Result<Option<SnapshotFile>, OpenError> {
+fn read_snapshot_file(path: &Path, cipher: &Cipher) -> Result<Option<SnapshotFile>, OpenError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(OpenError::Io(error)),
     };
-    decode_snapshot_file(&bytes).map(Some).map_err(|problem| {
-        OpenError::Corrupt(Corruption::Snapshot {
-            file: path.to_path_buf(),
-            problem,
+    decode_snapshot_file(cipher, &bytes)
+        .map(Some)
+        .map_err(|problem| {
+            OpenError::Corrupt(Corruption::Snapshot {
+                file: path.to_path_buf(),
+                problem,
+            })
         })
-    })
 }
 
 fn restore_into<S: StateMachine>(

@@ -4,7 +4,8 @@ use bytes::Bytes;
 use openraft::RaftSnapshotBuilder;
 
 use super::*;
-use crate::log_store::record::RecordError;
+use crate::at_rest::Cipher;
+use crate::log_store::record::{self, RecordError};
 
 /// A state machine whose whole state is a string.
 #[derive(Default)]
@@ -27,7 +28,8 @@ impl StateMachine for Text {
 /// Writes a snapshot of a state holding `text` to `path`; returns the
 /// snapshot's data.
 async fn snapshot_of(text: &str, path: &Path) -> Vec<u8> {
-    let mut store = SmStore::open_verified(Text(text.into()), path.to_path_buf()).unwrap();
+    let mut store =
+        SmStore::open_verified(Text(text.into()), path.to_path_buf(), Cipher::Plain).unwrap();
     let built = store
         .get_snapshot_builder()
         .await
@@ -43,7 +45,7 @@ async fn a_snapshot_file_restores_the_state_it_was_built_from() {
     let path = dir.path().join("group-1.snapshot");
     let built = snapshot_of("the whole keyspace", &path).await;
 
-    let mut reopened = SmStore::open_verified(Text::default(), path).unwrap();
+    let mut reopened = SmStore::open_verified(Text::default(), path, Cipher::Plain).unwrap();
     assert_eq!(reopened.handle().read().app.0, "the whole keyspace");
     let current = reopened.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.snapshot, built);
@@ -63,7 +65,7 @@ async fn a_damaged_snapshot_file_is_refused_and_named() {
         damaged[at] ^= 0x04;
         std::fs::write(&path, &damaged).unwrap();
         let Err(OpenError::Corrupt(corruption)) =
-            SmStore::open_verified(Text::default(), path.clone())
+            SmStore::open_verified(Text::default(), path.clone(), Cipher::Plain)
         else {
             panic!("byte {at}: a damaged snapshot file must be refused");
         };
@@ -85,7 +87,7 @@ async fn a_damaged_snapshot_file_is_refused_and_named() {
     // postcard, whose first byte is not the format version).
     std::fs::write(&path, &stored[..5]).unwrap();
     assert!(matches!(
-        SmStore::open_verified(Text::default(), path.clone()),
+        SmStore::open_verified(Text::default(), path.clone(), Cipher::Plain),
         Err(OpenError::Corrupt(Corruption::Snapshot {
             problem: RecordProblem::Checksum(RecordError::TooShort { len: 5 }),
             ..
@@ -93,12 +95,12 @@ async fn a_damaged_snapshot_file_is_refused_and_named() {
     ));
     std::fs::write(&path, &stored[record::HEADER_LEN..]).unwrap();
     assert!(matches!(
-        SmStore::open_verified(Text::default(), path.clone()),
+        SmStore::open_verified(Text::default(), path.clone(), Cipher::Plain),
         Err(OpenError::Corrupt(Corruption::Snapshot { .. }))
     ));
 
     // Undamaged again, it opens.
     std::fs::write(&path, &stored).unwrap();
-    let reopened = SmStore::open_verified(Text::default(), path).unwrap();
+    let reopened = SmStore::open_verified(Text::default(), path, Cipher::Plain).unwrap();
     assert_eq!(reopened.handle().read().app.0, "every key and value");
 }

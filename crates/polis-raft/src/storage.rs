@@ -6,10 +6,11 @@
 //!   <data dir>/log/                 fjall: every group's log and metadata
 //!   <data dir>/snapshots/group-N.snapshot
 //!   <data dir>/<name>               small files of the node (one record each)
+//!   <data dir>/keyring              the data keys, when encrypted (see at_rest)
 //! ```
 //!
 //! A file is one [`record`]: a version byte and a checksum in front of the
-//! payload, written to a temporary file, fsynced and renamed, so a reader
+//! payload (or sealed with AES-256-GCM, see [`at_rest`]), written to a temporary file, fsynced and renamed, so a reader
 //! sees the old contents or the new, never a mix, and damage is found.
 
 use std::io;
@@ -17,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use polis_types::{GroupId, ReplicaId};
 
+use crate::at_rest::{self, Cipher, MasterKey};
 use crate::log_store::corruption::{self, Corruption, RecordProblem};
-use crate::log_store::{record, LogEngine};
+use crate::log_store::LogEngine;
 use crate::mem_log_store::MemDisk;
 
 /// A node's storage.
@@ -30,13 +32,17 @@ pub enum Storage {
 
 impl Storage {
     /// Opens (or creates) the storage in `dir`, verifying the log engine
-    /// (see [`LogEngine::open`]).
+    /// (see [`LogEngine::open`]), encrypted with a keyring wrapped by
+    /// `master` when it is given (see [`at_rest::open`]).
     ///
     /// # Errors
-    /// Returns an error if a directory or the engine cannot be opened.
-    pub fn open_disk(dir: &Path) -> io::Result<Self> {
+    /// Returns an error if a directory or the engine cannot be opened, or
+    /// the key does not match the directory.
+    pub fn open_disk(dir: &Path, master: Option<&MasterKey>) -> io::Result<Self> {
+        let fresh = !dir.join("log").exists();
         std::fs::create_dir_all(dir.join("snapshots"))?;
-        let engine = LogEngine::open(&dir.join("log"))?;
+        let cipher = at_rest::open(dir, master, fresh)?;
+        let engine = LogEngine::open(&dir.join("log"), cipher)?;
         Ok(Self::Disk {
             dir: dir.to_owned(),
             engine,
@@ -47,6 +53,15 @@ impl Storage {
     pub(crate) fn snapshot_path(dir: &Path, group: GroupId) -> PathBuf {
         dir.join("snapshots")
             .join(format!("group-{group}.snapshot"))
+    }
+
+    /// Returns how this storage's records are sealed (in the clear on the
+    /// simulated disk).
+    pub fn cipher(&self) -> Cipher {
+        match self {
+            Self::Disk { engine, .. } => engine.cipher().clone(),
+            Self::Memory(_) => Cipher::Plain,
+        }
     }
 
     /// Returns every group stored here, with the replica it belongs to.
@@ -120,8 +135,8 @@ impl Storage {
                 None => return Ok(None),
             },
         };
-        match record::verify(name.as_bytes(), &bytes) {
-            Ok(payload) => Ok(Some(payload.to_vec())),
+        match self.cipher().open(name.as_bytes(), &bytes) {
+            Ok(payload) => Ok(Some(payload.into_owned())),
             Err(error) => {
                 let file = match self {
                     Self::Disk { dir, .. } => dir.join(name),
@@ -140,9 +155,7 @@ impl Storage {
     /// # Errors
     /// Returns an error if the file cannot be written.
     pub async fn write_file(&self, name: &str, payload: &[u8]) -> io::Result<()> {
-        let mut bytes = record::start(payload.len());
-        bytes.extend_from_slice(payload);
-        record::seal(name.as_bytes(), &mut bytes);
+        let bytes = self.cipher().sealed(name.as_bytes(), payload);
         match self {
             Self::Disk { dir, .. } => {
                 let path = dir.join(name);
@@ -182,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn files_round_trip_and_a_missing_file_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open_disk(dir.path()).unwrap();
+        let storage = Storage::open_disk(dir.path(), None).unwrap();
         assert_eq!(storage.read_file("identity").unwrap(), None);
         storage.write_file("identity", b"node 3").await.unwrap();
         assert_eq!(storage.read_file("identity").unwrap().unwrap(), b"node 3");
@@ -201,7 +214,7 @@ mod tests {
     #[tokio::test]
     async fn groups_remember_their_replica_until_destroyed() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open_disk(dir.path()).unwrap();
+        let storage = Storage::open_disk(dir.path(), None).unwrap();
         storage
             .set_replica(GroupId(3), ReplicaId(17))
             .await

@@ -8,7 +8,9 @@
 //!
 //! Keys sort by slot, so a slot's keys are one range: anti-entropy digests
 //! and slot migration read them in order. Every value is a [`record`]
-//! (checksummed); a record that fails its check on a read stops the node,
+//! (checksummed, or sealed in an encrypted directory; the keys, slot and
+//! key name, stay in the clear for that order); a record that fails its
+//! check on a read stops the node,
 //! as damaged log data does.
 //!
 //! [`record`]: crate::log_store::record
@@ -16,8 +18,8 @@
 use std::io;
 use std::ops::Bound;
 
+use crate::at_rest::Cipher;
 use crate::log_store::corruption::{self, Corruption, RecordProblem};
-use crate::log_store::record;
 use crate::storage::Storage;
 
 /// One write: a key's new state, or its removal.
@@ -37,17 +39,10 @@ pub fn split_eventual_key(stored: &[u8]) -> Option<(u16, &[u8])> {
     Some((u16::from_be_bytes(*slot), key))
 }
 
-fn seal(key: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut bytes = record::start(payload.len());
-    bytes.extend_from_slice(payload);
-    record::seal(key, &mut bytes);
-    bytes
-}
-
 impl Storage {
     fn open_record(&self, key: &[u8], bytes: &[u8]) -> Vec<u8> {
-        match record::verify(key, bytes) {
-            Ok(payload) => payload.to_vec(),
+        match self.cipher().open(key, bytes) {
+            Ok(payload) => payload.into_owned(),
             Err(error) => {
                 let dir = match self {
                     Self::Disk { engine, .. } => engine.dir().to_owned(),
@@ -91,7 +86,7 @@ impl Storage {
                 for (key, value) in writes {
                     match value {
                         Some(value) => {
-                            let sealed = seal(&key, &value);
+                            let sealed = engine.cipher().sealed(&key, &value);
                             batch.insert(&engine.eventual, key, sealed);
                         }
                         None => batch.remove(&engine.eventual, key),
@@ -110,7 +105,7 @@ impl Storage {
                 for (key, value) in writes {
                     match value {
                         Some(value) => {
-                            let sealed = seal(&key, &value);
+                            let sealed = Cipher::Plain.sealed(&key, &value);
                             table.insert(key, sealed);
                         }
                         None => {
@@ -277,13 +272,43 @@ mod tests {
 
     #[tokio::test]
     async fn eventual_keys_round_trip_and_survive_a_reopen_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        round_trip(Storage::open_disk(dir.path()).unwrap()).await;
-        // The group-commit thread lets the database go once the first
-        // handle is dropped.
+        round_trip_and_reopen(None).await;
+    }
+
+    #[tokio::test]
+    async fn encrypted_eventual_keys_round_trip_and_their_states_stay_sealed() {
+        let master = crate::MasterKey::generate().unwrap();
+        let dir = round_trip_and_reopen(Some(&master)).await;
+        let secret = b"a state nobody reads on disk";
+        let storage = open_when_free(dir.path(), Some(&master)).await;
+        let key = eventual_key(9, b"secret");
+        storage
+            .eventual_put(vec![(key.clone(), Some(secret.to_vec()))])
+            .await
+            .unwrap();
+        assert_eq!(storage.eventual_get(&key).unwrap(), Some(secret.to_vec()));
+        drop(storage);
+        let mut files = vec![dir.path().to_owned()];
+        let mut scanned = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                scanned += bytes.len();
+                let found = bytes.windows(secret.len()).any(|window| window == secret);
+                assert!(!found, "{} holds the state in the clear", path.display());
+            }
+        }
+        assert!(scanned > 0);
+    }
+
+    /// Opens the disk storage in `dir` once the previous handle's
+    /// group-commit thread has let the database go.
+    async fn open_when_free(dir: &std::path::Path, master: Option<&crate::MasterKey>) -> Storage {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let reopened = loop {
-            match Storage::open_disk(dir.path()) {
+        loop {
+            match Storage::open_disk(dir, master) {
                 Ok(storage) => break storage,
                 Err(error) if std::time::Instant::now() < deadline => {
                     assert_eq!(error.kind(), io::ErrorKind::WouldBlock, "{error}");
@@ -293,8 +318,17 @@ mod tests {
                 }
                 Err(error) => panic!("the database stayed locked: {error}"),
             }
-        };
+        }
+    }
+
+    async fn round_trip_and_reopen(master: Option<&crate::MasterKey>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(Storage::open_disk(dir.path(), master).unwrap()).await;
+        // The group-commit thread lets the database go once the first
+        // handle is dropped.
+        let reopened = open_when_free(dir.path(), master).await;
         let key = eventual_key(7, b"b");
         assert_eq!(reopened.eventual_get(&key).unwrap(), Some(b"2".to_vec()));
+        dir
     }
 }

@@ -126,6 +126,7 @@ async fn start_cluster(settings: RaftSettings) -> Cluster {
             settings.clone(),
             Arc::new(polis_raft::FaultInjector::new(false, 0)),
             None,
+            None,
         )
         .unwrap();
         host.start_background();
@@ -328,6 +329,7 @@ async fn a_group_refuses_to_start_on_another_replicas_data_until_destroyed() {
         dir.path(),
         RaftSettings::default(),
         Arc::new(polis_raft::FaultInjector::new(false, 0)),
+        None,
         None,
     )
     .unwrap();

@@ -88,6 +88,8 @@ pub struct ServerConfig {
     pub tls: Option<polis_tls::TlsListen>,
     /// Mutual TLS on the peer port and to every peer (`tls-cluster yes`).
     pub peer_tls: Option<polis_tls::PeerFiles>,
+    /// The master key of encryption at rest (`--encryption-key-file`).
+    pub encryption_key: Option<std::sync::Arc<polis_raft::MasterKey>>,
 }
 
 impl ServerConfig {

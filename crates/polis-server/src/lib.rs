@@ -65,4 +65,4 @@ pub mod transaction;
 
 pub use config::{ClusterShape, MemberSpec, ServerConfig};
 pub use node::{run, Node, ServerError};
-pub use polis_raft::RaftSettings;
+pub use polis_raft::{at_rest, MasterKey, RaftSettings};

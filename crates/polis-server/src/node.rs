@@ -403,6 +403,7 @@ pub async fn run(
         config.raft.clone(),
         faults.clone(),
         peer_tls.clone(),
+        config.encryption_key.as_deref(),
     )
     .map_err(ServerError::Storage)?;
     let node = Node::new(config, host.clone(), faults, resp_port);

@@ -219,6 +219,7 @@ impl SimCluster {
             enable_fault_injection: false,
             tls: None,
             peer_tls: None,
+            encryption_key: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod chaos;
 mod cluster;
 mod dev;
 mod dev_secure;
+mod encryption;
 mod gateway;
 mod namespace;
 mod server;
@@ -61,6 +62,9 @@ enum Command {
     /// TLS helpers: a CA and certificates for trying TLS out.
     #[command(subcommand)]
     Tls(tls_certs::TlsCommand),
+    /// Encryption at rest: make a master key, rotate a data directory's.
+    #[command(subcommand)]
+    Encryption(encryption::EncryptionCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,5 +88,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Tls(command) => tls_certs::run(command),
+        Command::Encryption(command) => encryption::run(command),
     }
 }

@@ -170,6 +170,12 @@ pub struct ServerArgs {
     tls: crate::tls_args::TlsArgs,
     #[command(flatten)]
     cluster_tls: crate::tls_args::ClusterTlsArgs,
+    /// Encrypts everything the node stores with a master key read from
+    /// this file (64 hexadecimal digits; `polis encryption new-key FILE`
+    /// writes one). Without it, `POLIS_ENCRYPTION_KEY` may hold the key
+    /// itself. A data directory is encrypted or not from its creation.
+    #[arg(long, env = "POLIS_ENCRYPTION_KEY_FILE")]
+    encryption_key_file: Option<PathBuf>,
 }
 
 /// The same settings, as the TOML file spells them.
@@ -223,6 +229,7 @@ struct FileConfig {
     tls_auth_clients: Option<String>,
     tls_cluster: Option<String>,
     tls_cluster_name: Option<String>,
+    encryption_key_file: Option<PathBuf>,
 }
 
 fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
@@ -396,11 +403,17 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         },
         &resp_addr,
     )?;
+    let encryption_key = crate::encryption::master_key(
+        args.encryption_key_file
+            .or(file.encryption_key_file)
+            .as_deref(),
+    )?;
     let config = ServerConfig {
         node_id,
         data_dir,
         tls,
         peer_tls,
+        encryption_key,
         resp_addr,
         admin_addr,
         peer_addr,

@@ -53,7 +53,8 @@ impl Fixture {
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
         for index in &self.indexes {
             let key = log_key(GROUP, *index);
-            let mut record = encode_record(&key, &entry(*index, self.payload_len)).unwrap();
+            let mut record =
+                encode_record(&Cipher::Plain, &key, &entry(*index, self.payload_len)).unwrap();
             if self.damage_entry == Some(*index) {
                 *record.last_mut().unwrap() ^= 0x01;
             }
@@ -61,8 +62,11 @@ impl Fixture {
         }
         let committed = Some(log_id::<TypeConfig>(1, ReplicaId(1), 3));
         let key = meta_key(GROUP, META_COMMITTED);
-        meta.insert(&key, encode_record(&key, &committed).unwrap())
-            .unwrap();
+        meta.insert(
+            &key,
+            encode_record(&Cipher::Plain, &key, &committed).unwrap(),
+        )
+        .unwrap();
         if self.flush {
             logs.rotate_memtable_and_wait().unwrap();
             assert!(logs.table_count() > 0, "the log is in a table");
@@ -72,7 +76,7 @@ impl Fixture {
 }
 
 fn open_corrupt(dir: &Path) -> Corruption {
-    match LogEngine::open_verified(dir) {
+    match LogEngine::open_verified(dir, Cipher::Plain) {
         Err(OpenError::Corrupt(corruption)) => corruption,
         Err(OpenError::Io(error)) => panic!("expected corruption, got I/O error {error}"),
         Ok(_) => panic!("expected corruption, the engine opened"),
@@ -82,7 +86,7 @@ fn open_corrupt(dir: &Path) -> Corruption {
 #[tokio::test]
 async fn appended_entries_read_back_verified() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = LogEngine::open_verified(dir.path()).unwrap();
+    let engine = LogEngine::open_verified(dir.path(), Cipher::Plain).unwrap();
     let mut store = engine.group(GROUP);
     let entries: Vec<Entry> = (1..=20).map(|index| entry(index, 100)).collect();
     store
@@ -104,7 +108,7 @@ async fn appended_entries_read_back_verified() {
 #[tokio::test]
 async fn one_append_entries_carries_at_most_its_bytes_and_at_least_one_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = LogEngine::open_verified(dir.path()).unwrap();
+    let engine = LogEngine::open_verified(dir.path(), Cipher::Plain).unwrap();
     let mut store = engine.group(GROUP);
     // Ten entries of 1 MiB: four fill a request.
     let big: Vec<Entry> = (1..=10).map(|index| entry(index, 1 << 20)).collect();
@@ -146,7 +150,7 @@ async fn one_append_entries_carries_at_most_its_bytes_and_at_least_one_entry() {
 fn an_intact_store_opens() {
     let dir = tempfile::tempdir().unwrap();
     Fixture::entries(1..=30).write(dir.path());
-    LogEngine::open_verified(dir.path()).unwrap();
+    LogEngine::open_verified(dir.path(), Cipher::Plain).unwrap();
 }
 
 #[test]
@@ -179,8 +183,11 @@ fn an_entry_stored_under_another_index_is_caught() {
         let db = Database::builder(dir.path()).open().unwrap();
         let logs = db.keyspace("logs", KeyspaceCreateOptions::default).unwrap();
         let key = log_key(GROUP, 11);
-        logs.insert(key, encode_record(&key, &entry(12, 0)).unwrap())
-            .unwrap();
+        logs.insert(
+            key,
+            encode_record(&Cipher::Plain, &key, &entry(12, 0)).unwrap(),
+        )
+        .unwrap();
         db.persist(PersistMode::SyncAll).unwrap();
     }
     let corruption = open_corrupt(dir.path());

@@ -31,6 +31,14 @@ pub enum RecordError {
     UnknownVersion { version: u8 },
     #[error("checksum mismatch: stored {stored:#018x}, computed {computed:#018x}")]
     ChecksumMismatch { stored: u64, computed: u64 },
+    #[error("the record is encrypted, and the node has no encryption key")]
+    Encrypted,
+    #[error("an unencrypted record in an encrypted data directory")]
+    Unencrypted,
+    #[error("the record is sealed with data key {id}, which the keyring does not hold")]
+    UnknownDataKey { id: u32 },
+    #[error("the record does not decrypt: its bytes or the key it is stored under were altered")]
+    Forged,
 }
 
 /// Returns an empty record: a zeroed header to append the payload to.

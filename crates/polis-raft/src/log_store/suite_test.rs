@@ -15,6 +15,7 @@ use openraft::type_config::TypeConfigExt;
 use openraft::StorageError;
 
 use super::*;
+use crate::at_rest::Cipher;
 use crate::state_machine::{SmStore, StateMachine};
 
 #[derive(Default)]
@@ -119,12 +120,17 @@ impl StoreBuilder<TypeConfig, LogStore, SmStore<Counter>, Guard> for Builder {
         self.cases
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = tempfile::tempdir().unwrap();
-        let engine = LogEngine::open_verified(&dir.path().join("log")).unwrap();
+        let engine = LogEngine::open_verified(&dir.path().join("log"), Cipher::Plain).unwrap();
         for group in NEIGHBOURS {
             fill_neighbour(&engine, group).await;
         }
         let store = engine.group(UNDER_TEST);
-        let sm = SmStore::open(Counter::default(), dir.path().join("group-2.snapshot")).unwrap();
+        let sm = SmStore::open(
+            Counter::default(),
+            dir.path().join("group-2.snapshot"),
+            Cipher::Plain,
+        )
+        .unwrap();
         Ok((Guard { engine, _dir: dir }, store, sm))
     }
 }

@@ -20,6 +20,7 @@ use super::{
     decode_entry, decode_record, engine_damage, split_log_key, META_COMMITTED, META_PURGED,
     META_REPLICA, META_VOTE,
 };
+use crate::at_rest::Cipher;
 use crate::types::{LogId, Vote};
 use polis_types::ReplicaId;
 
@@ -34,7 +35,12 @@ pub struct Verified {
 ///
 /// # Errors
 /// Returns the first corruption found.
-pub fn verify(dir: &Path, logs: &Keyspace, meta: &Keyspace) -> Result<Verified, Corruption> {
+pub fn verify(
+    dir: &Path,
+    logs: &Keyspace,
+    meta: &Keyspace,
+    cipher: &Cipher,
+) -> Result<Verified, Corruption> {
     let mut verified = Verified::default();
     for guard in meta.iter() {
         let (key, value) = guard
@@ -52,12 +58,13 @@ pub fn verify(dir: &Path, logs: &Keyspace, meta: &Keyspace) -> Result<Verified, 
             problem,
         };
         match name {
-            META_VOTE => decode_record::<Vote>(&key, &value).map(drop),
-            META_COMMITTED => decode_record::<Option<LogId>>(&key, &value).map(drop),
-            META_PURGED => decode_record::<LogId>(&key, &value).map(drop),
-            META_REPLICA => decode_record::<ReplicaId>(&key, &value).map(drop),
-            // A value a later version added: its checksum still holds.
-            _ => super::record::verify(&key, &value)
+            META_VOTE => decode_record::<Vote>(cipher, &key, &value).map(drop),
+            META_COMMITTED => decode_record::<Option<LogId>>(cipher, &key, &value).map(drop),
+            META_PURGED => decode_record::<LogId>(cipher, &key, &value).map(drop),
+            META_REPLICA => decode_record::<ReplicaId>(cipher, &key, &value).map(drop),
+            // A value a later version added: its checksum or tag still holds.
+            _ => cipher
+                .open(&key, &value)
                 .map(drop)
                 .map_err(RecordProblem::from),
         }
@@ -75,7 +82,7 @@ pub fn verify(dir: &Path, logs: &Keyspace, meta: &Keyspace) -> Result<Verified, 
             keyspace: "logs",
             key: key.to_vec(),
         })?;
-        decode_entry(&key, &value).map_err(|problem| Corruption::Record {
+        decode_entry(cipher, &key, &value).map_err(|problem| Corruption::Record {
             dir: dir.to_owned(),
             group,
             stored: Stored::Entry(index),

@@ -97,21 +97,28 @@ impl Cluster {
                 join: None,
             })
             .collect();
-        let mut extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
-        if !extra_args.iter().any(|arg| arg == "--shards") {
-            extra_args.extend(["--shards".to_owned(), "1".to_owned()]);
-        }
         let mut cluster = Cluster {
             children: nodes.iter().map(|_| None).collect(),
             nodes,
-            extra_args,
+            extra_args: Vec::new(),
             _ports: vec![ports],
             _dir: dir,
         };
+        cluster.set_extra_args(extra_args);
         for id in 1..=count {
             cluster.start_node(id);
         }
         cluster
+    }
+
+    /// Sets the arguments every node is started with from now on (one
+    /// shard unless they say `--shards`).
+    pub fn set_extra_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+        if !self.extra_args.iter().any(|arg| arg == "--shards") {
+            self.extra_args
+                .extend(["--shards".to_owned(), "1".to_owned()]);
+        }
     }
 
     /// Returns the `--member` list of the first members.
