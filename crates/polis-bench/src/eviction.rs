@@ -22,7 +22,7 @@ use crate::driver;
 use crate::peers::polis::{PolisCluster, SHARDS};
 use crate::peers::redis::{info_field, query_text};
 use crate::peers::PeerConfig;
-use crate::spec::{BenchResult, BenchSpec, Distribution, Mode, Target, Workload};
+use crate::spec::{BenchResult, SetLoad, Target};
 
 /// How often the nodes' memory figures are read during the run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -32,17 +32,12 @@ const RUN_SLACK: Duration = Duration::from_secs(60);
 /// What the measurement needs.
 #[derive(Debug, Clone)]
 pub struct EvictionBenchConfig {
-    /// Keys of the keyspace (loaded first, then written uniformly).
-    pub keys: u64,
-    pub value_size: usize,
+    /// The keyspace (loaded first, then written uniformly) and the load.
+    pub load: SetLoad,
     /// The limited side's `maxmemory`, per node.
     pub maxmemory_bytes: u64,
     /// The limited side's `maxmemory-policy`.
     pub policy: String,
-    pub connections: usize,
-    pub warmup: Duration,
-    pub duration: Duration,
-    pub seed: u64,
     pub peers: PeerConfig,
     pub data_dir: PathBuf,
 }
@@ -78,22 +73,6 @@ impl EvictionReport {
         let limited = self.limited.as_ref()?.result.throughput_per_s;
         let unlimited = self.unlimited.as_ref()?.result.throughput_per_s;
         (unlimited > 0.0).then(|| limited / unlimited)
-    }
-}
-
-fn spec(config: &EvictionBenchConfig) -> BenchSpec {
-    BenchSpec {
-        workload: Workload::WriteOnly,
-        keys: config.keys,
-        value_size: config.value_size,
-        distribution: Distribution::Uniform,
-        connections: config.connections,
-        pipeline: 1,
-        mode: Mode::Closed,
-        warmup: config.warmup,
-        duration: config.duration,
-        ops_max: None,
-        seed: config.seed,
     }
 }
 
@@ -153,7 +132,7 @@ async fn measure_side(
             anyhow::bail!("polis has no RESP target");
         };
         let addrs = addrs.clone();
-        let spec = spec(config);
+        let spec = config.load.spec();
         let loaded = driver::load(&target, &spec).await?;
         log(&format!(
             "eviction: {name}: loaded {loaded} keys, used_memory {:?}",
@@ -206,8 +185,8 @@ async fn measure_side(
 /// side that fails is left out with its error.
 pub async fn measure(config: &EvictionBenchConfig, log: &dyn Fn(&str)) -> EvictionReport {
     let mut report = EvictionReport {
-        keys: config.keys,
-        value_size: config.value_size,
+        keys: config.load.keys,
+        value_size: config.load.value_size,
         ..EvictionReport::default()
     };
     let limited = (config.maxmemory_bytes, config.policy.as_str());

@@ -7,6 +7,7 @@
 //! talks to every system over its own protocol (RESP, etcd's gRPC), like
 //! any client; it must not link the node's code.
 
+pub mod at_rest;
 pub mod compare;
 pub mod driver;
 pub mod element_memory;

@@ -91,6 +91,37 @@ pub struct BenchSpec {
     pub seed: u64,
 }
 
+/// The load of a SET-only comparison: uniform keys, one request in
+/// flight per connection, for a time.
+#[derive(Debug, Clone, Copy)]
+pub struct SetLoad {
+    pub keys: u64,
+    pub value_size: usize,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub seed: u64,
+}
+
+impl SetLoad {
+    /// Returns the run's parameters.
+    pub fn spec(&self) -> BenchSpec {
+        BenchSpec {
+            workload: Workload::WriteOnly,
+            keys: self.keys,
+            value_size: self.value_size,
+            distribution: Distribution::Uniform,
+            connections: self.connections,
+            pipeline: 1,
+            mode: Mode::Closed,
+            warmup: self.warmup,
+            duration: self.duration,
+            ops_max: None,
+            seed: self.seed,
+        }
+    }
+}
+
 /// Latencies of one kind of operation, in microseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {

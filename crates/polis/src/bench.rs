@@ -57,6 +57,9 @@ enum BenchCommand {
     /// convergence by anti-entropy after a partition, on fresh 3-node
     /// clusters.
     Eventual(crate::bench_eventual::EventualArgs),
+    /// Measures strong SET with encryption at rest against the same load
+    /// without it, on fresh 3-node clusters.
+    Encryption(crate::bench_at_rest::AtRestArgs),
 }
 
 /// Flags of `polis bench idle`.
@@ -236,7 +239,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Footprint(args) => run_footprint(args).await,
         BenchCommand::Eviction(args) => run_eviction(args).await,
         BenchCommand::Eventual(args) => crate::bench_eventual::run_eventual(args).await,
+        BenchCommand::Encryption(args) => crate::bench_at_rest::run_at_rest(args).await,
     }
+}
+
+/// Prints a comparison's ratio against its target; fails if a side
+/// failed (`errors`) and left no ratio.
+pub(crate) fn print_ratio(
+    what: &str,
+    ratio: Option<f64>,
+    target: f64,
+    errors: &[String],
+) -> anyhow::Result<()> {
+    let Some(ratio) = ratio else {
+        anyhow::bail!("a side failed: {errors:?}");
+    };
+    let verdict = if ratio >= target { "met" } else { "NOT met" };
+    println!("{what}: {ratio:.3}x (target >= {target}x): {verdict}");
+    Ok(())
 }
 
 /// Returns a data directory: `dir` if given, else a temporary one (kept

@@ -2,13 +2,12 @@
 //! memory figure `maxmemory` bounds is to the process's own growth, and
 //! what keeping within `maxmemory` costs writes.
 
-use std::time::Duration;
-
 use clap::Args;
 use polis_bench::eviction::{self, EvictionBenchConfig};
 use polis_bench::footprint::{self, FootprintConfig};
+use polis_bench::spec::SetLoad;
 
-use crate::bench::{data_dir_or_temporary, local_peers};
+use crate::bench::{data_dir_or_temporary, local_peers, print_ratio, seconds};
 use crate::bench_moves::RunPlace;
 
 /// Flags of `polis bench footprint`.
@@ -106,18 +105,17 @@ pub(crate) fn parse_bytes(text: &str) -> anyhow::Result<u64> {
 
 pub(crate) async fn run_eviction(args: EvictionArgs) -> anyhow::Result<()> {
     let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
-    let seconds = |value: f64| {
-        Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("bad seconds {value}"))
-    };
     let config = EvictionBenchConfig {
-        keys: args.keys,
-        value_size: args.value_size,
+        load: SetLoad {
+            keys: args.keys,
+            value_size: args.value_size,
+            connections: args.connections,
+            warmup: seconds(args.warmup_secs, "warmup-secs")?,
+            duration: seconds(args.duration_secs, "duration-secs")?,
+            seed: args.seed,
+        },
         maxmemory_bytes: parse_bytes(&args.maxmemory)?,
         policy: args.policy.clone(),
-        connections: args.connections,
-        warmup: seconds(args.warmup_secs)?,
-        duration: seconds(args.duration_secs)?,
-        seed: args.seed,
         peers: local_peers(&args.run.server_args)?,
         data_dir,
     };
@@ -128,20 +126,12 @@ pub(crate) async fn run_eviction(args: EvictionArgs) -> anyhow::Result<()> {
     let report = eviction::measure(&config, &|line| println!("  {line}")).await;
     args.run.write_json(&report)?;
     drop(temporary);
-    match report.ratio() {
-        Some(ratio) => {
-            let verdict = if ratio >= EVICTION_RATIO_TARGET {
-                "met"
-            } else {
-                "NOT met"
-            };
-            println!(
-                "SET/s at maxmemory / SET/s without a limit: {ratio:.2}x (target >= {EVICTION_RATIO_TARGET}x): {verdict}"
-            );
-            Ok(())
-        }
-        None => anyhow::bail!("a side failed: {:?}", report.errors),
-    }
+    print_ratio(
+        "SET/s at maxmemory / SET/s without a limit",
+        report.ratio(),
+        EVICTION_RATIO_TARGET,
+        &report.errors,
+    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //!  node i: --tls-port PORT+400+i --tls-cert-file node.crt ... --tls-auth-clients optional
 //!          --tls-cluster yes (peers speak mutual TLS, node.crt as server and client)
 //!  once ready: CONFIG SET requirepass <password> (a restarted cluster has it already)
+//!  DATA/master.key (--secure)                   made once, kept: --encryption-key-file for
+//!                                               every node, unless their data predates it
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ pub struct Secure {
     tls_dir: PathBuf,
     /// The password's file and the password, with `--secure`.
     password: Option<(PathBuf, String)>,
+    /// The master key of encryption at rest, with `--secure`.
+    master_key: Option<PathBuf>,
 }
 
 /// Returns node `index`'s TLS port.
@@ -51,6 +55,7 @@ pub fn prepare(data: &Path, with_password: bool) -> anyhow::Result<Secure> {
         return Ok(Secure {
             tls_dir,
             password: None,
+            master_key: None,
         });
     }
     let password_file = data.join("password");
@@ -66,7 +71,29 @@ pub fn prepare(data: &Path, with_password: bool) -> anyhow::Result<Secure> {
     Ok(Secure {
         tls_dir,
         password: Some((password_file, password)),
+        master_key: master_key(data)?,
     })
+}
+
+/// Returns the master key file of the nodes' encryption at rest, made
+/// the first time; `None` if the nodes already store data without it (a
+/// data directory is encrypted from its creation or never).
+fn master_key(data: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let file = data.join("master.key");
+    if file.is_file() {
+        return Ok(Some(file));
+    }
+    if data.join("node-1").join("log").exists() {
+        println!(
+            "encryption at rest: off (the nodes' data in {} predates it; a new --data has it)",
+            data.display()
+        );
+        return Ok(None);
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let key = polis_server::MasterKey::generate()?;
+    crate::tls_certs::write_private(&file, &format!("{}\n", key.to_hex()))?;
+    Ok(Some(file))
 }
 
 impl Secure {
@@ -95,6 +122,14 @@ impl Secure {
             "--tls-cluster".to_owned(),
             "yes".to_owned(),
         ]
+        .into_iter()
+        .chain(self.master_key.iter().flat_map(|key| {
+            [
+                "--encryption-key-file".to_owned(),
+                key.display().to_string(),
+            ]
+        }))
+        .collect()
     }
 
     /// Gives the default user the password (once: a restarted cluster
@@ -136,6 +171,12 @@ impl Secure {
             ca.display(),
             self.tls_dir.join("client.crt").display(),
         );
+        if let Some(key) = &self.master_key {
+            println!(
+                "encryption at rest: on, master key {} (the data cannot be read without it)",
+                key.display()
+            );
+        }
         let first = ports.first().map_or("", String::as_str);
         match &self.password {
             Some((file, _)) => {

@@ -10,6 +10,7 @@
 //! - `polis bench`: load against one system, or polis beside etcd and Redis with a report.
 
 mod bench;
+mod bench_at_rest;
 mod bench_eventual;
 mod bench_memory;
 mod bench_moves;

@@ -432,3 +432,44 @@ async fn the_eventual_benchmark_runs_three_workloads_and_converges_after_the_par
     assert_eq!(partition["hints_written"].as_u64(), Some(0), "{partition}");
     assert_eq!(partition["read_repairs"].as_u64(), Some(0), "{partition}");
 }
+
+/// `polis bench encryption`, tiny: a plain and an encrypted cluster both
+/// serve the load, the encrypted one's nodes keep a keyring, and the
+/// ratio is printed (a second of load measures nothing worth asserting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encryption_benchmark_runs_both_sides() {
+    let _turn = common::one_at_a_time().await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("encryption.json");
+    let data = dir.path().join("data");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
+    command
+        .args([
+            "bench",
+            "encryption",
+            "--keys",
+            "2000",
+            "--connections",
+            "10",
+        ])
+        .args([
+            "--warmup-secs",
+            "0.2",
+            "--duration-secs",
+            "1",
+            "--rounds",
+            "1",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--data-dir")
+        .arg(&data);
+    let stdout = run_to_success(command, "polis bench encryption").await;
+    assert!(stdout.contains("SET/s encrypted / SET/s plain"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for side in ["plain", "encrypted"] {
+        assert!(report[side][0]["ops"].as_u64().unwrap() > 0, "{report}");
+    }
+    assert!(data.join("encrypted-0/node-1/keyring").is_file());
+    assert!(!data.join("plain-0/node-1/keyring").exists());
+}

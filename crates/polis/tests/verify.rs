@@ -24,6 +24,9 @@ use tokio::sync::Mutex;
 /// two cores would measure the machine rather than polis.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
+/// The fault cycle of a run that names none: 4 s faults, 2 s of calm.
+const SHORT_FAULTS: [&str; 4] = ["--quiet-secs", "2", "--fault-secs", "4"];
+
 fn seed() -> u64 {
     std::env::var("POLIS_VERIFY_SEED")
         .ok()
@@ -63,10 +66,14 @@ impl Run {
 async fn verify(args: &[&str], out: &Path) -> Run {
     let _turn = ONE_AT_A_TIME.lock().await;
     let seed = seed();
+    let mut args = args.to_vec();
+    if !args.contains(&"--fault-secs") {
+        args.extend(SHORT_FAULTS);
+    }
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_polis"));
     command
         .arg("verify")
-        .args(args)
+        .args(&args)
         .args(["--seed", &seed.to_string()])
         .arg("--out")
         .arg(out)
@@ -119,10 +126,6 @@ async fn polis_stays_linearizable_under_partitions() {
             "partition,isolate-leader,bridge",
             "--duration-secs",
             "40",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
@@ -135,16 +138,7 @@ async fn polis_stays_linearizable_under_partitions() {
 async fn polis_stays_linearizable_under_kills() {
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &[
-            "--faults",
-            "kill,pause-kill",
-            "--duration-secs",
-            "40",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
-        ],
+        &["--faults", "kill,pause-kill", "--duration-secs", "40"],
         out.path(),
     )
     .await;
@@ -156,16 +150,7 @@ async fn polis_stays_linearizable_under_kills() {
 async fn polis_stays_linearizable_under_pauses_and_slow_networks() {
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &[
-            "--faults",
-            "pause,delay,loss",
-            "--duration-secs",
-            "40",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
-        ],
+        &["--faults", "pause,delay,loss", "--duration-secs", "40"],
         out.path(),
     )
     .await;
@@ -184,10 +169,6 @@ async fn polis_loses_no_acknowledged_set_element() {
             "all",
             "--duration-secs",
             "24",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
@@ -231,7 +212,16 @@ async fn polis_stays_linearizable_while_slots_move() {
     // none); moves under kills of each leader are in tests/migration.rs.
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &["--faults", "move-slots", "--duration-secs", "60"],
+        &[
+            "--faults",
+            "move-slots",
+            "--duration-secs",
+            "60",
+            "--quiet-secs",
+            "3",
+            "--fault-secs",
+            "6",
+        ],
         out.path(),
     )
     .await;
@@ -259,7 +249,16 @@ async fn polis_stays_linearizable_while_nodes_join_and_leave() {
     // these among every kind).
     let out = tempfile::tempdir().unwrap();
     let run = verify(
-        &["--faults", "add-remove-node", "--duration-secs", "90"],
+        &[
+            "--faults",
+            "add-remove-node",
+            "--duration-secs",
+            "90",
+            "--quiet-secs",
+            "3",
+            "--fault-secs",
+            "6",
+        ],
         out.path(),
     )
     .await;
@@ -300,10 +299,6 @@ async fn queue_run(faults: &str, mode: &str) {
             faults,
             "--duration-secs",
             "24",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
@@ -338,10 +333,6 @@ async fn pop_run(faults: &str) {
             faults,
             "--duration-secs",
             "24",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
@@ -394,10 +385,6 @@ async fn append_run_is_valid(faults: &str) {
             faults,
             "--duration-secs",
             "24",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
@@ -458,10 +445,6 @@ async fn lock_run_is_valid(faults: &str) {
             faults,
             "--duration-secs",
             "24",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
@@ -495,10 +478,6 @@ async fn changefeed_run_is_valid(faults: &str) {
             faults,
             "--duration-secs",
             "24",
-            "--quiet-secs",
-            "2",
-            "--fault-secs",
-            "4",
         ],
         out.path(),
     )
