@@ -28,15 +28,9 @@ gateway=$((port + 300))
 data="$out/data"
 rm -rf "$data"
 
-"$polis" dev --tls --nodes 3 --shards 3 --port "$port" --data "$data" > "$out/dev.log" 2>&1 &
-dev=$!
-trap 'kill -INT $dev 2>/dev/null || true; wait $dev 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do
-  grep -q "polis dev: ready" "$out/dev.log" && break
-  kill -0 $dev 2>/dev/null || { cat "$out/dev.log"; exit 1; }
-  sleep 0.2
-done
-grep -q "polis dev: ready" "$out/dev.log" || { echo "bench-gateway: the cluster did not start"; exit 1; }
+# shellcheck source=scripts/dev-start.sh
+source "$root/scripts/dev-start.sh"
+start_dev --tls --nodes 3 --shards 3 --port "$port" --data "$data"
 
 ca="$data/tls/ca.crt"
 # A key tag node 1 leads alone: node-tls and node-plain need no MOVED.

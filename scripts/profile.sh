@@ -20,16 +20,9 @@ port=$((20000 + RANDOM % 20000))
 data="$out/data"
 rm -rf "$data"
 
-"$polis" dev --shards 1 --port "$port" --data "$data" > "$out/dev.log" 2>&1 &
-dev=$!
-trap 'kill -INT $dev 2>/dev/null || true; wait $dev 2>/dev/null || true' EXIT
-
-for _ in $(seq 1 150); do
-  grep -q "polis dev: ready" "$out/dev.log" && break
-  kill -0 $dev 2>/dev/null || { cat "$out/dev.log"; exit 1; }
-  sleep 0.2
-done
-grep -q "polis dev: ready" "$out/dev.log" || { echo "profile: no leader"; exit 1; }
+# shellcheck source=scripts/dev-start.sh
+source "$root/scripts/dev-start.sh"
+start_dev --shards 1 --port "$port" --data "$data"
 
 leader=$(grep -o "leader: node [0-9]*" "$out/dev.log" | grep -o "[0-9]*$")
 leader_resp="127.0.0.1:$((port + leader - 1))"

@@ -58,25 +58,46 @@ pub(crate) struct EvictionArgs {
     /// Keys written (uniformly): many times what fits in maxmemory.
     #[arg(long, default_value_t = 200_000)]
     keys: u64,
-    /// Bytes per value.
-    #[arg(long, default_value_t = 100)]
-    value_size: usize,
     /// The limited cluster's maxmemory per node (memory units accepted).
     #[arg(long, default_value = "8mb")]
     maxmemory: String,
     /// The limited cluster's maxmemory-policy.
     #[arg(long, default_value = "allkeys-lru")]
     policy: String,
+    #[command(flatten)]
+    load: SetLoadArgs,
+    #[command(flatten)]
+    run: RunPlace,
+}
+
+/// The flags of a SET-only comparison's load (besides its keys).
+#[derive(Debug, Args)]
+pub(crate) struct SetLoadArgs {
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) value_size: usize,
     #[arg(long, default_value_t = 50)]
-    connections: usize,
+    pub(crate) connections: usize,
     #[arg(long, default_value_t = 2.0)]
     warmup_secs: f64,
     #[arg(long, default_value_t = 10.0)]
     duration_secs: f64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    #[command(flatten)]
-    run: RunPlace,
+}
+
+impl SetLoadArgs {
+    /// Returns the load over `keys` keys.
+    pub(crate) fn load(&self, keys: u64) -> anyhow::Result<SetLoad> {
+        Ok(SetLoad {
+            keys,
+            value_size: self.value_size,
+            connections: self.connections,
+            warmup: seconds(self.warmup_secs, "warmup-secs")?,
+            duration: seconds(self.duration_secs, "duration-secs")?,
+            seed: self.seed,
+        })
+    }
 }
 
 /// Parses a size with Redis's memory units (`8mb`, `1gb`, `500k`).
@@ -106,14 +127,7 @@ pub(crate) fn parse_bytes(text: &str) -> anyhow::Result<u64> {
 pub(crate) async fn run_eviction(args: EvictionArgs) -> anyhow::Result<()> {
     let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
     let config = EvictionBenchConfig {
-        load: SetLoad {
-            keys: args.keys,
-            value_size: args.value_size,
-            connections: args.connections,
-            warmup: seconds(args.warmup_secs, "warmup-secs")?,
-            duration: seconds(args.duration_secs, "duration-secs")?,
-            seed: args.seed,
-        },
+        load: args.load.load(args.keys)?,
         maxmemory_bytes: parse_bytes(&args.maxmemory)?,
         policy: args.policy.clone(),
         peers: local_peers(&args.run.server_args)?,
@@ -121,7 +135,7 @@ pub(crate) async fn run_eviction(args: EvictionArgs) -> anyhow::Result<()> {
     };
     println!(
         "polis bench eviction: SET over {} keys of {} bytes, {} connections, on 3 nodes: no limit, then maxmemory {} ({})",
-        args.keys, args.value_size, args.connections, args.maxmemory, args.policy
+        args.keys, args.load.value_size, args.load.connections, args.maxmemory, args.policy
     );
     let report = eviction::measure(&config, &|line| println!("  {line}")).await;
     args.run.write_json(&report)?;
