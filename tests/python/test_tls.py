@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.cluster
 
 from polis_cluster import HOST, PEER_PORT_OFFSET, TLS_PORT_OFFSET, Cluster, polis_binary, wait_until
 
@@ -89,6 +90,40 @@ def test_a_secure_cluster_is_encrypted_at_rest(secure):
             scanned += len(data)
             assert secret.encode() not in data, path
     assert scanned > 10_000
+
+
+def test_tls_clients_are_sent_to_tls_ports(secure):
+    """Each node publishes its TLS port in the cluster map: CLUSTER SHARDS
+    shows it beside the plaintext port, a TLS client's MOVED names it,
+    and redis-py's cluster client over TLS reaches every shard."""
+    first = secure.nodes[0]
+    client = tls_client(secure, first)
+
+    def published():
+        shards = client.execute_command("CLUSTER", "SHARDS")
+        nodes = [dict(zip(n[::2], n[1::2])) if isinstance(n, list) else n
+                 for shard in shards
+                 for n in (dict(zip(shard[::2], shard[1::2])) if isinstance(shard, list) else shard)["nodes"]]
+        ports = {(n["port"], n.get("tls-port")) for n in nodes}
+        return ports if all(tls == port + TLS_PORT_OFFSET for port, tls in ports) else None
+
+    ports = wait_until(published, 30, "every node's TLS port in CLUSTER SHARDS")
+    assert len(ports) == 3, ports
+    key = next(k for k in (f"tls:moved:{i}" for i in range(1000))
+               if secure.leader_for(k).node_id != first.node_id)
+    target = secure.leader_for(key)
+    with pytest.raises(redis.exceptions.ResponseError) as moved:
+        client.get(key)
+    assert moved.value.args[0].endswith(f":{tls_port(secure, target)}"), moved.value.args
+    cluster = redis.cluster.RedisCluster(
+        host=HOST, port=tls_port(secure, first), ssl=True, ssl_ca_certs=str(tls_dir(secure) / "ca.crt"),
+        password=password(secure), decode_responses=True, socket_timeout=10)
+    try:
+        for i in range(60):
+            assert cluster.set(f"tls:cluster:{i}", i)
+        assert [cluster.get(f"tls:cluster:{i}") for i in range(60)] == [str(i) for i in range(60)]
+    finally:
+        cluster.close()
 
 
 def test_redis_py_over_tls_with_the_password(secure):
@@ -229,5 +264,7 @@ def test_nodes_speak_mutual_tls_and_the_peer_port_refuses_strangers(secure):
     try:
         assert tls_client(secure, node).set("peer-tls-check", "1")
     except redis.exceptions.MovedError as moved:
-        leader = secure.node_by_resp_addr(str(moved).split()[-1])
+        # A TLS client is sent to the leader's TLS port.
+        host, port = str(moved).split()[-1].rsplit(":", 1)
+        leader = secure.node_by_resp_addr(f"{host}:{int(port) - TLS_PORT_OFFSET}")
         assert tls_client(secure, leader).set("peer-tls-check", "1")

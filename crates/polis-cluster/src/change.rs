@@ -115,6 +115,10 @@ pub enum MapChange {
     /// Deletes ACL users `names`, those that exist (entry format 8);
     /// the default user cannot be deleted.
     DeleteUsers { names: Vec<String> },
+    /// Sets (`Some`) or removes (`None`) the RESP address node `node`
+    /// serves TLS clients at (entry format 9); a node publishes its own
+    /// when it starts.
+    SetTlsAddr { node: NodeId, addr: Option<String> },
 }
 
 impl MapChange {
@@ -134,6 +138,7 @@ impl MapChange {
             Self::SetNamespace(_) | Self::RemoveNamespace { .. } => EntryFormat::V6,
             Self::SetNamespaceCache { .. } => EntryFormat::V7,
             Self::SetUser { .. } | Self::DeleteUsers { .. } => EntryFormat::V8,
+            Self::SetTlsAddr { .. } => EntryFormat::V9,
             _ => EntryFormat::V1,
         }
     }
@@ -235,6 +240,7 @@ impl ClusterMap {
                 .map_err(|error| TxnError::Rejected(error.to_string())),
             MapChange::SetUser { name, rules } => self.set_user(name, rules),
             MapChange::DeleteUsers { names } => self.delete_users(names),
+            MapChange::SetTlsAddr { node, addr } => self.set_tls_addr(*node, addr.as_deref()),
             MapChange::RaiseClusterVersion { to } => {
                 if *to < self.cluster_version {
                     return Err(TxnError::Rejected(format!(
@@ -519,6 +525,7 @@ impl ClusterMap {
         if let Some(record) = self.nodes.get_mut(&node) {
             record.state = NodeState::Removed;
         }
+        self.tls_addrs.remove(&node);
         Ok(())
     }
 

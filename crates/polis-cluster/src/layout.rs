@@ -165,6 +165,7 @@ impl Layout {
             shards_min: self.shards as u32,
             namespaces: Namespaces::default(),
             users: BTreeMap::new(),
+            tls_addrs: BTreeMap::new(),
             nodes,
             shards,
         };

@@ -27,6 +27,7 @@ pub mod namespace;
 pub mod plan;
 pub mod reshape;
 pub mod route;
+pub mod tls_addrs;
 pub mod users;
 pub mod version;
 

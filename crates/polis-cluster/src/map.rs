@@ -175,6 +175,10 @@ pub struct ClusterMap {
     /// format 8; the last field, see [`crate::map_wire`]). The default
     /// user is absent until changed: `on nopass ~* &* +@all`.
     pub users: BTreeMap<String, Vec<String>>,
+    /// Each node's RESP address for TLS clients (its `tls-port`), for the
+    /// nodes that have one (entry format 9; the last field): redirects
+    /// and CLUSTER SHARDS name it to clients that came over TLS.
+    pub tls_addrs: BTreeMap<NodeId, String>,
 }
 
 /// A map that breaks one of its rules.

@@ -10,6 +10,7 @@
 //!   format 6:    cluster_id .. shards_min  namespaces
 //!   format 7:    cluster_id .. shards_min  namespaces  caches
 //!   format 8:    cluster_id .. shards_min  namespaces  caches  users
+//!   format 9:    cluster_id .. shards_min  namespaces  caches  users  tls_addrs
 //! ```
 //!
 //! A new map holds no namespace yet, so [`MetaCommand::Create`] carries
@@ -57,6 +58,21 @@ struct MapV7 {
     namespaces: Namespaces,
 }
 
+/// The map as binaries of entry format 8 wrote it: no TLS addresses.
+#[derive(Serialize, Deserialize)]
+struct MapV8 {
+    v7: MapV7,
+    users: BTreeMap<String, Vec<String>>,
+}
+
+impl From<MapV8> for ClusterMap {
+    fn from(old: MapV8) -> Self {
+        let mut map = ClusterMap::from(old.v7);
+        map.users = old.users;
+        map
+    }
+}
+
 impl From<MapV7> for ClusterMap {
     fn from(old: MapV7) -> Self {
         let mut map = ClusterMap::from(old.v5);
@@ -89,6 +105,7 @@ impl From<MapV5> for ClusterMap {
             shards_min: old.shards_min,
             namespaces: Namespaces::default(),
             users: BTreeMap::new(),
+            tls_addrs: BTreeMap::new(),
         }
     }
 }
@@ -113,15 +130,16 @@ impl From<&ClusterMap> for MapV5 {
 
 impl ClusterMap {
     /// Reads a map that ends `bytes`, in this binary's form or an older
-    /// one (format 7: no users; format 6: no cache limits; before it: no
-    /// namespaces).
+    /// one (format 8: no TLS addresses; format 7: no users; format 6: no
+    /// cache limits; before it: no namespaces).
     ///
     /// # Errors
     /// The error of the newest form when no form reads the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes::<ClusterMap>(bytes).or_else(|newest| {
-            postcard::from_bytes::<MapV7>(bytes)
+            postcard::from_bytes::<MapV8>(bytes)
                 .map(ClusterMap::from)
+                .or_else(|_| postcard::from_bytes::<MapV7>(bytes).map(ClusterMap::from))
                 .or_else(|_| postcard::from_bytes::<MapV6>(bytes).map(ClusterMap::from))
                 .or_else(|_| postcard::from_bytes::<MapV5>(bytes).map(ClusterMap::from))
                 .map_err(|_| newest)
@@ -135,8 +153,12 @@ impl ClusterMap {
     /// The error of the newest form when no form reads the bytes.
     pub fn decode_optional(bytes: &[u8]) -> Result<Option<Self>, postcard::Error> {
         postcard::from_bytes::<Option<ClusterMap>>(bytes).or_else(|newest| {
-            postcard::from_bytes::<Option<MapV7>>(bytes)
+            postcard::from_bytes::<Option<MapV8>>(bytes)
                 .map(|old| old.map(ClusterMap::from))
+                .or_else(|_| {
+                    postcard::from_bytes::<Option<MapV7>>(bytes)
+                        .map(|old| old.map(ClusterMap::from))
+                })
                 .or_else(|_| {
                     postcard::from_bytes::<Option<MapV6>>(bytes)
                         .map(|old| old.map(ClusterMap::from))
@@ -286,5 +308,31 @@ mod tests {
         assert_eq!(ClusterMap::decode(&bytes).unwrap(), map);
         let older: MapV7 = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(older.namespaces, map.namespaces);
+    }
+
+    #[test]
+    fn a_map_of_format_8_reads_with_no_tls_addresses_and_a_format_8_binary_reads_ours() {
+        let mut map = with_namespace();
+        map.users
+            .insert("alice".into(), vec!["on".into(), "nopass".into()]);
+        let old = MapV8 {
+            v7: MapV7 {
+                v5: MapV5::from(&map),
+                namespaces: map.namespaces.clone(),
+            },
+            users: map.users.clone(),
+        };
+        let read = ClusterMap::decode(&postcard::to_stdvec(&old).unwrap()).unwrap();
+        assert_eq!(read, map);
+        let snapshot = postcard::to_stdvec(&Some(old)).unwrap();
+        assert_eq!(
+            ClusterMap::decode_optional(&snapshot).unwrap(),
+            Some(map.clone())
+        );
+        map.tls_addrs.insert(NodeId(2), "127.0.0.1:7401".into());
+        let bytes = postcard::to_stdvec(&map).unwrap();
+        assert_eq!(ClusterMap::decode(&bytes).unwrap(), map);
+        let older: MapV8 = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(older.users, map.users);
     }
 }

@@ -41,6 +41,8 @@ pub enum EntryFormat {
     V7,
     /// ACL users in the cluster map (`SetUser`, `DeleteUsers`).
     V8,
+    /// Nodes' addresses for TLS clients in the cluster map (`SetTlsAddr`).
+    V9,
 }
 
 impl EntryFormat {
@@ -55,12 +57,13 @@ impl EntryFormat {
             Self::V6 => 6,
             Self::V7 => 7,
             Self::V8 => 8,
+            Self::V9 => 9,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V8.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V9.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

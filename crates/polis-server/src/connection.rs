@@ -115,6 +115,9 @@ pub struct Session {
     pub reply_skip_next: bool,
     /// The ACL user this connection is authenticated as.
     pub identity: crate::acl::Identity,
+    /// The client came over TLS: redirects and CLUSTER SLOTS, SHARDS and
+    /// NODES name other nodes' TLS addresses.
+    pub tls: bool,
 }
 
 impl Session {
@@ -133,6 +136,7 @@ impl Session {
             reply_off: false,
             reply_skip_next: false,
             identity: crate::acl::Identity::default(),
+            tls: false,
         }
     }
 }
@@ -168,6 +172,7 @@ pub async fn serve(node: Arc<Node>, mut stream: ClientStream, addr: SocketAddr) 
     };
     let _ = stream.tcp().set_nodelay(true);
     let mut session = Session::new(handle.id);
+    session.tls = matches!(stream, ClientStream::Tls(_));
     if let Err(error) = run(&node, &mut stream, &mut session, &mut handle).await {
         tracing::debug!(%error, %addr, "connection closed");
     }
@@ -375,5 +380,25 @@ fn finish(node: &Node, session: &Session, reply: &Reply, output: &mut BytesMut) 
     if let Reply::Error(error) = reply {
         node.stats.record_error(error);
     }
-    encode_reply(reply, session.protocol, output);
+    match reply {
+        Reply::Error(ReplyError::Moved { slot, addr } | ReplyError::Ask { slot, addr })
+            if session.tls =>
+        {
+            // A TLS client is sent to the target's TLS port (Redis does
+            // so under tls-cluster), when the target published one.
+            let Some(tls_addr) = node
+                .view()
+                .and_then(|view| view.map().tls_addr_of_resp(addr).map(str::to_owned))
+            else {
+                return encode_reply(reply, session.protocol, output);
+            };
+            let (slot, addr) = (*slot, tls_addr);
+            let redirect = match reply {
+                Reply::Error(ReplyError::Ask { .. }) => ReplyError::Ask { slot, addr },
+                _ => ReplyError::Moved { slot, addr },
+            };
+            encode_reply(&Reply::Error(redirect), session.protocol, output);
+        }
+        _ => encode_reply(reply, session.protocol, output),
+    }
 }

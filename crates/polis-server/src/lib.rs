@@ -61,6 +61,7 @@ pub mod server_commands;
 pub mod settings;
 pub mod shipping;
 pub mod stats;
+pub mod tls_publish;
 pub mod transaction;
 
 pub use config::{ClusterShape, MemberSpec, ServerConfig};

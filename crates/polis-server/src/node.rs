@@ -378,6 +378,10 @@ pub async fn run(
         )),
         None => None,
     };
+    let tls_port = tls
+        .as_ref()
+        .and_then(|(listener, _)| listener.local_addr().ok())
+        .map(|addr| addr.port());
     let resp_port = resp_listener
         .local_addr()
         .map(|addr| addr.port())
@@ -441,6 +445,7 @@ pub async fn run(
         peers.abort();
         return Err(error);
     }
+    let publish = tokio::spawn(crate::tls_publish::run(node.clone(), tls_port));
     let removed = tokio::select! {
         () = &mut shutdown => None,
         removed = removal::watch(node.clone()) => Some(removed),
@@ -449,6 +454,7 @@ pub async fn run(
         tracing::error!("{removed}");
     }
     tracing::info!("node stopping");
+    publish.abort();
     accept.abort();
     tls_accept.iter().flatten().for_each(|task| task.abort());
     admin.abort();

@@ -40,10 +40,12 @@ struct Topology {
     known: BTreeMap<GroupId, NodeId>,
     me: NodeId,
     alive: BTreeMap<NodeId, bool>,
+    /// The client came over TLS: nodes are shown at their TLS ports.
+    tls: bool,
 }
 
 impl Topology {
-    fn new(node: &Node) -> Option<Self> {
+    fn new(node: &Node, tls: bool) -> Option<Self> {
         let view = node.view()?;
         let known = node.leaders();
         let beats = node.host.beats();
@@ -58,6 +60,7 @@ impl Topology {
             known,
             me: node.config.node_id,
             alive,
+            tls,
         })
     }
 
@@ -90,7 +93,16 @@ impl Topology {
         };
         let (host, port) = host_port(&record.addrs.resp);
         let (_, bus_port) = host_port(&record.addrs.peer);
-        (host, port, bus_port)
+        match self.tls_port(node) {
+            Some(tls_port) if self.tls => (host, tls_port, bus_port),
+            _ => (host, port, bus_port),
+        }
+    }
+
+    /// Returns the TLS port `node` published, if any.
+    fn tls_port(&self, node: NodeId) -> Option<i64> {
+        let addr = self.view.map().tls_addr(node)?;
+        Some(host_port(addr).1)
     }
 
     fn node_entry(&self, node: NodeId) -> Reply {
@@ -179,23 +191,40 @@ fn shards(topology: &Topology) -> Reply {
             .nodes_of(shard)
             .into_iter()
             .map(|node| {
-                let (host, port, _) = topology.addrs(node);
+                let (host, _, _) = topology.addrs(node);
+                let port = topology
+                    .view
+                    .map()
+                    .resp_addr(node)
+                    .map_or(0, |addr| host_port(addr).1);
                 let alive = topology.alive.get(&node).copied().unwrap_or(false);
-                Reply::Map(vec![
-                    (Reply::bulk("id"), Reply::bulk(node_name(node))),
-                    (Reply::bulk("port"), Reply::Integer(port)),
-                    (Reply::bulk("ip"), Reply::bulk(&host)),
-                    (Reply::bulk("endpoint"), Reply::bulk(&host)),
-                    (
-                        Reply::bulk("role"),
-                        Reply::bulk(if node == leader { "master" } else { "replica" }),
-                    ),
-                    (Reply::bulk("replication-offset"), Reply::Integer(0)),
-                    (
-                        Reply::bulk("health"),
-                        Reply::bulk(if alive { "online" } else { "fail" }),
-                    ),
-                ])
+                // As Redis: the plaintext port, and the TLS port beside
+                // it when the node has one.
+                let tls_port = topology
+                    .tls_port(node)
+                    .map(|port| (Reply::bulk("tls-port"), Reply::Integer(port)));
+                Reply::Map(
+                    [
+                        (Reply::bulk("id"), Reply::bulk(node_name(node))),
+                        (Reply::bulk("port"), Reply::Integer(port)),
+                    ]
+                    .into_iter()
+                    .chain(tls_port)
+                    .chain([
+                        (Reply::bulk("ip"), Reply::bulk(&host)),
+                        (Reply::bulk("endpoint"), Reply::bulk(&host)),
+                        (
+                            Reply::bulk("role"),
+                            Reply::bulk(if node == leader { "master" } else { "replica" }),
+                        ),
+                        (Reply::bulk("replication-offset"), Reply::Integer(0)),
+                        (
+                            Reply::bulk("health"),
+                            Reply::bulk(if alive { "online" } else { "fail" }),
+                        ),
+                    ])
+                    .collect(),
+                )
             })
             .collect();
         out.push(Reply::Map(vec![
@@ -312,8 +341,8 @@ fn keys_in_slot(node: &Node, slot: Slot, limit: usize) -> Vec<Bytes> {
 }
 
 /// CLUSTER subcommands clients use for discovery and slot math.
-pub fn cluster(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
-    let topology = Topology::new(node);
+pub fn cluster(node: &Arc<Node>, tls: bool, args: &[Bytes]) -> Result<Reply, ReplyError> {
+    let topology = Topology::new(node, tls);
     match lower(&args[1]).as_str() {
         "slots" => Ok(topology.as_ref().map_or(Reply::Array(Vec::new()), slots)),
         "shards" => Ok(topology.as_ref().map_or(Reply::Array(Vec::new()), shards)),

@@ -59,7 +59,7 @@ pub async fn execute(
         "function" => config::function(args),
         "time" => Ok(introspection::time()),
         "cluster" if migrations::handles(&args[1]) => migrations::answer(node, args).await,
-        "cluster" => cluster::cluster(node, args),
+        "cluster" => cluster::cluster(node, session.tls, args),
         "save" => Ok(config::save(node)),
         "shutdown" => Err(ReplyError::err(
             "SHUTDOWN is not served over RESP: stop a polis node with SIGTERM (or Ctrl-C for polis dev)",
