@@ -13,6 +13,7 @@ module uses, never taken from constants.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -390,3 +391,29 @@ class Raw:
 
     def close(self):
         self.connection.close()
+
+
+@contextlib.contextmanager
+def gateway_process(seeds: str, *flags: str):
+    """Runs `polis gateway --listen 127.0.0.1:0 --cluster SEEDS ...` (the OS
+    picks the port) until the block ends; yields (port, path of its output)."""
+    with tempfile.TemporaryDirectory(prefix="polis-gateway-") as directory:
+        log_path = Path(directory) / "gateway.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [str(polis_binary()), "gateway", "--listen", "%s:0" % HOST, "--cluster", seeds, *flags],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+            try:
+                def port():
+                    if process.poll() is not None:
+                        raise Fatal("polis gateway exited with %s:\n%s"
+                                    % (process.returncode, log_path.read_text()))
+                    for line in log_path.read_text().splitlines():
+                        if line.startswith("polis gateway: listening on "):
+                            return int(line.split()[4].rsplit(":", 1)[1])
+                    return None
+                yield wait_until(port, 30, "polis gateway to listen"), log_path
+            finally:
+                process.terminate()
+                process.wait(timeout=30)

@@ -4,43 +4,19 @@ session's 3-node cluster."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 import redis
 
-from polis_cluster import HOST, Raw, polis_binary, wait_until
+from polis_cluster import HOST, Raw, gateway_process, polis_binary, wait_until
 
 
-@contextlib.contextmanager
 def gateway(cluster, *flags: str):
-    """Runs `polis gateway --listen 127.0.0.1:0 ...` (the OS picks the
-    port) until the block ends; yields (port, path of its output)."""
+    """Runs `polis gateway` in front of the session's cluster."""
     seeds = ",".join(node.resp_addr for node in cluster.nodes)
-    with tempfile.TemporaryDirectory(prefix="polis-gateway-") as directory:
-        log_path = Path(directory) / "gateway.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [str(polis_binary()), "gateway", "--listen", "%s:0" % HOST, "--cluster", seeds, *flags],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-            try:
-                def port():
-                    if process.poll() is not None:
-                        raise AssertionError("polis gateway exited with %s:\n%s"
-                                             % (process.returncode, log_path.read_text()))
-                    for line in log_path.read_text().splitlines():
-                        if line.startswith("polis gateway: listening on "):
-                            return int(line.split()[4].rsplit(":", 1)[1])
-                    return None
-                yield wait_until(port, 30, "polis gateway to listen"), log_path
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+    return gateway_process(seeds, *flags)
 
 
 def connect(port: int) -> redis.Redis:

@@ -20,7 +20,8 @@ import pytest
 import redis
 import redis.cluster
 
-from polis_cluster import HOST, PEER_PORT_OFFSET, TLS_PORT_OFFSET, Cluster, polis_binary, wait_until
+from polis_cluster import (HOST, PEER_PORT_OFFSET, TLS_PORT_OFFSET, Cluster, gateway_process, polis_binary,
+                           wait_until)
 
 
 def tls_dir(cluster: Cluster) -> Path:
@@ -124,6 +125,32 @@ def test_tls_clients_are_sent_to_tls_ports(secure):
         assert [cluster.get(f"tls:cluster:{i}") for i in range(60)] == [str(i) for i in range(60)]
     finally:
         cluster.close()
+
+
+def test_the_gateway_reaches_the_nodes_over_mutual_tls(secure):
+    """`polis gateway --tls-upstream` given only the nodes' TLS ports, with
+    the client certificate: its plaintext clients reach every shard (any
+    plaintext connection to a TLS port would fail its handshake). With
+    another CA it does not start, and says why."""
+    seeds = ",".join("%s:%d" % (HOST, tls_port(secure, node)) for node in secure.nodes)
+    files = ["--tls-ca-cert-file", str(tls_dir(secure) / "ca.crt"),
+             "--tls-client-cert-file", str(tls_dir(secure) / "client.crt"),
+             "--tls-client-key-file", str(tls_dir(secure) / "client.key")]
+    auth = ["--user", "default", "--password-file", str(secure.data_dir / "password")]
+    with gateway_process(seeds, "--tls-upstream", *files, *auth) as (port, _):
+        client = redis.Redis(host=HOST, port=port, password=password(secure), decode_responses=True,
+                             socket_timeout=10)
+        for i in range(60):
+            assert client.set(f"tls:upstream:{i}", i)
+        assert client.mget([f"tls:upstream:{i}" for i in range(60)]) == [str(i) for i in range(60)]
+    with tempfile.TemporaryDirectory() as other:
+        stranger = certs(Path(other))
+        done = subprocess.run(
+            [str(polis_binary()), "gateway", "--listen", "%s:0" % HOST, "--cluster", seeds, "--tls-upstream",
+             "--tls-ca-cert-file", str(stranger / "ca.crt"), *auth],
+            capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "TLS handshake" in done.stderr + done.stdout, done.stderr
 
 
 def test_redis_py_over_tls_with_the_password(secure):

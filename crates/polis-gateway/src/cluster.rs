@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::node_stream::NodeStream;
 use polis_resp::{ProtocolVersion, Reply};
 use polis_types::limits::GATEWAY_IDLE_PER_NODE_MAX;
-use tokio::net::TcpStream;
 
 use crate::auth::Users;
 use crate::topology::{ask, Addr, Moves, Topology};
@@ -30,7 +30,7 @@ const PINGS_MISSED_MAX: u32 = 2;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// An idle connection to a node, and the client id the node gave it.
-type Idle = (TcpStream, i64);
+type Idle = (NodeStream, i64);
 
 /// What the gateway knows of the cluster, shared by every client.
 pub struct Cluster {
@@ -219,7 +219,7 @@ impl Cluster {
     }
 
     /// Takes an idle connection to `addr` in `protocol`, if one is open.
-    pub fn lease(&self, addr: &Addr, protocol: ProtocolVersion) -> Option<(TcpStream, i64)> {
+    pub fn lease(&self, addr: &Addr, protocol: ProtocolVersion) -> Option<(NodeStream, i64)> {
         let mut idle = self
             .idle
             .lock()
@@ -227,12 +227,8 @@ impl Cluster {
         let streams = idle.get_mut(&(addr.clone(), protocol == ProtocolVersion::Resp3))?;
         while let Some((stream, id)) = streams.pop() {
             // A connection the node closed meanwhile reads as end of file.
-            let mut probe = [0u8; 1];
-            match stream.try_read(&mut probe) {
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Some((stream, id))
-                }
-                _ => continue,
+            if stream.idle_and_open() {
+                return Some((stream, id));
             }
         }
         None
@@ -240,7 +236,7 @@ impl Cluster {
 
     /// Gives an idle connection back (at most
     /// [`GATEWAY_IDLE_PER_NODE_MAX`] per node are kept).
-    pub fn give_back(&self, addr: Addr, protocol: ProtocolVersion, stream: TcpStream, id: i64) {
+    pub fn give_back(&self, addr: Addr, protocol: ProtocolVersion, stream: NodeStream, id: i64) {
         let mut idle = self
             .idle
             .lock()

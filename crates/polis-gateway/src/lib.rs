@@ -32,6 +32,7 @@ pub mod http;
 mod info;
 mod loopback;
 pub mod merge;
+pub mod node_stream;
 mod policy;
 pub mod rate;
 mod replies;

@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 use polis_resp::{ProtocolVersion, Reply};
 use polis_types::SLOT_COUNT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::frame::Frame;
 
@@ -102,10 +101,16 @@ impl Topology {
                                     .find(|(name, _)| name == wanted)
                                     .map(|(_, value)| value)
                             };
+                            // Over TLS, a node is reached at its TLS port.
+                            let port_field = if crate::node_stream::upstream_tls() {
+                                "tls-port"
+                            } else {
+                                "port"
+                            };
                             let (Some(Reply::Bulk(ip)), Some(Reply::Integer(port))) =
-                                (field("ip"), field("port"))
+                                (field("ip"), field(port_field))
                             else {
-                                return Err("a node has no ip or port".to_owned());
+                                return Err(format!("a node has no ip or {port_field}"));
                             };
                             nodes.push(Addr::from(format!(
                                 "{}:{port}",
@@ -163,9 +168,7 @@ pub(crate) fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> BytesMut {
 /// I/O failures, an unreadable reply, or `timeout` passing.
 pub async fn ask(addr: &str, args: &[&str], timeout: std::time::Duration) -> Result<Reply, String> {
     let work = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|error| error.to_string())?;
+        let mut stream = crate::node_stream::NodeStream::dial(addr).await?;
         let mut request = crate::auth::handshake().unwrap_or_default();
         let mut replies_skipped = usize::from(!request.is_empty());
         request.extend_from_slice(&encode_command(args));

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use polis_resp::{ProtocolVersion, Reply};
 use polis_types::limits::GATEWAY_UPSTREAM_FRAMES_MAX;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::frame::Frame;
+use crate::node_stream::NodeStream;
 use crate::topology::Addr;
 
 /// Bytes read from a node per read call, at most.
@@ -55,7 +54,7 @@ pub struct Expect {
 pub struct Upstream {
     pub addr: Addr,
     pub protocol: ProtocolVersion,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf<NodeStream>,
     out: BytesMut,
     stop: Option<oneshot::Sender<()>>,
     reader: ReaderTask,
@@ -92,7 +91,7 @@ impl Upstream {
             Some(leased) => leased,
             None => connect(&addr, protocol).await?,
         };
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = tokio::io::split(stream);
         let (stop, stopped) = oneshot::channel();
         let reader = ReaderTask(Some(tokio::spawn(read_frames(
             reader, protocol, id, events, stopped,
@@ -155,11 +154,11 @@ impl Upstream {
             tokio::time::timeout(std::time::Duration::from_millis(100), &mut reader).await;
         match stopped {
             Ok(Ok(Some((read, leftover)))) if leftover.is_empty() => {
-                if let Ok(stream) = read.reunite(self.writer) {
+                if read.is_pair_of(&self.writer) {
                     cluster.give_back(
                         self.addr.clone(),
                         self.protocol,
-                        stream,
+                        read.unsplit(self.writer),
                         self.node_client_id,
                     );
                 }
@@ -170,7 +169,11 @@ impl Upstream {
 }
 
 /// The task reading a connection's frames, stopped when dropped.
-struct ReaderTask(Option<tokio::task::JoinHandle<Option<(OwnedReadHalf, BytesMut)>>>);
+struct ReaderTask(Option<tokio::task::JoinHandle<Stopped>>);
+
+/// What a stopped reader hands back: the read half, and what it read past
+/// the last frame.
+type Stopped = Option<(ReadHalf<NodeStream>, BytesMut)>;
 
 impl Drop for ReaderTask {
     fn drop(&mut self) {
@@ -182,13 +185,8 @@ impl Drop for ReaderTask {
 
 /// Connects to `addr`, switches the connection to RESP3 with HELLO when
 /// asked, and returns it with the id the node gave it.
-async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(TcpStream, i64), String> {
-    let mut stream =
-        tokio::time::timeout(std::time::Duration::from_secs(2), TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|error| format!("connecting to {addr}: {error}"))?;
-    let _ = stream.set_nodelay(true);
+async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(NodeStream, i64), String> {
+    let mut stream = NodeStream::dial(addr).await?;
     let mut handshake = crate::auth::handshake()
         .map(|auth| auth.to_vec())
         .unwrap_or_default();
@@ -237,12 +235,12 @@ async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(TcpStream, i6
 /// returns the read half and what was read past the last frame when
 /// stopped.
 async fn read_frames(
-    mut reader: OwnedReadHalf,
+    mut reader: ReadHalf<NodeStream>,
     protocol: ProtocolVersion,
     id: usize,
     events: mpsc::Sender<Event>,
     mut stopped: oneshot::Receiver<()>,
-) -> Option<(OwnedReadHalf, BytesMut)> {
+) -> Stopped {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let ended = |why: String| Event {
         upstream: id,

@@ -20,9 +20,12 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
+mod client;
 mod peer;
 
+pub use client::{ClientFiles, ClientTls};
 pub use peer::{PeerFiles, PeerTls, CLUSTER_NAME_DEFAULT};
+pub use tokio_rustls::client::TlsStream as ClientTlsStream;
 
 /// How often the certificate files are checked for changes.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);

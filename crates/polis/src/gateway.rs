@@ -49,6 +49,40 @@ pub struct GatewayArgs {
     log_format: String,
     #[command(flatten)]
     tls: crate::tls_args::TlsArgs,
+    /// Connects to the nodes over TLS, checked with `--tls-ca-cert-file`:
+    /// `--cluster` names their TLS addresses, and CLUSTER SHARDS their
+    /// `tls-port`s.
+    #[arg(long)]
+    tls_upstream: bool,
+    /// The client certificate the gateway shows the nodes over TLS (for
+    /// nodes with `tls-auth-clients yes`), as Redis's option.
+    #[arg(long, requires = "tls_client_key_file", requires = "tls_upstream")]
+    tls_client_cert_file: Option<std::path::PathBuf>,
+    /// The key of `--tls-client-cert-file`.
+    #[arg(long, requires = "tls_client_cert_file")]
+    tls_client_key_file: Option<std::path::PathBuf>,
+}
+
+/// Sets up TLS to the nodes when `--tls-upstream` is given.
+fn upstream_tls(args: &GatewayArgs) -> anyhow::Result<()> {
+    if !args.tls_upstream {
+        return Ok(());
+    }
+    let Some(ca_cert_file) = args.tls.tls_ca_cert_file.clone() else {
+        anyhow::bail!(
+            "--tls-upstream needs --tls-ca-cert-file: the CA that signs the nodes' certificates"
+        );
+    };
+    let files = polis_tls::ClientFiles {
+        ca_cert_file,
+        cert: args
+            .tls_client_cert_file
+            .clone()
+            .zip(args.tls_client_key_file.clone()),
+    };
+    let tls = polis_tls::ClientTls::load(&files).map_err(anyhow::Error::msg)?;
+    polis_gateway::node_stream::set_upstream_tls(tls);
+    Ok(())
 }
 
 /// Reads the gateway's password: `--password-file`, else the
@@ -80,6 +114,7 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
             password,
         });
     }
+    upstream_tls(&args)?;
     let tls = std::mem::take(&mut args.tls).resolve(
         crate::tls_args::TlsArgs::default(),
         &args.listen.to_string(),
