@@ -288,6 +288,18 @@ mod tests {
         assert_eq!(older.namespaces, by_prefix);
     }
 
+    /// Checks that `old`, stored as a map and as a snapshot's optional
+    /// map, reads back as `map`.
+    fn reads_as<T: Serialize>(old: &T, map: &ClusterMap) {
+        let read = ClusterMap::decode(&postcard::to_stdvec(old).unwrap()).unwrap();
+        assert_eq!(&read, map);
+        let snapshot = postcard::to_stdvec(&Some(old)).unwrap();
+        assert_eq!(
+            ClusterMap::decode_optional(&snapshot).unwrap().as_ref(),
+            Some(map)
+        );
+    }
+
     #[test]
     fn a_map_of_format_7_reads_with_no_users_and_a_format_7_binary_reads_ours() {
         let mut map = with_namespace();
@@ -295,13 +307,7 @@ mod tests {
             v5: MapV5::from(&map),
             namespaces: map.namespaces.clone(),
         };
-        let read = ClusterMap::decode(&postcard::to_stdvec(&old).unwrap()).unwrap();
-        assert_eq!(read, map);
-        let snapshot = postcard::to_stdvec(&Some(old)).unwrap();
-        assert_eq!(
-            ClusterMap::decode_optional(&snapshot).unwrap(),
-            Some(map.clone())
-        );
+        reads_as(&old, &map);
         map.users
             .insert("alice".into(), vec!["on".into(), "nopass".into()]);
         let bytes = postcard::to_stdvec(&map).unwrap();
@@ -322,13 +328,7 @@ mod tests {
             },
             users: map.users.clone(),
         };
-        let read = ClusterMap::decode(&postcard::to_stdvec(&old).unwrap()).unwrap();
-        assert_eq!(read, map);
-        let snapshot = postcard::to_stdvec(&Some(old)).unwrap();
-        assert_eq!(
-            ClusterMap::decode_optional(&snapshot).unwrap(),
-            Some(map.clone())
-        );
+        reads_as(&old, &map);
         map.tls_addrs.insert(NodeId(2), "127.0.0.1:7401".into());
         let bytes = postcard::to_stdvec(&map).unwrap();
         assert_eq!(ClusterMap::decode(&bytes).unwrap(), map);
