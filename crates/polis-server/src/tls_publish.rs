@@ -21,50 +21,67 @@ const ATTEMPTS_MAX: u32 = 60;
 const PAUSE_MIN: Duration = Duration::from_millis(200);
 const PAUSE_MAX: Duration = Duration::from_secs(5);
 
-/// Returns the TLS address node `node` should have in the map, given its
-/// TLS port: the host of its announced RESP address.
-fn wanted(node: &Node, tls_port: Option<u16>) -> Option<Option<String>> {
-    let view = node.view()?;
-    let record = view.map().nodes.get(&node.config.node_id)?;
+/// What the map says of this node's TLS address.
+enum Published {
+    /// The node has no map, or the map no record of it, yet, or the
+    /// cluster's entry format cannot take the change yet.
+    Unknown,
+    /// The map has the address the node wants (or none, as wanted).
+    Done,
+    /// The map must change to this address (`None`: removed).
+    Wanted(Option<String>),
+}
+
+/// Compares the map with the address `node` wants for its TLS port: the
+/// host of its announced RESP address and the port.
+fn published(node: &Node, tls_port: Option<u16>) -> Published {
+    let Some(view) = node.view() else {
+        return Published::Unknown;
+    };
+    let me = node.config.node_id;
+    let Some(record) = view.map().nodes.get(&me) else {
+        return Published::Unknown;
+    };
     let wanted = tls_port.and_then(|port| {
         let (host, _) = record.addrs.resp.rsplit_once(':')?;
         Some(format!("{host}:{port}"))
     });
-    let published = view.map().tls_addr(node.config.node_id).map(str::to_owned);
-    (published != wanted).then_some(wanted)
+    if view.map().tls_addr(me) == wanted.as_deref() {
+        Published::Done
+    } else if view.map().cluster_version < EntryFormat::V9.number() {
+        tracing::debug!("the cluster's entry format does not take TLS addresses yet");
+        Published::Unknown
+    } else {
+        Published::Wanted(wanted)
+    }
 }
 
 /// Publishes (or removes) this node's TLS address until the map has it.
 pub async fn run(node: Arc<Node>, tls_port: Option<u16>) {
     let mut pause = PAUSE_MIN;
     for _ in 0..ATTEMPTS_MAX {
-        let Some(view) = node.view() else {
-            tokio::time::sleep(pause).await;
-            continue;
-        };
-        let Some(addr) = wanted(&node, tls_port) else {
-            return;
-        };
-        if view.map().cluster_version < EntryFormat::V9.number() {
-            tracing::debug!("the cluster's entry format does not take TLS addresses yet");
-        } else {
-            let request = NodeRequest::ChangeMap {
-                changes: vec![MapChange::SetTlsAddr {
-                    node: node.config.node_id,
-                    addr: addr.clone(),
-                }],
-            };
-            match crate::meta_leader::ask_patiently(&node, request).await {
-                NodeAnswer::Changed(_) => {
-                    tracing::info!(tls = ?addr, "published this node's TLS address in the map");
+        match published(&node, tls_port) {
+            Published::Done => return,
+            Published::Unknown => {}
+            Published::Wanted(addr) => {
+                let request = NodeRequest::ChangeMap {
+                    changes: vec![MapChange::SetTlsAddr {
+                        node: node.config.node_id,
+                        addr: addr.clone(),
+                    }],
+                };
+                match crate::meta_leader::ask_patiently(&node, request).await {
+                    NodeAnswer::Changed(_) => {
+                        tracing::info!(tls = ?addr, "published this node's TLS address in the map");
+                    }
+                    other => tracing::debug!(?other, "the TLS address was not published yet"),
                 }
-                other => tracing::debug!(?other, "the TLS address was not published yet"),
             }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(PAUSE_MAX);
     }
-    if wanted(&node, tls_port).is_some() {
+    if !matches!(published(&node, tls_port), Published::Done) {
         tracing::warn!(
             "this node's TLS address is not in the cluster map: TLS clients are redirected to \
              other nodes' plaintext ports until it is (restart the node to try again)"

@@ -91,8 +91,7 @@ fn master_key(data: &Path) -> anyhow::Result<Option<PathBuf>> {
         return Ok(None);
     }
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let key = polis_server::MasterKey::generate()?;
-    crate::tls_certs::write_private(&file, &format!("{}\n", key.to_hex()))?;
+    crate::encryption::write_new_key(&file)?;
     Ok(Some(file))
 }
 

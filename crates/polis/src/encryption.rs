@@ -54,8 +54,7 @@ pub fn run(command: EncryptionCommand) -> anyhow::Result<()> {
                     args.file.display()
                 );
             }
-            let key = MasterKey::generate()?;
-            crate::tls_certs::write_private(&args.file, &format!("{}\n", key.to_hex()))?;
+            let key = write_new_key(&args.file)?;
             println!(
                 "polis encryption: wrote a new master key (fingerprint {}) to {}; keep a copy \
                  apart from the data: without it the data cannot be read",
@@ -81,6 +80,17 @@ pub fn run(command: EncryptionCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes a new random master key to `file` (64 hexadecimal digits,
+/// readable by its owner alone) and returns it.
+///
+/// # Errors
+/// The system has no random source, or the file cannot be written.
+pub fn write_new_key(file: &Path) -> anyhow::Result<MasterKey> {
+    let key = MasterKey::generate()?;
+    crate::tls_certs::write_private(file, &format!("{}\n", key.to_hex()))?;
+    Ok(key)
 }
 
 /// Returns the master key `polis server` was given: from `file`, or else
