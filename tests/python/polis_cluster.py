@@ -13,6 +13,7 @@ module uses, never taken from constants.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -218,14 +219,35 @@ class Cluster:
         """Returns `polis status --node <admin> --json` of one node."""
         done = subprocess.run(
             [str(self.binary), "status", "--node", node.admin_addr, "--json"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True, text=True, timeout=10, check=True, env=self.admin_env(),
         )
         return json.loads(done.stdout)
 
-    def http_get(self, node: Node, path: str) -> tuple[int, bytes]:
-        """Returns (status code, body) of GET http://<admin addr><path>."""
+    def password(self) -> str | None:
+        """Returns the default user's password of `polis dev --secure`."""
+        path = self.data_dir / "password"
+        return path.read_text().strip() if path.is_file() else None
+
+    def admin_env(self) -> dict:
+        """The environment of a polis command that calls the admin API:
+        with POLIS_PASSWORD when the cluster has a password."""
+        env = dict(os.environ)
+        if self.password() is not None:
+            env["POLIS_PASSWORD"] = self.password()
+        return env
+
+    def http_get(self, node: Node, path: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
+        """Returns (status code, body) of GET http://<admin addr><path>,
+        with HTTP Basic credentials (user, password) when given (the
+        default user's password of a secure cluster otherwise)."""
+        request = urllib.request.Request("http://%s%s" % (node.admin_addr, path))
+        if auth is None and self.password() is not None:
+            auth = ("default", self.password())
+        if auth is not None:
+            token = base64.b64encode(("%s:%s" % auth).encode()).decode()
+            request.add_header("Authorization", "Basic " + token)
         try:
-            with urllib.request.urlopen("http://%s%s" % (node.admin_addr, path), timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()

@@ -7,6 +7,9 @@ deletes them; the requirepass test puts the default user back."""
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
 
 import pytest
 import redis
@@ -248,3 +251,40 @@ def test_the_gateway_enforces_the_same_users(cluster, user):
 def authenticated(port: int, name: str, password: str):
     connection = Raw(port)
     return connection if connection.call("AUTH", name, password) == "OK" else None
+
+
+def test_the_admin_api_takes_the_users_of_the_cluster(cluster, user, admin):
+    node = cluster.nodes[1]
+    # A cluster nobody secured: the default user is on and nopass, and the
+    # admin API is as open as the RESP ports.
+    assert cluster.http_get(node, "/status")[0] == 200
+    operator = user("on", ">op-pw", "+@admin")
+    reader = user("on", ">rd-pw", "+@read", "~*")
+    try:
+        assert admin.config_set("requirepass", "s3cret")
+        # The health probes stay open; everything else asks who is calling.
+        assert cluster.http_get(node, "/health/live") == (200, b"ok")
+        code, body = cluster.http_get(node, "/status")
+        assert code == 401 and body.startswith(b"NOAUTH") and b"POLIS_PASSWORD" in body
+        assert cluster.http_get(node, "/status", auth=(operator, "wrong")) == (401, WRONGPASS.encode())
+        code, body = cluster.http_get(node, "/namespaces", auth=(reader, "rd-pw"))
+        assert code == 403 and body.startswith(b"NOPERM User %s" % reader.encode()), body
+        assert cluster.http_get(node, "/status", auth=(operator, "op-pw"))[0] == 200
+        assert cluster.http_get(node, "/status", auth=("default", "s3cret"))[0] == 200
+        entries = node_client(cluster, 1, password="s3cret").execute_command("ACL", "LOG", "10")
+        entries = [dict(zip(entry[::2], entry[1::2])) if isinstance(entry, list) else entry for entry in entries]
+        assert any(entry["username"] == reader and entry["object"] == "admin-api" for entry in entries), entries
+        # polis commands send POLIS_USER and POLIS_PASSWORD.
+        command = [str(cluster.binary), "status", "--node", node.admin_addr, "--json"]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=10)
+        assert refused.returncode != 0 and "POLIS_PASSWORD" in refused.stdout + refused.stderr
+        environment = dict(os.environ, POLIS_USER=operator, POLIS_PASSWORD="op-pw")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, env=environment)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["node_id"] == node.node_id
+    finally:
+        admin.config_set("requirepass", "")
+        gateway = Raw(cluster.gateway_port())
+        wait_until(lambda: gateway.call("SET", "requirepass:probe", "1") == "OK", 15,
+                   "the gateway to serve again")
+    assert cluster.http_get(node, "/status")[0] == 200

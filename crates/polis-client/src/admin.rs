@@ -22,6 +22,9 @@ pub(crate) async fn send(
     let mut request = hyper::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
+    if let Some(credentials) = credentials() {
+        request = request.header("authorization", credentials);
+    }
     let body = match json {
         Some(value) => {
             request = request.header("content-type", "application/json");
@@ -39,6 +42,33 @@ pub(crate) async fn send(
         .context("admin response timed out")??
         .to_bytes();
     Ok((status, body))
+}
+
+static CREDENTIALS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every later admin request of this process carry `user` and
+/// `password` (over the environment's). Once per process.
+pub fn set_credentials(user: &str, password: &str) {
+    let _ = CREDENTIALS.set(basic(user, password));
+}
+
+/// The credentials admin requests carry, as an `Authorization` header:
+/// those set with [`set_credentials`], else the user `POLIS_USER` names
+/// (`default` if unset) with the password of `POLIS_PASSWORD`, when that
+/// is set.
+fn credentials() -> Option<String> {
+    if let Some(set) = CREDENTIALS.get() {
+        return Some(set.clone());
+    }
+    let password = std::env::var("POLIS_PASSWORD").ok()?;
+    let user = std::env::var("POLIS_USER").unwrap_or_else(|_| "default".to_owned());
+    Some(basic(&user, &password))
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
 }
 
 /// Returns the status code and body of `GET http://{addr}{path}`.
@@ -77,7 +107,11 @@ pub async fn put_json(
 /// Returns a node's /status as JSON.
 pub async fn status(addr: &str) -> anyhow::Result<serde_json::Value> {
     let (code, body) = get(addr, "/status", Duration::from_secs(2)).await?;
-    anyhow::ensure!(code == 200, "GET /status answered {code}");
+    anyhow::ensure!(
+        code == 200,
+        "GET /status answered {code}: {}",
+        String::from_utf8_lossy(&body)
+    );
     Ok(serde_json::from_slice(&body)?)
 }
 

@@ -75,7 +75,11 @@ impl Faults {
         if code == 404 {
             bail!("{admin} does not serve /faults: start its node with --enable-fault-injection");
         }
-        anyhow::ensure!(code == 200, "GET {admin}/faults answered {code}");
+        anyhow::ensure!(
+            code == 200,
+            "GET {admin}/faults answered {code}: {}",
+            String::from_utf8_lossy(&body)
+        );
         Ok(serde_json::from_slice(&body)?)
     }
 

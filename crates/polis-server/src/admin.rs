@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::node::Node;
 use crate::stats::Stats;
-use crate::{admin_feeds, admin_namespaces, cluster_ops};
+use crate::{admin_auth, admin_feeds, admin_namespaces, cluster_ops};
 
 /// One node of the map, as this node sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -399,7 +399,13 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             .route("/faults", get(get_faults).put(put_faults))
             .route("/faults/heal", post(heal));
     }
-    let app = app.with_state(node);
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            admin_auth::authorize,
+        ))
+        .with_state(node);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(%error, "admin server stopped");
     }

@@ -23,6 +23,7 @@
 
 pub mod acl;
 pub mod admin;
+mod admin_auth;
 pub mod admin_feeds;
 pub mod admin_namespaces;
 pub mod admission;

@@ -312,3 +312,14 @@ fn a_restricted_user_is_checked_and_a_deleted_one_must_authenticate_again() {
     ));
     assert!(identity.user.is_none());
 }
+
+#[test]
+fn a_category_is_allowed_only_whole_and_only_to_a_user_that_is_on() {
+    assert!(user(&["on", "+@all"]).allows_category("admin"));
+    assert!(user(&["on", "+@admin"]).allows_category("admin"));
+    assert!(!user(&["off", "+@admin"]).allows_category("admin"));
+    assert!(!user(&["on", "+@read"]).allows_category("admin"));
+    assert!(!user(&["on", "+@admin", "-config"]).allows_category("admin"));
+    assert!(!user(&["on", "+config"]).allows_category("admin"));
+    assert!(User::default_user().allows_category("admin"));
+}

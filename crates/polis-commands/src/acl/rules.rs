@@ -161,6 +161,16 @@ impl User {
         Ok(())
     }
 
+    /// Returns true when the user is on and may run every command of
+    /// `@category` (`admin`, say).
+    pub fn allows_category(&self, category: &str) -> bool {
+        let tagged = format!("@{category}");
+        self.enabled
+            && every_spec()
+                .filter(|spec| acl_categories(spec).contains(&tagged))
+                .all(|spec| self.commands.contains(spec.name))
+    }
+
     /// `+name`, `-name`, `+name|sub`, `+@category`, `-@category`.
     fn apply_command_rule(&mut self, allow: bool, name: &str) -> Result<(), &'static str> {
         let name = name.to_ascii_lowercase();
