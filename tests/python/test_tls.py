@@ -8,6 +8,7 @@ without a restart."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import ssl
@@ -51,6 +52,25 @@ def certs(directory: Path, *flags: str) -> Path:
     subprocess.run([str(polis_binary()), "tls", "certs", "--dir", str(directory), *flags], check=True,
                    stdout=subprocess.DEVNULL)
     return directory
+
+
+def process_tcp_peers(pid: int) -> set[int]:
+    """Returns the remote ports of the established TCP connections of
+    process `pid` (its socket inodes found in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path("/proc/%d/fd" % pid).iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+            ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def handshake_failures(cluster: Cluster, node) -> int:
@@ -228,6 +248,13 @@ def test_the_gateway_serves_tls_clients_with_the_password(secure):
     for index, name in enumerate(names):
         assert client.set(name, index)
     assert client.mget(names) == [str(index) for index in range(30)]
+    # polis dev --secure's gateway (in the polis dev process) reaches the
+    # nodes at their TLS ports (--tls-upstream), never their plaintext ones.
+    remote_ports = process_tcp_peers(secure.process.pid)
+    tls_ports = {tls_port(secure, node) for node in secure.nodes}
+    plain_ports = {node.resp_port for node in secure.nodes}
+    assert remote_ports & tls_ports, remote_ports
+    assert not remote_ports & plain_ports, remote_ports
     assert client.delete(*names) == 30
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host=HOST, port=port, ssl=True, ssl_ca_certs=str(tls_dir(secure) / "ca.crt"),

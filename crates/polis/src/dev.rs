@@ -211,8 +211,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             std::net::SocketAddr::from(([127, 0, 0, 1], port))
         };
         let tls = secure.as_ref().map(|secure| (beside(1), secure.files()));
-        let started =
-            crate::gateway::start_beside(listen, cluster.resp_addrs(), tls, beside(2)).await;
+        // With --secure, the gateway reaches the nodes at their TLS ports.
+        let upstream = secure
+            .as_ref()
+            .and_then(crate::dev_secure::Secure::upstream);
+        let seeds = match (&upstream, secure.as_ref()) {
+            (Some(_), Some(secure)) => secure.tls_addrs(args.port, args.nodes),
+            _ => cluster.resp_addrs(),
+        };
+        let started = crate::gateway::start_beside(listen, seeds, tls, upstream, beside(2)).await;
         match started {
             Ok(started) => {
                 println!(
@@ -232,7 +239,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     println!("try:    redis-cli -c -p {}", args.port);
-    println!("status: polis status --node {}", addrs(args.port, 0).admin);
+    match secure
+        .as_ref()
+        .and_then(crate::dev_secure::Secure::password_file)
+    {
+        Some(file) => println!(
+            "status: POLIS_PASSWORD=\"$(cat {})\" polis status --node {}",
+            file.display(),
+            addrs(args.port, 0).admin
+        ),
+        None => println!("status: polis status --node {}", addrs(args.port, 0).admin),
+    }
     println!("polis dev: ready");
     wait_for_signal_or_exit(&mut cluster).await;
     cluster.stop_all(STOP_GRACE).await;

@@ -68,6 +68,9 @@ pub fn prepare(data: &Path, with_password: bool) -> anyhow::Result<Secure> {
             password
         }
     };
+    // polis dev's own admin requests (a restarted cluster has the
+    // password already).
+    polis_client::admin::set_credentials(polis_commands::acl::DEFAULT_USER, &password);
     Ok(Secure {
         tls_dir,
         password: Some((password_file, password)),
@@ -96,6 +99,19 @@ fn master_key(data: &Path) -> anyhow::Result<Option<PathBuf>> {
 }
 
 impl Secure {
+    /// With `--secure`: how the gateway reaches the nodes, over TLS
+    /// checked with the CA, showing the client certificate.
+    pub fn upstream(&self) -> Option<polis_tls::ClientFiles> {
+        self.password.as_ref()?;
+        Some(polis_tls::ClientFiles {
+            ca_cert_file: self.tls_dir.join("ca.crt"),
+            cert: Some((
+                self.tls_dir.join("client.crt"),
+                self.tls_dir.join("client.key"),
+            )),
+        })
+    }
+
     /// Returns the certificate files, as a TLS listener takes them.
     pub fn files(&self) -> polis_tls::TlsFiles {
         polis_tls::TlsFiles {
@@ -157,6 +173,19 @@ impl Secure {
         Ok(())
     }
 
+    /// Returns the password's file, with `--secure`.
+    pub fn password_file(&self) -> Option<&Path> {
+        self.password.as_ref().map(|(file, _)| file.as_path())
+    }
+
+    /// Returns the nodes' TLS addresses, on loopback.
+    pub fn tls_addrs(&self, port: u16, nodes: u16) -> Vec<String> {
+        (0..nodes)
+            .filter_map(|index| tls_port(port, index).ok())
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect()
+    }
+
     /// Prints how to reach the secure cluster.
     pub fn describe(&self, port: u16, nodes: u16) {
         let ca = self.tls_dir.join("ca.crt");
@@ -179,7 +208,10 @@ impl Secure {
         let first = ports.first().map_or("", String::as_str);
         match &self.password {
             Some((file, _)) => {
-                println!("password: in {} (user default)", file.display());
+                println!(
+                    "password: in {} (user default; polis status and the admin API take it as POLIS_PASSWORD)",
+                    file.display()
+                );
                 println!(
                     "try:    redis-cli --tls --cacert {} -p {first} --pass \"$(cat {})\" ping",
                     ca.display(),

@@ -179,8 +179,12 @@ pub async fn start_beside(
     listen: SocketAddr,
     cluster: Vec<String>,
     tls: Option<(SocketAddr, polis_tls::TlsFiles)>,
+    upstream: Option<polis_tls::ClientFiles>,
     http: SocketAddr,
 ) -> Result<Started, String> {
+    if let Some(files) = upstream {
+        polis_gateway::node_stream::set_upstream_tls(polis_tls::ClientTls::load(&files)?);
+    }
     let mut gateway = polis_gateway::Gateway::bind(listen, cluster).await?;
     if let Some((tls_listen, files)) = tls {
         gateway.bind_tls(tls_listen, files).await?;
