@@ -13,19 +13,29 @@ use crate::frame::Frame;
 use crate::route::{lower, Target};
 use crate::session::{OwedState, Session};
 use crate::topology::Addr;
-use crate::upstream::{Event, Expect};
+use crate::upstream::{Expect, Received, Upstream};
 
 impl Session {
-    /// Handles a frame (or the end) of a connection.
-    pub(crate) async fn on_event(&mut self, event: Event) {
-        let frame = match event.frame {
-            Ok(frame) => frame,
-            Err(why) => {
-                self.lost(event.upstream, &why);
-                return;
+    /// Handles what the connections read: their frames, in order, and
+    /// their ends.
+    pub(crate) async fn take_received(&mut self) {
+        // Handling a frame may open connections: they are read next time.
+        for id in 0..self.upstreams.len() {
+            while let Some(received) = self.upstream_mut(id).and_then(Upstream::take_received) {
+                match received {
+                    Received::Frame(frame) => self.on_frame(id, frame).await,
+                    Received::Ended(why) => {
+                        self.lost(id, &why);
+                        break;
+                    }
+                }
             }
-        };
-        let Some(upstream) = self.upstream_mut(event.upstream) else {
+        }
+    }
+
+    /// Handles a frame of connection `id`.
+    async fn on_frame(&mut self, id: usize, frame: Frame) {
+        let Some(upstream) = self.upstream_mut(id) else {
             return;
         };
         let protocol = upstream.protocol;

@@ -6,7 +6,7 @@
 //! ```text
 //!  client ─ requests ─> plan ─┬─ answer here (PING, MULTI queueing, errors)
 //!                             ├─ one node ──────────> upstream ─┐
-//!                             └─ split / fan out ──> upstreams ─┤  frames (reader tasks)
+//!                             └─ split / fan out ──> upstreams ─┤  frames
 //!  client <─ replies in request order <─ owed <─ merge/redirect ─┘
 //! ```
 //!
@@ -24,7 +24,6 @@ use bytes::{Bytes, BytesMut};
 use polis_resp::{DecodeLimits, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits::GATEWAY_OWED_MAX;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use crate::cluster::Cluster;
 use crate::frame::Frame;
@@ -35,7 +34,7 @@ use crate::route::{
     allowed_subscribed, is_barrier, is_stateful, lower, plan, Plan, SessionCommand, Target,
 };
 use crate::topology::Addr;
-use crate::upstream::{Event, Expect, Upstream, EVENTS_MAX};
+use crate::upstream::{poll_read_any, Expect, Upstream};
 
 /// Bytes read from the client per read call, at most.
 const READ_CHUNK: usize = 16 * 1024;
@@ -77,7 +76,6 @@ pub struct Session {
     pub(crate) protocol: ProtocolVersion,
     pub(crate) upstreams: Vec<Option<Upstream>>,
     pub(crate) by_addr: HashMap<Addr, usize>,
-    pub(crate) events: mpsc::Sender<Event>,
     pub(crate) owed: VecDeque<Owed>,
     /// The sequence number of `owed[0]`.
     pub(crate) first_seq: u64,
@@ -101,7 +99,6 @@ pub async fn serve<S>(cluster: Arc<Cluster>, policy: Arc<Policy>, stream: S, pee
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (events, mut incoming) = mpsc::channel(EVENTS_MAX);
     let id = cluster.new_client();
     let mut session = Session {
         id,
@@ -112,7 +109,6 @@ where
         protocol: ProtocolVersion::Resp2,
         upstreams: Vec::new(),
         by_addr: HashMap::new(),
-        events,
         owed: VecDeque::new(),
         first_seq: 0,
         multi: None,
@@ -125,19 +121,15 @@ where
         pick: 0,
         identity: crate::auth::Identity::default(),
     };
-    if let Err(error) = session.run(stream, &mut incoming).await {
+    if let Err(error) = session.run(stream).await {
         tracing::debug!(%error, "gateway client left");
     }
-    session.release_all().await;
+    session.release_all();
     session.cluster.note_connections(session.id, Vec::new());
 }
 
 impl Session {
-    async fn run<S>(
-        &mut self,
-        mut stream: S,
-        incoming: &mut mpsc::Receiver<Event>,
-    ) -> std::io::Result<()>
+    async fn run<S>(&mut self, mut stream: S) -> std::io::Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -191,15 +183,10 @@ impl Session {
                     }
                     input.reserve(READ_CHUNK);
                 }
-                event = incoming.recv() => {
-                    let Some(event) = event else { return Ok(()) };
-                    self.on_event(event).await;
-                    // What else has come, in one go, so replies go out
-                    // together; bounded, so the client is read again.
-                    for _ in 0..EVENTS_MAX {
-                        let Ok(event) = incoming.try_recv() else { break };
-                        self.on_event(event).await;
-                    }
+                // Every connection that has replies is read in one go, so
+                // they go out to the client together.
+                () = std::future::poll_fn(|cx| poll_read_any(&mut self.upstreams, cx)) => {
+                    self.take_received().await;
                 }
                 () = sleep_until(next_retry), if next_retry.is_some() => self.retry_due().await,
                 changed = health.changed() => {
@@ -435,15 +422,7 @@ impl Session {
             return Some(*id);
         }
         let id = self.upstreams.len();
-        match Upstream::open(
-            &self.cluster,
-            addr.clone(),
-            self.protocol,
-            id,
-            self.events.clone(),
-        )
-        .await
-        {
+        match Upstream::open(&self.cluster, addr.clone(), self.protocol).await {
             Ok(upstream) => {
                 self.upstreams.push(Some(upstream));
                 self.by_addr.insert(addr.clone(), id);
@@ -488,11 +467,11 @@ impl Session {
     }
 
     /// Ends every connection: the clean ones go back to the pool.
-    pub(crate) async fn release_all(&mut self) {
+    pub(crate) fn release_all(&mut self) {
         self.by_addr.clear();
         self.home = None;
         for upstream in std::mem::take(&mut self.upstreams).into_iter().flatten() {
-            upstream.release(&self.cluster).await;
+            upstream.release(&self.cluster);
         }
         self.note_connections();
     }

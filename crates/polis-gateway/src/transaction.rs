@@ -138,7 +138,7 @@ impl Session {
                 self.closing = true;
             }
             SessionCommand::Reset => {
-                self.release_all().await;
+                self.release_all();
                 self.protocol = ProtocolVersion::Resp2;
                 self.multi = None;
                 self.watch = None;
@@ -271,7 +271,7 @@ impl Session {
             _ => None,
         };
         if let Some(protocol) = asked.filter(|protocol| *protocol != self.protocol) {
-            self.release_all().await;
+            self.release_all();
             self.protocol = protocol;
         }
         let seq = self.owe(OwedState::Waiting, silent);

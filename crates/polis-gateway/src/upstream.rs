@@ -1,34 +1,28 @@
 //! A client's connection to one node. The session writes requests to it
-//! in order; a reader task splits the node's replies into frames and
-//! hands them to the session, tagged with the connection's number.
+//! in order and reads its replies itself: no task per connection, so a
+//! reply reaches the client without a hop between tasks.
 //!
 //! Connections come from the cluster's pool and go back to it when the
 //! client leaves, unless the client changed their state (MULTI, WATCH,
 //! a subscription, a name, a blocked command...), or replies are owed.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use polis_resp::{ProtocolVersion, Reply};
-use polis_types::limits::GATEWAY_UPSTREAM_FRAMES_MAX;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::Cluster;
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameError};
 use crate::node_stream::NodeStream;
 use crate::topology::Addr;
 
 /// Bytes read from a node per read call, at most.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// What a reader task hands its session.
-pub struct Event {
-    pub upstream: usize,
-    /// A frame, or why the connection ended.
-    pub frame: Result<Frame, String>,
-}
 
 /// What the session waits for from this connection, in order.
 #[derive(Debug, Clone)]
@@ -54,10 +48,14 @@ pub struct Expect {
 pub struct Upstream {
     pub addr: Addr,
     pub protocol: ProtocolVersion,
-    writer: WriteHalf<NodeStream>,
+    stream: NodeStream,
+    /// Read from the node, not yet split into frames.
+    input: BytesMut,
+    /// Queued for the node, not yet written.
     out: BytesMut,
-    stop: Option<oneshot::Sender<()>>,
-    reader: ReaderTask,
+    /// Why the connection ended, once it did; the frames read before stay
+    /// to be taken.
+    ended: Option<String>,
     pub expect: VecDeque<Expect>,
     /// Its state differs from a fresh connection's: it is closed, not
     /// pooled, when the client leaves.
@@ -74,9 +72,16 @@ pub struct Upstream {
     pub node_client_id: i64,
 }
 
+/// What a connection has for its session.
+pub enum Received {
+    Frame(Frame),
+    /// The connection ended (closed, broken, or unreadable), after every
+    /// frame it delivered.
+    Ended(String),
+}
+
 impl Upstream {
-    /// Opens (or leases) a connection to `addr` in `protocol`; its frames
-    /// go to `events` tagged `id`.
+    /// Opens (or leases) a connection to `addr` in `protocol`.
     ///
     /// # Errors
     /// The node cannot be reached, or refused the protocol.
@@ -84,25 +89,18 @@ impl Upstream {
         cluster: &Arc<Cluster>,
         addr: Addr,
         protocol: ProtocolVersion,
-        id: usize,
-        events: mpsc::Sender<Event>,
     ) -> Result<Self, String> {
         let (stream, node_client_id) = match cluster.lease(&addr, protocol) {
             Some(leased) => leased,
             None => connect(&addr, protocol).await?,
         };
-        let (reader, writer) = tokio::io::split(stream);
-        let (stop, stopped) = oneshot::channel();
-        let reader = ReaderTask(Some(tokio::spawn(read_frames(
-            reader, protocol, id, events, stopped,
-        ))));
         Ok(Self {
             addr,
             protocol,
-            writer,
+            stream,
+            input: BytesMut::new(),
             out: BytesMut::new(),
-            stop: Some(stop),
-            reader,
+            ended: None,
             expect: VecDeque::new(),
             dirty: false,
             subscribing: false,
@@ -112,10 +110,22 @@ impl Upstream {
         })
     }
 
-    /// Queues `args` to be written at the next flush.
+    /// Queues `args` to be written at the next flush, as a RESP array of
+    /// bulk strings.
     pub fn push(&mut self, args: &[Bytes]) {
-        let request = Reply::Array(args.iter().cloned().map(Reply::Bulk).collect());
-        polis_resp::encode_reply(&request, ProtocolVersion::Resp2, &mut self.out);
+        let mut digits = itoa::Buffer::new();
+        let size: usize = args.iter().map(|arg| arg.len() + 16).sum();
+        self.out.reserve(size + 16);
+        self.out.put_u8(b'*');
+        self.out.put_slice(digits.format(args.len()).as_bytes());
+        self.out.put_slice(b"\r\n");
+        for arg in args {
+            self.out.put_u8(b'$');
+            self.out.put_slice(digits.format(arg.len()).as_bytes());
+            self.out.put_slice(b"\r\n");
+            self.out.put_slice(arg);
+            self.out.put_slice(b"\r\n");
+        }
     }
 
     /// Writes what was queued.
@@ -126,8 +136,11 @@ impl Upstream {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = self.out.split();
-        self.writer.write_all(&out).await
+        let result = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        result?;
+        // TLS holds records until flushed; for TCP this is free.
+        self.stream.flush().await
     }
 
     /// Returns true when nothing was queued and not written.
@@ -135,54 +148,72 @@ impl Upstream {
         self.out.is_empty()
     }
 
+    /// Takes the next thing the connection has: a whole frame, or its end
+    /// once every frame before it was taken.
+    pub fn take_received(&mut self) -> Option<Received> {
+        match Frame::split(&mut self.input, self.protocol) {
+            Ok(Some(frame)) => Some(Received::Frame(frame)),
+            Ok(None) => self.ended.take().map(Received::Ended),
+            Err(error) => Some(Received::Ended(error.to_string())),
+        }
+    }
+
+    /// Reads what the node sent, without waiting: ready when something
+    /// was read or the connection ended.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.ended.is_some() {
+            return Poll::Ready(());
+        }
+        if self.input.len() > polis_types::limits::GATEWAY_REPLY_BYTES_MAX {
+            self.ended = Some(FrameError::TooLarge.to_string());
+            return Poll::Ready(());
+        }
+        self.input.reserve(READ_CHUNK);
+        let read = pin!(self.stream.read_buf(&mut self.input)).poll(cx);
+        match read {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(0)) => {
+                self.ended = Some("the node closed the connection".to_owned());
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(_)) => Poll::Ready(()),
+            Poll::Ready(Err(error)) => {
+                self.ended = Some(error.to_string());
+                Poll::Ready(())
+            }
+        }
+    }
+
     /// Ends the connection: back to the pool when it is as fresh and
     /// idle, closed otherwise.
-    pub async fn release(mut self, cluster: &Cluster) {
-        let poolable = !self.dirty && self.expect.is_empty() && self.out.is_empty();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let Some(mut reader) = self.reader.0.take() else {
-            return;
-        };
-        if !poolable {
-            reader.abort();
-            return;
-        }
-        // A reader stuck handing over an unasked frame is not waited for.
-        let stopped =
-            tokio::time::timeout(std::time::Duration::from_millis(100), &mut reader).await;
-        match stopped {
-            Ok(Ok(Some((read, leftover)))) if leftover.is_empty() => {
-                if read.is_pair_of(&self.writer) {
-                    cluster.give_back(
-                        self.addr.clone(),
-                        self.protocol,
-                        read.unsplit(self.writer),
-                        self.node_client_id,
-                    );
-                }
-            }
-            _ => reader.abort(),
+    pub fn release(self, cluster: &Cluster) {
+        let poolable = !self.dirty
+            && self.expect.is_empty()
+            && self.out.is_empty()
+            && self.input.is_empty()
+            && self.ended.is_none();
+        if poolable {
+            cluster.give_back(self.addr, self.protocol, self.stream, self.node_client_id);
         }
     }
 }
 
-/// The task reading a connection's frames, stopped when dropped.
-struct ReaderTask(Option<tokio::task::JoinHandle<Stopped>>);
-
-/// What a stopped reader hands back: the read half, and what it read past
-/// the last frame.
-type Stopped = Option<(ReadHalf<NodeStream>, BytesMut)>;
-
-impl Drop for ReaderTask {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
+/// Reads from every connection that has something, without waiting:
+/// ready when at least one read something or ended (their frames are
+/// then taken with [`Upstream::take_received`]); otherwise each is woken for.
+pub fn poll_read_any(upstreams: &mut [Option<Upstream>], cx: &mut Context<'_>) -> Poll<()> {
+    let mut ready = false;
+    for upstream in upstreams.iter_mut().flatten() {
+        if upstream.poll_read(cx).is_ready() {
+            ready = true;
         }
     }
+    if ready {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
+    }
 }
-
 /// Connects to `addr`, switches the connection to RESP3 with HELLO when
 /// asked, and returns it with the id the node gave it.
 async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(NodeStream, i64), String> {
@@ -230,61 +261,3 @@ async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(NodeStream, i
     };
     Ok((stream, id))
 }
-
-/// Reads frames until the connection ends or the session stops it;
-/// returns the read half and what was read past the last frame when
-/// stopped.
-async fn read_frames(
-    mut reader: ReadHalf<NodeStream>,
-    protocol: ProtocolVersion,
-    id: usize,
-    events: mpsc::Sender<Event>,
-    mut stopped: oneshot::Receiver<()>,
-) -> Stopped {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let ended = |why: String| Event {
-        upstream: id,
-        frame: Err(why),
-    };
-    loop {
-        loop {
-            match Frame::split(&mut buf, protocol) {
-                Ok(Some(frame)) => {
-                    if events
-                        .send(Event {
-                            upstream: id,
-                            frame: Ok(frame),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return None;
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    let _ = events.send(ended(error.to_string())).await;
-                    return None;
-                }
-            }
-        }
-        buf.reserve(READ_CHUNK);
-        tokio::select! {
-            _ = &mut stopped => return Some((reader, buf)),
-            read = reader.read_buf(&mut buf) => match read {
-                Ok(0) => {
-                    let _ = events.send(ended("the node closed the connection".to_owned())).await;
-                    return None;
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    let _ = events.send(ended(error.to_string())).await;
-                    return None;
-                }
-            },
-        }
-    }
-}
-
-/// The capacity of a session's event channel.
-pub const EVENTS_MAX: usize = GATEWAY_UPSTREAM_FRAMES_MAX;
