@@ -348,13 +348,8 @@ async fn pop_run(faults: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_queue_delivers_every_acknowledged_entry_under_kills_and_partitions() {
-    queue_run("kill,partition", "claim").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_queue_keeps_acknowledgements_under_pauses_and_isolated_leaders() {
-    queue_run("pause,isolate-leader", "claim").await;
+async fn polis_queue_delivers_every_acknowledged_entry_under_kills_partitions_and_pauses() {
+    queue_run("kill,partition,pause,isolate-leader", "claim").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,13 +358,8 @@ async fn polis_queue_redelivers_or_dead_letters_every_entry_under_kills_and_part
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_pops_each_element_once_under_kills_and_partitions() {
-    pop_run("kill,partition").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_pops_each_element_once_under_pauses_and_isolated_leaders() {
-    pop_run("pause,isolate-leader").await;
+async fn polis_pops_each_element_once_under_kills_partitions_and_pauses() {
+    pop_run("kill,partition,pause,isolate-leader").await;
 }
 
 /// A list-append run (MULTI/EXEC transactions of RPUSH and LRANGE) under
@@ -418,18 +408,13 @@ async fn append_run_is_valid(faults: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_transactions_stay_strictly_serializable_under_kills() {
-    append_run_is_valid("kill,pause-kill").await;
+async fn polis_transactions_stay_strictly_serializable_under_kills_and_pauses() {
+    append_run_is_valid("kill,pause-kill,pause").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polis_transactions_stay_strictly_serializable_under_partitions() {
     append_run_is_valid("partition,isolate-leader,bridge").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polis_transactions_stay_strictly_serializable_under_pauses() {
-    append_run_is_valid("pause").await;
 }
 
 /// A lock run under `faults`: holders with short leases stall past them
