@@ -20,6 +20,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 polis="$root/target/release/polis"
+command -v redis-benchmark > /dev/null \
+  || { echo "bench-gateway: needs redis-benchmark and redis-cli (scripts/install-deps.sh installs them)"; exit 1; }
+[ -x "$polis" ] || { echo "bench-gateway: needs $polis (cargo build --release -j2 -p polis)"; exit 1; }
 out=$(mkdir -p "${1:-bench-gateway}" && cd "${1:-bench-gateway}" && pwd)
 rounds=${2:-2}
 requests=${3:-100000}
