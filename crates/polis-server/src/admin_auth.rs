@@ -15,8 +15,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use polis_commands::acl::{DEFAULT_USER, NOAUTH, WRONGPASS};
+use polis_commands::acl::{BAD_BASIC, DEFAULT_USER, NOAUTH, WRONGPASS};
 
 use crate::acl::Reason;
 use crate::node::Node;
@@ -108,17 +107,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Re
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let unreadable =
-        || Refusal::Unauthorized("the Authorization header is not Basic user:password".to_owned());
-    let encoded = value
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Basic "))
-        .ok_or_else(unreadable)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| unreadable())?;
-    let text = String::from_utf8(decoded).map_err(|_| unreadable())?;
-    let (user, password) = text.split_once(':').ok_or_else(unreadable)?;
-    Ok(Some((user.to_owned(), password.to_owned())))
+    match polis_commands::acl::basic_credentials(value.as_bytes()) {
+        Some(credentials) => Ok(Some(credentials)),
+        None => Err(Refusal::Unauthorized(BAD_BASIC.to_owned())),
+    }
 }

@@ -323,3 +323,15 @@ fn a_category_is_allowed_only_whole_and_only_to_a_user_that_is_on() {
     assert!(!user(&["on", "+config"]).allows_category("admin"));
     assert!(User::default_user().allows_category("admin"));
 }
+
+#[test]
+fn basic_credentials_are_read_from_an_authorization_header() {
+    // base64("ops:pa:ss") and base64("nocolon").
+    assert_eq!(
+        basic_credentials(b"Basic b3BzOnBhOnNz"),
+        Some(("ops".to_owned(), "pa:ss".to_owned()))
+    );
+    assert_eq!(basic_credentials(b"Basic bm9jb2xvbg=="), None);
+    assert_eq!(basic_credentials(b"Bearer b3BzOnBhOnNz"), None);
+    assert_eq!(basic_credentials(b"Basic !!!"), None);
+}

@@ -32,6 +32,24 @@ pub const DEFAULT_USER: &str = "default";
 /// needs a password.
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 
+/// What a client whose HTTP `Authorization` header is not Basic
+/// credentials is told.
+pub const BAD_BASIC: &str = "the Authorization header is not Basic user:password";
+
+/// Reads the user and password of an HTTP `Authorization` header's value,
+/// `Basic base64(user:password)` (the admin API and the gateway's HTTP API
+/// take users that way); None when it is not that.
+pub fn basic_credentials(value: &[u8]) -> Option<(String, String)> {
+    use base64::Engine;
+    let encoded = value.strip_prefix(b"Basic ")?.trim_ascii();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// Returns the channels and the channel patterns command `name` (a
 /// governing spec's name) names in `args`, as the ACL check takes them:
 /// PUBLISH and SPUBLISH name one channel, SUBSCRIBE and SSUBSCRIBE

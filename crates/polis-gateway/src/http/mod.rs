@@ -20,7 +20,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine;
 use polis_resp::Reply;
 use polis_types::limits::HTTP_BODY_BYTES_MAX;
 use serde::de::DeserializeOwned;
@@ -164,20 +163,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Fa
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let unreadable = || {
-        Failure::new(
-            StatusCode::UNAUTHORIZED,
-            "the Authorization header is not Basic user:password",
-        )
-    };
-    let value = value.to_str().map_err(|_| unreadable())?;
-    let encoded = value.strip_prefix("Basic ").ok_or_else(unreadable)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| unreadable())?;
-    let text = String::from_utf8(decoded).map_err(|_| unreadable())?;
-    let (user, password) = text.split_once(':').ok_or_else(unreadable)?;
-    Ok(Some((user.to_owned(), password.to_owned())))
+    polis_commands::acl::basic_credentials(value.as_bytes())
+        .map(Some)
+        .ok_or_else(|| Failure::new(StatusCode::UNAUTHORIZED, polis_commands::acl::BAD_BASIC))
 }
 
 /// Sends one command; a Redis error becomes a [`Failure`].
