@@ -17,7 +17,7 @@ use polis_resp::{ProtocolVersion, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::Cluster;
-use crate::frame::{Frame, FrameError};
+use crate::frame::Frame;
 use crate::node_stream::NodeStream;
 use crate::topology::Addr;
 
@@ -149,7 +149,8 @@ impl Upstream {
     }
 
     /// Takes the next thing the connection has: a whole frame, or its end
-    /// once every frame before it was taken.
+    /// once every frame before it was taken (a reply growing past
+    /// `GATEWAY_REPLY_BYTES_MAX` ends it: [`Frame::split`]).
     pub fn take_received(&mut self) -> Option<Received> {
         match Frame::split(&mut self.input, self.protocol) {
             Ok(Some(frame)) => Some(Received::Frame(frame)),
@@ -162,10 +163,6 @@ impl Upstream {
     /// was read or the connection ended.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.ended.is_some() {
-            return Poll::Ready(());
-        }
-        if self.input.len() > polis_types::limits::GATEWAY_REPLY_BYTES_MAX {
-            self.ended = Some(FrameError::TooLarge.to_string());
             return Poll::Ready(());
         }
         self.input.reserve(READ_CHUNK);
@@ -214,6 +211,7 @@ pub fn poll_read_any(upstreams: &mut [Option<Upstream>], cx: &mut Context<'_>) -
         Poll::Pending
     }
 }
+
 /// Connects to `addr`, switches the connection to RESP3 with HELLO when
 /// asked, and returns it with the id the node gave it.
 async fn connect(addr: &str, protocol: ProtocolVersion) -> Result<(NodeStream, i64), String> {

@@ -132,9 +132,6 @@ const _: () = assert!(WRITE_BATCH_BYTES_MAX <= APPEND_ENTRIES_BYTES_MAX);
 /// gateway); past it the gateway stops reading the client until replies
 /// go out.
 pub const GATEWAY_OWED_MAX: usize = PIPELINE_DEPTH_MAX;
-/// Reply frames an upstream connection of the gateway may have read and
-/// not yet handed to its client (then the node waits on TCP).
-pub const GATEWAY_UPSTREAM_FRAMES_MAX: usize = 256;
 /// Largest reply frame the gateway takes from a node; a larger one
 /// closes that upstream connection.
 pub const GATEWAY_REPLY_BYTES_MAX: usize = 1024 * 1024 * 1024;
