@@ -118,6 +118,10 @@ pub struct Session {
     /// The client came over TLS: redirects and CLUSTER SLOTS, SHARDS and
     /// NODES name other nodes' TLS addresses.
     pub tls: bool,
+    /// Shards whose leadership a ReadIndex round confirmed after the
+    /// pipeline being executed arrived: its later reads of them need no
+    /// round of their own (see `pipeline::execute`).
+    pub confirmed: Vec<polis_types::GroupId>,
 }
 
 impl Session {
@@ -137,6 +141,7 @@ impl Session {
             reply_skip_next: false,
             identity: crate::acl::Identity::default(),
             tls: false,
+            confirmed: Vec::new(),
         }
     }
 }

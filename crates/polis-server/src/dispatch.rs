@@ -97,6 +97,8 @@ pub fn prepare(node: &Node, args: Vec<Bytes>) -> Prepared {
 
 /// Executes one request (`args[0]` is the command name).
 pub async fn execute(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    // A request of its own: no round confirmed anything since it came.
+    session.confirmed.clear();
     match prepare(node, args) {
         Prepared::PlainWrite { shard, logged } => write(node, shard, logged).await,
         Prepared::Other { routed, args } => execute_routed(node, session, routed, args).await,
@@ -476,23 +478,41 @@ pub async fn write_batch(node: &Arc<Node>, shard: GroupId, writes: Vec<Logged>) 
 /// replica (leader or not) after READONLY.
 async fn read(
     node: &Arc<Node>,
-    session: &Session,
+    session: &mut Session,
     shard: GroupId,
     slot: Slot,
     command: &Command,
 ) -> Reply {
     let ctx = context(session);
-    read_with(node, session.readonly, shard, slot, |db| {
+    let freshness = if session.readonly {
+        Freshness::Local
+    } else {
+        Freshness::Pipelined(&mut session.confirmed)
+    };
+    read_with(node, freshness, shard, slot, |db| {
         command.execute_read(db, &ctx)
     })
     .await
 }
 
-/// Runs `read` on the keyspace of `shard` once it is linearizable (or,
-/// with `local`, on this replica's copy) and the shard owns `slot`.
+/// How fresh a read must be.
+pub enum Freshness<'a> {
+    /// This replica's copy, whatever its role (READONLY).
+    Local,
+    /// Linearizable: a ReadIndex round that started after the read
+    /// arrived (shared with concurrent reads).
+    Linearizable,
+    /// Linearizable, in a pipeline: the shards listed had such a round
+    /// after the pipeline arrived, which serves its every read (each was
+    /// sent before the round started); a round run here is listed.
+    Pipelined(&'a mut Vec<GroupId>),
+}
+
+/// Runs `read` on the keyspace of `shard` once it is as fresh as asked
+/// and the shard owns `slot`.
 pub async fn read_with(
     node: &Arc<Node>,
-    local: bool,
+    mut freshness: Freshness<'_>,
     shard: GroupId,
     slot: Slot,
     read: impl Fn(&Db) -> Reply,
@@ -503,15 +523,28 @@ pub async fn read_with(
     let Some(group) = node.shard(shard) else {
         return to_leader(node, &view, shard, slot);
     };
-    for _ in 0..WRITE_ATTEMPTS_MAX {
+    for attempt in 0..WRITE_ATTEMPTS_MAX {
         // READONLY accepts this replica's copy, whatever its role, as a
         // Redis Cluster master serves reads: no quorum round even on the
         // leader (which is at least as fresh as its followers).
-        if local {
+        let round = match &freshness {
+            Freshness::Local => false,
+            Freshness::Linearizable => true,
+            // After a wait for a migration, a new round.
+            Freshness::Pipelined(confirmed) => attempt > 0 || !confirmed.contains(&shard),
+        };
+        if matches!(freshness, Freshness::Local) {
             Stats::bump(&node.stats.local_reads);
         } else {
-            if let Err(error) = group.linearizable_read().await {
-                return refused(node, shard, Some(slot), error);
+            if round {
+                if let Err(error) = group.linearizable_read().await {
+                    return refused(node, shard, Some(slot), error);
+                }
+                if let Freshness::Pipelined(confirmed) = &mut freshness {
+                    if !confirmed.contains(&shard) {
+                        confirmed.push(shard);
+                    }
+                }
             }
             Stats::bump(&node.stats.linearizable_reads);
         }

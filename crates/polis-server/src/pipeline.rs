@@ -5,6 +5,10 @@
 //! client sent them: two writes to one key always share a shard and keep
 //! their order inside its entry.
 //!
+//! Reads share a ReadIndex round per shard: every request of the
+//! pipeline was sent before the first round run for it began, so that
+//! round confirms leadership for each of them (`dispatch::Freshness`).
+//!
 //! The connection (and the simulation's clients) hand a pipeline here;
 //! nothing in it knows about sockets.
 
@@ -174,6 +178,8 @@ pub async fn execute(
                     .is_some_and(|name| name.eq_ignore_ascii_case(b"xreadgroup"))
         })
         .collect();
+    // Every request here arrived before any round run from now on began.
+    session.confirmed.clear();
     let mut waiting = Waiting::default();
     let mut last = requests.len();
     for (index, args) in requests.into_iter().enumerate() {
@@ -210,6 +216,8 @@ pub async fn execute(
         if crate::blocking::may_block(&args) {
             waiting.flush(node, &mut replies).await;
             replies[index] = Some(crate::blocking::execute(node, session, args).await);
+            // It may have waited: later reads take rounds of their own.
+            session.confirmed.clear();
             if session.abort {
                 last = index;
                 break;

@@ -261,13 +261,19 @@ async fn watch(node: &Arc<Node>, session: &mut Session, keys: &[Bytes]) -> Reply
     };
     let now = crate::node::now_ms();
     let versions = std::sync::Mutex::new(Vec::new());
-    let reply = dispatch::read_with(node, false, owner.id, slot, |db| {
-        let read: Vec<Option<u64>> = keys.iter().map(|key| db.version_of(key, now)).collect();
-        if let Ok(mut versions) = versions.lock() {
-            *versions = read;
-        }
-        Reply::ok()
-    })
+    let reply = dispatch::read_with(
+        node,
+        dispatch::Freshness::Linearizable,
+        owner.id,
+        slot,
+        |db| {
+            let read: Vec<Option<u64>> = keys.iter().map(|key| db.version_of(key, now)).collect();
+            if let Ok(mut versions) = versions.lock() {
+                *versions = read;
+            }
+            Reply::ok()
+        },
+    )
     .await;
     if reply.is_error() {
         return reply;

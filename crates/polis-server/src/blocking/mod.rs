@@ -271,7 +271,7 @@ async fn source_has_data(node: &Arc<Node>, shard: GroupId, slot: Slot, args: &[B
         "list"
     };
     let now = crate::node::now_ms();
-    let found = dispatch::read_with(node, false, shard, slot, |db| {
+    let found = dispatch::read_with(node, dispatch::Freshness::Linearizable, shard, slot, |db| {
         let found = keys.iter().any(|key| {
             db.get(key, now)
                 .is_some_and(|value| value.type_name() == wanted)
@@ -309,7 +309,7 @@ async fn group_read_ended(
         .map(|spec| polis_commands::command_keys(spec, args))
         .unwrap_or_default();
     let now = crate::node::now_ms();
-    let gone = dispatch::read_with(node, false, shard, slot, |db| {
+    let gone = dispatch::read_with(node, dispatch::Freshness::Linearizable, shard, slot, |db| {
         let gone = keys.iter().any(|key| {
             db.get(key, now)
                 .and_then(|value| value.as_stream())
@@ -377,7 +377,12 @@ async fn attempt(
         Err(error) => return Reply::Error(error),
     };
     let ctx = dispatch::context(session);
-    dispatch::read_with(node, session.readonly, shard, slot, |db| {
+    let freshness = if session.readonly {
+        dispatch::Freshness::Local
+    } else {
+        dispatch::Freshness::Linearizable
+    };
+    dispatch::read_with(node, freshness, shard, slot, |db| {
         command.execute_read(db, &ctx)
     })
     .await
@@ -418,7 +423,7 @@ async fn resolve_last_ids(
     let keys: Vec<Bytes> = args[streams + 1..streams + 1 + count].to_vec();
     let now = crate::node::now_ms();
     let ids = Mutex::new(Vec::new());
-    let reply = dispatch::read_with(node, false, shard, slot, |db| {
+    let reply = dispatch::read_with(node, dispatch::Freshness::Linearizable, shard, slot, |db| {
         let last: Vec<String> = keys
             .iter()
             .map(|key| {
