@@ -73,3 +73,50 @@ def test_redis_benchmark_through_the_gateway_has_no_errors(cluster):
     assert done.returncode == 0, done.stderr
     assert "SET:" in done.stdout and "GET:" in done.stdout, done.stdout
     assert "ERR" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def connections_received(cluster) -> list[int]:
+    counts = []
+    for node in cluster.nodes:
+        connected = redis.Redis(host=HOST, port=node.resp_port, socket_timeout=10,
+                                password=cluster.password())
+        counts.append(int(connected.info("stats")["total_connections_received"]))
+        connected.close()
+    return counts
+
+
+def test_many_clients_share_few_node_connections_and_get_their_own_replies(cluster, key):
+    """Forty clients pipelining at once through the gateway: every reply
+    reaches the client that asked, and the nodes see the gateway's few
+    shared connections (at most 4 per node), not one per client."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = key()
+    clients = 40
+    before = connections_received(cluster)
+
+    def work(client: int) -> None:
+        connected = redis.Redis(host=HOST, port=cluster.gateway_port(), decode_responses=True,
+                                socket_timeout=20)
+        try:
+            for round_ in range(25):
+                pipe = connected.pipeline(transaction=False)
+                for index in range(4):
+                    pipe.set("%s:%d:%d" % (key, client, index), "%d-%d-%d" % (client, round_, index))
+                for index in range(4):
+                    pipe.get("%s:%d:%d" % (key, client, index))
+                pipe.incr("%s:counter:%d" % (key, client))
+                replies = pipe.execute()
+                assert replies[:4] == [True] * 4
+                assert replies[4:8] == ["%d-%d-%d" % (client, round_, index) for index in range(4)]
+                assert replies[8] == round_ + 1
+        finally:
+            connected.close()
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        for done in [pool.submit(work, client) for client in range(clients)]:
+            done.result(timeout=120)
+    opened = [after - then for after, then in zip(connections_received(cluster), before)]
+    # Lanes, plus the gateway's topology and health checks meanwhile and
+    # this test's INFO: far fewer than one per client.
+    assert all(count < clients // 2 for count in opened), opened

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use crate::node_stream::NodeStream;
 use polis_resp::{ProtocolVersion, Reply};
-use polis_types::limits::GATEWAY_IDLE_PER_NODE_MAX;
+use polis_types::limits::{GATEWAY_IDLE_PER_NODE_MAX, GATEWAY_LANES_PER_NODE_MAX};
 
 use crate::auth::Users;
+use crate::lane::Lane;
 use crate::topology::{ask, Addr, Moves, Topology};
 
 /// How often the topology is read again.
@@ -45,11 +46,16 @@ pub struct Cluster {
     /// The ACL users, read from the nodes.
     users: RwLock<Arc<Users>>,
     idle: Mutex<HashMap<(Addr, bool), Vec<Idle>>>,
+    /// The connections clients share, by node and protocol (RESP3?).
+    lanes: Mutex<HashMap<(Addr, bool), Lanes>>,
     next_client_id: std::sync::atomic::AtomicU64,
     /// Each client's connections: the node and the client id the node
     /// gave it (for CLIENT UNBLOCK by the gateway's id).
     clients: Mutex<HashMap<u64, Vec<(Addr, i64)>>>,
 }
+
+/// The lanes to one node in one protocol.
+type Lanes = Vec<Arc<Lane>>;
 
 impl Cluster {
     /// Reads the topology from the first of `seeds` that answers.
@@ -71,6 +77,7 @@ impl Cluster {
             health_epoch: tokio::sync::watch::channel(0).0,
             refresh: tokio::sync::Notify::new(),
             idle: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
             next_client_id: std::sync::atomic::AtomicU64::new(1),
             clients: Mutex::new(HashMap::new()),
         }))
@@ -247,6 +254,47 @@ impl Cluster {
         if streams.len() < GATEWAY_IDLE_PER_NODE_MAX {
             streams.push((stream, id));
         }
+    }
+
+    /// Returns the least busy lane to `addr`, or None when there is none,
+    /// or all have requests in flight and another may open.
+    pub(crate) fn lane(&self, addr: &Addr, protocol: ProtocolVersion) -> Option<Arc<Lane>> {
+        let mut lanes = self
+            .lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lanes = lanes.get_mut(&(addr.clone(), protocol == ProtocolVersion::Resp3))?;
+        lanes.retain(|lane| !lane.ended());
+        let least = lanes.iter().min_by_key(|lane| lane.in_flight())?;
+        if least.in_flight() > 0 && lanes.len() < GATEWAY_LANES_PER_NODE_MAX {
+            return None;
+        }
+        Some(least.clone())
+    }
+
+    /// Adds a lane to `addr` opened by a client, unless enough opened
+    /// meanwhile; returns the lane the client takes.
+    pub(crate) fn add_lane(
+        &self,
+        addr: &Addr,
+        protocol: ProtocolVersion,
+        lane: Arc<Lane>,
+    ) -> Arc<Lane> {
+        let mut lanes = self
+            .lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lanes = lanes
+            .entry((addr.clone(), protocol == ProtocolVersion::Resp3))
+            .or_default();
+        lanes.retain(|lane| !lane.ended());
+        if lanes.len() >= GATEWAY_LANES_PER_NODE_MAX {
+            if let Some(least) = lanes.iter().min_by_key(|lane| lane.in_flight()) {
+                return least.clone();
+            }
+        }
+        lanes.push(lane.clone());
+        lane
     }
 
     /// Returns a new client's id (CLIENT ID through the gateway).

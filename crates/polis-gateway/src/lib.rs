@@ -30,6 +30,7 @@ mod fanout;
 pub mod frame;
 pub mod http;
 mod info;
+mod lane;
 mod loopback;
 pub mod merge;
 pub mod node_stream;

@@ -91,6 +91,10 @@ pub struct Session {
     pub(crate) pick: usize,
     /// The ACL user the client authenticated as.
     pub(crate) identity: crate::auth::Identity,
+    /// The client has state of its own on the nodes (a transaction, a
+    /// subscription, READONLY, a name, a blocked command...): its
+    /// requests go on connections of its own, not on shared lanes.
+    pub(crate) exclusive: bool,
 }
 
 /// Serves one client until it leaves: plaintext or TLS (the handshake
@@ -120,6 +124,7 @@ where
         retries: Vec::new(),
         pick: 0,
         identity: crate::auth::Identity::default(),
+        exclusive: false,
     };
     if let Err(error) = session.run(stream).await {
         tracing::debug!(%error, "gateway client left");
@@ -143,12 +148,18 @@ impl Session {
                 if self.owed.len() >= GATEWAY_OWED_MAX || self.closing {
                     break;
                 }
-                if is_barrier(args) && !self.owed.is_empty() {
+                // Leaving the lanes waits for what was sent on them, so
+                // the node still sees the requests in order.
+                let leaves_lanes = !self.exclusive && needs_own(args);
+                if (is_barrier(args) || leaves_lanes) && !self.owed.is_empty() {
                     break;
                 }
                 let Some(args) = requests.pop_front() else {
                     break;
                 };
+                if leaves_lanes {
+                    self.leave_lanes();
+                }
                 self.handle(args).await;
             }
             self.flush_upstreams().await;
@@ -422,7 +433,12 @@ impl Session {
             return Some(*id);
         }
         let id = self.upstreams.len();
-        match Upstream::open(&self.cluster, addr.clone(), self.protocol).await {
+        let opened = if self.exclusive {
+            Upstream::open(&self.cluster, addr.clone(), self.protocol).await
+        } else {
+            Upstream::share(&self.cluster, addr.clone(), self.protocol).await
+        };
+        match opened {
             Ok(upstream) => {
                 self.upstreams.push(Some(upstream));
                 self.by_addr.insert(addr.clone(), id);
@@ -447,6 +463,7 @@ impl Session {
             .upstreams
             .iter()
             .flatten()
+            .filter(|upstream| !upstream.shared())
             .map(|upstream| (upstream.addr.clone(), upstream.node_client_id))
             .collect();
         self.cluster.note_connections(self.id, connections);
@@ -457,13 +474,28 @@ impl Session {
         let mut broken = Vec::new();
         for (id, upstream) in self.upstreams.iter_mut().enumerate() {
             let Some(upstream) = upstream else { continue };
-            if let Err(error) = upstream.flush().await {
+            if let Err(error) = upstream.flush(&self.cluster).await {
                 broken.push((id, error.to_string()));
             }
         }
         for (id, why) in broken {
             self.lost(id, &why);
         }
+    }
+
+    /// Lets go of the shared lanes (nothing is owed on them): from now on
+    /// the client's requests go on connections of its own.
+    fn leave_lanes(&mut self) {
+        self.exclusive = true;
+        for slot in &mut self.upstreams {
+            if slot.as_ref().is_some_and(Upstream::shared) {
+                if let Some(upstream) = slot.take() {
+                    self.by_addr.remove(&upstream.addr);
+                    upstream.release(&self.cluster);
+                }
+            }
+        }
+        self.home = None;
     }
 
     /// Ends every connection: the clean ones go back to the pool.
@@ -507,6 +539,45 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+/// Returns true for requests that need a connection of the client's own
+/// to the node: those that leave state on it, those after which the
+/// gateway sends some ([`is_stateful`], READONLY), those whose
+/// replies are not one frame each (subscriptions: a lane hands out one
+/// reply per request), and DEBUG (SLEEP would stall everyone's lane).
+fn needs_own(args: &[Bytes]) -> bool {
+    let Some(name) = args.first() else {
+        return false;
+    };
+    let name = lower(name);
+    match name.as_str() {
+        // The gateway answers AUTH itself.
+        "auth" => return false,
+        // Only these leave state on the node's connection; clients send
+        // CLIENT SETINFO as they connect, and the nodes take it as is.
+        "client" => {
+            let sub = args.get(1).map(|sub| lower(sub)).unwrap_or_default();
+            return matches!(sub.as_str(), "setname" | "tracking" | "caching");
+        }
+        // Clients send HELLO as they connect. It goes to a lane of the
+        // protocol it asks for (HELLO changes no lane's protocol then),
+        // unless it names the connection.
+        "hello" => return args.iter().any(|arg| arg.eq_ignore_ascii_case(b"setname")),
+        _ => {}
+    }
+    is_stateful(args)
+        || matches!(
+            name.as_str(),
+            "readonly"
+                | "debug"
+                | "subscribe"
+                | "psubscribe"
+                | "ssubscribe"
+                | "unsubscribe"
+                | "punsubscribe"
+                | "sunsubscribe"
+        )
 }
 
 fn unreachable(addr: &str) -> ReplyError {

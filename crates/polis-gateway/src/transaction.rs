@@ -139,6 +139,7 @@ impl Session {
             }
             SessionCommand::Reset => {
                 self.release_all();
+                self.exclusive = false;
                 self.protocol = ProtocolVersion::Resp2;
                 self.multi = None;
                 self.watch = None;

@@ -2,9 +2,12 @@
 //! in order and reads its replies itself: no task per connection, so a
 //! reply reaches the client without a hop between tasks.
 //!
-//! Connections come from the cluster's pool and go back to it when the
-//! client leaves, unless the client changed their state (MULTI, WATCH,
-//! a subscription, a name, a blocked command...), or replies are owed.
+//! A connection is the client's own, or a lane it shares with other
+//! clients ([`crate::lane`]) while it has no state of its own on the
+//! nodes. Own connections come from the cluster's pool and go back to it
+//! when the client leaves, unless the client changed their state (MULTI,
+//! WATCH, a subscription, a name, a blocked command...), or replies are
+//! owed.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -15,9 +18,11 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes, BytesMut};
 use polis_resp::{ProtocolVersion, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 use crate::cluster::Cluster;
 use crate::frame::Frame;
+use crate::lane::{Batch, Lane};
 use crate::node_stream::NodeStream;
 use crate::topology::Addr;
 
@@ -44,11 +49,26 @@ pub struct Expect {
     pub part: Option<usize>,
 }
 
+/// How requests reach the node.
+enum Link {
+    /// A connection of the client's own.
+    Own(NodeStream),
+    /// A lane shared with other clients; its replies come on `from`.
+    Shared {
+        lane: Arc<Lane>,
+        to: mpsc::UnboundedSender<Received>,
+        from: mpsc::UnboundedReceiver<Received>,
+        took: VecDeque<Received>,
+    },
+}
+
 /// One connection to one node.
 pub struct Upstream {
     pub addr: Addr,
     pub protocol: ProtocolVersion,
-    stream: NodeStream,
+    link: Link,
+    /// Requests queued in `out` (each is owed one reply).
+    queued: usize,
     /// Read from the node, not yet split into frames.
     input: BytesMut,
     /// Queued for the node, not yet written.
@@ -94,10 +114,47 @@ impl Upstream {
             Some(leased) => leased,
             None => connect(&addr, protocol).await?,
         };
-        Ok(Self {
+        Ok(Self::over(
             addr,
             protocol,
-            stream,
+            Link::Own(stream),
+            node_client_id,
+        ))
+    }
+
+    /// Opens a link to `addr` over one of the cluster's lanes there, the
+    /// least busy (a new one while they are all busy and more may open).
+    ///
+    /// # Errors
+    /// The node cannot be reached, or refused the protocol.
+    pub async fn share(
+        cluster: &Arc<Cluster>,
+        addr: Addr,
+        protocol: ProtocolVersion,
+    ) -> Result<Self, String> {
+        let lane = match cluster.lane(&addr, protocol) {
+            Some(lane) => lane,
+            None => {
+                let (stream, _) = connect(&addr, protocol).await?;
+                cluster.add_lane(&addr, protocol, Lane::start(stream, protocol))
+            }
+        };
+        let (to, from) = mpsc::unbounded_channel();
+        let link = Link::Shared {
+            lane,
+            to,
+            from,
+            took: VecDeque::new(),
+        };
+        Ok(Self::over(addr, protocol, link, 0))
+    }
+
+    fn over(addr: Addr, protocol: ProtocolVersion, link: Link, node_client_id: i64) -> Self {
+        Self {
+            addr,
+            protocol,
+            link,
+            queued: 0,
             input: BytesMut::new(),
             out: BytesMut::new(),
             ended: None,
@@ -107,12 +164,18 @@ impl Upstream {
             readonly: false,
             subscriptions: 0,
             node_client_id,
-        })
+        }
+    }
+
+    /// Whether this is a lane shared with other clients.
+    pub fn shared(&self) -> bool {
+        matches!(self.link, Link::Shared { .. })
     }
 
     /// Queues `args` to be written at the next flush, as a RESP array of
     /// bulk strings.
     pub fn push(&mut self, args: &[Bytes]) {
+        self.queued += 1;
         let mut digits = itoa::Buffer::new();
         let size: usize = args.iter().map(|arg| arg.len() + 16).sum();
         self.out.reserve(size + 16);
@@ -132,15 +195,38 @@ impl Upstream {
     ///
     /// # Errors
     /// The connection broke.
-    pub async fn flush(&mut self) -> std::io::Result<()> {
+    pub async fn flush(&mut self, cluster: &Cluster) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let result = self.stream.write_all(&self.out).await;
-        self.out.clear();
-        result?;
-        // TLS holds records until flushed; for TCP this is free.
-        self.stream.flush().await
+        let count = std::mem::take(&mut self.queued);
+        // Nothing sent before waits for a reply: a less busy lane may
+        // take these without changing their order.
+        let idle = self.expect.len() <= count;
+        match &mut self.link {
+            Link::Own(stream) => {
+                let result = stream.write_all(&self.out).await;
+                self.out.clear();
+                result?;
+                // TLS holds records until flushed; for TCP this is free.
+                stream.flush().await
+            }
+            Link::Shared { lane, to, .. } => {
+                if idle && lane.in_flight() > 0 {
+                    if let Some(other) = cluster.lane(&self.addr, self.protocol) {
+                        if other.in_flight() < lane.in_flight() {
+                            *lane = other;
+                        }
+                    }
+                }
+                lane.send(Batch {
+                    bytes: self.out.split().freeze(),
+                    count,
+                    to: to.clone(),
+                });
+                Ok(())
+            }
+        }
     }
 
     /// Returns true when nothing was queued and not written.
@@ -152,6 +238,11 @@ impl Upstream {
     /// once every frame before it was taken (a reply growing past
     /// `GATEWAY_REPLY_BYTES_MAX` ends it: [`Frame::split`]).
     pub fn take_received(&mut self) -> Option<Received> {
+        if let Link::Shared { took, .. } = &mut self.link {
+            return took
+                .pop_front()
+                .or_else(|| self.ended.take().map(Received::Ended));
+        }
         match Frame::split(&mut self.input, self.protocol) {
             Ok(Some(frame)) => Some(Received::Frame(frame)),
             Ok(None) => self.ended.take().map(Received::Ended),
@@ -165,8 +256,28 @@ impl Upstream {
         if self.ended.is_some() {
             return Poll::Ready(());
         }
+        let stream = match &mut self.link {
+            Link::Own(stream) => stream,
+            Link::Shared { from, took, .. } => {
+                while let Poll::Ready(received) = from.poll_recv(cx) {
+                    match received {
+                        Some(received) => took.push_back(received),
+                        // Never: the link holds a sender.
+                        None => {
+                            self.ended = Some("the shared connection closed".to_owned());
+                            break;
+                        }
+                    }
+                }
+                return if took.is_empty() && self.ended.is_none() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                };
+            }
+        };
         self.input.reserve(READ_CHUNK);
-        let read = pin!(self.stream.read_buf(&mut self.input)).poll(cx);
+        let read = pin!(stream.read_buf(&mut self.input)).poll(cx);
         match read {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(0)) => {
@@ -184,13 +295,16 @@ impl Upstream {
     /// Ends the connection: back to the pool when it is as fresh and
     /// idle, closed otherwise.
     pub fn release(self, cluster: &Cluster) {
+        let Link::Own(stream) = self.link else {
+            return;
+        };
         let poolable = !self.dirty
             && self.expect.is_empty()
             && self.out.is_empty()
             && self.input.is_empty()
             && self.ended.is_none();
         if poolable {
-            cluster.give_back(self.addr, self.protocol, self.stream, self.node_client_id);
+            cluster.give_back(self.addr, self.protocol, stream, self.node_client_id);
         }
     }
 }

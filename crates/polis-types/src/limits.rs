@@ -135,6 +135,9 @@ pub const GATEWAY_OWED_MAX: usize = PIPELINE_DEPTH_MAX;
 /// Largest reply frame the gateway takes from a node; a larger one
 /// closes that upstream connection.
 pub const GATEWAY_REPLY_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Connections to a node the gateway's clients share (lanes); another
+/// opens only while every one has requests in flight.
+pub const GATEWAY_LANES_PER_NODE_MAX: usize = 4;
 /// Idle upstream connections the gateway keeps per node.
 pub const GATEWAY_IDLE_PER_NODE_MAX: usize = 64;
 /// Times the gateway sends a command again after MOVED, ASK, TRYAGAIN
