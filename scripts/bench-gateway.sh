@@ -9,13 +9,20 @@
 #   node-tls     one node's TLS port against its plaintext port, on keys of
 #   node-plain   the slots it leads alone (no MOVED: the TCL client's way)
 #
+# and, when nutcracker (twemproxy, Debian's package) and redis-server are
+# installed, what a reference proxy costs on the same machine, same run:
+#
+#   redis        redis-benchmark against a redis-server
+#   twemproxy    through nutcracker in front of that redis-server
+#
 # Prints every run and the ratios: gateway / direct (target: at least 0.9x
 # and at most +0.3 ms p99) and TLS / plaintext (target: at least 0.8x).
 #
 #   scripts/bench-gateway.sh [OUT] [ROUNDS] [REQUESTS]   # default ./bench-gateway 2 100000
 #
 # Needs a release build (cargo build --release -j2 -p polis) and
-# redis-benchmark. Bounded: each run is REQUESTS requests.
+# redis-benchmark; nutcracker and redis-server for the reference. Bounded:
+# each run is REQUESTS requests.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,11 +62,31 @@ node() { # NAME redis-benchmark-args...: SET then GET on node 1's own slots
   run "$@" GET "$tag:__rand_int__"
 }
 : > "$out/runs.txt"
+reference=""
+redis_port=$((port + 500))
+proxy_port=$((port + 501))
+if command -v nutcracker > /dev/null && command -v redis-server > /dev/null; then
+  reference=yes
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no > "$out/redis.log" 2>&1 &
+  redis_pid=$!
+  printf 'reference:\n  listen: 127.0.0.1:%s\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  servers:\n   - 127.0.0.1:%s:1\n' \
+    "$proxy_port" "$redis_port" > "$out/nutcracker.yml"
+  nutcracker -c "$out/nutcracker.yml" -o "$out/nutcracker.log" &
+  proxy_pid=$!
+  trap 'kill $proxy_pid $redis_pid 2>/dev/null || true; kill -INT $dev 2>/dev/null || true; wait $dev 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do redis-cli -p "$proxy_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+else
+  echo "bench-gateway: no nutcracker or redis-server: the reference proxy is not measured (apt-get install nutcracker redis-server)"
+fi
 echo "name test requests/s p99_ms"
 for round in $(seq 1 "$rounds"); do
   echo "# round $round"
   run direct --cluster -h 127.0.0.1 -p "$port" -d 100 -t set,get
   run gateway -h 127.0.0.1 -p "$gateway" -d 100 -t set,get
+  if [ -n "$reference" ]; then
+    run redis -h 127.0.0.1 -p "$redis_port" -d 100 -t set,get
+    run twemproxy -h 127.0.0.1 -p "$proxy_port" -d 100 -t set,get
+  fi
   run gateway-tls --tls --cacert "$ca" -h 127.0.0.1 -p $((gateway + 1)) -d 100 -t set,get
   node node-plain -h 127.0.0.1 -p "$port"
   node node-tls --tls --cacert "$ca" -h 127.0.0.1 -p $((port + 400))
@@ -75,4 +102,5 @@ for test in SET GET; do
   ratio gateway direct "$test"
   ratio gateway-tls gateway "$test"
   ratio node-tls node-plain "$test"
+  ratio twemproxy redis "$test"
 done
