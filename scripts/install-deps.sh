@@ -25,6 +25,7 @@ debian_packages=(
   "tcl-tls:-"
   "dpkg-dev:dpkg-source"
   "etcd-server:etcd"
+  "prometheus:promtool"
 )
 
 missing=()
@@ -50,8 +51,8 @@ else
   log "Debian packages present"
 fi
 
-# The Debian redis-server and etcd-server packages start a service (ports 6379,
-# 2379) when a service manager is running. The tests never use them: they start
+# The Debian redis-server, etcd-server and prometheus packages start a service
+# (ports 6379, 2379, 9090) when a service manager is running. The tests never use them: they start
 # their own servers on free ports. Nothing here stops them, since this script
 # did not start them by PID.
 

@@ -64,3 +64,58 @@ def test_health_endpoints(cluster):
     for node in cluster.nodes:
         assert cluster.http_get(node, "/health/live")[0] == 200
         assert cluster.http_get(node, "/health/ready")[0] == 200
+
+
+def scrape(cluster, node) -> str:
+    status, body = cluster.http_get(node, "/metrics")
+    assert status == 200, body
+    return body.decode()
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """Returns the samples of metric `name`: their label text -> value."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, _, value = line.rpartition(" ")
+            found[labels[len(name):]] = float(value)
+    return found
+
+
+def test_metrics_pass_promtool_and_count_commands_shards_and_latency(cluster, key):
+    import redis
+
+    cluster.wait_serving()
+    key = key()
+    leader = cluster.leader_for(key)
+    connected = redis.Redis(host=leader.resp_addr.split(":")[0], port=leader.resp_port,
+                            password=cluster.password(), socket_timeout=10)
+    for index in range(20):
+        assert connected.set(key, index)
+    assert connected.get(key) == b"19"
+    try:
+        connected.incr(key + "-not-here")  # another shard's key: MOVED or a count
+    except redis.ResponseError:
+        pass
+    connected.close()
+
+    text = scrape(cluster, leader)
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    calls = samples(text, "polis_command_calls_total")
+    assert calls.get('{command="set"}', 0) >= 20, calls
+    buckets = samples(text, "polis_command_duration_seconds_bucket")
+    infinite = [value for labels, value in buckets.items()
+                if 'command="set"' in labels and 'le="+Inf"' in labels]
+    assert infinite and infinite[0] >= 20, buckets
+    assert samples(text, "polis_command_duration_seconds_count")['{command="set"}'] >= 20
+
+    # Each shard is led by exactly one node, and every node agrees which.
+    led = {}
+    for node in cluster.nodes:
+        for labels, value in samples(scrape(cluster, node), "polis_shard_led").items():
+            led[labels] = led.get(labels, 0) + value
+    assert len(led) == 3 and all(value == 1 for value in led.values()), led
+    terms = samples(text, "polis_raft_term")
+    assert terms and all(value >= 1 for value in terms.values()), terms

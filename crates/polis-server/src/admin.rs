@@ -2,11 +2,10 @@
 //! Prometheus metrics, cluster changes ([`crate::cluster_ops`]) and change
 //! feeds ([`crate::admin_feeds`]).
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -16,7 +15,6 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
-use crate::stats::Stats;
 use crate::{admin_auth, admin_feeds, admin_namespaces, cluster_ops};
 
 /// One node of the map, as this node sees it.
@@ -459,107 +457,11 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
     }
 }
 
-async fn metrics(State(node): State<Arc<Node>>) -> String {
-    let status = status(&node);
-    let stats = &node.stats;
-    let (syncs, synced_appends) = polis_raft::group_commit::metrics::totals();
-    let mut text = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-        let _ = write!(
-            text,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    };
-    let me = node.config.node_id;
-    gauge(
-        "polis_map_version",
-        "Version of the cluster map this node routes from.",
-        "gauge",
-        status.map_version,
-    );
-    gauge(
-        "polis_shards_hosted",
-        "Shard replicas on this node.",
-        "gauge",
-        node.shards().len() as u64,
-    );
-    gauge(
-        "polis_shards_led",
-        "Shards this node leads.",
-        "gauge",
-        node.led_shards().len() as u64,
-    );
-    gauge(
-        "polis_shards_serving",
-        "Shards with a leader serving their slots, as this node knows.",
-        "gauge",
-        status.shards.iter().filter(|shard| shard.serving).count() as u64,
-    );
-    gauge(
-        "polis_groups_parked",
-        "Raft groups of this node parked while idle.",
-        "gauge",
-        node.host.hibernation().parked().len() as u64,
-    );
-    gauge(
-        "polis_keys",
-        "Keys in the shards this node leads.",
-        "gauge",
-        status
-            .shards
-            .iter()
-            .filter(|shard| shard.leader_node == Some(me))
-            .filter_map(|shard| shard.keys)
-            .sum(),
-    );
-    gauge(
-        "polis_connected_clients",
-        "Connected clients.",
-        "gauge",
-        node.clients.len() as u64,
-    );
-    gauge(
-        "polis_commands_total",
-        "Commands processed.",
-        "counter",
-        Stats::get(&stats.commands_processed),
-    );
-    gauge(
-        "polis_writes_proposed_total",
-        "Writes proposed to Raft.",
-        "counter",
-        Stats::get(&stats.writes_proposed),
-    );
-    gauge(
-        "polis_error_replies_total",
-        "Error replies sent.",
-        "counter",
-        Stats::get(&stats.error_replies),
-    );
-    gauge(
-        "polis_redirects_total",
-        "MOVED and other redirect replies.",
-        "counter",
-        Stats::get(&stats.redirects),
-    );
-    gauge(
-        "polis_fsyncs_total",
-        "Log fsyncs (group commits).",
-        "counter",
-        syncs,
-    );
-    gauge(
-        "polis_fsync_appends_total",
-        "Log appends made durable by those fsyncs.",
-        "counter",
-        synced_appends,
-    );
-    for figure in crate::eventual::figures(&node) {
-        let kind = if figure.counter { "counter" } else { "gauge" };
-        let name = format!("polis_eventual_{}", figure.name);
-        gauge(&name, figure.help, kind, figure.value);
-    }
-    text
+async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&node),
+    )
 }
 
 #[cfg(test)]

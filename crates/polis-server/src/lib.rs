@@ -47,6 +47,7 @@ pub mod machine;
 mod machine_feed;
 pub mod map_state;
 pub mod meta_leader;
+pub mod metrics;
 pub mod migrate;
 pub mod migrating;
 pub mod node;

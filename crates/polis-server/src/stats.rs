@@ -32,9 +32,18 @@ pub struct Stats {
     commands: Mutex<BTreeMap<&'static str, CommandStat>>,
 }
 
+/// Upper bounds of the command latency buckets, in microseconds; a last
+/// bucket takes the rest.
+pub const LATENCY_BOUNDS_USEC: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
 /// What INFO commandstats reports of one command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommandStat {
+    /// Calls that ran, by latency bucket ([`LATENCY_BOUNDS_USEC`]).
+    pub latency: [u64; LATENCY_BOUNDS_USEC.len() + 1],
     /// Calls that ran (successful or failed).
     pub calls: u64,
     /// Time they took, in microseconds.
@@ -127,6 +136,8 @@ impl Stats {
             CallOutcome::Done | CallOutcome::Failed => {
                 stat.calls += 1;
                 stat.usec += usec;
+                let bucket = LATENCY_BOUNDS_USEC.partition_point(|bound| *bound < usec);
+                stat.latency[bucket] += 1;
                 stat.failed_calls += u64::from(outcome == CallOutcome::Failed);
             }
         }
@@ -182,9 +193,18 @@ mod tests {
         stats.record_command("lpush", 4, CallOutcome::of(&Reply::Integer(1)));
         stats.record_command("lpush", 6, CallOutcome::of(&wrong_type));
         stats.record_command("lpush", 9, CallOutcome::of(&arity));
+        stats.record_command("lpush", 70_000, CallOutcome::Done);
+        stats.record_command("lpush", 9_000_000, CallOutcome::Done);
+        // Calls that ran, by bucket: 4 and 6 µs under 50, 70 ms under
+        // 100 ms, 9 s past the last bound; the refused one in none.
+        let mut latency = [0; LATENCY_BOUNDS_USEC.len() + 1];
+        latency[0] = 2;
+        latency[10] = 1;
+        latency[LATENCY_BOUNDS_USEC.len()] = 1;
         let expected = CommandStat {
-            calls: 2,
-            usec: 10,
+            latency,
+            calls: 4,
+            usec: 9_070_010,
             rejected_calls: 1,
             failed_calls: 1,
         };
