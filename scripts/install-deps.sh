@@ -66,6 +66,7 @@ python_missing=()
 "$python" -c 'import redis' >/dev/null 2>&1 || python_missing+=(redis)
 "$python" -c 'import pytest' >/dev/null 2>&1 || python_missing+=(pytest)
 "$python" -c 'import schemathesis' >/dev/null 2>&1 || python_missing+=('schemathesis>=4,<5')
+"$python" -c 'import yaml' >/dev/null 2>&1 || python_missing+=(pyyaml)
 if ((${#python_missing[@]} > 0)); then
   log "installing PyPI packages: ${python_missing[*]}"
   "$python" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_missing[@]}" </dev/null

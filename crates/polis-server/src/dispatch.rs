@@ -196,9 +196,12 @@ fn refused(node: &Node, shard: GroupId, slot: Option<Slot>, error: ProposeError)
                 )),
             }
         }
-        ProposeError::Unavailable(reason) => Reply::Error(ReplyError::ClusterDown(format!(
-            "The cluster is down: shard {shard}: {reason}"
-        ))),
+        ProposeError::Unavailable(reason) => {
+            Stats::bump(&node.stats.raft_failed);
+            Reply::Error(ReplyError::ClusterDown(format!(
+                "The cluster is down: shard {shard}: {reason}"
+            )))
+        }
     }
 }
 

@@ -214,6 +214,11 @@ fn node_figures(families: &mut Families, node: &Node, status: &Status) {
             Stats::get(&stats.redirects),
         ),
         (
+            "polis_raft_requests_failed_total",
+            "Proposals and ReadIndex rounds that failed: no quorum in time, a group stopped.",
+            Stats::get(&stats.raft_failed),
+        ),
+        (
             "polis_protocol_errors_total",
             "Clients closed for a protocol error.",
             Stats::get(&stats.protocol_errors),
@@ -238,6 +243,19 @@ fn node_figures(families: &mut Families, node: &Node, status: &Status) {
             value(&[], MetricType::COUNTER, number as f64),
         );
     }
+    let (buckets, usec) = polis_raft::group_commit::metrics::latency();
+    let mut metric = labeled(&[]);
+    metric.set_histogram(histogram(
+        &polis_raft::group_commit::metrics::FSYNC_BOUNDS_USEC,
+        &buckets,
+        usec,
+    ));
+    families.add(
+        "polis_fsync_duration_seconds",
+        "Time each log fsync (group commit) took.",
+        MetricType::HISTOGRAM,
+        metric,
+    );
 }
 
 /// Error replies by code (INFO errorstats).
@@ -292,26 +310,32 @@ fn commands(families: &mut Families, stats: &Stats) {
         MetricType::HISTOGRAM,
     );
     for (command, stat) in &commands {
-        let mut cumulative = 0;
-        let buckets = LATENCY_BOUNDS_USEC
-            .iter()
-            .zip(stat.latency)
-            .map(|(bound, count)| {
-                cumulative += count;
-                let mut bucket = Bucket::default();
-                bucket.set_upper_bound(*bound as f64 / 1e6);
-                bucket.set_cumulative_count(cumulative);
-                bucket
-            })
-            .collect();
-        let mut histogram = Histogram::default();
-        histogram.set_sample_count(stat.calls);
-        histogram.set_sample_sum(stat.usec as f64 / 1e6);
-        histogram.set_bucket(buckets);
         let mut metric = labeled(&[("command", command)]);
-        metric.set_histogram(histogram);
+        metric.set_histogram(histogram(&LATENCY_BOUNDS_USEC, &stat.latency, stat.usec));
         family.mut_metric().push(metric);
     }
+}
+
+/// A histogram of `counts` by bucket (`bounds` in microseconds, then one
+/// past the last) whose samples took `usec` in all.
+fn histogram(bounds: &[u64], counts: &[u64], usec: u64) -> Histogram {
+    let mut cumulative = 0;
+    let buckets = bounds
+        .iter()
+        .zip(counts)
+        .map(|(bound, count)| {
+            cumulative += count;
+            let mut bucket = Bucket::default();
+            bucket.set_upper_bound(*bound as f64 / 1e6);
+            bucket.set_cumulative_count(cumulative);
+            bucket
+        })
+        .collect();
+    let mut histogram = Histogram::default();
+    histogram.set_sample_count(counts.iter().sum());
+    histogram.set_sample_sum(usec as f64 / 1e6);
+    histogram.set_bucket(buckets);
+    histogram
 }
 
 /// Each shard in the map, as this node sees it: who leads it, and, on

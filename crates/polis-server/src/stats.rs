@@ -17,6 +17,8 @@ pub struct Stats {
     pub linearizable_reads: AtomicU64,
     pub local_reads: AtomicU64,
     pub redirects: AtomicU64,
+    /// Proposals and ReadIndex rounds that failed (not redirects).
+    pub raft_failed: AtomicU64,
     pub error_replies: AtomicU64,
     pub protocol_errors: AtomicU64,
     /// TLS clients refused at their handshake (plaintext on the TLS
@@ -161,6 +163,7 @@ impl Stats {
             &self.linearizable_reads,
             &self.local_reads,
             &self.redirects,
+            &self.raft_failed,
             &self.error_replies,
             &self.protocol_errors,
             &self.pubsub_forwarded,
