@@ -439,3 +439,22 @@ def gateway_process(seeds: str, *flags: str):
             finally:
                 process.terminate()
                 process.wait(timeout=30)
+
+
+def established_peer_ports(pid: int) -> list[int]:
+    """Returns the remote port of each established TCP connection of
+    process `pid` (its socket inodes looked up in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path("/proc/%d/fd" % pid).iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+            ports.append(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from polis_cluster import HOST, gateway_process
+from polis_cluster import HOST, established_peer_ports, gateway_process
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -98,21 +98,8 @@ def listener_pid(port: int) -> int:
 def established_to(pid: int, ports: list[int]) -> dict[int, int]:
     """Counts the established TCP connections of process `pid` to each of
     `ports`."""
-    inodes = set()
-    for fd in Path("/proc/%d/fd" % pid).iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    counts = {port: 0 for port in ports}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote = int(fields[2].rsplit(":", 1)[1], 16)
-        if fields[3] == "01" and fields[9] in inodes and remote in counts:  # 01: ESTABLISHED
-            counts[remote] += 1
-    return counts
+    peers = established_peer_ports(pid)
+    return {port: peers.count(port) for port in ports}
 
 
 def test_many_clients_share_few_node_connections_and_get_their_own_replies(cluster, key):

@@ -8,7 +8,6 @@ without a restart."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import ssl
@@ -21,7 +20,7 @@ import pytest
 import redis
 import redis.cluster
 
-from polis_cluster import (HOST, PEER_PORT_OFFSET, TLS_PORT_OFFSET, Cluster, gateway_process, polis_binary,
+from polis_cluster import (HOST, established_peer_ports, PEER_PORT_OFFSET, TLS_PORT_OFFSET, Cluster, gateway_process, polis_binary,
                            wait_until)
 
 
@@ -56,21 +55,8 @@ def certs(directory: Path, *flags: str) -> Path:
 
 def process_tcp_peers(pid: int) -> set[int]:
     """Returns the remote ports of the established TCP connections of
-    process `pid` (its socket inodes found in /proc/net/tcp)."""
-    inodes = set()
-    for fd in Path("/proc/%d/fd" % pid).iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    ports = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
-            ports.add(int(fields[2].rsplit(":", 1)[1], 16))
-    return ports
+    process `pid`."""
+    return set(established_peer_ports(pid))
 
 
 def handshake_failures(cluster: Cluster, node) -> int:
