@@ -18,7 +18,7 @@
 //! requests to one node are still executed in the order it sent them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -53,6 +53,9 @@ struct State {
     waiting: Mutex<Waiting>,
     /// Requests handed to the lane and not answered yet.
     in_flight: AtomicUsize,
+    /// Set once `Waiting::ended` is: read on every pick of a lane,
+    /// without its lock.
+    ended: AtomicBool,
 }
 
 /// The sessions owed replies, in the order their requests were written.
@@ -72,6 +75,7 @@ impl Lane {
         let state = Arc::new(State {
             waiting: Mutex::new(Waiting::default()),
             in_flight: AtomicUsize::new(0),
+            ended: AtomicBool::new(false),
         });
         let (reading, writing) = tokio::io::split(stream);
         tokio::spawn(write(state.clone(), writing, receiver));
@@ -100,7 +104,7 @@ impl Lane {
     }
 
     pub(crate) fn ended(&self) -> bool {
-        self.state.lock().ended.is_some()
+        self.state.ended.load(Ordering::Acquire)
     }
 
     fn why_ended(&self) -> String {
@@ -125,6 +129,7 @@ impl State {
         if waiting.ended.is_none() {
             tracing::debug!(%why, "gateway lane to a node ended");
             waiting.ended = Some(why.clone());
+            self.ended.store(true, Ordering::Release);
         }
         for (_, to) in waiting.queue.drain(..) {
             let _ = to.send(Received::Ended(why.clone()));

@@ -550,35 +550,40 @@ fn needs_own(args: &[Bytes]) -> bool {
     let Some(name) = args.first() else {
         return false;
     };
-    let name = lower(name);
-    match name.as_str() {
+    let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
+    if is("auth") {
         // The gateway answers AUTH itself.
-        "auth" => return false,
+        return false;
+    }
+    if is("client") {
         // Only these leave state on the node's connection; clients send
         // CLIENT SETINFO as they connect, and the nodes take it as is.
-        "client" => {
-            let sub = args.get(1).map(|sub| lower(sub)).unwrap_or_default();
-            return matches!(sub.as_str(), "setname" | "tracking" | "caching");
-        }
+        return args.get(1).is_some_and(|sub| {
+            ["setname", "tracking", "caching"]
+                .iter()
+                .any(|word| sub.eq_ignore_ascii_case(word.as_bytes()))
+        });
+    }
+    if is("hello") {
         // Clients send HELLO as they connect. It goes to a lane of the
         // protocol it asks for (HELLO changes no lane's protocol then),
         // unless it names the connection.
-        "hello" => return args.iter().any(|arg| arg.eq_ignore_ascii_case(b"setname")),
-        _ => {}
+        return args.iter().any(|arg| arg.eq_ignore_ascii_case(b"setname"));
     }
-    is_stateful(args)
-        || matches!(
-            name.as_str(),
-            "readonly"
-                | "debug"
-                | "subscribe"
-                | "psubscribe"
-                | "ssubscribe"
-                | "unsubscribe"
-                | "punsubscribe"
-                | "sunsubscribe"
-        )
+    OWN_CONNECTION.iter().any(|word| is(word)) || is_stateful(args)
 }
+
+/// Commands beside [`is_stateful`]'s that take a client off the lanes.
+const OWN_CONNECTION: &[&str] = &[
+    "readonly",
+    "debug",
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
+];
 
 fn unreachable(addr: &str) -> ReplyError {
     ReplyError::ClusterDown(format!("node {addr} is unreachable"))
