@@ -11,6 +11,7 @@
 #   8. tests/redis-suite/run.sh              (Redis's own tests against polis dev)
 #   9. tests/redis-suite/run.sh --server gateway   (the same through polis gateway, 3 shards)
 #  10. tests/redis-suite/run.sh --tls unit/type/string unit/type/hash   (runtest --tls)
+#      (8 runs beside 9 then 10)
 #
 # Every stage runs under `timeout`, and all of them within TEST_BUDGET_S
 # (default 75 minutes; CI allows 90). A failing stage does not stop the
@@ -55,7 +56,7 @@ run_stage() {
   banner "$name (limit ${limit_s}s): $*"
   timeout --kill-after=30 "$limit_s" "$@" </dev/null 2>&1 | tee "$log_dir/$name.log" || status=$?
   if ((status == 124 || status == 137)); then
-    echo "test.sh: $name timed out after ${limit_s}s"
+    echo "test.sh: $name timed out after ${limit_s}s" | tee -a "$log_dir/$name.log"
   fi
   return "$status"
 }
@@ -175,31 +176,44 @@ else
   not_run pytest "needs the build and the dependencies"
 fi
 
-if ((built && deps_ok && suite_fetched)); then
+# Redis's suite against one shard, and through the gateway then over TLS,
+# run side by side: each waits mostly on round trips, runs its own clusters
+# on ports of its own and runtest from a copy of the suite of its own
+# (tests/redis-suite/run.sh). Each side's output is shown when both ended.
+suite_single() {
+  local status=0
+  run_stage redis-suite 1500 ./tests/redis-suite/run.sh >/dev/null || status=$?
+  echo "$status" >"$log_dir/redis-suite.status"
+}
+suite_gateway_then_tls() {
+  local status=0
+  run_stage redis-suite-gateway 1200 ./tests/redis-suite/run.sh --server gateway >/dev/null || status=$?
+  echo "$status" >"$log_dir/redis-suite-gateway.status"
   status=0
-  run_stage redis-suite 1500 ./tests/redis-suite/run.sh || status=$?
-  read -r passed failed < <(suite_counts "$log_dir/redis-suite.log")
-  record redis-suite "$status" "$passed" "$failed"
-else
-  not_run redis-suite "needs the build, the dependencies and the fetched suite"
-fi
+  run_stage redis-suite-tls 600 ./tests/redis-suite/run.sh --tls unit/type/string unit/type/hash >/dev/null ||
+    status=$?
+  echo "$status" >"$log_dir/redis-suite-tls.status"
+}
 
 if ((built && deps_ok && suite_fetched)); then
-  status=0
-  run_stage redis-suite-gateway 1200 ./tests/redis-suite/run.sh --server gateway || status=$?
-  read -r passed failed < <(suite_counts "$log_dir/redis-suite-gateway.log")
-  record redis-suite-gateway "$status" "$passed" "$failed"
+  banner "redis-suite, and redis-suite-gateway then redis-suite-tls, side by side"
+  suite_single &
+  single_pid=$!
+  suite_gateway_then_tls &
+  gateway_pid=$!
+  wait "$single_pid" || true
+  wait "$gateway_pid" || true
+  for name in redis-suite redis-suite-gateway redis-suite-tls; do
+    banner "$name"
+    cat "$log_dir/$name.log" 2>/dev/null || echo "test.sh: $name wrote no output"
+    status="$(cat "$log_dir/$name.status" 2>/dev/null || echo 1)"
+    read -r passed failed < <(suite_counts "$log_dir/$name.log" 2>/dev/null || echo "0 0")
+    record "$name" "$status" "$passed" "$failed"
+  done
 else
-  not_run redis-suite-gateway "needs the build, the dependencies and the fetched suite"
-fi
-
-if ((built && deps_ok && suite_fetched)); then
-  status=0
-  run_stage redis-suite-tls 600 ./tests/redis-suite/run.sh --tls unit/type/string unit/type/hash || status=$?
-  read -r passed failed < <(suite_counts "$log_dir/redis-suite-tls.log")
-  record redis-suite-tls "$status" "$passed" "$failed"
-else
-  not_run redis-suite-tls "needs the build, the dependencies and the fetched suite"
+  for name in redis-suite redis-suite-gateway redis-suite-tls; do
+    not_run "$name" "needs the build, the dependencies and the fetched suite"
+  done
 fi
 
 banner "summary (${SECONDS}s)"

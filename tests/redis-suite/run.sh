@@ -27,7 +27,7 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/../.." && pwd)"
 readonly script_dir repo_root
-readonly suite_dir="$repo_root/.cache/redis-7.0.15"
+readonly fetched_suite_dir="$repo_root/.cache/redis-7.0.15"
 readonly skip_list="$script_dir/skip.txt"
 readonly gateway_skip_list="$script_dir/skip-gateway.txt"
 
@@ -97,12 +97,18 @@ if ((tls)) && ! echo 'puts [package require tls]' | tclsh >/dev/null 2>&1; then
   echo "run.sh: --tls needs Tcl's tls package (Debian tcl-tls; scripts/install-deps.sh)" >&2
   exit 2
 fi
-[[ -x "$suite_dir/runtest" ]] || { echo "run.sh: no suite at $suite_dir (scripts/fetch-redis-tests.sh)" >&2; exit 2; }
+[[ -x "$fetched_suite_dir/runtest" ]] || { echo "run.sh: no suite at $fetched_suite_dir (scripts/fetch-redis-tests.sh)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "run.sh: python3 missing" >&2; exit 2; }
 
 log() { printf 'redis-suite: %s\n' "$*"; }
 
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/polis-redis-suite.XXXXXX")"
+# runtest runs from a copy of the suite of its own (its tests/tmp and, with
+# --tls, the certificates of this run's cluster), so that runs side by
+# side (scripts/test.sh runs two) share no files.
+suite_dir="$work_dir/suite"
+mkdir -p "$suite_dir"
+cp -a "$fetched_suite_dir/runtest" "$fetched_suite_dir/tests" "$fetched_suite_dir/src" "$suite_dir/"
 server_pid=""
 server_address=""
 runtest_pid=""
