@@ -119,3 +119,11 @@ def test_metrics_pass_promtool_and_count_commands_shards_and_latency(cluster, ke
     assert len(led) == 3 and all(value == 1 for value in led.values()), led
     terms = samples(text, "polis_raft_term")
     assert terms and all(value >= 1 for value in terms.values()), terms
+    # The leader's own proposals were timed (commit and apply), its
+    # replicas' applies too; every shard it hosts counts leader changes.
+    assert samples(text, "polis_raft_proposal_duration_seconds_count")[""] >= 20
+    assert samples(text, "polis_raft_apply_duration_seconds_count")[""] >= 20
+    changes = samples(text, "polis_raft_leader_changes_seen_total")
+    assert len(changes) == 3, changes
+    assert samples(text, "polis_memory_used_bytes")[""] > 0
+    assert len(samples(text, "polis_expired_keys_total")) >= 1

@@ -198,3 +198,19 @@ def test_info_commandstats_counts_calls_failures_and_rejections(cluster, key):
     assert stats["calls"] == 2
     assert stats["failed_calls"] == 1
     assert stats["rejected_calls"] == 1
+
+
+def test_info_latencystats_gives_each_commands_percentiles(cluster, key):
+    """INFO latencystats as Redis 7 gives it: p50, p99 and p99.9 in
+    microseconds per command called (upper bounds of polis's buckets)."""
+    name = key("latency")
+    client = leader_client(cluster, name)
+    client.config_resetstat()
+    for index in range(10):
+        client.set(name, index)
+    stats = client.info("latencystats")
+    percentiles = stats["latency_percentiles_usec_set"]
+    assert list(percentiles) == ["p50", "p99", "p99.9"], stats
+    values = [float(percentiles[name]) for name in ("p50", "p99", "p99.9")]
+    assert 0 < values[0] <= values[1] <= values[2], percentiles
+    assert "latency_percentiles_usec_set" not in client.info()

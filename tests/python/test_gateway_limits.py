@@ -124,3 +124,37 @@ def test_bad_limit_flags_are_refused_with_a_clear_error(cluster):
                                *flags], capture_output=True, text=True, timeout=30)
         assert done.returncode != 0
         assert words in done.stderr, done.stderr
+
+
+def test_the_gateway_metrics_count_clients_requests_refusals_and_node_health(cluster, key):
+    import re
+    import urllib.request
+
+    key = key()
+    with gateway(cluster, "--rate-limit-address", "5:20", "--admin-listen", "%s:0" % HOST) as (port, log):
+        admin = wait_until(lambda: re.search(r"metrics on (http://\S+/metrics)", log.read_text()), 30,
+                           "the gateway's admin address")
+        raw = Raw(port)
+        replies = [raw.call("SET", "%s:%d" % (key, index), "1") for index in range(40)]
+        refused = sum(1 for reply in replies if reply != "OK")
+        assert refused >= 10, replies
+        with urllib.request.urlopen(admin.group(1), timeout=10) as response:
+            text = response.read().decode()
+        raw.close()
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    figures = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, number = line.rpartition(" ")
+            figures[series] = float(number)
+    assert figures["polis_gateway_rate_limited_total"] == refused, figures
+    assert figures["polis_gateway_requests_total"] >= 40, figures
+    assert figures["polis_gateway_connected_clients"] == 1, figures
+    assert figures["polis_gateway_connections_received_total"] == 1, figures
+    healthy = {series: number for series, number in figures.items()
+               if series.startswith("polis_gateway_upstream_healthy{")}
+    assert len(healthy) == len(cluster.nodes) and all(number == 1 for number in healthy.values()), healthy
+    assert sum(number for series, number in figures.items()
+               if series.startswith("polis_gateway_lanes{")) >= 1, figures

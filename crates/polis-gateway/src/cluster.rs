@@ -52,6 +52,8 @@ pub struct Cluster {
     /// Each client's connections: the node and the client id the node
     /// gave it (for CLIENT UNBLOCK by the gateway's id).
     clients: Mutex<HashMap<u64, Vec<(Addr, i64)>>>,
+    /// The gateway's own figures (its `/metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The lanes to one node in one protocol.
@@ -79,6 +81,7 @@ impl Cluster {
             idle: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
             next_client_id: std::sync::atomic::AtomicU64::new(1),
+            metrics: crate::metrics::Metrics::new(),
             clients: Mutex::new(HashMap::new()),
         }))
     }
@@ -270,6 +273,17 @@ impl Cluster {
             return None;
         }
         Some(least.clone())
+    }
+
+    /// Returns how many lanes to `addr` are open, in both protocols.
+    pub fn lanes_to(&self, addr: &str) -> usize {
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter(|((node, _), _)| &**node == addr)
+            .map(|(_, lanes)| lanes.iter().filter(|lane| !lane.ended()).count())
+            .sum()
     }
 
     /// Adds a lane to `addr` opened by a client, unless enough opened

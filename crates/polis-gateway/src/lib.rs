@@ -24,6 +24,7 @@
 //! Must not depend on the node's crates (polis-server, polis-raft): it
 //! speaks to the nodes only as a Redis client does.
 
+mod admin;
 pub mod auth;
 pub mod cluster;
 mod fanout;
@@ -33,6 +34,7 @@ mod info;
 mod lane;
 mod loopback;
 pub mod merge;
+pub mod metrics;
 pub mod node_stream;
 mod policy;
 pub mod rate;
@@ -59,6 +61,8 @@ pub struct Gateway {
     options: Options,
     /// The HTTP/JSON API's listener, if it serves one.
     http: Option<TcpListener>,
+    /// The admin address's listener (`/metrics`), if it serves one.
+    admin: Option<TcpListener>,
     /// A TLS listener beside the plaintext one, with its certificates.
     tls: Option<(TcpListener, Arc<polis_tls::Reloading>)>,
     cluster: Arc<Cluster>,
@@ -79,6 +83,7 @@ impl Gateway {
             listener,
             options: Options::default(),
             http: None,
+            admin: None,
             tls: None,
             cluster,
         })
@@ -116,6 +121,25 @@ impl Gateway {
             .map_err(|error| format!("cannot listen on {listen} (HTTP): {error}"))?;
         self.http = Some(listener);
         Ok(())
+    }
+
+    /// Adds the admin address (`/metrics`) at `listen`.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind_admin(&mut self, listen: SocketAddr) -> Result<(), String> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|error| format!("cannot listen on {listen} (admin): {error}"))?;
+        self.admin = Some(listener);
+        Ok(())
+    }
+
+    /// Returns the admin address, if any.
+    pub fn admin_local_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Returns the address of the HTTP/JSON API, if any.
@@ -158,7 +182,11 @@ impl Gateway {
         let http = self.http.map(|listener| {
             tokio::spawn(http::serve(self.cluster.clone(), policy.clone(), listener))
         });
-        let _stop_others = AbortOnDrop(tls.into_iter().flatten().chain(http).collect());
+        let admin = self
+            .admin
+            .map(|listener| tokio::spawn(admin::serve(self.cluster.clone(), listener)));
+        let _stop_others =
+            AbortOnDrop(tls.into_iter().flatten().chain(http).chain(admin).collect());
         loop {
             let (stream, peer) = polis_tls::accept(&self.listener, "a client").await;
             let cluster = self.cluster.clone();

@@ -104,6 +104,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = cluster.new_client();
+    cluster.metrics.connections.inc();
+    cluster.metrics.clients.inc();
     let mut session = Session {
         id,
         cluster,
@@ -130,6 +132,7 @@ where
         tracing::debug!(%error, "gateway client left");
     }
     session.release_all();
+    session.cluster.metrics.clients.dec();
     session.cluster.note_connections(session.id, Vec::new());
 }
 
@@ -219,13 +222,17 @@ impl Session {
                 true
             }
         };
+        self.cluster.metrics.requests.inc();
         self.sampling = self.policy.sample(&args, self.identity.name());
         match self
             .policy
             .admit(&args, self.identity.name(), self.peer.ip())
         {
             Ok(()) => self.dispatch(args, silent).await,
-            Err(refusal) => self.refuse(Reply::Error(refusal), silent),
+            Err(refusal) => {
+                self.cluster.metrics.rate_limited.inc();
+                self.refuse(Reply::Error(refusal), silent);
+            }
         }
         if let Some(sampled) = self.sampling.take() {
             // Nothing was owed (a subscription's replies are pushes).

@@ -137,6 +137,8 @@ pub struct Group<S: StateMachine> {
     pub(crate) request_timeout: Duration,
     pub(crate) clock: Clock,
     pub(crate) read_rounds: Arc<ReadRounds>,
+    /// Leader changes this replica has seen since it started.
+    pub(crate) leader_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S: StateMachine> Clone for Group<S> {
@@ -151,6 +153,7 @@ impl<S: StateMachine> Clone for Group<S> {
             request_timeout: self.request_timeout,
             clock: self.clock.clone(),
             read_rounds: self.read_rounds.clone(),
+            leader_changes: self.leader_changes.clone(),
         }
     }
 }
@@ -214,6 +217,13 @@ impl<S: StateMachine> Group<S> {
         self.replica
     }
 
+    /// Returns the leader changes this replica has seen since it started
+    /// (a new leader known, or none any more).
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Returns the state machine, for reads.
     pub fn state(&self) -> &StateHandle<S> {
         &self.state
@@ -236,6 +246,7 @@ impl<S: StateMachine> Group<S> {
             return Err(ProposeError::Unavailable("shutting down".into()));
         };
         self.hibernation.touch(self.id, &self.raft);
+        let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         loop {
             let proposal = Proposal {
@@ -248,7 +259,10 @@ impl<S: StateMachine> Group<S> {
                 return Err(self.timed_out());
             };
             match result {
-                Ok(response) => return Ok(response.data.0),
+                Ok(response) => {
+                    crate::latency::PROPOSALS.record(started.elapsed());
+                    return Ok(response.data.0);
+                }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
                     if matches!(forward.reason, ForwardReason::LeaseExpired) =>
                 {

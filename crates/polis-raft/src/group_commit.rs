@@ -97,26 +97,13 @@ pub mod metrics {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
-    /// Upper bounds of the fsync latency buckets, in microseconds; a last
-    /// bucket takes the rest.
-    pub const FSYNC_BOUNDS_USEC: [u64; 12] = [
-        500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-        2_500_000,
-    ];
-
     static SYNCS: AtomicU64 = AtomicU64::new(0);
     static SYNCED_APPENDS: AtomicU64 = AtomicU64::new(0);
-    static SYNC_USEC: AtomicU64 = AtomicU64::new(0);
-    static SYNC_BUCKETS: [AtomicU64; FSYNC_BOUNDS_USEC.len() + 1] =
-        [const { AtomicU64::new(0) }; FSYNC_BOUNDS_USEC.len() + 1];
 
     pub(super) fn record_sync(appends: usize, took: Duration) {
-        let usec = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         SYNCS.fetch_add(1, Ordering::Relaxed);
         SYNCED_APPENDS.fetch_add(appends as u64, Ordering::Relaxed);
-        SYNC_USEC.fetch_add(usec, Ordering::Relaxed);
-        let bucket = FSYNC_BOUNDS_USEC.partition_point(|bound| *bound < usec);
-        SYNC_BUCKETS[bucket].fetch_add(1, Ordering::Relaxed);
+        crate::latency::FSYNCS.record(took);
     }
 
     /// Returns (fsyncs, appends made durable by them) since start.
@@ -125,16 +112,6 @@ pub mod metrics {
             SYNCS.load(Ordering::Relaxed),
             SYNCED_APPENDS.load(Ordering::Relaxed),
         )
-    }
-
-    /// Returns the fsyncs by latency bucket ([`FSYNC_BOUNDS_USEC`]) and
-    /// the time they took in all, in microseconds, since start.
-    pub fn latency() -> (Vec<u64>, u64) {
-        let buckets = SYNC_BUCKETS
-            .iter()
-            .map(|bucket| bucket.load(Ordering::Relaxed))
-            .collect();
-        (buckets, SYNC_USEC.load(Ordering::Relaxed))
     }
 }
 

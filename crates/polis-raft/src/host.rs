@@ -372,6 +372,11 @@ impl Host {
         };
         let pacing = (self.settings.snapshot_log_bytes_min != u64::MAX)
             .then(|| tokio::spawn(ask_for_snapshots(group, raft.clone(), growth)));
+        let leader_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let leaders_watch = tokio::spawn(hosted::count_leader_changes(
+            raft.clone(),
+            leader_changes.clone(),
+        ));
         let handle = Group {
             id: group,
             replica,
@@ -382,6 +387,7 @@ impl Host {
             request_timeout: Duration::from_millis(self.settings.request_timeout_ms),
             clock: self.clock.clone(),
             read_rounds: Arc::new(ReadRounds::default()),
+            leader_changes,
         };
         self.hibernation.add(group);
         self.dispatcher.insert(
@@ -398,6 +404,7 @@ impl Host {
             Arc::new(HostedGroup {
                 group: handle.clone(),
                 pacing,
+                leaders_watch,
             }),
         );
         if let Some(members) = bootstrap {

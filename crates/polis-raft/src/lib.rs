@@ -24,6 +24,7 @@ pub mod group_commit;
 mod group_network;
 pub mod hibernate;
 pub mod host;
+pub mod latency;
 pub mod log_store;
 pub mod mem_log_store;
 pub mod network;

@@ -530,7 +530,9 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                         state.time_ms = time_ms;
                         state.applied_bytes += proposal.payload.len() as u64;
                         state.app.begin_entry(log_id.leader_id.term);
+                        let started = std::time::Instant::now();
                         let answer = state.app.apply(log_id.index(), time_ms, &proposal.payload);
+                        crate::latency::APPLIES.record(started.elapsed());
                         if let Some((group, observer)) = &self.observer {
                             observer.applied(&AppliedEntry {
                                 group: *group,

@@ -252,6 +252,14 @@ async fn two_groups_replicate_and_survive_the_loss_of_a_leaders_node() {
     cluster.servers.remove(&leader_node).unwrap().abort();
     let new_leader = wait_for(Duration::from_secs(10), || leader_of(&cluster.kv)).await;
     assert_ne!(new_leader, leader_node);
+    // Each survivor knew the old leader, and counts the change once it
+    // knows the new one.
+    for group in cluster.kv.values() {
+        wait_for(Duration::from_secs(10), || {
+            (group.leader_changes() >= 1).then_some(())
+        })
+        .await;
+    }
     // The new leader never reached the stopped node's replica, yet its
     // claim lists it: the group counts it until a membership change drops
     // it (a node deletes a replica the map moved away only once no claim

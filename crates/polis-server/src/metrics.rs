@@ -16,6 +16,9 @@ use crate::admin::{ShardSummary, Status};
 use crate::node::Node;
 use crate::stats::{CommandStat, Stats, LATENCY_BOUNDS_USEC};
 
+#[path = "metrics_cluster.rs"]
+mod cluster;
+
 /// The content type of [`render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
@@ -27,6 +30,9 @@ pub fn render(node: &Arc<Node>) -> String {
     errors(&mut families, &node.stats);
     commands(&mut families, &node.stats);
     shards(&mut families, &status, node.config.node_id);
+    cluster::raft(&mut families, node);
+    cluster::keyspace(&mut families, node);
+    cluster::moves(&mut families, &status);
     for figure in crate::eventual::figures(node) {
         let kind = if figure.counter {
             MetricType::COUNTER
@@ -243,19 +249,6 @@ fn node_figures(families: &mut Families, node: &Node, status: &Status) {
             value(&[], MetricType::COUNTER, number as f64),
         );
     }
-    let (buckets, usec) = polis_raft::group_commit::metrics::latency();
-    let mut metric = labeled(&[]);
-    metric.set_histogram(histogram(
-        &polis_raft::group_commit::metrics::FSYNC_BOUNDS_USEC,
-        &buckets,
-        usec,
-    ));
-    families.add(
-        "polis_fsync_duration_seconds",
-        "Time each log fsync (group commit) took.",
-        MetricType::HISTOGRAM,
-        metric,
-    );
 }
 
 /// Error replies by code (INFO errorstats).

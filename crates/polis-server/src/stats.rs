@@ -96,6 +96,27 @@ impl CallOutcome {
     }
 }
 
+/// Returns the latency under which `share` (0 to 1) of the calls counted
+/// in `buckets` ([`LATENCY_BOUNDS_USEC`]) ran: the upper bound of the
+/// bucket that holds that call (the last bound for the calls past it), so
+/// never less than the truth; 0 with no call.
+pub fn percentile_usec(buckets: &[u64], share: f64) -> f64 {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = ((total as f64 * share).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (at, count) in buckets.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            let bound = LATENCY_BOUNDS_USEC.get(at).or(LATENCY_BOUNDS_USEC.last());
+            return bound.copied().unwrap_or(0) as f64;
+        }
+    }
+    LATENCY_BOUNDS_USEC.last().copied().unwrap_or(0) as f64
+}
+
 impl Stats {
     /// Adds one to `counter`.
     pub fn bump(counter: &AtomicU64) {
@@ -214,5 +235,17 @@ mod tests {
         assert_eq!(stats.commands().get("lpush"), Some(&expected));
         stats.reset();
         assert!(stats.commands().is_empty());
+    }
+
+    #[test]
+    fn percentiles_are_the_bound_of_the_bucket_holding_that_call() {
+        let mut buckets = [0; LATENCY_BOUNDS_USEC.len() + 1];
+        assert_eq!(percentile_usec(&buckets, 0.5), 0.0);
+        buckets[0] = 98; // under 50 µs
+        buckets[4] = 1; // under 1 ms
+        buckets[LATENCY_BOUNDS_USEC.len()] = 1; // past 5 s
+        assert_eq!(percentile_usec(&buckets, 0.5), 50.0);
+        assert_eq!(percentile_usec(&buckets, 0.99), 1_000.0);
+        assert_eq!(percentile_usec(&buckets, 0.999), 5_000_000.0);
     }
 }

@@ -41,6 +41,10 @@ pub struct GatewayArgs {
     /// described at /openapi.json). None unless set.
     #[arg(long, value_name = "HOST:PORT")]
     http_listen: Option<SocketAddr>,
+    /// Address of the admin endpoints: `/metrics` for Prometheus. None
+    /// unless set; bind it where only operators reach it.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_listen: Option<SocketAddr>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `warn`.
     #[arg(long, default_value = "info")]
     log: String,
@@ -129,6 +133,12 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
             )
         })?;
     gateway.set_options(options);
+    if let Some(listen) = args.admin_listen {
+        gateway
+            .bind_admin(listen)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     if let Some(listen) = args.http_listen {
         gateway
             .bind_http(listen)
@@ -155,6 +165,9 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
     }
     if let Some(http_addr) = gateway.http_local_addr() {
         println!("polis gateway: HTTP API on http://{http_addr} (described at /openapi.json)");
+    }
+    if let Some(admin_addr) = gateway.admin_local_addr() {
+        println!("polis gateway: metrics on http://{admin_addr}/metrics");
     }
     println!("try:    redis-cli -p {}", addr.port());
     let serving = tokio::spawn(gateway.serve());

@@ -26,6 +26,8 @@ pub(super) struct HostedGroup<S: StateMachine> {
     pub(super) group: Group<S>,
     /// The task asking for snapshots as the log grows.
     pub(super) pacing: Option<tokio::task::JoinHandle<()>>,
+    /// The task counting the leader changes this replica sees.
+    pub(super) leaders_watch: tokio::task::JoinHandle<()>,
 }
 
 impl<S: StateMachine> Hosted for HostedGroup<S> {
@@ -116,7 +118,33 @@ impl<S: StateMachine> Hosted for HostedGroup<S> {
         if let Some(pacing) = &self.pacing {
             pacing.abort();
         }
+        self.leaders_watch.abort();
         let group = self.group.clone();
         Box::pin(async move { group.shutdown().await })
+    }
+}
+
+/// Counts in `changes` each time `raft`'s replica learns of a leader other
+/// than the last it knew, until the group shuts down. Its server metrics
+/// change only with votes, states, leaders and memberships: a few wake-ups
+/// per election, none per write.
+pub(super) async fn count_leader_changes<S: StateMachine>(
+    raft: crate::types::Raft<S>,
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut server = raft.server_metrics();
+    drop(raft);
+    let mut known = None;
+    loop {
+        let leader = server.borrow_watched().current_leader;
+        if leader.is_some() && leader != known {
+            if known.is_some() {
+                changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            known = leader;
+        }
+        if server.changed().await.is_err() {
+            return;
+        }
     }
 }

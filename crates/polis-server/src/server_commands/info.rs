@@ -28,7 +28,11 @@ const DEFAULT_SECTIONS: &[&str] = &[
 
 /// Sections INFO gives only when named (or with `all` / `everything`), as
 /// in Redis.
-const EXTRA_SECTIONS: &[&str] = &["commandstats", "eventual"];
+const EXTRA_SECTIONS: &[&str] = &["commandstats", "latencystats", "eventual"];
+
+/// The percentiles INFO latencystats gives, as Redis's default
+/// `latency-tracking-info-percentiles` ("50 99 99.9").
+const LATENCY_PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)];
 
 fn human_bytes(bytes: u64) -> String {
     let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
@@ -200,6 +204,24 @@ fn write_section(node: &Arc<Node>, section: &str, text: &mut String) {
                     text,
                     "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
                     stat.calls, stat.usec, stat.rejected_calls, stat.failed_calls
+                );
+            }
+            Ok(())
+        }
+        "latencystats" => {
+            let _ = write!(text, "# Latencystats\r\n");
+            for (name, stat) in stats.commands() {
+                let percentiles: Vec<String> = LATENCY_PERCENTILES
+                    .iter()
+                    .map(|(label, share)| {
+                        let usec = crate::stats::percentile_usec(&stat.latency, *share);
+                        format!("{label}={usec:.3}")
+                    })
+                    .collect();
+                let _ = write!(
+                    text,
+                    "latency_percentiles_usec_{name}:{}\r\n",
+                    percentiles.join(",")
                 );
             }
             Ok(())
