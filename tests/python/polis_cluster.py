@@ -158,10 +158,11 @@ class Cluster:
     """A `polis dev` process this test session started, and its nodes."""
 
     def __init__(self, binary: Path, nodes: int = 3, shards: int = 3, ready_timeout_s: float = 90.0,
-                 spare_nodes: int = 0, secure: bool = False):
+                 spare_nodes: int = 0, secure: bool = False, node_args: tuple[str, ...] = ()):
         """Starts `polis dev`; `spare_nodes` more nodes' ports are reserved
         too, for `polis dev --add-node`; `secure` starts it with `--secure`
-        (TLS ports at +400, a CA under the data directory, a password)."""
+        (TLS ports at +400, a CA under the data directory, a password);
+        `node_args` go to every node's `polis server`."""
         if not binary.is_file() or not os.access(binary, os.X_OK):
             raise FileNotFoundError("no polis binary at %s (run: cargo build -j2 --workspace)" % binary)
         self.binary = binary
@@ -179,7 +180,8 @@ class Cluster:
         self.process = subprocess.Popen(
             [str(binary), "dev", "--nodes", str(nodes), "--shards", str(shards),
              "--port", str(self.base_port), "--gateway-port", "0", "--data", str(self.data_dir)]
-            + (["--secure"] if secure else []),
+            + (["--secure"] if secure else [])
+            + (["--", *node_args] if node_args else []),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -31,9 +31,14 @@ impl GroupCommit {
     /// Returns an error if the thread cannot be spawned.
     pub fn start(db: Database) -> io::Result<Self> {
         let (sender, receiver) = mpsc::sync_channel::<Completion>(GROUP_COMMIT_BATCH_MAX);
+        // The thread logs in the span of whoever started it (the node's).
+        let span = tracing::Span::current();
         thread::Builder::new()
             .name("polis-group-commit".into())
-            .spawn(move || run(db, receiver))?;
+            .spawn(move || {
+                let _in_span = span.entered();
+                run(db, receiver);
+            })?;
         Ok(Self { sender })
     }
 

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use polis_types::{GroupId, NodeId, ReplicaId};
+use tracing::Instrument;
 
 use crate::beats::{Beat, Beats, Leadership};
 use crate::faults::FaultInjector;
@@ -343,6 +344,8 @@ impl Host {
             step_items: self.settings.snapshot_step_items,
         };
         let observer = lock(&self.observer).clone();
+        // The group's tasks run in its span: their log lines name it.
+        let span = tracing::info_span!("group", id = %group);
         let (raft, state, growth) = match &self.storage {
             Storage::Disk { dir, engine } => {
                 let store = SmStore::open(
@@ -354,6 +357,7 @@ impl Host {
                 .with_observer(group, observer);
                 let (state, growth) = (store.handle(), store.log_growth());
                 let raft = Raft::new(replica, config, network, engine.group(group), store)
+                    .instrument(span.clone())
                     .await
                     .map_err(io::Error::other)?;
                 (raft, state, growth)
@@ -365,13 +369,15 @@ impl Host {
                     .with_observer(group, observer);
                 let (state, growth) = (store.handle(), store.log_growth());
                 let raft = Raft::new(replica, config, network, log, store)
+                    .instrument(span.clone())
                     .await
                     .map_err(io::Error::other)?;
                 (raft, state, growth)
             }
         };
-        let pacing = (self.settings.snapshot_log_bytes_min != u64::MAX)
-            .then(|| tokio::spawn(ask_for_snapshots(group, raft.clone(), growth)));
+        let pacing = (self.settings.snapshot_log_bytes_min != u64::MAX).then(|| {
+            tokio::spawn(ask_for_snapshots(group, raft.clone(), growth).instrument(span.clone()))
+        });
         let leader_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let leaders_watch = tokio::spawn(hosted::count_leader_changes(
             raft.clone(),
@@ -416,7 +422,7 @@ impl Host {
                 }
             }
         }
-        tracing::info!(%group, %replica, node = %self.node_id, "group started");
+        span.in_scope(|| tracing::info!(%replica, "group started"));
         Ok(handle)
     }
 

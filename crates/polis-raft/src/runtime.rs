@@ -139,7 +139,10 @@ impl AsyncRuntime for PolisRuntime {
         T: Future + OptionalSend + 'static,
         T::Output: OptionalSend + 'static,
     {
-        TokioRuntime::spawn(future)
+        // openraft's tasks run in the span of whoever spawned them: the
+        // tasks of a group's core in the group's span, so that their log
+        // lines name the group (and the node).
+        TokioRuntime::spawn(tracing::Instrument::in_current_span(future))
     }
 
     fn sleep(duration: Duration) -> Self::Sleep {

@@ -70,25 +70,45 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     match cli.command {
-        Command::Server(args) => runtime.block_on(server::run(*args)),
-        Command::Dev(args) => runtime.block_on(dev::run(args)),
-        Command::Gateway(args) => runtime.block_on(gateway::run(args)),
-        Command::Status(args) => runtime.block_on(status::run(args)),
-        Command::Cluster(args) => runtime.block_on(cluster::run(args)),
-        Command::Namespace(args) => runtime.block_on(namespace::run(args)),
-        Command::Chaos(args) => runtime.block_on(chaos::run(args)),
+        Command::Server(args) => run_node(*args),
+        Command::Dev(args) => runtime()?.block_on(dev::run(args)),
+        Command::Gateway(args) => runtime()?.block_on(gateway::run(args)),
+        Command::Status(args) => runtime()?.block_on(status::run(args)),
+        Command::Cluster(args) => runtime()?.block_on(cluster::run(args)),
+        Command::Namespace(args) => runtime()?.block_on(namespace::run(args)),
+        Command::Chaos(args) => runtime()?.block_on(chaos::run(args)),
         Command::Verify(args) => {
-            if !runtime.block_on(verify::run_verify(*args))? {
+            if !runtime()?.block_on(verify::run_verify(*args))? {
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Tls(command) => tls_certs::run(command),
         Command::Encryption(command) => encryption::run(command),
     }
+}
+
+/// Runs a node with every thread of its runtime, and the main thread,
+/// inside the node's span, so that every log line names the node (the
+/// threads start with the runtime, after the log is set up).
+fn run_node(args: server::ServerArgs) -> anyhow::Result<()> {
+    let prepared = server::prepare(args)?;
+    let span = prepared.span.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            // Entered for the thread's life: spans and events on it that
+            // have no other parent are the node's.
+            std::mem::forget(span.clone().entered());
+        })
+        .build()?;
+    let _in_node = prepared.span.clone().entered();
+    runtime.block_on(server::run(prepared))
 }

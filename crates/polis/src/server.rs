@@ -482,14 +482,26 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         .log_format
         .or(file.log_format)
         .unwrap_or_else(|| "text".into());
-    let log = args.log.or(file.log).unwrap_or_else(|| "info".into());
+    let log = args
+        .log
+        .or(file.log)
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
     Ok((config, log_format, log))
 }
 
+/// The log filter unless `--log` says otherwise: polis's own lines at
+/// info (a healthy idle cluster writes none), openraft's internals only
+/// from warn.
+pub(crate) const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
+
+/// Sets the process's log: to stderr, `text` (colored on a terminal) or
+/// `json` (one object a line), filtered by `filter` (EnvFilter syntax).
 pub(crate) fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter).context("bad log filter")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         "json" => builder.json().init(),
@@ -539,12 +551,26 @@ fn raise_file_limit(maxclients: usize) {
     }
 }
 
-/// Runs `polis server`.
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+/// A node's settings, resolved, with its log set up.
+pub struct Prepared {
+    config: ServerConfig,
+    /// The span every log line of the node is in: it names the node.
+    pub span: tracing::Span,
+}
+
+/// Resolves `polis server`'s settings and sets up its log, before the
+/// runtime starts (so that its threads can enter the node's span).
+pub fn prepare(args: ServerArgs) -> anyhow::Result<Prepared> {
     let (config, log_format, log) = resolve(args)?;
     init_logging(&log_format, &log)?;
-    raise_file_limit(config.maxclients);
-    polis_server::run(config, shutdown_signal()).await?;
+    let span = tracing::info_span!("node", id = %config.node_id);
+    Ok(Prepared { config, span })
+}
+
+/// Runs `polis server`.
+pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
+    raise_file_limit(prepared.config.maxclients);
+    polis_server::run(prepared.config, shutdown_signal()).await?;
     Ok(())
 }
 
