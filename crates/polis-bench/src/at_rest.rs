@@ -69,16 +69,14 @@ fn new_key(polis: &Path, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the load on a fresh cluster whose nodes get `extra_args` too.
 async fn measure_side(
     config: &AtRestBenchConfig,
     dir: PathBuf,
-    key: Option<&Path>,
+    extra_args: &[String],
 ) -> anyhow::Result<BenchResult> {
     let mut server_args = config.peers.polis_server_args.clone();
-    if let Some(key) = key {
-        server_args.push("--encryption-key-file".to_owned());
-        server_args.push(key.display().to_string());
-    }
+    server_args.extend(extra_args.iter().cloned());
     let mut cluster = PolisCluster::start(&config.peers.polis, dir, SHARDS, &server_args).await?;
     let result = async {
         let target = cluster.target();
@@ -98,6 +96,40 @@ async fn measure_side(
     result
 }
 
+/// Runs the rounds of two sides, the nodes of each started with its
+/// extra flags, alternating; returns each side's results (a side that
+/// fails is left out, its error in `errors`).
+pub async fn measure_sides(
+    config: &AtRestBenchConfig,
+    sides: [(&str, &[String]); 2],
+    errors: &mut Vec<String>,
+    log: &dyn Fn(&str),
+) -> [Vec<BenchResult>; 2] {
+    let mut results = [Vec::new(), Vec::new()];
+    for round in 0..config.rounds {
+        for (at, (name, extra_args)) in sides.iter().enumerate() {
+            let dir = config.data_dir.join(format!("{name}-{round}"));
+            match measure_side(config, dir, extra_args).await {
+                Ok(result) => {
+                    log(&format!(
+                        "round {}: {name}: {:.0} SET/s, p99 {:.2} ms, {} errors",
+                        round + 1,
+                        result.throughput_per_s,
+                        result.latency.p99_us as f64 / 1000.0,
+                        result.errors
+                    ));
+                    results[at].push(result);
+                }
+                Err(error) => {
+                    log(&format!("round {}: {name}: FAILED: {error:#}", round + 1));
+                    errors.push(format!("{error:#}"));
+                }
+            }
+        }
+    }
+    results
+}
+
 /// Runs the rounds and reports every side's result; a side that fails is
 /// left out with its error.
 pub async fn measure(config: &AtRestBenchConfig, log: &dyn Fn(&str)) -> AtRestReport {
@@ -114,33 +146,19 @@ pub async fn measure(config: &AtRestBenchConfig, log: &dyn Fn(&str)) -> AtRestRe
         report.errors.push(format!("{error:#}"));
         return report;
     }
-    for round in 0..config.rounds {
-        for encrypted in [false, true] {
-            let name = if encrypted { "encrypted" } else { "plain" };
-            let dir = config.data_dir.join(format!("{name}-{round}"));
-            let key = encrypted.then_some(key.as_path());
-            match measure_side(config, dir, key).await {
-                Ok(result) => {
-                    log(&format!(
-                        "round {}: {name}: {:.0} SET/s, p99 {:.2} ms, {} errors",
-                        round + 1,
-                        result.throughput_per_s,
-                        result.latency.p99_us as f64 / 1000.0,
-                        result.errors
-                    ));
-                    if encrypted {
-                        report.encrypted.push(result);
-                    } else {
-                        report.plain.push(result);
-                    }
-                }
-                Err(error) => {
-                    log(&format!("round {}: {name}: FAILED: {error:#}", round + 1));
-                    report.errors.push(format!("{error:#}"));
-                }
-            }
-        }
-    }
+    let encrypted = [
+        "--encryption-key-file".to_owned(),
+        key.display().to_string(),
+    ];
+    let [plain, encrypted] = measure_sides(
+        config,
+        [("plain", &[]), ("encrypted", &encrypted)],
+        &mut report.errors,
+        log,
+    )
+    .await;
+    report.plain = plain;
+    report.encrypted = encrypted;
     report
 }
 

@@ -122,6 +122,32 @@ fn arity_errors_name_the_command() {
             "command nope",
             Some("ERR unknown subcommand 'nope'. Try COMMAND HELP."),
         ),
+        // Redis's latency-monitor suite checks this one.
+        (
+            "latency help xxx",
+            Some("ERR wrong number of arguments for 'latency|help' command"),
+        ),
+        ("latency histogram", None),
+        ("latency histogram set client|id", None),
+        ("latency reset", None),
+        (
+            "latency history",
+            Some("ERR wrong number of arguments for 'latency|history' command"),
+        ),
+        (
+            "latency nope",
+            Some("ERR unknown subcommand 'nope'. Try LATENCY HELP."),
+        ),
+        ("slowlog get 5", None),
+        (
+            "slowlog len 5",
+            Some("ERR wrong number of arguments for 'slowlog|len' command"),
+        ),
+        ("monitor", None),
+        (
+            "monitor now",
+            Some("ERR wrong number of arguments for 'monitor' command"),
+        ),
     ];
     for (line, expected) in table {
         let request = args(line);
@@ -176,6 +202,77 @@ fn command_info_flags_and_categories() {
         acl_categories(flushall),
         vec!["@keyspace", "@write", "@slow", "@dangerous"]
     );
+}
+
+#[test]
+fn introspection_commands_are_declared_as_redis_7() {
+    // (name, arity, flags COMMAND INFO shows, ACL categories)
+    let table: &[(&str, i32, &[&str], &[&str])] = &[
+        (
+            "monitor",
+            1,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        (
+            "latency|doctor",
+            2,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        (
+            "latency|graph",
+            3,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        ("latency|help", 2, &["loading", "stale"], &["@slow"]),
+        (
+            "latency|histogram",
+            -2,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        (
+            "latency|history",
+            3,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        (
+            "latency|latest",
+            2,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        (
+            "latency|reset",
+            -2,
+            &["admin", "noscript", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        (
+            "slowlog|get",
+            -2,
+            &["admin", "loading", "stale"],
+            &["@admin", "@slow", "@dangerous"],
+        ),
+        ("slowlog|help", 2, &["loading", "stale"], &["@slow"]),
+    ];
+    for &(name, arity, flags, categories) in table {
+        let (container, sub) = name.split_once('|').unwrap_or((name, ""));
+        let top = lookup(container.as_bytes()).expect(container);
+        let spec = if sub.is_empty() {
+            top
+        } else {
+            top.subcommand(sub.as_bytes()).expect(name)
+        };
+        assert_eq!(spec.name, name);
+        assert_eq!(spec.arity, arity, "{name}");
+        assert_eq!(flag_names(spec), flags, "{name}");
+        assert_eq!(acl_categories(spec), categories, "{name}");
+        assert!(is_node(spec), "{name} is answered by the node");
+    }
 }
 
 #[test]

@@ -207,6 +207,8 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     spec!("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NO_MULTI | NODE, [1, -1, 1], &["transaction"], &[], "transactions", "2.2.0"),
     spec!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NODE, [0, 0, 0], &["transaction"], &[], "transactions", "2.2.0"),
     spec!("slowlog", -2, NODE, [0, 0, 0], &[], &[], "server", "2.2.12", SLOWLOG_SUBCOMMANDS),
+    spec!("latency", -2, NODE, [0, 0, 0], &[], &[], "server", "2.8.13", LATENCY_SUBCOMMANDS),
+    spec!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "1.0.0"),
     spec!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
     spec!("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
     spec!("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &[], "pubsub", "2.0.0"),
@@ -401,4 +403,16 @@ const SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("slowlog|help", 2, LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "6.2.0"),
     spec!("slowlog|len", 2, ADMIN | LOADING | STALE | NODE, [0, 0, 0], &[], &["request_policy:all_nodes", "response_policy:agg_sum", "nondeterministic_output"], "server", "2.2.12"),
     spec!("slowlog|reset", 2, ADMIN | LOADING | STALE | NODE, [0, 0, 0], &[], &["request_policy:all_nodes", "response_policy:all_succeeded"], "server", "2.2.12"),
+];
+
+/// Subcommands of `LATENCY`.
+#[rustfmt::skip]
+const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], "server", "2.8.13"),
+    spec!("latency|graph", 3, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], "server", "2.8.13"),
+    spec!("latency|help", 2, LOADING | STALE | NODE, [0, 0, 0], &[], &[], "server", "2.8.13"),
+    spec!("latency|histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], "server", "7.0.0"),
+    spec!("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], "server", "2.8.13"),
+    spec!("latency|latest", 2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], "server", "2.8.13"),
+    spec!("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE | NODE, [0, 0, 0], &[], &["request_policy:all_nodes", "response_policy:agg_sum"], "server", "2.8.13"),
 ];

@@ -228,7 +228,10 @@ impl Session {
             .policy
             .admit(&args, self.identity.name(), self.peer.ip())
         {
-            Ok(()) => self.dispatch(args, silent).await,
+            Ok(()) => {
+                let span = crate::upstream::request_span(&args);
+                tracing::Instrument::instrument(self.dispatch(args, silent), span).await;
+            }
             Err(refusal) => {
                 self.cluster.metrics.rate_limited.inc();
                 self.refuse(Reply::Error(refusal), silent);
@@ -429,7 +432,7 @@ impl Session {
         if is_stateful(&expect.args) {
             upstream.dirty = true;
         }
-        upstream.push(&expect.args);
+        upstream.push_request(&expect.args);
         upstream.expect.push_back(expect);
     }
 

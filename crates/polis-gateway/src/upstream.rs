@@ -172,6 +172,23 @@ impl Upstream {
         matches!(self.link, Link::Shared { .. })
     }
 
+    /// Queues a client's request (see [`Upstream::push`]), preceded, when
+    /// it belongs to a sampled trace, by `POLIS.TRACE` with its context:
+    /// the node answers that with nothing and traces the request within.
+    pub fn push_request(&mut self, args: &[Bytes]) {
+        if polis_trace::enabled() {
+            if let Some(parent) = polis_trace::traceparent(&tracing::Span::current()) {
+                self.push(&[
+                    Bytes::from_static(polis_trace::TRACE_COMMAND.as_bytes()),
+                    Bytes::from(parent),
+                ]);
+                // No reply comes for it.
+                self.queued -= 1;
+            }
+        }
+        self.push(args);
+    }
+
     /// Queues `args` to be written at the next flush, as a RESP array of
     /// bulk strings.
     pub fn push(&mut self, args: &[Bytes]) {
@@ -312,6 +329,23 @@ impl Upstream {
 /// Reads from every connection that has something, without waiting:
 /// ready when at least one read something or ended (their frames are
 /// then taken with [`Upstream::take_received`]); otherwise each is woken for.
+/// The span of a client's request through the gateway (routing it and
+/// sending it on), when spans are exported: the nodes' spans of the
+/// request are its children.
+pub fn request_span(args: &[Bytes]) -> tracing::Span {
+    if !polis_trace::enabled() {
+        return tracing::Span::none();
+    }
+    let command = args
+        .first()
+        .map(|name| String::from_utf8_lossy(name).to_lowercase());
+    tracing::trace_span!(
+        target: polis_trace::TARGET,
+        "gateway.request",
+        command = command.as_deref().unwrap_or(""),
+    )
+}
+
 pub fn poll_read_any(upstreams: &mut [Option<Upstream>], cx: &mut Context<'_>) -> Poll<()> {
     let mut ready = false;
     for upstream in upstreams.iter_mut().flatten() {

@@ -242,11 +242,22 @@ impl<S: StateMachine> Group<S> {
     /// entry was not appended); [`ProposeError::Unavailable`] when the
     /// outcome is unknown.
     pub async fn propose(&self, payload: Bytes) -> Result<Bytes, ProposeError> {
+        let span = tracing::trace_span!(
+            target: crate::trace_context::TARGET,
+            "raft.propose",
+            group = %self.id,
+            bytes = payload.len(),
+        );
+        tracing::Instrument::instrument(self.propose_in_span(payload), span).await
+    }
+
+    async fn propose_in_span(&self, payload: Bytes) -> Result<Bytes, ProposeError> {
         let Some(_permits) = self.budget.acquire(payload.len()).await else {
             return Err(ProposeError::Unavailable("shutting down".into()));
         };
         self.hibernation.touch(self.id, &self.raft);
         let started = std::time::Instant::now();
+        let _traced = crate::trace_context::TracedProposal::note(&payload);
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         loop {
             let proposal = Proposal {

@@ -20,6 +20,7 @@ use openraft::{OptionalSend, RaftNetworkV2};
 use polis_types::{GroupId, NodeId, ReplicaId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::hibernate::Hibernation;
 use crate::snapshot_pace::SnapshotPace;
@@ -90,6 +91,7 @@ impl ReplicaConnection {
         kind: MessageKind,
         request: &Req,
         option: &RPCOption,
+        traceparent: Option<String>,
     ) -> Result<Resp, Rpc>
     where
         Req: Serialize,
@@ -103,6 +105,7 @@ impl ReplicaConnection {
             group: self.group,
             replica: self.target,
             payload,
+            traceparent,
         };
         let timeout = self.transport.rpc_timeout(option);
         let reply = match self.transport.call(&self.to, request, timeout).await {
@@ -128,7 +131,31 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, Rpc> {
-        self.call(MessageKind::Append, &request, &option).await
+        let payloads = request
+            .entries
+            .iter()
+            .filter_map(|entry| match &entry.payload {
+                openraft::EntryPayload::Normal(proposal) => Some(&proposal.payload),
+                _ => None,
+            });
+        let Some(parent) = crate::trace_context::traceparent_of(payloads) else {
+            return self
+                .call(MessageKind::Append, &request, &option, None)
+                .await;
+        };
+        // Entries of a traced request: the follower's span joins its trace.
+        let span = tracing::trace_span!(
+            target: crate::trace_context::TARGET,
+            "raft.replicate",
+            group = %self.group,
+            to = %self.to.node,
+            entries = request.entries.len(),
+        );
+        crate::trace_context::adopt(&span, &parent);
+        let traceparent = crate::trace_context::traceparent_of_span(&span);
+        self.call(MessageKind::Append, &request, &option, traceparent)
+            .instrument(span)
+            .await
     }
 
     async fn vote(
@@ -136,7 +163,7 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         request: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, Rpc> {
-        self.call(MessageKind::Vote, &request, &option).await
+        self.call(MessageKind::Vote, &request, &option, None).await
     }
 
     async fn pre_vote(
@@ -144,7 +171,8 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         request: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, Rpc> {
-        self.call(MessageKind::PreVote, &request, &option).await
+        self.call(MessageKind::PreVote, &request, &option, None)
+            .await
     }
 
     /// Without it, openraft's default answers "unreachable": the target
@@ -155,7 +183,7 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         request: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, Rpc> {
-        self.call(MessageKind::TransferLeader, &request, &option)
+        self.call(MessageKind::TransferLeader, &request, &option, None)
             .await
     }
 
@@ -170,7 +198,8 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         let pace = self.pace.clone();
         let send = async {
             pace.wait(request.2.len()).await;
-            self.call(MessageKind::Snapshot, &request, &option).await
+            self.call(MessageKind::Snapshot, &request, &option, None)
+                .await
         };
         // Biased: a simulation's run must not depend on tokio's random pick.
         tokio::select! {

@@ -265,6 +265,7 @@ impl Host {
             group: GroupId::default(),
             replica: ReplicaId::default(),
             payload,
+            traceparent: None,
         };
         self.transport.call(to, request, timeout).await
     }
@@ -506,6 +507,7 @@ impl Host {
                 group: GroupId::default(),
                 replica: ReplicaId::default(),
                 payload: payload.clone(),
+                traceparent: None,
             };
             let transport = self.transport.clone();
             tokio::spawn(async move {

@@ -37,6 +37,7 @@ pub mod state_machine;
 pub mod state_read;
 pub mod storage;
 pub mod storage_eventual;
+pub mod trace_context;
 pub mod transport;
 pub mod types;
 

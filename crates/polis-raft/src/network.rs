@@ -156,6 +156,15 @@ impl GrpcTransport {
             from: request.from.get(),
             replica: request.replica.get(),
         };
+        let mut message = tonic::Request::new(message);
+        if let Some(parent) = request
+            .traceparent
+            .and_then(|parent| tonic::metadata::MetadataValue::try_from(parent).ok())
+        {
+            message
+                .metadata_mut()
+                .insert(crate::trace_context::TRACEPARENT, parent);
+        }
         match tokio::time::timeout(timeout, client.raft(message)).await {
             Err(_) => Err(CallError::Timeout(format!(
                 "{kind:?} to node {} after {timeout:?}",
@@ -197,6 +206,11 @@ impl proto::peer_server::Peer for PeerService {
         &self,
         request: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        let traceparent = request
+            .metadata()
+            .get(crate::trace_context::TRACEPARENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let request = request.into_inner();
         let kind = MessageKind::from_code(request.kind)
             .ok_or_else(|| tonic::Status::invalid_argument("unknown message kind"))?;
@@ -206,8 +220,23 @@ impl proto::peer_server::Peer for PeerService {
             group: GroupId(request.group_id),
             replica: ReplicaId(request.replica),
             payload: request.payload,
+            traceparent,
         };
-        match self.dispatcher.dispatch(request).await {
+        let handled = match &request.traceparent {
+            // Entries of a traced request: this node's part joins its trace.
+            Some(parent) => {
+                let span = tracing::trace_span!(
+                    target: crate::trace_context::TARGET,
+                    "raft.append",
+                    group = %request.group,
+                    from = %request.from,
+                );
+                crate::trace_context::adopt(&span, parent);
+                tracing::Instrument::instrument(self.dispatcher.dispatch(request), span).await
+            }
+            None => self.dispatcher.dispatch(request).await,
+        };
+        match handled {
             Ok(payload) => Ok(tonic::Response::new(RaftReply { payload })),
             Err(DispatchError::Dropped) => Err(tonic::Status::unavailable("dropped")),
             Err(error @ DispatchError::NoReplica(_)) => {

@@ -78,6 +78,9 @@ pub struct PeerRequest {
     pub replica: ReplicaId,
     /// The encoded message.
     pub payload: Vec<u8>,
+    /// The W3C trace context of a traced request this message carries an
+    /// entry of (see [`crate::trace_context`]).
+    pub traceparent: Option<String>,
 }
 
 /// Where a node can be reached.

@@ -5,7 +5,11 @@
 //!
 //! Pub/sub messages ([`crate::pubsub::Mailbox`]) are written while the
 //! connection waits for the next request, and after a pipeline's replies:
-//! between replies, never inside one.
+//! between replies, never inside one. MONITOR's lines come the same way.
+//!
+//! Once a pipeline ran, each of its commands is recorded
+//! ([`crate::observe`]): INFO commandstats, the slow log, the latency
+//! monitor and the monitors' lines.
 //!
 //! A protocol error is connection-fatal: the error is sent and the
 //! connection closed; nothing a client sends can stop the node.
@@ -15,13 +19,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use polis_commands::CommandSpec;
 use polis_resp::{encode_reply, ProtocolVersion, Reply, ReplyError, RequestDecoder};
 use polis_types::limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use crate::clients::ClientHandle;
 use crate::node::Node;
+use crate::observe::{self, Observer};
 use crate::pipeline;
 use crate::pubsub::{Mailbox, Taken};
 use crate::stats::Stats;
@@ -113,6 +120,9 @@ pub struct Session {
     pub reply_off: bool,
     /// After CLIENT REPLY SKIP: the next command's reply is not sent.
     pub reply_skip_next: bool,
+    /// After MONITOR: the client sees every command the node runs, and
+    /// may no longer touch the keyspace (until RESET).
+    pub monitor: bool,
     /// The ACL user this connection is authenticated as.
     pub identity: crate::acl::Identity,
     /// The client came over TLS: redirects and CLUSTER SLOTS, SHARDS and
@@ -122,6 +132,8 @@ pub struct Session {
     /// pipeline being executed arrived: its later reads of them need no
     /// round of their own (see `pipeline::execute`).
     pub confirmed: Vec<polis_types::GroupId>,
+    /// The trace context of a gateway's `POLIS.TRACE`, for the next request.
+    pub trace_parent: Option<String>,
 }
 
 impl Session {
@@ -139,9 +151,11 @@ impl Session {
             subscribed: false,
             reply_off: false,
             reply_skip_next: false,
+            monitor: false,
             identity: crate::acl::Identity::default(),
             tls: false,
             confirmed: Vec::new(),
+            trace_parent: None,
         }
     }
 }
@@ -178,10 +192,12 @@ pub async fn serve(node: Arc<Node>, mut stream: ClientStream, addr: SocketAddr) 
     let _ = stream.tcp().set_nodelay(true);
     let mut session = Session::new(handle.id);
     session.tls = matches!(stream, ClientStream::Tls(_));
-    if let Err(error) = run(&node, &mut stream, &mut session, &mut handle).await {
+    let mut observer = Observer::new(addr);
+    if let Err(error) = run(&node, &mut stream, &mut session, &mut handle, &mut observer).await {
         tracing::debug!(%error, %addr, "connection closed");
     }
     node.pubsub.forget(session.client_id);
+    node.monitors.remove(session.client_id);
 }
 
 async fn run(
@@ -189,6 +205,7 @@ async fn run(
     stream: &mut ClientStream,
     session: &mut Session,
     handle: &mut ClientHandle,
+    observer: &mut Observer,
 ) -> std::io::Result<()> {
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = Output::default();
@@ -221,10 +238,23 @@ async fn run(
         loop {
             let mut requests = Vec::new();
             let mut protocol_error = None;
-            while requests.len() < limits::PIPELINE_DEPTH_MAX {
+            // A traced request runs alone, in its span (see `trace_mark`).
+            let mut traced = None;
+            while requests.len() < limits::PIPELINE_DEPTH_MAX && traced.is_none() {
                 match decoder.decode(&mut input) {
                     Ok(Some(request)) if request.is_empty() => {}
-                    Ok(Some(request)) => requests.push(request.args),
+                    Ok(Some(request)) => match trace_mark(&request.args) {
+                        Some(parent) if requests.is_empty() => session.trace_parent = Some(parent),
+                        Some(parent) => {
+                            session.trace_parent = Some(parent);
+                            break;
+                        }
+                        None if session.trace_parent.is_some() => {
+                            traced = session.trace_parent.take();
+                            requests.push(request.args);
+                        }
+                        None => requests.push(request.args),
+                    },
                     Ok(None) => break,
                     Err(error) => {
                         protocol_error = Some(error);
@@ -237,11 +267,16 @@ async fn run(
             // (a client that only half-closes after its requests still
             // gets the replies of requests that do not block).
             let may_block = requests.iter().any(|args| crate::blocking::may_block(args));
-            let names: Vec<Option<&'static str>> =
-                requests.iter().map(|args| command_name(args)).collect();
+            let specs: Vec<Option<&'static CommandSpec>> =
+                requests.iter().map(|args| command_spec(args)).collect();
+            // The arguments, only when the slow log or a monitor may
+            // need them once the requests ran (they move into the
+            // pipeline).
+            let kept = observe::keep(node, &requests);
             let started = Instant::now();
+            let span = request_span(node, traced.as_deref(), &specs);
             let replies = tokio::select! {
-                replies = pipeline::execute(node, session, requests) => replies,
+                replies = pipeline::execute(node, session, requests).instrument(span) => replies,
                 () = gone(stream.tcp()), if may_block => return Ok(()),
                 _ = handle.killed.changed() => return Ok(()),
             };
@@ -251,16 +286,12 @@ async fn run(
             }
             // Time is shared out over the pipeline; a blocked request's
             // wait is not the command's time, so none is counted then.
-            let usec = if may_block || names.is_empty() {
+            let usec = if may_block || specs.is_empty() {
                 0
             } else {
-                started.elapsed().as_micros() as u64 / names.len() as u64
+                started.elapsed().as_micros() as u64 / specs.len() as u64
             };
-            for (reply, name) in replies.iter().zip(names) {
-                if let Some(name) = name {
-                    record_call(node, name, usec, reply);
-                }
-            }
+            observer.record(node, session.client_id, &specs, kept, &replies, usec);
             for reply in replies {
                 finish(node, session, &reply, &mut output.bytes);
                 if output.bytes.len() >= WRITE_FLUSH_BYTES {
@@ -364,21 +395,50 @@ async fn gone(stream: &TcpStream) {
     }
 }
 
-/// Returns the command table's name of a request (`xgroup|create` for a
-/// subcommand); None for an unknown command.
-fn command_name(args: &[Bytes]) -> Option<&'static str> {
-    let spec = polis_commands::lookup(args.first()?)?;
-    Some(polis_commands::resolve(spec, args).name)
+/// Returns the `traceparent` of a gateway's `POLIS.TRACE` (which precedes
+/// the traced request it names, and is answered with nothing).
+fn trace_mark(args: &[Bytes]) -> Option<String> {
+    match args {
+        [name, parent] if name.eq_ignore_ascii_case(polis_trace::TRACE_COMMAND.as_bytes()) => {
+            Some(String::from_utf8_lossy(parent).into_owned())
+        }
+        _ => None,
+    }
 }
 
-/// Counts one call in INFO commandstats. A command queued in a
-/// transaction counts as EXEC's, not at queue time.
-fn record_call(node: &Node, name: &'static str, usec: u64, reply: &Reply) {
-    if matches!(reply, Reply::Simple(status) if status == "QUEUED") {
-        return;
+/// The span of a pipeline, when spans are exported: within the trace of
+/// `traced` (a request a gateway traced), or one this node may begin.
+fn request_span(
+    node: &Node,
+    traced: Option<&str>,
+    specs: &[Option<&'static CommandSpec>],
+) -> tracing::Span {
+    if !polis_trace::enabled() {
+        return tracing::Span::none();
     }
-    node.stats
-        .record_command(name, usec, crate::stats::CallOutcome::of(reply));
+    let command = specs
+        .first()
+        .copied()
+        .flatten()
+        .map_or("", |spec| spec.name);
+    let span = tracing::trace_span!(
+        target: polis_trace::TARGET,
+        "node.request",
+        node = %node.config.node_id,
+        command,
+        commands = specs.len(),
+    );
+    if let Some(parent) = traced {
+        polis_trace::adopt(&span, parent);
+    }
+    span
+}
+
+/// Returns the command table's spec of a request (`xgroup|create`'s for
+/// a subcommand); None for an unknown command.
+fn command_spec(args: &[Bytes]) -> Option<&'static CommandSpec> {
+    let spec = polis_commands::lookup(args.first()?)?;
+    Some(polis_commands::resolve(spec, args))
 }
 
 fn finish(node: &Node, session: &Session, reply: &Reply, output: &mut BytesMut) {

@@ -12,6 +12,7 @@
 //!           keyed read    -> Group::linearizable_read -> execute on the shard's keyspace
 //!           node-wide     -> every shard this node leads (DBSIZE, SCAN, FLUSHALL...)
 //!           pub/sub       -> pubsub (this node's subscribers) + fanout (the other nodes')
+//!  after each pipeline -> observe: commandstats, slow log, latency monitor, MONITOR lines
 //!  map follower + controller: replicas, ownership entries, membership, leader balance
 //!  expiry, eviction: the leaders' own entries (deadlines passed; a node over maxmemory)
 //! ```
@@ -43,6 +44,7 @@ pub mod expiry;
 pub mod fanout;
 pub mod feed;
 pub mod feed_forward;
+pub mod latency;
 pub mod machine;
 mod machine_feed;
 pub mod map_state;
@@ -50,9 +52,11 @@ pub mod meta_leader;
 pub mod metrics;
 pub mod migrate;
 pub mod migrating;
+pub mod monitor;
 pub mod node;
 pub mod node_wide;
 pub mod notify;
+pub mod observe;
 pub mod pipeline;
 pub mod pubsub;
 pub mod removal;
@@ -62,6 +66,7 @@ pub mod schedule;
 pub mod server_commands;
 pub mod settings;
 pub mod shipping;
+pub mod slowlog;
 pub mod stats;
 pub mod tls_publish;
 pub mod transaction;

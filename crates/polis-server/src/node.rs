@@ -76,6 +76,12 @@ pub struct Node {
     pub stats: Stats,
     /// ACL refusals: ACL LOG and INFO's counts.
     pub acl_log: crate::acl::AclLog,
+    /// SLOWLOG's entries.
+    pub slowlog: crate::slowlog::SlowLog,
+    /// LATENCY's events.
+    pub latency: crate::latency::LatencyMonitor,
+    /// MONITOR's clients.
+    pub monitors: crate::monitor::Monitors,
     pub settings: Settings,
     /// `maxmemory` and what keeps the node within it.
     pub eviction: crate::eviction::Eviction,
@@ -139,9 +145,15 @@ impl Node {
         let eviction_seed = polis_raft::runtime::random_u64();
         tracing::debug!(eviction_seed, "eviction's random picks");
         let key_events = crate::notify::KeyEvents::new(settings.key_event_flags());
+        let slowlog = crate::slowlog::SlowLog::new();
+        let latency = crate::latency::LatencyMonitor::default();
+        crate::server_commands::slowlog::configure(&settings, &slowlog, &latency);
         Arc::new(Self {
             eviction: crate::eviction::Eviction::new(settings.eviction(), eviction_seed),
             pubsub: crate::pubsub::PubSub::new(settings.pubsub_output_limit()),
+            monitors: crate::monitor::Monitors::new(settings.pubsub_output_limit()),
+            slowlog,
+            latency,
             fanout: crate::fanout::Fanout::default(),
             eventual: crate::eventual::Eventual::new(
                 config.node_id,

@@ -206,6 +206,16 @@ pub async fn execute(
             replies[index] = Some(refusal);
             continue;
         }
+        if session.monitor {
+            let spec = args.first().and_then(|name| polis_commands::lookup(name));
+            let refusal = spec.and_then(|spec| {
+                crate::monitor::refused_in_monitor_mode(polis_commands::resolve(spec, &args))
+            });
+            if let Some(refusal) = refusal {
+                replies[index] = Some(refusal);
+                continue;
+            }
+        }
         if session.multi.is_some() || crate::transaction::handles(&args) {
             waiting.flush(node, &mut replies).await;
             if let Some(reply) = crate::transaction::intercept(node, session, &args).await {

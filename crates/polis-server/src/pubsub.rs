@@ -138,8 +138,15 @@ impl Mailbox {
     }
 
     /// Adds `push`, counted as `bytes`; returns false when the mailbox is
-    /// (now) closed because the client passed `limit`.
-    fn deliver(&self, push: Reply, bytes: u64, limit: &OutputLimit, now: Instant) -> bool {
+    /// (now) closed because the client passed `limit`. MONITOR's lines
+    /// come this way too ([`crate::monitor`]).
+    pub(crate) fn deliver(
+        &self,
+        push: Reply,
+        bytes: u64,
+        limit: &OutputLimit,
+        now: Instant,
+    ) -> bool {
         let mut queue = self.lock();
         if queue.closed {
             return false;

@@ -297,6 +297,15 @@ pub(super) const PARAMS: &[Param] = &[
         default: "128",
     },
     Param {
+        name: "latency-monitor-threshold",
+        aliases: &[],
+        kind: Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "0",
+    },
+    Param {
         name: "latency-tracking",
         aliases: &[],
         kind: Kind::Bool,

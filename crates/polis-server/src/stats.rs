@@ -50,6 +50,9 @@ pub struct CommandStat {
     pub calls: u64,
     /// Time they took, in microseconds.
     pub usec: u64,
+    /// The longest of them, in microseconds: the upper bound of the last
+    /// latency bucket (LATENCY HISTOGRAM).
+    pub usec_max: u64,
     /// Calls refused before they ran (arity, routing, queue-time errors).
     pub rejected_calls: u64,
     /// Calls that ran and answered an error.
@@ -81,6 +84,7 @@ impl CallOutcome {
             other => {
                 let line = other.render();
                 line.starts_with("ERR unknown subcommand")
+                    || line.starts_with("ERR Replica can't interact with the keyspace")
                     || line.starts_with("EXECABORT")
                     || line.starts_with("ASK ")
                     || line.starts_with("NOAUTH")
@@ -159,6 +163,7 @@ impl Stats {
             CallOutcome::Done | CallOutcome::Failed => {
                 stat.calls += 1;
                 stat.usec += usec;
+                stat.usec_max = stat.usec_max.max(usec);
                 let bucket = LATENCY_BOUNDS_USEC.partition_point(|bound| *bound < usec);
                 stat.latency[bucket] += 1;
                 stat.failed_calls += u64::from(outcome == CallOutcome::Failed);
@@ -229,6 +234,7 @@ mod tests {
             latency,
             calls: 4,
             usec: 9_070_010,
+            usec_max: 9_000_000,
             rejected_calls: 1,
             failed_calls: 1,
         };

@@ -351,6 +351,9 @@ async fn exec(
             Queue::Data(_) => replies.push(data_replies.next().unwrap_or(Reply::Null)),
             Queue::Node(args) => {
                 let reply = match polis_commands::lookup(&args[0]) {
+                    Some(spec) if spec.name == "monitor" => {
+                        crate::server_commands::slowlog::monitor_in_transaction()
+                    }
                     Some(spec) => crate::server_commands::execute(node, session, spec, &args).await,
                     None => Reply::Error(polis_commands::unknown_command(&args)),
                 };

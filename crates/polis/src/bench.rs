@@ -60,6 +60,10 @@ enum BenchCommand {
     /// Measures strong SET with encryption at rest against the same load
     /// without it, on fresh 3-node clusters.
     Encryption(crate::bench_at_rest::AtRestArgs),
+    /// Measures strong SET with traces exported (to a collector this
+    /// command runs) against the same load without them, on fresh 3-node
+    /// clusters.
+    Tracing(crate::bench_at_rest::TracingArgs),
 }
 
 /// Flags of `polis bench idle`.
@@ -240,6 +244,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Eviction(args) => run_eviction(args).await,
         BenchCommand::Eventual(args) => crate::bench_eventual::run_eventual(args).await,
         BenchCommand::Encryption(args) => crate::bench_at_rest::run_at_rest(args).await,
+        BenchCommand::Tracing(args) => crate::bench_at_rest::run_tracing(args).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `polis bench encryption`: what encryption at rest costs strong writes.
+//! `polis bench encryption` and `polis bench tracing`: what encryption at
+//! rest, and exporting traces, cost strong writes.
 
 use clap::Args;
 use polis_bench::at_rest::{self, AtRestBenchConfig};
@@ -44,6 +45,78 @@ pub(crate) async fn run_at_rest(args: AtRestArgs) -> anyhow::Result<()> {
         "SET/s encrypted / SET/s plain",
         report.ratio(),
         AT_REST_RATIO_TARGET,
+        &report.errors,
+    )
+}
+
+/// The traced side's SETs/s over the untraced side's, at least.
+const TRACING_RATIO_TARGET: f64 = 0.95;
+
+/// Flags of `polis bench tracing`.
+#[derive(Debug, Args)]
+pub(crate) struct TracingArgs {
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Rounds of the two sides, alternating (each on fresh clusters).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// The share of requests the traced side traces.
+    #[arg(long, default_value_t = 1.0)]
+    trace_ratio: f64,
+    #[command(flatten)]
+    load: SetLoadArgs,
+    #[command(flatten)]
+    run: RunPlace,
+}
+
+pub(crate) async fn run_tracing(args: TracingArgs) -> anyhow::Result<()> {
+    let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
+    let config = AtRestBenchConfig {
+        load: args.load.load(args.keys)?,
+        rounds: args.rounds.max(1),
+        peers: local_peers(&args.run.server_args)?,
+        data_dir,
+    };
+    let sink = crate::trace_sink::Sink::start().await?;
+    println!(
+        "polis bench tracing: strong SET over {} keys of {} bytes, {} connections, on 3 nodes: \
+         {} rounds of untraced then traced (ratio {}, exported over OTLP to a collector in this \
+         process at {}), each on a fresh cluster",
+        args.keys,
+        args.load.value_size,
+        args.load.connections,
+        config.rounds,
+        args.trace_ratio,
+        sink.endpoint
+    );
+    let traced = [
+        "--otlp-endpoint".to_owned(),
+        sink.endpoint.clone(),
+        "--trace-ratio".to_owned(),
+        args.trace_ratio.to_string(),
+    ];
+    let mut errors = Vec::new();
+    let [untraced, traced] = at_rest::measure_sides(
+        &config,
+        [("untraced", &[]), ("traced", &traced)],
+        &mut errors,
+        &|line| println!("  {line}"),
+    )
+    .await;
+    println!("  spans the collector received: {}", sink.spans());
+    let report = at_rest::AtRestReport {
+        keys: args.keys,
+        value_size: args.load.value_size,
+        plain: untraced,
+        encrypted: traced,
+        errors,
+    };
+    args.run.write_json(&report)?;
+    drop(temporary);
+    print_ratio(
+        "SET/s traced / SET/s untraced",
+        report.ratio(),
+        TRACING_RATIO_TARGET,
         &report.errors,
     )
 }

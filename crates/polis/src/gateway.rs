@@ -53,6 +53,8 @@ pub struct GatewayArgs {
     log_format: String,
     #[command(flatten)]
     tls: crate::tls_args::TlsArgs,
+    #[command(flatten)]
+    traces: crate::telemetry::TraceArgs,
     /// Connects to the nodes over TLS, checked with `--tls-ca-cert-file`:
     /// `--cluster` names their TLS addresses, and CLUSTER SHARDS their
     /// `tls-port`s.
@@ -102,7 +104,11 @@ fn password(args: &GatewayArgs) -> anyhow::Result<Option<String>> {
 
 /// Runs the gateway until SIGINT or SIGTERM.
 pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
-    crate::server::init_logging(&args.log_format, &args.log)?;
+    let origin = crate::telemetry::Origin {
+        service: "polis-gateway",
+        instance: args.listen.to_string(),
+    };
+    crate::telemetry::init(&args.log_format, &args.log, &args.traces, origin)?;
     let options = polis_gateway::Options {
         rate_limits: polis_gateway::rate::RateLimits {
             per_user: args.rate_limit_user,
@@ -171,8 +177,9 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
     }
     println!("try:    redis-cli -p {}", addr.port());
     let serving = tokio::spawn(gateway.serve());
-    crate::server::shutdown_signal().await;
+    crate::process::shutdown_signal().await;
     serving.abort();
+    crate::telemetry::flush();
     println!("polis gateway: stopped");
     Ok(())
 }

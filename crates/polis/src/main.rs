@@ -22,10 +22,13 @@ mod dev_secure;
 mod encryption;
 mod gateway;
 mod namespace;
+mod process;
 mod server;
 mod status;
+mod telemetry;
 mod tls_args;
 mod tls_certs;
+mod trace_sink;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -46,7 +49,7 @@ enum Command {
     Dev(dev::DevArgs),
     /// Serves one Redis endpoint for a whole cluster, to clients that
     /// know nothing of clusters.
-    Gateway(gateway::GatewayArgs),
+    Gateway(Box<gateway::GatewayArgs>),
     /// Shows the cluster as one node sees it.
     Status(status::StatusArgs),
     /// Changes the cluster: removes a node, moves slots between shards.
@@ -78,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => run_node(*args),
         Command::Dev(args) => runtime()?.block_on(dev::run(args)),
-        Command::Gateway(args) => runtime()?.block_on(gateway::run(args)),
+        Command::Gateway(args) => runtime()?.block_on(gateway::run(*args)),
         Command::Status(args) => runtime()?.block_on(status::run(args)),
         Command::Cluster(args) => runtime()?.block_on(cluster::run(args)),
         Command::Namespace(args) => runtime()?.block_on(namespace::run(args)),

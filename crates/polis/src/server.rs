@@ -170,6 +170,8 @@ pub struct ServerArgs {
     tls: crate::tls_args::TlsArgs,
     #[command(flatten)]
     cluster_tls: crate::tls_args::ClusterTlsArgs,
+    #[command(flatten)]
+    traces: crate::telemetry::TraceArgs,
     /// Encrypts everything the node stores with a master key read from
     /// this file (64 hexadecimal digits; `polis encryption new-key FILE`
     /// writes one). Without it, `POLIS_ENCRYPTION_KEY` may hold the key
@@ -494,63 +496,6 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
 /// from warn.
 pub(crate) const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
 
-/// Sets the process's log: to stderr, `text` (colored on a terminal) or
-/// `json` (one object a line), filtered by `filter` (EnvFilter syntax).
-pub(crate) fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).context("bad log filter")?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        "json" => builder.json().init(),
-        "text" => builder.init(),
-        other => bail!("unknown log format {other:?} (text or json)"),
-    }
-    Ok(())
-}
-
-pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the node runs until killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
-}
-
-/// Raises the open-file limit so `maxclients` connections fit, as Redis
-/// does at start; warns when the hard limit is too low.
-fn raise_file_limit(maxclients: usize) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    // Listeners, peer channels, the log engine's files.
-    const RESERVED_FILES: u64 = 128;
-    let wanted = maxclients as u64 + RESERVED_FILES;
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
-    if soft >= wanted {
-        return;
-    }
-    let target = wanted.min(hard);
-    if setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_err() || target < wanted {
-        tracing::warn!(
-            soft,
-            hard,
-            wanted,
-            "open-file limit is below maxclients + {RESERVED_FILES}; raise it (ulimit -n)"
-        );
-    }
-}
-
 /// A node's settings, resolved, with its log set up.
 pub struct Prepared {
     config: ServerConfig,
@@ -561,16 +506,23 @@ pub struct Prepared {
 /// Resolves `polis server`'s settings and sets up its log, before the
 /// runtime starts (so that its threads can enter the node's span).
 pub fn prepare(args: ServerArgs) -> anyhow::Result<Prepared> {
+    let traces = args.traces.clone();
     let (config, log_format, log) = resolve(args)?;
-    init_logging(&log_format, &log)?;
+    let origin = crate::telemetry::Origin {
+        service: "polis-node",
+        instance: config.node_id.to_string(),
+    };
+    crate::telemetry::init(&log_format, &log, &traces, origin)?;
     let span = tracing::info_span!("node", id = %config.node_id);
     Ok(Prepared { config, span })
 }
 
 /// Runs `polis server`.
 pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
-    raise_file_limit(prepared.config.maxclients);
-    polis_server::run(prepared.config, shutdown_signal()).await?;
+    crate::process::raise_file_limit(prepared.config.maxclients);
+    let served = polis_server::run(prepared.config, crate::process::shutdown_signal()).await;
+    crate::telemetry::flush();
+    served?;
     Ok(())
 }
 

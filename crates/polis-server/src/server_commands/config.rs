@@ -98,6 +98,9 @@ pub fn set_here(node: &Node, pairs: &[(String, String)]) -> Result<(), ReplyErro
     );
     node.pubsub
         .set_output_limit(node.settings.pubsub_output_limit());
+    node.monitors
+        .set_output_limit(node.settings.pubsub_output_limit());
+    super::slowlog::configure(&node.settings, &node.slowlog, &node.latency);
     node.key_events
         .set_flags(node, node.settings.key_event_flags());
     let limits = node.settings.encoding_limits();
@@ -173,10 +176,26 @@ pub fn save(node: &Arc<Node>) -> Reply {
     Reply::ok()
 }
 
+/// The longest DEBUG SLEEP, in seconds: a typo must not hold a
+/// connection for days.
+const DEBUG_SLEEP_SECS_MAX: f64 = 3600.0;
+
 /// DEBUG: the few subcommands clients and tests use; an error for the rest.
-pub fn debug(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
+pub async fn debug(node: &Arc<Node>, args: &[Bytes]) -> Result<Reply, ReplyError> {
     match lower(&args[1]).as_str() {
-        "sleep" => Ok(Reply::ok()),
+        "sleep" => {
+            // Redis sleeps the whole server; polis sleeps this client's
+            // connection, which is what SLOWLOG and LATENCY see. A number
+            // Redis's strtod would not read counts as 0, as there.
+            let secs = args
+                .get(2)
+                .and_then(|secs| std::str::from_utf8(secs).ok())
+                .and_then(|secs| secs.trim().parse::<f64>().ok())
+                .filter(|secs| secs.is_finite() && *secs > 0.0)
+                .map_or(0.0, |secs| secs.min(DEBUG_SLEEP_SECS_MAX));
+            tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+            Ok(Reply::ok())
+        }
         "log" => Ok(Reply::ok()),
         "set-active-expire" => Ok(Reply::ok()),
         // polis extension: build a Raft snapshot of every shard replica

@@ -35,6 +35,8 @@ pub fn ping(session: &Session, args: &[Bytes]) -> Result<Reply, ReplyError> {
 pub fn reset(node: &Node, session: &mut Session) -> Reply {
     node.pubsub.forget(session.client_id);
     session.subscribed = false;
+    node.monitors.remove(session.client_id);
+    session.monitor = false;
     session.readonly = false;
     session.protocol = ProtocolVersion::Resp2;
     session.reply_off = false;
@@ -154,6 +156,7 @@ fn client_line(node: &Node, info: &ClientInfo) -> String {
     let idle = info.last_command_at.elapsed().as_secs();
     let (sub, psub, ssub) = node.pubsub.counts(info.id);
     let flags = match (info.readonly, sub + psub + ssub > 0) {
+        _ if node.monitors.contains(info.id) => "O",
         (true, _) => "r",
         (false, true) => "P",
         (false, false) => "N",

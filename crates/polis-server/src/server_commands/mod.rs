@@ -1,5 +1,6 @@
 //! Commands the node answers itself rather than the keyspace: connection
-//! state, introspection, configuration, cluster topology and pub/sub.
+//! state, introspection (SLOWLOG, LATENCY, MONITOR among it),
+//! configuration, cluster topology and pub/sub.
 
 pub(crate) mod acl;
 mod cluster;
@@ -7,8 +8,10 @@ pub mod config;
 mod connection;
 mod info;
 mod introspection;
+mod latency;
 mod migrations;
 pub mod pubsub;
+pub mod slowlog;
 
 use std::sync::Arc;
 
@@ -55,7 +58,7 @@ pub async fn execute(
         "command" => introspection::command(args),
         "info" => Ok(info::info(node, args)),
         "config" => config::config(node, args).await,
-        "debug" => config::debug(node, args),
+        "debug" => config::debug(node, args).await,
         "function" => config::function(args),
         "time" => Ok(introspection::time()),
         "cluster" if migrations::handles(&args[1]) => migrations::answer(node, args).await,
@@ -75,6 +78,9 @@ pub async fn execute(
         "publish" => Ok(pubsub::publish(node, session, args).await),
         "spublish" => Ok(pubsub::spublish(node, session, args).await),
         "pubsub" => pubsub::pubsub(node, args),
+        "slowlog" => slowlog::slowlog(node, args),
+        "latency" => latency::latency(node, args),
+        "monitor" => Ok(slowlog::monitor(node, session)),
         _ => Err(ReplyError::err(format!(
             "command '{}' is not available on this node",
             spec.name
