@@ -119,3 +119,11 @@ def test_a_migration_shows_in_the_metrics_its_alert_reads(cluster, client, key):
     for i in range(2000):
         pipe.delete("%s:%d" % (tag, i))
     pipe.execute()
+    # The slot goes back: the session's other tests find the shards as
+    # they were.
+    home = cluster.node_by_id(target["leader_node"])
+    reply = resp_call(home.resp_port, "CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", str(slot), str(slot),
+                      "NODE", "%040x" % source["leader_node"])
+    assert reply == "OK", reply
+    wait_until(lambda: not resp_call(home.resp_port, "CLUSTER", "GETSLOTMIGRATIONS")
+               and cluster.shard_for(tag)["id"] == source["id"], 120.0, "the slot to move back")
