@@ -5,10 +5,12 @@
 #           control for the Redis TCL suite), tcl (runs that suite), tcl-tls
 #           (its --tls mode),
 #           dpkg-dev (apt-get source unpacks with dpkg-source),
-#           etcd-server (etcd 3.4, a peer of `polis bench compare`)
+#           etcd-server (etcd 3.4, a peer of `polis bench compare`),
+#           prometheus (promtool), chromium (the dashboard's browser test)
 #   PyPI:   redis (redis-py), pytest, schemathesis (checks the gateway's
 #           HTTP API against its OpenAPI description), kubernetes-validate
-#           (deploy/kubernetes against Kubernetes's schemas)
+#           (deploy/kubernetes against Kubernetes's schemas), playwright
+#           (drives Debian's chromium; its own browsers are not downloaded)
 #   kubectl: renders deploy/kubernetes (`kubectl kustomize`, its built-in
 #           kustomize, v4.1 or newer). Debian has no kustomize, and its
 #           kubernetes-client (kubectl 1.20) carries kustomize v2.0.3, too
@@ -33,6 +35,7 @@ debian_packages=(
   "dpkg-dev:dpkg-source"
   "etcd-server:etcd"
   "prometheus:promtool"
+  "chromium:chromium"
 )
 
 missing=()
@@ -74,6 +77,7 @@ python_missing=()
 "$python" -c 'import pytest' >/dev/null 2>&1 || python_missing+=(pytest)
 "$python" -c 'import schemathesis' >/dev/null 2>&1 || python_missing+=('schemathesis>=4,<5')
 "$python" -c 'import yaml' >/dev/null 2>&1 || python_missing+=(pyyaml)
+"$python" -c 'import playwright' >/dev/null 2>&1 || python_missing+=('playwright>=1.40')
 "$python" -c 'import kubernetes_validate' >/dev/null 2>&1 || python_missing+=('kubernetes-validate>=1.32')
 # A kubectl whose built-in kustomize knows `labels` (v4.1+), or PyPI's.
 kustomize_new_enough() {

@@ -178,20 +178,25 @@ fi
 
 # Redis's suite against one shard, and through the gateway then over TLS,
 # run side by side: each waits mostly on round trips, runs its own clusters
-# on ports of its own and runtest from a copy of the suite of its own
-# (tests/redis-suite/run.sh). Each side's output is shown when both ended.
+# on ports of its own, and runtest from a copy of the suite of its own
+# (tests/redis-suite/run.sh) with a --baseport of its own. Each side's
+# output is shown when both ended.
 suite_single() {
   local status=0
   run_stage redis-suite 1500 ./tests/redis-suite/run.sh >/dev/null || status=$?
   echo "$status" >"$log_dir/redis-suite.status"
 }
+# runtest's own test server listens just below its --baseport (default
+# 21111): the side runs take another, so the two never reach for one port.
+readonly side_baseport=23111
 suite_gateway_then_tls() {
   local status=0
-  run_stage redis-suite-gateway 1200 ./tests/redis-suite/run.sh --server gateway >/dev/null || status=$?
+  run_stage redis-suite-gateway 1200 ./tests/redis-suite/run.sh --server gateway -- --baseport "$side_baseport" \
+    >/dev/null || status=$?
   echo "$status" >"$log_dir/redis-suite-gateway.status"
   status=0
-  run_stage redis-suite-tls 600 ./tests/redis-suite/run.sh --tls unit/type/string unit/type/hash >/dev/null ||
-    status=$?
+  run_stage redis-suite-tls 600 ./tests/redis-suite/run.sh --tls unit/type/string unit/type/hash \
+    -- --baseport "$side_baseport" >/dev/null || status=$?
   echo "$status" >"$log_dir/redis-suite-tls.status"
 }
 

@@ -361,6 +361,10 @@ fn pace(first: (std::time::Instant, u64), now: std::time::Instant, lag: u64) -> 
     Some((rate as u64, (lag as f64 / rate).ceil() as u64))
 }
 
+/// The web dashboard: one page, its script and styles inline, that polls
+/// this node's own endpoints (nothing is fetched from elsewhere).
+const DASHBOARD: &str = include_str!("dashboard.html");
+
 /// Serves the admin endpoint on `listener` until aborted.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let mut app = Router::new()
@@ -371,6 +375,14 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             get(|State(node): State<Arc<Node>>| async move { Json(status(&node)) }),
         )
         .route("/metrics", get(metrics))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/dashboard") }),
+        )
+        .route(
+            "/dashboard",
+            get(|| async { axum::response::Html(DASHBOARD) }),
+        )
         .route("/cluster/nodes/{id}/remove", post(cluster_ops::remove_node))
         .route("/cluster/migrations", post(cluster_ops::begin_migration))
         .route(

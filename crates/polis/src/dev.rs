@@ -250,6 +250,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ),
         None => println!("status: polis status --node {}", addrs(args.port, 0).admin),
     }
+    println!("dashboard: http://{}/dashboard", addrs(args.port, 0).admin);
     println!("polis dev: ready");
     wait_for_signal_or_exit(&mut cluster).await;
     cluster.stop_all(STOP_GRACE).await;
