@@ -60,3 +60,28 @@ def test_json_lines_name_node_and_group_and_an_idle_cluster_is_quiet():
             assert groups_started == 4, text
     finally:
         cluster.stop()
+
+
+def test_a_key_file_others_can_read_is_warned_of_in_the_log(tmp_path):
+    import subprocess
+
+    from polis_cluster import wait_until
+
+    key = tmp_path / "master.key"
+    subprocess.run([str(polis_binary()), "encryption", "new-key", str(key)], check=True,
+                   capture_output=True, timeout=30)
+    key.chmod(0o644)
+    log = tmp_path / "node.log"
+    with open(log, "wb") as output:
+        node = subprocess.Popen(
+            [str(polis_binary()), "server", "--node-id", "1", "--data-dir", str(tmp_path / "data"),
+             "--resp-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
+             "--encryption-key-file", str(key)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: "node listening" in log.read_text(), 30, "the node to listen")
+        finally:
+            node.terminate()
+            node.wait(timeout=30)
+    warned = [line for line in log.read_text().splitlines() if "readable by others" in line]
+    assert warned and "node{id=1}" in warned[0], log.read_text()[:2000]

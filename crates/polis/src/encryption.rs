@@ -100,7 +100,6 @@ pub fn write_new_key(file: &Path) -> anyhow::Result<MasterKey> {
 /// Returns an error if the file or the variable holds no valid key.
 pub fn master_key(file: Option<&Path>) -> anyhow::Result<Option<Arc<MasterKey>>> {
     if let Some(file) = file {
-        warn_if_readable_by_others(file);
         return Ok(Some(Arc::new(MasterKey::read_file(file)?)));
     }
     match std::env::var(at_rest::KEY_ENV) {
@@ -111,7 +110,9 @@ pub fn master_key(file: Option<&Path>) -> anyhow::Result<Option<Arc<MasterKey>>>
     }
 }
 
-fn warn_if_readable_by_others(file: &Path) {
+/// Logs a warning when the key file `file` may be read by others than its
+/// owner (called once the log is set up, so that it shows).
+pub(crate) fn warn_if_readable_by_others(file: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(metadata) = std::fs::metadata(file) {
         if metadata.permissions().mode() & 0o077 != 0 {

@@ -255,7 +255,11 @@ fn parse_member(text: &str) -> anyhow::Result<MemberSpec> {
 }
 
 /// Resolves flags, environment, file and defaults into a node config.
-fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
+/// What [`resolve`] returns: the node's settings, its log format and
+/// filter, and the encryption key's file (checked once the log is set up).
+type Resolved = (ServerConfig, String, String, Option<PathBuf>);
+
+fn resolve(args: ServerArgs) -> anyhow::Result<Resolved> {
     let file: FileConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -405,11 +409,8 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         },
         &resp_addr,
     )?;
-    let encryption_key = crate::encryption::master_key(
-        args.encryption_key_file
-            .or(file.encryption_key_file)
-            .as_deref(),
-    )?;
+    let key_file = args.encryption_key_file.or(file.encryption_key_file);
+    let encryption_key = crate::encryption::master_key(key_file.as_deref())?;
     let config = ServerConfig {
         node_id,
         data_dir,
@@ -488,7 +489,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String, String)> {
         .log
         .or(file.log)
         .unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
-    Ok((config, log_format, log))
+    Ok((config, log_format, log, key_file))
 }
 
 /// The log filter unless `--log` says otherwise: polis's own lines at
@@ -507,13 +508,16 @@ pub struct Prepared {
 /// runtime starts (so that its threads can enter the node's span).
 pub fn prepare(args: ServerArgs) -> anyhow::Result<Prepared> {
     let traces = args.traces.clone();
-    let (config, log_format, log) = resolve(args)?;
+    let (config, log_format, log, key_file) = resolve(args)?;
     let origin = crate::telemetry::Origin {
         service: "polis-node",
         instance: config.node_id.to_string(),
     };
     crate::telemetry::init(&log_format, &log, &traces, origin)?;
     let span = tracing::info_span!("node", id = %config.node_id);
+    if let Some(file) = &key_file {
+        span.in_scope(|| crate::encryption::warn_if_readable_by_others(file));
+    }
     Ok(Prepared { config, span })
 }
 
@@ -554,7 +558,7 @@ mod tests {
             "--resp-addr",
             "127.0.0.1:9999",
         ]);
-        let (config, _, _) = resolve(wrapper.args).unwrap();
+        let (config, _, _, _) = resolve(wrapper.args).unwrap();
         assert_eq!(config.resp_addr, "127.0.0.1:9999", "flag wins over file");
         assert_eq!(config.node_id, NodeId(2), "file wins over default");
         assert_eq!(config.raft.heartbeat_ms, 77);
