@@ -141,6 +141,10 @@ def test_the_gateway_metrics_count_clients_requests_refusals_and_node_health(clu
         with urllib.request.urlopen(admin.group(1), timeout=10) as response:
             text = response.read().decode()
         raw.close()
+        base = admin.group(1)[:-len("/metrics")]
+        for probe, body in (("/health/live", b"ok"), ("/health/ready", b"ready")):
+            with urllib.request.urlopen(base + probe, timeout=10) as response:
+                assert (response.status, response.read()) == (200, body), probe
     checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                              text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
