@@ -86,8 +86,8 @@ async fn a_set_through_the_gateway_is_one_trace_over_every_node_it_touched() {
     let tracing = ["--otlp-endpoint", collector.as_str(), "--trace-ratio", "1"];
     let cluster = Cluster::start(3, &tracing);
     cluster.wait_ready(Duration::from_secs(60)).await;
-    let mut gateway = start_gateway(&cluster.resp_addrs(), &tracing);
-    let addr = gateway_addr(&mut gateway).await;
+    let mut gateway = Gateway(start_gateway(&cluster.resp_addrs(), &tracing));
+    let addr = gateway_addr(&mut gateway.0).await;
 
     let client = redis::Client::open(format!("redis://{addr}")).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -157,9 +157,17 @@ async fn a_set_through_the_gateway_is_one_trace_over_every_node_it_touched() {
         .map(|span| span.instance.as_str())
         .collect();
     assert_eq!(appended.len(), 2, "{names:?}");
-    gateway.kill().unwrap();
-    gateway.wait().unwrap();
     serving.abort();
+}
+
+/// A gateway process, stopped when dropped (a failed assertion too).
+struct Gateway(std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Starts `polis gateway` on an OS-picked port in front of `seeds`.
