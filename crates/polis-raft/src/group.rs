@@ -243,7 +243,7 @@ impl<S: StateMachine> Group<S> {
     /// outcome is unknown.
     pub async fn propose(&self, payload: Bytes) -> Result<Bytes, ProposeError> {
         let span = tracing::trace_span!(
-            target: crate::trace_context::TARGET,
+            target: polis_trace::TARGET,
             "raft.propose",
             group = %self.id,
             bytes = payload.len(),

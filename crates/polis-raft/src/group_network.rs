@@ -145,14 +145,14 @@ impl RaftNetworkV2<TypeConfig> for ReplicaConnection {
         };
         // Entries of a traced request: the follower's span joins its trace.
         let span = tracing::trace_span!(
-            target: crate::trace_context::TARGET,
+            target: polis_trace::TARGET,
             "raft.replicate",
             group = %self.group,
             to = %self.to.node,
             entries = request.entries.len(),
         );
-        crate::trace_context::adopt(&span, &parent);
-        let traceparent = crate::trace_context::traceparent_of_span(&span);
+        polis_trace::adopt(&span, &parent);
+        let traceparent = polis_trace::traceparent(&span);
         self.call(MessageKind::Append, &request, &option, traceparent)
             .instrument(span)
             .await

@@ -163,7 +163,7 @@ impl GrpcTransport {
         {
             message
                 .metadata_mut()
-                .insert(crate::trace_context::TRACEPARENT, parent);
+                .insert(polis_trace::TRACEPARENT, parent);
         }
         match tokio::time::timeout(timeout, client.raft(message)).await {
             Err(_) => Err(CallError::Timeout(format!(
@@ -208,7 +208,7 @@ impl proto::peer_server::Peer for PeerService {
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         let traceparent = request
             .metadata()
-            .get(crate::trace_context::TRACEPARENT)
+            .get(polis_trace::TRACEPARENT)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         let request = request.into_inner();
@@ -226,12 +226,12 @@ impl proto::peer_server::Peer for PeerService {
             // Entries of a traced request: this node's part joins its trace.
             Some(parent) => {
                 let span = tracing::trace_span!(
-                    target: crate::trace_context::TARGET,
+                    target: polis_trace::TARGET,
                     "raft.append",
                     group = %request.group,
                     from = %request.from,
                 );
-                crate::trace_context::adopt(&span, parent);
+                polis_trace::adopt(&span, parent);
                 tracing::Instrument::instrument(self.dispatcher.dispatch(request), span).await
             }
             None => self.dispatcher.dispatch(request).await,

@@ -7,8 +7,6 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use polis_trace::traceparent;
 
-pub use polis_trace::{adopt, traceparent as traceparent_of_span, TARGET, TRACEPARENT};
-
 /// Proposals of traced requests a leader may remember at once, to tell
 /// its followers' spans which trace the entries they receive belong to.
 const TRACED_PROPOSALS_MAX: usize = 256;

@@ -75,6 +75,19 @@ impl Families {
         self.family(name, help, kind).mut_metric().push(metric);
     }
 
+    /// Adds one sample with `labels` to each family of `figures` (name,
+    /// help, value), all of kind `kind`.
+    fn add_each(
+        &mut self,
+        kind: MetricType,
+        labels: &[(&str, &str)],
+        figures: &[(&str, &str, f64)],
+    ) {
+        for (name, help, number) in figures {
+            self.add(name, help, kind, value(labels, kind, *number));
+        }
+    }
+
     /// Returns family `name`, made (with no sample) on first use.
     fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
         let at = match self.0.iter().position(|family| family.name() == name) {
@@ -169,14 +182,7 @@ fn node_figures(families: &mut Families, node: &Node, status: &Status) {
             node.clients.len() as f64,
         ),
     ];
-    for (name, help, number) in gauges {
-        families.add(
-            name,
-            help,
-            MetricType::GAUGE,
-            value(&[], MetricType::GAUGE, number),
-        );
-    }
+    families.add_each(MetricType::GAUGE, &[], &gauges);
     let (syncs, synced_appends) = polis_raft::group_commit::metrics::totals();
     let counters = [
         (
@@ -241,14 +247,8 @@ fn node_figures(families: &mut Families, node: &Node, status: &Status) {
             synced_appends,
         ),
     ];
-    for (name, help, number) in counters {
-        families.add(
-            name,
-            help,
-            MetricType::COUNTER,
-            value(&[], MetricType::COUNTER, number as f64),
-        );
-    }
+    let counters = counters.map(|(name, help, number)| (name, help, number as f64));
+    families.add_each(MetricType::COUNTER, &[], &counters);
 }
 
 /// Error replies by code (INFO errorstats).

@@ -67,14 +67,8 @@ pub(super) fn keyspace(families: &mut Families, node: &Arc<Node>) {
             node.eviction.config().maxmemory_bytes,
         ),
     ];
-    for (name, help, number) in gauges {
-        families.add(
-            name,
-            help,
-            MetricType::GAUGE,
-            value(&[], MetricType::GAUGE, number as f64),
-        );
-    }
+    let gauges = gauges.map(|(name, help, number)| (name, help, number as f64));
+    families.add_each(MetricType::GAUGE, &[], &gauges);
     for group in node.led_shards() {
         let id = group.id().to_string();
         let (expired, evicted) = {
@@ -94,10 +88,8 @@ pub(super) fn keyspace(families: &mut Families, node: &Arc<Node>) {
                 evicted,
             ),
         ];
-        for (name, help, number) in counters {
-            let metric = value(&[("shard", &id)], MetricType::COUNTER, number as f64);
-            families.add(name, help, MetricType::COUNTER, metric);
-        }
+        let counters = counters.map(|(name, help, number)| (name, help, number as f64));
+        families.add_each(MetricType::COUNTER, &[("shard", &id)], &counters);
     }
 }
 
@@ -153,13 +145,6 @@ pub(super) fn moves(families: &mut Families, status: &Status) {
                 progress.copied,
             ),
         ];
-        for (name, help, number) in gauges {
-            families.add(
-                name,
-                help,
-                MetricType::GAUGE,
-                value(&labels, MetricType::GAUGE, number),
-            );
-        }
+        families.add_each(MetricType::GAUGE, &labels, &gauges);
     }
 }

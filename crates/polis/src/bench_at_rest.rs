@@ -14,6 +14,13 @@ const AT_REST_RATIO_TARGET: f64 = 0.9;
 /// Flags of `polis bench encryption`.
 #[derive(Debug, Args)]
 pub(crate) struct AtRestArgs {
+    #[command(flatten)]
+    sides: SidesArgs,
+}
+
+/// The flags of a two-sided strong SET comparison.
+#[derive(Debug, Args)]
+struct SidesArgs {
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
     /// Rounds of the two sides, alternating (each on fresh clusters).
@@ -25,14 +32,23 @@ pub(crate) struct AtRestArgs {
     run: RunPlace,
 }
 
-pub(crate) async fn run_at_rest(args: AtRestArgs) -> anyhow::Result<()> {
-    let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
-    let config = AtRestBenchConfig {
-        load: args.load.load(args.keys)?,
-        rounds: args.rounds.max(1),
-        peers: local_peers(&args.run.server_args)?,
-        data_dir,
-    };
+impl SidesArgs {
+    /// Returns the measurement's configuration, and the temporary data
+    /// directory to keep until it ends (none when one was named).
+    fn config(&self) -> anyhow::Result<(AtRestBenchConfig, Option<tempfile::TempDir>)> {
+        let (data_dir, temporary) = data_dir_or_temporary(self.run.data_dir.as_ref())?;
+        let config = AtRestBenchConfig {
+            load: self.load.load(self.keys)?,
+            rounds: self.rounds.max(1),
+            peers: local_peers(&self.run.server_args)?,
+            data_dir,
+        };
+        Ok((config, temporary))
+    }
+}
+
+pub(crate) async fn run_at_rest(AtRestArgs { sides: args }: AtRestArgs) -> anyhow::Result<()> {
+    let (config, temporary) = args.config()?;
     println!(
         "polis bench encryption: strong SET over {} keys of {} bytes, {} connections, on 3 nodes: \
          {} rounds of plain then encrypted at rest, each on a fresh cluster",
@@ -55,28 +71,16 @@ const TRACING_RATIO_TARGET: f64 = 0.95;
 /// Flags of `polis bench tracing`.
 #[derive(Debug, Args)]
 pub(crate) struct TracingArgs {
-    #[arg(long, default_value_t = 100_000)]
-    keys: u64,
-    /// Rounds of the two sides, alternating (each on fresh clusters).
-    #[arg(long, default_value_t = 2)]
-    rounds: usize,
     /// The share of requests the traced side traces.
     #[arg(long, default_value_t = 1.0)]
     trace_ratio: f64,
     #[command(flatten)]
-    load: SetLoadArgs,
-    #[command(flatten)]
-    run: RunPlace,
+    sides: SidesArgs,
 }
 
-pub(crate) async fn run_tracing(args: TracingArgs) -> anyhow::Result<()> {
-    let (data_dir, temporary) = data_dir_or_temporary(args.run.data_dir.as_ref())?;
-    let config = AtRestBenchConfig {
-        load: args.load.load(args.keys)?,
-        rounds: args.rounds.max(1),
-        peers: local_peers(&args.run.server_args)?,
-        data_dir,
-    };
+pub(crate) async fn run_tracing(tracing: TracingArgs) -> anyhow::Result<()> {
+    let args = &tracing.sides;
+    let (config, temporary) = args.config()?;
     let sink = crate::trace_sink::Sink::start().await?;
     println!(
         "polis bench tracing: strong SET over {} keys of {} bytes, {} connections, on 3 nodes: \
@@ -86,14 +90,14 @@ pub(crate) async fn run_tracing(args: TracingArgs) -> anyhow::Result<()> {
         args.load.value_size,
         args.load.connections,
         config.rounds,
-        args.trace_ratio,
+        tracing.trace_ratio,
         sink.endpoint
     );
     let traced = [
         "--otlp-endpoint".to_owned(),
         sink.endpoint.clone(),
         "--trace-ratio".to_owned(),
-        args.trace_ratio.to_string(),
+        tracing.trace_ratio.to_string(),
     ];
     let mut errors = Vec::new();
     let [untraced, traced] = at_rest::measure_sides(
