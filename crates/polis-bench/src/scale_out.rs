@@ -223,10 +223,11 @@ async fn wait_until_balanced(
     bail!("the cluster was not balanced within {BALANCE_TIMEOUT:?}")
 }
 
-/// SETs random keys of `0..keys` in pipelined batches until `stop`;
+/// SETs random keys of `0..keys` in pipelined batches until `stop` (writer
+/// `index` of several);
 /// counts what was acknowledged (a refusal while a replica moves is not
 /// an error of the benchmark).
-async fn write_flat_out(
+pub async fn write_flat_out(
     options: &RespOptions,
     index: usize,
     keys: u64,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::Method;
+pub use hyper::Method;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -18,6 +18,27 @@ pub(crate) async fn send(
     json: Option<&serde_json::Value>,
     timeout: Duration,
 ) -> anyhow::Result<(u16, Bytes)> {
+    let body = match json {
+        Some(value) => Some(("application/json", Bytes::from(serde_json::to_vec(value)?))),
+        None => None,
+    };
+    let (status, _, body) = exchange(method, addr, path, body, timeout).await?;
+    Ok((status, body))
+}
+
+/// Sends one request to `http://{addr}{path}` with `body` (its content
+/// type and bytes) and returns the status code, the response's headers
+/// and its body.
+///
+/// # Errors
+/// Returns why no answer came within `timeout`.
+pub async fn exchange(
+    method: Method,
+    addr: &str,
+    path: &str,
+    body: Option<(&str, Bytes)>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, hyper::HeaderMap, Bytes)> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = hyper::Request::builder()
         .method(method)
@@ -25,10 +46,10 @@ pub(crate) async fn send(
     if let Some(credentials) = credentials() {
         request = request.header("authorization", credentials);
     }
-    let body = match json {
-        Some(value) => {
-            request = request.header("content-type", "application/json");
-            Bytes::from(serde_json::to_vec(value)?)
+    let body = match body {
+        Some((content_type, bytes)) => {
+            request = request.header("content-type", content_type);
+            bytes
         }
         None => Bytes::new(),
     };
@@ -37,11 +58,12 @@ pub(crate) async fn send(
         .await
         .context("admin request timed out")??;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let body = tokio::time::timeout(timeout, response.into_body().collect())
         .await
         .context("admin response timed out")??
         .to_bytes();
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 static CREDENTIALS: std::sync::OnceLock<String> = std::sync::OnceLock::new();

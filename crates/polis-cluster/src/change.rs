@@ -23,7 +23,8 @@ pub enum MapChange {
     /// wiped) each of its replicas gets a new id, since the old ones may
     /// have voted and acknowledged entries the node no longer has. The
     /// same `token` twice is one registration (an answer lost before the
-    /// node saved it), and changes nothing the second time.
+    /// node saved it, or a restart), and the second time changes at most
+    /// the entry formats recorded for it (a restart on another binary).
     Register {
         node: NodeId,
         entry_format_max: u32,
@@ -297,6 +298,15 @@ impl ClusterMap {
             ))
         })?;
         if token != 0 && record.registration == token {
+            // The same data directory again: an answer was lost, or the
+            // node restarted on another binary, whose entry formats count
+            // from now on.
+            if record.entry_format_max != entry_format_max {
+                self.check_entry_format(node, entry_format_max)?;
+                if let Some(record) = self.nodes.get_mut(&node) {
+                    record.entry_format_max = entry_format_max;
+                }
+            }
             return Ok(());
         }
         if record.removed() {

@@ -149,6 +149,30 @@ fn registering_again_with_the_same_token_changes_nothing() {
     );
 }
 
+#[test]
+fn a_restart_on_another_binary_records_its_entry_formats_only() {
+    let v1 = map(3, 3);
+    let with_formats = |entry_format_max| MapChange::Register {
+        node: NodeId(2),
+        entry_format_max,
+        token: 77,
+    };
+    let v2 = v1.apply(1, &[with_formats(1)]).unwrap();
+    let v3 = v2.apply(2, &[with_formats(4)]).unwrap();
+    let (before, after) = (&v2.nodes[&NodeId(2)], &v3.nodes[&NodeId(2)]);
+    assert_eq!(after.entry_format_max, 4);
+    assert_eq!(
+        after.incarnation, before.incarnation,
+        "the same incarnation"
+    );
+    assert_eq!(after.meta_replica, before.meta_replica, "the same replicas");
+    assert_eq!(v3.shards, v2.shards);
+    let mut raised = v3.clone();
+    raised.cluster_version = 4;
+    let error = raised.apply(3, &[with_formats(3)]).unwrap_err();
+    assert!(error.to_string().contains("entry format 3"), "{error}");
+}
+
 fn join(node: u64, token: u64) -> MapChange {
     MapChange::Join {
         node: NodeId(node),

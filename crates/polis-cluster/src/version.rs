@@ -43,6 +43,8 @@ pub enum EntryFormat {
     V8,
     /// Nodes' addresses for TLS clients in the cluster map (`SetTlsAddr`).
     V9,
+    /// Keys restored from a backup (`Restore`, `RestoreParts`).
+    V10,
 }
 
 impl EntryFormat {
@@ -58,12 +60,13 @@ impl EntryFormat {
             Self::V7 => 7,
             Self::V8 => 8,
             Self::V9 => 9,
+            Self::V10 => 10,
         }
     }
 }
 
 /// The newest entry format this binary writes and reads.
-pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V9.number();
+pub const ENTRY_FORMAT_MAX: u32 = EntryFormat::V10.number();
 
 /// Why an entry may not be proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -555,3 +555,7 @@ impl<S: StateMachine> Group<S> {
         }
     }
 }
+
+#[path = "group_backup.rs"]
+mod backup;
+pub use backup::GroupBackup;

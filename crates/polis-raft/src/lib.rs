@@ -44,7 +44,7 @@ pub mod types;
 pub use at_rest::{Cipher, MasterKey};
 pub use beats::{Beats, Leadership};
 pub use faults::{FaultInjector, NetworkFaults};
-pub use group::{Clock, Group, GroupStatus, MemberStatus, Members, ProposeError};
+pub use group::{Clock, Group, GroupBackup, GroupStatus, MemberStatus, Members, ProposeError};
 pub use host::{GroupSpec, Host};
 pub use settings::RaftSettings;
 pub use state_machine::{

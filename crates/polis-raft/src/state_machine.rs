@@ -241,6 +241,16 @@ struct SnapshotBody {
     app: Vec<u8>,
 }
 
+/// Splits a snapshot's data (what openraft holds and sends) into the
+/// group's clock and the application's own snapshot.
+///
+/// # Errors
+/// A message when `data` is not a snapshot's data.
+pub fn decode_snapshot_body(data: &[u8]) -> Result<(u64, Vec<u8>), String> {
+    let body: SnapshotBody = postcard::from_bytes(data).map_err(|error| error.to_string())?;
+    Ok((body.time_ms, body.app))
+}
+
 /// A snapshot as stored in its file.
 #[derive(Deserialize)]
 struct SnapshotFile {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
-use crate::{admin_auth, admin_feeds, admin_namespaces, cluster_ops};
+use crate::{admin_auth, admin_backup, admin_feeds, admin_namespaces, cluster_ops};
 
 /// One node of the map, as this node sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -399,6 +399,15 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
                 .delete(admin_namespaces::remove),
         )
         .route("/eventual", get(admin_namespaces::eventual))
+        .route("/backup/meta", get(admin_backup::meta))
+        .route("/backup/shards/{id}", get(admin_backup::shard))
+        .route("/backup/shards/{id}/digest", get(admin_backup::digest))
+        .route(
+            "/restore/shards/{id}",
+            post(admin_backup::restore).layer(axum::extract::DefaultBodyLimit::max(
+                admin_backup::RESTORE_BODY_MAX,
+            )),
+        )
         .route(
             "/changefeeds",
             get(admin_feeds::get_feeds).put(admin_feeds::put_feeds),

@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use polis_cluster::{ClusterMap, Layout, NodeAddrs, Registration, ENTRY_FORMAT_MAX};
+use polis_cluster::{ClusterMap, Layout, NodeAddrs, Registration};
 use polis_raft::PeerAddr;
 use polis_types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -439,7 +439,7 @@ async fn create(
         node.config.node_id,
         Registration {
             token: node.token(),
-            entry_format_max: ENTRY_FORMAT_MAX,
+            entry_format_max: node.config.entry_format_max,
         },
     );
     let layout = Layout {
@@ -530,12 +530,12 @@ async fn register(
         Some(addrs) => NodeRequest::Join {
             node: me,
             addrs,
-            entry_format_max: ENTRY_FORMAT_MAX,
+            entry_format_max: node.config.entry_format_max,
             token: node.token(),
         },
         None => NodeRequest::Register {
             node: me,
-            entry_format_max: ENTRY_FORMAT_MAX,
+            entry_format_max: node.config.entry_format_max,
             token: node.token(),
         },
     };

@@ -84,6 +84,10 @@ pub struct ServerConfig {
     pub parameters: Vec<(String, String)>,
     /// Starts the node with fault injection endpoints enabled.
     pub enable_fault_injection: bool,
+    /// The newest log entry format the node says it understands when it
+    /// registers: [`polis_cluster::ENTRY_FORMAT_MAX`], or lower to act as
+    /// an older release in an upgrade test.
+    pub entry_format_max: u32,
     /// A TLS listener for clients beside the plaintext one.
     pub tls: Option<polis_tls::TlsListen>,
     /// Mutual TLS on the peer port and to every peer (`tls-cluster yes`).

@@ -335,9 +335,9 @@ pub async fn register(node: &Arc<Node>, registration: Registration) -> NodeAnswe
     } = registration;
     let changed = change_map(node, |map| {
         if token != 0
-            && map
-                .node(registering)
-                .is_some_and(|record| record.registration == token)
+            && map.node(registering).is_some_and(|record| {
+                record.registration == token && record.entry_format_max == entry_format_max
+            })
         {
             // Registered already; the answer was lost.
             return Err(Box::new(NodeAnswer::Registered(map.clone())));

@@ -25,9 +25,12 @@
 pub mod acl;
 pub mod admin;
 mod admin_auth;
+mod admin_backup;
 pub mod admin_feeds;
 pub mod admin_namespaces;
 pub mod admission;
+mod announce;
+pub mod backup;
 pub mod balance;
 pub mod blocking;
 pub mod bootstrap;

@@ -337,6 +337,8 @@ impl DataMachine {
             Op::Feeds(feeds) => self.set_feeds(feeds),
             Op::FeedAppend { source, events } => self.feed_append(source, events, index, time_ms),
             Op::FeedAcked { through } => self.feed_acked(through),
+            Op::Restore(keys) => self.restore_keys(keys, index, time_ms),
+            Op::RestoreParts(parts) => self.restore_parts(parts, index, time_ms),
         }
     }
 }
@@ -431,39 +433,12 @@ impl StateMachine for DataMachine {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let Some((&format, rest)) = data.split_first() else {
-            return Err("an empty snapshot".into());
-        };
-        if !(1..=SNAPSHOT_FORMAT).contains(&format) {
-            return Err(format!(
-                "snapshot format {format}; this binary reads formats 1 to {SNAPSHOT_FORMAT}"
-            ));
-        }
-        let (ownership, rest) = length_prefixed(rest)?;
-        let ownership: Ownership =
-            postcard::from_bytes(ownership).map_err(|error| format!("ownership: {error}"))?;
-        let (migrations, keyspace) = if format == 1 {
-            (Migrations::default(), rest)
-        } else {
-            let (migrations, rest) = length_prefixed(rest)?;
-            let migrations = if format == 2 {
-                postcard::from_bytes::<crate::migrating::MigrationsV2>(migrations)
-                    .map(Migrations::from)
-            } else {
-                postcard::from_bytes(migrations)
-            }
-            .map_err(|error| format!("migrations: {error}"))?;
-            (migrations, rest)
-        };
-        let (feed, keyspace) = if format < 4 {
-            (crate::feed::FeedState::default(), keyspace)
-        } else {
-            let (feed, rest) = length_prefixed(keyspace)?;
-            let feed =
-                postcard::from_bytes(feed).map_err(|error| format!("change feed: {error}"))?;
-            (feed, rest)
-        };
-        let mut db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
+        let DecodedSnapshot {
+            ownership,
+            migrations,
+            feed,
+            mut db,
+        } = decode_snapshot(data)?;
         // The node's configuration stays; access words were not stored:
         // every key counts as used now (this replica knows no better).
         db.configure_like(&self.db);
@@ -497,6 +472,59 @@ impl Drop for DataMachine {
             reported.withdraw(footprint);
         }
     }
+}
+
+/// A shard's snapshot, decoded.
+pub(crate) struct DecodedSnapshot {
+    pub ownership: Ownership,
+    pub migrations: Migrations,
+    pub feed: crate::feed::FeedState,
+    pub db: Db,
+}
+
+/// Decodes what [`StateMachine::snapshot`] of a [`DataMachine`] encoded,
+/// in any format this binary reads.
+///
+/// # Errors
+/// A message when `data` is not such a snapshot.
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<DecodedSnapshot, String> {
+    let Some((&format, rest)) = data.split_first() else {
+        return Err("an empty snapshot".into());
+    };
+    if !(1..=SNAPSHOT_FORMAT).contains(&format) {
+        return Err(format!(
+            "snapshot format {format}; this binary reads formats 1 to {SNAPSHOT_FORMAT}"
+        ));
+    }
+    let (ownership, rest) = length_prefixed(rest)?;
+    let ownership: Ownership =
+        postcard::from_bytes(ownership).map_err(|error| format!("ownership: {error}"))?;
+    let (migrations, keyspace) = if format == 1 {
+        (Migrations::default(), rest)
+    } else {
+        let (migrations, rest) = length_prefixed(rest)?;
+        let migrations = if format == 2 {
+            postcard::from_bytes::<crate::migrating::MigrationsV2>(migrations).map(Migrations::from)
+        } else {
+            postcard::from_bytes(migrations)
+        }
+        .map_err(|error| format!("migrations: {error}"))?;
+        (migrations, rest)
+    };
+    let (feed, keyspace) = if format < 4 {
+        (crate::feed::FeedState::default(), keyspace)
+    } else {
+        let (feed, rest) = length_prefixed(keyspace)?;
+        let feed = postcard::from_bytes(feed).map_err(|error| format!("change feed: {error}"))?;
+        (feed, rest)
+    };
+    let db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
+    Ok(DecodedSnapshot {
+        ownership,
+        migrations,
+        feed,
+        db,
+    })
 }
 
 /// Splits a `| length (u32 LE) | part |` prefix off `bytes`.

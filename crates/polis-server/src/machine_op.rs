@@ -85,6 +85,12 @@ pub enum Op {
     /// Eviction: delete these keys, whatever their deadlines, to keep the
     /// leader's node within `maxmemory` (entry format 5).
     Evict(Vec<Bytes>),
+    /// Keys read from a backup (`polis restore`): each replaces the key
+    /// of its name, in the slots the shard owns (entry format 10).
+    Restore(Vec<ShippedKey>),
+    /// Later parts of restored collections too large for one `Restore`,
+    /// each added to the key of its name (entry format 10).
+    RestoreParts(Vec<(Bytes, Value)>),
 }
 
 /// The commands of a transaction and the keys it watches.
@@ -118,6 +124,7 @@ impl Op {
             Self::Feeds(_) | Self::FeedAppend { .. } | Self::FeedAcked { .. } | Self::Evict(_) => {
                 EntryFormat::V5
             }
+            Self::Restore(_) | Self::RestoreParts(_) => EntryFormat::V10,
             _ => EntryFormat::V2,
         }
     }

@@ -458,6 +458,7 @@ pub async fn run(
         return Err(error);
     }
     let publish = tokio::spawn(crate::tls_publish::run(node.clone(), tls_port));
+    let announce = tokio::spawn(crate::announce::run(node.clone()));
     let removed = tokio::select! {
         () = &mut shutdown => None,
         removed = removal::watch(node.clone()) => Some(removed),
@@ -467,6 +468,7 @@ pub async fn run(
     }
     tracing::info!("node stopping");
     publish.abort();
+    announce.abort();
     accept.abort();
     tls_accept.iter().flatten().for_each(|task| task.abort());
     admin.abort();

@@ -298,7 +298,7 @@ pub(crate) async fn answer(node: &Arc<Node>, from: NodeId, request: NodeRequest)
             has_data: node.has_data(),
             meta_leader: node.meta_leader(),
             token: node.token(),
-            entry_format_max: polis_cluster::ENTRY_FORMAT_MAX,
+            entry_format_max: node.config.entry_format_max,
         },
         NodeRequest::Register {
             node: registering,

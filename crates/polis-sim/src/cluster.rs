@@ -217,6 +217,7 @@ impl SimCluster {
             maxclients: limits::CLIENTS_MAX_DEFAULT,
             parameters: Vec::new(),
             enable_fault_injection: false,
+            entry_format_max: polis_cluster::ENTRY_FORMAT_MAX,
             tls: None,
             peer_tls: None,
             encryption_key: None,

@@ -5,10 +5,12 @@
 //! - `polis gateway`: one Redis endpoint for a whole cluster;
 //! - `polis status`: the cluster as one node sees it;
 //! - `polis cluster`: remove a node, move slots between shards;
+//! - `polis backup`, `polis restore`: a copy of every shard, and a new cluster filled from it;
 //! - `polis chaos`: network faults on a cluster started with fault injection;
 //! - `polis verify`: clients and a nemesis against a cluster, the history checked;
 //! - `polis bench`: load against one system, or polis beside etcd and Redis with a report.
 
+mod backup;
 mod bench;
 mod bench_at_rest;
 mod bench_eventual;
@@ -23,6 +25,7 @@ mod encryption;
 mod gateway;
 mod namespace;
 mod process;
+mod restore;
 mod server;
 mod status;
 mod telemetry;
@@ -57,6 +60,12 @@ enum Command {
     /// Sets, lists and removes namespaces: key prefixes that are strong
     /// or eventual.
     Namespace(namespace::NamespaceArgs),
+    /// Copies every shard and the cluster map into a directory, each at
+    /// one log index, while the cluster serves.
+    Backup(backup::BackupArgs),
+    /// Fills a new, empty cluster from a backup and checks every shard's
+    /// digest against it.
+    Restore(restore::RestoreArgs),
     /// Injects network faults (nodes started with --enable-fault-injection).
     Chaos(chaos::ChaosArgs),
     /// Runs clients and faults against a cluster and checks the history.
@@ -85,6 +94,8 @@ fn main() -> anyhow::Result<()> {
         Command::Status(args) => runtime()?.block_on(status::run(args)),
         Command::Cluster(args) => runtime()?.block_on(cluster::run(args)),
         Command::Namespace(args) => runtime()?.block_on(namespace::run(args)),
+        Command::Backup(args) => runtime()?.block_on(backup::run(args)),
+        Command::Restore(args) => runtime()?.block_on(restore::run(args)),
         Command::Chaos(args) => runtime()?.block_on(chaos::run(args)),
         Command::Verify(args) => {
             if !runtime()?.block_on(verify::run_verify(*args))? {

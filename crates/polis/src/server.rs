@@ -160,6 +160,11 @@ pub struct ServerArgs {
     /// chaos runs only: never in production).
     #[arg(long, env = "POLIS_ENABLE_FAULT_INJECTION")]
     enable_fault_injection: bool,
+    /// Register as a binary that knows log entry formats up to this one
+    /// (default: all this binary knows): the cluster then proposes no
+    /// newer entry, as with an older release. For upgrade tests.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(polis_cluster::ENTRY_FORMAT_MAX)))]
+    entry_format_max: Option<u32>,
     /// Log format: text or json.
     #[arg(long, env = "POLIS_LOG_FORMAT")]
     log_format: Option<String>,
@@ -480,6 +485,9 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Resolved> {
         parameters,
         enable_fault_injection: args.enable_fault_injection
             || file.enable_fault_injection.unwrap_or(false),
+        entry_format_max: args
+            .entry_format_max
+            .unwrap_or(polis_cluster::ENTRY_FORMAT_MAX),
     };
     let log_format = args
         .log_format

@@ -3,7 +3,9 @@
 //! acknowledging writes through every step, each restarted node catches
 //! up, and no acknowledged write is lost. Then the same with SIGSTOP /
 //! SIGCONT of the leader (a pause): the others elect a new leader, and
-//! the paused one rejoins as a follower.
+//! the paused one rejoins as a follower. And a rolling upgrade: the
+//! same restarts, from a node that acts as the previous release to this
+//! one, with the newest log entries enabled only once every node runs it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
@@ -182,4 +184,105 @@ async fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
         acked.len()
     );
     assert_all_present(&cluster, &addrs, &acked).await;
+}
+
+/// Sends one restore request (a format-10 entry, the newest this binary
+/// writes) for `key` to the leader of [`common::SHARD`]; returns the
+/// status code and what the node said.
+async fn restore_one(cluster: &Cluster, leader: u64, key: &str) -> (u16, String) {
+    use polis_server::backup::RestoreChunk;
+    use polis_store::{Entry, Value};
+    let chunk = RestoreChunk::Keys(vec![(
+        bytes::Bytes::from(key.to_owned()),
+        Some(Entry::new(
+            Value::String(bytes::Bytes::from_static(b"restored")),
+            None,
+            0,
+        )),
+    )]);
+    let (code, _, body) = polis_client::admin::exchange(
+        polis_client::admin::Method::POST,
+        &cluster.node(leader).admin,
+        &format!("/restore/shards/{}", common::SHARD),
+        Some((
+            "application/octet-stream",
+            postcard::to_stdvec(&chunk).unwrap().into(),
+        )),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn cluster_version(cluster: &Cluster, id: u64) -> Option<u64> {
+    cluster.cluster_status(id).await?["cluster_version"].as_u64()
+}
+
+/// A rolling upgrade under a write load: three nodes start as the
+/// previous release does (they register log entry formats up to the one
+/// before this binary's newest, `--entry-format-max`), then each stops and
+/// starts again as this release, one at a time. No acknowledged write is
+/// lost and writes go on through every step; the cluster keeps the older
+/// format until the last node runs the new release, so an entry of the
+/// newest format (a restored key) is refused with the error that says to
+/// upgrade every node until then, and accepted after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_upgrade_loses_nothing_and_enables_new_entries_last() {
+    let newest = u64::from(polis_cluster::ENTRY_FORMAT_MAX);
+    let previous = (newest - 1).to_string();
+    let mut cluster = Cluster::start(3, &["--entry-format-max", &previous]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    assert_eq!(cluster_version(&cluster, leader).await, Some(newest - 1));
+    let addrs: Vec<String> = cluster.nodes.iter().map(|node| node.resp.clone()).collect();
+    let load = start_load(&addrs, 4);
+    load.progress(100, "before the upgrade").await;
+    let (code, said) = restore_one(&cluster, leader, "upgrade:early").await;
+    assert_eq!(code, 409, "{said}");
+    assert!(said.contains("upgrade every node"), "{said}");
+
+    cluster.set_extra_args(&[]);
+    for id in 1..=3 {
+        cluster.stop(id).await;
+        load.progress(50, &format!("while node {id} is down")).await;
+        cluster.start_node(id);
+        wait_caught_up(&cluster, id).await;
+        load.progress(50, &format!("after node {id} runs the new release"))
+            .await;
+        if id < 3 {
+            let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+            assert_eq!(
+                cluster_version(&cluster, leader).await,
+                Some(newest - 1),
+                "the cluster version rose with node {} still on the previous release",
+                id + 1
+            );
+        }
+    }
+    let leader = wait_for(
+        "the cluster version to reach the newest format",
+        Duration::from_secs(30),
+        || async {
+            for id in 1..=3 {
+                if cluster_version(&cluster, id).await == Some(newest) {
+                    return Some(cluster.wait_for_leader(Duration::from_secs(30)).await);
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let (code, said) = restore_one(&cluster, leader, "upgrade:late").await;
+    assert_eq!(code, 200, "{said}");
+    let acked = load.stop().await;
+    println!("rolling upgrade: {} acknowledged writes", acked.len());
+    assert_all_present(&cluster, &addrs, &acked).await;
+    let mut client = FollowingClient::new(addrs.clone(), 0);
+    let restored = client
+        .query_idempotent(
+            redis::cmd("GET").arg("upgrade:late"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(restored, redis::Value::BulkString(b"restored".to_vec()));
 }
