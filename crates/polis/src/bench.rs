@@ -44,6 +44,10 @@ enum BenchCommand {
     /// Measures adding 2 nodes to a loaded 3-node cluster: the time until
     /// the replicas are balanced, and SETs/s meanwhile against before.
     ScaleOut(ScaleOutArgs),
+    /// Measures `polis backup` of a loaded 3-node cluster: its time, and
+    /// SETs/s meanwhile against before; then restores it into a second
+    /// cluster of 2 shards.
+    Backup(crate::bench_backup::BackupBenchArgs),
     /// Measures PUBLISH to subscribers spread over a 3-node cluster:
     /// messages delivered per second, against one Redis node.
     Pubsub(crate::bench_pubsub::PubSubArgs),
@@ -239,6 +243,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Idle(args) => run_idle(args).await,
         BenchCommand::Migration(args) => run_migration(args).await,
         BenchCommand::ScaleOut(args) => run_scale_out(args).await,
+        BenchCommand::Backup(args) => crate::bench_backup::run(args).await,
         BenchCommand::Pubsub(args) => crate::bench_pubsub::run_pubsub(args).await,
         BenchCommand::Footprint(args) => run_footprint(args).await,
         BenchCommand::Eviction(args) => run_eviction(args).await,

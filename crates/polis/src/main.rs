@@ -13,6 +13,7 @@
 mod backup;
 mod bench;
 mod bench_at_rest;
+mod bench_backup;
 mod bench_eventual;
 mod bench_memory;
 mod bench_moves;
