@@ -210,6 +210,14 @@ class Cluster:
                 return int(line.split()[2].rsplit(":", 1)[1])
         raise AssertionError("polis dev started no gateway:\n%s" % self.log_text())
 
+    def gateway_admin_port(self) -> int:
+        """Returns the port of the gateway's admin address (metrics, the
+        dashboard)."""
+        for line in self.log_text().splitlines():
+            if line.startswith("gateway: admin "):
+                return int(line.split()[2].rsplit(":", 1)[1])
+        raise AssertionError("polis dev's gateway has no admin address:\n%s" % self.log_text())
+
     def gateway_http_port(self) -> int:
         """Returns the port of the gateway's HTTP/JSON API."""
         for line in self.log_text().splitlines():

@@ -39,12 +39,30 @@ pub async fn exchange(
     body: Option<(&str, Bytes)>,
     timeout: Duration,
 ) -> anyhow::Result<(u16, hyper::HeaderMap, Bytes)> {
+    let credentials = credentials();
+    exchange_as(method, addr, path, credentials.as_deref(), body, timeout).await
+}
+
+/// As [`exchange`], with `authorization` as the request's
+/// `Authorization` header (none: no header), as a server passing on
+/// its own client's request does.
+///
+/// # Errors
+/// Returns why no answer came within `timeout`.
+pub async fn exchange_as(
+    method: Method,
+    addr: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<(&str, Bytes)>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, hyper::HeaderMap, Bytes)> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = hyper::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
-    if let Some(credentials) = credentials() {
-        request = request.header("authorization", credentials);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
     }
     let body = match body {
         Some((content_type, bytes)) => {

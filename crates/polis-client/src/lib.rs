@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod admin_namespaces;
+pub mod dashboard;
 pub mod faults;
 pub mod local;
 pub mod poll;

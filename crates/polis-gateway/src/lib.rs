@@ -61,8 +61,9 @@ pub struct Gateway {
     options: Options,
     /// The HTTP/JSON API's listener, if it serves one.
     http: Option<TcpListener>,
-    /// The admin address's listener (`/metrics`), if it serves one.
-    admin: Option<TcpListener>,
+    /// The admin address's listener (`/metrics`, the dashboard), if it
+    /// serves one, and the nodes' admin addresses the dashboard reads.
+    admin: Option<(TcpListener, Vec<String>)>,
     /// A TLS listener beside the plaintext one, with its certificates.
     tls: Option<(TcpListener, Arc<polis_tls::Reloading>)>,
     cluster: Arc<Cluster>,
@@ -123,15 +124,21 @@ impl Gateway {
         Ok(())
     }
 
-    /// Adds the admin address (`/metrics`) at `listen`.
+    /// Adds the admin address (`/metrics`, the probes, the dashboard) at
+    /// `listen`; the dashboard's requests go to the first of
+    /// `admin_nodes` (nodes' admin addresses) that answers.
     ///
     /// # Errors
     /// The address cannot be bound.
-    pub async fn bind_admin(&mut self, listen: SocketAddr) -> Result<(), String> {
+    pub async fn bind_admin(
+        &mut self,
+        listen: SocketAddr,
+        admin_nodes: Vec<String>,
+    ) -> Result<(), String> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|error| format!("cannot listen on {listen} (admin): {error}"))?;
-        self.admin = Some(listener);
+        self.admin = Some((listener, admin_nodes));
         Ok(())
     }
 
@@ -139,7 +146,7 @@ impl Gateway {
     pub fn admin_local_addr(&self) -> Option<SocketAddr> {
         self.admin
             .as_ref()
-            .and_then(|listener| listener.local_addr().ok())
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Returns the address of the HTTP/JSON API, if any.
@@ -182,9 +189,9 @@ impl Gateway {
         let http = self.http.map(|listener| {
             tokio::spawn(http::serve(self.cluster.clone(), policy.clone(), listener))
         });
-        let admin = self
-            .admin
-            .map(|listener| tokio::spawn(admin::serve(self.cluster.clone(), listener)));
+        let admin = self.admin.map(|(listener, nodes)| {
+            tokio::spawn(admin::serve(self.cluster.clone(), listener, nodes))
+        });
         let _stop_others =
             AbortOnDrop(tls.into_iter().flatten().chain(http).chain(admin).collect());
         loop {

@@ -15,7 +15,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
-use crate::{admin_auth, admin_backup, admin_feeds, admin_namespaces, cluster_ops};
+use crate::{
+    admin_auth, admin_backup, admin_dashboard, admin_feeds, admin_namespaces, cluster_ops,
+};
 
 /// One node of the map, as this node sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -361,10 +363,6 @@ fn pace(first: (std::time::Instant, u64), now: std::time::Instant, lag: u64) -> 
     Some((rate as u64, (lag as f64 / rate).ceil() as u64))
 }
 
-/// The web dashboard: one page, its script and styles inline, that polls
-/// this node's own endpoints (nothing is fetched from elsewhere).
-const DASHBOARD: &str = include_str!("dashboard.html");
-
 /// Serves the admin endpoint on `listener` until aborted.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let mut app = Router::new()
@@ -381,8 +379,9 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         )
         .route(
             "/dashboard",
-            get(|| async { axum::response::Html(DASHBOARD) }),
+            get(|| async { axum::response::Html(polis_client::dashboard::PAGE) }),
         )
+        .route("/dashboard/throughput", get(admin_dashboard::throughput))
         .route("/cluster/nodes/{id}/remove", post(cluster_ops::remove_node))
         .route("/cluster/migrations", post(cluster_ops::begin_migration))
         .route(

@@ -26,6 +26,7 @@ pub mod acl;
 pub mod admin;
 mod admin_auth;
 mod admin_backup;
+mod admin_dashboard;
 pub mod admin_feeds;
 pub mod admin_namespaces;
 pub mod admission;

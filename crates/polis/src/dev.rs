@@ -200,8 +200,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let port = args.gateway_port.unwrap_or(args.port.saturating_add(300));
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         // Its TLS listener (with --tls or --secure) at the gateway's port
-        // + 1 and its HTTP API at + 2, or where the OS puts them when the
-        // gateway's port is the OS's pick.
+        // + 1, its HTTP API at + 2 and its admin address at + 3, or where
+        // the OS puts them when the gateway's port is the OS's pick.
         let beside = |offset: u16| {
             let port = if port == 0 {
                 0
@@ -219,7 +219,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             (Some(_), Some(secure)) => secure.tls_addrs(args.port, args.nodes),
             _ => cluster.resp_addrs(),
         };
-        let started = crate::gateway::start_beside(listen, seeds, tls, upstream, beside(2)).await;
+        let gateway_beside = crate::gateway::Beside {
+            tls,
+            upstream,
+            http: beside(2),
+            admin: (beside(3), cluster.admin_addrs().into_values().collect()),
+        };
+        let started = crate::gateway::start_beside(listen, seeds, gateway_beside).await;
         match started {
             Ok(started) => {
                 println!(
@@ -233,6 +239,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 println!(
                     "gateway: http {}  (HTTP/JSON API: curl http://{}/v1/keys/KEY)",
                     started.http, started.http
+                );
+                println!(
+                    "gateway: admin {}  (metrics, and the dashboard: http://{}/dashboard)",
+                    started.admin, started.admin
                 );
             }
             Err(error) => println!("polis dev: no gateway: {error}"),

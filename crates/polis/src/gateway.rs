@@ -41,10 +41,17 @@ pub struct GatewayArgs {
     /// described at /openapi.json). None unless set.
     #[arg(long, value_name = "HOST:PORT")]
     http_listen: Option<SocketAddr>,
-    /// Address of the admin endpoints: `/metrics` for Prometheus. None
-    /// unless set; bind it where only operators reach it.
+    /// Address of the admin endpoints: `/metrics` for Prometheus, the
+    /// probes, and the web dashboard at `/dashboard` (with
+    /// `--admin-nodes`). None unless set; bind it where only operators
+    /// reach it.
     #[arg(long, value_name = "HOST:PORT")]
     admin_listen: Option<SocketAddr>,
+    /// Admin addresses of nodes (comma-separated), for the dashboard: its
+    /// requests go to the first that answers, with the browser's
+    /// credentials. No dashboard unless set.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT")]
+    admin_nodes: Vec<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `warn`.
     #[arg(long, default_value = "info")]
     log: String,
@@ -141,7 +148,7 @@ pub async fn run(mut args: GatewayArgs) -> anyhow::Result<()> {
     gateway.set_options(options);
     if let Some(listen) = args.admin_listen {
         gateway
-            .bind_admin(listen)
+            .bind_admin(listen, args.admin_nodes.clone())
             .await
             .map_err(anyhow::Error::msg)?;
     }
@@ -189,19 +196,36 @@ pub struct Started {
     pub resp: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub http: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Where a gateway started beside a dev cluster listens, besides its
+/// RESP address, and what it passes on.
+pub struct Beside {
+    pub tls: Option<(SocketAddr, polis_tls::TlsFiles)>,
+    /// The nodes' TLS client files, when it reaches them over TLS.
+    pub upstream: Option<polis_tls::ClientFiles>,
+    pub http: SocketAddr,
+    /// Its admin address, and the nodes' admin addresses the dashboard
+    /// reads.
+    pub admin: (SocketAddr, Vec<String>),
 }
 
 /// Starts a gateway in this process for `polis dev`, with a TLS listener
-/// too when `tls` is given, and its HTTP API at `http`; returns its
-/// addresses, or why it did not start (the cluster keeps running without
-/// it).
+/// too when `tls` is given, its HTTP API and its admin address (the
+/// dashboard); returns its addresses, or why it did not start (the
+/// cluster keeps running without it).
 pub async fn start_beside(
     listen: SocketAddr,
     cluster: Vec<String>,
-    tls: Option<(SocketAddr, polis_tls::TlsFiles)>,
-    upstream: Option<polis_tls::ClientFiles>,
-    http: SocketAddr,
+    beside: Beside,
 ) -> Result<Started, String> {
+    let Beside {
+        tls,
+        upstream,
+        http,
+        admin,
+    } = beside;
     if let Some(files) = upstream {
         polis_gateway::node_stream::set_upstream_tls(polis_tls::ClientTls::load(&files)?);
     }
@@ -210,12 +234,16 @@ pub async fn start_beside(
         gateway.bind_tls(tls_listen, files).await?;
     }
     gateway.bind_http(http).await?;
+    gateway.bind_admin(admin.0, admin.1).await?;
     let started = Started {
         resp: gateway.local_addr().ok_or("the gateway has no address")?,
         tls: gateway.tls_local_addr(),
         http: gateway
             .http_local_addr()
             .ok_or("the gateway's HTTP API has no address")?,
+        admin: gateway
+            .admin_local_addr()
+            .ok_or("the gateway's admin address has no address")?,
     };
     tokio::spawn(gateway.serve());
     Ok(started)
