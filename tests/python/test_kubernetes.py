@@ -207,6 +207,12 @@ def test_the_gateway_seeds_are_the_first_pods_on_the_resp_port():
                      for ordinal in range(int(env_values(statefulset)["POLIS_INITIAL_NODES"]))]
     assert flags["--listen"] == "0.0.0.0:%d" % container_ports(gateway)["resp"]
     assert flags["--admin-listen"] == "0.0.0.0:%d" % container_ports(gateway)["metrics"]
+    # The dashboard on the gateway reads the same pods' admin API.
+    admin = container_ports(statefulset)["admin"]
+    assert flags["--admin-nodes"].split(",") == [seed.rsplit(":", 1)[0] + ":%d" % admin for seed in seeds]
+    gateway_probes = container(gateway)
+    assert gateway_probes["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "metrics"}
+    assert gateway_probes["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "metrics"}
     help_text = subprocess.run([str(polis_binary()), "gateway", "--help"], capture_output=True, text=True,
                                timeout=30, check=True).stdout
     for flag in flags:
