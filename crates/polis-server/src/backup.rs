@@ -18,12 +18,46 @@ use polis_types::{key_hash_slot, SlotSet};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::machine::{decode_snapshot, Applied, DataMachine};
+use crate::machine::{decode_snapshot, split_snapshot, Applied, DataMachine};
 use crate::migrating::ShippedKey;
 
 /// Bytes of keys per restore request, at most (a larger single key goes
 /// alone, or in parts when it is a hash, set or sorted set).
 pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// What a shard's backup says of itself, read without decoding its keys.
+pub struct ShardHead {
+    /// The slots the shard owned at the backup's index.
+    pub owned: SlotSet,
+    /// The map version of that ownership.
+    pub owned_version: u64,
+    /// The keys it stored (some may have expired since).
+    pub keys: u64,
+}
+
+impl ShardHead {
+    /// Reads a shard's snapshot's head: its ownership, and the count of
+    /// keys that heads its keyspace.
+    ///
+    /// # Errors
+    /// A message when `app` is not a shard's snapshot.
+    pub fn read(app: &[u8]) -> Result<Self, String> {
+        let parts = split_snapshot(app)?;
+        let keys = match parts.keyspace.split_first() {
+            Some((_, keys)) => {
+                postcard::take_from_bytes::<u64>(keys)
+                    .map_err(|error| format!("keyspace: {error}"))?
+                    .0
+            }
+            None => return Err("a snapshot without its keyspace".into()),
+        };
+        Ok(Self {
+            owned: parts.ownership.slots,
+            owned_version: parts.ownership.version,
+            keys,
+        })
+    }
+}
 
 /// A shard as a backup holds it.
 pub struct ShardContents {
@@ -207,3 +241,7 @@ impl DataMachine {
         keys.find_map(|key| self.refusal(Some(key_hash_slot(key))))
     }
 }
+
+#[cfg(test)]
+#[path = "backup_test.rs"]
+mod tests;

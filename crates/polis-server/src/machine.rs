@@ -488,6 +488,45 @@ pub(crate) struct DecodedSnapshot {
 /// # Errors
 /// A message when `data` is not such a snapshot.
 pub(crate) fn decode_snapshot(data: &[u8]) -> Result<DecodedSnapshot, String> {
+    let parts = split_snapshot(data)?;
+    let migrations = match parts.migrations {
+        None => Ok(Migrations::default()),
+        Some(migrations) if parts.format == 2 => {
+            postcard::from_bytes::<crate::migrating::MigrationsV2>(migrations).map(Migrations::from)
+        }
+        Some(migrations) => postcard::from_bytes(migrations),
+    }
+    .map_err(|error| format!("migrations: {error}"))?;
+    let feed = match parts.feed {
+        None => crate::feed::FeedState::default(),
+        Some(feed) => {
+            postcard::from_bytes(feed).map_err(|error| format!("change feed: {error}"))?
+        }
+    };
+    let db = Db::from_snapshot(parts.keyspace).map_err(|error| error.to_string())?;
+    Ok(DecodedSnapshot {
+        ownership: parts.ownership,
+        migrations,
+        feed,
+        db,
+    })
+}
+
+/// A shard's snapshot cut into its parts, only the ownership decoded.
+pub(crate) struct SnapshotParts<'a> {
+    pub format: u8,
+    pub ownership: Ownership,
+    pub migrations: Option<&'a [u8]>,
+    pub feed: Option<&'a [u8]>,
+    pub keyspace: &'a [u8],
+}
+
+/// Cuts a shard's snapshot into its parts (see [`StateMachine::snapshot`]
+/// of [`DataMachine`]).
+///
+/// # Errors
+/// A message when `data` is not such a snapshot.
+pub(crate) fn split_snapshot(data: &[u8]) -> Result<SnapshotParts<'_>, String> {
     let Some((&format, rest)) = data.split_first() else {
         return Err("an empty snapshot".into());
     };
@@ -499,31 +538,24 @@ pub(crate) fn decode_snapshot(data: &[u8]) -> Result<DecodedSnapshot, String> {
     let (ownership, rest) = length_prefixed(rest)?;
     let ownership: Ownership =
         postcard::from_bytes(ownership).map_err(|error| format!("ownership: {error}"))?;
-    let (migrations, keyspace) = if format == 1 {
-        (Migrations::default(), rest)
+    let (migrations, rest) = if format == 1 {
+        (None, rest)
     } else {
         let (migrations, rest) = length_prefixed(rest)?;
-        let migrations = if format == 2 {
-            postcard::from_bytes::<crate::migrating::MigrationsV2>(migrations).map(Migrations::from)
-        } else {
-            postcard::from_bytes(migrations)
-        }
-        .map_err(|error| format!("migrations: {error}"))?;
-        (migrations, rest)
+        (Some(migrations), rest)
     };
     let (feed, keyspace) = if format < 4 {
-        (crate::feed::FeedState::default(), keyspace)
+        (None, rest)
     } else {
-        let (feed, rest) = length_prefixed(keyspace)?;
-        let feed = postcard::from_bytes(feed).map_err(|error| format!("change feed: {error}"))?;
-        (feed, rest)
+        let (feed, rest) = length_prefixed(rest)?;
+        (Some(feed), rest)
     };
-    let db = Db::from_snapshot(keyspace).map_err(|error| error.to_string())?;
-    Ok(DecodedSnapshot {
+    Ok(SnapshotParts {
+        format,
         ownership,
         migrations,
         feed,
-        db,
+        keyspace,
     })
 }
 

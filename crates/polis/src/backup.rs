@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::Args;
 use polis_client::admin::{self, Method};
-use polis_server::backup::ShardContents;
+use polis_server::backup::ShardHead;
 use polis_types::{SlotSet, SLOT_COUNT};
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +81,7 @@ pub struct ShardFile {
     /// The slots it owned at the index, as ranges.
     pub slots: String,
     pub owned_version: u64,
-    /// Its keys (of those slots) live when the backup ended.
+    /// The keys it stored at the index (some may have expired since).
     pub keys: u64,
     #[serde(flatten)]
     pub group: GroupFile,
@@ -160,9 +160,9 @@ async fn take(node: &str, dir: &Path) -> anyhow::Result<Result<Manifest, String>
         let file = format!("shard-{id}.bin");
         let group = fetch(node, Some(id), dir, &file).await?;
         let data = std::fs::read(dir.join(&file))?;
-        let contents = ShardContents::decode(&data)
+        let head = ShardHead::read(&data)
             .map_err(|error| anyhow::anyhow!("shard {id}'s snapshot does not decode: {error}"))?;
-        for range in contents.owned.ranges() {
+        for range in head.owned.ranges() {
             for slot in range.slots() {
                 overlap |= covered.contains(slot);
                 covered.insert(slot);
@@ -170,9 +170,9 @@ async fn take(node: &str, dir: &Path) -> anyhow::Result<Result<Manifest, String>
         }
         shards.push(ShardFile {
             id,
-            slots: ranges_text(&contents.owned),
-            owned_version: contents.owned_version,
-            keys: contents.live_keys(now_ms()).count() as u64,
+            slots: ranges_text(&head.owned),
+            owned_version: head.owned_version,
+            keys: head.keys,
             group,
         });
         bar.inc(1);
