@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import redis
 from redis.cluster import RedisCluster
 
 from polis_cluster import HOST, Cluster, polis_binary, wait_until
@@ -151,6 +152,9 @@ def test_backup_restores_into_a_cluster_of_another_shape():
         client = RedisCluster(host=HOST, port=source.nodes[0].resp_port, decode_responses=True,
                               socket_timeout=30)
         expected = fill(client)
+        plain = redis.Redis(host=HOST, port=source.nodes[0].resp_port, decode_responses=True)
+        assert plain.execute_command("ACL", "SETUSER", "app", "on", ">app-pass", "~app:*", "+@all") == "OK"
+        plain.close()
         said = run_polis(source, "namespace", "--node", source.nodes[0].admin_addr, "set", "cache:",
                          "--consistency", "strong", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
         assert said.returncode == 0, said.stderr
@@ -198,6 +202,7 @@ def test_backup_restores_into_a_cluster_of_another_shape():
         assert "verified: every shard's digest matches the backup" in restored.stdout, restored.stdout
         assert restored.stdout.count(": same") == 3, restored.stdout
 
+        assert "restored 1 ACL users" in restored.stdout, restored.stdout
         code, restored_namespaces = target.http_get(target.nodes[0], "/namespaces")
         assert code == 200
         assert json.loads(restored_namespaces) == json.loads(namespaces)
@@ -242,6 +247,16 @@ def test_backup_restores_into_a_cluster_of_another_shape():
         # A backup never writes into a directory that holds something.
         again = run_polis(source, "backup", "--node", source.nodes[0].admin_addr, "--to", str(backup_dir))
         assert again.returncode != 0 and "is not empty" in again.stderr, again.stderr
+        # The ACL user came along, password and key patterns included.
+        app = RedisCluster(host=HOST, port=target.nodes[0].resp_port, username="app", password="app-pass",
+                           decode_responses=True, socket_timeout=30)
+        assert app.set("app:1", "x") is True
+        try:
+            app.set("other:1", "x")
+            raise AssertionError("app wrote outside its key pattern")
+        except redis.exceptions.NoPermissionError:
+            pass
+        app.close()
         other.close()
         client.close()
     finally:

@@ -89,7 +89,53 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         args.node,
         started.elapsed().as_secs_f64()
     );
-    verify(&router, &args.from, &manifest).await
+    verify(&router, &args.from, &manifest).await?;
+    restore_users(&router, &args.from, &manifest).await
+}
+
+/// Sets the backup's ACL users in the cluster (`ACL SETUSER`, through a
+/// node's RESP port), the default user last: once it has a password,
+/// every later request needs it. Done after the keys, which go through
+/// the admin API as the default user.
+async fn restore_users(router: &Router, dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    let bytes = std::fs::read(dir.join(&manifest.meta.file))?;
+    let map = polis_cluster::ClusterMap::decode_optional(&bytes)
+        .map_err(|error| anyhow::anyhow!("{} does not decode: {error}", manifest.meta.file))?;
+    let Some(map) = map else {
+        return Ok(());
+    };
+    if map.users.is_empty() {
+        return Ok(());
+    }
+    let addr = router.status.read().await["nodes"][0]["resp_addr"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the cluster's status names no RESP address")?;
+    let client = redis::Client::open(format!("redis://{addr}/"))?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    if let Ok(password) = std::env::var("POLIS_PASSWORD") {
+        let user = std::env::var("POLIS_USER").unwrap_or_else(|_| "default".to_owned());
+        redis::cmd("AUTH")
+            .arg(&user)
+            .arg(&password)
+            .query_async::<()>(&mut connection)
+            .await
+            .with_context(|| format!("AUTH as {user} at {addr}"))?;
+    }
+    let mut users: Vec<(&String, &Vec<String>)> = map.users.iter().collect();
+    users.sort_by_key(|(name, _)| name.as_str() == "default");
+    for (name, rules) in &users {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(name.as_str())
+            .arg("reset")
+            .arg(rules.as_slice())
+            .query_async::<()>(&mut connection)
+            .await
+            .with_context(|| format!("ACL SETUSER {name} at {addr}"))?;
+    }
+    println!("restored {} ACL users", users.len());
+    Ok(())
 }
 
 /// Reads the manifest and checks every file it names against its hash.
