@@ -74,7 +74,7 @@ async fn measure_side(
     config: &AtRestBenchConfig,
     dir: PathBuf,
     extra_args: &[String],
-) -> anyhow::Result<BenchResult> {
+) -> anyhow::Result<(BenchResult, u64)> {
     let mut server_args = config.peers.polis_server_args.clone();
     server_args.extend(extra_args.iter().cloned());
     let mut cluster = PolisCluster::start(&config.peers.polis, dir, SHARDS, &server_args).await?;
@@ -89,11 +89,31 @@ async fn measure_side(
         .await
         .map_err(|_| anyhow::anyhow!("the run timed out"))??;
         cluster.check_running()?;
-        anyhow::Ok(result)
+        anyhow::Ok((result, spans_exported(&cluster).await))
     }
     .await;
     cluster.stop().await;
     result
+}
+
+/// Returns the spans the cluster's nodes handed to their trace exporters
+/// (`polis_trace_spans_exported_total`, summed; 0 for a node that does
+/// not answer).
+async fn spans_exported(cluster: &PolisCluster) -> u64 {
+    let mut spans = 0.0;
+    for addr in cluster.admin_addrs() {
+        let Ok((200, body)) =
+            polis_client::admin::get(&addr, "/metrics", std::time::Duration::from_secs(5)).await
+        else {
+            continue;
+        };
+        spans += String::from_utf8_lossy(&body)
+            .lines()
+            .filter_map(|line| line.strip_prefix("polis_trace_spans_exported_total "))
+            .filter_map(|value| value.trim().parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    spans as u64
 }
 
 /// Runs the rounds of two sides, the nodes of each started with its
@@ -110,9 +130,9 @@ pub async fn measure_sides(
         for (at, (name, extra_args)) in sides.iter().enumerate() {
             let dir = config.data_dir.join(format!("{name}-{round}"));
             match measure_side(config, dir, extra_args).await {
-                Ok(result) => {
+                Ok((result, spans)) => {
                     log(&format!(
-                        "round {}: {name}: {:.0} SET/s, p99 {:.2} ms, {} errors",
+                        "round {}: {name}: {:.0} SET/s, p99 {:.2} ms, {} errors, {spans} spans exported",
                         round + 1,
                         result.throughput_per_s,
                         result.latency.p99_us as f64 / 1000.0,

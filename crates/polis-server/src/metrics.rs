@@ -33,6 +33,12 @@ pub fn render(node: &Arc<Node>) -> String {
     cluster::raft(&mut families, node);
     cluster::keyspace(&mut families, node);
     cluster::moves(&mut families, &status);
+    families.add(
+        "polis_trace_spans_exported_total",
+        "Spans handed to the trace exporter (--otlp-endpoint) since the node started.",
+        MetricType::COUNTER,
+        value(&[], MetricType::COUNTER, polis_trace::exported() as f64),
+    );
     for figure in crate::eventual::figures(node) {
         let kind = if figure.counter {
             MetricType::COUNTER

@@ -9,7 +9,7 @@
 //! [`enabled`] says so.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -37,6 +37,19 @@ pub fn enable() {
 /// worth making.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+static EXPORTED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `spans` handed to the exporter (by the binary's exporter).
+pub fn count_exported(spans: usize) {
+    EXPORTED.fetch_add(spans as u64, Ordering::Relaxed);
+}
+
+/// Returns the spans handed to the exporter since the process started
+/// (`polis_trace_spans_exported_total`).
+pub fn exported() -> u64 {
+    EXPORTED.load(Ordering::Relaxed)
 }
 
 /// A text carrier of trace context: a W3C propagator writes and reads it.

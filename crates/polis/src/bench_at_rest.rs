@@ -74,6 +74,12 @@ pub(crate) struct TracingArgs {
     /// The share of requests the traced side traces.
     #[arg(long, default_value_t = 1.0)]
     trace_ratio: f64,
+    /// Where the traced side's spans go: `in-process` (built, batched and
+    /// dropped in each node: tracing's own cost) or `collector` (exported
+    /// over OTLP/gRPC to a collector this command runs, on the same
+    /// cores).
+    #[arg(long, default_value = "in-process", value_parser = ["in-process", "collector"])]
+    sink: String,
     #[command(flatten)]
     sides: SidesArgs,
 }
@@ -81,21 +87,29 @@ pub(crate) struct TracingArgs {
 pub(crate) async fn run_tracing(tracing: TracingArgs) -> anyhow::Result<()> {
     let args = &tracing.sides;
     let (config, temporary) = args.config()?;
-    let sink = crate::trace_sink::Sink::start().await?;
+    let sink = match tracing.sink.as_str() {
+        "collector" => Some(crate::trace_sink::Sink::start().await?),
+        _ => None,
+    };
+    let endpoint = sink
+        .as_ref()
+        .map_or("in-process".to_owned(), |sink| sink.endpoint.clone());
     println!(
         "polis bench tracing: strong SET over {} keys of {} bytes, {} connections, on 3 nodes: \
-         {} rounds of untraced then traced (ratio {}, exported over OTLP to a collector in this \
-         process at {}), each on a fresh cluster",
+         {} rounds of untraced then traced (ratio {}, spans to {}), each on a fresh cluster",
         args.keys,
         args.load.value_size,
         args.load.connections,
         config.rounds,
         tracing.trace_ratio,
-        sink.endpoint
+        sink.as_ref().map_or(
+            "an in-process sink in each node".to_owned(),
+            |sink| format!("an OTLP collector in this process at {}", sink.endpoint)
+        )
     );
     let traced = [
         "--otlp-endpoint".to_owned(),
-        sink.endpoint.clone(),
+        endpoint,
         "--trace-ratio".to_owned(),
         tracing.trace_ratio.to_string(),
     ];
@@ -107,7 +121,9 @@ pub(crate) async fn run_tracing(tracing: TracingArgs) -> anyhow::Result<()> {
         &|line| println!("  {line}"),
     )
     .await;
-    println!("  spans the collector received: {}", sink.spans());
+    if let Some(sink) = &sink {
+        println!("  spans the collector received: {}", sink.spans());
+    }
     let report = at_rest::AtRestReport {
         keys: args.keys,
         value_size: args.load.value_size,

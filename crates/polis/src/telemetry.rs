@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -18,7 +19,9 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
     /// Exports traces over OTLP/gRPC to this collector, e.g.
-    /// `http://127.0.0.1:4317`. No traces unless set.
+    /// `http://127.0.0.1:4317`; `in-process` builds the spans and drops
+    /// them in the process (what tracing costs without the export). No
+    /// traces unless set.
     #[arg(long, env = "POLIS_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// The share of requests that begin a trace here (0 to 1); a request
@@ -79,13 +82,17 @@ fn exporting(
         .enable_all()
         .build()
         .context("starting the trace exporter's runtime")?;
-    let exporter = {
+    let exporter = if endpoint == IN_PROCESS {
+        Exporter::InProcess
+    } else {
         let _in_runtime = runtime.enter();
-        opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-            .with_context(|| format!("the OTLP exporter to {endpoint}"))?
+        Exporter::Otlp(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .with_context(|| format!("the OTLP exporter to {endpoint}"))?,
+        )
     };
     // It serves the exporter for the process's life.
     std::mem::forget(runtime);
@@ -112,6 +119,49 @@ fn exporting(
         .with_tracer(tracer)
         .with_filter(spans)
         .boxed())
+}
+
+/// The `--otlp-endpoint` that keeps the spans in the process.
+const IN_PROCESS: &str = "in-process";
+
+/// Where the batches of spans go, each counted first
+/// ([`polis_trace::count_exported`]).
+#[derive(Debug)]
+enum Exporter {
+    Otlp(opentelemetry_otlp::SpanExporter),
+    /// Dropped: the spans were built, batched and handed over, which is
+    /// what tracing costs the process besides sending them.
+    InProcess,
+}
+
+impl SpanExporter for Exporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        polis_trace::count_exported(batch.len());
+        match self {
+            Self::Otlp(exporter) => exporter.export(batch).await,
+            Self::InProcess => Ok(()),
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        match self {
+            Self::Otlp(exporter) => exporter.shutdown_with_timeout(timeout),
+            Self::InProcess => Ok(()),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match self {
+            Self::Otlp(exporter) => exporter.force_flush(),
+            Self::InProcess => Ok(()),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Self::Otlp(exporter) = self {
+            exporter.set_resource(resource);
+        }
+    }
 }
 
 static PROVIDER: std::sync::OnceLock<SdkTracerProvider> = std::sync::OnceLock::new();
