@@ -86,13 +86,13 @@ fn exporting(
         Exporter::InProcess
     } else {
         let _in_runtime = runtime.enter();
-        Exporter::Otlp(
+        Exporter::Otlp(Box::new(
             opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()
                 .with_context(|| format!("the OTLP exporter to {endpoint}"))?,
-        )
+        ))
     };
     // It serves the exporter for the process's life.
     std::mem::forget(runtime);
@@ -128,7 +128,7 @@ const IN_PROCESS: &str = "in-process";
 /// ([`polis_trace::count_exported`]).
 #[derive(Debug)]
 enum Exporter {
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(Box<opentelemetry_otlp::SpanExporter>),
     /// Dropped: the spans were built, batched and handed over, which is
     /// what tracing costs the process besides sending them.
     InProcess,
