@@ -141,7 +141,6 @@ class Writer(threading.Thread):
             key = "%s:%d" % (LIVE_SLOT_TAG, index)
             self.client.set(key, str(index))
             self.acked.append((time.monotonic(), key))
-            time.sleep(0.002)
 
 
 def test_backup_restores_into_a_cluster_of_another_shape():

@@ -13,6 +13,16 @@ use openraft::RaftSnapshotBuilder;
 use super::{invalid, SmState, SmStore, SnapshotBody, SnapshotStep, StateHandle, StateMachine};
 use crate::types::{SnapshotMeta, TypeConfig};
 
+/// Splits a snapshot's data (what openraft holds and sends) into the
+/// group's clock and the application's own snapshot.
+///
+/// # Errors
+/// A message when `data` is not a snapshot's data.
+pub fn decode_snapshot_body(data: &[u8]) -> Result<(u64, Vec<u8>), String> {
+    let body: SnapshotBody = postcard::from_bytes(data).map_err(|error| error.to_string())?;
+    Ok((body.time_ms, body.app))
+}
+
 /// How many times a build begins again when the state is replaced under
 /// it (a snapshot installed meanwhile) before it encodes the state at once.
 const ATTEMPTS_MAX: usize = 3;

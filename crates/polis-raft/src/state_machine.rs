@@ -241,16 +241,6 @@ struct SnapshotBody {
     app: Vec<u8>,
 }
 
-/// Splits a snapshot's data (what openraft holds and sends) into the
-/// group's clock and the application's own snapshot.
-///
-/// # Errors
-/// A message when `data` is not a snapshot's data.
-pub fn decode_snapshot_body(data: &[u8]) -> Result<(u64, Vec<u8>), String> {
-    let body: SnapshotBody = postcard::from_bytes(data).map_err(|error| error.to_string())?;
-    Ok((body.time_ms, body.app))
-}
-
 /// A snapshot as stored in its file.
 #[derive(Deserialize)]
 struct SnapshotFile {
@@ -514,6 +504,7 @@ fn restore_into<S: StateMachine>(
 
 #[path = "snapshot_builder.rs"]
 mod snapshot_builder;
+pub use snapshot_builder::decode_snapshot_body;
 
 impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     type SnapshotData = Vec<u8>;
