@@ -107,11 +107,10 @@ async fn spans_exported(cluster: &PolisCluster) -> u64 {
         else {
             continue;
         };
-        spans += String::from_utf8_lossy(&body)
-            .lines()
-            .filter_map(|line| line.strip_prefix("polis_trace_spans_exported_total "))
-            .filter_map(|value| value.trim().parse::<f64>().ok())
-            .sum::<f64>();
+        spans += polis_client::dashboard::metric_sum(
+            &String::from_utf8_lossy(&body),
+            "polis_trace_spans_exported_total",
+        );
     }
     spans as u64
 }

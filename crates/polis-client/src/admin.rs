@@ -516,6 +516,23 @@ pub fn highest_node_id(status: &serde_json::Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// Returns the admin address of the node leading shard `shard`, as one
+/// /status says.
+pub fn shard_leader_admin(status: &serde_json::Value, shard: u64) -> Option<String> {
+    let (leader, _) = shard_leader(status, shard)?;
+    node_admin_addr(status, leader)
+}
+
+/// Returns the ids of the shards one /status lists, in its order.
+pub fn shard_ids(status: &serde_json::Value) -> Vec<u64> {
+    status["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|shard| shard["id"].as_u64())
+        .collect()
+}
+
 /// Returns node `node`'s admin address, as one /status says.
 pub fn node_admin_addr(status: &serde_json::Value, node: u64) -> Option<String> {
     status["nodes"]

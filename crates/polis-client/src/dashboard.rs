@@ -28,19 +28,11 @@ impl Totals {
     /// Reads the totals from a node's `/metrics` (Prometheus's text
     /// format): each named family summed over its label sets.
     pub fn from_metrics(text: &str) -> Self {
-        let mut totals = Self::default();
-        for line in text.lines() {
-            let Some((name, value)) = sample(line) else {
-                continue;
-            };
-            match name {
-                "polis_commands_total" => totals.commands += value,
-                "polis_command_duration_seconds_sum" => totals.seconds += value,
-                "polis_command_duration_seconds_count" => totals.calls += value,
-                _ => {}
-            }
+        Self {
+            commands: metric_sum(text, "polis_commands_total"),
+            seconds: metric_sum(text, "polis_command_duration_seconds_sum"),
+            calls: metric_sum(text, "polis_command_duration_seconds_count"),
         }
-        totals
     }
 
     /// Adds another node's totals.
@@ -51,14 +43,19 @@ impl Totals {
     }
 }
 
-/// The metric name and value of one sample line (`name{labels} value`).
-fn sample(line: &str) -> Option<(&str, f64)> {
-    if line.starts_with('#') {
-        return None;
-    }
-    let name_end = line.find(['{', ' '])?;
-    let value = line.rsplit(' ').next()?.parse().ok()?;
-    Some((&line[..name_end], value))
+/// Sums the samples of metric `name`, over its label sets, in a
+/// `/metrics` text (Prometheus's text format).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let labels_or_value = line.strip_prefix(name)?;
+            if !labels_or_value.starts_with(['{', ' ']) {
+                return None;
+            }
+            line.rsplit(' ').next()?.parse::<f64>().ok()
+        })
+        .sum()
 }
 
 #[cfg(test)]

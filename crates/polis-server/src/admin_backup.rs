@@ -114,12 +114,7 @@ pub(crate) async fn digest(
     Json(ShardDigests {
         shard: id,
         index,
-        owned: owned
-            .ranges()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
+        owned: polis_cluster::migration::render(&owned.ranges()),
         slots: digests
             .into_iter()
             .map(|(slot, SlotDigest { keys, digest })| (slot, keys, digest))

@@ -144,16 +144,6 @@ pub enum RestoreChunk {
     Parts(Vec<(Bytes, Value)>),
 }
 
-impl RestoreChunk {
-    /// Returns the key names the chunk writes.
-    pub fn keys(&self) -> Vec<&Bytes> {
-        match self {
-            Self::Keys(keys) => keys.iter().map(|(key, _)| key).collect(),
-            Self::Parts(parts) => parts.iter().map(|(key, _)| key).collect(),
-        }
-    }
-}
-
 /// Cuts the keys bound for one shard into restore requests of about
 /// [`CHUNK_BYTES`]. A collection larger than that comes as a list of its
 /// own: the key with its first part, then each later part; the caller
@@ -166,14 +156,13 @@ pub fn chunks<'a>(
     let mut chunk = Vec::new();
     let mut bytes = 0;
     for (key, entry) in keys {
-        if let Some(parts) = entry.value.split(CHUNK_BYTES) {
-            let mut parts = parts.into_iter();
-            let Some(first) = parts.next() else { continue };
-            let mut pieces = vec![RestoreChunk::Keys(vec![(
-                key.clone(),
-                Some(Entry::new(first, entry.expire_at_ms(), 0)),
-            )])];
-            pieces.extend(parts.map(|part| RestoreChunk::Parts(vec![(key.clone(), part)])));
+        if let Some((first, parts)) = entry.split(CHUNK_BYTES) {
+            let mut pieces = vec![RestoreChunk::Keys(vec![(key.clone(), Some(first))])];
+            pieces.extend(
+                parts
+                    .into_iter()
+                    .map(|part| RestoreChunk::Parts(vec![(key.clone(), part)])),
+            );
             out.push(pieces);
             continue;
         }
@@ -200,11 +189,9 @@ impl DataMachine {
         index: u64,
         time_ms: u64,
     ) -> Applied {
-        if let Some(refused) = self.restore_refusal(keys.iter().map(|(key, _)| key)) {
+        if let Some(refused) = self.admit_restored(keys.iter().map(|(key, _)| key), index) {
             return refused;
         }
-        let names: Vec<Bytes> = keys.iter().map(|(key, _)| key.clone()).collect();
-        self.migrations.note_changed(&names, index);
         let mut written = 0;
         for (key, entry) in keys {
             let Some(entry) = entry else { continue };
@@ -224,11 +211,9 @@ impl DataMachine {
         index: u64,
         time_ms: u64,
     ) -> Applied {
-        if let Some(refused) = self.restore_refusal(parts.iter().map(|(key, _)| key)) {
+        if let Some(refused) = self.admit_restored(parts.iter().map(|(key, _)| key), index) {
             return refused;
         }
-        let names: Vec<Bytes> = parts.iter().map(|(key, _)| key.clone()).collect();
-        self.migrations.note_changed(&names, index);
         let mut absorbed = 0;
         for (key, part) in parts {
             let added = self.db.update(&key, time_ms, |value| value.absorb(part));
@@ -237,8 +222,21 @@ impl DataMachine {
         Applied::Reply(Reply::Integer(absorbed))
     }
 
-    fn restore_refusal<'a>(&self, mut keys: impl Iterator<Item = &'a Bytes>) -> Option<Applied> {
-        keys.find_map(|key| self.refusal(Some(key_hash_slot(key))))
+    /// Refuses restored keys when one's slot is not this shard's or is
+    /// frozen; otherwise notes them changed for an outgoing migration.
+    fn admit_restored<'a>(
+        &mut self,
+        keys: impl Iterator<Item = &'a Bytes> + Clone,
+        index: u64,
+    ) -> Option<Applied> {
+        if let Some(refused) = keys
+            .clone()
+            .find_map(|key| self.refusal(Some(key_hash_slot(key))))
+        {
+            return Some(refused);
+        }
+        self.migrations.note_changed(keys, index);
+        None
     }
 }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polis_cluster::Migration;
-use polis_store::Entry;
 use polis_types::{GroupId, SlotSet};
 use tokio::time::Instant;
 
@@ -147,20 +146,11 @@ impl Sender {
         key: ShippedKey,
         read_at: u64,
     ) -> Result<Option<ShippedKey>, String> {
-        let Some(parts) = key
-            .1
-            .as_ref()
-            .and_then(|entry| entry.value.split(CHUNK_BYTES))
-        else {
+        let Some((entry, parts)) = key.1.as_ref().and_then(|entry| entry.split(CHUNK_BYTES)) else {
             return Ok(Some(key));
         };
-        let (key, expire_at_ms) = (key.0, key.1.and_then(|entry| entry.expire_at_ms()));
-        let mut parts = parts.into_iter();
-        let Some(first) = parts.next() else {
-            return Ok(None);
-        };
-        let bytes = first.mem_bytes();
-        let entry = Entry::new(first, expire_at_ms, 0);
+        let key = key.0;
+        let bytes = entry.value.mem_bytes();
         self.stage(vec![(key.clone(), Some(entry))], read_at, bytes)
             .await?;
         self.flush().await?;

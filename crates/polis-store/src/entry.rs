@@ -73,6 +73,15 @@ impl Entry {
         }
     }
 
+    /// Cuts a collection of more than `part_bytes` into its first part, an
+    /// entry with this entry's deadline, and the later parts (see
+    /// [`Value::split`]); `None` for a value that travels whole.
+    pub fn split(&self, part_bytes: usize) -> Option<(Entry, Vec<Value>)> {
+        let mut parts = self.value.split(part_bytes)?.into_iter();
+        let first = parts.next()?;
+        Some((Entry::new(first, self.expire_at_ms(), 0), parts.collect()))
+    }
+
     /// Returns the deadline in Unix milliseconds, if the key has one.
     pub fn expire_at_ms(&self) -> Option<u64> {
         self.expire_at.map(NonZeroU64::get)

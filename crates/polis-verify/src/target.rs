@@ -230,12 +230,7 @@ impl PolisTarget {
     async fn move_slots(&mut self, fault: &PlannedFault) -> anyhow::Result<(String, Undo)> {
         let admins: Vec<String> = self.faults.members().values().cloned().collect();
         let status = admin::wait_until_ready(&admins, Duration::from_secs(3)).await?;
-        let shards: Vec<u64> = status["shards"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|shard| shard["id"].as_u64())
-            .collect();
+        let shards = admin::shard_ids(&status);
         if shards.len() < 2 {
             bail!(
                 "move-slots needs two shards or more (start the cluster with --shards 2 or more)"

@@ -18,7 +18,7 @@
 //! slots moved is taken again.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -135,12 +135,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
 /// not add up (slots moved meanwhile).
 async fn take(node: &str, dir: &Path) -> anyhow::Result<Result<Manifest, String>> {
     let status = wait_until_still(node).await?;
-    let ids: Vec<u64> = status["shards"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|shard| shard["id"].as_u64())
-        .collect();
+    let ids = admin::shard_ids(&status);
     let bar = indicatif::ProgressBar::new(ids.len() as u64 + 1);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -170,7 +165,7 @@ async fn take(node: &str, dir: &Path) -> anyhow::Result<Result<Manifest, String>
         }
         shards.push(ShardFile {
             id,
-            slots: ranges_text(&head.owned),
+            slots: polis_cluster::migration::render(&head.owned.ranges()),
             owned_version: head.owned_version,
             keys: head.keys,
             group,
@@ -190,7 +185,7 @@ async fn take(node: &str, dir: &Path) -> anyhow::Result<Result<Manifest, String>
         format: MANIFEST_FORMAT,
         polis_version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster_id: status["cluster_id"].as_str().map(str::to_owned),
-        taken_at_ms: now_ms(),
+        taken_at_ms: polis_server::node::now_ms(),
         meta,
         shards,
     }))
@@ -230,16 +225,13 @@ async fn fetch(
     let mut last_refusal = String::new();
     for attempt in 1..=LEADER_ATTEMPTS {
         let status = admin::status(node).await?;
-        let leader = match shard {
-            Some(id) => status["shards"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|candidate| candidate["id"] == id)
-                .and_then(|shard| shard["leader_node"].as_u64()),
-            None => status["meta_leader"].as_u64(),
+        let addr = match shard {
+            Some(id) => admin::shard_leader_admin(&status, id),
+            None => status["meta_leader"]
+                .as_u64()
+                .and_then(|leader| admin::node_admin_addr(&status, leader)),
         };
-        let Some(addr) = leader.and_then(|leader| admin::node_admin_addr(&status, leader)) else {
+        let Some(addr) = addr else {
             last_refusal = format!("{name} has no leader");
             tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             continue;
@@ -292,20 +284,4 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path)?;
     Ok(())
-}
-
-/// Slots as ranges: `0-5460,5462`.
-pub fn ranges_text(slots: &SlotSet) -> String {
-    slots
-        .ranges()
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }

@@ -19,10 +19,11 @@ use clap::Args;
 use futures::StreamExt;
 use polis_client::admin::{self, Method};
 use polis_server::backup::{chunks, RestoreChunk, ShardContents, SlotDigest};
+use polis_server::node::now_ms;
 use polis_store::Entry;
 use tokio::sync::RwLock;
 
-use crate::backup::{now_ms, Manifest};
+use crate::backup::Manifest;
 
 /// Restore requests in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -214,12 +215,7 @@ impl Router {
     async fn owner(&self, slot: u16) -> Option<(u64, String)> {
         let status = self.status.read().await;
         let shard = admin::slot_owner(&status, slot)?;
-        let leader = status["shards"]
-            .as_array()?
-            .iter()
-            .find(|candidate| candidate["id"] == shard)?["leader_node"]
-            .as_u64()?;
-        Some((shard, admin::node_admin_addr(&status, leader)?))
+        Some((shard, admin::shard_leader_admin(&status, shard)?))
     }
 
     async fn refresh(&self) {
@@ -260,12 +256,24 @@ impl Router {
                 REQUEST_TIMEOUT,
             )
             .await?;
-            let answer = String::from_utf8_lossy(&answer);
             if code != 200 {
-                bail!("{addr} answered {code}: {answer}");
+                bail!(
+                    "{addr} answered {code}: {}",
+                    String::from_utf8_lossy(&answer)
+                );
             }
-            if let RestoreChunk::Keys(sent) = piece {
-                keys += sent.len() as u64;
+            // Every key written, every part added to its key: else the
+            // whole sequence goes again.
+            let written = serde_json::from_slice::<serde_json::Value>(&answer)?["written"].as_u64();
+            let sent = match piece {
+                RestoreChunk::Keys(sent) => sent.len(),
+                RestoreChunk::Parts(sent) => sent.len(),
+            } as u64;
+            if written != Some(sent) {
+                bail!("{addr} wrote {written:?} of {sent} restored items");
+            }
+            if let RestoreChunk::Keys(_) = piece {
+                keys += sent;
             }
         }
         Ok(keys)
@@ -357,8 +365,7 @@ async fn verify(router: &Router, dir: &Path, manifest: &Manifest) -> anyhow::Res
 async fn cluster_digests(router: &Router, at_ms: u64) -> anyhow::Result<BTreeMap<u16, SlotDigest>> {
     let status = router.status.read().await.clone();
     let mut digests = BTreeMap::new();
-    for shard in status["shards"].as_array().into_iter().flatten() {
-        let id = shard["id"].as_u64().unwrap_or_default();
+    for id in admin::shard_ids(&status) {
         let answer = shard_digests(&router.node, id, at_ms).await?;
         for entry in answer["slots"].as_array().into_iter().flatten() {
             let number = |at: usize| entry[at].as_u64().unwrap_or_default();
@@ -379,9 +386,7 @@ pub async fn shard_digests(node: &str, id: u64, at_ms: u64) -> anyhow::Result<se
     let mut last = String::new();
     for attempt in 1..=10u64 {
         let status = admin::status(node).await?;
-        let addr = admin::shard_leader(&status, id)
-            .and_then(|(leader, _)| admin::node_admin_addr(&status, leader));
-        if let Some(addr) = addr {
+        if let Some(addr) = admin::shard_leader_admin(&status, id) {
             let path = format!("/backup/shards/{id}/digest?at_ms={at_ms}");
             let (code, body) = admin::get(&addr, &path, Duration::from_secs(60)).await?;
             if code == 200 {
